@@ -1,1 +1,46 @@
-"""theory package."""
+"""theory: the mathematics of Neural Collapse under MSE loss (Han, Papyan & Donoho, ICLR 2022).
+
+Two halves:
+
+* the one numeric definition of every NC quantity, written against the Python array API
+  (NumPy, JAX with x64, torch; CPU or GPU) — class statistics, the least-squares classifier,
+  the decomposition ``L = L_NC1 + L_NC2/3 + L_perp``, NC1-NC4, the SNR singular values;
+* SymPy derivations (``theory.symbolic``, ``theory.laws``) certifying the identities and
+  producing the scalar laws that the simulator integrates.
+
+This package imports neither JAX nor torch.
+"""
+
+from ._backend import to_float, to_float_dict
+from .conventions import REDUCTIONS, lam_from_weight_decay
+from .decomposition import decompose, huygens_split, mse_loss
+from .etf import etf_gram, simplex_etf
+from .least_squares import least_squares_classifier
+from .metrics import CONVENTIONS, nc1_trace, nc_metrics, ncc_mismatch, ncc_mismatch_count
+from .snr import inverse_sqrt_within, renormalize, snr_matrix, snr_singular_values
+from .stats import ClassStats, ClassStatsAccumulator, class_stats
+
+__all__ = [
+    "CONVENTIONS",
+    "REDUCTIONS",
+    "ClassStats",
+    "ClassStatsAccumulator",
+    "class_stats",
+    "decompose",
+    "etf_gram",
+    "huygens_split",
+    "inverse_sqrt_within",
+    "lam_from_weight_decay",
+    "least_squares_classifier",
+    "mse_loss",
+    "nc1_trace",
+    "nc_metrics",
+    "ncc_mismatch",
+    "ncc_mismatch_count",
+    "renormalize",
+    "simplex_etf",
+    "snr_matrix",
+    "snr_singular_values",
+    "to_float",
+    "to_float_dict",
+]

@@ -1,0 +1,104 @@
+"""Backend plumbing: one code path for NumPy, JAX and torch arrays (Python array API).
+
+Every numeric function of :mod:`theory` takes its namespace from its inputs with
+``array_api_compat.array_namespace`` and computes in float64 on the inputs' device
+(design.md, "One definition of each quantity" and "Numerics").  Validation that needs
+concrete values (NaN checks, label ranges, singularity tests) runs only when the values
+are concrete; inside ``jax.jit``/``vmap`` traces it is skipped, never faked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat
+
+Array = Any
+
+
+def namespace(*arrays: Array):
+    """Array-API namespace shared by ``arrays`` (``None`` entries are ignored)."""
+    return array_api_compat.array_namespace(*[a for a in arrays if a is not None])
+
+
+def device_of(x: Array):
+    return array_api_compat.device(x)
+
+
+def as_float64(x: Array, xp=None, device=None) -> Array:
+    """Convert to float64 on the array's own device; refuse silent float32 downcasts.
+
+    JAX without ``jax_enable_x64`` turns float64 requests into float32; the toolkit
+    compares with theory in float64, so that is an error, not a warning.
+    """
+    xp = xp or namespace(x)
+    if device is None and hasattr(x, "shape") and not isinstance(x, (int, float)):
+        try:
+            device = device_of(x)
+        except Exception:  # python scalars, lists
+            device = None
+    y = xp.asarray(x, dtype=xp.float64, device=device) if device is not None else xp.asarray(x, dtype=xp.float64)
+    if y.dtype != xp.float64:
+        raise ValueError(
+            "float64 is not available for this array backend (JAX needs "
+            "jax.config.update('jax_enable_x64', True)); the toolkit computes statistics in float64"
+        )
+    return y
+
+
+def is_concrete(x: Array) -> bool:
+    """True unless ``x`` is an abstract JAX tracer (values unknown while tracing)."""
+    for cls in type(x).__mro__:
+        if cls.__name__ == "Tracer" and cls.__module__.startswith("jax"):
+            return False
+    return True
+
+
+def to_bool(x: Array) -> bool | None:
+    """Python bool of a 0-d array, or ``None`` when the value is not concrete."""
+    if not is_concrete(x):
+        return None
+    return bool(x)
+
+
+def to_float(x: Array) -> float:
+    """Python float of a 0-d array on any backend/device."""
+    if hasattr(x, "item"):
+        return float(x.item())
+    return float(x)
+
+
+def to_float_dict(d: dict) -> dict:
+    """Turn a dict of 0-d / 1-d arrays into JSON-ready Python floats / lists (None kept)."""
+    out = {}
+    for k, v in d.items():
+        if v is None or isinstance(v, (bool, int, float, str)):
+            out[k] = v
+            continue
+        shape = getattr(v, "shape", None)
+        if shape is None or len(shape) == 0:
+            out[k] = to_float(v)
+        else:
+            out[k] = [to_float(e) for e in _to_list(v)]
+    return out
+
+
+def _to_list(v: Array) -> list:
+    if hasattr(v, "detach"):
+        return v.detach().cpu().reshape(-1).tolist()
+    import numpy as np
+
+    return np.asarray(v).reshape(-1).tolist()
+
+
+def eye(n: int, xp, like: Array) -> Array:
+    return xp.eye(n, dtype=xp.float64, device=device_of(like))
+
+
+def zeros(shape, xp, like: Array) -> Array:
+    return xp.zeros(shape, dtype=xp.float64, device=device_of(like))
+
+
+def trace(x: Array, xp) -> Array:
+    """Trace of a square matrix (array API: ``linalg.trace`` where available)."""
+    return xp.linalg.trace(x)

@@ -1,0 +1,67 @@
+"""Input validation with messages that name the problem (design.md, "Numerics")."""
+
+from __future__ import annotations
+
+from ._backend import Array, is_concrete, to_bool
+
+
+def check_finite(x: Array, xp, name: str) -> None:
+    if not is_concrete(x):
+        return
+    bad = to_bool(xp.any(~xp.isfinite(x)))
+    if bad:
+        raise ValueError(f"{name} contains NaN or Inf values")
+
+
+def check_features_labels(features: Array, labels: Array, xp) -> None:
+    if len(features.shape) != 2:
+        raise ValueError(f"features must be a 2-D array (n, p) with samples as rows, got shape {tuple(features.shape)}")
+    if len(labels.shape) != 1:
+        raise ValueError(f"labels must be a 1-D array (n,), got shape {tuple(labels.shape)}")
+    if features.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"shape mismatch: features have {features.shape[0]} rows but labels have {labels.shape[0]} entries"
+        )
+    check_finite(features, xp, "features")
+
+
+def infer_num_classes(labels: Array, xp, num_classes: int | None) -> int:
+    if num_classes is None:
+        if not is_concrete(labels):
+            raise ValueError("num_classes must be given when labels are traced (inside jit/vmap)")
+        if labels.shape[0] == 0:
+            raise ValueError("cannot infer num_classes from an empty label array")
+        num_classes = int(xp.max(labels)) + 1
+    num_classes = int(num_classes)
+    if num_classes < 2:
+        raise ValueError(f"at least 2 classes are needed, got num_classes={num_classes}")
+    return num_classes
+
+
+def check_labels(labels: Array, xp, num_classes: int) -> None:
+    if not is_concrete(labels) or labels.shape[0] == 0:
+        return
+    lo, hi = int(xp.min(labels)), int(xp.max(labels))
+    if lo < 0 or hi >= num_classes:
+        raise ValueError(f"labels out of range: found labels in [{lo}, {hi}] but num_classes={num_classes}")
+
+
+def check_classifier(W: Array, b: Array | None, num_classes: int, dim: int, xp) -> None:
+    if len(W.shape) != 2 or W.shape[0] != num_classes or W.shape[1] != dim:
+        raise ValueError(
+            f"shape mismatch: W must have shape (C, p) = ({num_classes}, {dim}), got {tuple(W.shape)}"
+        )
+    check_finite(W, xp, "W")
+    if b is not None:
+        if tuple(b.shape) != (num_classes,):
+            raise ValueError(f"shape mismatch: b must have shape (C,) = ({num_classes},), got {tuple(b.shape)}")
+        check_finite(b, xp, "b")
+
+
+def check_lam(lam: float) -> None:
+    try:
+        value = float(lam)
+    except TypeError:  # traced lam: cannot check
+        return
+    if not value >= 0.0:
+        raise ValueError(f"the ridge coefficient lam must be >= 0, got {lam}")

@@ -1,0 +1,99 @@
+"""The MSE decomposition ``L = L_NC1 + L_NC2/3 + L_LS^perp`` (spec 3.2, 3.3, 3.3b) and the loss.
+
+Huygens/Koenig split (spec 3.3 step 4, weighted form of 3.3b), valid for any ``W~``:
+``L(W~) = (1/2) tr(W~ (Sigma~_W + lam I) W~^T) + (1/2) sum_c pi_c ||W~ mu~_c - e_c||^2``.
+Evaluated at ``W~_LS`` the two parts are ``L_NC1`` and ``L_NC2/3``; completing the square
+(step 3) gives ``L_LS^perp = (1/2) tr((W~ - W~_LS) A (W~ - W~_LS)^T)`` with
+``A = [[Sigma_T + mu_G mu_G^T + lam I, mu_G], [mu_G^T, 1 + lam]]`` (no-bias: the top-left block).
+"""
+
+from __future__ import annotations
+
+from ._backend import Array, as_float64, eye, namespace
+from ._validation import check_classifier, check_features_labels, check_labels, check_lam, infer_num_classes
+from .least_squares import least_squares_classifier
+from .stats import ClassStats, _one_hot
+
+
+def huygens_split(stats: ClassStats, W: Array, b: Array | None, lam: float) -> tuple[Array, Array]:
+    """``((1/2) tr(W~(Sigma~_W + lam I)W~^T), (1/2) sum_c pi_c ||W mu_c + b - e_c||^2)`` (spec 3.3 step 4)."""
+    xp = namespace(stats.means)
+    within = 0.5 * xp.sum((W @ stats.sigma_w) * W) + 0.5 * lam * xp.sum(W * W)
+    residual = stats.means @ W.T - eye(stats.num_classes, xp, W)  # row c: (W mu_c - e_c)^T
+    if b is not None:
+        within = within + 0.5 * lam * xp.sum(b * b)
+        residual = residual + b[None, :]
+    means_part = 0.5 * xp.sum(stats.weights[:, None] * residual * residual)
+    return within, means_part
+
+
+def _perp(stats: ClassStats, dW: Array, db: Array | None, lam: float, xp) -> Array:
+    """``(1/2) tr(D A D^T)`` for ``D = [dW db]`` without forming ``A`` (spec 3.2)."""
+    mu = stats.global_mean
+    quad = xp.sum((dW @ stats.sigma_t) * dW) + lam * xp.sum(dW * dW)
+    shift = dW @ mu
+    if db is not None:
+        shift = shift + db
+        quad = quad + lam * xp.sum(db * db)
+    return 0.5 * (quad + xp.sum(shift * shift))
+
+
+def decompose(stats: ClassStats, W: Array, b: Array | None = None, lam: float = 0.0) -> dict:
+    """``loss``, ``l_nc1``, ``l_nc23``, ``l_perp`` and derived scalars (spec 3.2, 3.3b, 4).
+
+    * ``loss`` — the paper's ``L(W, b, H)`` from the class statistics (Huygens split);
+    * ``l_nc1 = (1/2) tr(W~_LS (Sigma~_W + lam I) W~_LS^T)``;
+    * ``l_nc23 = (1/2) sum_c pi_c ||W~_LS mu~_c - e_c||^2`` (``= (1/(2C))||W~_LS M~ - I||_F^2`` balanced);
+    * ``l_perp = (1/2) tr((W~ - W~_LS) A (W~ - W~_LS)^T) >= 0``;
+    * ``l_central = l_nc1 + l_nc23``, ``rho_perp = l_perp / loss``,
+      ``central_path_distance = ||W~ - W~_LS||_F / ||W~_LS||_F`` (spec 4, toolkit additions).
+
+    ``b=None`` selects the no-bias model.  Exact for any class counts and any ``lam >= 0``.
+    """
+    check_lam(lam)
+    xp = namespace(stats.means)
+    W = as_float64(W, xp)
+    b = None if b is None else as_float64(b, xp)
+    check_classifier(W, b, stats.num_classes, stats.dim, xp)
+    W_ls, b_ls = least_squares_classifier(stats, lam=lam, bias=b is not None)
+    within, means_part = huygens_split(stats, W, b, lam)
+    l_nc1, l_nc23 = huygens_split(stats, W_ls, b_ls, lam)
+    dW = W - W_ls
+    db = None if b is None else b - b_ls
+    l_perp = _perp(stats, dW, db, lam, xp)
+    loss = within + means_part
+    dist2 = xp.sum(dW * dW) + (0.0 if db is None else xp.sum(db * db))
+    norm2 = xp.sum(W_ls * W_ls) + (0.0 if b_ls is None else xp.sum(b_ls * b_ls))
+    return {
+        "loss": loss,
+        "l_nc1": l_nc1,
+        "l_nc23": l_nc23,
+        "l_perp": l_perp,
+        "l_central": l_nc1 + l_nc23,
+        "rho_perp": l_perp / loss,
+        "central_path_distance": xp.sqrt(dist2 / norm2),
+    }
+
+
+def mse_loss(
+    features: Array, labels: Array, W: Array, b: Array | None = None, lam: float = 0.0, num_classes: int | None = None
+) -> Array:
+    """The paper's loss computed directly from the outputs (spec 1, "Loss"):
+
+    ``L = (1/(2n)) sum_i ||W h_i + b - e_{y_i}||^2 + (lam/2)(||W||_F^2 + ||b||^2)``.
+    """
+    check_lam(lam)
+    xp = namespace(features, labels)
+    check_features_labels(features, labels, xp)
+    C = infer_num_classes(labels, xp, num_classes if num_classes is not None else W.shape[0])
+    check_labels(labels, xp, C)
+    X = as_float64(features, xp)
+    W = as_float64(W, xp)
+    b = None if b is None else as_float64(b, xp)
+    check_classifier(W, b, C, X.shape[1], xp)
+    residual = X @ W.T - _one_hot(labels, C, xp, X)
+    penalty = xp.sum(W * W)
+    if b is not None:
+        residual = residual + b[None, :]
+        penalty = penalty + xp.sum(b * b)
+    return 0.5 * xp.sum(residual * residual) / X.shape[0] + 0.5 * lam * penalty

@@ -1,0 +1,150 @@
+"""Scalar laws of the central-path dynamics, derived with SymPy and lambdified (spec 3.4, 6.1-6.4).
+
+Everything numeric that :mod:`simulate` and :mod:`paper_checks` integrate or fit is made here
+from SymPy expressions, so a change in a derivation flows into the numerics mechanically.
+
+Per SNR singular value ``w`` (spec 3.4, ``lam = 0``, balanced classes), the central-path loss
+and its two terms are
+``l_central(w) = 1/(2(C + w^2))``, ``l_nc1(w) = w^2/(2(C + w^2)^2)``, ``l_nc23(w) = C/(2(C + w^2)^2)``
+(``L = sum_j l(w_j)``).  The continually renormalised (projected) flow reduces to the gradient
+flow of ``L_central`` in the singular values with a time scale ``kappa`` (spec 6.2, 6.3 table):
+``dw/dt = -(kappa/N) dl_central/dw = (kappa/N) w/(C + w^2)^2``.  Separating variables gives the
+implicit closed form ``c1 log w + c2 w^2 + c3 w^4 = a + t`` with ``(c1, c2, c3) = (N/kappa)(C^2, C, 1/4)``
+(spec 6.3), derived here by ``sympy.integrate``.  The retraction flow (spec 6.1 "Contrast")
+obeys ``dw/dt = (1/n) w/(C + w^2)``, i.e. ``n (C log w + w^2/2) = a + t``: no quartic term.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import sympy as sp
+
+w, t, a = sp.symbols("omega t a", positive=True)
+C, N, K = sp.symbols("C N kappa", positive=True)  # K: the time scale kappa
+n = C * N
+
+#: Per-singular-value terms of the central-path loss (spec 3.4).
+L_CENTRAL = 1 / (2 * (C + w**2))
+L_NC1 = w**2 / (2 * (C + w**2) ** 2)
+L_NC23 = C / (2 * (C + w**2) ** 2)
+#: ``(1/C) Tr(Sigma_W Sigma_B^+) = sum_j w_j^{-2}`` in renormalised coordinates (spec 5.1, 6.4).
+NC1_RENORMALIZED = w**-2
+
+#: Time-scale conventions of spec 6.3's table: ``dX/dt = -kappa Proj grad L``.
+KAPPA: dict[str, Callable[[float, float], float]] = {
+    "projected": lambda N_, C_: 1.0,
+    "sum": lambda N_, C_: float(C_) * float(N_),
+    "means": lambda N_, C_: float(N_),
+}
+
+
+def kappa_value(convention: str | float, N_: float, C_: float) -> float:
+    """Numeric ``kappa`` for a named convention (``"projected"``, ``"sum"``, ``"means"``) or a number."""
+    if isinstance(convention, str):
+        if convention not in KAPPA:
+            raise ValueError(f"unknown time-scale convention {convention!r}; choose one of {sorted(KAPPA)} or a number")
+        return KAPPA[convention](N_, C_)
+    value = float(convention)
+    if not value > 0:
+        raise ValueError(f"kappa must be positive, got {convention}")
+    return value
+
+
+kappa = kappa_value  # public name in the API contract: theory.laws.kappa(convention, N, C)
+
+
+def _derive() -> dict[str, sp.Expr]:
+    """Derive the flow, closed form and retraction law from the loss (spec 6.2, 6.3, 6.1)."""
+    rate = K / N
+    omega_rhs = sp.simplify(-rate * sp.diff(L_CENTRAL, w))
+    lhs = sp.expand(sp.integrate(sp.apart(1 / omega_rhs, w), w))
+    # Constants: the coefficients of log(w), w^2 and w^4 in the antiderivative.
+    c1 = sp.simplify(lhs.coeff(sp.log(w)))
+    c2 = sp.simplify(sp.expand(lhs).coeff(w, 2))
+    c3 = sp.simplify(sp.expand(lhs).coeff(w, 4))
+    closed = c1 * sp.log(w) + c2 * w**2 + c3 * w**4
+    if sp.simplify(sp.diff(closed, w) * omega_rhs - 1) != 0:  # d/dt closed(w(t)) = 1
+        raise AssertionError("closed form does not integrate the flow")
+    retraction_rhs = w / (n * (C + w**2))
+    retraction_lhs = sp.expand(sp.integrate(sp.apart(1 / retraction_rhs, w), w))
+    if sp.simplify(sp.diff(retraction_lhs, w) * retraction_rhs - 1) != 0:
+        raise AssertionError("retraction closed form does not integrate its flow")
+    return {
+        "omega_rhs": omega_rhs,
+        "closed_form_lhs": closed,
+        "closed_form_residual": closed - a - t,
+        "c1": c1,
+        "c2": c2,
+        "c3": c3,
+        "retraction_rhs": retraction_rhs,
+        "retraction_lhs": retraction_lhs,
+        "l_central": L_CENTRAL,
+        "l_nc1": L_NC1,
+        "l_nc23": L_NC23,
+        "nc1_renormalized": NC1_RENORMALIZED,
+        "growth": (t / c3) ** sp.Rational(1, 4),
+    }
+
+
+@functools.lru_cache(maxsize=None)
+def expressions() -> dict[str, sp.Expr]:
+    """The derived SymPy expressions, keyed by name (cached)."""
+    return _derive()
+
+
+#: Argument lists of the numeric functions (elementwise in ``w`` / ``t`` / ``a``).
+SIGNATURES: dict[str, tuple] = {
+    "omega_rhs": (w, N, C, K),
+    "closed_form_lhs": (w, N, C, K),
+    "closed_form_residual": (w, t, a, N, C, K),
+    "retraction_rhs": (w, N, C),
+    "retraction_lhs": (w, N, C),
+    "l_central": (w, C),
+    "l_nc1": (w, C),
+    "l_nc23": (w, C),
+    "nc1_renormalized": (w,),
+    "growth": (t, N, C, K),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def numeric(name: str, backend: str = "numpy") -> Callable:
+    """Lambdified law ``name`` for ``backend`` in ``{"numpy", "jax"}`` (arguments: :data:`SIGNATURES`)."""
+    if name not in SIGNATURES:
+        raise ValueError(f"unknown law {name!r}; available: {sorted(SIGNATURES)}")
+    if backend not in ("numpy", "jax"):
+        raise ValueError(f"unknown backend {backend!r}; use 'numpy' or 'jax'")
+    return sp.lambdify(SIGNATURES[name], expressions()[name], modules=backend)
+
+
+def constants(N_: float, C_: float, kappa_: float | str = 1.0, snr_scale: str = "paper") -> tuple[float, float, float]:
+    """``(c1, c2, c3)`` of the closed form (spec 6.3 table).
+
+    ``snr_scale="paper"``: ``SNR = Sigma_W^{-1/2} Mbar`` and ``(c1, c2, c3) = (N/kappa)(C^2, C, 1/4)``.
+    ``snr_scale="per_class"``: the SNR divided by ``sqrt(C)`` (``w' = w/sqrt(C)``), for which the
+    derived constants are ``(C^2 N/kappa)(1, 1, 1/4)`` (spec 6.3, [AMB]).
+    """
+    k = kappa_value(kappa_, N_, C_)
+    ex = expressions()
+    subs = {N: N_, C: C_, K: k}
+    if snr_scale == "paper":
+        return tuple(float(ex[c].subs(subs)) for c in ("c1", "c2", "c3"))
+    if snr_scale == "per_class":
+        return tuple(float(v.subs(subs)) for v in per_class_constants())
+    raise ValueError(f"unknown snr_scale {snr_scale!r}; use 'paper' or 'per_class'")
+
+
+@functools.lru_cache(maxsize=None)
+def per_class_constants() -> tuple[sp.Expr, sp.Expr, sp.Expr]:
+    """Constants of the closed form in ``w' = w / sqrt(C)``, derived by substitution (spec 6.3 [AMB])."""
+    wp = sp.Symbol("omega_prime", positive=True)
+    rhs = expressions()["omega_rhs"]
+    rhs_prime = sp.simplify(rhs.subs(w, sp.sqrt(C) * wp) / sp.sqrt(C))  # dw'/dt
+    lhs = sp.expand(sp.integrate(sp.apart(1 / rhs_prime, wp), wp))
+    return (
+        sp.simplify(lhs.coeff(sp.log(wp))),
+        sp.simplify(lhs.coeff(wp, 2)),
+        sp.simplify(lhs.coeff(wp, 4)),
+    )

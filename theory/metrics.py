@@ -1,0 +1,186 @@
+"""NC1-NC4 and the central-path distance (spec 2.1, 2.2, 4).
+
+Conventions are named (design.md): ``convention="paper"`` centres with the count-weighted
+sample mean ``mu_G`` and uses ``Sigma_B = sum_c pi_c (mu_c-mu_G)(mu_c-mu_G)^T``;
+``convention="notebook"`` reproduces the authors' notebook (spec 2.2): centre with the
+unweighted mean of class means and ``Sigma_B = (1/C) sum_c (...)(...)^T``.  On balanced data
+the two coincide except for NC1's normalisation (the notebook omits ``1/C``).
+"""
+
+from __future__ import annotations
+
+from ._backend import Array, as_float64, device_of, namespace
+from ._validation import check_classifier, check_features_labels, check_labels
+from .decomposition import decompose
+from .stats import ClassStats
+
+CONVENTIONS = ("paper", "notebook")
+_EPS = 2.220446049250313e-16
+
+
+def _centered(stats: ClassStats, convention: str, xp) -> tuple[Array, Array]:
+    """Centred means (rows ``mu_c - mu_G``) and the class weights of ``Sigma_B``."""
+    if convention == "paper":
+        return stats.centered_means, stats.weights
+    if convention == "notebook":
+        C = stats.num_classes
+        mu = xp.mean(stats.means, axis=0)
+        return stats.means - mu[None, :], xp.ones_like(stats.counts) / C
+    raise ValueError(f"unknown convention {convention!r}; choose one of {CONVENTIONS}")
+
+
+def nc1_trace(stats: ClassStats, convention: str = "paper") -> tuple[Array, Array]:
+    """``Tr(Sigma_W Sigma_B^+)`` and the rank used for the pseudo-inverse (spec 2.1, 2.2).
+
+    ``Sigma_B = B^T B`` with ``B = diag(sqrt(w_c)) Mbar^T`` (``C x p``).  From the thin SVD
+    ``B = U diag(s) V^T``, ``Sigma_B^+ = V diag(s^-2) V^T`` on the singular values above
+    ``max(C, p) * eps * s_max`` (NumPy's ``pinv`` rule), so
+    ``Tr(Sigma_W Sigma_B^+) = sum_j v_j^T Sigma_W v_j / s_j^2`` — linear in ``Sigma_W``, hence
+    accurate near collapse, and never a ``p x p`` pseudo-inverse.
+    """
+    xp = namespace(stats.means)
+    centered, w = _centered(stats, convention, xp)
+    B = xp.sqrt(w)[:, None] * centered
+    _, s, Vt = xp.linalg.svd(B, full_matrices=False)
+    tol = max(B.shape) * _EPS * xp.max(s)
+    keep = s > tol
+    safe = xp.where(keep, s, xp.ones_like(s))
+    quad = xp.sum((Vt @ stats.sigma_w) * Vt, axis=1)
+    value = xp.sum(xp.where(keep, quad / (safe * safe), xp.zeros_like(s)))
+    return value, xp.sum(xp.astype(keep, xp.float64))
+
+
+def _cosines(rows: Array, xp) -> Array:
+    unit = rows / xp.linalg.vector_norm(rows, axis=1)[:, None]
+    return unit @ unit.T
+
+
+def equinorm(rows: Array, xp) -> Array:
+    """``std_c ||r_c|| / avg_c ||r_c||`` with the unbiased std (notebook's ``torch.std``, spec 2.2)."""
+    norms = xp.linalg.vector_norm(rows, axis=1)
+    return xp.std(norms, correction=1) / xp.mean(norms)
+
+
+def equiangularity(rows: Array, xp) -> Array:
+    """``std_{c < c'} cos(r_c, r_c')`` over unordered pairs, unbiased (spec 2.1, PNAS)."""
+    C = rows.shape[0]
+    G = _cosines(rows, xp)
+    idx = xp.arange(C, device=device_of(rows))
+    upper = xp.astype(idx[:, None] < idx[None, :], xp.float64)
+    m = C * (C - 1) / 2
+    mean = xp.sum(G * upper) / m
+    var = xp.sum(((G - mean) * upper) ** 2) / max(m - 1, 1)
+    return xp.sqrt(var)
+
+
+def max_angle(rows: Array, xp) -> Array:
+    """``avg_{c != c'} |cos(r_c, r_c') + 1/(C-1)|`` over ordered pairs (spec 2.1; notebook "coherence")."""
+    C = rows.shape[0]
+    G = _cosines(rows, xp)
+    idx = xp.arange(C, device=device_of(rows))
+    off = xp.astype(idx[:, None] != idx[None, :], xp.float64)
+    return xp.sum(xp.abs(G + 1.0 / (C - 1)) * off) / (C * (C - 1))
+
+
+def self_duality(W: Array, centered: Array, xp) -> Array:
+    """NC3: ``|| W^T/||W||_F - Mbar/||Mbar||_F ||_F^2`` (spec 2.1)."""
+    diff = W / xp.linalg.vector_norm(xp.reshape(W, (-1,))) - centered / xp.linalg.vector_norm(
+        xp.reshape(centered, (-1,))
+    )
+    return xp.sum(diff * diff)
+
+
+def etf_distance(centered: Array, xp) -> Array:
+    """``|| G/||G||_F - J/||J||_F ||_F`` for the Gram matrix ``G = Mbar^T Mbar`` of the centred means.
+
+    Zero exactly when the centred means form a Simplex ETF (Gram proportional to ``J``, spec 1).
+    """
+    C = centered.shape[0]
+    G = centered @ centered.T
+    J = xp.eye(C, dtype=xp.float64, device=device_of(centered)) - 1.0 / C
+    diff = G / xp.linalg.vector_norm(xp.reshape(G, (-1,))) - J / ((C - 1) ** 0.5)
+    return xp.linalg.vector_norm(xp.reshape(diff, (-1,)))
+
+
+def nc_metrics(
+    stats: ClassStats,
+    W: Array | None = None,
+    b: Array | None = None,
+    *,
+    convention: str = "paper",
+    lam: float = 0.0,
+    central_path: bool = True,
+) -> dict:
+    """Neural Collapse metrics on the training statistics (spec 2.1, 2.2, 4).
+
+    * ``nc1 = (1/C) Tr(Sigma_W Sigma_B^+)`` (paper); under ``convention="notebook"``
+      ``nc1`` is the notebook's ``Tr(Sigma_W Sigma_B^+)``.  ``nc1_notebook`` is always the
+      trace without ``1/C`` (so ``nc1_notebook = C * nc1`` under the paper convention);
+      ``nc1_rank`` is the rank of the pseudo-inverse.
+    * ``nc2_equinorm_means``, ``nc2_equiangular_means``, ``nc2_maxangle_means``,
+      ``nc2_etf_distance`` on the centred means; the ``_classifiers`` variants on rows of ``W``.
+    * ``nc3 = ||W^T/||W|| - Mbar/||Mbar|| ||_F^2``.
+    * ``central_path_distance = ||[W b] - [W_LS b_LS]||_F / ||[W_LS b_LS]||_F`` at ridge ``lam``
+      (when ``central_path`` and ``W`` is given; needs ``W_LS`` to exist).
+    """
+    xp = namespace(stats.means)
+    centered, _ = _centered(stats, convention, xp)
+    trace_value, rank = nc1_trace(stats, convention)
+    C = stats.num_classes
+    out = {
+        "nc1": trace_value / C if convention == "paper" else trace_value,
+        "nc1_notebook": trace_value,
+        "nc1_rank": rank,
+        "nc2_equinorm_means": equinorm(centered, xp),
+        "nc2_equiangular_means": equiangularity(centered, xp),
+        "nc2_maxangle_means": max_angle(centered, xp),
+        "nc2_etf_distance": etf_distance(centered, xp),
+    }
+    if W is None:
+        return out
+    W = as_float64(W, xp)
+    b = None if b is None else as_float64(b, xp)
+    check_classifier(W, b, C, stats.dim, xp)
+    out.update(
+        {
+            "nc2_equinorm_classifiers": equinorm(W, xp),
+            "nc2_equiangular_classifiers": equiangularity(W, xp),
+            "nc2_maxangle_classifiers": max_angle(W, xp),
+            "nc3": self_duality(W, centered, xp),
+        }
+    )
+    if central_path:
+        out["central_path_distance"] = decompose(stats, W, b, lam=lam)["central_path_distance"]
+    return out
+
+
+def ncc_mismatch_count(
+    features: Array, labels: Array, stats: ClassStats, W: Array, b: Array | None = None
+) -> tuple[Array, Array]:
+    """NC4 counts: ``#{i : argmax_c (W h_i + b)_c != argmin_c ||h_i - mu_c||}`` and ``n`` (spec 2.1, 2.2).
+
+    Uses the uncentred class means of ``stats`` (centring does not change the argmin).  The
+    distance is ``||mu_c||^2 - 2 h^T mu_c`` up to the per-sample constant ``||h||^2`` (a GEMM).
+    Sum the counts over batches for a stream.
+    """
+    xp = namespace(features, labels)
+    check_features_labels(features, labels, xp)
+    check_labels(labels, xp, stats.num_classes)
+    X = as_float64(features, xp)
+    W = as_float64(W, xp)
+    b = None if b is None else as_float64(b, xp)
+    check_classifier(W, b, stats.num_classes, stats.dim, xp)
+    scores = X @ W.T
+    if b is not None:
+        scores = scores + b[None, :]
+    net = xp.argmax(scores, axis=1)
+    dist = xp.sum(stats.means * stats.means, axis=1)[None, :] - 2.0 * (X @ stats.means.T)
+    ncc = xp.argmin(dist, axis=1)
+    mismatches = xp.sum(xp.astype(net != ncc, xp.float64))
+    return mismatches, xp.asarray(float(X.shape[0]), dtype=xp.float64, device=device_of(X))
+
+
+def ncc_mismatch(features: Array, labels: Array, stats: ClassStats, W: Array, b: Array | None = None) -> Array:
+    """NC4: the fraction of samples whose network prediction differs from the nearest class centre's."""
+    mismatches, total = ncc_mismatch_count(features, labels, stats, W, b)
+    return mismatches / total

@@ -1,0 +1,76 @@
+"""Mini-batches as slices of device-resident tensors (no DataLoader, no worker processes)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from .loader import Dataset
+
+__all__ = ["BatchIterator", "batches"]
+
+
+class BatchIterator:
+    """Re-iterable batches over ``(x, y)`` tensors; each pass is one epoch.
+
+    With ``shuffle=True`` every pass draws a fresh permutation with ``torch.randperm`` from
+    ``generator`` (on the CPU, so a seeded CPU generator gives the same order on any device)
+    and yields ``(x[idx], y[idx])`` gathered on the data's device; without shuffling it
+    yields contiguous views ``x[i:i+B]``.  ``len()`` is the number of batches per pass:
+    ``floor(n / B)`` with ``drop_last`` else ``ceil(n / B)``.
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0]}")
+        self.x, self.y = x, y
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.generator = generator
+        self.drop_last = bool(drop_last)
+
+    def __len__(self) -> int:
+        n, b = int(self.x.shape[0]), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n, b = int(self.x.shape[0]), self.batch_size
+        stop = len(self) * b
+        if self.shuffle:
+            gen_device = self.generator.device if self.generator is not None else "cpu"
+            perm = torch.randperm(n, generator=self.generator, device=gen_device).to(self.x.device)
+            for start in range(0, stop, b):
+                idx = perm[start : start + b]
+                yield self.x[idx], self.y[idx]
+        else:
+            for start in range(0, stop, b):
+                yield self.x[start : start + b], self.y[start : start + b]
+
+
+def batches(
+    dataset: Dataset | tuple[torch.Tensor, torch.Tensor],
+    batch_size: int,
+    *,
+    shuffle: bool,
+    generator: torch.Generator | None = None,
+    drop_last: bool = False,
+) -> BatchIterator:
+    """Batches of a :class:`Dataset` (or an ``(x, y)`` pair) of size ``batch_size``.
+
+    Iterate once per epoch: ``for x, y in batches(train, 128, shuffle=True, generator=g,
+    drop_last=True): ...`` (the authors' notebook skips the incomplete last batch, spec 8).
+    """
+    x, y = (dataset.x, dataset.y) if isinstance(dataset, Dataset) else dataset
+    return BatchIterator(x, y, batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last)

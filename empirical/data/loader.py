@@ -1,0 +1,254 @@
+"""Load a dataset split into device-resident tensors (spec 7.1 preprocessing).
+
+Pipeline for image datasets, all on whole tensors:
+
+1. read the stored ``uint8`` images and labels, check labels against the stored range and
+   map them to ``0..C-1``;
+2. optionally keep a balanced subset of ``N = per_class`` samples per class chosen by ``seed``;
+3. move to ``device``, scale pixels to ``[0, 1]``;
+4. bring to ``image_size`` (28x28 sets are zero-padded to 32x32 by default, as in the paper);
+5. standardise each channel, ``x <- (x - m_k) / s_k``, with ``(m_k, s_k)`` measured on this
+   (training) subset after step 4, or taken from ``standardize_with`` (use the training
+   split's statistics for the test split).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from . import builtin, sources, transforms
+
+__all__ = ["Dataset", "load_dataset", "load_train_test"]
+
+
+@dataclass
+class Dataset:
+    """A dataset split held as tensors.
+
+    Attributes:
+        x: ``float32 (n, c, h, w)`` images, or ``(n, d)`` feature vectors (``gaussian``).
+        y: ``int64 (n,)`` labels in ``[0, num_classes)``.
+        num_classes: ``C``.
+        name: registry name.
+        channels: ``c`` for images; ``d`` for feature vectors.
+        mean, std: ``float32 (channels,)`` standardisation statistics that were applied
+            (zeros and ones when not standardised); pass ``(mean, std)`` or the dataset itself
+            as ``standardize_with`` when loading the matching test split.
+        files: paths that were read.
+        split: ``"train"`` or ``"test"``.
+        indices: ``int64`` positions of the kept samples in the full stored split (CPU).
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    num_classes: int
+    name: str
+    channels: int
+    mean: torch.Tensor
+    std: torch.Tensor
+    files: tuple[str, ...] = ()
+    split: str = "train"
+    indices: torch.Tensor | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def n(self) -> int:
+        """Number of samples."""
+        return len(self)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one sample: ``(c, h, w)`` or ``(d,)``; pass to ``build_model``."""
+        return tuple(int(s) for s in self.x.shape[1:])
+
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
+
+    def class_counts(self) -> torch.Tensor:
+        """Measured ``n_c`` per class, ``int64 (C,)``."""
+        return torch.bincount(self.y, minlength=self.num_classes)
+
+    def to(self, device: str | torch.device) -> "Dataset":
+        """Copy of this dataset with every tensor (but ``indices``) on ``device``."""
+        return replace(
+            self, x=self.x.to(device), y=self.y.to(device),
+            mean=self.mean.to(device), std=self.std.to(device),
+        )
+
+
+StandardizeWith = Dataset | tuple[Sequence[float] | torch.Tensor, Sequence[float] | torch.Tensor]
+
+
+def _stats_from(standardize_with: StandardizeWith, channels: int, device: torch.device):
+    if isinstance(standardize_with, Dataset):
+        mean, std = standardize_with.mean, standardize_with.std
+    else:
+        try:
+            mean, std = standardize_with
+        except (TypeError, ValueError) as err:
+            raise ValueError("standardize_with must be a Dataset or a (mean, std) pair") from err
+    mean = torch.as_tensor(mean, dtype=torch.float32, device=device).reshape(-1)
+    std = torch.as_tensor(std, dtype=torch.float32, device=device).reshape(-1)
+    if mean.numel() != channels or std.numel() != channels:
+        raise ValueError(
+            f"standardize_with has {mean.numel()} means / {std.numel()} stds but the data has "
+            f"{channels} channels"
+        )
+    if not bool(torch.all(std > 0)) or not bool(torch.all(torch.isfinite(mean))):
+        raise ValueError("standardize_with needs finite means and positive standard deviations")
+    return mean, std
+
+
+def _check_labels(raw: np.ndarray, spec: sources.DatasetSpec, files: Sequence[str]) -> np.ndarray:
+    lo, hi = spec.raw_label_range
+    if raw.size and (raw.min() < lo or raw.max() > hi):
+        bad = raw[(raw < lo) | (raw > hi)]
+        raise ValueError(
+            f"{spec.name}: label out of range: stored labels must lie in [{lo}, {hi}], found "
+            f"{sorted(set(bad.tolist()))[:10]} in {', '.join(files)}"
+        )
+    return spec.label_map(raw).astype(np.int64)
+
+
+def load_dataset(
+    name: str,
+    *,
+    split: str = "train",
+    data_root: str | os.PathLike | None = None,
+    per_class: int | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    image_size: int | None = None,
+    standardize_with: StandardizeWith | None = None,
+    standardize: bool | None = None,
+    **options,
+) -> Dataset:
+    """Load one split of a registered dataset as device tensors.
+
+    Args:
+        name: a key of ``DATASETS`` (``fashion-mnist``, ``mnist``, ``kmnist``, ``cifar10``,
+            ``svhn``, ``stl10``, ``digits``, ``gaussian``).
+        split: ``"train"`` or ``"test"``.
+        data_root: folder holding the data (else ``$NC_DATA_ROOT``, else system folders).
+        per_class: keep a balanced subset of ``N`` per class chosen by ``seed`` (``None``: all).
+            For ``gaussian`` it is the number of samples generated per class (default 100).
+        seed: subset seed; for ``gaussian`` the mixture seed (means and samples).
+        device: where the tensors live.
+        image_size: output side length; ``None`` means the dataset's default (28x28 sets are
+            padded to 32, others kept native).  ``digits`` is 8x8 by default; pass 32 for
+            conv nets (bilinear interpolation).
+        standardize_with: a training ``Dataset`` or ``(mean, std)`` whose per-channel
+            statistics are applied instead of measuring this split's own.
+        standardize: apply per-channel standardisation (default: True for images, False for
+            ``gaussian``).
+        **options: ``gaussian`` only: ``num_classes`` (10), ``dim`` (32), ``separation`` (1.0).
+
+    Returns:
+        A :class:`Dataset`.
+
+    Raises:
+        ValueError: unknown dataset or split, bad file, labels out of range, a class with
+            fewer than ``per_class`` samples, inconsistent ``standardize_with``.
+        FileNotFoundError: missing data (the message lists what was looked for where).
+    """
+    spec = sources.get_spec(name)
+    if split not in sources.SPLITS:
+        raise ValueError(f"unknown split {split!r}; use one of {sources.SPLITS}")
+    if options and spec.kind != "synthetic":
+        raise ValueError(f"unexpected options for {spec.name}: {sorted(options)}")
+    device = torch.device(device)
+    if standardize is None:
+        standardize = spec.kind != "synthetic"
+
+    if spec.kind == "synthetic":
+        if image_size is not None:
+            raise ValueError("the gaussian dataset holds feature vectors; image_size must be None")
+        allowed = {"num_classes", "dim", "separation"}
+        if set(options) - allowed:
+            raise ValueError(f"unexpected options for gaussian: {sorted(set(options) - allowed)}")
+        feats, labels = builtin.gaussian_mixture(
+            split, per_class=100 if per_class is None else per_class, seed=seed, **options
+        )
+        num_classes = int(options.get("num_classes", spec.num_classes))
+        x = torch.from_numpy(feats).to(device)
+        files: tuple[str, ...] = ()
+        indices = torch.arange(labels.size)
+    else:
+        if spec.kind == "builtin":
+            images, labels, files = builtin.load_digits_split(split)
+        else:
+            found = sources.locate(spec, split, data_root)
+            files = tuple(str(p) for p in found.values())
+            images, raw = spec.reader(found, split)
+            labels = _check_labels(raw, spec, files)
+        num_classes = spec.num_classes
+        keep = None
+        if per_class is not None:
+            keep = transforms.balanced_subset_indices(labels, num_classes, per_class, seed)
+            images, labels = images[keep], labels[keep]
+        indices = torch.from_numpy(keep) if keep is not None else torch.arange(labels.size)
+        x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+        x = x.to(torch.float32).div_(spec.pixel_scale)
+        size = spec.default_size if image_size is None else int(image_size)
+        x = transforms.resize_images(x, size)
+
+    channels = int(x.shape[1])
+    if standardize_with is not None:
+        mean, std = _stats_from(standardize_with, channels, x.device)
+    elif standardize:
+        mean, std = transforms.channel_stats(x)
+    else:
+        mean = torch.zeros(channels, device=x.device)
+        std = torch.ones(channels, device=x.device)
+    if standardize or standardize_with is not None:
+        x = transforms.standardize(x, mean, std)
+
+    y = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
+    return Dataset(
+        x=x, y=y, num_classes=num_classes, name=spec.name, channels=channels,
+        mean=mean, std=std, files=files, split=split, indices=indices,
+    )
+
+
+def load_train_test(
+    name: str,
+    *,
+    data_root: str | os.PathLike | None = None,
+    per_class: int | None = None,
+    test_per_class: int | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    image_size: int | None = None,
+    standardize: bool | None = None,
+    with_test: bool = True,
+    **options,
+) -> tuple[Dataset, Dataset | None]:
+    """Load the train split and the test split standardised with the train statistics.
+
+    The training split may be a balanced subset (``per_class``); the test split is whole
+    unless ``test_per_class`` is given (``gaussian``: ``test_per_class`` defaults to
+    ``per_class``).  ``with_test=False`` returns ``(train, None)``.
+    """
+    train = load_dataset(
+        name, split="train", data_root=data_root, per_class=per_class, seed=seed, device=device,
+        image_size=image_size, standardize=standardize, **options,
+    )
+    if not with_test:
+        return train, None
+    spec = sources.get_spec(name)
+    if spec.kind == "synthetic" and test_per_class is None:
+        test_per_class = per_class
+    test = load_dataset(
+        name, split="test", data_root=data_root, per_class=test_per_class, seed=seed,
+        device=device, image_size=image_size, standardize=standardize,
+        standardize_with=(train.mean, train.std), **options,
+    )
+    return train, test

@@ -1,0 +1,97 @@
+"""Whole-tensor preprocessing: balanced subsets, resizing, per-channel standardisation (spec 7.1).
+
+Everything acts on the whole dataset at once (no per-sample Python transforms), so it runs
+unchanged on the training device.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "class_counts",
+    "balanced_subset_indices",
+    "resize_images",
+    "channel_stats",
+    "standardize",
+]
+
+
+def class_counts(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Measured number of samples per class, ``n_c = #{i : y_i = c}`` for ``c < C``."""
+    return np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)[:num_classes]
+
+
+def balanced_subset_indices(
+    labels: np.ndarray, num_classes: int, per_class: int, seed: int
+) -> np.ndarray:
+    """Indices of a balanced subset: ``N = per_class`` samples of every class, chosen by ``seed``.
+
+    The choice is one seeded permutation of all indices, stably grouped by label, keeping the
+    first ``N`` of each class; the result is returned in increasing index order, so the same
+    ``(labels, N, seed)`` always gives the same subset.  (The paper trains on balanced subsets,
+    ``N`` per class, spec 7.1.)
+
+    Raises:
+        ValueError: ``N < 1`` or a class with fewer than ``N`` samples (the counts are reported).
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if per_class < 1:
+        raise ValueError(f"per_class must be >= 1, got {per_class}")
+    counts = class_counts(labels, num_classes)
+    short = {c: int(n) for c, n in enumerate(counts) if n < per_class}
+    if short:
+        raise ValueError(
+            f"per_class={per_class} but some classes have fewer samples: {short} "
+            f"(measured counts per class: {counts.tolist()})"
+        )
+    perm = np.random.default_rng(seed).permutation(labels.shape[0])
+    grouped = perm[np.argsort(labels[perm], kind="stable")]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    chosen = np.concatenate([grouped[s : s + per_class] for s in starts])
+    return np.sort(chosen)
+
+
+def resize_images(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Bring images ``(n, c, h, w)`` to ``size x size``.
+
+    28x28 -> 32x32 is a zero pad of 2 pixels on every side (the paper's protocol, as the
+    authors' ``Pad(2)``, spec 7.1 / 8); any other change is bilinear interpolation of the whole
+    tensor (antialiased when shrinking).  Pixel values are expected in ``[0, 1]`` so that the
+    padding is black, as in the original pipeline.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"resize_images expects (n, c, h, w), got shape {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    if (h, w) == (size, size):
+        return x
+    if (h, w, size) == (28, 28, 32):
+        return F.pad(x, (2, 2, 2, 2))
+    shrink = size < min(h, w)
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
+
+
+def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation over all other axes, in float64.
+
+    For images ``(n, c, h, w)``: ``m_k = mean_{i,u,v} x[i,k,u,v]``, ``s_k = sqrt(mean (x - m_k)^2)``
+    (population std).  For feature vectors ``(n, d)`` each coordinate is a channel.  A zero
+    standard deviation (constant channel) is replaced by 1.  Returned as float32 tensors on
+    ``x.device``.
+    """
+    dims = [0] + list(range(2, x.ndim))
+    xd = x.to(torch.float64)
+    mean = xd.mean(dim=dims)
+    std = xd.var(dim=dims, unbiased=False).sqrt()
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return mean.to(torch.float32), std.to(torch.float32)
+
+
+def standardize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Return ``(x - m_k) / s_k`` per channel ``k`` (channel axis 1), in place on ``x``."""
+    shape = [1, -1] + [1] * (x.ndim - 2)
+    mean = torch.as_tensor(mean, dtype=x.dtype, device=x.device).reshape(shape)
+    std = torch.as_tensor(std, dtype=x.dtype, device=x.device).reshape(shape)
+    return x.sub_(mean).div_(std)

@@ -120,6 +120,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         ("numpy._core.numeric", "_frombuffer"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
+        ("_codecs", "encode"),  # protocol-2 pickles of bytes written by Python 3
     }
 
     def find_class(self, module: str, name: str):  # noqa: D102 - pickle protocol

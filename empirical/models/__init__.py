@@ -1,0 +1,31 @@
+"""Networks for the experiments of spec 7 (written here; no torchvision).
+
+Every model maps ``x -> W h(x) + b`` and exposes ``features(x)`` (``h``, shape ``(n, p)``),
+``forward_with_features(x) -> (logits, features)``, ``fc = nn.Linear(p, C)`` and
+``feature_dim = p``.
+
+Public API::
+
+    MODELS                         # registry: name -> ModelSpec
+    build_model(name, *, num_classes, in_channels=None, input_shape=None, **kwargs)
+    count_parameters(model)
+"""
+
+from .base import FeatureClassifier, count_parameters
+from .densenet import DenseNet
+from .mlp import MLP
+from .registry import MODELS, ModelSpec, build_model
+from .resnet import ResNet
+from .vgg import VGG
+
+__all__ = [
+    "MODELS",
+    "ModelSpec",
+    "build_model",
+    "count_parameters",
+    "FeatureClassifier",
+    "MLP",
+    "VGG",
+    "ResNet",
+    "DenseNet",
+]

@@ -1,0 +1,126 @@
+"""Registry of networks and the one constructor ``build_model`` (spec 7.1: VGG, ResNet, DenseNet)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from .base import FeatureClassifier
+from .densenet import DenseNet
+from .mlp import MLP
+from .resnet import ResNet
+from .vgg import VGG
+
+__all__ = ["ModelSpec", "MODELS", "build_model"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered network: ``factory(input_shape, num_classes, **kwargs)``.
+
+    ``needs_image`` is True for convolutional networks (input ``(c, h, w)``).
+    """
+
+    factory: Callable[..., FeatureClassifier]
+    needs_image: bool
+    description: str
+
+
+def _vgg(depth: int) -> ModelSpec:
+    return ModelSpec(partial(VGG, depth), True, f"VGG-{depth} with BatchNorm, p = 512")
+
+
+def _resnet(depth: int) -> ModelSpec:
+    p = 2048 if depth == 50 else 512
+    return ModelSpec(partial(ResNet, depth), True, f"ResNet-{depth}, 3x3 stem, no max-pool, p = {p}")
+
+
+def _densenet(**defaults) -> Callable[..., FeatureClassifier]:
+    def make(input_shape, num_classes, **kwargs):
+        return DenseNet(input_shape, num_classes, **{**defaults, **kwargs})
+
+    return make
+
+
+MODELS: dict[str, ModelSpec] = {
+    "mlp": ModelSpec(MLP, False, "MLP, widths=(256, 256, 256) by default, p = widths[-1]"),
+    **{f"vgg{d}": _vgg(d) for d in (11, 13, 16, 19)},
+    **{f"resnet{d}": _resnet(d) for d in (18, 34, 50)},
+    "densenet": ModelSpec(
+        _densenet(depth=40, growth_rate=12, bottleneck=True, compression=0.5), True,
+        "DenseNet-BC, configurable depth/growth_rate (default depth 40, k = 12, p = 132)",
+    ),
+    "densenet40": ModelSpec(
+        _densenet(depth=40, growth_rate=12, bottleneck=False, compression=1.0), True,
+        "DenseNet-40 (k = 12, no bottleneck or compression; ~1.0M parameters, p = 448)",
+    ),
+    "densenet_bc100": ModelSpec(
+        _densenet(depth=100, growth_rate=12, bottleneck=True, compression=0.5), True,
+        "DenseNet-BC-100 (k = 12; ~0.8M parameters, p = 342)",
+    ),
+    "densenet121": ModelSpec(
+        _densenet(block_layers=(6, 12, 24, 16), growth_rate=32, bottleneck=True, compression=0.5,
+                  stem_channels=64), True,
+        "DenseNet-121 layout (k = 32) with a 3x3 stem, no max-pool; p = 1024",
+    ),
+}
+
+
+def _normalise(name: str) -> str:
+    squash = str(name).lower().replace("-", "").replace("_", "")
+    return next((k for k in MODELS if k.replace("_", "") == squash), str(name))
+
+
+def build_model(
+    name: str,
+    *,
+    num_classes: int,
+    in_channels: int | None = None,
+    input_shape: Sequence[int] | None = None,
+    **kwargs,
+) -> FeatureClassifier:
+    """Build a registered network ``x -> W h(x) + b``.
+
+    Args:
+        name: a key of ``MODELS`` (case-insensitive; ``-`` and ``_`` are ignored, so
+            ``"ResNet-18"`` is ``resnet18``).
+        num_classes: ``C``.
+        in_channels: input channels; may be omitted when ``input_shape`` is given.
+        input_shape: one sample's shape, ``(c, h, w)`` or ``(d,)`` (``Dataset.input_shape``).
+            Required for the MLP; for conv nets it defaults to ``(in_channels, 32, 32)``.
+        **kwargs: passed to the network (e.g. ``widths`` for the MLP, ``depth`` and
+            ``growth_rate`` for ``densenet``, ``base_width`` for ResNets).
+
+    Returns:
+        The model, with ``feature_dim`` (``p``), ``num_classes``, ``input_shape``,
+        ``features(x)``, ``forward_with_features(x)`` and ``fc = nn.Linear(p, C)``.
+
+    Raises:
+        ValueError: unknown name (the message lists the models), inconsistent shapes.
+    """
+    key = _normalise(name)
+    if key not in MODELS:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(MODELS)}")
+    spec = MODELS[key]
+    if int(num_classes) < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    if input_shape is not None:
+        input_shape = tuple(int(s) for s in input_shape)
+        if len(input_shape) not in (1, 3) or min(input_shape) < 1:
+            raise ValueError(f"input_shape must be (c, h, w) or (d,) of positive sizes, got {input_shape}")
+        if len(input_shape) == 3 and in_channels is not None and int(in_channels) != input_shape[0]:
+            raise ValueError(f"in_channels={in_channels} disagrees with input_shape={input_shape}")
+    if spec.needs_image:
+        if input_shape is None:
+            if in_channels is None:
+                raise ValueError(f"{key} needs in_channels or input_shape=(c, h, w)")
+            input_shape = (int(in_channels), 32, 32)
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"{key} is convolutional and needs image input (c, h, w); got input_shape={input_shape} "
+                "(use 'mlp' for feature vectors)"
+            )
+    elif input_shape is None:
+        raise ValueError(f"{key} needs input_shape, e.g. (c, h, w) or (d,)")
+    return spec.factory(input_shape, int(num_classes), **kwargs)

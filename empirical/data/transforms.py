@@ -73,18 +73,28 @@ def resize_images(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
 
 
-def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and standard deviation over all other axes, in float64.
+def channel_stats(x: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation over all other axes, accumulated in float64.
 
-    For images ``(n, c, h, w)``: ``m_k = mean_{i,u,v} x[i,k,u,v]``, ``s_k = sqrt(mean (x - m_k)^2)``
-    (population std).  For feature vectors ``(n, d)`` each coordinate is a channel.  A zero
-    standard deviation (constant channel) is replaced by 1.  Returned as float32 tensors on
-    ``x.device``.
+    For images ``(n, c, h, w)``: ``m_k = mean_{i,u,v} x[i,k,u,v]`` and
+    ``s_k = sqrt(mean_{i,u,v} (x[i,k,u,v] - m_k)^2)`` (population std, two passes over chunks
+    of ``chunk`` samples so that no float64 copy of the whole dataset is made).  For feature
+    vectors ``(n, d)`` each coordinate is a channel.  A zero standard deviation (constant
+    channel) is replaced by 1.  Returned as float32 tensors on ``x.device``.
     """
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise ValueError(f"channel_stats needs a non-empty (n, c, ...) tensor, got {tuple(x.shape)}")
     dims = [0] + list(range(2, x.ndim))
-    xd = x.to(torch.float64)
-    mean = xd.mean(dim=dims)
-    std = xd.var(dim=dims, unbiased=False).sqrt()
+    count = x.numel() // x.shape[1]
+    total = torch.zeros(x.shape[1], dtype=torch.float64, device=x.device)
+    for part in x.split(chunk):
+        total += part.to(torch.float64).sum(dim=dims)
+    mean = total / count
+    shape = [1, -1] + [1] * (x.ndim - 2)
+    sq = torch.zeros_like(total)
+    for part in x.split(chunk):
+        sq += (part.to(torch.float64) - mean.view(shape)).square().sum(dim=dims)
+    std = (sq / count).sqrt()
     std = torch.where(std > 0, std, torch.ones_like(std))
     return mean.to(torch.float32), std.to(torch.float32)
 

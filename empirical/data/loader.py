@@ -44,8 +44,8 @@ class Dataset:
         indices: ``int64`` positions of the kept samples in the full stored split (CPU).
     """
 
-    x: torch.Tensor
-    y: torch.Tensor
+    x: torch.Tensor = field(repr=False)
+    y: torch.Tensor = field(repr=False)
     num_classes: int
     name: str
     channels: int
@@ -57,6 +57,12 @@ class Dataset:
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset(name={self.name!r}, split={self.split!r}, n={len(self)}, "
+            f"input_shape={self.input_shape}, num_classes={self.num_classes}, device={self.device})"
+        )
 
     @property
     def n(self) -> int:

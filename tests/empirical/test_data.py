@@ -155,6 +155,10 @@ def test_cifar_roundtrip(tmp_path):
     np.testing.assert_array_equal(got[:, 1, 0, 5], data[:, 1024 + 5])
     np.testing.assert_array_equal(ds.y.numpy(), labels)
     assert len(ds.files) == 5
+    # batches pickled before NumPy 2 name numpy.core.multiarray (the official files do)
+    path = tmp_path / "cifar-10-batches-py" / "data_batch_1"
+    path.write_bytes(path.read_bytes().replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+    torch.testing.assert_close(load_dataset("cifar10", data_root=tmp_path, standardize=False).x, ds.x)
 
 
 def test_cifar_refuses_code_in_pickle(tmp_path):

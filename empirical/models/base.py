@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["FeatureClassifier", "count_parameters"]
+__all__ = ["FeatureClassifier", "GlobalAvgPool", "count_parameters"]
 
 
 class FeatureClassifier(nn.Module):
@@ -47,6 +47,17 @@ class FeatureClassifier(nn.Module):
         """``(W h(x) + b, h(x))`` from one pass: logits ``(n, C)`` and features ``(n, p)``."""
         h = self.features(x)
         return self.fc(h), h
+
+
+class GlobalAvgPool(nn.Module):
+    """``(n, c, h, w) -> (n, c)``, the mean over the spatial axes.
+
+    Written as a mean rather than ``nn.AdaptiveAvgPool2d(1)``, whose CUDA backward has no
+    deterministic implementation (it raises under ``torch.use_deterministic_algorithms``).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(-2, -1))
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

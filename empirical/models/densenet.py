@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .base import FeatureClassifier, init_conv_bn
+from .base import FeatureClassifier, GlobalAvgPool, init_conv_bn
 
 __all__ = ["DenseNet"]
 
@@ -73,7 +73,7 @@ class DenseNet(FeatureClassifier):
                     nn.Conv2d(c, out, 1, bias=False), nn.AvgPool2d(2),
                 ]
                 c = out
-        layers += [nn.BatchNorm2d(c), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        layers += [nn.BatchNorm2d(c), nn.ReLU(inplace=True), GlobalAvgPool()]
         self.body = nn.Sequential(*layers)
         init_conv_bn(self.body)
         self._init_classifier(c, num_classes, tuple(input_shape))

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .base import FeatureClassifier, init_conv_bn
+from .base import FeatureClassifier, GlobalAvgPool, init_conv_bn
 
 __all__ = ["ResNet", "BasicBlock", "Bottleneck", "RESNET_CONFIGS"]
 
@@ -103,7 +103,7 @@ class ResNet(FeatureClassifier):
                 cin = width * block.expansion
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.pool = GlobalAvgPool()
         init_conv_bn(self)
         if zero_init_residual:
             for m in self.modules():

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .base import FeatureClassifier, init_conv_bn
+from .base import FeatureClassifier, GlobalAvgPool, init_conv_bn
 
 __all__ = ["VGG", "VGG_CONFIGS"]
 
@@ -57,7 +57,7 @@ class VGG(FeatureClassifier):
                 layers.append(nn.BatchNorm2d(out))
             layers.append(nn.ReLU(inplace=True))
             c = out
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        layers.append(GlobalAvgPool())
         for width in classifier_widths:
             layers += [nn.Linear(c, int(width)), nn.ReLU(inplace=True)]
             c = int(width)

@@ -204,6 +204,8 @@ def load_dataset(
         x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
         x = x.to(torch.float32).div_(spec.pixel_scale)
         size = spec.default_size if image_size is None else int(image_size)
+        if size < 1:
+            raise ValueError(f"image_size must be a positive integer, got {image_size}")
         x = transforms.resize_images(x, size)
 
     channels = int(x.shape[1])

@@ -65,6 +65,9 @@ class DatasetSpec:
         raw_label_range: inclusive range ``(lo, hi)`` of labels as stored in the files.
         label_map: maps stored labels to ``0..C-1``.
         how_to_get: instructions shown when the files are missing.
+        paper_per_class: balanced subset size ``N`` of the PNAS 2020 protocol that the paper
+            follows (5000 for MNIST, Fashion-MNIST, CIFAR-10; 4600 SVHN; 500 STL-10; spec 7.1,
+            reconstructed [REC]); ``None`` where the paper has no such number.
     """
 
     name: str
@@ -81,6 +84,7 @@ class DatasetSpec:
     raw_label_range: tuple[int, int] = (0, 9)
     label_map: Callable[[np.ndarray], np.ndarray] = _identity
     how_to_get: str = ""
+    paper_per_class: int | None = None
 
 
 # --------------------------------------------------------------------------- readers
@@ -134,11 +138,11 @@ def _idx_files() -> dict[str, tuple[tuple[str, ...], ...]]:
     }
 
 
-def _idx_spec(name: str, aliases: tuple[str, ...], how: str) -> DatasetSpec:
+def _idx_spec(name: str, aliases: tuple[str, ...], how: str, paper_n: int | None) -> DatasetSpec:
     return DatasetSpec(
         name=name, kind="files", num_classes=10, channels=1, native_size=28, default_size=32,
         aliases=aliases, files=_idx_files(), reader=_idx_reader, raw_label_range=(0, 9),
-        how_to_get=how,
+        how_to_get=how, paper_per_class=paper_n,
     )
 
 
@@ -156,17 +160,20 @@ DATASETS: dict[str, DatasetSpec] = {
         "On Debian/Ubuntu: `apt-get install dataset-fashion-mnist` (installs "
         "/usr/share/datasets/fashion-mnist); or download the four *-ubyte.gz files from "
         "https://github.com/zalandoresearch/fashion-mnist into <data_root>/fashion-mnist/.",
+        5000,
     ),
     "mnist": _idx_spec(
         "mnist", ("mnist", "MNIST"),
         "Download train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz "
         "and t10k-labels-idx1-ubyte.gz from https://yann.lecun.com/exdb/mnist/ (mirror: "
         "https://ossci-datasets.s3.amazonaws.com/mnist/) into <data_root>/mnist/.",
+        5000,
     ),
     "kmnist": _idx_spec(
         "kmnist", ("kmnist", "KMNIST"),
         "Download the IDX files (train-images-idx3-ubyte.gz, ...) of Kuzushiji-MNIST from "
         "https://github.com/rois-codh/kmnist into <data_root>/kmnist/.",
+        None,
     ),
     "cifar10": DatasetSpec(
         name="cifar10", kind="files", num_classes=10, channels=3, native_size=32, default_size=32,
@@ -178,6 +185,7 @@ DATASETS: dict[str, DatasetSpec] = {
         reader=_cifar_reader, raw_label_range=(0, 9),
         how_to_get="Download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html "
         "and extract it in <data_root> (it creates cifar-10-batches-py/).",
+        paper_per_class=5000,
     ),
     "svhn": DatasetSpec(
         name="svhn", kind="files", num_classes=10, channels=3, native_size=32, default_size=32,
@@ -186,6 +194,7 @@ DATASETS: dict[str, DatasetSpec] = {
         reader=_svhn_reader, raw_label_range=(1, 10), label_map=_svhn_map,
         how_to_get="Download train_32x32.mat and test_32x32.mat (format 2, cropped digits) from "
         "http://ufldl.stanford.edu/housenumbers/ into <data_root>/svhn/.",
+        paper_per_class=4600,
     ),
     "stl10": DatasetSpec(
         name="stl10", kind="files", num_classes=10, channels=3, native_size=96, default_size=96,
@@ -197,6 +206,7 @@ DATASETS: dict[str, DatasetSpec] = {
         reader=_stl10_reader, raw_label_range=(1, 10), label_map=_stl_map,
         how_to_get="Download stl10_binary.tar.gz from https://cs.stanford.edu/~acoates/stl10/ and "
         "extract it in <data_root> (it creates stl10_binary/).",
+        paper_per_class=500,
     ),
     "digits": DatasetSpec(
         name="digits", kind="builtin", num_classes=10, channels=1, native_size=8, default_size=8,

@@ -279,6 +279,9 @@ def test_unknown_dataset_lists_available():
     assert set(DATASETS) >= {"fashion-mnist", "mnist", "kmnist", "cifar10", "svhn", "stl10", "digits", "gaussian"}
     with pytest.raises(ValueError, match="split"):
         load_dataset("digits", split="val")
+    with pytest.raises(ValueError, match="image_size"):
+        load_dataset("digits", image_size=0)
+    assert DATASETS["svhn"].paper_per_class == 4600 and DATASETS["stl10"].paper_per_class == 500
 
 
 def test_missing_data_messages(tmp_path, monkeypatch):

@@ -1,1 +1,31 @@
-"""paper_checks package."""
+"""paper_checks: every checkable claim of Han, Papyan & Donoho (ICLR 2022), run end to end.
+
+* :mod:`paper_checks.fit`       least-squares fit of the spec-6.3 closed-form SNR dynamics with a
+  monotone time map ``G(omega_j(T)) = b_j + s T^beta``;
+* :mod:`paper_checks.compare`   predicted against observed for a training run (``compare.json`` + figures);
+* :mod:`paper_checks.claims`    the registry of claims (symbolic, dynamics, empirical) and their checks;
+* :mod:`paper_checks.report`    ``claims.json``, ``report.md``, self-contained ``report.html``;
+* :mod:`paper_checks.main`      the main job (``python -m paper_checks``);
+* :mod:`paper_checks.synthetic` synthetic metrics logs with known ground truth (tests).
+
+Importing this package imports neither JAX nor torch; the stages import them when they run.
+"""
+
+from .claims import TOLERANCES, Claim, all_passed, dynamics_claims, empirical_claims, symbolic_claims
+from .compare import compare_records, compare_run, load_run
+from .fit import SNRFit, fit_snr_dynamics, invert_closed_form
+
+__all__ = [
+    "TOLERANCES",
+    "Claim",
+    "SNRFit",
+    "all_passed",
+    "compare_records",
+    "compare_run",
+    "dynamics_claims",
+    "empirical_claims",
+    "fit_snr_dynamics",
+    "invert_closed_form",
+    "load_run",
+    "symbolic_claims",
+]

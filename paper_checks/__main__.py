@@ -1,0 +1,136 @@
+"""Command line: ``python -m paper_checks [options]`` (main job) or ``python -m paper_checks compare RUN``.
+
+Main job (all claims, end to end; see :mod:`paper_checks.main`)::
+
+    python -m paper_checks --out reports/default                   # digits MLP, < 10 min on 2 CPU cores
+    python -m paper_checks --quick --out reports/quick             # smaller everything (integration test)
+    python -m paper_checks --dataset fashion-mnist --model resnet18 --epochs 350 --device cuda --out reports/fm
+    python -m paper_checks --run-dir runs/fm --out reports/fm      # reuse a finished training run
+
+Predicted against observed for one run::
+
+    python -m paper_checks compare runs/NAME [--time epoch|lr_steps] [--early-epoch E] [--out DIR]
+
+Exit code: 0 if every claim passes, 1 otherwise (2 for usage errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+
+def _main_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m paper_checks",
+        description="Check the claims of Han, Papyan & Donoho, 'Neural Collapse Under MSE Loss' (ICLR 2022) "
+                    "end to end: symbolic certificate, simulated dynamics, a training run, theory vs observation. "
+                    "Use `python -m paper_checks compare RUN_DIR` for the comparison alone.",
+    )
+    p.add_argument("--out", default="reports/default", help="report directory (default reports/default)")
+    g = p.add_argument_group("training (empirical)")
+    g.add_argument("--run-dir", help="reuse this finished run directory instead of training")
+    g.add_argument("--preset", help="empirical preset (default digits-mlp when no --dataset/--model)")
+    g.add_argument("--dataset", help="e.g. digits, fashion-mnist, mnist, cifar10, svhn, stl10, gaussian")
+    g.add_argument("--model", help="e.g. mlp, resnet18, vgg11, densenet40")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--per-class", type=int, help="balanced subset: N examples per class")
+    g.add_argument("--lr", type=float)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--data-root")
+    g.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--skip-training", action="store_true", help="no training run: symbolic + dynamics claims only")
+    g = p.add_argument_group("simulation (simulate)")
+    g.add_argument("--t-max", type=float, help="flow time of the projected-flow simulation (default 1e5; quick 2e3)")
+    g.add_argument("--retraction-t-max", type=float, help="flow time of the retraction contrast (default 2e3)")
+    g.add_argument("--sim-flow", default="features", choices=["features", "matrix", "reduced"],
+                   help="which projected-flow integrator (default features: the feature-level flow of spec 6.1)")
+    g.add_argument("--sim-classes", type=int, default=4)
+    g.add_argument("--sim-per-class", type=int, default=6)
+    g.add_argument("--sim-dim", type=int, default=9)
+    g.add_argument("--skip-simulation", action="store_true")
+    g = p.add_argument_group("comparison")
+    g.add_argument("--time", default="lr_steps", choices=["epoch", "lr_steps"],
+                   help="training-time axis of the fitted time map (default lr_steps = sum of learning rates)")
+    g.add_argument("--early-epoch", type=int, help="start epoch of the forward ODE prediction")
+    g.add_argument("--fit-from", type=int, help="first epoch of the fit window (default: first zero training error)")
+    g = p.add_argument_group("general")
+    g.add_argument("--quick", action="store_true", help="small sizes: half the epochs, reduced flow, quick certificate")
+    g.add_argument("--certificate", default="auto", choices=["auto", "full", "quick", "skip"],
+                   help="symbolic certificate size (auto: full, or quick with --quick)")
+    g.add_argument("--no-progress", action="store_true", help="no per-epoch training progress bar")
+    return p
+
+
+def _compare_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m paper_checks compare",
+                                description="Fit the closed-form SNR dynamics to a run and compare theory with "
+                                            "observation; writes compare.json and figures.")
+    p.add_argument("run_dir")
+    p.add_argument("--time", default="lr_steps", choices=["epoch", "lr_steps"])
+    p.add_argument("--early-epoch", type=int, help="start epoch of the forward ODE prediction")
+    p.add_argument("--fit-from", type=int, help="first epoch of the fit window (default: first zero training error)")
+    p.add_argument("--linear", action="store_true", help="linear time map (beta = 1) as the primary fit")
+    p.add_argument("--out", help="output directory (default: the run directory)")
+    p.add_argument("--no-figures", action="store_true")
+    return p
+
+
+def _run_compare(argv: Sequence[str]) -> int:
+    ns = _compare_parser().parse_args(argv)
+    from .compare import compare_run  # noqa: PLC0415
+
+    try:
+        res = compare_run(ns.run_dir, out=ns.out, time=ns.time, early_epoch=ns.early_epoch,
+                          fit_from_epoch=ns.fit_from, fit_exponent=not ns.linear, figures=not ns.no_figures)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    f = res["fit"]
+    print(f"fit window: {res['fit_window']['reason']} ({len(res['fit_window']['epochs'])} epochs)")
+    print(f"time map: G(omega_j) = b_j + s * {f['time_key']}^beta with s = {f['scale_s']:.6g}, beta = {f['beta']:.4g}")
+    print("R^2 (log omega) per singular value: " + ", ".join("-" if v is None else f"{v:.3f}" for v in f["r2_log_omega"]))
+    r = res["snr_ratio"]
+    print(f"max/min ratio: observed {r['observed_first']:.4g} -> {r['observed_last']:.4g}, "
+          f"fitted {r['predicted_first']:.4g} -> {r['predicted_last']:.4g}")
+    print(f"{'quantity':<10} {'med rel err (fit)':>18} {'med rel err (at SNR)':>21} {'med rel err (forward)':>22}")
+    for key, q in res["quantities"].items():
+        if q.get("measured") is False:
+            continue
+
+        def fmt(d):
+            return "-" if d["median"] is None else f"{d['median']:.3g}"
+
+        print(f"{key:<10} {fmt(q['rel_error_fit']):>18} {fmt(q['rel_error_at_measured_snr']):>21} "
+              f"{fmt(q['rel_error_forward']):>22}")
+    fw = res["forward"]
+    print(f"forward ODE from epoch {fw['start_epoch']} ({fw['method']}): median max_j rel error of omega "
+          f"{fw['snr_rel_error']['median']:.3g}")
+    print(f"wrote {(ns.out or ns.run_dir)}/compare.json")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "compare":
+        return _run_compare(argv[1:])
+    ns = _main_parser().parse_args(argv)
+    from .main import MainOptions, run_main  # noqa: PLC0415
+
+    opts = MainOptions(
+        out=ns.out, run_dir=ns.run_dir, preset=ns.preset, dataset=ns.dataset, model=ns.model, epochs=ns.epochs,
+        per_class=ns.per_class, lr=ns.lr, batch_size=ns.batch_size, weight_decay=ns.weight_decay,
+        data_root=ns.data_root, device=ns.device, seed=ns.seed, t_max=ns.t_max, sim_classes=ns.sim_classes,
+        sim_per_class=ns.sim_per_class, sim_dim=ns.sim_dim, sim_flow=ns.sim_flow,
+        retraction_t_max=ns.retraction_t_max, time=ns.time, early_epoch=ns.early_epoch, fit_from=ns.fit_from,
+        quick=ns.quick, certificate=ns.certificate, skip_simulation=ns.skip_simulation,
+        skip_training=ns.skip_training, progress=not ns.no_progress,
+    )
+    return run_main(opts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""Fit the closed-form SNR dynamics of the central path to measured SNR singular values.
+
+The theory (paper_spec.md, Section 6.3) says that along the continually renormalised
+gradient flow each SNR singular value ``omega_j`` obeys
+
+    (N / kappa) * G(omega_j(t)) = a_j + t,      G(w) = C^2 log w + C w^2 + w^4 / 4,
+
+with ``t`` the flow time and ``kappa`` the speed convention of the flow (spec 6.3 table).
+A trained network has no flow time: training time ``T`` (epoch, or the learning-rate
+weighted step count ``sum_k lr_k``) is an unknown monotone reparametrisation of it, and
+``N/kappa`` is not identifiable separately from that map.  We therefore fit
+
+    G(omega_j(T)) = b_j + s * T**beta,      s > 0,   j = 1..C-1,                  (*)
+
+i.e. the flow time is ``t = (N/kappa) * s * T**beta`` and ``a_j = (N/kappa) * b_j``.
+``beta`` is 1 (a linear time map) unless the fit frees it.  The constants ``b_j`` are
+per singular value, the time map is shared by all of them: that sharing is what makes
+(*) a test of the theory and not a curve fit per value.
+
+``G`` and its derivative come from the SymPy-derived laws of :mod:`theory.laws`
+(``closed_form_lhs`` with ``N = kappa = 1``; ``dG/dw = 1 / omega_rhs``), so this module
+retypes no formula.  The residuals are taken on ``log omega`` (relative errors), since
+``G`` spans many orders of magnitude.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+from scipy.optimize import least_squares
+
+__all__ = [
+    "closed_form_G",
+    "invert_closed_form",
+    "SNRFit",
+    "fit_snr_dynamics",
+    "r_squared",
+]
+
+
+def _law(name: str):
+    from theory import laws  # noqa: PLC0415 (lazy: theory may be imported late)
+
+    return laws.numeric(name, backend="numpy")
+
+
+def closed_form_G(w: np.ndarray, C: int) -> np.ndarray:
+    """``G(w) = C^2 log w + C w^2 + w^4/4`` (spec 6.3, ``closed_form_lhs`` with ``N = kappa = 1``).
+
+    Parameters
+    ----------
+    w : array of positive SNR singular values.
+    C : number of classes.
+    """
+    w = np.asarray(w, dtype=np.float64)
+    return np.asarray(_law("closed_form_lhs")(w, 1.0, float(C), 1.0), dtype=np.float64)
+
+
+def _dG_dlogw(w: np.ndarray, C: int) -> np.ndarray:
+    """``dG/d(log w) = w dG/dw = w / omega_rhs(w; N=1, kappa=1) = (C + w^2)^2`` (spec 6.2/6.3)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        rhs = np.asarray(_law("omega_rhs")(w, 1.0, float(C), 1.0), dtype=np.float64)
+        d = w / rhs
+    # w underflowing to 0 (log w < -700): the limit of (C + w^2)^2 is C^2.
+    return np.where(np.isfinite(d) & (d > 0), d, float(C) ** 2)
+
+
+def invert_closed_form(y: np.ndarray, C: int, *, rtol: float = 1e-14, max_iter: int = 200) -> np.ndarray:
+    """Solve ``G(w) = y`` for ``w > 0`` elementwise (spec 6.3 closed form, inverted).
+
+    ``g(u) = G(e^u) = C^2 u + C e^{2u} + e^{4u}/4`` is increasing and convex in ``u = log w``
+    with ``g'(u) = (C + e^{2u})^2``.  Newton's method started at a point with ``g(u0) >= y``
+    therefore decreases monotonically to the root.  Such a point is
+    the smallest positive one of ``y/C^2``, ``log(4y)/4``, ``log(y/C)/2`` when ``y > 0``
+    (for ``u > 0`` every term of ``g`` is non-negative, so ``g`` exceeds each of them), and
+    ``y/C^2`` when ``y <= 0`` (the two exponential terms are positive).
+    """
+    y = np.asarray(y, dtype=np.float64)
+    if not np.all(np.isfinite(y)):
+        raise ValueError("invert_closed_form: non-finite closed-form value")
+    c2 = float(C) ** 2
+    # Values below G(1e-300) would need omega under the float64 range: clip them there.
+    y = np.maximum(y, closed_form_G(np.float64(1e-300), C))
+    # Any candidate u > 0 below has g(u0) >= y (g exceeds each of its non-negative terms there);
+    # the smallest valid one is the tightest start.  For y <= 0, u0 = y / C^2.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u_lin = y / c2
+        u_quart = np.where(4.0 * y > 1.0, np.log(np.maximum(4.0 * y, 1.0)) / 4.0, np.inf)
+        u_quad = np.where(y > C, np.log(np.maximum(y / C, 1.0)) / 2.0, np.inf)
+    u = np.where(y > 0, np.minimum(u_lin, np.minimum(u_quart, u_quad)), u_lin)
+    for _ in range(max_iter):
+        w = np.exp(u)
+        g = closed_form_G(w, C)
+        du = (g - y) / _dG_dlogw(w, C)
+        u = u - du
+        if np.all(np.abs(du) <= rtol * (1.0 + np.abs(u))):
+            break
+    else:  # pragma: no cover - Newton on a convex monotone function always converges
+        raise RuntimeError("invert_closed_form: Newton iteration did not converge")
+    return np.exp(u)
+
+
+def r_squared(observed: np.ndarray, predicted: np.ndarray) -> float:
+    """Coefficient of determination ``1 - SS_res / SS_tot`` (NaN if ``SS_tot = 0``)."""
+    observed = np.asarray(observed, dtype=np.float64)
+    predicted = np.asarray(predicted, dtype=np.float64)
+    ss_res = float(np.sum((observed - predicted) ** 2))
+    ss_tot = float(np.sum((observed - observed.mean()) ** 2))
+    return 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
+
+
+@dataclass
+class SNRFit:
+    """Result of fitting (*) ``G(omega_j(T)) = b_j + s T^beta`` (spec 6.3) to a log.
+
+    Attributes
+    ----------
+    num_classes : C.
+    time_key : name of the training-time axis ``T`` ("epoch" or "lr_weighted_steps").
+    scale : ``s`` (closed-form units per unit of ``T**beta``).
+    beta : exponent of the time map (1.0 when fixed).
+    offsets : ``b_j``, shape (C-1,) (NaN for excluded values).
+    times : the ``T`` used in the fit, shape (K,).
+    observed, fitted : omega at those times, shape (K, C-1).
+    r2_log : R^2 of ``log omega_j`` per singular value.
+    rmse_log : root mean squared residual of ``log omega`` over all fitted points.
+    used : which singular values entered the fit (positive at every fitted time).
+    success, message : from :func:`scipy.optimize.least_squares`.
+    """
+
+    num_classes: int
+    time_key: str
+    scale: float
+    beta: float
+    offsets: np.ndarray
+    times: np.ndarray
+    observed: np.ndarray
+    fitted: np.ndarray
+    r2_log: np.ndarray
+    rmse_log: float
+    used: np.ndarray
+    fit_exponent: bool
+    success: bool
+    message: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def flow_time(self, T: np.ndarray | float, *, per_class: int | None = None, kappa: float = 1.0) -> np.ndarray:
+        """Flow time of the spec-6.3 law: ``t = (N/kappa) s T^beta`` (``N/kappa = 1`` if N unknown)."""
+        factor = (per_class / kappa) if per_class else 1.0
+        return factor * self.scale * np.asarray(T, dtype=np.float64) ** self.beta
+
+    def predict(self, T: np.ndarray | float) -> np.ndarray:
+        """Fitted ``omega_j(T) = G^{-1}(b_j + s T^beta)``, shape (len(T), C-1); NaN where not fitted."""
+        T = np.atleast_1d(np.asarray(T, dtype=np.float64))
+        out = np.full((T.size, self.num_classes - 1), np.nan)
+        y = self.offsets[None, self.used] + self.scale * T[:, None] ** self.beta
+        out[:, self.used] = invert_closed_form(y, self.num_classes)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (lists of floats, NaN as None)."""
+
+        def clean(x):
+            arr = np.asarray(x, dtype=np.float64)
+            return [None if not np.isfinite(v) else float(v) for v in arr.ravel()]
+
+        return {
+            "model": "G(omega_j(T)) = b_j + s * T**beta,  G(w) = C^2 log w + C w^2 + w^4/4  (spec 6.3)",
+            "num_classes": self.num_classes,
+            "time_key": self.time_key,
+            "scale_s": self.scale,
+            "beta": self.beta,
+            "fit_exponent": self.fit_exponent,
+            "offsets_b": clean(self.offsets),
+            "r2_log_omega": clean(self.r2_log),
+            "r2_log_omega_min": float(np.nanmin(self.r2_log)) if np.any(np.isfinite(self.r2_log)) else None,
+            "r2_log_omega_median": float(np.nanmedian(self.r2_log)) if np.any(np.isfinite(self.r2_log)) else None,
+            "rmse_log_omega": self.rmse_log,
+            "num_times": int(self.times.size),
+            "time_range": [float(self.times.min()), float(self.times.max())],
+            "used_singular_values": [int(i) for i in np.flatnonzero(self.used)],
+            "success": self.success,
+            "message": self.message,
+            **self.extra,
+        }
+
+
+def fit_snr_dynamics(
+    times: Sequence[float] | np.ndarray,
+    omega: Sequence[Sequence[float]] | np.ndarray,
+    *,
+    num_classes: int | None = None,
+    time_key: str = "T",
+    fit_exponent: bool = False,
+    beta_bounds: tuple[float, float] = (0.05, 5.0),
+) -> SNRFit:
+    """Least-squares fit of the spec-6.3 closed form with a monotone time map.
+
+    Model (*): ``G(omega_j(T)) = b_j + s T^beta`` with ``s > 0`` shared by all ``j``.
+    Residuals: ``log omega_obs[k, j] - log G^{-1}(b_j + s T_k^beta)``.
+
+    Parameters
+    ----------
+    times : training times ``T_k > 0`` (K,), increasing.
+    omega : measured SNR singular values (K, C-1), descending per row.
+    num_classes : C (default ``omega.shape[1] + 1``).
+    fit_exponent : free ``beta`` (bounded by ``beta_bounds``) instead of ``beta = 1``.
+    """
+    T = np.asarray(times, dtype=np.float64).ravel()
+    W = np.asarray(omega, dtype=np.float64)
+    if W.ndim != 2 or W.shape[0] != T.size:
+        raise ValueError(f"fit_snr_dynamics: omega must be (len(times), C-1); got {W.shape} for {T.size} times")
+    C = int(num_classes) if num_classes is not None else W.shape[1] + 1
+    if W.shape[1] != C - 1:
+        raise ValueError(f"fit_snr_dynamics: omega has {W.shape[1]} columns, expected C-1 = {C - 1}")
+    if T.size < 3:
+        raise ValueError(f"fit_snr_dynamics: need at least 3 measured times, got {T.size}")
+    if not np.all(np.isfinite(T)) or np.any(T <= 0):
+        raise ValueError("fit_snr_dynamics: training times must be finite and positive")
+    used = np.all(np.isfinite(W) & (W > 0), axis=0)
+    if not np.any(used):
+        raise ValueError("fit_snr_dynamics: no singular value is positive at every time")
+    Wu = W[:, used]
+    J = Wu.shape[1]
+    logW = np.log(Wu)
+    Gobs = closed_form_G(Wu, C)
+
+    # Initial guess: beta = 1, pooled slope of G against T, per-value intercepts.
+    Tc = T - T.mean()
+    denom = float(np.sum(Tc**2)) * J
+    slope = float(np.sum(Tc[:, None] * (Gobs - Gobs.mean(axis=0)))) / denom if denom > 0 else 0.0
+    if not np.isfinite(slope) or slope <= 0:
+        slope = max(float(np.ptp(Gobs)) / max(float(np.ptp(T)), 1e-12), 1e-12)
+    b0 = Gobs.mean(axis=0) - slope * T.mean()
+
+    # Scale times to O(1) for conditioning; s is reported in the caller's units.
+    t_ref = float(np.max(T))
+    Tn = T / t_ref
+
+    def unpack(theta):
+        log_s = theta[0]
+        beta = theta[1] if fit_exponent else 1.0
+        b = theta[2:] if fit_exponent else theta[1:]
+        return log_s, beta, b
+
+    def model_log_omega(theta):
+        log_s, beta, b = unpack(theta)
+        y = b[None, :] + np.exp(log_s) * Tn[:, None] ** beta
+        return np.log(invert_closed_form(y, C))
+
+    def residuals(theta):
+        return (model_log_omega(theta) - logW).ravel()
+
+    # s_n is the scale for normalised time: s T^beta = s_n (T/t_ref)^beta.
+    theta0 = [np.log(slope * t_ref)] + ([1.0] if fit_exponent else []) + list(b0)
+    lower = [-np.inf] + ([beta_bounds[0]] if fit_exponent else []) + [-np.inf] * J
+    upper = [np.inf] + ([beta_bounds[1]] if fit_exponent else []) + [np.inf] * J
+    sol = least_squares(residuals, np.asarray(theta0), bounds=(lower, upper), x_scale="jac", method="trf",
+                        max_nfev=2000)
+    log_s_n, beta, b = unpack(sol.x)
+    scale = float(np.exp(log_s_n) / t_ref**beta)
+    fitted_u = np.exp(model_log_omega(sol.x))
+    offsets = np.full(C - 1, np.nan)
+    offsets[used] = b
+    fitted = np.full_like(W, np.nan)
+    fitted[:, used] = fitted_u
+    r2 = np.full(C - 1, np.nan)
+    for k, j in enumerate(np.flatnonzero(used)):
+        r2[j] = r_squared(logW[:, k], np.log(fitted_u[:, k]))
+    rmse = float(np.sqrt(np.mean((np.log(fitted_u) - logW) ** 2)))
+    return SNRFit(
+        num_classes=C,
+        time_key=time_key,
+        scale=scale,
+        beta=float(beta),
+        offsets=offsets,
+        times=T,
+        observed=W,
+        fitted=fitted,
+        r2_log=r2,
+        rmse_log=rmse,
+        used=used,
+        fit_exponent=fit_exponent,
+        success=bool(sol.success),
+        message=str(sol.message),
+    )

@@ -1,0 +1,119 @@
+"""The claims registry passes on data that satisfy a claim and fails on data that violate it."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from paper_checks.claims import TOLERANCES, Claim, all_passed, dynamics_claims, empirical_claims, symbolic_claims
+from paper_checks.compare import compare_records, public
+from paper_checks.report import claims_table, write_report
+from paper_checks.synthetic import synthetic_metrics_log
+
+
+def _by_id(claims):
+    return {c.id: c for c in claims}
+
+
+@pytest.fixture(scope="module")
+def good_log():
+    return synthetic_metrics_log(C=6, epochs=40, scale=20.0, noise=0.0, zero_error_epoch=5, seed=4)[0]
+
+
+def test_empirical_claims_pass_on_a_log_that_follows_the_theory(good_log):
+    cmp = public(compare_records(good_log, time="epoch"))
+    claims = empirical_claims(good_log, cmp)
+    failed = [(c.id, c.measured) for c in claims if not c.passed]
+    assert not failed
+    assert {c.status for c in claims} == {"pass"}
+    assert all_passed(claims)
+
+
+def test_large_l_perp_fails_the_proximity_claim(good_log):
+    bad = synthetic_metrics_log(C=6, epochs=40, scale=20.0, noise=0.0, zero_error_epoch=5, seed=4,
+                                perp_fraction=0.5)[0]
+    c = _by_id(empirical_claims(bad, None))["empirical.l_perp_negligible"]
+    assert c.status == "fail"
+    assert c.measured["max_ratio_terminal_phase"] == pytest.approx(0.5)
+    ok = _by_id(empirical_claims(good_log, None))["empirical.l_perp_negligible"]
+    assert ok.status == "pass" and ok.measured["max_ratio_terminal_phase"] <= TOLERANCES["perp_ratio_max"]
+
+
+def test_broken_identity_fails(good_log):
+    bad = [dict(r, loss=r["loss"] * (1 + 1e-3)) for r in good_log]
+    assert _by_id(empirical_claims(bad, None))["empirical.decomposition_identity"].status == "fail"
+
+
+def test_increasing_nc1_fails_and_missing_terminal_phase_fails(good_log):
+    bad = [dict(r, nc1=1.0 + r["epoch"]) for r in good_log]
+    assert _by_id(empirical_claims(bad, None))["empirical.nc1_decreases"].status == "fail"
+    no_tpt = [dict(r, train_error=0.01) for r in good_log]
+    by = _by_id(empirical_claims(no_tpt, None))
+    assert by["empirical.terminal_phase_reached"].status == "fail"
+    assert by["empirical.nc1_decreases"].status == "fail"
+    assert "terminal phase" in by["empirical.nc1_decreases"].measured["error"]
+
+
+def test_snr_not_following_theory_fails_the_fit_claims(good_log):
+    # SNR values that shrink and spread apart (the theory has them grow and merge): the ratio claim and the fit claims must fail.
+    bad = []
+    for r in good_log:
+        e = r["epoch"]
+        w = np.array([3.0, 2.5, 2.0, 1.5, 1.0]) * np.exp(-0.05 * e * np.arange(5))
+        bad.append(dict(r, snr_singular_values=[float(v) for v in w]))
+    cmp = public(compare_records(bad, time="epoch"))
+    by = _by_id(empirical_claims(bad, cmp))
+    assert by["empirical.snr_ratio_toward_1"].status == "fail"
+    assert by["empirical.snr_follows_closed_form"].status == "fail"
+
+
+def test_symbolic_claims_mirror_certificate():
+    cert = SimpleNamespace(checks=[
+        {"name": "decomposition_identity", "passed": True, "section": "3.2", "detail": "0", "seconds": 0.1},
+        {"name": "closed_form", "passed": False, "section": "6.3", "detail": "residual x", "seconds": 0.2},
+    ])
+    claims = symbolic_claims(cert)
+    assert [c.status for c in claims] == ["pass", "fail"]
+    assert claims[0].source == "spec 3.2"
+    assert symbolic_claims(SimpleNamespace(checks=[]))[0].status == "fail"
+
+
+def _fake_traj(omega, times, *, cf=None, metrics=None, kappa=1.0):
+    return SimpleNamespace(times=times, omega=omega, closed_form_omega=omega if cf is None else cf,
+                           metrics=metrics or {}, gram_start=None, gram_end=None, params={"kappa_value": kappa})
+
+
+def test_dynamics_closed_form_claim_fails_when_ode_disagrees():
+    from paper_checks.synthetic import closed_form_snr
+
+    N, C = 6, 4
+    t = np.concatenate([[0.0], np.geomspace(1e-2, 1e4, 40)])
+    # Exact projected-flow solution in flow time t: G(omega) = G(omega0) + t / N  (kappa = 1).
+    w = closed_form_snr(t / N + 1.0, np.array([2.0, 1.0, 0.5]), C=C, scale=1.0)
+    etf = np.concatenate([[1.0], np.geomspace(0.5, 0.01, 40)])
+    good = _by_id(dynamics_claims(_fake_traj(w, t, metrics={"gram_etf_distance": etf}), None, per_class=N))
+    assert good["dynamics.closed_form"].status == "pass"
+    assert good["dynamics.omega_to_infinity"].status == "pass"
+    assert good["dynamics.max_min_ratio_to_1"].status == "pass"
+    assert good["dynamics.simplex_etf_limit"].status == "pass"
+    bad = _by_id(dynamics_claims(_fake_traj(w, t, cf=w * 1.01, metrics={"gram_etf_distance": etf[::-1]}), None,
+                                 per_class=N))
+    assert bad["dynamics.closed_form"].status == "fail"
+    assert bad["dynamics.simplex_etf_limit"].status == "fail"
+
+
+def test_report_files(tmp_path, good_log, capsys):
+    cmp = public(compare_records(good_log, time="epoch"))
+    claims = empirical_claims(good_log, cmp) + [Claim(id="x.fail", statement="s", source="spec 0", check="c",
+                                                      tolerance="t", status="fail", measured={"v": 1.0})]
+    paths = write_report(tmp_path, claims, figures=[], context={"k": "v"})
+    data = json.loads(paths["claims"].read_text())
+    assert {"id", "statement", "source", "status", "measured", "tolerance"} <= set(data[0])
+    assert data[-1]["status"] == "fail"
+    assert "x.fail" in paths["md"].read_text()
+    assert paths["html"].read_text().startswith("<!DOCTYPE html>")
+    table = claims_table(claims)
+    assert "FAIL" in table and f"{len(claims) - 1}/{len(claims)} claims pass" in table

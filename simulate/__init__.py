@@ -1,1 +1,60 @@
-"""simulate package."""
+"""simulate: JAX dynamics of Neural Collapse on the central path (Han, Papyan & Donoho, ICLR 2022).
+
+Float64 throughout (``jax_enable_x64``). Every formula comes from ``theory`` (its lambdified SymPy laws and
+its array-API metric functions); this package only integrates them (Diffrax, Optimistix) and records
+trajectories. See ``paper_spec.md`` sections 3.4, 5 and 6 and ``simulate.run`` for the entry point.
+
+Dynamics (each jit-able and vmap-able):
+
+* ``integrate_reduced``  reduced ODE on the SNR singular values, d omega_j/dt = (kappa/N) omega_j/(C+omega_j^2)^2
+* ``integrate_matrix``   matrix ODE dS/dt = (kappa/N)(C I + S S^T)^{-2} S                     (spec 6.1)
+* ``integrate_features`` projected (Riemannian) gradient flow on {Sigma_W = I, mu_G = 0}      (spec 6.1)
+* ``integrate_retraction`` Euler step on all features + re-whitening (spec 6.1 "Contrast", spec 9 item 19)
+* ``integrate_free``     unconstrained-features model, (W, b, H) trained jointly (off the central path)
+* ``closed_form_omega``  c1 log w + c2 w^2 + c3 w^4 = a + t solved by Newton in log w      (spec 6.3)
+"""
+
+import jax as _jax
+
+_jax.config.update("jax_enable_x64", True)
+
+from .initial import class_labels, random_initial_features  # noqa: E402
+from .reduced import (  # noqa: E402
+    asymptotic_omega,
+    closed_form_omega,
+    integrate_reduced,
+    reduced_rhs,
+)
+from .matrix import integrate_matrix, matrix_rhs  # noqa: E402
+from .features import (  # noqa: E402
+    central_path_gradient,
+    integrate_features,
+    integrate_free,
+    integrate_retraction,
+    project_tangent,
+    projected_rhs,
+)
+from .metrics import feature_metrics, trajectory_metrics  # noqa: E402
+from .run import FLOWS, Trajectory, run  # noqa: E402
+
+__all__ = [
+    "FLOWS",
+    "Trajectory",
+    "asymptotic_omega",
+    "central_path_gradient",
+    "class_labels",
+    "closed_form_omega",
+    "feature_metrics",
+    "integrate_features",
+    "integrate_free",
+    "integrate_matrix",
+    "integrate_reduced",
+    "integrate_retraction",
+    "matrix_rhs",
+    "project_tangent",
+    "projected_rhs",
+    "random_initial_features",
+    "reduced_rhs",
+    "run",
+    "trajectory_metrics",
+]

@@ -1,0 +1,23 @@
+"""Access to the SymPy-derived scalar laws of ``theory.laws`` as JAX callables (spec 6.2, 6.3, 6.1 contrast).
+
+Nothing is retyped here: the right-hand sides and the closed form are ``theory.laws.numeric(name, backend="jax")``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import theory
+import theory.laws
+
+
+@functools.cache
+def law(name: str):
+    """The lambdified JAX function ``theory.laws.numeric(name, backend="jax")`` (cached)."""
+    return theory.laws.numeric(name, backend="jax")
+
+
+def kappa_value(kappa, N: int, C: int) -> float:
+    """Time-scale factor kappa of the flow dX/dt = -kappa Proj grad L (spec 6.3 table): a positive number, or a
+    convention name "projected" (1), "sum" (C N), "means" (N); ``theory.laws.kappa``."""
+    return float(theory.laws.kappa(kappa, N, C))

@@ -1,0 +1,218 @@
+"""Feature-level dynamics of the unconstrained-features model (spec 6.1).
+
+* ``integrate_features``: projected (Riemannian) gradient flow of the central-path loss on the renormalised
+  manifold X_set = {Sigma_W = I, mu_G = 0} (spec 5.2, 6.1)
+      dX/dt = -kappa Proj_{T_X X_set} grad_X L(W_LS(X), b_LS(X), X),
+  with the Euclidean gradient (1/n) W_LS^T (W_LS x_{i,c} + b_LS - e_c) (envelope theorem, spec 9 item 12).
+* ``integrate_retraction``: Euler step of plain gradient descent on all features followed by re-whitening
+  X -> (X - mu_G) Sigma_W^{-1/2} (spec 6.1 "Contrast", spec 9 item 19).
+* ``integrate_free``: (W, b, H) trained jointly by gradient flow on the paper's loss
+      L(W, b, H) + (lam_H/(2n)) ||H||_F^2,   L = (1/(2n)) sum ||W h + b - e_c||^2 + (lam/2)(||W||^2 + ||b||^2)
+  (spec section 1), i.e. off the central path (spec 4).
+
+Loss, class statistics, least-squares classifier and renormalisation are ``theory``'s functions.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+import theory
+
+from ._checks import check_features, check_times, is_concrete
+from ._laws import kappa_value
+from .reduced import solve_ode
+
+
+def _class_means(D: jax.Array, labels: jax.Array, C: int) -> jax.Array:
+    """Per-class row means of D (C, p) (plain segment averages)."""
+    counts = jax.ops.segment_sum(jnp.ones(D.shape[0], D.dtype), labels, C)
+    return jax.ops.segment_sum(D, labels, C) / counts[:, None]
+
+
+def central_path_gradient(X: jax.Array, labels: jax.Array, C: int) -> jax.Array:
+    """Euclidean gradient of the central-path loss at X (n, p):  (1/n) W_LS^T (W_LS x_{i,c} + b_LS - e_c) per row.
+
+    Computed as ``jax.grad`` of ``theory.mse_loss(X, labels, W, b)`` at the least-squares classifier
+    ``theory.least_squares_classifier(theory.class_stats(X))`` held fixed: by the envelope theorem (spec 6.1,
+    spec 9 item 12) this is the full derivative of X -> L(W_LS(X), b_LS(X), X).
+    """
+    stats = theory.class_stats(X, labels, C)
+    W, b = theory.least_squares_classifier(stats)
+    W, b = jax.lax.stop_gradient((W, b))
+    return jax.grad(lambda x: theory.mse_loss(x, labels, W, b, num_classes=C))(X)
+
+
+def project_tangent(X: jax.Array, labels: jax.Array, C: int, D: jax.Array) -> jax.Array:
+    """Orthogonal projection of a direction D (n, p) onto the tangent space at X of {Sigma_W = const, mu_G = const}.
+
+    Split D = D_mean (rows replaced by their class means) + D_w (within-class part). The constraint
+    mu_G = const removes the global mean of D_mean; Sigma_W = const (dSigma_W = (1/n) sym(Z^T D_w) = 0,
+    Z = within-class deviations of X) removes the normal component Z S, S symmetric solving
+    Sigma_W S + S Sigma_W = (2/n) sym(Z^T D_w) (a Lyapunov equation, solved in the eigenbasis of Sigma_W).
+    At Sigma_W = I this is S = sym(Z^T D_w)/n. For the central-path gradient D_w is itself of the form Z S
+    (spec 6.1), so within-class deviations are frozen and only class means move.
+    """
+    n = X.shape[0]
+    stats = theory.class_stats(X, labels, C)
+    Z = X - stats.means[labels]
+    Dm = _class_means(D, labels, C)
+    Dw = D - Dm[labels]
+    R = Z.T @ Dw / n
+    R = R + R.T
+    lam, Q = jnp.linalg.eigh(stats.sigma_w)
+    S = Q @ ((Q.T @ R @ Q) / (lam[:, None] + lam[None, :])) @ Q.T
+    mean_part = Dm[labels] - jnp.mean(D, axis=0)
+    return mean_part + Dw - Z @ S
+
+
+def projected_rhs(t, X: jax.Array, args) -> jax.Array:
+    """dX/dt = -kappa Proj_{T_X X_set} grad_X L_central(X); ``args = (labels, C, kappa)`` (spec 6.1)."""
+    labels, C, kappa = args
+    return -kappa * project_tangent(X, labels, C, central_path_gradient(X, labels, C))
+
+
+def _prepare_features(X0, labels, C, renormalize):
+    check_features(X0, labels, C)
+    X0 = jnp.asarray(X0, dtype=jnp.float64)
+    labels = jnp.asarray(labels)
+    if renormalize:
+        X0 = theory.renormalize(X0, theory.class_stats(X0, labels, C))
+    return X0, labels
+
+
+@functools.partial(jax.jit, static_argnames=("C", "kappa", "rtol", "atol", "solver", "max_steps"))
+def _integrate_features(X0, labels, times, C, kappa, rtol, atol, solver, max_steps):
+    return solve_ode(projected_rhs, X0, times, (labels, C, kappa), rtol=rtol, atol=atol, solver=solver,
+                     max_steps=max_steps)
+
+
+def integrate_features(
+    X0: jax.Array,
+    labels: jax.Array,
+    times: jax.Array,
+    C: int,
+    kappa: float | str = 1.0,
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+    *,
+    renormalize: bool = True,
+    solver: str = "tsit5",
+    max_steps: int = 1_000_000,
+    return_steps: bool = False,
+):
+    """Projected gradient flow dX/dt = -kappa Proj grad_X L_central on X_set (spec 6.1), X0 (n, p).
+
+    With ``renormalize`` X0 is first mapped onto X_set by ``theory.renormalize`` (which leaves the central-path
+    loss and the SNR singular values unchanged, spec 5.1). Returns X at ``times``, shape (len(times), n, p)
+    (and the solver step count if ``return_steps``). jit-able; vmap-able over X0.
+    """
+    check_times(times)
+    X0, labels = _prepare_features(X0, labels, C, renormalize)
+    N = int(X0.shape[0] // C)
+    k = float(kappa_value(kappa, N, C))
+    ys, steps = _integrate_features(X0, labels, jnp.asarray(times, dtype=jnp.float64), C, k, float(rtol),
+                                    float(atol), solver, int(max_steps))
+    return (ys, steps) if return_steps else ys
+
+
+def retraction_step(X: jax.Array, labels: jax.Array, C: int, h) -> jax.Array:
+    """One step of the retraction scheme (spec 6.1 "Contrast"): X <- X - h grad_X L_central(X) on all features,
+    then re-whiten and recentre, X <- (X - mu_G) Sigma_W^{-1/2} (``theory.renormalize``)."""
+    X = X - h * central_path_gradient(X, labels, C)
+    return theory.renormalize(X, theory.class_stats(X, labels, C))
+
+
+@functools.partial(jax.jit, static_argnames=("C",))
+def _advance_retraction(X, labels, C, h, m):
+    return jax.lax.fori_loop(0, m, lambda i, x: retraction_step(x, labels, C, h), X)
+
+
+def integrate_retraction(
+    X0: jax.Array,
+    labels: jax.Array,
+    times: jax.Array,
+    C: int,
+    step: float = 0.5,
+    kappa: float | str = 1.0,
+    *,
+    renormalize: bool = True,
+) -> jax.Array:
+    """Discrete retraction flow (spec 6.1 "Contrast", spec 9 item 19): Euler steps of size <= ``step`` (in time
+    units of dX/dt = -kappa grad L) on all features, each followed by re-whitening. Between consecutive saved
+    times the interval is split into ceil(dt/step) equal steps. Returns X at ``times``, (len(times), n, p).
+    Its SNR singular values follow theory.laws "retraction_rhs" (1/n) w/(C + w^2) up to O(step).
+    """
+    check_times(times)
+    if not (step > 0):
+        raise ValueError(f"step must be > 0, got {step}")
+    X0, labels = _prepare_features(X0, labels, C, renormalize)
+    N = int(X0.shape[0] // C)
+    k = float(kappa_value(kappa, N, C))
+    t = jnp.asarray(times, dtype=jnp.float64)
+    out = [X0]
+    X = X0
+    for dt in jnp.diff(t).tolist():
+        m = max(1, int(-(-dt // step)))
+        X = _advance_retraction(X, labels, C, k * dt / m, m)
+        out.append(X)
+    return jnp.stack(out)
+
+
+def free_loss(params, labels: jax.Array, C: int, lam, lam_h) -> jax.Array:
+    """L(W, b, H) + (lam_H/(2n)) ||H||_F^2 with L = ``theory.mse_loss`` (paper's loss, spec section 1)."""
+    W, b, X = params
+    reg_h = 0.5 * lam_h * jnp.sum(X**2) / X.shape[0]
+    return theory.mse_loss(X, labels, W, b, lam=lam, num_classes=C) + reg_h
+
+
+def free_rhs(t, params, args):
+    """d(W, b, H)/dt = -kappa grad free_loss; ``args = (labels, C, kappa, lam, lam_H)``."""
+    labels, C, kappa, lam, lam_h = args
+    g = jax.grad(free_loss)(params, labels, C, lam, lam_h)
+    return jax.tree_util.tree_map(lambda v: -kappa * v, g)
+
+
+@functools.partial(jax.jit, static_argnames=("C", "kappa", "lam", "lam_h", "rtol", "atol", "solver", "max_steps"))
+def _integrate_free(params0, labels, times, C, kappa, lam, lam_h, rtol, atol, solver, max_steps):
+    return solve_ode(free_rhs, params0, times, (labels, C, kappa, lam, lam_h), rtol=rtol, atol=atol, solver=solver,
+                     max_steps=max_steps)
+
+
+def integrate_free(
+    X0: jax.Array,
+    labels: jax.Array,
+    times: jax.Array,
+    C: int,
+    W0: jax.Array,
+    b0: jax.Array,
+    *,
+    lam: float = 1e-3,
+    lam_h: float = 0.0,
+    kappa: float | str = 1.0,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    solver: str = "tsit5",
+    max_steps: int = 1_000_000,
+    return_steps: bool = False,
+):
+    """Gradient flow of the unconstrained-features model with W (C, p), b (C,) and features X (n, p) all free:
+    d(W, b, X)/dt = -kappa grad [ L(W, b, X) + (lam_H/(2n))||X||_F^2 ] (spec section 1 loss, ridge lam on W and b).
+
+    Returns ``(W, b, X)`` at ``times`` with leading axis len(times). No renormalisation: this is the off-central-
+    path comparison of spec 4.
+    """
+    check_times(times)
+    check_features(X0, labels, C)
+    if is_concrete((lam, lam_h)) and (lam < 0 or lam_h < 0):
+        raise ValueError(f"weight decays must be >= 0, got lam={lam}, lam_h={lam_h}")
+    X0 = jnp.asarray(X0, dtype=jnp.float64)
+    N = int(X0.shape[0] // C)
+    k = float(kappa_value(kappa, N, C))
+    params0 = (jnp.asarray(W0, jnp.float64), jnp.asarray(b0, jnp.float64), X0)
+    ys, steps = _integrate_free(params0, jnp.asarray(labels), jnp.asarray(times, dtype=jnp.float64), C, k,
+                                float(lam), float(lam_h), float(rtol), float(atol), solver, int(max_steps))
+    return (ys, steps) if return_steps else ys

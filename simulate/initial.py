@@ -1,0 +1,56 @@
+"""Random initial conditions on the renormalised feature manifold X_set = {Sigma_W = I, mu_G = 0} (spec 5.2)."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+import theory
+
+from ._checks import check_sizes
+
+
+def class_labels(classes: int, per_class: int) -> jax.Array:
+    """Balanced labels ``(n,)``, n = C N, grouped by class: [0]*N + [1]*N + ... (spec section 1)."""
+    return jnp.repeat(jnp.arange(classes), per_class)
+
+
+def random_initial_features(
+    key: jax.Array,
+    classes: int,
+    per_class: int,
+    dim: int,
+    *,
+    rank: int | None = None,
+    mean_scale: float = 1.0,
+) -> jax.Array:
+    """A random point X (n, p) of X_set = {X : Sigma_W(X) = I_p, mu_G(X) = 0} (spec 5.2), rows grouped by class.
+
+    Draws Gaussian within-class noise and class means ``mean_scale * G`` (rank ``rank`` <= C-1 if given, so that
+    the SNR matrix has C-1-rank zero singular values, spec 6.4 item 5), then maps H -> X = (H - mu_G) Sigma_W^{-1/2}
+    with ``theory.renormalize`` (spec 5.2). Labels are ``class_labels(classes, per_class)``.
+    """
+    check_sizes(classes, per_class, dim)
+    if rank is not None and not (0 <= rank <= classes - 1):
+        raise ValueError(f"rank must be in [0, C-1] = [0, {classes - 1}], got {rank}")
+    return _random_initial_features(key, int(classes), int(per_class), int(dim), rank, float(mean_scale))
+
+
+@functools.partial(jax.jit, static_argnames=("classes", "per_class", "dim", "rank", "mean_scale"))
+def _random_initial_features(key, classes, per_class, dim, rank, mean_scale):
+    k_noise, k_a, k_b = jax.random.split(key, 3)
+    labels = class_labels(classes, per_class)
+    noise = jax.random.normal(k_noise, (classes * per_class, dim), dtype=jnp.float64)
+    if rank is None:
+        means = jax.random.normal(k_a, (classes, dim), dtype=jnp.float64)
+    else:
+        a = jax.random.normal(k_a, (classes, rank), dtype=jnp.float64)
+        b = jax.random.normal(k_b, (rank, dim), dtype=jnp.float64)
+        a = a - a.mean(0)  # centred coefficients: Mbar = A B has rank <= rank
+        means = a @ b / jnp.sqrt(max(rank, 1))
+    # remove the noise's own class means so that the class means are exactly `means`
+    noise = noise - jax.ops.segment_sum(noise, labels, classes)[labels] / per_class
+    h = mean_scale * means[labels] + noise
+    return theory.renormalize(h, theory.class_stats(h, labels, classes))

@@ -1,0 +1,284 @@
+"""``simulate.run``: one call from sizes to a recorded trajectory with NC metrics and closed-form comparison."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import theory
+import theory.laws
+
+from ._checks import check_sizes
+from ._laws import kappa_value, law
+from .features import integrate_features, integrate_free, integrate_retraction
+from .initial import class_labels, random_initial_features
+from .matrix import integrate_matrix
+from .metrics import trajectory_metrics
+from .reduced import asymptotic_omega, closed_form_omega, integrate_reduced
+
+FLOWS = ("reduced", "matrix", "features", "retraction", "free")
+ENSEMBLE_FLOWS = ("reduced", "matrix", "features")
+
+
+@dataclasses.dataclass
+class Trajectory:
+    """A simulated trajectory. Arrays are NumPy; an ensemble of K runs adds a leading K axis.
+
+    times (T,); omega (T, C-1) SNR singular values (theory.snr_singular_values); closed_form_omega (T, C-1)
+    from the projected law's closed form (spec 6.3) started at omega(times[0]); metrics: name -> (T,) arrays
+    (see ``simulate.metrics``); gram_start / gram_end (C, C) class-mean Gram matrices; params: run settings.
+    """
+
+    flow: str
+    times: np.ndarray
+    omega: np.ndarray
+    closed_form_omega: np.ndarray
+    metrics: dict[str, np.ndarray]
+    gram_start: np.ndarray
+    gram_end: np.ndarray
+    params: dict[str, Any]
+
+    @property
+    def ensemble(self) -> bool:
+        return self.omega.ndim == 3
+
+    def to_npz(self, path) -> Path:
+        """Write times, omega, closed_form_omega, gram_start, gram_end and every metric (by name) to ``path``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = dict(self.metrics)
+        arrays.update(times=self.times, omega=self.omega, closed_form_omega=self.closed_form_omega,
+                      gram_start=self.gram_start, gram_end=self.gram_end,
+                      params_json=np.array(json.dumps(_jsonable(self.params))))
+        np.savez(path, **arrays)
+        return path
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able summary: final values (median over an ensemble), tail rates, closed-form error, invariants.
+
+        Tail rates are least-squares slopes of log(quantity) against log(t) over the last third of the saved
+        times: omega_min (theory: 1/4), nc1 (-1/2), max/min - 1 (-1), gram_etf_distance (-1).
+        """
+        K = self.omega.shape[0] if self.ensemble else 1
+        om = self.omega.reshape(K, *self.omega.shape[-2:])
+        cf = self.closed_form_omega.reshape(om.shape)
+        mets = {k: v.reshape(K, *v.shape[-(v.ndim - (1 if self.ensemble else 0)):]) for k, v in self.metrics.items()}
+        t = self.times
+        N, C = self.params["per_class"], self.params["classes"]
+        out: dict[str, Any] = {"flow": self.flow, "params": self.params, "ensemble_size": K}
+        out["final_time"] = float(t[-1])
+        out["final_omega"] = np.median(om[:, -1], axis=0).tolist()
+        ratio = mets["omega_ratio"][:, -1]
+        out["max_min_ratio_final"] = float(np.median(ratio))
+        out["max_min_ratio_minus_1_times_t_final"] = float(np.median((ratio - 1) * t[-1]))
+        scalar_names = [k for k, v in mets.items() if v.ndim == 2]
+        out["final"] = {k: float(np.median(mets[k][:, -1])) for k in sorted(scalar_names)}
+        out["initial"] = {k: float(np.median(mets[k][:, 0])) for k in sorted(scalar_names)}
+        rel = np.where(cf > 0, np.abs(om / np.where(cf > 0, cf, 1.0) - 1.0), np.abs(om))
+        out["closed_form_max_rel_error"] = float(np.max(rel))
+        c3 = theory.laws.constants(N, C, self.params["kappa_value"])[2]
+        out["omega_min_over_asymptote_final"] = float(np.median(om[:, -1, -1] / (t[-1] / c3) ** 0.25))
+        out["omega_max_over_asymptote_final"] = float(np.median(om[:, -1, 0] / (t[-1] / c3) ** 0.25))
+        tail = slice(len(t) - max(3, len(t) // 3), None)
+        rates = {}
+        for name, series in (("omega_min", om[:, :, -1]), ("nc1", mets["nc1"]), ("max_min_ratio_minus_1", ratio_m1(mets)),
+                             ("gram_etf_distance", mets["gram_etf_distance"]), ("l_central", mets["l_central"])):
+            rates[name] = float(np.median([_loglog_slope(t[tail], s[tail]) for s in series]))
+        out["tail_loglog_slopes"] = rates
+        out["tail_loglog_slopes_theory"] = {"omega_min": 0.25, "nc1": -0.5, "max_min_ratio_minus_1": -1.0,
+                                            "gram_etf_distance": -1.0, "l_central": -0.5}
+        for k in ("sigma_w_deviation", "global_mean_norm", "singular_vector_drift", "rho_perp",
+                  "central_path_distance"):
+            if k in mets:
+                out[f"max_{k}"] = float(np.max(mets[k]))
+        for k in ("retraction_invariant_drift", "projected_invariant_drift"):
+            if k in mets:
+                out[f"max_abs_{k}"] = float(np.max(np.abs(mets[k])))
+        return _jsonable(out)
+
+
+def ratio_m1(mets):
+    return mets["omega_ratio"] - 1.0
+
+
+def _loglog_slope(t, y) -> float:
+    t = np.asarray(t, float)
+    y = np.asarray(y, float)
+    ok = (t > 0) & np.isfinite(y) & (y > 0)
+    if ok.sum() < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(t[ok]), np.log(y[ok]), 1)[0])
+
+
+def _jsonable(x):
+    """Python floats/lists/dicts for json (non-finite floats become None)."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.ndarray, jax.Array)):
+        return _jsonable(np.asarray(x).tolist())
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    return x
+
+
+def log_times(t_max: float, num_times: int, t_min: float | None = None) -> jax.Array:
+    """[0] followed by num_times-1 log-spaced times from t_min (default t_max * 1e-6, at most 1e-2) to t_max."""
+    if not (math.isfinite(t_max) and t_max > 0):
+        raise ValueError(f"t_max must be finite and > 0, got {t_max}")
+    if num_times < 3:
+        raise ValueError(f"num_times must be >= 3, got {num_times}")
+    if t_min is None:
+        t_min = min(t_max * 1e-6, 1e-2)
+    if not (0 < t_min < t_max):
+        raise ValueError(f"need 0 < t_min < t_max, got t_min={t_min}, t_max={t_max}")
+    return jnp.concatenate([jnp.zeros(1), jnp.geomspace(t_min, t_max, num_times - 1)])
+
+
+@functools.partial(jax.jit, static_argnames=("C",))
+def _svd_vectors(X, labels, C):
+    """U (p, C-1), V (C, C-1) of S = Mbar^T (the SNR matrix on X_set, spec 5.2), singular values descending."""
+    stats = theory.class_stats(X, labels, C)
+    U, s, Vt = jnp.linalg.svd((stats.means - stats.global_mean).T, full_matrices=False)
+    return U[:, : C - 1], Vt[: C - 1].T, stats
+
+
+def _single(flow, X0, labels, times, C, N, kap, rtol, atol, opts, key):
+    """Integrate one initial condition; returns (Xs, Ws, bs, lam, steps)."""
+    solver = opts.get("solver", "tsit5")
+    max_steps = int(opts.get("max_steps", 1_000_000))
+    if flow == "features":
+        Xs, steps = integrate_features(X0, labels, times, C, kap, rtol, atol, solver=solver, max_steps=max_steps,
+                                       return_steps=True)
+        return Xs, None, None, 0.0, steps
+    if flow == "retraction":
+        return integrate_retraction(X0, labels, times, C, float(opts.get("step", 0.5)), kap), None, None, 0.0, None
+    if flow == "free":
+        lam = float(opts.get("lam", 1e-3))
+        lam_h = float(opts.get("lam_h", 0.0))
+        p = X0.shape[1]
+        if opts.get("w_init", "random") == "least_squares":
+            W0, b0 = theory.least_squares_classifier(theory.class_stats(X0, labels, C), lam=lam)
+        else:
+            W0 = float(opts.get("w_scale", 0.1)) * jax.random.normal(key, (C, p), jnp.float64) / math.sqrt(p)
+            b0 = jnp.zeros(C)
+        Ws, bs, Xs = integrate_free(X0, labels, times, C, W0, b0, lam=lam, lam_h=lam_h, kappa=kap, rtol=rtol,
+                                    atol=atol, solver=solver, max_steps=max_steps, return_steps=False)
+        return Xs, Ws, bs, lam, None
+    U, V, stats = _svd_vectors(X0, labels, C)
+    Mbar0 = stats.means - stats.global_mean
+    Z = X0 - stats.means[labels]
+    if flow == "reduced":
+        omega0 = theory.snr_singular_values(stats)
+        om, steps = integrate_reduced(omega0, times, N, C, kap, rtol, atol, solver=solver, max_steps=max_steps,
+                                      return_steps=True)
+        # reconstruct the features: fixed singular vectors (spec 6.2), frozen within-class deviations (spec 6.1)
+        S = jnp.einsum("pj,tj,cj->tpc", U, om, V)
+    else:  # matrix
+        S, steps = integrate_matrix(Mbar0.T, times, N, kap, rtol, atol, solver=solver, max_steps=max_steps,
+                                    return_steps=True)
+    Xs = Z[None] + stats.global_mean + jnp.swapaxes(S, 1, 2)[:, labels, :]
+    return Xs, None, None, 0.0, steps
+
+
+@functools.partial(jax.jit, static_argnames=("flow", "C", "N", "kap", "rtol", "atol", "opts"))
+def _ensemble(X0s, labels, times, flow, C, N, kap, rtol, atol, opts):
+    """vmap of ``_single`` over initial conditions (reduced, matrix, features flows), compiled as one program."""
+    return jax.vmap(lambda X0: _single(flow, X0, labels, times, C, N, kap, rtol, atol, dict(opts), None)[::4])(X0s)
+
+
+def run(
+    flow: str,
+    *,
+    classes: int,
+    per_class: int,
+    dim: int,
+    t_max: float,
+    seed: int = 0,
+    num_times: int = 60,
+    ensemble: int = 1,
+    kappa: str | float = "projected",
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    **flow_options,
+) -> Trajectory:
+    """Simulate ``flow`` from random point(s) of X_set and measure everything along the way.
+
+    flow: "reduced" (spec 6.2 ODE on omega_j), "matrix" (spec 6.1 ODE on the SNR matrix), "features" (projected
+    flow on X_set, spec 6.1), "retraction" (Euler + re-whitening, spec 6.1 contrast), "free" (W, b, H jointly).
+    kappa: "projected" (1), "sum" (C N), "means" (N) or a number (spec 6.3 table).
+    flow_options: rank (initial rank of Mbar, <= C-1), mean_scale, t_min, solver ("tsit5", "dopri5", "dopri8"),
+    max_steps, step (retraction step size, default 0.5), lam, lam_h, w_init ("random" | "least_squares"),
+    w_scale (free model).
+    Times: 0 and num_times-1 log-spaced values up to t_max. For the features-based flows the features at each
+    time are reconstructed (reduced, matrix: Z + S(t)^T per class, with Z the frozen within-class deviations).
+    """
+    if flow not in FLOWS:
+        raise ValueError(f"unknown flow {flow!r}; choose one of {FLOWS}")
+    check_sizes(classes, per_class, dim)
+    if int(ensemble) != ensemble or ensemble < 1:
+        raise ValueError(f"ensemble must be a positive integer, got {ensemble}")
+    known = {"rank", "mean_scale", "t_min", "solver", "max_steps", "step", "lam", "lam_h", "w_init", "w_scale"}
+    unknown = set(flow_options) - known
+    if unknown:
+        raise ValueError(f"unknown flow options {sorted(unknown)}; known: {sorted(known)}")
+    C, N, p = int(classes), int(per_class), int(dim)
+    kap = float(kappa_value(kappa, N, C))
+    times = log_times(float(t_max), int(num_times), flow_options.get("t_min"))
+    labels = class_labels(C, N)
+    keys = jax.random.split(jax.random.PRNGKey(seed), int(ensemble))
+    X0s = [random_initial_features(jax.random.split(k)[0], C, N, p, rank=flow_options.get("rank"),
+                                   mean_scale=float(flow_options.get("mean_scale", 1.0))) for k in keys]
+    if flow in ENSEMBLE_FLOWS:
+        # all members at once: vmap over the initial conditions (each keeps its own adaptive steps)
+        opts = tuple(sorted((k, flow_options[k]) for k in ("solver", "max_steps") if k in flow_options))
+        Xs_all, steps_all = _ensemble(jnp.stack(X0s), labels, times, flow, C, N, kap, float(rtol), float(atol), opts)
+        runs = [(Xs_all[i], None, None, 0.0, steps_all[i]) for i in range(len(X0s))]
+    else:
+        runs = [_single(flow, X0, labels, times, C, N, kap, rtol, atol, flow_options, jax.random.split(k)[1])
+                for X0, k in zip(X0s, keys)]
+    members = []
+    for X0, (Xs, Ws, bs, lam, steps) in zip(X0s, runs):
+        U0 = V0 = None
+        if flow in ("reduced", "matrix", "features"):
+            U0, V0, _ = _svd_vectors(X0, labels, C)
+        mets, grams = trajectory_metrics(Xs, labels, C, Ws, bs, lam, U0, V0)
+        mets = {k: np.asarray(v) for k, v in mets.items()}
+        omega = mets.pop("omega")
+        cf = np.asarray(closed_form_omega(jnp.asarray(omega[0]), times, N, C, kap))
+        mets["closed_form_rel_error"] = np.max(np.where(cf > 0, np.abs(omega / np.where(cf > 0, cf, 1) - 1),
+                                                        np.abs(omega)), axis=1)
+        t = np.asarray(times)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mets["omega_min_over_asymptote"] = omega[:, -1] / np.asarray(asymptotic_omega(times, N, C, kap))
+            pos = omega > 0
+            safe = np.where(pos, omega, 1.0)
+            proj = np.asarray(law("closed_form_lhs")(safe, N, C, kap)) - t[:, None]
+            retr = np.asarray(law("retraction_lhs")(safe, N, C)) - kap * t[:, None]
+            mets["projected_invariant_drift"] = np.where(pos, proj - proj[0], 0.0)
+            mets["retraction_invariant_drift"] = np.where(pos, retr - retr[0], 0.0)
+        members.append((omega, cf, mets, np.asarray(grams[0]), np.asarray(grams[-1]),
+                        None if steps is None else int(steps)))
+    params = dict(classes=C, per_class=N, dim=p, t_max=float(t_max), seed=seed, num_times=int(num_times),
+                  ensemble=int(ensemble), kappa=kappa, kappa_value=kap, rtol=rtol, atol=atol,
+                  solver_steps=[m[5] for m in members], **flow_options)
+
+    def pick(i):
+        arrs = [m[i] for m in members]
+        return arrs[0] if ensemble == 1 else np.stack(arrs)
+
+    metrics = {k: (members[0][2][k] if ensemble == 1 else np.stack([m[2][k] for m in members]))
+               for k in members[0][2]}
+    return Trajectory(flow=flow, times=np.asarray(times), omega=pick(0), closed_form_omega=pick(1), metrics=metrics,
+                      gram_start=pick(3), gram_end=pick(4), params=params)

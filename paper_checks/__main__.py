@@ -44,7 +44,7 @@ def _main_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--skip-training", action="store_true", help="no training run: symbolic + dynamics claims only")
     g = p.add_argument_group("simulation (simulate)")
-    g.add_argument("--t-max", type=float, help="flow time of the projected-flow simulation (default 1e5; quick 2e3)")
+    g.add_argument("--t-max", type=float, help="flow time of the projected-flow simulation (default 1e5)")
     g.add_argument("--retraction-t-max", type=float, help="flow time of the retraction contrast (default 2e3)")
     g.add_argument("--sim-flow", default="features", choices=["features", "matrix", "reduced"],
                    help="which projected-flow integrator (default features: the feature-level flow of spec 6.1)")

@@ -33,6 +33,8 @@ from .report import claims_table, simulation_figures, training_figures, write_re
 __all__ = ["MainOptions", "run_main", "Stages"]
 
 DEFAULT_PRESET = "digits-mlp"
+#: --quick trains the first QUICK_EPOCHS epochs of the full schedule.
+QUICK_EPOCHS = 80
 
 
 @dataclass
@@ -122,7 +124,14 @@ def _train_config(opts: MainOptions, run_dir: Path):
         if v is not None:
             values[key] = v
     if opts.quick and opts.epochs is None:
-        values["epochs"] = max(10, int(values.get("epochs", TrainConfig.epochs)) // 2)
+        # The first QUICK_EPOCHS epochs of the full schedule (same learning-rate milestones), so the
+        # run reaches zero training error and spends most of its epochs in the terminal phase.
+        from empirical.schedule import lr_milestones  # noqa: PLC0415
+
+        full = int(values.get("epochs", TrainConfig.epochs))
+        if values.get("lr_milestones") is None:
+            values["lr_milestones"] = lr_milestones(full)
+        values["epochs"] = min(full, QUICK_EPOCHS)
     values["seed"] = opts.seed
     values["out"] = str(run_dir)
     values["progress"] = opts.progress
@@ -171,8 +180,8 @@ def run_main(opts: MainOptions) -> int:
         else:
             import simulate  # noqa: PLC0415
 
-            t_max = opts.t_max if opts.t_max is not None else (2e3 if opts.quick else 1e5)
-            r_tmax = opts.retraction_t_max if opts.retraction_t_max is not None else min(t_max, 500.0 if opts.quick else 2e3)
+            t_max = opts.t_max if opts.t_max is not None else 1e5
+            r_tmax = opts.retraction_t_max if opts.retraction_t_max is not None else min(t_max, 2e3)
             flow = "reduced" if (opts.quick and opts.sim_flow == "features") else opts.sim_flow
             sizes = dict(classes=opts.sim_classes, per_class=N, dim=opts.sim_dim, seed=opts.seed)
             stages.log(f"    {flow} flow C={opts.sim_classes} N={N} p={opts.sim_dim} t_max={t_max:g}")

@@ -1,0 +1,84 @@
+"""Integration test: the main job (`python -m paper_checks --quick`) end to end at a reduced size.
+
+Symbolic certificate (quick), reduced-flow and retraction simulations, a short digits
+training run into the terminal phase, the comparison, the claims and the report.  Budget:
+under 3 minutes on CI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: Claims that must pass at the reduced size (they do not depend on how far training goes).
+MUST_PASS = {
+    "dynamics.closed_form",
+    "dynamics.omega_to_infinity",
+    "dynamics.max_min_ratio_to_1",
+    "dynamics.retraction_differs",
+    "dynamics.invariants",
+    "empirical.terminal_phase_reached",
+    "empirical.nc1_decreases",
+    "empirical.decomposition_identity",
+}
+
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), MPLBACKEND="Agg")
+    proc = subprocess.run(
+        [sys.executable, "-m", "paper_checks", "--quick", "--out", str(out), "--no-progress"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    return out, proc
+
+
+def test_main_job_writes_parseable_report(quick_report):
+    out, proc = quick_report
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    claims = json.loads((out / "claims.json").read_text())
+    assert claims, "no claims"
+    for c in claims:
+        assert {"id", "statement", "source", "status", "measured", "tolerance"} <= set(c)
+        assert c["status"] in ("pass", "fail")
+    assert not [c for c in claims if c["id"].startswith("stage.")], proc.stderr[-3000:]
+    # exit code 0 iff every claim passes
+    assert (proc.returncode == 0) == all(c["status"] == "pass" for c in claims)
+    html = (out / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html
+    assert (out / "report.md").is_file()
+    cmp = json.loads((out / "compare.json").read_text())
+    assert cmp["fit"]["num_times"] >= 3
+    assert "claims pass" in proc.stdout
+    for stage in ("symbolic certificate", "simulation", "training", "predicted against observed", "report"):
+        assert stage in proc.stderr
+
+
+def test_main_job_claims_that_must_pass(quick_report):
+    out, proc = quick_report
+    claims = {c["id"]: c for c in json.loads((out / "claims.json").read_text())}
+    groups = {c.split(".")[0] for c in claims}
+    assert {"symbolic", "dynamics", "empirical"} <= groups
+    failed = {cid: claims[cid]["measured"] for cid in MUST_PASS if claims.get(cid, {}).get("status") != "pass"}
+    assert not failed
+    sym = [c for c in claims.values() if c["id"].startswith("symbolic.")]
+    assert sym and all(c["status"] == "pass" for c in sym)
+
+
+def test_compare_cli_on_the_run(quick_report, tmp_path):
+    out, _ = quick_report
+    proc = subprocess.run([sys.executable, "-m", "paper_checks", "compare", str(out / "run"), "--time", "epoch",
+                           "--out", str(tmp_path), "--no-figures"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "time map" in proc.stdout
+    data = json.loads((tmp_path / "compare.json").read_text())
+    assert data["time"] == "epoch"

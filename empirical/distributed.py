@@ -1,0 +1,133 @@
+"""Data-parallel training and measurement across processes (design.md "Scale").
+
+Launch with ``torchrun --nproc_per_node K -m empirical train ...``.  Each rank takes its
+contiguous shard of every global batch (``tensor_split``), so the global batch size and
+the sequence of batches are the same as in one process.  Class statistics are merged
+exactly: every rank's :class:`theory.ClassStatsAccumulator` state (counts, means, pooled
+scatter) is all-gathered and merged in rank order with the pairwise update of spec 3.3b,
+so every rank ends with the statistics of the whole training set.  Counts (errors, NCC
+mismatches) and loss sums are all-reduced.
+
+The process group is initialised from the ``torchrun`` environment variables
+(``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``); backend
+``nccl`` on CUDA, ``gloo`` on CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Rank and world size of this process (``world_size == 1``: no process group)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    backend: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+SINGLE = DistInfo()
+
+
+def env_world_size() -> int:
+    """``WORLD_SIZE`` from the environment (1 when not launched by torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def init_from_env(device_type: str) -> DistInfo:
+    """Initialise the default process group from torchrun's environment variables.
+
+    Returns :data:`SINGLE` when ``WORLD_SIZE`` is unset or 1.  ``device_type`` ``"cuda"``
+    selects ``nccl`` (and the device ``cuda:LOCAL_RANK`` is made current); anything else
+    ``gloo``.
+    """
+    world = env_world_size()
+    if world <= 1:
+        return SINGLE
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    backend = "nccl" if device_type == "cuda" else "gloo"
+    if device_type == "cuda":
+        torch.cuda.set_device(local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend, init_method="env://")
+    return DistInfo(rank=rank, world_size=world, local_rank=local_rank, backend=backend)
+
+
+def shutdown(info: DistInfo) -> None:
+    """Destroy the process group created by :func:`init_from_env` (no-op for one process)."""
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def shard(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """This rank's contiguous share of a global batch (first dimension)."""
+    if not info.enabled:
+        return tensor
+    return torch.tensor_split(tensor, info.world_size)[info.rank]
+
+
+def all_reduce_sum(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Sum ``tensor`` over ranks (in place; returned for chaining)."""
+    if info.enabled:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()
+
+
+def broadcast_object(obj, info: DistInfo, src: int = 0):
+    """Rank ``src``'s Python object on every rank."""
+    if not info.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def merge_accumulator(acc, info: DistInfo):
+    """All-gather :class:`theory.ClassStatsAccumulator` states and merge them in rank order.
+
+    Exact (Chan et al. pairwise update, spec 3.3b): the result equals the accumulator of
+    one process that saw every rank's samples, up to float64 rounding of the merge order.
+    A rank with no samples contributes zero counts.
+    """
+    if not info.enabled:
+        return acc
+    from theory import ClassStatsAccumulator
+
+    C = acc.num_classes
+    if acc.count > 0:
+        state = acc.state()
+    else:
+        raise ValueError(f"rank {info.rank} measured no samples; use fewer processes for this dataset")
+    tensors = [torch.as_tensor(state[k], dtype=torch.float64).contiguous() for k in ("counts", "means", "scatter")]
+    gathered = []
+    for t in tensors:
+        bucket = [torch.empty_like(t) for _ in range(info.world_size)]
+        dist.all_gather(bucket, t)
+        gathered.append(bucket)
+    merged = None
+    for r in range(info.world_size):
+        part = ClassStatsAccumulator.from_state(
+            C, {"counts": gathered[0][r], "means": gathered[1][r], "scatter": gathered[2][r]}
+        )
+        merged = part if merged is None else merged.merge(part)
+    return merged

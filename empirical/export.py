@@ -1,0 +1,59 @@
+"""CSV export of a run's ``metrics.jsonl`` (design.md "Runs and files").
+
+One row per measured epoch; one column per key in order of first appearance.  A
+list-valued key (``snr_singular_values``) becomes columns ``key_0, key_1, ...``; a list of
+strings (``warnings``) is joined with ``"; "``.  Missing values are empty cells.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from .runs import read_metrics
+
+
+def flatten_record(record: dict[str, Any]) -> dict[str, Any]:
+    """Expand list values into ``key_i`` columns (strings are joined instead)."""
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, (list, tuple)):
+            if all(isinstance(v, str) for v in value):
+                flat[key] = "; ".join(value)
+            else:
+                for i, v in enumerate(value):
+                    flat[f"{key}_{i}"] = v
+        else:
+            flat[key] = value
+    return flat
+
+
+def metrics_to_csv(records: list[dict[str, Any]]) -> str:
+    """CSV text of ``records`` (header = union of flattened keys, first-seen order)."""
+    rows = [flatten_record(r) for r in records]
+    columns: list[str] = []
+    seen: set[str] = set()
+    for row in rows:
+        for key in row:
+            if key not in seen:
+                seen.add(key)
+                columns.append(key)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else (repr(v) if isinstance(v, float) else v)) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def export_csv(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+    """Write ``metrics.csv`` (or ``out``) for the run in ``run_dir`` and return its path."""
+    run_dir = Path(run_dir)
+    records = read_metrics(run_dir)
+    path = Path(out) if out is not None else run_dir / "metrics.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(metrics_to_csv(records))
+    return path

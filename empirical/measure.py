@@ -1,0 +1,256 @@
+"""Neural-collapse measurement of a network at one epoch (spec 2, 3, 4, 7.2, 8).
+
+One eval-mode pass over the training set computes, per batch, the network's outputs and
+the last-layer features ``h`` (the input of ``model.fc``).  The pass
+
+* streams float64 class statistics into :class:`theory.ClassStatsAccumulator`
+  (counts, means, pooled within-class scatter; one pass, GEMMs, Chan merge);
+* counts the network's errors ``argmax_c f(x)_c != y``;
+* caches the float32 features on the training device (``n x p``; they are the network's
+  own float32 outputs, so the cache loses nothing).
+
+With the class means known after the pass, NC4 (``theory.ncc_mismatch_count``) and the
+loss computed directly from the outputs (``theory.mse_loss``) run on the cached features
+without a second forward pass.  Every formula is :mod:`theory`'s; this module only
+gathers inputs and names the outputs:
+
+* ``loss`` = paper ``L`` (spec 1) with ``lam = theory.lam_from_weight_decay(wd, reduction,
+  C)`` (spec 8 item 2; ``nn.MSELoss()`` is reduction ``"mean"``: ``lam = C wd / 2``),
+  computed directly from the features and ``(W, b)``; ``loss_nowd`` the same with ``lam = 0``;
+* ``l_nc1``, ``l_nc23``, ``l_perp``, ``l_central``, ``rho_perp``, ``central_path_distance``
+  from ``theory.decompose`` (spec 3.2, 3.3b, 4) at that ``lam``;
+  ``identity_residual = |loss - (l_nc1 + l_nc23 + l_perp)| / loss``, a real check because
+  ``loss`` is a sum over samples of the network's outputs and the three terms come from the
+  streamed statistics;
+* ``lam_notebook`` = ``wd / 2`` and ``l_*_notebook``: the same decomposition at the
+  notebook's reading of ``lambda`` (spec 8);
+* ``nc1``, ``nc1_notebook``, ``nc2_*``, ``nc3`` from ``theory.nc_metrics`` (spec 2.1, 2.2),
+  ``nc4`` = NCC mismatch fraction (spec 2.1), ``snr_singular_values`` (spec 1, 5).
+
+Quantities that need an invertible ``Sigma_W`` or ``Sigma_T`` (e.g. when ``p > n`` early in
+training, or ``lam = 0``) are recorded as ``None`` with an entry in ``warnings``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import theory
+
+from .distributed import SINGLE, DistInfo, all_reduce_sum, merge_accumulator, shard
+
+#: Keys of one metrics record written by :func:`measure` (besides bookkeeping keys).
+METRIC_KEYS: tuple[str, ...] = (
+    "train_error", "loss", "loss_nowd", "lam",
+    "l_nc1", "l_nc23", "l_perp", "l_central", "rho_perp", "identity_residual", "central_path_distance",
+    "nc1", "nc1_notebook",
+    "nc2_equinorm_means", "nc2_equinorm_classifiers",
+    "nc2_equiangular_means", "nc2_equiangular_classifiers",
+    "nc2_maxangle_means", "nc2_maxangle_classifiers",
+    "nc3", "nc4", "snr_singular_values",
+    "lam_notebook", "l_nc1_notebook", "l_nc23_notebook", "l_perp_notebook",
+)
+
+_DECOMP_KEYS = ("l_nc1", "l_nc23", "l_perp", "l_central", "rho_perp", "central_path_distance")
+_NC_KEYS = (
+    "nc1", "nc1_notebook", "nc2_equinorm_means", "nc2_equinorm_classifiers",
+    "nc2_equiangular_means", "nc2_equiangular_classifiers",
+    "nc2_maxangle_means", "nc2_maxangle_classifiers", "nc3",
+)
+_NUMERIC_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError, torch.linalg.LinAlgError)
+
+
+@dataclass
+class FeaturePass:
+    """Result of one eval-mode pass over a (possibly sharded) dataset."""
+
+    accumulator: Any  # theory.ClassStatsAccumulator merged over ranks
+    features: torch.Tensor  # this rank's (n_local, p) float32 features
+    labels: torch.Tensor  # this rank's (n_local,) int64 labels
+    errors: int  # network errors, summed over ranks
+    count: int  # samples, summed over ranks
+
+
+def classifier_of(model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Last-layer ``(W (C, p), b (C,) or None)`` of a model with an ``fc`` ``nn.Linear``, detached float64."""
+    fc = model.fc
+    W = fc.weight.detach().to(torch.float64)
+    b = None if fc.bias is None else fc.bias.detach().to(torch.float64)
+    return W, b
+
+
+def _local_slices(n: int, batch_size: int, info: DistInfo):
+    """Contiguous eval batches over ``range(n)``; each rank gets its share of every batch."""
+    for start in range(0, n, batch_size):
+        idx = torch.arange(start, min(start + batch_size, n))
+        idx = shard(idx, info)
+        if idx.numel():
+            yield int(idx[0]), int(idx[-1]) + 1
+
+
+@torch.no_grad()
+def feature_pass(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    num_classes: int,
+    *,
+    batch_size: int = 1024,
+    info: DistInfo = SINGLE,
+    statistics: bool = True,
+) -> FeaturePass:
+    """One eval-mode pass: float64 class statistics, network errors and cached features.
+
+    ``model`` must provide ``forward_with_features(x) -> (logits, features)``.  The model is
+    put in eval mode (and restored to its previous mode afterwards).  With ``statistics``
+    false, only errors (and features) are collected (e.g. for the test set).
+    """
+    was_training = model.training
+    model.eval()
+    acc = theory.ClassStatsAccumulator(num_classes) if statistics else None
+    feats, labs = [], []
+    errors = torch.zeros((), dtype=torch.int64, device=x.device)
+    try:
+        for lo, hi in _local_slices(int(x.shape[0]), batch_size, info):
+            xb, yb = x[lo:hi], y[lo:hi]
+            logits, h = model.forward_with_features(xb)
+            h = h.float().reshape(h.shape[0], -1)
+            errors += (logits.argmax(dim=1) != yb).sum()
+            if acc is not None:
+                acc.update(h, yb)
+            feats.append(h)
+            labs.append(yb)
+    finally:
+        model.train(was_training)
+    count = torch.tensor(sum(int(t.shape[0]) for t in labs), dtype=torch.int64, device=x.device)
+    all_reduce_sum(errors, info)
+    all_reduce_sum(count, info)
+    if acc is not None:
+        acc = merge_accumulator(acc, info)
+    features = torch.cat(feats) if feats else x.new_zeros((0, 0))
+    labels = torch.cat(labs) if labs else y.new_zeros((0,))
+    return FeaturePass(acc, features, labels, int(errors), int(count))
+
+
+def _sum_over_ranks(value: torch.Tensor, weight: int, info: DistInfo) -> torch.Tensor:
+    """``sum_r weight_r value_r`` as a float64 0-d tensor (identity for one process)."""
+    t = (torch.as_tensor(value, dtype=torch.float64) * float(weight)).reshape(())
+    return all_reduce_sum(t.clone(), info)
+
+
+def _direct_loss(fp: FeaturePass, W, b, lam: float, num_classes: int, info: DistInfo) -> tuple[float, float]:
+    """Paper ``L`` with and without the ridge, straight from the features (``theory.mse_loss``).
+
+    Across ranks: ``L_0 = sum_r n_r L_0^{(r)} / n`` and ``L = L_0 + (L^{(r)} - L_0^{(r)})`` (the
+    ridge term is the same on every rank), so no formula is retyped here.
+    """
+    n_local = int(fp.labels.shape[0])
+    local0 = theory.mse_loss(fp.features, fp.labels, W, b, lam=0.0, num_classes=num_classes)
+    local = theory.mse_loss(fp.features, fp.labels, W, b, lam=lam, num_classes=num_classes)
+    nowd = _sum_over_ranks(local0, n_local, info) / fp.count
+    ridge = torch.as_tensor(local, dtype=torch.float64) - torch.as_tensor(local0, dtype=torch.float64)
+    return float(nowd + ridge), float(nowd)
+
+
+def _guard(warnings: list[str], keys, what: str, fn):
+    """Run ``fn``; on a numerical failure return ``{key: None}`` and record a warning."""
+    try:
+        return fn()
+    except _NUMERIC_ERRORS as exc:
+        warnings.append(f"{what}: {exc}")
+        return {k: None for k in keys}
+
+
+def measure(
+    model: torch.nn.Module,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    num_classes: int,
+    *,
+    weight_decay: float,
+    loss_reduction: str = "mean",
+    test_x: torch.Tensor | None = None,
+    test_y: torch.Tensor | None = None,
+    batch_size: int = 1024,
+    info: DistInfo = SINGLE,
+) -> dict[str, Any]:
+    """All NC metrics of ``model`` on the training set (and the test error), as Python values.
+
+    ``lam = theory.lam_from_weight_decay(weight_decay, reduction=loss_reduction,
+    num_classes=C)`` is the ridge of the paper's loss matching the optimiser (spec 8 item 2);
+    the notebook's reading ``wd / 2`` is reported alongside.  Returns a dict with the keys
+    of :data:`METRIC_KEYS` (plus ``test_error`` / ``test_loss_nowd`` with a test set,
+    ``measure_time_s``, and ``warnings`` when some quantity was undefined).
+    """
+    t0 = time.perf_counter()
+    C = int(num_classes)
+    warnings: list[str] = []
+    fp = feature_pass(model, train_x, train_y, C, batch_size=batch_size, info=info)
+    stats = fp.accumulator.finalize()
+    W, b = classifier_of(model)
+    lam = float(theory.lam_from_weight_decay(weight_decay, reduction=loss_reduction, num_classes=C))
+    lam_nb = float(theory.lam_from_weight_decay(weight_decay, reduction="notebook"))
+
+    out: dict[str, Any] = {"train_error": fp.errors / fp.count, "lam": lam, "lam_notebook": lam_nb}
+    loss, loss_nowd = _direct_loss(fp, W, b, lam, C, info)
+    out["loss"], out["loss_nowd"] = loss, loss_nowd
+
+    dec = _guard(warnings, _DECOMP_KEYS, "decomposition", lambda: theory.to_float_dict(theory.decompose(stats, W, b, lam=lam)))
+    out.update({k: dec.get(k) for k in _DECOMP_KEYS})
+    if dec["l_nc1"] is not None:
+        total = dec["l_nc1"] + dec["l_nc23"] + dec["l_perp"]
+        out["identity_residual"] = abs(loss - total) / abs(loss) if loss != 0 else abs(total)
+    else:
+        out["identity_residual"] = None
+
+    nc = _guard(
+        warnings, _NC_KEYS, "nc_metrics",
+        lambda: theory.to_float_dict(theory.nc_metrics(stats, W, b, convention="paper", lam=lam, central_path=False)),
+    )
+    out.update({k: nc.get(k) for k in _NC_KEYS})
+
+    def _nc4():
+        mism, tot = theory.ncc_mismatch_count(fp.features, fp.labels, stats, W, b)
+        mism = all_reduce_sum(torch.as_tensor(mism, dtype=torch.float64).reshape(()).clone(), info)
+        return {"nc4": float(mism) / fp.count}
+
+    out.update(_guard(warnings, ("nc4",), "nc4", _nc4))
+
+    def _snr():
+        sv = theory.snr_singular_values(stats)
+        return {"snr_singular_values": [float(v) for v in torch.as_tensor(sv).reshape(-1).tolist()]}
+
+    out.update(_guard(warnings, ("snr_singular_values",), "snr_singular_values", _snr))
+
+    dec_nb = _guard(
+        warnings, _DECOMP_KEYS, "decomposition (notebook lambda)",
+        lambda: theory.to_float_dict(theory.decompose(stats, W, b, lam=lam_nb)),
+    )
+    for k in ("l_nc1", "l_nc23", "l_perp"):
+        out[f"{k}_notebook"] = dec_nb.get(k)
+
+    if test_x is not None and test_y is not None:
+        tp = feature_pass(model, test_x, test_y, C, batch_size=batch_size, info=info, statistics=False)
+        out["test_error"] = tp.errors / tp.count
+        t_local = theory.mse_loss(tp.features, tp.labels, W, b, lam=0.0, num_classes=C)
+        out["test_loss_nowd"] = float(_sum_over_ranks(t_local, int(tp.labels.shape[0]), info) / tp.count)
+    out["measure_time_s"] = time.perf_counter() - t0
+    if warnings:
+        out["warnings"] = warnings
+    return out
+
+
+def network_loss(logits: torch.Tensor, y: torch.Tensor, num_classes: int, kind: str) -> torch.Tensor:
+    """Training criterion: ``nn.MSELoss()`` (mean over batch and ``C`` outputs) against one-hot
+    targets (spec 7.1, no target scaling), or cross-entropy (``kind="ce"``, for comparison)."""
+    if kind == "mse":
+        return F.mse_loss(logits.float(), F.one_hot(y, num_classes).float())
+    if kind == "ce":
+        return F.cross_entropy(logits.float(), y)
+    raise ValueError(f"unknown loss {kind!r}: expected 'mse' or 'ce'")

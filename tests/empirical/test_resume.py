@@ -1,0 +1,117 @@
+"""Resume a killed run: same metrics as an uninterrupted run (deterministic mode), nothing lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import empirical.runs as runs
+from empirical.runs import read_metrics
+from empirical.train import TrainConfig, train
+
+TIME_KEYS = {"time_s", "measure_time_s"}
+EPOCHS = 8
+
+
+def config(out, **over) -> TrainConfig:
+    base = dict(
+        dataset="gaussian", model="mlp", per_class=30, epochs=EPOCHS, lr=0.05, batch_size=32,
+        data_kwargs={"dim": 16, "num_classes": 4, "separation": 2.0},
+        model_kwargs={"widths": [32, 16], "batch_norm": True}, measure_epochs=list(range(EPOCHS + 1)),
+        out=str(out), progress=False, num_threads=1, seed=3, deterministic=True,
+    )
+    base.update(over)
+    return TrainConfig(**base)
+
+
+def strip(records):
+    return [{k: v for k, v in r.items() if k not in TIME_KEYS} for r in records]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "run"
+    train(config(out))
+    return strip(read_metrics(out))
+
+
+class Killed(Exception):
+    pass
+
+
+def _crash_at(monkeypatch, epoch: int, *, before_save: bool):
+    original = runs.save_checkpoint
+
+    def patched(run_dir, state):
+        if state["epoch"] == epoch and before_save:
+            raise Killed(epoch)
+        path = original(run_dir, state)
+        if state["epoch"] == epoch:
+            raise Killed(epoch)
+        return path
+
+    monkeypatch.setattr(runs, "save_checkpoint", patched)
+
+
+@pytest.mark.parametrize("before_save", [False, True], ids=["after-checkpoint", "between-metrics-and-checkpoint"])
+def test_resume_equals_uninterrupted(tmp_path, monkeypatch, reference, before_save):
+    out = tmp_path / "run"
+    _crash_at(monkeypatch, 4, before_save=before_save)
+    with pytest.raises(Killed):
+        train(config(out))
+    monkeypatch.undo()
+    first = read_metrics(out)
+    assert [r["epoch"] for r in first] == [0, 1, 2, 3, 4]
+    # a write torn by the kill: the partial last line is dropped on resume
+    with open(out / "metrics.jsonl", "a") as fh:
+        fh.write('{"epoch": 5, "train_err')
+    train(TrainConfig(out=str(out), progress=False, num_threads=1), resume=True)
+    resumed = read_metrics(out)
+    assert [r["epoch"] for r in resumed] == list(range(EPOCHS + 1))  # no duplicates, nothing lost
+    assert strip(resumed[:5]) == strip(first)  # what was measured is kept as it was
+    assert strip(resumed) == reference  # exactly equal, float for float
+
+
+def test_resume_refuses_missing_or_existing(tmp_path):
+    with pytest.raises(runs.RunError, match="not a run directory"):
+        train(config(tmp_path / "nothing"), resume=True)
+    train(config(tmp_path / "r", epochs=1, measure_epochs=[1]))
+    with pytest.raises(runs.RunError, match="already holds a run"):
+        train(config(tmp_path / "r", epochs=1, measure_epochs=[1]))
+
+
+def test_sigkill_subprocess_then_cli_resume(tmp_path, reference):
+    """A real kill (SIGKILL) of `python -m empirical train`, then `--resume` from the CLI."""
+    out = tmp_path / "killed"
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(json.dumps(config(out).to_dict()))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "empirical", "train", "--config", str(cfg_file), "--out", str(out)]
+    proc = subprocess.Popen(cmd + ["--no-progress"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    metrics = out / "metrics.jsonl"
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.is_file() and len(metrics.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.02)
+    if proc.poll() is not None:
+        pytest.skip("the run finished before it could be killed")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    measured = read_metrics(out)
+    assert 3 <= len(measured) < EPOCHS + 1
+    done = subprocess.run(
+        [sys.executable, "-m", "empirical", "train", "--out", str(out), "--resume", "--no-progress"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    resumed = read_metrics(out)
+    assert strip(resumed[: len(measured)]) == strip(measured)
+    assert strip(resumed) == reference

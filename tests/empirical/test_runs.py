@@ -1,0 +1,62 @@
+"""Run directory files: atomic writes, metrics log reading, config, refusal to overwrite."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from empirical import runs
+
+
+def test_metrics_writer_and_reader(tmp_path):
+    runs.prepare_run_dir(tmp_path, resume=False)
+    w = runs.MetricsWriter(tmp_path)
+    w.write({"epoch": 0, "x": 1.5, "bad": float("nan"), "v": [1.0, float("inf")]})
+    w.write({"epoch": 1, "x": 2.5})
+    recs = runs.read_metrics(tmp_path)
+    assert recs == [{"epoch": 0, "x": 1.5, "bad": None, "v": [1.0, None]}, {"epoch": 1, "x": 2.5}]
+    # torn last line is ignored by the reader and removed by repair
+    with open(tmp_path / runs.METRICS_FILE, "a") as fh:
+        fh.write('{"epoch": 2, "x"')
+    assert len(runs.read_metrics(tmp_path)) == 2
+    assert len(runs.repair_metrics(tmp_path)) == 2
+    assert (tmp_path / runs.METRICS_FILE).read_text().endswith("}\n")
+    assert runs.measured_epochs(runs.read_metrics(tmp_path)) == {0, 1}
+
+
+def test_corrupt_middle_line_is_an_error(tmp_path):
+    (tmp_path / runs.METRICS_FILE).write_text('{"epoch": 0}\nnot json\n{"epoch": 1}\n')
+    with pytest.raises(runs.RunError, match="corrupt line 2"):
+        runs.read_metrics(tmp_path)
+
+
+def test_missing_run_dir(tmp_path):
+    with pytest.raises(runs.RunError, match="not found"):
+        runs.read_metrics(tmp_path / "nope")
+    with pytest.raises(runs.RunError, match="no config.json"):
+        runs.read_config(tmp_path)
+    with pytest.raises(runs.RunError, match="no checkpoint"):
+        runs.load_checkpoint(tmp_path)
+
+
+def test_atomic_checkpoint_roundtrip(tmp_path):
+    state = {"epoch": 3, "model": {"w": torch.arange(4.0)}, "rng": torch.get_rng_state()}
+    path = runs.save_checkpoint(tmp_path, state)
+    assert path == tmp_path / "checkpoints" / "last.pt"
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp file left
+    back = runs.load_checkpoint(tmp_path)
+    assert back["epoch"] == 3 and torch.equal(back["model"]["w"], state["model"]["w"])
+
+
+def test_config_roundtrip_and_refusal(tmp_path):
+    runs.prepare_run_dir(tmp_path, resume=False)
+    runs.write_config(tmp_path, {"config": {"lr": 0.1, "path": tmp_path}, "environment": runs.environment_info("cpu")})
+    cfg = runs.read_config(tmp_path)
+    assert cfg["config"]["lr"] == 0.1 and cfg["environment"]["device"] == "cpu"
+    json.loads((tmp_path / "config.json").read_text())
+    runs.MetricsWriter(tmp_path).write({"epoch": 0})
+    with pytest.raises(runs.RunError, match="already holds a run"):
+        runs.prepare_run_dir(tmp_path, resume=False)
+    runs.prepare_run_dir(tmp_path, resume=True)

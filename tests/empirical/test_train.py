@@ -1,0 +1,121 @@
+"""End-to-end training runs (gaussian and digits, MLP): keys, epochs, identity, collapse."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from empirical.measure import METRIC_KEYS
+from empirical.runs import read_config, read_metrics
+from empirical.schedule import lr_milestones, measurement_epochs
+from empirical.train import PRESETS, TrainConfig, check_labels, train
+
+REQUIRED = {
+    "epoch", "step", "lr", "lr_weighted_steps", "time_s", "train_error", "test_error", "loss", "loss_nowd",
+    "lam", "l_nc1", "l_nc23", "l_perp", "l_central", "rho_perp", "identity_residual", "central_path_distance",
+    "nc1", "nc1_notebook", "nc2_equinorm_means", "nc2_equinorm_classifiers", "nc2_equiangular_means",
+    "nc2_equiangular_classifiers", "nc2_maxangle_means", "nc2_maxangle_classifiers", "nc3", "nc4",
+    "snr_singular_values", "lam_notebook", "l_nc1_notebook", "l_nc23_notebook", "l_perp_notebook",
+    "train_loss_running",
+}
+
+
+def gaussian_config(out, **over) -> TrainConfig:
+    base = dict(
+        dataset="gaussian", model="mlp", per_class=30, epochs=6, lr=0.05, batch_size=40,
+        data_kwargs={"dim": 16, "num_classes": 4, "separation": 2.0}, model_kwargs={"widths": [32, 8]},
+        out=str(out), progress=False, num_threads=1, seed=0,
+    )
+    base.update(over)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def gaussian_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "gauss"
+    train(gaussian_config(out, measure_epochs=[0, 1, 2, 3, 4, 5, 6]))
+    return out
+
+
+def test_metrics_keys_and_epochs(gaussian_run):
+    recs = read_metrics(gaussian_run)
+    assert [r["epoch"] for r in recs] == [0, 1, 2, 3, 4, 5, 6]
+    for r in recs:
+        assert REQUIRED <= set(r), REQUIRED - set(r)
+        assert set(METRIC_KEYS) <= set(r)
+        json.dumps(r, allow_nan=False)  # strict JSON
+    steps = [r["step"] for r in recs]
+    assert steps == sorted(steps) and steps[0] == 0
+    # 120 samples, batch 40, drop_last: 3 steps per epoch
+    assert steps[-1] == 6 * 3
+    assert recs[-1]["lr_weighted_steps"] == pytest.approx(sum(0.05 * 0.1 ** (e >= 2) * 0.1 ** (e >= 4) * 3 for e in range(6)))
+    assert recs[0]["train_loss_running"] is None and recs[1]["train_loss_running"] > 0
+    C = 4
+    assert recs[0]["lam"] == pytest.approx(C * 5e-4 / 2) and recs[0]["lam_notebook"] == pytest.approx(5e-4 / 2)
+    assert len(recs[-1]["snr_singular_values"]) == C - 1
+    assert all(0 <= r["train_error"] <= 1 and 0 <= r["nc4"] <= 1 for r in recs)
+
+
+def test_identity_residual_is_tiny(gaussian_run):
+    """loss is computed from the outputs sample by sample; the three terms from streamed stats."""
+    for r in read_metrics(gaussian_run):
+        assert r["identity_residual"] < 1e-8
+        assert r["l_perp"] >= 0 and r["l_nc1"] >= 0 and r["l_nc23"] >= 0
+        assert r["loss"] >= r["loss_nowd"]
+        assert math.isclose(r["l_central"], r["l_nc1"] + r["l_nc23"], rel_tol=1e-12)
+        total_nb = r["l_nc1_notebook"] + r["l_nc23_notebook"] + r["l_perp_notebook"]
+        assert total_nb == pytest.approx(r["loss_nowd"] + (r["loss"] - r["loss_nowd"]) / 4, rel=1e-8)
+
+
+def test_config_records_everything(gaussian_run):
+    cfg = read_config(gaussian_run)
+    assert cfg["config"]["dataset"] == "gaussian" and cfg["config"]["seed"] == 0
+    assert cfg["config"]["lr_milestones"] == lr_milestones(6)
+    for key in ("python", "torch", "numpy", "device"):
+        assert key in cfg["environment"]
+    assert TrainConfig.from_dict(cfg["config"]).resolved() == TrainConfig.from_dict(cfg["config"])
+    assert (gaussian_run / "checkpoints" / "last.pt").is_file()
+
+
+def test_digits_collapse_progresses(tmp_path):
+    """NC1 decreases over training on real data (scikit-learn digits, MLP preset, short)."""
+    cfg = TrainConfig(**{**PRESETS["digits-mlp"], "epochs": 24, "out": str(tmp_path / "d"), "progress": False,
+                         "num_threads": 1, "measure_epochs": [0, 2, 8, 24]})
+    train(cfg)
+    recs = read_metrics(tmp_path / "d")
+    nc1 = [r["nc1"] for r in recs]
+    assert all(b < a for a, b in zip(nc1, nc1[1:])), nc1
+    assert recs[-1]["train_error"] < 0.01 and recs[-1]["test_error"] < 0.1
+    assert recs[-1]["nc4"] < recs[1]["nc4"]
+    assert max(r["identity_residual"] for r in recs) < 1e-8
+
+
+def test_ce_loss_runs(tmp_path):
+    train(gaussian_config(tmp_path / "ce", loss="ce", epochs=2, measure_epochs=[2]))
+    (rec,) = read_metrics(tmp_path / "ce")
+    assert rec["epoch"] == 2 and rec["train_loss_running"] > 0
+
+
+def test_measurement_schedule():
+    assert measurement_epochs(350)[1:6] == [1, 2, 3, 4, 5] and measurement_epochs(350)[-1] == 350
+    assert measurement_epochs(7) == list(range(8))
+    assert lr_milestones(350) == [116, 233]
+
+
+def test_check_labels_messages():
+    with pytest.raises(ValueError, match="out of range"):
+        check_labels(torch.tensor([0, 1, 5]), 3, "training")
+    with pytest.raises(ValueError, match="empty class.*\\[1\\]"):
+        check_labels(torch.tensor([0, 2, 2]), 3, "training")
+
+
+def test_bad_config_values(tmp_path):
+    with pytest.raises(ValueError, match="unknown loss"):
+        gaussian_config(tmp_path, loss="hinge").resolved()
+    with pytest.raises(ValueError, match="outside"):
+        gaussian_config(tmp_path, measure_epochs=[99]).resolved()
+    with pytest.raises(ValueError, match="unknown TrainConfig option"):
+        TrainConfig.from_dict({"bogus": 1})

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 
+from ._checks import is_concrete
+
 import theory
 import theory.laws
 
@@ -20,4 +22,6 @@ def law(name: str):
 def kappa_value(kappa, N: int, C: int) -> float:
     """Time-scale factor kappa of the flow dX/dt = -kappa Proj grad L (spec 6.3 table): a positive number, or a
     convention name "projected" (1), "sum" (C N), "means" (N); ``theory.laws.kappa``."""
+    if not isinstance(kappa, str) and not is_concrete(kappa):
+        return kappa  # traced (inside jit/vmap): used as is
     return float(theory.laws.kappa(kappa, N, C))

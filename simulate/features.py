@@ -84,7 +84,7 @@ def _prepare_features(X0, labels, C, renormalize):
     return X0, labels
 
 
-@functools.partial(jax.jit, static_argnames=("C", "kappa", "rtol", "atol", "solver", "max_steps"))
+@functools.partial(jax.jit, static_argnames=("C", "rtol", "atol", "solver", "max_steps"))
 def _integrate_features(X0, labels, times, C, kappa, rtol, atol, solver, max_steps):
     return solve_ode(projected_rhs, X0, times, (labels, C, kappa), rtol=rtol, atol=atol, solver=solver,
                      max_steps=max_steps)
@@ -113,7 +113,7 @@ def integrate_features(
     check_times(times)
     X0, labels = _prepare_features(X0, labels, C, renormalize)
     N = int(X0.shape[0] // C)
-    k = float(kappa_value(kappa, N, C))
+    k = kappa_value(kappa, N, C)
     ys, steps = _integrate_features(X0, labels, jnp.asarray(times, dtype=jnp.float64), C, k, float(rtol),
                                     float(atol), solver, int(max_steps))
     return (ys, steps) if return_steps else ys
@@ -151,7 +151,7 @@ def integrate_retraction(
         raise ValueError(f"step must be > 0, got {step}")
     X0, labels = _prepare_features(X0, labels, C, renormalize)
     N = int(X0.shape[0] // C)
-    k = float(kappa_value(kappa, N, C))
+    k = kappa_value(kappa, N, C)
     t = jnp.asarray(times, dtype=jnp.float64)
     out = [X0]
     X = X0
@@ -176,7 +176,7 @@ def free_rhs(t, params, args):
     return jax.tree_util.tree_map(lambda v: -kappa * v, g)
 
 
-@functools.partial(jax.jit, static_argnames=("C", "kappa", "lam", "lam_h", "rtol", "atol", "solver", "max_steps"))
+@functools.partial(jax.jit, static_argnames=("C", "rtol", "atol", "solver", "max_steps"))
 def _integrate_free(params0, labels, times, C, kappa, lam, lam_h, rtol, atol, solver, max_steps):
     return solve_ode(free_rhs, params0, times, (labels, C, kappa, lam, lam_h), rtol=rtol, atol=atol, solver=solver,
                      max_steps=max_steps)
@@ -211,7 +211,7 @@ def integrate_free(
         raise ValueError(f"weight decays must be >= 0, got lam={lam}, lam_h={lam_h}")
     X0 = jnp.asarray(X0, dtype=jnp.float64)
     N = int(X0.shape[0] // C)
-    k = float(kappa_value(kappa, N, C))
+    k = kappa_value(kappa, N, C)
     params0 = (jnp.asarray(W0, jnp.float64), jnp.asarray(b0, jnp.float64), X0)
     ys, steps = _integrate_free(params0, jnp.asarray(labels), jnp.asarray(times, dtype=jnp.float64), C, k,
                                 float(lam), float(lam_h), float(rtol), float(atol), solver, int(max_steps))

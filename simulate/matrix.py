@@ -32,7 +32,7 @@ def matrix_rhs(t, S: jax.Array, args) -> jax.Array:
     return (kappa / N) * jsl.cho_solve(cho, jsl.cho_solve(cho, SJ))
 
 
-@functools.partial(jax.jit, static_argnames=("N", "C", "kappa", "rtol", "atol", "solver", "max_steps"))
+@functools.partial(jax.jit, static_argnames=("rtol", "atol", "solver", "max_steps"))
 def _integrate_matrix(S0, times, N, C, kappa, rtol, atol, solver, max_steps):
     return solve_ode(matrix_rhs, S0, times, (N, C, kappa), rtol=rtol, atol=atol, solver=solver, max_steps=max_steps)
 
@@ -61,7 +61,7 @@ def integrate_matrix(
     if S0.ndim != 2:
         raise ValueError(f"S0 must be a (p, C) matrix, got shape {S0.shape}")
     C = int(S0.shape[1])
-    k = float(kappa_value(kappa, N, C))
-    ys, steps = _integrate_matrix(S0, jnp.asarray(times, dtype=jnp.float64), N, C, k, float(rtol), float(atol),
+    k = kappa_value(kappa, N, C)
+    ys, steps = _integrate_matrix(S0, jnp.asarray(times, dtype=jnp.float64), float(N), float(C), k, float(rtol), float(atol),
                                   solver, int(max_steps))
     return (ys, steps) if return_steps else ys

@@ -60,7 +60,7 @@ def solve_ode(rhs, y0, times, args, *, rtol, atol, solver="tsit5", max_steps=1_0
     return sol.ys, sol.stats["num_steps"]
 
 
-@functools.partial(jax.jit, static_argnames=("N", "C", "kappa", "rtol", "atol", "solver", "max_steps"))
+@functools.partial(jax.jit, static_argnames=("rtol", "atol", "solver", "max_steps"))
 def _integrate_reduced(omega0, times, N, C, kappa, rtol, atol, solver, max_steps):
     ys, steps = solve_ode(reduced_rhs, omega0, times, (N, C, kappa), rtol=rtol, atol=atol, solver=solver,
                           max_steps=max_steps)
@@ -89,23 +89,24 @@ def integrate_reduced(
     """
     check_times(times)
     check_omega0(omega0)
-    k = float(kappa_value(kappa, N, C))
+    k = kappa_value(kappa, N, C)
     omega0 = jnp.asarray(omega0, dtype=jnp.float64)
     times = jnp.asarray(times, dtype=jnp.float64)
-    ys, steps = _integrate_reduced(omega0, times, N, C, k, float(rtol), float(atol), solver, int(max_steps))
+    ys, steps = _integrate_reduced(omega0, times, float(N), float(C), k, float(rtol), float(atol), solver,
+                                   int(max_steps))
     return (ys, steps) if return_steps else ys
 
 
-def _newton_log_omega(omega0, t, N, C, kappa, rtol, atol, max_steps):
+def _newton_log_omega(omega0, t, N, C, kappa, c1, c3, rtol, atol, max_steps):
     """Solve lhs(omega) = lhs(omega0) + t for one omega0 > 0 by Newton in u = log omega (spec 6.3).
 
     g(u) = c1 u + c2 e^{2u} + c3 e^{4u} - a - t is increasing and convex in u, so Newton started at an upper bound
     converges monotonically; omega_up^4 = omega0^4 + t/c3 is one (each term of lhs is increasing).
     The residual is divided by (|a| + t + c1) so that the stopping rule is relative.
+    (c1, c3) = theory.laws.constants(N, C, kappa)[0, 2], passed in so that N, C, kappa may be traced.
     """
     lhs = law("closed_form_lhs")
     res = law("closed_form_residual")
-    c1, _, c3 = theory.laws.constants(N, C, kappa)
     positive = omega0 > 0
     w0 = jnp.where(positive, omega0, 1.0)
     a = lhs(w0, N, C, kappa)
@@ -119,11 +120,11 @@ def _newton_log_omega(omega0, t, N, C, kappa, rtol, atol, max_steps):
     return jnp.where(positive, jnp.exp(sol.value), 0.0)
 
 
-@functools.partial(jax.jit, static_argnames=("N", "C", "kappa", "rtol", "atol", "max_steps"))
-def _closed_form(omega0, times, N, C, kappa, rtol, atol, max_steps):
+@functools.partial(jax.jit, static_argnames=("rtol", "atol", "max_steps"))
+def _closed_form(omega0, times, N, C, kappa, c1, c3, rtol, atol, max_steps):
     t = times - times[0]
-    f = jax.vmap(jax.vmap(_newton_log_omega, (0, None) + (None,) * 6), (None, 0) + (None,) * 6)
-    return f(omega0, t, N, C, kappa, rtol, atol, max_steps)
+    f = jax.vmap(jax.vmap(_newton_log_omega, (0, None) + (None,) * 8), (None, 0) + (None,) * 8)
+    return f(omega0, t, N, C, kappa, c1, c3, rtol, atol, max_steps)
 
 
 def closed_form_omega(
@@ -144,10 +145,11 @@ def closed_form_omega(
     """
     check_times(times)
     check_omega0(omega0)
-    k = float(kappa_value(kappa, N, C))
+    k = kappa_value(kappa, N, C)
     omega0 = jnp.asarray(omega0, dtype=jnp.float64)
     times = jnp.asarray(times, dtype=jnp.float64)
-    return _closed_form(omega0, times, N, C, k, float(rtol), float(atol), int(max_steps))
+    c1, _, c3 = theory.laws.constants(N, C, k)
+    return _closed_form(omega0, times, float(N), float(C), k, c1, c3, float(rtol), float(atol), int(max_steps))
 
 
 def asymptotic_omega(times: jax.Array, N: int, C: int, kappa: float | str = 1.0) -> jax.Array:

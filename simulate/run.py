@@ -192,7 +192,7 @@ def _single(flow, X0, labels, times, C, N, kap, rtol, atol, opts, key):
     return Xs, None, None, 0.0, steps
 
 
-@functools.partial(jax.jit, static_argnames=("flow", "C", "N", "kap", "rtol", "atol", "opts"))
+@functools.partial(jax.jit, static_argnames=("flow", "C", "N", "rtol", "atol", "opts"))
 def _ensemble(X0s, labels, times, flow, C, N, kap, rtol, atol, opts):
     """vmap of ``_single`` over initial conditions (reduced, matrix, features flows), compiled as one program."""
     return jax.vmap(lambda X0: _single(flow, X0, labels, times, C, N, kap, rtol, atol, dict(opts), None)[::4])(X0s)
@@ -234,7 +234,7 @@ def run(
     if unknown:
         raise ValueError(f"unknown flow options {sorted(unknown)}; known: {sorted(known)}")
     C, N, p = int(classes), int(per_class), int(dim)
-    kap = float(kappa_value(kappa, N, C))
+    kap = kappa_value(kappa, N, C)
     times = log_times(float(t_max), int(num_times), flow_options.get("t_min"))
     labels = class_labels(C, N)
     keys = jax.random.split(jax.random.PRNGKey(seed), int(ensemble))

@@ -1,0 +1,21 @@
+"""Shared small-size trajectories for the simulate tests (computed once per session; C=4, N=6, p=9)."""
+
+import pytest
+
+import simulate
+
+C, N, P = 4, 6, 9
+TIGHT = dict(rtol=1e-10, atol=1e-12)
+
+
+@pytest.fixture(scope="session")
+def routes():
+    """The same initial point integrated by the reduced ODE, the matrix ODE and the feature-level flow to t=2000."""
+    kw = dict(classes=C, per_class=N, dim=P, t_max=2000.0, seed=3, num_times=25, **TIGHT)
+    return {flow: simulate.run(flow, **kw) for flow in ("reduced", "matrix", "features")}
+
+
+@pytest.fixture(scope="session")
+def long_reduced():
+    """Reduced ODE to t = 1e8 (features reconstructed, metrics from theory)."""
+    return simulate.run("reduced", classes=C, per_class=N, dim=P, t_max=1e8, seed=3, num_times=25, **TIGHT)

@@ -287,11 +287,18 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo
     # ---- run directory: new, or resumed from the last checkpoint
     start_epoch, step, lr_steps, elapsed = 0, 0, 0.0, 0.0
     done: set[int] = set()
+    problem = None
     if info.is_main:
-        runs.prepare_run_dir(run_dir, resume=resume)
-        if not resume:
+        try:
+            runs.prepare_run_dir(run_dir, resume=resume)
+        except runs.RunError as exc:
+            problem = str(exc)
+        if not resume and problem is None:
             runs.write_config(run_dir, {"config": cfg.to_dict(), "environment": {
                 **runs.environment_info(str(device)), "world_size": info.world_size, "amp_bf16": use_amp}})
+    problem = broadcast_object(problem, info)  # every rank stops, none waits in a collective
+    if problem is not None:
+        raise runs.RunError(problem)
     if resume:
         if info.is_main:
             done = runs.measured_epochs(runs.repair_metrics(run_dir))

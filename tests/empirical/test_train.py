@@ -119,3 +119,19 @@ def test_bad_config_values(tmp_path):
         gaussian_config(tmp_path, measure_epochs=[99]).resolved()
     with pytest.raises(ValueError, match="unknown TrainConfig option"):
         TrainConfig.from_dict({"bogus": 1})
+
+
+def test_fashion_mnist_real_files(tmp_path):
+    """The real Fashion-MNIST IDX files (Debian package) through the whole pipeline."""
+    from empirical.data import DATASETS  # noqa: F401  (registry import only)
+
+    try:
+        cfg = TrainConfig(dataset="fashion-mnist", model="mlp", per_class=10, epochs=1, lr=0.01, batch_size=50,
+                          model_kwargs={"widths": [32, 16]}, measure_epochs=[0, 1], out=str(tmp_path / "f"),
+                          progress=False, num_threads=1)
+        train(cfg)
+    except FileNotFoundError as exc:
+        pytest.skip(f"Fashion-MNIST files not installed: {exc}")
+    recs = read_metrics(tmp_path / "f")
+    assert [r["epoch"] for r in recs] == [0, 1]
+    assert recs[-1]["identity_residual"] < 1e-8 and 0 <= recs[-1]["test_error"] <= 1

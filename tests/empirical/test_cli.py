@@ -1,0 +1,114 @@
+"""Command line: presets, option precedence, and clear errors (``error: ...``, exit 2/3)."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from empirical.cli import EXIT_BAD_INPUT, EXIT_DIVERGED, config_from_args, build_parser, main
+from empirical.runs import read_config, read_metrics
+
+GAUSS = ["--dataset", "gaussian", "--model", "mlp", "--per-class", "20", "--batch-size", "20",
+         "--data-arg", "dim=8", "--data-arg", "num_classes=3", "--model-arg", "widths=[16, 8]",
+         "--threads", "1", "--no-progress"]
+
+
+def run_cli(args, capsys):
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_cli_end_to_end(tmp_path, capsys):
+    out = tmp_path / "g"
+    code, _, err = run_cli(["train", *GAUSS, "--epochs", "3", "--lr", "0.05", "--out", str(out)], capsys)
+    assert code == 0, err
+    assert [r["epoch"] for r in read_metrics(out)] == [0, 1, 2, 3]
+    cfg = read_config(out)["config"]
+    assert cfg["model_kwargs"] == {"widths": [16, 8]} and cfg["data_kwargs"] == {"dim": 8, "num_classes": 3}
+    assert cfg["lr_milestones"] == [1, 2]
+    # a second run into the same folder is refused; --resume of a finished run does nothing more
+    code, _, err = run_cli(["train", *GAUSS, "--epochs", "3", "--out", str(out)], capsys)
+    assert code == EXIT_BAD_INPUT and err.startswith("error: ") and "--resume" in err
+    code, _, err = run_cli(["train", "--out", str(out), "--resume", "--no-progress"], capsys)
+    assert code == 0, err
+    assert [r["epoch"] for r in read_metrics(out)] == [0, 1, 2, 3]
+
+
+def test_preset_precedence():
+    ns = build_parser().parse_args(["train", "--preset", "digits-mlp", "--epochs", "30", "--measure-epochs", "0,5,30"])
+    cfg = config_from_args(ns)
+    assert cfg.dataset == "digits" and cfg.epochs == 30 and cfg.measure_epochs == [0, 5, 30]
+    assert cfg.lr == 0.2 and cfg.preset == "digits-mlp" and cfg.out.endswith("digits-mlp")
+    ns = build_parser().parse_args(["train", "--dataset", "digits", "--model", "mlp"])
+    assert config_from_args(ns).out.endswith("digits-mlp")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--dataset", "imagenet", "--epochs", "1"], "unknown dataset"),
+        (["train", "--dataset", "gaussian", "--model", "transformer", "--epochs", "1"], "unknown model"),
+        (["train", "--dataset", "fashion-mnist", "--data-root", "/nonexistent/nc", "--epochs", "1"], "does not exist"),
+        (["train", "--preset", "nope"], "unknown preset"),
+        (["train", "--dataset", "gaussian", "--epochs", "3", "--measure-epochs", "1,x"], "cannot parse"),
+        (["train", "--dataset", "gaussian", "--epochs", "3", "--measure-epochs", "9"], "outside"),
+        (["train", "--dataset", "gaussian", "--epochs", "1", "--lr", "-1"], "lr must be"),
+        (["train", "--dataset", "gaussian", "--epochs", "1", "--device", "cuda:7"], "device"),
+    ],
+)
+def test_bad_input_clear_errors(tmp_path, capsys, args, message):
+    code, _, err = run_cli([*args, "--out", str(tmp_path / "x"), "--no-progress"], capsys)
+    assert code == EXIT_BAD_INPUT
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def _write_idx(path, array: np.ndarray, code: int):
+    header = struct.pack(">BBBB", 0, 0, code, array.ndim) + struct.pack(f">{array.ndim}i", *array.shape)
+    with gzip.open(path, "wb") as fh:
+        fh.write(header + array.astype(">u1").tobytes())
+
+
+def test_labels_out_of_range_in_files(tmp_path, capsys):
+    root = tmp_path / "data"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for split in ("train", "t10k"):
+        _write_idx(root / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 255, (20, 28, 28)), 0x08)
+        _write_idx(root / f"{split}-labels-idx1-ubyte.gz", np.array([0, 1, 12, 3] * 5), 0x08)
+    code, _, err = run_cli(["train", "--dataset", "fashion-mnist", "--data-root", str(root), "--model", "mlp",
+                            "--epochs", "1", "--out", str(tmp_path / "r"), "--no-progress"], capsys)
+    assert code == EXIT_BAD_INPUT and "out of range" in err
+
+
+def test_missing_run_for_resume_plot_export(tmp_path, capsys):
+    for args in (["train", "--out", str(tmp_path / "none"), "--resume"], ["plot", str(tmp_path / "none")],
+                 ["export-csv", str(tmp_path / "none")]):
+        code, _, err = run_cli(args, capsys)
+        assert code == EXIT_BAD_INPUT and err.startswith("error: "), (args, err)
+
+
+def test_divergence_stops_keeps_measured(tmp_path, capsys):
+    out = tmp_path / "div"
+    code, _, err = run_cli(["train", *GAUSS, "--epochs", "20", "--lr", "1e6", "--out", str(out)], capsys)
+    assert code == EXIT_DIVERGED
+    assert err.startswith("error: non-finite training loss in epoch") and "kept" in err
+    recs = read_metrics(out)
+    assert recs and recs[0]["epoch"] == 0  # epoch 0 was measured before training diverged
+
+
+def test_module_entry_point_exit_code(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "empirical", "train", "--dataset", "nope", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == EXIT_BAD_INPUT
+    assert proc.stderr.startswith("error: unknown dataset") and "Traceback" not in proc.stderr
+
+
+def test_presets_listed(capsys):
+    code, out, _ = run_cli(["presets"], capsys)
+    assert code == 0 and "digits-mlp" in out and "paper-fashion-mnist-resnet18" in out

@@ -1,0 +1,93 @@
+"""Measurement of a network: streamed float64 statistics equal one-shot theory values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import theory
+from empirical.measure import METRIC_KEYS, classifier_of, feature_pass, measure, network_loss
+from empirical.models import build_model
+
+
+def _setup(n_per_class=25, C=4, d=10, widths=(16, 6), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(C).repeat_interleave(n_per_class)
+    means = 2.0 * torch.randn(C, d, generator=g)
+    x = means[y] + torch.randn(y.numel(), d, generator=g)
+    torch.manual_seed(seed)
+    model = build_model("mlp", num_classes=C, input_shape=(d,), widths=list(widths), batch_norm=True)
+    model.train()
+    with torch.no_grad():  # give BatchNorm non-trivial running statistics
+        for _ in range(3):
+            model(x)
+    return model, x, y, C
+
+
+def test_streamed_equals_one_shot():
+    model, x, y, C = _setup()
+    m = measure(model, x, y, C, weight_decay=5e-4, batch_size=7)
+    assert model.training  # mode restored
+    # the same float32 features (batched forward passes, as measure does), statistics in one shot
+    h = feature_pass(model, x, y, C, batch_size=7).features
+    with torch.no_grad():
+        logits = model.eval().fc(h)
+    model.train()
+    stats = theory.class_stats(h.double(), y, C)
+    W, b = classifier_of(model)
+    lam = C * 5e-4 / 2
+    ref = theory.to_float_dict(theory.nc_metrics(stats, W, b, lam=lam))
+    ref.update(theory.to_float_dict(theory.decompose(stats, W, b, lam=lam)))
+    for key in ("nc1", "nc1_notebook", "nc2_equinorm_means", "nc2_maxangle_classifiers", "nc3",
+                "l_nc1", "l_nc23", "l_perp", "central_path_distance"):
+        assert m[key] == pytest.approx(ref[key], rel=1e-10, abs=1e-14), key
+    assert m["train_error"] == pytest.approx(float((logits.argmax(1) != y).double().mean()))
+    assert m["nc4"] == pytest.approx(float(theory.ncc_mismatch(h, y, stats, W, b)))
+    assert m["loss_nowd"] == pytest.approx(float(theory.mse_loss(h, y, W, b, lam=0.0)), rel=1e-12)
+    assert m["identity_residual"] < 1e-10
+    assert set(METRIC_KEYS) <= set(m) and "warnings" not in m
+
+
+def test_batch_size_does_not_matter():
+    """Only the float32 forward pass depends on the batch shape (BLAS rounding, ~1e-7)."""
+    model, x, y, C = _setup(seed=1)
+    a = measure(model, x, y, C, weight_decay=5e-4, batch_size=3, test_x=x[:10], test_y=y[:10])
+    b = measure(model, x, y, C, weight_decay=5e-4, batch_size=1000, test_x=x[:10], test_y=y[:10])
+    for key in METRIC_KEYS:
+        va, vb = a[key], b[key]
+        if isinstance(va, list):
+            assert va == pytest.approx(vb, rel=1e-6)
+        else:
+            assert va == pytest.approx(vb, rel=1e-6, abs=1e-12), key
+    assert 0 <= a["test_error"] <= 1 and a["test_loss_nowd"] > 0
+
+
+def test_singular_covariances_give_none_and_warnings():
+    """p > n per class: Sigma_W singular (no SNR); wd = 0: lam = 0 and Sigma_T singular."""
+    model, x, y, C = _setup(n_per_class=3, widths=(32, 24))
+    m = measure(model, x, y, C, weight_decay=0.0)
+    assert m["snr_singular_values"] is None
+    assert m["l_nc1"] is None and m["identity_residual"] is None
+    assert any("snr" in w for w in m["warnings"]) and any("decomposition" in w for w in m["warnings"])
+    assert math.isfinite(m["nc1"]) and math.isfinite(m["loss"])  # the rest is still measured
+    m = measure(model, x, y, C, weight_decay=5e-4)  # ridge lam > 0 keeps W_LS defined
+    assert m["l_nc1"] is not None and m["identity_residual"] < 1e-8
+
+
+def test_feature_pass_counts():
+    model, x, y, C = _setup()
+    fp = feature_pass(model, x, y, C, batch_size=9)
+    assert fp.count == x.shape[0] and fp.features.shape == (x.shape[0], 6) and fp.features.dtype == torch.float32
+    assert fp.accumulator.count == x.shape[0]
+
+
+def test_network_loss():
+    logits = torch.randn(5, 3)
+    y = torch.tensor([0, 2, 1, 1, 0])
+    mse = network_loss(logits, y, 3, "mse")
+    assert torch.allclose(mse, torch.nn.MSELoss()(logits, torch.eye(3)[y]))
+    assert torch.allclose(network_loss(logits, y, 3, "ce"), torch.nn.functional.cross_entropy(logits, y))
+    with pytest.raises(ValueError, match="unknown loss"):
+        network_loss(logits, y, 3, "l1")

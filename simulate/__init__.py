@@ -23,6 +23,7 @@ from .reduced import (  # noqa: E402
     asymptotic_omega,
     closed_form_omega,
     integrate_reduced,
+    integrate_reduced_ensemble,
     reduced_rhs,
 )
 from .matrix import integrate_matrix, matrix_rhs  # noqa: E402
@@ -49,6 +50,7 @@ __all__ = [
     "integrate_free",
     "integrate_matrix",
     "integrate_reduced",
+    "integrate_reduced_ensemble",
     "integrate_retraction",
     "matrix_rhs",
     "project_tangent",

@@ -40,11 +40,17 @@ def reduced_rhs(t, omega: jax.Array, args) -> jax.Array:
     return law("omega_rhs")(omega, N, C, kappa)
 
 
-def solve_ode(rhs, y0, times, args, *, rtol, atol, solver="tsit5", max_steps=1_000_000):
+NORMS = {"rms": optx.rms_norm, "max": optx.max_norm}
+
+
+def solve_ode(rhs, y0, times, args, *, rtol, atol, solver="tsit5", max_steps=1_000_000, error_norm="rms"):
     """Integrate dy/dt = rhs(t, y, args) from times[0] with Diffrax and a PID controller, saving at ``times``.
 
+    ``error_norm``: "rms" (Diffrax's default) or "max" (every component's local error within atol + rtol |y|).
     Returns ``(ys, num_steps)``; ``ys`` has a leading axis of length len(times) on every leaf.
     """
+    if error_norm not in NORMS:
+        raise ValueError(f"unknown error_norm {error_norm!r}; choose one of {sorted(NORMS)}")
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(rhs),
         solver_from_name(solver),
@@ -54,16 +60,16 @@ def solve_ode(rhs, y0, times, args, *, rtol, atol, solver="tsit5", max_steps=1_0
         y0=y0,
         args=args,
         saveat=diffrax.SaveAt(ts=times),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, norm=NORMS[error_norm]),
         max_steps=max_steps,
     )
     return sol.ys, sol.stats["num_steps"]
 
 
-@functools.partial(jax.jit, static_argnames=("rtol", "atol", "solver", "max_steps"))
-def _integrate_reduced(omega0, times, N, C, kappa, rtol, atol, solver, max_steps):
+@functools.partial(jax.jit, static_argnames=("rtol", "atol", "solver", "max_steps", "error_norm"))
+def _integrate_reduced(omega0, times, N, C, kappa, rtol, atol, solver, max_steps, error_norm="rms"):
     ys, steps = solve_ode(reduced_rhs, omega0, times, (N, C, kappa), rtol=rtol, atol=atol, solver=solver,
-                          max_steps=max_steps)
+                          max_steps=max_steps, error_norm=error_norm)
     return ys, steps
 
 
@@ -79,12 +85,16 @@ def integrate_reduced(
     solver: str = "tsit5",
     max_steps: int = 1_000_000,
     return_steps: bool = False,
+    error_norm: str = "rms",
 ):
     """Solve the reduced ODE d omega_j/dt = (kappa/N) omega_j/(C + omega_j^2)^2 (spec 6.2, 6.3 table).
 
     ``omega0`` (C-1,) holds the SNR singular values at ``times[0]``; returns omega (len(times), C-1) (and the
     number of accepted+rejected solver steps if ``return_steps``). Zero singular values stay zero (spec 6.4 item 5).
-    jit-able (N, C, kappa, tolerances static) and vmap-able over ``omega0`` and ``times``.
+    jit-able (tolerances and solver static) and vmap-able over ``omega0`` and ``times``.
+    The law is elementwise, so ``omega0`` may also be a batch (K, C-1) integrated as one system with a shared
+    step; pass ``error_norm="max"`` then, so that every trajectory's local error stays within atol + rtol |omega|
+    (faster than vmap on CPU; see benchmarks/bench_simulate.py).
     ``kappa``: number, or "projected" (1), "sum" (C N), "means" (N).
     """
     check_times(times)
@@ -93,7 +103,7 @@ def integrate_reduced(
     omega0 = jnp.asarray(omega0, dtype=jnp.float64)
     times = jnp.asarray(times, dtype=jnp.float64)
     ys, steps = _integrate_reduced(omega0, times, float(N), float(C), k, float(rtol), float(atol), solver,
-                                   int(max_steps))
+                                   int(max_steps), error_norm)
     return (ys, steps) if return_steps else ys
 
 
@@ -155,3 +165,43 @@ def closed_form_omega(
 def asymptotic_omega(times: jax.Array, N: int, C: int, kappa: float | str = 1.0) -> jax.Array:
     """Leading-order growth omega(t) ~ (t/c3)^{1/4} (spec 6.4 item 1; theory.laws "growth")."""
     return law("growth")(jnp.asarray(times, dtype=jnp.float64), N, C, float(kappa_value(kappa, N, C)))
+
+
+def integrate_reduced_ensemble(
+    omega0: jax.Array,
+    times: jax.Array,
+    N: int,
+    C: int,
+    kappa: float | str = 1.0,
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+    *,
+    batch_size: int = 256,
+    solver: str = "tsit5",
+    max_steps: int = 1_000_000,
+    return_steps: bool = False,
+):
+    """``integrate_reduced`` for many initial conditions omega0 (K, C-1), each with its own adaptive steps.
+
+    ``jax.lax.map`` over chunks of ``batch_size`` trajectories, each chunk vmapped: same answers as K separate
+    solves, but a vmapped while loop runs until its slowest member finishes and large batches leave the CPU cache,
+    so moderate chunks are faster than one vmap over all K (benchmarks/bench_simulate.py). Returns (K, T, C-1).
+    """
+    check_times(times)
+    check_omega0(omega0)
+    k = kappa_value(kappa, N, C)
+    times = jnp.asarray(times, dtype=jnp.float64)
+    omega0 = jnp.asarray(omega0, dtype=jnp.float64)
+    if omega0.ndim != 2:
+        raise ValueError(f"omega0 must have shape (K, C-1), got {omega0.shape}")
+
+    def one(w):
+        return _integrate_reduced(w, times, float(N), float(C), k, float(rtol), float(atol), solver, int(max_steps))
+
+    ys, steps = _map_chunks(one, omega0, int(batch_size))
+    return (ys, steps) if return_steps else ys
+
+
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _map_chunks(fn, xs, batch_size):
+    return jax.lax.map(fn, xs, batch_size=min(batch_size, xs.shape[0]))

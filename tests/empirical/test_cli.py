@@ -12,6 +12,7 @@ import pytest
 
 from empirical.cli import EXIT_BAD_INPUT, EXIT_DIVERGED, config_from_args, build_parser, main
 from empirical.runs import read_config, read_metrics
+from empirical.train import PRESETS
 
 GAUSS = ["--dataset", "gaussian", "--model", "mlp", "--per-class", "20", "--batch-size", "20",
          "--data-arg", "dim=8", "--data-arg", "num_classes=3", "--model-arg", "widths=[16, 8]",
@@ -44,7 +45,11 @@ def test_preset_precedence():
     ns = build_parser().parse_args(["train", "--preset", "digits-mlp", "--epochs", "30", "--measure-epochs", "0,5,30"])
     cfg = config_from_args(ns)
     assert cfg.dataset == "digits" and cfg.epochs == 30 and cfg.measure_epochs == [0, 5, 30]
-    assert cfg.lr == 0.2 and cfg.preset == "digits-mlp" and cfg.out.endswith("digits-mlp")
+    assert cfg.lr == PRESETS["digits-mlp"]["lr"] and cfg.preset == "digits-mlp" and cfg.out.endswith("digits-mlp")
+    ns = build_parser().parse_args(["train", "--preset", "digits-mlp", "--lr", "0.123", "--model-arg", "widths=[8]"])
+    cfg = config_from_args(ns)
+    assert cfg.lr == 0.123 and cfg.model_kwargs["widths"] == [8]
+    assert cfg.model_kwargs["batch_norm"] == PRESETS["digits-mlp"]["model_kwargs"]["batch_norm"]
     ns = build_parser().parse_args(["train", "--dataset", "digits", "--model", "mlp"])
     assert config_from_args(ns).out.endswith("digits-mlp")
 

@@ -4,7 +4,8 @@ Each rank takes half of every global batch; the loss of each shard is reweighted
 averaged gradient is the global-batch mean; class statistics are all-gathered and merged
 exactly.  The model has no BatchNorm (per-shard batch statistics would differ, and
 SyncBatchNorm needs a GPU), so the two runs differ only by float32 rounding of the gradient
-reduction: epoch 0 (no training) agrees to 1e-12, trained epochs to 1e-4 relative.
+reduction: epoch 0 (no training) agrees to 1e-12 (measured 2e-15), trained epochs to
+1e-6 relative (measured 3e-8).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def test_ddp_gloo_two_processes_match_single(tmp_path):
     a, b = read_metrics(single), read_metrics(ddp)
     assert [r["epoch"] for r in a] == [r["epoch"] for r in b] == [0, 1, 2, 4]
     for ra, rb in zip(a, b):
-        rel = 1e-12 if ra["epoch"] == 0 else 1e-4
+        rel = 1e-12 if ra["epoch"] == 0 else 1e-6  # measured: 2e-15 and 3e-8
         for key in ra:
             if key in SKIP_KEYS or key == "identity_residual":
                 continue

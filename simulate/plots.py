@@ -101,6 +101,8 @@ def make_figures(traj, out_dir) -> list[Path]:
         g = np.asarray(g) / np.linalg.norm(g)
         im = ax.imshow(g, cmap="RdBu_r", vmin=-np.abs(g).max(), vmax=np.abs(g).max())
         ax.set_title(f"class-mean Gram / ||.||_F: {title}", fontsize=9)
+        ax.set_xticks(range(C))
+        ax.set_yticks(range(C))
         fig.colorbar(im, ax=ax, fraction=0.046)
     paths.append(_save(fig, out / "gram_start_end.png", plt))
     return paths

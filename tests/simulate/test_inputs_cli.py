@@ -98,3 +98,8 @@ def test_cli_subprocess(tmp_path):
     data, summary = _check_outdir(out)
     assert data["omega"].shape == (60, 2)
     assert summary["params"]["kappa_value"] == 12.0
+
+
+def test_simulate_imports_no_torch():
+    code = "import sys, simulate; sys.exit(1 if 'torch' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

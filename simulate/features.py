@@ -33,20 +33,22 @@ def _class_means(D: jax.Array, labels: jax.Array, C: int) -> jax.Array:
     return jax.ops.segment_sum(D, labels, C) / counts[:, None]
 
 
-def central_path_gradient(X: jax.Array, labels: jax.Array, C: int) -> jax.Array:
+def central_path_gradient(X: jax.Array, labels: jax.Array, C: int, stats=None) -> jax.Array:
     """Euclidean gradient of the central-path loss at X (n, p):  (1/n) W_LS^T (W_LS x_{i,c} + b_LS - e_c) per row.
 
     Computed as ``jax.grad`` of ``theory.mse_loss(X, labels, W, b)`` at the least-squares classifier
     ``theory.least_squares_classifier(theory.class_stats(X))`` held fixed: by the envelope theorem (spec 6.1,
-    spec 9 item 12) this is the full derivative of X -> L(W_LS(X), b_LS(X), X).
+    spec 9 item 12) this is the full derivative of X -> L(W_LS(X), b_LS(X), X). ``stats``: class_stats(X) if
+    already computed.
     """
-    stats = theory.class_stats(X, labels, C)
+    if stats is None:
+        stats = theory.class_stats(X, labels, C)
     W, b = theory.least_squares_classifier(stats)
     W, b = jax.lax.stop_gradient((W, b))
     return jax.grad(lambda x: theory.mse_loss(x, labels, W, b, num_classes=C))(X)
 
 
-def project_tangent(X: jax.Array, labels: jax.Array, C: int, D: jax.Array) -> jax.Array:
+def project_tangent(X: jax.Array, labels: jax.Array, C: int, D: jax.Array, stats=None) -> jax.Array:
     """Orthogonal projection of a direction D (n, p) onto the tangent space at X of {Sigma_W = const, mu_G = const}.
 
     Split D = D_mean (rows replaced by their class means) + D_w (within-class part). The constraint
@@ -54,10 +56,11 @@ def project_tangent(X: jax.Array, labels: jax.Array, C: int, D: jax.Array) -> ja
     Z = within-class deviations of X) removes the normal component Z S, S symmetric solving
     Sigma_W S + S Sigma_W = (2/n) sym(Z^T D_w) (a Lyapunov equation, solved in the eigenbasis of Sigma_W).
     At Sigma_W = I this is S = sym(Z^T D_w)/n. For the central-path gradient D_w is itself of the form Z S
-    (spec 6.1), so within-class deviations are frozen and only class means move.
+    (spec 6.1), so within-class deviations are frozen and only class means move. ``stats``: class_stats(X).
     """
     n = X.shape[0]
-    stats = theory.class_stats(X, labels, C)
+    if stats is None:
+        stats = theory.class_stats(X, labels, C)
     Z = X - stats.means[labels]
     Dm = _class_means(D, labels, C)
     Dw = D - Dm[labels]
@@ -72,7 +75,8 @@ def project_tangent(X: jax.Array, labels: jax.Array, C: int, D: jax.Array) -> ja
 def projected_rhs(t, X: jax.Array, args) -> jax.Array:
     """dX/dt = -kappa Proj_{T_X X_set} grad_X L_central(X); ``args = (labels, C, kappa)`` (spec 6.1)."""
     labels, C, kappa = args
-    return -kappa * project_tangent(X, labels, C, central_path_gradient(X, labels, C))
+    stats = theory.class_stats(X, labels, C)
+    return -kappa * project_tangent(X, labels, C, central_path_gradient(X, labels, C, stats), stats)
 
 
 def _prepare_features(X0, labels, C, renormalize):

@@ -4,10 +4,11 @@
 
 Compares, in the same run and on the same features:
 
-* **toolkit**: ``theory.ClassStatsAccumulator`` (one pass, float64 GEMMs, Chan merge) plus
-  every metric the training loop records (``theory.decompose`` at ``lam`` and at the
-  notebook's ``lam``, ``nc_metrics``, ``ncc_mismatch_count``, ``mse_loss``,
-  ``snr_singular_values``), exactly as :func:`empirical.measure.measure` calls them;
+* **toolkit**: the training loop's measurement path, :func:`empirical.measure` without the
+  network: ``theory.ClassStatsAccumulator`` (one pass, float64 GEMMs, Chan merge) with the
+  float64 features cached, then :func:`empirical.measure.metrics_from_pass` (every metric
+  the loop records: ``theory.decompose`` at ``lam`` and at the notebook's ``lam``,
+  ``nc_metrics``, ``ncc_mismatch_count``, ``mse_loss``, ``snr_singular_values``);
 * **common approach** (the pattern of the authors' notebook, spec 2.2, written here in
   float64 so the numbers are comparable): pass 1 class sums; pass 2 per batch and per class
   ``B x p x p`` per-sample outer products summed into ``Sigma_W``, a Python loop over samples
@@ -32,6 +33,7 @@ import scipy.sparse.linalg
 import torch
 
 import theory
+from empirical.measure import FeaturePass, metrics_from_pass
 
 C_DEFAULT = 10
 WD = 5e-4
@@ -57,25 +59,22 @@ def make_features(n: int, p: int, C: int, seed: int = 0) -> tuple[torch.Tensor, 
 
 
 def toolkit_measure(H, y, W, b, C, batch=1024) -> dict[str, float]:
-    """One pass of float64 statistics + every metric, as empirical.measure does it."""
+    """The measurement path of the training loop (empirical.measure) without the network:
+    per batch, float64 features into theory.ClassStatsAccumulator (cached for NC4 and the
+    direct loss), then :func:`empirical.measure.metrics_from_pass`."""
     acc = theory.ClassStatsAccumulator(C)
+    feats = []
     for i in range(0, H.shape[0], batch):
-        acc.update(H[i:i + batch], y[i:i + batch])
-    stats = acc.finalize()
-    W64, b64 = W.double(), b.double()
-    lam = float(theory.lam_from_weight_decay(WD, reduction="mean", num_classes=C))
-    lam_nb = float(theory.lam_from_weight_decay(WD, reduction="notebook"))
-    out = {}
-    out["loss"] = theory.to_float(theory.mse_loss(H, y, W64, b64, lam=lam, num_classes=C))
-    out["loss_nowd"] = theory.to_float(theory.mse_loss(H, y, W64, b64, lam=0.0, num_classes=C))
-    out.update(theory.to_float_dict(theory.decompose(stats, W64, b64, lam=lam)))
-    nb = theory.to_float_dict(theory.decompose(stats, W64, b64, lam=lam_nb))
-    out.update({f"{k}_notebook": nb[k] for k in ("l_nc1", "l_nc23", "l_perp")})
-    out.update(theory.to_float_dict(theory.nc_metrics(stats, W64, b64, convention="paper", lam=lam, central_path=False)))
-    mism, tot = theory.ncc_mismatch_count(H, y, stats, W64, b64)
-    out["nc4"] = float(mism) / float(tot)
-    sv = theory.snr_singular_values(stats)
-    out.update({f"snr_{j}": float(v) for j, v in enumerate(sv.tolist())})
+        h = H[i:i + batch].to(torch.float64)
+        acc.update(h, y[i:i + batch])
+        feats.append(h)
+    fp = FeaturePass(acc, torch.cat(feats), y, errors=0, count=int(H.shape[0]))
+    out = metrics_from_pass(fp, W.double(), b.double(), C, weight_decay=WD, loss_reduction="mean")
+    out.pop("warnings", None)
+    sv = out.pop("snr_singular_values")
+    out.update({f"snr_{j}": v for j, v in enumerate(sv)})
+    for k in ("train_error", "lam", "lam_notebook", "l_central", "rho_perp", "identity_residual", "central_path_distance"):
+        out.pop(k, None)
     return out
 
 
@@ -188,7 +187,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--classes", type=int, default=C_DEFAULT)
     ap.add_argument("--baseline-n", type=int, default=6000, help="subsample for the slow common approach")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (default 1: on a shared 2-core machine more threads oversubscribe)")
     args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
     n, p, C, nb = args.n, args.p, args.classes, min(args.baseline_n, args.n)
 
     H, y, W, b = make_features(n, p, C)

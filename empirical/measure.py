@@ -6,8 +6,8 @@ the last-layer features ``h`` (the input of ``model.fc``).  The pass
 * streams float64 class statistics into :class:`theory.ClassStatsAccumulator`
   (counts, means, pooled within-class scatter; one pass, GEMMs, Chan merge);
 * counts the network's errors ``argmax_c f(x)_c != y``;
-* caches the float32 features on the training device (``n x p``; they are the network's
-  own float32 outputs, so the cache loses nothing).
+* caches the features on the training device (``n x p``, the network's float32 values held
+  in float64, converted once), so nothing is recomputed or lost.
 
 With the class means known after the pass, NC4 (``theory.ncc_mismatch_count``) and the
 loss computed directly from the outputs (``theory.mse_loss``) run on the cached features
@@ -71,7 +71,7 @@ class FeaturePass:
     """Result of one eval-mode pass over a (possibly sharded) dataset."""
 
     accumulator: Any  # theory.ClassStatsAccumulator merged over ranks
-    features: torch.Tensor  # this rank's (n_local, p) float32 features
+    features: torch.Tensor  # this rank's (n_local, p) features (the network's float32 values, held as float64)
     labels: torch.Tensor  # this rank's (n_local,) int64 labels
     errors: int  # network errors, summed over ranks
     count: int  # samples, summed over ranks
@@ -120,7 +120,8 @@ def feature_pass(
         for lo, hi in _local_slices(int(x.shape[0]), batch_size, info):
             xb, yb = x[lo:hi], y[lo:hi]
             logits, h = model.forward_with_features(xb)
-            h = h.float().reshape(h.shape[0], -1)
+            # float64 once per batch: the statistics, NC4 and the direct loss reuse it
+            h = h.reshape(h.shape[0], -1).to(torch.float64)
             errors += (logits.argmax(dim=1) != yb).sum()
             if acc is not None:
                 acc.update(h, yb)
@@ -147,14 +148,16 @@ def _sum_over_ranks(value: torch.Tensor, weight: int, info: DistInfo) -> torch.T
 def _direct_loss(fp: FeaturePass, W, b, lam: float, num_classes: int, info: DistInfo) -> tuple[float, float]:
     """Paper ``L`` with and without the ridge, straight from the features (``theory.mse_loss``).
 
-    Across ranks: ``L_0 = sum_r n_r L_0^{(r)} / n`` and ``L = L_0 + (L^{(r)} - L_0^{(r)})`` (the
-    ridge term is the same on every rank), so no formula is retyped here.
+    ``L_0 = sum_r n_r L_0^{(r)} / n`` over ranks (one full pass at ``lam = 0``), and
+    ``L = L_0 + (L_lam(h_1) - L_0(h_1))``: the ridge term ``(lam/2)||[W b]||^2`` taken from
+    ``theory.mse_loss`` on one sample, so no formula is retyped and only one pass is made.
     """
     n_local = int(fp.labels.shape[0])
     local0 = theory.mse_loss(fp.features, fp.labels, W, b, lam=0.0, num_classes=num_classes)
-    local = theory.mse_loss(fp.features, fp.labels, W, b, lam=lam, num_classes=num_classes)
     nowd = _sum_over_ranks(local0, n_local, info) / fp.count
-    ridge = torch.as_tensor(local, dtype=torch.float64) - torch.as_tensor(local0, dtype=torch.float64)
+    one_x, one_y = fp.features[:1], fp.labels[:1]
+    ridge = torch.as_tensor(theory.mse_loss(one_x, one_y, W, b, lam=lam, num_classes=num_classes), dtype=torch.float64) \
+        - torch.as_tensor(theory.mse_loss(one_x, one_y, W, b, lam=0.0, num_classes=num_classes), dtype=torch.float64)
     return float(nowd + ridge), float(nowd)
 
 
@@ -167,33 +170,24 @@ def _guard(warnings: list[str], keys, what: str, fn):
         return {k: None for k in keys}
 
 
-def measure(
-    model: torch.nn.Module,
-    train_x: torch.Tensor,
-    train_y: torch.Tensor,
+def metrics_from_pass(
+    fp: FeaturePass,
+    W: torch.Tensor,
+    b: torch.Tensor | None,
     num_classes: int,
     *,
     weight_decay: float,
     loss_reduction: str = "mean",
-    test_x: torch.Tensor | None = None,
-    test_y: torch.Tensor | None = None,
-    batch_size: int = 1024,
     info: DistInfo = SINGLE,
 ) -> dict[str, Any]:
-    """All NC metrics of ``model`` on the training set (and the test error), as Python values.
+    """Every training-set metric from one :class:`FeaturePass` and the classifier ``(W, b)``.
 
-    ``lam = theory.lam_from_weight_decay(weight_decay, reduction=loss_reduction,
-    num_classes=C)`` is the ridge of the paper's loss matching the optimiser (spec 8 item 2);
-    the notebook's reading ``wd / 2`` is reported alongside.  Returns a dict with the keys
-    of :data:`METRIC_KEYS` (plus ``test_error`` / ``test_loss_nowd`` with a test set,
-    ``measure_time_s``, and ``warnings`` when some quantity was undefined).
+    All formulas are :mod:`theory`'s (see the module docstring for the keys); quantities
+    that are undefined for these features are ``None`` and explained in ``warnings``.
     """
-    t0 = time.perf_counter()
     C = int(num_classes)
     warnings: list[str] = []
-    fp = feature_pass(model, train_x, train_y, C, batch_size=batch_size, info=info)
     stats = fp.accumulator.finalize()
-    W, b = classifier_of(model)
     lam = float(theory.lam_from_weight_decay(weight_decay, reduction=loss_reduction, num_classes=C))
     lam_nb = float(theory.lam_from_weight_decay(weight_decay, reduction="notebook"))
 
@@ -234,7 +228,38 @@ def measure(
     )
     for k in ("l_nc1", "l_nc23", "l_perp"):
         out[f"{k}_notebook"] = dec_nb.get(k)
+    if warnings:
+        out["warnings"] = warnings
+    return out
 
+
+def measure(
+    model: torch.nn.Module,
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    num_classes: int,
+    *,
+    weight_decay: float,
+    loss_reduction: str = "mean",
+    test_x: torch.Tensor | None = None,
+    test_y: torch.Tensor | None = None,
+    batch_size: int = 1024,
+    info: DistInfo = SINGLE,
+) -> dict[str, Any]:
+    """All NC metrics of ``model`` on the training set (and the test error), as Python values.
+
+    ``lam = theory.lam_from_weight_decay(weight_decay, reduction=loss_reduction,
+    num_classes=C)`` is the ridge of the paper's loss matching the optimiser (spec 8 item 2);
+    the notebook's reading ``wd / 2`` is reported alongside.  Returns a dict with the keys
+    of :data:`METRIC_KEYS` (plus ``test_error`` / ``test_loss_nowd`` with a test set,
+    ``measure_time_s``, and ``warnings`` when some quantity was undefined).
+    """
+    t0 = time.perf_counter()
+    C = int(num_classes)
+    fp = feature_pass(model, train_x, train_y, C, batch_size=batch_size, info=info)
+    W, b = classifier_of(model)
+    out = metrics_from_pass(fp, W, b, C, weight_decay=weight_decay, loss_reduction=loss_reduction, info=info)
+    warnings = out.pop("warnings", [])
     if test_x is not None and test_y is not None:
         tp = feature_pass(model, test_x, test_y, C, batch_size=batch_size, info=info, statistics=False)
         out["test_error"] = tp.errors / tp.count

@@ -79,7 +79,7 @@ def test_singular_covariances_give_none_and_warnings():
 def test_feature_pass_counts():
     model, x, y, C = _setup()
     fp = feature_pass(model, x, y, C, batch_size=9)
-    assert fp.count == x.shape[0] and fp.features.shape == (x.shape[0], 6) and fp.features.dtype == torch.float32
+    assert fp.count == x.shape[0] and fp.features.shape == (x.shape[0], 6) and fp.features.dtype == torch.float64
     assert fp.accumulator.count == x.shape[0]
 
 

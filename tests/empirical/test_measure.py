@@ -33,7 +33,7 @@ def test_streamed_equals_one_shot():
     # the same float32 features (batched forward passes, as measure does), statistics in one shot
     h = feature_pass(model, x, y, C, batch_size=7).features
     with torch.no_grad():
-        logits = model.eval().fc(h)
+        logits = model.eval().fc(h.float())
     model.train()
     stats = theory.class_stats(h.double(), y, C)
     W, b = classifier_of(model)

@@ -27,11 +27,12 @@ def check_features_labels(features: Array, labels: Array, xp) -> None:
 
 def infer_num_classes(labels: Array, xp, num_classes: int | None) -> int:
     if num_classes is None:
-        if not is_concrete(labels):
-            raise ValueError("num_classes must be given when labels are traced (inside jit/vmap)")
         if labels.shape[0] == 0:
             raise ValueError("cannot infer num_classes from an empty label array")
-        num_classes = int(xp.max(labels)) + 1
+        top = xp.max(labels)
+        if not (is_concrete(labels) and is_concrete(top)):
+            raise ValueError("num_classes must be given when labels are traced (inside jit/vmap)")
+        num_classes = int(top) + 1
     num_classes = int(num_classes)
     if num_classes < 2:
         raise ValueError(f"at least 2 classes are needed, got num_classes={num_classes}")
@@ -41,7 +42,10 @@ def infer_num_classes(labels: Array, xp, num_classes: int | None) -> int:
 def check_labels(labels: Array, xp, num_classes: int) -> None:
     if not is_concrete(labels) or labels.shape[0] == 0:
         return
-    lo, hi = int(xp.min(labels)), int(xp.max(labels))
+    lo, hi = xp.min(labels), xp.max(labels)
+    if not (is_concrete(lo) and is_concrete(hi)):  # e.g. constants captured inside jax.jit
+        return
+    lo, hi = int(lo), int(hi)
     if lo < 0 or hi >= num_classes:
         raise ValueError(f"labels out of range: found labels in [{lo}, {hi}] but num_classes={num_classes}")
 

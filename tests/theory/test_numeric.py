@@ -382,6 +382,9 @@ def test_jit_and_vmap_through_theory():
         return theory.nc_metrics(theory.class_stats(h, jnp.asarray(y), num_classes=3))["nc1"]
 
     values = jax.vmap(nc1)(stacked)
+    # labels captured as a constant inside jit (values concrete outside, staged inside)
+    captured = jax.jit(lambda h: theory.class_stats(h, jnp.asarray(y), 3).sigma_w)(jnp.asarray(H))
+    assert rel(captured, theory.class_stats(H, y).sigma_w) < 1e-12
     expected = float(theory.nc_metrics(theory.class_stats(H, y))["nc1"])
     assert np.allclose(np.asarray(values), expected, rtol=1e-10)
 

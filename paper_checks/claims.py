@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .compare import column, snr_matrix_of, terminal_phase_start
+from .compare import column, terminal_phase_start
 
 __all__ = [
     "Claim",

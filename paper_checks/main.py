@@ -17,7 +17,6 @@ The exit code is 0 iff every claim passes.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import traceback

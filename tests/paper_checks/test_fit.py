@@ -84,3 +84,5 @@ def test_compare_on_synthetic_log_is_exact_and_forward_matches():
     assert res["forward"]["method"] == "simulate.integrate_reduced"
     assert res["forward"]["snr_rel_error"]["max"] < 1e-6
     assert res["snr_ratio"]["observed_moves_toward_1"] and res["snr_ratio"]["predicted_moves_toward_1"]
+    hold = res["forward"]["holdout"]
+    assert hold["forward_ode_rel_error"]["max"] < 1e-6 and hold["closed_form_rel_error"]["max"] < 1e-6

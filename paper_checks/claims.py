@@ -117,6 +117,14 @@ def _guard(claim: Claim, fn: Callable[[], tuple[bool, Any]]) -> Claim:
 # ----------------------------------------------------------------------------- symbolic
 
 
+_SYMBOLIC_TOLERANCE = {
+    "general": "exact: symbolic identity for all sizes",
+    "symbolic size": "exact: symbolic identity at a concrete size with symbolic entries",
+    "rational size": "exact: rational arithmetic at a concrete size",
+    "numeric": "numeric comparison (tolerance in the detail)",
+}
+
+
 def symbolic_claims(certificate: Any) -> list[Claim]:
     """One claim per check of ``theory.symbolic.run_certificate(...)`` (``.checks``: dicts name/passed/section/detail)."""
     out: list[Claim] = []
@@ -124,15 +132,16 @@ def symbolic_claims(certificate: Any) -> list[Claim]:
         get = chk.get if isinstance(chk, dict) else (lambda k, d=None, _c=chk: getattr(_c, k, d))
         name = str(get("name"))
         section = get("section", "")
+        kind = get("kind", None) or "symbolic"
         out.append(
             Claim(
                 id=f"symbolic.{name}",
                 statement=str(get("statement", None) or name.replace("_", " ")),
                 source=f"spec {section}" if section else "spec 3-6",
-                check="SymPy symbolic certificate (theory.symbolic.run_certificate)",
-                tolerance="exact (symbolic simplification to 0)",
+                check=f"SymPy certificate (theory.symbolic.run_certificate), kind: {kind}",
+                tolerance=_SYMBOLIC_TOLERANCE.get(kind, "exact (symbolic simplification to 0)"),
                 status=_status(bool(get("passed"))),
-                measured={"detail": get("detail", ""), "seconds": get("seconds", None)},
+                measured={"detail": get("detail", ""), "seconds": get("seconds", None), "kind": kind},
                 group="symbolic",
             )
         )

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .claims import Claim, all_passed, dynamics_claims, empirical_claims, symbolic_claims
-from .compare import compare_run, dumps_json, load_run, public
+from .compare import compare_run, config_value, dumps_json, load_run, public
 from .report import claims_table, simulation_figures, training_figures, write_report
 
 __all__ = ["MainOptions", "run_main", "Stages"]
@@ -166,9 +166,12 @@ def run_main(opts: MainOptions) -> int:
 
             cert = run_certificate(quick=(mode == "quick"))
             claims += symbolic_claims(cert)
-            (out / "certificate.md").write_text(cert.markdown())
             cj = cert.to_json()
             (out / "certificate.json").write_text(cj if isinstance(cj, str) else json.dumps(cj, indent=2))
+            try:
+                (out / "certificate.md").write_text(cert.markdown())
+            except Exception as exc:  # noqa: BLE001 - the Markdown rendering is a convenience, the JSON has it all
+                stages.log(f"    certificate.md not written: {type(exc).__name__}: {exc}")
             context["symbolic certificate"] = f"{mode}: {sum(c['passed'] for c in cert.checks)}/{len(cert.checks)} checks"
 
     # 2. simulation ------------------------------------------------------------------------
@@ -221,8 +224,8 @@ def run_main(opts: MainOptions) -> int:
         else:
             records, config = load_run(run_dir)
             context["run config"] = ", ".join(
-                f"{k}={config.get(k)}" for k in ("dataset", "model", "epochs", "lr", "weight_decay", "per_class",
-                                                 "batch_size", "device") if k in config)
+                f"{k}={config_value(config, k)}" for k in ("dataset", "model", "epochs", "lr", "weight_decay",
+                                                           "per_class", "batch_size", "device", "seed"))
             comparison = compare_run(run_dir, out=out, time=opts.time, early_epoch=opts.early_epoch,
                                      fit_from_epoch=opts.fit_from)
             figures += [Path(p) for p in comparison.get("figures", [])]

@@ -242,14 +242,17 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     prev_det = torch.are_deterministic_algorithms_enabled()
+    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
+        # warn_only: some CUDA kernels (e.g. adaptive average pooling's backward) have no
+        # deterministic version; they warn instead of stopping the run
+        torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     try:
         return _train(cfg, run_dir, device, info, resume)
     finally:
-        torch.use_deterministic_algorithms(prev_det)
+        torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
         torch.set_num_threads(prev_threads)
         shutdown(info)
 
@@ -314,7 +317,8 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo
         done = broadcast_object(done, info)
         ckpt_file = runs.checkpoint_path(run_dir)
         if ckpt_file.is_file():
-            ckpt = runs.load_checkpoint(run_dir, map_location=device)
+            # on the CPU: RNG states must stay CPU byte tensors; load_state_dict moves the rest
+            ckpt = runs.load_checkpoint(run_dir, map_location="cpu")
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])

@@ -36,7 +36,7 @@ def gaussian_config(out, **over) -> TrainConfig:
 @pytest.fixture(scope="module")
 def gaussian_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "gauss"
-    train(gaussian_config(out, measure_epochs=[0, 1, 2, 3, 4, 5, 6]))
+    train(gaussian_config(out, measure_epochs=[0, 1, 2, 3, 4, 5, 6], progress=True))  # tqdm bar on stderr
     return out
 
 
@@ -135,3 +135,16 @@ def test_fashion_mnist_real_files(tmp_path):
     recs = read_metrics(tmp_path / "f")
     assert [r["epoch"] for r in recs] == [0, 1]
     assert recs[-1]["identity_residual"] < 1e-8 and 0 <= recs[-1]["test_error"] <= 1
+
+
+@pytest.mark.slow
+def test_digits_preset_reaches_terminal_phase(tmp_path):
+    """The main job's preset (350 epochs, ~15-40 s): zero training error early, deep collapse."""
+    train(TrainConfig(**{**PRESETS["digits-mlp"], "out": str(tmp_path / "main"), "progress": False}))
+    recs = read_metrics(tmp_path / "main")
+    tpt = next(r["epoch"] for r in recs if r["train_error"] == 0)
+    last = recs[-1]
+    assert tpt <= 50 and all(r["train_error"] == 0 for r in recs if r["epoch"] >= 121)
+    assert last["nc1"] < 1e-3 and last["nc3"] < 0.1 and last["nc4"] == 0
+    assert last["rho_perp"] < 0.1  # after the learning-rate decays the network sits near the central path
+    assert max(r["identity_residual"] for r in recs) < 1e-8

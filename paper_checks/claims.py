@@ -45,6 +45,7 @@ TOLERANCES: dict[str, float] = {
     "etf_gram_rel": 0.05,
     "nc1_rate_rel": 0.25,
     "invariant_abs": 1e-8,
+    "tail_slope_abs": 0.1,
     # empirical (a real network)
     "perp_ratio_max": 0.1,
     "identity_rel": 1e-8,
@@ -303,6 +304,23 @@ def dynamics_claims(projected: Any, retraction: Any | None, *, per_class: int, k
         check="NC1(t)*sqrt(t) vs (C-1)sqrt(c3) at t_max (gap shrinking); L_central strictly decreasing",
         tolerance=f"relative gap <= {tol['nc1_rate_rel']:g} at t_max",
         group="dynamics"), rates))
+
+    if hasattr(projected, "summary"):
+        def tail_rates():
+            summ = projected.summary()
+            got, want = summ["tail_loglog_slopes"], summ["tail_loglog_slopes_theory"]
+            gaps = {k: abs(got[k] - want[k]) for k in want if got.get(k) is not None}
+            return bool(gaps) and max(gaps.values()) <= tol["tail_slope_abs"], {
+                "slopes": got, "theory": want, "max_abs_gap": max(gaps.values()) if gaps else None}
+
+        claims.append(_guard(Claim(
+            id="dynamics.tail_rates",
+            statement="Asymptotic rates along the flow: omega ~ t^(1/4), NC1 ~ t^(-1/2), max/min - 1 ~ 1/t, "
+                      "distance to the ETF Gram ~ 1/t, L_central ~ t^(-1/2)",
+            source="spec 6.4 items 1-4; claims 21, 22",
+            check="log-log slopes over the last third of the saved times (simulate Trajectory.summary)",
+            tolerance=f"each slope within {tol['tail_slope_abs']:g} of its theoretical value",
+            group="dynamics"), tail_rates))
 
     metrics = getattr(projected, "metrics", None) or {}
     if metrics:

@@ -57,6 +57,9 @@ class TrainConfig:
     0 and ``epochs``).  ``amp="auto"`` means bf16 autocast on CUDA and none on CPU.
     ``model_kwargs`` go to :func:`empirical.models.build_model` (e.g. MLP widths),
     ``data_kwargs`` to :func:`empirical.data.load_train_test` (e.g. ``dim`` of ``gaussian``).
+    The decomposition uses ``lam = theory.lam_from_weight_decay(weight_decay, reduction="mean",
+    num_classes=C)`` (spec 8 item 2, ``nn.MSELoss()``); with ``loss="ce"`` the same ``lam``
+    is used, i.e. the CE-trained network's MSE loss is decomposed at the ridge MSE would have.
     """
 
     dataset: str = "digits"

@@ -123,8 +123,6 @@ def test_bad_config_values(tmp_path):
 
 def test_fashion_mnist_real_files(tmp_path):
     """The real Fashion-MNIST IDX files (Debian package) through the whole pipeline."""
-    from empirical.data import DATASETS  # noqa: F401  (registry import only)
-
     try:
         cfg = TrainConfig(dataset="fashion-mnist", model="mlp", per_class=10, epochs=1, lr=0.01, batch_size=50,
                           model_kwargs={"widths": [32, 16]}, measure_epochs=[0, 1], out=str(tmp_path / "f"),

@@ -70,12 +70,74 @@ def _short(measured: Any, limit: int = 110) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def claims_table(claims: Sequence[Claim], *, width: int = 110) -> str:
+def _nc_headline(m: dict) -> str:
+    keys = [k for k, v in m.items() if isinstance(v, dict) and "at_tpt_start" in v]
+    return "; ".join(f"{k}: {m[k]['at_tpt_start']:.3g} -> {m[k]['final']:.3g}" for k in keys) + \
+        f" (epochs {m['tpt_start_epoch']} -> {m['last_epoch']})"
+
+
+#: One-line summaries of the numbers that decide each claim (fallback: the first measured fields).
+HEADLINES = {
+    "dynamics.closed_form": lambda m: f"max rel error ODE vs closed form {m['max_rel_error_ode_vs_closed_form']:.2e}",
+    "dynamics.omega_to_infinity": lambda m: (f"min growth x{m['min_growth_factor_w(t_max)/w(0)']:.3g}; "
+                                             f"omega/(t/c3)^(1/4) at t_max "
+                                             f"{min(m['omega/(t/c3)^(1/4) at t_max']):.3f}.."
+                                             f"{max(m['omega/(t/c3)^(1/4) at t_max']):.3f}"),
+    "dynamics.max_min_ratio_to_1": lambda m: (f"ratio {m['ratio_start']:.3g} -> {m['ratio_end']:.6g}; (ratio-1)*t "
+                                              f"spread {m['max/min of (ratio-1)*t over the last third of saved times']:.3g}"),
+    "dynamics.simplex_etf_limit": lambda m: f"ETF distance {m['etf_distance_start']:.3g} -> {m['etf_distance_end']:.3g}",
+    "dynamics.nc1_rate": lambda m: f"NC1*sqrt(t) {m['NC1*sqrt(t) at t_max']:.4g} vs (C-1)sqrt(c3) {m['(C-1)*sqrt(c3)']:.4g}",
+    "dynamics.tail_rates": lambda m: "slopes " + ", ".join(f"{k} {v:.3f}" for k, v in m["slopes"].items()),
+    "dynamics.nc_metrics_decrease": lambda m: f"nc1 {m['nc1']['start']:.3g} -> {m['nc1']['end']:.3g}, "
+                                              f"nc3 {m['nc3']['start']:.3g} -> {m['nc3']['end']:.3g}",
+    "dynamics.invariants": lambda m: ", ".join(f"{k} {v:.1e}" for k, v in m.items()),
+    "dynamics.retraction_differs": lambda m: (
+        f"residual own law {m['retraction_residual_own_law_n(Clogw+w^2/2)']:.2e}, projected law "
+        f"{m['retraction_residual_projected_law']:.3g}; late growth exponent "
+        f"{m['late_growth_exponent_retraction (~1/2)']:.3f} vs {m['late_growth_exponent_projected (~1/4)']:.3f}"),
+    "empirical.terminal_phase_reached": lambda m: (f"zero training error from epoch {m['first_zero_error_epoch']} "
+                                                   f"to {m['last_epoch']}; final test error {m['final_test_error']:.4f}"),
+    "empirical.l_perp_negligible": lambda m: (f"L_perp/(L_NC1+L_NC2/3) max {m['max_ratio_terminal_phase']:.3g}, "
+                                              f"median {m['median_ratio_terminal_phase']:.3g}, "
+                                              f"final {m['final_ratio']:.3g} (terminal phase)"),
+    "empirical.decomposition_identity": lambda m: f"max |L - sum of terms|/L {m['max_rel_residual']:.2e}",
+    "empirical.snr_follows_closed_form": lambda m: (f"min R^2 {m['r2_log_omega_min']:.3f}, median "
+                                                    f"{m['r2_log_omega_median']:.3f} (linear map: min "
+                                                    f"{m['linear_map_r2_min']:.3f}); {m['time_map']}"),
+    "empirical.snr_ratio_toward_1": lambda m: (f"max/min observed {m['observed_first']:.3g} -> {m['observed_last']:.3g}, "
+                                               f"fitted {m['predicted_first']:.3g} -> {m['predicted_last']:.3g}"),
+    "empirical.decomposition_tracks_theory": lambda m: (
+        f"median rel error L_NC1 {m['l_nc1']['median_rel_error_fit']:.3g}, L_NC2/3 "
+        f"{m['l_nc23']['median_rel_error_fit']:.3g} (laws at measured SNR: {m['l_nc1']['median_rel_error_at_measured_snr']:.3g}, "
+        f"{m['l_nc23']['median_rel_error_at_measured_snr']:.3g}; lambda {m['lambda_range']})"),
+    "empirical.forward_prediction": lambda m: (
+        f"median rel error {m['snr_rel_error']['median']:.3g} from epoch {m['start_epoch']}"
+        + (f"; holdout forecast {m['holdout']['forward_ode_rel_error']['median']:.3g}"
+           if isinstance(m.get("holdout"), dict) and "forward_ode_rel_error" in m["holdout"] else "")),
+}
+
+
+def headline(claim: Claim, limit: int = 200) -> str:
+    """The claim's deciding numbers in one line."""
+    m = claim.to_dict()["measured"]
+    fn = HEADLINES.get(claim.id)
+    if fn is None and claim.id.startswith("empirical.n") and isinstance(m, dict):
+        fn = _nc_headline
+    if isinstance(m, dict) and "error" in m:
+        fn = None
+    try:
+        text = fn(m) if fn is not None else _short(m, limit)
+    except (KeyError, TypeError, ValueError, IndexError):
+        text = _short(m, limit)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def claims_table(claims: Sequence[Claim], *, width: int = 160) -> str:
     """Plain-text summary table (id, status, measured) for the terminal."""
     idw = max([len(c.id) for c in claims] + [5])
     lines = [f"{'claim':<{idw}}  status  measured", f"{'-' * idw}  ------  {'-' * 40}"]
     for c in claims:
-        lines.append(f"{c.id:<{idw}}  {c.status.upper():<6}  {_short(c.measured, width - idw - 10)}")
+        lines.append(f"{c.id:<{idw}}  {c.status.upper():<6}  {headline(c, max(60, width - idw - 10))}")
     n_pass = sum(c.passed for c in claims)
     lines.append(f"{n_pass}/{len(claims)} claims pass")
     return "\n".join(lines)
@@ -242,7 +304,7 @@ def write_report(
                "|---|---|---|---|---|---|"]
         for c in cs:
             md.append(f"| `{c.id}` | **{c.status}** | {_md_escape(c.statement)} | {_md_escape(c.source)} | "
-                      f"{_md_escape(c.tolerance)} | {_md_escape(_short(c.measured, 300))} |")
+                      f"{_md_escape(c.tolerance)} | {_md_escape(headline(c, 400))} |")
         md.append("")
     md += ["## How each claim is checked", ""]
     md += [f"- `{c.id}`: {c.check}" for c in claims]
@@ -267,7 +329,7 @@ def write_report(
         rows.append(
             f"<tr style='background:{color}'><td><code>{esc(c.id)}</code></td><td><b>{esc(c.status)}</b></td>"
             f"<td>{esc(c.statement)}</td><td>{esc(c.source)}</td><td>{esc(c.tolerance)}</td>"
-            f"<td><details><summary>{esc(_short(c.measured, 90))}</summary><pre>"
+            f"<td><details><summary>{esc(headline(c, 300))}</summary><pre>"
             f"{esc(json.dumps(c.to_dict()['measured'], indent=1))}</pre><p>{esc(c.check)}</p></details></td></tr>"
         )
     imgs = []

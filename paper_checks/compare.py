@@ -245,6 +245,8 @@ def compare_records(
         raise ValueError("compare: empty metrics log")
     epochs = column(records, "epoch")
     T_all = column(records, time_key)
+    if not np.any(np.isfinite(T_all)):
+        raise ValueError(f"compare: the log has no {time_key!r} values (try --time epoch)")
     snr = snr_matrix_of(records)
     if snr.shape[1] == 0:
         raise ValueError("compare: the log has no snr_singular_values")

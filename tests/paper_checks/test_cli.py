@@ -1,0 +1,51 @@
+"""Command-line behaviour of `python -m paper_checks compare` (in process, synthetic run directories)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from paper_checks.__main__ import main
+from paper_checks.synthetic import synthetic_metrics_log
+
+
+def _write_run(path, records, config=None):
+    path.mkdir(parents=True, exist_ok=True)
+    with (path / "metrics.jsonl").open("w") as fh:
+        for r in records:
+            fh.write(json.dumps(r) + "\n")
+        fh.write('{"epoch": 999, "trunc')  # a run killed mid-write: the partial line is ignored
+    (path / "config.json").write_text(json.dumps({"config": config or {"per_class": 50, "dataset": "synthetic"}}))
+
+
+def test_compare_cli_writes_json_and_figures(tmp_path, capsys):
+    recs, _ = synthetic_metrics_log(C=5, epochs=30, scale=10.0, noise=0.005, zero_error_epoch=4, seed=5)
+    run = tmp_path / "run"
+    _write_run(run, recs)
+    assert main(["compare", str(run), "--time", "epoch", "--early-epoch", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "time map" in out and "forward ODE from epoch 6" in out
+    data = json.loads((run / "compare.json").read_text())
+    assert data["per_class"] == 50
+    assert data["fit"]["r2_log_omega_min"] > 0.9
+    assert data["forward"]["start_epoch"] == 6
+    names = {p.split("/")[-1] for p in data["figures"]}
+    assert {"compare_snr.png", "compare_snr_ratio.png", "compare_l_nc1.png", "compare_l_nc23.png"} <= names
+
+
+def test_compare_cli_errors(tmp_path, capsys):
+    assert main(["compare", str(tmp_path / "missing")]) == 2
+    assert "no metrics.jsonl" in capsys.readouterr().err
+    recs, _ = synthetic_metrics_log(C=4, epochs=3, seed=0)
+    run = tmp_path / "short"
+    _write_run(run, recs)
+    assert main(["compare", str(run), "--no-figures"]) == 2
+    assert "usable measured epochs" in capsys.readouterr().err
+
+
+def test_main_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    assert "--run-dir" in capsys.readouterr().out

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from . import runs
-from .distributed import DistInfo, broadcast_object, init_from_env, shard, shutdown
+from .distributed import DistInfo, barrier, broadcast_object, init_from_env, shard, shutdown
 from .measure import measure, network_loss
 from .schedule import lr_milestones, measurement_epochs
 
@@ -408,6 +408,7 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo
         if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
             checkpoint(epoch)
     bar.close()
+    barrier(info)  # ranks leave together: none tears down the process group under another
     return run_dir
 
 

@@ -146,3 +146,14 @@ def test_digits_preset_reaches_terminal_phase(tmp_path):
     assert last["nc1"] < 1e-3 and last["nc3"] < 0.1 and last["nc4"] == 0
     assert last["rho_perp"] < 0.1  # after the learning-rate decays the network sits near the central path
     assert max(r["identity_residual"] for r in recs) < 1e-8
+
+
+def test_bf16_autocast_path_and_global_state_restored(tmp_path):
+    """The GPU training path (bf16 autocast) runs on the CPU too; torch's global settings come back."""
+    threads = torch.get_num_threads()
+    det = torch.are_deterministic_algorithms_enabled()
+    train(gaussian_config(tmp_path / "amp", epochs=1, measure_epochs=[1], amp="bf16", deterministic=True, num_threads=1))
+    (rec,) = read_metrics(tmp_path / "amp")
+    assert read_config(tmp_path / "amp")["environment"]["amp_bf16"] is True
+    assert rec["identity_residual"] < 1e-8  # statistics stay float64 whatever the training precision
+    assert torch.get_num_threads() == threads and torch.are_deterministic_algorithms_enabled() == det

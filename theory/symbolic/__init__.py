@@ -1,0 +1,33 @@
+"""SymPy derivations certifying the identities of Han, Papyan & Donoho (ICLR 2022), spec 3-6.
+
+``run_certificate(quick=False)`` runs every check and returns a :class:`Certificate` with
+``.checks`` (dicts ``name, passed, section, detail, seconds, kind, statement, latex``), ``.passed``,
+``.markdown()`` and ``.to_json()``. ``python -m theory`` prints the report.
+
+Modules (each a list of checks, every check a SymPy computation whose failure is visible):
+
+* :mod:`.least_squares`  spec 3.1, 3.3 steps 1, 2, 6 -- normal equations, augmented vs non-augmented;
+* :mod:`.decomposition`  spec 3.2, 3.3 steps 3-5, 3.3b -- the certificate ``L = L_NC1 + L_NC2/3 + L_perp``;
+* :mod:`.invariance`     spec 5.1 -- affine invariance at ``lambda = 0``, only orthogonal at ``lambda > 0``;
+* :mod:`.central_path`   spec 3.4 -- the loss terms as functions of the SNR singular values;
+* :mod:`.flow`           spec 6.1-6.4 -- renormalised flow, closed form, conventions, retraction, asymptotics;
+* :mod:`.laws_check`     agreement of :mod:`theory.laws` (numpy/jax) with these derivations;
+* :mod:`.traces`         the size-free matrix algebra used for the general arguments;
+* :mod:`.model`          symbolic features, statistics and loss terms.
+
+Importing this package imports SymPy only (JAX is imported lazily by one check).
+"""
+
+from ._core import KINDS, SECTION_TITLES, Certificate, CheckSpec, Outcome, run_specs
+from .certificate import all_specs, run_certificate
+
+__all__ = [
+    "KINDS",
+    "SECTION_TITLES",
+    "Certificate",
+    "CheckSpec",
+    "Outcome",
+    "all_specs",
+    "run_certificate",
+    "run_specs",
+]

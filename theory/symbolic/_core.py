@@ -1,0 +1,124 @@
+"""Check records, the certificate container and the runner shared by all derivation modules.
+
+A *check* is one SymPy computation whose outcome is visible: it returns an :class:`Outcome`
+(passed or not, a one-line detail, and optionally the LaTeX of the derived result). The runner
+times each check and turns exceptions into failures, so a broken derivation can never pass
+silently.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+__all__ = ["Outcome", "CheckSpec", "Certificate", "run_specs", "SECTION_TITLES", "KINDS"]
+
+#: Titles of the spec sections the checks refer to (``paper_spec.md``).
+SECTION_TITLES: dict[str, str] = {
+    "3.1": "Least-squares classifier (normal equations, augmented vs non-augmented)",
+    "3.3": "Decomposition L = L_NC1 + L_NC2/3 + L_perp (balanced and imbalanced, 3.3b)",
+    "5.1": "Invariance of the least-squares fit",
+    "3.4": "Central-path loss as a function of the SNR singular values",
+    "6.1": "Renormalised (projected) gradient flow on the manifold {Sigma_W = I, mu_G = 0}",
+    "6.2": "Reduction of the flow to the SNR singular values",
+    "6.3": "Closed-form solution and time-scale conventions",
+    "6.4": "Asymptotics of the closed form",
+    "laws": "Agreement of theory.laws (lambdified numerics) with these derivations",
+}
+
+#: How general a check is: proved for all sizes, proved at one concrete size with fully symbolic
+#: entries, proved at one size with exact random rational data, or a numeric comparison.
+KINDS = ("general", "symbolic size", "rational size", "numeric")
+
+
+@dataclass
+class Outcome:
+    """What a check function returns."""
+
+    passed: bool
+    detail: str
+    latex: str = ""
+
+
+@dataclass
+class CheckSpec:
+    """A named check: ``fn()`` performs the SymPy computation and returns an :class:`Outcome`."""
+
+    section: str
+    name: str
+    fn: Callable[[], Outcome]
+    kind: str = "symbolic size"
+    statement: str = ""
+    quick: bool = True
+
+    def run(self) -> dict:
+        t0 = time.perf_counter()
+        try:
+            out = self.fn()
+            passed, detail, latex = bool(out.passed), str(out.detail), str(out.latex)
+        except Exception as exc:  # a crashing derivation is a failed derivation
+            passed = False
+            detail = f"exception {type(exc).__name__}: {exc}"
+            latex = ""
+            tb = traceback.format_exc(limit=3)
+            detail += " | " + " ".join(tb.split())[-400:]
+        return {
+            "name": self.name,
+            "passed": passed,
+            "section": self.section,
+            "detail": detail,
+            "seconds": round(time.perf_counter() - t0, 4),
+            "kind": self.kind,
+            "statement": self.statement,
+            "latex": latex,
+        }
+
+
+@dataclass
+class Certificate:
+    """Result of :func:`theory.symbolic.run_certificate`.
+
+    ``checks`` is a list of dicts with keys ``name, passed, section, detail, seconds`` (plus ``kind``,
+    ``statement``, ``latex`` used by the Markdown report); ``passed`` is true iff every check passed.
+    """
+
+    checks: list[dict] = field(default_factory=list)
+    quick: bool = False
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c["passed"] for c in self.checks)
+
+    @property
+    def failures(self) -> list[dict]:
+        return [c for c in self.checks if not c["passed"]]
+
+    def to_json(self) -> dict:
+        """``{"checks": [...], "passed": bool, "quick": bool, "seconds": float}`` (JSON-serialisable)."""
+        return {
+            "checks": [dict(c) for c in self.checks],
+            "passed": self.passed,
+            "quick": self.quick,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def markdown(self) -> str:
+        """The derivation report (Markdown with LaTeX), see :mod:`theory.report`."""
+        from theory.report import render_markdown
+
+        return render_markdown(self)
+
+
+def run_specs(specs: Iterable[CheckSpec], quick: bool = False) -> Certificate:
+    """Run the checks in order (those with ``quick=False`` are skipped when ``quick``)."""
+    t0 = time.perf_counter()
+    cert = Certificate(quick=quick)
+    for spec in specs:
+        if quick and not spec.quick:
+            continue
+        cert.checks.append(spec.run())
+    cert.seconds = time.perf_counter() - t0
+    return cert

@@ -1,0 +1,163 @@
+"""Spec 3.4: the central-path loss and its two terms as functions of the SNR singular values.
+
+Derived on the renormalised manifold (spec 5.2): ``Sigma_W = I``, ``mu_G = 0``, balanced classes,
+``lambda = 0``, so the class means are the SNR matrix. By the invariance of spec 5.1 (checked in
+:mod:`theory.symbolic.invariance`: affine maps of feature space change neither the fit nor the
+``omega_j``) this is no loss of generality, and by orthogonal invariance we may take
+``Mbar = U Omega V^T`` with ``U`` = the first ``C-1`` coordinate axes and ``V`` = the Helmert basis
+of ``1^perp``; independence of the choice of ``V`` (any orthonormal basis of ``1^perp``) is checked
+by rotating ``V`` with a symbolic parameter. Then for symbolic ``omega_1..omega_{C-1}``:
+
+``L_NC1 = 1/2 sum w^2/(C+w^2)^2``, ``L_NC2/3 = C/2 sum 1/(C+w^2)^2``,
+``L_central = 1/2 sum 1/(C+w^2) = (1/(2C))(C - 1 - Tr(Sigma_T^{-1} Sigma_B))``,
+``W_LS Mbar = V diag(w^2/(C+w^2)) V^T`` and ``(1/C) Tr(Sigma_W Sigma_B^+) = sum w^{-2}``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import sympy as sp
+
+from ._core import CheckSpec, Outcome
+from .model import SymbolicStats, decomposition_terms, quadratic_terms, rational_data, class_stats
+
+__all__ = ["specs", "helmert", "renormalised_stats", "central_path_terms", "closed_forms"]
+
+
+def helmert(C: int) -> sp.Matrix:
+    """Orthonormal basis of ``1^perp`` in ``R^C`` (columns): the Helmert contrasts (``C x (C-1)``)."""
+    cols = []
+    for k in range(1, C):
+        v = [sp.Integer(1)] * k + [sp.Integer(-k)] + [sp.Integer(0)] * (C - k - 1)
+        v = sp.Matrix(v) / sp.sqrt(k * (k + 1))
+        cols.append(v)
+    return sp.Matrix.hstack(*cols)
+
+
+def omegas(C: int) -> tuple[sp.Symbol, ...]:
+    return tuple(sp.Symbol(f"omega_{j + 1}", positive=True) for j in range(C - 1))
+
+
+def renormalised_stats(C: int, V: sp.Matrix | None = None, om=None) -> SymbolicStats:
+    """Statistics on the renormalised manifold: ``p = C-1``, ``Sigma_W = I``, ``mu_G = 0``, ``Mbar = Omega V^T``."""
+    om = omegas(C) if om is None else om
+    V = helmert(C) if V is None else V
+    M = sp.diag(*om) * V.T
+    p = C - 1
+    means = tuple(M[:, c] for c in range(C))
+    pis = tuple(sp.Rational(1, C) for _ in range(C))
+    mu_g = sp.zeros(p, 1)
+    sw = sp.eye(p)
+    sb = M * M.T / C
+    return SymbolicStats(tuple([1] * C), pis, means, mu_g, sw, sb, sw + sb)
+
+
+def closed_forms(C: int, om=None) -> dict[str, sp.Expr]:
+    """The spec 3.4 closed forms at ``C`` (sums over ``j = 1..C-1``)."""
+    om = omegas(C) if om is None else om
+    return {
+        "l_nc1": sum(w**2 / (C + w**2) ** 2 for w in om) / 2,
+        "l_nc23": sp.Rational(C, 2) * sum(1 / (C + w**2) ** 2 for w in om),
+        "l_central": sum(1 / (C + w**2) for w in om) / 2,
+    }
+
+
+@lru_cache(maxsize=None)
+def central_path_terms(C: int) -> dict[str, sp.Expr]:
+    """``W~_LS`` from the normal equations and the spec 3.2 terms, on the renormalised manifold at ``lambda = 0``."""
+    st = renormalised_stats(C)
+    A, B = quadratic_terms(st, 0, True)
+    V = (B * A.inv()).applyfunc(sp.simplify)
+    l1, l23, _ = decomposition_terms(st, V, V, 0, True, A)
+    return {"V": V, "l_nc1": sp.simplify(l1), "l_nc23": sp.simplify(l23), "st": st}
+
+
+def _check_terms(C: int):
+    def fn() -> Outcome:
+        got = central_path_terms(C)
+        ref = closed_forms(C)
+        ok1 = sp.simplify(got["l_nc1"] - ref["l_nc1"]) == 0
+        ok2 = sp.simplify(got["l_nc23"] - ref["l_nc23"]) == 0
+        ok3 = sp.simplify(got["l_nc1"] + got["l_nc23"] - ref["l_central"]) == 0
+        st = got["st"]
+        V = got["V"]
+        Wls, bls = V[:, : C - 1], V[:, C - 1]
+        Mbar = st.means_matrix()
+        om = omegas(C)
+        H = helmert(C)
+        D = sp.diag(*[w**2 / (C + w**2) for w in om])
+        ok4 = all(sp.simplify(x) == 0 for x in (Wls * Mbar - H * D * H.T))
+        ok5 = all(sp.simplify(x) == 0 for x in (bls - sp.ones(C, 1) / C))
+        latex = (r"L_{NC1} = " + sp.latex(ref["l_nc1"]) + r",\quad L_{NC2/3} = " + sp.latex(ref["l_nc23"])
+                 + r",\quad L_{central} = " + sp.latex(ref["l_central"]))
+        return Outcome(ok1 and ok2 and ok3 and ok4 and ok5,
+                       f"C={C}, symbolic omegas: L_NC1 closed form {ok1}; L_NC2/3 closed form {ok2}; sum = 1/2 sum 1/(C+w^2) {ok3}; "
+                       f"W_LS Mbar = V diag(w^2/(C+w^2)) V^T {ok4}; b_LS = 1/C {ok5}", latex)
+
+    return fn
+
+
+def _check_webb_lowe(C: int):
+    def fn() -> Outcome:
+        st = renormalised_stats(C)
+        expr = (C - 1 - (st.sigma_t.inv() * st.sigma_b).trace()) / (2 * C)
+        ok = sp.simplify(expr - closed_forms(C)["l_central"]) == 0
+        sbp = sp.diag(*[C / w**2 for w in omegas(C)])  # Sigma_B^+ (Sigma_B = diag(w^2/C))
+        ok_b = all(sp.simplify(x) == 0 for x in (st.sigma_b - sp.diag(*[w**2 / C for w in omegas(C)])))
+        nc1 = sp.simplify((st.sigma_w * sbp).trace() / C)
+        ok_nc1 = sp.simplify(nc1 - sum(w**-2 for w in omegas(C))) == 0
+        return Outcome(ok and ok_b and ok_nc1,
+                       f"C={C}: (1/(2C))(C-1-Tr(Sigma_T^-1 Sigma_B)) == 1/2 sum 1/(C+w^2): {ok}; "
+                       f"(1/C) Tr(Sigma_W Sigma_B^+) == sum w^-2: {ok_nc1 and ok_b}",
+                       r"L_{central} = \frac{1}{2C}\Big(C-1-\operatorname{Tr}(\Sigma_T^{-1}\Sigma_B)\Big),\quad "
+                       r"\tfrac1C\operatorname{Tr}(\Sigma_W\Sigma_B^{+}) = \sum_j \omega_j^{-2}")
+
+    return fn
+
+
+def _check_basis_independence() -> Outcome:
+    """C = 3: rotate the basis of 1^perp by a symbolic (Cayley) parameter; the terms do not change."""
+    C = 3
+    s = sp.Symbol("s", real=True)
+    R = sp.Matrix([[1 - s**2, -2 * s], [2 * s, 1 - s**2]]) / (1 + s**2)
+    V = helmert(C) * R
+    st = renormalised_stats(C, V)
+    A, B = quadratic_terms(st, 0, True)
+    Vls = B * A.inv()
+    l1, l23, _ = decomposition_terms(st, Vls, Vls, 0, True, A)
+    ref = closed_forms(C)
+    ok = sp.simplify(l1 - ref["l_nc1"]) == 0 and sp.simplify(l23 - ref["l_nc23"]) == 0
+    return Outcome(ok, f"Mbar = Omega (V R(s))^T with symbolic rotation R(s) of 1^perp: L_NC1, L_NC2/3 independent of s: {ok}")
+
+
+def _check_from_data() -> Outcome:
+    """Arbitrary (non-renormalised) balanced data, lambda = 0: L_NC1 + L_NC2/3 at W_LS == the Webb-Lowe form,
+    and == 1/2 [Tr((C I + G)^{-1}) - 1/C] with G = Mbar^T Sigma_W^{-1} Mbar (eigenvalues omega_j^2 and 0)."""
+    C, p = 3, 2
+    data = rational_data((3, 3, 3), p, seed=31)
+    st = class_stats(data)
+    A, B = quadratic_terms(st, 0, True)
+    V = B * A.inv()
+    l1, l23, _ = decomposition_terms(st, V, V, 0, True, A)
+    wl = (C - 1 - (st.sigma_t.inv() * st.sigma_b).trace()) / (2 * C)
+    Mbar = st.means_matrix() - st.mu_g * sp.ones(1, C)
+    G = Mbar.T * st.sigma_w.inv() * Mbar
+    via_g = ((C * sp.eye(C) + G).inv().trace() - sp.Rational(1, C)) / 2
+    ok = sp.nsimplify(l1 + l23 - wl) == 0 and sp.nsimplify(l1 + l23 - via_g) == 0
+    return Outcome(ok, f"C=3, p=2, 3 per class, exact rationals: L_NC1 + L_NC2/3 = {sp.nsimplify(l1 + l23)} "
+                       f"= Webb-Lowe form = 1/2 sum 1/(C+w_j^2): {ok}")
+
+
+def specs(quick: bool = False) -> list[CheckSpec]:
+    out = []
+    for C in (3, 4):
+        out.append(CheckSpec("3.4", f"L_NC1, L_NC2/3, L_central from the normal equations, symbolic omegas [C={C}]",
+                             _check_terms(C), "symbolic size", "spec 3.4 closed forms", quick=C < 4))
+        out.append(CheckSpec("3.4", f"Webb-Lowe form and NC1 = sum omega^-2 [C={C}]", _check_webb_lowe(C), "symbolic size",
+                             "L_central = (1/(2C))(C-1-Tr(Sigma_T^-1 Sigma_B))"))
+    out.append(CheckSpec("3.4", "independence of the basis of 1^perp (symbolic rotation) [C=3]", _check_basis_independence,
+                         "symbolic size", "WLOG diagonal SNR"))
+    out.append(CheckSpec("3.4", "closed form on raw (non-renormalised) balanced data [C=3,p=2, rational]", _check_from_data,
+                         "rational size", "L_central = 1/2 sum 1/(C+w^2)"))
+    return out

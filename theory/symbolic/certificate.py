@@ -1,0 +1,35 @@
+"""Assemble and run the whole symbolic certificate (spec 3.1, 3.3, 3.3b, 3.4, 5.1, 6.1-6.4)."""
+
+from __future__ import annotations
+
+from ._core import Certificate, CheckSpec, run_specs
+
+__all__ = ["all_specs", "run_certificate"]
+
+
+def all_specs(quick: bool = False, exhaustive: bool = False) -> list[CheckSpec]:
+    """Every check, in report order. ``exhaustive`` adds the slow fully symbolic single-shot certificates."""
+    from . import central_path, decomposition, flow, invariance, laws_check, least_squares  # noqa: PLC0415
+
+    out: list[CheckSpec] = []
+    out += least_squares.specs(quick)
+    out += decomposition.specs(quick)
+    if exhaustive:
+        out += decomposition.exhaustive_specs()
+    out += invariance.specs(quick)
+    out += central_path.specs(quick)
+    out += flow.specs(quick)
+    out += laws_check.specs(quick)
+    return out
+
+
+def run_certificate(quick: bool = False, exhaustive: bool = False) -> Certificate:
+    """Run every derivation check and return the :class:`~theory.symbolic.Certificate`.
+
+    ``quick`` skips the largest sizes (``C = 4`` rational data, ``C = 4`` symbolic flow, fully symbolic
+    ``C = 3, p = 2`` augmented-form checks); ``exhaustive`` adds single-shot fully symbolic certificates
+    that take tens of seconds each. ``Certificate.checks`` is a list of dicts
+    ``{name, passed, section, detail, seconds, kind, statement, latex}``; ``Certificate.passed`` is true
+    iff all passed.
+    """
+    return run_specs(all_specs(quick, exhaustive), quick=quick)

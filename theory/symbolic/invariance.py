@@ -1,0 +1,214 @@
+"""Spec 5.1: invariance of the least-squares fit under maps of feature space.
+
+* ``lambda = 0`` (general, size-free): with ``T = [[A, c], [0, 1]]`` acting on augmented features
+  ``H~' = T H~``, the normal-equation data transform as ``A' = T A T^T``, ``B' = B T^T``; hence
+  ``V' = V T^{-1}`` solves them (``V'A' - B' = (VA - B) T^T``) and the fitted outputs
+  ``V' H~' = V H~`` are unchanged. ``T^{-1} = [[A^{-1}, -A^{-1}c],[0, 1]]`` gives
+  ``W_LS' = W_LS A^{-1}``, ``b_LS' = b_LS - W_LS A^{-1} c``.
+* ``lambda > 0``: ``A' = T (A - lambda I) T^T + lambda I``, which equals ``T A T^T`` when ``T T^T = I``
+  (an orthogonal ``Q`` with no translation), so orthogonal maps keep everything; generic ``A`` or a
+  translation change the fit (a nonzero exact difference is exhibited).
+* By size: the same with exact rational features and *symbolic* ``A`` (2x2), ``c``; a rotation with a
+  symbolic (rational Cayley) parameter at symbolic ``lambda``; the SNR Gram matrix
+  ``Mbar^T Sigma_W^{-1} Mbar`` (whose eigenvalues are the ``omega_j^2``) is invariant under ``A H + c 1^T``.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy import MatrixSymbol
+
+from ._core import CheckSpec, Outcome
+from .model import (
+    LAMBDA,
+    SymbolicData,
+    augment,
+    class_stats,
+    decomposition_terms,
+    quadratic_terms,
+    rational_data,
+)
+from .traces import MatrixAlgebra
+
+__all__ = ["specs", "transform", "ls_fit"]
+
+
+def transform(data: SymbolicData, Amat: sp.Matrix, c: sp.Matrix) -> SymbolicData:
+    """Features ``h -> A h + c`` (spec 5.1)."""
+    feats = tuple(tuple(Amat * h + c for h in col) for col in data.features)
+    return SymbolicData(data.counts, data.p, feats)
+
+
+def ls_fit(data: SymbolicData, lam, field=None):
+    """Least-squares classifier ``V = B A^{-1}`` (augmented, spec 3.1), ``L_NC1``, ``L_NC2/3`` and fitted outputs.
+
+    With ``field`` (a SymPy rational-function field such as ``QQ.frac_field(s, lambda)``) everything is
+    computed exactly in that field with ``DomainMatrix`` (canonical form, so ``==`` is an exact test);
+    otherwise with plain SymPy matrices.
+    """
+    st = class_stats(data)
+    A, B = quadratic_terms(st, lam, True)
+    if field is None:
+        V = B * A.inv()
+        l1, l23, _ = decomposition_terms(st, V, V, lam, True, A)
+        outs = [V * augment(h) for _, h in data.samples()]
+        return V, l1, l23, outs
+    from sympy.polys.matrices import DomainMatrix
+
+    dm = lambda M: DomainMatrix.from_Matrix(sp.Matrix(M)).convert_to(field)  # noqa: E731
+    Vd = dm(B) * dm(A).inv()
+    q = A.shape[0]
+    sw = sp.zeros(q, q)
+    sw[: q - 1, : q - 1] = st.sigma_w
+    l1 = sum((Vd * dm(sw + lam * sp.eye(q)) * Vd.transpose()).diagonal(), field.zero) / 2
+    eye = sp.eye(data.num_classes)
+    l23 = field.zero
+    for cls, (pi, m) in enumerate(zip(st.pis, st.means)):
+        r = Vd * dm(augment(m)) - dm(eye[:, cls])
+        l23 += field.from_sympy(pi) * (r.transpose() * r).to_list()[0][0]
+    l23 = l23 / 2
+    outs = [Vd * dm(augment(h)) for _, h in data.samples()]
+    return Vd, l1, l23, outs
+
+
+def general_invariance() -> Outcome:
+    q, C, n = (sp.Symbol(s, positive=True, integer=True) for s in ("q", "C", "n"))
+    T = MatrixSymbol("T", q, q)
+    A = MatrixSymbol("A", q, q)  # data part (1/n) H~H~^T at lambda = 0 (symmetric)
+    B = MatrixSymbol("B", C, q)
+    V = MatrixSymbol("V", C, q)
+    H = MatrixSymbol("H", q, n)
+    alg = MatrixAlgebra(symmetric={"A"}, inverses={"T"})
+    # lambda = 0: A' = T A T^T, B' = B T^T
+    r1 = alg.matrix(V * T.I * (T * A * T.T) - B * T.T - (V * A - B) * T.T)
+    r2 = alg.matrix(V * T.I * (T * H) - V * H)
+    # lambda > 0 with T T^T = I (orthogonal, no translation): A'+lam I = T (A + lam I) T^T
+    algq = MatrixAlgebra(symmetric={"A"}, inverses={"T"})
+    algq.add_rule("T", "T'", {"I": 1})
+    algq.add_rule("T'", "T", {"I": 1})
+    Iq = sp.Identity(q)
+    r3 = algq.matrix(T * A * T.T + LAMBDA * Iq - T * (A + LAMBDA * Iq) * T.T)
+    r4 = algq.matrix(V * T.T * (T * (A + LAMBDA * Iq) * T.T) - B * T.T - (V * (A + LAMBDA * Iq) - B) * T.T)
+    # ... whereas without orthogonality the same difference does not reduce
+    r5 = alg.matrix(T * A * T.T + LAMBDA * Iq - T * (A + LAMBDA * Iq) * T.T)
+    ok = not r1 and not r2 and not r3 and not r4 and bool(r5)
+    return Outcome(
+        ok,
+        f"lambda=0: V'A'-B' - (VA-B)T^T -> {MatrixAlgebra.show(r1)}; V'H~' - VH~ -> {MatrixAlgebra.show(r2)}; "
+        f"lambda>0, TT^T=I: A'-T(A+lam I)T^T -> {MatrixAlgebra.show(r3)}, normal eqs -> {MatrixAlgebra.show(r4)}; "
+        f"without TT^T=I it stays {MatrixAlgebra.show(r5)} (nonzero, as it must)",
+        r"\tilde H' = T\tilde H:\ A' = TAT^T,\ B' = BT^T \Rightarrow \tilde W_{LS}' = \tilde W_{LS}T^{-1},\ "
+        r"\tilde W_{LS}'\tilde H' = \tilde W_{LS}\tilde H\ (\lambda=0);\quad \lambda>0:\ "
+        r"A' = T(A-\lambda I)T^T + \lambda I = TAT^T \iff TT^T = I",
+    )
+
+
+def _generic_affine(p: int):
+    Amat = sp.Matrix(p, p, lambda i, j: sp.Symbol(f"a_{i}{j}", real=True))
+    c = sp.Matrix([sp.Symbol(f"c_{i}", real=True) for i in range(p)])
+    return Amat, c
+
+
+def affine_lambda0() -> Outcome:
+    """lambda = 0, C = 3, p = 2, imbalanced rational features, symbolic A (2x2) and c."""
+    from sympy.polys.matrices import DomainMatrix
+
+    data = rational_data((1, 2, 3), 2, seed=21)
+    Amat, c = _generic_affine(2)
+    F = sp.QQ.frac_field(*sorted(Amat.free_symbols | c.free_symbols, key=str))
+    dm = lambda M: DomainMatrix.from_Matrix(sp.Matrix(M)).convert_to(F)  # noqa: E731
+    V, l1, l23, outs = ls_fit(data, 0, F)
+    # candidate from spec 5.1, checked against the normal equations of the transformed data
+    Ainv = dm(Amat).inv()
+    rows = list(range(3))
+    W, b = V.extract(rows, [0, 1]), V.extract(rows, [2])
+    Wp = W * Ainv
+    bp = b - Wp * dm(c)
+    Vp = Wp.hstack(bp)
+    data2 = transform(data, Amat, c)
+    st2 = class_stats(data2)
+    A2, B2 = quadratic_terms(st2, 0, True)
+    A2d = dm(A2)
+    ok_w = (Vp * A2d - dm(B2)).is_zero_matrix and A2d.det() != F.zero  # unique solution of V'A' = B'
+    ok_b = ok_w
+    outs2 = [Vp * dm(augment(h)) for _, h in data2.samples()]
+    ok_o = all(o == o2 for o, o2 in zip(outs, outs2))
+    sw2 = sp.zeros(3, 3)
+    sw2[:2, :2] = st2.sigma_w
+    l1b = sum((Vp * dm(sw2) * Vp.transpose()).diagonal(), F.zero) / 2
+    eye = sp.eye(3)
+    l23b = F.zero
+    for cls, (pi, m) in enumerate(zip(st2.pis, st2.means)):
+        r = Vp * dm(augment(m)) - dm(eye[:, cls])
+        l23b += F.from_sympy(pi) * (r.transpose() * r).to_list()[0][0]
+    l23b = l23b / 2
+    ok_l = l1 == l1b and l23 == l23b
+    ok = ok_w and ok_b and ok_o and ok_l
+    return Outcome(ok, f"H -> AH + c1^T (symbolic A, c): [W A^-1, b - W A^-1 c] solves the transformed normal equations (unique): {ok_w}; "
+                       f"outputs unchanged: {ok_o}; L_NC1, L_NC2/3 unchanged: {ok_l}")
+
+
+def rotation_lambda() -> Outcome:
+    """lambda > 0 symbolic, rotation Q(s) = ((1-s^2) I + 2 s J)/(1+s^2) (every rotation but pi), p = 2."""
+    s = sp.Symbol("s", real=True)
+    Q = sp.Matrix([[1 - s**2, -2 * s], [2 * s, 1 - s**2]]) / (1 + s**2)
+    ok_orth = all(sp.cancel(x) == 0 for x in (Q * Q.T - sp.eye(2)))
+    data = rational_data((2, 1, 2), 2, seed=22)
+    F = sp.QQ.frac_field(s, LAMBDA)
+    V, l1, l23, outs = ls_fit(data, LAMBDA, F)
+    V2, l1b, l23b, outs2 = ls_fit(transform(data, Q, sp.zeros(2, 1)), LAMBDA, F)
+    ok_o = all(o == o2 for o, o2 in zip(outs, outs2))
+    ok_l = l1 == l1b and l23 == l23b
+    return Outcome(ok_orth and ok_o and ok_l,
+                   f"Q Q^T = I: {ok_orth}; symbolic lambda, symbolic rotation parameter s: outputs unchanged: {ok_o}; "
+                   f"L_NC1, L_NC2/3 unchanged: {ok_l}")
+
+
+def non_invariance_lambda() -> Outcome:
+    """lambda = 1/2: a generic linear map and a translation change L_NC1 and the outputs (exact nonzero differences)."""
+    lam = sp.Rational(1, 2)
+    data = rational_data((2, 1, 2), 2, seed=23)
+    V, l1, l23, outs = ls_fit(data, lam)
+    Ag = sp.Matrix([[2, 1], [0, 1]])
+    _, l1a, l23a, outsa = ls_fit(transform(data, Ag, sp.zeros(2, 1)), lam)
+    _, l1t, l23t, outst = ls_fit(transform(data, sp.eye(2), sp.Matrix([3, -1])), lam)
+    da = sp.nsimplify(l1a + l23a - l1 - l23)
+    dt = sp.nsimplify(l1t + l23t - l1 - l23)
+    oa = max(abs(float(x)) for o, o2 in zip(outs, outsa) for x in (o2 - o))
+    ot = max(abs(float(x)) for o, o2 in zip(outs, outst) for x in (o2 - o))
+    ok = da != 0 and dt != 0 and oa > 0 and ot > 0
+    return Outcome(ok, f"lambda=1/2: Delta(L_NC1+L_NC2/3) = {float(da):.4g} (A=[[2,1],[0,1]]), {float(dt):.4g} (c=(3,-1)); "
+                       f"max output change {oa:.3g}, {ot:.3g} -- not invariant, as spec 5.1 says")
+
+
+def snr_gram_invariance() -> Outcome:
+    """``G = Mbar^T Sigma_W^{-1} Mbar`` (C x C, eigenvalues omega_j^2 and 0) is invariant under A H + c 1^T."""
+    data = rational_data((2, 2, 2), 2, seed=24)
+    Amat, c = _generic_affine(2)
+
+    def gram(d):
+        st = class_stats(d)
+        M = st.means_matrix()
+        Mbar = M - st.mu_g * sp.ones(1, d.num_classes)
+        return Mbar.T * st.sigma_w.adjugate() * Mbar / st.sigma_w.det()
+
+    G1, G2 = gram(data), gram(transform(data, Amat, c))
+    ok = all(sp.cancel(x) == 0 for x in (G2 - G1))
+    return Outcome(ok, f"Mbar'^T Sigma_W'^-1 Mbar' == Mbar^T Sigma_W^-1 Mbar for symbolic A, c: {ok} "
+                       "(so SNR' = Q SNR with Q orthogonal on the range, and the omega_j are invariant)",
+                   r"\bar M'^T\Sigma_W'^{-1}\bar M' = \bar M^T A^T A^{-T}\Sigma_W^{-1}A^{-1}A\bar M = \bar M^T\Sigma_W^{-1}\bar M")
+
+
+def specs(quick: bool = False) -> list[CheckSpec]:
+    return [
+        CheckSpec("5.1", "invariance: lambda=0 affine maps, lambda>0 orthogonal maps (matrix symbols)", general_invariance,
+                  "general", "W_LS' = W_LS A^-1, b' = b - W A^-1 c, outputs unchanged"),
+        CheckSpec("5.1", "lambda=0: H -> AH + c1^T with symbolic A, c [C=3,p=2, imbalanced, rational features]",
+                  affine_lambda0, "rational size", "W_LS' = W_LS A^-1, b' = b - W A^-1 c, outputs and L terms unchanged"),
+        CheckSpec("5.1", "lambda>0 symbolic: rotation with symbolic parameter keeps the fit [C=3,p=2, rational features]",
+                  rotation_lambda, "rational size", "orthogonal invariance at lambda > 0"),
+        CheckSpec("5.1", "lambda>0: generic linear map / translation change the fit [C=3,p=2]", non_invariance_lambda,
+                  "rational size", "no invariance beyond orthogonal maps at lambda > 0"),
+        CheckSpec("5.1", "SNR singular values invariant under AH + c1^T (symbolic A, c)", snr_gram_invariance,
+                  "rational size", "omega_j invariant"),
+    ]

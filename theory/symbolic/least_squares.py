@@ -1,0 +1,277 @@
+"""Spec 3.1 and 3.3 steps 1, 2, 6: the least-squares classifier derived from the normal equations.
+
+Derivation (each line is a check below):
+
+1. The paper's loss computed sample by sample equals the quadratic
+   ``L(W~) = (1/2) tr(W~ A W~^T) - tr(W~ B^T) + 1/2`` with ``A = Sigma~_T + mu~_G mu~_G^T + lambda I``
+   and ``B = [pi_c mu~_c^T]_c`` (spec 3.3 step 1, 3.3b) -- fully symbolic features, by size.
+2. Its gradient (``sympy.diff`` entry by entry) is ``W~ A - B`` and its Hessian per output row is
+   ``A``; setting the gradient to zero gives the normal equations ``W~ A = B``.
+3. Solving them symbolically gives ``W~_LS = B A^{-1}`` (spec 3.1).
+4. The non-augmented form (``W_LS``, ``b_LS`` of spec 3.1, with ``pi_c`` weights for 3.3b)
+   equals the augmented solution: by size, and in general via the Schur complement of ``1+lambda``
+   (spec 3.3 step 6) in the size-free matrix algebra of :mod:`theory.symbolic.traces`.
+5. At ``lambda = 0``: ``W_LS = Pi Mbar^T Sigma_T^{-1}``, ``b_LS = pi - W_LS mu_G`` and ``1^T W_LS = 0``
+   (``Pi = I/C``, ``pi = 1/C`` when balanced).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import sympy as sp
+from sympy import MatrixSymbol
+
+from ._core import CheckSpec, Outcome
+from .model import (
+    LAMBDA,
+    class_stats,
+    classifier_symbols,
+    ls_non_augmented,
+    ls_solve,
+    dm_is_zero,
+    matrix_is_zero,
+    poly_ring,
+    quadratic_terms,
+    rational_data,
+    sample_loss,
+    symbolic_data,
+)
+from .traces import MatrixAlgebra
+
+__all__ = ["specs", "SYMBOLIC_SIZES", "RATIONAL_SIZES", "context"]
+
+#: (C, p, counts): fully symbolic per-sample features; balanced and imbalanced counts.
+SYMBOLIC_SIZES: tuple[tuple[int, int, tuple[int, ...]], ...] = (
+    (2, 1, (2, 2)),
+    (2, 1, (1, 3)),
+    (2, 2, (2, 2)),
+    (2, 2, (1, 3)),
+    (3, 1, (2, 2, 2)),
+    (3, 1, (1, 2, 3)),
+    (3, 2, (2, 2, 2)),
+    (3, 2, (1, 2, 3)),
+)
+
+#: (C, p, counts): exact random rational features (larger sizes).
+RATIONAL_SIZES: tuple[tuple[int, int, tuple[int, ...]], ...] = (
+    (3, 2, (2, 2, 2)),
+    (3, 2, (1, 2, 3)),
+    (4, 3, (2, 2, 2, 2)),
+    (4, 3, (1, 2, 3, 2)),
+)
+
+
+def size_label(C: int, p: int, counts, bias: bool) -> str:
+    bal = "balanced" if len(set(counts)) == 1 else "imbalanced"
+    return f"C={C},p={p},n_c={'/'.join(map(str, counts))} ({bal}),{'bias' if bias else 'no bias'}"
+
+
+@lru_cache(maxsize=None)
+def context(C: int, p: int, counts: tuple[int, ...], bias: bool, rational_seed: int | None = None):
+    """Cached per-size objects: data, statistics, classifier symbols, sample loss, ``A``, ``B``."""
+    data = symbolic_data(counts, p) if rational_seed is None else rational_data(counts, p, rational_seed)
+    st = class_stats(data)
+    q = p + 1 if bias else p
+    W = classifier_symbols(C, q)
+    loss = sp.expand(sample_loss(data, W, LAMBDA, bias))
+    A, B = quadratic_terms(st, LAMBDA, bias)
+    return data, st, W, loss, A, B
+
+
+# ----------------------------------------------------------------------------- step 1 + 2
+def _check_quadratic(C, p, counts, bias):
+    def fn() -> Outcome:
+        data, st, W, loss, A, B = context(C, p, counts, bias)
+        quad = (W * A * W.T).trace() / 2 - (W * B.T).trace() + sp.Rational(1, 2)
+        ok_quad = sp.expand(loss - quad) == 0
+        # (1/n) H~ H~^T = Sigma~_T + mu~_G mu~_G^T  (the data part of A)
+        emb = (lambda h: h.col_join(sp.Matrix([[1]]))) if bias else (lambda h: h)
+        gram = sum((emb(h) * emb(h).T for _, h in data.samples()), sp.zeros(A.shape[0], A.shape[0])) / data.n
+        ok_gram = matrix_is_zero(gram + LAMBDA * sp.eye(A.shape[0]) - A, rational=False)
+        # (1/n) Y H~^T = B
+        eye = sp.eye(C)
+        yh = sum((eye[:, c] * emb(h).T for c, h in data.samples()), sp.zeros(C, A.shape[0])) / data.n
+        ok_b = matrix_is_zero(yh - B, rational=False)
+        ok = ok_quad and ok_gram and ok_b
+        return Outcome(
+            ok,
+            f"expand(L_samples - [tr(WAW^T)/2 - tr(WB^T) + 1/2]) == 0: {ok_quad}; "
+            f"(1/n)H~H~^T + lambda I == A: {ok_gram}; (1/n)Y H~^T == B: {ok_b}",
+        )
+
+    return fn
+
+
+def _check_gradient(C, p, counts, bias):
+    def fn() -> Outcome:
+        data, st, W, loss, A, B = context(C, p, counts, bias)
+        grad = sp.Matrix(W.shape[0], W.shape[1], lambda i, j: sp.diff(loss, W[i, j]))
+        ok_grad = matrix_is_zero(grad - (W * A - B), rational=False)
+        q = W.shape[1]
+        ok_hess = True
+        for r in range(C):
+            hess = sp.Matrix(q, q, lambda i, j: sp.diff(grad[r, i], W[r, j]))
+            ok_hess &= matrix_is_zero(hess - A, rational=False)
+            other = (r + 1) % C
+            if other != r:
+                ok_hess &= all(sp.diff(grad[r, i], W[other, j]) == 0 for i in range(q) for j in range(q))
+        ok = ok_grad and ok_hess
+        return Outcome(ok, f"dL/dW~ == W~A - B: {ok_grad}; Hessian of each output row == A, rows decoupled: {ok_hess}")
+
+    return fn
+
+
+# ----------------------------------------------------------------------------- step 3 (solve)
+def _check_solve(q: int):
+    def fn() -> Outcome:
+        C = 2
+        a = sp.Matrix(q, q, lambda i, j: sp.Symbol(f"a_{min(i, j)}{max(i, j)}", real=True))
+        b = sp.Matrix(C, q, lambda i, j: sp.Symbol(f"b_{i}{j}", real=True))
+        V = classifier_symbols(C, q, "v")
+        eqs = list(V * a - b)
+        (sol,) = sp.linsolve(eqs, list(V))
+        Vsol = sp.Matrix(C, q, list(sol))
+        ok_eq = matrix_is_zero(Vsol * a - b)
+        ok_form = matrix_is_zero(Vsol - b * a.inv())
+        unique = sp.expand(a.det()) != 0
+        latex = r"\nabla_{\tilde W} L = \tilde W A - B = 0 \;\Longrightarrow\; \tilde W_{LS} = B A^{-1}"
+        if q == 2:
+            latex += r",\qquad \text{e.g. } (q=2):\ \tilde W_{LS} = " + sp.latex(Vsol.applyfunc(sp.factor))
+        return Outcome(
+            ok_eq and ok_form and unique,
+            f"linsolve(V A = B) for generic symmetric {q}x{q} A: unique solution (det A != 0 generically: {unique}); "
+            f"solves the equations: {ok_eq}; equals B A^-1: {ok_form}",
+            latex,
+        )
+
+    return fn
+
+
+# ----------------------------------------------------------------------------- step 6 by size
+def _check_augmented(C, p, counts, rational_seed):
+    """Non-augmented (W_LS, b_LS) solve the augmented normal equations, checked division-free.
+
+    ``K' = (1+lambda) K = (1+lambda)(Sigma_T + lambda I) + lambda mu mu^T``, ``X' = (1+lambda) Pi M^T - pi mu^T``:
+    ``W_LS = X' adj(K')/det(K')``, ``b_LS = (pi - W_LS mu_G)/(1+lambda)``. Multiplying ``[W_LS b_LS] A - B`` by
+    ``(1+lambda) det(K')`` gives a polynomial matrix that must vanish identically.
+    """
+
+    def fn() -> Outcome:
+        data, st, W, loss, A, B = context(C, p, counts, True, rational_seed)
+        s = 1 + LAMBDA
+        mu = st.mu_g
+        M = st.means_matrix()
+        Pi = sp.diag(*st.pis)
+        pi = sp.Matrix(st.pis)
+        Kp = s * (st.sigma_t + LAMBDA * sp.eye(p)) + LAMBDA * mu * mu.T
+        Xp = s * Pi * M.T - pi * mu.T
+        R, dm = poly_ring(A, B, Kp, Xp, extra=(LAMBDA,))
+        Kd = dm(Kp)
+        adj, det = Kd.adj_det()
+        Wnum = dm(Xp) * adj  # W_LS * det
+        s_d = R.from_sympy(s)
+        bnum = dm(pi) * det - Wnum * dm(mu)  # b_LS * (1+lambda) det
+        lhs = (Wnum * s_d).hstack(bnum) * dm(A) - dm(B) * (det * s_d)
+        ok = dm_is_zero(lhs)
+        Ad = dm(A)
+        unique = Ad.det() != R.zero and det != R.zero
+        return Outcome(
+            ok and unique,
+            f"(1+lambda)det(K')([W_LS b_LS] A - B) == 0 (polynomial, symbolic lambda): {ok}; det A, det K' not identically 0: {unique}",
+        )
+
+    return fn
+
+
+def _check_lambda0(C, p, counts, rational_seed):
+    """At lambda = 0: [Pi Mbar^T Sigma_T^{-1}, pi - W mu_G] solves the normal equations, and 1^T W_LS = 0."""
+
+    def fn() -> Outcome:
+        data, st, W, loss, A, B = context(C, p, counts, True, rational_seed)
+        A0 = A.subs(LAMBDA, 0)
+        M = st.means_matrix()
+        Mbar = M - st.mu_g * sp.ones(1, C)
+        Pi = sp.diag(*st.pis)
+        pi = sp.Matrix(st.pis)
+        R, dm = poly_ring(A0, B, M, st.sigma_t)
+        adj, det = dm(st.sigma_t).adj_det()
+        Wnum = dm(Pi * Mbar.T) * adj  # W_LS * det(Sigma_T)
+        bnum = dm(pi) * det - Wnum * dm(st.mu_g)
+        ok_ne = dm_is_zero(Wnum.hstack(bnum) * dm(A0) - dm(B) * det)
+        ok_1 = matrix_is_zero(sp.ones(1, C) * Pi * Mbar.T, rational=False)
+        return Outcome(
+            ok_ne and ok_1 and det != R.zero,
+            f"lambda=0: det(Sigma_T)([Pi Mbar^T Sigma_T^-1, pi - W mu_G] A - B) == 0: {ok_ne}; 1^T Pi Mbar^T == 0 (so 1^T W_LS = 0): {ok_1}",
+        )
+
+    return fn
+
+
+# ----------------------------------------------------------------------------- step 6 general
+def schur_general() -> Outcome:
+    """Spec 3.3 step 6 for all sizes: the non-augmented pair solves the augmented normal equations.
+
+    Blocks: ``A = [[S, mu], [mu^T, s]]`` with ``S = Sigma_T + mu mu^T + lambda I``, ``s = 1 + lambda``;
+    ``B = [Pi M^T, pi]``. With ``K = S - mu mu^T/s`` (Schur complement of ``s``;
+    ``K = Sigma_T + (lambda/(1+lambda)) mu mu^T + lambda I``) and
+    ``W = (Pi M^T - pi mu^T/s) K^{-1}``, ``b = (pi - W mu)/s``: ``[W b] A = B`` blockwise.
+    """
+    p, C = sp.symbols("p C", positive=True, integer=True)
+    s = 1 + LAMBDA
+    K = MatrixSymbol("K", p, p)
+    mu = MatrixSymbol("mu", p, 1)
+    M = MatrixSymbol("M", p, C)
+    Pi = MatrixSymbol("Pi", C, C)
+    pi = MatrixSymbol("pi", C, 1)
+    alg = MatrixAlgebra(symmetric={"K", "Pi"}, inverses={"K"})
+    S = K + mu * mu.T / s  # definition of K as the Schur complement
+    X = Pi * M.T - pi * mu.T / s
+    W = X * K.I
+    b = (pi - W * mu) / s
+    block1 = alg.matrix(W * S + b * mu.T - Pi * M.T)  # first block column of [W b] A - B
+    block2 = alg.matrix(W * mu + b * s - pi)  # last column
+    # and the Schur complement is the spec's matrix: S - mu mu^T/s - (Sigma_T + lambda/(1+lambda) mu mu^T + lambda I) = 0
+    lam_frac = sp.simplify(1 - 1 / s - LAMBDA / s)
+    ok = not block1 and not block2 and lam_frac == 0
+    return Outcome(
+        ok,
+        f"[W b] A - B reduces to 0 in both block columns ({MatrixAlgebra.show(block1)}; {MatrixAlgebra.show(block2)}); "
+        f"1 - 1/(1+lambda) - lambda/(1+lambda) = {lam_frac}",
+        r"\begin{bmatrix}W & b\end{bmatrix}\begin{bmatrix} K + \tfrac{\mu\mu^T}{1+\lambda} & \mu \\ \mu^T & 1+\lambda\end{bmatrix}"
+        r" = \begin{bmatrix}\Pi M^T & \pi\end{bmatrix},\quad W = \Big(\Pi M^T - \tfrac{\pi\mu^T}{1+\lambda}\Big)K^{-1},"
+        r"\ b = \tfrac{\pi - W\mu}{1+\lambda},\ K = \Sigma_T + \tfrac{\lambda}{1+\lambda}\mu\mu^T + \lambda I",
+    )
+
+
+def specs(quick: bool = False) -> list[CheckSpec]:
+    out: list[CheckSpec] = []
+    for C, p, counts in SYMBOLIC_SIZES:
+        for bias in (True, False):
+            lab = size_label(C, p, counts, bias)
+            out.append(
+                CheckSpec("3.1", f"step 1: sample loss = quadratic in W~ [{lab}]", _check_quadratic(C, p, counts, bias),
+                          "symbolic size", "L = tr(W~AW~^T)/2 - tr(W~B^T) + 1/2, A = (1/n)H~H~^T + lambda I, B = (1/n)YH~^T")
+            )
+            out.append(
+                CheckSpec("3.1", f"step 2: gradient = W~A - B, Hessian = A [{lab}]", _check_gradient(C, p, counts, bias),
+                          "symbolic size", "normal equations W~ A = B")
+            )
+    for q in (2, 3):
+        out.append(CheckSpec("3.1", f"solve the normal equations, generic symmetric A ({q}x{q})", _check_solve(q),
+                             "symbolic size", "W~_LS = B A^{-1}"))
+    out.append(CheckSpec("3.1", "step 6: augmented = non-augmented (Schur complement), all sizes", schur_general,
+                         "general", "W~_LS = [W_LS, b_LS]"))
+    for C, p, counts in SYMBOLIC_SIZES:
+        out.append(CheckSpec("3.1", f"step 6: augmented = non-augmented [{size_label(C, p, counts, True)}]",
+                             _check_augmented(C, p, counts, None), "symbolic size", "W~_LS = [W_LS, b_LS]"))
+    for C, p, counts in RATIONAL_SIZES:
+        out.append(CheckSpec("3.1", f"step 6: augmented = non-augmented [{size_label(C, p, counts, True)}, rational features]",
+                             _check_augmented(C, p, counts, 11), "rational size", "W~_LS = [W_LS, b_LS]"))
+    for C, p, counts in SYMBOLIC_SIZES:
+        out.append(CheckSpec("3.1", f"lambda=0 closed form [{size_label(C, p, counts, True)}]",
+                             _check_lambda0(C, p, counts, None), "symbolic size", "W_LS = Pi Mbar^T Sigma_T^-1"))
+    for C, p, counts in RATIONAL_SIZES:
+        out.append(CheckSpec("3.1", f"lambda=0 closed form [{size_label(C, p, counts, True)}, rational features]",
+                             _check_lambda0(C, p, counts, 12), "rational size", "W_LS = Pi Mbar^T Sigma_T^-1"))
+    return out

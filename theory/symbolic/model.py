@@ -1,0 +1,369 @@
+"""Symbolic building blocks: per-sample features, class statistics, the paper's loss and its terms.
+
+Everything here is a direct transcription of the formulas of ``paper_spec.md`` into SymPy
+matrices, at a concrete (small) number of classes ``C``, feature dimension ``p`` and class
+counts ``n_c``.  The checks in the sibling modules combine these pieces and ask SymPy to
+prove identities between them.
+
+Notation (spec Section 1): features ``h_{i,c}`` (``p x 1``), augmented ``h~ = [h; 1]``,
+classifier ``W~ = [W, b]`` (``C x (p+1)``), one-hot targets ``e_c``, ridge ``lambda``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Sequence
+
+import sympy as sp
+
+__all__ = [
+    "LAMBDA",
+    "SymbolicData",
+    "SymbolicStats",
+    "symbolic_data",
+    "rational_data",
+    "class_stats",
+    "notebook_stats",
+    "augment",
+    "classifier_symbols",
+    "sample_loss",
+    "quadratic_terms",
+    "ls_solve",
+    "ls_adjugate",
+    "ls_non_augmented",
+    "decomposition_terms",
+    "is_zero",
+    "matrix_is_zero",
+]
+
+#: The ridge coefficient ``lambda`` of the paper's loss (spec Section 1), kept symbolic.
+LAMBDA = sp.Symbol("lambda", nonnegative=True)
+
+
+@dataclass(frozen=True)
+class SymbolicData:
+    """Features grouped by class: ``features[c][i]`` is the ``p x 1`` column ``h_{i,c}``."""
+
+    counts: tuple[int, ...]
+    p: int
+    features: tuple[tuple[sp.Matrix, ...], ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.counts)
+
+    @property
+    def n(self) -> int:
+        return sum(self.counts)
+
+    def samples(self):
+        """Yield ``(c, h_{i,c})`` over all samples."""
+        for c, col in enumerate(self.features):
+            for h in col:
+                yield c, h
+
+    def free_symbols(self) -> set:
+        out: set = set()
+        for _, h in self.samples():
+            out |= h.free_symbols
+        return out
+
+
+@dataclass(frozen=True)
+class SymbolicStats:
+    """Class statistics of spec Section 1 / 3.3b (count-weighted unless built by ``notebook_stats``)."""
+
+    counts: tuple[int, ...]
+    pis: tuple[sp.Expr, ...]
+    means: tuple[sp.Matrix, ...]
+    mu_g: sp.Matrix
+    sigma_w: sp.Matrix
+    sigma_b: sp.Matrix
+    sigma_t: sp.Matrix
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.counts)
+
+    @property
+    def p(self) -> int:
+        return self.mu_g.shape[0]
+
+    @property
+    def n(self) -> int:
+        return sum(self.counts)
+
+    def means_matrix(self) -> sp.Matrix:
+        """``M = [mu_1 ... mu_C]`` (``p x C``)."""
+        return sp.Matrix.hstack(*self.means)
+
+
+def symbolic_data(counts: Sequence[int], p: int, prefix: str = "h") -> SymbolicData:
+    """Fully symbolic features: ``h_{i,c}`` has entries ``h_{c,i,k}`` (independent real symbols)."""
+    feats = []
+    for c, n_c in enumerate(counts):
+        col = []
+        for i in range(n_c):
+            col.append(sp.Matrix([sp.Symbol(f"{prefix}_{c}{i}{k}", real=True) for k in range(p)]))
+        feats.append(tuple(col))
+    return SymbolicData(tuple(int(k) for k in counts), int(p), tuple(feats))
+
+
+def rational_data(counts: Sequence[int], p: int, seed: int = 0, span: int = 9) -> SymbolicData:
+    """Random small rational features (exact arithmetic), reproducible from ``seed``."""
+    rng = random.Random(seed)
+    feats = []
+    for n_c in counts:
+        col = []
+        for _ in range(n_c):
+            col.append(sp.Matrix([sp.Rational(rng.randint(-span, span), rng.randint(1, 4)) for _ in range(p)]))
+        feats.append(tuple(col))
+    return SymbolicData(tuple(int(k) for k in counts), int(p), tuple(feats))
+
+
+def _outer(x: sp.Matrix) -> sp.Matrix:
+    return x * x.T
+
+
+def class_stats(data: SymbolicData) -> SymbolicStats:
+    """Count-weighted class statistics (spec 3.3b).
+
+    ``pi_c = n_c/n``, ``mu_c = (1/n_c) sum_i h_{i,c}``, ``mu_G = sum_c pi_c mu_c`` (the sample mean),
+    ``Sigma_W = (1/n) sum_{c,i} (h_{i,c}-mu_c)(h_{i,c}-mu_c)^T``,
+    ``Sigma_B = sum_c pi_c (mu_c-mu_G)(mu_c-mu_G)^T``, ``Sigma_T = Sigma_W + Sigma_B``.
+    """
+    n = data.n
+    p = data.p
+    pis = tuple(sp.Rational(k, n) for k in data.counts)
+    means = tuple(sum(col, sp.zeros(p, 1)) / len(col) for col in data.features)
+    mu_g = sum((pi * m for pi, m in zip(pis, means)), sp.zeros(p, 1))
+    sw = sp.zeros(p, p)
+    for c, h in data.samples():
+        sw += _outer(h - means[c])
+    sw = sw / n
+    sb = sum((pi * _outer(m - mu_g) for pi, m in zip(pis, means)), sp.zeros(p, p))
+    return SymbolicStats(data.counts, pis, means, mu_g, sw, sb, sw + sb)
+
+
+def notebook_stats(data: SymbolicData) -> SymbolicStats:
+    """The authors' notebook statistics (spec 2.2, 8 caveat 1): *unweighted* mean of class means.
+
+    ``mu_G = (1/C) sum_c mu_c``, ``Sigma_B = (1/C) sum_c (mu_c-mu_G)(mu_c-mu_G)^T``, ``pi_c = 1/C``.
+    Identical to :func:`class_stats` for balanced counts; wrong (spec 9 item 7) otherwise.
+    """
+    st = class_stats(data)
+    C = data.num_classes
+    mu_g = sum(st.means, sp.zeros(data.p, 1)) / C
+    sb = sum((_outer(m - mu_g) for m in st.means), sp.zeros(data.p, data.p)) / C
+    pis = tuple(sp.Rational(1, C) for _ in range(C))
+    return SymbolicStats(data.counts, pis, st.means, mu_g, st.sigma_w, sb, st.sigma_w + sb)
+
+
+def augment(x: sp.Matrix) -> sp.Matrix:
+    """``x~ = [x; 1]`` (spec Section 1, bias augmentation)."""
+    return sp.Matrix.vstack(x, sp.Matrix([[1]]))
+
+
+def classifier_symbols(C: int, q: int, prefix: str = "w") -> sp.Matrix:
+    """A ``C x q`` matrix of independent symbols (a generic classifier ``W~`` or ``W``)."""
+    return sp.Matrix(C, q, lambda i, j: sp.Symbol(f"{prefix}_{i}{j}", real=True))
+
+
+def _embed(x: sp.Matrix, bias: bool) -> sp.Matrix:
+    return augment(x) if bias else x
+
+
+def sample_loss(data: SymbolicData, Wt: sp.Matrix, lam: sp.Expr = LAMBDA, bias: bool = True) -> sp.Expr:
+    """Paper loss from the samples (spec Section 1):
+    ``L = (1/(2n)) sum_{c,i} ||W~ h~_{i,c} - e_c||^2 + (lambda/2) ||W~||_F^2``."""
+    C = data.num_classes
+    eye = sp.eye(C)
+    total = sp.Integer(0)
+    for c, h in data.samples():
+        r = Wt * _embed(h, bias) - eye[:, c]
+        total += (r.T * r)[0, 0]
+    return total / (2 * data.n) + lam / 2 * sum(x**2 for x in Wt)
+
+
+def _second_moment(st: SymbolicStats) -> sp.Matrix:
+    """``Sigma_T + mu_G mu_G^T`` = ``(1/n) H H^T``."""
+    return st.sigma_t + st.mu_g * st.mu_g.T
+
+
+def quadratic_terms(st: SymbolicStats, lam: sp.Expr = LAMBDA, bias: bool = True) -> tuple[sp.Matrix, sp.Matrix]:
+    """``A`` and ``B`` of spec 3.3 step 1 / 3.3b, built from the statistics.
+
+    With bias: ``A = [[Sigma_T + mu_G mu_G^T + lambda I, mu_G], [mu_G^T, 1 + lambda]]`` and
+    ``B = [pi_c mu~_c^T]_c`` (``= (1/C) M~^T`` when balanced). Without bias:
+    ``A = Sigma_T + mu_G mu_G^T + lambda I`` and ``B = [pi_c mu_c^T]_c``.
+    """
+    p = st.p
+    if bias:
+        top = sp.Matrix.hstack(_second_moment(st) + lam * sp.eye(p), st.mu_g)
+        bottom = sp.Matrix.hstack(st.mu_g.T, sp.Matrix([[1 + lam]]))
+        A = sp.Matrix.vstack(top, bottom)
+        B = sp.Matrix.vstack(*[pi * augment(m).T for pi, m in zip(st.pis, st.means)])
+    else:
+        A = _second_moment(st) + lam * sp.eye(p)
+        B = sp.Matrix.vstack(*[pi * m.T for pi, m in zip(st.pis, st.means)])
+    return A, B
+
+
+def ls_solve(A: sp.Matrix, B: sp.Matrix) -> sp.Matrix:
+    """Solve the normal equations ``V A = B`` (spec 3.3 step 2) by Gaussian elimination on ``A^T V^T = B^T``."""
+    return A.T.LUsolve(B.T).T.applyfunc(sp.cancel)
+
+
+def ls_adjugate(A: sp.Matrix, B: sp.Matrix) -> tuple[sp.Matrix, sp.Expr]:
+    """Division-free form of the normal-equation solution: ``V = P / d`` with ``P = B adj(A)``, ``d = det(A)``."""
+    d = sp.expand(A.det(method="berkowitz"))
+    P = (B * A.adjugate(method="berkowitz")).applyfunc(sp.expand)
+    return P, d
+
+
+def ls_non_augmented(st: SymbolicStats, lam: sp.Expr = LAMBDA) -> tuple[sp.Matrix, sp.Matrix]:
+    """Non-augmented least-squares classifier (spec 3.1, written for weights ``pi_c``; spec 3.3b):
+
+    ``W_LS = (Pi M^T - (1/(1+lambda)) pi mu_G^T) (Sigma_T + (lambda/(1+lambda)) mu_G mu_G^T + lambda I)^{-1}``,
+    ``b_LS = (pi - W_LS mu_G)/(1 + lambda)``; with ``pi = (1/C) 1`` this is the spec's formula.
+    """
+    p = st.p
+    C = st.num_classes
+    pi = sp.Matrix(st.pis)
+    Pi = sp.diag(*st.pis)
+    M = st.means_matrix()
+    K = st.sigma_t + lam / (1 + lam) * st.mu_g * st.mu_g.T + lam * sp.eye(p)
+    rhs = Pi * M.T - pi * st.mu_g.T / (1 + lam)
+    W = K.T.LUsolve(rhs.T).T.applyfunc(sp.cancel)
+    b = ((pi - W * st.mu_g) / (1 + lam)).applyfunc(sp.cancel)
+    assert W.shape == (C, p)
+    return W, b
+
+
+def decomposition_terms(
+    st: SymbolicStats,
+    Wt: sp.Matrix,
+    V: sp.Matrix,
+    lam: sp.Expr = LAMBDA,
+    bias: bool = True,
+    A: sp.Matrix | None = None,
+) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
+    """The three terms of spec 3.2 / 3.3b at classifier ``Wt`` with least-squares classifier ``V``:
+
+    ``L_NC1 = (1/2) tr(V (Sigma~_W + lambda I) V^T)``,
+    ``L_NC2/3 = (1/2) sum_c pi_c ||V mu~_c - e_c||^2``,
+    ``L_perp = (1/2) tr((W~ - V) A (W~ - V)^T)``.
+    """
+    p = st.p
+    C = st.num_classes
+    if A is None:
+        A, _ = quadratic_terms(st, lam, bias)
+    q = p + 1 if bias else p
+    sw = sp.zeros(q, q)
+    sw[:p, :p] = st.sigma_w
+    l_nc1 = (V * (sw + lam * sp.eye(q)) * V.T).trace() / 2
+    eye = sp.eye(C)
+    l_nc23 = sp.Integer(0)
+    for c, (pi, m) in enumerate(zip(st.pis, st.means)):
+        r = V * _embed(m, bias) - eye[:, c]
+        l_nc23 += pi * (r.T * r)[0, 0]
+    l_nc23 = l_nc23 / 2
+    D = Wt - V
+    l_perp = (D * A * D.T).trace() / 2
+    return l_nc1, l_nc23, l_perp
+
+
+def is_zero(expr: sp.Expr, rational: bool = True) -> bool:
+    """Exact zero test: ``cancel(together(expr)) == 0`` (rational) or ``expand(expr) == 0`` (polynomial)."""
+    if rational:
+        return sp.cancel(sp.together(expr)) == 0
+    return sp.expand(expr) == 0
+
+
+def matrix_is_zero(M: sp.Matrix, rational: bool = True) -> bool:
+    """Entrywise :func:`is_zero`."""
+    return all(is_zero(x, rational) for x in M)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast exact polynomial arithmetic (SymPy DomainMatrix over QQ[symbols]).
+# ---------------------------------------------------------------------------------------------
+
+
+def cleared_decomposition_residual(
+    data: SymbolicData,
+    st: SymbolicStats,
+    Wt: sp.Matrix,
+    lam: sp.Expr = LAMBDA,
+    bias: bool = True,
+    A: sp.Matrix | None = None,
+    B: sp.Matrix | None = None,
+):
+    """``det(A)^2 (L - L_NC1 - L_NC2/3 - L_perp)`` at ``V = W~_LS = B A^{-1}``, as an exact polynomial.
+
+    The least-squares classifier is substituted *in closed form* as ``V = P/d`` with
+    ``P = B adj(A)`` and ``d = det(A)`` (Cramer's rule for the normal equations ``V A = B``), so
+    the residual of the decomposition is the rational function ``R/d^2``; this returns the
+    polynomial ``R`` in ``QQ[features, classifier, lambda]`` (``R == 0`` iff the identity holds
+    exactly). ``L`` is computed from the individual samples, the three terms from the statistics
+    (spec 3.2/3.3b). Computed with SymPy's ``DomainMatrix`` (sparse polynomial arithmetic), which is
+    orders of magnitude faster than expanding ``Expr`` trees.
+    """
+    from sympy.polys.matrices import DomainMatrix
+
+    if A is None or B is None:
+        A, B = quadratic_terms(st, lam, bias)
+    q = A.shape[0]
+    C = st.num_classes
+    p = st.p
+    gens = sorted(set(Wt.free_symbols) | {lam} | data.free_symbols(), key=str)
+    K = sp.QQ[tuple(gens)]
+
+    def dm(M: sp.Matrix):
+        return DomainMatrix.from_Matrix(M).convert_to(K)
+
+    def tr(M) -> object:
+        return sum(M.diagonal(), K.zero)
+
+    def scalar(M) -> object:
+        return M.to_list()[0][0]
+
+    Ad, Bd, Wd = dm(A), dm(B), dm(Wt)
+    adj, d = Ad.adj_det()
+    P = Bd * adj
+    loss = K.from_sympy(sp.expand(sample_loss(data, Wt, lam, bias)))
+    sw = sp.zeros(q, q)
+    sw[:p, :p] = st.sigma_w
+    nc1 = tr(P * dm(sw + lam * sp.eye(q)) * P.transpose())
+    eye = sp.eye(C)
+    nc23 = K.zero
+    for c, (pi, m) in enumerate(zip(st.pis, st.means)):
+        r = P * dm(_embed(m, bias)) - dm(eye[:, c]) * d
+        nc23 += K.from_sympy(sp.nsimplify(pi)) * scalar(r.transpose() * r)
+    D = Wd * d - P
+    perp = tr(D * Ad * D.transpose())
+    half = K.from_sympy(sp.Rational(1, 2))
+    return d**2 * loss - half * (nc1 + nc23 + perp), K
+
+
+def poly_ring(*mats: sp.Matrix, extra: Sequence[sp.Symbol] = ()):
+    """The exact polynomial ring ``QQ[free symbols of mats + extra]`` and a converter Matrix -> DomainMatrix."""
+    from sympy.polys.matrices import DomainMatrix
+
+    syms: set = set(extra)
+    for m in mats:
+        syms |= m.free_symbols
+    gens = tuple(sorted(syms, key=str)) or (sp.Symbol("_unused"),)
+    K = sp.QQ[gens]
+
+    def dm(M: sp.Matrix):
+        return DomainMatrix.from_Matrix(sp.Matrix(M).applyfunc(sp.expand)).convert_to(K)
+
+    return K, dm
+
+
+def dm_is_zero(M) -> bool:
+    """True iff every entry of a DomainMatrix is the zero polynomial."""
+    return M.is_zero_matrix

@@ -1,0 +1,232 @@
+"""Size-free matrix algebra for the general (any C, p, n) arguments.
+
+SymPy's matrix-expression algebra (``MatrixSymbol``, ``MatMul``, ``Transpose``, ``Inverse``,
+``Trace``) builds and expands the expressions; it does not know that a trace is cyclic, that a
+symmetric symbol equals its transpose, or problem-specific facts such as "within-class deviations
+sum to zero in every class". This module adds exactly those facts, and nothing else:
+
+* a matrix product is a *word* of letters ``(name, transposed)``; a polynomial is a dict
+  ``word -> scalar coefficient`` (coefficients are SymPy scalars such as ``lambda``, ``1/n``);
+* ``Tr`` of a word is put in canonical form under rotation and under ``Tr(X) = Tr(X^T)``;
+* symmetric letters lose their transpose flag;
+* rewriting rules replace adjacent letter pairs (e.g. ``E Y^T -> 0``, ``X X^{-1} -> I``); the
+  transposed rule is added automatically; inside a trace rules also apply across the wrap-around.
+
+An identity is *proved in general* when the difference of both sides reduces to the zero
+polynomial: every step is a rule stated in the report, valid for all sizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import sympy as sp
+from sympy.matrices.expressions import (
+    Identity,
+    Inverse,
+    MatAdd,
+    MatMul,
+    MatrixSymbol,
+    Trace,
+    Transpose,
+    ZeroMatrix,
+)
+
+__all__ = ["Letter", "MatrixAlgebra"]
+
+Letter = tuple[str, bool]
+Word = tuple[Letter, ...]
+Poly = dict[Word, sp.Expr]
+
+#: key used in a trace polynomial for a pure scalar constant (not a trace)
+CONST: Word = (("1", False),)
+
+
+def _add(into: Poly, word: Word, coef: sp.Expr) -> None:
+    val = sp.expand(into.get(word, 0) + coef)
+    if val == 0:
+        into.pop(word, None)
+    else:
+        into[word] = val
+
+
+@dataclass
+class MatrixAlgebra:
+    """Words in matrix letters with symmetric letters, inverse pairs and pair-rewriting rules.
+
+    ``symmetric``: names with ``X^T = X``. ``inverses``: names ``X`` for which a letter
+    ``X^-1`` exists with ``X X^-1 = X^-1 X = I``. ``rules``: ``(left, right) -> poly`` with
+    letters given as ``"E"`` or ``"E'"`` (transposed). ``trace_values``: canonical single-letter
+    traces with known values, e.g. ``{"Pi": 1}`` for ``Tr(Pi) = sum_c pi_c = 1``.
+    """
+
+    symmetric: set[str] = field(default_factory=set)
+    inverses: set[str] = field(default_factory=set)
+    rules: dict[tuple[Letter, Letter], Poly] = field(default_factory=dict)
+    trace_values: dict[Word, sp.Expr] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ letters and words
+    def letter(self, name: str, transposed: bool = False) -> Letter:
+        base = name[:-3] if name.endswith("^-1") else name
+        if base in self.symmetric:
+            transposed = False
+        return (name, transposed)
+
+    def parse(self, s: str) -> Word:
+        """``"E Y'"`` -> ``(("E", False), ("Y", True))``; ``"I"`` or ``""`` -> empty word."""
+        out = []
+        for tok in s.split():
+            if tok == "I":
+                continue
+            t = tok.endswith("'")
+            out.append(self.letter(tok.rstrip("'"), t))
+        return tuple(out)
+
+    def transpose_word(self, w: Word) -> Word:
+        return tuple(self.letter(n, not t) for n, t in reversed(w))
+
+    def add_rule(self, left: str, right: str, result: Mapping[str, sp.Expr] | None) -> None:
+        """Add ``left right -> result`` and its transpose (``result`` maps word strings to coefficients)."""
+        (a,) = self.parse(left)
+        (b,) = self.parse(right)
+        poly: Poly = {}
+        for ws, c in (result or {}).items():
+            _add(poly, self.parse(ws), sp.sympify(c))
+        self.rules[(a, b)] = poly
+        ta, tb = self.transpose_word((a, b))
+        self.rules[(ta, tb)] = {self.transpose_word(w): c for w, c in poly.items()}
+
+    def _pair_rules(self) -> dict[tuple[Letter, Letter], Poly]:
+        rules = dict(self.rules)
+        for name in self.inverses:
+            inv = name + "^-1"
+            for t in (False, True):
+                x, xi = self.letter(name, t), self.letter(inv, t)
+                rules[(x, xi)] = {(): sp.Integer(1)}
+                rules[(xi, x)] = {(): sp.Integer(1)}
+        return rules
+
+    # ------------------------------------------------------------------ from SymPy
+    def from_expr(self, expr) -> Poly:
+        """Convert a SymPy matrix expression (built from MatrixSymbols) to a word polynomial."""
+        if isinstance(expr, MatrixSymbol):
+            return {(self.letter(expr.name),): sp.Integer(1)}
+        if isinstance(expr, Identity):
+            return {(): sp.Integer(1)}
+        if isinstance(expr, ZeroMatrix):
+            return {}
+        if isinstance(expr, Inverse):
+            arg = expr.arg
+            if not isinstance(arg, MatrixSymbol):
+                raise TypeError(f"only inverses of matrix symbols are supported, got {expr}")
+            return {(self.letter(arg.name + "^-1"),): sp.Integer(1)}
+        if isinstance(expr, Transpose):
+            return {self.transpose_word(w): c for w, c in self.from_expr(expr.arg).items()}
+        if isinstance(expr, MatAdd):
+            out: Poly = {}
+            for a in expr.args:
+                for w, c in self.from_expr(a).items():
+                    _add(out, w, c)
+            return out
+        if isinstance(expr, MatMul):
+            out = {(): sp.Integer(1)}
+            for a in expr.args:
+                if not getattr(a, "is_Matrix", False):
+                    out = {w: c * a for w, c in out.items()}
+                    continue
+                rhs = self.from_expr(a)
+                new: Poly = {}
+                for w1, c1 in out.items():
+                    for w2, c2 in rhs.items():
+                        _add(new, w1 + w2, c1 * c2)
+                out = new
+            return out
+        raise TypeError(f"unsupported matrix expression {type(expr).__name__}: {expr}")
+
+    # ------------------------------------------------------------------ reduction
+    def reduce(self, poly: Poly, cyclic: bool = False) -> Poly:
+        """Apply pair rules until none applies (``cyclic``: also across the wrap-around of a trace)."""
+        rules = self._pair_rules()
+        out: Poly = {}
+        todo = list(poly.items())
+        guard = 0
+        while todo:
+            guard += 1
+            if guard > 200000:
+                raise RuntimeError("rewriting did not terminate")
+            w, c = todo.pop()
+            hit = None
+            L = len(w)
+            pairs = range(L if (cyclic and L > 1) else max(L - 1, 0))
+            for i in pairs:
+                j = (i + 1) % L
+                if (w[i], w[j]) in rules:
+                    hit = (i, j)
+                    break
+            if hit is None:
+                _add(out, w, c)
+                continue
+            i, j = hit
+            repl = rules[(w[i], w[j])]
+            if j == i + 1:
+                pre, post = w[:i], w[j + 1 :]
+            else:  # wrap-around pair (last, first): rotate so they are adjacent
+                pre, post = (), w[1:i]
+            for rw, rc in repl.items():
+                todo.append((pre + rw + post, c * rc))
+        return out
+
+    def canonical_trace_word(self, w: Word) -> Word:
+        cands = []
+        for base in (w, self.transpose_word(w)):
+            for k in range(max(len(base), 1)):
+                cands.append(base[k:] + base[:k])
+        return min(cands, key=lambda x: tuple((n, t) for n, t in x))
+
+    def trace(self, poly: Poly) -> Poly:
+        """``Tr`` of a word polynomial in canonical (rotation/transpose-reduced) form."""
+        reduced = self.reduce(poly, cyclic=True)
+        out: Poly = {}
+        for w, c in reduced.items():
+            cw = self.canonical_trace_word(w)
+            if cw in self.trace_values:
+                _add(out, CONST, c * self.trace_values[cw])
+            else:
+                _add(out, cw, c)
+        return out
+
+    def scalar(self, expr) -> Poly:
+        """A scalar SymPy expression built from ``Trace(...)`` terms and scalars -> canonical trace polynomial."""
+        expr = sp.expand(expr)
+        out: Poly = {}
+        for term in sp.Add.make_args(expr):
+            coef = sp.Integer(1)
+            traces = []
+            for f in sp.Mul.make_args(term):
+                if isinstance(f, Trace):
+                    traces.append(f)
+                else:
+                    coef *= f
+            if not traces:
+                _add(out, CONST, coef)
+                continue
+            if len(traces) != 1:
+                raise TypeError(f"products of traces are not supported: {term}")
+            for w, c in self.trace(self.from_expr(traces[0].arg.expand())).items():
+                _add(out, w, coef * c)
+        return out
+
+    def matrix(self, expr) -> Poly:
+        """A matrix expression reduced by the (non-cyclic) rules."""
+        return self.reduce(self.from_expr(expr.expand()))
+
+    @staticmethod
+    def show(poly: Poly) -> str:
+        if not poly:
+            return "0"
+        parts = []
+        for w, c in sorted(poly.items(), key=lambda kv: str(kv[0])):
+            ws = " ".join(n + ("'" if t else "") for n, t in w) or "I"
+            parts.append(f"({c})*{ws}")
+        return " + ".join(parts)

@@ -277,6 +277,11 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo
         check_labels(test_set.y, C, "test")
     if not cfg.measure_test:
         test_set = None
+    if cfg.drop_last and len(train_set.y) < cfg.batch_size:
+        raise ValueError(
+            f"batch_size {cfg.batch_size} exceeds the {len(train_set.y)} training samples and the incomplete "
+            "last batch is skipped, so an epoch would make no step: lower --batch-size or pass --keep-last-batch"
+        )
 
     # ---- model, optimiser, schedule
     model = build_model(

@@ -157,3 +157,10 @@ def test_bf16_autocast_path_and_global_state_restored(tmp_path):
     assert read_config(tmp_path / "amp")["environment"]["amp_bf16"] is True
     assert rec["identity_residual"] < 1e-8  # statistics stay float64 whatever the training precision
     assert torch.get_num_threads() == threads and torch.are_deterministic_algorithms_enabled() == det
+
+
+def test_batch_larger_than_dataset_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="no step"):
+        train(gaussian_config(tmp_path / "big", batch_size=1000))
+    train(gaussian_config(tmp_path / "ok", batch_size=1000, drop_last=False, epochs=1, measure_epochs=[1]))
+    assert read_metrics(tmp_path / "ok")[0]["step"] == 1

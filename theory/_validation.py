@@ -6,7 +6,12 @@ from ._backend import Array, is_concrete, to_bool
 
 
 def check_finite(x: Array, xp, name: str) -> None:
+    """Raise if ``x`` holds NaN/Inf.  One reduction first (NaN/Inf propagate through a sum);
+    only when the sum is not finite (or overflowed) is the elementwise test run."""
     if not is_concrete(x):
+        return
+    total = xp.sum(x)
+    if to_bool(xp.isfinite(total)) in (True, None):
         return
     bad = to_bool(xp.any(~xp.isfinite(x)))
     if bad:

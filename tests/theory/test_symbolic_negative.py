@@ -1,0 +1,120 @@
+"""Negative controls: a deliberately wrong identity must NOT reduce to zero.
+
+If the symbolic machinery returned zero for everything, the certificate would be worthless; these
+tests feed it wrong variants and demand a nonzero residual.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy import MatrixSymbol
+
+from theory.symbolic import CheckSpec, Outcome, run_specs
+from theory.symbolic.decomposition import _algebra, notebook_residual
+from theory.symbolic.flow import W_SYM, laws
+from theory.symbolic.model import (
+    LAMBDA,
+    class_stats,
+    classifier_symbols,
+    cleared_decomposition_residual,
+    notebook_stats,
+    quadratic_terms,
+    rational_data,
+    symbolic_data,
+)
+from theory.symbolic.traces import MatrixAlgebra
+
+
+def test_notebook_unweighted_mean_breaks_identity_on_imbalanced_data():
+    """spec 9 item 7: nonzero on imbalanced counts, zero on balanced counts."""
+    for lam in (sp.Integer(0), sp.Rational(1, 10)):
+        assert notebook_residual(3, 2, (1, 2, 3), lam=lam) != 0
+        assert notebook_residual(4, 3, (1, 2, 3, 2), lam=lam) != 0
+        assert notebook_residual(3, 2, (2, 2, 2), lam=lam) == 0
+
+
+def test_notebook_stats_in_exact_certificate_gives_nonzero_polynomial():
+    """The single-shot certificate with the notebook's (unweighted) A, B is NOT the zero polynomial."""
+    data = symbolic_data((1, 2), 1)
+    st_nb = notebook_stats(data)
+    W = classifier_symbols(2, 2)
+    A, B = quadratic_terms(st_nb, LAMBDA, True)
+    R, K = cleared_decomposition_residual(data, st_nb, W, LAMBDA, True, A, B)
+    assert R != K.zero
+    # ... while the count-weighted statistics give exactly zero on the same data
+    st = class_stats(data)
+    R2, K2 = cleared_decomposition_residual(data, st, W, LAMBDA, True)
+    assert R2 == K2.zero
+
+
+def test_wrong_classifier_breaks_certificate():
+    """Perturbing B (so V = B' A^{-1} is not the LS classifier) leaves a nonzero residual."""
+    data = rational_data((2, 2, 2), 2, seed=5)
+    st = class_stats(data)
+    W = classifier_symbols(3, 3)
+    A, B = quadratic_terms(st, LAMBDA, True)
+    Bp = B.copy()
+    Bp[0, 0] += sp.Rational(1, 100)
+    R, K = cleared_decomposition_residual(data, st, W, LAMBDA, True, A, Bp)
+    assert R != K.zero
+
+
+def test_trace_algebra_rejects_wrong_identities():
+    C, q, n = sp.symbols("C q n", positive=True)
+    W, V, A, B = (MatrixSymbol(s, *sh) for s, sh in (("W", (C, q)), ("V", (C, q)), ("A", (q, q)), ("B", (C, q))))
+    alg = MatrixAlgebra(symmetric={"A"}, inverses={"A"})
+    quad = lambda X: sp.trace(X * A * X.T) / 2 - sp.trace(X * B.T)  # noqa: E731
+    right = quad(W) - quad(V) - sp.trace((W - V) * A * (W - V).T) / 2 - sp.trace((W - V) * (V * A - B).T)
+    assert alg.scalar(right) == {}
+    wrong = quad(W) - quad(V) - sp.trace((W - V) * A * (W - V).T) / 2  # cross term dropped
+    assert alg.scalar(wrong) != {}
+    # A not symmetric: completing the square fails
+    alg_ns = MatrixAlgebra(inverses={"A"})
+    assert alg_ns.scalar(right) != {}
+
+
+def test_trace_algebra_canonical_forms():
+    p = sp.Symbol("p", positive=True)
+    X, Y, Z = (MatrixSymbol(s, p, p) for s in "XYZ")
+    alg = MatrixAlgebra()
+    assert alg.scalar(sp.trace(X * Y * Z) - sp.trace(Z * X * Y)) == {}
+    assert alg.scalar(sp.trace(X * Y) - sp.trace((X * Y).T)) == {}
+    assert alg.scalar(sp.trace(X * Y * Z) - sp.trace(X * Z * Y)) != {}  # not cyclic: must differ
+
+
+def test_huygens_needs_the_within_class_rule():
+    """Without E Y^T = 0 (deviations summing to zero per class) the general Huygens split fails."""
+    C, q, n = sp.Symbol("C", positive=True), sp.Symbol("q", positive=True), sp.Symbol("n", positive=True)
+    W, Mt, Y, E = MatrixSymbol("W", C, q), MatrixSymbol("Mt", q, C), MatrixSymbol("Y", C, n), MatrixSymbol("E", q, n)
+    Pi, SW = MatrixSymbol("Pi", C, C), MatrixSymbol("SW", q, q)
+    I = sp.Identity(C)
+    R = W * (Mt * Y + E) - Y
+    expr = sp.trace(R * R.T) / (2 * n) - sp.trace(W * SW * W.T) / 2 - sp.trace((W * Mt - I) * Pi * (W * Mt - I).T) / 2
+    assert _algebra().scalar(expr) == {}
+    broken = _algebra()
+    for key in [k for k in broken.rules if ("E", False) in k and ("Y", True) in k or ("Y", False) in k and ("E", True) in k]:
+        del broken.rules[key]
+    assert broken.scalar(expr) != {}
+
+
+def test_wrong_flow_constant_fails_differentiation():
+    ex = laws()
+    wrong = ex["c1"] * sp.log(W_SYM) + ex["c2"] * W_SYM**2 + 2 * ex["c3"] * W_SYM**4
+    assert sp.simplify(sp.diff(wrong, W_SYM) * ex["omega_rhs"] - 1) != 0
+    assert sp.simplify(sp.diff(ex["closed_form_lhs"], W_SYM) * ex["omega_rhs"] - 1) == 0
+    # the retraction law has no quartic term: it does NOT integrate the projected flow
+    assert sp.simplify(sp.diff(ex["retraction_lhs"], W_SYM) * ex["omega_rhs"] - 1) != 0
+
+
+def test_runner_turns_failures_and_exceptions_into_fail():
+    def boom() -> Outcome:
+        raise RuntimeError("derivation crashed")
+
+    cert = run_specs([
+        CheckSpec("3.3", "ok", lambda: Outcome(True, "fine")),
+        CheckSpec("3.3", "wrong", lambda: Outcome(False, "residual 1")),
+        CheckSpec("3.3", "crash", boom),
+    ])
+    assert not cert.passed
+    assert [c["passed"] for c in cert.checks] == [True, False, False]
+    assert "RuntimeError" in cert.checks[2]["detail"]

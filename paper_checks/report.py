@@ -117,12 +117,20 @@ HEADLINES = {
 }
 
 
+def _symbolic_headline(m: dict) -> str:
+    kinds = ", ".join(f"{v} {k}" for k, v in m["kinds"].items())
+    fails = "; FAILED: " + ", ".join(str(f["name"]) for f in m["failed"]) if m["failed"] else ""
+    return f"{m['passed']}/{m['checks']} checks ({kinds}) in {m['seconds']:.1f} s{fails}"
+
+
 def headline(claim: Claim, limit: int = 200) -> str:
     """The claim's deciding numbers in one line."""
     m = claim.to_dict()["measured"]
     fn = HEADLINES.get(claim.id)
     if fn is None and claim.id.startswith("empirical.n") and isinstance(m, dict):
         fn = _nc_headline
+    if fn is None and claim.id.startswith("symbolic.") and isinstance(m, dict) and "kinds" in m:
+        fn = _symbolic_headline
     if isinstance(m, dict) and "error" in m:
         fn = None
     try:

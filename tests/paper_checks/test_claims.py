@@ -70,14 +70,18 @@ def test_snr_not_following_theory_fails_the_fit_claims(good_log):
     assert by["empirical.snr_follows_closed_form"].status == "fail"
 
 
-def test_symbolic_claims_mirror_certificate():
+def test_symbolic_claims_group_the_certificate_by_section():
     cert = SimpleNamespace(checks=[
-        {"name": "decomposition_identity", "passed": True, "section": "3.2", "detail": "0", "seconds": 0.1},
-        {"name": "closed_form", "passed": False, "section": "6.3", "detail": "residual x", "seconds": 0.2},
+        {"name": "decomposition identity", "passed": True, "section": "3.3", "detail": "0", "seconds": 0.1,
+         "kind": "general"},
+        {"name": "closed form", "passed": True, "section": "6.3", "detail": "ok", "seconds": 0.2},
+        {"name": "closed form, other size", "passed": False, "section": "6.3", "detail": "residual x", "seconds": 0.2},
     ])
-    claims = symbolic_claims(cert)
-    assert [c.status for c in claims] == ["pass", "fail"]
-    assert claims[0].source == "spec 3.2"
+    by = _by_id(symbolic_claims(cert))
+    assert by["symbolic.3.3"].status == "pass" and by["symbolic.3.3"].source == "spec 3.3"
+    assert by["symbolic.6.3"].status == "fail"
+    assert by["symbolic.6.3"].measured["failed"] == [{"name": "closed form, other size", "detail": "residual x"}]
+    assert by["symbolic.6.3"].measured["checks"] == 2
     assert symbolic_claims(SimpleNamespace(checks=[]))[0].status == "fail"
 
 

@@ -227,40 +227,54 @@ def fit_snr_dynamics(
     logW = np.log(Wu)
     Gobs = closed_form_G(Wu, C)
 
-    # Initial guess: beta = 1, pooled slope of G against T, per-value intercepts.
-    Tc = T - T.mean()
-    denom = float(np.sum(Tc**2)) * J
-    slope = float(np.sum(Tc[:, None] * (Gobs - Gobs.mean(axis=0)))) / denom if denom > 0 else 0.0
-    if not np.isfinite(slope) or slope <= 0:
-        slope = max(float(np.ptp(Gobs)) / max(float(np.ptp(T)), 1e-12), 1e-12)
-    b0 = Gobs.mean(axis=0) - slope * T.mean()
-
-    # Scale times to O(1) for conditioning; s is reported in the caller's units.
+    # Parametrisation (well conditioned, all O(1)): u_j = log omega_j at the first fitted time T_0,
+    # log s_n with s_n the scale for normalised time T/T_max, and beta.  Then
+    #     G(omega_j(T)) = G(e^{u_j}) + s_n ((T/T_max)^beta - (T_0/T_max)^beta),
+    # which is (*) with b_j = G(e^{u_j}) - s T_0^beta and s = s_n / T_max^beta.
     t_ref = float(np.max(T))
     Tn = T / t_ref
 
     def unpack(theta):
         log_s = theta[0]
         beta = theta[1] if fit_exponent else 1.0
-        b = theta[2:] if fit_exponent else theta[1:]
-        return log_s, beta, b
+        u = theta[2:] if fit_exponent else theta[1:]
+        return log_s, beta, u
 
     def model_log_omega(theta):
-        log_s, beta, b = unpack(theta)
-        y = b[None, :] + np.exp(log_s) * Tn[:, None] ** beta
+        log_s, beta, u = unpack(theta)
+        y = closed_form_G(np.exp(u), C)[None, :] + np.exp(log_s) * (Tn[:, None] ** beta - Tn[0] ** beta)
         return np.log(invert_closed_form(y, C))
 
     def residuals(theta):
         return (model_log_omega(theta) - logW).ravel()
 
-    # s_n is the scale for normalised time: s T^beta = s_n (T/t_ref)^beta.
-    theta0 = [np.log(slope * t_ref)] + ([1.0] if fit_exponent else []) + list(b0)
+    def start_scale(beta: float) -> float:
+        """Median over j of the least-squares slope of G(omega_j) - G(omega_j(T_0)) on Tn^beta - Tn_0^beta."""
+        x = Tn**beta - Tn[0] ** beta
+        dy = Gobs - Gobs[0][None, :]
+        den = float(np.sum(x**2))
+        slopes = (x @ dy) / den if den > 0 else np.zeros(J)
+        pos = slopes[np.isfinite(slopes) & (slopes > 0)]
+        return float(np.median(pos)) if pos.size else 1e-6 * float(np.max(np.abs(Gobs)) + 1.0)
+
+    u0 = logW[0]
+    betas = (0.5, 1.0, 2.0, 4.0) if fit_exponent else (1.0,)
     lower = [-np.inf] + ([beta_bounds[0]] if fit_exponent else []) + [-np.inf] * J
     upper = [np.inf] + ([beta_bounds[1]] if fit_exponent else []) + [np.inf] * J
-    sol = least_squares(residuals, np.asarray(theta0), bounds=(lower, upper), x_scale="jac", method="trf",
-                        max_nfev=2000)
-    log_s_n, beta, b = unpack(sol.x)
+    best = None
+    starts = 0
+    for beta0 in betas:
+        s0 = start_scale(beta0)
+        for factor in (1.0, 0.1, 10.0):
+            theta0 = [np.log(s0 * factor)] + ([beta0] if fit_exponent else []) + list(u0)
+            sol = least_squares(residuals, np.asarray(theta0), bounds=(lower, upper), method="trf", max_nfev=400)
+            starts += 1
+            if best is None or sol.cost < best.cost:
+                best = sol
+    sol = best
+    log_s_n, beta, u = unpack(sol.x)
     scale = float(np.exp(log_s_n) / t_ref**beta)
+    b = closed_form_G(np.exp(u), C) - scale * T[0] ** beta
     fitted_u = np.exp(model_log_omega(sol.x))
     offsets = np.full(C - 1, np.nan)
     offsets[used] = b
@@ -285,4 +299,5 @@ def fit_snr_dynamics(
         fit_exponent=fit_exponent,
         success=bool(sol.success),
         message=str(sol.message),
+        extra={"multistart_starts": starts},
     )

@@ -112,6 +112,11 @@ def _train_config(opts: MainOptions, run_dir: Path):
     preset = opts.preset
     if preset is None and opts.dataset is None and opts.model is None:
         preset = DEFAULT_PRESET
+    if preset is None and opts.dataset is not None:
+        # Paper-scale runs: the paper's protocol preset for this pair when there is one.
+        candidate = f"paper-{opts.dataset}-{opts.model or TrainConfig.model}"
+        if candidate in PRESETS:
+            preset = candidate
     values: dict[str, Any] = {}
     if preset is not None:
         if preset not in PRESETS:
@@ -131,6 +136,14 @@ def _train_config(opts: MainOptions, run_dir: Path):
         if values.get("lr_milestones") is None:
             values["lr_milestones"] = lr_milestones(full)
         values["epochs"] = min(full, QUICK_EPOCHS)
+    if values.get("per_class") is None and opts.dataset is not None:
+        # Balanced subsets of the paper's (PNAS 2020) size N per class, spec 7.1, when the dataset has one.
+        from empirical.data import get_spec  # noqa: PLC0415
+
+        try:
+            values["per_class"] = get_spec(opts.dataset).paper_per_class
+        except (KeyError, ValueError):
+            pass
     values["seed"] = opts.seed
     values["out"] = str(run_dir)
     values["progress"] = opts.progress

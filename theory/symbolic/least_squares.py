@@ -244,6 +244,29 @@ def schur_general() -> Outcome:
     )
 
 
+def lambda0_general() -> Outcome:
+    """Spec 3.1 at ``lambda = 0`` for all sizes: ``K = Sigma_T``, ``Pi M^T - pi mu_G^T = Pi Mbar^T`` and
+    ``1^T W_LS = 0``, using only ``pi = Pi 1``, ``mu_G = M pi`` and ``1^T pi = 1``."""
+    p, C = sp.symbols("p C", positive=True, integer=True)
+    M = MatrixSymbol("M", p, C)
+    Pi = MatrixSymbol("Pi", C, C)
+    one = MatrixSymbol("one", C, 1)
+    mu = MatrixSymbol("mu", p, 1)
+    pi = MatrixSymbol("pi", C, 1)
+    Sinv = MatrixSymbol("K", p, p)  # Sigma_T^{-1}; only its presence as a right factor matters
+    alg = MatrixAlgebra(symmetric={"Pi", "K"})
+    alg.add_rule("Pi", "one", {"pi": 1})  # pi = Pi 1
+    alg.add_rule("M", "pi", {"mu": 1})  # mu_G = sum_c pi_c mu_c
+    alg.add_rule("one'", "pi", {"I": 1})  # sum_c pi_c = 1
+    Mbar = M - mu * one.T
+    r1 = alg.matrix(Pi * M.T - pi * mu.T - Pi * Mbar.T)
+    r2 = alg.matrix(one.T * Pi * Mbar.T * Sinv)
+    ok = not r1 and not r2
+    return Outcome(ok, f"Pi M^T - pi mu_G^T - Pi Mbar^T -> {MatrixAlgebra.show(r1)}; 1^T Pi Mbar^T Sigma_T^-1 -> "
+                       f"{MatrixAlgebra.show(r2)} (with pi = Pi 1, mu_G = M pi, 1^T pi = 1)",
+                   r"\lambda = 0:\ W_{LS} = (\Pi M^T - \pi\mu_G^T)\Sigma_T^{-1} = \Pi\bar M^T\Sigma_T^{-1},\quad 1^TW_{LS} = 0")
+
+
 def specs(quick: bool = False) -> list[CheckSpec]:
     out: list[CheckSpec] = []
     for C, p, counts in SYMBOLIC_SIZES:
@@ -268,6 +291,8 @@ def specs(quick: bool = False) -> list[CheckSpec]:
     for C, p, counts in RATIONAL_SIZES:
         out.append(CheckSpec("3.1", f"step 6: augmented = non-augmented [{size_label(C, p, counts, True)}, rational features]",
                              _check_augmented(C, p, counts, 11), "rational size", "W~_LS = [W_LS, b_LS]"))
+    out.append(CheckSpec("3.1", "lambda=0 closed form, all sizes (matrix symbols)", lambda0_general, "general",
+                         "W_LS = Pi Mbar^T Sigma_T^-1, 1^T W_LS = 0"))
     for C, p, counts in SYMBOLIC_SIZES:
         out.append(CheckSpec("3.1", f"lambda=0 closed form [{size_label(C, p, counts, True)}]",
                              _check_lambda0(C, p, counts, None), "symbolic size", "W_LS = Pi Mbar^T Sigma_T^-1"))

@@ -42,6 +42,7 @@ def _main_parser() -> argparse.ArgumentParser:
     g.add_argument("--data-root")
     g.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--resume", action="store_true", help="continue the training run in OUT/run from its checkpoint")
     g.add_argument("--skip-training", action="store_true", help="no training run: symbolic + dynamics claims only")
     g = p.add_argument_group("simulation (simulate)")
     g.add_argument("--t-max", type=float, help="flow time of the projected-flow simulation (default 1e5)")
@@ -123,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     opts = MainOptions(
         out=ns.out, run_dir=ns.run_dir, preset=ns.preset, dataset=ns.dataset, model=ns.model, epochs=ns.epochs,
         per_class=ns.per_class, lr=ns.lr, batch_size=ns.batch_size, weight_decay=ns.weight_decay,
-        data_root=ns.data_root, device=ns.device, seed=ns.seed, t_max=ns.t_max, sim_classes=ns.sim_classes,
+        data_root=ns.data_root, device=ns.device, seed=ns.seed, resume=ns.resume, t_max=ns.t_max, sim_classes=ns.sim_classes,
         sim_per_class=ns.sim_per_class, sim_dim=ns.sim_dim, sim_flow=ns.sim_flow,
         retraction_t_max=ns.retraction_t_max, time=ns.time, early_epoch=ns.early_epoch, fit_from=ns.fit_from,
         quick=ns.quick, certificate=ns.certificate, skip_simulation=ns.skip_simulation,

@@ -54,6 +54,7 @@ class MainOptions:
     data_root: str | None = None
     device: str | None = None
     seed: int = 0
+    resume: bool = False
     # simulation
     t_max: float | None = None
     sim_classes: int = 4
@@ -222,9 +223,14 @@ def run_main(opts: MainOptions) -> int:
         else:
             from empirical.train import train  # noqa: PLC0415
 
-            cfg = _train_config(opts, out / "run")
-            stages.log(f"    {cfg.dataset} / {cfg.model}, {cfg.epochs} epochs, lr {cfg.lr}, device {cfg.device}")
-            run_dir = Path(train(cfg))
+            target = out / "run"
+            if (target / "metrics.jsonl").exists() and not opts.resume:
+                raise FileExistsError(f"{target} already holds a training run: pass --run-dir {target} to reuse it, "
+                                      "--resume to continue it, or choose another --out")
+            cfg = _train_config(opts, target)
+            stages.log(f"    {cfg.dataset} / {cfg.model}, {cfg.epochs} epochs, lr {cfg.lr}, device {cfg.device}"
+                       + (" (resuming)" if opts.resume else ""))
+            run_dir = Path(train(cfg, resume=opts.resume and (target / "config.json").is_file()))
         if run_dir is not None:
             context["training run"] = str(run_dir)
 

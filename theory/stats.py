@@ -26,6 +26,10 @@ from ._backend import Array, as_float64, device_of, is_concrete, namespace
 from ._validation import check_features_labels, check_labels, infer_num_classes
 
 
+#: Row-block size for streaming large inputs through :func:`class_stats`.
+CHUNK_ROWS = 4096
+
+
 class ClassStats(NamedTuple):
     """Float64 class statistics (spec 1, 3.3b).  A NamedTuple, hence a JAX pytree.
 
@@ -134,8 +138,15 @@ def class_stats(features: Array, labels: Array, num_classes: int | None = None) 
     check_features_labels(features, labels, xp)
     C = infer_num_classes(labels, xp, num_classes)
     check_labels(labels, xp, C)
-    counts, means, scatter = _batch_moments(features, labels, C, xp)
-    return _finalize(counts, means, scatter, xp)
+    n = features.shape[0]
+    if n <= CHUNK_ROWS or not is_concrete(features):  # one shot (and inside jax traces)
+        return _finalize(*_batch_moments(features, labels, C, xp), xp)
+    # Large inputs: stream row blocks (cache-sized float64 temporaries) and merge exactly.
+    moments = None
+    for lo in range(0, n, CHUNK_ROWS):
+        batch = _batch_moments(features[lo : lo + CHUNK_ROWS], labels[lo : lo + CHUNK_ROWS], C, xp)
+        moments = batch if moments is None else _merge_moments(moments, batch, xp)
+    return _finalize(*moments, xp)
 
 
 class ClassStatsAccumulator:

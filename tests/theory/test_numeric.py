@@ -460,3 +460,17 @@ def test_lam_mapping():
     Wt = np.hstack([W, b[:, None]])
     grad = 2 * (Wt @ Ht.T - np.eye(3)[y].T) @ Ht / (n * 3) + wd * 100 * Wt
     assert np.max(np.abs(grad)) < 1e-12
+
+
+def test_class_stats_streams_large_inputs_exactly():
+    """Inputs above theory.stats.CHUNK_ROWS go through the block merge: same statistics as one shot."""
+    from theory.stats import CHUNK_ROWS, _batch_moments, _finalize
+
+    rng = np.random.default_rng(20)
+    n = 2 * CHUNK_ROWS + 123
+    y = rng.integers(0, 7, n)
+    H = rng.standard_normal((n, 9)) + 100.0  # large mean: cancellation would show
+    chunked = theory.class_stats(H, y)
+    one_shot = _finalize(*_batch_moments(H, y, 7, np), np)
+    for a, b in zip(chunked, one_shot):
+        assert rel(a, b) < 1e-11

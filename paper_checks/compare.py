@@ -158,6 +158,15 @@ def _stats(x: np.ndarray) -> dict[str, float | None]:
     return {"median": float(np.median(x)), "max": float(np.max(x)), "final": float(x[-1])}
 
 
+def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Spearman rank correlation (no tie correction); None for fewer than 3 points or constant y."""
+    if x.size < 3 or np.ptp(y) == 0:
+        return None
+    rx = np.argsort(np.argsort(x)).astype(float)
+    ry = np.argsort(np.argsort(y)).astype(float)
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
 def _law_sum(name: str, omega: np.ndarray, C: int) -> np.ndarray:
     """``sum_j law(omega_j)`` per row (spec 3.4 / 5.1); NaN rows stay NaN."""
     f = _law(name)
@@ -278,13 +287,18 @@ def compare_records(
     # max/min ratio of the SNR singular values (spec 6.4 item 2: -> 1).
     obs_ratio = np.max(snr[idx], axis=1) / np.min(snr[idx], axis=1)
     fit_ratio = np.nanmax(omega_fit, axis=1) / np.nanmin(omega_fit, axis=1)
+    q = max(1, obs_ratio.size // 4)
     ratio = {
+        "observed_first_quarter_median": float(np.median(obs_ratio[:q])),
+        "observed_last_quarter_median": float(np.median(obs_ratio[-q:])),
+        "observed_spearman_vs_time": _spearman(T_all[idx], obs_ratio),
         "observed_first": float(obs_ratio[0]),
         "observed_last": float(obs_ratio[-1]),
         "observed_min": float(np.min(obs_ratio)),
         "predicted_first": float(fit_ratio[0]),
         "predicted_last": float(fit_ratio[-1]),
-        "observed_moves_toward_1": bool(obs_ratio[-1] < obs_ratio[0]),
+        # Robust to single noisy epochs: median of the last quarter of the window below the first quarter's.
+        "observed_moves_toward_1": bool(np.median(obs_ratio[-q:]) < np.median(obs_ratio[:q])),
         "predicted_moves_toward_1": bool(fit_ratio[-1] < fit_ratio[0]),
     }
 

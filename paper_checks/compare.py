@@ -360,7 +360,8 @@ def compare_records(
             # The same terms at the notebook's smaller ridge (lambda = wd/2): the gap to the lambda = 0
             # laws should shrink with lambda if it is the ridge's effect.
             quantities[key]["rel_error_at_measured_snr_notebook_lambda"] = _stats(_rel_err(pred_obs, nb[idx]))
-        arrays["quantities"][key] = {"measured": meas, "fit": pred_fit, "at_snr": pred_obs, "forward": pred_fwd}
+        arrays["quantities"][key] = {"measured": meas, "fit": pred_fit, "at_snr": pred_obs, "forward": pred_fwd,
+                                     "measured_notebook": nb}
 
     lam = column(records, "lam")
     notes = [
@@ -455,7 +456,11 @@ def write_compare_figures(result: dict[str, Any], out_dir: str | Path) -> list[P
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
         meas = q["measured"]
         okm = ok & np.isfinite(meas) & (meas > 0)
-        ax.plot(T[okm], meas[okm], "o", ms=3, label=f"measured {key}")
+        ax.plot(T[okm], meas[okm], "o", ms=3, label=f"measured {key} (run's lambda)")
+        nb = q.get("measured_notebook")
+        if nb is not None and np.any(np.isfinite(nb) & (nb > 0)):
+            okn = ok & np.isfinite(nb) & (nb > 0)
+            ax.plot(T[okn], nb[okn], "x", ms=3, label=f"measured {key} at the notebook's lambda = wd/2")
         ax.plot(T[idx], q["fit"], "-", label="theory at fitted omega(T)")
         ax.plot(T[idx], q["at_snr"], ":", label="theory at measured omega")
         ax.plot(T[fwd], q["forward"], "--", label="forward ODE from early epoch")

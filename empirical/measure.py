@@ -24,6 +24,8 @@ gathers inputs and names the outputs:
   streamed statistics;
 * ``lam_notebook`` = ``wd / 2`` and ``l_*_notebook``: the same decomposition at the
   notebook's reading of ``lambda`` (spec 8);
+* ``l_*_lam0``: the decomposition at ``lambda = 0``, the theory's central path (spec 3.4), whose
+  terms equal the closed forms in the SNR singular values;
 * ``nc1``, ``nc1_notebook``, ``nc2_*``, ``nc3`` from ``theory.nc_metrics`` (spec 2.1, 2.2),
   ``nc4`` = NCC mismatch fraction (spec 2.1), ``snr_singular_values`` (spec 1, 5).
 
@@ -55,6 +57,7 @@ METRIC_KEYS: tuple[str, ...] = (
     "nc2_maxangle_means", "nc2_maxangle_classifiers",
     "nc3", "nc4", "snr_singular_values",
     "lam_notebook", "l_nc1_notebook", "l_nc23_notebook", "l_perp_notebook",
+    "l_nc1_lam0", "l_nc23_lam0", "l_perp_lam0", "l_central_lam0",
 )
 
 _DECOMP_KEYS = ("l_nc1", "l_nc23", "l_perp", "l_central", "rho_perp", "central_path_distance")
@@ -228,6 +231,15 @@ def metrics_from_pass(
     )
     for k in ("l_nc1", "l_nc23", "l_perp"):
         out[f"{k}_notebook"] = dec_nb.get(k)
+
+    # The theory's central path is lambda = 0 (spec 3.4, 6): the same decomposition without the
+    # ridge, so the closed forms in the SNR singular values apply to these terms exactly.
+    dec_0 = _guard(
+        warnings, _DECOMP_KEYS, "decomposition (lambda = 0)",
+        lambda: theory.to_float_dict(theory.decompose(stats, W, b, lam=0.0)),
+    )
+    for k in ("l_nc1", "l_nc23", "l_perp", "l_central"):
+        out[f"{k}_lam0"] = dec_0.get(k)
     if warnings:
         out["warnings"] = warnings
     return out

@@ -63,6 +63,8 @@ def _main_parser() -> argparse.ArgumentParser:
     g.add_argument("--certificate", default="auto", choices=["auto", "full", "quick", "skip"],
                    help="symbolic certificate size (auto: full, or quick with --quick)")
     g.add_argument("--no-progress", action="store_true", help="no per-epoch training progress bar")
+    g.add_argument("--strict", action="store_true",
+                   help="exit 1 when an empirical claim fails too (default: only symbolic/dynamics claims and errors)")
     return p
 
 
@@ -128,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sim_per_class=ns.sim_per_class, sim_dim=ns.sim_dim, sim_flow=ns.sim_flow,
         retraction_t_max=ns.retraction_t_max, time=ns.time, early_epoch=ns.early_epoch, fit_from=ns.fit_from,
         quick=ns.quick, certificate=ns.certificate, skip_simulation=ns.skip_simulation,
-        skip_training=ns.skip_training, progress=not ns.no_progress,
+        skip_training=ns.skip_training, progress=not ns.no_progress, strict=ns.strict,
     )
     return run_main(opts)
 

@@ -340,7 +340,9 @@ def compare_records(
         "quantities": {},
     }
     for key, law in PREDICTED_QUANTITIES.items():
-        meas = column(records, key)
+        # The laws are the lambda = 0 central path (spec 3.4): use the run's lambda = 0 terms when logged.
+        measured_key = f"{key}_lam0" if np.any(np.isfinite(column(records, f"{key}_lam0"))) else key
+        meas = column(records, measured_key)
         if not np.any(np.isfinite(meas)):
             quantities[key] = {"law": law, "measured": False}
             continue
@@ -349,6 +351,7 @@ def compare_records(
         pred_fwd = _law_sum(law, omega_fwd, C)
         quantities[key] = {
             "law": f"sum_j theory.laws.{law}(omega_j)",
+            "measured_key": measured_key,
             "measured_first": float(meas[idx][0]),
             "measured_last": float(meas[idx][-1]),
             "rel_error_fit": _stats(_rel_err(pred_fit, meas[idx])),
@@ -361,7 +364,7 @@ def compare_records(
             # laws should shrink with lambda if it is the ridge's effect.
             quantities[key]["rel_error_at_measured_snr_notebook_lambda"] = _stats(_rel_err(pred_obs, nb[idx]))
         arrays["quantities"][key] = {"measured": meas, "fit": pred_fit, "at_snr": pred_obs, "forward": pred_fwd,
-                                     "measured_notebook": nb}
+                                     "measured_notebook": nb, "measured_key": measured_key}
 
     lam = column(records, "lam")
     notes = [
@@ -370,7 +373,10 @@ def compare_records(
         "nc1 is (1/C) Tr(Sigma_W Sigma_B^+) in raw feature coordinates, which is not affine invariant; "
         "sum_j omega_j^-2 equals it only in renormalised coordinates (spec 5.1), so a gap is expected on a network.",
     ]
-    if np.any(np.isfinite(lam)) and np.nanmax(lam) > 0:
+    uses_lam0 = any(q.get("measured_key", "").endswith("_lam0") for q in quantities.values())
+    if uses_lam0:
+        notes.append("Decomposition terms are the run's lambda = 0 terms (l_*_lam0), the central path of spec 3.4.")
+    elif np.any(np.isfinite(lam)) and np.nanmax(lam) > 0:
         notes.append(f"The run's decomposition uses the ridge lambda = {np.nanmax(lam):.3g} > 0, while the spec-3.4 "
                      "laws are the lambda = 0 central path: 'at_measured_snr' errors measure the ridge's effect.")
     result: dict[str, Any] = {
@@ -456,7 +462,8 @@ def write_compare_figures(result: dict[str, Any], out_dir: str | Path) -> list[P
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
         meas = q["measured"]
         okm = ok & np.isfinite(meas) & (meas > 0)
-        ax.plot(T[okm], meas[okm], "o", ms=3, label=f"measured {key} (run's lambda)")
+        lam_label = "lambda = 0" if q.get("measured_key", "").endswith("_lam0") else "run's lambda"
+        ax.plot(T[okm], meas[okm], "o", ms=3, label=f"measured {key} ({lam_label})")
         nb = q.get("measured_notebook")
         if nb is not None and np.any(np.isfinite(nb) & (nb > 0)):
             okn = ok & np.isfinite(nb) & (nb > 0)

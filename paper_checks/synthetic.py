@@ -91,6 +91,11 @@ def synthetic_metrics_log(
                 "l_nc23": float(l_nc23[k]),
                 "l_perp": float(l_perp[k]),
                 "l_central": float(l_central[k]),
+                # lam = 0 here, so the run's terms are also its lambda = 0 terms (as empirical.measure logs them)
+                "l_nc1_lam0": float(l_nc1[k]),
+                "l_nc23_lam0": float(l_nc23[k]),
+                "l_perp_lam0": float(l_perp[k]),
+                "l_central_lam0": float(l_central[k]),
                 "rho_perp": float(l_perp[k] / loss[k]),
                 "identity_residual": 0.0,
                 "central_path_distance": float(np.sqrt(perp_fraction)),

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from paper_checks.claims import Claim
+from paper_checks.main import EXACT_EMPIRICAL, exit_code
+
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Claims that must pass at the reduced size (they do not depend on how far training goes).
@@ -27,6 +30,7 @@ MUST_PASS = {
     "empirical.terminal_phase_reached",
     "empirical.nc1_decreases",
     "empirical.decomposition_identity",
+    "empirical.central_path_closed_forms",
 }
 
 
@@ -50,8 +54,9 @@ def test_main_job_writes_parseable_report(quick_report):
         assert {"id", "statement", "source", "status", "measured", "tolerance"} <= set(c)
         assert c["status"] in ("pass", "fail")
     assert not [c for c in claims if c["id"].startswith("stage.")], proc.stderr[-3000:]
-    # exit code 0 iff every claim passes
-    assert (proc.returncode == 0) == all(c["status"] == "pass" for c in claims)
+    # exit code 0 iff every verification claim passes (empirical observations are reported, not gated)
+    verification = [c for c in claims if not c["id"].startswith("empirical.") or c["id"] in EXACT_EMPIRICAL]
+    assert (proc.returncode == 0) == all(c["status"] == "pass" for c in verification)
     html = (out / "report.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html
     assert (out / "report.md").is_file()
@@ -82,3 +87,18 @@ def test_compare_cli_on_the_run(quick_report, tmp_path):
     assert "time map" in proc.stdout
     data = json.loads((tmp_path / "compare.json").read_text())
     assert data["time"] == "epoch"
+
+
+def _claim(cid, group, status):
+    return Claim(id=cid, statement="s", source="spec", check="c", tolerance="t", status=status, group=group)
+
+
+def test_exit_code_gates_verification_claims_and_strict_gates_all():
+    ok = [_claim("symbolic.3.3", "symbolic", "pass"), _claim("dynamics.closed_form", "dynamics", "pass")]
+    observed_fail = _claim("empirical.l_perp_negligible", "empirical", "fail")
+    exact_fail = _claim("empirical.decomposition_identity", "empirical", "fail")
+    assert exit_code(ok + [observed_fail]) == 0
+    assert exit_code(ok + [observed_fail], strict=True) == 1
+    assert exit_code(ok + [exact_fail]) == 1
+    assert exit_code(ok[:1] + [_claim("dynamics.closed_form", "dynamics", "fail")]) == 1
+    assert exit_code(ok, errors=True) == 1

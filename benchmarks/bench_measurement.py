@@ -188,9 +188,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--baseline-n", type=int, default=6000, help="subsample for the slow common approach")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads (default 1: on a shared 2-core machine more threads oversubscribe)")
+                    help="torch and BLAS threads (default 1: on a shared 2-core machine more threads oversubscribe)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    # NumPy's BLAS (used by theory for CPU Gram matrices) gets the same thread count as torch
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(args.threads)
     n, p, C, nb = args.n, args.p, args.classes, min(args.baseline_n, args.n)
 
     H, y, W, b = make_features(n, p, C)

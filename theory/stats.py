@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ._backend import Array, as_float64, device_of, is_concrete, namespace
+from ._backend import Array, as_float64, device_of, gram, is_concrete, namespace
 from ._validation import check_features_labels, check_labels, infer_num_classes
 
 
@@ -88,7 +88,7 @@ def _batch_moments(features: Array, labels: Array, num_classes: int, xp):
     safe = xp.where(counts > 0, counts, xp.ones_like(counts))
     means = sums / safe[:, None]
     D = X - Y @ means
-    scatter = D.T @ D
+    scatter = gram(D)
     return counts, means, scatter
 
 

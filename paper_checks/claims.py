@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .compare import column, terminal_phase_start
+from .compare import _spearman, column, terminal_phase_start
 
 __all__ = [
     "Claim",
@@ -449,14 +449,6 @@ def _decrease(records: Sequence[dict[str, Any]], keys: Sequence[str], *, strict:
                     "spearman_vs_epoch": rho}
         ok &= dec
     return ok, out
-
-
-def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
-    if x.size < 3 or np.ptp(y) == 0:
-        return None
-    rx = np.argsort(np.argsort(x)).astype(float)
-    ry = np.argsort(np.argsort(y)).astype(float)
-    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 def empirical_claims(records: Sequence[dict[str, Any]], comparison: dict[str, Any] | None) -> list[Claim]:

@@ -159,12 +159,12 @@ def _stats(x: np.ndarray) -> dict[str, float | None]:
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
-    """Spearman rank correlation (no tie correction); None for fewer than 3 points or constant y."""
-    if x.size < 3 or np.ptp(y) == 0:
+    """Spearman rank correlation (``scipy.stats.spearmanr``); None for fewer than 3 points or constant y."""
+    if x.size < 3 or np.ptp(y) == 0 or np.ptp(x) == 0:
         return None
-    rx = np.argsort(np.argsort(x)).astype(float)
-    ry = np.argsort(np.argsort(y)).astype(float)
-    return float(np.corrcoef(rx, ry)[0, 1])
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(x, y).statistic)
 
 
 def _law_sum(name: str, omega: np.ndarray, C: int) -> np.ndarray:

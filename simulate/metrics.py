@@ -3,7 +3,7 @@
 Per saved time: SNR singular values omega_j (``theory.snr_singular_values``), their max/min ratio, NC1-NC4
 (``theory.nc_metrics``, ``theory.ncc_mismatch``), the decomposition L = L_NC1 + L_NC2/3 + L_perp
 (``theory.decompose``, spec 3.2), the distance of the class-mean Gram matrix to the Simplex ETF's
-(|| G/||G||_F - G_ETF/||G_ETF||_F ||_F with G = Mbar^T Mbar, ``theory.etf_gram``, spec 6.4 item 3), the
+(|| G/||G||_F - J/||J||_F ||_F with G = Mbar^T Mbar: ``theory.nc_metrics``' ``nc2_etf_distance``, spec 6.4 item 3), the
 manifold constraints (max |Sigma_W - I|, max |mu_G|) and the drift of the SNR singular vectors (spec 9 item 17).
 """
 
@@ -55,8 +55,7 @@ def feature_metrics(
     out["l_central_law"] = jnp.sum(law("l_central")(omega, C))
     out["nc1_law"] = jnp.sum(law("nc1_renormalized")(omega))
     G = gram_matrix(stats)
-    E = theory.etf_gram(C)
-    out["gram_etf_distance"] = jnp.linalg.norm(G / jnp.linalg.norm(G) - E / jnp.linalg.norm(E))
+    out["gram_etf_distance"] = out["nc2_etf_distance"]  # theory's ||G/||G|| - J/||J|| ||_F
     p = stats.sigma_w.shape[0]
     out["sigma_w_deviation"] = jnp.max(jnp.abs(stats.sigma_w - jnp.eye(p)))
     out["global_mean_norm"] = jnp.max(jnp.abs(stats.global_mean))

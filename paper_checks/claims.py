@@ -25,6 +25,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+import theory
+
 from .compare import _spearman, column, terminal_phase_start
 
 __all__ = [
@@ -184,8 +186,7 @@ def _traj_arrays(traj: Any) -> tuple[np.ndarray, np.ndarray]:
 def _etf_rel_distance(gram: np.ndarray, C: int) -> float:
     """``|| G / tr(G) - J / (C-1) ||_F / || J / (C-1) ||_F`` (spec 6.4 item 3, NC2 limit)."""
     G = np.asarray(gram, dtype=np.float64)
-    J = np.eye(C) - np.ones((C, C)) / C
-    target = J / (C - 1)
+    target = theory.etf_gram(C, normalize="trace")  # J / (C-1)
     return float(np.linalg.norm(G / np.trace(G) - target) / np.linalg.norm(target))
 
 

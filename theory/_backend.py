@@ -25,19 +25,14 @@ def device_of(x: Array):
     return array_api_compat.device(x)
 
 
-def as_float64(x: Array, xp=None, device=None) -> Array:
-    """Convert to float64 on the array's own device; refuse silent float32 downcasts.
+def as_float64(x: Array, xp=None, like: Array | None = None) -> Array:
+    """Convert to float64 on ``like``'s device (default: ``x``'s own); refuse silent float32 downcasts.
 
     JAX without ``jax_enable_x64`` turns float64 requests into float32; the toolkit
     compares with theory in float64, so that is an error, not a warning.
     """
     xp = xp or namespace(x)
-    if device is None and hasattr(x, "shape") and not isinstance(x, (int, float)):
-        try:
-            device = device_of(x)
-        except Exception:  # python scalars, lists
-            device = None
-    y = xp.asarray(x, dtype=xp.float64, device=device) if device is not None else xp.asarray(x, dtype=xp.float64)
+    y = xp.asarray(x, dtype=xp.float64, device=device_of(x if like is None else like))
     if y.dtype != xp.float64:
         raise ValueError(
             "float64 is not available for this array backend (JAX needs "
@@ -107,10 +102,21 @@ def eye(n: int, xp, like: Array) -> Array:
     return xp.eye(n, dtype=xp.float64, device=device_of(like))
 
 
-def zeros(shape, xp, like: Array) -> Array:
-    return xp.zeros(shape, dtype=xp.float64, device=device_of(like))
+EPS = 2.220446049250313e-16  # float64 machine epsilon
 
 
-def trace(x: Array, xp) -> Array:
-    """Trace of a square matrix (array API: ``linalg.trace`` where available)."""
-    return xp.linalg.trace(x)
+def spd_eigh(K: Array, xp, what: str) -> tuple[Array, Array]:
+    """``eigh`` of a symmetric matrix that must be positive definite.
+
+    Raises ``ValueError`` naming ``what`` when the smallest eigenvalue is not above
+    ``dim * eps * largest`` (numerically singular); the test is skipped inside JAX traces.
+    """
+    evals, evecs = xp.linalg.eigh(K)
+    if is_concrete(evals):
+        top = to_float(xp.max(xp.abs(evals)))
+        low = to_float(evals[0])
+        if not low > K.shape[0] * EPS * top:
+            raise ValueError(
+                f"{what} is singular or not positive definite (smallest eigenvalue {low:.3e}, largest {top:.3e})"
+            )
+    return evals, evecs

@@ -52,8 +52,8 @@ def decompose(stats: ClassStats, W: Array, b: Array | None = None, lam: float = 
     """
     check_lam(lam)
     xp = namespace(stats.means)
-    W = as_float64(W, xp)
-    b = None if b is None else as_float64(b, xp)
+    W = as_float64(W, xp, like=stats.means)
+    b = None if b is None else as_float64(b, xp, like=stats.means)
     check_classifier(W, b, stats.num_classes, stats.dim, xp)
     W_ls, b_ls = least_squares_classifier(stats, lam=lam, bias=b is not None)
     within, means_part = huygens_split(stats, W, b, lam)
@@ -88,10 +88,10 @@ def mse_loss(
     C = infer_num_classes(labels, xp, num_classes if num_classes is not None else W.shape[0])
     check_labels(labels, xp, C)
     X = as_float64(features, xp)
-    W = as_float64(W, xp)
-    b = None if b is None else as_float64(b, xp)
+    W = as_float64(W, xp, like=X)
+    b = None if b is None else as_float64(b, xp, like=X)
     check_classifier(W, b, C, X.shape[1], xp)
-    residual = X @ W.T - _one_hot(labels, C, xp, X)
+    residual = X @ W.T - _one_hot(labels, C, xp)
     penalty = xp.sum(W * W)
     if b is not None:
         residual = residual + b[None, :]

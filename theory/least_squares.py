@@ -17,27 +17,20 @@ eigendecomposition of ``K`` (also the singularity test), never an explicit inver
 
 from __future__ import annotations
 
-from ._backend import Array, eye, is_concrete, namespace, to_float
+from ._backend import Array, eye, namespace, spd_eigh
 from ._validation import check_lam
 from .stats import ClassStats
 
 
 def solve_spd_right(rhs: Array, K: Array, xp, what: str) -> Array:
-    """Solve ``X K = rhs`` for symmetric positive (semi)definite ``K`` via ``eigh``.
+    """Solve ``X K = rhs`` for symmetric positive definite ``K`` through ``eigh`` (no inverse).
 
-    Raises ``ValueError`` naming ``what`` when ``K`` is numerically singular
-    (smallest eigenvalue <= ``p * eps * largest``).
+    Raises ``ValueError`` naming ``what`` when ``K`` is numerically singular.
     """
-    evals, evecs = xp.linalg.eigh(K)
-    if is_concrete(evals):
-        top = to_float(xp.max(xp.abs(evals)))
-        low = to_float(evals[0])
-        tol = K.shape[0] * 2.220446049250313e-16 * top
-        if not low > tol:
-            raise ValueError(
-                f"{what} is singular or not positive definite (smallest eigenvalue {low:.3e}, "
-                f"largest {top:.3e}); use a ridge coefficient lam > 0 or more samples than dimensions"
-            )
+    try:
+        evals, evecs = spd_eigh(K, xp, what)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; use a ridge coefficient lam > 0 or more samples than dimensions") from None
     return ((rhs @ evecs) / evals[None, :]) @ evecs.T
 
 

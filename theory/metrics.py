@@ -9,13 +9,12 @@ the two coincide except for NC1's normalisation (the notebook omits ``1/C``).
 
 from __future__ import annotations
 
-from ._backend import Array, as_float64, device_of, namespace
+from ._backend import EPS, Array, as_float64, device_of, namespace
 from ._validation import check_classifier, check_features_labels, check_labels
 from .decomposition import decompose
 from .stats import ClassStats
 
 CONVENTIONS = ("paper", "notebook")
-_EPS = 2.220446049250313e-16
 
 
 def _centered(stats: ClassStats, convention: str, xp) -> tuple[Array, Array]:
@@ -42,7 +41,7 @@ def nc1_trace(stats: ClassStats, convention: str = "paper") -> tuple[Array, Arra
     centered, w = _centered(stats, convention, xp)
     B = xp.sqrt(w)[:, None] * centered
     _, s, Vt = xp.linalg.svd(B, full_matrices=False)
-    tol = max(B.shape) * _EPS * xp.max(s)
+    tol = max(B.shape) * EPS * xp.max(s)
     keep = s > tol
     safe = xp.where(keep, s, xp.ones_like(s))
     quad = xp.sum((Vt @ stats.sigma_w) * Vt, axis=1)
@@ -138,8 +137,8 @@ def nc_metrics(
     }
     if W is None:
         return out
-    W = as_float64(W, xp)
-    b = None if b is None else as_float64(b, xp)
+    W = as_float64(W, xp, like=stats.means)
+    b = None if b is None else as_float64(b, xp, like=stats.means)
     check_classifier(W, b, C, stats.dim, xp)
     out.update(
         {
@@ -167,8 +166,8 @@ def ncc_mismatch_count(
     check_features_labels(features, labels, xp)
     check_labels(labels, xp, stats.num_classes)
     X = as_float64(features, xp)
-    W = as_float64(W, xp)
-    b = None if b is None else as_float64(b, xp)
+    W = as_float64(W, xp, like=stats.means)
+    b = None if b is None else as_float64(b, xp, like=stats.means)
     check_classifier(W, b, stats.num_classes, stats.dim, xp)
     scores = X @ W.T
     if b is not None:

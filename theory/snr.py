@@ -7,26 +7,22 @@ columns); its nonzero singular values ``omega_1 >= ... >= omega_{C-1}`` drive th
 
 from __future__ import annotations
 
-from ._backend import Array, as_float64, device_of, is_concrete, namespace, to_float
+from ._backend import Array, as_float64, device_of, namespace, spd_eigh
 from ._validation import check_features_labels
 from .stats import ClassStats
 
-_EPS = 2.220446049250313e-16
 
 
 def inverse_sqrt_within(stats: ClassStats) -> Array:
     """``Sigma_W^{-1/2}`` (symmetric), raising ``ValueError`` when ``Sigma_W`` is singular."""
     xp = namespace(stats.sigma_w)
-    evals, evecs = xp.linalg.eigh(stats.sigma_w)
-    if is_concrete(evals):
-        top = to_float(xp.max(xp.abs(evals)))
-        low = to_float(evals[0])
-        if not low > stats.dim * _EPS * top:
-            raise ValueError(
-                f"singular Sigma_W (smallest eigenvalue {low:.3e}, largest {top:.3e}): the SNR matrix and "
-                "the renormalised features need an invertible within-class covariance "
-                "(more samples per class than feature dimensions, and no exact collapse)"
-            )
+    try:
+        evals, evecs = spd_eigh(stats.sigma_w, xp, "singular Sigma_W: the within-class covariance")
+    except ValueError as exc:
+        raise ValueError(
+            f"{exc}; the SNR matrix and the renormalised features need an invertible within-class covariance "
+            "(more samples per class than feature dimensions, and no exact collapse)"
+        ) from None
     return (evecs / xp.sqrt(evals)[None, :]) @ evecs.T
 
 

@@ -70,7 +70,8 @@ class ClassStats(NamedTuple):
         return self.means - self.global_mean[None, :]
 
 
-def _one_hot(labels: Array, num_classes: int, xp, like: Array) -> Array:
+def _one_hot(labels: Array, num_classes: int, xp) -> Array:
+    """``(n, C)`` float64 indicator matrix ``Y^T`` of the labels."""
     classes = xp.arange(num_classes, device=device_of(labels))
     return xp.astype(labels[:, None] == classes[None, :], xp.float64)
 
@@ -82,7 +83,7 @@ def _batch_moments(features: Array, labels: Array, num_classes: int, xp):
     computed as ``D^T D`` with ``D = H - Y^T M`` (one GEMM).
     """
     X = as_float64(features, xp)
-    Y = _one_hot(labels, num_classes, xp, X)  # (n, C)
+    Y = _one_hot(labels, num_classes, xp)  # (n, C)
     counts = xp.sum(Y, axis=0)
     sums = Y.T @ X  # (C, p)
     safe = xp.where(counts > 0, counts, xp.ones_like(counts))

@@ -102,7 +102,7 @@ def test_augmented_formula_and_gradient_at_optimum(lam):
     Wt = np.hstack([W, b[:, None]])
     grad = (Wt @ Ht.T - np.eye(C)[y].T) @ Ht / n + lam * Wt
     assert np.max(np.abs(grad)) < 1e-12
-    assert np.allclose(A, Ht.T @ Ht / n + lam * np.eye(p + 1) - lam * np.eye(p + 1) + lam * np.eye(p + 1))
+    assert np.allclose(A, Ht.T @ Ht / n + lam * np.eye(p + 1))  # spec 3.3 step 1: A = (1/n) H~H~^T + lam I
 
 
 def notebook_decomposition(H, y, W, b, lam):
@@ -242,15 +242,13 @@ def test_renormalized_features():
     sx = theory.class_stats(X, y)
     assert np.max(np.abs(sx.sigma_w - np.eye(5))) < 1e-12
     assert np.max(np.abs(sx.global_mean)) < 1e-12
-    omega = np.asarray(theory.snr_singular_values(stats))
-    nc1 = float(theory.nc_metrics(sx)["nc1"])
+    assert rel(theory.snr_singular_values(sx), theory.snr_singular_values(stats)) < 1e-10
     # Sigma_B is count-weighted: with weights pi_c, (1/C)Tr(...) = sum omega^-2 holds for pi = 1/C only.
     balanced_H, balanced_y = make_data(12, (6,) * 4, 5)
     sb = theory.class_stats(balanced_H, balanced_y)
     xb = theory.class_stats(theory.renormalize(balanced_H, sb), balanced_y)
     omega_b = np.asarray(theory.snr_singular_values(sb))
     assert rel(theory.nc_metrics(xb)["nc1"], np.sum(omega_b**-2.0)) < 1e-10
-    assert nc1 > 0 and omega.shape == (3,)
 
 
 # ---------------------------------------------------------------- metrics (items 24-27)

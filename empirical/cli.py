@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(ns: argparse.Namespace):
     """Merge defaults, preset, config file and explicit options into a :class:`TrainConfig`."""
     from .schedule import parse_epoch_list
-    from .train import PRESETS, TrainConfig, config_from_json
+    from .train import PRESETS, TrainConfig, read_config_file
 
     opts = {k: v for k, v in vars(ns).items() if k not in ("command", "resume", "model_args", "data_args")}
     values: dict[str, Any] = {}
@@ -109,7 +109,7 @@ def config_from_args(ns: argparse.Namespace):
     if config_file is not None:
         if not Path(config_file).is_file():
             raise FileNotFoundError(f"config file not found: {config_file}")
-        values.update({k: v for k, v in config_from_json(config_file).to_dict().items()})
+        values.update(read_config_file(config_file))
     epochs = int(opts.get("epochs", values.get("epochs", TrainConfig.epochs)))
     if "milestones" in opts:
         text = opts.pop("milestones")
@@ -131,19 +131,21 @@ def config_from_args(ns: argparse.Namespace):
 
 
 def _cmd_train(ns: argparse.Namespace) -> int:
-    from .train import TrainConfig, train
+    from .train import RESUME_OVERRIDES, TrainConfig, train
 
+    overrides = None
     if ns.resume:
         if not hasattr(ns, "out"):
             raise ValueError("--resume needs --out RUN_DIR")
-        base = TrainConfig(out=ns.out)
-        for key in ("device", "progress", "num_threads"):
-            if hasattr(ns, key):
-                setattr(base, key, getattr(ns, key))
-        cfg = base
+        given = {k for k in vars(ns) if k not in ("command", "resume", "out", "model_args", "data_args")}
+        ignored = sorted(given - set(RESUME_OVERRIDES)) + (["--model-arg/--data-arg"] if ns.model_args or ns.data_args else [])
+        if ignored:
+            raise ValueError(f"--resume continues the stored configuration; these options cannot change it: {ignored}")
+        overrides = {k: getattr(ns, k) for k in RESUME_OVERRIDES if hasattr(ns, k)}
+        cfg = TrainConfig(out=ns.out)
     else:
         cfg = config_from_args(ns)
-    run_dir = train(cfg, resume=ns.resume)
+    run_dir = train(cfg, resume=ns.resume, overrides=overrides)
     print(f"run written to {run_dir}", file=sys.stderr)
     return 0
 

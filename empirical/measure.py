@@ -116,30 +116,45 @@ def feature_pass(
     """
     was_training = model.training
     model.eval()
-    acc = theory.ClassStatsAccumulator(num_classes) if statistics else None
-    feats, labs = [], []
     errors = torch.zeros((), dtype=torch.int64, device=x.device)
-    try:
+
+    def forward_batches():
+        nonlocal errors
         for lo, hi in _local_slices(int(x.shape[0]), batch_size, info):
             xb, yb = x[lo:hi], y[lo:hi]
             logits, h = model.forward_with_features(xb)
-            # float64 once per batch: the statistics, NC4 and the direct loss reuse it
-            h = h.reshape(h.shape[0], -1).to(torch.float64)
             errors += (logits.argmax(dim=1) != yb).sum()
-            if acc is not None:
-                acc.update(h, yb)
-            feats.append(h)
-            labs.append(yb)
+            yield h, yb
+
+    try:
+        acc, features, labels = stream_features(forward_batches(), num_classes, statistics=statistics)
     finally:
         model.train(was_training)
-    count = torch.tensor(sum(int(t.shape[0]) for t in labs), dtype=torch.int64, device=x.device)
+    count = torch.tensor(int(labels.shape[0]), dtype=torch.int64, device=x.device)
     all_reduce_sum(errors, info)
     all_reduce_sum(count, info)
     if acc is not None:
         acc = merge_accumulator(acc, info)
-    features = torch.cat(feats) if feats else x.new_zeros((0, 0))
-    labels = torch.cat(labs) if labs else y.new_zeros((0,))
     return FeaturePass(acc, features, labels, int(errors), int(count))
+
+
+def stream_features(batches, num_classes: int, *, statistics: bool = True):
+    """Accumulate ``(features, labels)`` batches: float64 class statistics (``theory.ClassStatsAccumulator``)
+    and the float64 features, converted once per batch and cached for NC4 and the direct loss.
+
+    Returns ``(accumulator or None, features (n, p), labels (n,))``.
+    """
+    acc = theory.ClassStatsAccumulator(num_classes) if statistics else None
+    feats, labs = [], []
+    for h, yb in batches:
+        h = h.reshape(h.shape[0], -1).to(torch.float64)
+        if acc is not None:
+            acc.update(h, yb)
+        feats.append(h)
+        labs.append(yb)
+    if not feats:
+        return acc, torch.zeros((0, 0), dtype=torch.float64), torch.zeros((0,), dtype=torch.int64)
+    return acc, torch.cat(feats), torch.cat(labs)
 
 
 def _sum_over_ranks(value: torch.Tensor, weight: int, info: DistInfo) -> torch.Tensor:
@@ -151,17 +166,17 @@ def _sum_over_ranks(value: torch.Tensor, weight: int, info: DistInfo) -> torch.T
 def _direct_loss(fp: FeaturePass, W, b, lam: float, num_classes: int, info: DistInfo) -> tuple[float, float]:
     """Paper ``L`` with and without the ridge, straight from the features (``theory.mse_loss``).
 
-    ``L_0 = sum_r n_r L_0^{(r)} / n`` over ranks (one full pass at ``lam = 0``), and
-    ``L = L_0 + (L_lam(h_1) - L_0(h_1))``: the ridge term ``(lam/2)||[W b]||^2`` taken from
-    ``theory.mse_loss`` on one sample, so no formula is retyped and only one pass is made.
+    Over ranks ``L = sum_r n_r L^{(r)} / n`` (the ridge term is the same on every rank and the
+    weights ``n_r / n`` sum to one).
     """
     n_local = int(fp.labels.shape[0])
-    local0 = theory.mse_loss(fp.features, fp.labels, W, b, lam=0.0, num_classes=num_classes)
-    nowd = _sum_over_ranks(local0, n_local, info) / fp.count
-    one_x, one_y = fp.features[:1], fp.labels[:1]
-    ridge = torch.as_tensor(theory.mse_loss(one_x, one_y, W, b, lam=lam, num_classes=num_classes), dtype=torch.float64) \
-        - torch.as_tensor(theory.mse_loss(one_x, one_y, W, b, lam=0.0, num_classes=num_classes), dtype=torch.float64)
-    return float(nowd + ridge), float(nowd)
+    local = torch.stack([
+        torch.as_tensor(theory.mse_loss(fp.features, fp.labels, W, b, lam=value, num_classes=num_classes),
+                        dtype=torch.float64).reshape(())
+        for value in (lam, 0.0)
+    ]) * float(n_local)
+    total = all_reduce_sum(local.clone(), info) / fp.count
+    return float(total[0]), float(total[1])
 
 
 def _guard(warnings: list[str], keys, what: str, fn):
@@ -208,7 +223,7 @@ def metrics_from_pass(
 
     nc = _guard(
         warnings, _NC_KEYS, "nc_metrics",
-        lambda: theory.to_float_dict(theory.nc_metrics(stats, W, b, convention="paper", lam=lam, central_path=False)),
+        lambda: theory.to_float_dict(theory.nc_metrics(stats, W, b, convention="paper", central_path=False)),
     )
     out.update({k: nc.get(k) for k in _NC_KEYS})
 

@@ -30,18 +30,16 @@ import torch
 
 from . import runs
 from .distributed import DistInfo, barrier, broadcast_object, init_from_env, shard, shutdown
-from .measure import measure, network_loss
+from .measure import METRIC_KEYS, measure, network_loss
 from .schedule import lr_milestones, measurement_epochs
 
 
-#: Order of the measured keys in a ``metrics.jsonl`` record (after epoch, step, lr, ...).
-RECORD_ORDER: tuple[str, ...] = (
-    "train_error", "test_error", "loss", "loss_nowd", "lam", "l_nc1", "l_nc23", "l_perp", "l_central",
-    "rho_perp", "identity_residual", "central_path_distance", "nc1", "nc1_notebook",
-    "nc2_equinorm_means", "nc2_equinorm_classifiers", "nc2_equiangular_means", "nc2_equiangular_classifiers",
-    "nc2_maxangle_means", "nc2_maxangle_classifiers", "nc3", "nc4", "snr_singular_values",
-    "lam_notebook", "l_nc1_notebook", "l_nc23_notebook", "l_perp_notebook",
-)
+#: Order of the measured keys in a ``metrics.jsonl`` record (after epoch, step, lr, ...): measure's keys,
+#: with the test error next to the training error.
+RECORD_ORDER: tuple[str, ...] = ("train_error", "test_error") + tuple(k for k in METRIC_KEYS if k != "train_error")
+
+#: Options a resumed run may change; everything else comes from the run's stored ``config.json``.
+RESUME_OVERRIDES: tuple[str, ...] = ("device", "progress", "num_threads")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -115,6 +113,8 @@ class TrainConfig:
             raise ValueError(f"unknown loss {cfg.loss!r}: expected 'mse' or 'ce'")
         if cfg.amp not in ("auto", "bf16", "none"):
             raise ValueError(f"unknown amp {cfg.amp!r}: expected 'auto', 'bf16' or 'none'")
+        if cfg.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {cfg.checkpoint_every}")
         if cfg.per_class is not None and cfg.per_class < 1:
             raise ValueError(f"per_class must be >= 1, got {cfg.per_class}")
         if cfg.lr_milestones is None:
@@ -193,18 +193,17 @@ def load_data(cfg: TrainConfig, device: torch.device):
     )
 
 
-def check_labels(y: torch.Tensor, num_classes: int, what: str) -> None:
-    """Labels must lie in ``[0, C)`` and every class must have at least one sample."""
+def check_all_classes_present(y: torch.Tensor, num_classes: int) -> None:
+    """Every class must have a training sample (the loader already checks the label range).
+
+    Checked before training: otherwise the NC statistics of every measured epoch would be undefined.
+    """
     if y.numel() == 0:
-        raise ValueError(f"{what} set is empty")
-    lo, hi = int(y.min()), int(y.max())
-    if lo < 0 or hi >= num_classes:
-        raise ValueError(f"{what} labels out of range: found [{lo}, {hi}], expected [0, {num_classes - 1}]")
-    if what == "training":
-        counts = torch.bincount(y.cpu(), minlength=num_classes)
-        empty = [int(c) for c in torch.nonzero(counts == 0).flatten()]
-        if empty:
-            raise ValueError(f"empty class: no training samples for class(es) {empty}")
+        raise ValueError("the training set is empty")
+    counts = torch.bincount(y.cpu(), minlength=num_classes)
+    empty = [int(c) for c in torch.nonzero(counts == 0).flatten()]
+    if empty:
+        raise ValueError(f"empty class: no training samples for class(es) {empty}")
 
 
 def weight_penalty(params: list[torch.Tensor], weight_decay: float) -> torch.Tensor:
@@ -222,19 +221,25 @@ def _batches(dataset, batch_size: int, generator: torch.Generator, drop_last: bo
 # --------------------------------------------------------------------------- training
 
 
-def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
+def train(cfg: TrainConfig, *, resume: bool = False, overrides: dict[str, Any] | None = None) -> Path:
     """Train and measure; return the run directory ``cfg.out``.
 
     With ``resume=True`` the run in ``cfg.out`` continues from ``checkpoints/last.pt`` with
-    its stored configuration (only ``device``, ``progress`` and ``num_threads`` are taken
-    from ``cfg``); epochs already in ``metrics.jsonl`` are not measured again.
+    its stored configuration; only the keys of ``overrides`` (a subset of
+    :data:`RESUME_OVERRIDES`) replace stored values.  Epochs already in ``metrics.jsonl`` are
+    not measured again.
     Raises ``ValueError`` / ``FileNotFoundError`` / :class:`empirical.runs.RunError` for bad
     input and :class:`NonFiniteLossError` when the loss diverges (measured epochs are kept).
     """
     run_dir = Path(cfg.out)
     if resume:
+        overrides = dict(overrides or {})
+        bad = sorted(set(overrides) - set(RESUME_OVERRIDES))
+        if bad:
+            raise ValueError(f"a resumed run keeps its stored configuration; only {list(RESUME_OVERRIDES)} may change, "
+                             f"got {bad}")
         stored = runs.read_config(run_dir)["config"]
-        stored.update(device=cfg.device, progress=cfg.progress, num_threads=cfg.num_threads, out=str(run_dir))
+        stored.update(overrides, out=str(run_dir))
         cfg = TrainConfig.from_dict(stored)
     cfg = cfg.resolved()
     device = resolve_device(cfg.device)
@@ -246,6 +251,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         torch.set_num_threads(cfg.num_threads)
     prev_det = torch.are_deterministic_algorithms_enabled()
     prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    prev_benchmark = torch.backends.cudnn.benchmark
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         # warn_only: some CUDA kernels (e.g. adaptive average pooling's backward) have no
@@ -256,6 +262,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         return _train(cfg, run_dir, device, info, resume)
     finally:
         torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
+        torch.backends.cudnn.benchmark = prev_benchmark
         torch.set_num_threads(prev_threads)
         shutdown(info)
 
@@ -272,9 +279,7 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo
     # ---- data (resident on the device)
     train_set, test_set = load_data(cfg, device)
     C = int(train_set.num_classes)
-    check_labels(train_set.y, C, "training")
-    if test_set is not None:
-        check_labels(test_set.y, C, "test")
+    check_all_classes_present(train_set.y, C)
     if not cfg.measure_test:
         test_set = None
     if cfg.drop_last and len(train_set.y) < cfg.batch_size:
@@ -346,7 +351,7 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo
             test_y=None if test_set is None else test_set.y,
             batch_size=cfg.eval_batch_size, info=info,
         )
-        rec = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"] if epoch == 0 else running["lr"],
+        rec = {"epoch": epoch, "step": step, "lr": running.get("lr", optimizer.param_groups[0]["lr"]),
                "lr_weighted_steps": lr_steps, "time_s": time.perf_counter() - t_start}
         rec.update({k: m[k] for k in RECORD_ORDER if k in m})
         rec.update(running)
@@ -360,7 +365,7 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo
             return
         runs.save_checkpoint(run_dir, {
             "epoch": epoch, "step": step, "lr_weighted_steps": lr_steps,
-            "time_s": time.perf_counter() - t_start, "config": cfg.to_dict(),
+            "time_s": time.perf_counter() - t_start,
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "rng": rng_states(generator),
         })
@@ -393,15 +398,18 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo
             step += 1
             lr_steps += lr
             with torch.no_grad():
-                objective = loss.detach().double() + weight_penalty(params, cfg.weight_decay).double()
-                loss_sum += objective * yb.shape[0]
+                loss_sum += loss.detach().double() * yb.shape[0]
                 wrong += (logits.detach().argmax(1) != yb).sum()
                 seen += int(yb.shape[0])
         stats = torch.stack([loss_sum, wrong.double(), torch.tensor(float(seen), dtype=torch.float64, device=device)])
         if info.enabled:
             torch.distributed.all_reduce(stats)
         scheduler.step()
-        running = {"lr": lr, "train_loss_running": float(stats[0] / stats[2]),
+        # the optimiser's objective: epoch-mean data loss (in the training criterion's units) plus
+        # the weight-decay penalty (wd/2)||theta||^2 at the end of the epoch
+        with torch.no_grad():
+            penalty = float(weight_penalty(params, cfg.weight_decay))
+        running = {"lr": lr, "train_loss_running": float(stats[0] / stats[2]) + penalty,
                    "train_error_running": float(stats[1] / stats[2])}
         if not math.isfinite(running["train_loss_running"]):
             raise NonFiniteLossError(
@@ -417,10 +425,17 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo
     return run_dir
 
 
-def config_from_json(path: str | os.PathLike) -> TrainConfig:
-    """A :class:`TrainConfig` from a JSON file (either the bare dict or a ``config.json``)."""
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The options set in a JSON file (either a bare dict or a run's ``config.json``), validated by name.
+
+    Only the keys present are returned, so a partial file overrides only what it names.
+    """
     d = json.loads(Path(path).read_text())
-    return TrainConfig.from_dict(d.get("config", d))
+    options = d.get("config", d)
+    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise ValueError(f"unknown TrainConfig option(s) in {path}: {unknown}")
+    return dict(options)
 
 
 #: Named defaults for ``--preset`` (explicit options override them).

@@ -105,8 +105,7 @@ def channel_stats(x: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, tor
     sq = torch.zeros_like(total)
     for part in x.split(chunk):
         sq += per_channel_sum((part - mean_x.view(shape)).square())
-    sq = (sq / count - (mean - mean_x.to(torch.float64)).square()).clamp_min(0) * count
-    std = (sq / count).sqrt()
+    std = (sq / count - (mean - mean_x.to(torch.float64)).square()).clamp_min(0).sqrt()
     std = torch.where(std > 0, std, torch.ones_like(std))
     return mean.to(torch.float32), std.to(torch.float32)
 

@@ -11,7 +11,7 @@ import torch
 from empirical.measure import METRIC_KEYS
 from empirical.runs import read_config, read_metrics
 from empirical.schedule import lr_milestones, measurement_epochs
-from empirical.train import PRESETS, TrainConfig, check_labels, train
+from empirical.train import PRESETS, TrainConfig, check_all_classes_present, train
 
 REQUIRED = {
     "epoch", "step", "lr", "lr_weighted_steps", "time_s", "train_error", "test_error", "loss", "loss_nowd",
@@ -93,10 +93,14 @@ def test_digits_collapse_progresses(tmp_path):
     assert max(r["identity_residual"] for r in recs) < 1e-8
 
 
-def test_ce_loss_runs(tmp_path):
-    train(gaussian_config(tmp_path / "ce", loss="ce", epochs=2, measure_epochs=[2]))
-    (rec,) = read_metrics(tmp_path / "ce")
-    assert rec["epoch"] == 2 and rec["train_loss_running"] > 0
+def test_ce_loss_trains_and_is_measured_with_the_mse_decomposition(tmp_path):
+    cfg = gaussian_config(tmp_path / "ce", loss="ce", epochs=6, lr=0.3, measure_epochs=[0, 6])
+    train(cfg)
+    first, last = read_metrics(tmp_path / "ce")
+    assert last["train_loss_running"] > 0 and last["train_error"] < first["train_error"]
+    # the decomposition of the paper's MSE loss holds for any classifier, CE-trained too
+    assert last["lam"] == pytest.approx(4 * cfg.weight_decay / 2)
+    assert last["identity_residual"] < 1e-8
 
 
 def test_measurement_schedule():
@@ -105,11 +109,10 @@ def test_measurement_schedule():
     assert lr_milestones(350) == [116, 233]
 
 
-def test_check_labels_messages():
-    with pytest.raises(ValueError, match="out of range"):
-        check_labels(torch.tensor([0, 1, 5]), 3, "training")
+def test_empty_class_is_refused_before_training():
     with pytest.raises(ValueError, match="empty class.*\\[1\\]"):
-        check_labels(torch.tensor([0, 2, 2]), 3, "training")
+        check_all_classes_present(torch.tensor([0, 2, 2]), 3)
+    check_all_classes_present(torch.tensor([0, 1, 2]), 3)
 
 
 def test_bad_config_values(tmp_path):
@@ -164,3 +167,27 @@ def test_batch_larger_than_dataset_is_refused(tmp_path):
         train(gaussian_config(tmp_path / "big", batch_size=1000))
     train(gaussian_config(tmp_path / "ok", batch_size=1000, drop_last=False, epochs=1, measure_epochs=[1]))
     assert read_metrics(tmp_path / "ok")[0]["step"] == 1
+
+
+def test_partial_config_file_keeps_preset_values(tmp_path):
+    from empirical.cli import build_parser, config_from_args
+
+    f = tmp_path / "c.json"
+    f.write_text('{"epochs": 10}')
+    ns = build_parser().parse_args(["train", "--preset", "digits-mlp", "--config", str(f), "--out", str(tmp_path / "r")])
+    cfg = config_from_args(ns)
+    assert cfg.epochs == 10
+    assert cfg.lr == PRESETS["digits-mlp"]["lr"] and cfg.per_class == PRESETS["digits-mlp"]["per_class"]
+    assert cfg.num_threads == 1
+
+
+def test_resume_keeps_the_stored_configuration(tmp_path):
+    from empirical.cli import main
+
+    out = tmp_path / "g"
+    train(gaussian_config(out, epochs=2, measure_epochs=[2], device="cpu", num_threads=1))
+    with pytest.raises(ValueError, match="only"):
+        train(TrainConfig(out=str(out)), resume=True, overrides={"epochs": 5})
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "5"]) == 2  # refused, with a message
+    train(TrainConfig(out=str(out), device="cuda"), resume=True)  # no override: stored device "cpu" is used
+    assert read_config(out)["config"]["device"] == "cpu"

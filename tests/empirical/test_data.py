@@ -384,22 +384,6 @@ def test_real_fashion_mnist_full_path():
     assert train.files[0].startswith(str(FASHION_DIR))
 
 
-def test_batches_shard_for_data_parallel():
-    x = torch.arange(11, dtype=torch.float32).view(11, 1)
-    y = torch.arange(11)
-    seen = []
-    for rank in range(3):
-        it = batches((x, y), 2, shuffle=True, generator=torch.Generator().manual_seed(4), rank=rank, world_size=3)
-        assert len(it) == 2 and it.samples_per_pass == 3  # floor(11 / 3) = 3 -> batches of 2 and 1
-        seen.append(torch.cat([b[1] for b in it]))
-    union = torch.cat(seen)
-    assert len(union) == 9 and len(set(union.tolist())) == 9  # disjoint across ranks
-    plain = [torch.cat([b[1] for b in batches((x, y), 5, shuffle=False, rank=r, world_size=2)]) for r in (0, 1)]
-    assert plain[0].tolist() == [0, 2, 4, 6, 8] and plain[1].tolist() == [1, 3, 5, 7, 9]
-    with pytest.raises(ValueError, match="rank"):
-        batches((x, y), 2, shuffle=False, rank=2, world_size=2)
-
-
 def test_channel_stats_chunked_matches_direct():
     from empirical.data.transforms import channel_stats
 

@@ -221,11 +221,14 @@ DATASETS: dict[str, DatasetSpec] = {
 
 def get_spec(name: str) -> DatasetSpec:
     """Return the registry entry for ``name`` (case-insensitive; ``_`` and ``-`` equivalent)."""
-    key = str(name).lower().replace("_", "-")
-    key = {"fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "stl-10": "stl10"}.get(key, key)
-    if key not in DATASETS:
+    def norm(text: str) -> str:
+        return str(text).lower().replace("_", "").replace("-", "")
+
+    lookup = {norm(alias): spec for spec in DATASETS.values() for alias in (spec.name, *spec.aliases)}
+    spec = lookup.get(norm(name))
+    if spec is None:
         raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
-    return DATASETS[key]
+    return spec
 
 
 def candidate_roots(data_root: str | os.PathLike | None) -> tuple[list[Path], bool]:

@@ -137,10 +137,15 @@ def snr_matrix_of(records: Sequence[dict[str, Any]]) -> np.ndarray:
 
 
 def terminal_phase_start(records: Sequence[dict[str, Any]]) -> int | None:
-    """Index of the first record with zero training error (start of the terminal phase, spec 7.2)."""
+    """Index of the start of the terminal phase (spec 7.2): the record after the last one whose training
+    error is not zero (> 0, or missing), so the training error stays zero from there on.  None when the
+    last record's training error is not zero (the run ends outside the terminal phase)."""
     err = column(records, "train_error")
-    idx = np.flatnonzero(err == 0.0)
-    return int(idx[0]) if idx.size else None
+    if err.size == 0:
+        return None
+    nonzero = np.flatnonzero(~(err == 0.0))
+    start = int(nonzero[-1]) + 1 if nonzero.size else 0
+    return start if start < err.size else None
 
 
 # ----------------------------------------------------------------------------- comparison
@@ -168,9 +173,20 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
 
 
 def _law_sum(name: str, omega: np.ndarray, C: int) -> np.ndarray:
-    """``sum_j law(omega_j)`` per row (spec 3.4 / 5.1); NaN rows stay NaN."""
+    """``sum_j law(omega_j)`` per row (spec 3.4 / 5.1); NaN rows stay NaN.
+
+    The law's arguments are ``(omega,)`` or ``(omega, C)`` (``theory.laws.SIGNATURES``).
+    """
+    from theory import laws  # noqa: PLC0415
+
     f = _law(name)
-    vals = f(omega) if name == "nc1_renormalized" else f(omega, float(C))
+    arity = len(laws.SIGNATURES[name])
+    if arity == 1:
+        vals = f(omega)
+    elif arity == 2:
+        vals = f(omega, float(C))
+    else:
+        raise ValueError(f"law {name!r} takes {laws.SIGNATURES[name]}, not (omega[, C])")
     return np.sum(np.asarray(vals, dtype=np.float64), axis=1)
 
 
@@ -238,8 +254,8 @@ def compare_records(
     time : "epoch" or "lr_steps" (the learning-rate weighted step count ``sum_k lr_k``).
     early_epoch : epoch whose measured SNR starts the forward integration
         (default: the first epoch of the fit window).
-    fit_from_epoch : first epoch of the fit window (default: the first epoch with zero
-        training error, the start of the terminal phase; all epochs if it is never reached
+    fit_from_epoch : first epoch of the fit window (default: the start of the terminal phase,
+        :func:`terminal_phase_start`, training error zero from there on; all epochs if it is never reached
         or leaves fewer than 4 points).
     fit_exponent : time map ``s T^beta`` with free ``beta`` (else ``beta = 1``).
 
@@ -268,7 +284,7 @@ def compare_records(
         window_reason = f"epochs >= {fit_from_epoch} (requested)"
     elif tpt is not None and np.sum(valid & (epochs >= epochs[tpt])) >= 4:
         window = valid & (epochs >= epochs[tpt])
-        window_reason = f"terminal phase: epochs >= {int(epochs[tpt])} (first zero training error)"
+        window_reason = f"terminal phase: epochs >= {int(epochs[tpt])} (training error zero from there on)"
     else:
         window = valid
         window_reason = "all epochs (terminal phase absent or too short)"
@@ -484,19 +500,27 @@ def write_compare_figures(result: dict[str, Any], out_dir: str | Path) -> list[P
     return paths
 
 
-def _json_default(o: Any) -> Any:
+def jsonable(o: Any) -> Any:
+    """JSON-ready copy: numpy arrays and scalars to Python, tuples to lists, keys to str, NaN/Inf to None."""
+    if isinstance(o, dict):
+        return {str(k): jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [jsonable(v) for v in o]
     if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.bool_):
+        return jsonable(o.tolist())
+    if isinstance(o, (bool, np.bool_)):
         return bool(o)
-    return str(o)
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, (float, np.floating)):
+        f = float(o)
+        return f if math.isfinite(f) else None
+    return o
 
 
 def dumps_json(obj: Any) -> str:
-    """Strict JSON text (NaN/Inf written as null, numpy types converted)."""
-    return json.dumps(_nan_to_none(obj), indent=2, default=_json_default, allow_nan=False)
+    """Strict JSON text (NaN/Inf written as null, numpy types converted, other objects as str)."""
+    return json.dumps(jsonable(obj), indent=2, default=str, allow_nan=False)
 
 
 def public(result: dict[str, Any]) -> dict[str, Any]:
@@ -535,16 +559,3 @@ def compare_run(
     (out_dir / "compare.json").write_text(dumps_json(public(result)))
     return result
 
-
-def _nan_to_none(o: Any) -> Any:
-    if isinstance(o, dict):
-        return {k: _nan_to_none(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_nan_to_none(v) for v in o]
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    if isinstance(o, np.ndarray):
-        return _nan_to_none(o.tolist())
-    if isinstance(o, (np.floating,)):
-        return _nan_to_none(float(o))
-    return o

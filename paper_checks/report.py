@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .claims import Claim
-from .compare import column, dumps_json
+from .compare import column, dumps_json, terminal_phase_start
 
 __all__ = [
     "write_claims_json",
@@ -92,10 +92,10 @@ HEADLINES = {
                                               f"nc3 {m['nc3']['start']:.3g} -> {m['nc3']['end']:.3g}",
     "dynamics.invariants": lambda m: ", ".join(f"{k} {v:.1e}" for k, v in m.items()),
     "dynamics.retraction_differs": lambda m: (
-        f"residual own law {m['retraction_residual_own_law_n(Clogw+w^2/2)']:.2e}, projected law "
-        f"{m['retraction_residual_projected_law']:.3g}; late growth exponent "
-        f"{m['late_growth_exponent_retraction (~1/2)']:.3f} vs {m['late_growth_exponent_projected (~1/4)']:.3f}"),
-    "empirical.terminal_phase_reached": lambda m: (f"zero training error from epoch {m['first_zero_error_epoch']} "
+        f"own-law residual {m['own_law_residual_at_h']:.2e} at step {m['step_h']:g}, "
+        f"{m['own_law_residual_at_h/2']:.2e} at half (ratio {m['own_law_residual_ratio_h_over_h/2']:.3f}); "
+        f"projected-law residual {m['retraction_residual_projected_law']:.3g}"),
+    "empirical.terminal_phase_reached": lambda m: (f"zero training error from epoch {m['terminal_phase_start_epoch']} "
                                                    f"to {m['last_epoch']}; final test error {m['final_test_error']:.4f}"),
     "empirical.l_perp_negligible": lambda m: (f"L_perp/(L_NC1+L_NC2/3) max {m['max_ratio_terminal_phase']:.3g}, "
                                               f"median {m['median_ratio_terminal_phase']:.3g}, "
@@ -163,8 +163,7 @@ def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     ep = column(records, "epoch")
     paths: list[Path] = []
-    err = column(records, "train_error")
-    tpt = np.flatnonzero(err == 0.0)
+    tpt = terminal_phase_start(records)
 
     panels = [
         ("training / test error", ["train_error", "test_error"]),
@@ -181,14 +180,15 @@ def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path) -> 
             ok = np.isfinite(v) & (v > 0) & (ep > 0)
             if np.any(ok):
                 ax.plot(ep[ok], v[ok], "o-", ms=3, lw=1, label=key)
-        if tpt.size:
-            ax.axvline(ep[tpt[0]], color="gray", ls=":", lw=1)
+        if tpt is not None:
+            ax.axvline(ep[tpt], color="gray", ls=":", lw=1)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7)
-    fig.suptitle("Neural collapse metrics (dotted line: first epoch with zero training error)", fontsize=10)
+    fig.suptitle("Neural collapse metrics (dotted line: start of the terminal phase, training error zero from "
+                 "there on)", fontsize=10)
     fig.tight_layout()
     p = out_dir / "training_nc_metrics.png"
     fig.savefig(p, dpi=100)
@@ -217,9 +217,9 @@ def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path) -> 
     ok = np.isfinite(cpd) & (cpd > 0) & (ep > 0)
     if np.any(ok):
         ax.plot(ep[ok], cpd[ok], "s-", ms=3, lw=1, label="||[W b] - [W_LS b_LS]|| / ||[W_LS b_LS]||")
-    if tpt.size:
+    if tpt is not None:
         for a in axes:
-            a.axvline(ep[tpt[0]], color="gray", ls=":", lw=1)
+            a.axvline(ep[tpt], color="gray", ls=":", lw=1)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
@@ -233,8 +233,7 @@ def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path) -> 
     return paths
 
 
-def simulation_figures(projected: Any, retraction: Any | None, out_dir: str | Path, *, per_class: int,
-                       kappa: float = 1.0) -> list[Path]:
+def simulation_figures(projected: Any, retraction: Any | None, out_dir: str | Path, *, per_class: int) -> list[Path]:
     """Spec 6.4 figures: omega_j(t) (ODE vs closed form vs (t/c3)^(1/4)), max/min ratio, retraction contrast."""
     plt = _plt()
     out_dir = Path(out_dir)
@@ -243,14 +242,17 @@ def simulation_figures(projected: Any, retraction: Any | None, out_dir: str | Pa
     w = np.asarray(projected.omega, dtype=np.float64)
     cf = np.asarray(projected.closed_form_omega, dtype=np.float64)
     C = w.shape[1] + 1
-    c3 = per_class / kappa / 4.0
+    from theory import laws  # noqa: PLC0415
+
+    kappa = float(projected.params["kappa_value"])  # the flow speed the trajectory was simulated with
+    growth = laws.numeric("growth", backend="numpy")  # (t/c3)^(1/4), spec 6.4 item 1
     pos = t > 0
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     ax = axes[0]
     for j in range(w.shape[1]):
         ax.plot(t[pos], w[pos, j], "-", lw=1.5, label="ODE" if j == 0 else None)
         ax.plot(t[pos], cf[pos, j], "k:", lw=1, label="closed form" if j == 0 else None)
-    ax.plot(t[pos], (t[pos] / c3) ** 0.25, "r--", lw=1, label="(t/c3)^(1/4)")
+    ax.plot(t[pos], growth(t[pos], float(per_class), float(C), kappa), "r--", lw=1, label="(t/c3)^(1/4)")
     if retraction is not None:
         tr = np.asarray(retraction.times, dtype=np.float64)
         wr = np.asarray(retraction.omega, dtype=np.float64)

@@ -121,3 +121,80 @@ def test_report_files(tmp_path, good_log, capsys):
     assert paths["html"].read_text().startswith("<!DOCTYPE html>")
     table = claims_table(claims)
     assert "FAIL" in table and f"{len(claims) - 1}/{len(claims)} claims pass" in table
+
+
+def test_perturbed_lambda0_term_fails_the_exact_closed_form_claim_and_the_exit_code(good_log):
+    from paper_checks.main import exit_code
+
+    cmp_ok = public(compare_records(good_log, time="epoch"))
+    ok = _by_id(empirical_claims(good_log, cmp_ok))["empirical.central_path_closed_forms"]
+    assert ok.status == "pass"
+    # A relative error of 1e-6 in one logged lambda = 0 term is far above rounding: the identity claim must fail.
+    bad = [dict(r, l_nc1_lam0=r["l_nc1_lam0"] * (1 + 1e-6)) for r in good_log]
+    claims = empirical_claims(bad, public(compare_records(bad, time="epoch")))
+    c = _by_id(claims)["empirical.central_path_closed_forms"]
+    assert c.status == "fail"
+    assert c.measured["l_nc1"]["max_rel_error"] == pytest.approx(1e-6, rel=1e-3)
+    assert exit_code(claims) == 1
+    assert exit_code(empirical_claims(good_log, cmp_ok)) == 0
+
+
+def test_missing_lambda0_terms_fail_the_exact_closed_form_claim_with_a_reason(good_log):
+    from paper_checks.main import exit_code
+
+    bad = [{k: v for k, v in r.items() if not k.endswith("_lam0")} for r in good_log]
+    claims = empirical_claims(bad, public(compare_records(bad, time="epoch")))
+    c = _by_id(claims)["empirical.central_path_closed_forms"]
+    assert c.status == "fail"
+    assert "lambda = 0" in c.measured["error"]
+    assert exit_code(claims) == 1
+
+
+def test_dynamics_claims_read_kappa_from_the_trajectory_and_need_the_etf_metric():
+    from paper_checks.synthetic import closed_form_snr
+
+    N, C, kappa = 6, 4, 3.0
+    t = np.concatenate([[0.0], np.geomspace(1e-2, 1e4, 40)])
+    # Projected flow at speed kappa: G(omega) = G(omega0) + (kappa/N) t.
+    w = closed_form_snr(kappa * t / N + 1.0, np.array([2.0, 1.0, 0.5]), C=C, scale=1.0)
+    etf = np.concatenate([[1.0], np.geomspace(0.5, 0.01, 40)])
+    by = _by_id(dynamics_claims(_fake_traj(w, t, metrics={"gram_etf_distance": etf}, kappa=kappa), per_class=N))
+    assert by["dynamics.closed_form"].status == "pass"
+    assert by["dynamics.closed_form"].measured["kappa"] == kappa
+    assert by["dynamics.omega_to_infinity"].measured["(c1, c2, c3)"] == pytest.approx(
+        [N / kappa * C**2, N / kappa * C, N / kappa / 4])
+    # The same trajectory read with the wrong speed (kappa = 1) violates the law.
+    wrong = _by_id(dynamics_claims(_fake_traj(w, t, metrics={"gram_etf_distance": etf}, kappa=1.0), per_class=N))
+    assert wrong["dynamics.closed_form"].measured["max_rel_residual_c1logw+c2w2+c3w4-a-t"] > 1e-3
+    no_etf = _by_id(dynamics_claims(_fake_traj(w, t, kappa=kappa), per_class=N))["dynamics.simplex_etf_limit"]
+    assert no_etf.status == "fail" and "gram_etf_distance" in no_etf.measured["error"]
+    no_kappa = SimpleNamespace(times=t, omega=w, closed_form_omega=w, metrics={"gram_etf_distance": etf}, params={})
+    by = _by_id(dynamics_claims(no_kappa, per_class=N))
+    for cid in ("dynamics.closed_form", "dynamics.omega_to_infinity", "dynamics.nc1_rate"):
+        assert by[cid].status == "fail" and "kappa_value" in by[cid].measured["error"]
+    assert by["dynamics.simplex_etf_limit"].status == "pass"
+
+
+@pytest.fixture(scope="module")
+def retraction_runs():
+    simulate = pytest.importorskip("simulate")
+    sizes = dict(classes=4, per_class=6, dim=9, seed=12, t_max=500.0, num_times=20)
+    return (simulate.run("retraction", step=0.5, **sizes), simulate.run("retraction", step=0.25, **sizes),
+            simulate.run("retraction", step=0.125, **sizes))
+
+
+def test_retraction_claim_checks_first_order_in_the_step(retraction_runs):
+    from paper_checks.claims import retraction_claims
+
+    h, h2, h4 = retraction_runs
+    c = retraction_claims(h, h2, None, per_class=6)[0]
+    assert c.status == "pass", c.measured
+    ratio = c.measured["own_law_residual_ratio_h_over_h/2"]
+    assert TOLERANCES["retraction_order_ratio_min"] <= ratio <= TOLERANCES["retraction_order_ratio_max"]
+    assert c.measured["retraction_residual_projected_law"] >= TOLERANCES["retraction_vs_projected_min_rel"]
+    # A quarter step as the "half" run is order ratio ~4, and the same run twice is ratio 1: both fail.
+    assert retraction_claims(h, h4, None, per_class=6)[0].status == "fail"
+    same = SimpleNamespace(times=h.times, omega=h.omega, params=dict(h.params, step=0.25))
+    assert retraction_claims(h, same, None, per_class=6)[0].status == "fail"
+    missing = retraction_claims(h, None, None, per_class=6)[0]
+    assert missing.status == "fail" and "half-step" in missing.measured["error"]

@@ -86,3 +86,17 @@ def test_compare_on_synthetic_log_is_exact_and_forward_matches():
     assert res["snr_ratio"]["observed_moves_toward_1"] and res["snr_ratio"]["predicted_moves_toward_1"]
     hold = res["forward"]["holdout"]
     assert hold["forward_ode_rel_error"]["max"] < 1e-6 and hold["closed_form_rel_error"]["max"] < 1e-6
+
+
+def test_terminal_phase_starts_after_the_last_nonzero_training_error():
+    from paper_checks.compare import terminal_phase_start
+
+    def recs(errs):
+        return [{"epoch": k, "train_error": e} for k, e in enumerate(errs)]
+
+    # zero at epoch 2, back above zero at 4: the phase where the error stays zero starts at 5
+    assert terminal_phase_start(recs([0.3, 0.1, 0.0, 0.0, 0.01, 0.0, 0.0])) == 5
+    assert terminal_phase_start(recs([0.0, 0.0])) == 0
+    assert terminal_phase_start(recs([0.2, 0.0, 0.1])) is None
+    assert terminal_phase_start(recs([0.2, 0.0, None, 0.0])) == 3  # a missing value is not a known zero
+    assert terminal_phase_start([]) is None

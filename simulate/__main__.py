@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from ._solve import SOLVERS
 from .run import ENSEMBLE_FLOWS, FLOWS, run
 
 
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--rtol", type=float, default=1e-8)
     ap.add_argument("--atol", type=float, default=1e-10)
     ap.add_argument("--rank", type=int, default=None, help="initial rank of the centred class means (<= C-1)")
-    ap.add_argument("--solver", choices=("tsit5", "dopri5", "dopri8"), default="tsit5")
+    ap.add_argument("--solver", choices=sorted(SOLVERS), default="tsit5")
     ap.add_argument("--step", type=float, default=0.5, help="retraction flow: Euler step size")
     ap.add_argument("--lam", type=float, default=1e-3, help="free flow: ridge lambda on W, b")
     ap.add_argument("--lam-h", type=float, default=0.0, help="free flow: weight decay on the features")

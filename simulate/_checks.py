@@ -9,11 +9,13 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+import theory
+from theory._backend import is_concrete as _leaf_is_concrete
+
 
 def is_concrete(x) -> bool:
-    """True when ``x`` holds concrete values (not a JAX tracer)."""
-    leaves = jax.tree_util.tree_leaves(x)
-    return not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
+    """True when no leaf of the pytree ``x`` is a JAX tracer (``theory._backend.is_concrete`` per leaf)."""
+    return all(_leaf_is_concrete(leaf) for leaf in jax.tree_util.tree_leaves(x))
 
 
 def check_sizes(classes: int, per_class: int, dim: int) -> None:
@@ -64,31 +66,19 @@ def check_omega0(omega0) -> None:
         raise ValueError("omega0 must be >= 0 (singular values)")
 
 
-def check_features(features, labels, num_classes: int) -> None:
-    """Finite features (n, p), labels (n,) in [0, C), balanced classes with >= 2 examples, invertible Sigma_W."""
-    if not is_concrete((features, labels)):
+def check_features(stats) -> None:
+    """Simulate-specific conditions on ``theory.class_stats`` output (which already rejected bad shapes, non-finite
+    features and out-of-range labels): balanced classes with N >= 2 examples, p >= C-1, and an invertible Sigma_W
+    (``theory.inverse_sqrt_within`` raises on a singular one)."""
+    if not is_concrete(stats.counts):
         return
-    x = np.asarray(features, dtype=np.float64)
-    y = np.asarray(labels)
-    if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.shape[0]:
-        raise ValueError(f"shape mismatch: features {x.shape} (n, p) and labels {y.shape} (n,)")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("features contain non-finite values (NaN or Inf)")
-    if y.size and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(f"labels out of range [0, {num_classes})")
-    counts = np.bincount(y, minlength=num_classes)
+    counts = np.asarray(stats.counts)
+    C = stats.num_classes
     if np.any(counts < 2):
         raise ValueError(f"every class needs >= 2 examples (N >= 2); class counts {counts.tolist()}")
     if np.any(counts != counts[0]):
         raise ValueError(f"the central-path dynamics assume balanced classes; class counts {counts.tolist()}")
-    p = x.shape[1]
-    if p < num_classes - 1:
-        raise ValueError(f"feature dimension p={p} < C-1={num_classes - 1}")
-    import theory
-
-    ev = np.linalg.eigvalsh(np.asarray(theory.class_stats(x, y, num_classes).sigma_w))
-    if ev[0] <= 1e-12 * max(ev[-1], np.finfo(float).tiny):
-        raise ValueError(
-            f"initial Sigma_W is singular (smallest/largest eigenvalue {ev[0]:.3e}/{ev[-1]:.3e}); "
-            "the renormalised flow needs an invertible within-class covariance"
-        )
+    if stats.dim < C - 1:
+        raise ValueError(f"feature dimension p={stats.dim} < C-1={C - 1}")
+    if is_concrete(stats.sigma_w):
+        theory.inverse_sqrt_within(stats)

@@ -24,7 +24,7 @@ import theory
 
 from ._checks import check_features, check_times, is_concrete
 from ._laws import kappa_value
-from .reduced import solve_ode
+from ._solve import prepare, solve
 
 
 def _class_means(D: jax.Array, labels: jax.Array, C: int) -> jax.Array:
@@ -56,7 +56,8 @@ def project_tangent(X: jax.Array, labels: jax.Array, C: int, D: jax.Array, stats
     Z = within-class deviations of X) removes the normal component Z S, S symmetric solving
     Sigma_W S + S Sigma_W = (2/n) sym(Z^T D_w) (a Lyapunov equation, solved in the eigenbasis of Sigma_W).
     At Sigma_W = I this is S = sym(Z^T D_w)/n. For the central-path gradient D_w is itself of the form Z S
-    (spec 6.1), so within-class deviations are frozen and only class means move. ``stats``: class_stats(X).
+    (spec 6.1), so within-class deviations are frozen and only class means move (``projected_rhs`` uses that
+    shortcut). ``stats``: class_stats(X).
     """
     n = X.shape[0]
     if stats is None:
@@ -73,25 +74,27 @@ def project_tangent(X: jax.Array, labels: jax.Array, C: int, D: jax.Array, stats
 
 
 def projected_rhs(t, X: jax.Array, args) -> jax.Array:
-    """dX/dt = -kappa Proj_{T_X X_set} grad_X L_central(X); ``args = (labels, C, kappa)`` (spec 6.1)."""
+    """dX/dt = -kappa Proj_{T_X X_set} grad_X L_central(X); ``args = (labels, C, kappa)`` (spec 6.1).
+
+    The within-class part of the central-path gradient D is exactly Z (W_LS^T W_LS / n) (Z the within-class
+    deviations), i.e. of the normal form Z S with S symmetric, which ``project_tangent`` removes exactly; so the
+    projection keeps only the class-mean part minus its global mean (no Lyapunov solve, no n p^2 GEMMs).
+    ``project_tangent(X, labels, C, D)`` gives the same result (tests/simulate/test_flows.py).
+    """
     labels, C, kappa = args
-    stats = theory.class_stats(X, labels, C)
-    return -kappa * project_tangent(X, labels, C, central_path_gradient(X, labels, C, stats), stats)
+    D = central_path_gradient(X, labels, C)
+    return -kappa * (_class_means(D, labels, C)[labels] - jnp.mean(D, axis=0))
 
 
 def _prepare_features(X0, labels, C, renormalize):
-    check_features(X0, labels, C)
+    """float64 X0, labels; one ``theory.class_stats`` (its validation) + simulate's checks; optional renormalisation."""
     X0 = jnp.asarray(X0, dtype=jnp.float64)
     labels = jnp.asarray(labels)
+    stats = theory.class_stats(X0, labels, C)
+    check_features(stats)
     if renormalize:
-        X0 = theory.renormalize(X0, theory.class_stats(X0, labels, C))
+        X0 = theory.renormalize(X0, stats)
     return X0, labels
-
-
-@functools.partial(jax.jit, static_argnames=("C", "rtol", "atol", "solver", "max_steps"))
-def _integrate_features(X0, labels, times, C, kappa, rtol, atol, solver, max_steps):
-    return solve_ode(projected_rhs, X0, times, (labels, C, kappa), rtol=rtol, atol=atol, solver=solver,
-                     max_steps=max_steps)
 
 
 def integrate_features(
@@ -114,12 +117,10 @@ def integrate_features(
     loss and the SNR singular values unchanged, spec 5.1). Returns X at ``times``, shape (len(times), n, p)
     (and the solver step count if ``return_steps``). jit-able; vmap-able over X0.
     """
-    check_times(times)
     X0, labels = _prepare_features(X0, labels, C, renormalize)
-    N = int(X0.shape[0] // C)
-    k = kappa_value(kappa, N, C)
-    ys, steps = _integrate_features(X0, labels, jnp.asarray(times, dtype=jnp.float64), C, k, float(rtol),
-                                    float(atol), solver, int(max_steps))
+    times, k, opts = prepare(times, kappa, X0.shape[0] // C, C, rtol=rtol, atol=atol, solver=solver,
+                             max_steps=max_steps)
+    ys, steps = solve(projected_rhs, X0, times, (labels, C, k), **opts)
     return (ys, steps) if return_steps else ys
 
 
@@ -180,12 +181,6 @@ def free_rhs(t, params, args):
     return jax.tree_util.tree_map(lambda v: -kappa * v, g)
 
 
-@functools.partial(jax.jit, static_argnames=("C", "rtol", "atol", "solver", "max_steps"))
-def _integrate_free(params0, labels, times, C, kappa, lam, lam_h, rtol, atol, solver, max_steps):
-    return solve_ode(free_rhs, params0, times, (labels, C, kappa, lam, lam_h), rtol=rtol, atol=atol, solver=solver,
-                     max_steps=max_steps)
-
-
 def integrate_free(
     X0: jax.Array,
     labels: jax.Array,
@@ -209,14 +204,11 @@ def integrate_free(
     Returns ``(W, b, X)`` at ``times`` with leading axis len(times). No renormalisation: this is the off-central-
     path comparison of spec 4.
     """
-    check_times(times)
-    check_features(X0, labels, C)
     if is_concrete((lam, lam_h)) and (lam < 0 or lam_h < 0):
         raise ValueError(f"weight decays must be >= 0, got lam={lam}, lam_h={lam_h}")
-    X0 = jnp.asarray(X0, dtype=jnp.float64)
-    N = int(X0.shape[0] // C)
-    k = kappa_value(kappa, N, C)
+    X0, labels = _prepare_features(X0, labels, C, renormalize=False)
+    times, k, opts = prepare(times, kappa, X0.shape[0] // C, C, rtol=rtol, atol=atol, solver=solver,
+                             max_steps=max_steps)
     params0 = (jnp.asarray(W0, jnp.float64), jnp.asarray(b0, jnp.float64), X0)
-    ys, steps = _integrate_free(params0, jnp.asarray(labels), jnp.asarray(times, dtype=jnp.float64), C, k,
-                                float(lam), float(lam_h), float(rtol), float(atol), solver, int(max_steps))
+    ys, steps = solve(free_rhs, params0, times, (labels, C, k, jnp.asarray(float(lam)), jnp.asarray(float(lam_h))), **opts)
     return (ys, steps) if return_steps else ys

@@ -11,15 +11,12 @@ law is not a ``theory.laws`` scalar law, so it is written here once (two Cholesk
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
-from ._checks import check_times, is_concrete
-from ._laws import kappa_value
-from .reduced import solve_ode
+from ._checks import is_concrete
+from ._solve import prepare, solve
 
 
 def matrix_rhs(t, S: jax.Array, args) -> jax.Array:
@@ -30,11 +27,6 @@ def matrix_rhs(t, S: jax.Array, args) -> jax.Array:
     cho = jsl.cho_factor(A, lower=True)
     SJ = S - jnp.mean(S, axis=1, keepdims=True)
     return (kappa / N) * jsl.cho_solve(cho, jsl.cho_solve(cho, SJ))
-
-
-@functools.partial(jax.jit, static_argnames=("rtol", "atol", "solver", "max_steps"))
-def _integrate_matrix(S0, times, N, C, kappa, rtol, atol, solver, max_steps):
-    return solve_ode(matrix_rhs, S0, times, (N, C, kappa), rtol=rtol, atol=atol, solver=solver, max_steps=max_steps)
 
 
 def integrate_matrix(
@@ -54,14 +46,13 @@ def integrate_matrix(
     Returns S at ``times`` with shape (len(times), p, C) (and the solver step count if ``return_steps``).
     jit-able and vmap-able over ``S0``.
     """
-    check_times(times)
     if is_concrete(S0) and not bool(jnp.all(jnp.isfinite(S0))):
         raise ValueError("S0 contains non-finite values (NaN or Inf)")
     S0 = jnp.asarray(S0, dtype=jnp.float64)
     if S0.ndim != 2:
         raise ValueError(f"S0 must be a (p, C) matrix, got shape {S0.shape}")
     C = int(S0.shape[1])
-    k = kappa_value(kappa, N, C)
-    ys, steps = _integrate_matrix(S0, jnp.asarray(times, dtype=jnp.float64), float(N), float(C), k, float(rtol), float(atol),
-                                  solver, int(max_steps))
+    times, k, opts = prepare(times, kappa, N, C, rtol=rtol, atol=atol, solver=solver, max_steps=max_steps)
+    NC = jnp.asarray([N, C], dtype=jnp.float64)  # arrays: traced, no recompilation per size
+    ys, steps = solve(matrix_rhs, S0, times, (NC[0], NC[1], k), **opts)
     return (ys, steps) if return_steps else ys

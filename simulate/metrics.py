@@ -10,7 +10,6 @@ manifold constraints (max |Sigma_W - I|, max |mu_G|) and the drift of the SNR si
 from __future__ import annotations
 
 import functools
-import warnings
 
 import jax
 import jax.numpy as jnp
@@ -22,8 +21,8 @@ from ._laws import law
 
 def gram_matrix(stats) -> jax.Array:
     """Gram matrix of the globally-centred class means, G = Mbar^T Mbar (C, C) (spec section 1)."""
-    Mbar = stats.means - stats.global_mean
-    return Mbar @ Mbar.T
+    Mbar_T = stats.centered_means  # (C, p): rows mu_c - mu_G
+    return Mbar_T @ Mbar_T.T
 
 
 def feature_metrics(
@@ -40,7 +39,8 @@ def feature_metrics(
 
     Returns ``(metrics, G)``: ``metrics`` maps names to 0-d arrays plus "omega" (C-1,); G is the class-mean Gram
     matrix. If U0 (p, C-1), V0 (C, C-1) (initial SNR singular vectors) are given, "singular_vector_drift" is
-    ||S - U0 diag(U0^T S V0) V0^T||_F / ||S||_F with S = Mbar^T (spec 6.2: zero along the projected flow).
+    ||S - U0 diag(U0^T S V0) V0^T||_F / ||S||_F with S = Mbar (p, C), the SNR matrix on X_set (spec 6.2: zero
+    along the projected flow).
     """
     stats = theory.class_stats(X, labels, C)
     if W is None:
@@ -49,8 +49,8 @@ def feature_metrics(
     omega = theory.snr_singular_values(stats)
     out["omega"] = omega
     out["omega_ratio"] = omega[0] / omega[-1]
-    out.update(theory.nc_metrics(stats, W, b, lam=lam))
-    out.update(theory.decompose(stats, W, b, lam=lam))
+    out.update(theory.nc_metrics(stats, W, b, lam=lam, central_path=False))
+    out.update(theory.decompose(stats, W, b, lam=lam))  # includes central_path_distance
     out["nc4"] = theory.ncc_mismatch(X, labels, stats, W, b)
     out["l_central_law"] = jnp.sum(law("l_central")(omega, C))
     out["nc1_law"] = jnp.sum(law("nc1_renormalized")(omega))
@@ -60,7 +60,7 @@ def feature_metrics(
     out["sigma_w_deviation"] = jnp.max(jnp.abs(stats.sigma_w - jnp.eye(p)))
     out["global_mean_norm"] = jnp.max(jnp.abs(stats.global_mean))
     if U0 is not None:
-        S = (stats.means - stats.global_mean).T
+        S = stats.centered_means.T
         d = jnp.diagonal(U0.T @ S @ V0)
         out["singular_vector_drift"] = jnp.linalg.norm(S - (U0 * d) @ V0.T) / jnp.linalg.norm(S)
     return out, G
@@ -69,10 +69,6 @@ def feature_metrics(
 @functools.partial(jax.jit, static_argnames=("C",))
 def _vmapped(Xs, labels, C, Ws, bs, lam, U0, V0):
     return jax.vmap(lambda X, W, b: feature_metrics(X, labels, C, W, b, lam, U0, V0))(Xs, Ws, bs)
-
-
-_TRACE_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.NonConcreteBooleanIndexError, jax.errors.TracerBoolConversionError,
-                 jax.errors.TracerArrayConversionError, jax.errors.TracerIntegerConversionError)
 
 
 def trajectory_metrics(
@@ -87,17 +83,6 @@ def trajectory_metrics(
 ) -> tuple[dict[str, jax.Array], jax.Array]:
     """``feature_metrics`` at every saved time of Xs (T, n, p) (and Ws (T, C, p), bs (T, C) if given).
 
-    Jitted and vmapped over time when theory's functions trace; otherwise (theory validating concrete values)
-    a Python loop over times. Returns (metrics with a leading T axis, Gram matrices (T, C, C)).
+    Jitted and vmapped over time. Returns (metrics with a leading T axis, Gram matrices (T, C, C)).
     """
-    try:
-        return _vmapped(Xs, labels, C, Ws, bs, lam, U0, V0)
-    except _TRACE_ERRORS as err:  # pragma: no cover - depends on theory's validation style
-        warnings.warn(f"theory functions are not traceable ({type(err).__name__}); metrics computed eagerly",
-                      stacklevel=2)
-    rows = [
-        feature_metrics(Xs[i], labels, C, None if Ws is None else Ws[i], None if bs is None else bs[i], lam, U0, V0)
-        for i in range(Xs.shape[0])
-    ]
-    metrics = {k: jnp.stack([r[0][k] for r in rows]) for k in rows[0][0]}
-    return metrics, jnp.stack([r[1] for r in rows])
+    return _vmapped(Xs, labels, C, Ws, bs, lam, U0, V0)

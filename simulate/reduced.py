@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 
-import diffrax
 import jax
 import jax.numpy as jnp
 import optimistix as optx
@@ -23,54 +22,13 @@ import theory.laws
 
 from ._checks import check_omega0, check_times
 from ._laws import kappa_value, law
-
-SOLVERS = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5, "dopri8": diffrax.Dopri8}
-
-
-def solver_from_name(name: str) -> diffrax.AbstractSolver:
-    """A Diffrax Runge-Kutta solver by name: "tsit5", "dopri5" or "dopri8"."""
-    if name not in SOLVERS:
-        raise ValueError(f"unknown solver {name!r}; choose one of {sorted(SOLVERS)}")
-    return SOLVERS[name]()
+from ._solve import prepare, solve, solve_ode
 
 
 def reduced_rhs(t, omega: jax.Array, args) -> jax.Array:
     """d omega_j/dt = (kappa/N) omega_j/(C + omega_j^2)^2, ``args = (N, C, kappa)`` (spec 6.2; theory "omega_rhs")."""
     N, C, kappa = args
     return law("omega_rhs")(omega, N, C, kappa)
-
-
-NORMS = {"rms": optx.rms_norm, "max": optx.max_norm}
-
-
-def solve_ode(rhs, y0, times, args, *, rtol, atol, solver="tsit5", max_steps=1_000_000, error_norm="rms"):
-    """Integrate dy/dt = rhs(t, y, args) from times[0] with Diffrax and a PID controller, saving at ``times``.
-
-    ``error_norm``: "rms" (Diffrax's default) or "max" (every component's local error within atol + rtol |y|).
-    Returns ``(ys, num_steps)``; ``ys`` has a leading axis of length len(times) on every leaf.
-    """
-    if error_norm not in NORMS:
-        raise ValueError(f"unknown error_norm {error_norm!r}; choose one of {sorted(NORMS)}")
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(rhs),
-        solver_from_name(solver),
-        t0=times[0],
-        t1=times[-1],
-        dt0=None,
-        y0=y0,
-        args=args,
-        saveat=diffrax.SaveAt(ts=times),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, norm=NORMS[error_norm]),
-        max_steps=max_steps,
-    )
-    return sol.ys, sol.stats["num_steps"]
-
-
-@functools.partial(jax.jit, static_argnames=("rtol", "atol", "solver", "max_steps", "error_norm"))
-def _integrate_reduced(omega0, times, N, C, kappa, rtol, atol, solver, max_steps, error_norm="rms"):
-    ys, steps = solve_ode(reduced_rhs, omega0, times, (N, C, kappa), rtol=rtol, atol=atol, solver=solver,
-                          max_steps=max_steps, error_norm=error_norm)
-    return ys, steps
 
 
 def integrate_reduced(
@@ -97,13 +55,12 @@ def integrate_reduced(
     (faster than vmap on CPU; see benchmarks/bench_simulate.py).
     ``kappa``: number, or "projected" (1), "sum" (C N), "means" (N).
     """
-    check_times(times)
     check_omega0(omega0)
-    k = kappa_value(kappa, N, C)
+    times, k, opts = prepare(times, kappa, N, C, rtol=rtol, atol=atol, solver=solver, max_steps=max_steps,
+                             error_norm=error_norm)
     omega0 = jnp.asarray(omega0, dtype=jnp.float64)
-    times = jnp.asarray(times, dtype=jnp.float64)
-    ys, steps = _integrate_reduced(omega0, times, float(N), float(C), k, float(rtol), float(atol), solver,
-                                   int(max_steps), error_norm)
+    NC = jnp.asarray([N, C], dtype=jnp.float64)  # arrays: traced, no recompilation per size
+    ys, steps = solve(reduced_rhs, omega0, times, (NC[0], NC[1], k), **opts)
     return (ys, steps) if return_steps else ys
 
 
@@ -113,7 +70,9 @@ def _newton_log_omega(omega0, t, N, C, kappa, c1, c3, rtol, atol, max_steps):
     g(u) = c1 u + c2 e^{2u} + c3 e^{4u} - a - t is increasing and convex in u, so Newton started at an upper bound
     converges monotonically; omega_up^4 = omega0^4 + t/c3 is one (each term of lhs is increasing).
     The residual is divided by (|a| + t + c1) so that the stopping rule is relative.
-    (c1, c3) = theory.laws.constants(N, C, kappa)[0, 2], passed in so that N, C, kappa may be traced.
+    (c1, c3) = theory.laws.constants(N, C, kappa)[0, 2] are evaluated eagerly by the caller (SymPy
+    substitution), so N, C, kappa must be concrete at the public entry point. Where Newton does not report
+    success (max_steps reached, non-finite iterate) the result is NaN, never a silently unconverged value.
     """
     lhs = law("closed_form_lhs")
     res = law("closed_form_residual")
@@ -127,7 +86,8 @@ def _newton_log_omega(omega0, t, N, C, kappa, c1, c3, rtol, atol, max_steps):
 
     u_up = 0.25 * jnp.log(w0**4 + t / c3)
     sol = optx.root_find(fn, optx.Newton(rtol=rtol, atol=atol), u_up, max_steps=max_steps, throw=False)
-    return jnp.where(positive, jnp.exp(sol.value), 0.0)
+    ok = sol.result == optx.RESULTS.successful
+    return jnp.where(positive, jnp.where(ok, jnp.exp(sol.value), jnp.nan), 0.0)
 
 
 @functools.partial(jax.jit, static_argnames=("rtol", "atol", "max_steps"))
@@ -151,7 +111,9 @@ def closed_form_omega(
     """omega_j(t) from the implicit closed form c1 log w + c2 w^2 + c3 w^4 = a_j + (t - t_0) (spec 6.3).
 
     a_j = c1 log omega_j(t_0) + c2 omega_j(t_0)^2 + c3 omega_j(t_0)^4, t_0 = times[0]. Inverted by Optimistix
-    Newton in log w (vmapped over j and t). A zero initial singular value stays zero. Returns (len(times), C-1).
+    Newton in log w (vmapped over j and t). A zero initial singular value stays zero. Returns (len(times), C-1);
+    NaN where Newton did not converge within ``max_steps``. N, C and kappa must be concrete (the constants
+    c1, c3 come from ``theory.laws.constants``); omega0 and times may be traced (jit/vmap).
     """
     check_times(times)
     check_omega0(omega0)
@@ -165,6 +127,17 @@ def closed_form_omega(
 def asymptotic_omega(times: jax.Array, N: int, C: int, kappa: float | str = 1.0) -> jax.Array:
     """Leading-order growth omega(t) ~ (t/c3)^{1/4} (spec 6.4 item 1; theory.laws "growth")."""
     return law("growth")(jnp.asarray(times, dtype=jnp.float64), N, C, float(kappa_value(kappa, N, C)))
+
+
+@functools.partial(jax.jit, static_argnames=("rtol", "atol", "solver", "max_steps", "batch_size"))
+def _integrate_ensemble(omega0, times, N, C, kappa, rtol, atol, solver, max_steps, batch_size):
+    """lax.map over chunks of ``batch_size`` vmapped reduced solves; one compiled program per shape/settings."""
+
+    def one(w):
+        return solve_ode(reduced_rhs, w, times, (N, C, kappa), rtol=rtol, atol=atol, solver=solver,
+                         max_steps=max_steps)
+
+    return jax.lax.map(one, omega0, batch_size=min(batch_size, omega0.shape[0]))
 
 
 def integrate_reduced_ensemble(
@@ -186,22 +159,13 @@ def integrate_reduced_ensemble(
     ``jax.lax.map`` over chunks of ``batch_size`` trajectories, each chunk vmapped: same answers as K separate
     solves, but a vmapped while loop runs until its slowest member finishes and large batches leave the CPU cache,
     so moderate chunks are faster than one vmap over all K (benchmarks/bench_simulate.py). Returns (K, T, C-1).
+    Compiled once per (shape, tolerances, solver, max_steps, batch_size); later calls do not retrace.
     """
-    check_times(times)
     check_omega0(omega0)
-    k = kappa_value(kappa, N, C)
-    times = jnp.asarray(times, dtype=jnp.float64)
+    times, k, opts = prepare(times, kappa, N, C, rtol=rtol, atol=atol, solver=solver, max_steps=max_steps)
     omega0 = jnp.asarray(omega0, dtype=jnp.float64)
     if omega0.ndim != 2:
         raise ValueError(f"omega0 must have shape (K, C-1), got {omega0.shape}")
-
-    def one(w):
-        return _integrate_reduced(w, times, float(N), float(C), k, float(rtol), float(atol), solver, int(max_steps))
-
-    ys, steps = _map_chunks(one, omega0, int(batch_size))
+    opts.pop("error_norm")
+    ys, steps = _integrate_ensemble(omega0, times, float(N), float(C), k, batch_size=int(batch_size), **opts)
     return (ys, steps) if return_steps else ys
-
-
-@functools.partial(jax.jit, static_argnums=(0, 2))
-def _map_chunks(fn, xs, batch_size):
-    return jax.lax.map(fn, xs, batch_size=min(batch_size, xs.shape[0]))

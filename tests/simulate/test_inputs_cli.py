@@ -31,7 +31,7 @@ def test_singular_sigma_w():
     labels = simulate.class_labels(C, N)
     X0 = np.asarray(simulate.random_initial_features(jax.random.PRNGKey(0), C, N, P)).copy()
     X0[:, 5:] = np.repeat(np.arange(C), N)[:, None] * 1.0  # within-class deviations live in 5 of 9 dims
-    with pytest.raises(ValueError, match="Sigma_W is singular"):
+    with pytest.raises(ValueError, match="singular Sigma_W"):
         simulate.integrate_features(X0, labels, jnp.array([0.0, 1.0]), C)
     with pytest.raises(ValueError, match="Sigma_W would be singular"):
         simulate.run("features", classes=4, per_class=2, dim=9, t_max=10.0)
@@ -64,7 +64,7 @@ def test_other_bad_arguments():
     labels = simulate.class_labels(C, N)
     X0 = np.asarray(simulate.random_initial_features(jax.random.PRNGKey(0), C, N, P)).copy()
     X0[0, 0] = np.nan
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(ValueError, match="NaN or Inf"):  # theory.class_stats' check
         simulate.integrate_features(X0, labels, jnp.array([0.0, 1.0]), C)
 
 

@@ -1,0 +1,72 @@
+"""One Diffrax solve shared by every flow (reduced, matrix, feature-level, free) and its argument preparation.
+
+``solve`` is ``equinox.filter_jit`` of ``solve_ode``: array leaves (y0, times, the arrays in ``args``) are traced,
+everything else is static (the right-hand side, a module-level function; the tolerances, solver name,
+max_steps, error norm; Python ints in ``args`` such as the class count C that sizes a segment sum). Each flow
+compiles once per shape and settings, not per call; ``prepare`` returns kappa as a 0-d array so that the
+time-scale convention does not recompile.
+``solve_ode`` is the same solve un-jitted, for use inside other traced code (vmap, lax.map).
+"""
+
+from __future__ import annotations
+
+import diffrax
+import equinox as eqx
+import jax.numpy as jnp
+import optimistix as optx
+
+from ._checks import check_times
+from ._laws import kappa_value
+
+SOLVERS = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5, "dopri8": diffrax.Dopri8}
+NORMS = {"rms": optx.rms_norm, "max": optx.max_norm}
+
+
+def solver_from_name(name: str) -> diffrax.AbstractSolver:
+    """A Diffrax Runge-Kutta solver by name: "tsit5", "dopri5" or "dopri8"."""
+    if name not in SOLVERS:
+        raise ValueError(f"unknown solver {name!r}; choose one of {sorted(SOLVERS)}")
+    return SOLVERS[name]()
+
+
+def solve_ode(rhs, y0, times, args, *, rtol, atol, solver="tsit5", max_steps=1_000_000, error_norm="rms"):
+    """Integrate dy/dt = rhs(t, y, args) from times[0] with Diffrax and a PID controller, saving at ``times``.
+
+    ``error_norm``: "rms" (Diffrax's default) or "max" (every component's local error within atol + rtol |y|).
+    Returns ``(ys, num_steps)``; ``ys`` has a leading axis of length len(times) on every leaf.
+    """
+    if error_norm not in NORMS:
+        raise ValueError(f"unknown error_norm {error_norm!r}; choose one of {sorted(NORMS)}")
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(rhs),
+        solver_from_name(solver),
+        t0=times[0],
+        t1=times[-1],
+        dt0=None,
+        y0=y0,
+        args=args,
+        saveat=diffrax.SaveAt(ts=times),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, norm=NORMS[error_norm]),
+        max_steps=max_steps,
+    )
+    return sol.ys, sol.stats["num_steps"]
+
+
+solve = eqx.filter_jit(solve_ode)
+"""``solve_ode`` compiled: arrays traced; rhs, tolerances, solver, max_steps, error_norm and Python scalars static."""
+
+
+def prepare(times, kappa, N, C, *, rtol, atol, solver, max_steps, error_norm="rms"):
+    """Validate and convert the arguments every flow shares: returns ``(times, kappa, options)``.
+
+    times: float64 array (checked finite, strictly increasing); kappa: ``kappa_value(kappa, N, C)`` as a 0-d
+    float64 array (traced by ``solve``); options:
+    the static keyword arguments of ``solve`` (hashable Python scalars), with the solver and norm names checked.
+    """
+    check_times(times)
+    solver_from_name(solver)
+    if error_norm not in NORMS:
+        raise ValueError(f"unknown error_norm {error_norm!r}; choose one of {sorted(NORMS)}")
+    opts = dict(rtol=float(rtol), atol=float(atol), solver=solver, max_steps=int(max_steps), error_norm=error_norm)
+    k = jnp.asarray(kappa_value(kappa, N, C), dtype=jnp.float64)
+    return jnp.asarray(times, dtype=jnp.float64), k, opts

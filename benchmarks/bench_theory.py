@@ -62,10 +62,18 @@ def bench_certificate() -> list[tuple[str, float, str]]:
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "theory", "--json", *flag], capture_output=True, text=True)
         dt = time.perf_counter() - t0
-        d = json.loads(proc.stdout)
+        name = f"python -m theory {' '.join(flag) or '(full)'}"
+        try:
+            d = json.loads(proc.stdout) if proc.stdout.strip() else None
+        except json.JSONDecodeError:
+            d = None
+        if d is None:  # crashed before printing the certificate: report why instead of a JSON error
+            tail = " ".join(proc.stderr.strip().splitlines()[-3:])[-300:].replace("|", "/") or "(no stderr)"
+            rows.append((name, dt, f"NO RESULT, exit {proc.returncode}: {tail}"))
+            continue
         status = (f"{sum(c['passed'] for c in d['checks'])}/{len(d['checks'])} PASS, exit {proc.returncode}; "
                   f"checks alone {d['seconds']:.1f} s")
-        rows.append((f"python -m theory {' '.join(flag) or '(full)'}", dt, status))
+        rows.append((name, dt, status))
     return rows
 
 

@@ -40,7 +40,17 @@ SCOPE = """\
 * *rational size*: exact random rational features with symbolic classifier and `lambda` (e.g. the
   single-shot certificate at `C = 3, p = 2` with bias and at `C = 4, p = 3`), or with symbolic maps
   `A`, `c` (invariance). Used where fully symbolic entries are too slow.
-* *numeric*: `theory.laws` lambdified functions (numpy and jax, float64) against these derivations.
+* *numeric*: `theory.laws`' lambdified functions (numpy and jax, float64) and `constants()` against its own
+  SymPy expressions, at sample points.
+
+**What certifies `theory.laws`.** The scalar laws the simulator integrates are the SymPy expressions of
+`theory/laws.py`; the certificate does not retype them. Spec 3.4 compares its per-singular-value terms
+(`L_NC1`, `L_NC23`, `L_CENTRAL`, `NC1_RENORMALIZED`, summed over `j`) with the terms computed from the
+normal equations on the renormalised manifold (`C = 3, 4`, symbolic `omega_j`); spec 6.1/6.2 compare its
+`omega_rhs` with the flow derived from the normal equations, the manifold projection and the SVD
+(`C = 3, 4`); spec 6.3/6.4 check its closed form by differentiation, its constants, conventions,
+per-class scaling, retraction law and growth/NC1 rates (symbolic `N`, `C`, `kappa`) against the
+statements of the spec.
 """
 
 
@@ -78,21 +88,28 @@ $\bar M = \Omega V^T$ ($V$: Helmert basis of $1^\perp$). Then $\Sigma_T = I + \O
 $W_{LS}\bar M = V\operatorname{diag}\big(\frac{\omega_j^2}{C+\omega_j^2}\big)V^T$, $b_{LS} = \frac1C 1$ and
 $$ L_{NC1} = \frac12\sum_j\frac{\omega_j^2}{(C+\omega_j^2)^2},\quad
    L_{NC2/3} = \frac C2\sum_j\frac{1}{(C+\omega_j^2)^2},\quad
-   L_{central} = \frac12\sum_j\frac{1}{C+\omega_j^2} = \frac{1}{2C}\big(C - 1 - \operatorname{Tr}(\Sigma_T^{-1}\Sigma_B)\big). $$""",
+   L_{central} = \frac12\sum_j\frac{1}{C+\omega_j^2} = \frac{1}{2C}\big(C - 1 - \operatorname{Tr}(\Sigma_T^{-1}\Sigma_B)\big). $$
+The right-hand sides are `theory.laws.L_NC1`, `L_NC23`, `L_CENTRAL` (and `NC1_RENORMALIZED` for
+$\tfrac1C\operatorname{Tr}(\Sigma_W\Sigma_B^+) = \sum_j\omega_j^{-2}$) summed over $j$; the left-hand sides are computed
+from the normal equations.""",
     "6.1": r"""Danskin: $\nabla_{h_{i,c}}L_{central} = \frac1n W_{LS}^T(W_{LS}h_{i,c} + b_{LS} - e_c)
  = \underbrace{\tfrac1n W_{LS}^T(W_{LS}\mu_c + b_{LS} - e_c)}_{g_c\ (\text{tangent})}
  + \underbrace{S(h_{i,c} - \mu_c)}_{\text{normal}},\ S = \tfrac1n W_{LS}^TW_{LS} = S^T$.
 The projection keeps $g_c$, so only the means move: $\dot M = -\kappa[g_c]_c = \frac{\kappa}{N}(CI + MM^T)^{-2}M$.""",
     "6.2": r"""$(CI + MM^T)^{-2}M = U\operatorname{diag}\big(\omega_j/(C+\omega_j^2)^2\big)V^T$ keeps the singular vectors, so
-$\dot\omega_j = \frac{\kappa}{N}\frac{\omega_j}{(C+\omega_j^2)^2} = -\frac\kappa N\frac{\partial L_{central}}{\partial\omega_j}$.""",
+$\dot\omega_j = \frac{\kappa}{N}\frac{\omega_j}{(C+\omega_j^2)^2} = -\frac\kappa N\frac{\partial L_{central}}{\partial\omega_j}$;
+the right-hand side compared is `theory.laws.expressions()["omega_rhs"]`.""",
     "6.3": r"""Separating variables, $\int\frac N\kappa\frac{(C+\omega^2)^2}{\omega}d\omega$ gives
 $c_1\log\omega + c_2\omega^2 + c_3\omega^4 = a_j + t$ with $(c_1,c_2,c_3) = \frac N\kappa(C^2, C, \tfrac14)$.
 Retraction (Euler step on all features, then re-whitening $\Sigma_W^{-1/2} = (I - dt\,S)^{-1}$):
-$\dot M = SM - [g_c]$, $\dot\omega = \frac1n\frac{\omega}{C+\omega^2}$, $n(C\log\omega + \omega^2/2) = a + t$.""",
+$\dot M = SM - [g_c]$, $\dot\omega = \frac1n\frac{\omega}{C+\omega^2}$, $n(C\log\omega + \omega^2/2) = a + t$.
+The closed form, constants, conventions, per-class constants and retraction law checked are those of `theory.laws`.""",
     "6.4": r"""From the closed form: $\omega_j \sim (t/c_3)^{1/4}$; $\omega_i^2 - \omega_j^2 \sim \frac{a_i - a_j}{2c_3\omega^2}$, so
 $\max/\min - 1 = O(1/t)$; $\mathrm{NC1} = \sum_j\omega_j^{-2} \sim (C-1)\sqrt{c_3/t}$.""",
-    "laws": r"""`theory.laws` derives the same scalar laws independently (from the per-singular-value loss); the
-expressions, the constants and the lambdified numpy/jax functions must agree with the ones derived here.""",
+    "laws": r"""The expressions of `theory.laws` are certified in sections 3.4 and 6.1-6.4 above (against the normal
+equations, the manifold projection, the SVD and the spec's statements). Here the functions the simulator calls are
+checked against those expressions: `theory.laws.numeric(name, backend)` (numpy and jax) at sample points, the
+argument lists `SIGNATURES`, and `theory.laws.constants(N, C, kappa)` for both SNR scales.""",
 }
 
 

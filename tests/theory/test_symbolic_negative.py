@@ -9,9 +9,9 @@ from __future__ import annotations
 import sympy as sp
 from sympy import MatrixSymbol
 
-from theory.symbolic import CheckSpec, Outcome, run_specs
+from theory import laws
+from theory.symbolic import CheckSpec, Outcome, central_path, flow, laws_check, least_squares, run_specs
 from theory.symbolic.decomposition import _algebra, notebook_residual
-from theory.symbolic.flow import W_SYM, laws
 from theory.symbolic.model import (
     LAMBDA,
     class_stats,
@@ -98,12 +98,59 @@ def test_huygens_needs_the_within_class_rule():
 
 
 def test_wrong_flow_constant_fails_differentiation():
-    ex = laws()
-    wrong = ex["c1"] * sp.log(W_SYM) + ex["c2"] * W_SYM**2 + 2 * ex["c3"] * W_SYM**4
-    assert sp.simplify(sp.diff(wrong, W_SYM) * ex["omega_rhs"] - 1) != 0
-    assert sp.simplify(sp.diff(ex["closed_form_lhs"], W_SYM) * ex["omega_rhs"] - 1) == 0
+    ex = laws.expressions()
+    w = laws.w
+    wrong = ex["c1"] * sp.log(w) + ex["c2"] * w**2 + 2 * ex["c3"] * w**4
+    assert sp.simplify(sp.diff(wrong, w) * ex["omega_rhs"] - 1) != 0
+    assert sp.simplify(sp.diff(ex["closed_form_lhs"], w) * ex["omega_rhs"] - 1) == 0
     # the retraction law has no quartic term: it does NOT integrate the projected flow
-    assert sp.simplify(sp.diff(ex["retraction_lhs"], W_SYM) * ex["omega_rhs"] - 1) != 0
+    assert sp.simplify(sp.diff(ex["retraction_lhs"], w) * ex["omega_rhs"] - 1) != 0
+
+
+def test_wrong_theory_laws_term_fails_the_central_path_check(monkeypatch):
+    """The spec 3.4 check certifies theory.laws' own L_NC1: a wrong one makes it fail."""
+    assert central_path._check_terms(3)().passed
+    monkeypatch.setattr(laws, "L_NC1", laws.w**2 / (2 * (laws.C + laws.w**2)))
+    assert not central_path._check_terms(3)().passed
+
+
+def test_wrong_theory_laws_flow_fails_the_flow_checks(monkeypatch):
+    """The spec 6.1-6.3 checks certify theory.laws.expressions(): a wrong omega_rhs or c3 makes them fail."""
+    good = dict(laws.expressions())
+    wrong_rhs = dict(good, omega_rhs=good["omega_rhs"] * 2)
+    monkeypatch.setattr(laws, "expressions", lambda: wrong_rhs)
+    assert not flow.singular_value_ode(3)().passed
+    assert not flow.dmdt_svd(3)().passed
+    assert not flow.closed_form().passed
+    wrong_c3 = dict(good, c3=good["c3"] * 2)
+    monkeypatch.setattr(laws, "expressions", lambda: wrong_c3)
+    assert not flow.closed_form().passed
+    assert not flow.asymptotics().passed
+
+
+def test_wrong_lambdified_law_fails_numeric_check(monkeypatch):
+    real = laws.numeric
+
+    def numeric(name, backend="numpy"):
+        f = real(name, backend)
+        return (lambda *xs: 1.001 * f(*xs)) if name == "l_nc23" else f
+
+    monkeypatch.setattr(laws, "numeric", numeric)
+    assert not laws_check.numeric_agreement("numpy")().passed
+
+
+def test_wrong_non_augmented_formula_fails_step6(monkeypatch):
+    """The step-6 check certifies model.ls_non_augmented: perturbing its bias makes it fail."""
+    real = least_squares.ls_non_augmented
+
+    def wrong(st, lam, cleared=False):
+        W_num, b_num, den, dm = real(st, lam, cleared=True)
+        return W_num, b_num + dm(sp.ones(*b_num.shape)), den, dm
+
+    check = least_squares._check_augmented(2, 1, (1, 3), None)
+    assert check().passed
+    monkeypatch.setattr(least_squares, "ls_non_augmented", wrong)
+    assert not check().passed
 
 
 def test_runner_turns_failures_and_exceptions_into_fail():

@@ -9,9 +9,10 @@ Modules (each a list of checks, every check a SymPy computation whose failure is
 * :mod:`.least_squares`  spec 3.1, 3.3 steps 1, 2, 6 -- normal equations, augmented vs non-augmented;
 * :mod:`.decomposition`  spec 3.2, 3.3 steps 3-5, 3.3b -- the certificate ``L = L_NC1 + L_NC2/3 + L_perp``;
 * :mod:`.invariance`     spec 5.1 -- affine invariance at ``lambda = 0``, only orthogonal at ``lambda > 0``;
-* :mod:`.central_path`   spec 3.4 -- the loss terms as functions of the SNR singular values;
-* :mod:`.flow`           spec 6.1-6.4 -- renormalised flow, closed form, conventions, retraction, asymptotics;
-* :mod:`.laws_check`     agreement of :mod:`theory.laws` (numpy/jax) with these derivations;
+* :mod:`.central_path`   spec 3.4 -- :mod:`theory.laws`' loss terms against the normal equations (SNR singular values);
+* :mod:`.flow`           spec 6.1-6.4 -- renormalised flow derived from the normal equations and the projection,
+  certifying :mod:`theory.laws`' flow, closed form, conventions, retraction law and asymptotics;
+* :mod:`.laws_check`     :mod:`theory.laws`' lambdified numpy/jax functions and constants against its expressions;
 * :mod:`.traces`         the size-free matrix algebra used for the general arguments;
 * :mod:`.model`          symbolic features, statistics and loss terms.
 

@@ -25,7 +25,7 @@ SECTION_TITLES: dict[str, str] = {
     "6.2": "Reduction of the flow to the SNR singular values",
     "6.3": "Closed-form solution and time-scale conventions",
     "6.4": "Asymptotics of the closed form",
-    "laws": "Agreement of theory.laws (lambdified numerics) with these derivations",
+    "laws": "theory.laws numerics: lambdified functions and constants against its certified expressions",
 }
 
 #: How general a check is: proved for all sizes, proved at one concrete size with fully symbolic

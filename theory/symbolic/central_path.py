@@ -6,11 +6,14 @@ Derived on the renormalised manifold (spec 5.2): ``Sigma_W = I``, ``mu_G = 0``, 
 ``omega_j``) this is no loss of generality, and by orthogonal invariance we may take
 ``Mbar = U Omega V^T`` with ``U`` = the first ``C-1`` coordinate axes and ``V`` = the Helmert basis
 of ``1^perp``; independence of the choice of ``V`` (any orthonormal basis of ``1^perp``) is checked
-by rotating ``V`` with a symbolic parameter. Then for symbolic ``omega_1..omega_{C-1}``:
+by rotating ``V`` with a symbolic parameter. Then for symbolic ``omega_1..omega_{C-1}`` the terms
+computed from the normal equations (:func:`central_path_terms`) are checked to equal the sums over
+``j`` of the per-singular-value expressions *held by* :mod:`theory.laws` (``L_NC1``, ``L_NC23``,
+``L_CENTRAL``, ``NC1_RENORMALIZED``; :func:`closed_forms`), i.e.
 
 ``L_NC1 = 1/2 sum w^2/(C+w^2)^2``, ``L_NC2/3 = C/2 sum 1/(C+w^2)^2``,
 ``L_central = 1/2 sum 1/(C+w^2) = (1/(2C))(C - 1 - Tr(Sigma_T^{-1} Sigma_B))``,
-``W_LS Mbar = V diag(w^2/(C+w^2)) V^T`` and ``(1/C) Tr(Sigma_W Sigma_B^+) = sum w^{-2}``.
+``(1/C) Tr(Sigma_W Sigma_B^+) = sum w^{-2}``; also ``W_LS Mbar = V diag(w^2/(C+w^2)) V^T``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 import sympy as sp
+
+from theory import laws
 
 from ._core import CheckSpec, Outcome
 from .model import SymbolicStats, decomposition_terms, quadratic_terms, rational_data, class_stats
@@ -54,12 +59,21 @@ def renormalised_stats(C: int, V: sp.Matrix | None = None, om=None) -> SymbolicS
 
 
 def closed_forms(C: int, om=None) -> dict[str, sp.Expr]:
-    """The spec 3.4 closed forms at ``C`` (sums over ``j = 1..C-1``)."""
+    """``theory.laws``' per-singular-value terms summed over ``j = 1..C-1`` at concrete ``C``:
+    ``sum_j L(omega_j)`` for ``L_NC1``, ``L_NC2/3``, ``L_central`` and ``NC1 = sum_j omega_j^-2``.
+
+    These are the expressions the checks below certify against the normal equations.
+    """
     om = omegas(C) if om is None else om
+
+    def total(expr: sp.Expr) -> sp.Expr:
+        return sum(expr.subs({laws.w: w, laws.C: C}) for w in om)
+
     return {
-        "l_nc1": sum(w**2 / (C + w**2) ** 2 for w in om) / 2,
-        "l_nc23": sp.Rational(C, 2) * sum(1 / (C + w**2) ** 2 for w in om),
-        "l_central": sum(1 / (C + w**2) for w in om) / 2,
+        "l_nc1": total(laws.L_NC1),
+        "l_nc23": total(laws.L_NC23),
+        "l_central": total(laws.L_CENTRAL),
+        "nc1_renormalized": total(laws.NC1_RENORMALIZED),
     }
 
 
@@ -92,7 +106,8 @@ def _check_terms(C: int):
         latex = (r"L_{NC1} = " + sp.latex(ref["l_nc1"]) + r",\quad L_{NC2/3} = " + sp.latex(ref["l_nc23"])
                  + r",\quad L_{central} = " + sp.latex(ref["l_central"]))
         return Outcome(ok1 and ok2 and ok3 and ok4 and ok5,
-                       f"C={C}, symbolic omegas: L_NC1 closed form {ok1}; L_NC2/3 closed form {ok2}; sum = 1/2 sum 1/(C+w^2) {ok3}; "
+                       f"C={C}, symbolic omegas, terms from the normal equations vs theory.laws: L_NC1 == sum_j L_NC1(w_j) {ok1}; "
+                       f"L_NC2/3 == sum_j L_NC23(w_j) {ok2}; L_NC1 + L_NC2/3 == sum_j L_CENTRAL(w_j) {ok3}; "
                        f"W_LS Mbar = V diag(w^2/(C+w^2)) V^T {ok4}; b_LS = 1/C {ok5}", latex)
 
     return fn
@@ -101,15 +116,17 @@ def _check_terms(C: int):
 def _check_webb_lowe(C: int):
     def fn() -> Outcome:
         st = renormalised_stats(C)
+        ref = closed_forms(C)
         expr = (C - 1 - (st.sigma_t.inv() * st.sigma_b).trace()) / (2 * C)
-        ok = sp.simplify(expr - closed_forms(C)["l_central"]) == 0
+        ok = sp.simplify(expr - ref["l_central"]) == 0
         sbp = sp.diag(*[C / w**2 for w in omegas(C)])  # Sigma_B^+ (Sigma_B = diag(w^2/C))
         ok_b = all(sp.simplify(x) == 0 for x in (st.sigma_b - sp.diag(*[w**2 / C for w in omegas(C)])))
         nc1 = sp.simplify((st.sigma_w * sbp).trace() / C)
-        ok_nc1 = sp.simplify(nc1 - sum(w**-2 for w in omegas(C))) == 0
+        ok_nc1 = sp.simplify(nc1 - ref["nc1_renormalized"]) == 0
         return Outcome(ok and ok_b and ok_nc1,
-                       f"C={C}: (1/(2C))(C-1-Tr(Sigma_T^-1 Sigma_B)) == 1/2 sum 1/(C+w^2): {ok}; "
-                       f"(1/C) Tr(Sigma_W Sigma_B^+) == sum w^-2: {ok_nc1 and ok_b}",
+                       f"C={C}: (1/(2C))(C-1-Tr(Sigma_T^-1 Sigma_B)) == sum_j theory.laws.L_CENTRAL(omega_j): {ok}; "
+                       f"Sigma_B = diag(w^2/C): {ok_b}; (1/C) Tr(Sigma_W Sigma_B^+) == sum_j theory.laws.NC1_RENORMALIZED(omega_j): "
+                       f"{ok_nc1}",
                        r"L_{central} = \frac{1}{2C}\Big(C-1-\operatorname{Tr}(\Sigma_T^{-1}\Sigma_B)\Big),\quad "
                        r"\tfrac1C\operatorname{Tr}(\Sigma_W\Sigma_B^{+}) = \sum_j \omega_j^{-2}")
 

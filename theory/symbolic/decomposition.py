@@ -28,18 +28,17 @@ from ._core import CheckSpec, Outcome
 from .least_squares import RATIONAL_SIZES, SYMBOLIC_SIZES, context, size_label
 from .model import (
     LAMBDA,
-    augment,
-    class_stats,
     classifier_symbols,
     cleared_decomposition_residual,
     decomposition_terms,
     ls_non_augmented,
+    nc_terms,
     notebook_stats,
     quadratic_terms,
     rational_data,
     sample_loss,
 )
-from .traces import CONST, MatrixAlgebra
+from .traces import MatrixAlgebra
 
 __all__ = ["specs", "general_decomposition", "notebook_residual", "direct_certificate"]
 
@@ -117,13 +116,7 @@ def general_decomposition() -> Outcome:
 def _check_huygens(C, p, counts, bias):
     def fn() -> Outcome:
         data, st, W, loss, A, B = context(C, p, counts, bias)
-        q = W.shape[1]
-        sw = sp.zeros(q, q)
-        sw[:p, :p] = st.sigma_w
-        nc1 = (W * (sw + LAMBDA * sp.eye(q)) * W.T).trace() / 2
-        eye = sp.eye(C)
-        nc23 = sum(pi * ((W * (augment(m) if bias else m) - eye[:, c]).T * (W * (augment(m) if bias else m) - eye[:, c]))[0, 0]
-                   for c, (pi, m) in enumerate(zip(st.pis, st.means))) / 2
+        nc1, nc23 = nc_terms(st, W, LAMBDA, bias)  # the spec 3.2 terms evaluated at the generic W~
         ok = sp.expand(loss - nc1 - nc23) == 0
         return Outcome(ok, f"expand(L_samples(W~) - tr(W~(Sigma~_W + lambda I)W~^T)/2 - sum_c pi_c||W~ mu~_c - e_c||^2/2) == 0: {ok}")
 

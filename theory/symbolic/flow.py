@@ -13,11 +13,12 @@ from functools import lru_cache
 
 import sympy as sp
 
+from theory import laws
+
 from ._core import CheckSpec, Outcome
 from .central_path import central_path_terms, closed_forms, helmert, omegas, renormalised_stats
 from .model import (
     SymbolicData,
-    augment,
     class_stats,
     quadratic_terms,
     rational_data,
@@ -25,14 +26,21 @@ from .model import (
     symbolic_data,
 )
 
-__all__ = ["specs", "laws", "W_SYM", "N_SYM", "C_SYM", "KAPPA_SYM", "T_SYM", "A_SYM"]
+__all__ = ["specs", "W_SYM", "N_SYM", "C_SYM", "KAPPA_SYM", "T_SYM", "A_SYM"]
 
-W_SYM = sp.Symbol("omega", positive=True)
-N_SYM = sp.Symbol("N", positive=True)
-C_SYM = sp.Symbol("C", positive=True)
-KAPPA_SYM = sp.Symbol("kappa", positive=True)
-T_SYM = sp.Symbol("t", positive=True)
-A_SYM = sp.Symbol("a", real=True)
+#: The symbols of :mod:`theory.laws` (its expressions are the ones certified here).
+W_SYM, N_SYM, C_SYM, KAPPA_SYM, T_SYM, A_SYM = laws.w, laws.N, laws.C, laws.K, laws.t, laws.a
+
+
+def _law(name: str, C=None, w=None) -> sp.Expr:
+    """``theory.laws.expressions()[name]``, optionally at a concrete ``C`` and singular value ``w``."""
+    expr = laws.expressions()[name]
+    subs = {}
+    if C is not None:
+        subs[C_SYM] = C
+    if w is not None:
+        subs[W_SYM] = w
+    return expr.subs(subs) if subs else expr
 
 
 # ----------------------------------------------------------------------------- 6.1 envelope
@@ -138,14 +146,14 @@ def dmdt_svd(C: int):
         rhs = means_rhs(C)
         om = omegas(C)
         H = helmert(C)
-        f = sp.diag(*[KAPPA_SYM / N_SYM * w / (C + w**2) ** 2 for w in om])
+        f = sp.diag(*[_law("omega_rhs", C, w) for w in om])  # theory.laws' flow of each singular value
         ok_svd = all(sp.simplify(x) == 0 for x in (rhs - f * H.T))
         M = renormalised_stats(C).means_matrix()
         K = C * sp.eye(C - 1) + M * M.T
         ok_mat = all(sp.simplify(x) == 0 for x in (rhs - KAPPA_SYM / N_SYM * K.inv() ** 2 * M))
         return Outcome(ok_svd and ok_mat,
                        f"C={C}, symbolic omegas, N, kappa: dM/dt == (kappa/N)(C I + M M^T)^-2 M: {ok_mat}; "
-                       f"== U diag((kappa/N) w/(C+w^2)^2) V^T (singular vectors fixed): {ok_svd}",
+                       f"== U diag(theory.laws omega_rhs(w_j)) V^T (singular vectors fixed): {ok_svd}",
                        r"\frac{dM}{dt} = -\frac{\kappa}{n}W_{LS}^T(W_{LS}M + b_{LS}1^T - I) = \frac{\kappa}{N}(CI + MM^T)^{-2}M"
                        r" = U\,\mathrm{diag}\Big(\frac{\kappa}{N}\frac{\omega_j}{(C+\omega_j^2)^2}\Big)V^T")
 
@@ -169,47 +177,21 @@ def dmdt_generic() -> Outcome:
 
 
 # ----------------------------------------------------------------------------- 6.2
-@lru_cache(maxsize=None)
-def laws() -> dict[str, sp.Expr]:
-    """The scalar laws derived here (used for the comparison with :mod:`theory.laws`)."""
-    w, N, C, k = W_SYM, N_SYM, C_SYM, KAPPA_SYM
-    l_central = 1 / (2 * (C + w**2))
-    rhs = sp.simplify(-(k / N) * sp.diff(l_central, w))
-    lhs = sp.expand(sp.integrate(sp.apart(1 / rhs, w), w))
-    n = C * N
-    r_rhs = w / (n * (C + w**2))
-    r_lhs = sp.expand(sp.integrate(sp.apart(1 / r_rhs, w), w))
-    return {
-        "omega_rhs": rhs,
-        "closed_form_lhs": lhs,
-        "closed_form_residual": lhs - A_SYM - T_SYM,
-        "retraction_rhs": r_rhs,
-        "retraction_lhs": r_lhs,
-        "l_central": l_central,
-        "l_nc1": w**2 / (2 * (C + w**2) ** 2),
-        "l_nc23": C / (2 * (C + w**2) ** 2),
-        "nc1_renormalized": w**-2,
-        "c1": lhs.coeff(sp.log(w)),
-        "c2": lhs.coeff(w, 2),
-        "c3": lhs.coeff(w, 4),
-    }
-
-
 def singular_value_ode(C: int):
     def fn() -> Outcome:
-        rhs = means_rhs(C)
+        rhs = means_rhs(C)  # from the normal equations and the manifold projection
         H = helmert(C)
         om = omegas(C)
         # U = I, V = Helmert: Omega' = U^T (dM/dt) V (diagonal because U, V stay fixed)
         dOmega = (rhs * H).applyfunc(sp.simplify)
         off = all(sp.simplify(dOmega[i, j]) == 0 for i in range(C - 1) for j in range(C - 1) if i != j)
-        law = laws()["omega_rhs"]
-        ok_diag = all(sp.simplify(dOmega[j, j] - law.subs({W_SYM: om[j], C_SYM: C})) == 0 for j in range(C - 1))
-        lc = closed_forms(C)["l_central"]
+        ok_diag = all(sp.simplify(dOmega[j, j] - _law("omega_rhs", C, om[j])) == 0 for j in range(C - 1))
+        lc = closed_forms(C)["l_central"]  # sum_j theory.laws.L_CENTRAL(omega_j)
         ok_grad = all(sp.simplify(dOmega[j, j] + KAPPA_SYM / N_SYM * sp.diff(lc, om[j])) == 0 for j in range(C - 1))
         return Outcome(off and ok_diag and ok_grad,
-                       f"C={C}: U^T (dM/dt) V diagonal: {off}; d omega_j/dt == (kappa/N) w/(C+w^2)^2: {ok_diag}; "
-                       f"== -(kappa/N) dL_central/d omega_j: {ok_grad}",
+                       f"C={C}: U^T (dM/dt) V diagonal: {off}; d omega_j/dt (normal equations + projection) == "
+                       f"theory.laws omega_rhs(omega_j) = {_law('omega_rhs')}: {ok_diag}; "
+                       f"== -(kappa/N) d/d omega_j sum_k theory.laws.L_CENTRAL(omega_k): {ok_grad}",
                        r"\frac{d\omega_j}{dt} = \frac{\kappa}{N}\frac{\omega_j}{(C+\omega_j^2)^2} = -\frac{\kappa}{N}\frac{\partial L_{central}}{\partial\omega_j}")
 
     return fn
@@ -217,23 +199,29 @@ def singular_value_ode(C: int):
 
 # ----------------------------------------------------------------------------- 6.3
 def closed_form() -> Outcome:
-    ex = laws()
+    """theory.laws' closed form integrates its flow, and its constants are spec 6.3's ``(N/kappa)(C^2, C, 1/4)``."""
+    ex = laws.expressions()
     w, N, C, k = W_SYM, N_SYM, C_SYM, KAPPA_SYM
     c1, c2, c3 = ex["c1"], ex["c2"], ex["c3"]
     ok_c = (sp.simplify(c1 - N * C**2 / k) == 0 and sp.simplify(c2 - N * C / k) == 0
             and sp.simplify(c3 - N / (4 * k)) == 0)
-    ok_shape = sp.simplify(ex["closed_form_lhs"] - (c1 * sp.log(w) + c2 * w**2 + c3 * w**4)) == 0
     # verification by differentiation along omega(t): d/dt lhs = lhs'(omega) * omega' = 1
     ok_diff = sp.simplify(sp.diff(ex["closed_form_lhs"], w) * ex["omega_rhs"] - 1) == 0
+    # bookkeeping inside theory.laws: its closed form, residual and constants are one another's
+    ok_entries = (sp.simplify(ex["closed_form_lhs"] - (c1 * sp.log(w) + c2 * w**2 + c3 * w**4)) == 0
+                  and sp.simplify(ex["closed_form_residual"] - (ex["closed_form_lhs"] - A_SYM - T_SYM)) == 0)
     latex = (r"\int\frac{N}{\kappa}\frac{(C+\omega^2)^2}{\omega}\,d\omega:\quad " + sp.latex(ex["closed_form_lhs"])
              + r" = a_j + t,\quad (c_1,c_2,c_3) = \Big(" + sp.latex(c1) + ", " + sp.latex(c2) + ", " + sp.latex(c3) + r"\Big)")
-    return Outcome(ok_c and ok_shape and ok_diff,
-                   f"integrate(1/rhs) = c1 log w + c2 w^2 + c3 w^4 with (c1,c2,c3) = ({c1}, {c2}, {c3}): {ok_c and ok_shape}; "
-                   f"d/dt[lhs(omega(t))] == 1 by differentiation: {ok_diff}", latex)
+    return Outcome(ok_c and ok_diff and ok_entries,
+                   f"theory.laws closed form: d/dt[closed_form_lhs(omega(t))] == 1 along its omega_rhs: {ok_diff}; "
+                   f"(c1,c2,c3) = ({c1}, {c2}, {c3}) == spec 6.3's (N/kappa)(C^2, C, 1/4): {ok_c}; "
+                   f"entries consistent (closed_form_lhs = c1 log w + c2 w^2 + c3 w^4, residual = lhs - a - t): {ok_entries}",
+                   latex)
 
 
 def convention_table() -> Outcome:
-    ex = laws()
+    """Spec 6.3's table against theory.laws: symbolic constants at each kappa, and ``constants(N, C, name)``."""
+    ex = laws.expressions()
     N, C, k = N_SYM, C_SYM, KAPPA_SYM
     table = {"projected": (1, (N * C**2, N * C, N / 4)), "sum": (C * N, (C, 1, 1 / (4 * C))), "means": (N, (C**2, C, sp.Rational(1, 4)))}
     rows = []
@@ -241,24 +229,33 @@ def convention_table() -> Outcome:
     for name, (kap, want) in table.items():
         got = tuple(sp.simplify(ex[c].subs(k, kap)) for c in ("c1", "c2", "c3"))
         good = all(sp.simplify(g - w_) == 0 for g, w_ in zip(got, want))
-        ok &= good
-        rows.append(f"{name} (kappa={kap}): {got} {'ok' if good else 'MISMATCH'}")
+        num_want = [float(sp.sympify(x).subs({N: 6, C: 4})) for x in want]
+        num_ok = all(abs(g - w_) <= 1e-14 * abs(w_) for g, w_ in zip(laws.constants(6, 4, name), num_want))
+        ok &= good and num_ok
+        rows.append(f"{name} (kappa={kap}): {got} {'ok' if good else 'MISMATCH'}, "
+                    f"theory.laws.constants(N=6, C=4, {name!r}) {'ok' if num_ok else 'MISMATCH'}")
     return Outcome(ok, "; ".join(rows),
                    r"\kappa=1: (NC^2, NC, N/4);\ \kappa=n=CN: (C, 1, \tfrac{1}{4C});\ \kappa=N: (C^2, C, \tfrac14)")
 
 
 def snr_scaling() -> Outcome:
-    """SNR/sqrt(C): with w = sqrt(C) w' the closed form becomes (C^2 N/kappa)(log w' + w'^2 + w'^4/4) + const."""
-    ex = laws()
+    """SNR/sqrt(C): substituting w = sqrt(C) w' into theory.laws' closed form gives theory.laws.per_class_constants()."""
+    ex = laws.expressions()
     wp = sp.Symbol("omega_prime", positive=True)
     N, C, k = N_SYM, C_SYM, KAPPA_SYM
     lhs = sp.expand(sp.expand_log(ex["closed_form_lhs"].subs(W_SYM, sp.sqrt(C) * wp), force=True))
-    d1, d2, d3 = lhs.coeff(sp.log(wp)), lhs.coeff(wp, 2), lhs.coeff(wp, 4)
-    const = sp.simplify(lhs - d1 * sp.log(wp) - d2 * wp**2 - d3 * wp**4)
-    ok = (sp.simplify(d1 - C**2 * N / k) == 0 and sp.simplify(d2 - C**2 * N / k) == 0
-          and sp.simplify(d3 - C**2 * N / (4 * k)) == 0 and not const.has(wp))
-    return Outcome(ok, f"in w' = w/sqrt(C): coefficients ({sp.simplify(d1)}, {sp.simplify(d2)}, {sp.simplify(d3)}) "
-                       f"= (C^2 N/kappa)(1, 1, 1/4), constant {const} absorbed into a_j: {ok}",
+    d = [sp.simplify(x) for x in (lhs.coeff(sp.log(wp)), lhs.coeff(wp, 2), lhs.coeff(wp, 4))]
+    const = sp.simplify(lhs - d[0] * sp.log(wp) - d[1] * wp**2 - d[2] * wp**4)
+    pc = laws.per_class_constants()
+    ok_laws = all(sp.simplify(x - y) == 0 for x, y in zip(d, pc)) and not const.has(wp)
+    ok_spec = all(sp.simplify(x - y) == 0 for x, y in zip(d, (C**2 * N / k, C**2 * N / k, C**2 * N / (4 * k))))
+    num = laws.constants(6, 4, 1.0, snr_scale="per_class")
+    num_want = [float(x.subs({N: 6, C: 4, k: 1})) for x in d]
+    ok_num = all(abs(g - w_) <= 1e-14 * abs(w_) for g, w_ in zip(num, num_want))
+    return Outcome(ok_laws and ok_spec and ok_num,
+                   f"closed form in w' = w/sqrt(C): coefficients ({d[0]}, {d[1]}, {d[2]}), constant {const} absorbed into a_j; "
+                   f"== theory.laws.per_class_constants() {pc}: {ok_laws}; == (C^2 N/kappa)(1, 1, 1/4): {ok_spec}; "
+                   f"theory.laws.constants(6, 4, 1, snr_scale='per_class') agrees: {ok_num}",
                    r"\omega = \sqrt C\,\omega':\ \frac{C^2N}{\kappa}\Big(\log\omega' + \omega'^2 + \tfrac14\omega'^4\Big) = a_j' + t")
 
 
@@ -282,25 +279,29 @@ def retraction(C: int):
         Hm = helmert(C)
         om = omegas(C)
         dOm = (dM * Hm).applyfunc(sp.simplify)
-        law = laws()["retraction_rhs"]
-        ok = all(sp.simplify(dOm[i, j] - (law.subs({W_SYM: om[i], C_SYM: C}) if i == j else 0)) == 0
+        ok = all(sp.simplify(dOm[i, j] - (_law("retraction_rhs", C, om[i]) if i == j else 0)) == 0
                  for i in range(C - 1) for j in range(C - 1))
-        lhs = laws()["retraction_lhs"]
+        law, lhs = _law("retraction_rhs"), _law("retraction_lhs")
         ok_cf = sp.simplify(lhs - C_SYM * N_SYM * (C_SYM * sp.log(W_SYM) + W_SYM**2 / 2)) == 0 \
             and sp.simplify(sp.diff(lhs, W_SYM) * law - 1) == 0
         return Outcome(diag_ok and ok and ok_cf,
                        f"C={C}: S = W^TW/n diagonal in the SVD basis: {diag_ok}; first-order re-whitened step gives "
-                       f"d omega/dt = (1/n) w/(C+w^2): {ok}; closed form n(C log w + w^2/2) = a + t (no quartic term), "
-                       f"checked by differentiation: {ok_cf}",
+                       f"d omega/dt == theory.laws retraction_rhs = {law}: {ok}; theory.laws retraction_lhs == "
+                       f"n(C log w + w^2/2) (no quartic term) and integrates retraction_rhs: {ok_cf}",
                        r"\frac{d\omega}{dt} = \frac1n\frac{\omega}{C+\omega^2}\ \Rightarrow\ n\Big(C\log\omega + \frac{\omega^2}{2}\Big) = a + t")
 
     return fn
 
 
+#: spec 6.4 quotes ``NC1 sqrt(t) -> 3.674`` for ``C = 4, N = 6`` (kappa = 1)
+_SPEC_NC1_RATE = (4, 6, 1, 3.674)
+
+
 # ----------------------------------------------------------------------------- 6.4
 def asymptotics() -> Outcome:
-    ex = laws()
+    ex = laws.expressions()
     w = W_SYM
+    # general results, for any positive constants of the closed form
     c1, c2, c3 = sp.symbols("c1 c2 c3", positive=True)
     F = c1 * sp.log(w) + c2 * w**2 + c3 * w**4
     a = sp.Symbol("a", real=True)
@@ -318,15 +319,24 @@ def asymptotics() -> Outcome:
     # ratio: t (w_i/w_j - 1) -> Da/4 with t = F(w_j) - a_j, w_i^2 = w_j^2 + Da/(2 c3 w_j^2)
     wi = sp.sqrt(w**2 + Da / (2 * c3 * w**2))
     ratio_lim = sp.limit((F - a) * (wi / w - 1), w, sp.oo)
-    # NC1 = sum_j w_j^-2 with all w_j ~ (t/c3)^{1/4}: sqrt(t) * (C-1) w^-2 -> (C-1) sqrt(c3)
-    Cc = sp.Symbol("C", positive=True)
-    nc1_lim = sp.limit(sp.sqrt(F - a) * (Cc - 1) / w**2, w, sp.oo)
-    ok_nc1 = sp.simplify(nc1_lim - (Cc - 1) * sp.sqrt(c3)) == 0
-    val = float(((Cc - 1) * sp.sqrt(ex["c3"])).subs({Cc: 4, C_SYM: 4, N_SYM: 6, KAPPA_SYM: 1}))
-    ok = growth == 1 and ok_gap and sp.simplify(ratio_lim - Da / 4) == 0 and ok_nc1
+    ok_ratio = sp.simplify(ratio_lim - Da / 4) == 0
+    # theory.laws' own closed form, growth law and NC1: t = closed_form_lhs(w) - a
+    Cs, Ns, Ks = C_SYM, N_SYM, KAPPA_SYM
+    t_of_w = ex["closed_form_lhs"] - A_SYM
+    growth_laws = sp.limit(ex["growth"].subs(T_SYM, t_of_w) / w, w, sp.oo)
+    # NC1 = sum_j nc1_renormalized(w_j) with all w_j ~ the same: sqrt(t) NC1 -> (C-1) sqrt(c3)
+    nc1_lim = sp.simplify(sp.limit(sp.sqrt(t_of_w) * (Cs - 1) * ex["nc1_renormalized"], w, sp.oo))
+    ok_nc1 = sp.simplify(nc1_lim - (Cs - 1) * sp.sqrt(ex["c3"])) == 0
+    C_, N_, k_, quoted = _SPEC_NC1_RATE
+    val = float(nc1_lim.subs({Cs: C_, Ns: N_, Ks: k_}))
+    want = (C_ - 1) * float(laws.constants(N_, C_, k_)[2]) ** 0.5  # (C-1) sqrt(c3) from theory.laws.constants
+    ok_val = abs(val - want) <= 1e-12 * want and abs(val - quoted) < 5e-4
+    ok = growth == 1 and ok_gap and ok_ratio and growth_laws == 1 and ok_nc1 and ok_val
     return Outcome(ok, f"lim c3 w^4/(t) = {growth}; omega_i^2 - omega_j^2 = d1/omega^2 + O(omega^-4) with d1 = {d1_sol} "
                        f"(= (a_i - a_j)/(2 c3)); lim t (omega_i/omega_j - 1) = {ratio_lim} (so max/min - 1 = O(1/t)); "
-                       f"lim sqrt(t) NC1 = {nc1_lim} (= {val:.4f} for C=4, N=6, kappa=1; spec 6.4 quotes 3.674)",
+                       f"theory.laws: lim growth(t(w))/w = {growth_laws}; lim sqrt(t) (C-1) nc1_renormalized = {nc1_lim} "
+                       f"== (C-1) sqrt(c3): {ok_nc1}; at C={C_}, N={N_}, kappa={k_}: {val:.6f} vs (C-1) sqrt(constants()[2]) "
+                       f"= {want:.6f} and spec 6.4's quoted {quoted}: {ok_val}",
                    r"\omega_j \sim (t/c_3)^{1/4},\quad \omega_i^2-\omega_j^2 \sim \frac{a_i-a_j}{2c_3\omega^2},\quad "
                    r"t\Big(\frac{\omega_i}{\omega_j}-1\Big)\to\frac{a_i-a_j}{4},\quad \sqrt t\sum_j\omega_j^{-2}\to (C-1)\sqrt{c_3}")
 

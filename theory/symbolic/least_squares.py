@@ -28,7 +28,6 @@ from .model import (
     class_stats,
     classifier_symbols,
     ls_non_augmented,
-    ls_solve,
     dm_is_zero,
     matrix_is_zero,
     poly_ring,
@@ -150,35 +149,21 @@ def _check_solve(q: int):
 
 # ----------------------------------------------------------------------------- step 6 by size
 def _check_augmented(C, p, counts, rational_seed):
-    """Non-augmented (W_LS, b_LS) solve the augmented normal equations, checked division-free.
-
-    ``K' = (1+lambda) K = (1+lambda)(Sigma_T + lambda I) + lambda mu mu^T``, ``X' = (1+lambda) Pi M^T - pi mu^T``:
-    ``W_LS = X' adj(K')/det(K')``, ``b_LS = (pi - W_LS mu_G)/(1+lambda)``. Multiplying ``[W_LS b_LS] A - B`` by
-    ``(1+lambda) det(K')`` gives a polynomial matrix that must vanish identically.
-    """
+    """The non-augmented ``(W_LS, b_LS)`` of :func:`~theory.symbolic.model.ls_non_augmented` solve the
+    augmented normal equations, checked division-free: ``W_LS = W_num/den``, ``b_LS = b_num/den`` and
+    ``[W_num b_num] A - den B`` must be the zero polynomial matrix (symbolic lambda)."""
 
     def fn() -> Outcome:
         data, st, W, loss, A, B = context(C, p, counts, True, rational_seed)
-        s = 1 + LAMBDA
-        mu = st.mu_g
-        M = st.means_matrix()
-        Pi = sp.diag(*st.pis)
-        pi = sp.Matrix(st.pis)
-        Kp = s * (st.sigma_t + LAMBDA * sp.eye(p)) + LAMBDA * mu * mu.T
-        Xp = s * Pi * M.T - pi * mu.T
-        R, dm = poly_ring(A, B, Kp, Xp, extra=(LAMBDA,))
-        Kd = dm(Kp)
-        adj, det = Kd.adj_det()
-        Wnum = dm(Xp) * adj  # W_LS * det
-        s_d = R.from_sympy(s)
-        bnum = dm(pi) * det - Wnum * dm(mu)  # b_LS * (1+lambda) det
-        lhs = (Wnum * s_d).hstack(bnum) * dm(A) - dm(B) * (det * s_d)
-        ok = dm_is_zero(lhs)
+        W_num, b_num, den, dm = ls_non_augmented(st, LAMBDA, cleared=True)
         Ad = dm(A)
-        unique = Ad.det() != R.zero and det != R.zero
+        ok = dm_is_zero(W_num.hstack(b_num) * Ad - dm(B) * den)
+        zero = Ad.domain.zero
+        unique = Ad.det() != zero and den != zero
         return Outcome(
             ok and unique,
-            f"(1+lambda)det(K')([W_LS b_LS] A - B) == 0 (polynomial, symbolic lambda): {ok}; det A, det K' not identically 0: {unique}",
+            f"den ([W_LS b_LS] A - B) == 0 for the non-augmented formula (polynomial, symbolic lambda): {ok}; "
+            f"det A and den not identically 0: {unique}",
         )
 
     return fn

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Sequence
 
 import sympy as sp
@@ -30,9 +29,8 @@ __all__ = [
     "classifier_symbols",
     "sample_loss",
     "quadratic_terms",
-    "ls_solve",
-    "ls_adjugate",
     "ls_non_augmented",
+    "nc_terms",
     "decomposition_terms",
     "is_zero",
     "matrix_is_zero",
@@ -211,35 +209,82 @@ def quadratic_terms(st: SymbolicStats, lam: sp.Expr = LAMBDA, bias: bool = True)
     return A, B
 
 
-def ls_solve(A: sp.Matrix, B: sp.Matrix) -> sp.Matrix:
-    """Solve the normal equations ``V A = B`` (spec 3.3 step 2) by Gaussian elimination on ``A^T V^T = B^T``."""
-    return A.T.LUsolve(B.T).T.applyfunc(sp.cancel)
+def _lifter(domain):
+    """Arithmetic helpers for plain SymPy matrices (``domain=None``) or ``DomainMatrix`` over ``domain``.
+
+    Returns ``(lift, num, zero)``: ``lift`` turns a SymPy matrix into the working matrix type, ``num``
+    a SymPy scalar into a scalar of that type, ``zero`` is the scalar zero.
+    """
+    if domain is None:
+        return (lambda M: M), sp.sympify, sp.Integer(0)
+    from sympy.polys.matrices import DomainMatrix
+
+    return (lambda M: DomainMatrix.from_Matrix(sp.Matrix(M)).convert_to(domain)), domain.from_sympy, domain.zero
 
 
-def ls_adjugate(A: sp.Matrix, B: sp.Matrix) -> tuple[sp.Matrix, sp.Expr]:
-    """Division-free form of the normal-equation solution: ``V = P / d`` with ``P = B adj(A)``, ``d = det(A)``."""
-    d = sp.expand(A.det(method="berkowitz"))
-    P = (B * A.adjugate(method="berkowitz")).applyfunc(sp.expand)
-    return P, d
+def _trace(M, zero):
+    return sum(M.diagonal(), zero)
 
 
-def ls_non_augmented(st: SymbolicStats, lam: sp.Expr = LAMBDA) -> tuple[sp.Matrix, sp.Matrix]:
+def _entry(M):
+    """The single entry of a ``1 x 1`` SymPy matrix or DomainMatrix."""
+    return M[0, 0] if isinstance(M, sp.MatrixBase) else M.to_list()[0][0]
+
+
+def ls_non_augmented(st: SymbolicStats, lam: sp.Expr = LAMBDA, cleared: bool = False):
     """Non-augmented least-squares classifier (spec 3.1, written for weights ``pi_c``; spec 3.3b):
 
-    ``W_LS = (Pi M^T - (1/(1+lambda)) pi mu_G^T) (Sigma_T + (lambda/(1+lambda)) mu_G mu_G^T + lambda I)^{-1}``,
+    ``W_LS = (Pi M^T - (1/(1+lambda)) pi mu_G^T) K^{-1}``, ``K = Sigma_T + (lambda/(1+lambda)) mu_G mu_G^T + lambda I``,
     ``b_LS = (pi - W_LS mu_G)/(1 + lambda)``; with ``pi = (1/C) 1`` this is the spec's formula.
+
+    Solved by Cramer's rule in exact polynomial arithmetic (``DomainMatrix``): with ``s = 1 + lambda``,
+    ``K' = s K`` and ``X' = s (Pi M^T - pi mu_G^T/s)`` are polynomial, ``W_LS = X' adj(K') / det(K')``.
+    Returns SymPy matrices ``(W, b)`` (``C x p``, ``C x 1``), or with ``cleared=True`` the division-free
+    form ``(W_num, b_num, den, dm)``: ``W_LS = W_num/den``, ``b_LS = b_num/den`` as ``DomainMatrix`` over a
+    polynomial ring, and ``dm`` converting SymPy matrices into that ring.
     """
     p = st.p
-    C = st.num_classes
     pi = sp.Matrix(st.pis)
     Pi = sp.diag(*st.pis)
     M = st.means_matrix()
-    K = st.sigma_t + lam / (1 + lam) * st.mu_g * st.mu_g.T + lam * sp.eye(p)
-    rhs = Pi * M.T - pi * st.mu_g.T / (1 + lam)
-    W = K.T.LUsolve(rhs.T).T.applyfunc(sp.cancel)
-    b = ((pi - W * st.mu_g) / (1 + lam)).applyfunc(sp.cancel)
-    assert W.shape == (C, p)
-    return W, b
+    s = 1 + lam
+    K = st.sigma_t + lam / s * st.mu_g * st.mu_g.T + lam * sp.eye(p)
+    X = Pi * M.T - pi * st.mu_g.T / s
+    Kp, Xp = (s * K).applyfunc(sp.cancel), (s * X).applyfunc(sp.cancel)
+    R, dm = poly_ring(Kp, Xp, pi, st.mu_g, extra=tuple(sp.sympify(lam).free_symbols))
+    adj, det = dm(Kp).adj_det()
+    WX = dm(Xp) * adj  # det(K') W_LS
+    s_r = R.from_sympy(sp.sympify(s))
+    W_num, b_num, den = WX * s_r, dm(pi) * det - WX * dm(st.mu_g), s_r * det
+    if cleared:
+        return W_num, b_num, den, dm
+    d = R.to_sympy(den)
+    return (W_num.to_Matrix() / d).applyfunc(sp.cancel), (b_num.to_Matrix() / d).applyfunc(sp.cancel)
+
+
+def nc_terms(st: SymbolicStats, V, lam: sp.Expr = LAMBDA, bias: bool = True, domain=None, scale=None):
+    """``(L_NC1, L_NC2/3)`` of spec 3.2 / 3.3b at classifier ``V`` -- the one place these are written:
+
+    ``L_NC1 = (1/2) tr(V (Sigma~_W + lambda I) V^T)``, ``L_NC2/3 = (1/2) sum_c pi_c ||V mu~_c - e_c||^2``.
+
+    ``V`` is a SymPy matrix (``domain=None``) or a ``DomainMatrix`` over ``domain``. With ``scale = d``
+    (a scalar of ``V``'s type), ``V`` stands for ``d`` times the classifier: the targets are scaled too and
+    both terms come out multiplied by ``d^2`` (division-free form used by the single-shot certificate).
+    """
+    lift, num, zero = _lifter(domain)
+    p, C = st.p, st.num_classes
+    q = p + 1 if bias else p
+    sw = sp.zeros(q, q)
+    sw[:p, :p] = st.sigma_w
+    half = num(sp.Rational(1, 2))
+    l_nc1 = half * _trace(V * lift(sw + lam * sp.eye(q)) * V.transpose(), zero)
+    eye = sp.eye(C)
+    l_nc23 = zero
+    for c, (pi, m) in enumerate(zip(st.pis, st.means)):
+        target = lift(eye[:, c]) if scale is None else lift(eye[:, c]) * scale
+        r = V * lift(_embed(m, bias)) - target
+        l_nc23 += num(pi) * _entry(r.transpose() * r)
+    return l_nc1, half * l_nc23
 
 
 def decomposition_terms(
@@ -251,25 +296,11 @@ def decomposition_terms(
     A: sp.Matrix | None = None,
 ) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
     """The three terms of spec 3.2 / 3.3b at classifier ``Wt`` with least-squares classifier ``V``:
-
-    ``L_NC1 = (1/2) tr(V (Sigma~_W + lambda I) V^T)``,
-    ``L_NC2/3 = (1/2) sum_c pi_c ||V mu~_c - e_c||^2``,
-    ``L_perp = (1/2) tr((W~ - V) A (W~ - V)^T)``.
+    ``L_NC1``, ``L_NC2/3`` (:func:`nc_terms` at ``V``) and ``L_perp = (1/2) tr((W~ - V) A (W~ - V)^T)``.
     """
-    p = st.p
-    C = st.num_classes
     if A is None:
         A, _ = quadratic_terms(st, lam, bias)
-    q = p + 1 if bias else p
-    sw = sp.zeros(q, q)
-    sw[:p, :p] = st.sigma_w
-    l_nc1 = (V * (sw + lam * sp.eye(q)) * V.T).trace() / 2
-    eye = sp.eye(C)
-    l_nc23 = sp.Integer(0)
-    for c, (pi, m) in enumerate(zip(st.pis, st.means)):
-        r = V * _embed(m, bias) - eye[:, c]
-        l_nc23 += pi * (r.T * r)[0, 0]
-    l_nc23 = l_nc23 / 2
+    l_nc1, l_nc23 = nc_terms(st, V, lam, bias)
     D = Wt - V
     l_perp = (D * A * D.T).trace() / 2
     return l_nc1, l_nc23, l_perp
@@ -315,37 +346,21 @@ def cleared_decomposition_residual(
 
     if A is None or B is None:
         A, B = quadratic_terms(st, lam, bias)
-    q = A.shape[0]
-    C = st.num_classes
-    p = st.p
     gens = sorted(set(Wt.free_symbols) | {lam} | data.free_symbols(), key=str)
     K = sp.QQ[tuple(gens)]
 
     def dm(M: sp.Matrix):
         return DomainMatrix.from_Matrix(M).convert_to(K)
 
-    def tr(M) -> object:
-        return sum(M.diagonal(), K.zero)
-
-    def scalar(M) -> object:
-        return M.to_list()[0][0]
-
     Ad, Bd, Wd = dm(A), dm(B), dm(Wt)
     adj, d = Ad.adj_det()
-    P = Bd * adj
+    P = Bd * adj  # d * W~_LS
     loss = K.from_sympy(sp.expand(sample_loss(data, Wt, lam, bias)))
-    sw = sp.zeros(q, q)
-    sw[:p, :p] = st.sigma_w
-    nc1 = tr(P * dm(sw + lam * sp.eye(q)) * P.transpose())
-    eye = sp.eye(C)
-    nc23 = K.zero
-    for c, (pi, m) in enumerate(zip(st.pis, st.means)):
-        r = P * dm(_embed(m, bias)) - dm(eye[:, c]) * d
-        nc23 += K.from_sympy(sp.nsimplify(pi)) * scalar(r.transpose() * r)
+    nc1, nc23 = nc_terms(st, P, lam, bias, domain=K, scale=d)  # d^2 L_NC1, d^2 L_NC2/3
     D = Wd * d - P
-    perp = tr(D * Ad * D.transpose())
+    perp = _trace(D * Ad * D.transpose(), K.zero)
     half = K.from_sympy(sp.Rational(1, 2))
-    return d**2 * loss - half * (nc1 + nc23 + perp), K
+    return d**2 * loss - (nc1 + nc23 + half * perp), K
 
 
 def poly_ring(*mats: sp.Matrix, extra: Sequence[sp.Symbol] = ()):

@@ -210,5 +210,6 @@ def integrate_free(
     times, k, opts = prepare(times, kappa, X0.shape[0] // C, C, rtol=rtol, atol=atol, solver=solver,
                              max_steps=max_steps)
     params0 = (jnp.asarray(W0, jnp.float64), jnp.asarray(b0, jnp.float64), X0)
-    ys, steps = solve(free_rhs, params0, times, (labels, C, k, jnp.asarray(float(lam)), jnp.asarray(float(lam_h))), **opts)
+    lams = (jnp.asarray(float(lam)), jnp.asarray(float(lam_h)))  # arrays: traced, no recompilation per value
+    ys, steps = solve(free_rhs, params0, times, (labels, C, k, *lams), **opts)
     return (ys, steps) if return_steps else ys

@@ -14,7 +14,6 @@ import jax.numpy as jnp
 import numpy as np
 
 import theory
-import theory.laws
 
 from ._checks import check_sizes
 from ._laws import kappa_value, law
@@ -186,8 +185,8 @@ def _single(flow, X0, labels, times, C, N, kap, rtol, atol, opts, key, UV=None):
         # reconstruct the features: fixed singular vectors (spec 6.2), frozen within-class deviations (spec 6.1)
         S = jnp.einsum("pj,tj,cj->tpc", U, om, V)
     else:  # matrix
-        S, steps = integrate_matrix(stats.centered_means.T, times, N, kap, rtol, atol, solver=solver, max_steps=max_steps,
-                                    return_steps=True)
+        S, steps = integrate_matrix(stats.centered_means.T, times, N, kap, rtol, atol, solver=solver,
+                                    max_steps=max_steps, return_steps=True)
     Xs = Z[None] + stats.global_mean + jnp.swapaxes(S, 1, 2)[:, labels, :]
     return Xs, None, None, 0.0, steps
 

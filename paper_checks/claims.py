@@ -60,7 +60,8 @@ TOLERANCES: dict[str, float] = {
     # spans t by a factor ~150: there an O(t^-1/2) tail would change (ratio-1)*t by a factor ~12 and an
     # O(t^-1/4) tail by ~40, while an O(1/t) tail stays within 2 (measured 1.24 at the defaults).
     "ratio_tail_spread_max": 2.0,
-    "tail_slope_abs": 0.1,
+    # simulated quantities follow the closed form to ~1e-8 relative, so their window slopes agree to ~1e-8
+    "tail_slope_abs": 1e-6,
     # empirical (a real network)
     "perp_ratio_max": 0.1,
     "identity_rel": 1e-8,
@@ -340,18 +341,24 @@ def _projected_claims(projected: Any, *, per_class: int) -> list[Claim]:
     if hasattr(projected, "summary"):
         def tail_rates():
             summ = projected.summary()
-            got, want = summ["tail_loglog_slopes"], summ["tail_loglog_slopes_theory"]
+            got = summ["tail_loglog_slopes"]
+            want = closed_form_tail_slopes(projected)
             gaps = {k: abs(got[k] - want[k]) for k in want if got.get(k) is not None}
             return bool(gaps) and max(gaps.values()) <= tol["tail_slope_abs"], {
-                "slopes": got, "theory": want, "max_abs_gap": max(gaps.values()) if gaps else None}
+                "slopes": got, "closed_form_slopes_same_window": want,
+                "asymptotic_slopes": summ.get("tail_loglog_slopes_theory"),
+                "max_abs_gap": max(gaps.values()) if gaps else None}
 
         claims.append(_guard(Claim(
             id="dynamics.tail_rates",
-            statement="Asymptotic rates along the flow: omega ~ t^(1/4), NC1 ~ t^(-1/2), max/min - 1 ~ 1/t, "
-                      "distance to the ETF Gram ~ 1/t, L_central ~ t^(-1/2)",
-            source="spec 6.4 items 1-4; claims 21, 22",
-            check="log-log slopes over the last third of the saved times (simulate Trajectory.summary)",
-            tolerance=f"each slope within {tol['tail_slope_abs']:g} of its theoretical value",
+            statement="Rates along the flow (asymptotically omega ~ t^(1/4), NC1 ~ t^(-1/2), max/min - 1 ~ 1/t, "
+                      "distance to the ETF Gram ~ 1/t, L_central ~ t^(-1/2)) follow the closed-form solution",
+            source="spec 6.3, 6.4 items 1-4; claims 21, 22",
+            check="log-log slopes over the last third of the saved times (simulate Trajectory.summary) against the "
+                  "slopes of the same quantities along the closed-form omega_j(t) over the same window (theory.laws, "
+                  "theory.metrics.etf_distance); the asymptotic slopes are reported, the finite window is not "
+                  "asymptotic for slow starts",
+            tolerance=f"each slope within {tol['tail_slope_abs']:g} of the closed form's",
             group="dynamics"), tail_rates))
 
     metrics = getattr(projected, "metrics", None) or {}
@@ -695,3 +702,27 @@ def empirical_claims(records: Sequence[dict[str, Any]], comparison: dict[str, An
         tolerance=f"median over epochs <= {tol['forward_rel_median']:g}", group="empirical"), forward))
     return claims
 
+
+def closed_form_tail_slopes(traj: Any) -> dict[str, float]:
+    """Log-log slopes over the last third of the saved times of omega_min, NC1, max/min - 1, the ETF Gram
+    distance and L_central along the closed-form solution ``traj.closed_form_omega`` (spec 6.3).
+
+    On the projected flow ``Mbar = U diag(omega) V^T`` with fixed ``U, V`` (spec 6.2), so every one of these is a
+    function of the omegas: the losses and NC1 through ``theory.laws``, the ETF distance through
+    ``theory.metrics.etf_distance`` of the rows ``V diag(omega)`` (``V`` an orthonormal basis of ``1^perp``).
+    """
+    from theory.metrics import etf_distance
+
+    t = np.asarray(traj.times, dtype=np.float64)
+    w = np.asarray(traj.closed_form_omega, dtype=np.float64).reshape(-1, *np.shape(traj.closed_form_omega)[-2:])[0]
+    C = int(traj.params["classes"])
+    V = np.linalg.eigh(np.eye(C) - 1.0 / C)[1][:, 1:]
+    series = {
+        "omega_min": w[:, -1],
+        "nc1": theory.laws.numeric("nc1_renormalized")(w).sum(axis=1),
+        "max_min_ratio_minus_1": w[:, 0] / w[:, -1] - 1.0,
+        "gram_etf_distance": np.array([float(etf_distance(V * row[None, :], np)) for row in w]),
+        "l_central": theory.laws.numeric("l_central")(w, float(C)).sum(axis=1),
+    }
+    tail = slice(len(t) - max(3, len(t) // 3), None)
+    return {k: float(np.polyfit(np.log(t[tail]), np.log(v[tail]), 1)[0]) for k, v in series.items()}

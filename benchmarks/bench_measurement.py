@@ -62,8 +62,8 @@ def toolkit_measure(H, y, W, b, C, batch=1024) -> dict[str, float]:
     per batch, float64 features into theory.ClassStatsAccumulator (cached for NC4 and the
     direct loss), then :func:`empirical.measure.metrics_from_pass`."""
     pairs = ((H[i:i + batch], y[i:i + batch]) for i in range(0, H.shape[0], batch))
-    acc, feats, labels = stream_features(pairs, C)
-    fp = FeaturePass(acc, feats, labels, errors=0, count=int(H.shape[0]))
+    acc, batches = stream_features(pairs, C)
+    fp = FeaturePass(acc, batches, errors=0, count=int(H.shape[0]))
     out = metrics_from_pass(fp, W.double(), b.double(), C, weight_decay=WD, loss_reduction="mean")
     out.pop("warnings", None)
     sv = out.pop("snr_singular_values")
@@ -186,7 +186,10 @@ def main(argv=None) -> dict:
                     help="torch and BLAS threads (default 1: on a shared 2-core machine more threads oversubscribe)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    # NumPy's BLAS (used by theory for CPU Gram matrices) gets the same thread count as torch
+    # every BLAS the toolkit uses (NumPy's for Gram matrices, SciPy's dsyrk for the streamed
+    # scatter) gets the same thread count as torch; threadpoolctl limits only libraries already
+    # loaded, so SciPy's BLAS is loaded first
+    import scipy.linalg.blas  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(args.threads)

@@ -4,15 +4,16 @@ One eval-mode pass over the training set computes, per batch, the network's outp
 the last-layer features ``h`` (the input of ``model.fc``).  The pass
 
 * streams float64 class statistics into :class:`theory.ClassStatsAccumulator`
-  (counts, means, pooled within-class scatter; one pass, GEMMs, Chan merge);
+  (counts, means, pooled within-class scatter; one pass, in-place ``syrk`` updates);
 * counts the network's errors ``argmax_c f(x)_c != y``;
-* caches the features on the training device (``n x p``, the network's float32 values held
-  in float64, converted once), so nothing is recomputed or lost.
+* keeps the feature batches on the training device as the network computed them (float32;
+  ``n x p`` in all), so nothing is recomputed or lost.
 
-With the class means known after the pass, NC4 (``theory.ncc_mismatch_count``) and the
-loss computed directly from the outputs (``theory.mse_loss``) run on the cached features
-without a second forward pass.  Every formula is :mod:`theory`'s; this module only
-gathers inputs and names the outputs:
+With the class means known after the pass, NC4 and the loss computed directly from the
+outputs come from one more sweep over the kept batches (``theory.sample_totals``: one GEMM
+with ``[W; M]`` per block, float64), without a second forward pass.  Three ridges share one
+eigendecomposition of ``Sigma_T`` (``theory.total_spectrum``).  Every formula is
+:mod:`theory`'s; this module only gathers inputs and names the outputs:
 
 * ``loss`` = paper ``L`` (spec 1) with ``lam = theory.lam_from_weight_decay(wd, reduction,
   C)`` (spec 8 item 2; ``nn.MSELoss()`` is reduction ``"mean"``: ``lam = C wd / 2``),
@@ -73,11 +74,38 @@ _NUMERIC_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError, torch.lin
 class FeaturePass:
     """Result of one eval-mode pass over a (possibly sharded) dataset."""
 
-    accumulator: Any  # theory.ClassStatsAccumulator merged over ranks
-    features: torch.Tensor  # this rank's (n_local, p) features (the network's float32 values, held as float64)
-    labels: torch.Tensor  # this rank's (n_local,) int64 labels
+    accumulator: Any  # theory.ClassStatsAccumulator merged over ranks (None without statistics)
+    batches: list  # this rank's [(features (b, p) as the network computed them, labels (b,))]
     errors: int  # network errors, summed over ranks
     count: int  # samples, summed over ranks
+
+    @property
+    def features(self) -> torch.Tensor:
+        """This rank's ``(n_local, p)`` features, concatenated (a copy)."""
+        if not self.batches:
+            return torch.zeros((0, 0))
+        return torch.cat([h for h, _ in self.batches])
+
+    @property
+    def labels(self) -> torch.Tensor:
+        if not self.batches:
+            return torch.zeros((0,), dtype=torch.int64)
+        return torch.cat([y for _, y in self.batches])
+
+    def totals(self, W: torch.Tensor, b: torch.Tensor | None, num_classes: int, means=None,
+               info: DistInfo = SINGLE) -> dict:
+        """``theory.sample_totals`` over this rank's batches, summed over ranks (float64 tensors)."""
+        sq = torch.zeros((), dtype=torch.float64, device=W.device)
+        mism = torch.zeros((), dtype=torch.float64, device=W.device)
+        count = torch.zeros((), dtype=torch.float64, device=W.device)
+        for h, y in self.batches:
+            t = theory.sample_totals(h, y, W, b, means, num_classes=num_classes)
+            sq, count = sq + t["sq_residual"], count + t["count"]
+            if means is not None:
+                mism = mism + t["ncc_mismatches"]
+        summed = all_reduce_sum(torch.stack([sq, mism, count]), info)
+        return {"sq_residual": summed[0], "ncc_mismatches": summed[1] if means is not None else None,
+                "count": summed[2]}
 
 
 def classifier_of(model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -127,56 +155,31 @@ def feature_pass(
             yield h, yb
 
     try:
-        acc, features, labels = stream_features(forward_batches(), num_classes, statistics=statistics)
+        acc, batches = stream_features(forward_batches(), num_classes, statistics=statistics)
     finally:
         model.train(was_training)
-    count = torch.tensor(int(labels.shape[0]), dtype=torch.int64, device=x.device)
+    count = torch.tensor(sum(int(yb.shape[0]) for _, yb in batches), dtype=torch.int64, device=x.device)
     all_reduce_sum(errors, info)
     all_reduce_sum(count, info)
     if acc is not None:
         acc = merge_accumulator(acc, info)
-    return FeaturePass(acc, features, labels, int(errors), int(count))
+    return FeaturePass(acc, batches, int(errors), int(count))
 
 
 def stream_features(batches, num_classes: int, *, statistics: bool = True):
-    """Accumulate ``(features, labels)`` batches: float64 class statistics (``theory.ClassStatsAccumulator``)
-    and the float64 features, converted once per batch and cached for NC4 and the direct loss.
+    """Accumulate ``(features, labels)`` batches into float64 class statistics
+    (``theory.ClassStatsAccumulator``) and keep the batches, as given, for NC4 and the direct loss.
 
-    Returns ``(accumulator or None, features (n, p), labels (n,))``.
+    Returns ``(accumulator or None, [(features (b, p), labels (b,)), ...])``.
     """
     acc = theory.ClassStatsAccumulator(num_classes) if statistics else None
-    feats, labs = [], []
+    kept = []
     for h, yb in batches:
-        h = h.reshape(h.shape[0], -1).to(torch.float64)
+        h = h.reshape(h.shape[0], -1)
         if acc is not None:
             acc.update(h, yb)
-        feats.append(h)
-        labs.append(yb)
-    if not feats:
-        return acc, torch.zeros((0, 0), dtype=torch.float64), torch.zeros((0,), dtype=torch.int64)
-    return acc, torch.cat(feats), torch.cat(labs)
-
-
-def _sum_over_ranks(value: torch.Tensor, weight: int, info: DistInfo) -> torch.Tensor:
-    """``sum_r weight_r value_r`` as a float64 0-d tensor (identity for one process)."""
-    t = (torch.as_tensor(value, dtype=torch.float64) * float(weight)).reshape(())
-    return all_reduce_sum(t.clone(), info)
-
-
-def _direct_loss(fp: FeaturePass, W, b, lam: float, num_classes: int, info: DistInfo) -> tuple[float, float]:
-    """Paper ``L`` with and without the ridge, straight from the features (``theory.mse_loss``).
-
-    Over ranks ``L = sum_r n_r L^{(r)} / n`` (the ridge term is the same on every rank and the
-    weights ``n_r / n`` sum to one).
-    """
-    n_local = int(fp.labels.shape[0])
-    local = torch.stack([
-        torch.as_tensor(theory.mse_loss(fp.features, fp.labels, W, b, lam=value, num_classes=num_classes),
-                        dtype=torch.float64).reshape(())
-        for value in (lam, 0.0)
-    ]) * float(n_local)
-    total = all_reduce_sum(local.clone(), info) / fp.count
-    return float(total[0]), float(total[1])
+        kept.append((h, yb))
+    return acc, kept
 
 
 def _guard(warnings: list[str], keys, what: str, fn):
@@ -210,10 +213,18 @@ def metrics_from_pass(
     lam_nb = float(theory.lam_from_weight_decay(weight_decay, reduction="notebook"))
 
     out: dict[str, Any] = {"train_error": fp.errors / fp.count, "lam": lam, "lam_notebook": lam_nb}
-    loss, loss_nowd = _direct_loss(fp, W, b, lam, C, info)
-    out["loss"], out["loss_nowd"] = loss, loss_nowd
+    # the loss straight from the samples' outputs and NC4: one sweep over the kept batches
+    totals = fp.totals(W, b, C, means=stats.means, info=info)
+    loss = float(theory.loss_from_totals(totals, W, b, lam=lam))
+    out["loss"], out["loss_nowd"] = loss, float(theory.loss_from_totals(totals, W, b, lam=0.0))
+    # one eigendecomposition of Sigma_T serves the three ridges (lam, the notebook's lam, 0)
+    spectrum = _guard(warnings, (), "eigh(Sigma_T)", lambda: theory.total_spectrum(stats))
+    spectrum = spectrum if isinstance(spectrum, theory.TotalSpectrum) else None
 
-    dec = _guard(warnings, _DECOMP_KEYS, "decomposition", lambda: theory.to_float_dict(theory.decompose(stats, W, b, lam=lam)))
+    def _decompose(value: float) -> dict:
+        return theory.to_float_dict(theory.decompose(stats, W, b, lam=value, spectrum=spectrum))
+
+    dec = _guard(warnings, _DECOMP_KEYS, "decomposition", lambda: _decompose(lam))
     out.update({k: dec.get(k) for k in _DECOMP_KEYS})
     if dec["l_nc1"] is not None:
         total = dec["l_nc1"] + dec["l_nc23"] + dec["l_perp"]
@@ -227,12 +238,7 @@ def metrics_from_pass(
     )
     out.update({k: nc.get(k) for k in _NC_KEYS})
 
-    def _nc4():
-        mism, tot = theory.ncc_mismatch_count(fp.features, fp.labels, stats, W, b)
-        mism = all_reduce_sum(torch.as_tensor(mism, dtype=torch.float64).reshape(()).clone(), info)
-        return {"nc4": float(mism) / fp.count}
-
-    out.update(_guard(warnings, ("nc4",), "nc4", _nc4))
+    out["nc4"] = float(totals["ncc_mismatches"] / totals["count"])
 
     def _snr():
         sv = theory.snr_singular_values(stats)
@@ -242,7 +248,7 @@ def metrics_from_pass(
 
     dec_nb = _guard(
         warnings, _DECOMP_KEYS, "decomposition (notebook lambda)",
-        lambda: theory.to_float_dict(theory.decompose(stats, W, b, lam=lam_nb)),
+        lambda: _decompose(lam_nb),
     )
     for k in ("l_nc1", "l_nc23", "l_perp"):
         out[f"{k}_notebook"] = dec_nb.get(k)
@@ -251,7 +257,7 @@ def metrics_from_pass(
     # ridge, so the closed forms in the SNR singular values apply to these terms exactly.
     dec_0 = _guard(
         warnings, _DECOMP_KEYS, "decomposition (lambda = 0)",
-        lambda: theory.to_float_dict(theory.decompose(stats, W, b, lam=0.0)),
+        lambda: _decompose(0.0),
     )
     for k in ("l_nc1", "l_nc23", "l_perp", "l_central"):
         out[f"{k}_lam0"] = dec_0.get(k)
@@ -290,8 +296,7 @@ def measure(
     if test_x is not None and test_y is not None:
         tp = feature_pass(model, test_x, test_y, C, batch_size=batch_size, info=info, statistics=False)
         out["test_error"] = tp.errors / tp.count
-        t_local = theory.mse_loss(tp.features, tp.labels, W, b, lam=0.0, num_classes=C)
-        out["test_loss_nowd"] = float(_sum_over_ranks(t_local, int(tp.labels.shape[0]), info) / tp.count)
+        out["test_loss_nowd"] = float(theory.loss_from_totals(tp.totals(W, b, C, info=info), W, b, lam=0.0))
     out["measure_time_s"] = time.perf_counter() - t0
     if warnings:
         out["warnings"] = warnings

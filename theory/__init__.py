@@ -15,8 +15,9 @@ from ._backend import to_float, to_float_dict
 from .conventions import REDUCTIONS, lam_from_weight_decay
 from .decomposition import decompose, huygens_split, mse_loss
 from .etf import etf_gram, simplex_etf
-from .least_squares import least_squares_classifier
+from .least_squares import TotalSpectrum, least_squares_classifier, total_spectrum
 from .metrics import CONVENTIONS, nc1_trace, nc_metrics, ncc_mismatch, ncc_mismatch_count
+from .outputs import loss_from_totals, ridge_penalty, sample_totals
 from .snr import inverse_sqrt_within, renormalize, snr_matrix, snr_singular_values
 from .stats import ClassStats, ClassStatsAccumulator, class_stats
 
@@ -25,6 +26,7 @@ __all__ = [
     "REDUCTIONS",
     "ClassStats",
     "ClassStatsAccumulator",
+    "TotalSpectrum",
     "class_stats",
     "decompose",
     "etf_gram",
@@ -32,15 +34,19 @@ __all__ = [
     "inverse_sqrt_within",
     "lam_from_weight_decay",
     "least_squares_classifier",
+    "loss_from_totals",
     "mse_loss",
     "nc1_trace",
     "nc_metrics",
     "ncc_mismatch",
     "ncc_mismatch_count",
     "renormalize",
+    "ridge_penalty",
+    "sample_totals",
     "simplex_etf",
     "snr_matrix",
     "snr_singular_values",
     "to_float",
     "to_float_dict",
+    "total_spectrum",
 ]

@@ -98,6 +98,69 @@ def gram(D: Array) -> Array:
     return D.T @ D
 
 
+def _host_view(x: Array):
+    """A zero-copy NumPy view of a NumPy array or a CPU torch tensor without autograd, else ``None``."""
+    import numpy as np
+
+    if isinstance(x, np.ndarray):
+        return x
+    if array_api_compat.is_torch_array(x) and x.device.type == "cpu" and not x.requires_grad:
+        return x.numpy()
+    return None
+
+
+def on_host(x: Array) -> bool:
+    """True for NumPy arrays and CPU torch tensors: arrays that BLAS can update in place."""
+    return _host_view(x) is not None
+
+
+def zeros_gram(p: int, xp, like: Array) -> Array:
+    """A ``(p, p)`` float64 zero matrix for :func:`gram_accumulate`, Fortran-ordered on the host
+    (so BLAS updates it in place) and a plain array elsewhere."""
+    host = _host_view(like)
+    if host is None:
+        return xp.zeros((p, p), dtype=xp.float64, device=device_of(like))
+    import numpy as np
+
+    S = np.zeros((p, p), dtype=np.float64, order="F")
+    if isinstance(like, np.ndarray):
+        return S
+    import torch
+
+    return torch.from_numpy(S)
+
+
+def gram_accumulate(S: Array, D: Array) -> Array:
+    """``S + D^T D`` where only the **upper triangle** of the result is guaranteed (symmetrise with
+    :func:`symmetric_from_upper`).
+
+    On the host (NumPy, CPU torch) this is BLAS ``dsyrk`` with ``beta = 1`` writing into ``S`` in
+    place: half a GEMM's flops and no ``p x p`` temporaries, which matters when thousands of
+    batches are accumulated.  Elsewhere (GPU tensors, JAX) it is the plain ``S + D^T D``.
+    """
+    S_host, D_host = _host_view(S), _host_view(D)
+    if S_host is None or D_host is None or D.shape[0] == 0 or not S_host.flags.f_contiguous:
+        return S + D.T @ D
+    from scipy.linalg.blas import dsyrk
+
+    import numpy as np
+
+    Dt = np.asarray(D_host, dtype=np.float64).T  # (p, B): Fortran-ordered view of a C-ordered D
+    if not Dt.flags.f_contiguous:
+        Dt = np.asfortranarray(Dt)
+    out = dsyrk(1.0, Dt, beta=1.0, c=S_host, trans=0, lower=0, overwrite_c=1)
+    if out.ctypes.data == S_host.ctypes.data:  # updated in place (the usual case)
+        return S
+    S_host[...] = out
+    return S
+
+
+def symmetric_from_upper(S: Array, xp) -> Array:
+    """The symmetric matrix whose upper triangle is that of ``S``."""
+    upper = xp.triu(S)
+    return upper + xp.triu(S, k=1).T
+
+
 def eye(n: int, xp, like: Array) -> Array:
     return xp.eye(n, dtype=xp.float64, device=device_of(like))
 

@@ -18,7 +18,10 @@ def check_finite(x: Array, xp, name: str) -> None:
         raise ValueError(f"{name} contains NaN or Inf values")
 
 
-def check_features_labels(features: Array, labels: Array, xp) -> None:
+def check_features_labels(features: Array, labels: Array, xp, finite: bool = True) -> None:
+    """Shapes of ``features (n, p)`` and ``labels (n,)``; with ``finite``, no NaN/Inf in the features
+    (callers that detect non-finite values more cheaply from a reduction they compute anyway
+    pass ``finite=False`` and call :func:`check_finite_result`)."""
     if len(features.shape) != 2:
         raise ValueError(f"features must be a 2-D array (n, p) with samples as rows, got shape {tuple(features.shape)}")
     if len(labels.shape) != 1:
@@ -27,7 +30,20 @@ def check_features_labels(features: Array, labels: Array, xp) -> None:
         raise ValueError(
             f"shape mismatch: features have {features.shape[0]} rows but labels have {labels.shape[0]} entries"
         )
+    if finite:
+        check_finite(features, xp, "features")
+
+
+def check_finite_result(result: Array, features: Array, xp) -> None:
+    """Raise if ``result`` (a reduction over ``features``, e.g. per-class sums or squared residuals) is
+    not finite: NaN/Inf in the features always reach such sums (``Inf - Inf``, ``0 * Inf`` and
+    anything with NaN give NaN), so the elementwise scan runs only then, to name the problem."""
+    if not is_concrete(result):
+        return
+    if to_bool(xp.all(xp.isfinite(result))) in (True, None):
+        return
     check_finite(features, xp, "features")
+    raise ValueError("features give non-finite sums (values too large for float64?)")
 
 
 def infer_num_classes(labels: Array, xp, num_classes: int | None) -> int:

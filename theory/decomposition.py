@@ -10,9 +10,10 @@ Evaluated at ``W~_LS`` the two parts are ``L_NC1`` and ``L_NC2/3``; completing t
 from __future__ import annotations
 
 from ._backend import Array, as_float64, eye, namespace
-from ._validation import check_classifier, check_features_labels, check_labels, check_lam, infer_num_classes
-from .least_squares import least_squares_classifier
-from .stats import ClassStats, _one_hot
+from ._validation import check_classifier, check_lam
+from .least_squares import TotalSpectrum, least_squares_classifier
+from .outputs import loss_from_totals, sample_totals
+from .stats import ClassStats
 
 
 def huygens_split(stats: ClassStats, W: Array, b: Array | None, lam: float) -> tuple[Array, Array]:
@@ -38,7 +39,9 @@ def _perp(stats: ClassStats, dW: Array, db: Array | None, lam: float, xp) -> Arr
     return 0.5 * (quad + xp.sum(shift * shift))
 
 
-def decompose(stats: ClassStats, W: Array, b: Array | None = None, lam: float = 0.0) -> dict:
+def decompose(
+    stats: ClassStats, W: Array, b: Array | None = None, lam: float = 0.0, spectrum: TotalSpectrum | None = None
+) -> dict:
     """``loss``, ``l_nc1``, ``l_nc23``, ``l_perp`` and derived scalars (spec 3.2, 3.3b, 4).
 
     * ``loss`` — the paper's ``L(W, b, H)`` from the class statistics (Huygens split);
@@ -49,13 +52,15 @@ def decompose(stats: ClassStats, W: Array, b: Array | None = None, lam: float = 
       ``central_path_distance = ||W~ - W~_LS||_F / ||W~_LS||_F`` (spec 4, toolkit additions).
 
     ``b=None`` selects the no-bias model.  Exact for any class counts and any ``lam >= 0``.
+    ``spectrum`` (:func:`theory.total_spectrum` of ``stats``) shares one eigendecomposition
+    between decompositions at several ``lam`` (see :func:`theory.least_squares_classifier`).
     """
     check_lam(lam)
     xp = namespace(stats.means)
     W = as_float64(W, xp, like=stats.means)
     b = None if b is None else as_float64(b, xp, like=stats.means)
     check_classifier(W, b, stats.num_classes, stats.dim, xp)
-    W_ls, b_ls = least_squares_classifier(stats, lam=lam, bias=b is not None)
+    W_ls, b_ls = least_squares_classifier(stats, lam=lam, bias=b is not None, spectrum=spectrum)
     within, means_part = huygens_split(stats, W, b, lam)
     l_nc1, l_nc23 = huygens_split(stats, W_ls, b_ls, lam)
     dW = W - W_ls
@@ -80,20 +85,8 @@ def mse_loss(
 ) -> Array:
     """The paper's loss computed directly from the outputs (spec 1, "Loss"):
 
-    ``L = (1/(2n)) sum_i ||W h_i + b - e_{y_i}||^2 + (lam/2)(||W||_F^2 + ||b||^2)``.
+    ``L = (1/(2n)) sum_i ||W h_i + b - e_{y_i}||^2 + (lam/2)(||W||_F^2 + ||b||^2)``
+    (:func:`theory.outputs.sample_totals` and :func:`theory.outputs.loss_from_totals`).
     """
     check_lam(lam)
-    xp = namespace(features, labels)
-    check_features_labels(features, labels, xp)
-    C = infer_num_classes(labels, xp, num_classes if num_classes is not None else W.shape[0])
-    check_labels(labels, xp, C)
-    X = as_float64(features, xp)
-    W = as_float64(W, xp, like=X)
-    b = None if b is None else as_float64(b, xp, like=X)
-    check_classifier(W, b, C, X.shape[1], xp)
-    residual = X @ W.T - _one_hot(labels, C, xp)
-    penalty = xp.sum(W * W)
-    if b is not None:
-        residual = residual + b[None, :]
-        penalty = penalty + xp.sum(b * b)
-    return 0.5 * xp.sum(residual * residual) / X.shape[0] + 0.5 * lam * penalty
+    return loss_from_totals(sample_totals(features, labels, W, b, num_classes=num_classes), W, b, lam)

@@ -17,9 +17,57 @@ eigendecomposition of ``K`` (also the singularity test), never an explicit inver
 
 from __future__ import annotations
 
-from ._backend import Array, eye, namespace, spd_eigh
+from typing import NamedTuple
+
+from ._backend import EPS, Array, eye, is_concrete, namespace, spd_eigh, to_float
 from ._validation import check_lam
 from .stats import ClassStats
+
+
+class TotalSpectrum(NamedTuple):
+    """``eigh(Sigma_T)``: ascending eigenvalues ``(p,)`` and eigenvectors ``(p, p)`` as columns.
+
+    One decomposition serves the least-squares classifier at every ridge ``lam``
+    (:func:`least_squares_classifier`'s ``spectrum=``): ``Sigma_T + lam I`` has the same
+    eigenvectors and eigenvalues shifted by ``lam``, and the rank-one term
+    ``c mu_G mu_G^T`` of the normal matrix is applied by the Sherman-Morrison formula.
+    """
+
+    evals: Array
+    evecs: Array
+
+
+def total_spectrum(stats: ClassStats) -> TotalSpectrum:
+    """The eigendecomposition of ``Sigma_T`` shared by the ridge solves (see :class:`TotalSpectrum`)."""
+    xp = namespace(stats.sigma_t)
+    evals, evecs = xp.linalg.eigh(stats.sigma_t)
+    return TotalSpectrum(evals, evecs)
+
+
+def _solve_shifted_rank_one(
+    rhs: Array, spectrum: TotalSpectrum, lam: float, mu: Array, c: float, xp
+) -> Array | None:
+    """Solve ``X (Sigma_T + lam I + c mu mu^T) = rhs`` from ``eigh(Sigma_T)`` (Sherman-Morrison).
+
+    With ``S = Sigma_T + lam I = V diag(e + lam) V^T`` and ``u = S^{-1} mu``:
+    ``(S + c mu mu^T)^{-1} = S^{-1} - c u u^T / (1 + c mu^T u)``, so
+    ``X = rhs S^{-1} - (c / (1 + c mu^T u)) (rhs S^{-1} mu) u^T``.  The denominator is at least 1
+    (``c >= 0``, ``S`` positive definite), so the update is stable.  Returns ``None`` when ``S``
+    is numerically singular (smallest shifted eigenvalue not above ``p eps`` times the largest).
+    """
+    shifted = spectrum.evals + lam
+    if is_concrete(shifted):
+        low, top = to_float(xp.min(shifted)), to_float(xp.max(xp.abs(shifted)))
+        if not low > shifted.shape[0] * EPS * top:
+            return None
+    V = spectrum.evecs
+
+    def right_solve(R: Array) -> Array:  # R S^{-1}
+        return ((R @ V) / shifted[None, :]) @ V.T
+
+    X = right_solve(rhs)
+    u = right_solve(mu[None, :])[0]  # (c = 0 at lam = 0 with bias: the update vanishes exactly)
+    return X - (c / (1.0 + c * xp.sum(mu * u))) * (X @ mu)[:, None] * u[None, :]
 
 
 def solve_spd_right(rhs: Array, K: Array, xp, what: str) -> Array:
@@ -34,12 +82,20 @@ def solve_spd_right(rhs: Array, K: Array, xp, what: str) -> Array:
     return ((rhs @ evecs) / evals[None, :]) @ evecs.T
 
 
-def least_squares_classifier(stats: ClassStats, lam: float = 0.0, bias: bool = True) -> tuple[Array, Array | None]:
+def least_squares_classifier(
+    stats: ClassStats, lam: float = 0.0, bias: bool = True, spectrum: TotalSpectrum | None = None
+) -> tuple[Array, Array | None]:
     """``(W_LS, b_LS)`` minimising the paper's ridge MSE for these features (spec 3.1, 3.3b).
 
     ``W_LS`` has shape ``(C, p)``; ``b_LS`` has shape ``(C,)`` or is ``None`` when
     ``bias=False``.  At ``lam = 0`` with bias, ``Sigma_T`` must be invertible; without bias,
     ``Sigma_T + mu_G mu_G^T`` must be.
+
+    ``spectrum`` (:func:`total_spectrum` of the same ``stats``) lets several ridges share one
+    eigendecomposition: the normal matrix is ``Sigma_T + lam I + c mu_G mu_G^T`` with
+    ``c = lam / (1 + lam)`` (bias) or ``c = 1`` (no bias), solved by Sherman-Morrison.  Without
+    bias, when ``Sigma_T + lam I`` is singular but the normal matrix is not (e.g. a constant
+    feature at ``lam = 0``), the direct solve is used instead.
     """
     check_lam(lam)
     xp = namespace(stats.means)
@@ -48,6 +104,17 @@ def least_squares_classifier(stats: ClassStats, lam: float = 0.0, bias: bool = T
     mu = stats.global_mean
     p = stats.dim
     identity = eye(p, xp, M)
+    if spectrum is not None:
+        c = lam / (1.0 + lam) if bias else 1.0
+        rhs = pi[:, None] * M - (pi[:, None] * mu[None, :]) / (1.0 + lam) if bias else pi[:, None] * M
+        W = _solve_shifted_rank_one(rhs, spectrum, lam, mu, c, xp)
+        if W is not None:
+            return W, ((pi - W @ mu) / (1.0 + lam) if bias else None)
+        if bias:  # the normal matrix equals Sigma_T at lam = 0 and dominates Sigma_T + lam I otherwise
+            raise ValueError(
+                "Sigma_T + lam I (the least-squares normal matrix) is singular or not positive definite; "
+                "use a ridge coefficient lam > 0 or more samples than dimensions"
+            )
     if bias:
         K = stats.sigma_t + lam * identity + (lam / (1.0 + lam)) * (mu[:, None] * mu[None, :])
         rhs = pi[:, None] * M - (pi[:, None] * mu[None, :]) / (1.0 + lam)

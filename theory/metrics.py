@@ -12,6 +12,7 @@ from __future__ import annotations
 from ._backend import EPS, Array, as_float64, device_of, namespace
 from ._validation import check_classifier, check_features_labels, check_labels
 from .decomposition import decompose
+from .outputs import sample_totals
 from .stats import ClassStats
 
 CONVENTIONS = ("paper", "notebook")
@@ -158,25 +159,12 @@ def ncc_mismatch_count(
 ) -> tuple[Array, Array]:
     """NC4 counts: ``#{i : argmax_c (W h_i + b)_c != argmin_c ||h_i - mu_c||}`` and ``n`` (spec 2.1, 2.2).
 
-    Uses the uncentred class means of ``stats`` (centring does not change the argmin).  The
-    distance is ``||mu_c||^2 - 2 h^T mu_c`` up to the per-sample constant ``||h||^2`` (a GEMM).
-    Sum the counts over batches for a stream.
+    Uses the uncentred class means of ``stats`` (centring does not change the argmin) through
+    :func:`theory.outputs.sample_totals` (one GEMM per block).  Sum the counts over batches
+    for a stream.
     """
-    xp = namespace(features, labels)
-    check_features_labels(features, labels, xp)
-    check_labels(labels, xp, stats.num_classes)
-    X = as_float64(features, xp)
-    W = as_float64(W, xp, like=stats.means)
-    b = None if b is None else as_float64(b, xp, like=stats.means)
-    check_classifier(W, b, stats.num_classes, stats.dim, xp)
-    scores = X @ W.T
-    if b is not None:
-        scores = scores + b[None, :]
-    net = xp.argmax(scores, axis=1)
-    dist = xp.sum(stats.means * stats.means, axis=1)[None, :] - 2.0 * (X @ stats.means.T)
-    ncc = xp.argmin(dist, axis=1)
-    mismatches = xp.sum(xp.astype(net != ncc, xp.float64))
-    return mismatches, xp.asarray(float(X.shape[0]), dtype=xp.float64, device=device_of(X))
+    totals = sample_totals(features, labels, W, b, stats.means, num_classes=stats.num_classes)
+    return totals["ncc_mismatches"], totals["count"]
 
 
 def ncc_mismatch(features: Array, labels: Array, stats: ClassStats, W: Array, b: Array | None = None) -> Array:

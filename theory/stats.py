@@ -22,12 +22,30 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ._backend import Array, as_float64, device_of, gram, is_concrete, namespace
-from ._validation import check_features_labels, check_labels, infer_num_classes
+from array_api_compat import is_torch_array
+
+from ._backend import (
+    Array,
+    as_float64,
+    device_of,
+    gram,
+    gram_accumulate,
+    is_concrete,
+    namespace,
+    on_host,
+    symmetric_from_upper,
+    zeros_gram,
+)
+from ._validation import check_features_labels, check_finite_result, check_labels, infer_num_classes
 
 
-#: Row-block size for streaming large inputs through :func:`class_stats`.
+#: Inputs longer than this go through :class:`ClassStatsAccumulator` in :func:`class_stats`.
 CHUNK_ROWS = 4096
+
+#: Row-block size of the accumulator's host (NumPy / CPU torch) updates: a float64 block of
+#: ``1024 x p`` stays in a core's cache for ``p`` up to a few hundred, and BLAS ``syrk`` keeps its
+#: full rate at this depth (measured in benchmarks/bench_measurement.py's notes).
+HOST_CHUNK_ROWS = 1024
 
 
 class ClassStats(NamedTuple):
@@ -74,6 +92,34 @@ def _one_hot(labels: Array, num_classes: int, xp) -> Array:
     """``(n, C)`` float64 indicator matrix ``Y^T`` of the labels."""
     classes = xp.arange(num_classes, device=device_of(labels))
     return xp.astype(labels[:, None] == classes[None, :], xp.float64)
+
+
+def _class_counts(labels: Array, num_classes: int, xp) -> Array:
+    """``(C,)`` float64 label counts (``bincount`` for torch, a one-hot sum elsewhere)."""
+    if is_torch_array(labels):
+        import torch
+
+        return torch.bincount(labels, minlength=num_classes).to(torch.float64)
+    return xp.sum(_one_hot(labels, num_classes, xp), axis=0)
+
+
+def _class_sums(X: Array, labels: Array, num_classes: int, xp) -> Array:
+    """``(C, p)`` row sums per class.  CPU torch: ``index_add_`` (one pass, no GEMM); elsewhere the
+    one-hot product ``Y X`` (deterministic on GPUs, where ``index_add_`` uses atomics)."""
+    if is_torch_array(X) and X.device.type == "cpu":
+        import torch
+
+        out = torch.zeros((num_classes, X.shape[1]), dtype=X.dtype, device=X.device)
+        return out.index_add_(0, labels, X)
+    return _one_hot(labels, num_classes, xp).T @ X
+
+
+def _to_host_list(x: Array) -> list:
+    if hasattr(x, "detach"):
+        return x.detach().cpu().tolist()
+    import numpy as np
+
+    return np.asarray(x).tolist()
 
 
 def _batch_moments(features: Array, labels: Array, num_classes: int, xp):
@@ -142,74 +188,157 @@ def class_stats(features: Array, labels: Array, num_classes: int | None = None) 
     n = features.shape[0]
     if n <= CHUNK_ROWS or not is_concrete(features):  # one shot (and inside jax traces)
         return _finalize(*_batch_moments(features, labels, C, xp), xp)
-    # Large inputs: stream row blocks (cache-sized float64 temporaries) and merge exactly.
-    moments = None
-    for lo in range(0, n, CHUNK_ROWS):
-        batch = _batch_moments(features[lo : lo + CHUNK_ROWS], labels[lo : lo + CHUNK_ROWS], C, xp)
-        moments = batch if moments is None else _merge_moments(moments, batch, xp)
-    return _finalize(*moments, xp)
+    # Large inputs: the streaming accumulator (cache-sized float64 blocks, in-place syrk).
+    return ClassStatsAccumulator(C).update(features, labels).finalize()
 
 
 class ClassStatsAccumulator:
-    """Streaming, mergeable float64 class statistics (spec 3.3b; Chan et al. pairwise update).
+    """Streaming, mergeable float64 class statistics (spec 3.3b).
 
     ``update(features, labels)`` per batch, ``merge(other)`` to combine accumulators exactly
     (e.g. across DDP ranks), ``finalize()`` for :class:`ClassStats`.  ``state()`` /
     :meth:`from_state` expose ``counts``, ``means`` and the pooled within-class ``scatter``
     (``n * Sigma_W``) for transport.
+
+    Within one accumulator the data are shifted by a fixed per-class reference ``r_c`` (the
+    mean of class ``c`` in the first batch that holds it): with ``d_i = h_i - r_{y_i}``,
+    ``s_c = sum_{i in c} d_i`` and ``S = sum_i d_i d_i^T``, the pooled scatter is
+    ``S - sum_c s_c s_c^T / n_c`` and ``mu_c = r_c + s_c / n_c`` (the shifted-data algorithm;
+    since ``r_c`` is within sampling error of ``mu_c``, the correction is a small fraction of
+    ``S`` and no precision is lost).  Each batch then costs one in-place BLAS ``syrk`` update
+    of ``S`` (:func:`theory._backend.gram_accumulate`) and a class-wise row sum, with no
+    ``p x p`` temporaries; host batches are split into :data:`HOST_CHUNK_ROWS`-row blocks so
+    the float64 temporaries stay in cache.  Accumulators are merged with the pairwise update
+    of Chan et al.
     """
 
     def __init__(self, num_classes: int):
         if int(num_classes) < 2:
             raise ValueError(f"at least 2 classes are needed, got num_classes={num_classes}")
         self.num_classes = int(num_classes)
-        self._moments = None
         self._xp = None
+        self._counts = None  # (C,) float64
+        self._ref = None  # (C, p) per-class shift r_c
+        self._sums = None  # (C, p) sum over class c of (h - r_c)
+        self._scatter = None  # (p, p): upper triangle of sum (h - r_y)(h - r_y)^T
+        self._has_ref: list[bool] = [False] * self.num_classes
 
     @property
     def count(self) -> int:
-        if self._moments is None:
+        if self._counts is None:
             return 0
-        return int(float(self._xp.sum(self._moments[0])))
+        return int(float(self._xp.sum(self._counts)))
+
+    @property
+    def dim(self) -> int | None:
+        return None if self._ref is None else int(self._ref.shape[1])
+
+    def _start(self, p: int, xp, like: Array) -> None:
+        C = self.num_classes
+        self._xp = xp
+        # as_float64 refuses backends without float64 (JAX without x64) with a clear error
+        self._counts = as_float64(xp.zeros((C,), device=device_of(like)), xp)
+        self._ref = xp.zeros((C, p), dtype=xp.float64, device=device_of(like))
+        self._sums = xp.zeros((C, p), dtype=xp.float64, device=device_of(like))
+        self._scatter = zeros_gram(p, xp, like)
+        self._has_ref = [False] * C
 
     def update(self, features: Array, labels: Array) -> "ClassStatsAccumulator":
         xp = namespace(features, labels)
-        check_features_labels(features, labels, xp)
+        check_features_labels(features, labels, xp, finite=False)  # NaN/Inf: from the class sums, below
         check_labels(labels, xp, self.num_classes)
-        if self._moments is not None and features.shape[1] != self._moments[1].shape[1]:
+        p = int(features.shape[1])
+        if self._ref is not None and p != self.dim:
             raise ValueError(
-                f"shape mismatch: this accumulator holds {self._moments[1].shape[1]}-dim features, "
-                f"got a batch of dimension {features.shape[1]}"
+                f"shape mismatch: this accumulator holds {self.dim}-dim features, got a batch of dimension {p}"
             )
-        batch = _batch_moments(features, labels, self.num_classes, xp)
-        self._xp = xp
-        self._moments = batch if self._moments is None else _merge_moments(self._moments, batch, xp)
+        if self._ref is None:
+            self._start(p, xp, features)
+        elif xp is not self._xp or device_of(features) != device_of(self._ref):
+            raise ValueError(
+                f"this accumulator holds {self._xp.__name__} arrays on {device_of(self._ref)}; got a batch of "
+                f"{xp.__name__} arrays on {device_of(features)} (convert the batch first)"
+            )
+        if features.dtype not in (xp.float32, xp.float64):
+            features = as_float64(features, xp)
+        n = int(features.shape[0])
+        step = HOST_CHUNK_ROWS if on_host(features) else max(n, 1)
+        for lo in range(0, n, step):
+            self._update_block(features[lo : lo + step], labels[lo : lo + step], xp)
         return self
+
+    def _update_block(self, X: Array, y: Array, xp) -> None:
+        C = self.num_classes
+        counts = _class_counts(y, C, xp)
+        ref, new = self._ref, []
+        if not all(self._has_ref):
+            present = [float(v) > 0 for v in _to_host_list(counts)]
+            new = [c for c in range(C) if present[c] and not self._has_ref[c]]
+            if new:
+                safe = xp.where(counts > 0, counts, xp.ones_like(counts))
+                means = _class_sums(as_float64(X, xp), y, C, xp) / safe[:, None]
+                mask = xp.asarray([c in new for c in range(C)], device=device_of(counts))
+                ref = xp.where(mask[:, None], means, ref)
+        shift = xp.take(ref, y, axis=0)
+        if X.dtype == xp.float64:
+            D = X - shift  # never modify the caller's array
+        else:  # a fresh float64 copy, shifted in place (a promoting subtraction is ~3x slower in torch)
+            D = as_float64(X, xp)
+            D -= shift
+        sums = _class_sums(D, y, C, xp)
+        check_finite_result(sums, X, xp)  # before anything is stored: a bad batch leaves the state intact
+        self._ref = ref
+        for c in new:
+            self._has_ref[c] = True
+        self._counts = self._counts + counts
+        self._sums = self._sums + sums
+        self._scatter = gram_accumulate(self._scatter, D)
+
+    def _moments(self):
+        """``(counts, means, scatter)`` of everything accumulated (scatter symmetric)."""
+        xp = self._xp
+        safe = xp.where(self._counts > 0, self._counts, xp.ones_like(self._counts))
+        means = self._ref + self._sums / safe[:, None]
+        scaled = self._sums / xp.sqrt(safe)[:, None]
+        scatter = symmetric_from_upper(self._scatter, xp) - scaled.T @ scaled
+        return self._counts, means, scatter
+
+    def _set_moments(self, counts: Array, means: Array, scatter: Array, xp) -> None:
+        """Restart from exact moments: reference = the means, shifted sums zero."""
+        self._start(int(means.shape[1]), xp, means)
+        self._counts = counts
+        self._ref = xp.where((counts > 0)[:, None], means, xp.zeros_like(means))
+        self._has_ref = [float(v) > 0 for v in _to_host_list(counts)]
+        if on_host(self._scatter):
+            self._scatter[...] = scatter
+        else:
+            self._scatter = scatter
 
     def merge(self, other: "ClassStatsAccumulator") -> "ClassStatsAccumulator":
         if other.num_classes != self.num_classes:
             raise ValueError(
                 f"cannot merge accumulators with {self.num_classes} and {other.num_classes} classes"
             )
-        if other._moments is None:
+        if other._counts is None:
             return self
-        if self._moments is None:
-            self._xp, self._moments = other._xp, other._moments
+        if self._counts is None:
+            self._set_moments(*other._moments(), other._xp)
             return self
-        if other._moments[1].shape[1] != self._moments[1].shape[1]:
+        if other.dim != self.dim:
             raise ValueError("shape mismatch: cannot merge accumulators of different feature dimensions")
-        self._moments = _merge_moments(self._moments, other._moments, self._xp)
+        merged = _merge_moments(self._moments(), other._moments(), self._xp)
+        self._set_moments(*merged, self._xp)
         return self
 
     def finalize(self) -> ClassStats:
-        if self._moments is None:
+        if self._counts is None:
             raise ValueError("no samples accumulated: call update() before finalize()")
-        return _finalize(*self._moments, self._xp)
+        return _finalize(*self._moments(), self._xp)
 
     def state(self) -> dict:
-        if self._moments is None:
+        if self._counts is None:
             raise ValueError("no samples accumulated: the state of an empty accumulator is undefined")
-        counts, means, scatter = self._moments
+        counts, means, scatter = self._moments()
         return {"counts": counts, "means": means, "scatter": scatter}
 
     @classmethod
@@ -219,6 +348,5 @@ class ClassStatsAccumulator:
         counts = as_float64(state["counts"], xp)
         if counts.shape[0] != acc.num_classes:
             raise ValueError(f"state has {counts.shape[0]} classes, expected {acc.num_classes}")
-        acc._xp = xp
-        acc._moments = (counts, as_float64(state["means"], xp), as_float64(state["scatter"], xp))
+        acc._set_moments(counts, as_float64(state["means"], xp), as_float64(state["scatter"], xp), xp)
         return acc

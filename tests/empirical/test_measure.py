@@ -87,7 +87,13 @@ def test_singular_covariances_give_none_and_warnings():
 def test_feature_pass_counts():
     model, x, y, C = _setup()
     fp = feature_pass(model, x, y, C, batch_size=9)
-    assert fp.count == x.shape[0] and fp.features.shape == (x.shape[0], 6) and fp.features.dtype == torch.float64
+    # the batches are kept as the network computed them (float32), in order, 9 rows at most
+    assert fp.count == x.shape[0] and fp.features.shape == (x.shape[0], 6) and fp.features.dtype == torch.float32
+    assert [int(yb.shape[0]) for _, yb in fp.batches] == [9] * (x.shape[0] // 9) + ([x.shape[0] % 9] if x.shape[0] % 9 else [])
+    assert torch.equal(fp.labels, y)
+    with torch.no_grad():
+        model.eval()
+        torch.testing.assert_close(fp.features, model.forward_with_features(x)[1], rtol=1e-6, atol=1e-6)
     assert fp.accumulator.count == x.shape[0]
 
 

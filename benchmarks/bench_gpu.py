@@ -17,7 +17,11 @@ Sections, in this order, each in its own ``try`` (a failure is printed, recorded
    if the max relative difference (per quantity ``max|a - b| / max|b|``) is <= 1e-10: both sides
    are float64 (eps 1.1e-16), only the reduction orders of the GEMMs / sums and the LAPACK vs
    cuSOLVER factorisations differ; the pseudo-inverse and ``Sigma_W^{-1/2}`` amplify by at most the
-   condition numbers of ``Sigma_B`` (rank C-1) and ``Sigma_W`` (well-conditioned random data).
+   condition numbers of ``Sigma_B`` (rank C-1) and ``Sigma_W`` (~600 here).  The features are at
+   the scale of a network in mid-training (L ~ 0.42 with L_NC1 0.08, L_NC2/3 0.02, L_perp 0.32,
+   NC1 0.55): a quantity at rounding level would fail any relative bound for no fault of the
+   code (a first version's features had L_NC2/3 ~ 1e-10 of L ~ 1e5, and differed by 1.6e-10 of
+   itself on an H200 while every other quantity agreed to 4e-12).
 3. ``measure_cuda``: :func:`empirical.measure.measure` of a random-init ResNet-18 (base width 16,
    p = 128) on 2,000 training / 1,000 test images on CUDA against the CPU, TF32 off (cuDNN and
    cuBLAS in true float32): features from float32 convolutions differ ~1e-6 relative between
@@ -27,16 +31,21 @@ Sections, in this order, each in its own ``try`` (a failure is printed, recorded
    error counts (``train_error``, ``nc4``) may flip on a near-tie and are reported, not gated.
    The same comparison with the default TF32 convolutions (what a CUDA run's measurement uses
    unless TF32 is disabled) is recorded for information.
-4. ``train``: the real :func:`empirical.train.train` on Fashion-MNIST, ResNet-18, 5,000 per class,
-   batch 128, lr 0.0184, ``--epochs`` epochs, progress off; variants ``compile="none"`` (eager),
-   ``"default"`` and, if the budget allows, ``"reduce-overhead"`` (channels-last and bf16 as
-   ``auto`` gives on CUDA).  Each epoch's own training wall time comes from the run's clock
+4. ``train``: the real :func:`empirical.train.train` on Fashion-MNIST, ResNet-18, 5,000 per class
+   (the paper's 50,000 images; ``--per-class 6000`` for all 60,000), batch 128, lr 0.0184,
+   ``--epochs`` epochs, progress off; variants ``compile="none"`` (eager), ``"reduce-overhead"``
+   (what ``auto`` picks on CUDA) and, if the budget allows, ``"default"`` (channels-last and bf16
+   as ``auto`` gives on CUDA).  The issue's 1.5 s target is for 60,000 images: the epoch time is
+   also given scaled to 60,000 images (``epoch_s_60k``, linear in the number of steps) and judged
+   on that.  Each epoch's own training wall time comes from the run's clock
    (``epoch_time_s`` of ``metrics.jsonl``, device synchronised at epoch ends, measurement and
    checkpoints excluded), so every epoch is measured (``measure_epochs = 1..E``).  Reported: the
    first epoch (compile, cuDNN autotuning), the median of epochs 2..E, images/s, the ratio to 1.5 s,
    and Dynamo's counters (graphs, graph breaks, recompiles, CUDA-graph skips).
 5. ``measure_overhead``: :func:`empirical.measure.measure` on the trained ResNet-18 (its last
-   checkpoint) with the 60,000 training and 10,000 test images, one warm-up then the median of 3;
+   checkpoint) with the training set and the 10,000 test images, one warm-up then the median of 3
+   (and the same with TF32 off, for information: what measuring with true float32 convolutions
+   would cost);
    overhead at the paper's cadence ``51 t_measure / (350 t_epoch)`` (target <= 10%) and the
    projected paper-scale run ``350 t_epoch + 51 t_measure + (t_first - t_epoch)`` (target < 15 min).
 
@@ -177,6 +186,19 @@ def jax_devices(timeout: float = 90.0) -> str:
     return proc.stdout.strip()[:500]
 
 
+def git_commit() -> str | None:
+    """The commit of this checkout (``$BENCH_GIT_COMMIT`` for a copy outside its git repository)."""
+    if os.environ.get("BENCH_GIT_COMMIT"):
+        return os.environ["BENCH_GIT_COMMIT"]
+    root = Path(__file__).resolve().parents[1]
+    try:
+        top = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel", "HEAD"], capture_output=True,
+                             text=True, timeout=10).stdout.split()
+    except Exception:  # noqa: BLE001
+        return None
+    return top[1] if len(top) == 2 and Path(top[0]).resolve() == root else None
+
+
 def environment(device: torch.device) -> dict[str, Any]:
     env: dict[str, Any] = {
         "python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
@@ -200,11 +222,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         env["array_api_compat"] = array_api_compat.__version__
     except Exception as exc:  # noqa: BLE001
         env["array_api_compat"] = f"unavailable ({type(exc).__name__})"
-    try:
-        env["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                           timeout=10).stdout.strip() or None
-    except Exception:  # noqa: BLE001
-        env["git_commit"] = None
+    env["git_commit"] = git_commit()
     env["jax"] = jax_devices()
     return env
 
@@ -229,10 +247,10 @@ def theory_outputs(H, y, W, b, C: int) -> dict[str, Any]:
 def random_features(n: int, p: int, C: int, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     y = torch.arange(n) % C
-    means = 3.0 * torch.randn(C, p, generator=g, dtype=torch.float64)
+    means = 0.5 * torch.randn(C, p, generator=g, dtype=torch.float64) / math.sqrt(p)
     spectrum = 1.0 / torch.sqrt(torch.arange(1, p + 1, dtype=torch.float64))
-    H = means[y] + torch.randn(n, p, generator=g, dtype=torch.float64) * spectrum + 1.0
-    W = 0.1 * means + 0.01 * torch.randn(C, p, generator=g, dtype=torch.float64)
+    H = means[y] + torch.randn(n, p, generator=g, dtype=torch.float64) * spectrum + 0.5
+    W = 0.5 * means + 0.05 * torch.randn(C, p, generator=g, dtype=torch.float64) / math.sqrt(p)
     b = 0.1 + 0.01 * torch.randn(C, generator=g, dtype=torch.float64)
     return H, y, W, b
 
@@ -368,7 +386,8 @@ def run_training(results: Results, device: torch.device, runs_root: Path, mode: 
         channels_last=env.get("channels_last"), sgd=env.get("sgd"), amp_bf16=env.get("amp_bf16"),
         epochs=epochs, images_per_epoch=n, first_epoch_s=times[0], steady_epoch_median_s=steady,
         epoch_times_s=times, images_per_s=n / steady, ms_per_step=1000 * steady * cfg.batch_size / n,
-        target_epoch_s=TARGET_EPOCH_S, ratio_to_target=steady / TARGET_EPOCH_S,
+        epoch_s_60k=steady * 60000 / n, target_epoch_s=TARGET_EPOCH_S,
+        ratio_to_target=steady * 60000 / n / TARGET_EPOCH_S,
         measure_times_s=[r.get("measure_time_s") for r in recs], wall_s=round(wall, 2),
         train_time_s=last["train_time_s"], train_loss_running=last.get("train_loss_running"),
         train_error=last.get("train_error"), test_error=last.get("test_error"), nc1=last.get("nc1"),
@@ -409,9 +428,15 @@ def run_measure_overhead(results: Results, device: torch.device, run_dir: Path, 
 
     warm = once()
     times = [once() for _ in range(repeats)]
+    fp32 = None
+    if device.type == "cuda":
+        with tf32(False):
+            once()
+            fp32 = statistics.median(once() for _ in range(repeats))
     return results.add(
         "measure_overhead", status="ok", n_train=len(train.y), n_test=len(test.y), warmup_s=warm,
-        measure_times_s=times, t_measure_s=statistics.median(times), weights_from=str(run_dir.name),
+        measure_times_s=times, t_measure_s=statistics.median(times), t_measure_tf32_off_s=fp32,
+        weights_from=str(run_dir.name),
         channels_last=any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and
                           not p.is_contiguous() for p in model.parameters()),
         cudnn_allow_tf32=torch.backends.cudnn.allow_tf32,
@@ -471,12 +496,14 @@ def summary_markdown(results: Results) -> str:
             lines.append(f"| train epoch ({r['images_per_epoch']} images) | {r['variant']} "
                          f"(ran {r['effective_mode']}, channels_last {_fmt(r['channels_last'])}, sgd {r['sgd']}) "
                          f"| steady {r['steady_epoch_median_s']:.3f} s ({r['ms_per_step']:.2f} ms/step, "
-                         f"{r['images_per_s']:.0f} img/s), first {r['first_epoch_s']:.1f} s, "
-                         f"{r['steady_epoch_median_s'] / TARGET_EPOCH_S:.2f}x target | <= {TARGET_EPOCH_S} s (H100) | "
-                         f"{'pass' if r['steady_epoch_median_s'] <= TARGET_EPOCH_S else 'miss'} |")
+                         f"{r['images_per_s']:.0f} img/s; {r['epoch_s_60k']:.3f} s per 60k), first "
+                         f"{r['first_epoch_s']:.1f} s | <= {TARGET_EPOCH_S} s per 60k (H100) | "
+                         f"{'pass' if r['epoch_s_60k'] <= TARGET_EPOCH_S else 'miss'} ({r['ratio_to_target']:.2f}x) |")
         elif s == "measure_overhead":
+            fp32 = r.get("t_measure_tf32_off_s")
             lines.append(f"| measure() {r['n_train']}+{r['n_test']} images | median of {len(r['measure_times_s'])} "
-                         f"(warm-up {r['warmup_s']:.2f} s) | {r['t_measure_s']:.3f} s | | ok |")
+                         f"(warm-up {r['warmup_s']:.2f} s) | {r['t_measure_s']:.3f} s"
+                         + (f" (TF32 off: {fp32:.3f} s)" if fp32 else "") + " | | ok |")
         elif s == "projection":
             lines.append(f"| overhead at paper cadence ({r['measured_epochs']}/{r['paper_epochs']}) | {r['variant']} "
                          f"| {100 * r['overhead']:.1f}% | <= {100 * TARGET_OVERHEAD:.0f}% "
@@ -496,9 +523,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data-root", default=None, help="folder holding fashion-mnist/*-ubyte.gz")
     p.add_argument("--out", required=True, help="folder for gpu_results.jsonl and gpu_results.md")
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--per-class", type=int, default=5000, help="training images per class (5000: the paper's 50,000)")
     p.add_argument("--budget-s", type=float, default=420.0, help="no new section starts after this many seconds")
     p.add_argument("--variants", default=None,
-                   help="comma-separated compile modes to train (default: none,default,reduce-overhead on CUDA, "
+                   help="comma-separated compile modes to train (default: none,reduce-overhead,default on CUDA, "
                         "the last only if the budget allows; none with --cpu-smoke)")
     p.add_argument("--cpu-smoke", action="store_true", help="run everything on the CPU at toy size (for testing)")
     p.add_argument("--keep-runs", action="store_true", help="keep the temporary training runs")
@@ -522,12 +550,12 @@ def main(argv=None) -> int:
         variants = (args.variants or "none").split(",")
         optional = set()
     else:
-        setup = dict(dataset="fashion-mnist", model="resnet18", model_kwargs={}, per_class=5000,
+        setup = dict(dataset="fashion-mnist", model="resnet18", model_kwargs={}, per_class=args.per_class,
                      data_root=args.data_root, epochs=args.epochs)
         theory_size = (20000, 512)
         check = dict(dataset="fashion-mnist", data_root=args.data_root, per_class=200, model_kwargs={"base_width": 16})
-        variants = (args.variants or "none,default,reduce-overhead").split(",")
-        optional = {"reduce-overhead"} if args.variants is None else set()
+        variants = (args.variants or "none,reduce-overhead,default").split(",")
+        optional = {"default"} if args.variants is None else set()
     runs_root = Path(tempfile.mkdtemp(prefix="bench_gpu_runs_"))
     budget = args.budget_s
     print(f"bench_gpu: device {device} ({card}), budget {budget:.0f} s, runs in {runs_root}", flush=True)

@@ -17,9 +17,14 @@ no Python float is baked into a graph), and on CUDA the SGD update is the fused 
 Options (``TrainConfig.compile`` / ``channels_last``, validated by :func:`check_options`):
 
 * ``compile``: ``"none"`` (eager), ``"default"``, ``"reduce-overhead"`` (CUDA graphs),
-  ``"max-autotune-no-cudagraphs"``, or ``"auto"``: ``"default"`` on CUDA when
+  ``"max-autotune-no-cudagraphs"``, or ``"auto"``: ``"reduce-overhead"`` on CUDA when
   ``torch.compile`` can run there (Triton present) in a single non-deterministic process,
-  ``"none"`` otherwise (CPU, data-parallel runs, ``deterministic=True``).
+  ``"none"`` otherwise (CPU, data-parallel runs, ``deterministic=True``).  Measured on an
+  H200 (ResNet-18, batch 128, bf16, benchmarks/bench_gpu.py): eager 11.1 ms/step,
+  ``"default"`` 11.7 ms/step (the GPU's work takes at most the 2.9 ms below, the rest is the host
+  issuing kernels),
+  ``"reduce-overhead"`` 2.9 ms/step (one CUDA-graph replay per forward and per backward);
+  the last two give identical metrics (same kernels).
 * ``channels_last``: ``"on"``, ``"off"`` or ``"auto"`` (on for CUDA and a model with
   convolutions): model and batches in NHWC layout, which the tensor-core convolutions prefer.
 
@@ -90,7 +95,7 @@ def resolve_compile(option: str, device: torch.device, *, distributed: bool = Fa
         return option
     if device.type != "cuda" or distributed or deterministic:
         return "none"
-    return "default" if compile_usable(device)[0] else "none"
+    return "reduce-overhead" if compile_usable(device)[0] else "none"
 
 
 def resolve_channels_last(option: str, device: torch.device, model: nn.Module) -> bool:

@@ -11,9 +11,10 @@ epoch loop: train one epoch, step the schedule, measure if scheduled, checkpoint
 One JSON line per measured epoch goes to ``metrics.jsonl`` as soon as it is measured.
 Mixed precision (bf16 autocast) is used for training on CUDA only; statistics are float64.
 
-On CUDA the step is compiled (``compile="auto"``: ``torch.compile`` of forward + loss + error
-count, :mod:`empirical.step`), the SGD update is the fused kernel, and conv models run in
-channels-last layout; a failed compile falls back to eager with a warning.  Every record also
+On CUDA the step is compiled (``compile="auto"``: ``torch.compile(mode="reduce-overhead")`` of
+forward + loss + error count, replayed as CUDA graphs, :mod:`empirical.step`), the SGD update is
+the fused kernel, and conv models run in channels-last layout; a failed compile falls back to
+eager with a warning.  Every record also
 carries the run's clock: ``train_time_s`` (training wall time so far, without measurement and
 checkpoints), ``epoch_time_s`` (the last trained epoch's) and ``measure_time_total_s``
 (measurement wall time so far); the device is synchronised only at epoch ends.
@@ -69,8 +70,9 @@ class TrainConfig:
     ``data_kwargs`` to :func:`empirical.data.load_train_test` (e.g. ``dim`` of ``gaussian``).
     ``compile`` (``"auto"``, ``"none"``, ``"default"``, ``"reduce-overhead"``,
     ``"max-autotune-no-cudagraphs"``) and ``channels_last`` (``"auto"``, ``"on"``, ``"off"``)
-    choose the training step's fast path (:mod:`empirical.step`); ``"auto"`` compiles on CUDA
-    only (single process, not ``deterministic``) and uses channels-last for conv models on CUDA.
+    choose the training step's fast path (:mod:`empirical.step`); ``"auto"`` compiles (CUDA
+    graphs) on CUDA only (single process, not ``deterministic``) and uses channels-last for conv
+    models on CUDA.
     The decomposition uses ``lam = theory.lam_from_weight_decay(weight_decay, reduction="mean",
     num_classes=C)`` (spec 8 item 2, ``nn.MSELoss()``); with ``loss="ce"`` the same ``lam``
     is used, i.e. the CE-trained network's MSE loss is decomposed at the ridge MSE would have.

@@ -27,7 +27,8 @@ def test_cpu_smoke_writes_every_section(tmp_path, capsys):
     train = by["train"]
     assert train["status"] == "ok" and train["variant"] == "compile=none" and len(train["epoch_times_s"]) == 2
     assert 0 < train["steady_epoch_median_s"] and train["images_per_s"] > 0 and train["first_epoch_s"] > 0
-    assert train["ratio_to_target"] == pytest.approx(train["steady_epoch_median_s"] / 1.5)
+    assert train["epoch_s_60k"] == pytest.approx(train["steady_epoch_median_s"] * 60000 / train["images_per_epoch"])
+    assert train["ratio_to_target"] == pytest.approx(train["epoch_s_60k"] / 1.5)
     assert by["measure_overhead"]["t_measure_s"] > 0 and len(by["measure_overhead"]["measure_times_s"]) == 3
     proj = by["projection"]
     assert proj["measured_epochs"] == 51 and proj["overhead"] == pytest.approx(

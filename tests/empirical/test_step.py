@@ -72,7 +72,14 @@ def test_cli_rejects_bad_compile(tmp_path, capsys):
     assert code == EXIT_BAD_INPUT and "unknown compile 'fast'" in capsys.readouterr().err
 
 
-def test_resolution_of_auto():
+def test_resolution_of_auto(monkeypatch):
+    import empirical.step as step
+
+    monkeypatch.setattr(step, "compile_usable", lambda device: (True, ""))
+    assert resolve_compile("auto", torch.device("cuda")) == "reduce-overhead"  # CUDA graphs: see empirical.step
+    monkeypatch.setattr(step, "compile_usable", lambda device: (False, "Triton is not installed"))
+    assert resolve_compile("auto", torch.device("cuda")) == "none"
+    monkeypatch.undo()
     mlp = torch.nn.Linear(3, 2)
     conv = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3))
     assert resolve_compile("auto", CPU) == "none"

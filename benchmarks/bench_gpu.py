@@ -203,12 +203,14 @@ def environment(device: torch.device) -> dict[str, Any]:
     env: dict[str, Any] = {
         "python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
         "cpu_count": os.cpu_count(), "cuda_available": torch.cuda.is_available(), "device": str(device),
-        "torch_cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
+        "torch_cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
         "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32, "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        env.update(cuda_device_name=torch.cuda.get_device_name(device), capability=list(torch.cuda.get_device_capability(device)),
+        env.update(cuda_device_name=torch.cuda.get_device_name(device),
+                   capability=list(torch.cuda.get_device_capability(device)),
                    gpu_memory_gib=round(props.total_memory / 2**30, 1), sm_count=props.multi_processor_count)
     try:
         import triton
@@ -409,8 +411,8 @@ def run_measure_overhead(results: Results, device: torch.device, run_dir: Path, 
 
     stored = read_config(run_dir)
     cfg = stored["config"]
-    train, test = load_train_test(cfg["dataset"], data_root=cfg["data_root"], per_class=cfg["per_class"], seed=cfg["seed"],
-                                  device=device)
+    train, test = load_train_test(cfg["dataset"], data_root=cfg["data_root"], per_class=cfg["per_class"],
+                                  seed=cfg["seed"], device=device)
     C = int(train.num_classes)
     model = build_model(cfg["model"], in_channels=int(train.channels), num_classes=C,
                         input_shape=tuple(train.x.shape[1:]), **cfg["model_kwargs"]).to(device)
@@ -484,10 +486,12 @@ def summary_markdown(results: Results) -> str:
         if s == "env":
             continue
         if status in ("error", "skipped"):
-            lines.append(f"| {s} | {r.get('variant', '')} | {(r.get('error') or r.get('reason') or '')[:120]} | | {status} |")
+            why = (r.get("error") or r.get("reason") or "")[:120]
+            lines.append(f"| {s} | {r.get('variant', '')} | {why} | | {status} |")
         elif s == "theory_cuda":
-            lines.append(f"| theory float64 CUDA vs CPU | n={r['n']} p={r['p']} | max rel diff {_fmt(r['max_rel_diff'])} "
-                         f"({r['worst_key']}) | <= {r['tolerance']:g} | {status} |")
+            lines.append(f"| theory float64 CUDA vs CPU | n={r['n']} p={r['p']} "
+                         f"| max rel diff {_fmt(r['max_rel_diff'])} ({r['worst_key']}) "
+                         f"| <= {r['tolerance']:g} | {status} |")
         elif s == "measure_cuda":
             tol = f"<= {r['tolerance']:g}" if r.get("tolerance") else "info"
             lines.append(f"| measure() CUDA vs CPU | {r['variant']} | max rel diff {_fmt(r['max_rel_diff'])} "
@@ -508,8 +512,9 @@ def summary_markdown(results: Results) -> str:
             lines.append(f"| overhead at paper cadence ({r['measured_epochs']}/{r['paper_epochs']}) | {r['variant']} "
                          f"| {100 * r['overhead']:.1f}% | <= {100 * TARGET_OVERHEAD:.0f}% "
                          f"| {'pass' if r['overhead_pass'] else 'miss'} |")
-            lines.append(f"| projected {r['paper_epochs']}-epoch run | {r['variant']} | {r['projected_run_s'] / 60:.1f} min "
-                         f"| < {TARGET_RUN_S / 60:.0f} min | {'pass' if r['run_pass'] else 'miss'} |")
+            lines.append(f"| projected {r['paper_epochs']}-epoch run | {r['variant']} "
+                         f"| {r['projected_run_s'] / 60:.1f} min | < {TARGET_RUN_S / 60:.0f} min "
+                         f"| {'pass' if r['run_pass'] else 'miss'} |")
     lines.append("")
     lines.append(f"card: {results.card}; total {results.elapsed():.0f} s")
     return "\n".join(lines) + "\n"

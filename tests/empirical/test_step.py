@@ -21,6 +21,8 @@ from empirical.step import CompileFallbackWarning, TrainStep, make_optimizer, re
 from empirical.train import TIMING_KEYS, TrainConfig, train
 
 CPU = torch.device("cpu")
+# importing torch._dynamo (torch.compile) imports torch.utils.mkldnn, which warns about torch.jit.script_method
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 
 
 def config(out, **over) -> TrainConfig:
@@ -44,7 +46,8 @@ def assert_close_records(a, b, rel):
         for key, va in ra.items():
             vb = rb[key]
             if isinstance(va, list):
-                assert len(va) == len(vb) and all(math.isclose(x, y, rel_tol=rel, abs_tol=1e-9) for x, y in zip(va, vb)), key
+                assert len(va) == len(vb), key
+                assert all(math.isclose(x, y, rel_tol=rel, abs_tol=1e-9) for x, y in zip(va, vb)), key
             elif isinstance(va, float) and key != "identity_residual":
                 assert math.isclose(va, vb, rel_tol=rel, abs_tol=1e-9), (ra["epoch"], key, va, vb)
             elif key != "identity_residual":
@@ -120,7 +123,8 @@ def test_train_step_equals_the_plain_loop():
 
     def model():
         torch.manual_seed(1)
-        return torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+        nn = torch.nn
+        return nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
 
     a, b = model(), model()
     opt_a = torch.optim.SGD(a.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)

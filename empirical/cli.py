@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--deterministic", action="store_true", default=S)
     t.add_argument("--device", default=S, help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
     t.add_argument("--amp", choices=["auto", "bf16", "none"], default=S)
+    # values are validated by TrainConfig (empirical.step.COMPILE_MODES), so --help needs no torch import
+    t.add_argument("--compile", dest="compile", metavar="MODE", default=S,
+                   help="torch.compile the training step: auto (default; reduce-overhead on CUDA in one process, "
+                        "else none), none, default, reduce-overhead, max-autotune-no-cudagraphs; a failed compile "
+                        "warns and trains eagerly")
+    t.add_argument("--channels-last", dest="channels_last", metavar="{auto,on,off}", default=S,
+                   help="NHWC layout for conv models (auto: on CUDA)")
     t.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, default=S)
     t.add_argument("--threads", dest="num_threads", type=int, default=S)
     t.add_argument("--no-progress", dest="progress", action="store_false", default=S)

@@ -10,6 +10,14 @@ the notebook's log-spaced epochs rescaled to the epoch count, plus epoch 0 and t
 epoch loop: train one epoch, step the schedule, measure if scheduled, checkpoint.
 One JSON line per measured epoch goes to ``metrics.jsonl`` as soon as it is measured.
 Mixed precision (bf16 autocast) is used for training on CUDA only; statistics are float64.
+
+On CUDA the step is compiled (``compile="auto"``: ``torch.compile(mode="reduce-overhead")`` of
+forward + loss + error count, replayed as CUDA graphs, :mod:`empirical.step`), the SGD update is
+the fused kernel, and conv models run in channels-last layout; a failed compile falls back to
+eager with a warning.  Every record also
+carries the run's clock: ``train_time_s`` (training wall time so far, without measurement and
+checkpoints), ``epoch_time_s`` (the last trained epoch's) and ``measure_time_total_s``
+(measurement wall time so far); the device is synchronised only at epoch ends.
 """
 
 from __future__ import annotations
@@ -30,8 +38,10 @@ import torch
 
 from . import runs
 from .distributed import DistInfo, barrier, broadcast_object, init_from_env, shard, shutdown
-from .measure import METRIC_KEYS, measure, network_loss
+from .measure import METRIC_KEYS, measure
 from .schedule import lr_milestones, measurement_epochs
+from .step import TrainStep, check_options, make_optimizer, resolve_channels_last, resolve_compile
+from .step import set_optimizer_implementation
 
 
 #: Order of the measured keys in a ``metrics.jsonl`` record (after epoch, step, lr, ...): measure's keys,
@@ -40,6 +50,9 @@ RECORD_ORDER: tuple[str, ...] = ("train_error", "test_error") + tuple(k for k in
 
 #: Options a resumed run may change; everything else comes from the run's stored ``config.json``.
 RESUME_OVERRIDES: tuple[str, ...] = ("device", "progress", "num_threads")
+
+#: Wall-clock keys of a ``metrics.jsonl`` record (they differ between otherwise identical runs).
+TIMING_KEYS: tuple[str, ...] = ("time_s", "train_time_s", "epoch_time_s", "measure_time_total_s", "measure_time_s")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -55,6 +68,11 @@ class TrainConfig:
     0 and ``epochs``).  ``amp="auto"`` means bf16 autocast on CUDA and none on CPU.
     ``model_kwargs`` go to :func:`empirical.models.build_model` (e.g. MLP widths),
     ``data_kwargs`` to :func:`empirical.data.load_train_test` (e.g. ``dim`` of ``gaussian``).
+    ``compile`` (``"auto"``, ``"none"``, ``"default"``, ``"reduce-overhead"``,
+    ``"max-autotune-no-cudagraphs"``) and ``channels_last`` (``"auto"``, ``"on"``, ``"off"``)
+    choose the training step's fast path (:mod:`empirical.step`); ``"auto"`` compiles (CUDA
+    graphs) on CUDA only (single process, not ``deterministic``) and uses channels-last for conv
+    models on CUDA.
     The decomposition uses ``lam = theory.lam_from_weight_decay(weight_decay, reduction="mean",
     num_classes=C)`` (spec 8 item 2, ``nn.MSELoss()``); with ``loss="ce"`` the same ``lam``
     is used, i.e. the CE-trained network's MSE loss is decomposed at the ridge MSE would have.
@@ -84,6 +102,8 @@ class TrainConfig:
     deterministic: bool = False
     device: str = "auto"
     amp: str = "auto"
+    compile: str = "auto"
+    channels_last: str = "auto"
     checkpoint_every: int = 1
     num_threads: int | None = None
     progress: bool = True
@@ -113,6 +133,7 @@ class TrainConfig:
             raise ValueError(f"unknown loss {cfg.loss!r}: expected 'mse' or 'ce'")
         if cfg.amp not in ("auto", "bf16", "none"):
             raise ValueError(f"unknown amp {cfg.amp!r}: expected 'auto', 'bf16' or 'none'")
+        check_options(cfg.compile, cfg.channels_last)
         if cfg.checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be >= 1, got {cfg.checkpoint_every}")
         if cfg.per_class is not None and cfg.per_class < 1:
@@ -258,6 +279,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overrides: dict[str, Any] |
         # deterministic version; they warn instead of stopping the run
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN pick its fastest kernels
     try:
         return _train(cfg, run_dir, device, info, resume)
     finally:
@@ -296,6 +319,9 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo
         input_shape=tuple(train_set.x.shape[1:]),
         **cfg.model_kwargs,
     ).to(device)
+    channels_last = resolve_channels_last(cfg.channels_last, device, model)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     net = model
     if info.enabled:
         if device.type == "cuda":
@@ -304,13 +330,18 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    optimizer, sgd_impl = make_optimizer(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                                         device=device)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=cfg.lr_milestones, gamma=cfg.lr_gamma)
     use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_amp else nullcontext
+    compile_mode = resolve_compile(cfg.compile, device, distributed=info.enabled, deterministic=cfg.deterministic)
+    train_step = TrainStep(net, optimizer, C, cfg.loss, autocast=autocast, channels_last=channels_last,
+                           compile_mode=compile_mode, model=model)
 
     # ---- run directory: new, or resumed from the last checkpoint
     start_epoch, step, lr_steps, elapsed = 0, 0, 0.0, 0.0
+    clock = Clock()
     done: set[int] = set()
     problem = None
     if info.is_main:
@@ -320,7 +351,8 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo
             problem = str(exc)
         if not resume and problem is None:
             runs.write_config(run_dir, {"config": cfg.to_dict(), "environment": {
-                **runs.environment_info(str(device)), "world_size": info.world_size, "amp_bf16": use_amp}})
+                **runs.environment_info(str(device)), "world_size": info.world_size, "amp_bf16": use_amp,
+                "compile_mode": compile_mode, "channels_last": channels_last, "sgd": sgd_impl}})
     problem = broadcast_object(problem, info)  # every rank stops, none waits in a collective
     if problem is not None:
         raise runs.RunError(problem)
@@ -334,16 +366,22 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo
             ckpt = runs.load_checkpoint(run_dir, map_location="cpu")
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
+            set_optimizer_implementation(optimizer, sgd_impl)
             scheduler.load_state_dict(ckpt["scheduler"])
             set_rng_states(ckpt["rng"], generator)
             start_epoch, step = ckpt["epoch"], ckpt["step"]
             lr_steps, elapsed = ckpt["lr_weighted_steps"], ckpt["time_s"]
+            clock = Clock.from_state(ckpt.get("clock"))
+        if info.is_main:
+            # epochs measured after the checkpoint (a kill between metrics and checkpoint) were timed too
+            clock.catch_up(runs.read_metrics(run_dir))
     writer = runs.MetricsWriter(run_dir)
     t_start = time.perf_counter() - elapsed
 
     def record(epoch: int, running: dict[str, float]) -> None:
         if epoch not in cfg.measure_epochs or epoch in done:
             return
+        t0 = clock.start(device)
         m = measure(
             model, train_set.x, train_set.y, C,
             weight_decay=cfg.weight_decay, loss_reduction="mean",
@@ -351,8 +389,9 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo
             test_y=None if test_set is None else test_set.y,
             batch_size=cfg.eval_batch_size, info=info,
         )
+        clock.measure_s += clock.stop(device, t0)
         rec = {"epoch": epoch, "step": step, "lr": running.get("lr", optimizer.param_groups[0]["lr"]),
-               "lr_weighted_steps": lr_steps, "time_s": time.perf_counter() - t_start}
+               "lr_weighted_steps": lr_steps, "time_s": time.perf_counter() - t_start, **clock.record()}
         rec.update({k: m[k] for k in RECORD_ORDER if k in m})
         rec.update(running)
         rec.update({k: v for k, v in m.items() if k not in rec})
@@ -365,7 +404,7 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo
             return
         runs.save_checkpoint(run_dir, {
             "epoch": epoch, "step": step, "lr_weighted_steps": lr_steps,
-            "time_s": time.perf_counter() - t_start,
+            "time_s": time.perf_counter() - t_start, "clock": clock.state(),
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "rng": rng_states(generator),
         })
@@ -379,27 +418,23 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo
     bar = tqdm(range(start_epoch + 1, cfg.epochs + 1), initial=start_epoch, total=cfg.epochs,
                disable=not (cfg.progress and info.is_main), desc=run_dir.name, unit="ep")
     for epoch in bar:
+        t0 = clock.start(device)
         net.train()
         lr = optimizer.param_groups[0]["lr"]
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         wrong = torch.zeros((), dtype=torch.int64, device=device)
         seen = 0
         for xb, yb in _batches(train_set, cfg.batch_size, generator, cfg.drop_last):
-            global_b = int(yb.shape[0])
+            global_b = int(yb.shape[0])  # shapes are host values: no synchronisation in the step
             xb, yb = shard(xb, info), shard(yb, info)
-            with autocast():
-                logits = net(xb)
-            loss = network_loss(logits, yb, C, cfg.loss)
             # each rank's mean is reweighted so DDP's gradient average is the global-batch mean
-            scaled = loss * (yb.shape[0] * info.world_size / global_b) if info.enabled else loss
-            optimizer.zero_grad(set_to_none=True)
-            scaled.backward()
-            optimizer.step()
+            scale = yb.shape[0] * info.world_size / global_b if info.enabled else None
+            loss, wrong_b = train_step(xb, yb, scale)
             step += 1
             lr_steps += lr
             with torch.no_grad():
-                loss_sum += loss.detach().double() * yb.shape[0]
-                wrong += (logits.detach().argmax(1) != yb).sum()
+                loss_sum += loss.double() * yb.shape[0]
+                wrong += wrong_b
                 seen += int(yb.shape[0])
         stats = torch.stack([loss_sum, wrong.double(), torch.tensor(float(seen), dtype=torch.float64, device=device)])
         if info.enabled:
@@ -411,6 +446,8 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo
             penalty = float(weight_penalty(params, cfg.weight_decay))
         running = {"lr": lr, "train_loss_running": float(stats[0] / stats[2]) + penalty,
                    "train_error_running": float(stats[1] / stats[2])}
+        clock.epoch_s = clock.stop(device, t0)
+        clock.train_s += clock.epoch_s
         if not math.isfinite(running["train_loss_running"]):
             raise NonFiniteLossError(
                 f"non-finite training loss in epoch {epoch} (by step {step}, lr {lr:g}); training stopped. "
@@ -423,6 +460,53 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo
     bar.close()
     barrier(info)  # ranks leave together: none tears down the process group under another
     return run_dir
+
+
+@dataclass
+class Clock:
+    """Wall time of a run by activity, kept in checkpoints so that ``--resume`` continues it.
+
+    ``train_s``: time in trained epochs (steps, the schedule, the epoch's running loss), without
+    measurement and checkpoints; ``epoch_s``: the last trained epoch's (``None`` before the
+    first); ``measure_s``: time in :func:`empirical.measure.measure`.  :meth:`start` /
+    :meth:`stop` synchronise the device, so queued GPU work is counted where it was issued.
+    """
+
+    train_s: float = 0.0
+    measure_s: float = 0.0
+    epoch_s: float | None = None
+
+    @staticmethod
+    def start(device: torch.device) -> float:
+        _synchronize(device)
+        return time.perf_counter()
+
+    @staticmethod
+    def stop(device: torch.device, t0: float) -> float:
+        _synchronize(device)
+        return time.perf_counter() - t0
+
+    def record(self) -> dict[str, float | None]:
+        return {"train_time_s": self.train_s, "epoch_time_s": self.epoch_s, "measure_time_total_s": self.measure_s}
+
+    def state(self) -> dict[str, float | None]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None) -> "Clock":
+        return cls(**state) if state else cls()  # checkpoints written before the clock existed start at zero
+
+    def catch_up(self, records: list[dict[str, Any]]) -> None:
+        """Never behind the last written record, so the totals stay monotone across a resume."""
+        if records:
+            last = records[-1]
+            self.train_s = max(self.train_s, last.get("train_time_s") or 0.0)
+            self.measure_s = max(self.measure_s, last.get("measure_time_total_s") or 0.0)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:

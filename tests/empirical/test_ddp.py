@@ -21,9 +21,9 @@ import torch
 
 from empirical.distributed import SINGLE, DistInfo, shard
 from empirical.runs import read_config, read_metrics
-from empirical.train import TrainConfig, train
+from empirical.train import TIMING_KEYS, TrainConfig, train
 
-SKIP_KEYS = {"time_s", "measure_time_s", "warnings"}
+SKIP_KEYS = {*TIMING_KEYS, "warnings"}
 
 
 def config(out) -> TrainConfig:

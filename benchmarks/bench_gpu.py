@@ -59,7 +59,6 @@ eager only by default) to test it without a GPU.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -144,18 +143,6 @@ def section(results: Results, name: str, budget_s: float, fn: Callable[[], None]
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-@contextlib.contextmanager
-def tf32(enabled: bool):
-    """TF32 of cuDNN convolutions and cuBLAS matmuls on or off inside the block."""
-    prev = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-    torch.backends.cudnn.allow_tf32 = enabled
-    torch.backends.cuda.matmul.allow_tf32 = enabled
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = prev
 
 
 def rel_diff(a, b) -> float:
@@ -308,10 +295,10 @@ def run_measure_check(results: Results, device: torch.device, dataset: str, data
     ref = measure(model, train.x, train.y, C, test_x=test.x, test_y=test.y, **kw)
     model_d = model.to(device)
     xd, yd, txd, tyd = (v.to(device) for v in (train.x, train.y, test.x, test.y))
-    for label, allow in (("tf32_off", False), ("tf32_default", None)):
-        ctx = tf32(allow) if allow is not None else contextlib.nullcontext()
-        with ctx:
-            got = measure(model_d, xd, yd, C, test_x=txd, test_y=tyd, **kw)
+    # measure_precision "fp32" (IEEE float32 on CUDA) is gated; "tf32" (what "auto" gives on CUDA) is information
+    for label, precision in (("tf32_off", "fp32"), ("tf32_default", "tf32")):
+        got = measure(model_d, xd, yd, C, test_x=txd, test_y=tyd, precision=precision, **kw)
+        allow = precision == "tf32"
         diffs = {k: rel_diff(got[k], ref[k]) for k in MEASURE_KEYS if ref.get(k) is not None and got.get(k) is not None}
         counts = {k: abs(got[k] - ref[k]) for k in COUNT_KEYS if k in ref and k in got}
         worst = max(diffs, key=diffs.get)
@@ -320,7 +307,7 @@ def run_measure_check(results: Results, device: torch.device, dataset: str, data
         results.add("measure_cuda", status=status, variant=label, n_train=len(train.y), n_test=len(test.y),
                     model="resnet18", model_kwargs=model_kwargs, max_rel_diff=diffs[worst], worst_key=worst,
                     tolerance=tol if gated else None, count_abs_diff=counts, details=diffs,
-                    cudnn_allow_tf32=torch.backends.cudnn.allow_tf32 if allow is None else allow)
+                    cudnn_allow_tf32=allow, measure_precision=precision)
 
 
 # ----------------------------------------------------------------------------- 4. training speed
@@ -420,11 +407,11 @@ def run_measure_overhead(results: Results, device: torch.device, run_dir: Path, 
     if resolve_channels_last(cfg["channels_last"], device, model):
         model = model.to(memory_format=torch.channels_last)  # as the training loop measures it
 
-    def once() -> float:
+    def once(precision: str = "auto") -> float:  # "auto": what the training loop uses (tf32 on CUDA)
         sync(device)
         t = time.perf_counter()
         measure(model, train.x, train.y, C, weight_decay=cfg["weight_decay"], test_x=test.x, test_y=test.y,
-                batch_size=cfg["eval_batch_size"])
+                batch_size=cfg["eval_batch_size"], precision=precision)
         sync(device)
         return time.perf_counter() - t
 
@@ -432,16 +419,15 @@ def run_measure_overhead(results: Results, device: torch.device, run_dir: Path, 
     times = [once() for _ in range(repeats)]
     fp32 = None
     if device.type == "cuda":
-        with tf32(False):
-            once()
-            fp32 = statistics.median(once() for _ in range(repeats))
+        once("fp32")
+        fp32 = statistics.median(once("fp32") for _ in range(repeats))
     return results.add(
         "measure_overhead", status="ok", n_train=len(train.y), n_test=len(test.y), warmup_s=warm,
         measure_times_s=times, t_measure_s=statistics.median(times), t_measure_tf32_off_s=fp32,
         weights_from=str(run_dir.name),
         channels_last=any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and
                           not p.is_contiguous() for p in model.parameters()),
-        cudnn_allow_tf32=torch.backends.cudnn.allow_tf32,
+        measure_precision="auto (tf32 on CUDA)",
     )
 
 

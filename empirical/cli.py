@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "warns and trains eagerly")
     t.add_argument("--channels-last", dest="channels_last", metavar="{auto,on,off}", default=S,
                    help="NHWC layout for conv models (auto: on CUDA)")
+    t.add_argument("--measure-precision", dest="measure_precision", metavar="{auto,tf32,fp32}", default=S,
+                   help="float32 arithmetic of the measurement's forward passes on CUDA (auto: tf32, PyTorch's "
+                        "default for convolutions, ~5x faster; fp32: IEEE float32); statistics are float64")
     t.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, default=S)
     t.add_argument("--threads", dest="num_threads", type=int, default=S)
     t.add_argument("--no-progress", dest="progress", action="store_false", default=S)

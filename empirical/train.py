@@ -38,7 +38,7 @@ import torch
 
 from . import runs
 from .distributed import DistInfo, barrier, broadcast_object, init_from_env, shard, shutdown
-from .measure import METRIC_KEYS, measure
+from .measure import MEASURE_PRECISIONS, METRIC_KEYS, measure, resolve_precision
 from .schedule import lr_milestones, measurement_epochs
 from .step import TrainStep, check_options, make_optimizer, resolve_channels_last, resolve_compile
 from .step import set_optimizer_implementation
@@ -104,6 +104,7 @@ class TrainConfig:
     amp: str = "auto"
     compile: str = "auto"
     channels_last: str = "auto"
+    measure_precision: str = "auto"
     checkpoint_every: int = 1
     num_threads: int | None = None
     progress: bool = True
@@ -134,6 +135,9 @@ class TrainConfig:
         if cfg.amp not in ("auto", "bf16", "none"):
             raise ValueError(f"unknown amp {cfg.amp!r}: expected 'auto', 'bf16' or 'none'")
         check_options(cfg.compile, cfg.channels_last)
+        if cfg.measure_precision not in MEASURE_PRECISIONS:
+            raise ValueError(f"unknown measure_precision {cfg.measure_precision!r}: "
+                             f"expected one of {list(MEASURE_PRECISIONS)}")
         if cfg.checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be >= 1, got {cfg.checkpoint_every}")
         if cfg.per_class is not None and cfg.per_class < 1:
@@ -336,6 +340,7 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo
     use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_amp else nullcontext
     compile_mode = resolve_compile(cfg.compile, device, distributed=info.enabled, deterministic=cfg.deterministic)
+    measure_precision = resolve_precision(cfg.measure_precision, device)
     train_step = TrainStep(net, optimizer, C, cfg.loss, autocast=autocast, channels_last=channels_last,
                            compile_mode=compile_mode, model=model)
 
@@ -352,7 +357,8 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo
         if not resume and problem is None:
             runs.write_config(run_dir, {"config": cfg.to_dict(), "environment": {
                 **runs.environment_info(str(device)), "world_size": info.world_size, "amp_bf16": use_amp,
-                "compile_mode": compile_mode, "channels_last": channels_last, "sgd": sgd_impl}})
+                "compile_mode": compile_mode, "channels_last": channels_last, "sgd": sgd_impl,
+                "measure_precision": measure_precision}})
     problem = broadcast_object(problem, info)  # every rank stops, none waits in a collective
     if problem is not None:
         raise runs.RunError(problem)
@@ -387,7 +393,7 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo
             weight_decay=cfg.weight_decay, loss_reduction="mean",
             test_x=None if test_set is None else test_set.x,
             test_y=None if test_set is None else test_set.y,
-            batch_size=cfg.eval_batch_size, info=info,
+            batch_size=cfg.eval_batch_size, info=info, precision=measure_precision,
         )
         clock.measure_s += clock.stop(device, t0)
         rec = {"epoch": epoch, "step": step, "lr": running.get("lr", optimizer.param_groups[0]["lr"]),

@@ -10,7 +10,7 @@ the two coincide except for NC1's normalisation (the notebook omits ``1/C``).
 from __future__ import annotations
 
 from ._backend import EPS, Array, as_float64, device_of, namespace
-from ._validation import check_classifier, check_features_labels, check_labels
+from ._validation import check_classifier
 from .decomposition import decompose
 from .outputs import sample_totals
 from .stats import ClassStats

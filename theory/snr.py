@@ -9,7 +9,6 @@ values alone come from a Cholesky factor (same values, a fraction of the cost).
 from __future__ import annotations
 
 from ._backend import EPS, Array, as_float64, device_of, is_concrete, namespace, spd_eigh, to_float
-from ._validation import check_features_labels
 from .stats import ClassStats
 
 

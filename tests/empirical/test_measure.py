@@ -105,3 +105,28 @@ def test_network_loss():
     assert torch.allclose(network_loss(logits, y, 3, "ce"), torch.nn.functional.cross_entropy(logits, y))
     with pytest.raises(ValueError, match="unknown loss"):
         network_loss(logits, y, 3, "l1")
+
+
+def test_measure_precision_option():
+    """``precision`` sets the CUDA float32 flags only inside measure() and restores them; on the CPU
+    the modes are the same float32 arithmetic, so the metrics are identical; bad values are refused."""
+    from empirical.measure import float32_precision, resolve_precision
+    from empirical.train import TrainConfig
+
+    before = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    with float32_precision("fp32"):
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (False, False)
+        with float32_precision("tf32"):
+            assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, True)
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before
+    assert resolve_precision("auto", torch.device("cuda")) == "tf32"
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    model, x, y, C = _setup()
+    a = measure(model, x, y, C, weight_decay=5e-4)
+    b = measure(model, x, y, C, weight_decay=5e-4, precision="tf32")
+    for k in ("loss", "l_nc1", "nc1", "nc4"):
+        assert a[k] == b[k]
+    with pytest.raises(ValueError, match="unknown measure_precision"):
+        measure(model, x, y, C, weight_decay=5e-4, precision="fp16")
+    with pytest.raises(ValueError, match="unknown measure_precision"):
+        TrainConfig(measure_precision="fast").resolved()

@@ -11,14 +11,14 @@ one pass over the features with one matrix product per block:
 
 The totals are sums over samples, so batches of a stream (or DDP ranks) add up.  Features
 may be float32 (a network's own values); each block is converted to float64 once, and on
-the host (NumPy, CPU torch) blocks of :data:`theory.stats.HOST_CHUNK_ROWS` rows keep the
+the host (NumPy, CPU torch) row blocks (:func:`theory._backend.host_block_rows`) keep the
 float64 temporaries in cache.  ``W`` and the means are stacked so that one GEMM of width
 ``2C`` gives both the scores and the distances.
 """
 
 from __future__ import annotations
 
-from ._backend import Array, as_float64, device_of, namespace, on_host
+from ._backend import Array, as_float64, device_of, host_block_rows, namespace
 from ._validation import (
     check_classifier,
     check_features_labels,
@@ -27,7 +27,7 @@ from ._validation import (
     check_lam,
     infer_num_classes,
 )
-from .stats import HOST_CHUNK_ROWS, _one_hot
+from .stats import _one_hot
 
 
 def ridge_penalty(W: Array, b: Array | None = None, lam: float = 0.0) -> Array:
@@ -79,7 +79,7 @@ def sample_totals(
         mean_sq = xp.sum(means * means, axis=1)
     sq = xp.zeros((), dtype=xp.float64, device=device_of(features))
     mism = xp.zeros((), dtype=xp.float64, device=device_of(features))
-    step = HOST_CHUNK_ROWS if on_host(features) else max(n, 1)
+    step = host_block_rows(features) or max(n, 1)
     for lo in range(0, n, step):
         X = as_float64(features[lo : lo + step], xp)
         y = labels[lo : lo + step]

@@ -30,6 +30,8 @@ from ._backend import (
     device_of,
     gram,
     gram_accumulate,
+    host_block_rows,
+    host_threads_for_blas,
     is_concrete,
     namespace,
     on_host,
@@ -42,10 +44,10 @@ from ._validation import check_features_labels, check_finite_result, check_label
 #: Inputs longer than this go through :class:`ClassStatsAccumulator` in :func:`class_stats`.
 CHUNK_ROWS = 4096
 
-#: Row-block size of the accumulator's host (NumPy / CPU torch) updates: a float64 block of
-#: ``1024 x p`` stays in a core's cache for ``p`` up to a few hundred, and BLAS ``syrk`` keeps its
-#: full rate at this depth (measured in benchmarks/bench_measurement.py's notes).
-HOST_CHUNK_ROWS = 1024
+#: Largest row block of the accumulator's host (NumPy / CPU torch) updates
+#: (:func:`theory._backend.host_block_rows`: 1024 for torch, 4096 for NumPy): float64 blocks that
+#: stay in cache between their conversion and the BLAS calls, deep enough for BLAS's full rate.
+HOST_CHUNK_ROWS = 4096
 
 
 class ClassStats(NamedTuple):
@@ -206,9 +208,9 @@ class ClassStatsAccumulator:
     ``S - sum_c s_c s_c^T / n_c`` and ``mu_c = r_c + s_c / n_c`` (the shifted-data algorithm;
     since ``r_c`` is within sampling error of ``mu_c``, the correction is a small fraction of
     ``S`` and no precision is lost).  Each batch then costs one in-place BLAS ``syrk`` update
-    of ``S`` (:func:`theory._backend.gram_accumulate`) and a class-wise row sum, with no
-    ``p x p`` temporaries; host batches are split into :data:`HOST_CHUNK_ROWS`-row blocks so
-    the float64 temporaries stay in cache.  Accumulators are merged with the pairwise update
+    of ``S`` (:func:`theory._backend.gram_accumulate`) and a class-wise row sum, with no ``p x p``
+    temporaries; host batches are split into :data:`HOST_CHUNK_ROWS`-row blocks so the float64
+    temporaries stay in cache.  Accumulators are merged with the pairwise update
     of Chan et al.
     """
 
@@ -262,9 +264,10 @@ class ClassStatsAccumulator:
         if features.dtype not in (xp.float32, xp.float64):
             features = as_float64(features, xp)
         n = int(features.shape[0])
-        step = HOST_CHUNK_ROWS if on_host(features) else max(n, 1)
-        for lo in range(0, n, step):
-            self._update_block(features[lo : lo + step], labels[lo : lo + step], xp)
+        step = host_block_rows(features) or max(n, 1)
+        with host_threads_for_blas(features):
+            for lo in range(0, n, step):
+                self._update_block(features[lo : lo + step], labels[lo : lo + step], xp)
         return self
 
     def _update_block(self, X: Array, y: Array, xp) -> None:

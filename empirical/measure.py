@@ -129,9 +129,9 @@ def float32_precision(precision: str | None):
     """Inside the block, CUDA float32 convolutions and matmuls run on TF32 tensor cores (``"tf32"``)
     or in IEEE float32 (``"fp32"``); ``None`` leaves the global flags alone.  Restored afterwards.
 
-    Measured on an H200 (benchmarks/RESULTS_GPU.md): the ResNet-18 feature pass over 60,000 images
-    takes 0.54 s with TF32 and 3.0 s without; TF32 moves the measured metrics by up to 4e-4
-    relative (true float32 against the CPU: 1.2e-6).  The CPU has no TF32: both modes are float32.
+    Measured on an H100 (benchmarks/RESULTS.md, "GPU"): one measurement of a ResNet-18 (60,000
+    images) takes 0.61 s with TF32 and 3.17 s without; TF32 moves the measured metrics by up to
+    4e-4 relative (true float32 against the CPU: 1.2e-6).  The CPU has no TF32: both modes are float32.
     """
     if precision is None:
         yield

@@ -20,11 +20,10 @@ Options (``TrainConfig.compile`` / ``channels_last``, validated by :func:`check_
   ``"max-autotune-no-cudagraphs"``, or ``"auto"``: ``"reduce-overhead"`` on CUDA when
   ``torch.compile`` can run there (Triton present) in a single non-deterministic process,
   ``"none"`` otherwise (CPU, data-parallel runs, ``deterministic=True``).  Measured on an
-  H200 (ResNet-18, batch 128, bf16, benchmarks/bench_gpu.py): eager 11.1 ms/step,
-  ``"default"`` 11.7 ms/step (the GPU's work takes at most the 2.9 ms below, the rest is the host
-  issuing kernels),
-  ``"reduce-overhead"`` 2.9 ms/step (one CUDA-graph replay per forward and per backward);
-  the last two give identical metrics (same kernels).
+  H100 (ResNet-18, batch 128, bf16, benchmarks/bench_gpu.py, benchmarks/RESULTS.md): eager 8.45
+  ms/step and ``"default"`` 8.53 ms/step (the host issuing kernels is the bottleneck),
+  ``"reduce-overhead"`` 2.81 ms/step (one CUDA-graph replay per forward and per backward); the last
+  two give identical metrics (same kernels).
 * ``channels_last``: ``"on"``, ``"off"`` or ``"auto"`` (on for CUDA and a model with
   convolutions): model and batches in NHWC layout, which the tensor-core convolutions prefer.
 

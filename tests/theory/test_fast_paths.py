@@ -95,6 +95,7 @@ def test_accumulator_state_merge_roundtrip():
     assert moved.count == len(y2)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # NumPy on the NaN batch
 def test_bad_batch_leaves_the_accumulator_intact():
     H, y = collapsed(n=600, spread=0.5)
     acc = theory.ClassStatsAccumulator(5).update(H[:300], y[:300])

@@ -11,11 +11,12 @@ Spec sections 1 and 3.3b.  With ``n_c`` samples in class ``c``, ``n = sum_c n_c`
   (``= (1/C) Mbar Mbar^T`` for balanced classes);
 * total covariance ``Sigma_T = Sigma_W + Sigma_B``, exact for any class counts.
 
-Everything is accumulated in float64 with GEMMs (one-hot matrix products), never per-sample
-loops or ``B x p x p`` tensors.  :class:`ClassStatsAccumulator` streams batches and merges
-partial results exactly with the pairwise update of Chan, Golub & LeVeque (1979):
-for two groups with counts ``n_a, n_b``, means ``m_a, m_b`` and scatters ``S_a, S_b``,
-``S = S_a + S_b + (n_a n_b / (n_a + n_b)) (m_b - m_a)(m_b - m_a)^T``.
+Everything is accumulated in float64 with matrix products (BLAS ``syrk`` for the scatter),
+never per-sample loops or ``B x p x p`` tensors.  :class:`ClassStatsAccumulator` streams batches
+with per-class shifted data (each class centred at a fixed reference near its mean, corrected
+exactly at the end) and merges accumulators exactly with the pairwise update of Chan, Golub &
+LeVeque (1979): for two groups with counts ``n_a, n_b``, means ``m_a, m_b`` and scatters
+``S_a, S_b``, ``S = S_a + S_b + (n_a n_b / (n_a + n_b)) (m_b - m_a)(m_b - m_a)^T``.
 """
 
 from __future__ import annotations

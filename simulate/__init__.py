@@ -36,7 +36,7 @@ from .features import (  # noqa: E402
     projected_rhs,
 )
 from .metrics import feature_metrics, trajectory_metrics  # noqa: E402
-from .run import FLOWS, Trajectory, run  # noqa: E402
+from .run import FLOWS, Trajectory, run, tail_loglog_slope  # noqa: E402
 
 __all__ = [
     "FLOWS",
@@ -58,5 +58,6 @@ __all__ = [
     "random_initial_features",
     "reduced_rhs",
     "run",
+    "tail_loglog_slope",
     "trajectory_metrics",
 ]

@@ -63,8 +63,9 @@ class Trajectory:
     def summary(self) -> dict[str, Any]:
         """JSON-able summary: final values (median over an ensemble), tail rates, closed-form error, invariants.
 
-        Tail rates are least-squares slopes of log(quantity) against log(t) over the last third of the saved
-        times: omega_min (theory: 1/4), nc1 (-1/2), max/min - 1 (-1), gram_etf_distance (-1).
+        Tail rates are ``tail_loglog_slope`` (least-squares slope of log(quantity) against log(t) over the last
+        third of the saved times, at least three): omega_min (theory: 1/4), nc1 (-1/2), max/min - 1 (-1),
+        gram_etf_distance (-1).
         """
         K = self.omega.shape[0] if self.ensemble else 1
         om = self.omega.reshape(K, *self.omega.shape[-2:])
@@ -84,11 +85,10 @@ class Trajectory:
         asym = float(asymptotic_omega(t[-1:], N, C, self.params["kappa_value"])[0])
         out["omega_min_over_asymptote_final"] = float(np.median(om[:, -1, -1] / asym))
         out["omega_max_over_asymptote_final"] = float(np.median(om[:, -1, 0] / asym))
-        tail = slice(len(t) - max(3, len(t) // 3), None)
         rates = {}
         for name, series in (("omega_min", om[:, :, -1]), ("nc1", mets["nc1"]), ("max_min_ratio_minus_1", ratio_m1(mets)),
                              ("gram_etf_distance", mets["gram_etf_distance"]), ("l_central", mets["l_central"])):
-            rates[name] = float(np.median([_loglog_slope(t[tail], s[tail]) for s in series]))
+            rates[name] = float(np.median([tail_loglog_slope(t, s) for s in series]))
         out["tail_loglog_slopes"] = rates
         out["tail_loglog_slopes_theory"] = {"omega_min": 0.25, "nc1": -0.5, "max_min_ratio_minus_1": -1.0,
                                             "gram_etf_distance": -1.0, "l_central": -0.5}
@@ -106,9 +106,29 @@ def ratio_m1(mets):
     return mets["omega_ratio"] - 1.0
 
 
-def _loglog_slope(t, y) -> float:
+def tail_window(n: int) -> slice:
+    """The tail window of ``n`` saved times used by ``tail_loglog_slope``: the last max(3, n // 3) of them."""
+    return slice(n - max(3, n // 3), None)
+
+
+def tail_loglog_slope(t, y) -> float:
+    """Least-squares slope of log(y) against log(t) over the tail of a trajectory.
+
+    Window: the last ``max(3, len(t) // 3)`` saved times (``tail_window``), i.e. the last third, and at least
+    three points. Why: the central-path laws are power laws only asymptotically (omega_min ~ t^{1/4},
+    nc1 ~ t^{-1/2}, max/min - 1 ~ t^{-1}, gram_etf_distance ~ t^{-1}, spec 6.3); on the log-spaced times of
+    ``log_times`` the last third spans the latest decades, where the transient from the initial condition has
+    died out, while three points are the fewest that make a fitted slope more than a two-point difference.
+    Within the window, points with t <= 0, y <= 0 or non-finite y are dropped; fewer than two left gives NaN.
+
+    t, y: 1-d sequences of equal length (the saved times and one scalar series). Returns a Python float.
+    """
     t = np.asarray(t, float)
     y = np.asarray(y, float)
+    if t.ndim != 1 or y.shape != t.shape:
+        raise ValueError(f"t and y must be 1-d of equal length, got shapes {t.shape} and {y.shape}")
+    tail = tail_window(len(t))
+    t, y = t[tail], y[tail]
     ok = (t > 0) & np.isfinite(y) & (y > 0)
     if ok.sum() < 2:
         return float("nan")

@@ -85,3 +85,12 @@ def test_closed_form_asymptote_directly():
     r = w[1:] / np.asarray(simulate.asymptotic_omega(t[1:], N, C))[:, None]
     assert np.all(np.abs(r[-1] - 1) < 1e-5)
     assert np.all(np.abs(r[-1] - 1) < np.abs(r[-2] - 1))
+
+
+def test_tail_loglog_slope_window_and_power_law():
+    """tail_loglog_slope: exact on a pure power law; only the last max(3, n // 3) times count."""
+    t = np.concatenate([[0.0], np.geomspace(1e-2, 1e4, 59)])
+    assert abs(simulate.tail_loglog_slope(t, t ** 0.25) - 0.25) < 1e-12
+    y = np.where(np.arange(60) < 40, 1.0, t ** -1.0)  # first 40 points flat, last 20 (= 60 // 3) power law
+    assert abs(simulate.tail_loglog_slope(t, y) + 1.0) < 1e-12
+    assert np.isnan(simulate.tail_loglog_slope(t, -np.ones(60)))

@@ -1,4 +1,8 @@
-"""theory.laws: the lambdified scalar laws against their SymPy expressions and a real ODE solve."""
+"""theory.laws: the derived flow against the spec's hand-written form, the constants table and a real ODE solve.
+
+The lambdified functions against their SymPy expressions are checked by the certificate
+(theory.symbolic.laws_check.numeric_agreement, run in tests/theory/test_symbolic_certificate.py).
+"""
 
 import numpy as np
 import pytest
@@ -6,25 +10,6 @@ import sympy as sp
 from scipy.integrate import solve_ivp
 
 from theory import laws
-
-POINTS = [(0.3, 6, 4, 1.0), (2.0, 5, 10, 3.5), (11.0, 100, 3, 0.25)]
-
-
-@pytest.mark.parametrize("name", sorted(laws.SIGNATURES))
-def test_numpy_and_jax_match_sympy(name):
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
-    import jax.numpy as jnp
-
-    args = laws.SIGNATURES[name]
-    expr = laws.expressions()[name]
-    f_np, f_jax = laws.numeric(name, "numpy"), laws.numeric(name, "jax")
-    rng = np.random.default_rng(0)
-    for _ in range(4):
-        values = [float(v) for v in rng.uniform(0.2, 9.0, len(args))]
-        exact = float(expr.subs(dict(zip(args, values))).evalf(30))
-        assert f_np(*values) == pytest.approx(exact, rel=1e-12)
-        assert float(f_jax(*[jnp.asarray(v) for v in values])) == pytest.approx(exact, rel=1e-12)
 
 
 def test_constants_follow_the_spec_table():
@@ -41,11 +26,12 @@ def test_constants_follow_the_spec_table():
         laws.numeric("nope")
 
 
-def test_flow_is_the_gradient_flow_of_the_central_loss():
+def test_flow_is_the_spec_flow():
+    """Spec 6.2: ``d omega/dt = (1/N) omega/(C + omega^2)^2`` at unit speed (kappa = 1), scaled by kappa
+    for the other time scales of the 6.3 table; typed here by hand, not taken from theory.laws."""
     e = laws.expressions()
-    lhs = e["omega_rhs"]
-    rhs = -(laws.K / laws.N) * sp.diff(e["l_central"], laws.w)
-    assert sp.simplify(lhs - rhs) == 0
+    w, N, C, k = laws.w, laws.N, laws.C, laws.K
+    assert sp.simplify(e["omega_rhs"] - (k / N) * w / (C + w**2) ** 2) == 0
     assert sp.simplify(e["l_nc1"] + e["l_nc23"] - e["l_central"]) == 0
     assert e["retraction_lhs"].coeff(laws.w, 4) == 0  # no quartic term (spec 6.1 "Contrast")
 
@@ -64,7 +50,8 @@ def test_closed_form_is_conserved_along_an_ode_solution(convention):
     sol = solve_ivp(lambda t, y: rhs(y, N, C, k), (0, t_end), w0, rtol=1e-11, atol=1e-13, dense_output=True)
     for t in np.linspace(0, t_end, 7):
         r = residual(sol.sol(t), t, a, N, C, k)
-        assert np.max(np.abs(r)) < 1e-7 * max(1.0, t)
+        # measured max |r| / max(1, t) = 1.2e-10 (projected), 1.1e-10 (sum), 7.6e-11 (means)
+        assert np.max(np.abs(r)) < 1e-9 * max(1.0, t)
     assert np.all(np.diff(sol.y, axis=1) > 0)  # strictly increasing (spec 6.4 item 1)
 
 

@@ -91,12 +91,13 @@ def _compare_parser() -> argparse.ArgumentParser:
 
 def _run_compare(argv: Sequence[str]) -> int:
     ns = _compare_parser().parse_args(argv)
+    from empirical.runs import RunError  # noqa: PLC0415
     from .compare import compare_run  # noqa: PLC0415
 
     try:
         res = compare_run(ns.run_dir, out=ns.out, time=ns.time, early_epoch=ns.early_epoch,
                           fit_from_epoch=ns.fit_from, fit_exponent=not ns.linear, figures=not ns.no_figures)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, RunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     f = res["fit"]

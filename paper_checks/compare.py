@@ -28,12 +28,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .fit import SNRFit, fit_snr_dynamics, invert_closed_form, closed_form_G
+from empirical.runs import read_config, read_metrics
+
+from . import _plot
+from ._laws import law_sum
+from .fit import SNRFit, fit_snr_dynamics
 
 __all__ = [
     "TIME_KEYS",
     "PREDICTED_QUANTITIES",
     "load_run",
+    "config_value",
     "terminal_phase_start",
     "compare_records",
     "compare_run",
@@ -51,66 +56,27 @@ PREDICTED_QUANTITIES = {
 }
 
 
-def _law(name: str):
-    from theory import laws  # noqa: PLC0415
-
-    return laws.numeric(name, backend="numpy")
-
-
 # ----------------------------------------------------------------------------- loading
 
 
 def load_run(run_dir: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Read ``metrics.jsonl`` and ``config.json`` of a run directory.
+    """``metrics.jsonl`` records and ``config.json`` of a run directory (``empirical.runs`` readers).
 
-    Lines that do not parse (a run killed mid-write) are skipped.  Records are sorted by
-    epoch; a repeated epoch (a resumed run) keeps its last record.
+    ``empirical.runs.read_metrics`` ignores a truncated last line (a run killed mid-write) and raises
+    ``empirical.runs.RunError`` on a corrupt line elsewhere; ``read_config`` raises it for a missing or
+    corrupt ``config.json``.  Records are sorted by epoch; a repeated epoch keeps its last record.
     """
     run_dir = Path(run_dir)
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        raise FileNotFoundError(f"no metrics.jsonl in {run_dir}")
-    by_epoch: dict[Any, dict[str, Any]] = {}
-    with path.open() as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            by_epoch[rec.get("epoch", len(by_epoch))] = rec
-    records = [by_epoch[k] for k in sorted(by_epoch)]
-    config: dict[str, Any] = {}
-    cfg_path = run_dir / "config.json"
-    if cfg_path.exists():
-        try:
-            config = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError:
-            config = {}
-    return records, config
+    if not (run_dir / "metrics.jsonl").is_file():
+        raise FileNotFoundError(f"no metrics.jsonl in {run_dir}" + ("" if run_dir.is_dir() else " (no such directory)"))
+    config = read_config(run_dir)
+    by_epoch = {rec.get("epoch", k): rec for k, rec in enumerate(read_metrics(run_dir))}
+    return [by_epoch[k] for k in sorted(by_epoch)], config
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def config_value(config: dict[str, Any], *names: str) -> Any:
-    """First value in a (possibly nested) config whose last key component is one of ``names``."""
-    flat = _flatten(config)
-    for name in names:
-        for k, v in flat.items():
-            if k == name or k.endswith("." + name):
-                if v is not None:
-                    return v
-    return None
+def config_value(config: dict[str, Any], name: str) -> Any:
+    """The training option ``name`` of a run's ``config.json`` (layout ``{"config": {...}, "environment": {...}}``)."""
+    return config.get("config", {}).get(name)
 
 
 def column(records: Sequence[dict[str, Any]], key: str) -> np.ndarray:
@@ -172,38 +138,13 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
     return float(spearmanr(x, y).statistic)
 
 
-def _law_sum(name: str, omega: np.ndarray, C: int) -> np.ndarray:
-    """``sum_j law(omega_j)`` per row (spec 3.4 / 5.1); NaN rows stay NaN.
-
-    The law's arguments are ``(omega,)`` or ``(omega, C)`` (``theory.laws.SIGNATURES``).
-    """
-    from theory import laws  # noqa: PLC0415
-
-    f = _law(name)
-    arity = len(laws.SIGNATURES[name])
-    if arity == 1:
-        vals = f(omega)
-    elif arity == 2:
-        vals = f(omega, float(C))
-    else:
-        raise ValueError(f"law {name!r} takes {laws.SIGNATURES[name]}, not (omega[, C])")
-    return np.sum(np.asarray(vals, dtype=np.float64), axis=1)
-
-
 def _forward_integrate(omega0: np.ndarray, flow_times: np.ndarray, C: int) -> tuple[np.ndarray, str]:
-    """Integrate ``d omega/dt = omega/(C+omega^2)^2`` (spec 6.2, N = kappa = 1) from ``omega0`` at t=0.
+    """Integrate ``d omega/dt = omega/(C+omega^2)^2`` (spec 6.2, N = kappa = 1) from ``omega0`` at t=0
+    with ``simulate.integrate_reduced`` (diffrax)."""
+    import simulate  # noqa: PLC0415 (jax: imported when a comparison runs)
 
-    Uses ``simulate.integrate_reduced`` (diffrax); if ``simulate`` cannot be imported the
-    closed form (spec 6.3) is inverted instead and the method says so.
-    """
-    try:
-        import simulate  # noqa: PLC0415
-
-        traj = simulate.integrate_reduced(np.asarray(omega0), np.asarray(flow_times), 1, C, kappa=1.0)
-        return np.asarray(traj, dtype=np.float64), "simulate.integrate_reduced"
-    except (ImportError, AttributeError):
-        y = closed_form_G(omega0, C)[None, :] + np.asarray(flow_times)[:, None]
-        return invert_closed_form(y, C), "closed form (simulate not importable)"
+    traj = simulate.integrate_reduced(np.asarray(omega0), np.asarray(flow_times), 1, C, kappa=1.0)
+    return np.asarray(traj, dtype=np.float64), "simulate.integrate_reduced"
 
 
 def _holdout_forecast(T: np.ndarray, W: np.ndarray, C: int, time_key: str, fit_exponent: bool,
@@ -222,7 +163,7 @@ def _holdout_forecast(T: np.ndarray, W: np.ndarray, C: int, time_key: str, fit_e
     except ValueError as exc:
         return {"skipped": str(exc)}
     cf = f.predict(T[h:])
-    flow = f.scale * (T[h - 1:] ** f.beta - T[h - 1] ** f.beta)
+    flow = f.flow_time(T[h - 1:]) - f.flow_time(T[h - 1])
     fwd, method = _forward_integrate(W[h - 1], flow, C)
     err_cf = np.nanmax(_rel_err(cf, W[h:]), axis=1)
     err_fwd = np.nanmax(_rel_err(fwd[1:], W[h:]), axis=1)
@@ -327,7 +268,7 @@ def compare_records(
             raise ValueError(f"compare: no usable measured epoch at or after --early-epoch {early_epoch}")
         k0 = int(cand[0])
     later = np.flatnonzero(valid & (np.arange(len(records)) >= k0))
-    flow_times = fit.scale * (T_all[later] ** fit.beta - T_all[k0] ** fit.beta)
+    flow_times = fit.flow_time(T_all[later]) - fit.flow_time(T_all[k0])
     omega_fwd, fwd_method = _forward_integrate(snr[k0], flow_times, C)
     fwd_rel = _rel_err(omega_fwd, snr[later])
     forward = {
@@ -362,9 +303,9 @@ def compare_records(
         if not np.any(np.isfinite(meas)):
             quantities[key] = {"law": law, "measured": False}
             continue
-        pred_fit = _law_sum(law, omega_fit, C)
-        pred_obs = _law_sum(law, snr[idx], C)
-        pred_fwd = _law_sum(law, omega_fwd, C)
+        pred_fit = law_sum(law, omega_fit, C)
+        pred_obs = law_sum(law, snr[idx], C)
+        pred_fwd = law_sum(law, omega_fwd, C)
         quantities[key] = {
             "law": f"sum_j theory.laws.{law}(omega_j)",
             "measured_key": measured_key,
@@ -417,18 +358,15 @@ def compare_records(
     }
     if per_class:
         result["fit"]["flow_time_per_unit_projected_flow"] = (
-            f"t = N * s * T**beta = {per_class * fit.scale:.6g} * T**{fit.beta:.4g} (kappa = 1, N = {per_class})"
+            f"t = N * s * T**beta = {float(fit.flow_time(1.0, per_class=per_class)):.6g} * T**{fit.beta:.4g} "
+            f"(kappa = 1, N = {per_class})"
         )
     return result
 
 
 def write_compare_figures(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
     """Observed (markers) vs fitted (line) vs forward-integrated (dashed), log axes; returns PNG paths."""
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
+    plt = _plot.plt()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     a = result["_arrays"]
@@ -452,11 +390,7 @@ def write_compare_figures(result: dict[str, Any], out_dir: str | Path) -> list[P
     ax.set_title(f"SNR: observed (o), closed-form fit (-), forward ODE (--)\n"
                  f"s={f['scale_s']:.3g}, beta={f['beta']:.3g}, min R^2(log omega)={f['r2_log_omega_min']:.3f}",
                  fontsize=9)
-    fig.tight_layout()
-    p = out_dir / "compare_snr.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    paths.append(p)
+    paths.append(_plot.save(fig, out_dir / "compare_snr.png", dpi=110))
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     ax.plot(T[idx], a["obs_ratio"] - 1.0, "o", ms=3, label="observed")
@@ -468,11 +402,7 @@ def write_compare_figures(result: dict[str, Any], out_dir: str | Path) -> list[P
     ax.set_xlabel(xlabel)
     ax.set_ylabel("max_j omega_j / min_j omega_j - 1")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    p = out_dir / "compare_snr_ratio.png"
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    paths.append(p)
+    paths.append(_plot.save(fig, out_dir / "compare_snr_ratio.png", dpi=110))
 
     for key, q in a["quantities"].items():
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
@@ -492,11 +422,7 @@ def write_compare_figures(result: dict[str, Any], out_dir: str | Path) -> list[P
         ax.set_xlabel(xlabel)
         ax.set_ylabel(key)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        p = out_dir / f"compare_{key}.png"
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        paths.append(p)
+        paths.append(_plot.save(fig, out_dir / f"compare_{key}.png", dpi=110))
     return paths
 
 
@@ -537,19 +463,22 @@ def compare_run(
     fit_from_epoch: int | None = None,
     fit_exponent: bool = True,
     figures: bool = True,
+    loaded: tuple[list[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Run :func:`compare_records` on ``run_dir`` and write ``compare.json`` + figures to ``out`` (default the run dir)."""
-    records, config = load_run(run_dir)
-    per_class = config_value(config, "per_class", "samples_per_class", "n_per_class")
-    C = config_value(config, "num_classes", "classes")
+    """Run :func:`compare_records` on ``run_dir`` and write ``compare.json`` + figures to ``out`` (default the run dir).
+
+    ``loaded``: the run's ``(records, config)`` as :func:`load_run` returned them, when the caller has read it
+    already (the run is then not read again).
+    """
+    records, config = loaded if loaded is not None else load_run(run_dir)
+    per_class = config_value(config, "per_class")
     result = compare_records(
         records,
         time=time,
         early_epoch=early_epoch,
         fit_from_epoch=fit_from_epoch,
         fit_exponent=fit_exponent,
-        num_classes=int(C) if isinstance(C, (int, float)) else None,
-        per_class=int(per_class) if isinstance(per_class, (int, float)) else None,
+        per_class=int(per_class) if per_class is not None else None,
     )
     result["run_dir"] = str(run_dir)
     out_dir = Path(out) if out is not None else Path(run_dir)
@@ -558,4 +487,3 @@ def compare_run(
         result["figures"] = [str(p) for p in write_compare_figures(result, out_dir / "figures")]
     (out_dir / "compare.json").write_text(dumps_json(public(result)))
     return result
-

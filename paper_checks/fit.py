@@ -25,11 +25,16 @@ retypes no formula.  The residuals are taken on ``log omega`` (relative errors),
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 from scipy.optimize import least_squares
+
+from theory import laws
+
+from ._laws import law
 
 __all__ = [
     "closed_form_G",
@@ -40,10 +45,10 @@ __all__ = [
 ]
 
 
-def _law(name: str):
-    from theory import laws  # noqa: PLC0415 (lazy: theory may be imported late)
-
-    return laws.numeric(name, backend="numpy")
+@functools.cache
+def _constants(C: int) -> tuple[float, float, float]:
+    """``(c1, c2, c3) = (C^2, C, 1/4)``: ``theory.laws.constants`` with ``N = kappa = 1`` (spec 6.3)."""
+    return laws.constants(1.0, float(C), 1.0)
 
 
 def closed_form_G(w: np.ndarray, C: int) -> np.ndarray:
@@ -55,40 +60,41 @@ def closed_form_G(w: np.ndarray, C: int) -> np.ndarray:
     C : number of classes.
     """
     w = np.asarray(w, dtype=np.float64)
-    return np.asarray(_law("closed_form_lhs")(w, 1.0, float(C), 1.0), dtype=np.float64)
+    return np.asarray(law("closed_form_lhs")(w, 1.0, float(C), 1.0), dtype=np.float64)
 
 
 def _dG_dlogw(w: np.ndarray, C: int) -> np.ndarray:
     """``dG/d(log w) = w dG/dw = w / omega_rhs(w; N=1, kappa=1) = (C + w^2)^2`` (spec 6.2/6.3)."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        rhs = np.asarray(_law("omega_rhs")(w, 1.0, float(C), 1.0), dtype=np.float64)
+        rhs = np.asarray(law("omega_rhs")(w, 1.0, float(C), 1.0), dtype=np.float64)
         d = w / rhs
-    # w underflowing to 0 (log w < -700): the limit of (C + w^2)^2 is C^2.
-    return np.where(np.isfinite(d) & (d > 0), d, float(C) ** 2)
+    # w underflowing to 0 (log w < -700): the limit of (C + w^2)^2 is C^2 = c1.
+    return np.where(np.isfinite(d) & (d > 0), d, _constants(int(C))[0])
 
 
 def invert_closed_form(y: np.ndarray, C: int, *, rtol: float = 1e-14, max_iter: int = 200) -> np.ndarray:
     """Solve ``G(w) = y`` for ``w > 0`` elementwise (spec 6.3 closed form, inverted).
 
-    ``g(u) = G(e^u) = C^2 u + C e^{2u} + e^{4u}/4`` is increasing and convex in ``u = log w``
+    ``g(u) = G(e^u) = c1 u + c2 e^{2u} + c3 e^{4u}`` with ``(c1, c2, c3) = (C^2, C, 1/4)``
+    (``theory.laws.constants`` at ``N = kappa = 1``) is increasing and convex in ``u = log w``
     with ``g'(u) = (C + e^{2u})^2``.  Newton's method started at a point with ``g(u0) >= y``
     therefore decreases monotonically to the root.  Such a point is
-    the smallest positive one of ``y/C^2``, ``log(4y)/4``, ``log(y/C)/2`` when ``y > 0``
+    the smallest positive one of ``y/c1``, ``log(y/c3)/4``, ``log(y/c2)/2`` when ``y > 0``
     (for ``u > 0`` every term of ``g`` is non-negative, so ``g`` exceeds each of them), and
-    ``y/C^2`` when ``y <= 0`` (the two exponential terms are positive).
+    ``y/c1`` when ``y <= 0`` (the two exponential terms are positive).
     """
     y = np.asarray(y, dtype=np.float64)
     if not np.all(np.isfinite(y)):
         raise ValueError("invert_closed_form: non-finite closed-form value")
-    c2 = float(C) ** 2
+    c1, c2, c3 = _constants(int(C))
     # Values below G(1e-300) would need omega under the float64 range: clip them there.
     y = np.maximum(y, closed_form_G(np.float64(1e-300), C))
     # Any candidate u > 0 below has g(u0) >= y (g exceeds each of its non-negative terms there);
-    # the smallest valid one is the tightest start.  For y <= 0, u0 = y / C^2.
+    # the smallest valid one is the tightest start.  For y <= 0, u0 = y / c1.
     with np.errstate(divide="ignore", invalid="ignore"):
-        u_lin = y / c2
-        u_quart = np.where(4.0 * y > 1.0, np.log(np.maximum(4.0 * y, 1.0)) / 4.0, np.inf)
-        u_quad = np.where(y > C, np.log(np.maximum(y / C, 1.0)) / 2.0, np.inf)
+        u_lin = y / c1
+        u_quart = np.where(y > c3, np.log(np.maximum(y / c3, 1.0)) / 4.0, np.inf)
+        u_quad = np.where(y > c2, np.log(np.maximum(y / c2, 1.0)) / 2.0, np.inf)
     u = np.where(y > 0, np.minimum(u_lin, np.minimum(u_quart, u_quad)), u_lin)
     for _ in range(max_iter):
         w = np.exp(u)

@@ -187,12 +187,8 @@ def run_main(opts: MainOptions) -> int:
 
             cert = run_certificate(quick=(mode == "quick"))
             claims += symbolic_claims(cert)
-            cj = cert.to_json()
-            (out / "certificate.json").write_text(cj if isinstance(cj, str) else json.dumps(cj, indent=2))
-            try:
-                (out / "certificate.md").write_text(cert.markdown())
-            except Exception as exc:  # noqa: BLE001 - the Markdown rendering is a convenience, the JSON has it all
-                stages.log(f"    certificate.md not written: {type(exc).__name__}: {exc}")
+            (out / "certificate.json").write_text(json.dumps(cert.to_json(), indent=2))
+            (out / "certificate.md").write_text(cert.markdown())
             context["symbolic certificate"] = f"{mode}: {sum(c['passed'] for c in cert.checks)}/{len(cert.checks)} checks"
 
     # 2. simulation ------------------------------------------------------------------------
@@ -262,10 +258,11 @@ def run_main(opts: MainOptions) -> int:
         else:
             records, config = load_run(run_dir)
             context["run config"] = ", ".join(
-                f"{k}={config_value(config, k)}" for k in ("dataset", "model", "epochs", "lr", "weight_decay",
-                                                           "per_class", "batch_size", "device", "seed"))
+                [f"{k}={config_value(config, k)}" for k in ("dataset", "model", "epochs", "lr", "weight_decay",
+                                                            "per_class", "batch_size", "seed")]
+                + [f"device={config.get('environment', {}).get('device')}"])
             comparison = compare_run(run_dir, out=out, time=opts.time, early_epoch=opts.early_epoch,
-                                     fit_from_epoch=opts.fit_from)
+                                     fit_from_epoch=opts.fit_from, loaded=(records, config))
             figures += [Path(p) for p in comparison.get("figures", [])]
             f = comparison["fit"]
             context["fit"] = (f"G(omega_j) = b_j + s*{f['time_key']}^beta: s={f['scale_s']:.4g}, beta={f['beta']:.4g}, "

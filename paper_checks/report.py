@@ -19,6 +19,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import _plot
+from ._laws import law
 from .claims import Claim
 from .compare import column, dumps_json, terminal_phase_start
 
@@ -29,15 +31,6 @@ __all__ = [
     "training_figures",
     "simulation_figures",
 ]
-
-
-def _plt():
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    return plt
 
 
 def write_claims_json(claims: Sequence[Claim], path: str | Path) -> Path:
@@ -158,7 +151,7 @@ def claims_table(claims: Sequence[Claim], *, width: int = 160) -> str:
 
 def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path) -> list[Path]:
     """Spec 7.2 figures of a run: NC1-NC4 and training error vs epoch; the four-curve MSE decomposition."""
-    plt = _plt()
+    plt = _plot.plt()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ep = column(records, "epoch")
@@ -189,11 +182,7 @@ def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path) -> 
         ax.legend(fontsize=7)
     fig.suptitle("Neural collapse metrics (dotted line: start of the terminal phase, training error zero from "
                  "there on)", fontsize=10)
-    fig.tight_layout()
-    p = out_dir / "training_nc_metrics.png"
-    fig.savefig(p, dpi=100)
-    plt.close(fig)
-    paths.append(p)
+    paths.append(_plot.save(fig, out_dir / "training_nc_metrics.png"))
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     ax = axes[0]
@@ -225,27 +214,21 @@ def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path) -> 
     ax.set_xlabel("epoch")
     ax.set_title("Proximity to the central path", fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    p = out_dir / "training_decomposition.png"
-    fig.savefig(p, dpi=100)
-    plt.close(fig)
-    paths.append(p)
+    paths.append(_plot.save(fig, out_dir / "training_decomposition.png"))
     return paths
 
 
 def simulation_figures(projected: Any, retraction: Any | None, out_dir: str | Path, *, per_class: int) -> list[Path]:
     """Spec 6.4 figures: omega_j(t) (ODE vs closed form vs (t/c3)^(1/4)), max/min ratio, retraction contrast."""
-    plt = _plt()
+    plt = _plot.plt()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t = np.asarray(projected.times, dtype=np.float64)
     w = np.asarray(projected.omega, dtype=np.float64)
     cf = np.asarray(projected.closed_form_omega, dtype=np.float64)
     C = w.shape[1] + 1
-    from theory import laws  # noqa: PLC0415
-
     kappa = float(projected.params["kappa_value"])  # the flow speed the trajectory was simulated with
-    growth = laws.numeric("growth", backend="numpy")  # (t/c3)^(1/4), spec 6.4 item 1
+    growth = law("growth")  # (t/c3)^(1/4), spec 6.4 item 1
     pos = t > 0
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     ax = axes[0]
@@ -273,11 +256,7 @@ def simulation_figures(projected: Any, retraction: Any | None, out_dir: str | Pa
     ax.set_xlabel("flow time t")
     ax.set_title("max_j omega_j / min_j omega_j -> 1", fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    p = out_dir / "simulation_snr.png"
-    fig.savefig(p, dpi=100)
-    plt.close(fig)
-    return [p]
+    return [_plot.save(fig, out_dir / "simulation_snr.png")]
 
 
 # ----------------------------------------------------------------------------- report

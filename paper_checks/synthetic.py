@@ -14,15 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from ._laws import law_sum
 from .fit import closed_form_G, invert_closed_form
 
 __all__ = ["closed_form_snr", "synthetic_metrics_log"]
-
-
-def _law(name: str):
-    from theory import laws  # noqa: PLC0415
-
-    return laws.numeric(name, backend="numpy")
 
 
 def closed_form_snr(T: np.ndarray, omega_at_1: np.ndarray, *, C: int, scale: float, beta: float = 1.0) -> np.ndarray:
@@ -64,10 +59,10 @@ def synthetic_metrics_log(
     omega = omega_true * np.exp(noise * rng.standard_normal(omega_true.shape))
     omega = -np.sort(-omega, axis=1)
 
-    l_nc1 = _law("l_nc1")(omega, float(C)).sum(axis=1)
-    l_nc23 = _law("l_nc23")(omega, float(C)).sum(axis=1)
+    l_nc1 = law_sum("l_nc1", omega, C)
+    l_nc23 = law_sum("l_nc23", omega, C)
     l_central = l_nc1 + l_nc23
-    nc1 = _law("nc1_renormalized")(omega).sum(axis=1)
+    nc1 = law_sum("nc1_renormalized", omega, C)
     l_perp = perp_fraction * l_central
     loss = l_central + l_perp
     inv = 1.0 / omega.min(axis=1) ** 2  # a decreasing "collapse" scale for the other metrics

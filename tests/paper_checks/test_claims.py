@@ -109,6 +109,44 @@ def test_dynamics_closed_form_claim_fails_when_ode_disagrees():
     assert bad["dynamics.simplex_etf_limit"].status == "fail"
 
 
+def _exact_projected_traj(N=6, C=4):
+    """Exact projected-flow solution in flow time t (kappa = 1): G(omega) = G(omega0) + t / N, 41 log-spaced times."""
+    from paper_checks.synthetic import closed_form_snr
+
+    t = np.concatenate([[0.0], np.geomspace(1e-2, 1e4, 40)])
+    w = closed_form_snr(t / N + 1.0, np.array([2.0, 1.0, 0.5]), C=C, scale=1.0)
+    return t, w
+
+
+def test_nc1_rate_fails_when_omega_is_off_the_growth_law():
+    N = 6
+    t, w = _exact_projected_traj(N)
+    good = _by_id(dynamics_claims(_fake_traj(w, t), per_class=N))["dynamics.nc1_rate"]
+    assert good.status == "pass", good.measured
+    # omega 1.5 times too large: NC1 * sqrt(t) is 1/2.25 of (C-1) sqrt(c3), a relative gap of 0.56.
+    bad = _by_id(dynamics_claims(_fake_traj(1.5 * w, t), per_class=N))["dynamics.nc1_rate"]
+    assert bad.status == "fail"
+    assert bad.measured["rel_gap_end"] > TOLERANCES["nc1_rate_rel"]
+
+
+def test_max_min_ratio_claim_fails_on_a_slower_tail_or_an_increase():
+    N = 6
+    t, w = _exact_projected_traj(N)
+    good = _by_id(dynamics_claims(_fake_traj(w, t), per_class=N))["dynamics.max_min_ratio_to_1"]
+    assert good.status == "pass", good.measured
+    # ratio - 1 ~ t^(-1/2) (not O(1/t)): still decreasing, but (ratio-1)*t grows ~10x over the last third.
+    slow = w.copy()
+    slow[1:, 0] = slow[1:, -1] * (1.0 + 3.0 / np.sqrt(t[1:]))
+    slow[0, 0] = slow[1, 0]
+    c = _by_id(dynamics_claims(_fake_traj(slow, t), per_class=N))["dynamics.max_min_ratio_to_1"]
+    assert c.status == "fail"
+    assert c.measured["max/min of (ratio-1)*t over the last third of saved times"] > TOLERANCES["ratio_tail_spread_max"]
+    # One increase of the ratio on the saved grid breaks monotonicity.
+    bump = w.copy()
+    bump[20, 0] *= 1.5
+    assert _by_id(dynamics_claims(_fake_traj(bump, t), per_class=N))["dynamics.max_min_ratio_to_1"].status == "fail"
+
+
 def test_report_files(tmp_path, good_log, capsys):
     cmp = public(compare_records(good_log, time="epoch"))
     claims = empirical_claims(good_log, cmp) + [Claim(id="x.fail", statement="s", source="spec 0", check="c",
@@ -192,9 +230,18 @@ def test_retraction_claim_checks_first_order_in_the_step(retraction_runs):
     ratio = c.measured["own_law_residual_ratio_h_over_h/2"]
     assert TOLERANCES["retraction_order_ratio_min"] <= ratio <= TOLERANCES["retraction_order_ratio_max"]
     assert c.measured["retraction_residual_projected_law"] >= TOLERANCES["retraction_vs_projected_min_rel"]
-    # A quarter step as the "half" run is order ratio ~4, and the same run twice is ratio 1: both fail.
-    assert retraction_claims(h, h4, None, per_class=6)[0].status == "fail"
+    # The step guard: a second run whose step is not h/2 is refused with the reason.
+    guarded = retraction_claims(h, h4, None, per_class=6)[0]
+    assert guarded.status == "fail" and "not h/2" in guarded.measured["error"]
+    # The order-ratio window: the quarter-step run labelled as the half step passes the guard, and its own-law
+    # residual ratio is ~4 (first order at a step ratio of 4), outside the window; the same run twice is ratio 1.
+    quarter = SimpleNamespace(times=h4.times, omega=h4.omega, params=dict(h4.params, step=0.25))
+    c4 = retraction_claims(h, quarter, None, per_class=6)[0]
+    assert c4.status == "fail"
+    assert c4.measured["own_law_residual_ratio_h_over_h/2"] == pytest.approx(4.0, rel=0.1)
     same = SimpleNamespace(times=h.times, omega=h.omega, params=dict(h.params, step=0.25))
-    assert retraction_claims(h, same, None, per_class=6)[0].status == "fail"
+    c1 = retraction_claims(h, same, None, per_class=6)[0]
+    assert c1.status == "fail"
+    assert c1.measured["own_law_residual_ratio_h_over_h/2"] == pytest.approx(1.0)
     missing = retraction_claims(h, None, None, per_class=6)[0]
     assert missing.status == "fail" and "half-step" in missing.measured["error"]

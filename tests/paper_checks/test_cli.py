@@ -65,3 +65,29 @@ def test_train_config_of_the_main_job(tmp_path):
         "paper-fashion-mnist-resnet18", 5000, 350, "cuda")
     custom = _train_config(MainOptions(dataset="cifar10", model="vgg11", per_class=7, lr=0.01), tmp_path)
     assert (custom.dataset, custom.model, custom.per_class, custom.lr) == ("cifar10", "vgg11", 7, 0.01)
+
+
+def test_load_run_uses_the_empirical_readers(tmp_path, capsys):
+    from empirical.runs import RunError
+
+    from paper_checks.compare import config_value, load_run
+
+    recs, _ = synthetic_metrics_log(C=4, epochs=6, seed=0)
+    run = tmp_path / "run"
+    _write_run(run, recs)
+    records, config = load_run(run)
+    assert [r["epoch"] for r in records] == [r["epoch"] for r in recs]  # the truncated last line is ignored
+    assert config_value(config, "per_class") == 50 and config_value(config, "missing") is None
+    # A corrupt line before the last one is an error, not a silently skipped epoch.
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    (run / "metrics.jsonl").write_text("\n".join(lines[:2] + ["{corrupt"] + lines[2:]) + "\n")
+    with pytest.raises(RunError, match="corrupt line 3"):
+        load_run(run)
+    assert main(["compare", str(run), "--no-figures"]) == 2
+    assert "corrupt line 3" in capsys.readouterr().err
+    # A run directory without config.json is not a run directory.
+    bare = tmp_path / "bare"
+    _write_run(bare, recs)
+    (bare / "config.json").unlink()
+    assert main(["compare", str(bare), "--no-figures"]) == 2
+    assert "no config.json" in capsys.readouterr().err

@@ -25,6 +25,10 @@ MUST_PASS = {
     "dynamics.closed_form",
     "dynamics.omega_to_infinity",
     "dynamics.max_min_ratio_to_1",
+    "dynamics.simplex_etf_limit",
+    "dynamics.nc1_rate",
+    "dynamics.tail_rates",
+    "dynamics.nc_metrics_decrease",
     "dynamics.retraction_differs",
     "dynamics.invariants",
     "empirical.terminal_phase_reached",
@@ -47,7 +51,8 @@ def quick_report(tmp_path_factory):
 
 def test_main_job_writes_parseable_report(quick_report):
     out, proc = quick_report
-    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    # the gating claims (symbolic, dynamics, exact empirical identities) pass at the reduced size
+    assert proc.returncode == 0, proc.stderr[-3000:]
     claims = json.loads((out / "claims.json").read_text())
     assert claims, "no claims"
     for c in claims:
@@ -56,7 +61,7 @@ def test_main_job_writes_parseable_report(quick_report):
     assert not [c for c in claims if c["id"].startswith("stage.")], proc.stderr[-3000:]
     # exit code 0 iff every verification claim passes (empirical observations are reported, not gated)
     verification = [c for c in claims if not c["id"].startswith("empirical.") or c["id"] in EXACT_EMPIRICAL]
-    assert (proc.returncode == 0) == all(c["status"] == "pass" for c in verification)
+    assert all(c["status"] == "pass" for c in verification)
     html = (out / "report.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html
     assert (out / "report.md").is_file()
@@ -76,6 +81,25 @@ def test_main_job_claims_that_must_pass(quick_report):
     assert not failed
     sym = [c for c in claims.values() if c["id"].startswith("symbolic.")]
     assert sym and all(c["status"] == "pass" for c in sym)
+
+
+def test_every_headline_formats_on_the_main_job_claims(quick_report):
+    """report.headline falls back to the raw numbers on a KeyError: each HEADLINES entry must format the real
+    measured dict of its claim without that fallback (a renamed measured key would otherwise go unnoticed)."""
+    from paper_checks.report import HEADLINES, _nc_headline, _symbolic_headline
+
+    out, _ = quick_report
+    claims = {c["id"]: c for c in json.loads((out / "claims.json").read_text())}
+    assert set(HEADLINES) <= set(claims), sorted(set(HEADLINES) - set(claims))
+    for cid, fn in HEADLINES.items():
+        m = claims[cid]["measured"]
+        assert "error" not in m, (cid, m)
+        assert fn(m), cid
+    for cid, c in claims.items():
+        if cid.startswith("empirical.n") and cid not in HEADLINES:
+            assert _nc_headline(c["measured"]), cid
+        if cid.startswith("symbolic."):
+            assert _symbolic_headline(c["measured"]), cid
 
 
 def test_compare_cli_on_the_run(quick_report, tmp_path):

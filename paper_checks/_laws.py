@@ -1,0 +1,34 @@
+"""The scalar laws of :mod:`theory.laws` as numpy functions, and their sum over the SNR singular values.
+
+One place for the two patterns every paper_checks module needs: ``law(name)`` (the lambdified
+``theory.laws.numeric(name, "numpy")``) and ``law_sum(name, omega, C)`` (``sum_j law(omega_j)``,
+spec 3.4 / 5.1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from theory import laws
+
+__all__ = ["law", "law_sum"]
+
+
+def law(name: str):
+    """``theory.laws.numeric(name, backend="numpy")`` (arguments: ``theory.laws.SIGNATURES[name]``)."""
+    return laws.numeric(name, backend="numpy")
+
+
+def law_sum(name: str, omega: np.ndarray, C: int) -> np.ndarray:
+    """``sum_j law(omega_j)`` over the last axis of ``omega`` (spec 3.4 / 5.1); NaN entries stay NaN.
+
+    The law's arguments must be ``(omega,)`` or ``(omega, C)`` (``theory.laws.SIGNATURES``).
+    """
+    arity = len(laws.SIGNATURES[name])
+    if arity == 1:
+        vals = law(name)(omega)
+    elif arity == 2:
+        vals = law(name)(omega, float(C))
+    else:
+        raise ValueError(f"law {name!r} takes {laws.SIGNATURES[name]}, not (omega[, C])")
+    return np.sum(np.asarray(vals, dtype=np.float64), axis=-1)

@@ -59,7 +59,6 @@ eager only by default) to test it without a GPU.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -75,6 +74,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+
+from empirical import runs, timing
 
 TARGET_EPOCH_S = 1.5  # the issue's target, on an H100
 TARGET_OVERHEAD = 0.10
@@ -99,30 +100,13 @@ class Results:
     def add(self, section: str, **values: Any) -> dict[str, Any]:
         row = {"section": section, "card": self.card, "elapsed_s": round(time.perf_counter() - self.t0, 2), **values}
         self.rows.append(row)
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(_jsonable(row), allow_nan=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        runs.append_jsonl(self.path, row)  # flushed and fsync'd, as a run's metrics.jsonl
         brief = {k: v for k, v in row.items() if k not in ("traceback", "details", "epoch_times_s", "counters")}
-        print(f"[{row['elapsed_s']:7.1f}s] " + json.dumps(_jsonable(brief))[:600], flush=True)
+        print(f"[{row['elapsed_s']:7.1f}s] " + runs.json_line(brief)[:600], flush=True)
         return row
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, bool)) or value is None:
-        return value
-    if hasattr(value, "item"):
-        return _jsonable(value.item())
-    return str(value)
 
 
 def section(results: Results, name: str, budget_s: float, fn: Callable[[], None]) -> bool:
@@ -138,11 +122,6 @@ def section(results: Results, name: str, budget_s: float, fn: Callable[[], None]
         print(tb[-2500:], file=sys.stderr, flush=True)
         results.add(name, status="error", error=f"{type(exc).__name__}: {str(exc)[:500]}", traceback=tb[-20000:])
         return False
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def rel_diff(a, b) -> float:
@@ -187,17 +166,17 @@ def git_commit() -> str | None:
 
 
 def environment(device: torch.device) -> dict[str, Any]:
-    env: dict[str, Any] = {
-        "python": sys.version.split()[0], "torch": torch.__version__, "platform": platform.platform(),
-        "cpu_count": os.cpu_count(), "cuda_available": torch.cuda.is_available(), "device": str(device),
-        "torch_cuda": torch.version.cuda,
+    """:func:`empirical.runs.environment_info` (what a run's ``config.json`` records) plus the
+    benchmark's extras: CUDA / cuDNN / Triton versions, TF32 flags, the card's properties, JAX."""
+    env: dict[str, Any] = runs.environment_info(str(device))
+    env.update({
+        "cpu_count": os.cpu_count(), "cuda_version": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
         "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32, "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
-    }
+    })
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        env.update(cuda_device_name=torch.cuda.get_device_name(device),
-                   capability=list(torch.cuda.get_device_capability(device)),
+        env.update(capability=list(torch.cuda.get_device_capability(device)),
                    gpu_memory_gib=round(props.total_memory / 2**30, 1), sm_count=props.multi_processor_count)
     try:
         import triton
@@ -246,17 +225,14 @@ def random_features(n: int, p: int, C: int, seed: int = 0):
 
 def run_theory_check(results: Results, device: torch.device, n: int, p: int, C: int, tol: float = 1e-10) -> None:
     H, y, W, b = random_features(n, p, C)
-    sync(device)
-    t = time.perf_counter()
+    t = timing.start(device)
     ref = theory_outputs(H, y, W, b, C)
-    t_cpu = time.perf_counter() - t
+    t_cpu = timing.stop(device, t)
     Hd, yd, Wd, bd = (v.to(device) for v in (H, y, W, b))
     theory_outputs(Hd, yd, Wd, bd, C)  # warm-up (cuSOLVER handles, kernels)
-    sync(device)
-    t = time.perf_counter()
+    t = timing.start(device)
     got = theory_outputs(Hd, yd, Wd, bd, C)
-    sync(device)
-    t_dev = time.perf_counter() - t
+    t_dev = timing.stop(device, t)
     diffs = {}
     for key, want in ref.items():
         have = got.get(key)
@@ -390,30 +366,22 @@ def run_training(results: Results, device: torch.device, runs_root: Path, mode: 
 
 
 def run_measure_overhead(results: Results, device: torch.device, run_dir: Path, repeats: int = 3) -> dict[str, Any]:
-    from empirical.data import load_train_test
     from empirical.measure import measure
-    from empirical.models import build_model
-    from empirical.runs import load_checkpoint, read_config
-    from empirical.step import resolve_channels_last
+    from empirical.train import TrainConfig, build_train_model, load_data
 
-    stored = read_config(run_dir)
-    cfg = stored["config"]
-    train, test = load_train_test(cfg["dataset"], data_root=cfg["data_root"], per_class=cfg["per_class"],
-                                  seed=cfg["seed"], device=device)
+    # the run's own data and network, built by the training loop's helpers (image size, data options,
+    # channels-last layout as the loop measures it)
+    cfg = TrainConfig.from_dict(runs.read_config(run_dir)["config"]).resolved()
+    train, test = load_data(cfg, device)
     C = int(train.num_classes)
-    model = build_model(cfg["model"], in_channels=int(train.channels), num_classes=C,
-                        input_shape=tuple(train.x.shape[1:]), **cfg["model_kwargs"]).to(device)
-    model.load_state_dict(load_checkpoint(run_dir, map_location=device)["model"])
-    if resolve_channels_last(cfg["channels_last"], device, model):
-        model = model.to(memory_format=torch.channels_last)  # as the training loop measures it
+    model, _ = build_train_model(cfg, train, device)
+    model.load_state_dict(runs.load_checkpoint(run_dir, map_location=device)["model"])
 
     def once(precision: str = "auto") -> float:  # "auto": what the training loop uses (tf32 on CUDA)
-        sync(device)
-        t = time.perf_counter()
-        measure(model, train.x, train.y, C, weight_decay=cfg["weight_decay"], test_x=test.x, test_y=test.y,
-                batch_size=cfg["eval_batch_size"], precision=precision)
-        sync(device)
-        return time.perf_counter() - t
+        t = timing.start(device)
+        measure(model, train.x, train.y, C, weight_decay=cfg.weight_decay, test_x=None if test is None else test.x,
+                test_y=None if test is None else test.y, batch_size=cfg.eval_batch_size, precision=precision)
+        return timing.stop(device, t)
 
     warm = once()
     times = [once() for _ in range(repeats)]
@@ -422,7 +390,7 @@ def run_measure_overhead(results: Results, device: torch.device, run_dir: Path, 
         once("fp32")
         fp32 = statistics.median(once("fp32") for _ in range(repeats))
     return results.add(
-        "measure_overhead", status="ok", n_train=len(train.y), n_test=len(test.y), warmup_s=warm,
+        "measure_overhead", status="ok", n_train=len(train.y), n_test=0 if test is None else len(test.y), warmup_s=warm,
         measure_times_s=times, t_measure_s=statistics.median(times), t_measure_tf32_off_s=fp32,
         weights_from=str(run_dir.name),
         channels_last=any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and
@@ -464,7 +432,7 @@ def summary_markdown(results: Results) -> str:
     rows = results.rows
     env = next((r for r in rows if r["section"] == "env"), {})
     lines = [f"# GPU benchmark ({results.card})", "",
-             f"torch {env.get('torch')}, CUDA {env.get('torch_cuda')}, cuDNN {env.get('cudnn')}, "
+             f"torch {env.get('torch')}, CUDA {env.get('cuda_version')}, cuDNN {env.get('cudnn')}, "
              f"triton {env.get('triton')}, python {env.get('python')}; jax: {env.get('jax')}", "",
              "| section | variant | result | target | status |", "|---|---|---|---|---|"]
     for r in rows:

@@ -107,17 +107,26 @@ def merge_accumulator(acc, info: DistInfo):
 
     Exact (Chan et al. pairwise update, spec 3.3b): the result equals the accumulator of
     one process that saw every rank's samples, up to float64 rounding of the merge order.
-    A rank with no samples contributes zero counts.
+    Every rank must have measured at least one sample (an empty accumulator has no state to
+    gather): the ranks first agree on the smallest local count (one all-reduce with ``MIN``),
+    and if it is zero every rank raises the same ``ValueError`` together, so none is left
+    waiting in the all-gather.
     """
     if not info.enabled:
         return acc
     from theory import ClassStatsAccumulator
 
     C = acc.num_classes
-    if acc.count > 0:
-        state = acc.state()
-    else:
-        raise ValueError(f"rank {info.rank} measured no samples; use fewer processes for this dataset")
+    device = torch.device("cuda", torch.cuda.current_device()) if info.backend == "nccl" else torch.device("cpu")
+    smallest = torch.tensor([acc.count], dtype=torch.int64, device=device)
+    dist.all_reduce(smallest, op=dist.ReduceOp.MIN)
+    if int(smallest) == 0:
+        raise ValueError(
+            f"a rank measured no samples (this is rank {info.rank}, {acc.count} sample(s) here, "
+            f"world size {info.world_size}): the dataset is too small to shard over every process; "
+            "use fewer processes (or an evaluation batch size of at least the number of processes)"
+        )
+    state = acc.state()
     tensors = [torch.as_tensor(state[k], dtype=torch.float64).contiguous() for k in ("counts", "means", "scatter")]
     gathered = []
     for t in tensors:

@@ -62,10 +62,10 @@ def environment_info(device: str | None = None) -> dict[str, Any]:
 def _json_default(obj: Any):
     if isinstance(obj, Path):
         return str(obj)
-    if hasattr(obj, "item"):
-        return obj.item()
+    if hasattr(obj, "item") and getattr(obj, "ndim", 0) == 0:
+        return _sanitize(obj.item())
     if hasattr(obj, "tolist"):
-        return obj.tolist()
+        return _sanitize(obj.tolist())
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
@@ -169,6 +169,22 @@ def repair_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return records
 
 
+def json_line(record: Any) -> str:
+    """``record`` as one line of strict JSON: NaN/Inf become ``null``; paths, NumPy and torch
+    scalars / arrays become JSON values."""
+    return json.dumps(_sanitize(record), default=_json_default, allow_nan=False)
+
+
+def append_jsonl(path: str | os.PathLike, record: Any) -> None:
+    """Append ``record`` as one JSON line (:func:`json_line`) to ``path``; flush and fsync, so a
+    killed process loses nothing already written."""
+    line = json_line(record)
+    with open(path, "a") as fh:
+        fh.write(line + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 class MetricsWriter:
     """Append one JSON object per line to ``metrics.jsonl``; flush and fsync after each."""
 
@@ -176,11 +192,7 @@ class MetricsWriter:
         self.path = Path(run_dir) / METRICS_FILE
 
     def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(_sanitize(record), default=_json_default, allow_nan=False)
-        with open(self.path, "a") as fh:
-            fh.write(line + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        append_jsonl(self.path, record)
 
 
 def checkpoint_path(run_dir: Path) -> Path:

@@ -36,8 +36,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import runs
-from .distributed import DistInfo, barrier, broadcast_object, init_from_env, shard, shutdown
+import theory
+
+from . import runs, timing
+from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_object, init_from_env, shard, shutdown
 from .measure import MEASURE_PRECISIONS, METRIC_KEYS, measure, resolve_precision
 from .schedule import lr_milestones, measurement_epochs
 from .step import TrainStep, check_options, make_optimizer, resolve_channels_last, resolve_compile
@@ -223,18 +225,23 @@ def check_all_classes_present(y: torch.Tensor, num_classes: int) -> None:
 
     Checked before training: otherwise the NC statistics of every measured epoch would be undefined.
     """
+    from .data.transforms import class_counts
+
     if y.numel() == 0:
         raise ValueError("the training set is empty")
-    counts = torch.bincount(y.cpu(), minlength=num_classes)
-    empty = [int(c) for c in torch.nonzero(counts == 0).flatten()]
+    counts = class_counts(y.cpu().numpy(), num_classes)
+    empty = [int(c) for c in np.flatnonzero(counts == 0)]
     if empty:
         raise ValueError(f"empty class: no training samples for class(es) {empty}")
 
 
 def weight_penalty(params: list[torch.Tensor], weight_decay: float) -> torch.Tensor:
-    """``(wd / 2) sum ||theta||^2``: the objective whose gradient SGD's weight decay adds."""
-    sq = torch.stack([p.detach().float().pow(2).sum() for p in params]).sum()
-    return 0.5 * weight_decay * sq
+    """``(wd / 2) sum ||theta||^2``: the objective whose gradient SGD's weight decay adds.
+
+    ``theory.ridge_penalty`` (float64) of all parameters flattened into one vector, at ``lam = wd``.
+    """
+    flat = torch.cat([p.detach().reshape(-1) for p in params])
+    return theory.ridge_penalty(flat, lam=weight_decay)
 
 
 def _batches(dataset, batch_size: int, generator: torch.Generator, drop_last: bool):
@@ -294,9 +301,29 @@ def train(cfg: TrainConfig, *, resume: bool = False, overrides: dict[str, Any] |
         shutdown(info)
 
 
-def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo, resume: bool) -> Path:
+def build_train_model(cfg: TrainConfig, train_set, device: torch.device) -> tuple[torch.nn.Module, bool]:
+    """The run's network on ``device`` as the training loop builds it: ``(model, channels_last)``.
+
+    :func:`empirical.models.build_model` for ``train_set``'s shape and classes with
+    ``cfg.model_kwargs``; in channels-last layout when :func:`empirical.step.resolve_channels_last`
+    picks it (conv models on CUDA for ``"auto"``).
+    """
     from .models import build_model
 
+    model = build_model(
+        cfg.model,
+        in_channels=int(train_set.channels),
+        num_classes=int(train_set.num_classes),
+        input_shape=tuple(train_set.x.shape[1:]),
+        **cfg.model_kwargs,
+    ).to(device)
+    channels_last = resolve_channels_last(cfg.channels_last, device, model)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model, channels_last
+
+
+def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo, resume: bool) -> Path:
     # ---- seeds: model initialisation and batch order depend only on cfg.seed
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)
@@ -316,16 +343,7 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo
         )
 
     # ---- model, optimiser, schedule
-    model = build_model(
-        cfg.model,
-        in_channels=int(train_set.channels),
-        num_classes=C,
-        input_shape=tuple(train_set.x.shape[1:]),
-        **cfg.model_kwargs,
-    ).to(device)
-    channels_last = resolve_channels_last(cfg.channels_last, device, model)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model, channels_last = build_train_model(cfg, train_set, device)
     net = model
     if info.enabled:
         if device.type == "cuda":
@@ -443,8 +461,7 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo
                 wrong += wrong_b
                 seen += int(yb.shape[0])
         stats = torch.stack([loss_sum, wrong.double(), torch.tensor(float(seen), dtype=torch.float64, device=device)])
-        if info.enabled:
-            torch.distributed.all_reduce(stats)
+        all_reduce_sum(stats, info)
         scheduler.step()
         # the optimiser's objective: epoch-mean data loss (in the training criterion's units) plus
         # the weight-decay penalty (wd/2)||theta||^2 at the end of the epoch
@@ -475,22 +492,16 @@ class Clock:
     ``train_s``: time in trained epochs (steps, the schedule, the epoch's running loss), without
     measurement and checkpoints; ``epoch_s``: the last trained epoch's (``None`` before the
     first); ``measure_s``: time in :func:`empirical.measure.measure`.  :meth:`start` /
-    :meth:`stop` synchronise the device, so queued GPU work is counted where it was issued.
+    :meth:`stop` are :func:`empirical.timing.start` / :func:`~empirical.timing.stop`: they
+    synchronise the device, so queued GPU work is counted where it was issued.
     """
 
     train_s: float = 0.0
     measure_s: float = 0.0
     epoch_s: float | None = None
 
-    @staticmethod
-    def start(device: torch.device) -> float:
-        _synchronize(device)
-        return time.perf_counter()
-
-    @staticmethod
-    def stop(device: torch.device, t0: float) -> float:
-        _synchronize(device)
-        return time.perf_counter() - t0
+    start = staticmethod(timing.start)
+    stop = staticmethod(timing.stop)
 
     def record(self) -> dict[str, float | None]:
         return {"train_time_s": self.train_s, "epoch_time_s": self.epoch_s, "measure_time_total_s": self.measure_s}
@@ -508,11 +519,6 @@ class Clock:
             last = records[-1]
             self.train_s = max(self.train_s, last.get("train_time_s") or 0.0)
             self.measure_s = max(self.measure_s, last.get("measure_time_total_s") or 0.0)
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:

@@ -1,4 +1,10 @@
-"""benchmarks/bench_gpu.py end to end in its CPU smoke mode (the GPU run cannot be tested here)."""
+"""benchmarks/bench_gpu.py end to end in its CPU smoke mode (the GPU run cannot be tested here).
+
+Smoke tests only: in ``--cpu-smoke`` mode the "CUDA" side of every comparison is the CPU again, so a
+``pass`` of ``theory_cuda`` / ``measure_cuda`` here compares the CPU with itself and is no numerical
+evidence about CUDA; these tests check that every section runs, records its row (with the card),
+computes its derived numbers consistently and survives failures and a spent budget.  The numbers
+that count come from the run on a lent GPU (benchmarks/RESULTS.md)."""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ def read_lines(out):
     return [json.loads(line) for line in (out / "gpu_results.jsonl").read_text().splitlines()]
 
 
-def test_cpu_smoke_writes_every_section(tmp_path, capsys):
+def test_cpu_smoke_runs_and_records_every_section(tmp_path, capsys):
     out = tmp_path / "bench"
     assert bench_gpu.main(["--cpu-smoke", "--out", str(out), "--epochs", "2"]) == 0
     rows = read_lines(out)
@@ -22,6 +28,7 @@ def test_cpu_smoke_writes_every_section(tmp_path, capsys):
     assert all(r["card"] and r["card"] == rows[0]["card"] for r in rows)  # the card with every number
     by = {r["section"]: r for r in rows}
     assert by["env"]["smoke"] is True and by["env"]["torch"]
+    # smoke only: CPU against CPU, so "pass" just shows the comparison code runs end to end
     assert by["theory_cuda"]["status"] == "pass" and by["theory_cuda"]["compared"] >= 20
     assert [r["status"] for r in rows if r["section"] == "measure_cuda"] == ["pass", "info"]
     train = by["train"]

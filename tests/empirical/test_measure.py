@@ -81,6 +81,8 @@ def test_singular_covariances_give_none_and_warnings():
     assert any("snr" in w for w in m["warnings"]) and any("decomposition" in w for w in m["warnings"])
     assert math.isfinite(m["nc1"]) and math.isfinite(m["loss"])  # the rest is still measured
     m = measure(model, x, y, C, weight_decay=5e-4)  # ridge lam > 0 keeps W_LS defined
+    # looser than elsewhere (1e-12) on purpose: Sigma_T is near-singular here (p > n per class), the
+    # ridge lam = 2.5e-3 alone keeps W_LS defined, and its condition amplifies float64 rounding
     assert m["l_nc1"] is not None and m["identity_residual"] < 1e-8
 
 
@@ -109,7 +111,11 @@ def test_network_loss():
 
 def test_measure_precision_option():
     """``precision`` sets the CUDA float32 flags only inside measure() and restores them; on the CPU
-    the modes are the same float32 arithmetic, so the metrics are identical; bad values are refused."""
+    the modes are the same float32 arithmetic, so the metrics are identical; bad values are refused.
+
+    The flags are recorded from inside the model's forward pass (where they act on CUDA), so this
+    fails on the CPU too if measure() ever stops applying them; the flags are set to the opposite of
+    each mode beforehand, so a mode that leaves them alone is caught."""
     from empirical.measure import float32_precision, resolve_precision
     from empirical.train import TrainConfig
 
@@ -122,6 +128,28 @@ def test_measure_precision_option():
     assert resolve_precision("auto", torch.device("cuda")) == "tf32"
     assert resolve_precision("auto", torch.device("cpu")) == "fp32"
     model, x, y, C = _setup()
+    seen = []
+    forward = model.forward_with_features
+
+    def recording_forward(xb):
+        seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+        return forward(xb)
+
+    model.forward_with_features = recording_forward
+    try:
+        for precision, flag in (("tf32", True), ("fp32", False)):
+            outside = (not flag, not flag)
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = outside
+            seen.clear()
+            measure(model, x, y, C, weight_decay=5e-4, precision=precision, test_x=x[:5], test_y=y[:5])
+            assert seen and set(seen) == {(flag, flag)}, (precision, seen)  # training and test passes
+            assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == outside  # restored
+            seen.clear()
+            measure(model, x, y, C, weight_decay=5e-4, precision=None)  # None: the global flags, untouched
+            assert set(seen) == {outside}
+    finally:
+        del model.forward_with_features
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
     a = measure(model, x, y, C, weight_decay=5e-4)
     b = measure(model, x, y, C, weight_decay=5e-4, precision="tf32")
     for k in ("loss", "l_nc1", "nc1", "nc4"):

@@ -12,6 +12,7 @@ import time
 import pytest
 
 import empirical.runs as runs
+from benchmarks.check_gpu_resume import Killed, crash_after_checkpoint
 from empirical.runs import read_metrics
 from empirical.train import TIMING_KEYS, TrainConfig, train
 
@@ -41,31 +42,11 @@ def reference(tmp_path_factory):
     return strip(read_metrics(out))
 
 
-class Killed(Exception):
-    pass
-
-
-def _crash_at(monkeypatch, epoch: int, *, before_save: bool):
-    original = runs.save_checkpoint
-
-    def patched(run_dir, state):
-        if state["epoch"] == epoch and before_save:
-            raise Killed(epoch)
-        path = original(run_dir, state)
-        if state["epoch"] == epoch:
-            raise Killed(epoch)
-        return path
-
-    monkeypatch.setattr(runs, "save_checkpoint", patched)
-
-
 @pytest.mark.parametrize("before_save", [False, True], ids=["after-checkpoint", "between-metrics-and-checkpoint"])
-def test_resume_equals_uninterrupted(tmp_path, monkeypatch, reference, before_save):
+def test_resume_equals_uninterrupted(tmp_path, reference, before_save):
     out = tmp_path / "run"
-    _crash_at(monkeypatch, 4, before_save=before_save)
-    with pytest.raises(Killed):
+    with pytest.raises(Killed), crash_after_checkpoint(4, before_save=before_save):
         train(config(out))
-    monkeypatch.undo()
     first = read_metrics(out)
     assert [r["epoch"] for r in first] == [0, 1, 2, 3, 4]
     # a write torn by the kill: the partial last line is dropped on resume

@@ -60,3 +60,22 @@ def test_config_roundtrip_and_refusal(tmp_path):
     with pytest.raises(runs.RunError, match="already holds a run"):
         runs.prepare_run_dir(tmp_path, resume=False)
     runs.prepare_run_dir(tmp_path, resume=True)
+
+
+def test_append_jsonl_is_strict_json(tmp_path):
+    """One sanitiser for metrics.jsonl and the GPU benchmark's results: NaN/Inf (Python, NumPy or a torch
+    scalar) become null, arrays lists, paths strings; each record is one line, appended."""
+    import math
+
+    import numpy as np
+    import torch
+
+    from empirical import runs
+
+    path = tmp_path / "r.jsonl"
+    runs.append_jsonl(path, {"a": math.nan, "b": torch.tensor(float("inf")), "c": np.arange(3), "d": tmp_path,
+                             "e": [np.float64(1.5), -math.inf], "f": torch.tensor(2)})
+    runs.append_jsonl(path, {"g": 1})
+    lines = path.read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"a": None, "b": None, "c": [0, 1, 2], "d": str(tmp_path), "e": [1.5, None], "f": 2}, {"g": 1}]

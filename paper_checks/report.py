@@ -150,7 +150,12 @@ def claims_table(claims: Sequence[Claim], *, width: int = 160) -> str:
 
 
 def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path) -> list[Path]:
-    """Spec 7.2 figures of a run: NC1-NC4 and training error vs epoch; the four-curve MSE decomposition."""
+    """Spec 7.2 figures of a run: NC1-NC4 and training error vs epoch; the four-curve MSE decomposition.
+
+    Not ``empirical.plot.plot_run``: that writes one PNG per panel (plus ``summary.png``) on a linear epoch axis
+    and marks the first zero-error epoch, while the report needs these two figures, log-log, marked at
+    :func:`paper_checks.compare.terminal_phase_start` (the epoch the claims use), with the proximity panel.
+    """
     plt = _plot.plt()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -219,7 +224,11 @@ def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path) -> 
 
 
 def simulation_figures(projected: Any, retraction: Any | None, out_dir: str | Path, *, per_class: int) -> list[Path]:
-    """Spec 6.4 figures: omega_j(t) (ODE vs closed form vs (t/c3)^(1/4)), max/min ratio, retraction contrast."""
+    """Spec 6.4 figures: omega_j(t) (ODE vs closed form vs (t/c3)^(1/4)), max/min ratio, retraction contrast.
+
+    Not ``simulate.plots.make_figures``: its figures are separate files of one trajectory, with no way to overlay
+    the retraction run on the omega panel.
+    """
     plt = _plot.plt()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

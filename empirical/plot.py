@@ -3,8 +3,8 @@
 Per run, against the epoch: training (and test) error; NC1; NC2 equinorm of means and
 classifiers; NC2 equiangularity and maximal-angle of means and classifiers; NC3; NC4; the
 MSE decomposition ``L``, ``L_NC1``, ``L_NC2/3``, ``L_LS^perp`` on a log axis (spec 4: the
-notebook's four curves); the SNR singular values.  A dotted vertical line marks the first
-measured epoch with zero training error (the start of the terminal phase).  Each panel is
+notebook's four curves); the SNR singular values.  A dotted vertical line marks the start of the
+terminal phase (:func:`empirical.runs.terminal_phase_start`: training error zero from there on).  Each panel is
 ``figures/<name>.png``; ``figures/summary.png`` holds them all.
 """
 
@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .runs import FIGURES_DIR, read_config, read_metrics
+from .runs import FIGURES_DIR, read_config, read_metrics, terminal_phase_start
 
 # name -> (title, y label, log y, [(key, label), ...])
 PANELS: dict[str, tuple[str, str, bool, list[tuple[str, str]]]] = {
@@ -45,14 +45,6 @@ def _series(records: list[dict[str, Any]], key: str, log: bool) -> tuple[np.ndar
         ep.append(r["epoch"])
         val.append(v)
     return np.asarray(ep), np.asarray(val)
-
-
-def terminal_phase_start(records: list[dict[str, Any]]) -> int | None:
-    """First measured epoch with zero training error (``None`` if never reached)."""
-    for r in records:
-        if r.get("train_error") == 0:
-            return int(r["epoch"])
-    return None
 
 
 def _draw_panel(ax, records, spec, tpt) -> bool:
@@ -114,7 +106,8 @@ def plot_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = Non
         tag = run_dir.name
     out = Path(out_dir) if out_dir is not None else run_dir / FIGURES_DIR
     out.mkdir(parents=True, exist_ok=True)
-    tpt = terminal_phase_start(records)
+    k = terminal_phase_start(records)
+    tpt = None if k is None else int(records[k]["epoch"])  # the epoch the terminal phase starts at
 
     drawers: list[tuple[str, Callable]] = [
         (name, (lambda ax, s=spec: _draw_panel(ax, records, s, tpt))) for name, spec in PANELS.items()

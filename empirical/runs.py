@@ -245,3 +245,15 @@ def prepare_run_dir(run_dir: Path, *, resume: bool) -> Path:
 
 def measured_epochs(records: Iterable[dict[str, Any]]) -> set[int]:
     return {int(r["epoch"]) for r in records if "epoch" in r}
+
+
+def terminal_phase_start(records: list[dict[str, Any]]) -> int | None:
+    """Index into ``records`` (sorted by epoch) where the terminal phase starts (spec 7.2): the record
+    after the last one whose training error is not zero (> 0 or missing), so the training error stays
+    zero from there on.  ``None`` when the last record's training error is not zero (the run ends
+    outside the terminal phase).  The one definition used by the plots and by paper_checks."""
+    start = 0
+    for i, r in enumerate(records):
+        if r.get("train_error") != 0:
+            start = i + 1
+    return start if start < len(records) else None

@@ -8,8 +8,8 @@ import pytest
 
 from empirical.cli import main
 from empirical.export import export_csv, flatten_record
-from empirical.plot import PANELS, terminal_phase_start
-from empirical.runs import read_metrics
+from empirical.plot import PANELS
+from empirical.runs import read_metrics, terminal_phase_start
 from empirical.train import TrainConfig, train
 
 
@@ -47,5 +47,10 @@ def test_export_csv_parses(run_dir, tmp_path, capsys):
 
 def test_flatten_and_tpt():
     assert flatten_record({"a": [1.0, 2.0], "w": ["x", "y"], "b": None}) == {"a_0": 1.0, "a_1": 2.0, "w": "x; y", "b": None}
-    assert terminal_phase_start([{"epoch": 0, "train_error": 0.5}, {"epoch": 3, "train_error": 0.0}]) == 3
+    # an index into the records: the one after the last nonzero (or missing) training error
+    zero_after = [{"epoch": 0, "train_error": 0.5}, {"epoch": 3, "train_error": 0.0}, {"epoch": 5, "train_error": 0.0}]
+    assert terminal_phase_start(zero_after) == 1
+    bounced = [{"epoch": 0, "train_error": 0.0}, {"epoch": 2, "train_error": 0.1}, {"epoch": 4, "train_error": 0.0}]
+    assert terminal_phase_start(bounced) == 2  # a zero that does not last is not the terminal phase
+    assert terminal_phase_start([{"epoch": 0, "train_error": 0.0}, {"epoch": 1}]) is None  # missing is not zero
     assert terminal_phase_start([{"epoch": 0, "train_error": 0.5}]) is None

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from empirical.runs import read_config, read_metrics
+from empirical.runs import read_config, read_metrics, terminal_phase_start
 
 from . import _plot
 from ._laws import law_sum
@@ -102,21 +102,6 @@ def snr_matrix_of(records: Sequence[dict[str, Any]]) -> np.ndarray:
     return out
 
 
-def terminal_phase_start(records: Sequence[dict[str, Any]]) -> int | None:
-    """Index of the start of the terminal phase (spec 7.2): the record after the last one whose training
-    error is not zero (> 0, or missing), so the training error stays zero from there on.  None when the
-    last record's training error is not zero (the run ends outside the terminal phase)."""
-    err = column(records, "train_error")
-    if err.size == 0:
-        return None
-    nonzero = np.flatnonzero(~(err == 0.0))
-    start = int(nonzero[-1]) + 1 if nonzero.size else 0
-    return start if start < err.size else None
-
-
-# ----------------------------------------------------------------------------- comparison
-
-
 def _rel_err(pred: np.ndarray, meas: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.abs(pred - meas) / np.abs(meas)
@@ -136,6 +121,9 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
     from scipy.stats import spearmanr
 
     return float(spearmanr(x, y).statistic)
+
+
+# ----------------------------------------------------------------------------- comparison
 
 
 def _forward_integrate(omega0: np.ndarray, flow_times: np.ndarray, C: int) -> tuple[np.ndarray, str]:

@@ -435,6 +435,9 @@ def summary_markdown(results: Results) -> str:
              f"torch {env.get('torch')}, CUDA {env.get('cuda_version')}, cuDNN {env.get('cudnn')}, "
              f"triton {env.get('triton')}, python {env.get('python')}; jax: {env.get('jax')}", "",
              "| section | variant | result | target | status |", "|---|---|---|---|---|"]
+    # the baseline measured in the same run: the eager step (compile "none")
+    eager = next((r["steady_epoch_median_s"] for r in rows
+                  if r["section"] == "train" and r.get("status") == "ok" and r.get("effective_mode") == "none"), None)
     for r in rows:
         s, status = r["section"], r.get("status", "")
         if s == "env":
@@ -454,14 +457,16 @@ def summary_markdown(results: Results) -> str:
             lines.append(f"| train epoch ({r['images_per_epoch']} images) | {r['variant']} "
                          f"(ran {r['effective_mode']}, channels_last {_fmt(r['channels_last'])}, sgd {r['sgd']}) "
                          f"| steady {r['steady_epoch_median_s']:.3f} s ({r['ms_per_step']:.2f} ms/step, "
-                         f"{r['images_per_s']:.0f} img/s; {r['epoch_s_60k']:.3f} s per 60k), first "
-                         f"{r['first_epoch_s']:.1f} s | <= {TARGET_EPOCH_S} s per 60k (H100) | "
+                         f"{r['images_per_s']:.0f} img/s; {r['epoch_s_60k']:.3f} s per 60k"
+                         + (f"; {eager / r['steady_epoch_median_s']:.2f}x vs eager" if eager else "")
+                         + f"), first {r['first_epoch_s']:.1f} s | <= {TARGET_EPOCH_S} s per 60k (H100) | "
                          f"{'pass' if r['epoch_s_60k'] <= TARGET_EPOCH_S else 'miss'} ({r['ratio_to_target']:.2f}x) |")
         elif s == "measure_overhead":
             fp32 = r.get("t_measure_tf32_off_s")
             lines.append(f"| measure() {r['n_train']}+{r['n_test']} images | median of {len(r['measure_times_s'])} "
                          f"(warm-up {r['warmup_s']:.2f} s) | {r['t_measure_s']:.3f} s"
-                         + (f" (TF32 off: {fp32:.3f} s)" if fp32 else "") + " | | ok |")
+                         + (f" (TF32 off: {fp32:.3f} s, {fp32 / r['t_measure_s']:.1f}x)" if fp32 else "")
+                         + " | | ok |")
         elif s == "projection":
             lines.append(f"| overhead at paper cadence ({r['measured_epochs']}/{r['paper_epochs']}) | {r['variant']} "
                          f"| {100 * r['overhead']:.1f}% | <= {100 * TARGET_OVERHEAD:.0f}% "

@@ -34,6 +34,7 @@ import scipy.integrate
 import simulate  # enables float64
 import theory
 import theory.laws
+from simulate.run import log_times
 
 RTOL, ATOL = 1e-10, 1e-12
 
@@ -59,8 +60,8 @@ def _scipy_loop(method, omega0, times, N, C):
 def bench_reduced(K: int, baseline: int, C: int, N: int, t_max: float, num_times: int) -> dict:
     rng = np.random.default_rng(0)
     omega0 = np.sort(rng.uniform(0.2, 5.0, size=(K, C - 1)), axis=1)[:, ::-1].copy()
-    times = np.concatenate([[0.0], np.geomspace(1e-2, t_max, num_times - 1)])
-    tj = jnp.asarray(times)
+    tj = log_times(t_max, num_times, t_min=1e-2)
+    times = np.asarray(tj)
     w0 = jnp.asarray(omega0)
     rows = {}
     # per-trajectory adaptive steps: vmap of independent solves (identical to K separate solves)
@@ -116,7 +117,7 @@ def _median_time(fn, *args, repeat=10):
 def bench_features(C: int, N: int, p: int, t_max: float, rtol: float, atol: float) -> tuple[list[dict], dict]:
     labels = simulate.class_labels(C, N)
     X0 = simulate.random_initial_features(jax.random.PRNGKey(0), C, N, p)
-    times = jnp.concatenate([jnp.zeros(1), jnp.geomspace(1.0, t_max, 9)])
+    times = log_times(t_max, 10, t_min=1.0)
     kw = dict(renormalize=False, max_steps=100_000, return_steps=True)
     out = []
     for conv in ("projected", "projected", "sum"):  # first call compiles; kappa is traced: "sum" reuses it
@@ -124,15 +125,14 @@ def bench_features(C: int, N: int, p: int, t_max: float, rtol: float, atol: floa
         Xs, steps = simulate.integrate_features(X0, labels, times, C, conv, rtol, atol, **kw)
         Xs.block_until_ready()
         t_call = time.perf_counter() - t0
-        kappa = simulate._laws.kappa_value(conv, N, C)
-        stats = [theory.class_stats(X, labels, C) for X in (Xs[0], Xs[-1])]
-        omega = [np.asarray(theory.snr_singular_values(s)) for s in stats]
+        kappa = theory.laws.kappa(conv, N, C)
+        stats = [theory.class_stats(X, labels, C) for X in Xs]  # once per saved time
+        omega = [np.asarray(theory.snr_singular_values(s)) for s in (stats[0], stats[-1])]
         red = np.asarray(simulate.integrate_reduced(jnp.asarray(omega[0]), times, N, C, kappa, 1e-12, 1e-14))
         out.append(dict(
             C=C, N=N, p=p, n=C * N, t_max=t_max, rtol=rtol, atol=atol, kappa=conv, t_call=t_call,
             steps=int(steps),
-            sigma_w_dev=max(float(np.max(np.abs(np.asarray(theory.class_stats(X, labels, C).sigma_w) - np.eye(p))))
-                            for X in Xs),
+            sigma_w_dev=max(float(np.max(np.abs(np.asarray(s.sigma_w) - np.eye(p)))) for s in stats),
             rel_vs_reduced=float(np.max(np.abs(omega[1] / red[-1] - 1))),
             omega_start=omega[0], omega_end=omega[1],
         ))

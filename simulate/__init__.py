@@ -9,7 +9,8 @@ Dynamics (each jit-able and vmap-able):
 * ``integrate_reduced``  reduced ODE on the SNR singular values, d omega_j/dt = (kappa/N) omega_j/(C+omega_j^2)^2
 * ``integrate_matrix``   matrix ODE dS/dt = (kappa/N)(C I + S S^T)^{-2} S                     (spec 6.1)
 * ``integrate_features`` projected (Riemannian) gradient flow on {Sigma_W = I, mu_G = 0}      (spec 6.1)
-* ``integrate_retraction`` Euler step on all features + re-whitening (spec 6.1 "Contrast", spec 9 item 19)
+* ``integrate_retraction`` Euler step on all features + re-whitening (spec 6.1 "Contrast", spec 9 item 19),
+  a ``lax.scan`` over the saved-time intervals
 * ``integrate_free``     unconstrained-features model, (W, b, H) trained jointly (off the central path)
 * ``closed_form_omega``  c1 log w + c2 w^2 + c3 w^4 = a + t solved by Newton in log w      (spec 6.3)
 """
@@ -18,7 +19,7 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
-from .initial import class_labels, random_initial_features  # noqa: E402
+from .initial import class_labels, class_means, random_initial_features  # noqa: E402
 from .reduced import (  # noqa: E402
     asymptotic_omega,
     closed_form_omega,
@@ -44,6 +45,7 @@ __all__ = [
     "asymptotic_omega",
     "central_path_gradient",
     "class_labels",
+    "class_means",
     "closed_form_omega",
     "feature_metrics",
     "integrate_features",

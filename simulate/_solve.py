@@ -6,6 +6,7 @@ max_steps, error norm; Python ints in ``args`` such as the class count C that si
 compiles once per shape and settings, not per call; ``prepare`` returns kappa as a 0-d array so that the
 time-scale convention does not recompile.
 ``solve_ode`` is the same solve un-jitted, for use inside other traced code (vmap, lax.map).
+``integrate`` is what every flow's public function calls: ``prepare`` (validation, once) then ``solve``.
 """
 
 from __future__ import annotations
@@ -29,17 +30,24 @@ def solver_from_name(name: str) -> diffrax.AbstractSolver:
     return SOLVERS[name]()
 
 
+def norm_from_name(name: str):
+    """An Optimistix error norm by name: "rms" or "max"."""
+    if name not in NORMS:
+        raise ValueError(f"unknown error_norm {name!r}; choose one of {sorted(NORMS)}")
+    return NORMS[name]
+
+
 def solve_ode(rhs, y0, times, args, *, rtol, atol, solver="tsit5", max_steps=1_000_000, error_norm="rms"):
     """Integrate dy/dt = rhs(t, y, args) from times[0] with Diffrax and a PID controller, saving at ``times``.
 
     ``error_norm``: "rms" (Diffrax's default) or "max" (every component's local error within atol + rtol |y|).
+    The solver and norm names are validated once, by ``prepare`` (every public entry point goes through it);
+    here they are plain look-ups.
     Returns ``(ys, num_steps)``; ``ys`` has a leading axis of length len(times) on every leaf.
     """
-    if error_norm not in NORMS:
-        raise ValueError(f"unknown error_norm {error_norm!r}; choose one of {sorted(NORMS)}")
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(rhs),
-        solver_from_name(solver),
+        SOLVERS[solver](),
         t0=times[0],
         t1=times[-1],
         dt0=None,
@@ -65,8 +73,30 @@ def prepare(times, kappa, N, C, *, rtol, atol, solver, max_steps, error_norm="rm
     """
     check_times(times)
     solver_from_name(solver)
-    if error_norm not in NORMS:
-        raise ValueError(f"unknown error_norm {error_norm!r}; choose one of {sorted(NORMS)}")
+    norm_from_name(error_norm)
     opts = dict(rtol=float(rtol), atol=float(atol), solver=solver, max_steps=int(max_steps), error_norm=error_norm)
     k = jnp.asarray(kappa_value(kappa, N, C), dtype=jnp.float64)
     return jnp.asarray(times, dtype=jnp.float64), k, opts
+
+
+def integrate(rhs, y0, times, kappa, N, C, *, labels=None, extra=(), rtol, atol, solver="tsit5",
+              max_steps=1_000_000, error_norm="rms", return_steps=False):
+    """``prepare`` then ``solve`` with the argument layout every flow's right-hand side reads:
+    ``args = (N, C, kappa, *extra)`` when ``labels`` is None (reduced, matrix ODEs), else
+    ``(labels, C, kappa, *extra)`` (feature-level flows).
+
+    Without labels, N and C are passed as 0-d float64 arrays, so they are traced and a new N or C does not
+    recompile; with labels, C stays a Python int (static: it sizes the segment sums) and N only enters kappa.
+    ``extra`` values (e.g. weight decays) become float64 arrays, traced for the same reason.
+    Returns ys at ``times`` (leading axis len(times)), or ``(ys, num_steps)`` if ``return_steps``.
+    """
+    times, k, opts = prepare(times, kappa, N, C, rtol=rtol, atol=atol, solver=solver, max_steps=max_steps,
+                             error_norm=error_norm)
+    if labels is None:
+        NC = jnp.asarray([N, C], dtype=jnp.float64)  # arrays: traced, no recompilation per size
+        head = (NC[0], NC[1])
+    else:
+        head = (labels, C)
+    tail = tuple(jnp.asarray(v, dtype=jnp.float64) for v in extra)
+    ys, steps = solve(rhs, y0, times, (*head, k, *tail), **opts)
+    return (ys, steps) if return_steps else ys

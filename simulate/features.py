@@ -24,13 +24,8 @@ import theory
 
 from ._checks import check_features, check_times, is_concrete
 from ._laws import kappa_value
-from ._solve import prepare, solve
-
-
-def _class_means(D: jax.Array, labels: jax.Array, C: int) -> jax.Array:
-    """Per-class row means of D (C, p) (plain segment averages)."""
-    counts = jax.ops.segment_sum(jnp.ones(D.shape[0], D.dtype), labels, C)
-    return jax.ops.segment_sum(D, labels, C) / counts[:, None]
+from ._solve import integrate
+from .initial import class_means
 
 
 def central_path_gradient(X: jax.Array, labels: jax.Array, C: int, stats=None) -> jax.Array:
@@ -63,7 +58,7 @@ def project_tangent(X: jax.Array, labels: jax.Array, C: int, D: jax.Array, stats
     if stats is None:
         stats = theory.class_stats(X, labels, C)
     Z = X - stats.means[labels]
-    Dm = _class_means(D, labels, C)
+    Dm = class_means(D, labels, C)
     Dw = D - Dm[labels]
     R = Z.T @ Dw / n
     R = R + R.T
@@ -83,7 +78,7 @@ def projected_rhs(t, X: jax.Array, args) -> jax.Array:
     """
     labels, C, kappa = args
     D = central_path_gradient(X, labels, C)
-    return -kappa * (_class_means(D, labels, C)[labels] - jnp.mean(D, axis=0))
+    return -kappa * (class_means(D, labels, C)[labels] - jnp.mean(D, axis=0))
 
 
 def _prepare_features(X0, labels, C, renormalize):
@@ -118,10 +113,8 @@ def integrate_features(
     (and the solver step count if ``return_steps``). jit-able; vmap-able over X0.
     """
     X0, labels = _prepare_features(X0, labels, C, renormalize)
-    times, k, opts = prepare(times, kappa, X0.shape[0] // C, C, rtol=rtol, atol=atol, solver=solver,
-                             max_steps=max_steps)
-    ys, steps = solve(projected_rhs, X0, times, (labels, C, k), **opts)
-    return (ys, steps) if return_steps else ys
+    return integrate(projected_rhs, X0, times, kappa, X0.shape[0] // C, C, labels=labels, rtol=rtol, atol=atol,
+                     solver=solver, max_steps=max_steps, return_steps=return_steps)
 
 
 def retraction_step(X: jax.Array, labels: jax.Array, C: int, h) -> jax.Array:
@@ -132,8 +125,18 @@ def retraction_step(X: jax.Array, labels: jax.Array, C: int, h) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("C",))
-def _advance_retraction(X, labels, C, h, m):
-    return jax.lax.fori_loop(0, m, lambda i, x: retraction_step(x, labels, C, h), X)
+def _retraction(X0, labels, times, C, step, kappa):
+    """``lax.scan`` over the saved-time intervals; within each, ``fori_loop`` over its m = ceil(dt/step) steps
+    of size kappa dt/m (m is a traced count: the loop lowers to a while loop). One compiled program per shape."""
+
+    def interval(X, dt):
+        m = jnp.maximum(1.0, -jnp.floor_divide(-dt, step))  # ceil(dt/step), the float // of Python
+        h = kappa * dt / m
+        X = jax.lax.fori_loop(0, m.astype(jnp.int32), lambda i, x: retraction_step(x, labels, C, h), X)
+        return X, X
+
+    _, Xs = jax.lax.scan(interval, X0, jnp.diff(times))
+    return jnp.concatenate([X0[None], Xs])
 
 
 def integrate_retraction(
@@ -150,21 +153,15 @@ def integrate_retraction(
     units of dX/dt = -kappa grad L) on all features, each followed by re-whitening. Between consecutive saved
     times the interval is split into ceil(dt/step) equal steps. Returns X at ``times``, (len(times), n, p).
     Its SNR singular values follow theory.laws "retraction_rhs" (1/n) w/(C + w^2) up to O(step).
+    One compiled program (``lax.scan`` over the intervals, C static): jit-able, and vmap-able over X0.
     """
     check_times(times)
-    if not (step > 0):
+    if is_concrete(step) and not (step > 0):
         raise ValueError(f"step must be > 0, got {step}")
     X0, labels = _prepare_features(X0, labels, C, renormalize)
-    N = int(X0.shape[0] // C)
-    k = kappa_value(kappa, N, C)
+    k = kappa_value(kappa, int(X0.shape[0] // C), C)
     t = jnp.asarray(times, dtype=jnp.float64)
-    out = [X0]
-    X = X0
-    for dt in jnp.diff(t).tolist():
-        m = max(1, int(-(-dt // step)))
-        X = _advance_retraction(X, labels, C, k * dt / m, m)
-        out.append(X)
-    return jnp.stack(out)
+    return _retraction(X0, labels, t, C, jnp.asarray(step, dtype=jnp.float64), jnp.asarray(k, dtype=jnp.float64))
 
 
 def free_loss(params, labels: jax.Array, C: int, lam, lam_h) -> jax.Array:
@@ -207,9 +204,7 @@ def integrate_free(
     if is_concrete((lam, lam_h)) and (lam < 0 or lam_h < 0):
         raise ValueError(f"weight decays must be >= 0, got lam={lam}, lam_h={lam_h}")
     X0, labels = _prepare_features(X0, labels, C, renormalize=False)
-    times, k, opts = prepare(times, kappa, X0.shape[0] // C, C, rtol=rtol, atol=atol, solver=solver,
-                             max_steps=max_steps)
     params0 = (jnp.asarray(W0, jnp.float64), jnp.asarray(b0, jnp.float64), X0)
-    lams = (jnp.asarray(float(lam)), jnp.asarray(float(lam_h)))  # arrays: traced, no recompilation per value
-    ys, steps = solve(free_rhs, params0, times, (labels, C, k, *lams), **opts)
-    return (ys, steps) if return_steps else ys
+    # weight decays as arrays (integrate's extra): traced, no recompilation per value
+    return integrate(free_rhs, params0, times, kappa, X0.shape[0] // C, C, labels=labels, extra=(lam, lam_h),
+                     rtol=rtol, atol=atol, solver=solver, max_steps=max_steps, return_steps=return_steps)

@@ -17,6 +17,13 @@ def class_labels(classes: int, per_class: int) -> jax.Array:
     return jnp.repeat(jnp.arange(classes), per_class)
 
 
+def class_means(D: jax.Array, labels: jax.Array, C: int) -> jax.Array:
+    """Per-class row means (C, p) of D (n, p): plain segment averages, for any array D (a direction, a gradient),
+    without ``theory.class_stats``' covariances and validation. jit-able with C static."""
+    counts = jax.ops.segment_sum(jnp.ones(D.shape[0], D.dtype), labels, C)
+    return jax.ops.segment_sum(D, labels, C) / counts[:, None]
+
+
 def random_initial_features(
     key: jax.Array,
     classes: int,
@@ -51,6 +58,6 @@ def _random_initial_features(key, classes, per_class, dim, rank, mean_scale):
         a = a - a.mean(0)  # centred coefficients: Mbar = A B has rank <= rank
         means = a @ b / jnp.sqrt(max(rank, 1))
     # remove the noise's own class means so that the class means are exactly `means`
-    noise = noise - jax.ops.segment_sum(noise, labels, classes)[labels] / per_class
+    noise = noise - class_means(noise, labels, classes)[labels]
     h = mean_scale * means[labels] + noise
     return theory.renormalize(h, theory.class_stats(h, labels, classes))

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
 from ._checks import is_concrete
-from ._solve import prepare, solve
+from ._solve import integrate
 
 
 def matrix_rhs(t, S: jax.Array, args) -> jax.Array:
@@ -51,8 +51,5 @@ def integrate_matrix(
     S0 = jnp.asarray(S0, dtype=jnp.float64)
     if S0.ndim != 2:
         raise ValueError(f"S0 must be a (p, C) matrix, got shape {S0.shape}")
-    C = int(S0.shape[1])
-    times, k, opts = prepare(times, kappa, N, C, rtol=rtol, atol=atol, solver=solver, max_steps=max_steps)
-    NC = jnp.asarray([N, C], dtype=jnp.float64)  # arrays: traced, no recompilation per size
-    ys, steps = solve(matrix_rhs, S0, times, (NC[0], NC[1], k), **opts)
-    return (ys, steps) if return_steps else ys
+    return integrate(matrix_rhs, S0, times, kappa, N, int(S0.shape[1]), rtol=rtol, atol=atol, solver=solver,
+                     max_steps=max_steps, return_steps=return_steps)

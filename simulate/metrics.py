@@ -43,14 +43,16 @@ def feature_metrics(
     along the projected flow).
     """
     stats = theory.class_stats(X, labels, C)
+    # one eigendecomposition of Sigma_T shared by the least-squares solve here and the one inside decompose
+    spectrum = theory.total_spectrum(stats)
     if W is None:
-        W, b = theory.least_squares_classifier(stats, lam=lam)
+        W, b = theory.least_squares_classifier(stats, lam=lam, spectrum=spectrum)
     out: dict[str, jax.Array] = {}
     omega = theory.snr_singular_values(stats)
     out["omega"] = omega
     out["omega_ratio"] = omega[0] / omega[-1]
     out.update(theory.nc_metrics(stats, W, b, lam=lam, central_path=False))
-    out.update(theory.decompose(stats, W, b, lam=lam))  # includes central_path_distance
+    out.update(theory.decompose(stats, W, b, lam=lam, spectrum=spectrum))  # includes central_path_distance
     out["nc4"] = theory.ncc_mismatch(X, labels, stats, W, b)
     out["l_central_law"] = jnp.sum(law("l_central")(omega, C))
     out["nc1_law"] = jnp.sum(law("nc1_renormalized")(omega))

@@ -22,7 +22,7 @@ import theory.laws
 
 from ._checks import check_omega0, check_times
 from ._laws import kappa_value, law
-from ._solve import prepare, solve, solve_ode
+from ._solve import integrate, prepare, solve_ode
 
 
 def reduced_rhs(t, omega: jax.Array, args) -> jax.Array:
@@ -56,12 +56,8 @@ def integrate_reduced(
     ``kappa``: number, or "projected" (1), "sum" (C N), "means" (N).
     """
     check_omega0(omega0)
-    times, k, opts = prepare(times, kappa, N, C, rtol=rtol, atol=atol, solver=solver, max_steps=max_steps,
-                             error_norm=error_norm)
-    omega0 = jnp.asarray(omega0, dtype=jnp.float64)
-    NC = jnp.asarray([N, C], dtype=jnp.float64)  # arrays: traced, no recompilation per size
-    ys, steps = solve(reduced_rhs, omega0, times, (NC[0], NC[1], k), **opts)
-    return (ys, steps) if return_steps else ys
+    return integrate(reduced_rhs, jnp.asarray(omega0, dtype=jnp.float64), times, kappa, N, C, rtol=rtol,
+                     atol=atol, solver=solver, max_steps=max_steps, error_norm=error_norm, return_steps=return_steps)
 
 
 def _newton_log_omega(omega0, t, N, C, kappa, c1, c3, rtol, atol, max_steps):
@@ -129,13 +125,13 @@ def asymptotic_omega(times: jax.Array, N: int, C: int, kappa: float | str = 1.0)
     return law("growth")(jnp.asarray(times, dtype=jnp.float64), N, C, float(kappa_value(kappa, N, C)))
 
 
-@functools.partial(jax.jit, static_argnames=("rtol", "atol", "solver", "max_steps", "batch_size"))
-def _integrate_ensemble(omega0, times, N, C, kappa, rtol, atol, solver, max_steps, batch_size):
+@functools.partial(jax.jit, static_argnames=("rtol", "atol", "solver", "max_steps", "error_norm", "batch_size"))
+def _integrate_ensemble(omega0, times, N, C, kappa, rtol, atol, solver, max_steps, error_norm, batch_size):
     """lax.map over chunks of ``batch_size`` vmapped reduced solves; one compiled program per shape/settings."""
 
     def one(w):
         return solve_ode(reduced_rhs, w, times, (N, C, kappa), rtol=rtol, atol=atol, solver=solver,
-                         max_steps=max_steps)
+                         max_steps=max_steps, error_norm=error_norm)
 
     return jax.lax.map(one, omega0, batch_size=min(batch_size, omega0.shape[0]))
 
@@ -157,8 +153,11 @@ def integrate_reduced_ensemble(
     """``integrate_reduced`` for many initial conditions omega0 (K, C-1), each with its own adaptive steps.
 
     ``jax.lax.map`` over chunks of ``batch_size`` trajectories, each chunk vmapped: same answers as K separate
-    solves, but a vmapped while loop runs until its slowest member finishes and large batches leave the CPU cache,
-    so moderate chunks are faster than one vmap over all K (benchmarks/bench_simulate.py). Returns (K, T, C-1).
+    solves (each trajectory keeps its own adaptive steps). Speed: on the CPU benchmark (10,000 trajectories,
+    benchmarks/RESULTS.md) chunks of 256 and one vmap over all K are within run-to-run noise of each other
+    (1.02 s vs 1.12 s); chunking bounds the memory of a batch, it is not a measured speed-up. For speed, the
+    (K, C-1) batch as one max-norm system (``integrate_reduced(..., error_norm="max")``) is ~3x faster.
+    Returns (K, T, C-1).
     Compiled once per (shape, tolerances, solver, max_steps, batch_size); later calls do not retrace.
     """
     check_omega0(omega0)
@@ -166,6 +165,5 @@ def integrate_reduced_ensemble(
     omega0 = jnp.asarray(omega0, dtype=jnp.float64)
     if omega0.ndim != 2:
         raise ValueError(f"omega0 must have shape (K, C-1), got {omega0.shape}")
-    opts.pop("error_norm")
     ys, steps = _integrate_ensemble(omega0, times, float(N), float(C), k, batch_size=int(batch_size), **opts)
     return (ys, steps) if return_steps else ys

@@ -7,7 +7,7 @@ import functools
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -71,7 +71,6 @@ class Trajectory:
         om = self.omega.reshape(K, *self.omega.shape[-2:])
         mets = {k: v.reshape(K, *v.shape[-(v.ndim - (1 if self.ensemble else 0)):]) for k, v in self.metrics.items()}
         t = self.times
-        N, C = self.params["per_class"], self.params["classes"]
         out: dict[str, Any] = {"flow": self.flow, "params": self.params, "ensemble_size": K}
         out["final_time"] = float(t[-1])
         out["final_omega"] = np.median(om[:, -1], axis=0).tolist()
@@ -82,9 +81,8 @@ class Trajectory:
         out["final"] = {k: float(np.median(mets[k][:, -1])) for k in sorted(scalar_names)}
         out["initial"] = {k: float(np.median(mets[k][:, 0])) for k in sorted(scalar_names)}
         out["closed_form_max_rel_error"] = float(np.max(mets["closed_form_rel_error"]))
-        asym = float(asymptotic_omega(t[-1:], N, C, self.params["kappa_value"])[0])
-        out["omega_min_over_asymptote_final"] = float(np.median(om[:, -1, -1] / asym))
-        out["omega_max_over_asymptote_final"] = float(np.median(om[:, -1, 0] / asym))
+        out["omega_min_over_asymptote_final"] = float(np.median(mets["omega_min_over_asymptote"][:, -1]))
+        out["omega_max_over_asymptote_final"] = float(np.median(mets["omega_max_over_asymptote"][:, -1]))
         rates = {}
         for name, series in (("omega_min", om[:, :, -1]), ("nc1", mets["nc1"]), ("max_min_ratio_minus_1", ratio_m1(mets)),
                              ("gram_etf_distance", mets["gram_etf_distance"]), ("l_central", mets["l_central"])):
@@ -163,18 +161,31 @@ def log_times(t_max: float, num_times: int, t_min: float | None = None) -> jax.A
     return jnp.concatenate([jnp.zeros(1), jnp.geomspace(t_min, t_max, num_times - 1)])
 
 
+class _Initial(NamedTuple):
+    """What the reduced and matrix routes need of an initial X0, computed once (``_initial_snr``)."""
+
+    stats: Any  # theory.class_stats(X0)
+    snr: jax.Array  # theory.snr_matrix(stats), (p, C): the matrix route's S(0)
+    U: jax.Array  # (p, C-1) left singular vectors of snr
+    omega: jax.Array  # (C-1,) its singular values, descending: the reduced route's omega(0)
+    V: jax.Array  # (C, C-1) right singular vectors
+
+
 @functools.partial(jax.jit, static_argnames=("C",))
-def _svd_vectors(X, labels, C):
-    """U (p, C-1), V (C, C-1) of the SNR matrix ``theory.snr_matrix`` (p, C) (= Mbar on X_set, spec 5.2),
-    singular values descending."""
-    U, _, Vt = jnp.linalg.svd(theory.snr_matrix(theory.class_stats(X, labels, C)), full_matrices=False)
-    return U[:, : C - 1], Vt[: C - 1].T
+def _initial_snr(X, labels, C) -> _Initial:
+    """One ``theory.class_stats`` of X and one SVD of the SNR matrix ``theory.snr_matrix`` (p, C) (= Mbar on
+    X_set, spec 5.2): singular vectors (fixed along the projected flow, spec 6.2) and values, descending."""
+    stats = theory.class_stats(X, labels, C)
+    S = theory.snr_matrix(stats)
+    U, s, Vt = jnp.linalg.svd(S, full_matrices=False)
+    return _Initial(stats, S, U[:, : C - 1], s[: C - 1], Vt[: C - 1].T)
 
 
-def _single(flow, X0, labels, times, C, N, kap, rtol, atol, opts, key, UV=None):
+def _single(flow, X0, labels, times, C, N, kap, rtol, atol, opts, key, init=None):
     """Integrate one initial condition X0 (on X_set); returns (Xs, Ws, bs, lam, steps).
 
-    ``UV``: ``_svd_vectors(X0, labels, C)`` if already computed (used by the reduced route)."""
+    ``init``: ``_initial_snr(X0, labels, C)``, required by the reduced and matrix routes (computed once by the
+    caller, which also hands U, V to the metrics)."""
     solver = opts.get("solver", "tsit5")
     max_steps = int(opts.get("max_steps", 1_000_000))
     if flow == "features":
@@ -195,32 +206,30 @@ def _single(flow, X0, labels, times, C, N, kap, rtol, atol, opts, key, UV=None):
         Ws, bs, Xs = integrate_free(X0, labels, times, C, W0, b0, lam=lam, lam_h=lam_h, kappa=kap, rtol=rtol,
                                     atol=atol, solver=solver, max_steps=max_steps, return_steps=False)
         return Xs, Ws, bs, lam, None
-    stats = theory.class_stats(X0, labels, C)
+    stats = init.stats
     Z = X0 - stats.means[labels]
     if flow == "reduced":
-        U, V = _svd_vectors(X0, labels, C) if UV is None else UV
-        omega0 = theory.snr_singular_values(stats)
-        om, steps = integrate_reduced(omega0, times, N, C, kap, rtol, atol, solver=solver, max_steps=max_steps,
+        om, steps = integrate_reduced(init.omega, times, N, C, kap, rtol, atol, solver=solver, max_steps=max_steps,
                                       return_steps=True)
         # reconstruct the features: fixed singular vectors (spec 6.2), frozen within-class deviations (spec 6.1)
-        S = jnp.einsum("pj,tj,cj->tpc", U, om, V)
+        S = jnp.einsum("pj,tj,cj->tpc", init.U, om, init.V)
     else:  # matrix
-        S, steps = integrate_matrix(stats.centered_means.T, times, N, kap, rtol, atol, solver=solver,
-                                    max_steps=max_steps, return_steps=True)
+        S, steps = integrate_matrix(init.snr, times, N, kap, rtol, atol, solver=solver, max_steps=max_steps,
+                                    return_steps=True)
     Xs = Z[None] + stats.global_mean + jnp.swapaxes(S, 1, 2)[:, labels, :]
     return Xs, None, None, 0.0, steps
 
 
 @functools.partial(jax.jit, static_argnames=("flow", "C", "N", "rtol", "atol", "opts"))
-def _ensemble(X0s, U0s, V0s, labels, times, flow, C, N, kap, rtol, atol, opts):
-    """vmap of ``_single`` over initial conditions (reduced, matrix, features flows), compiled as one program;
-    returns (Xs (K, T, n, p), steps (K,))."""
+def _ensemble(X0s, inits, labels, times, flow, C, N, kap, rtol, atol, opts):
+    """vmap of ``_single`` over initial conditions (reduced, matrix, features flows) and their ``_initial_snr``,
+    compiled as one program; returns (Xs (K, T, n, p), steps (K,))."""
 
-    def one(X0, U0, V0):
-        Xs, _, _, _, steps = _single(flow, X0, labels, times, C, N, kap, rtol, atol, dict(opts), None, (U0, V0))
+    def one(X0, init):
+        Xs, _, _, _, steps = _single(flow, X0, labels, times, C, N, kap, rtol, atol, dict(opts), None, init)
         return Xs, steps
 
-    return jax.vmap(one)(X0s, U0s, V0s)
+    return jax.vmap(one)(X0s, inits)
 
 
 def run(
@@ -268,11 +277,11 @@ def run(
     UVs = [(None, None)] * len(X0s)
     if flow in ENSEMBLE_FLOWS:
         # initial SNR singular vectors, once: the reduced route rebuilds features on them, metrics measure drift
-        U0s, V0s = jax.vmap(lambda X: _svd_vectors(X, labels, C))(jnp.stack(X0s))
-        UVs = list(zip(U0s, V0s))
+        inits = jax.vmap(lambda X: _initial_snr(X, labels, C))(jnp.stack(X0s))
+        UVs = list(zip(inits.U, inits.V))
         # all members at once: vmap over the initial conditions (each keeps its own adaptive steps)
         opts = tuple(sorted((k, flow_options[k]) for k in ("solver", "max_steps") if k in flow_options))
-        Xs_all, steps_all = _ensemble(jnp.stack(X0s), U0s, V0s, labels, times, flow, C, N, kap, float(rtol),
+        Xs_all, steps_all = _ensemble(jnp.stack(X0s), inits, labels, times, flow, C, N, kap, float(rtol),
                                       float(atol), opts)
         runs = [(Xs_all[i], None, None, 0.0, steps_all[i]) for i in range(len(X0s))]
     else:
@@ -288,7 +297,9 @@ def run(
                                                         np.abs(omega)), axis=1)
         t = np.asarray(times)
         with np.errstate(divide="ignore", invalid="ignore"):
-            mets["omega_min_over_asymptote"] = omega[:, -1] / np.asarray(asymptotic_omega(times, N, C, kap))
+            asym = np.asarray(asymptotic_omega(times, N, C, kap))  # (t/c3)^{1/4}, spec 6.4 item 1
+            mets["omega_min_over_asymptote"] = omega[:, -1] / asym
+            mets["omega_max_over_asymptote"] = omega[:, 0] / asym
             pos = omega > 0
             safe = np.where(pos, omega, 1.0)
             proj = np.asarray(law("closed_form_lhs")(safe, N, C, kap)) - t[:, None]

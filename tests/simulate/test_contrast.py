@@ -75,3 +75,14 @@ def test_free_model_stays_near_central_path_and_collapses():
     assert np.all(np.diff(m["nc1"][t >= 1]) < 0)  # (during the first transient NC1 wiggles by ~1e-7)
     assert m["nc4"][-1] == 0.0
     assert np.all(np.diff(m["loss"]) <= 1e-12)  # gradient flow decreases the loss
+
+
+def test_retraction_is_jit_and_vmap_able(retraction_runs):
+    """One compiled program (lax.scan over the intervals): jit + vmap over X0 gives the eager answers (to round-off
+    of the batched linear algebra and of re-renormalising the renormalised X0: measured 1.6e-13 relative)."""
+    t, labels, runs = retraction_runs
+    X0 = runs[0.5][0][0]
+    f = jax.jit(jax.vmap(lambda X: simulate.integrate_retraction(X, labels, jnp.asarray(t), C, step=0.5)))
+    Xs = f(jnp.stack([X0, X0]))
+    np.testing.assert_allclose(Xs[0], runs[0.5][0], rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(Xs[1], runs[0.5][0], rtol=1e-11, atol=1e-12)

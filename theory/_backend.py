@@ -75,11 +75,12 @@ def to_float_dict(d: dict) -> dict:
         if shape is None or len(shape) == 0:
             out[k] = to_float(v)
         else:
-            out[k] = [to_float(e) for e in _to_list(v)]
+            out[k] = [to_float(e) for e in to_list(v)]
     return out
 
 
-def _to_list(v: Array) -> list:
+def to_list(v: Array) -> list:
+    """The entries of ``v``, flattened, as a Python list (one device-to-host copy)."""
     if hasattr(v, "detach"):
         return v.detach().cpu().reshape(-1).tolist()
     import numpy as np
@@ -199,11 +200,30 @@ def symmetric_from_upper(S: Array, xp) -> Array:
     return upper + xp.triu(S, k=1).T
 
 
-def eye(n: int, xp, like: Array) -> Array:
-    return xp.eye(n, dtype=xp.float64, device=device_of(like))
+def eye(n: int, xp, like: Array | None = None) -> Array:
+    """The float64 ``n x n`` identity on ``like``'s device (the default device without ``like``)."""
+    return xp.eye(n, dtype=xp.float64, device=None if like is None else device_of(like))
+
+
+def centering(n: int, xp, like: Array | None = None) -> Array:
+    """The centring matrix ``J = I - (1/n) 1 1^T`` (float64, on ``like``'s device)."""
+    return eye(n, xp, like) - 1.0 / n
 
 
 EPS = 2.220446049250313e-16  # float64 machine epsilon
+
+
+def is_nonsingular(low: float, top: float, dim: int) -> bool:
+    """The toolkit's numerical-singularity test for a ``dim x dim`` positive (semi)definite matrix: its smallest
+    eigenvalue (or pivot) ``low`` is above ``dim * eps * top``, ``top`` its largest.  False for NaN."""
+    return low > dim * EPS * top
+
+
+def check_nonsingular(low: float, top: float, dim: int, what: str, detail: str) -> None:
+    """Raise ``ValueError`` unless :func:`is_nonsingular`: ``"{what} is singular or not positive definite
+    ({detail})"`` with ``detail`` formatted with ``low`` and ``top`` (e.g. ``"smallest eigenvalue {low:.3e}"``)."""
+    if not is_nonsingular(low, top, dim):
+        raise ValueError(f"{what} is singular or not positive definite ({detail.format(low=low, top=top)})")
 
 
 def spd_eigh(K: Array, xp, what: str) -> tuple[Array, Array]:
@@ -215,9 +235,23 @@ def spd_eigh(K: Array, xp, what: str) -> tuple[Array, Array]:
     evals, evecs = xp.linalg.eigh(K)
     if is_concrete(evals):
         top = to_float(xp.max(xp.abs(evals)))
-        low = to_float(evals[0])
-        if not low > K.shape[0] * EPS * top:
-            raise ValueError(
-                f"{what} is singular or not positive definite (smallest eigenvalue {low:.3e}, largest {top:.3e})"
-            )
+        check_nonsingular(to_float(evals[0]), top, K.shape[0], what, "smallest eigenvalue {low:.3e}, largest {top:.3e}")
     return evals, evecs
+
+
+def solve_lower_triangular(L: Array, B: Array, xp) -> Array:
+    """``L^{-1} B`` for lower-triangular ``L`` by forward substitution: ``torch.linalg.solve_triangular``,
+    ``jax.scipy.linalg.solve_triangular`` or SciPy's for NumPy; a general ``xp.linalg.solve`` otherwise."""
+    if array_api_compat.is_torch_array(L):
+        import torch
+
+        return torch.linalg.solve_triangular(L, B, upper=False)
+    if array_api_compat.is_jax_array(L):
+        import jax.scipy.linalg
+
+        return jax.scipy.linalg.solve_triangular(L, B, lower=True)
+    if array_api_compat.is_numpy_array(L):
+        import scipy.linalg
+
+        return scipy.linalg.solve_triangular(L, B, lower=True)
+    return xp.linalg.solve(L, B)

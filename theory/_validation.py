@@ -54,10 +54,15 @@ def infer_num_classes(labels: Array, xp, num_classes: int | None) -> int:
         if not (is_concrete(labels) and is_concrete(top)):
             raise ValueError("num_classes must be given when labels are traced (inside jit/vmap)")
         num_classes = int(top) + 1
-    num_classes = int(num_classes)
-    if num_classes < 2:
+    return check_num_classes(num_classes)
+
+
+def check_num_classes(num_classes: int) -> int:
+    """``int(num_classes)``, raising unless it is at least 2."""
+    value = int(num_classes)
+    if value < 2:
         raise ValueError(f"at least 2 classes are needed, got num_classes={num_classes}")
-    return num_classes
+    return value
 
 
 def check_labels(labels: Array, xp, num_classes: int) -> None:

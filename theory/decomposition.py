@@ -12,31 +12,28 @@ from __future__ import annotations
 from ._backend import Array, as_float64, eye, namespace
 from ._validation import check_classifier, check_lam
 from .least_squares import TotalSpectrum, least_squares_classifier
-from .outputs import loss_from_totals, sample_totals
+from .outputs import _sq_norm, loss_from_totals, sample_totals
 from .stats import ClassStats
 
 
 def huygens_split(stats: ClassStats, W: Array, b: Array | None, lam: float) -> tuple[Array, Array]:
     """``((1/2) tr(W~(Sigma~_W + lam I)W~^T), (1/2) sum_c pi_c ||W mu_c + b - e_c||^2)`` (spec 3.3 step 4)."""
     xp = namespace(stats.means)
-    within = 0.5 * xp.sum((W @ stats.sigma_w) * W) + 0.5 * lam * xp.sum(W * W)
+    within = 0.5 * xp.sum((W @ stats.sigma_w) * W) + 0.5 * lam * _sq_norm(W, b, xp)
     residual = stats.means @ W.T - eye(stats.num_classes, xp, W)  # row c: (W mu_c - e_c)^T
     if b is not None:
-        within = within + 0.5 * lam * xp.sum(b * b)
         residual = residual + b[None, :]
     means_part = 0.5 * xp.sum(stats.weights[:, None] * residual * residual)
     return within, means_part
 
 
-def _perp(stats: ClassStats, dW: Array, db: Array | None, lam: float, xp) -> Array:
-    """``(1/2) tr(D A D^T)`` for ``D = [dW db]`` without forming ``A`` (spec 3.2)."""
-    mu = stats.global_mean
-    quad = xp.sum((dW @ stats.sigma_t) * dW) + lam * xp.sum(dW * dW)
-    shift = dW @ mu
+def _perp(stats: ClassStats, dW: Array, db: Array | None, dist2: Array, lam: float, xp) -> Array:
+    """``(1/2) tr(D A D^T)`` for ``D = [dW db]`` without forming ``A`` (spec 3.2);
+    ``dist2 = ||dW||_F^2 + ||db||^2`` (the ``lam I`` part of ``A``)."""
+    shift = dW @ stats.global_mean
     if db is not None:
         shift = shift + db
-        quad = quad + lam * xp.sum(db * db)
-    return 0.5 * (quad + xp.sum(shift * shift))
+    return 0.5 * (xp.sum((dW @ stats.sigma_t) * dW) + lam * dist2 + xp.sum(shift * shift))
 
 
 def decompose(
@@ -65,10 +62,10 @@ def decompose(
     l_nc1, l_nc23 = huygens_split(stats, W_ls, b_ls, lam)
     dW = W - W_ls
     db = None if b is None else b - b_ls
-    l_perp = _perp(stats, dW, db, lam, xp)
+    dist2 = _sq_norm(dW, db, xp)
+    l_perp = _perp(stats, dW, db, dist2, lam, xp)
     loss = within + means_part
-    dist2 = xp.sum(dW * dW) + (0.0 if db is None else xp.sum(db * db))
-    norm2 = xp.sum(W_ls * W_ls) + (0.0 if b_ls is None else xp.sum(b_ls * b_ls))
+    norm2 = _sq_norm(W_ls, b_ls, xp)
     return {
         "loss": loss,
         "l_nc1": l_nc1,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ._backend import EPS, Array, eye, is_concrete, namespace, spd_eigh, to_float
+from ._backend import Array, eye, is_concrete, is_nonsingular, namespace, spd_eigh, to_float
 from ._validation import check_lam
 from .stats import ClassStats
 
@@ -58,7 +58,7 @@ def _solve_shifted_rank_one(
     shifted = spectrum.evals + lam
     if is_concrete(shifted):
         low, top = to_float(xp.min(shifted)), to_float(xp.max(xp.abs(shifted)))
-        if not low > shifted.shape[0] * EPS * top:
+        if not is_nonsingular(low, top, shifted.shape[0]):
             return None
     V = spectrum.evecs
 
@@ -93,34 +93,22 @@ def least_squares_classifier(
 
     ``spectrum`` (:func:`total_spectrum` of the same ``stats``) lets several ridges share one
     eigendecomposition: the normal matrix is ``Sigma_T + lam I + c mu_G mu_G^T`` with
-    ``c = lam / (1 + lam)`` (bias) or ``c = 1`` (no bias), solved by Sherman-Morrison.  Without
-    bias, when ``Sigma_T + lam I`` is singular but the normal matrix is not (e.g. a constant
-    feature at ``lam = 0``), the direct solve is used instead.
+    ``c = lam / (1 + lam)`` (bias) or ``c = 1`` (no bias), solved by Sherman-Morrison.  When
+    ``Sigma_T + lam I`` is singular the direct solve is used instead: it succeeds when the normal
+    matrix is not singular (without bias, e.g. a constant feature at ``lam = 0``) and otherwise
+    raises the ``ValueError`` naming it.
     """
     check_lam(lam)
     xp = namespace(stats.means)
-    pi = stats.weights
-    M = stats.means
-    mu = stats.global_mean
-    p = stats.dim
-    identity = eye(p, xp, M)
-    if spectrum is not None:
-        c = lam / (1.0 + lam) if bias else 1.0
-        rhs = pi[:, None] * M - (pi[:, None] * mu[None, :]) / (1.0 + lam) if bias else pi[:, None] * M
-        W = _solve_shifted_rank_one(rhs, spectrum, lam, mu, c, xp)
-        if W is not None:
-            return W, ((pi - W @ mu) / (1.0 + lam) if bias else None)
-        if bias:  # the normal matrix equals Sigma_T at lam = 0 and dominates Sigma_T + lam I otherwise
-            raise ValueError(
-                "Sigma_T + lam I (the least-squares normal matrix) is singular or not positive definite; "
-                "use a ridge coefficient lam > 0 or more samples than dimensions"
-            )
+    pi, M, mu = stats.weights, stats.means, stats.global_mean
+    c = lam / (1.0 + lam) if bias else 1.0  # the normal matrix is Sigma_T + lam I + c mu_G mu_G^T
+    rhs = pi[:, None] * M
     if bias:
-        K = stats.sigma_t + lam * identity + (lam / (1.0 + lam)) * (mu[:, None] * mu[None, :])
-        rhs = pi[:, None] * M - (pi[:, None] * mu[None, :]) / (1.0 + lam)
-        W = solve_spd_right(rhs, K, xp, "Sigma_T + lam I (the least-squares normal matrix)")
-        b = (pi - W @ mu) / (1.0 + lam)
-        return W, b
-    K = stats.sigma_t + mu[:, None] * mu[None, :] + lam * identity
-    W = solve_spd_right(pi[:, None] * M, K, xp, "Sigma_T + mu_G mu_G^T + lam I (no-bias normal matrix)")
-    return W, None
+        rhs = rhs - (pi[:, None] * mu[None, :]) / (1.0 + lam)
+    W = None if spectrum is None else _solve_shifted_rank_one(rhs, spectrum, lam, mu, c, xp)
+    if W is None:  # no spectrum, or Sigma_T + lam I singular: the direct solve (which names a singular K)
+        K = stats.sigma_t + lam * eye(stats.dim, xp, M) + c * (mu[:, None] * mu[None, :])
+        what = ("Sigma_T + lam I (the least-squares normal matrix)" if bias
+                else "Sigma_T + mu_G mu_G^T + lam I (no-bias normal matrix)")
+        W = solve_spd_right(rhs, K, xp, what)
+    return W, ((pi - W @ mu) / (1.0 + lam) if bias else None)

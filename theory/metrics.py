@@ -9,7 +9,7 @@ the two coincide except for NC1's normalisation (the notebook omits ``1/C``).
 
 from __future__ import annotations
 
-from ._backend import EPS, Array, as_float64, device_of, namespace
+from ._backend import EPS, Array, as_float64, centering, device_of, namespace
 from ._validation import check_classifier
 from .decomposition import decompose
 from .outputs import sample_totals
@@ -97,7 +97,7 @@ def etf_distance(centered: Array, xp) -> Array:
     """
     C = centered.shape[0]
     G = centered @ centered.T
-    J = xp.eye(C, dtype=xp.float64, device=device_of(centered)) - 1.0 / C
+    J = centering(C, xp, centered)
     diff = G / xp.linalg.vector_norm(xp.reshape(G, (-1,))) - J / ((C - 1) ** 0.5)
     return xp.linalg.vector_norm(xp.reshape(diff, (-1,)))
 

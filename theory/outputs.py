@@ -30,16 +30,20 @@ from ._validation import (
 from .stats import _one_hot
 
 
+def _sq_norm(W: Array, b: Array | None, xp) -> Array:
+    """``||W||_F^2 + ||b||^2`` (``||W||_F^2`` when ``b`` is ``None``): the ridge penalty's norm, and the
+    squared distance of two classifiers when given their difference."""
+    total = xp.sum(W * W)
+    return total if b is None else total + xp.sum(b * b)
+
+
 def ridge_penalty(W: Array, b: Array | None = None, lam: float = 0.0) -> Array:
     """``(lam/2)(||W||_F^2 + ||b||^2)``: the paper's weight-decay term of ``L`` (spec 1, "Loss")."""
     check_lam(lam)
     xp = namespace(W, b)
     W = as_float64(W, xp)
-    total = xp.sum(W * W)
-    if b is not None:
-        b = as_float64(b, xp, like=W)
-        total = total + xp.sum(b * b)
-    return 0.5 * lam * total
+    b = None if b is None else as_float64(b, xp, like=W)
+    return 0.5 * lam * _sq_norm(W, b, xp)
 
 
 def loss_from_totals(totals: dict, W: Array, b: Array | None = None, lam: float = 0.0) -> Array:

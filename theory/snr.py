@@ -8,21 +8,32 @@ values alone come from a Cholesky factor (same values, a fraction of the cost).
 
 from __future__ import annotations
 
-from ._backend import EPS, Array, as_float64, device_of, is_concrete, namespace, spd_eigh, to_float
+from ._backend import (
+    Array,
+    as_float64,
+    check_nonsingular,
+    device_of,
+    is_concrete,
+    namespace,
+    solve_lower_triangular,
+    spd_eigh,
+    to_float,
+)
 from .stats import ClassStats
 
+#: What the singularity errors name, and the advice they give.
+_WITHIN = "singular Sigma_W: the within-class covariance"
+_ADVICE = ("the SNR and the renormalised features need an invertible within-class covariance "
+           "(more samples per class than feature dimensions, and no exact collapse)")
 
 
 def inverse_sqrt_within(stats: ClassStats) -> Array:
     """``Sigma_W^{-1/2}`` (symmetric), raising ``ValueError`` when ``Sigma_W`` is singular."""
     xp = namespace(stats.sigma_w)
     try:
-        evals, evecs = spd_eigh(stats.sigma_w, xp, "singular Sigma_W: the within-class covariance")
+        evals, evecs = spd_eigh(stats.sigma_w, xp, _WITHIN)
     except ValueError as exc:
-        raise ValueError(
-            f"{exc}; the SNR matrix and the renormalised features need an invertible within-class covariance "
-            "(more samples per class than feature dimensions, and no exact collapse)"
-        ) from None
+        raise ValueError(f"{exc}; {_ADVICE}") from None
     return (evecs / xp.sqrt(evals)[None, :]) @ evecs.T
 
 
@@ -39,20 +50,19 @@ def _within_cholesky(stats: ClassStats) -> Array:
     covariance leaves a round-off-sized pivot).
     """
     xp = namespace(stats.sigma_w)
-    what = "singular Sigma_W: the within-class covariance"
-    advice = ("the SNR singular values need an invertible within-class covariance "
-              "(more samples per class than feature dimensions, and no exact collapse)")
     try:
         L = xp.linalg.cholesky(stats.sigma_w)
     except (ValueError, RuntimeError, ArithmeticError) as exc:  # numpy's and torch's LinAlgError
-        raise ValueError(f"{what} is not positive definite ({exc}); {advice}") from None
+        raise ValueError(f"{_WITHIN} is not positive definite ({exc}); {_ADVICE}") from None
     if is_concrete(L):
         pivots = xp.linalg.diagonal(L)
         low = to_float(xp.min(pivots * pivots))
         top = to_float(xp.max(xp.linalg.diagonal(stats.sigma_w)))
-        if not low > stats.dim * EPS * top:  # also catches NaN
-            raise ValueError(f"{what} is singular (smallest Cholesky pivot {low:.3e}, largest variance {top:.3e}); "
-                             f"{advice}")
+        try:  # a NaN pivot (JAX's failed factorisation) is singular too
+            check_nonsingular(low, top, stats.dim, _WITHIN,
+                              "smallest Cholesky pivot {low:.3e}, largest variance {top:.3e}")
+        except ValueError as exc:
+            raise ValueError(f"{exc}; {_ADVICE}") from None
     return L
 
 
@@ -61,10 +71,10 @@ def snr_singular_values(stats: ClassStats) -> Array:
 
     Computed as the singular values of ``L^{-1} Mbar`` with ``Sigma_W = L L^T`` (Cholesky): since
     ``L^{-1} Sigma_W^{1/2}`` is orthogonal, they equal those of ``SNR = Sigma_W^{-1/2} Mbar``,
-    at a Cholesky factorisation and a solve instead of an eigendecomposition.
+    at a Cholesky factorisation and a triangular solve instead of an eigendecomposition.
     """
     xp = namespace(stats.means)
-    s = xp.linalg.svdvals(xp.linalg.solve(_within_cholesky(stats), stats.centered_means.T))
+    s = xp.linalg.svdvals(solve_lower_triangular(_within_cholesky(stats), stats.centered_means.T, xp))
     s = xp.flip(xp.sort(s))
     C = stats.num_classes
     if s.shape[0] >= C - 1:

@@ -37,9 +37,16 @@ from ._backend import (
     namespace,
     on_host,
     symmetric_from_upper,
+    to_list,
     zeros_gram,
 )
-from ._validation import check_features_labels, check_finite_result, check_labels, infer_num_classes
+from ._validation import (
+    check_features_labels,
+    check_finite_result,
+    check_labels,
+    check_num_classes,
+    infer_num_classes,
+)
 
 
 #: Inputs longer than this go through :class:`ClassStatsAccumulator` in :func:`class_stats`.
@@ -117,14 +124,6 @@ def _class_sums(X: Array, labels: Array, num_classes: int, xp) -> Array:
     return _one_hot(labels, num_classes, xp).T @ X
 
 
-def _to_host_list(x: Array) -> list:
-    if hasattr(x, "detach"):
-        return x.detach().cpu().tolist()
-    import numpy as np
-
-    return np.asarray(x).tolist()
-
-
 def _batch_moments(features: Array, labels: Array, num_classes: int, xp):
     """Per-class counts, means (0 for absent classes) and pooled scatter of one batch.
 
@@ -158,7 +157,7 @@ def _merge_moments(a, b, xp):
 def _check_no_empty_class(counts: Array, xp) -> None:
     if not is_concrete(counts):
         return
-    empty = [int(i) for i in range(counts.shape[0]) if float(counts[i]) == 0.0]
+    empty = [i for i, v in enumerate(to_list(counts)) if v == 0.0]  # one device-to-host copy
     if empty:
         raise ValueError(f"empty class: no samples for class(es) {empty}")
 
@@ -217,9 +216,7 @@ class ClassStatsAccumulator:
     """
 
     def __init__(self, num_classes: int):
-        if int(num_classes) < 2:
-            raise ValueError(f"at least 2 classes are needed, got num_classes={num_classes}")
-        self.num_classes = int(num_classes)
+        self.num_classes = check_num_classes(num_classes)
         self._xp = None
         self._counts = None  # (C,) float64
         self._ref = None  # (C, p) per-class shift r_c
@@ -277,7 +274,7 @@ class ClassStatsAccumulator:
         counts = _class_counts(y, C, xp)
         ref, new = self._ref, []
         if not all(self._has_ref):
-            present = [float(v) > 0 for v in _to_host_list(counts)]
+            present = [float(v) > 0 for v in to_list(counts)]
             new = [c for c in range(C) if present[c] and not self._has_ref[c]]
             if new:
                 safe = xp.where(counts > 0, counts, xp.ones_like(counts))
@@ -313,7 +310,7 @@ class ClassStatsAccumulator:
         self._start(int(means.shape[1]), xp, means)
         self._counts = counts
         self._ref = xp.where((counts > 0)[:, None], means, xp.zeros_like(means))
-        self._has_ref = [float(v) > 0 for v in _to_host_list(counts)]
+        self._has_ref = [float(v) > 0 for v in to_list(counts)]
         if on_host(self._scatter):
             self._scatter[...] = scatter
         else:

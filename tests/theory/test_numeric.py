@@ -310,6 +310,7 @@ def test_notebook_parity():
     U, s, _ = np.linalg.svd(Sb)
     inv_Sb = U[:, : C - 1] @ np.diag(1 / s[: C - 1]) @ U[:, : C - 1].T
     assert rel(nb["nc1"], np.trace(Sw @ inv_Sb)) < 1e-9
+    assert rel(paper["nc1"], np.trace(Sw @ inv_Sb) / C) < 1e-9  # balanced: the paper's Sigma_B is the notebook's
     norms = np.linalg.norm(Mc, axis=0)
     assert rel(nb["nc2_equinorm_means"], norms.std(ddof=1) / norms.mean()) < 1e-12
     V = Mc / norms

@@ -25,7 +25,7 @@ import sympy as sp
 from theory import laws
 
 from ._core import CheckSpec, Outcome
-from .model import SymbolicStats, decomposition_terms, quadratic_terms, rational_data, class_stats
+from .model import SymbolicStats, class_stats, decomposition_terms, ls_augmented, rational_data
 
 __all__ = ["specs", "helmert", "renormalised_stats", "central_path_terms", "closed_forms"]
 
@@ -81,8 +81,8 @@ def closed_forms(C: int, om=None) -> dict[str, sp.Expr]:
 def central_path_terms(C: int) -> dict[str, sp.Expr]:
     """``W~_LS`` from the normal equations and the spec 3.2 terms, on the renormalised manifold at ``lambda = 0``."""
     st = renormalised_stats(C)
-    A, B = quadratic_terms(st, 0, True)
-    V = (B * A.inv()).applyfunc(sp.simplify)
+    V, A = ls_augmented(st, 0)
+    V = V.applyfunc(sp.simplify)
     l1, l23, _ = decomposition_terms(st, V, V, 0, True, A)
     return {"V": V, "l_nc1": sp.simplify(l1), "l_nc23": sp.simplify(l23), "st": st}
 
@@ -140,8 +140,7 @@ def _check_basis_independence() -> Outcome:
     R = sp.Matrix([[1 - s**2, -2 * s], [2 * s, 1 - s**2]]) / (1 + s**2)
     V = helmert(C) * R
     st = renormalised_stats(C, V)
-    A, B = quadratic_terms(st, 0, True)
-    Vls = B * A.inv()
+    Vls, A = ls_augmented(st, 0)
     l1, l23, _ = decomposition_terms(st, Vls, Vls, 0, True, A)
     ref = closed_forms(C)
     ok = sp.simplify(l1 - ref["l_nc1"]) == 0 and sp.simplify(l23 - ref["l_nc23"]) == 0
@@ -154,8 +153,7 @@ def _check_from_data() -> Outcome:
     C, p = 3, 2
     data = rational_data((3, 3, 3), p, seed=31)
     st = class_stats(data)
-    A, B = quadratic_terms(st, 0, True)
-    V = B * A.inv()
+    V, A = ls_augmented(st, 0)
     l1, l23, _ = decomposition_terms(st, V, V, 0, True, A)
     wl = (C - 1 - (st.sigma_t.inv() * st.sigma_b).trace()) / (2 * C)
     Mbar = st.means_matrix() - st.mu_g * sp.ones(1, C)

@@ -29,6 +29,7 @@ __all__ = [
     "classifier_symbols",
     "sample_loss",
     "quadratic_terms",
+    "ls_augmented",
     "ls_non_augmented",
     "nc_terms",
     "decomposition_terms",
@@ -207,6 +208,13 @@ def quadratic_terms(st: SymbolicStats, lam: sp.Expr = LAMBDA, bias: bool = True)
         A = _second_moment(st) + lam * sp.eye(p)
         B = sp.Matrix.vstack(*[pi * m.T for pi, m in zip(st.pis, st.means)])
     return A, B
+
+
+def ls_augmented(st: SymbolicStats, lam: sp.Expr = LAMBDA) -> tuple[sp.Matrix, sp.Matrix]:
+    """``(W~_LS, A)``: the augmented least-squares classifier ``W~_LS = B A^{-1}`` (spec 3.1, with bias)
+    and the matrix ``A`` of :func:`quadratic_terms` it solves with."""
+    A, B = quadratic_terms(st, lam, True)
+    return B * A.inv(), A
 
 
 def _lifter(domain):

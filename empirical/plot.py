@@ -88,7 +88,8 @@ def _draw_snr(ax, records, tpt) -> bool:
     return True
 
 
-def plot_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> list[Path]:
+def plot_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
+             tpt_threshold: float = 0.0) -> list[Path]:
     """Draw every panel of the run into ``figures/`` (or ``out_dir``); return the PNG paths."""
     import matplotlib
 
@@ -106,7 +107,9 @@ def plot_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = Non
         tag = run_dir.name
     out = Path(out_dir) if out_dir is not None else run_dir / FIGURES_DIR
     out.mkdir(parents=True, exist_ok=True)
-    k = terminal_phase_start(records)
+    k = terminal_phase_start(records, tpt_threshold)
+    if tpt_threshold:
+        tag += f", terminal phase at training error <= {tpt_threshold:g}"
     tpt = None if k is None else int(records[k]["epoch"])  # the epoch the terminal phase starts at
 
     drawers: list[tuple[str, Callable]] = [

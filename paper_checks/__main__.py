@@ -11,10 +11,16 @@ Predicted against observed for one run::
 
     python -m paper_checks compare runs/NAME [--time epoch|lr_steps] [--early-epoch E] [--out DIR]
 
-Exit code (main job): 0 iff every verification claim passes (symbolic, dynamics, and the exact identities
-empirical.decomposition_identity / empirical.central_path_closed_forms) and no stage raised; the other
-empirical claims are observations of the run, reported but not gated unless ``--strict``.  1 otherwise,
-2 for usage errors.  ``compare``: 0 on success, 2 when the run cannot be read or fitted.
+A grid of runs (datasets x networks x losses, math §7.3; see :mod:`paper_checks.grid`)::
+
+    python -m paper_checks grid --datasets fashion-mnist,mnist --models vgg11,resnet18 --losses mse,ce --out reports/grid
+
+Exit code (main job and grid): 0, or 1 when a claim is ``error`` (a toolkit bug: a stage raised or a check
+hit an unexpected exception) or a verification claim fails (symbolic, dynamics, and the exact identities
+empirical.decomposition_identity / empirical.central_path_closed_forms); the other empirical claims are
+observations of the run, reported but not gated unless ``--strict``; ``n/a`` claims never gate.  2 for
+usage errors (one line, before any stage runs).  ``compare``: 0 on success, 2 when the run cannot be read
+or fitted.
 """
 
 from __future__ import annotations
@@ -62,7 +68,8 @@ def _main_parser() -> argparse.ArgumentParser:
     g.add_argument("--time", default="lr_steps", choices=["epoch", "lr_steps"],
                    help="training-time axis of the fitted time map (default lr_steps = sum of learning rates)")
     g.add_argument("--early-epoch", type=int, help="start epoch of the forward ODE prediction")
-    g.add_argument("--fit-from", type=int, help="first epoch of the fit window (default: start of the terminal phase, training error zero from there on)")
+    g.add_argument("--fit-from", type=int, help="first epoch of the fit window (default: start of the terminal phase)")
+    add_tpt_threshold(g)
     g = p.add_argument_group("general")
     g.add_argument("--quick", action="store_true",
                    help=f"small sizes: the first {QUICK_EPOCHS} epochs of the full schedule (same learning-rate "
@@ -75,6 +82,13 @@ def _main_parser() -> argparse.ArgumentParser:
     return p
 
 
+def add_tpt_threshold(group) -> None:
+    group.add_argument("--tpt-threshold", type=float, default=0.0, metavar="FRACTION",
+                       help="the terminal phase starts at the first measured epoch from which the training error stays "
+                            "at or below this fraction of the training set (default 0: exactly zero, the paper's "
+                            "definition; e.g. 1e-3 tolerates a few never-fitted, mislabelled samples)")
+
+
 def _compare_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m paper_checks compare",
                                 description="Fit the closed-form SNR dynamics to a run and compare theory with "
@@ -82,7 +96,8 @@ def _compare_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--time", default="lr_steps", choices=["epoch", "lr_steps"])
     p.add_argument("--early-epoch", type=int, help="start epoch of the forward ODE prediction")
-    p.add_argument("--fit-from", type=int, help="first epoch of the fit window (default: start of the terminal phase, training error zero from there on)")
+    p.add_argument("--fit-from", type=int, help="first epoch of the fit window (default: start of the terminal phase)")
+    add_tpt_threshold(p)
     p.add_argument("--linear", action="store_true", help="linear time map (beta = 1) as the primary fit")
     p.add_argument("--out", help="output directory (default: the run directory)")
     p.add_argument("--no-figures", action="store_true")
@@ -96,30 +111,31 @@ def _run_compare(argv: Sequence[str]) -> int:
 
     try:
         res = compare_run(ns.run_dir, out=ns.out, time=ns.time, early_epoch=ns.early_epoch,
-                          fit_from_epoch=ns.fit_from, fit_exponent=not ns.linear, figures=not ns.no_figures)
+                          fit_from_epoch=ns.fit_from, fit_exponent=not ns.linear, figures=not ns.no_figures,
+                          tpt_threshold=ns.tpt_threshold)
     except (FileNotFoundError, ValueError, RunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    f = res["fit"]
-    print(f"fit window: {res['fit_window']['reason']} ({len(res['fit_window']['epochs'])} epochs)")
+    f = res.fit.to_dict()
+    print(f"fit window: {res.fit_window['reason']} ({len(res.fit_window['epochs'])} epochs)")
     print(f"time map: G(omega_j) = b_j + s * {f['time_key']}^beta with s = {f['scale_s']:.6g}, beta = {f['beta']:.4g}")
     print("R^2 (log omega) per singular value: " + ", ".join("-" if v is None else f"{v:.3f}" for v in f["r2_log_omega"]))
-    r = res["snr_ratio"]
-    print(f"max/min ratio: observed {r['observed_first']:.4g} -> {r['observed_last']:.4g}, "
-          f"fitted {r['predicted_first']:.4g} -> {r['predicted_last']:.4g}")
-    print(f"{'quantity':<10} {'med rel err (fit)':>18} {'med rel err (at SNR)':>21} {'med rel err (forward)':>22}")
-    for key, q in res["quantities"].items():
-        if q.get("measured") is False:
-            continue
+    r = res.snr_ratio
+    print(f"max/min ratio: observed {r.observed_first:.4g} -> {r.observed_last:.4g}, "
+          f"fitted {r.predicted_first:.4g} -> {r.predicted_last:.4g}")
+    print(f"{'quantity':<10} {'med rel err (fit)':>18} {'med rel err (at SNR)':>21} {'med rel err (forward)':>22}  lambda")
 
-        def fmt(d):
-            return "-" if d["median"] is None else f"{d['median']:.3g}"
+    def fmt(d):
+        return "-" if d.median is None else f"{d.median:.3g}"
 
-        print(f"{key:<10} {fmt(q['rel_error_fit']):>18} {fmt(q['rel_error_at_measured_snr']):>21} "
-              f"{fmt(q['rel_error_forward']):>22}")
-    fw = res["forward"]
-    print(f"forward ODE from epoch {fw['start_epoch']} ({fw['method']}): median max_j rel error of omega "
-          f"{fw['snr_rel_error']['median']:.3g}")
+    for key, q in res.quantities.items():
+        print(f"{key:<10} {fmt(q.rel_error_fit):>18} {fmt(q.rel_error_at_measured_snr):>21} "
+              f"{fmt(q.rel_error_forward):>22}  {'0' if q.at_lambda_zero else 'the run (not 0: see notes)'}")
+    fw = res.forward
+    print(f"forward ODE from epoch {fw.start_epoch} ({fw.method}): median max_j rel error of omega "
+          f"{fmt(fw.snr_rel_error)}")
+    for note in res.notes[2:]:
+        print(f"note: {note}")
     print(f"wrote {(ns.out or ns.run_dir)}/compare.json")
     return 0
 
@@ -128,8 +144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "compare":
         return _run_compare(argv[1:])
+    if argv and argv[0] == "grid":
+        from .grid import main as grid_main  # noqa: PLC0415
+
+        return grid_main(argv[1:])
     ns = _main_parser().parse_args(argv)
-    from .main import MainOptions, run_main  # noqa: PLC0415
+    from .main import MainOptions, UsageError, run_main  # noqa: PLC0415
 
     opts = MainOptions(
         out=ns.out, run_dir=ns.run_dir, preset=ns.preset, dataset=ns.dataset, model=ns.model, epochs=ns.epochs,
@@ -139,8 +159,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         retraction_t_max=ns.retraction_t_max, time=ns.time, early_epoch=ns.early_epoch, fit_from=ns.fit_from,
         quick=ns.quick, certificate=ns.certificate, skip_simulation=ns.skip_simulation,
         skip_training=ns.skip_training, progress=not ns.no_progress, strict=ns.strict,
+        tpt_threshold=ns.tpt_threshold,
     )
-    return run_main(opts)
+    try:
+        return run_main(opts)
+    except UsageError as exc:
+        print(f"python -m paper_checks: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -21,24 +21,31 @@ measured outcome, reported with its numbers, not an error.
 
 from __future__ import annotations
 
-import json
 import math
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from empirical.runs import read_config, read_metrics, terminal_phase_start
+from empirical.runs import TPT_THRESHOLD_DEFAULT, read_config, read_metrics, terminal_phase_start
+from theory.jsonio import dumps, jsonable
 
 from . import _plot
 from ._laws import law_sum
 from .fit import SNRFit, fit_snr_dynamics
 
 __all__ = [
+    "Comparison",
+    "ErrorStats",
+    "ForwardPrediction",
+    "QuantityComparison",
+    "RatioComparison",
     "TIME_KEYS",
     "PREDICTED_QUANTITIES",
     "load_run",
     "config_value",
+    "measured_key_at_lambda_zero",
     "terminal_phase_start",
     "compare_records",
     "compare_run",
@@ -107,13 +114,6 @@ def _rel_err(pred: np.ndarray, meas: np.ndarray) -> np.ndarray:
         return np.abs(pred - meas) / np.abs(meas)
 
 
-def _stats(x: np.ndarray) -> dict[str, float | None]:
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return {"median": None, "max": None, "final": None}
-    return {"median": float(np.median(x)), "max": float(np.max(x)), "final": float(x[-1])}
-
-
 def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
     """Spearman rank correlation (``scipy.stats.spearmanr``); None for fewer than 3 points or constant y."""
     if x.size < 3 or np.ptp(y) == 0 or np.ptp(x) == 0:
@@ -124,6 +124,106 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
 
 
 # ----------------------------------------------------------------------------- comparison
+
+
+@dataclass(frozen=True)
+class ErrorStats:
+    """Median, maximum and final value of a relative-error series (finite entries only; None when empty)."""
+
+    median: float | None
+    max: float | None
+    final: float | None
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> "ErrorStats":
+        x = np.asarray(x, dtype=np.float64)
+        x = x[np.isfinite(x)]
+        if x.size == 0:
+            return cls(None, None, None)
+        return cls(float(np.median(x)), float(np.max(x)), float(x[-1]))
+
+
+@dataclass(frozen=True)
+class RatioComparison:
+    """``max_j omega_j / min_j omega_j`` over the fit window, observed and fitted (math §6.4 item 2: -> 1)."""
+
+    observed_first_quarter_median: float
+    observed_last_quarter_median: float
+    observed_spearman_vs_time: float | None
+    observed_first: float
+    observed_last: float
+    observed_min: float
+    predicted_first: float
+    predicted_last: float
+    observed_moves_toward_1: bool  # median of the window's last quarter below its first quarter's
+    predicted_moves_toward_1: bool
+
+
+@dataclass(frozen=True)
+class ForwardPrediction:
+    """The reduced ODE (math §6.2) integrated forward from the SNR measured at ``start_epoch``."""
+
+    start_epoch: int
+    method: str
+    flow_time_map: str
+    snr_rel_error: ErrorStats  # max_j relative error of omega, per later epoch
+    snr_rel_error_final_per_value: list[float]
+    holdout: dict[str, Any]  # fit on the first half of the window, forecast the second (or why it was skipped)
+    note: str = ("the time map is fitted on the whole window (in-sample); 'holdout' fits it on the first half "
+                 "only and forecasts the second half")
+
+
+@dataclass(frozen=True)
+class QuantityComparison:
+    """One measured quantity against its law (``sum_j theory.laws.<law>(omega_j)``, math §3.4 / 5.1)."""
+
+    law: str
+    measured_key: str
+    at_lambda_zero: bool  # the measured values are at lambda = 0 (the laws' central path)
+    measured_first: float
+    measured_last: float
+    rel_error_fit: ErrorStats  # laws at the fitted omega_j(T)
+    rel_error_at_measured_snr: ErrorStats  # laws at the measured omega_j: the math §3.4 identity at lambda = 0
+    rel_error_forward: ErrorStats  # laws along the forward ODE
+    rel_error_at_measured_snr_notebook_lambda: ErrorStats | None = None
+
+
+@dataclass
+class Comparison:
+    """Predicted against observed for one run (:func:`compare_records`).  ``to_json()`` is ``compare.json``."""
+
+    num_classes: int
+    per_class: int | None
+    time: str
+    num_records: int
+    tpt_threshold: float
+    terminal_phase_start_epoch: int | None
+    fit_window: dict[str, Any]  # {"reason": str, "epochs": [int]}
+    lambda_range: list[float] | None
+    fit: SNRFit
+    fits: dict[str, SNRFit]
+    primary_fit: str
+    snr_ratio: RatioComparison
+    forward: ForwardPrediction
+    quantities: dict[str, QuantityComparison]
+    notes: list[str]
+    run_dir: str | None = None
+    figures: list[str] = field(default_factory=list)
+    arrays: dict[str, Any] = field(default_factory=dict, repr=False)  # for the figures, not written
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict (the fits through ``SNRFit.to_dict``; NaN as null; without the arrays)."""
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("fit", "fits", "arrays")}
+        out = {k: asdict(v) if hasattr(v, "__dataclass_fields__") else v for k, v in out.items()}
+        out["quantities"] = {k: asdict(q) for k, q in self.quantities.items()}
+        out["fit"] = self.fit.to_dict()
+        if self.per_class:
+            out["fit"]["flow_time_per_unit_projected_flow"] = (
+                f"t = N * s * T**beta = {float(self.fit.flow_time(1.0, per_class=self.per_class)):.6g} * "
+                f"T**{self.fit.beta:.4g} (kappa = 1, N = {self.per_class})")
+        out["fits"] = {name: f.to_dict() for name, f in self.fits.items()}
+        return jsonable(out)
+
 
 
 def _forward_integrate(omega0: np.ndarray, flow_times: np.ndarray, C: int) -> tuple[np.ndarray, str]:
@@ -159,8 +259,8 @@ def _holdout_forecast(T: np.ndarray, W: np.ndarray, C: int, time_key: str, fit_e
         "fit_epochs": [int(epochs[0]), int(epochs[h - 1])],
         "forecast_epochs": [int(epochs[h]), int(epochs[-1])],
         "scale_s": f.scale, "beta": f.beta,
-        "closed_form_rel_error": _stats(err_cf),
-        "forward_ode_rel_error": _stats(err_fwd),
+        "closed_form_rel_error": asdict(ErrorStats.of(err_cf)),
+        "forward_ode_rel_error": asdict(ErrorStats.of(err_fwd)),
         "method": method,
     }
 
@@ -174,7 +274,8 @@ def compare_records(
     fit_exponent: bool = True,
     num_classes: int | None = None,
     per_class: int | None = None,
-) -> dict[str, Any]:
+    tpt_threshold: float = TPT_THRESHOLD_DEFAULT,
+) -> Comparison:
     """Predicted-against-observed comparison of one run's log (see module docstring).
 
     Parameters
@@ -184,13 +285,12 @@ def compare_records(
     early_epoch : epoch whose measured SNR starts the forward integration
         (default: the first epoch of the fit window).
     fit_from_epoch : first epoch of the fit window (default: the start of the terminal phase,
-        :func:`terminal_phase_start`, training error zero from there on; all epochs if it is never reached
+        :func:`terminal_phase_start` at ``tpt_threshold``; all epochs if it is never reached
         or leaves fewer than 4 points).
     fit_exponent : time map ``s T^beta`` with free ``beta`` (else ``beta = 1``).
+    tpt_threshold : training-error threshold of the terminal phase (math §7.2; 0 = exactly zero).
 
-    Returns
-    -------
-    dict (JSON-ready apart from the private ``_arrays`` entry used for figures).
+    Raises ``ValueError`` when the log cannot be compared (no SNR values, fewer than 4 usable epochs, ...).
     """
     if time not in TIME_KEYS:
         raise ValueError(f"time must be one of {sorted(TIME_KEYS)}, got {time!r}")
@@ -205,7 +305,8 @@ def compare_records(
     if snr.shape[1] == 0:
         raise ValueError("compare: the log has no snr_singular_values")
     C = int(num_classes) if num_classes else snr.shape[1] + 1
-    tpt = terminal_phase_start(records)
+    tpt = terminal_phase_start(list(records), tpt_threshold)
+    tpt_words = "training error zero" if tpt_threshold == 0 else f"training error <= {tpt_threshold:g}"
 
     valid = np.isfinite(T_all) & (T_all > 0) & np.all(np.isfinite(snr), axis=1)
     if fit_from_epoch is not None:
@@ -213,7 +314,7 @@ def compare_records(
         window_reason = f"epochs >= {fit_from_epoch} (requested)"
     elif tpt is not None and np.sum(valid & (epochs >= epochs[tpt])) >= 4:
         window = valid & (epochs >= epochs[tpt])
-        window_reason = f"terminal phase: epochs >= {int(epochs[tpt])} (training error zero from there on)"
+        window_reason = f"terminal phase: epochs >= {int(epochs[tpt])} ({tpt_words} from there on)"
     else:
         window = valid
         window_reason = "all epochs (terminal phase absent or too short)"
@@ -229,23 +330,20 @@ def compare_records(
     fit = fits[primary]
     omega_fit = fit.predict(T_all[idx])
 
-    # max/min ratio of the SNR singular values (spec 6.4 item 2: -> 1).
+    # max/min ratio of the SNR singular values (math §6.4 item 2: -> 1).
     obs_ratio = np.max(snr[idx], axis=1) / np.min(snr[idx], axis=1)
     fit_ratio = np.nanmax(omega_fit, axis=1) / np.nanmin(omega_fit, axis=1)
     q = max(1, obs_ratio.size // 4)
-    ratio = {
-        "observed_first_quarter_median": float(np.median(obs_ratio[:q])),
-        "observed_last_quarter_median": float(np.median(obs_ratio[-q:])),
-        "observed_spearman_vs_time": _spearman(T_all[idx], obs_ratio),
-        "observed_first": float(obs_ratio[0]),
-        "observed_last": float(obs_ratio[-1]),
-        "observed_min": float(np.min(obs_ratio)),
-        "predicted_first": float(fit_ratio[0]),
-        "predicted_last": float(fit_ratio[-1]),
+    ratio = RatioComparison(
+        observed_first_quarter_median=float(np.median(obs_ratio[:q])),
+        observed_last_quarter_median=float(np.median(obs_ratio[-q:])),
+        observed_spearman_vs_time=_spearman(T_all[idx], obs_ratio),
+        observed_first=float(obs_ratio[0]), observed_last=float(obs_ratio[-1]), observed_min=float(np.min(obs_ratio)),
+        predicted_first=float(fit_ratio[0]), predicted_last=float(fit_ratio[-1]),
         # Robust to single noisy epochs: median of the last quarter of the window below the first quarter's.
-        "observed_moves_toward_1": bool(np.median(obs_ratio[-q:]) < np.median(obs_ratio[:q])),
-        "predicted_moves_toward_1": bool(fit_ratio[-1] < fit_ratio[0]),
-    }
+        observed_moves_toward_1=bool(np.median(obs_ratio[-q:]) < np.median(obs_ratio[:q])),
+        predicted_moves_toward_1=bool(fit_ratio[-1] < fit_ratio[0]),
+    )
 
     # Forward integration from the SNR at an early epoch, with the fitted time map.
     if early_epoch is None:
@@ -259,107 +357,90 @@ def compare_records(
     flow_times = fit.flow_time(T_all[later]) - fit.flow_time(T_all[k0])
     omega_fwd, fwd_method = _forward_integrate(snr[k0], flow_times, C)
     fwd_rel = _rel_err(omega_fwd, snr[later])
-    forward = {
-        "start_epoch": int(epochs[k0]),
-        "method": fwd_method,
-        "flow_time_map": f"t = s * (T**beta - T0**beta), s = {fit.scale:.6g}, beta = {fit.beta:.6g}",
-        "snr_rel_error": _stats(np.nanmax(fwd_rel, axis=1)),
-        "snr_rel_error_final_per_value": [float(v) for v in fwd_rel[-1]],
-    }
+    forward = ForwardPrediction(
+        start_epoch=int(epochs[k0]), method=fwd_method,
+        flow_time_map=f"t = s * (T**beta - T0**beta), s = {fit.scale:.6g}, beta = {fit.beta:.6g}",
+        snr_rel_error=ErrorStats.of(np.nanmax(fwd_rel, axis=1)),
+        snr_rel_error_final_per_value=[float(v) for v in fwd_rel[-1]],
+        holdout=_holdout_forecast(T_all[idx], snr[idx], C, time_key, fit_exponent, epochs[idx]),
+    )
 
-    forward["note"] = ("the time map is fitted on the whole window (in-sample); 'holdout' below fits it on the "
-                       "first half only and forecasts the second half")
-    forward["holdout"] = _holdout_forecast(T_all[idx], snr[idx], C, time_key, fit_exponent, epochs[idx])
-
-    quantities: dict[str, Any] = {}
+    quantities: dict[str, QuantityComparison] = {}
     arrays: dict[str, Any] = {
-        "epochs": epochs,
-        "T": T_all,
-        "snr": snr,
-        "fit_idx": idx,
-        "omega_fit": omega_fit,
-        "fwd_idx": later,
-        "omega_fwd": omega_fwd,
-        "obs_ratio": obs_ratio,
-        "fit_ratio": fit_ratio,
-        "quantities": {},
+        "epochs": epochs, "T": T_all, "snr": snr, "fit_idx": idx, "omega_fit": omega_fit, "fwd_idx": later,
+        "omega_fwd": omega_fwd, "obs_ratio": obs_ratio, "fit_ratio": fit_ratio, "quantities": {},
     }
+    lam = column(records, "lam")
     for key, law in PREDICTED_QUANTITIES.items():
-        # The laws are the lambda = 0 central path (spec 3.4): use the run's lambda = 0 terms when logged.
-        measured_key = f"{key}_lam0" if np.any(np.isfinite(column(records, f"{key}_lam0"))) else key
+        measured_key, at_zero = measured_key_at_lambda_zero(records, key)
         meas = column(records, measured_key)
-        if not np.any(np.isfinite(meas)):
-            quantities[key] = {"law": law, "measured": False}
+        if not np.any(np.isfinite(meas[idx])):
             continue
         pred_fit = law_sum(law, omega_fit, C)
         pred_obs = law_sum(law, snr[idx], C)
         pred_fwd = law_sum(law, omega_fwd, C)
-        quantities[key] = {
-            "law": f"sum_j theory.laws.{law}(omega_j)",
-            "measured_key": measured_key,
-            "measured_first": float(meas[idx][0]),
-            "measured_last": float(meas[idx][-1]),
-            "rel_error_fit": _stats(_rel_err(pred_fit, meas[idx])),
-            "rel_error_at_measured_snr": _stats(_rel_err(pred_obs, meas[idx])),
-            "rel_error_forward": _stats(_rel_err(pred_fwd, meas[later])),
-        }
         nb = column(records, f"{key}_notebook") if key in ("l_nc1", "l_nc23") else None
-        if nb is not None and np.any(np.isfinite(nb[idx])):
+        has_nb = nb is not None and np.any(np.isfinite(nb[idx]))
+        quantities[key] = QuantityComparison(
+            law=f"sum_j theory.laws.{law}(omega_j)", measured_key=measured_key, at_lambda_zero=at_zero,
+            measured_first=float(meas[idx][0]), measured_last=float(meas[idx][-1]),
+            rel_error_fit=ErrorStats.of(_rel_err(pred_fit, meas[idx])),
+            rel_error_at_measured_snr=ErrorStats.of(_rel_err(pred_obs, meas[idx])),
+            rel_error_forward=ErrorStats.of(_rel_err(pred_fwd, meas[later])),
             # The same terms at the notebook's smaller ridge (lambda = wd/2): the gap to the lambda = 0
             # laws should shrink with lambda if it is the ridge's effect.
-            quantities[key]["rel_error_at_measured_snr_notebook_lambda"] = _stats(_rel_err(pred_obs, nb[idx]))
+            rel_error_at_measured_snr_notebook_lambda=ErrorStats.of(_rel_err(pred_obs, nb[idx])) if has_nb else None,
+        )
         arrays["quantities"][key] = {"measured": meas, "fit": pred_fit, "at_snr": pred_obs, "forward": pred_fwd,
                                      "measured_notebook": nb, "measured_key": measured_key}
 
-    lam = column(records, "lam")
     notes = [
         "Columns: 'fit' = laws at the fitted omega_j(T); 'at_measured_snr' = laws at the measured omega_j "
-        "(the spec-3.4 identity, exact for the lambda = 0 terms); 'forward' = laws along the forward ODE.",
+        "(the math §3.4 identity, exact for the lambda = 0 terms); 'forward' = laws along the forward ODE.",
         "nc1 is (1/C) Tr(Sigma_W Sigma_B^+) in raw feature coordinates, which is not affine invariant; "
-        "sum_j omega_j^-2 equals it only in renormalised coordinates (spec 5.1), so a gap is expected on a network.",
+        "sum_j omega_j^-2 equals it only in renormalised coordinates (math §5.1), so a gap is expected on a network.",
     ]
-    uses_lam0 = any(q.get("measured_key", "").endswith("_lam0") for q in quantities.values())
-    if uses_lam0:
-        notes.append("Decomposition terms are the run's lambda = 0 terms (l_*_lam0), the central path of spec 3.4.")
-    elif np.any(np.isfinite(lam)) and np.nanmax(lam) > 0:
-        notes.append(f"The run's decomposition uses the ridge lambda = {np.nanmax(lam):.3g} > 0, while the spec-3.4 "
-                     "laws are the lambda = 0 central path: 'at_measured_snr' errors measure the ridge's effect.")
-    result: dict[str, Any] = {
-        "num_classes": C,
-        "per_class": per_class,
-        "time": time_key,
-        "num_records": len(records),
-        "terminal_phase_start_epoch": int(epochs[tpt]) if tpt is not None else None,
-        "fit_window": {
-            "reason": window_reason,
-            "epochs": [int(e) for e in epochs[idx]],
-        },
-        "lambda_range": [float(np.nanmin(lam)), float(np.nanmax(lam))] if np.any(np.isfinite(lam)) else None,
-        "fit": fit.to_dict(),
-        "fits": {name: f.to_dict() for name, f in fits.items()},
-        "primary_fit": primary,
-        "snr_ratio": ratio,
-        "forward": forward,
-        "quantities": quantities,
-        "notes": notes,
-        "_arrays": arrays,
-    }
-    if per_class:
-        result["fit"]["flow_time_per_unit_projected_flow"] = (
-            f"t = N * s * T**beta = {float(fit.flow_time(1.0, per_class=per_class)):.6g} * T**{fit.beta:.4g} "
-            f"(kappa = 1, N = {per_class})"
-        )
-    return result
+    off_zero = [k for k, q in quantities.items() if not q.at_lambda_zero and k != "nc1"]
+    if not off_zero:
+        notes.append("Decomposition terms are the run's lambda = 0 terms (l_*_lam0), the central path of math §3.4.")
+    else:
+        lam_txt = f"{np.nanmax(lam):.3g}" if np.any(np.isfinite(lam)) else "unknown"
+        notes.append(f"The log has no lambda = 0 terms for {', '.join(off_zero)}: they are at the run's ridge "
+                     f"lambda = {lam_txt}, while the math §3.4 laws are the lambda = 0 central path, so their "
+                     "'at_measured_snr' errors measure the ridge's effect, not the identity.")
+    return Comparison(
+        num_classes=C, per_class=per_class, time=time_key, num_records=len(records), tpt_threshold=float(tpt_threshold),
+        terminal_phase_start_epoch=int(epochs[tpt]) if tpt is not None else None,
+        fit_window={"reason": window_reason, "epochs": [int(e) for e in epochs[idx]]},
+        lambda_range=[float(np.nanmin(lam)), float(np.nanmax(lam))] if np.any(np.isfinite(lam)) else None,
+        fit=fit, fits=fits, primary_fit=primary, snr_ratio=ratio, forward=forward, quantities=quantities,
+        notes=notes, arrays=arrays,
+    )
 
 
-def write_compare_figures(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
+def measured_key_at_lambda_zero(records: Sequence[dict[str, Any]], key: str) -> tuple[str, bool]:
+    """The log's key for quantity ``key`` at lambda = 0, and whether it is at lambda = 0.
+
+    ``key_lam0`` when the log has it; ``key`` itself when the log says its ridge is 0 (every line's ``lam`` is 0) or
+    the quantity does not depend on lambda (``nc1``); otherwise ``key`` at the run's ridge, flagged as not at 0.
+    The laws of math §3.4 hold at lambda = 0 only: a term at another lambda is never held against them silently.
+    """
+    if np.any(np.isfinite(column(records, f"{key}_lam0"))):
+        return f"{key}_lam0", True
+    if key == "nc1":
+        return key, True
+    lam = column(records, "lam")
+    return key, bool(np.any(np.isfinite(lam)) and np.all(lam[np.isfinite(lam)] == 0))
+
+
+def write_compare_figures(result: Comparison, out_dir: str | Path) -> list[Path]:
     """Observed (markers) vs fitted (line) vs forward-integrated (dashed), log axes; returns PNG paths."""
     plt = _plot.plt()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    a = result["_arrays"]
+    a = result.arrays
     T, idx, fwd = a["T"], a["fit_idx"], a["fwd_idx"]
-    xlabel = result["time"]
+    xlabel = result.time
     paths: list[Path] = []
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
@@ -374,7 +455,7 @@ def write_compare_figures(result: dict[str, Any], out_dir: str | Path) -> list[P
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("SNR singular values omega_j")
-    f = result["fit"]
+    f = result.fit.to_dict()
     ax.set_title(f"SNR: observed (o), closed-form fit (-), forward ODE (--)\n"
                  f"s={f['scale_s']:.3g}, beta={f['beta']:.3g}, min R^2(log omega)={f['r2_log_omega_min']:.3f}",
                  fontsize=9)
@@ -414,34 +495,6 @@ def write_compare_figures(result: dict[str, Any], out_dir: str | Path) -> list[P
     return paths
 
 
-def jsonable(o: Any) -> Any:
-    """JSON-ready copy: numpy arrays and scalars to Python, tuples to lists, keys to str, NaN/Inf to None."""
-    if isinstance(o, dict):
-        return {str(k): jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [jsonable(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return jsonable(o.tolist())
-    if isinstance(o, (bool, np.bool_)):
-        return bool(o)
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, (float, np.floating)):
-        f = float(o)
-        return f if math.isfinite(f) else None
-    return o
-
-
-def dumps_json(obj: Any) -> str:
-    """Strict JSON text (NaN/Inf written as null, numpy types converted, other objects as str)."""
-    return json.dumps(jsonable(obj), indent=2, default=str, allow_nan=False)
-
-
-def public(result: dict[str, Any]) -> dict[str, Any]:
-    """The JSON part of a comparison result (drops the private arrays)."""
-    return {k: v for k, v in result.items() if not k.startswith("_")}
-
-
 def compare_run(
     run_dir: str | Path,
     *,
@@ -452,7 +505,8 @@ def compare_run(
     fit_exponent: bool = True,
     figures: bool = True,
     loaded: tuple[list[dict[str, Any]], dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+    tpt_threshold: float = TPT_THRESHOLD_DEFAULT,
+) -> Comparison:
     """Run :func:`compare_records` on ``run_dir`` and write ``compare.json`` + figures to ``out`` (default the run dir).
 
     ``loaded``: the run's ``(records, config)`` as :func:`load_run` returned them, when the caller has read it
@@ -467,11 +521,12 @@ def compare_run(
         fit_from_epoch=fit_from_epoch,
         fit_exponent=fit_exponent,
         per_class=int(per_class) if per_class is not None else None,
+        tpt_threshold=tpt_threshold,
     )
-    result["run_dir"] = str(run_dir)
+    result.run_dir = str(run_dir)
     out_dir = Path(out) if out is not None else Path(run_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if figures:
-        result["figures"] = [str(p) for p in write_compare_figures(result, out_dir / "figures")]
-    (out_dir / "compare.json").write_text(dumps_json(public(result)))
+        result.figures = [str(p) for p in write_compare_figures(result, out_dir / "figures")]
+    (out_dir / "compare.json").write_text(dumps(result.to_json()))
     return result

@@ -10,17 +10,25 @@ Stages (each printed as it starts and ends, with its wall time):
 5. claims (:mod:`paper_checks.claims`) and figures;
 6. report: ``claims.json``, ``report.md``, self-contained ``report.html``.
 
-A stage that raises does not stop the job: its claims are reported as failed with the error.
+Every option, name and data file is checked before the first stage (:func:`validate`: a
+:class:`UsageError`, one line, exit code 2).  A stage that raises does not stop the job: it is
+reported as an ``error`` claim with its traceback.  The report is written to a staging folder and
+replaces the previous report in ``OUT`` only when it is complete; when a stage failed and ``OUT``
+already holds a report, that report is kept and the new one goes to ``OUT/failed-report/`` with a
+``FAILED.txt`` naming the stage and the cause.  Re-running into ``OUT`` continues its training run
+(``OUT/run``: reused when finished, resumed when killed) when the options are the same, and refuses
+with one line when they differ.
 
-Exit code: the symbolic and dynamics claims verify mathematics and numerics, so any failure
-there (or a stage error) is an error of the toolkit and gives exit code 1.  The empirical claims
-are observations of a real training run: a failure is a scientific result, reported with its
-numbers in the report; it changes the exit code only with ``--strict``.
+Exit code: 0, or 1 when a claim is ``error`` (a stage raised, or a check hit a bug) or a
+verification claim (symbolic, dynamics, exact identities on the run) fails; the other empirical
+claims are observations of a training run, reported with their numbers, and gate the exit code
+only with ``--strict``.  ``n/a`` claims (not evaluable on this input) never change it.  2: usage.
 """
 
 from __future__ import annotations
 
-import json
+import os
+import shutil
 import sys
 import time
 import traceback
@@ -29,11 +37,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from .claims import Claim, all_passed, dynamics_claims, empirical_claims, retraction_claims, symbolic_claims
-from .compare import compare_run, config_value, dumps_json, load_run, public
+from empirical.runs import TPT_THRESHOLD_DEFAULT, check_tpt_threshold
+from theory.jsonio import dumps
+
+from .claims import Claim, dynamics_claims, empirical_claims, exit_code, retraction_claims, symbolic_claims
+from .compare import compare_run, config_value, load_run
 from .report import claims_table, simulation_figures, training_figures, write_report
 
-__all__ = ["MainOptions", "run_main", "Stages"]
+__all__ = ["MainOptions", "UsageError", "run_main", "validate", "Stages", "exit_code", "REPORT_FILES"]
 
 DEFAULT_PRESET = "digits-mlp"
 #: --quick trains the first QUICK_EPOCHS epochs of the full schedule.
@@ -72,6 +83,7 @@ class MainOptions:
     time: str = "lr_steps"
     early_epoch: int | None = None
     fit_from: int | None = None
+    tpt_threshold: float = TPT_THRESHOLD_DEFAULT
     # general
     quick: bool = False
     certificate: str = "auto"  # auto (full unless quick) | full | quick | skip
@@ -91,6 +103,7 @@ class Stages:
         self.stream = stream or sys.stderr
         self.t0 = time.perf_counter()
         self.times: dict[str, float] = {}
+        self.tracebacks: dict[str, str] = {}
 
     def log(self, msg: str) -> None:
         print(msg, file=self.stream, flush=True)
@@ -104,6 +117,7 @@ class Stages:
             yield
         except Exception as exc:  # noqa: BLE001 - reported as a failed claim, the job goes on
             errors.append((name, exc))
+            self.tracebacks[name] = traceback.format_exc()
             self.log(f"[{self.k}/{self.total}] {name} FAILED after {time.perf_counter() - start:.1f} s: "
                      f"{type(exc).__name__}: {exc}")
             self.log(traceback.format_exc(limit=6))
@@ -165,16 +179,127 @@ def _certificate_mode(opts: MainOptions) -> str:
     return "quick" if opts.quick else "full"
 
 
+class UsageError(ValueError):
+    """Bad options or input, found before any stage runs (one line; exit code 2)."""
+
+
+#: The files and folder of a report in ``OUT`` (the training run ``OUT/run`` is not part of it).
+REPORT_FILES = ("claims.json", "report.md", "report.html", "compare.json", "simulation.json", "certificate.json",
+                "certificate.md", "figures", "FAILED.txt")
+FAILED_DIR = "failed-report"
+STAGING_DIR = ".report-staging"
+
+#: Options of a training run that decide what it computes: a run in OUT/run is continued only if they match.
+SCIENCE_OPTIONS = ("dataset", "model", "per_class", "epochs", "lr", "momentum", "weight_decay", "batch_size",
+                   "loss", "lr_gamma", "lr_milestones", "measure_epochs", "seed", "model_kwargs", "data_kwargs",
+                   "image_size", "drop_last")
+
+
+def check_dataset_available(name: str, data_root: str | None) -> None:
+    """Raise ``UsageError`` when dataset ``name`` is unknown or its files are not on this machine (the loader's
+    message, which names every folder it looked in)."""
+    from empirical.data import get_spec  # noqa: PLC0415
+    from empirical.data.sources import locate  # noqa: PLC0415
+
+    try:
+        spec = get_spec(name)
+        if spec.kind == "files":
+            for split in spec.files:
+                locate(spec, split, data_root)
+    except (ValueError, FileNotFoundError) as exc:
+        raise UsageError(str(exc).splitlines()[0] if isinstance(exc, ValueError) else str(exc)) from None
+
+
+def check_model_known(name: str) -> None:
+    from empirical.models.registry import MODELS, _normalise  # noqa: PLC0415
+
+    if _normalise(name) not in MODELS:
+        raise UsageError(f"unknown model {name!r}; available: {', '.join(MODELS)}")
+
+
+def _stored_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    return [f"{k} {stored.get(k)!r} (stored) != {wanted.get(k)!r} (asked)" for k in SCIENCE_OPTIONS
+            if k in stored and k in wanted and stored.get(k) != wanted.get(k)]
+
+
+@dataclass
+class Plan:
+    """What :func:`validate` decided: the training config (None without training) and what to do with OUT/run."""
+
+    train_config: Any = None
+    training: str = "none"  # none | reuse-run-dir | new | resume | reuse-finished
+
+
+def validate(opts: MainOptions) -> Plan:
+    """Check every option, name and data file before any stage runs; raise :class:`UsageError` (one line)."""
+    try:
+        check_tpt_threshold(opts.tpt_threshold)
+    except ValueError as exc:
+        raise UsageError(f"--tpt-threshold: {exc}") from None
+    out = Path(opts.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+    for name in ("t_max", "retraction_t_max"):
+        v = getattr(opts, name)
+        if v is not None and not (v > 0):
+            raise UsageError(f"--{name.replace('_', '-')} must be > 0, got {v}")
+    for name, low in (("sim_classes", 2), ("sim_per_class", 2), ("sim_dim", 1)):
+        if getattr(opts, name) < low:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(opts, name)}")
+    if opts.sim_dim < opts.sim_classes - 1:
+        raise UsageError(f"--sim-dim must be >= --sim-classes - 1 = {opts.sim_classes - 1}, got {opts.sim_dim}")
+    if opts.run_dir is not None:
+        run_dir = Path(opts.run_dir)
+        if not (run_dir / "metrics.jsonl").is_file():
+            raise UsageError(f"--run-dir {run_dir} has no metrics.jsonl")
+        return Plan(training="reuse-run-dir")
+    if opts.skip_training:
+        return Plan()
+    from empirical.runs import read_config, read_metrics  # noqa: PLC0415
+
+    try:
+        cfg = _train_config(opts, out / "run").resolved()
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+    check_model_known(cfg.model)
+    check_dataset_available(cfg.dataset, cfg.data_root)
+    target = out / "run"
+    if not (target / "config.json").is_file():
+        if opts.resume:
+            raise UsageError(f"--resume: {target} holds no training run to continue")
+        if (target / "metrics.jsonl").exists():
+            raise UsageError(f"{target} holds a metrics log without config.json: choose another --out")
+        return Plan(cfg, "new")
+    try:
+        stored = read_config(target).get("config", {})
+    except Exception as exc:  # noqa: BLE001 - a corrupt config is the user's folder, not a toolkit bug
+        raise UsageError(f"{target}: {exc}") from None
+    diff = _stored_differences(stored, cfg.to_dict())
+    if diff:
+        raise UsageError(f"{target} holds a training run with other options ({'; '.join(diff)}): choose another "
+                         "--out, or pass --run-dir to check that run as it is")
+    done = {int(r["epoch"]) for r in read_metrics(target) if "epoch" in r}
+    if int(stored.get("epochs", -1)) in done:
+        return Plan(cfg, "reuse-finished")
+    return Plan(cfg, "resume")
+
+
 def run_main(opts: MainOptions) -> int:
     """Run the main job; returns the exit code (see the module docstring)."""
+    plan = validate(opts)
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    fig_dir = out / "figures"
+    staging = out / STAGING_DIR
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    fig_dir = staging / "figures"
     stages = Stages(6)
     errors: list[tuple[str, BaseException]] = []
     claims: list[Claim] = []
     figures: list[Path] = []
-    context: dict[str, Any] = {"command": " ".join(["python -m paper_checks"] + sys.argv[1:]) if sys.argv else ""}
+    context: dict[str, Any] = {"command": " ".join(["python -m paper_checks"] + sys.argv[1:]) if sys.argv else "",
+                               "terminal phase": f"training error <= {opts.tpt_threshold:g} from its first epoch to the "
+                                                 "end (--tpt-threshold; 0 = exactly zero, the paper's definition)"}
     t_start = time.perf_counter()
 
     # 1. symbolic certificate ------------------------------------------------------------
@@ -187,8 +312,8 @@ def run_main(opts: MainOptions) -> int:
 
             cert = run_certificate(quick=(mode == "quick"))
             claims += symbolic_claims(cert)
-            (out / "certificate.json").write_text(json.dumps(cert.to_json(), indent=2))
-            (out / "certificate.md").write_text(cert.markdown())
+            (staging / "certificate.json").write_text(dumps(cert.to_json()))
+            (staging / "certificate.md").write_text(cert.markdown())
             context["symbolic certificate"] = f"{mode}: {sum(c['passed'] for c in cert.checks)}/{len(cert.checks)} checks"
 
     # 2. simulation ------------------------------------------------------------------------
@@ -222,88 +347,118 @@ def run_main(opts: MainOptions) -> int:
                     summaries["retraction"] = retr.summary()
                 if retr_half is not None:
                     summaries["retraction_half_step"] = retr_half.summary()
-                (out / "simulation.json").write_text(dumps_json(summaries))
+                (staging / "simulation.json").write_text(dumps(summaries))
             context["simulation"] = (f"{flow} flow and retraction, C={opts.sim_classes}, N={N}, p={opts.sim_dim}, "
                                      f"t_max={t_max:g} (retraction {r_tmax:g})")
 
     # 3. training ----------------------------------------------------------------------------
     run_dir: Path | None = None
     with stages("training" if opts.run_dir is None else "training (reusing --run-dir)", errors):
-        if opts.run_dir is not None:
+        if plan.training == "reuse-run-dir":
             run_dir = Path(opts.run_dir)
-            if not (run_dir / "metrics.jsonl").is_file():
-                raise FileNotFoundError(f"--run-dir {run_dir} has no metrics.jsonl")
-        elif opts.skip_training:
+        elif plan.training == "none":
             stages.log("    skipped (--skip-training)")
+        elif plan.training == "reuse-finished":
+            run_dir = out / "run"
+            stages.log(f"    {run_dir} holds this run, finished: reused")
         else:
             from empirical.train import train  # noqa: PLC0415
 
-            target = out / "run"
-            if (target / "metrics.jsonl").exists() and not opts.resume:
-                raise FileExistsError(f"{target} already holds a training run: pass --run-dir {target} to reuse it, "
-                                      "--resume to continue it, or choose another --out")
-            cfg = _train_config(opts, target)
+            cfg = plan.train_config
+            resume = plan.training == "resume"
             stages.log(f"    {cfg.dataset} / {cfg.model}, {cfg.epochs} epochs, lr {cfg.lr}, device {cfg.device}"
-                       + (" (resuming)" if opts.resume else ""))
-            run_dir = Path(train(cfg, resume=opts.resume and (target / "config.json").is_file()))
+                       + (" (continuing the run in OUT/run)" if resume else ""))
+            run_dir = Path(train(cfg, resume=resume))
         if run_dir is not None:
             context["training run"] = str(run_dir)
 
     # 4. compare --------------------------------------------------------------------------
-    comparison = None
-    records = None
+    comparison, comparison_error = None, None
+    records = config = None
     with stages("predicted against observed", errors):
         if run_dir is None:
             stages.log("    no training run: skipped")
         else:
             records, config = load_run(run_dir)
             context["run config"] = ", ".join(
-                [f"{k}={config_value(config, k)}" for k in ("dataset", "model", "epochs", "lr", "weight_decay",
+                [f"{k}={config_value(config, k)}" for k in ("dataset", "model", "loss", "epochs", "lr", "weight_decay",
                                                             "per_class", "batch_size", "seed")]
                 + [f"device={config.get('environment', {}).get('device')}"])
-            comparison = compare_run(run_dir, out=out, time=opts.time, early_epoch=opts.early_epoch,
-                                     fit_from_epoch=opts.fit_from, loaded=(records, config))
-            figures += [Path(p) for p in comparison.get("figures", [])]
-            f = comparison["fit"]
-            context["fit"] = (f"G(omega_j) = b_j + s*{f['time_key']}^beta: s={f['scale_s']:.4g}, beta={f['beta']:.4g}, "
-                              f"min R^2(log omega)={f['r2_log_omega_min']:.3f} over {comparison['fit_window']['reason']}")
+            try:
+                comparison = compare_run(run_dir, out=staging, time=opts.time, early_epoch=opts.early_epoch,
+                                         fit_from_epoch=opts.fit_from, loaded=(records, config),
+                                         tpt_threshold=opts.tpt_threshold)
+            except ValueError as exc:  # the log cannot be compared (no SNR values, too few epochs): n/a claims
+                comparison_error = str(exc)
+                stages.log(f"    no comparison: {exc}")
+            if comparison is not None:
+                figures += [Path(p) for p in comparison.figures]
+                f = comparison.fit.to_dict()
+                context["fit"] = (f"G(omega_j) = b_j + s*{f['time_key']}^beta: s={f['scale_s']:.4g}, beta={f['beta']:.4g}, "
+                                  f"min R^2(log omega)={f['r2_log_omega_min']:.3f} over {comparison.fit_window['reason']}")
 
     # 5. claims ----------------------------------------------------------------------------------
     with stages("empirical claims and figures", errors):
         if records is not None:
-            claims += empirical_claims(records, public(comparison) if comparison is not None else None)
-            figures = training_figures(records, fig_dir) + figures
+            claims += empirical_claims(records, comparison, config=config, tpt_threshold=opts.tpt_threshold,
+                                       comparison_error=comparison_error)
+            figures = training_figures(records, fig_dir, tpt_threshold=opts.tpt_threshold) + figures
 
     for name, exc in errors:
         claims.append(Claim(id=f"stage.{name.split(' ')[0]}", statement=f"the stage '{name}' ran",
                             source="main job", check="stage completed without an exception", tolerance="no error",
-                            status="fail", measured={"error": f"{type(exc).__name__}: {exc}"}, group="stages"))
+                            status="error", measured={"error": f"{type(exc).__name__}: {exc}"}, group="stages",
+                            detail=stages.tracebacks.get(name, ""), verification=True))
 
     # 6. report ------------------------------------------------------------------------------
     with stages("report", errors):
         context["wall time (s)"] = round(time.perf_counter() - t_start, 1)
         context["stage times (s)"] = dict(stages.times)
-        paths = write_report(out, claims, figures=figures, context=context)
-        stages.log(f"    wrote {paths['claims']}, {paths['md']}, {paths['html']}")
+        paths = write_report(staging, claims, figures=figures, context=context)
+        stages.log(f"    wrote {paths['claims'].name}, {paths['md'].name}, {paths['html'].name}")
     print(claims_table(claims))
-    print(f"report: {out / 'report.html'}  (wall time {time.perf_counter() - t_start:.1f} s)")
-    observed = [c.id for c in claims if not c.passed and not is_verification(c)]
+    where = publish_report(out, staging, errors)
+    print(f"report: {where / 'report.html'}  (wall time {time.perf_counter() - t_start:.1f} s)")
+    observed = [c.id for c in claims if c.status == "fail" and not c.verification]
     if observed and not opts.strict:
         print(f"note: {len(observed)} empirical claim(s) not supported by this run (see the report): "
               + ", ".join(observed))
-    return exit_code(claims, errors=bool(errors), strict=opts.strict)
+    return exit_code(claims, strict=opts.strict)
 
 
-#: Empirical claims that are exact identities on the run's numbers: a failure is a toolkit error.
-EXACT_EMPIRICAL = ("empirical.decomposition_identity", "empirical.central_path_closed_forms")
+def publish_report(out: Path, staging: Path, errors: list[tuple[str, BaseException]]) -> Path:
+    """Move the complete report from ``staging`` into ``out`` (each file by an atomic rename) and return ``out``.
+
+    When a stage failed and ``out`` already holds a report, that report is kept: the new one goes to
+    ``out/failed-report/`` with ``FAILED.txt`` naming the stage(s) and cause(s), and that folder is returned.
+    """
+    if errors:
+        reason = "\n".join(f"stage '{name}' failed: {type(exc).__name__}: {exc}" for name, exc in errors)
+        (staging / "FAILED.txt").write_text(reason + "\n")
+        if (out / "claims.json").is_file():
+            failed = out / FAILED_DIR
+            shutil.rmtree(failed, ignore_errors=True)
+            os.replace(staging, failed)
+            print(f"{reason}\nthe previous report in {out} is kept; this run's report is in {failed}", file=sys.stderr)
+            return failed
+    trash = out / ".report-old"
+    shutil.rmtree(trash, ignore_errors=True)
+    trash.mkdir()
+    for name in REPORT_FILES:  # stale parts of the previous report leave too
+        if (out / name).exists() and not (staging / name).exists():
+            os.replace(out / name, trash / name)
+    for entry in sorted(staging.iterdir()):
+        target = out / entry.name
+        if entry.is_dir() and target.exists():
+            os.replace(target, trash / entry.name)
+        os.replace(entry, target)
+    shutil.rmtree(trash, ignore_errors=True)
+    staging.rmdir()
+    if not errors:
+        shutil.rmtree(out / FAILED_DIR, ignore_errors=True)
+    return out
 
 
 def is_verification(claim: Claim) -> bool:
     """Symbolic, dynamics and exact-identity claims verify the toolkit; other empirical claims are observations."""
-    return getattr(claim, "group", "") != "empirical" or claim.id in EXACT_EMPIRICAL
-
-
-def exit_code(claims: list[Claim], *, errors: bool = False, strict: bool = False) -> int:
-    """0 iff no stage raised and every verification claim passed (every claim with ``strict``)."""
-    gate = claims if strict else [c for c in claims if is_verification(c)]
-    return 0 if all_passed(gate) and not errors else 1
+    return claim.verification

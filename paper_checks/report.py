@@ -1,7 +1,8 @@
 """Write the claims and figures as ``claims.json``, ``report.md`` and a self-contained ``report.html``.
 
 ``claims.json`` is a list of ``{"id", "statement", "source", "status", "measured",
-"tolerance", "check", "group"}`` objects (status "pass" or "fail").  ``report.html``
+"tolerance", "check", "group", "detail", "verification"}`` objects (status "pass", "fail", "n/a" or
+"error"; ``detail`` holds the reason of an n/a and the traceback of an error).  ``report.html``
 inlines every figure as a base64 PNG, so the single file can be mailed or archived.
 Training-run figures (NC metrics and the MSE decomposition against epoch, spec 7.2 / 4)
 and simulation figures (SNR singular values and the ETF approach, spec 6.4) are drawn here
@@ -20,14 +21,18 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import _plot
+from theory.jsonio import dumps
+
 from ._laws import law
-from .claims import Claim
-from .compare import column, dumps_json, terminal_phase_start
+from .claims import STATUSES, Claim, counts, headline_of
+from .compare import column, terminal_phase_start
 
 __all__ = [
     "write_claims_json",
     "claims_table",
     "write_report",
+    "headline",
+    "summary_line",
     "training_figures",
     "simulation_figures",
 ]
@@ -37,7 +42,7 @@ def write_claims_json(claims: Sequence[Claim], path: str | Path) -> Path:
     """``claims.json``: the list of claim dicts (strict JSON, NaN -> null)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dumps_json([c.to_dict() for c in claims]) + "\n")
+    path.write_text(dumps([c.to_dict() for c in claims]) + "\n")
     return path
 
 
@@ -63,76 +68,22 @@ def _short(measured: Any, limit: int = 110) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _nc_headline(m: dict) -> str:
-    keys = [k for k, v in m.items() if isinstance(v, dict) and "at_tpt_start" in v]
-    return "; ".join(f"{k}: {m[k]['at_tpt_start']:.3g} -> {m[k]['final']:.3g}" for k in keys) + \
-        f" (epochs {m['tpt_start_epoch']} -> {m['last_epoch']})"
-
-
-#: One-line summaries of the numbers that decide each claim (fallback: the first measured fields).
-HEADLINES = {
-    "dynamics.closed_form": lambda m: f"max rel error ODE vs closed form {m['max_rel_error_ode_vs_closed_form']:.2e}",
-    "dynamics.omega_to_infinity": lambda m: (f"min growth x{m['min_growth_factor_w(t_max)/w(0)']:.3g}; "
-                                             f"omega/(t/c3)^(1/4) at t_max "
-                                             f"{min(m['omega/(t/c3)^(1/4) at t_max']):.3f}.."
-                                             f"{max(m['omega/(t/c3)^(1/4) at t_max']):.3f}"),
-    "dynamics.max_min_ratio_to_1": lambda m: (f"ratio {m['ratio_start']:.3g} -> {m['ratio_end']:.6g}; (ratio-1)*t "
-                                              f"spread {m['max/min of (ratio-1)*t over the last third of saved times']:.3g}"),
-    "dynamics.simplex_etf_limit": lambda m: f"ETF distance {m['etf_distance_start']:.3g} -> {m['etf_distance_end']:.3g}",
-    "dynamics.nc1_rate": lambda m: f"NC1*sqrt(t) {m['NC1*sqrt(t) at t_max']:.4g} vs (C-1)sqrt(c3) {m['(C-1)*sqrt(c3)']:.4g}",
-    "dynamics.tail_rates": lambda m: "slopes " + ", ".join(f"{k} {v:.3f}" for k, v in m["slopes"].items()),
-    "dynamics.nc_metrics_decrease": lambda m: f"nc1 {m['nc1']['start']:.3g} -> {m['nc1']['end']:.3g}, "
-                                              f"nc3 {m['nc3']['start']:.3g} -> {m['nc3']['end']:.3g}",
-    "dynamics.invariants": lambda m: ", ".join(f"{k} {v:.1e}" for k, v in m.items()),
-    "dynamics.retraction_differs": lambda m: (
-        f"own-law residual {m['own_law_residual_at_h']:.2e} at step {m['step_h']:g}, "
-        f"{m['own_law_residual_at_h/2']:.2e} at half (ratio {m['own_law_residual_ratio_h_over_h/2']:.3f}); "
-        f"projected-law residual {m['retraction_residual_projected_law']:.3g}"),
-    "empirical.terminal_phase_reached": lambda m: (f"zero training error from epoch {m['terminal_phase_start_epoch']} "
-                                                   f"to {m['last_epoch']}; final test error {m['final_test_error']:.4f}"),
-    "empirical.l_perp_negligible": lambda m: (f"L_perp/(L_NC1+L_NC2/3) max {m['max_ratio_terminal_phase']:.3g}, "
-                                              f"median {m['median_ratio_terminal_phase']:.3g}, "
-                                              f"final {m['final_ratio']:.3g} (terminal phase)"),
-    "empirical.decomposition_identity": lambda m: f"max |L - sum of terms|/L {m['max_rel_residual']:.2e}",
-    "empirical.snr_follows_closed_form": lambda m: (f"min R^2 {m['r2_log_omega_min']:.3f}, median "
-                                                    f"{m['r2_log_omega_median']:.3f} (linear map: min "
-                                                    f"{m['linear_map_r2_min']:.3f}); {m['time_map']}"),
-    "empirical.snr_ratio_toward_1": lambda m: (
-        f"max/min observed {m['observed_first_quarter_median']:.3g} -> {m['observed_last_quarter_median']:.3g} "
-        f"(quarter medians; first/last epoch {m['observed_first']:.3g} -> {m['observed_last']:.3g}), "
-        f"fitted {m['predicted_first']:.3g} -> {m['predicted_last']:.3g}"),
-    "empirical.decomposition_tracks_theory": lambda m: (
-        f"median rel error L_NC1 {m['l_nc1']['median_rel_error_fit']:.3g}, L_NC2/3 "
-        f"{m['l_nc23']['median_rel_error_fit']:.3g} (laws at measured SNR: {m['l_nc1']['median_rel_error_at_measured_snr']:.3g}, "
-        f"{m['l_nc23']['median_rel_error_at_measured_snr']:.3g}; lambda {m['lambda_range']})"),
-    "empirical.forward_prediction": lambda m: (
-        f"median rel error {m['snr_rel_error']['median']:.3g} from epoch {m['start_epoch']}"
-        + (f"; holdout forecast {m['holdout']['forward_ode_rel_error']['median']:.3g}"
-           if isinstance(m.get("holdout"), dict) and "forward_ode_rel_error" in m["holdout"] else "")),
-}
-
-
-def _symbolic_headline(m: dict) -> str:
-    kinds = ", ".join(f"{v} {k}" for k, v in m["kinds"].items())
-    fails = "; FAILED: " + ", ".join(str(f["name"]) for f in m["failed"]) if m["failed"] else ""
-    return f"{m['passed']}/{m['checks']} checks ({kinds}) in {m['seconds']:.1f} s{fails}"
-
-
 def headline(claim: Claim, limit: int = 200) -> str:
-    """The claim's deciding numbers in one line."""
+    """The claim's deciding numbers in one line (its registered headline; the reason of an n/a; the error)."""
     m = claim.to_dict()["measured"]
-    fn = HEADLINES.get(claim.id)
-    if fn is None and claim.id.startswith("empirical.n") and isinstance(m, dict):
-        fn = _nc_headline
-    if fn is None and claim.id.startswith("symbolic.") and isinstance(m, dict) and "kinds" in m:
-        fn = _symbolic_headline
-    if isinstance(m, dict) and "error" in m:
-        fn = None
-    try:
-        text = fn(m) if fn is not None else _short(m, limit)
-    except (KeyError, TypeError, ValueError, IndexError):
-        text = _short(m, limit)
+    if claim.status == "n/a":
+        text = f"n/a: {claim.detail}"
+    elif claim.status == "error":
+        text = f"ERROR {m.get('error') if isinstance(m, dict) else m}"
+    else:
+        text = headline_of(claim) or _short(m, limit)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def summary_line(claims: Sequence[Claim]) -> str:
+    """``"29/33 claims pass (2 fail, 2 n/a, 0 error)"``."""
+    n = counts(claims)
+    return f"{n['pass']}/{len(claims)} claims pass ({n['fail']} fail, {n['n/a']} n/a, {n['error']} error)"
 
 
 def claims_table(claims: Sequence[Claim], *, width: int = 160) -> str:
@@ -141,15 +92,14 @@ def claims_table(claims: Sequence[Claim], *, width: int = 160) -> str:
     lines = [f"{'claim':<{idw}}  status  measured", f"{'-' * idw}  ------  {'-' * 40}"]
     for c in claims:
         lines.append(f"{c.id:<{idw}}  {c.status.upper():<6}  {headline(c, max(60, width - idw - 10))}")
-    n_pass = sum(c.passed for c in claims)
-    lines.append(f"{n_pass}/{len(claims)} claims pass")
+    lines.append(summary_line(claims))
     return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- figures
 
 
-def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path) -> list[Path]:
+def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path, *, tpt_threshold: float = 0.0) -> list[Path]:
     """Spec 7.2 figures of a run: NC1-NC4 and training error vs epoch; the four-curve MSE decomposition.
 
     Not ``empirical.plot.plot_run``: that writes one PNG per panel (plus ``summary.png``) on a linear epoch axis
@@ -161,7 +111,8 @@ def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     ep = column(records, "epoch")
     paths: list[Path] = []
-    tpt = terminal_phase_start(records)
+    tpt = terminal_phase_start(list(records), tpt_threshold)
+    tpt_words = "training error zero" if tpt_threshold == 0 else f"training error <= {tpt_threshold:g}"
 
     panels = [
         ("training / test error", ["train_error", "test_error"]),
@@ -185,7 +136,7 @@ def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path) -> 
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7)
-    fig.suptitle("Neural collapse metrics (dotted line: start of the terminal phase, training error zero from "
+    fig.suptitle(f"Neural collapse metrics (dotted line: start of the terminal phase, {tpt_words} from "
                  "there on)", fontsize=10)
     paths.append(_plot.save(fig, out_dir / "training_nc_metrics.png"))
 
@@ -288,10 +239,13 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     context = context or {}
     paths = {"claims": write_claims_json(claims, out_dir / "claims.json")}
-    n_pass = sum(c.passed for c in claims)
-    verdict = "ALL CLAIMS PASS" if n_pass == len(claims) else f"{len(claims) - n_pass} CLAIM(S) FAIL"
+    n = counts(claims)
+    verdict = summary_line(claims)
+    legend = ("Status: **pass** (supported within the stated tolerance), **fail** (not supported by this input; the "
+              "numbers say by how much), **n/a** (cannot be evaluated on this input; the reason is given), "
+              "**error** (a bug of the toolkit; the traceback is below).")
 
-    md = [f"# {title}", "", f"**{n_pass}/{len(claims)} claims pass** ({verdict}).", ""]
+    md = [f"# {title}", "", f"**{verdict}**.", "", legend, ""]
     if context:
         md += ["## Set-up", ""]
         md += [f"- **{k}**: {v}" for k, v in context.items()]
@@ -309,6 +263,11 @@ def write_report(
     md += ["## How each claim is checked", ""]
     md += [f"- `{c.id}`: {c.check}" for c in claims]
     md.append("")
+    errors = [c for c in claims if c.status == "error"]
+    if errors:
+        md += ["## Errors (toolkit bugs)", ""]
+        for c in errors:
+            md += [f"### `{c.id}`", "", "```", c.detail.rstrip(), "```", ""]
     if figures:
         md += ["## Figures", ""]
         for f in figures:
@@ -324,13 +283,15 @@ def write_report(
 
     esc = html.escape
     rows = []
+    colors = dict(zip(STATUSES, ("#d9f2d9", "#f8d0d0", "#e8e8e8", "#f4b183")))
     for c in claims:
-        color = "#d9f2d9" if c.passed else "#f8d0d0"
+        color = colors[c.status]
         rows.append(
             f"<tr style='background:{color}'><td><code>{esc(c.id)}</code></td><td><b>{esc(c.status)}</b></td>"
             f"<td>{esc(c.statement)}</td><td>{esc(c.source)}</td><td>{esc(c.tolerance)}</td>"
             f"<td><details><summary>{esc(headline(c, 300))}</summary><pre>"
-            f"{esc(json.dumps(c.to_dict()['measured'], indent=1))}</pre><p>{esc(c.check)}</p></details></td></tr>"
+            f"{esc(json.dumps(c.to_dict()['measured'], indent=1))}</pre><p>{esc(c.check)}</p>"
+            + (f"<pre>{esc(c.detail)}</pre>" if c.status == "error" else "") + "</details></td></tr>"
         )
     imgs = []
     for f in figures:
@@ -345,7 +306,7 @@ def write_report(
 <style>body{{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}}
 table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #bbb;padding:4px;vertical-align:top}}
 pre{{font-size:11px;white-space:pre-wrap}}</style></head><body>
-<h1>{esc(title)}</h1><p><b>{n_pass}/{len(claims)} claims pass</b> ({esc(verdict)}).</p>
+<h1>{esc(title)}</h1><p><b>{esc(verdict)}</b>.</p><p>{esc(legend.replace("**", ""))}</p>
 <h2>Set-up</h2><ul>{ctx}</ul>
 <h2>Claims</h2><table><tr><th>id</th><th>status</th><th>statement</th><th>source</th><th>tolerance</th>
 <th>measured (click)</th></tr>{''.join(rows)}</table>

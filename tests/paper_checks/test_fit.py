@@ -74,18 +74,22 @@ def test_fit_rejects_bad_input():
 def test_compare_on_synthetic_log_is_exact_and_forward_matches():
     recs, _ = synthetic_metrics_log(C=6, epochs=40, scale=20.0, beta=1.0, noise=0.0, zero_error_epoch=5, seed=2)
     res = compare_records(recs, time="lr_steps")
-    assert res["terminal_phase_start_epoch"] == 5
-    assert res["fit_window"]["epochs"][0] == 5
+    assert res.terminal_phase_start_epoch == 5
+    assert res.fit_window["epochs"][0] == 5
     for key in ("l_nc1", "l_nc23", "l_central", "nc1"):
-        q = res["quantities"][key]
-        assert q["rel_error_fit"]["max"] < 1e-7
-        assert q["rel_error_at_measured_snr"]["max"] < 1e-12
-        assert q["rel_error_forward"]["max"] < 1e-6
-    assert res["forward"]["method"] == "simulate.integrate_reduced"
-    assert res["forward"]["snr_rel_error"]["max"] < 1e-6
-    assert res["snr_ratio"]["observed_moves_toward_1"] and res["snr_ratio"]["predicted_moves_toward_1"]
-    hold = res["forward"]["holdout"]
+        q = res.quantities[key]
+        assert q.at_lambda_zero
+        assert q.rel_error_fit.max < 1e-7
+        assert q.rel_error_at_measured_snr.max < 1e-12
+        assert q.rel_error_forward.max < 1e-6
+    assert res.forward.method == "simulate.integrate_reduced"
+    assert res.forward.snr_rel_error.max < 1e-6
+    assert res.snr_ratio.observed_moves_toward_1 and res.snr_ratio.predicted_moves_toward_1
+    hold = res.forward.holdout
     assert hold["forward_ode_rel_error"]["max"] < 1e-6 and hold["closed_form_rel_error"]["max"] < 1e-6
+    data = res.to_json()  # compare.json: strict JSON with the same numbers
+    assert data["quantities"]["l_nc1"]["rel_error_fit"]["max"] == q_max if (q_max := res.quantities["l_nc1"].rel_error_fit.max) else True
+    assert data["fit"]["beta"] == res.fit.beta and data["snr_ratio"]["observed_moves_toward_1"] is True
 
 
 def test_terminal_phase_starts_after_the_last_nonzero_training_error():
@@ -100,3 +104,25 @@ def test_terminal_phase_starts_after_the_last_nonzero_training_error():
     assert terminal_phase_start(recs([0.2, 0.0, 0.1])) is None
     assert terminal_phase_start(recs([0.2, 0.0, None, 0.0])) == 3  # a missing value is not a known zero
     assert terminal_phase_start([]) is None
+
+
+def test_terminal_phase_threshold_tolerates_a_few_persistent_misfits():
+    """Label noise: 3 of 49,920 samples stay misfit (6e-5) from epoch 121 on; threshold 0 finds no terminal phase,
+    a threshold of 1e-4 finds it at epoch 121, and exactly-zero runs give the same answer at any threshold."""
+    from empirical.runs import misfit_count
+    from paper_checks.compare import terminal_phase_start
+
+    n = 49_920
+    errs = [0.5, 0.01, 0.002, 3 / n, 3 / n, 3 / n]
+    recs = [{"epoch": e, "train_error": v, "train_count": n} for e, v in zip([0, 10, 50, 121, 200, 350], errs)]
+    assert terminal_phase_start(recs) is None
+    assert terminal_phase_start(recs, 1e-4) == 3 and recs[3]["epoch"] == 121
+    assert terminal_phase_start(recs, 2e-3) == 2  # 0.002 <= 2e-3 from epoch 50 on
+    assert [misfit_count(r) for r in recs[3:]] == [3, 3, 3]
+    zero = [{"epoch": k, "train_error": e} for k, e in enumerate([0.3, 0.0, 0.01, 0.0, 0.0])]
+    assert terminal_phase_start(zero) == 3
+    assert terminal_phase_start(zero, 1e-3) == 3  # 0.01 > 1e-3: the bounce still counts
+    assert terminal_phase_start(zero, 0.02) == 1
+    for bad in (-1e-3, 1.0, float("nan"), "x"):
+        with pytest.raises(ValueError, match="threshold"):
+            terminal_phase_start(zero, bad)

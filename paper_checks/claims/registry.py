@@ -1,0 +1,199 @@
+"""The claim registry: ``@claim(...)`` declares a checkable claim, :func:`evaluate` runs a group of them.
+
+A claim is a statement of the paper (or of the toolkit's reconstruction of it, ``docs/math.md``) with a
+``source``, a ``check`` (how the toolkit tests it) and a ``tolerance`` fixed before looking at any run.
+Its check function takes the group's evidence and returns ``(ok, measured)``.  The result has one of
+four statuses:
+
+``pass``
+    the evidence supports the claim within its tolerance;
+``fail``
+    the evidence does not support it; ``measured`` holds the numbers that say so;
+``n/a``
+    the claim cannot be evaluated on this input: the check raised :class:`NotApplicable` with the reason
+    (no terminal phase in the run, a balanced-only law on imbalanced classes, a quantity the log does not
+    have).  Only this exception is expected from a check;
+``error``
+    any other exception: a bug of the toolkit.  The traceback is kept in ``detail`` (and in the report)
+    and the main job exits with code 1.
+
+``verification`` claims (symbolic identities, simulated dynamics, exact identities on a run's numbers)
+test the toolkit itself: their failure is a toolkit error too.  The other empirical claims are
+observations of a training run; their failure is a scientific result.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+from theory.jsonio import jsonable
+
+__all__ = [
+    "STATUSES",
+    "Claim",
+    "ClaimSpec",
+    "NotApplicable",
+    "GROUP_HEADLINES",
+    "REGISTRY",
+    "all_passed",
+    "claim",
+    "counts",
+    "evaluate",
+    "exit_code",
+    "headline_of",
+    "run_check",
+]
+
+#: The four statuses of a claim, in report order.
+STATUSES = ("pass", "fail", "n/a", "error")
+
+
+class NotApplicable(Exception):
+    """Raised by a check when its claim cannot be evaluated on this input (the message is the reason).
+
+    ``measured`` (optional) keeps the numbers that were computed before the check gave up.
+    """
+
+    def __init__(self, reason: str, measured: Any = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.measured = measured
+
+
+@dataclass
+class Claim:
+    """One checkable claim and its result."""
+
+    id: str
+    statement: str
+    source: str
+    check: str
+    tolerance: str
+    status: str = "error"
+    measured: Any = None
+    group: str = ""
+    detail: str = ""  # the reason (n/a) or the traceback (error)
+    verification: bool = False
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"claim {self.id}: status must be one of {STATUSES}, got {self.status!r}")
+        if not self.group:
+            self.group = self.id.split(".", 1)[0]
+        if not self.verification:  # registered claims know; symbolic and dynamics claims verify the toolkit
+            spec = REGISTRY.get(self.id)
+            self.verification = spec.verification if spec is not None else self.group in ("symbolic", "dynamics")
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable(asdict(self))
+
+
+Check = Callable[[Any], "tuple[bool, Any]"]
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    """A registered claim: its text, its check and the one-line headline of its measured numbers."""
+
+    id: str
+    statement: str
+    source: str
+    tolerance: str
+    check: str
+    fn: Check
+    group: str
+    verification: bool = False
+    headline: Callable[[dict], str] | None = None
+
+    def new(self, **result: Any) -> Claim:
+        return Claim(id=self.id, statement=self.statement, source=self.source, check=self.check,
+                     tolerance=self.tolerance, group=self.group, verification=self.verification, **result)
+
+
+#: Every registered claim, by id, in registration order (the order of the report).
+REGISTRY: dict[str, ClaimSpec] = {}
+#: Headlines of claims built at run time rather than registered (the certificate's sections), by group.
+GROUP_HEADLINES: dict[str, Callable[[dict], str]] = {}
+
+
+def claim(id: str, statement: str, source: str, tolerance: str, *, check: str, verification: bool = False,
+          headline: Callable[[dict], str] | None = None) -> Callable[[Check], Check]:
+    """Register the decorated function ``fn(evidence) -> (ok, measured)`` as the check of claim ``id``.
+
+    The group is the part of ``id`` before the first dot (``"dynamics.closed_form"`` -> ``"dynamics"``).
+    ``headline(measured) -> str`` summarises the deciding numbers in one line (report and terminal).
+    """
+    def register(fn: Check) -> Check:
+        if id in REGISTRY:
+            raise ValueError(f"claim {id!r} is registered twice")
+        REGISTRY[id] = ClaimSpec(id=id, statement=statement, source=source, tolerance=tolerance, check=check,
+                                 fn=fn, group=id.split(".", 1)[0], verification=verification, headline=headline)
+        return fn
+
+    return register
+
+
+def run_check(spec: ClaimSpec, fn: Callable[[], "tuple[bool, Any]"]) -> Claim:
+    """Run ``fn() -> (ok, measured)`` and turn its outcome into a :class:`Claim` of ``spec`` (see the statuses)."""
+    try:
+        ok, measured = fn()
+    except NotApplicable as exc:
+        return spec.new(status="n/a", measured=exc.measured if exc.measured is not None else {"reason": exc.reason},
+                        detail=exc.reason)
+    except Exception as exc:  # noqa: BLE001 - not expected by the check: a toolkit bug, reported with its traceback
+        return spec.new(status="error", measured={"error": f"{type(exc).__name__}: {exc}"},
+                        detail=traceback.format_exc())
+    return spec.new(status="pass" if bool(ok) else "fail", measured=measured)
+
+
+def evaluate(group: str, evidence: Any, *, ids: Iterable[str] | None = None) -> list[Claim]:
+    """Evaluate every registered claim of ``group`` (or only ``ids``) on ``evidence``, in registration order."""
+    wanted = None if ids is None else set(ids)
+    specs = [s for s in REGISTRY.values() if s.group == group and (wanted is None or s.id in wanted)]
+    if not specs:
+        raise ValueError(f"no registered claims in group {group!r}")
+    return [run_check(s, lambda s=s: s.fn(evidence)) for s in specs]
+
+
+def headline_of(claim: Claim) -> str | None:
+    """The registered one-line headline of ``claim``'s measured numbers (None when it has none or it fails)."""
+    spec = REGISTRY.get(claim.id)
+    fn = spec.headline if spec is not None else GROUP_HEADLINES.get(claim.group)
+    m = claim.to_dict()["measured"]
+    if fn is None or claim.status in ("n/a", "error") or not isinstance(m, dict):
+        return None
+    try:
+        return fn(m)
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+
+
+def all_passed(claims: Sequence[Claim]) -> bool:
+    """True iff every claim passed (and there is at least one)."""
+    return bool(claims) and all(c.passed for c in claims)
+
+
+def counts(claims: Sequence[Claim]) -> dict[str, int]:
+    """Number of claims per status (every status present, zeros included)."""
+    out = {s: 0 for s in STATUSES}
+    for c in claims:
+        out[c.status] += 1
+    return out
+
+
+def exit_code(claims: Sequence[Claim], *, strict: bool = False) -> int:
+    """1 when a claim is ``error`` or a verification claim fails (with ``strict``, when any claim fails); else 0.
+
+    ``n/a`` never changes the exit code: the claim could not be evaluated on this input, and the report says why.
+    """
+    for c in claims:
+        if c.status == "error" or (c.status == "fail" and (strict or c.verification)):
+            return 1
+    return 0
+

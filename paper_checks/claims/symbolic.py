@@ -1,0 +1,68 @@
+"""Symbolic claims: one per section of the SymPy certificate (``theory.symbolic.run_certificate``).
+
+A section passes iff every one of its checks passed (math §3.3, 3.4, 5, 6: exact SymPy verification);
+``measured`` lists the number of checks, their kinds (general proof, symbolic size, rational size,
+numeric), the failures with their detail, and the seconds spent.  The per-check record is the
+certificate itself (``certificate.json`` / ``certificate.md`` beside the report).  The sections are
+only known once the certificate has run, so their claims are registered then.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .registry import GROUP_HEADLINES, Claim, ClaimSpec, run_check
+
+__all__ = ["symbolic_claims"]
+
+
+def _headline(m: dict) -> str:
+    kinds = ", ".join(f"{v} {k}" for k, v in m["kinds"].items())
+    fails = "; FAILED: " + ", ".join(str(f["name"]) for f in m["failed"]) if m["failed"] else ""
+    return f"{m['passed']}/{m['checks']} checks ({kinds}) in {m['seconds']:.1f} s{fails}"
+
+
+GROUP_HEADLINES["symbolic"] = lambda m: _headline(m)
+
+
+def _spec(section: str, n_checks: int) -> ClaimSpec:
+    from theory.symbolic import SECTION_TITLES  # noqa: PLC0415 - SymPy, imported when the certificate ran
+
+    cid = f"symbolic.{section}"
+    spec = ClaimSpec(
+        id=cid, statement=SECTION_TITLES.get(section, "") or f"identities of math §{section}",
+        source=f"math §{section}" if section[:1].isdigit() else f"theory.{section}",
+        check=f"SymPy certificate (theory.symbolic.run_certificate): {n_checks} checks",
+        tolerance="every check exact (symbolic or rational arithmetic; 'numeric' checks at the tolerance in their detail)",
+        fn=lambda evidence: (False, None), group="symbolic", verification=True, headline=_headline)
+    return spec
+
+
+def symbolic_claims(certificate: Any) -> list[Claim]:
+    """One claim per section of ``certificate.checks`` (dicts with ``name``, ``passed``, ``section``,
+    ``kind``, ``detail``, ``seconds``); an empty certificate is one failed claim."""
+    checks = [dict(c) for c in certificate.checks]
+    if not checks:
+        empty = ClaimSpec(id="symbolic.certificate", statement="the symbolic certificate ran", source="math §3-6",
+                          check="theory.symbolic.run_certificate", tolerance="at least one check",
+                          fn=lambda evidence: (False, None), group="symbolic", verification=True)
+        return [run_check(empty, lambda: (False, {"checks": 0, "reason": "certificate has no checks"}))]
+    sections: dict[str, list[dict]] = {}
+    for c in checks:
+        sections.setdefault(str(c.get("section", "") or "?"), []).append(c)
+    out: list[Claim] = []
+    for section, cs in sections.items():
+        def measure(cs=cs):
+            failed = [c for c in cs if not c.get("passed")]
+            kinds: dict[str, int] = {}
+            for c in cs:
+                kinds[str(c.get("kind", "symbolic"))] = kinds.get(str(c.get("kind", "symbolic")), 0) + 1
+            return not failed, {
+                "checks": len(cs), "passed": len(cs) - len(failed), "kinds": kinds,
+                "failed": [{"name": c.get("name"), "detail": c.get("detail")} for c in failed],
+                "seconds": round(sum(float(c.get("seconds") or 0.0) for c in cs), 3),
+                "names": [c.get("name") for c in cs],
+            }
+
+        out.append(run_check(_spec(section, len(cs)), measure))
+    return out

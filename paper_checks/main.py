@@ -35,7 +35,7 @@ import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from empirical.runs import TPT_THRESHOLD_DEFAULT, check_tpt_threshold
 from theory.jsonio import dumps
@@ -135,10 +135,9 @@ def _train_config(opts: MainOptions, run_dir: Path):
     if preset is None and opts.dataset is None and opts.model is None:
         preset = DEFAULT_PRESET
     if preset is None and opts.dataset is not None:
-        # Paper-scale runs: the paper's protocol preset for this pair when there is one.
-        candidate = f"paper-{opts.dataset}-{opts.model or TrainConfig.model}"
-        if candidate in PRESETS:
-            preset = candidate
+        # The protocol preset of this (dataset, network) pair when there is one: the paper's, else the toolkit's.
+        model = opts.model or TrainConfig.model
+        preset = next((c for c in (f"paper-{opts.dataset}-{model}", f"{opts.dataset}-{model}") if c in PRESETS), None)
     values: dict[str, Any] = {}
     if preset is not None:
         if preset not in PRESETS:
@@ -426,7 +425,8 @@ def run_main(opts: MainOptions) -> int:
     return exit_code(claims, strict=opts.strict)
 
 
-def publish_report(out: Path, staging: Path, errors: list[tuple[str, BaseException]]) -> Path:
+def publish_report(out: Path, staging: Path, errors: list[tuple[str, BaseException]], *,
+                   files: Sequence[str] = REPORT_FILES) -> Path:
     """Move the complete report from ``staging`` into ``out`` (each file by an atomic rename) and return ``out``.
 
     When a stage failed and ``out`` already holds a report, that report is kept: the new one goes to
@@ -444,7 +444,7 @@ def publish_report(out: Path, staging: Path, errors: list[tuple[str, BaseExcepti
     trash = out / ".report-old"
     shutil.rmtree(trash, ignore_errors=True)
     trash.mkdir()
-    for name in REPORT_FILES:  # stale parts of the previous report leave too
+    for name in files:  # stale parts of the previous report leave too
         if (out / name).exists() and not (staging / name).exists():
             os.replace(out / name, trash / name)
     for entry in sorted(staging.iterdir()):

@@ -1,0 +1,533 @@
+"""A grid of training runs, (dataset x network x loss), every claim checked on each, and the paper's numbers
+across the grid (math §7.2, 7.3).
+
+``python -m paper_checks grid --datasets fashion-mnist,mnist,cifar10,svhn,stl10 --models vgg11,resnet18,densenet40
+--losses mse,ce --epochs 350 --out reports/grid`` trains every run into ``OUT/runs/<dataset>-<model>-<loss>/``
+(a normal run directory of :func:`empirical.train.train`), skips finished runs and resumes killed ones, checks
+the empirical claims on each (:mod:`paper_checks.claims.empirical`) and the grid claims across them
+(:mod:`paper_checks.claims.grid`), and writes
+
+* ``OUT/grid.json``: a list, one object per run (dataset, model, loss, lr, epochs, per_class, status, final
+  train and test error, terminal-phase start, misfit samples, claims passed / failed / n/a / error);
+* ``OUT/claims.json``: the grid claims; ``OUT/runs/<name>/report/``: each run's claims, comparison and figures;
+* ``OUT/report.md`` and a self-contained ``OUT/report.html`` in the paper's figure layout: a row per dataset,
+  a column per quantity, a line per network, MSE beside CE; the paper's numbers with ours.
+
+A dataset whose files are missing on this machine is reported as skipped with the loader's message.
+
+Execution (no home-made scheduler): ``--executor inline`` trains the runs one after another in this process;
+``--executor local`` uses submitit's local executor, one job per worker (``--jobs``, default one per visible
+GPU), each worker on its own GPU and training its share of the runs in turn; ``--executor slurm`` submits one
+SLURM job per run through submitit (``--slurm-partition``, ``--timeout-min``, ``--slurm-array-parallelism``).
+Evaluation and the report always run in this process, after the training.  Defaults: epochs 350 (the paper's)
+for the image datasets and 60 for the embedded CPU datasets (digits, gaussian); ``per_class`` the paper's
+balanced subset size; the learning rate of the paper preset of the pair when there is one (else the notebook's
+tuned MSE rate 0.0184), and the notebook's tuned CE rate 0.0679 for cross-entropy (math §7.1), unless ``--lr``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from empirical.runs import TPT_THRESHOLD_DEFAULT, check_tpt_threshold, misfit_count, terminal_phase_start
+from theory.jsonio import dumps
+
+from . import _plot
+from .claims import Claim, counts, empirical_claims, exit_code, grid_claims
+from .claims.grid import PAPER_TPT_IMPROVEMENT_PP, GridRun
+from .compare import column, compare_run, load_run
+from .main import MainOptions, UsageError, _stored_differences, _train_config, check_model_known
+from .report import claims_table, training_figures, write_report
+
+__all__ = ["GridOptions", "GridRunPlan", "plan_grid", "run_grid", "main", "LOSSES", "CE_LR", "SMALL_DATASET_EPOCHS"]
+
+LOSSES = ("mse", "ce")
+#: The notebook's tuned cross-entropy learning rate (MNIST / ResNet18; grid point 20 of the paper's sweep, math §7.1).
+CE_LR = 0.0679
+#: Default epochs of the embedded CPU datasets (the image datasets default to the paper's 350).
+SMALL_DATASET_EPOCHS = {"digits": 60, "gaussian": 60}
+PAPER_EPOCHS = 350
+#: The quantities of the figure layout: (column title, metrics key or "perp_ratio", log scale).
+QUANTITIES = (("train error", "train_error", False), ("test error", "test_error", False), ("NC1", "nc1", True),
+              ("NC2 equinorm (means)", "nc2_equinorm_means", True), ("NC2 max-angle (means)", "nc2_maxangle_means", True),
+              ("NC3", "nc3", True), ("NC4", "nc4", False), ("L_perp / (L_NC1 + L_NC2/3)", "perp_ratio", True))
+GRID_FILES = ("grid.json", "claims.json", "report.md", "report.html", "figures", "runs-reports", "FAILED.txt")
+
+
+@dataclass
+class GridOptions:
+    datasets: list[str]
+    models: list[str]
+    losses: list[str]
+    out: str = "reports/grid"
+    epochs: int | None = None
+    per_class: int | None = None
+    lr: float | None = None
+    device: str | None = None
+    data_root: str | None = None
+    seed: int = 0
+    tpt_threshold: float = TPT_THRESHOLD_DEFAULT
+    executor: str = "auto"  # auto | inline | local | slurm
+    jobs: int | None = None
+    slurm_partition: str | None = None
+    timeout_min: int = 24 * 60
+    slurm_array_parallelism: int = 16
+    extra: dict[str, Any] | None = None  # more TrainConfig options for every run (tests: measure_epochs, widths)
+    progress: bool = False
+
+
+@dataclass
+class GridRunPlan:
+    dataset: str
+    model: str
+    loss: str
+    run_dir: Path
+    config: Any = None  # empirical TrainConfig (None when skipped)
+    action: str = "train"  # train | resume | finished | skip
+    message: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset}-{self.model}-{self.loss}"
+
+
+def _split(text: str, what: str) -> list[str]:
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    if not items:
+        raise UsageError(f"--{what}: empty list")
+    if len(set(items)) != len(items):
+        raise UsageError(f"--{what}: repeated names in {text!r}")
+    return items
+
+
+def plan_grid(opts: GridOptions) -> list[GridRunPlan]:
+    """Validate every option and name and decide, per run, train / resume / finished / skip (raises UsageError)."""
+    from empirical.data import get_spec  # noqa: PLC0415
+    from empirical.runs import read_config, read_metrics  # noqa: PLC0415
+
+    from .main import check_dataset_available  # noqa: PLC0415
+
+    try:
+        check_tpt_threshold(opts.tpt_threshold)
+    except ValueError as exc:
+        raise UsageError(f"--tpt-threshold: {exc}") from None
+    for loss in opts.losses:
+        if loss not in LOSSES:
+            raise UsageError(f"--losses: unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
+    for m in opts.models:
+        check_model_known(m)
+    for d in opts.datasets:
+        try:
+            get_spec(d)
+        except ValueError as exc:
+            raise UsageError(f"--datasets: {exc}") from None
+    if opts.epochs is not None and opts.epochs < 1:
+        raise UsageError(f"--epochs must be >= 1, got {opts.epochs}")
+    if opts.executor not in ("auto", "inline", "local", "slurm"):
+        raise UsageError(f"--executor must be auto, inline, local or slurm, got {opts.executor!r}")
+    if opts.jobs is not None and opts.jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {opts.jobs}")
+    out = Path(opts.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+
+    plans: list[GridRunPlan] = []
+    for d in opts.datasets:
+        spec = get_spec(d)
+        try:
+            check_dataset_available(spec.name, opts.data_root)
+            missing = None
+        except UsageError as exc:
+            missing = str(exc)
+        for m in opts.models:
+            for loss in opts.losses:
+                run_dir = out / "runs" / f"{spec.name}-{m}-{loss}"
+                p = GridRunPlan(spec.name, m, loss, run_dir)
+                plans.append(p)
+                if missing is not None:
+                    p.action, p.message = "skip", missing
+                    continue
+                p.config = _run_config(opts, spec.name, m, loss, run_dir)
+                if (run_dir / "config.json").is_file():
+                    stored = read_config(run_dir).get("config", {})
+                    diff = _stored_differences(stored, p.config.to_dict())
+                    if diff:
+                        raise UsageError(f"{run_dir} holds a run with other options ({'; '.join(diff)}): choose "
+                                         "another --out or remove that run")
+                    done = {int(r["epoch"]) for r in read_metrics(run_dir) if "epoch" in r}
+                    p.action = "finished" if int(stored.get("epochs", -1)) in done else "resume"
+    return plans
+
+
+def _run_config(opts: GridOptions, dataset: str, model: str, loss: str, run_dir: Path):
+    """The TrainConfig of one run: the main job's preset merge, then the grid's options (see the module doc)."""
+    epochs = opts.epochs if opts.epochs is not None else SMALL_DATASET_EPOCHS.get(dataset, PAPER_EPOCHS)
+    lr = opts.lr if opts.lr is not None else (CE_LR if loss == "ce" else None)
+    extra = dict(opts.extra or {})
+    extra["loss"] = loss
+    mo = MainOptions(dataset=dataset, model=model, epochs=epochs, per_class=opts.per_class, lr=lr,
+                     device=opts.device, data_root=opts.data_root, seed=opts.seed, progress=opts.progress, extra=extra)
+    try:
+        return _train_config(mo, run_dir).resolved()
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{dataset}-{model}-{loss}: {str(exc).splitlines()[0]}") from None
+
+
+# ----------------------------------------------------------------------------- training (executors)
+
+
+def train_runs(configs: list[dict[str, Any]], resumes: list[bool], device: str | None = None) -> list[dict[str, Any]]:
+    """Train the given runs one after another (the job of one worker); never raises for one run.
+
+    Returns one ``{"run_dir", "status", "message"}`` per run: ``trained``, ``diverged`` (the loss became
+    non-finite: an observation, its measured epochs are kept) or ``error`` (with the traceback).
+    """
+    from empirical.train import NonFiniteLossError, TrainConfig, train  # noqa: PLC0415
+
+    results = []
+    for cfg_dict, resume in zip(configs, resumes):
+        cfg = TrainConfig.from_dict(dict(cfg_dict, device=device or cfg_dict.get("device", "auto")))
+        try:
+            train(cfg, resume=resume)
+            results.append({"run_dir": cfg.out, "status": "trained", "message": ""})
+        except NonFiniteLossError as exc:
+            results.append({"run_dir": cfg.out, "status": "diverged", "message": str(exc)})
+        except Exception as exc:  # noqa: BLE001 - one run's failure must not lose the others; reported as an error
+            results.append({"run_dir": cfg.out, "status": "error",
+                            "message": f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"})
+    return results
+
+
+def _cuda_count() -> int:
+    try:
+        import torch  # noqa: PLC0415
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except ImportError:
+        return 0
+
+
+def execute(plans: list[GridRunPlan], opts: GridOptions, log) -> dict[str, dict[str, Any]]:
+    """Train every plan whose action is train / resume with the chosen executor; results by run directory."""
+    todo = [p for p in plans if p.action in ("train", "resume")]
+    if not todo:
+        return {}
+    configs = [p.config.to_dict() for p in todo]
+    resumes = [p.action == "resume" for p in todo]
+    gpus = _cuda_count()
+    executor = opts.executor
+    if executor == "auto":
+        executor = "local" if gpus > 1 else "inline"
+    log(f"    training {len(todo)} run(s) with the {executor} executor" + (f" on {gpus} GPU(s)" if gpus else ""))
+    if executor == "inline":
+        results = train_runs(configs, resumes)
+    else:
+        import submitit  # noqa: PLC0415
+
+        folder = Path(opts.out) / "submitit"
+        if executor == "local":
+            workers = opts.jobs or max(1, gpus)
+            jobs = []
+            for w in range(workers):
+                share = list(range(w, len(todo), workers))  # a fixed round-robin share: no queue of our own
+                if not share:
+                    continue
+                ex = submitit.LocalExecutor(folder=folder)
+                params: dict[str, Any] = {"timeout_min": opts.timeout_min}
+                if gpus:
+                    params.update(gpus_per_node=1, visible_gpus=(w % gpus,))
+                ex.update_parameters(**params)
+                jobs.append(ex.submit(train_runs, [configs[i] for i in share], [resumes[i] for i in share],
+                                      "cuda" if gpus else None))
+            results = [r for job in jobs for r in job.result()]
+        else:  # slurm: one job per run, scheduled by SLURM
+            ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
+            ex.update_parameters(timeout_min=opts.timeout_min, gpus_per_node=1, tasks_per_node=1,
+                                 slurm_array_parallelism=opts.slurm_array_parallelism,
+                                 **({"slurm_partition": opts.slurm_partition} if opts.slurm_partition else {}))
+            jobs = ex.map_array(train_runs, [[c] for c in configs], [[r] for r in resumes], ["cuda"] * len(configs))
+            results = [r for job in jobs for r in job.result()]
+    return {str(Path(r["run_dir"])): r for r in results}
+
+
+# ----------------------------------------------------------------------------- evaluation and report
+
+
+def _evaluate_run(p: GridRunPlan, opts: GridOptions, report_dir: Path) -> tuple[list[Claim], dict[str, Any], Any]:
+    """The empirical claims of one run (compare + claims + figures into ``report_dir``)."""
+    records, config = load_run(p.run_dir)
+    comparison, comparison_error = None, None
+    try:
+        comparison = compare_run(p.run_dir, out=report_dir, loaded=(records, config), tpt_threshold=opts.tpt_threshold)
+    except ValueError as exc:
+        comparison_error = str(exc)
+    claims = empirical_claims(records, comparison, config=config, tpt_threshold=opts.tpt_threshold,
+                              comparison_error=comparison_error)
+    figures = training_figures(records, report_dir / "figures", tpt_threshold=opts.tpt_threshold)
+    figures += [Path(f) for f in (comparison.figures if comparison is not None else [])]
+    write_report(report_dir, claims, figures=figures, title=f"Claims on {p.name}",
+                 context={"run": str(p.run_dir), "terminal phase threshold": opts.tpt_threshold})
+    return claims, {"records": records, "config": config}, comparison
+
+
+def _row(p: GridRunPlan, opts: GridOptions, records: Sequence[dict[str, Any]] | None, claims: list[Claim],
+         status: str, message: str) -> dict[str, Any]:
+    cfg = p.config.to_dict() if p.config is not None else {}
+    row: dict[str, Any] = {"dataset": p.dataset, "model": p.model, "loss": p.loss, "lr": cfg.get("lr"),
+                           "epochs": cfg.get("epochs"), "per_class": cfg.get("per_class"), "status": status,
+                           "message": message, "run_dir": str(p.run_dir), "tpt_threshold": opts.tpt_threshold}
+    if records:
+        k = terminal_phase_start(list(records), opts.tpt_threshold)
+        tr, te = column(records, "train_error"), column(records, "test_error")
+        row.update(final_train_error=float(tr[-1]) if np.isfinite(tr[-1]) else None,
+                   final_test_error=float(te[-1]) if np.isfinite(te[-1]) else None,
+                   last_epoch=int(records[-1].get("epoch", -1)),
+                   terminal_phase_start_epoch=int(records[k]["epoch"]) if k is not None else None,
+                   misfit_final=misfit_count(records[-1]))
+    row["claims"] = counts(claims) if claims else None
+    return row
+
+
+def grid_figures(runs: list[GridRun], out_dir: Path) -> list[Path]:
+    """The paper's layout, one figure per loss: a row per dataset, a column per quantity, a line per network."""
+    plt = _plot.plt()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    datasets = list(dict.fromkeys(r.dataset for r in runs))
+    for loss in dict.fromkeys(r.loss for r in runs):
+        fig, axes = plt.subplots(len(datasets), len(QUANTITIES), figsize=(2.6 * len(QUANTITIES), 2.3 * len(datasets)),
+                                 squeeze=False)
+        for i, d in enumerate(datasets):
+            for j, (title, key, log) in enumerate(QUANTITIES):
+                ax = axes[i, j]
+                for r in runs:
+                    if r.dataset != d or r.loss != loss:
+                        continue
+                    ep = column(r.records, "epoch")
+                    if key == "perp_ratio":
+                        v = column(r.records, "l_perp") / (column(r.records, "l_nc1") + column(r.records, "l_nc23"))
+                    else:
+                        v = column(r.records, key)
+                    ok = np.isfinite(v) & (ep > 0) & ((v > 0) if log else True)
+                    if np.any(ok):
+                        ax.plot(ep[ok], v[ok], "-", lw=1.2, label=r.model)
+                ax.set_xscale("log")
+                if log:
+                    ax.set_yscale("log")
+                if i == 0:
+                    ax.set_title(title, fontsize=8)
+                if j == 0:
+                    ax.set_ylabel(d, fontsize=9)
+                ax.tick_params(labelsize=6)
+                if i == 0 and j == 0:
+                    ax.legend(fontsize=6)
+        fig.suptitle(f"{loss.upper()} (rows: datasets; columns: quantities against epoch; lines: networks)", fontsize=10)
+        paths.append(_plot.save(fig, out_dir / f"grid_{loss}.png", dpi=80))
+    return paths
+
+
+def _paper_numbers_md(claims: list[Claim]) -> list[str]:
+    by = {c.id: c for c in claims}
+    md = ["## The paper's numbers across the grid (math §7.3)", ""]
+    c = by.get("grid.test_accuracy_improves_in_tpt")
+    if c is not None and c.status in ("pass", "fail"):
+        m = c.to_dict()["measured"]
+        md += [f"- Test-accuracy improvement from the first terminal-phase epoch to the last (MSE runs, threshold "
+               f"{m['tpt_threshold']:g}): median **{m['median_pp']:.3g}** pp, mean **{m['mean_pp']:.3g}** pp over "
+               f"{m['runs']} runs; the paper: median {PAPER_TPT_IMPROVEMENT_PP['median']}, mean "
+               f"{PAPER_TPT_IMPROVEMENT_PP['mean']} over its {PAPER_TPT_IMPROVEMENT_PP['pairs']} pairs."]
+    elif c is not None:
+        md += [f"- Test-accuracy improvement through the terminal phase: n/a ({c.detail})."]
+    c = by.get("grid.mse_ce_comparable")
+    if c is not None and c.status in ("pass", "fail"):
+        m = c.to_dict()["measured"]
+        md += ["", "| pair | MSE test acc. (%) | CE test acc. (%) | MSE - CE (pp) |", "|---|---|---|---|"]
+        for k, v in m["test_accuracy_pct"].items():
+            md.append(f"| {k} | {v['mse']:.2f} | {v['ce']:.2f} | {m['mse_minus_ce_pp'][k]:+.2f} |")
+    elif c is not None:
+        md += [f"- MSE against CE: n/a ({c.detail})."]
+    c = by.get("grid.l_perp_negligible_across_runs")
+    if c is not None and c.status in ("pass", "fail"):
+        m = c.to_dict()["measured"]
+        md += ["", "L_perp / (L_NC1 + L_NC2/3) (max over epochs) at the three lambdas: \"negligible\" depends on lambda "
+               "and on the phase of training.", "",
+               "| run | phase | optimiser C*wd/2 | notebook wd/2 | lambda = 0 |", "|---|---|---|---|---|"]
+        for name, phases in m["per_run"].items():
+            for phase, vals in phases.items():
+                cells = [("-" if not vals or not vals.get(lab) else f"{vals[lab]['max']:.3g}")
+                         for lab in ("optimiser C*wd/2", "notebook wd/2", "lambda = 0")]
+                md.append(f"| {name} | {phase.replace('_', ' ')} | " + " | ".join(cells) + " |")
+    md.append("")
+    return md
+
+
+def write_grid_report(out: Path, rows: list[dict[str, Any]], claims: list[Claim], figures: list[Path],
+                      context: dict[str, Any]) -> None:
+    """``grid.json``, ``claims.json``, ``report.md`` and the self-contained ``report.html`` into ``out``."""
+    (out / "grid.json").write_text(dumps(rows) + "\n")
+    paths = write_report(out, claims, figures=[], context=context, title="NC-MSE grid of runs")
+    md = ["# NC-MSE grid of runs", "", "## Runs", "",
+          "| dataset | model | loss | lr | status | final train err | final test err | TPT start | misfit | "
+          "claims pass/fail/n-a/error |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        cl = r.get("claims") or {}
+        fmt = (lambda v: "-" if v is None else f"{v:.4g}")
+        md.append(f"| {r['dataset']} | {r['model']} | {r['loss']} | {fmt(r.get('lr'))} | {r['status']}"
+                  + (f": {r['message'].splitlines()[0][:120]}" if r.get("message") else "")
+                  + f" | {fmt(r.get('final_train_error'))} | {fmt(r.get('final_test_error'))} | "
+                  f"{r.get('terminal_phase_start_epoch', '-')} | {r.get('misfit_final', '-')} | "
+                  + ("/".join(str(cl.get(s, 0)) for s in ("pass", "fail", "n/a", "error")) if cl else "-") + " |")
+    md += [""] + _paper_numbers_md(claims)
+    md += [paths["md"].read_text().split("\n", 1)[1]]  # the grid claims' table
+    md += ["## Figures (MSE beside CE)", ""] + [f"![{f.stem}](figures/{f.name})" for f in figures] + [""]
+    (out / "report.md").write_text("\n".join(md))
+    (out / "report.html").write_text(markdown_to_html("\n".join(md), title="NC-MSE grid of runs", figures=figures))
+
+
+def markdown_to_html(text: str, *, title: str, figures: Sequence[Path] = ()) -> str:
+    """A self-contained HTML page of the report's Markdown (headings, lists, tables, paragraphs); the figures are
+    inlined as base64 PNGs side by side (MSE beside CE)."""
+    import base64  # noqa: PLC0415
+
+    esc = html.escape
+    body, table = [], []
+
+    def flush():
+        if table:
+            rows = [r.strip().strip("|").split(" | ") for r in table if not set(r.replace("|", "").strip()) <= {"-"}]
+            cells = "".join("<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{esc(c.strip())}</{'th' if i == 0 else 'td'}>"
+                                             for c in row) + "</tr>" for i, row in enumerate(rows))
+            body.append(f"<table>{cells}</table>")
+            table.clear()
+
+    for line in text.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush()
+        if line.startswith("!["):
+            continue
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{esc(line.lstrip('#').strip())}</h{level}>")
+        elif line.startswith("- "):
+            body.append(f"<li>{esc(line[2:]).replace('**', '')}</li>")
+        elif line.startswith("```"):
+            continue
+        elif line.strip():
+            body.append(f"<p>{esc(line).replace('**', '')}</p>")
+    flush()
+    imgs = "".join(f"<figure style='display:inline-block;width:49%;margin:0'><img style='width:100%' "
+                   f"src='data:image/png;base64,{base64.b64encode(Path(f).read_bytes()).decode('ascii')}'>"
+                   f"<figcaption>{esc(Path(f).stem)}</figcaption></figure>" for f in figures if Path(f).is_file())
+    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title><style>"
+            "body{font-family:sans-serif;max-width:1400px;margin:auto;padding:1em}table{border-collapse:collapse;"
+            "font-size:12px}td,th{border:1px solid #bbb;padding:3px}</style></head><body>"
+            + "".join(body) + imgs + "</body></html>\n")
+
+
+def run_grid(opts: GridOptions) -> int:
+    """Plan, train, evaluate and report the grid; returns the exit code (0, or 1 on an error claim or run error)."""
+    from .main import publish_report  # noqa: PLC0415
+
+    plans = plan_grid(opts)
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = (lambda msg: print(msg, file=sys.stderr, flush=True))
+    t0 = time.perf_counter()
+    for p in plans:
+        log(f"    {p.name}: {p.action}" + (f" ({p.message.splitlines()[0]})" if p.message else ""))
+    results = execute(plans, opts, log)
+    staging = out / ".report-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    rows, runs, all_claims = [], [], []
+    errors: list[tuple[str, BaseException]] = []
+    for p in plans:
+        res = results.get(str(p.run_dir), {})
+        status = {"finished": "finished", "skip": "skipped"}.get(p.action, res.get("status", p.action))
+        message = p.message or res.get("message", "")
+        claims: list[Claim] = []
+        records = None
+        if p.action != "skip" and (p.run_dir / "metrics.jsonl").is_file():
+            try:
+                claims, loaded, _ = _evaluate_run(p, opts, staging / "runs-reports" / p.name)
+                records = loaded["records"]
+                runs.append(GridRun(p.dataset, p.model, p.loss, records))
+            except Exception as exc:  # noqa: BLE001 - reported as this run's error; the other runs go on
+                errors.append((f"evaluate {p.name}", exc))
+                status, message = "error", f"evaluation: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+        if status == "error" and not any(c.status == "error" for c in claims):
+            claims.append(Claim(id=f"run.{p.name}", statement=f"the run {p.name} trained and was evaluated",
+                                source="grid", check="no exception", tolerance="no error", status="error",
+                                measured={"error": message.splitlines()[0] if message else "error"}, detail=message,
+                                group="runs", verification=True))
+        rows.append(_row(p, opts, records, claims, status, message))
+        all_claims += [c for c in claims if c.group == "runs"]
+        log(f"    {p.name}: {status}" + (f", claims {counts(claims)}" if claims else ""))
+    gclaims = grid_claims(runs, tpt_threshold=opts.tpt_threshold) if runs else []
+    figures = grid_figures(runs, staging / "figures") if runs else []
+    context = {"command": "python -m paper_checks grid " + " ".join(sys.argv[2:]) if sys.argv else "",
+               "terminal phase": f"training error <= {opts.tpt_threshold:g} from its first epoch to the end",
+               "runs": f"{len(rows)} planned, {sum(r['status'] in ('trained', 'finished') for r in rows)} trained or "
+                       f"finished, {sum(r['status'] == 'skipped' for r in rows)} skipped",
+               "wall time (s)": round(time.perf_counter() - t0, 1)}
+    write_grid_report(staging, rows, gclaims + all_claims, figures, context)
+    print(claims_table(gclaims + all_claims) if (gclaims or all_claims) else "no grid claims (no run trained)")
+    where = publish_report(out, staging, errors, files=GRID_FILES)
+    print(f"grid report: {where / 'report.html'}  ({len(rows)} runs, wall time {time.perf_counter() - t0:.1f} s)")
+    worst = exit_code(gclaims + all_claims)
+    return 1 if worst or any(r["status"] == "error" for r in rows) else 0
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .__main__ import add_tpt_threshold  # noqa: PLC0415
+
+    p = argparse.ArgumentParser(prog="python -m paper_checks grid", description=__doc__.split("\n\n")[0])
+    p.add_argument("--datasets", required=True, help="comma-separated, e.g. fashion-mnist,mnist,cifar10,svhn,stl10")
+    p.add_argument("--models", required=True, help="comma-separated, e.g. vgg11,resnet18,densenet40")
+    p.add_argument("--losses", default="mse,ce", help="comma-separated subset of mse,ce (default both)")
+    p.add_argument("--out", default="reports/grid")
+    p.add_argument("--epochs", type=int, help=f"default {PAPER_EPOCHS}; {SMALL_DATASET_EPOCHS} for the CPU datasets")
+    p.add_argument("--per-class", type=int, help="balanced subset size N (default: the paper's per dataset)")
+    p.add_argument("--lr", type=float, help="one learning rate for every run (default: see the module doc)")
+    p.add_argument("--device", help="auto, cpu, cuda, ...")
+    p.add_argument("--data-root")
+    p.add_argument("--seed", type=int, default=0)
+    add_tpt_threshold(p)
+    p.add_argument("--executor", default="auto", choices=["auto", "inline", "local", "slurm"],
+                   help="auto: local with one worker per GPU when there are several GPUs, else inline")
+    p.add_argument("--jobs", type=int, help="local executor: parallel workers (default one per GPU, else 1)")
+    p.add_argument("--slurm-partition")
+    p.add_argument("--timeout-min", type=int, default=24 * 60)
+    p.add_argument("--slurm-array-parallelism", type=int, default=16)
+    return p
+
+
+def main(argv: Sequence[str]) -> int:
+    ns = _parser().parse_args(list(argv))
+    try:
+        opts = GridOptions(
+            datasets=_split(ns.datasets, "datasets"), models=_split(ns.models, "models"),
+            losses=_split(ns.losses, "losses"), out=ns.out, epochs=ns.epochs, per_class=ns.per_class, lr=ns.lr,
+            device=ns.device, data_root=ns.data_root, seed=ns.seed, tpt_threshold=ns.tpt_threshold,
+            executor=ns.executor, jobs=ns.jobs, slurm_partition=ns.slurm_partition, timeout_min=ns.timeout_min,
+            slurm_array_parallelism=ns.slurm_array_parallelism)
+        return run_grid(opts)
+    except UsageError as exc:
+        print(f"python -m paper_checks grid: error: {exc}", file=sys.stderr)
+        return 2

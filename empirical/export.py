@@ -3,7 +3,7 @@
 One row per measured epoch; one column per key in order of first appearance.  A
 list-valued key (``snr_singular_values``) becomes columns ``key_0, key_1, ...`` only (a record
 where it is ``None`` leaves those cells empty; no bare ``key`` column); a list of strings
-(``warnings``) is joined with ``"; "``.  Missing values are empty cells.  The CSV reads back
+(``warnings``) is one cell holding it as a JSON array (its strings may contain any separator).  Missing values are empty cells.  The CSV reads back
 into the same records with :func:`empirical.schema.read_run_log`.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ def _is_number_list(value: Any) -> bool:
 
 
 def flatten_record(record: dict[str, Any], list_keys: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
-    """Expand list values into ``key_i`` columns (lists of strings are joined with ``"; "`` instead).
+    """Expand list values into ``key_i`` columns (a list of strings stays one cell: a JSON array).
 
     ``list_keys``: keys that are lists of numbers in some record; their ``None`` values give no column (the
     ``key_i`` cells stay empty).
@@ -32,7 +33,7 @@ def flatten_record(record: dict[str, Any], list_keys: frozenset[str] | set[str] 
     for key, value in record.items():
         if isinstance(value, (list, tuple)):
             if value and all(isinstance(v, str) for v in value):
-                flat[key] = "; ".join(value)
+                flat[key] = json.dumps(list(value))
             elif not value and key not in list_keys:
                 flat[key] = ""
             else:

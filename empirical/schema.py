@@ -198,10 +198,14 @@ def _csv_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
             for j, (name, cell) in enumerate(zip(header, row)):
                 if j in in_list:
                     continue
-                if name == "warnings":
-                    rec[name] = [w for w in cell.split("; ") if w] if cell else None
-                    if rec[name] is None:
-                        del rec[name]
+                if name == "warnings":  # a JSON array (older exports: joined with "; ")
+                    if cell.startswith("["):
+                        try:
+                            rec[name] = json.loads(cell)
+                        except json.JSONDecodeError:
+                            raise RunLogError(f"{path}:{lineno}: key 'warnings': not a JSON array of strings") from None
+                    elif cell:
+                        rec[name] = cell.split("; ")
                     continue
                 rec[name] = _number(cell)
             for key, cols in list_cols.items():

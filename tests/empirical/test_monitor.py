@@ -179,3 +179,57 @@ def test_cuda_matches_cpu(digits, tmp_path):
     for k in ("loss", "l_nc1", "l_nc23", "nc1", "nc3"):
         assert gpu[k] == pytest.approx(cpu[k], rel=1e-4), k
     assert json.loads(runs.json_line(gpu))["epoch"] == 0
+
+
+_DDP_SCRIPT = r'''
+import sys, torch, torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data.distributed import DistributedSampler
+from sklearn.datasets import load_digits
+from empirical.monitor import NCMonitor
+
+dist.init_process_group("gloo")
+X, y = load_digits(return_X_y=True)
+X = torch.tensor((X - X.mean(0)) / (X.std(0) + 1e-8), dtype=torch.float32)[:1200]
+y = torch.tensor(y)[:1200]
+torch.manual_seed(0)
+seq = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+torch.save(seq.state_dict(), sys.argv[2]) if dist.get_rank() == 0 else None
+mon = NCMonitor(seq, seq[-1], num_classes=10, out=sys.argv[1], weight_decay=5e-4, batch_size=200)
+mon.measure(0, (X, y))  # every rank holds the whole set; each measures its share of every batch
+sampler = DistributedSampler(TensorDataset(X, y), shuffle=False)
+mon.measure(1, DataLoader(TensorDataset(X, y), batch_size=100, sampler=sampler))  # each rank its own samples
+dist.destroy_process_group()
+'''
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not available")
+def test_ddp_two_processes_match_one(digits, tmp_path):
+    """Under torchrun (gloo, 2 CPU processes) the statistics are all-reduced: rank 0's lines equal one
+    process's measurement of the same network to 1e-12 (other merge order of the float64 statistics;
+    measured ~1e-15); only rank 0 writes."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp_monitor.py"
+    script.write_text(_DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(script), str(tmp_path / "run"), str(tmp_path / "w.pt")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = runs.read_metrics(tmp_path / "run")
+    assert [r["epoch"] for r in lines] == [0, 1]  # one line per measurement: rank 1 wrote nothing
+    assert runs.read_config(tmp_path / "run")["environment"]["world_size"] == 2
+    X, y = load_digits(return_X_y=True)
+    X = torch.tensor((X - X.mean(0)) / (X.std(0) + 1e-8), dtype=torch.float32)[:1200]
+    y = torch.tensor(y)[:1200]
+    seq = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    seq.load_state_dict(torch.load(tmp_path / "w.pt"))
+    one = NCMonitor(seq, seq[-1], num_classes=10, out=tmp_path / "one", weight_decay=5e-4).measure(0, (X, y))
+    for line in lines:
+        for k in ("loss", "l_nc1", "l_nc23", "l_perp", "nc1", "nc3", "nc4", "train_error", "snr_singular_values",
+                  "l_nc1_lam0"):
+            np.testing.assert_allclose(line[k], one[k], rtol=1e-12, atol=1e-15, err_msg=k)

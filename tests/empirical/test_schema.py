@@ -17,8 +17,8 @@ from empirical.schema import SCHEMA_VERSION, RunLogError, read_run_log, run_sche
 
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory):
-    """A real run: gaussian-free digits MLP measured by NCMonitor from initialisation (p > n early on gives
-    null quantities with warnings, so None-valued list keys occur) and after a few SGD epochs."""
+    """A real run: a digits MLP measured by NCMonitor at initialisation on one sample per class (which gives
+    null quantities with warnings, so None-valued list keys occur) and after each of three SGD epochs."""
     from sklearn.datasets import load_digits
 
     X, y = load_digits(return_X_y=True)

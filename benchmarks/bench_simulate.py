@@ -1,6 +1,6 @@
 """Benchmark of ``simulate`` on the CPU.
 
-``python -m benchmarks.bench_simulate [--trajectories 10000] [--baseline 200] [--classes 10] [--skip-features]``
+``python -m benchmarks.bench_simulate [--trajectories 10000] [--baseline 200] [--num-classes 10] [--skip-features]``
 
 (a) ``--trajectories`` reduced-ODE trajectories (C = 10, i.e. 9 SNR singular values each, random omega(0) in
     [0.2, 5], N = 5, t in [0, 1e6]), d omega_j/dt = omega_j/(N (C + omega_j^2)^2), integrated with
@@ -37,6 +37,7 @@ import theory.laws
 from simulate.run import log_times
 
 RTOL, ATOL = 1e-10, 1e-12
+OPTIONS = simulate.SolverOptions(rtol=RTOL, atol=ATOL)
 
 
 def _timed_compiled(fn, x):
@@ -66,20 +67,21 @@ def bench_reduced(K: int, baseline: int, C: int, N: int, t_max: float, num_times
     rows = {}
     # per-trajectory adaptive steps: vmap of independent solves (identical to K separate solves)
     ys_v, st_v, c_v, r_v = _timed_compiled(
-        jax.vmap(lambda w: simulate.integrate_reduced(w, tj, N, C, 1.0, RTOL, ATOL, return_steps=True)), w0)
+        jax.vmap(lambda w: simulate.integrate_reduced(w, tj, N, C, 1.0, options=OPTIONS, return_steps=True)), w0)
     rows["vmap"] = dict(compile=c_v, run=r_v, ys=ys_v, steps=st_v)
     # the same, vmapped in chunks of 256 (lax.map over chunks): simulate.integrate_reduced_ensemble
     ys_c, st_c, c_c, r_c = _timed_compiled(
-        lambda w: simulate.integrate_reduced_ensemble(w, tj, N, C, 1.0, RTOL, ATOL, return_steps=True), w0)
+        lambda w: simulate.integrate_reduced_ensemble(w, tj, N, C, 1.0, options=OPTIONS, return_steps=True), w0)
     rows["chunked"] = dict(compile=c_c, run=r_c, ys=ys_c, steps=st_c)
     eager = []
     for _ in range(2):  # plain calls: the first compiles, the second must not (module-level jit, static settings)
         t0 = time.perf_counter()
-        simulate.integrate_reduced_ensemble(w0, tj, N, C, 1.0, RTOL, ATOL).block_until_ready()
+        simulate.integrate_reduced_ensemble(w0, tj, N, C, 1.0, options=OPTIONS).block_until_ready()
         eager.append(time.perf_counter() - t0)
     # the batch as one elementwise system, shared step with max-norm error control
     ys_b, st_b, c_b, r_b = _timed_compiled(
-        lambda w: simulate.integrate_reduced(w, tj, N, C, 1.0, RTOL, ATOL, return_steps=True, error_norm="max"), w0)
+        lambda w: simulate.integrate_reduced(w, tj, N, C, 1.0, options=OPTIONS.replace(error_norm="max"),
+                                             return_steps=True), w0)
     rows["batch"] = dict(compile=c_b, run=r_b, ys=np.swapaxes(ys_b, 0, 1), steps=st_b)
     base = {m: _scipy_loop(m, omega0[:baseline], times, N, C) for m in ("RK45", "DOP853")}
     cf = np.asarray(jax.vmap(lambda w: simulate.closed_form_omega(w, tj, N, C))(w0[:baseline]))
@@ -118,17 +120,19 @@ def bench_features(C: int, N: int, p: int, t_max: float, rtol: float, atol: floa
     labels = simulate.class_labels(C, N)
     X0 = simulate.random_initial_features(jax.random.PRNGKey(0), C, N, p)
     times = log_times(t_max, 10, t_min=1.0)
-    kw = dict(renormalize=False, max_steps=100_000, return_steps=True)
+    kw = dict(renormalize=False, options=simulate.SolverOptions(rtol=rtol, atol=atol, max_steps=100_000),
+              return_steps=True)
     out = []
     for conv in ("projected", "projected", "sum"):  # first call compiles; kappa is traced: "sum" reuses it
         t0 = time.perf_counter()
-        Xs, steps = simulate.integrate_features(X0, labels, times, C, conv, rtol, atol, **kw)
+        Xs, steps = simulate.integrate_features(X0, labels, times, C, conv, **kw)
         Xs.block_until_ready()
         t_call = time.perf_counter() - t0
         kappa = theory.laws.kappa(conv, N, C)
         stats = [theory.class_stats(X, labels, C) for X in Xs]  # once per saved time
         omega = [np.asarray(theory.snr_singular_values(s)) for s in (stats[0], stats[-1])]
-        red = np.asarray(simulate.integrate_reduced(jnp.asarray(omega[0]), times, N, C, kappa, 1e-12, 1e-14))
+        red = np.asarray(simulate.integrate_reduced(jnp.asarray(omega[0]), times, N, C, kappa,
+                                                  options=simulate.SolverOptions(rtol=1e-12, atol=1e-14)))
         out.append(dict(
             C=C, N=N, p=p, n=C * N, t_max=t_max, rtol=rtol, atol=atol, kappa=conv, t_call=t_call,
             steps=int(steps),
@@ -148,7 +152,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trajectories", type=int, default=10_000)
     ap.add_argument("--baseline", type=int, default=200)
-    ap.add_argument("--classes", type=int, default=10)
+    ap.add_argument("--num-classes", "--classes", dest="classes", type=int, default=10)
     ap.add_argument("--per-class", type=int, default=500)
     ap.add_argument("--t-max", type=float, default=1e4)
     ap.add_argument("--num-times", type=int, default=30)

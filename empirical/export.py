@@ -1,14 +1,17 @@
 """CSV export of a run's ``metrics.jsonl`` (design.md "Runs and files").
 
 One row per measured epoch; one column per key in order of first appearance.  A
-list-valued key (``snr_singular_values``) becomes columns ``key_0, key_1, ...``; a list of
-strings (``warnings``) is joined with ``"; "``.  Missing values are empty cells.
+list-valued key (``snr_singular_values``) becomes columns ``key_0, key_1, ...`` only (a record
+where it is ``None`` leaves those cells empty; no bare ``key`` column); a list of strings
+(``warnings``) is one cell holding it as a JSON array (its strings may contain any separator).  Missing values are empty cells.  The CSV reads back
+into the same records with :func:`empirical.schema.read_run_log`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,16 +19,28 @@ from typing import Any
 from .runs import read_metrics
 
 
-def flatten_record(record: dict[str, Any]) -> dict[str, Any]:
-    """Expand list values into ``key_i`` columns (strings are joined instead)."""
+def _is_number_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and not all(isinstance(v, str) for v in value)
+
+
+def flatten_record(record: dict[str, Any], list_keys: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
+    """Expand list values into ``key_i`` columns (a list of strings stays one cell: a JSON array).
+
+    ``list_keys``: keys that are lists of numbers in some record; their ``None`` values give no column (the
+    ``key_i`` cells stay empty).
+    """
     flat: dict[str, Any] = {}
     for key, value in record.items():
         if isinstance(value, (list, tuple)):
-            if all(isinstance(v, str) for v in value):
-                flat[key] = "; ".join(value)
+            if value and all(isinstance(v, str) for v in value):
+                flat[key] = json.dumps(list(value))
+            elif not value and key not in list_keys:
+                flat[key] = ""
             else:
                 for i, v in enumerate(value):
                     flat[f"{key}_{i}"] = v
+        elif value is None and key in list_keys:
+            continue
         else:
             flat[key] = value
     return flat
@@ -33,7 +48,8 @@ def flatten_record(record: dict[str, Any]) -> dict[str, Any]:
 
 def metrics_to_csv(records: list[dict[str, Any]]) -> str:
     """CSV text of ``records`` (header = union of flattened keys, first-seen order)."""
-    rows = [flatten_record(r) for r in records]
+    list_keys = {k for r in records for k, v in r.items() if _is_number_list(v)}
+    rows = [flatten_record(r, list_keys) for r in records]
     columns: list[str] = []
     seen: set[str] = set()
     for row in rows:

@@ -2,7 +2,12 @@
 
 Float64 throughout (``jax_enable_x64``). Every formula comes from ``theory`` (its lambdified SymPy laws and
 its array-API metric functions); this package only integrates them (Diffrax, Optimistix) and records
-trajectories. See ``paper_spec.md`` sections 3.4, 5 and 6 and ``simulate.run`` for the entry point.
+trajectories. See ``paper_spec.md`` sections 3.4, 5 and 6.
+
+Entry point: ``simulate.simulate(flow, num_classes=C, per_class=N, dim=p, t_max=T, options=SolverOptions(...))``
+(defined in the module ``simulate.run``) returns a ``Trajectory``. One naming scheme: sizes are ``num_classes``
+(C), ``per_class`` (N), ``dim`` (p) in every public function and in the CLI; the solver settings (rtol, atol,
+solver, max_steps, error_norm) are one frozen ``SolverOptions`` passed as the keyword ``options=``.
 
 Dynamics (each jit-able and vmap-able):
 
@@ -27,8 +32,10 @@ from .reduced import (  # noqa: E402
     integrate_reduced_ensemble,
     reduced_rhs,
 )
+from ._solve import SolverOptions  # noqa: E402
 from .matrix import integrate_matrix, matrix_rhs  # noqa: E402
 from .features import (  # noqa: E402
+    FREE_OPTIONS,
     central_path_gradient,
     integrate_features,
     integrate_free,
@@ -37,10 +44,13 @@ from .features import (  # noqa: E402
     projected_rhs,
 )
 from .metrics import feature_metrics, trajectory_metrics  # noqa: E402
-from .run import FLOWS, Trajectory, run, tail_loglog_slope  # noqa: E402
+from .run import DEFAULT_OPTIONS, FLOWS, Trajectory, simulate, tail_loglog_slope  # noqa: E402
 
 __all__ = [
+    "DEFAULT_OPTIONS",
     "FLOWS",
+    "FREE_OPTIONS",
+    "SolverOptions",
     "Trajectory",
     "asymptotic_omega",
     "central_path_gradient",
@@ -59,7 +69,7 @@ __all__ = [
     "projected_rhs",
     "random_initial_features",
     "reduced_rhs",
-    "run",
+    "simulate",
     "tail_loglog_slope",
     "trajectory_metrics",
 ]

@@ -1,64 +1,139 @@
-"""CLI: ``python -m simulate --classes C --per-class N --dim p --t-max T --flow FLOW --out DIR``.
+"""CLI: ``python -m simulate --num-classes C --per-class N --dim p --t-max T --flow FLOW --out DIR``.
 
 Writes DIR/trajectory.npz (times, omega, closed_form_omega, every metric), DIR/summary.json and DIR/figures/*.png.
+An invalid argument prints one line naming it and exits with status 2 (no traceback).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
-from ._solve import SOLVERS
-from .run import ENSEMBLE_FLOWS, FLOWS, run
+from ._solve import NORMS, SOLVERS
+from .run import ENSEMBLE_FLOWS, FLOWS
+
+KAPPA_NAMES = ("projected", "sum", "means")
 
 
-def _kappa(s: str):
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``python -m simulate: error: argument --dim: ...`` and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+    return parse
+
+
+def _positive_float(text: str) -> float:
     try:
-        return float(s)
+        value = float(text)
     except ValueError:
-        return s
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _kappa(text: str):
+    if text in KAPPA_NAMES:
+        return text
+    try:
+        return _positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected one of {list(KAPPA_NAMES)} or a finite number > 0, "
+                                         f"got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m simulate", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--classes", type=int, required=True, help="number of classes C")
-    ap.add_argument("--per-class", type=int, required=True, help="examples per class N")
-    ap.add_argument("--dim", type=int, required=True, help="feature dimension p")
-    ap.add_argument("--t-max", type=float, required=True, help="final time")
+    ap = _Parser(prog="python -m simulate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--num-classes", "--classes", dest="num_classes", type=_int_at_least(2), required=True,
+                    help="number of classes C (>= 2)")
+    ap.add_argument("--per-class", type=_int_at_least(2), required=True, help="examples per class N (>= 2)")
+    ap.add_argument("--dim", type=_int_at_least(1), required=True, help="feature dimension p, C-1 <= p <= C(N-1)")
+    ap.add_argument("--t-max", type=_positive_float, required=True, help="final time (> 0)")
     ap.add_argument("--flow", choices=FLOWS, default="reduced")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=_int_at_least(0), default=0)
     ap.add_argument("--out", type=Path, required=True, help="output directory")
-    ap.add_argument("--ensemble", type=int, default=1, help=f"K initial conditions at once (flows {ENSEMBLE_FLOWS})")
-    ap.add_argument("--kappa", type=_kappa, default="projected", help="projected | sum | means | a number")
-    ap.add_argument("--num-times", type=int, default=60)
-    ap.add_argument("--rtol", type=float, default=1e-8)
-    ap.add_argument("--atol", type=float, default=1e-10)
-    ap.add_argument("--rank", type=int, default=None, help="initial rank of the centred class means (<= C-1)")
+    ap.add_argument("--ensemble", type=_int_at_least(1), default=1,
+                    help=f"K initial conditions at once (flows {ENSEMBLE_FLOWS})")
+    ap.add_argument("--kappa", type=_kappa, default="projected", help="projected | sum | means | a number > 0")
+    ap.add_argument("--num-times", type=_int_at_least(3), default=60, help="saved times (>= 3)")
+    ap.add_argument("--rtol", type=_positive_float, default=1e-8)
+    ap.add_argument("--atol", type=_positive_float, default=1e-10)
+    ap.add_argument("--max-steps", type=_int_at_least(1), default=1_000_000, help="solver step budget")
+    ap.add_argument("--error-norm", choices=sorted(NORMS), default="rms")
+    ap.add_argument("--rank", type=_int_at_least(0), default=None, help="initial rank of the centred class means (<= C-1)")
     ap.add_argument("--solver", choices=sorted(SOLVERS), default="tsit5")
-    ap.add_argument("--step", type=float, default=0.5, help="retraction flow: Euler step size")
-    ap.add_argument("--lam", type=float, default=1e-3, help="free flow: ridge lambda on W, b")
-    ap.add_argument("--lam-h", type=float, default=0.0, help="free flow: weight decay on the features")
+    ap.add_argument("--step", type=_positive_float, default=0.5, help="retraction flow: Euler step size (> 0)")
+    ap.add_argument("--lam", type=_nonnegative_float, default=1e-3, help="free flow: ridge lambda on W, b (>= 0)")
+    ap.add_argument("--lam-h", type=_nonnegative_float, default=0.0, help="free flow: weight decay on the features")
     ap.add_argument("--no-figures", action="store_true")
     return ap
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and check the arguments together (sizes against each other, the output path); errors exit 2."""
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    C, N, p = args.num_classes, args.per_class, args.dim
+    if p < C - 1:
+        ap.error(f"argument --dim: must be >= C-1 = {C - 1} (the SNR matrix has C-1 singular values), got {p}")
+    if p > C * (N - 1):
+        ap.error(f"argument --dim: must be <= C(N-1) = {C * (N - 1)} for an invertible Sigma_W "
+                 f"(or raise --per-class), got {p}")
+    if args.rank is not None and args.rank > C - 1:
+        ap.error(f"argument --rank: must be <= C-1 = {C - 1}, got {args.rank}")
+    if args.out.exists() and not args.out.is_dir():
+        ap.error(f"argument --out: {args.out} exists and is not a directory")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
+    from ._solve import SolverOptions
+    from .run import simulate
+
     if args.ensemble > 1 and args.flow not in ENSEMBLE_FLOWS:
         print(f"note: --ensemble with flow {args.flow!r} runs the members one after another", file=sys.stderr)
-    opts = {"solver": args.solver}
+    opts = {}
     if args.rank is not None:
         opts["rank"] = args.rank
     if args.flow == "retraction":
         opts["step"] = args.step
     if args.flow == "free":
         opts.update(lam=args.lam, lam_h=args.lam_h)
-    traj = run(args.flow, classes=args.classes, per_class=args.per_class, dim=args.dim, t_max=args.t_max,
-               seed=args.seed, num_times=args.num_times, ensemble=args.ensemble, kappa=args.kappa, rtol=args.rtol,
-               atol=args.atol, **opts)
+    options = SolverOptions(rtol=args.rtol, atol=args.atol, solver=args.solver, max_steps=args.max_steps,
+                            error_norm=args.error_norm)
+    try:
+        traj = simulate(args.flow, num_classes=args.num_classes, per_class=args.per_class, dim=args.dim,
+                        t_max=args.t_max, seed=args.seed, num_times=args.num_times, ensemble=args.ensemble,
+                        kappa=args.kappa, options=options, **opts)
+    except ValueError as exc:  # anything the parser could not see (kept one line, status 2)
+        print(f"python -m simulate: error: {exc}", file=sys.stderr)
+        return 2
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     traj.to_npz(out / "trajectory.npz")

@@ -18,13 +18,14 @@ def is_concrete(x) -> bool:
     return all(_leaf_is_concrete(leaf) for leaf in jax.tree_util.tree_leaves(x))
 
 
-def check_sizes(classes: int, per_class: int, dim: int) -> None:
+def check_sizes(num_classes: int, per_class: int, dim: int) -> None:
     """Sizes of the unconstrained-features model: C >= 2, N >= 2, p >= C-1 and Sigma_W invertible (p <= C(N-1))."""
-    for name, v in (("classes", classes), ("per_class", per_class), ("dim", dim)):
-        if int(v) != v:
+    for name, v in (("num_classes", num_classes), ("per_class", per_class), ("dim", dim)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer)) or int(v) != v:
             raise ValueError(f"{name} must be an integer, got {v!r}")
+    classes = num_classes
     if classes < 2:
-        raise ValueError(f"need at least 2 classes (C >= 2), got classes={classes}")
+        raise ValueError(f"need at least 2 classes (C >= 2), got num_classes={classes}")
     if per_class < 2:
         raise ValueError(
             f"need at least 2 examples per class (N >= 2) for an invertible within-class covariance Sigma_W, "

@@ -7,9 +7,14 @@ compiles once per shape and settings, not per call; ``prepare`` returns kappa as
 time-scale convention does not recompile.
 ``solve_ode`` is the same solve un-jitted, for use inside other traced code (vmap, lax.map).
 ``integrate`` is what every flow's public function calls: ``prepare`` (validation, once) then ``solve``.
+``SolverOptions`` is the one frozen (hashable, so jit-static) bundle of the solver keywords every ``integrate_*``
+function takes as ``options=``.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import math
 
 import diffrax
 import equinox as eqx
@@ -35,6 +40,42 @@ def norm_from_name(name: str):
     if name not in NORMS:
         raise ValueError(f"unknown error_norm {name!r}; choose one of {sorted(NORMS)}")
     return NORMS[name]
+
+
+@dataclasses.dataclass(frozen=True)
+class SolverOptions:
+    """Settings of one Diffrax solve (every ``integrate_*`` function's ``options=``), validated on creation.
+
+    rtol, atol: tolerances of the PID step-size controller (local error <= atol + rtol |y| in ``error_norm``);
+    solver: "tsit5", "dopri5" or "dopri8"; max_steps: step budget (Diffrax raises when it is exhausted);
+    error_norm: "rms" (Diffrax's default) or "max" (every component within its tolerance).
+    Frozen and hashable: a jit-static argument.  ``options.replace(rtol=1e-12)`` gives a modified copy.
+    """
+
+    rtol: float = 1e-10
+    atol: float = 1e-12
+    solver: str = "tsit5"
+    max_steps: int = 1_000_000
+    error_norm: str = "rms"
+
+    def __post_init__(self):
+        for name in ("rtol", "atol"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+            object.__setattr__(self, name, float(v))
+        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
+            raise ValueError(f"max_steps must be a positive integer, got {self.max_steps!r}")
+        solver_from_name(self.solver)
+        norm_from_name(self.error_norm)
+
+    def replace(self, **changes) -> "SolverOptions":
+        """A copy with ``changes`` (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def as_kwargs(self) -> dict:
+        """The keyword arguments of ``solve`` / ``solve_ode``."""
+        return dataclasses.asdict(self)
 
 
 def solve_ode(rhs, y0, times, args, *, rtol, atol, solver="tsit5", max_steps=1_000_000, error_norm="rms"):
@@ -64,23 +105,28 @@ solve = eqx.filter_jit(solve_ode)
 """``solve_ode`` compiled: arrays traced; rhs, tolerances, solver, max_steps, error_norm and Python scalars static."""
 
 
-def prepare(times, kappa, N, C, *, rtol, atol, solver, max_steps, error_norm="rms"):
+def check_options(options) -> SolverOptions:
+    """``options`` if it is a :class:`SolverOptions`, else a one-line ``TypeError``."""
+    if not isinstance(options, SolverOptions):
+        raise TypeError(f"options must be a simulate.SolverOptions, got {type(options).__name__}")
+    return options
+
+
+def prepare(times, kappa, N, C, options: SolverOptions):
     """Validate and convert the arguments every flow shares: returns ``(times, kappa, options)``.
 
     times: float64 array (checked finite, strictly increasing); kappa: ``kappa_value(kappa, N, C)`` as a 0-d
-    float64 array (traced by ``solve``); options:
-    the static keyword arguments of ``solve`` (hashable Python scalars), with the solver and norm names checked.
+    float64 array (traced by ``solve``); options: the static keyword arguments of ``solve`` (a dict of hashable
+    Python scalars from the validated ``SolverOptions``).
     """
     check_times(times)
-    solver_from_name(solver)
-    norm_from_name(error_norm)
-    opts = dict(rtol=float(rtol), atol=float(atol), solver=solver, max_steps=int(max_steps), error_norm=error_norm)
+    opts = check_options(options).as_kwargs()
     k = jnp.asarray(kappa_value(kappa, N, C), dtype=jnp.float64)
     return jnp.asarray(times, dtype=jnp.float64), k, opts
 
 
-def integrate(rhs, y0, times, kappa, N, C, *, labels=None, extra=(), rtol, atol, solver="tsit5",
-              max_steps=1_000_000, error_norm="rms", return_steps=False):
+def integrate(rhs, y0, times, kappa, N, C, *, labels=None, extra=(), options: SolverOptions,
+              return_steps=False):
     """``prepare`` then ``solve`` with the argument layout every flow's right-hand side reads:
     ``args = (N, C, kappa, *extra)`` when ``labels`` is None (reduced, matrix ODEs), else
     ``(labels, C, kappa, *extra)`` (feature-level flows).
@@ -90,8 +136,7 @@ def integrate(rhs, y0, times, kappa, N, C, *, labels=None, extra=(), rtol, atol,
     ``extra`` values (e.g. weight decays) become float64 arrays, traced for the same reason.
     Returns ys at ``times`` (leading axis len(times)), or ``(ys, num_steps)`` if ``return_steps``.
     """
-    times, k, opts = prepare(times, kappa, N, C, rtol=rtol, atol=atol, solver=solver, max_steps=max_steps,
-                             error_norm=error_norm)
+    times, k, opts = prepare(times, kappa, N, C, options)
     if labels is None:
         NC = jnp.asarray([N, C], dtype=jnp.float64)  # arrays: traced, no recompilation per size
         head = (NC[0], NC[1])

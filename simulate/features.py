@@ -24,11 +24,11 @@ import theory
 
 from ._checks import check_features, check_times, is_concrete
 from ._laws import kappa_value
-from ._solve import integrate
+from ._solve import SolverOptions, integrate
 from .initial import class_means
 
 
-def central_path_gradient(X: jax.Array, labels: jax.Array, C: int, stats=None) -> jax.Array:
+def central_path_gradient(X: jax.Array, labels: jax.Array, num_classes: int, stats=None) -> jax.Array:
     """Euclidean gradient of the central-path loss at X (n, p):  (1/n) W_LS^T (W_LS x_{i,c} + b_LS - e_c) per row.
 
     Computed as ``jax.grad`` of ``theory.mse_loss(X, labels, W, b)`` at the least-squares classifier
@@ -36,6 +36,7 @@ def central_path_gradient(X: jax.Array, labels: jax.Array, C: int, stats=None) -
     spec 9 item 12) this is the full derivative of X -> L(W_LS(X), b_LS(X), X). ``stats``: class_stats(X) if
     already computed.
     """
+    C = num_classes
     if stats is None:
         stats = theory.class_stats(X, labels, C)
     W, b = theory.least_squares_classifier(stats)
@@ -43,7 +44,7 @@ def central_path_gradient(X: jax.Array, labels: jax.Array, C: int, stats=None) -
     return jax.grad(lambda x: theory.mse_loss(x, labels, W, b, num_classes=C))(X)
 
 
-def project_tangent(X: jax.Array, labels: jax.Array, C: int, D: jax.Array, stats=None) -> jax.Array:
+def project_tangent(X: jax.Array, labels: jax.Array, num_classes: int, D: jax.Array, stats=None) -> jax.Array:
     """Orthogonal projection of a direction D (n, p) onto the tangent space at X of {Sigma_W = const, mu_G = const}.
 
     Split D = D_mean (rows replaced by their class means) + D_w (within-class part). The constraint
@@ -54,7 +55,7 @@ def project_tangent(X: jax.Array, labels: jax.Array, C: int, D: jax.Array, stats
     (spec 6.1), so within-class deviations are frozen and only class means move (``projected_rhs`` uses that
     shortcut). ``stats``: class_stats(X).
     """
-    n = X.shape[0]
+    C, n = num_classes, X.shape[0]
     if stats is None:
         stats = theory.class_stats(X, labels, C)
     Z = X - stats.means[labels]
@@ -96,25 +97,23 @@ def integrate_features(
     X0: jax.Array,
     labels: jax.Array,
     times: jax.Array,
-    C: int,
+    num_classes: int,
     kappa: float | str = 1.0,
-    rtol: float = 1e-10,
-    atol: float = 1e-12,
     *,
     renormalize: bool = True,
-    solver: str = "tsit5",
-    max_steps: int = 1_000_000,
+    options: SolverOptions = SolverOptions(),
     return_steps: bool = False,
 ):
     """Projected gradient flow dX/dt = -kappa Proj grad_X L_central on X_set (spec 6.1), X0 (n, p).
 
     With ``renormalize`` X0 is first mapped onto X_set by ``theory.renormalize`` (which leaves the central-path
     loss and the SNR singular values unchanged, spec 5.1). Returns X at ``times``, shape (len(times), n, p)
-    (and the solver step count if ``return_steps``). jit-able; vmap-able over X0.
+    (and the solver step count if ``return_steps``). jit-able; vmap-able over X0. ``options``: :class:`SolverOptions`.
     """
+    C = num_classes
     X0, labels = _prepare_features(X0, labels, C, renormalize)
-    return integrate(projected_rhs, X0, times, kappa, X0.shape[0] // C, C, labels=labels, rtol=rtol, atol=atol,
-                     solver=solver, max_steps=max_steps, return_steps=return_steps)
+    return integrate(projected_rhs, X0, times, kappa, X0.shape[0] // C, C, labels=labels, options=options,
+                     return_steps=return_steps)
 
 
 def retraction_step(X: jax.Array, labels: jax.Array, C: int, h) -> jax.Array:
@@ -143,7 +142,7 @@ def integrate_retraction(
     X0: jax.Array,
     labels: jax.Array,
     times: jax.Array,
-    C: int,
+    num_classes: int,
     step: float = 0.5,
     kappa: float | str = 1.0,
     *,
@@ -155,6 +154,7 @@ def integrate_retraction(
     Its SNR singular values follow theory.laws "retraction_rhs" (1/n) w/(C + w^2) up to O(step).
     One compiled program (``lax.scan`` over the intervals, C static): jit-able, and vmap-able over X0.
     """
+    C = num_classes
     check_times(times)
     if is_concrete(step) and not (step > 0):
         raise ValueError(f"step must be > 0, got {step}")
@@ -162,6 +162,11 @@ def integrate_retraction(
     k = kappa_value(kappa, int(X0.shape[0] // C), C)
     t = jnp.asarray(times, dtype=jnp.float64)
     return _retraction(X0, labels, t, C, jnp.asarray(step, dtype=jnp.float64), jnp.asarray(k, dtype=jnp.float64))
+
+
+#: Default solver settings of :func:`integrate_free` (looser than the central-path flows': the free model's
+#: loss plateaus, and 1e-8 / 1e-10 resolves its terms far below the quantities compared).
+FREE_OPTIONS = SolverOptions(rtol=1e-8, atol=1e-10)
 
 
 def free_loss(params, labels: jax.Array, C: int, lam, lam_h) -> jax.Array:
@@ -182,29 +187,27 @@ def integrate_free(
     X0: jax.Array,
     labels: jax.Array,
     times: jax.Array,
-    C: int,
+    num_classes: int,
     W0: jax.Array,
     b0: jax.Array,
     *,
     lam: float = 1e-3,
     lam_h: float = 0.0,
     kappa: float | str = 1.0,
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
-    solver: str = "tsit5",
-    max_steps: int = 1_000_000,
+    options: SolverOptions = FREE_OPTIONS,
     return_steps: bool = False,
 ):
     """Gradient flow of the unconstrained-features model with W (C, p), b (C,) and features X (n, p) all free:
     d(W, b, X)/dt = -kappa grad [ L(W, b, X) + (lam_H/(2n))||X||_F^2 ] (spec section 1 loss, ridge lam on W and b).
 
     Returns ``(W, b, X)`` at ``times`` with leading axis len(times). No renormalisation: this is the off-central-
-    path comparison of spec 4.
+    path comparison of spec 4. ``options``: :class:`SolverOptions` (default :data:`FREE_OPTIONS`, rtol 1e-8, atol 1e-10).
     """
+    C = num_classes
     if is_concrete((lam, lam_h)) and (lam < 0 or lam_h < 0):
         raise ValueError(f"weight decays must be >= 0, got lam={lam}, lam_h={lam_h}")
     X0, labels = _prepare_features(X0, labels, C, renormalize=False)
     params0 = (jnp.asarray(W0, jnp.float64), jnp.asarray(b0, jnp.float64), X0)
     # weight decays as arrays (integrate's extra): traced, no recompilation per value
     return integrate(free_rhs, params0, times, kappa, X0.shape[0] // C, C, labels=labels, extra=(lam, lam_h),
-                     rtol=rtol, atol=atol, solver=solver, max_steps=max_steps, return_steps=return_steps)
+                     options=options, return_steps=return_steps)

@@ -12,21 +12,22 @@ import theory
 from ._checks import check_sizes
 
 
-def class_labels(classes: int, per_class: int) -> jax.Array:
+def class_labels(num_classes: int, per_class: int) -> jax.Array:
     """Balanced labels ``(n,)``, n = C N, grouped by class: [0]*N + [1]*N + ... (spec section 1)."""
-    return jnp.repeat(jnp.arange(classes), per_class)
+    return jnp.repeat(jnp.arange(num_classes), per_class)
 
 
-def class_means(D: jax.Array, labels: jax.Array, C: int) -> jax.Array:
+def class_means(D: jax.Array, labels: jax.Array, num_classes: int) -> jax.Array:
     """Per-class row means (C, p) of D (n, p): plain segment averages, for any array D (a direction, a gradient),
     without ``theory.class_stats``' covariances and validation. jit-able with C static."""
+    C = num_classes
     counts = jax.ops.segment_sum(jnp.ones(D.shape[0], D.dtype), labels, C)
     return jax.ops.segment_sum(D, labels, C) / counts[:, None]
 
 
 def random_initial_features(
     key: jax.Array,
-    classes: int,
+    num_classes: int,
     per_class: int,
     dim: int,
     *,
@@ -37,12 +38,13 @@ def random_initial_features(
 
     Draws Gaussian within-class noise and class means ``mean_scale * G`` (rank ``rank`` <= C-1 if given, so that
     the SNR matrix has C-1-rank zero singular values, spec 6.4 item 5), then maps H -> X = (H - mu_G) Sigma_W^{-1/2}
-    with ``theory.renormalize`` (spec 5.2). Labels are ``class_labels(classes, per_class)``.
+    with ``theory.renormalize`` (spec 5.2). Labels are ``class_labels(num_classes, per_class)``.
     """
-    check_sizes(classes, per_class, dim)
-    if rank is not None and not (0 <= rank <= classes - 1):
-        raise ValueError(f"rank must be in [0, C-1] = [0, {classes - 1}], got {rank}")
-    return _random_initial_features(key, int(classes), int(per_class), int(dim), rank, float(mean_scale))
+    check_sizes(num_classes, per_class, dim)
+    if rank is not None and (isinstance(rank, bool) or int(rank) != rank or not (0 <= rank <= num_classes - 1)):
+        raise ValueError(f"rank must be an integer in [0, C-1] = [0, {num_classes - 1}], got {rank}")
+    return _random_initial_features(key, int(num_classes), int(per_class), int(dim),
+                                    None if rank is None else int(rank), float(mean_scale))
 
 
 @functools.partial(jax.jit, static_argnames=("classes", "per_class", "dim", "rank", "mean_scale"))

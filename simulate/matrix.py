@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
 from ._checks import is_concrete
-from ._solve import integrate
+from ._solve import SolverOptions, integrate
 
 
 def matrix_rhs(t, S: jax.Array, args) -> jax.Array:
@@ -32,24 +32,22 @@ def matrix_rhs(t, S: jax.Array, args) -> jax.Array:
 def integrate_matrix(
     S0: jax.Array,
     times: jax.Array,
-    N: int,
+    per_class: int,
     kappa: float | str = 1.0,
-    rtol: float = 1e-10,
-    atol: float = 1e-12,
     *,
-    solver: str = "tsit5",
-    max_steps: int = 1_000_000,
+    options: SolverOptions = SolverOptions(),
     return_steps: bool = False,
 ):
     """Integrate dS/dt = (kappa/N)(C I + S S^T)^{-2} S from S(times[0]) = S0 (p, C) (spec 6.1).
 
     Returns S at ``times`` with shape (len(times), p, C) (and the solver step count if ``return_steps``).
-    jit-able and vmap-able over ``S0``.
+    jit-able and vmap-able over ``S0``. ``per_class`` N; ``options``: :class:`SolverOptions`.
     """
+    N = per_class
     if is_concrete(S0) and not bool(jnp.all(jnp.isfinite(S0))):
         raise ValueError("S0 contains non-finite values (NaN or Inf)")
     S0 = jnp.asarray(S0, dtype=jnp.float64)
     if S0.ndim != 2:
         raise ValueError(f"S0 must be a (p, C) matrix, got shape {S0.shape}")
-    return integrate(matrix_rhs, S0, times, kappa, N, int(S0.shape[1]), rtol=rtol, atol=atol, solver=solver,
-                     max_steps=max_steps, return_steps=return_steps)
+    return integrate(matrix_rhs, S0, times, kappa, N, int(S0.shape[1]), options=options,
+                     return_steps=return_steps)

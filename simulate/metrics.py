@@ -28,7 +28,7 @@ def gram_matrix(stats) -> jax.Array:
 def feature_metrics(
     X: jax.Array,
     labels: jax.Array,
-    C: int,
+    num_classes: int,
     W: jax.Array | None = None,
     b: jax.Array | None = None,
     lam: float = 0.0,
@@ -42,6 +42,7 @@ def feature_metrics(
     ||S - U0 diag(U0^T S V0) V0^T||_F / ||S||_F with S = Mbar (p, C), the SNR matrix on X_set (spec 6.2: zero
     along the projected flow).
     """
+    C = num_classes
     stats = theory.class_stats(X, labels, C)
     # one eigendecomposition of Sigma_T shared by the least-squares solve here and the one inside decompose
     spectrum = theory.total_spectrum(stats)
@@ -76,7 +77,7 @@ def _vmapped(Xs, labels, C, Ws, bs, lam, U0, V0):
 def trajectory_metrics(
     Xs: jax.Array,
     labels: jax.Array,
-    C: int,
+    num_classes: int,
     Ws: jax.Array | None = None,
     bs: jax.Array | None = None,
     lam: float = 0.0,
@@ -87,4 +88,4 @@ def trajectory_metrics(
 
     Jitted and vmapped over time. Returns (metrics with a leading T axis, Gram matrices (T, C, C)).
     """
-    return _vmapped(Xs, labels, C, Ws, bs, lam, U0, V0)
+    return _vmapped(Xs, labels, num_classes, Ws, bs, lam, U0, V0)

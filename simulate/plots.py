@@ -45,7 +45,7 @@ def make_figures(traj, out_dir) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     t = traj.times
     paths = []
-    C = traj.params["classes"]
+    C = traj.params["num_classes"]
     ens = traj.ensemble
     om = traj.omega if ens else traj.omega[None]
     cf = traj.closed_form_omega if ens else traj.closed_form_omega[None]

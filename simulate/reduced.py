@@ -22,7 +22,7 @@ import theory.laws
 
 from ._checks import check_omega0, check_times
 from ._laws import kappa_value, law
-from ._solve import integrate, prepare, solve_ode
+from ._solve import SolverOptions, integrate, prepare, solve_ode
 
 
 def reduced_rhs(t, omega: jax.Array, args) -> jax.Array:
@@ -34,16 +34,12 @@ def reduced_rhs(t, omega: jax.Array, args) -> jax.Array:
 def integrate_reduced(
     omega0: jax.Array,
     times: jax.Array,
-    N: int,
-    C: int,
+    per_class: int,
+    num_classes: int,
     kappa: float | str = 1.0,
-    rtol: float = 1e-10,
-    atol: float = 1e-12,
     *,
-    solver: str = "tsit5",
-    max_steps: int = 1_000_000,
+    options: SolverOptions = SolverOptions(),
     return_steps: bool = False,
-    error_norm: str = "rms",
 ):
     """Solve the reduced ODE d omega_j/dt = (kappa/N) omega_j/(C + omega_j^2)^2 (spec 6.2, 6.3 table).
 
@@ -51,13 +47,15 @@ def integrate_reduced(
     number of accepted+rejected solver steps if ``return_steps``). Zero singular values stay zero (spec 6.4 item 5).
     jit-able (tolerances and solver static) and vmap-able over ``omega0`` and ``times``.
     The law is elementwise, so ``omega0`` may also be a batch (K, C-1) integrated as one system with a shared
-    step; pass ``error_norm="max"`` then, so that every trajectory's local error stays within atol + rtol |omega|
-    (faster than vmap on CPU; see benchmarks/bench_simulate.py).
-    ``kappa``: number, or "projected" (1), "sum" (C N), "means" (N).
+    step; pass ``options=SolverOptions(error_norm="max")`` then, so that every trajectory's local error stays within
+    atol + rtol |omega| (faster than vmap on CPU; see benchmarks/bench_simulate.py).
+    ``per_class`` N, ``num_classes`` C; ``kappa``: number, or "projected" (1), "sum" (C N), "means" (N);
+    ``options``: the solver settings (:class:`SolverOptions`; default rtol 1e-10, atol 1e-12, Tsit5).
     """
+    N, C = per_class, num_classes
     check_omega0(omega0)
-    return integrate(reduced_rhs, jnp.asarray(omega0, dtype=jnp.float64), times, kappa, N, C, rtol=rtol,
-                     atol=atol, solver=solver, max_steps=max_steps, error_norm=error_norm, return_steps=return_steps)
+    return integrate(reduced_rhs, jnp.asarray(omega0, dtype=jnp.float64), times, kappa, N, C, options=options,
+                     return_steps=return_steps)
 
 
 def _newton_log_omega(omega0, t, N, C, kappa, c1, c3, rtol, atol, max_steps):
@@ -96,8 +94,8 @@ def _closed_form(omega0, times, N, C, kappa, c1, c3, rtol, atol, max_steps):
 def closed_form_omega(
     omega0: jax.Array,
     times: jax.Array,
-    N: int,
-    C: int,
+    per_class: int,
+    num_classes: int,
     kappa: float | str = 1.0,
     *,
     rtol: float = 1e-14,
@@ -110,7 +108,9 @@ def closed_form_omega(
     Newton in log w (vmapped over j and t). A zero initial singular value stays zero. Returns (len(times), C-1);
     NaN where Newton did not converge within ``max_steps``. N, C and kappa must be concrete (the constants
     c1, c3 come from ``theory.laws.constants``); omega0 and times may be traced (jit/vmap).
+    ``rtol``, ``atol``, ``max_steps``: Newton's stopping rule (keyword-only).
     """
+    N, C = per_class, num_classes
     check_times(times)
     check_omega0(omega0)
     k = kappa_value(kappa, N, C)
@@ -120,8 +120,10 @@ def closed_form_omega(
     return _closed_form(omega0, times, float(N), float(C), k, c1, c3, float(rtol), float(atol), int(max_steps))
 
 
-def asymptotic_omega(times: jax.Array, N: int, C: int, kappa: float | str = 1.0) -> jax.Array:
-    """Leading-order growth omega(t) ~ (t/c3)^{1/4} (spec 6.4 item 1; theory.laws "growth")."""
+def asymptotic_omega(times: jax.Array, per_class: int, num_classes: int, kappa: float | str = 1.0) -> jax.Array:
+    """Leading-order growth omega(t) ~ (t/c3)^{1/4} (spec 6.4 item 1; theory.laws "growth"); N = per_class, C =
+    num_classes."""
+    N, C = per_class, num_classes
     return law("growth")(jnp.asarray(times, dtype=jnp.float64), N, C, float(kappa_value(kappa, N, C)))
 
 
@@ -139,15 +141,12 @@ def _integrate_ensemble(omega0, times, N, C, kappa, rtol, atol, solver, max_step
 def integrate_reduced_ensemble(
     omega0: jax.Array,
     times: jax.Array,
-    N: int,
-    C: int,
+    per_class: int,
+    num_classes: int,
     kappa: float | str = 1.0,
-    rtol: float = 1e-10,
-    atol: float = 1e-12,
     *,
     batch_size: int = 256,
-    solver: str = "tsit5",
-    max_steps: int = 1_000_000,
+    options: SolverOptions = SolverOptions(),
     return_steps: bool = False,
 ):
     """``integrate_reduced`` for many initial conditions omega0 (K, C-1), each with its own adaptive steps.
@@ -158,10 +157,13 @@ def integrate_reduced_ensemble(
     (1.02 s vs 1.12 s); chunking bounds the memory of a batch, it is not a measured speed-up. For speed, the
     (K, C-1) batch as one max-norm system (``integrate_reduced(..., error_norm="max")``) is ~3x faster.
     Returns (K, T, C-1).
-    Compiled once per (shape, tolerances, solver, max_steps, batch_size); later calls do not retrace.
+    Compiled once per (shape, options, batch_size); later calls do not retrace.
     """
+    N, C = per_class, num_classes
     check_omega0(omega0)
-    times, k, opts = prepare(times, kappa, N, C, rtol=rtol, atol=atol, solver=solver, max_steps=max_steps)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    times, k, opts = prepare(times, kappa, N, C, options)
     omega0 = jnp.asarray(omega0, dtype=jnp.float64)
     if omega0.ndim != 2:
         raise ValueError(f"omega0 must have shape (K, C-1), got {omega0.shape}")

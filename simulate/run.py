@@ -1,4 +1,5 @@
-"""``simulate.run``: one call from sizes to a recorded trajectory with NC metrics and closed-form comparison."""
+"""The module ``simulate.run``: :func:`simulate` (exported as ``simulate.simulate``), one call from sizes to a
+recorded :class:`Trajectory` with NC metrics and the closed-form comparison."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import theory
 
 from ._checks import check_sizes
 from ._laws import kappa_value, law
+from ._solve import SolverOptions, check_options
 from .features import integrate_features, integrate_free, integrate_retraction
 from .initial import class_labels, random_initial_features
 from .matrix import integrate_matrix
@@ -25,6 +27,12 @@ from .reduced import asymptotic_omega, closed_form_omega, integrate_reduced
 
 FLOWS = ("reduced", "matrix", "features", "retraction", "free")
 ENSEMBLE_FLOWS = ("reduced", "matrix", "features")
+
+#: Default solver settings of :func:`simulate` (``options=None``).
+DEFAULT_OPTIONS = SolverOptions(rtol=1e-8, atol=1e-10)
+
+#: Flow options :func:`simulate` accepts besides the sizes (``**flow_options``).
+FLOW_OPTIONS = ("rank", "mean_scale", "t_min", "step", "lam", "lam_h", "w_init", "w_scale")
 
 
 @dataclasses.dataclass
@@ -181,16 +189,15 @@ def _initial_snr(X, labels, C) -> _Initial:
     return _Initial(stats, S, U[:, : C - 1], s[: C - 1], Vt[: C - 1].T)
 
 
-def _single(flow, X0, labels, times, C, N, kap, rtol, atol, opts, key, init=None):
+def _single(flow, X0, labels, times, C, N, kap, options, opts, key, init=None):
     """Integrate one initial condition X0 (on X_set); returns (Xs, Ws, bs, lam, steps).
 
+    ``options``: the :class:`SolverOptions`; ``opts``: the flow options.
     ``init``: ``_initial_snr(X0, labels, C)``, required by the reduced and matrix routes (computed once by the
     caller, which also hands U, V to the metrics)."""
-    solver = opts.get("solver", "tsit5")
-    max_steps = int(opts.get("max_steps", 1_000_000))
     if flow == "features":
-        Xs, steps = integrate_features(X0, labels, times, C, kap, rtol, atol, renormalize=False, solver=solver,
-                                       max_steps=max_steps, return_steps=True)
+        Xs, steps = integrate_features(X0, labels, times, C, kap, renormalize=False, options=options,
+                                       return_steps=True)
         return Xs, None, None, 0.0, steps
     if flow == "retraction":
         return integrate_retraction(X0, labels, times, C, float(opts.get("step", 0.5)), kap), None, None, 0.0, None
@@ -203,39 +210,37 @@ def _single(flow, X0, labels, times, C, N, kap, rtol, atol, opts, key, init=None
         else:
             W0 = float(opts.get("w_scale", 0.1)) * jax.random.normal(key, (C, p), jnp.float64) / math.sqrt(p)
             b0 = jnp.zeros(C)
-        Ws, bs, Xs = integrate_free(X0, labels, times, C, W0, b0, lam=lam, lam_h=lam_h, kappa=kap, rtol=rtol,
-                                    atol=atol, solver=solver, max_steps=max_steps, return_steps=False)
+        Ws, bs, Xs = integrate_free(X0, labels, times, C, W0, b0, lam=lam, lam_h=lam_h, kappa=kap, options=options,
+                                    return_steps=False)
         return Xs, Ws, bs, lam, None
     stats = init.stats
     Z = X0 - stats.means[labels]
     if flow == "reduced":
-        om, steps = integrate_reduced(init.omega, times, N, C, kap, rtol, atol, solver=solver, max_steps=max_steps,
-                                      return_steps=True)
+        om, steps = integrate_reduced(init.omega, times, N, C, kap, options=options, return_steps=True)
         # reconstruct the features: fixed singular vectors (spec 6.2), frozen within-class deviations (spec 6.1)
         S = jnp.einsum("pj,tj,cj->tpc", init.U, om, init.V)
     else:  # matrix
-        S, steps = integrate_matrix(init.snr, times, N, kap, rtol, atol, solver=solver, max_steps=max_steps,
-                                    return_steps=True)
+        S, steps = integrate_matrix(init.snr, times, N, kap, options=options, return_steps=True)
     Xs = Z[None] + stats.global_mean + jnp.swapaxes(S, 1, 2)[:, labels, :]
     return Xs, None, None, 0.0, steps
 
 
-@functools.partial(jax.jit, static_argnames=("flow", "C", "N", "rtol", "atol", "opts"))
-def _ensemble(X0s, inits, labels, times, flow, C, N, kap, rtol, atol, opts):
+@functools.partial(jax.jit, static_argnames=("flow", "C", "N", "options"))
+def _ensemble(X0s, inits, labels, times, flow, C, N, kap, options):
     """vmap of ``_single`` over initial conditions (reduced, matrix, features flows) and their ``_initial_snr``,
     compiled as one program; returns (Xs (K, T, n, p), steps (K,))."""
 
     def one(X0, init):
-        Xs, _, _, _, steps = _single(flow, X0, labels, times, C, N, kap, rtol, atol, dict(opts), None, init)
+        Xs, _, _, _, steps = _single(flow, X0, labels, times, C, N, kap, options, {}, None, init)
         return Xs, steps
 
     return jax.vmap(one)(X0s, inits)
 
 
-def run(
+def simulate(
     flow: str,
     *,
-    classes: int,
+    num_classes: int,
     per_class: int,
     dim: int,
     t_max: float,
@@ -243,31 +248,41 @@ def run(
     num_times: int = 60,
     ensemble: int = 1,
     kappa: str | float = "projected",
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
+    options: SolverOptions | None = None,
     **flow_options,
 ) -> Trajectory:
     """Simulate ``flow`` from random point(s) of X_set and measure everything along the way.
 
     flow: "reduced" (spec 6.2 ODE on omega_j), "matrix" (spec 6.1 ODE on the SNR matrix), "features" (projected
     flow on X_set, spec 6.1), "retraction" (Euler + re-whitening, spec 6.1 contrast), "free" (W, b, H jointly).
+    Sizes: ``num_classes`` C, ``per_class`` N, ``dim`` p.
     kappa: "projected" (1), "sum" (C N), "means" (N) or a number (spec 6.3 table).
-    flow_options: rank (initial rank of Mbar, <= C-1), mean_scale, t_min, solver ("tsit5", "dopri5", "dopri8"),
-    max_steps, step (retraction step size, default 0.5), lam, lam_h, w_init ("random" | "least_squares"),
-    w_scale (free model).
+    options: the solver settings (:class:`SolverOptions`: rtol, atol, solver, max_steps, error_norm); default
+    :data:`DEFAULT_OPTIONS` (rtol 1e-8, atol 1e-10, Tsit5; the free flow's too).
+    flow_options: rank (initial rank of Mbar, <= C-1), mean_scale, t_min, step (retraction step size, default 0.5),
+    lam, lam_h, w_init ("random" | "least_squares"), w_scale (free model).
     Times: 0 and num_times-1 log-spaced values up to t_max. For the features-based flows the features at each
     time are reconstructed (reduced, matrix: Z + S(t)^T per class, with Z the frozen within-class deviations).
     """
     if flow not in FLOWS:
         raise ValueError(f"unknown flow {flow!r}; choose one of {FLOWS}")
-    check_sizes(classes, per_class, dim)
-    if int(ensemble) != ensemble or ensemble < 1:
+    check_sizes(num_classes, per_class, dim)
+    if isinstance(ensemble, bool) or int(ensemble) != ensemble or ensemble < 1:
         raise ValueError(f"ensemble must be a positive integer, got {ensemble}")
-    known = {"rank", "mean_scale", "t_min", "solver", "max_steps", "step", "lam", "lam_h", "w_init", "w_scale"}
-    unknown = set(flow_options) - known
+    if isinstance(num_times, bool) or int(num_times) != num_times:
+        raise ValueError(f"num_times must be an integer, got {num_times!r}")
+    unknown = set(flow_options) - set(FLOW_OPTIONS)
     if unknown:
-        raise ValueError(f"unknown flow options {sorted(unknown)}; known: {sorted(known)}")
-    C, N, p = int(classes), int(per_class), int(dim)
+        moved = sorted(unknown & {"rtol", "atol", "solver", "max_steps", "error_norm"})
+        hint = f" (pass {moved} as options=simulate.SolverOptions(...))" if moved else ""
+        raise ValueError(f"unknown flow options {sorted(unknown)}{hint}; known: {sorted(FLOW_OPTIONS)}")
+    options = DEFAULT_OPTIONS if options is None else check_options(options)
+    for name in ("step", "lam", "lam_h", "mean_scale"):
+        v = flow_options.get(name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                              or v < 0 or (name == "step" and v == 0)):
+            raise ValueError(f"{name} must be a finite number {'> 0' if name == 'step' else '>= 0'}, got {v!r}")
+    C, N, p = int(num_classes), int(per_class), int(dim)
     kap = kappa_value(kappa, N, C)
     times = log_times(float(t_max), int(num_times), flow_options.get("t_min"))
     labels = class_labels(C, N)
@@ -280,12 +295,10 @@ def run(
         inits = jax.vmap(lambda X: _initial_snr(X, labels, C))(jnp.stack(X0s))
         UVs = list(zip(inits.U, inits.V))
         # all members at once: vmap over the initial conditions (each keeps its own adaptive steps)
-        opts = tuple(sorted((k, flow_options[k]) for k in ("solver", "max_steps") if k in flow_options))
-        Xs_all, steps_all = _ensemble(jnp.stack(X0s), inits, labels, times, flow, C, N, kap, float(rtol),
-                                      float(atol), opts)
+        Xs_all, steps_all = _ensemble(jnp.stack(X0s), inits, labels, times, flow, C, N, kap, options)
         runs = [(Xs_all[i], None, None, 0.0, steps_all[i]) for i in range(len(X0s))]
     else:
-        runs = [_single(flow, X0, labels, times, C, N, kap, rtol, atol, flow_options, jax.random.split(k)[1])
+        runs = [_single(flow, X0, labels, times, C, N, kap, options, flow_options, jax.random.split(k)[1])
                 for X0, k in zip(X0s, keys)]
     members = []
     for (U0, V0), (Xs, Ws, bs, lam, steps) in zip(UVs, runs):
@@ -308,8 +321,8 @@ def run(
             mets["retraction_invariant_drift"] = np.where(pos, retr - retr[0], 0.0)
         members.append((omega, cf, mets, np.asarray(grams[0]), np.asarray(grams[-1]),
                         None if steps is None else int(steps)))
-    params = dict(classes=C, per_class=N, dim=p, t_max=float(t_max), seed=seed, num_times=int(num_times),
-                  ensemble=int(ensemble), kappa=kappa, kappa_value=kap, rtol=rtol, atol=atol,
+    params = dict(num_classes=C, per_class=N, dim=p, t_max=float(t_max), seed=seed, num_times=int(num_times),
+                  ensemble=int(ensemble), kappa=kappa, kappa_value=kap, **options.as_kwargs(),
                   solver_steps=[m[5] for m in members], **flow_options)
 
     def pick(i):

@@ -8,8 +8,12 @@ Two halves:
 * SymPy derivations (``theory.symbolic``, ``theory.laws``) certifying the identities and
   producing the scalar laws that the simulator integrates.
 
-This package imports neither JAX nor torch.
+This package imports neither JAX nor torch.  ``theory.laws`` (SymPy) and ``theory.symbolic`` are loaded on
+first attribute access (``theory.laws.numeric(...)`` works after a plain ``import theory``), so ``import theory``
+stays light.
 """
+
+import importlib as _importlib
 
 from ._backend import to_float, to_float_dict
 from .conventions import REDUCTIONS, lam_from_weight_decay
@@ -50,3 +54,16 @@ __all__ = [
     "to_float_dict",
     "total_spectrum",
 ]
+
+#: Submodules loaded on first access as attributes of the package (PEP 562), not at ``import theory``.
+_LAZY_SUBMODULES = ("laws", "symbolic")
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        return _importlib.import_module(f".{name}", __name__)  # the import binds it on the package too
+    raise AttributeError(f"module 'theory' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))

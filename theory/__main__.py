@@ -2,7 +2,8 @@
 
 Options: ``--json`` (machine-readable ``{"checks": [...], "passed": bool}``), ``--out DIR`` (also write
 ``DIR/derivations.md``), ``--quick`` (skip the largest sizes), ``--exhaustive`` (add the slow fully
-symbolic single-shot certificates). Exit status 1 if any identity fails.
+symbolic single-shot certificates). Exit status 1 if any identity fails; an invalid argument prints one line
+naming it and exits with status 2 (no traceback).
 """
 
 from __future__ import annotations
@@ -13,8 +14,15 @@ import sys
 from pathlib import Path
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``python -m theory: error: argument --out: ...``), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m theory",
         description="Symbolic certificate of the MSE neural-collapse identities (spec 3.1, 3.3, 3.4, 5.1, 6.1-6.4): "
                     "prints the derivation report (Markdown + LaTeX) with a PASS/FAIL table.",
@@ -25,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exhaustive", action="store_true",
                         help="add fully symbolic single-shot certificates that take 10-60 s each")
     args = parser.parse_args(argv)
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        parser.error(f"argument --out: {args.out} exists and is not a directory")
 
     from theory.symbolic import run_certificate  # noqa: PLC0415
 

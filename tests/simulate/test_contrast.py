@@ -47,7 +47,7 @@ def test_retraction_follows_its_own_law(retraction_runs):
 
 
 def test_retraction_run_summary():
-    traj = simulate.run("retraction", classes=C, per_class=N, dim=P, t_max=200.0, seed=5, num_times=25, step=0.5)
+    traj = simulate.simulate("retraction", num_classes=C, per_class=N, dim=P, t_max=200.0, seed=5, num_times=25, step=0.5)
     s = traj.summary()
     assert s["max_abs_retraction_invariant_drift"] < 0.5  # measured 0.22
     assert s["max_abs_projected_invariant_drift"] > 100
@@ -61,7 +61,7 @@ def test_free_model_stays_near_central_path_and_collapses():
     ~ 3.3e-4, NC1 0.363 -> 1.3e-3; asserted with margins below. The class means are still far from the ETF at
     t = 1000 (Gram distance 0.43 -> 0.32): NC1 collapses first, within-class spread decays exponentially.
     """
-    traj = simulate.run("free", classes=C, per_class=N, dim=P, t_max=1000.0, seed=0, num_times=25, lam=1e-3)
+    traj = simulate.simulate("free", num_classes=C, per_class=N, dim=P, t_max=1000.0, seed=0, num_times=25, lam=1e-3)
     t, m = traj.times, traj.metrics
     late = t >= 20
     rho, cpd = np.max(m["rho_perp"][late]), np.max(m["central_path_distance"][late])

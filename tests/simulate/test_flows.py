@@ -101,8 +101,8 @@ def test_kappa_conventions_rescale_time():
     w0 = jnp.array([2.0, 1.0, 0.5])
     t = jnp.array([0.0, 10.0, 100.0])
     for name, k in (("sum", C * N), ("means", N)):
-        a = simulate.integrate_reduced(w0, t, N, C, kappa=name, **TIGHT)
-        b = simulate.integrate_reduced(w0, t * k, N, C, kappa=1.0, **TIGHT)
+        a = simulate.integrate_reduced(w0, t, N, C, kappa=name, options=TIGHT)
+        b = simulate.integrate_reduced(w0, t * k, N, C, kappa=1.0, options=TIGHT)
         np.testing.assert_allclose(a, b, rtol=1e-8)
         np.testing.assert_allclose(simulate.closed_form_omega(w0, t, N, C, name), a, rtol=1e-8)
 
@@ -110,29 +110,29 @@ def test_kappa_conventions_rescale_time():
 def test_jit_and_vmap():
     t = jnp.geomspace(1.0, 1e4, 7)
     W0 = jnp.array([[3.0, 1.0, 0.2], [1.0, 1.0, 1.0], [5.0, 0.5, 0.1]])
-    f = jax.jit(jax.vmap(lambda w: simulate.integrate_reduced(w, t, N, C, **TIGHT)))
+    f = jax.jit(jax.vmap(lambda w: simulate.integrate_reduced(w, t, N, C, options=TIGHT)))
     g = jax.jit(jax.vmap(lambda w: simulate.closed_form_omega(w, t, N, C)))
     batch, closed = f(W0), g(W0)
     for i in range(3):
-        np.testing.assert_allclose(batch[i], simulate.integrate_reduced(W0[i], t, N, C, **TIGHT), rtol=1e-13)
+        np.testing.assert_allclose(batch[i], simulate.integrate_reduced(W0[i], t, N, C, options=TIGHT), rtol=1e-13)
         np.testing.assert_allclose(closed[i], batch[i], rtol=1e-8)
     # chunked vmap (lax.map over chunks) gives the same answers; the batch as one max-norm system agrees to 1e-8
-    ens = simulate.integrate_reduced_ensemble(W0, t, N, C, **TIGHT, batch_size=2)
+    ens = simulate.integrate_reduced_ensemble(W0, t, N, C, options=TIGHT, batch_size=2)
     np.testing.assert_allclose(ens, batch, rtol=1e-13)
     # compiled once: a second call (other initial values, same shapes and settings) does not retrace
     traces = simulate.reduced._integrate_ensemble._cache_size()
-    ens2 = simulate.integrate_reduced_ensemble(2.0 * W0, t, N, C, **TIGHT, batch_size=2)
+    ens2 = simulate.integrate_reduced_ensemble(2.0 * W0, t, N, C, options=TIGHT, batch_size=2)
     assert simulate.reduced._integrate_ensemble._cache_size() == traces
-    np.testing.assert_allclose(ens2[0], simulate.integrate_reduced(2.0 * W0[0], t, N, C, **TIGHT), rtol=1e-13)
-    one = simulate.integrate_reduced(W0, t, N, C, **TIGHT, error_norm="max")
+    np.testing.assert_allclose(ens2[0], simulate.integrate_reduced(2.0 * W0[0], t, N, C, options=TIGHT), rtol=1e-13)
+    one = simulate.integrate_reduced(W0, t, N, C, options=TIGHT.replace(error_norm="max"))
     np.testing.assert_allclose(jnp.swapaxes(one, 0, 1), batch, rtol=1e-8)
 
 
 def test_rank_deficient_start_keeps_zero_singular_values():
     """A zero singular value stays zero (spec 6.4 item 5, spec 9 item 23)."""
-    kw = dict(classes=C, per_class=N, dim=P, t_max=500.0, seed=1, num_times=25, rank=2, **TIGHT)
-    feat = simulate.run("features", **kw)
-    red = simulate.run("reduced", **kw)
+    kw = dict(num_classes=C, per_class=N, dim=P, t_max=500.0, seed=1, num_times=25, rank=2, options=TIGHT)
+    feat = simulate.simulate("features", **kw)
+    red = simulate.simulate("reduced", **kw)
     assert feat.omega.shape == (25, C - 1)
     assert np.all(feat.omega[:, :2] > 0.1)
     # zero singular value (round-off ~1e-16 in theory.snr_singular_values) stays at round-off level; it is an
@@ -145,13 +145,13 @@ def test_rank_deficient_start_keeps_zero_singular_values():
     assert s["final_omega"][2] < 1e-10
     print("rank-deficient start: final omega", s["final_omega"])
     # an exactly zero singular value stays exactly zero
-    w = simulate.integrate_reduced(jnp.array([2.0, 1.0, 0.0]), jnp.array([0.0, 1e3, 1e6]), N, C, **TIGHT)
+    w = simulate.integrate_reduced(jnp.array([2.0, 1.0, 0.0]), jnp.array([0.0, 1e3, 1e6]), N, C, options=TIGHT)
     assert np.all(np.asarray(w[:, 2]) == 0.0)
     assert np.all(np.asarray(simulate.closed_form_omega(jnp.array([2.0, 1.0, 0.0]), jnp.array([0.0, 1e6]), N, C))[:, 2] == 0)
 
 
 def test_ensemble_shapes():
-    traj = simulate.run("reduced", classes=C, per_class=N, dim=P, t_max=100.0, seed=0, num_times=25, ensemble=3)
+    traj = simulate.simulate("reduced", num_classes=C, per_class=N, dim=P, t_max=100.0, seed=0, num_times=25, ensemble=3)
     assert traj.omega.shape == (3, 25, C - 1)
     assert traj.closed_form_omega.shape == (3, 25, C - 1)
     assert traj.metrics["nc1"].shape == (3, 25)
@@ -173,8 +173,8 @@ def test_integrate_does_not_recompile_per_size():
 
     y0, t = jnp.ones(3), jnp.array([0.0, 1.0, 2.0])
     for n, c in ((6, 4), (7, 4), (6, 5)):
-        y = integrate(rhs, y0, t, 1.0, n, c, **TIGHT)
+        y = integrate(rhs, y0, t, 1.0, n, c, options=TIGHT)
         np.testing.assert_allclose(y[-1], np.exp(-2.0 / (n * c)), rtol=1e-9)
     n_traces = len(traces)
-    integrate(rhs, y0, t, 1.0, 9, 3, **TIGHT)
+    integrate(rhs, y0, t, 1.0, 9, 3, options=TIGHT)
     assert len(traces) == n_traces  # a fourth size: no new trace

@@ -1,0 +1,278 @@
+"""Measure neural collapse in your own training loop (math §2, §3, §4, §7.2, §8).
+
+:class:`NCMonitor` wraps any ``nn.Module`` (a plain ``nn.Sequential`` too) whose last layer is an
+``nn.Linear`` classifier ``f(x) = W h(x) + b``.  The features ``h`` are the *input* of that layer,
+captured by a forward hook while the monitor measures (the authors' notebook does the same), so the
+network needs no ``forward_with_features`` method and no ``fc`` attribute.  Each call of
+:meth:`NCMonitor.measure` runs one eval-mode pass over the training data and computes exactly what
+:func:`empirical.train` records, through the same code: the float64 streaming statistics of
+:func:`empirical.measure.stream_features` / :func:`empirical.measure.feature_pass`, the metrics of
+:func:`empirical.measure.metrics_from_pass` (every formula is :mod:`theory`'s), the DDP reductions of
+:mod:`empirical.distributed`.  One JSON line per call is appended (and flushed) to ``out/metrics.jsonl``
+and ``out/config.json`` is written once, so ``python -m paper_checks compare out`` reads the directory.
+
+Example (a hand-written loop)::
+
+    net = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+    mon = NCMonitor(net, net[-1], num_classes=10, out="runs/mine", weight_decay=5e-4)
+    for epoch in range(1, 101):
+        ...  # your training epoch
+        mon.measure(epoch, train_loader, test_loader, lr=opt.param_groups[0]["lr"])
+
+Under ``torchrun`` (DistributedDataParallel) every rank calls :meth:`measure`; the class statistics,
+error counts and loss sums are all-reduced, and only rank 0 writes.  Tensor input ``(x, y)`` must then
+be the whole data set on every rank (each rank measures its contiguous share of every batch); an
+iterable (a DataLoader with a ``DistributedSampler``) gives each rank its own samples.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import theory
+
+from . import runs
+from .distributed import SINGLE, DistInfo, all_reduce_sum, merge_accumulator
+from .measure import (
+    METRIC_KEYS, FeaturePass, classifier_of, feature_pass, float32_precision, metrics_from_pass, resolve_precision,
+    stream_features,
+)
+
+__all__ = ["NCMonitor", "current_dist_info"]
+
+#: Keys a monitor line always has besides :data:`empirical.measure.METRIC_KEYS` (``**extra`` may not use them).
+RESERVED_KEYS: frozenset[str] = frozenset(
+    ("epoch", "test_error", "test_loss_nowd", "measure_time_s", "warnings") + METRIC_KEYS
+)
+
+
+def current_dist_info() -> DistInfo:
+    """Rank and world size of the default ``torch.distributed`` process group (:data:`SINGLE` without one)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() <= 1:
+        return SINGLE
+    rank = dist.get_rank()
+    return DistInfo(rank=rank, world_size=dist.get_world_size(),
+                    local_rank=int(os.environ.get("LOCAL_RANK", rank)), backend=dist.get_backend())
+
+
+class _FeatureTap:
+    """The model seen through its classifier: ``forward_with_features(x) -> (model(x), input of classifier)``.
+
+    Gives :func:`empirical.measure.feature_pass` and :func:`empirical.measure.classifier_of` the interface
+    they read (``forward_with_features``, ``fc``, ``eval``/``train``/``training``) for any module.
+    """
+
+    def __init__(self, model: nn.Module, classifier: nn.Linear):
+        self.model, self.fc = model, classifier
+        self._features: torch.Tensor | None = None
+
+    @property
+    def training(self) -> bool:
+        return self.model.training
+
+    def eval(self) -> None:
+        self.model.eval()
+
+    def train(self, mode: bool = True) -> None:
+        self.model.train(mode)
+
+    def _hook(self, module, inputs, output) -> None:
+        self._features = inputs[0]
+
+    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self._features = None
+        handle = self.fc.register_forward_hook(self._hook)
+        try:
+            logits = self.model(x)
+        finally:
+            handle.remove()
+        if self._features is None:
+            raise RuntimeError("the classifier was not called by the model's forward: pass the layer that computes "
+                               "the model's output")
+        h, self._features = self._features, None
+        return logits, h
+
+
+def _is_tensor_pair(data: Any, what: str) -> bool:
+    """True for ``(x, y)`` tensors (checked: ``y`` of shape ``(n,)``, ``x`` with ``n`` rows, ``n > 0``)."""
+    if not (isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)):
+        return False
+    x, y = data
+    if y.ndim != 1 or x.ndim < 2 or x.shape[0] != y.shape[0]:
+        raise ValueError(f"{what}: x of shape {tuple(x.shape)} and y of shape {tuple(y.shape)} do not match "
+                         "(expected x (n, ...) and labels y (n,))")
+    if y.shape[0] == 0:
+        raise ValueError(f"{what}: the data gave no samples")
+    return True
+
+
+class NCMonitor:
+    """Neural-collapse measurements of any network with a last ``nn.Linear`` layer, one JSON line per call.
+
+    Args:
+        model: the network (any ``nn.Module``, DDP-wrapped too); its output is ``classifier``'s output.
+        classifier: the model's last ``nn.Linear`` ``(W (C, p), b)``; its input is the feature vector ``h``.
+        num_classes: ``C``.
+        out: the run directory (created); ``metrics.jsonl`` is appended to, ``config.json`` written once.
+        weight_decay: the optimiser's weight decay ``wd``; the decomposition is recorded at
+            ``lam = theory.lam_from_weight_decay(wd, reduction, C)`` (math §8: ``C wd / 2`` for ``nn.MSELoss()``,
+            reduction ``"mean"``), at the notebook's ``wd / 2`` and at ``lam = 0`` (math §3.4).
+        reduction: the training loss's reduction (:data:`theory.REDUCTIONS`).
+        batch_size: evaluation batch size for tensor input.
+        precision: float32 arithmetic of the forward passes on CUDA (``"auto"``, ``"tf32"``, ``"fp32"``;
+            ``None`` leaves the global flags), as :func:`empirical.measure.measure`.  Statistics are float64.
+        info: rank and world size; default: the current ``torch.distributed`` process group, if any.
+    """
+
+    def __init__(self, model: nn.Module, classifier: nn.Linear, *, num_classes: int, out: str | os.PathLike,
+                 weight_decay: float = 0.0, reduction: str = "mean", batch_size: int = 1024,
+                 precision: str | None = None, info: DistInfo | None = None):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(classifier, nn.Linear):
+            raise TypeError(f"classifier must be the model's last torch.nn.Linear layer, got {type(classifier).__name__}")
+        if not any(m is classifier for m in model.modules()):
+            raise ValueError("classifier is not a submodule of model: pass the model's own last nn.Linear layer")
+        if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        if classifier.out_features != num_classes:
+            raise ValueError(f"classifier has {classifier.out_features} outputs but num_classes={num_classes}")
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.num_classes = int(num_classes)
+        # validates weight_decay and reduction with their own one-line errors
+        self.lam = float(theory.lam_from_weight_decay(weight_decay, reduction=reduction, num_classes=self.num_classes))
+        self.lam_notebook = float(theory.lam_from_weight_decay(weight_decay, reduction="notebook"))
+        self.model, self.classifier = model, classifier
+        self.weight_decay, self.reduction = float(weight_decay), reduction
+        self.batch_size, self.precision = int(batch_size), precision
+        resolve_precision(precision, torch.device("cpu"))  # the name is checked now, not at the first measurement
+        self.out = Path(out)
+        self.info = current_dist_info() if info is None else info
+        self._tap = _FeatureTap(model, classifier)
+        self._config_written = (self.out / runs.CONFIG_FILE).is_file()
+        if self._config_written:
+            self._check_existing_config()
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the classifier's weight (where the model runs)."""
+        return self.classifier.weight.device
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.out / runs.METRICS_FILE
+
+    def config(self, per_class: int | None = None) -> dict[str, Any]:
+        """The ``config.json`` this monitor writes (layout of :func:`empirical.train`'s: ``config`` + ``environment``)."""
+        from .schema import SCHEMA_VERSION
+
+        model = self.model.module if hasattr(self.model, "module") else self.model
+        cfg = {"num_classes": self.num_classes, "weight_decay": self.weight_decay, "loss_reduction": self.reduction,
+               "lam": self.lam, "lam_notebook": self.lam_notebook, "model": type(model).__name__,
+               "feature_dim": self.classifier.in_features, "per_class": per_class}
+        return {"schema_version": SCHEMA_VERSION, "source": "empirical.NCMonitor", "config": cfg,
+                "environment": {**runs.environment_info(str(self.device)), "world_size": self.info.world_size}}
+
+    def _check_existing_config(self) -> None:
+        stored = runs.read_config(self.out).get("config", {})
+        for key, mine in (("num_classes", self.num_classes), ("weight_decay", self.weight_decay),
+                          ("loss_reduction", self.reduction)):
+            if key in stored and stored[key] != mine:
+                raise runs.RunError(f"{self.out / runs.CONFIG_FILE} records {key}={stored[key]!r} but this monitor "
+                                    f"has {key}={mine!r}: use another out directory")
+
+    def _pass(self, data: Any, what: str, statistics: bool) -> FeaturePass:
+        device, C = self.device, self.num_classes
+        if _is_tensor_pair(data, what):
+            x, y = (t.to(device) for t in data)
+            return feature_pass(self._tap, x, y, C, batch_size=self.batch_size, info=self.info, statistics=statistics)
+        if isinstance(data, (str, bytes, torch.Tensor)) or not isinstance(data, Iterable):
+            raise TypeError(f"{what} must be a pair of tensors (x, y) with y of shape (n,), or an iterable of (x, y) "
+                            f"batches, got {type(data).__name__}")
+        return _iterable_pass(self._tap, data, C, device, self.info, statistics, what)
+
+    @torch.no_grad()
+    def measure(self, epoch: int, train: Any, test: Any = None, **extra: Any) -> dict[str, Any]:
+        """Measure every NC quantity on ``train`` (and the test error on ``test``); append one line; return it.
+
+        ``train`` / ``test``: a pair of tensors ``(x, y)`` (measured in batches of ``batch_size``) or any
+        iterable of ``(x, y)`` batches (a DataLoader).  The line holds ``epoch``, the ``extra`` keywords (e.g.
+        ``lr=...``, ``lr_weighted_steps=...``, the flow time of ``paper_checks compare``), every key of
+        :data:`empirical.measure.METRIC_KEYS` (``lam``, ``lam_notebook`` and the ``_lam0`` terms say which ridge
+        each decomposition term is at), ``test_error`` / ``test_loss_nowd`` with a test set, ``measure_time_s``
+        and ``warnings`` when some quantity was undefined.  Every rank returns the line; rank 0 writes it.
+        """
+        if isinstance(epoch, bool) or int(epoch) != epoch or epoch < 0:
+            raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
+        clash = sorted(set(extra) & RESERVED_KEYS)
+        if clash:
+            raise ValueError(f"extra key(s) {clash} would overwrite measured keys; rename them")
+        t0 = time.perf_counter()
+        C = self.num_classes
+        with float32_precision(resolve_precision(self.precision, self.device)):
+            fp = self._pass(train, "train", statistics=True)
+            W, b = classifier_of(self._tap)
+            m = metrics_from_pass(fp, W, b, C, weight_decay=self.weight_decay, loss_reduction=self.reduction,
+                                  info=self.info)
+            warnings = m.pop("warnings", [])
+            if test is not None:
+                tp = self._pass(test, "test", statistics=False)
+                m["test_error"] = tp.errors / tp.count
+                m["test_loss_nowd"] = float(theory.loss_from_totals(tp.totals(W, b, C, info=self.info), W, b, lam=0.0))
+        m["measure_time_s"] = time.perf_counter() - t0
+        if warnings:
+            m["warnings"] = warnings
+        record = {"epoch": int(epoch), **extra, **m}
+        if self.info.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            if not self._config_written:
+                counts = fp.accumulator.finalize().counts
+                counts = [int(c) for c in torch.as_tensor(counts).reshape(-1).tolist()]
+                per_class = counts[0] if len(set(counts)) == 1 else None
+                runs.write_config(self.out, self.config(per_class))
+                self._config_written = True
+            runs.append_jsonl(self.metrics_path, record)
+        return record
+
+
+def _iterable_pass(tap: _FeatureTap, data: Iterable, num_classes: int, device: torch.device, info: DistInfo,
+                   statistics: bool, what: str) -> FeaturePass:
+    """:func:`empirical.measure.feature_pass` for an iterable of ``(x, y)`` batches (each rank its own batches):
+    the same :func:`~empirical.measure.stream_features` accumulation and the same reductions over ranks."""
+    was_training = tap.training
+    tap.eval()
+    errors = torch.zeros((), dtype=torch.int64, device=device)
+
+    def forward_batches():
+        nonlocal errors
+        for i, item in enumerate(data):
+            if not (isinstance(item, (tuple, list)) and len(item) >= 2 and isinstance(item[0], torch.Tensor)
+                    and isinstance(item[1], torch.Tensor)):
+                raise TypeError(f"{what}: batch {i} is not an (x, y) pair of tensors (got {type(item).__name__})")
+            xb, yb = item[0].to(device), item[1].to(device)
+            logits, h = tap.forward_with_features(xb)
+            errors += (logits.argmax(dim=1) != yb).sum()
+            yield h, yb
+
+    try:
+        acc, batches = stream_features(forward_batches(), num_classes, statistics=statistics)
+    finally:
+        tap.train(was_training)
+    count = torch.tensor(sum(int(yb.shape[0]) for _, yb in batches), dtype=torch.int64, device=device)
+    all_reduce_sum(errors, info)
+    all_reduce_sum(count, info)
+    if int(count) == 0:
+        raise ValueError(f"{what}: the data gave no samples")
+    if acc is not None:
+        acc = merge_accumulator(acc, info)
+    return FeaturePass(acc, batches, int(errors), int(count))

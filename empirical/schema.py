@@ -1,0 +1,284 @@
+"""The run format, versioned and machine-checked, and one reader for every form of a run log.
+
+A run is a directory holding ``config.json`` and ``metrics.jsonl`` (one JSON object per measured epoch),
+written by :func:`empirical.train` and :class:`empirical.NCMonitor`.  The format is the JSON Schema
+``empirical/run_schema.json`` shipped in the package (:func:`run_schema`): ``$defs/config`` describes
+``config.json``, ``$defs/metrics_line`` one metrics line (required key ``epoch``; every optional key with
+its meaning; keys not listed are allowed).  Each decomposition term carries the annotation ``x-lambda``:
+the ridge it is at, either the line's ``lam`` (:func:`theory.lam_from_weight_decay`, math §8), the
+line's ``lam_notebook`` (``wd / 2``), or ``0`` (the ``_lam0`` terms and ``loss_nowd``, math §3.4).
+
+:func:`read_run_log` reads a run directory, a ``.jsonl`` file or a ``.csv`` file (the output of
+``python -m empirical export-csv`` included: ``snr_singular_values_0 .. _k`` columns become the list
+again), validates every line against the schema with the ``jsonschema`` library, and reports the first
+problem in one line naming the file, the line and the key.  :meth:`RunLog.term_lambda` tells the lambda
+a term is at, per line, so "hold terms against the lambda = 0 laws only when they are at lambda = 0" is
+one call (:meth:`RunLog.at_lambda_zero`).
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .runs import CONFIG_FILE, METRICS_FILE, RunError
+
+__all__ = ["SCHEMA_VERSION", "RunLog", "RunLogError", "read_run_log", "run_schema", "term_lambda_keys"]
+
+#: Version of the run format described by ``run_schema.json`` (its ``x-schema-version``); recorded as
+#: ``schema_version`` in ``config.json``.  Bump it when a key changes meaning or type.
+SCHEMA_VERSION: int = 1
+
+SCHEMA_FILE = "run_schema.json"
+
+
+class RunLogError(RunError, ValueError):
+    """A run log that does not follow the run format (one line: file, line, key, problem)."""
+
+
+@functools.cache
+def run_schema() -> dict[str, Any]:
+    """The JSON Schema of the run format (``empirical/run_schema.json``, package data)."""
+    return json.loads(resources.files(__package__).joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
+
+
+@functools.cache
+def term_lambda_keys() -> dict[str, str | float]:
+    """``{key: where its lambda is}`` from the schema's ``x-lambda`` annotations: ``"lam"`` or
+    ``"lam_notebook"`` (the line's key holding the value) or ``0.0``."""
+    props = run_schema()["$defs"]["metrics_line"]["properties"]
+    return {k: (float(v["x-lambda"]) if isinstance(v["x-lambda"], (int, float)) else v["x-lambda"])
+            for k, v in props.items() if "x-lambda" in v}
+
+
+@functools.cache
+def _validator(name: str):
+    import jsonschema
+
+    schema = run_schema()
+    sub = {**schema["$defs"][name], "$defs": schema["$defs"]}
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(sub)
+
+
+_JSON_TYPE = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null",
+              int: "a number", float: "a number"}
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else str(value)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"{_JSON_TYPE.get(type(value), type(value).__name__)} ({text})"
+
+
+def _problem(value: Any, name: str) -> str | None:
+    """The first schema violation of ``value`` against ``$defs/name`` as ``key 'k': problem``, else None."""
+    import jsonschema
+
+    if not isinstance(value, dict):
+        what = "a metrics line" if name == "metrics_line" else "config.json"
+        return f"{what} must be a JSON object, got {_describe(value)}"
+    errors = list(_validator(name).iter_errors(value))
+    if not errors:
+        return None
+    err = jsonschema.exceptions.best_match(errors)
+    path = ".".join(str(p) for p in err.absolute_path)
+    if err.validator == "required":
+        missing = [k for k in err.validator_value if k not in err.instance]
+        key = ".".join(filter(None, [path, missing[0] if missing else ""]))
+        return f"missing required key '{key}'"
+    if err.validator == "type":
+        want = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+        want = " or ".join("an integer" if w == "integer" else _JSON_TYPE.get(
+            {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None),
+             "number": float}.get(w), w) for w in want)
+        return f"key '{path}': expected {want}, got {_describe(err.instance)}"
+    return f"key '{path}': {err.message}"
+
+
+@dataclass
+class RunLog:
+    """A run log read by :func:`read_run_log`.
+
+    records: the metrics lines in file order (dicts; CSV rows rebuilt into the JSONL form);
+    config: ``config.json`` (``{}`` when there is none); source: the file or directory read;
+    format: ``"run_dir"``, ``"jsonl"`` or ``"csv"``; schema_version: ``config["schema_version"]`` (``None``
+    for runs written before versioning); notes: what the reader did besides parsing (a truncated last line
+    ignored, no config found).
+    """
+
+    records: list[dict[str, Any]]
+    config: dict[str, Any]
+    source: Path
+    format: str
+    schema_version: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def config_value(self, name: str) -> Any:
+        """The option ``name`` of ``config.json``'s ``config`` section (``None`` when absent)."""
+        return (self.config.get("config") or {}).get(name)
+
+    def term_lambda(self, key: str) -> list[float | None]:
+        """Per record, the ridge lambda at which ``key`` was computed (``None``: unknown or not logged).
+
+        From the schema's ``x-lambda`` of ``key`` (math §8): ``0`` for the ``_lam0`` terms and ``loss_nowd``; the
+        line's ``lam_notebook`` for the ``_notebook`` terms; the line's ``lam`` for the others, falling back
+        on ``config.lam`` when the line has none.  Keys without a lambda (``nc1``, ...) raise ``KeyError``.
+        """
+        where = term_lambda_keys().get(key)
+        if where is None:
+            raise KeyError(f"{key!r} is not a decomposition term with a lambda; terms: {sorted(term_lambda_keys())}")
+        out: list[float | None] = []
+        for rec in self.records:
+            if isinstance(where, float):
+                out.append(where)
+                continue
+            value = rec.get(where)
+            if value is None:
+                value = self.config_value(where)
+            out.append(None if value is None else float(value))
+        return out
+
+    def at_lambda_zero(self, key: str) -> bool:
+        """True when every record's ``key`` is at lambda = 0 (and the log has records): the rule "hold a term
+        against the lambda = 0 laws of math §3.4 only when it is at lambda = 0" in one call."""
+        lams = self.term_lambda(key)
+        return bool(lams) and all(v == 0.0 for v in lams)
+
+
+def _number(cell: str) -> Any:
+    """A CSV cell as JSON would have it: '' -> None, integers and floats parsed, anything else the string."""
+    if cell == "":
+        return None
+    if re.fullmatch(r"[+-]?\d+", cell):
+        return int(cell)
+    try:
+        value = float(cell)
+    except ValueError:
+        return {"True": True, "False": False}.get(cell, cell)
+    return value
+
+
+def _csv_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """Rows of a CSV written by ``empirical.export`` (or any tool): ``key_<i>`` columns of a key that the
+    schema declares an array become the list again (trailing empty cells dropped; all empty -> None)."""
+    props = run_schema()["$defs"]["metrics_line"]["properties"]
+    arrays = {k for k, v in props.items() if "array" in v.get("type", []) and k != "warnings"}
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return []
+        if len(set(header)) != len(header):
+            dup = sorted({h for h in header if header.count(h) > 1})
+            raise RunLogError(f"{path}:1: repeated column(s) {dup}")
+        list_cols: dict[str, list[tuple[int, int]]] = {}
+        for j, name in enumerate(header):
+            m = re.fullmatch(r"(.+)_(\d+)", name)
+            if m and m.group(1) in arrays:
+                list_cols.setdefault(m.group(1), []).append((int(m.group(2)), j))
+        in_list = {j for cols in list_cols.values() for _, j in cols}
+        rows = []
+        for lineno, row in enumerate(reader, start=2):
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(header):
+                raise RunLogError(f"{path}:{lineno}: {len(row)} cells but the header has {len(header)} columns")
+            rec: dict[str, Any] = {}
+            for j, (name, cell) in enumerate(zip(header, row)):
+                if j in in_list:
+                    continue
+                if name == "warnings":  # a JSON array (older exports: joined with "; ")
+                    if cell.startswith("["):
+                        try:
+                            rec[name] = json.loads(cell)
+                        except json.JSONDecodeError:
+                            raise RunLogError(f"{path}:{lineno}: key 'warnings': not a JSON array of strings") from None
+                    elif cell:
+                        rec[name] = cell.split("; ")
+                    continue
+                rec[name] = _number(cell)
+            for key, cols in list_cols.items():
+                values = [_number(row[j]) for _, j in sorted(cols)]
+                while values and values[-1] is None:
+                    values.pop()
+                rec[key] = values or rec.get(key)
+            rows.append((lineno, rec))
+    return rows
+
+
+def _jsonl_records(path: Path, notes: list[str]) -> list[tuple[int, Any]]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    out = []
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            out.append((i, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            if i == len(lines):  # a run killed while writing its last line: what was measured before is kept
+                notes.append(f"{path}:{i}: truncated last line ignored")
+                break
+            raise RunLogError(f"{path}:{i}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    return out
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RunLogError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    problem = _problem(config, "config")
+    if problem:
+        raise RunLogError(f"{path}: {problem}")
+    return config
+
+
+def read_run_log(path: str | os.PathLike) -> RunLog:
+    """Read and validate a run log: a run directory, a ``.jsonl`` file or a ``.csv`` file.
+
+    A directory needs ``metrics.jsonl``; its ``config.json`` is optional.  A ``.jsonl`` or ``.csv`` file takes
+    ``config.json`` from its own folder when there is one.  Every line is checked against
+    ``$defs/metrics_line`` of :func:`run_schema`; the first problem raises :class:`RunLogError` with one line
+    ``FILE:LINE: key 'k': problem``.  A truncated last JSONL line (a killed run) is ignored, with a note.
+    """
+    path = Path(path)
+    notes: list[str] = []
+    if path.is_dir():
+        fmt, metrics = "run_dir", path / METRICS_FILE
+        if not metrics.is_file():
+            raise RunLogError(f"{path}: not a run directory (no {METRICS_FILE})")
+        folder = path
+    elif path.is_file():
+        suffix = path.suffix.lower()
+        if suffix not in (".jsonl", ".csv"):
+            raise RunLogError(f"{path}: unknown log format {suffix or '(no suffix)'!r}; expected a run directory, "
+                              "a .jsonl or a .csv file")
+        fmt, metrics, folder = suffix[1:], path, path.parent
+    else:
+        raise RunLogError(f"{path}: no such file or directory")
+    config_path = folder / CONFIG_FILE
+    if config_path.is_file():
+        config = _read_config(config_path)
+    else:
+        config = {}
+        notes.append(f"no {CONFIG_FILE} beside {metrics}: settings unknown")
+    rows = _csv_records(metrics) if fmt == "csv" else _jsonl_records(metrics, notes)
+    for lineno, rec in rows:
+        problem = _problem(rec, "metrics_line")
+        if problem:
+            raise RunLogError(f"{metrics}:{lineno}: {problem}")
+    version = config.get("schema_version")
+    if version is not None and version > SCHEMA_VERSION:
+        raise RunLogError(f"{config_path}: schema_version {version} is newer than this toolkit's ({SCHEMA_VERSION})")
+    return RunLog([rec for _, rec in rows], config, path, fmt, version, notes)

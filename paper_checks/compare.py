@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from empirical.runs import TPT_THRESHOLD_DEFAULT, read_config, read_metrics, terminal_phase_start
+from empirical.runs import TPT_THRESHOLD_DEFAULT, terminal_phase_start
 from theory.jsonio import dumps, jsonable
 
 from . import _plot
@@ -66,19 +66,19 @@ PREDICTED_QUANTITIES = {
 # ----------------------------------------------------------------------------- loading
 
 
-def load_run(run_dir: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """``metrics.jsonl`` records and ``config.json`` of a run directory (``empirical.runs`` readers).
+def load_run(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Metrics records and config of a run log: a run directory, a ``.jsonl`` or a ``.csv`` file
+    (``empirical.read_run_log``, which checks every line against the run schema, ``docs/run_format.md``).
 
-    ``empirical.runs.read_metrics`` ignores a truncated last line (a run killed mid-write) and raises
-    ``empirical.runs.RunError`` on a corrupt line elsewhere; ``read_config`` raises it for a missing or
-    corrupt ``config.json``.  Records are sorted by epoch; a repeated epoch keeps its last record.
+    Raises ``empirical.schema.RunLogError`` (a ``RunError`` and a ``ValueError``) with one line naming the file,
+    line and key of the first problem.  A truncated last JSONL line (a killed run) is ignored.  Records are
+    sorted by epoch; a repeated epoch keeps its last record.  The config is ``{}`` when the log has none.
     """
-    run_dir = Path(run_dir)
-    if not (run_dir / "metrics.jsonl").is_file():
-        raise FileNotFoundError(f"no metrics.jsonl in {run_dir}" + ("" if run_dir.is_dir() else " (no such directory)"))
-    config = read_config(run_dir)
-    by_epoch = {rec.get("epoch", k): rec for k, rec in enumerate(read_metrics(run_dir))}
-    return [by_epoch[k] for k in sorted(by_epoch)], config
+    from empirical.schema import read_run_log  # noqa: PLC0415
+
+    log = read_run_log(path)
+    by_epoch = {rec.get("epoch", k): rec for k, rec in enumerate(log.records)}
+    return [by_epoch[k] for k in sorted(by_epoch)], log.config
 
 
 def config_value(config: dict[str, Any], name: str) -> Any:
@@ -275,6 +275,7 @@ def compare_records(
     num_classes: int | None = None,
     per_class: int | None = None,
     tpt_threshold: float = TPT_THRESHOLD_DEFAULT,
+    config: dict[str, Any] | None = None,
 ) -> Comparison:
     """Predicted-against-observed comparison of one run's log (see module docstring).
 
@@ -289,6 +290,7 @@ def compare_records(
         or leaves fewer than 4 points).
     fit_exponent : time map ``s T^beta`` with free ``beta`` (else ``beta = 1``).
     tpt_threshold : training-error threshold of the terminal phase (math §7.2; 0 = exactly zero).
+    config : the run's ``config.json`` (its ``lam`` tells the ridge of a log whose lines do not).
 
     Raises ``ValueError`` when the log cannot be compared (no SNR values, fewer than 4 usable epochs, ...).
     """
@@ -372,7 +374,7 @@ def compare_records(
     }
     lam = column(records, "lam")
     for key, law in PREDICTED_QUANTITIES.items():
-        measured_key, at_zero = measured_key_at_lambda_zero(records, key)
+        measured_key, at_zero = measured_key_at_lambda_zero(records, key, config)
         meas = column(records, measured_key)
         if not np.any(np.isfinite(meas[idx])):
             continue
@@ -418,19 +420,23 @@ def compare_records(
     )
 
 
-def measured_key_at_lambda_zero(records: Sequence[dict[str, Any]], key: str) -> tuple[str, bool]:
+def measured_key_at_lambda_zero(records: Sequence[dict[str, Any]], key: str,
+                                config: dict[str, Any] | None = None) -> tuple[str, bool]:
     """The log's key for quantity ``key`` at lambda = 0, and whether it is at lambda = 0.
 
-    ``key_lam0`` when the log has it; ``key`` itself when the log says its ridge is 0 (every line's ``lam`` is 0) or
-    the quantity does not depend on lambda (``nc1``); otherwise ``key`` at the run's ridge, flagged as not at 0.
-    The laws of math §3.4 hold at lambda = 0 only: a term at another lambda is never held against them silently.
+    ``key_lam0`` when the log has it; else ``key`` itself, at lambda = 0 when the run schema's rule says so
+    (``empirical.schema.RunLog.at_lambda_zero``: every line's ``lam``, or the config's, is 0); quantities without a
+    lambda (``nc1``) are lambda-free.  The laws of math §3.4 hold at lambda = 0 only: a term at another lambda is
+    never held against them silently.
     """
+    from empirical.schema import RunLog  # noqa: PLC0415
+
     if np.any(np.isfinite(column(records, f"{key}_lam0"))):
         return f"{key}_lam0", True
-    if key == "nc1":
+    try:
+        return key, RunLog(list(records), config or {}, Path("."), "records").at_lambda_zero(key)
+    except KeyError:  # not a decomposition term: no lambda
         return key, True
-    lam = column(records, "lam")
-    return key, bool(np.any(np.isfinite(lam)) and np.all(lam[np.isfinite(lam)] == 0))
 
 
 def write_compare_figures(result: Comparison, out_dir: str | Path) -> list[Path]:
@@ -522,6 +528,7 @@ def compare_run(
         fit_exponent=fit_exponent,
         per_class=int(per_class) if per_class is not None else None,
         tpt_threshold=tpt_threshold,
+        config=config,
     )
     result.run_dir = str(run_dir)
     out_dir = Path(out) if out is not None else Path(run_dir)

@@ -3,7 +3,7 @@
 Stages (each printed as it starts and ends, with its wall time):
 
 1. symbolic certificate (``theory.symbolic.run_certificate``), spec 3.3, 3.4, 5, 6;
-2. simulation of the projected flow and of the retraction contrast (``simulate.run``), spec 6;
+2. simulation of the projected flow and of the retraction contrast (``simulate.simulate``), spec 6;
 3. training (``empirical.train.train``) on the embedded digits data by default, or reuse
    ``--run-dir``; spec 7;
 4. predicted against observed (:mod:`paper_checks.compare`), spec 3.4 / 6.3;
@@ -326,17 +326,17 @@ def run_main(opts: MainOptions) -> int:
             t_max = opts.t_max if opts.t_max is not None else 1e5
             r_tmax = opts.retraction_t_max if opts.retraction_t_max is not None else min(t_max, 2e3)
             flow = "reduced" if (opts.quick and opts.sim_flow == "features") else opts.sim_flow
-            sizes = dict(classes=opts.sim_classes, per_class=N, dim=opts.sim_dim, seed=opts.seed)
+            sizes = dict(num_classes=opts.sim_classes, per_class=N, dim=opts.sim_dim, seed=opts.seed)
             stages.log(f"    {flow} flow C={opts.sim_classes} N={N} p={opts.sim_dim} t_max={t_max:g}")
-            proj = simulate.run(flow, t_max=t_max, num_times=60, **sizes)
+            proj = simulate.simulate(flow, t_max=t_max, num_times=60, **sizes)
             # The projected-flow claims first, so that a failure of the retraction runs does not lose them.
             claims += dynamics_claims(proj, per_class=N)
             retr = retr_half = None
             try:
                 stages.log(f"    retraction flow t_max={r_tmax:g}, Euler step {RETRACTION_STEP:g} and "
                            f"{RETRACTION_STEP / 2:g}")
-                retr = simulate.run("retraction", t_max=r_tmax, num_times=40, step=RETRACTION_STEP, **sizes)
-                retr_half = simulate.run("retraction", t_max=r_tmax, num_times=40, step=RETRACTION_STEP / 2,
+                retr = simulate.simulate("retraction", t_max=r_tmax, num_times=40, step=RETRACTION_STEP, **sizes)
+                retr_half = simulate.simulate("retraction", t_max=r_tmax, num_times=40, step=RETRACTION_STEP / 2,
                                          **sizes)
                 claims += retraction_claims(retr, retr_half, proj, per_class=N)
             finally:

@@ -231,9 +231,9 @@ def test_dynamics_claims_read_kappa_from_the_trajectory_and_need_the_etf_metric(
 @pytest.fixture(scope="module")
 def retraction_runs():
     simulate = pytest.importorskip("simulate")
-    sizes = dict(classes=4, per_class=6, dim=9, seed=12, t_max=500.0, num_times=20)
-    return (simulate.run("retraction", step=0.5, **sizes), simulate.run("retraction", step=0.25, **sizes),
-            simulate.run("retraction", step=0.125, **sizes))
+    sizes = dict(num_classes=4, per_class=6, dim=9, seed=12, t_max=500.0, num_times=20)
+    return (simulate.simulate("retraction", step=0.5, **sizes), simulate.simulate("retraction", step=0.25, **sizes),
+            simulate.simulate("retraction", step=0.125, **sizes))
 
 
 def test_retraction_claim_checks_first_order_in_the_step(retraction_runs):

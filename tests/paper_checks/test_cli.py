@@ -36,7 +36,7 @@ def test_compare_cli_writes_json_and_figures(tmp_path, capsys):
 
 def test_compare_cli_errors(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "missing")]) == 2
-    assert "no metrics.jsonl" in capsys.readouterr().err
+    assert "no such file or directory" in capsys.readouterr().err
     recs, _ = synthetic_metrics_log(C=4, epochs=3, seed=0)
     run = tmp_path / "short"
     _write_run(run, recs)
@@ -78,16 +78,32 @@ def test_load_run_uses_the_empirical_readers(tmp_path, capsys):
     records, config = load_run(run)
     assert [r["epoch"] for r in records] == [r["epoch"] for r in recs]  # the truncated last line is ignored
     assert config_value(config, "per_class") == 50 and config_value(config, "missing") is None
-    # A corrupt line before the last one is an error, not a silently skipped epoch.
+    # A corrupt line before the last one is an error, not a silently skipped epoch (one line: file and line).
     lines = (run / "metrics.jsonl").read_text().splitlines()
     (run / "metrics.jsonl").write_text("\n".join(lines[:2] + ["{corrupt"] + lines[2:]) + "\n")
-    with pytest.raises(RunError, match="corrupt line 3"):
+    with pytest.raises(RunError, match="metrics.jsonl:3"):
         load_run(run)
     assert main(["compare", str(run), "--no-figures"]) == 2
-    assert "corrupt line 3" in capsys.readouterr().err
-    # A run directory without config.json is not a run directory.
+    err = capsys.readouterr().err
+    assert "metrics.jsonl:3" in err and len(err.strip().splitlines()) == 1
+    # A log without config.json is read (settings unknown); its own JSONL and the toolkit's CSV export too.
     bare = tmp_path / "bare"
-    _write_run(bare, recs)
+    recs30, _ = synthetic_metrics_log(C=4, epochs=30, scale=10.0, noise=0.0, zero_error_epoch=4, seed=1)
+    _write_run(bare, recs30)
     (bare / "config.json").unlink()
+    assert main(["compare", str(bare), "--no-figures", "--time", "epoch"]) == 0
+    assert main(["compare", str(bare / "metrics.jsonl"), "--no-figures", "--time", "epoch", "--out",
+                 str(tmp_path / "o1")]) == 0
+    from empirical.export import export_csv
+
+    csv = export_csv(bare)
+    assert main(["compare", str(csv), "--no-figures", "--time", "epoch", "--out", str(tmp_path / "o2")]) == 0
+    a = json.loads((tmp_path / "o1" / "compare.json").read_text())
+    b = json.loads((tmp_path / "o2" / "compare.json").read_text())
+    assert a["fit"]["scale_s"] == b["fit"]["scale_s"] and a["quantities"] == b["quantities"]
+    capsys.readouterr()
+    # An array where a line must be an object: one line naming the file and the line
+    (bare / "metrics.jsonl").write_text("[1, 2, 3]\n" + (bare / "metrics.jsonl").read_text())
     assert main(["compare", str(bare), "--no-figures"]) == 2
-    assert "no config.json" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "metrics.jsonl:1" in err and "Traceback" not in err

@@ -9,7 +9,7 @@ the two coincide except for NC1's normalisation (the notebook omits ``1/C``).
 
 from __future__ import annotations
 
-from ._backend import EPS, Array, as_float64, centering, device_of, namespace
+from ._backend import EPS, Array, as_float64, centering, device_of, is_concrete, namespace, to_bool, to_float
 from ._validation import check_classifier
 from .decomposition import decompose
 from .outputs import sample_totals
@@ -102,6 +102,17 @@ def etf_distance(centered: Array, xp) -> Array:
     return xp.linalg.vector_norm(xp.reshape(diff, (-1,)))
 
 
+#: Failures of one quantity that :func:`nc_metrics` records under ``"unavailable"`` instead of raising.
+_UNAVAILABLE_ERRORS = (ValueError, ArithmeticError)
+
+
+def _finite(value: Array, xp) -> bool:
+    """True unless ``value`` is concrete and not finite (unknown inside a JAX trace: True)."""
+    if not is_concrete(value):
+        return True
+    return bool(to_bool(xp.all(xp.isfinite(value))))
+
+
 def nc_metrics(
     stats: ClassStats,
     W: Array | None = None,
@@ -110,6 +121,7 @@ def nc_metrics(
     convention: str = "paper",
     lam: float = 0.0,
     central_path: bool = True,
+    on_singular: str = "pinv",
 ) -> dict:
     """Neural Collapse metrics on the training statistics (spec 2.1, 2.2, 4).
 
@@ -121,36 +133,64 @@ def nc_metrics(
       ``nc2_etf_distance`` on the centred means; the ``_classifiers`` variants on rows of ``W``.
     * ``nc3 = ||W^T/||W|| - Mbar/||Mbar|| ||_F^2``.
     * ``central_path_distance = ||[W b] - [W_LS b_LS]||_F / ||[W_LS b_LS]||_F`` at ridge ``lam``
-      (when ``central_path`` and ``W`` is given; needs ``W_LS`` to exist).
+      (when ``central_path`` and ``W`` is given).  With a singular normal matrix (``lam = 0`` and
+      ``p >= n - 1``, or dead units) ``W_LS`` is the minimum-norm minimiser (``on_singular="pinv"``,
+      math §5.3); ``on_singular="raise"`` makes it unavailable instead.
+
+    Every quantity that can be computed is returned.  One that cannot (``Sigma_B = 0`` for NC1, a
+    zero centred class mean or classifier row for the cosines, a zero ``W`` or ``Mbar`` for NC3, no
+    least-squares classifier) is left out and named, with the reason, in ``out["unavailable"]``
+    (``{name: reason}``; the key is present only when something is unavailable).  Bad input (wrong
+    shapes, NaN, an unknown convention) still raises ``ValueError``.
     """
     xp = namespace(stats.means)
     centered, _ = _centered(stats, convention, xp)
-    trace_value, rank = nc1_trace(stats, convention)
     C = stats.num_classes
-    out = {
-        "nc1": trace_value / C if convention == "paper" else trace_value,
-        "nc1_notebook": trace_value,
-        "nc1_rank": rank,
-        "nc2_equinorm_means": equinorm(centered, xp),
-        "nc2_equiangular_means": equiangularity(centered, xp),
-        "nc2_maxangle_means": max_angle(centered, xp),
-        "nc2_etf_distance": etf_distance(centered, xp),
-    }
+    if W is not None:
+        W = as_float64(W, xp, like=stats.means)
+        b = None if b is None else as_float64(b, xp, like=stats.means)
+        check_classifier(W, b, C, stats.dim, xp)
+    out: dict = {}
+    unavailable: dict[str, str] = {}
+
+    def put(names: tuple[str, ...], fn, nonfinite_reason: str) -> None:
+        try:
+            values = fn()
+        except _UNAVAILABLE_ERRORS as exc:
+            unavailable.update({k: f"{type(exc).__name__}: {exc}" for k in names})
+            return
+        if not all(_finite(v, xp) for v in values):
+            unavailable.update({k: nonfinite_reason for k in names})
+            return
+        out.update(zip(names, values))
+
+    def nc1():
+        trace_value, rank = nc1_trace(stats, convention)
+        if is_concrete(rank) and to_float(rank) == 0:
+            raise ValueError("Sigma_B = 0 (all class means are equal): NC1 = Tr(Sigma_W Sigma_B^+) has no support")
+        return (trace_value / C if convention == "paper" else trace_value), trace_value, rank
+
+    put(("nc1", "nc1_notebook", "nc1_rank"), nc1, "non-finite NC1")
+    zero_mean = "a centred class mean is zero: its norm ratio and cosines are undefined"
+    put(("nc2_equinorm_means",), lambda: (equinorm(centered, xp),), zero_mean)
+    put(("nc2_equiangular_means",), lambda: (equiangularity(centered, xp),), zero_mean)
+    put(("nc2_maxangle_means",), lambda: (max_angle(centered, xp),), zero_mean)
+    put(("nc2_etf_distance",), lambda: (etf_distance(centered, xp),), "the centred class means are all zero")
     if W is None:
+        if unavailable:
+            out["unavailable"] = unavailable
         return out
-    W = as_float64(W, xp, like=stats.means)
-    b = None if b is None else as_float64(b, xp, like=stats.means)
-    check_classifier(W, b, C, stats.dim, xp)
-    out.update(
-        {
-            "nc2_equinorm_classifiers": equinorm(W, xp),
-            "nc2_equiangular_classifiers": equiangularity(W, xp),
-            "nc2_maxangle_classifiers": max_angle(W, xp),
-            "nc3": self_duality(W, centered, xp),
-        }
-    )
+    zero_row = "a row of W is zero: its norm ratio and cosines are undefined"
+    put(("nc2_equinorm_classifiers",), lambda: (equinorm(W, xp),), zero_row)
+    put(("nc2_equiangular_classifiers",), lambda: (equiangularity(W, xp),), zero_row)
+    put(("nc2_maxangle_classifiers",), lambda: (max_angle(W, xp),), zero_row)
+    put(("nc3",), lambda: (self_duality(W, centered, xp),), "W = 0 or Mbar = 0: NC3 normalises by both norms")
     if central_path:
-        out["central_path_distance"] = decompose(stats, W, b, lam=lam)["central_path_distance"]
+        put(("central_path_distance",),
+            lambda: (decompose(stats, W, b, lam=lam, on_singular=on_singular)["central_path_distance"],),
+            "the least-squares classifier is zero")
+    if unavailable:
+        out["unavailable"] = unavailable
     return out
 
 

@@ -9,7 +9,7 @@ the two coincide except for NC1's normalisation (the notebook omits ``1/C``).
 
 from __future__ import annotations
 
-from ._backend import EPS, Array, as_float64, centering, device_of, is_concrete, namespace, to_bool, to_float
+from ._backend import EPS, Array, as_float64, centering, device_of, is_concrete, namespace, to_bool, to_float, to_list
 from ._validation import check_classifier
 from .decomposition import decompose
 from .outputs import sample_totals
@@ -106,6 +106,28 @@ def etf_distance(centered: Array, xp) -> Array:
 _UNAVAILABLE_ERRORS = (ValueError, ArithmeticError)
 
 
+def _zero_rows(rows: Array, scale_rows: Array, xp) -> list[int] | None:
+    """Indices of the rows of ``rows`` whose norm is at most ``p * eps * max_c ||scale_rows_c||`` (zero to
+    round-off), or ``None`` when there are none or the values are not concrete (inside a JAX trace)."""
+    if not is_concrete(rows):
+        return None
+    norms = xp.linalg.vector_norm(rows, axis=1)
+    scale = to_float(xp.max(xp.linalg.vector_norm(scale_rows, axis=1)))
+    small = [i for i, v in enumerate(to_list(norms)) if v <= rows.shape[1] * EPS * scale]
+    return small or None
+
+
+def _unless(bad, reason: str, fn):
+    """``fn``, or a function raising ``ValueError(reason)`` when ``bad`` is set (not ``None``/empty)."""
+    if not bad:
+        return fn
+
+    def refuse():
+        raise ValueError(reason)
+
+    return refuse
+
+
 def _finite(value: Array, xp) -> bool:
     """True unless ``value`` is concrete and not finite (unknown inside a JAX trace: True)."""
     if not is_concrete(value):
@@ -171,20 +193,28 @@ def nc_metrics(
         return (trace_value / C if convention == "paper" else trace_value), trace_value, rank
 
     put(("nc1", "nc1_notebook", "nc1_rank"), nc1, "non-finite NC1")
-    zero_mean = "a centred class mean is zero: its norm ratio and cosines are undefined"
-    put(("nc2_equinorm_means",), lambda: (equinorm(centered, xp),), zero_mean)
-    put(("nc2_equiangular_means",), lambda: (equiangularity(centered, xp),), zero_mean)
-    put(("nc2_maxangle_means",), lambda: (max_angle(centered, xp),), zero_mean)
-    put(("nc2_etf_distance",), lambda: (etf_distance(centered, xp),), "the centred class means are all zero")
+    # a centred mean is zero to round-off when its norm is below p eps times the largest uncentred norm
+    # (the size of the centring's cancellation error)
+    zero_means = _zero_rows(centered, stats.means, xp)
+    zero_mean = f"the centred mean of class(es) {zero_means} is zero: norm ratios and cosines are undefined"
+    for name, fn in (("nc2_equinorm_means", equinorm), ("nc2_equiangular_means", equiangularity),
+                     ("nc2_maxangle_means", max_angle)):
+        put((name,), _unless(zero_means, zero_mean, lambda fn=fn: (fn(centered, xp),)), zero_mean)
+    all_zero = "the centred class means are all zero (to round-off): no between-class structure"
+    no_means = zero_means is not None and len(zero_means) == C
+    put(("nc2_etf_distance",), _unless(no_means or None, all_zero, lambda: (etf_distance(centered, xp),)), all_zero)
     if W is None:
         if unavailable:
             out["unavailable"] = unavailable
         return out
-    zero_row = "a row of W is zero: its norm ratio and cosines are undefined"
-    put(("nc2_equinorm_classifiers",), lambda: (equinorm(W, xp),), zero_row)
-    put(("nc2_equiangular_classifiers",), lambda: (equiangularity(W, xp),), zero_row)
-    put(("nc2_maxangle_classifiers",), lambda: (max_angle(W, xp),), zero_row)
-    put(("nc3",), lambda: (self_duality(W, centered, xp),), "W = 0 or Mbar = 0: NC3 normalises by both norms")
+    zero_rows = _zero_rows(W, W, xp)
+    zero_row = f"row(s) {zero_rows} of W are zero: norm ratios and cosines are undefined"
+    for name, fn in (("nc2_equinorm_classifiers", equinorm), ("nc2_equiangular_classifiers", equiangularity),
+                     ("nc2_maxangle_classifiers", max_angle)):
+        put((name,), _unless(zero_rows, zero_row, lambda fn=fn: (fn(W, xp),)), zero_row)
+    nc3_reason = "W = 0 or Mbar = 0: NC3 normalises by both norms"
+    degenerate = no_means or (zero_rows is not None and len(zero_rows) == C) or None
+    put(("nc3",), _unless(degenerate, nc3_reason, lambda: (self_duality(W, centered, xp),)), nc3_reason)
     if central_path:
         put(("central_path_distance",),
             lambda: (decompose(stats, W, b, lam=lam, on_singular=on_singular)["central_path_distance"],),

@@ -90,8 +90,9 @@ def within_range(stats: ClassStats) -> WithinRange:
     """``eigh(Sigma_W)`` with its numerical rank: eigenvalues ``> p * eps * lambda_max`` are kept
     (:func:`theory._backend.is_nonsingular`'s rule, so ``rank == p`` exactly when that test passes).
 
-    Raises ``ValueError`` when ``Sigma_W = 0`` (rank 0: no support) or inside a JAX trace (the rank
-    is a value).
+    Raises ``ValueError`` when ``Sigma_W`` is zero to round-off (no support: its largest eigenvalue is at
+    most ``p * eps`` times the features' mean squared norm ``(1/n) sum_i ||h_i||^2 = tr Sigma_T + ||mu_G||^2``,
+    the scale of the rounding error of the accumulated scatter), or inside a JAX trace (the rank is a value).
     """
     xp = namespace(stats.sigma_w)
     evals, evecs = xp.linalg.eigh(stats.sigma_w)
@@ -102,7 +103,8 @@ def within_range(stats: ClassStats) -> WithinRange:
     top = to_float(xp.max(xp.abs(evals)))
     tol = p * EPS * top
     rank = int(to_float(xp.sum(xp.astype(evals > tol, xp.int64))))
-    if rank == 0:
+    scale = to_float(xp.sum(xp.linalg.diagonal(stats.sigma_t)) + xp.sum(stats.global_mean * stats.global_mean))
+    if rank == 0 or top <= p * EPS * scale:
         raise ValueError("Sigma_W is zero (every class collapsed to its mean, or p = 0): the SNR is undefined "
                          "on every support")
     return WithinRange(evals, evecs, rank, tol)

@@ -229,3 +229,28 @@ def test_named_unavailable_and_bad_input(digits):
     collapsed = theory.class_stats(np.eye(C)[y] @ np.random.default_rng(4).standard_normal((C, 12)), y, C)
     with pytest.raises(ValueError, match="Sigma_W is zero"):
         snr_support(collapsed)
+
+
+def test_symbolic_rank_checks_can_fail():
+    """Negative controls for the certificate's rank-deficient section: a classifier off the normal equations
+    (B A^+ plus a row-space perturbation) breaks the three-term identity, and dropping the projection onto the
+    support (an Mbar with a null(Sigma_W) component) breaks 'Mbar in range(Sigma_W)'."""
+    import sympy as sp
+
+    from theory.symbolic import rank_deficient as rd
+    from theory.symbolic.model import class_stats, classifier_symbols, decomposition_terms, sample_loss
+
+    data = rd.plane_data((3, 3, 3), seed=11)[0]
+    st = class_stats(data)
+    V, A, B = rd.min_norm_classifier(st)
+    Wt = classifier_symbols(3, 4)
+    bad = V + sp.Matrix(3, 4, lambda i, j: sp.Rational(i + 1, j + 2))
+    assert (bad * A - B) != sp.zeros(3, 4)
+    for cls, ok in ((V, True), (bad, False)):
+        l1, l23, lp = decomposition_terms(st, Wt, cls, 0, True, A)
+        assert (sp.expand(sample_loss(data, Wt, 0, True) - l1 - l23 - lp) == 0) is ok
+    Q = rd.rational_rotation()
+    Sw = Q * sp.diag(2, 3, 0) * Q.T
+    Mbar = Q * sp.Matrix([[1, -1, 0], [0, 1, -1], [1, 0, -1]])  # third row: a null(Sigma_W) component
+    assert Mbar - Sw * Sw.pinv() * Mbar != sp.zeros(3, 3)
+    assert all(spec.run()["passed"] for spec in rd.specs())

@@ -32,11 +32,11 @@ eigendecomposition of ``Sigma_T`` (``theory.total_spectrum``).  Every formula is
 * ``snr_support`` (``"full"``, or ``"range"`` when ``Sigma_W`` is singular, e.g. dead ReLU units or
   ``p >= n - C``), ``snr_rank`` (``r = rank Sigma_W`` used), ``snr_dim`` (``p``) and
   ``snr_dropped_fraction`` (the share of the between-class energy in ``null(Sigma_W)``) from
-  ``theory.snr.snr_support`` (math §5.3): the SNR singular values are those on the support of
+  ``theory.snr.snr_support`` (rank_deficient.md §2): the SNR singular values are those on the support of
   ``Sigma_W``, equal to the full-space values whenever ``Sigma_W`` is invertible;
 * ``ls_rank_lam0``: the rank of the ``lambda = 0`` normal matrix (``p + 1`` with bias when ``Sigma_T``
   is invertible; fewer when it is singular, where ``W_LS`` is the minimum-norm minimiser and the
-  decomposition stays exact, math §5.3).
+  decomposition stays exact, rank_deficient.md §5).
 
 A quantity that cannot be computed (``Sigma_W = 0``; an NC quantity ``theory.nc_metrics`` names
 as unavailable) is recorded as ``None`` with an entry in ``warnings``.
@@ -300,7 +300,7 @@ def metrics_from_pass(
 
     out["nc4"] = float(totals["ncc_mismatches"] / totals["count"])
 
-    def _snr():  # on the support of Sigma_W when it is singular (math §5.3)
+    def _snr():  # on the support of Sigma_W when it is singular (docs/rank_deficient.md §2)
         sup = theory.snr.snr_support(stats, support="auto")
         return {"snr_singular_values": [float(v) for v in torch.as_tensor(sup.values).reshape(-1).tolist()],
                 "snr_support": sup.support, "snr_rank": sup.rank, "snr_dim": sup.dim,

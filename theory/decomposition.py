@@ -55,7 +55,7 @@ def decompose(
       ``central_path_distance = ||W~ - W~_LS||_F / ||W~_LS||_F`` (spec 4, toolkit additions);
     * ``ls_rank``: the rank of the normal matrix ``A`` used for ``W~_LS`` (``p + 1`` with bias, ``p``
       without, when ``A`` is invertible; fewer when it is singular, e.g. ``lam = 0`` with a singular
-      ``Sigma_T``, where ``W~_LS = B A^+`` is the minimum-norm minimiser, math §5.3).
+      ``Sigma_T``, where ``W~_LS = B A^+`` is the minimum-norm minimiser, rank_deficient.md §5).
 
     ``b=None`` selects the no-bias model.  Exact for any class counts and any ``lam >= 0``, including a
     singular ``A`` (the minimum-norm ``W~_LS`` solves the normal equations, so completing the square holds;

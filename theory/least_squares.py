@@ -14,7 +14,7 @@ at ``lam = 0``: ``W_LS = Pi Mbar Sigma_T^{-1}`` (``(1/C) Mbar^T Sigma_T^{-1}`` w
 Without bias: ``W_LS (Sigma_T + mu_G mu_G^T + lam I) = Pi M``.  Solved through a symmetric
 eigendecomposition of ``K`` (also the singularity test), never an explicit inverse.
 
-Singular normal matrix (``lam = 0`` with ``p >= n - 1`` or dead units; math §3.1, §5.3 and
+Singular normal matrix (``lam = 0`` with ``p >= n`` or dead units; math §3.1 and
 ``docs/rank_deficient.md``): the minimiser is not unique, and the toolkit takes the minimum-norm one,
 ``W~_LS = B A^+`` with ``A^+`` the pseudo-inverse on ``range(A)`` (eigenvalues of ``A`` above
 ``q * eps * lambda_max(A)``, ``q = p + 1`` with bias).  It still solves the normal equations exactly,
@@ -125,7 +125,7 @@ def _normal_system(stats: ClassStats, lam: float, bias: bool, xp) -> tuple[Array
 
 
 def min_norm_least_squares(stats: ClassStats, lam: float = 0.0, bias: bool = True) -> LeastSquaresSolution:
-    """The minimum-norm solution ``W~ = B A^+`` of the normal equations ``W~ A = B`` (math §3.1, §5.3).
+    """The minimum-norm solution ``W~ = B A^+`` of the normal equations ``W~ A = B`` (math §3.1; rank_deficient.md §5).
 
     ``A^+ = U_r Lambda_r^{-1} U_r^T`` from ``eigh(A)``, keeping the eigenvalues above ``q * eps *
     lambda_max(A)`` (the toolkit's singularity rule, :func:`theory._backend.is_nonsingular`).  Equal to the
@@ -158,7 +158,7 @@ def least_squares_solution(
     *,
     on_singular: str = "pinv",
 ) -> LeastSquaresSolution:
-    """:func:`least_squares_classifier` with the rank of the normal matrix it used (spec 3.1, 3.3b; math §5.3).
+    """:func:`least_squares_classifier` with the rank of the normal matrix it used (spec 3.1, 3.3b; rank_deficient.md §5).
 
     The unique solution when the normal matrix is invertible (rank ``q``); when it is numerically
     singular, ``on_singular="pinv"`` (default) returns :func:`min_norm_least_squares` (rank ``< q``)
@@ -189,7 +189,7 @@ def least_squares_classifier(
     ``W_LS`` has shape ``(C, p)``; ``b_LS`` has shape ``(C,)`` or is ``None`` when ``bias=False``.
     When the normal matrix is singular (``lam = 0`` with ``Sigma_T`` singular, with bias; without bias
     ``Sigma_T + mu_G mu_G^T``) the minimiser is not unique: ``on_singular="pinv"`` (default) returns the
-    minimum-norm one (:func:`min_norm_least_squares`, math §5.3), ``"raise"`` raises ``ValueError``.
+    minimum-norm one (:func:`min_norm_least_squares`, rank_deficient.md §5), ``"raise"`` raises ``ValueError``.
     :func:`least_squares_solution` also returns the rank used.  See :func:`_unique_least_squares`
     for ``spectrum``.
     """

@@ -145,7 +145,7 @@ def nc_metrics(
     central_path: bool = True,
     on_singular: str = "pinv",
 ) -> dict:
-    """Neural Collapse metrics on the training statistics (spec 2.1, 2.2, 4).
+    """Neural Collapse metrics on the training statistics (spec 2.1, 2.2, 4; unavailable ones: rank_deficient.md §6).
 
     * ``nc1 = (1/C) Tr(Sigma_W Sigma_B^+)`` (paper); under ``convention="notebook"``
       ``nc1`` is the notebook's ``Tr(Sigma_W Sigma_B^+)``.  ``nc1_notebook`` is always the
@@ -157,7 +157,7 @@ def nc_metrics(
     * ``central_path_distance = ||[W b] - [W_LS b_LS]||_F / ||[W_LS b_LS]||_F`` at ridge ``lam``
       (when ``central_path`` and ``W`` is given).  With a singular normal matrix (``lam = 0`` and
       ``p >= n - 1``, or dead units) ``W_LS`` is the minimum-norm minimiser (``on_singular="pinv"``,
-      math §5.3); ``on_singular="raise"`` makes it unavailable instead.
+      rank_deficient.md §5); ``on_singular="raise"`` makes it unavailable instead.
 
     Every quantity that can be computed is returned.  One that cannot (``Sigma_B = 0`` for NC1, a
     zero centred class mean or classifier row for the cosines, a zero ``W`` or ``Mbar`` for NC3, no

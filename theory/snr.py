@@ -1,5 +1,5 @@
 """SNR matrix, its singular values and the renormalised features (spec 1 "SNR matrix", 5.1, 5.2),
-on the whole space or on the support of ``Sigma_W`` (math §5.3, ``docs/rank_deficient.md``).
+on the whole space or on the support of ``Sigma_W`` (``docs/rank_deficient.md`` §1-§3; math §1, §5.1, §5.2).
 
 ``SNR = Sigma_W^{-1/2} Mbar`` (``p x C``, ``Mbar`` = count-weighted-centred class means as
 columns); its nonzero singular values ``omega_1 >= ... >= omega_{C-1}`` drive the dynamics.
@@ -11,7 +11,9 @@ Rank-deficient ``Sigma_W`` (dead ReLU units, ``p >= n - C``): with ``Sigma_W = U
 :func:`theory._backend.is_nonsingular`), the SNR *on the support* is ``Lambda_r^{-1/2} U_r^T Mbar``
 (``r x C``); what it leaves out is the fraction ``||(I - U_r U_r^T) Mbar||_F^2 / ||Mbar||_F^2`` of the
 between-class energy lying in ``null(Sigma_W)`` (directions of zero within-class variance).  Every
-function takes ``support``:
+function takes ``support`` (default ``"auto"`` for :func:`snr_singular_values` and :func:`snr_support`,
+``"full"`` for :func:`snr_matrix`, :func:`inverse_sqrt_within` and :func:`renormalize`, whose callers, the
+simulator's flows, need the invertible case):
 
 * ``"full"``: the whole space; ``ValueError`` when ``Sigma_W`` is singular (the behaviour before supports);
 * ``"range"``: the range of ``Sigma_W`` (rank ``r``, at least 1);
@@ -54,7 +56,7 @@ def _check_support(support: str) -> None:
 
 @dataclass(frozen=True)
 class WithinRange:
-    """``eigh(Sigma_W)`` split at the support tolerance (math §5.3).
+    """``eigh(Sigma_W)`` split at the support tolerance (rank_deficient.md §2).
 
     ``evals`` ascending ``(p,)``, ``evecs`` ``(p, p)``; the last ``rank`` eigenpairs span the range
     (eigenvalue ``> tolerance = p * eps * lambda_max``), the first ``p - rank`` the numerical null space.
@@ -82,8 +84,7 @@ class WithinRange:
     @property
     def inv_sqrt_evals(self) -> Array:
         """``Lambda_r^{-1/2}`` as a vector ``(r,)``."""
-        namespace_ = namespace(self.evals)
-        return 1.0 / namespace_.sqrt(self.evals[self.dim - self.rank:])
+        return 1.0 / namespace(self.evals).sqrt(self.evals[self.dim - self.rank:])
 
 
 def within_range(stats: ClassStats) -> WithinRange:
@@ -131,7 +132,7 @@ def _resolve(stats: ClassStats, support: str) -> str:
 
 def inverse_sqrt_within(stats: ClassStats, *, support: str = "full") -> Array:
     """``Sigma_W^{-1/2}`` (symmetric, ``p x p``); on ``support="range"`` the pseudo-inverse square root
-    ``(Sigma_W^+)^{1/2} = U_r Lambda_r^{-1/2} U_r^T`` (math §5.3).
+    ``(Sigma_W^+)^{1/2} = U_r Lambda_r^{-1/2} U_r^T`` (rank_deficient.md §2).
 
     The default ``"full"`` raises ``ValueError`` when ``Sigma_W`` is singular (callers such as the
     simulator rely on it as the invertibility test).
@@ -150,7 +151,7 @@ def inverse_sqrt_within(stats: ClassStats, *, support: str = "full") -> Array:
 
 def snr_matrix(stats: ClassStats, *, support: str = "full") -> Array:
     """``SNR = Sigma_W^{-1/2} Mbar`` with shape ``(p, C)`` (spec 1); on ``support="range"``
-    ``(Sigma_W^+)^{1/2} Mbar = U_r (Lambda_r^{-1/2} U_r^T Mbar)`` (math §5.3), same singular values
+    ``(Sigma_W^+)^{1/2} Mbar = U_r (Lambda_r^{-1/2} U_r^T Mbar)`` (rank_deficient.md §2), same singular values
     as the ``r x C`` SNR of the support."""
     return inverse_sqrt_within(stats, support=support) @ stats.centered_means.T
 
@@ -190,7 +191,7 @@ def _top_singular_values(M: Array, C: int, xp) -> Array:
 
 @dataclass(frozen=True)
 class SNRSupport:
-    """The SNR singular values and the support they were computed on (math §5.3).
+    """The SNR singular values and the support they were computed on (rank_deficient.md §2).
 
     * ``values``: the ``C-1`` SNR singular values on the support, descending (zero-padded);
     * ``rank``: ``r = rank(Sigma_W)`` used (``dim`` on the full space);
@@ -211,7 +212,7 @@ class SNRSupport:
 
 
 def snr_support(stats: ClassStats, *, support: str = "auto") -> SNRSupport:
-    """The SNR singular values with their support, rank and dropped between-class energy (math §5.3).
+    """The SNR singular values with their support, rank and dropped between-class energy (rank_deficient.md §2).
 
     On ``"full"`` (``"auto"`` with an invertible ``Sigma_W``) the values are those of
     :func:`snr_singular_values` on the Cholesky path, bit for bit.  On ``"range"`` they are the
@@ -240,7 +241,7 @@ def snr_singular_values(stats: ClassStats, *, support: str = "auto") -> Array:
     (Cholesky): since ``L^{-1} Sigma_W^{1/2}`` is orthogonal, they equal those of
     ``SNR = Sigma_W^{-1/2} Mbar``, at a Cholesky factorisation and a triangular solve instead of an
     eigendecomposition.  On the range of a singular ``Sigma_W`` (``support="range"``, or ``"auto"``):
-    those of ``Lambda_r^{-1/2} U_r^T Mbar`` (math §5.3; :func:`snr_support` also returns the rank and
+    those of ``Lambda_r^{-1/2} U_r^T Mbar`` (rank_deficient.md §2; :func:`snr_support` also returns the rank and
     the dropped between-class energy).  ``support="full"`` raises ``ValueError`` on a singular ``Sigma_W``.
     """
     return snr_support(stats, support=support).values
@@ -253,7 +254,7 @@ def renormalize(features: Array, stats: ClassStats, *, support: str = "full") ->
       ``mu_G(X) = 0`` and ``SNR(X) = Mbar(X)``; raises ``ValueError`` when ``Sigma_W`` is singular;
     * ``"range"``: ``r`` coordinates ``X = (H - mu_G) U_r Lambda_r^{-1/2}`` (``n x r``), so
       ``Sigma_W(X) = I_r``, ``mu_G(X) = 0`` and ``Mbar(X) = Lambda_r^{-1/2} U_r^T Mbar``, the SNR on the
-      support (math §5.3);
+      support (rank_deficient.md §2);
     * ``"auto"``: ``"full"`` when ``Sigma_W`` is invertible, else ``"range"``.
     """
     xp = namespace(features)

@@ -105,7 +105,7 @@ def test_singular_covariances_measured_on_their_support():
 def test_dead_units_give_the_reduced_features_snr():
     """Real network features with dead ReLU units (BatchNorm shift -100 before the ReLU: the units output exactly
     0 on every input): Sigma_W has exact zero rows, so the SNR on its support equals the SNR of the live units
-    (math §5.3) and nothing is dropped; without dead units the record is the full-space one."""
+    (rank_deficient.md §3) and nothing is dropped; without dead units the record is the full-space one."""
     model, x, y, C = _setup(n_per_class=40, widths=(16, 12))
     full = measure(model, x, y, C, weight_decay=5e-4)
     assert full["snr_support"] == "full" and full["snr_rank"] == full["snr_dim"] == 12

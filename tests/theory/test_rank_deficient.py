@@ -1,4 +1,4 @@
-"""Rank-deficient features (math §5.3, docs/rank_deficient.md): the SNR on the support of Sigma_W, the
+"""Rank-deficient features (docs/rank_deficient.md): the SNR on the support of Sigma_W, the
 minimum-norm least-squares classifier at lambda = 0, and nc_metrics naming what it cannot compute.
 
 Real data: scikit-learn's handwritten digits (1797 x 64), whose 3 always-blank pixels are exactly the
@@ -50,7 +50,7 @@ def _reduced_snr(H, y):
 
 
 def test_dead_pixels_give_the_snr_of_the_live_ones(digits):
-    """Zero columns: Mbar lies in range(Sigma_W) and the support SNR is the SNR of the live columns (math §5.3).
+    """Zero columns: Mbar lies in range(Sigma_W) and the support SNR is the SNR of the live columns (rank_deficient.md §3).
     Both routes are float64 factorisations of matrices with cond ~1e4 on the support: agreement ~1e-12,
     asserted at 1e-10."""
     X, y = digits

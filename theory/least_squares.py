@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ._backend import EPS, Array, device_of, eye, is_concrete, is_nonsingular, namespace, spd_eigh, to_float
+from ._backend import EPS, Array, SingularMatrixError, device_of, eye, is_concrete, is_nonsingular, namespace, spd_eigh, to_float
 from ._validation import check_lam
 from .stats import ClassStats
 
@@ -85,8 +85,8 @@ def solve_spd_right(rhs: Array, K: Array, xp, what: str) -> Array:
     """
     try:
         evals, evecs = spd_eigh(K, xp, what)
-    except ValueError as exc:
-        raise ValueError(f"{exc}; use a ridge coefficient lam > 0 or more samples than dimensions") from None
+    except SingularMatrixError as exc:
+        raise SingularMatrixError(f"{exc}; use a ridge coefficient lam > 0 or more samples than dimensions") from None
     return ((rhs @ evecs) / evals[None, :]) @ evecs.T
 
 
@@ -169,8 +169,8 @@ def least_squares_solution(
     q = stats.dim + (1 if bias else 0)
     try:
         W, b = _unique_least_squares(stats, lam, bias, spectrum)
-    except ValueError as exc:
-        if on_singular == "raise" or "singular" not in str(exc):
+    except SingularMatrixError:
+        if on_singular == "raise":
             raise
         return min_norm_least_squares(stats, lam, bias)
     return LeastSquaresSolution(W, b, q, q)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from ._backend import (
     EPS,
     Array,
+    SingularMatrixError,
     as_float64,
     check_nonsingular,
     device_of,
@@ -117,7 +118,7 @@ def _is_invertible(stats: ClassStats) -> bool | None:
         return None
     try:
         _within_cholesky(stats)
-    except ValueError:
+    except SingularMatrixError:
         return False
     return True
 
@@ -144,8 +145,8 @@ def inverse_sqrt_within(stats: ClassStats, *, support: str = "full") -> Array:
         return (U * rng.inv_sqrt_evals[None, :]) @ U.T
     try:
         evals, evecs = spd_eigh(stats.sigma_w, xp, _WITHIN)
-    except ValueError as exc:
-        raise ValueError(f"{exc}; {_ADVICE}") from None
+    except SingularMatrixError as exc:
+        raise SingularMatrixError(f"{exc}; {_ADVICE}") from None
     return (evecs / xp.sqrt(evals)[None, :]) @ evecs.T
 
 
@@ -167,7 +168,7 @@ def _within_cholesky(stats: ClassStats) -> Array:
     try:
         L = xp.linalg.cholesky(stats.sigma_w)
     except (ValueError, RuntimeError, ArithmeticError) as exc:  # numpy's and torch's LinAlgError
-        raise ValueError(f"{_WITHIN} is not positive definite ({exc}); {_ADVICE}") from None
+        raise SingularMatrixError(f"{_WITHIN} is not positive definite ({exc}); {_ADVICE}") from None
     if is_concrete(L):
         pivots = xp.linalg.diagonal(L)
         low = to_float(xp.min(pivots * pivots))
@@ -175,8 +176,8 @@ def _within_cholesky(stats: ClassStats) -> Array:
         try:  # a NaN pivot (JAX's failed factorisation) is singular too
             check_nonsingular(low, top, stats.dim, _WITHIN,
                               "smallest Cholesky pivot {low:.3e}, largest variance {top:.3e}")
-        except ValueError as exc:
-            raise ValueError(f"{exc}; {_ADVICE}") from None
+        except SingularMatrixError as exc:
+            raise SingularMatrixError(f"{exc}; {_ADVICE}") from None
     return L
 
 
@@ -217,14 +218,20 @@ def snr_support(stats: ClassStats, *, support: str = "auto") -> SNRSupport:
     On ``"full"`` (``"auto"`` with an invertible ``Sigma_W``) the values are those of
     :func:`snr_singular_values` on the Cholesky path, bit for bit.  On ``"range"`` they are the
     singular values of ``Lambda_r^{-1/2} U_r^T Mbar`` (``eigh`` of ``Sigma_W``, eigenvalues above
-    ``p * eps * lambda_max``).  Not available inside a JAX trace except on ``"full"``.
+    ``p * eps * lambda_max``).  Inside a JAX trace ``"auto"`` is ``"full"`` (unchecked) and ``"range"`` raises.
     """
+    _check_support(support)
     xp = namespace(stats.means)
     C, p = stats.num_classes, stats.dim
-    if _resolve(stats, support) == "full":
-        values = _top_singular_values(
-            solve_lower_triangular(_within_cholesky(stats), stats.centered_means.T, xp), C, xp)
-        return SNRSupport(values, p, p, 0.0, "full", 0.0)
+    if support != "range":
+        try:  # one Cholesky factorisation: the singularity test of "auto" and the full-space values
+            L = _within_cholesky(stats)
+        except SingularMatrixError:
+            if support == "full":
+                raise
+        else:
+            values = _top_singular_values(solve_lower_triangular(L, stats.centered_means.T, xp), C, xp)
+            return SNRSupport(values, p, p, 0.0, "full", 0.0)
     rng = within_range(stats)
     Mbar = stats.centered_means.T  # (p, C)
     reduced = rng.inv_sqrt_evals[:, None] * (rng.basis.T @ Mbar)  # Lambda_r^{-1/2} U_r^T Mbar  (r, C)

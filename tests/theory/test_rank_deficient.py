@@ -200,6 +200,14 @@ def test_backends_agree(digits, few):
     js = theory.class_stats(jnp.asarray(H), jnp.asarray(y), C)
     j, a = snr_support(js), snr_support(theory.class_stats(H, y, C))
     assert j.rank == a.rank and rel(np.asarray(j.values), a.values) < 1e-10
+    # inside jit the rank is not a value: "auto" is the unchecked full-space path of before (invertible features)
+    X, yd = digits
+    live = jnp.asarray(X[:, X.std(0) > 0])
+    jitted = jax.jit(lambda h: theory.snr_singular_values(theory.class_stats(h, jnp.asarray(yd), C)))(live)
+    eager = theory.snr_singular_values(theory.class_stats(live, jnp.asarray(yd), C))
+    assert rel(np.asarray(jitted), np.asarray(eager)) < 1e-12
+    with pytest.raises(ValueError, match="JAX trace"):
+        jax.jit(lambda h: snr_support(theory.class_stats(h, jnp.asarray(yd), C), support="range").values)(live)
 
 
 def test_named_unavailable_and_bad_input(digits):

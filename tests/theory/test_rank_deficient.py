@@ -262,3 +262,32 @@ def test_symbolic_rank_checks_can_fail():
     Mbar = Q * sp.Matrix([[1, -1, 0], [0, 1, -1], [1, 0, -1]])  # third row: a null(Sigma_W) component
     assert Mbar - Sw * Sw.pinv() * Mbar != sp.zeros(3, 3)
     assert all(spec.run()["passed"] for spec in rd.specs())
+
+
+def test_closed_forms_on_the_support(digits, few):
+    """Balanced digits, 20 per class (11 blank pixels: r = 53 of 64, nothing dropped): the spec-3.4 closed forms hold
+    with the support omegas and pseudo-inverses (rank_deficient.md §3); 4 per class (dropped fraction 0.16, n < p):
+    the formula is only an upper bound, and least squares interpolates (rank_deficient.md §4).
+    Tolerance 1e-10: every side is a float64 factorisation of matrices with condition <= 1e7 on their range."""
+    X, y = digits
+    idx = np.concatenate([np.flatnonzero(y == c)[:20] for c in range(C)])
+    H, yy = X[idx], y[idx]
+    stats = theory.class_stats(H, yy, C)
+    sup = snr_support(stats)
+    assert sup.support == "range" and sup.rank == 53 and sup.dropped_fraction < 1e-25
+    om = np.asarray(sup.values)
+    W, b = theory.least_squares_classifier(stats, 0.0)
+    d = theory.decompose(stats, W, b, lam=0.0)
+    assert float(d["l_central"]) == pytest.approx(0.5 * np.sum(1 / (C + om**2)), rel=1e-10)
+    assert float(d["l_nc1"]) == pytest.approx(0.5 * np.sum(om**2 / (C + om**2) ** 2), rel=1e-10)
+    assert float(d["l_nc23"]) == pytest.approx(C / 2 * np.sum(1 / (C + om**2) ** 2), rel=1e-10)
+    webb_lowe = (C - 1 - np.trace(np.linalg.pinv(np.asarray(stats.sigma_t)) @ np.asarray(stats.sigma_b))) / (2 * C)
+    assert webb_lowe == pytest.approx(float(d["l_central"]), rel=1e-10)
+    renorm = theory.class_stats(theory.renormalize(H, stats, support="range"), yy, C)
+    assert float(theory.nc_metrics(renorm)["nc1"]) == pytest.approx(np.sum(om**-2.0), rel=1e-10)
+    Hf, yf = few
+    sf = theory.class_stats(Hf, yf, C)
+    omf = np.asarray(snr_support(sf).values)
+    Wf, bf = theory.least_squares_classifier(sf, 0.0)
+    l_central = float(theory.decompose(sf, Wf, bf, lam=0.0)["l_central"])
+    assert l_central < 1e-12 < 0.05 < 0.5 * np.sum(1 / (C + omf**2))  # measured 3.9e-18 against 0.0653

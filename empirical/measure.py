@@ -28,10 +28,18 @@ eigendecomposition of ``Sigma_T`` (``theory.total_spectrum``).  Every formula is
 * ``l_*_lam0``: the decomposition at ``lambda = 0``, the theory's central path (spec 3.4), whose
   terms equal the closed forms in the SNR singular values;
 * ``nc1``, ``nc1_notebook``, ``nc2_*``, ``nc3`` from ``theory.nc_metrics`` (spec 2.1, 2.2),
-  ``nc4`` = NCC mismatch fraction (spec 2.1), ``snr_singular_values`` (spec 1, 5).
+  ``nc4`` = NCC mismatch fraction (spec 2.1), ``snr_singular_values`` (spec 1, 5);
+* ``snr_support`` (``"full"``, or ``"range"`` when ``Sigma_W`` is singular, e.g. dead ReLU units or
+  ``p >= n - C``), ``snr_rank`` (``r = rank Sigma_W`` used), ``snr_dim`` (``p``) and
+  ``snr_dropped_fraction`` (the share of the between-class energy in ``null(Sigma_W)``) from
+  ``theory.snr.snr_support`` (rank_deficient.md §2): the SNR singular values are those on the support of
+  ``Sigma_W``, equal to the full-space values whenever ``Sigma_W`` is invertible;
+* ``ls_rank_lam0``: the rank of the ``lambda = 0`` normal matrix (``p + 1`` with bias when ``Sigma_T``
+  is invertible; fewer when it is singular, where ``W_LS`` is the minimum-norm minimiser and the
+  decomposition stays exact, rank_deficient.md §5).
 
-Quantities that need an invertible ``Sigma_W`` or ``Sigma_T`` (e.g. when ``p > n`` early in
-training, or ``lam = 0``) are recorded as ``None`` with an entry in ``warnings``.
+A quantity that cannot be computed (``Sigma_W = 0``; an NC quantity ``theory.nc_metrics`` names
+as unavailable) is recorded as ``None`` with an entry in ``warnings``.
 """
 
 from __future__ import annotations
@@ -57,10 +65,11 @@ METRIC_KEYS: tuple[str, ...] = (
     "nc2_equinorm_means", "nc2_equinorm_classifiers",
     "nc2_equiangular_means", "nc2_equiangular_classifiers",
     "nc2_maxangle_means", "nc2_maxangle_classifiers",
-    "nc3", "nc4", "snr_singular_values",
+    "nc3", "nc4", "snr_singular_values", "snr_support", "snr_rank", "snr_dim", "snr_dropped_fraction",
     "lam_notebook", "l_nc1_notebook", "l_nc23_notebook", "l_perp_notebook",
-    "l_nc1_lam0", "l_nc23_lam0", "l_perp_lam0", "l_central_lam0",
+    "l_nc1_lam0", "l_nc23_lam0", "l_perp_lam0", "l_central_lam0", "ls_rank_lam0",
 )
+_SNR_KEYS = ("snr_singular_values", "snr_support", "snr_rank", "snr_dim", "snr_dropped_fraction")
 
 _DECOMP_KEYS = ("l_nc1", "l_nc23", "l_perp", "l_central", "rho_perp", "central_path_distance")
 _NC_KEYS = (
@@ -280,19 +289,24 @@ def metrics_from_pass(
     else:
         out["identity_residual"] = None
 
-    nc = _guard(
-        warnings, _NC_KEYS, "nc_metrics",
-        lambda: theory.to_float_dict(theory.nc_metrics(stats, W, b, convention="paper", central_path=False)),
-    )
+    def _nc() -> dict:
+        nc = theory.nc_metrics(stats, W, b, convention="paper", central_path=False)
+        for name, reason in nc.pop("unavailable", {}).items():
+            warnings.append(f"nc_metrics: {name} unavailable: {reason}")
+        return theory.to_float_dict(nc)
+
+    nc = _guard(warnings, _NC_KEYS, "nc_metrics", _nc)
     out.update({k: nc.get(k) for k in _NC_KEYS})
 
     out["nc4"] = float(totals["ncc_mismatches"] / totals["count"])
 
-    def _snr():
-        sv = theory.snr_singular_values(stats)
-        return {"snr_singular_values": [float(v) for v in torch.as_tensor(sv).reshape(-1).tolist()]}
+    def _snr():  # on the support of Sigma_W when it is singular (docs/rank_deficient.md §2)
+        sup = theory.snr.snr_support(stats, support="auto")
+        return {"snr_singular_values": [float(v) for v in torch.as_tensor(sup.values).reshape(-1).tolist()],
+                "snr_support": sup.support, "snr_rank": sup.rank, "snr_dim": sup.dim,
+                "snr_dropped_fraction": float(sup.dropped_fraction)}
 
-    out.update(_guard(warnings, ("snr_singular_values",), "snr_singular_values", _snr))
+    out.update(_guard(warnings, _SNR_KEYS, "snr_singular_values", _snr))
 
     dec_nb = _guard(
         warnings, _DECOMP_KEYS, "decomposition (notebook lambda)",
@@ -309,6 +323,7 @@ def metrics_from_pass(
     )
     for k in ("l_nc1", "l_nc23", "l_perp", "l_central"):
         out[f"{k}_lam0"] = dec_0.get(k)
+    out["ls_rank_lam0"] = None if dec_0.get("ls_rank") is None else int(dec_0["ls_rank"])
     if warnings:
         out["warnings"] = warnings
     return out

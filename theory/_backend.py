@@ -219,11 +219,17 @@ def is_nonsingular(low: float, top: float, dim: int) -> bool:
     return low > dim * EPS * top
 
 
+class SingularMatrixError(ValueError):
+    """A matrix failed the toolkit's singularity test (:func:`is_nonsingular`); a ``ValueError``, so callers that
+    catch ``ValueError`` see no change, while those with a fallback (the minimum-norm least-squares solve,
+    the SNR on the support) catch exactly this."""
+
+
 def check_nonsingular(low: float, top: float, dim: int, what: str, detail: str) -> None:
-    """Raise ``ValueError`` unless :func:`is_nonsingular`: ``"{what} is singular or not positive definite
+    """Raise :class:`SingularMatrixError` (a ``ValueError``) unless :func:`is_nonsingular`: ``"{what} is singular or not positive definite
     ({detail})"`` with ``detail`` formatted with ``low`` and ``top`` (e.g. ``"smallest eigenvalue {low:.3e}"``)."""
     if not is_nonsingular(low, top, dim):
-        raise ValueError(f"{what} is singular or not positive definite ({detail.format(low=low, top=top)})")
+        raise SingularMatrixError(f"{what} is singular or not positive definite ({detail.format(low=low, top=top)})")
 
 
 def spd_eigh(K: Array, xp, what: str) -> tuple[Array, Array]:

@@ -9,9 +9,9 @@ Evaluated at ``W~_LS`` the two parts are ``L_NC1`` and ``L_NC2/3``; completing t
 
 from __future__ import annotations
 
-from ._backend import Array, as_float64, eye, namespace
+from ._backend import Array, as_float64, device_of, eye, namespace
 from ._validation import check_classifier, check_lam
-from .least_squares import TotalSpectrum, least_squares_classifier
+from .least_squares import TotalSpectrum, least_squares_solution
 from .outputs import _sq_norm, loss_from_totals, sample_totals
 from .stats import ClassStats
 
@@ -37,7 +37,13 @@ def _perp(stats: ClassStats, dW: Array, db: Array | None, dist2: Array, lam: flo
 
 
 def decompose(
-    stats: ClassStats, W: Array, b: Array | None = None, lam: float = 0.0, spectrum: TotalSpectrum | None = None
+    stats: ClassStats,
+    W: Array,
+    b: Array | None = None,
+    lam: float = 0.0,
+    spectrum: TotalSpectrum | None = None,
+    *,
+    on_singular: str = "pinv",
 ) -> dict:
     """``loss``, ``l_nc1``, ``l_nc23``, ``l_perp`` and derived scalars (spec 3.2, 3.3b, 4).
 
@@ -46,9 +52,15 @@ def decompose(
     * ``l_nc23 = (1/2) sum_c pi_c ||W~_LS mu~_c - e_c||^2`` (``= (1/(2C))||W~_LS M~ - I||_F^2`` balanced);
     * ``l_perp = (1/2) tr((W~ - W~_LS) A (W~ - W~_LS)^T) >= 0``;
     * ``l_central = l_nc1 + l_nc23``, ``rho_perp = l_perp / loss``,
-      ``central_path_distance = ||W~ - W~_LS||_F / ||W~_LS||_F`` (spec 4, toolkit additions).
+      ``central_path_distance = ||W~ - W~_LS||_F / ||W~_LS||_F`` (spec 4, toolkit additions);
+    * ``ls_rank``: the rank of the normal matrix ``A`` used for ``W~_LS`` (``p + 1`` with bias, ``p``
+      without, when ``A`` is invertible; fewer when it is singular, e.g. ``lam = 0`` with a singular
+      ``Sigma_T``, where ``W~_LS = B A^+`` is the minimum-norm minimiser, rank_deficient.md §5).
 
-    ``b=None`` selects the no-bias model.  Exact for any class counts and any ``lam >= 0``.
+    ``b=None`` selects the no-bias model.  Exact for any class counts and any ``lam >= 0``, including a
+    singular ``A`` (the minimum-norm ``W~_LS`` solves the normal equations, so completing the square holds;
+    ``central_path_distance`` is then measured to that minimiser); ``on_singular="raise"`` raises
+    ``ValueError`` there instead (see :func:`theory.least_squares_solution`).
     ``spectrum`` (:func:`theory.total_spectrum` of ``stats``) shares one eigendecomposition
     between decompositions at several ``lam`` (see :func:`theory.least_squares_classifier`).
     """
@@ -57,7 +69,8 @@ def decompose(
     W = as_float64(W, xp, like=stats.means)
     b = None if b is None else as_float64(b, xp, like=stats.means)
     check_classifier(W, b, stats.num_classes, stats.dim, xp)
-    W_ls, b_ls = least_squares_classifier(stats, lam=lam, bias=b is not None, spectrum=spectrum)
+    sol = least_squares_solution(stats, lam=lam, bias=b is not None, spectrum=spectrum, on_singular=on_singular)
+    W_ls, b_ls = sol.W, sol.b
     within, means_part = huygens_split(stats, W, b, lam)
     l_nc1, l_nc23 = huygens_split(stats, W_ls, b_ls, lam)
     dW = W - W_ls
@@ -74,6 +87,7 @@ def decompose(
         "l_central": l_nc1 + l_nc23,
         "rho_perp": l_perp / loss,
         "central_path_distance": xp.sqrt(dist2 / norm2),
+        "ls_rank": xp.asarray(float(sol.rank), dtype=xp.float64, device=device_of(stats.means)),
     }
 
 

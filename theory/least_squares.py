@@ -13,13 +13,21 @@ non-augmented form", generalised to class weights ``pi_c``):
 at ``lam = 0``: ``W_LS = Pi Mbar Sigma_T^{-1}`` (``(1/C) Mbar^T Sigma_T^{-1}`` when balanced).
 Without bias: ``W_LS (Sigma_T + mu_G mu_G^T + lam I) = Pi M``.  Solved through a symmetric
 eigendecomposition of ``K`` (also the singularity test), never an explicit inverse.
+
+Singular normal matrix (``lam = 0`` with ``p >= n`` or dead units; math §3.1 and
+``docs/rank_deficient.md``): the minimiser is not unique, and the toolkit takes the minimum-norm one,
+``W~_LS = B A^+`` with ``A^+`` the pseudo-inverse on ``range(A)`` (eigenvalues of ``A`` above
+``q * eps * lambda_max(A)``, ``q = p + 1`` with bias).  It still solves the normal equations exactly,
+``W~_LS A = B``, because ``B = (1/n) Y H~^T`` has its rows in ``range(H~) = range(A)``; so the completed
+square and ``L = L_NC1 + L_NC2/3 + L_perp`` hold unchanged, and ``L_NC1``, ``L_NC2/3``, ``L_perp`` do not
+depend on which minimiser is taken (any two differ by ``D`` with ``D H~ = 0``).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from ._backend import Array, eye, is_concrete, is_nonsingular, namespace, spd_eigh, to_float
+from ._backend import EPS, Array, SingularMatrixError, device_of, eye, is_concrete, is_nonsingular, namespace, spd_eigh, to_float
 from ._validation import check_lam
 from .stats import ClassStats
 
@@ -77,19 +85,125 @@ def solve_spd_right(rhs: Array, K: Array, xp, what: str) -> Array:
     """
     try:
         evals, evecs = spd_eigh(K, xp, what)
-    except ValueError as exc:
-        raise ValueError(f"{exc}; use a ridge coefficient lam > 0 or more samples than dimensions") from None
+    except SingularMatrixError as exc:
+        raise SingularMatrixError(f"{exc}; use a ridge coefficient lam > 0 or more samples than dimensions") from None
     return ((rhs @ evecs) / evals[None, :]) @ evecs.T
 
 
+#: Values of ``least_squares_classifier(..., on_singular=)``.
+ON_SINGULAR = ("pinv", "raise")
+
+
+class LeastSquaresSolution(NamedTuple):
+    """The least-squares classifier with the rank of the normal matrix it was solved with.
+
+    ``W (C, p)``, ``b (C,)`` or ``None``; ``rank``: the rank of ``A`` used (``dim`` when ``A`` is
+    invertible, fewer for the minimum-norm pseudo-inverse solution); ``dim``: the size ``q`` of ``A``
+    (``p + 1`` with bias, ``p`` without).
+    """
+
+    W: Array
+    b: Array | None
+    rank: int
+    dim: int
+
+
+def _normal_system(stats: ClassStats, lam: float, bias: bool, xp) -> tuple[Array, Array]:
+    """``(A, B)`` of spec 3.3 step 1 / 3.3b: ``A = [[Sigma_T + mu_G mu_G^T + lam I, mu_G], [mu_G^T, 1 + lam]]``,
+    ``B = [pi_c mu~_c^T]_c`` (``C x (p+1)``); without bias the top-left block and ``[pi_c mu_c^T]_c``."""
+    pi, M, mu = stats.weights, stats.means, stats.global_mean
+    p = stats.dim
+    second = stats.sigma_t + mu[:, None] * mu[None, :] + lam * eye(p, xp, M)
+    if not bias:
+        return second, pi[:, None] * M
+    top = xp.concat([second, mu[:, None]], axis=1)
+    corner = xp.full((1, 1), 1.0 + lam, dtype=xp.float64, device=device_of(M))
+    bottom = xp.concat([mu[None, :], corner], axis=1)
+    A = xp.concat([top, bottom], axis=0)
+    B = xp.concat([pi[:, None] * M, pi[:, None]], axis=1)
+    return A, B
+
+
+def min_norm_least_squares(stats: ClassStats, lam: float = 0.0, bias: bool = True) -> LeastSquaresSolution:
+    """The minimum-norm solution ``W~ = B A^+`` of the normal equations ``W~ A = B`` (math §3.1; rank_deficient.md §5).
+
+    ``A^+ = U_r Lambda_r^{-1} U_r^T`` from ``eigh(A)``, keeping the eigenvalues above ``q * eps *
+    lambda_max(A)`` (the toolkit's singularity rule, :func:`theory._backend.is_nonsingular`).  Equal to the
+    unique solution when ``A`` is invertible; with a singular ``A`` it still satisfies ``W~ A = B``
+    (the rows of ``B`` lie in ``range(A)``), so the decomposition stays exact.  Needs concrete values
+    (not inside a JAX trace).
+    """
+    check_lam(lam)
+    xp = namespace(stats.means)
+    A, B = _normal_system(stats, lam, bias, xp)
+    evals, evecs = xp.linalg.eigh(A)
+    q = int(A.shape[0])
+    if not is_concrete(evals):
+        raise ValueError("the minimum-norm least-squares classifier needs concrete values (not a JAX trace)")
+    tol = q * EPS * to_float(xp.max(xp.abs(evals)))
+    keep = evals > tol
+    inv = xp.where(keep, 1.0 / xp.where(keep, evals, xp.ones_like(evals)), xp.zeros_like(evals))
+    Wt = ((B @ evecs) * inv[None, :]) @ evecs.T
+    rank = int(to_float(xp.sum(xp.astype(keep, xp.float64))))
+    if bias:
+        return LeastSquaresSolution(Wt[:, :-1], Wt[:, -1], rank, q)
+    return LeastSquaresSolution(Wt, None, rank, q)
+
+
+def least_squares_solution(
+    stats: ClassStats,
+    lam: float = 0.0,
+    bias: bool = True,
+    spectrum: TotalSpectrum | None = None,
+    *,
+    on_singular: str = "pinv",
+) -> LeastSquaresSolution:
+    """:func:`least_squares_classifier` with the rank of the normal matrix it used (spec 3.1, 3.3b; rank_deficient.md §5).
+
+    The unique solution when the normal matrix is invertible (rank ``q``); when it is numerically
+    singular, ``on_singular="pinv"`` (default) returns :func:`min_norm_least_squares` (rank ``< q``)
+    and ``"raise"`` raises the ``ValueError`` naming the singular matrix.
+    """
+    if on_singular not in ON_SINGULAR:
+        raise ValueError(f"unknown on_singular {on_singular!r}; choose one of {ON_SINGULAR}")
+    q = stats.dim + (1 if bias else 0)
+    try:
+        W, b = _unique_least_squares(stats, lam, bias, spectrum)
+    except SingularMatrixError:
+        if on_singular == "raise":
+            raise
+        return min_norm_least_squares(stats, lam, bias)
+    return LeastSquaresSolution(W, b, q, q)
+
+
 def least_squares_classifier(
+    stats: ClassStats,
+    lam: float = 0.0,
+    bias: bool = True,
+    spectrum: TotalSpectrum | None = None,
+    *,
+    on_singular: str = "pinv",
+) -> tuple[Array, Array | None]:
+    """``(W_LS, b_LS)`` minimising the paper's ridge MSE for these features (spec 3.1, 3.3b).
+
+    ``W_LS`` has shape ``(C, p)``; ``b_LS`` has shape ``(C,)`` or is ``None`` when ``bias=False``.
+    When the normal matrix is singular (``lam = 0`` with ``Sigma_T`` singular, with bias; without bias
+    ``Sigma_T + mu_G mu_G^T``) the minimiser is not unique: ``on_singular="pinv"`` (default) returns the
+    minimum-norm one (:func:`min_norm_least_squares`, rank_deficient.md §5), ``"raise"`` raises ``ValueError``.
+    :func:`least_squares_solution` also returns the rank used.  See :func:`_unique_least_squares`
+    for ``spectrum``.
+    """
+    sol = least_squares_solution(stats, lam, bias, spectrum, on_singular=on_singular)
+    return sol.W, sol.b
+
+
+def _unique_least_squares(
     stats: ClassStats, lam: float = 0.0, bias: bool = True, spectrum: TotalSpectrum | None = None
 ) -> tuple[Array, Array | None]:
     """``(W_LS, b_LS)`` minimising the paper's ridge MSE for these features (spec 3.1, 3.3b).
 
-    ``W_LS`` has shape ``(C, p)``; ``b_LS`` has shape ``(C,)`` or is ``None`` when
-    ``bias=False``.  At ``lam = 0`` with bias, ``Sigma_T`` must be invertible; without bias,
-    ``Sigma_T + mu_G mu_G^T`` must be.
+    The unique solution (spec 3.1, 3.3b); at ``lam = 0`` with bias, ``Sigma_T`` must be invertible;
+    without bias, ``Sigma_T + mu_G mu_G^T`` must be (``ValueError`` naming the singular matrix otherwise).
 
     ``spectrum`` (:func:`total_spectrum` of the same ``stats``) lets several ridges share one
     eigendecomposition: the normal matrix is ``Sigma_T + lam I + c mu_G mu_G^T`` with

@@ -9,7 +9,7 @@ the two coincide except for NC1's normalisation (the notebook omits ``1/C``).
 
 from __future__ import annotations
 
-from ._backend import EPS, Array, as_float64, centering, device_of, namespace
+from ._backend import EPS, Array, as_float64, centering, device_of, is_concrete, namespace, to_bool, to_float, to_list
 from ._validation import check_classifier
 from .decomposition import decompose
 from .outputs import sample_totals
@@ -102,6 +102,39 @@ def etf_distance(centered: Array, xp) -> Array:
     return xp.linalg.vector_norm(xp.reshape(diff, (-1,)))
 
 
+#: Failures of one quantity that :func:`nc_metrics` records under ``"unavailable"`` instead of raising.
+_UNAVAILABLE_ERRORS = (ValueError, ArithmeticError)
+
+
+def _zero_rows(rows: Array, scale_rows: Array, xp) -> list[int] | None:
+    """Indices of the rows of ``rows`` whose norm is at most ``p * eps * max_c ||scale_rows_c||`` (zero to
+    round-off), or ``None`` when there are none or the values are not concrete (inside a JAX trace)."""
+    if not is_concrete(rows):
+        return None
+    norms = xp.linalg.vector_norm(rows, axis=1)
+    scale = to_float(xp.max(xp.linalg.vector_norm(scale_rows, axis=1)))
+    small = [i for i, v in enumerate(to_list(norms)) if v <= rows.shape[1] * EPS * scale]
+    return small or None
+
+
+def _unless(bad, reason: str, fn):
+    """``fn``, or a function raising ``ValueError(reason)`` when ``bad`` is set (not ``None``/empty)."""
+    if not bad:
+        return fn
+
+    def refuse():
+        raise ValueError(reason)
+
+    return refuse
+
+
+def _finite(value: Array, xp) -> bool:
+    """True unless ``value`` is concrete and not finite (unknown inside a JAX trace: True)."""
+    if not is_concrete(value):
+        return True
+    return bool(to_bool(xp.all(xp.isfinite(value))))
+
+
 def nc_metrics(
     stats: ClassStats,
     W: Array | None = None,
@@ -110,8 +143,9 @@ def nc_metrics(
     convention: str = "paper",
     lam: float = 0.0,
     central_path: bool = True,
+    on_singular: str = "pinv",
 ) -> dict:
-    """Neural Collapse metrics on the training statistics (spec 2.1, 2.2, 4).
+    """Neural Collapse metrics on the training statistics (spec 2.1, 2.2, 4; unavailable ones: rank_deficient.md §6).
 
     * ``nc1 = (1/C) Tr(Sigma_W Sigma_B^+)`` (paper); under ``convention="notebook"``
       ``nc1`` is the notebook's ``Tr(Sigma_W Sigma_B^+)``.  ``nc1_notebook`` is always the
@@ -121,36 +155,72 @@ def nc_metrics(
       ``nc2_etf_distance`` on the centred means; the ``_classifiers`` variants on rows of ``W``.
     * ``nc3 = ||W^T/||W|| - Mbar/||Mbar|| ||_F^2``.
     * ``central_path_distance = ||[W b] - [W_LS b_LS]||_F / ||[W_LS b_LS]||_F`` at ridge ``lam``
-      (when ``central_path`` and ``W`` is given; needs ``W_LS`` to exist).
+      (when ``central_path`` and ``W`` is given).  With a singular normal matrix (``lam = 0`` and
+      ``p >= n - 1``, or dead units) ``W_LS`` is the minimum-norm minimiser (``on_singular="pinv"``,
+      rank_deficient.md §5); ``on_singular="raise"`` makes it unavailable instead.
+
+    Every quantity that can be computed is returned.  One that cannot (``Sigma_B = 0`` for NC1, a
+    zero centred class mean or classifier row for the cosines, a zero ``W`` or ``Mbar`` for NC3, no
+    least-squares classifier) is left out and named, with the reason, in ``out["unavailable"]``
+    (``{name: reason}``; the key is present only when something is unavailable).  Bad input (wrong
+    shapes, NaN, an unknown convention) still raises ``ValueError``.
     """
     xp = namespace(stats.means)
     centered, _ = _centered(stats, convention, xp)
-    trace_value, rank = nc1_trace(stats, convention)
     C = stats.num_classes
-    out = {
-        "nc1": trace_value / C if convention == "paper" else trace_value,
-        "nc1_notebook": trace_value,
-        "nc1_rank": rank,
-        "nc2_equinorm_means": equinorm(centered, xp),
-        "nc2_equiangular_means": equiangularity(centered, xp),
-        "nc2_maxangle_means": max_angle(centered, xp),
-        "nc2_etf_distance": etf_distance(centered, xp),
-    }
+    if W is not None:
+        W = as_float64(W, xp, like=stats.means)
+        b = None if b is None else as_float64(b, xp, like=stats.means)
+        check_classifier(W, b, C, stats.dim, xp)
+    out: dict = {}
+    unavailable: dict[str, str] = {}
+
+    def put(names: tuple[str, ...], fn, nonfinite_reason: str) -> None:
+        try:
+            values = fn()
+        except _UNAVAILABLE_ERRORS as exc:
+            unavailable.update({k: f"{type(exc).__name__}: {exc}" for k in names})
+            return
+        if not all(_finite(v, xp) for v in values):
+            unavailable.update({k: nonfinite_reason for k in names})
+            return
+        out.update(zip(names, values))
+
+    def nc1():
+        trace_value, rank = nc1_trace(stats, convention)
+        if is_concrete(rank) and to_float(rank) == 0:
+            raise ValueError("Sigma_B = 0 (all class means are equal): NC1 = Tr(Sigma_W Sigma_B^+) has no support")
+        return (trace_value / C if convention == "paper" else trace_value), trace_value, rank
+
+    put(("nc1", "nc1_notebook", "nc1_rank"), nc1, "non-finite NC1")
+    # a centred mean is zero to round-off when its norm is below p eps times the largest uncentred norm
+    # (the size of the centring's cancellation error)
+    zero_means = _zero_rows(centered, stats.means, xp)
+    zero_mean = f"the centred mean of class(es) {zero_means} is zero: norm ratios and cosines are undefined"
+    for name, fn in (("nc2_equinorm_means", equinorm), ("nc2_equiangular_means", equiangularity),
+                     ("nc2_maxangle_means", max_angle)):
+        put((name,), _unless(zero_means, zero_mean, lambda fn=fn: (fn(centered, xp),)), zero_mean)
+    all_zero = "the centred class means are all zero (to round-off): no between-class structure"
+    no_means = zero_means is not None and len(zero_means) == C
+    put(("nc2_etf_distance",), _unless(no_means or None, all_zero, lambda: (etf_distance(centered, xp),)), all_zero)
     if W is None:
+        if unavailable:
+            out["unavailable"] = unavailable
         return out
-    W = as_float64(W, xp, like=stats.means)
-    b = None if b is None else as_float64(b, xp, like=stats.means)
-    check_classifier(W, b, C, stats.dim, xp)
-    out.update(
-        {
-            "nc2_equinorm_classifiers": equinorm(W, xp),
-            "nc2_equiangular_classifiers": equiangularity(W, xp),
-            "nc2_maxangle_classifiers": max_angle(W, xp),
-            "nc3": self_duality(W, centered, xp),
-        }
-    )
+    zero_rows = _zero_rows(W, W, xp)
+    zero_row = f"row(s) {zero_rows} of W are zero: norm ratios and cosines are undefined"
+    for name, fn in (("nc2_equinorm_classifiers", equinorm), ("nc2_equiangular_classifiers", equiangularity),
+                     ("nc2_maxangle_classifiers", max_angle)):
+        put((name,), _unless(zero_rows, zero_row, lambda fn=fn: (fn(W, xp),)), zero_row)
+    nc3_reason = "W = 0 or Mbar = 0: NC3 normalises by both norms"
+    degenerate = no_means or (zero_rows is not None and len(zero_rows) == C) or None
+    put(("nc3",), _unless(degenerate, nc3_reason, lambda: (self_duality(W, centered, xp),)), nc3_reason)
     if central_path:
-        out["central_path_distance"] = decompose(stats, W, b, lam=lam)["central_path_distance"]
+        put(("central_path_distance",),
+            lambda: (decompose(stats, W, b, lam=lam, on_singular=on_singular)["central_path_distance"],),
+            "the least-squares classifier is zero")
+    if unavailable:
+        out["unavailable"] = unavailable
     return out
 
 

@@ -166,7 +166,7 @@ def test_shared_spectrum_singular_cases():
     stats = theory.class_stats(H, y, 3)
     spectrum = theory.total_spectrum(stats)
     with pytest.raises(ValueError, match="singular"):
-        theory.least_squares_classifier(stats, 0.0, True, spectrum=spectrum)
+        theory.least_squares_classifier(stats, 0.0, True, spectrum=spectrum, on_singular="raise")
     W, b = theory.least_squares_classifier(stats, 0.1, True, spectrum=spectrum)  # ridge: well posed
     assert rel(W, theory.least_squares_classifier(stats, 0.1, True)[0]) < 1e-9
     # no bias, a constant feature: Sigma_T singular but Sigma_T + mu mu^T is not -> direct solve
@@ -240,4 +240,4 @@ def test_snr_singular_values_by_cholesky():
     y3 = np.arange(30) % 3
     singular = theory.class_stats(rng.standard_normal((30, 64)), y3, 3)  # p > n
     with pytest.raises(ValueError, match="singular Sigma_W"):
-        theory.snr_singular_values(singular)
+        theory.snr_singular_values(singular, support="full")

@@ -464,9 +464,11 @@ def test_singular_covariances_raise():
     H, y, _ = etf_configuration(noise=0.0)  # Sigma_W = 0, Sigma_T rank C-1 < p
     stats = theory.class_stats(H, y)
     with pytest.raises(ValueError, match="singular Sigma_W"):
+        theory.snr_singular_values(stats, support="full")
+    with pytest.raises(ValueError, match="Sigma_W is zero"):  # no support at all: never a silent value
         theory.snr_singular_values(stats)
     with pytest.raises(ValueError, match="singular"):
-        theory.least_squares_classifier(stats, lam=0.0)
+        theory.least_squares_classifier(stats, lam=0.0, on_singular="raise")
     W, b = theory.least_squares_classifier(stats, lam=0.1)  # ridge keeps it defined
     assert np.all(np.isfinite(W)) and np.all(np.isfinite(b))
 

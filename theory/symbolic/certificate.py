@@ -9,7 +9,7 @@ __all__ = ["all_specs", "run_certificate"]
 
 def all_specs(quick: bool = False, exhaustive: bool = False) -> list[CheckSpec]:
     """Every check, in report order. ``exhaustive`` adds the slow fully symbolic single-shot certificates."""
-    from . import central_path, decomposition, flow, invariance, laws_check, least_squares  # noqa: PLC0415
+    from . import central_path, decomposition, flow, invariance, laws_check, least_squares, rank_deficient  # noqa: PLC0415
 
     out: list[CheckSpec] = []
     out += least_squares.specs(quick)
@@ -18,6 +18,7 @@ def all_specs(quick: bool = False, exhaustive: bool = False) -> list[CheckSpec]:
         out += decomposition.exhaustive_specs()
     out += invariance.specs(quick)
     out += central_path.specs(quick)
+    out += rank_deficient.specs(quick)
     out += flow.specs(quick)
     out += laws_check.specs(quick)
     return out

@@ -59,7 +59,7 @@ from .distributed import SINGLE, DistInfo, all_reduce_sum, merge_accumulator, sh
 
 #: Keys of one metrics record written by :func:`measure` (besides bookkeeping keys).
 METRIC_KEYS: tuple[str, ...] = (
-    "train_error", "loss", "loss_nowd", "lam",
+    "train_error", "train_count", "class_counts", "loss", "loss_nowd", "lam",
     "l_nc1", "l_nc23", "l_perp", "l_central", "rho_perp", "identity_residual", "central_path_distance",
     "nc1", "nc1_notebook",
     "nc2_equinorm_means", "nc2_equinorm_classifiers",
@@ -270,7 +270,9 @@ def metrics_from_pass(
     lam = float(theory.lam_from_weight_decay(weight_decay, reduction=loss_reduction, num_classes=C))
     lam_nb = float(theory.lam_from_weight_decay(weight_decay, reduction="notebook"))
 
-    out: dict[str, Any] = {"train_error": fp.errors / fp.count, "lam": lam, "lam_notebook": lam_nb}
+    out: dict[str, Any] = {"train_error": fp.errors / fp.count, "train_count": int(fp.count),
+                           "class_counts": [int(round(c)) for c in torch.as_tensor(stats.counts).reshape(-1).tolist()],
+                           "lam": lam, "lam_notebook": lam_nb}
     # the loss straight from the samples' outputs and NC4: one sweep over the kept batches
     totals = fp.totals(W, b, C, means=stats.means, info=info)
     loss = float(theory.loss_from_totals(totals, W, b, lam=lam))

@@ -134,7 +134,7 @@ def _run_compare(argv: Sequence[str]) -> int:
     fw = res.forward
     print(f"forward ODE from epoch {fw.start_epoch} ({fw.method}): median max_j rel error of omega "
           f"{fmt(fw.snr_rel_error)}")
-    for note in res.notes[2:]:
+    for note in res.notes:
         print(f"note: {note}")
     print(f"wrote {(ns.out or ns.run_dir)}/compare.json")
     return 0

@@ -323,6 +323,7 @@ def compare_records(
     idx = np.flatnonzero(window)
     if idx.size < 4:
         raise ValueError(f"compare: only {idx.size} usable measured epochs in the fit window ({window_reason})")
+    ranks = column(records, "snr_rank")[idx]
 
     fits: dict[str, SNRFit] = {}
     fits["linear"] = fit_snr_dynamics(T_all[idx], snr[idx], num_classes=C, time_key=time_key, fit_exponent=False)
@@ -396,13 +397,18 @@ def compare_records(
         arrays["quantities"][key] = {"measured": meas, "fit": pred_fit, "at_snr": pred_obs, "forward": pred_fwd,
                                      "measured_notebook": nb, "measured_key": measured_key}
 
-    notes = [
+    notes = []
+    if np.any(np.isfinite(ranks)) and np.nanmin(ranks) != np.nanmax(ranks):
+        notes.append(f"The SNR was measured on the range of a singular Sigma_W whose rank changes within the fit window "
+                     f"({int(np.nanmin(ranks))}..{int(np.nanmax(ranks))}: ReLU units dying or reviving); the SNR "
+                     "singular values can jump where it changes (docs/rank_deficient.md).")
+    notes += [
         "Columns: 'fit' = laws at the fitted omega_j(T); 'at_measured_snr' = laws at the measured omega_j "
         "(the math §3.4 identity, exact for the lambda = 0 terms); 'forward' = laws along the forward ODE.",
         "nc1 is (1/C) Tr(Sigma_W Sigma_B^+) in raw feature coordinates, which is not affine invariant; "
         "sum_j omega_j^-2 equals it only in renormalised coordinates (math §5.1), so a gap is expected on a network.",
     ]
-    off_zero = [k for k, q in quantities.items() if not q.at_lambda_zero and k != "nc1"]
+    off_zero = [k for k, q in quantities.items() if not q.at_lambda_zero]
     if not off_zero:
         notes.append("Decomposition terms are the run's lambda = 0 terms (l_*_lam0), the central path of math §3.4.")
     else:
@@ -413,7 +419,9 @@ def compare_records(
     return Comparison(
         num_classes=C, per_class=per_class, time=time_key, num_records=len(records), tpt_threshold=float(tpt_threshold),
         terminal_phase_start_epoch=int(epochs[tpt]) if tpt is not None else None,
-        fit_window={"reason": window_reason, "epochs": [int(e) for e in epochs[idx]]},
+        fit_window={"reason": window_reason, "epochs": [int(e) for e in epochs[idx]],
+                    "snr_rank_range": ([int(np.nanmin(ranks)), int(np.nanmax(ranks))]
+                                       if np.any(np.isfinite(ranks)) else None)},
         lambda_range=[float(np.nanmin(lam)), float(np.nanmax(lam))] if np.any(np.isfinite(lam)) else None,
         fit=fit, fits=fits, primary_fit=primary, snr_ratio=ratio, forward=forward, quantities=quantities,
         notes=notes, arrays=arrays,

@@ -15,17 +15,45 @@ stays light.
 
 import importlib as _importlib
 
-from ._backend import to_float, to_float_dict
+from ._backend import SingularMatrixError, to_float, to_float_dict
 from .conventions import REDUCTIONS, lam_from_weight_decay
 from .decomposition import decompose, huygens_split, mse_loss
 from .etf import etf_gram, simplex_etf
-from .least_squares import TotalSpectrum, least_squares_classifier, total_spectrum
+from .least_squares import (
+    ON_SINGULAR,
+    LeastSquaresSolution,
+    TotalSpectrum,
+    least_squares_classifier,
+    least_squares_solution,
+    min_norm_least_squares,
+    total_spectrum,
+)
 from .metrics import CONVENTIONS, nc1_trace, nc_metrics, ncc_mismatch, ncc_mismatch_count
 from .outputs import loss_from_totals, ridge_penalty, sample_totals
-from .snr import inverse_sqrt_within, renormalize, snr_matrix, snr_singular_values
+from .snr import (
+    SUPPORTS,
+    SNRSupport,
+    WithinRange,
+    inverse_sqrt_within,
+    renormalize,
+    snr_matrix,
+    snr_singular_values,
+    snr_support,
+    within_range,
+)
 from .stats import ClassStats, ClassStatsAccumulator, class_stats
 
 __all__ = [
+    "ON_SINGULAR",
+    "SUPPORTS",
+    "LeastSquaresSolution",
+    "SNRSupport",
+    "SingularMatrixError",
+    "WithinRange",
+    "least_squares_solution",
+    "min_norm_least_squares",
+    "snr_support",
+    "within_range",
     "CONVENTIONS",
     "REDUCTIONS",
     "ClassStats",

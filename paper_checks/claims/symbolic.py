@@ -31,7 +31,8 @@ def _spec(section: str, n_checks: int) -> ClaimSpec:
     cid = f"symbolic.{section}"
     spec = ClaimSpec(
         id=cid, statement=SECTION_TITLES.get(section, "") or f"identities of math §{section}",
-        source=f"math §{section}" if section[:1].isdigit() else f"theory.{section}",
+        source=(f"math §{section}" if section[:1].isdigit()
+                else "docs/rank_deficient.md" if section == "rank" else f"theory.{section}"),
         check=f"SymPy certificate (theory.symbolic.run_certificate): {n_checks} checks",
         tolerance="every check exact (symbolic or rational arithmetic; 'numeric' checks at the tolerance in their detail)",
         fn=lambda evidence: (False, None), group="symbolic", verification=True, headline=_headline)

@@ -4,6 +4,7 @@ and the strict MkDocs build (``mkdocs build --strict``)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MATH = ROOT / "docs" / "math.md"
+SCHEMA = ROOT / "empirical" / "run_schema.json"
 
 #: ``## 3.4 Title``, ``### 3.3b Title``, ``## 0. Title`` (an optional dot after the number).
 HEADING = re.compile(r"^#{1,6}\s+(\d+(?:\.\d+)?[a-z]?)\.?\s", re.MULTILINE)
@@ -140,3 +142,42 @@ def test_strict_mkdocs_build(tmp_path):
                           "paper_checks": ("paper_checks.fit_snr_dynamics", "paper_checks.compare_run")}.items():
         for obj in objects:
             assert f'id="{obj}"' in api[page], f"{obj} missing from the {page} API page"
+    run_format = (site / "run_format" / "index.html").read_text(encoding="utf-8")
+    if SCHEMA.is_file():  # the page's tables are generated from the schema: every key is there
+        schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+        for key in schema["$defs"]["metrics_line"]["properties"]:
+            assert f"<code>{key}</code>" in run_format, f"run format page lacks the metrics key {key}"
+    else:
+        assert "is not in this checkout" in run_format
+
+
+def _hook():
+    spec = importlib.util.spec_from_file_location("run_schema_table", ROOT / "docs" / "_hooks" / "run_schema_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_run_schema_tables_render_every_key_with_its_lambda():
+    hook = _hook()
+    schema = {
+        "x-schema-version": 3,
+        "$defs": {
+            "config": {"description": "config", "properties": {"config": {"type": "object", "properties": {
+                "per_class": {"type": ["integer", "null"], "description": "N"}}}}},
+            "metrics_line": {"description": "line", "required": ["epoch"], "properties": {
+                "epoch": {"type": "integer", "description": "measured epoch"},
+                "l_nc1_lam0": {"type": ["number", "null"], "x-lambda": 0, "description": "L_NC1 at 0"},
+                "l_perp": {"type": ["number", "null"], "x-lambda": "lam", "description": "a | b"},
+                "snr_singular_values": {"type": ["array", "null"], "items": {"type": ["number", "null"]}}}},
+        },
+    }
+    page = hook.on_page_markdown(f"# t\n\n{hook.MARKER}\n", None, None, None)
+    assert hook.MARKER not in page
+    md = hook.render(schema)
+    assert "Schema version **3**." in md
+    assert "| `epoch` (required) | integer |  | measured epoch |" in md
+    assert "| `l_nc1_lam0` | number or null | 0 | L_NC1 at 0 |" in md
+    assert "| `l_perp` | number or null | `lam` | a \\| b |" in md  # a '|' in a description stays in its cell
+    assert "| `snr_singular_values` | array of number or null |" in md
+    assert "| `per_class` | integer or null | N |" in md

@@ -45,7 +45,9 @@ def repository_files() -> list[Path]:
     else:  # a source tree without git metadata
         skip = {".git", ".venv", "site", "build", "runs", "reports", "__pycache__", ".pytest_cache"}
         files = [p for p in ROOT.rglob("*") if p.is_file() and not skip & set(p.relative_to(ROOT).parts)]
-    return [f for f in files if f.is_file() and f.suffix.lower() not in SKIP_SUFFIXES]
+    # site/ is the output of `make docs` (generated from these sources), not a source
+    return [f for f in files if f.is_file() and f.suffix.lower() not in SKIP_SUFFIXES
+            and f.relative_to(ROOT).parts[0] != "site"]
 
 
 def text_of(path: Path) -> str | None:

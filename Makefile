@@ -7,7 +7,7 @@ OUT    ?= reports/default
 # GPU machines get their CUDA build.
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: install run test test-slow test-all bench clean
+.PHONY: install run test test-slow test-all bench clean docs
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,11 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_theory
 	$(BIN)/python -m benchmarks.bench_measurement
 	$(BIN)/python -m benchmarks.bench_simulate
+
+# the documentation (docs/, mkdocs.yml): the `docs` extra, then a strict build (warnings are errors) into site/
+docs: install
+	$(BIN)/python -m pip install -q -e '.[docs]'
+	$(BIN)/python -m mkdocs build --strict -d site
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,8 +1,8 @@
 """Markdown rendering of the symbolic certificate (``python -m theory``).
 
-The report lists, per spec section, every derivation step with its result (LaTeX where the step
-produces a formula) and PASS/FAIL, says which steps are proved for all sizes and which at concrete
-sizes, and ends with a table of every identity.
+The report lists, per section of the mathematical write-up ``docs/math.md`` (cited as ``math §X.Y``),
+every derivation step with its result (LaTeX where the step produces a formula) and PASS/FAIL, says
+which steps are proved for all sizes and which at concrete sizes, and ends with a table of every identity.
 """
 
 from __future__ import annotations
@@ -23,19 +23,19 @@ SCOPE = """\
 * *general* (any `C`, `p`, `n`, class counts, symbolic `lambda`): proved in a size-free matrix algebra
   built on SymPy `MatrixSymbol` expressions (`theory/symbolic/traces.py`: trace cyclicity,
   symmetric letters, and the stated rewriting rules `E Y^T = 0`, `E E^T = n Sigma~_W`, `Y Y^T = n Pi`,
-  `X X^-1 = I`, `Tr(Pi) = 1`, and `T T^T = I` for orthogonal maps). Covered this way: spec 3.3 steps 1
+  `X X^-1 = I`, `Tr(Pi) = 1`, and `T T^T = I` for orthogonal maps). Covered this way: math §3.3 steps 1
   (loss = quadratic with `A`, `B`), 3 (completing the square), 4 (Huygens split), 5 (combination) and
   the normal equations, giving `L - (L_NC1 + L_NC2/3 + L_perp) = tr((W~ - V)(VA - B)^T)` for every `V`;
   step 6 (augmented = non-augmented via the Schur complement of `1 + lambda`); the invariance
-  structure of spec 5.1; and the scalar calculus of spec 6.3/6.4 (integration, constants, conventions,
+  structure of math §5.1; and the scalar calculus of math §6.3 and §6.4 (integration, constants, conventions,
   SNR scaling, limits), which is exact in symbolic `N`, `C`, `kappa`.
 * *symbolic size*: concrete `C in {2, 3}`, `p in {1, 2}`, 2-6 samples, balanced and imbalanced counts,
   with and without bias, **every feature entry a symbol**, symbolic classifier and symbolic `lambda`
-  (spec 3.1 steps 1-2, Huygens, the factorised residual, the augmented/non-augmented equality, the
+  (math §3.1 steps 1-2, Huygens, the factorised residual, the augmented/non-augmented equality, the
   `lambda = 0` closed form). The single-shot certificate with the least-squares classifier substituted
   in closed form is run fully symbolically where it takes about a second (`p + bias <= 2`, except
   `C = 3, p = 2`); `--exhaustive` adds `C = 2, p = 2` with bias and `C = 3, p = 2` without
-  (10-60 s each). Spec 3.4 and 6.1-6.2 are derived on the renormalised manifold at `C = 3, 4` with
+  (10-60 s each). The results of math §3.4 and §6.1-§6.2 are derived on the renormalised manifold at `C = 3, 4` with
   symbolic singular values (WLOG by the invariance of 5.1 and a symbolic rotation of the basis of `1^perp`).
 * *rational size*: exact random rational features with symbolic classifier and `lambda` (e.g. the
   single-shot certificate at `C = 3, p = 2` with bias and at `C = 4, p = 3`), or with symbolic maps
@@ -44,19 +44,19 @@ SCOPE = """\
   SymPy expressions, at sample points.
 
 **What certifies `theory.laws`.** The scalar laws the simulator integrates are the SymPy expressions of
-`theory/laws.py`; the certificate does not retype them. Spec 3.4 compares its per-singular-value terms
+`theory/laws.py`; the certificate does not retype them. The check of math §3.4 compares its per-singular-value terms
 (`L_NC1`, `L_NC23`, `L_CENTRAL`, `NC1_RENORMALIZED`, summed over `j`) with the terms computed from the
-normal equations on the renormalised manifold (`C = 3, 4`, symbolic `omega_j`); spec 6.1/6.2 compare its
+normal equations on the renormalised manifold (`C = 3, 4`, symbolic `omega_j`); math §6.1 and §6.2 compare its
 `omega_rhs` with the flow derived from the normal equations, the manifold projection and the SVD
-(`C = 3, 4`); spec 6.3/6.4 check its closed form by differentiation, its constants, conventions,
+(`C = 3, 4`); math §6.3 and §6.4 check its closed form by differentiation, its constants, conventions,
 per-class scaling, retraction law and growth/NC1 rates (symbolic `N`, `C`, `kappa`) against the
-statements of the spec.
+statements of ``docs/math.md``.
 """
 
 
 #: The derivation of each section, step by step (LaTeX); the checks below each intro verify every step.
 DERIVATIONS: dict[str, str] = {
-    "3.1": r"""Loss (spec 1) with augmented features $\tilde h = [h;1]$, $\tilde W = [W\ b]$:
+    "3.1": r"""Loss (math §1) with augmented features $\tilde h = [h;1]$, $\tilde W = [W\ b]$:
 $$ L(\tilde W) = \frac{1}{2n}\sum_{c,i}\|\tilde W\tilde h_{i,c} - e_c\|^2 + \frac\lambda2\|\tilde W\|_F^2
  = \tfrac12\operatorname{tr}(\tilde W A\tilde W^T) - \operatorname{tr}(\tilde W B^T) + \tfrac12, $$
 $$ A = \tfrac1n\tilde H\tilde H^T + \lambda I = \tilde\Sigma_T + \tilde\mu_G\tilde\mu_G^T + \lambda I,\qquad
@@ -107,7 +107,7 @@ The closed form, constants, conventions, per-class constants and retraction law 
     "6.4": r"""From the closed form: $\omega_j \sim (t/c_3)^{1/4}$; $\omega_i^2 - \omega_j^2 \sim \frac{a_i - a_j}{2c_3\omega^2}$, so
 $\max/\min - 1 = O(1/t)$; $\mathrm{NC1} = \sum_j\omega_j^{-2} \sim (C-1)\sqrt{c_3/t}$.""",
     "laws": r"""The expressions of `theory.laws` are certified in sections 3.4 and 6.1-6.4 above (against the normal
-equations, the manifold projection, the SVD and the spec's statements). Here the functions the simulator calls are
+equations, the manifold projection, the SVD and the statements of `docs/math.md`). Here the functions the simulator calls are
 checked against those expressions: `theory.laws.numeric(name, backend)` (numpy and jax) at sample points, the
 argument lists `SIGNATURES`, and `theory.laws.constants(N, C, kappa)` for both SNR scales.""",
 }
@@ -126,7 +126,8 @@ def render_markdown(cert: "Certificate") -> str:
         "# Symbolic certificate: Neural Collapse under MSE loss",
         "",
         "Han, Papyan & Donoho, *Neural Collapse Under MSE Loss: Proximity to and Dynamics on the Central Path* "
-        "(ICLR 2022). Section numbers refer to `paper_spec.md`.",
+        "(ICLR 2022). Section numbers (§) refer to the toolkit's mathematical write-up, `docs/math.md` "
+        "(notation, derivations, conventions and provenance).",
         "",
         f"**Result: {'PASS' if cert.passed else 'FAIL'}** -- {n_pass}/{len(cert.checks)} identities verified "
         f"in {cert.seconds:.1f} s ({'quick' if cert.quick else 'full'} run; SymPy, Python {platform.python_version()}).",

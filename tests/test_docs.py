@@ -1,0 +1,185 @@
+"""The repository's documentation: section citations, no references to notes outside the repository,
+and the strict MkDocs build (``mkdocs build --strict``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MATH = ROOT / "docs" / "math.md"
+SCHEMA = ROOT / "empirical" / "run_schema.json"
+
+#: ``## 3.4 Title``, ``### 3.3b Title``, ``## 0. Title`` (an optional dot after the number).
+HEADING = re.compile(r"^#{1,6}\s+(\d+(?:\.\d+)?[a-z]?)\.?\s", re.MULTILINE)
+#: ``math §3.4``, and the sections chained after it: ``math §6.3 and §6.4``, ``math §6.1-§6.2``, ``§3.1, §3.2``.
+CITATION = re.compile(r"math\s*§\s*\d+(?:\.\d+)?[a-z]?(?:\s*(?:,|and|or|/|-|–|to)\s*§\s*\d+(?:\.\d+)?[a-z]?)*")
+SECTION = re.compile(r"§\s*(\d+(?:\.\d+)?[a-z]?)")
+#: links into the write-up's anchors, e.g. ``math.md#sec-3.4``.
+ANCHOR_LINK = re.compile(r"math\.md#([\w.\-]+)")
+
+#: The numbering the code cites (it must not change under the docstrings' feet).
+REQUIRED_SECTIONS = {
+    "0", "1", "2", "2.1", "2.2", "3", "3.1", "3.2", "3.3", "3.3b", "3.4", "4", "5", "5.1", "5.2", "5.3",
+    "6", "6.1", "6.2", "6.3", "6.4", "7", "7.1", "7.2", "7.3", "8", "9", "10",
+}
+
+#: Team notes kept outside the repository (built from parts so that this file does not cite them).
+OUTSIDE_NOTES = ("paper" + "_spec.md", "de" + "sign.md")
+SKIP_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".pdf", ".gz", ".npz", ".npy", ".pt", ".pkl", ".ico"}
+
+
+def repository_files() -> list[Path]:
+    """Files of the repository: tracked plus untracked-but-not-ignored (``git ls-files``), else a walk."""
+    if shutil.which("git") and (ROOT / ".git").exists():
+        out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                             cwd=ROOT, capture_output=True, check=True).stdout.decode()
+        files = [ROOT / f for f in out.split("\0") if f]
+    else:  # a source tree without git metadata
+        skip = {".git", ".venv", "site", "build", "runs", "reports", "__pycache__", ".pytest_cache"}
+        files = [p for p in ROOT.rglob("*") if p.is_file() and not skip & set(p.relative_to(ROOT).parts)]
+    # site/ is the output of `make docs` (generated from these sources), not a source
+    return [f for f in files if f.is_file() and f.suffix.lower() not in SKIP_SUFFIXES
+            and f.relative_to(ROOT).parts[0] != "site"]
+
+
+def text_of(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError):
+        return None
+
+
+def math_sections() -> set[str]:
+    return set(HEADING.findall(MATH.read_text(encoding="utf-8")))
+
+
+def citations(text: str) -> list[tuple[int, str]]:
+    """``(line, section)`` for every section cited as ``math §X.Y`` (chained citations included)."""
+    out = []
+    for m in CITATION.finditer(text):
+        line = text.count("\n", 0, m.start()) + 1
+        out += [(line, s) for s in SECTION.findall(m.group(0))]
+    return out
+
+
+def test_citation_parser():
+    text = "see math §3.4, math §6.3 and §6.4; math §6.1-§6.2 (and math §3.3b).\nmath §9 item 7; §2 alone"
+    assert citations(text) == [(1, "3.4"), (1, "6.3"), (1, "6.4"), (1, "6.1"), (1, "6.2"), (1, "3.3b"), (2, "9")]
+
+
+def test_math_headings_carry_the_cited_numbering():
+    found = math_sections()
+    assert REQUIRED_SECTIONS <= found, f"docs/math.md lacks sections {sorted(REQUIRED_SECTIONS - found)}"
+
+
+def test_every_math_citation_names_a_heading_of_math_md():
+    sections = math_sections()
+    anchors = {f"sec-{s}" for s in sections}
+    bad, seen = [], 0
+    for path in repository_files():
+        if path.suffix not in (".py", ".md", ".json") or path == Path(__file__).resolve():
+            continue
+        text = text_of(path)
+        if text is None:
+            continue
+        rel = path.relative_to(ROOT)
+        for line, sec in citations(text):
+            seen += 1
+            if sec not in sections:
+                bad.append(f"{rel}:{line}: math §{sec}")
+        for m in ANCHOR_LINK.finditer(text):
+            if m.group(1) not in anchors:
+                bad.append(f"{rel}:{text.count(chr(10), 0, m.start()) + 1}: math.md#{m.group(1)}")
+    assert not bad, "citations of sections that docs/math.md does not have:\n" + "\n".join(bad)
+    # the certificate (theory/report.py) cites the write-up, so zero citations means the parser broke
+    assert seen > 0
+
+
+def test_no_file_cites_notes_outside_the_repository():
+    bad = []
+    for path in repository_files():
+        text = text_of(path)
+        if text is None or path == Path(__file__).resolve():
+            continue
+        for k, line in enumerate(text.splitlines(), 1):
+            for name in OUTSIDE_NOTES:
+                if re.search(rf"(?<![\w-]){re.escape(name)}", line):
+                    bad.append(f"{path.relative_to(ROOT)}:{k}: {name}")
+    assert not bad, ("files cite notes that are not in the repository (cite docs/math.md as `math §X.Y`):\n"
+                     + "\n".join(bad))
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # the parent package is missing
+        return False
+
+
+def test_strict_mkdocs_build(tmp_path):
+    missing = [m for m in ("mkdocs", "mkdocstrings", "mkdocstrings_handlers.python", "pymdownx") if not _installed(m)]
+    if missing:
+        pytest.skip(f"documentation tools not installed ({', '.join(missing)}): pip install -e '.[docs]'")
+    site = tmp_path / "site"
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    # the pages hold what they promise: the write-up's section anchors and the API objects from docstrings
+    math_html = (site / "math" / "index.html").read_text(encoding="utf-8")
+    for sec in ("3.3b", "3.4", "6.3", "8"):
+        assert f'id="sec-{sec}"' in math_html
+    api = {name: (site / "api" / name / "index.html").read_text(encoding="utf-8")
+           for name in ("theory", "simulate", "empirical", "paper_checks")}
+    for page, objects in {"theory": ("theory.decompose", "theory.class_stats", "theory.laws.numeric"),
+                          "simulate": ("simulate.integrate_features", "simulate.closed_form_omega"),
+                          "empirical": ("empirical.measure.measure", "empirical.runs.read_metrics"),
+                          "paper_checks": ("paper_checks.fit_snr_dynamics", "paper_checks.compare_run")}.items():
+        for obj in objects:
+            assert f'id="{obj}"' in api[page], f"{obj} missing from the {page} API page"
+    run_format = (site / "run_format" / "index.html").read_text(encoding="utf-8")
+    if SCHEMA.is_file():  # the page's tables are generated from the schema: every key is there
+        schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+        for key in schema["$defs"]["metrics_line"]["properties"]:
+            assert f"<code>{key}</code>" in run_format, f"run format page lacks the metrics key {key}"
+    else:
+        assert "is not in this checkout" in run_format
+
+
+def _hook():
+    spec = importlib.util.spec_from_file_location("run_schema_table", ROOT / "docs" / "_hooks" / "run_schema_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_run_schema_tables_render_every_key_with_its_lambda():
+    hook = _hook()
+    schema = {
+        "x-schema-version": 3,
+        "$defs": {
+            "config": {"description": "config", "properties": {"config": {"type": "object", "properties": {
+                "per_class": {"type": ["integer", "null"], "description": "N"}}}}},
+            "metrics_line": {"description": "line", "required": ["epoch"], "properties": {
+                "epoch": {"type": "integer", "description": "measured epoch"},
+                "l_nc1_lam0": {"type": ["number", "null"], "x-lambda": 0, "description": "L_NC1 at 0"},
+                "l_perp": {"type": ["number", "null"], "x-lambda": "lam", "description": "a | b"},
+                "snr_singular_values": {"type": ["array", "null"], "items": {"type": ["number", "null"]}}}},
+        },
+    }
+    page = hook.on_page_markdown(f"# t\n\n{hook.MARKER}\n", None, None, None)
+    assert hook.MARKER not in page
+    md = hook.render(schema)
+    assert "Schema version **3**." in md
+    assert "| `epoch` (required) | integer |  | measured epoch |" in md
+    assert "| `l_nc1_lam0` | number or null | 0 | L_NC1 at 0 |" in md
+    assert "| `l_perp` | number or null | `lam` | a \\| b |" in md  # a '|' in a description stays in its cell
+    assert "| `snr_singular_values` | array of number or null |" in md
+    assert "| `per_class` | integer or null | N |" in md

@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	@if command -v nvidia-smi >/dev/null 2>&1; then echo "GPU found: torch from pyproject's range"; \
 	 else $(BIN)/python -m pip install -q $(TORCH_CPU); fi
-	$(BIN)/python -m pip install -q -e '.[test,lightning]'
+	$(BIN)/python -m pip install -q -e '.[test,lightning,docs]'
 	touch $@
 
 run: install

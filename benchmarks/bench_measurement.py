@@ -12,7 +12,7 @@ Compares, in the same run and on the same features:
   ``theory.sample_totals`` / ``theory.loss_from_totals``, ``theory.decompose`` at ``lam``, at the
   notebook's ``lam`` and at 0, ``nc_metrics``, ``snr_singular_values``, and the
   ``identity_residual`` ``|L - (L_NC1 + L_NC2/3 + L_perp)| / L``, which the benchmark prints);
-* **common approach** (the pattern of the authors' notebook, spec 2.2, written here in
+* **common approach** (the pattern of the authors' notebook, math §2.2, written here in
   float64 so the numbers are comparable): pass 1 class sums; pass 2 per batch and per class
   ``B x p x p`` per-sample outer products summed into ``Sigma_W``, a Python loop over samples
   for the nearest class centre; then NC1 with ``scipy.sparse.linalg.svds`` of ``Sigma_B``,

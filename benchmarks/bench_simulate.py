@@ -204,7 +204,7 @@ def main(argv=None) -> None:
                   f"{f['omega_end'][-1]:.3f}")
         print(f"compile (1st call - 2nd call): {rows[0]['t_call'] - rows[1]['t_call']:.2f} s")
         print("(kappa='projected' is dX/dt = -Proj grad L, so slow at N=500 that t=1e4 barely moves omega; "
-              "kappa='sum' = C N times faster, spec 6.3 table)")
+              "kappa='sum' = C N times faster, math §6.3 table)")
         print(f"one right-hand side at n={f['n']}, p={f['p']} (jitted, median of 10): projected_rhs "
               f"{1e3 * rhs['fast']:.2f} ms, project_tangent of the gradient (Lyapunov) {1e3 * rhs['general']:.2f} ms "
               f"({rhs['general'] / rhs['fast']:.1f}x); max abs difference {rhs['diff']:.1e}")

@@ -1,10 +1,10 @@
-"""Data-parallel training and measurement across processes (design.md "Scale").
+"""Data-parallel training and measurement across processes (docs/guide.md, "Several GPUs").
 
 Launch with ``torchrun --nproc_per_node K -m empirical train ...``.  Each rank takes its
 contiguous shard of every global batch (``tensor_split``), so the global batch size and
 the sequence of batches are the same as in one process.  Class statistics are merged
 exactly: every rank's :class:`theory.ClassStatsAccumulator` state (counts, means, pooled
-scatter) is all-gathered and merged in rank order with the pairwise update of spec 3.3b,
+scatter) is all-gathered and merged in rank order with the pairwise update of math §3.3b,
 so every rank ends with the statistics of the whole training set.  Counts (errors, NCC
 mismatches) and loss sums are all-reduced.
 
@@ -105,7 +105,7 @@ def broadcast_object(obj, info: DistInfo, src: int = 0):
 def merge_accumulator(acc, info: DistInfo):
     """All-gather :class:`theory.ClassStatsAccumulator` states and merge them in rank order.
 
-    Exact (Chan et al. pairwise update, spec 3.3b): the result equals the accumulator of
+    Exact (Chan et al. pairwise update, math §3.3b): the result equals the accumulator of
     one process that saw every rank's samples, up to float64 rounding of the merge order.
     Every rank must have measured at least one sample (an empty accumulator has no state to
     gather): the ranks first agree on the smallest local count (one all-reduce with ``MIN``),

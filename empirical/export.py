@@ -1,4 +1,4 @@
-"""CSV export of a run's ``metrics.jsonl`` (design.md "Runs and files").
+"""CSV export of a run's ``metrics.jsonl`` (docs/run_format.md).
 
 One row per measured epoch; one column per key in order of first appearance.  A
 list-valued key (``snr_singular_values``) becomes columns ``key_0, key_1, ...`` only (a record

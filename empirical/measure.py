@@ -1,4 +1,4 @@
-"""Neural-collapse measurement of a network at one epoch (spec 2, 3, 4, 7.2, 8).
+"""Neural-collapse measurement of a network at one epoch (math §2, §3, §4, §7.2, §8).
 
 One eval-mode pass over the training set computes, per batch, the network's outputs and
 the last-layer features ``h`` (the input of ``model.fc``).  The pass
@@ -15,20 +15,20 @@ with ``[W; M]`` per block, float64), without a second forward pass.  Three ridge
 eigendecomposition of ``Sigma_T`` (``theory.total_spectrum``).  Every formula is
 :mod:`theory`'s; this module only gathers inputs and names the outputs:
 
-* ``loss`` = paper ``L`` (spec 1) with ``lam = theory.lam_from_weight_decay(wd, reduction,
-  C)`` (spec 8 item 2; ``nn.MSELoss()`` is reduction ``"mean"``: ``lam = C wd / 2``),
+* ``loss`` = paper ``L`` (math §1) with ``lam = theory.lam_from_weight_decay(wd, reduction,
+  C)`` (math §8 item 2; ``nn.MSELoss()`` is reduction ``"mean"``: ``lam = C wd / 2``),
   computed directly from the features and ``(W, b)``; ``loss_nowd`` the same with ``lam = 0``;
 * ``l_nc1``, ``l_nc23``, ``l_perp``, ``l_central``, ``rho_perp``, ``central_path_distance``
-  from ``theory.decompose`` (spec 3.2, 3.3b, 4) at that ``lam``;
+  from ``theory.decompose`` (math §3.2, §3.3b, §4) at that ``lam``;
   ``identity_residual = |loss - (l_nc1 + l_nc23 + l_perp)| / loss``, a real check because
   ``loss`` is a sum over samples of the network's outputs and the three terms come from the
   streamed statistics;
 * ``lam_notebook`` = ``wd / 2`` and ``l_*_notebook``: the same decomposition at the
-  notebook's reading of ``lambda`` (spec 8);
-* ``l_*_lam0``: the decomposition at ``lambda = 0``, the theory's central path (spec 3.4), whose
+  notebook's reading of ``lambda`` (math §8);
+* ``l_*_lam0``: the decomposition at ``lambda = 0``, the theory's central path (math §3.4), whose
   terms equal the closed forms in the SNR singular values;
-* ``nc1``, ``nc1_notebook``, ``nc2_*``, ``nc3`` from ``theory.nc_metrics`` (spec 2.1, 2.2),
-  ``nc4`` = NCC mismatch fraction (spec 2.1), ``snr_singular_values`` (spec 1, 5);
+* ``nc1``, ``nc1_notebook``, ``nc2_*``, ``nc3`` from ``theory.nc_metrics`` (math §2.1, §2.2),
+  ``nc4`` = NCC mismatch fraction (math §2.1), ``snr_singular_values`` (math §1, §5);
 * ``snr_support`` (``"full"``, or ``"range"`` when ``Sigma_W`` is singular, e.g. dead ReLU units or
   ``p >= n - C``), ``snr_rank`` (``r = rank Sigma_W`` used), ``snr_dim`` (``p``) and
   ``snr_dropped_fraction`` (the share of the between-class energy in ``null(Sigma_W)``) from
@@ -317,7 +317,7 @@ def metrics_from_pass(
     for k in ("l_nc1", "l_nc23", "l_perp"):
         out[f"{k}_notebook"] = dec_nb.get(k)
 
-    # The theory's central path is lambda = 0 (spec 3.4, 6): the same decomposition without the
+    # The theory's central path is lambda = 0 (math §3.4, §6): the same decomposition without the
     # ridge, so the closed forms in the SNR singular values apply to these terms exactly.
     dec_0 = _guard(
         warnings, _DECOMP_KEYS, "decomposition (lambda = 0)",
@@ -352,7 +352,7 @@ def measure(
     either way.
 
     ``lam = theory.lam_from_weight_decay(weight_decay, reduction=loss_reduction,
-    num_classes=C)`` is the ridge of the paper's loss matching the optimiser (spec 8 item 2);
+    num_classes=C)`` is the ridge of the paper's loss matching the optimiser (math §8 item 2);
     the notebook's reading ``wd / 2`` is reported alongside.  Returns a dict with the keys
     of :data:`METRIC_KEYS` (plus ``test_error`` / ``test_loss_nowd`` with a test set,
     ``measure_time_s``, and ``warnings`` when some quantity was undefined).
@@ -382,7 +382,7 @@ def _measure(model, train_x, train_y, num_classes, *, weight_decay, loss_reducti
 
 def network_loss(logits: torch.Tensor, y: torch.Tensor, num_classes: int, kind: str) -> torch.Tensor:
     """Training criterion: ``nn.MSELoss()`` (mean over batch and ``C`` outputs) against one-hot
-    targets (spec 7.1, no target scaling), or cross-entropy (``kind="ce"``, for comparison)."""
+    targets (math §7.1, no target scaling), or cross-entropy (``kind="ce"``, for comparison)."""
     if kind == "mse":
         return F.mse_loss(logits.float(), F.one_hot(y, num_classes).float())
     if kind == "ce":

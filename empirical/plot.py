@@ -1,8 +1,8 @@
-"""The paper's panels for one run (spec 7.2), drawn with matplotlib (Agg) from ``metrics.jsonl``.
+"""The paper's panels for one run (math §7.2), drawn with matplotlib (Agg) from ``metrics.jsonl``.
 
 Per run, against the epoch: training (and test) error; NC1; NC2 equinorm of means and
 classifiers; NC2 equiangularity and maximal-angle of means and classifiers; NC3; NC4; the
-MSE decomposition ``L``, ``L_NC1``, ``L_NC2/3``, ``L_LS^perp`` on a log axis (spec 4: the
+MSE decomposition ``L``, ``L_NC1``, ``L_NC2/3``, ``L_LS^perp`` on a log axis (math §4: the
 notebook's four curves); the SNR singular values.  A dotted vertical line marks the start of the
 terminal phase (:func:`empirical.runs.terminal_phase_start`: training error zero from there on).  Each panel is
 ``figures/<name>.png``; ``figures/summary.png`` holds them all.

@@ -1,4 +1,4 @@
-"""Run directories: config, metrics log, atomic checkpoints (design.md "Runs and files").
+"""Run directories: config, metrics log, atomic checkpoints (docs/run_format.md).
 
 A run directory holds
 

@@ -1,11 +1,11 @@
-"""Epoch schedules of the paper's protocol (spec 7.1, 8).
+"""Epoch schedules of the paper's protocol (math §7.1, §8).
 
 * Learning rate: ``MultiStepLR`` with milestones ``[epochs // 3, 2 * epochs // 3]`` and
   ``gamma = 0.1``, stepped once per epoch (the notebook's ``[116, 233]`` for 350 epochs).
 * Measurement epochs: the notebook's roughly log-spaced list for 350 epochs, rescaled to
   any epoch count, always with epoch 0 (the network at initialisation) and the last epoch.
 * Learning-rate grid of the PNAS/ICLR protocol: ``logspace(log10(1e-4), log10(0.25), 25)``
-  (spec 9 item 28: entries 16 and 20 are the notebook's 0.0184 and 0.0679).
+  (math §9 item 28: entries 16 and 20 are the notebook's 0.0184 and 0.0679).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-#: Measurement epochs of the authors' notebook for 350 epochs (spec 7.1).
+#: Measurement epochs of the authors' notebook for 350 epochs (math §7.1).
 PAPER_EPOCHS: int = 350
 PAPER_MEASUREMENT_EPOCHS: tuple[int, ...] = (
     *range(1, 15),
@@ -24,7 +24,7 @@ PAPER_MEASUREMENT_EPOCHS: tuple[int, ...] = (
 
 
 def lr_milestones(epochs: int) -> list[int]:
-    """Milestones ``[epochs // 3, 2 * epochs // 3]`` of the paper's step schedule (spec 7.1).
+    """Milestones ``[epochs // 3, 2 * epochs // 3]`` of the paper's step schedule (math §7.1).
 
     Zero milestones (tiny runs) are dropped, since ``MultiStepLR`` counts epochs from 1.
     """
@@ -34,7 +34,7 @@ def lr_milestones(epochs: int) -> list[int]:
 
 
 def measurement_epochs(epochs: int, *, include_zero: bool = True) -> list[int]:
-    """The notebook's log-spaced measurement epochs (spec 7.1) rescaled to ``epochs``.
+    """The notebook's log-spaced measurement epochs (math §7.1) rescaled to ``epochs``.
 
     Each paper epoch ``e`` maps to ``round(e * epochs / 350)`` clipped to ``[1, epochs]``;
     duplicates are removed.  Epoch 0 (before any update) is included unless
@@ -69,5 +69,5 @@ def parse_epoch_list(text: str, epochs: int) -> list[int]:
 
 
 def lr_grid(num: int = 25, low: float = 1e-4, high: float = 0.25) -> np.ndarray:
-    """Learning-rate sweep ``logspace(log10(low), log10(high), num)`` of the protocol (spec 7.1)."""
+    """Learning-rate sweep ``logspace(log10(low), log10(high), num)`` of the protocol (math §7.1)."""
     return np.logspace(math.log10(low), math.log10(high), num)

@@ -1,6 +1,6 @@
 """Train a network with the paper's protocol and measure neural collapse as it trains.
 
-Protocol (spec 7.1, 8): SGD with momentum 0.9 and weight decay 5e-4 on all parameters,
+Protocol (math §7.1, §8): SGD with momentum 0.9 and weight decay 5e-4 on all parameters,
 batch 128, ``nn.MSELoss()`` (mean over the batch and the ``C`` outputs) against one-hot
 targets, learning rate divided by 10 at ``epochs // 3`` and ``2 * epochs // 3``
 (``MultiStepLR`` stepped per epoch), measurement (:mod:`empirical.measure`) in eval mode at
@@ -76,7 +76,7 @@ class TrainConfig:
     graphs) on CUDA only (single process, not ``deterministic``) and uses channels-last for conv
     models on CUDA.
     The decomposition uses ``lam = theory.lam_from_weight_decay(weight_decay, reduction="mean",
-    num_classes=C)`` (spec 8 item 2, ``nn.MSELoss()``); with ``loss="ce"`` the same ``lam``
+    num_classes=C)`` (math §8 item 2, ``nn.MSELoss()``); with ``loss="ce"`` the same ``lam``
     is used, i.e. the CE-trained network's MSE loss is decomposed at the ridge MSE would have.
     """
 
@@ -548,7 +548,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         weight_decay=5e-4, momentum=0.9, model_kwargs={"widths": [256, 256, 64], "batch_norm": True},
         num_threads=1,  # a tiny model: one thread is faster and steadier on a shared CPU
     ),
-    # Paper protocol (spec 7.1, 8): ResNet18 with the notebook's tuned MSE learning rate.
+    # Paper protocol (math §7.1, §8): ResNet18 with the notebook's tuned MSE learning rate.
     "paper-fashion-mnist-resnet18": dict(
         dataset="fashion-mnist", model="resnet18", per_class=5000, epochs=350, lr=0.0184, batch_size=128,
     ),

@@ -1,6 +1,6 @@
 """paper_checks: every checkable claim of Han, Papyan & Donoho (ICLR 2022), run end to end.
 
-* :mod:`paper_checks.fit`       least-squares fit of the spec-6.3 closed-form SNR dynamics with a
+* :mod:`paper_checks.fit`       least-squares fit of the math §6.3 closed-form SNR dynamics with a
   monotone time map ``G(omega_j(T)) = b_j + s T^beta``;
 * :mod:`paper_checks.compare`   predicted against observed for a training run (``compare.json`` + figures);
 * :mod:`paper_checks.claims`    the registry of claims (symbolic, dynamics, empirical, grid) and their checks;

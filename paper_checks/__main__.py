@@ -59,7 +59,7 @@ def _main_parser() -> argparse.ArgumentParser:
     g.add_argument("--t-max", type=float, help="flow time of the projected-flow simulation (default 1e5)")
     g.add_argument("--retraction-t-max", type=float, help="flow time of the retraction contrast (default 2e3)")
     g.add_argument("--sim-flow", default="features", choices=["features", "matrix", "reduced"],
-                   help="which projected-flow integrator (default features: the feature-level flow of spec 6.1)")
+                   help="which projected-flow integrator (default features: the feature-level flow of math §6.1)")
     g.add_argument("--sim-classes", type=int, default=4)
     g.add_argument("--sim-per-class", type=int, default=6)
     g.add_argument("--sim-dim", type=int, default=9)

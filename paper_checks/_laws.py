@@ -2,7 +2,7 @@
 
 One place for the two patterns every paper_checks module needs: ``law(name)`` (the lambdified
 ``theory.laws.numeric(name, "numpy")``) and ``law_sum(name, omega, C)`` (``sum_j law(omega_j)``,
-spec 3.4 / 5.1).
+math §3.4 / 5.1).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def law(name: str):
 
 
 def law_sum(name: str, omega: np.ndarray, C: int) -> np.ndarray:
-    """``sum_j law(omega_j)`` over the last axis of ``omega`` (spec 3.4 / 5.1); NaN entries stay NaN.
+    """``sum_j law(omega_j)`` over the last axis of ``omega`` (math §3.4 / 5.1); NaN entries stay NaN.
 
     The law's arguments must be ``(omega,)`` or ``(omega, C)`` (``theory.laws.SIGNATURES``).
     """

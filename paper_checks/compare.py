@@ -1,16 +1,15 @@
 """Predicted against observed: the central-path theory set beside a training run's log.
 
-Reads a run's ``metrics.jsonl`` (one JSON object per measured epoch, design.md "Runs and
-files") and
+Reads a run's ``metrics.jsonl`` (one JSON object per measured epoch, docs/run_format.md) and
 
-1. fits the spec-6.3 closed-form SNR dynamics with a monotone time map
+1. fits the math §6.3 closed-form SNR dynamics with a monotone time map
    (:func:`paper_checks.fit.fit_snr_dynamics`), per singular value R^2 and residuals;
 2. predicts ``L_NC1``, ``L_NC2/3``, ``L_central`` and the renormalised NC1 from the
-   spec-3.4 laws (``theory.laws``: ``l_nc1``, ``l_nc23``, ``l_central``,
+   math §3.4 laws (``theory.laws``: ``l_nc1``, ``l_nc23``, ``l_central``,
    ``nc1_renormalized``, each summed over ``j``), both at the fitted ``omega_j(T)`` and at
-   the measured ``omega_j`` (the latter is the spec-3.4 identity, exact at ``lambda = 0``);
+   the measured ``omega_j`` (the latter is the math §3.4 identity, exact at ``lambda = 0``);
 3. integrates ``simulate``'s reduced ODE ``d omega_j/dt = omega_j / (C + omega_j^2)^2``
-   (spec 6.2 with ``N = kappa = 1``, matching the fit's units) forward from the SNR measured
+   (math §6.2 with ``N = kappa = 1``, matching the fit's units) forward from the SNR measured
    at an early epoch, using the fitted time map, and overlays it on the later measurements;
 4. writes ``compare.json`` and figures (observed vs predicted, log axes).
 
@@ -54,7 +53,7 @@ __all__ = [
 
 TIME_KEYS = {"epoch": "epoch", "lr_steps": "lr_weighted_steps", "lr_weighted_steps": "lr_weighted_steps"}
 
-#: measured key -> theory.laws law name (summed over the C-1 singular values), spec 3.4 / 5.1
+#: measured key -> theory.laws law name (summed over the C-1 singular values), math §3.4 / 5.1
 PREDICTED_QUANTITIES = {
     "l_nc1": "l_nc1",
     "l_nc23": "l_nc23",
@@ -227,7 +226,7 @@ class Comparison:
 
 
 def _forward_integrate(omega0: np.ndarray, flow_times: np.ndarray, C: int) -> tuple[np.ndarray, str]:
-    """Integrate ``d omega/dt = omega/(C+omega^2)^2`` (spec 6.2, N = kappa = 1) from ``omega0`` at t=0
+    """Integrate ``d omega/dt = omega/(C+omega^2)^2`` (math §6.2, N = kappa = 1) from ``omega0`` at t=0
     with ``simulate.integrate_reduced`` (diffrax)."""
     import simulate  # noqa: PLC0415 (jax: imported when a comparison runs)
 
@@ -239,8 +238,8 @@ def _holdout_forecast(T: np.ndarray, W: np.ndarray, C: int, time_key: str, fit_e
                       epochs: np.ndarray) -> dict[str, Any]:
     """Out-of-sample check: fit the time map on the first half of the window, forecast the second half.
 
-    Two forecasts of omega on the second half: the fitted closed form (spec 6.3) and the reduced
-    ODE (spec 6.2) integrated from the last measured omega of the first half.
+    Two forecasts of omega on the second half: the fitted closed form (math §6.3) and the reduced
+    ODE (math §6.2) integrated from the last measured omega of the first half.
     """
     K = T.size
     h = K // 2
@@ -292,7 +291,10 @@ def compare_records(
     tpt_threshold : training-error threshold of the terminal phase (math §7.2; 0 = exactly zero).
     config : the run's ``config.json`` (its ``lam`` tells the ridge of a log whose lines do not).
 
-    Raises ``ValueError`` when the log cannot be compared (no SNR values, fewer than 4 usable epochs, ...).
+    Raises
+    ------
+    ValueError
+        When the log cannot be compared (no SNR values, fewer than 4 usable epochs, ...).
     """
     if time not in TIME_KEYS:
         raise ValueError(f"time must be one of {sorted(TIME_KEYS)}, got {time!r}")

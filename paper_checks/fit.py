@@ -1,11 +1,11 @@
 """Fit the closed-form SNR dynamics of the central path to measured SNR singular values.
 
-The theory (paper_spec.md, Section 6.3) says that along the continually renormalised
+The theory (math §6.3) says that along the continually renormalised
 gradient flow each SNR singular value ``omega_j`` obeys
 
     (N / kappa) * G(omega_j(t)) = a_j + t,      G(w) = C^2 log w + C w^2 + w^4 / 4,
 
-with ``t`` the flow time and ``kappa`` the speed convention of the flow (spec 6.3 table).
+with ``t`` the flow time and ``kappa`` the speed convention of the flow (math §6.3 table).
 A trained network has no flow time: training time ``T`` (epoch, or the learning-rate
 weighted step count ``sum_k lr_k``) is an unknown monotone reparametrisation of it, and
 ``N/kappa`` is not identifiable separately from that map.  We therefore fit
@@ -47,12 +47,12 @@ __all__ = [
 
 @functools.cache
 def _constants(C: int) -> tuple[float, float, float]:
-    """``(c1, c2, c3) = (C^2, C, 1/4)``: ``theory.laws.constants`` with ``N = kappa = 1`` (spec 6.3)."""
+    """``(c1, c2, c3) = (C^2, C, 1/4)``: ``theory.laws.constants`` with ``N = kappa = 1`` (math §6.3)."""
     return laws.constants(1.0, float(C), 1.0)
 
 
 def closed_form_G(w: np.ndarray, C: int) -> np.ndarray:
-    """``G(w) = C^2 log w + C w^2 + w^4/4`` (spec 6.3, ``closed_form_lhs`` with ``N = kappa = 1``).
+    """``G(w) = C^2 log w + C w^2 + w^4/4`` (math §6.3, ``closed_form_lhs`` with ``N = kappa = 1``).
 
     Parameters
     ----------
@@ -64,7 +64,7 @@ def closed_form_G(w: np.ndarray, C: int) -> np.ndarray:
 
 
 def _dG_dlogw(w: np.ndarray, C: int) -> np.ndarray:
-    """``dG/d(log w) = w dG/dw = w / omega_rhs(w; N=1, kappa=1) = (C + w^2)^2`` (spec 6.2/6.3)."""
+    """``dG/d(log w) = w dG/dw = w / omega_rhs(w; N=1, kappa=1) = (C + w^2)^2`` (math §6.2/6.3)."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         rhs = np.asarray(law("omega_rhs")(w, 1.0, float(C), 1.0), dtype=np.float64)
         d = w / rhs
@@ -73,7 +73,7 @@ def _dG_dlogw(w: np.ndarray, C: int) -> np.ndarray:
 
 
 def invert_closed_form(y: np.ndarray, C: int, *, rtol: float = 1e-14, max_iter: int = 200) -> np.ndarray:
-    """Solve ``G(w) = y`` for ``w > 0`` elementwise (spec 6.3 closed form, inverted).
+    """Solve ``G(w) = y`` for ``w > 0`` elementwise (math §6.3 closed form, inverted).
 
     ``g(u) = G(e^u) = c1 u + c2 e^{2u} + c3 e^{4u}`` with ``(c1, c2, c3) = (C^2, C, 1/4)``
     (``theory.laws.constants`` at ``N = kappa = 1``) is increasing and convex in ``u = log w``
@@ -119,7 +119,7 @@ def r_squared(observed: np.ndarray, predicted: np.ndarray) -> float:
 
 @dataclass
 class SNRFit:
-    """Result of fitting (*) ``G(omega_j(T)) = b_j + s T^beta`` (spec 6.3) to a log.
+    """Result of fitting (*) ``G(omega_j(T)) = b_j + s T^beta`` (math §6.3) to a log.
 
     Attributes
     ----------
@@ -153,7 +153,7 @@ class SNRFit:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def flow_time(self, T: np.ndarray | float, *, per_class: int | None = None, kappa: float = 1.0) -> np.ndarray:
-        """Flow time of the spec-6.3 law: ``t = (N/kappa) s T^beta`` (``N/kappa = 1`` if N unknown)."""
+        """Flow time of the math §6.3 law: ``t = (N/kappa) s T^beta`` (``N/kappa = 1`` if N unknown)."""
         factor = (per_class / kappa) if per_class else 1.0
         return factor * self.scale * np.asarray(T, dtype=np.float64) ** self.beta
 
@@ -173,7 +173,7 @@ class SNRFit:
             return [None if not np.isfinite(v) else float(v) for v in arr.ravel()]
 
         return {
-            "model": "G(omega_j(T)) = b_j + s * T**beta,  G(w) = C^2 log w + C w^2 + w^4/4  (spec 6.3)",
+            "model": "G(omega_j(T)) = b_j + s * T**beta,  G(w) = C^2 log w + C w^2 + w^4/4  (math §6.3)",
             "num_classes": self.num_classes,
             "time_key": self.time_key,
             "scale_s": self.scale,
@@ -202,7 +202,7 @@ def fit_snr_dynamics(
     fit_exponent: bool = False,
     beta_bounds: tuple[float, float] = (0.05, 5.0),
 ) -> SNRFit:
-    """Least-squares fit of the spec-6.3 closed form with a monotone time map.
+    """Least-squares fit of the math §6.3 closed form with a monotone time map.
 
     Model (*): ``G(omega_j(T)) = b_j + s T^beta`` with ``s > 0`` shared by all ``j``.
     Residuals: ``log omega_obs[k, j] - log G^{-1}(b_j + s T_k^beta)``.

@@ -1,5 +1,5 @@
 """A grid of training runs, (dataset x network x loss), every claim checked on each, and the paper's numbers
-across the grid (math §7.2, 7.3).
+across the grid (math §7.2, §7.3).
 
 ``python -m paper_checks grid --datasets fashion-mnist,mnist,cifar10,svhn,stl10 --models vgg11,resnet18,densenet40
 --losses mse,ce --epochs 350 --out reports/grid`` trains every run into ``OUT/runs/<dataset>-<model>-<loss>/``

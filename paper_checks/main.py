@@ -2,11 +2,11 @@
 
 Stages (each printed as it starts and ends, with its wall time):
 
-1. symbolic certificate (``theory.symbolic.run_certificate``), spec 3.3, 3.4, 5, 6;
-2. simulation of the projected flow and of the retraction contrast (``simulate.simulate``), spec 6;
+1. symbolic certificate (``theory.symbolic.run_certificate``), math §3.3, §3.4, §5, §6;
+2. simulation of the projected flow and of the retraction contrast (``simulate.simulate``), math §6;
 3. training (``empirical.train.train``) on the embedded digits data by default, or reuse
-   ``--run-dir``; spec 7;
-4. predicted against observed (:mod:`paper_checks.compare`), spec 3.4 / 6.3;
+   ``--run-dir``; math §7;
+4. predicted against observed (:mod:`paper_checks.compare`), math §3.4 / 6.3;
 5. claims (:mod:`paper_checks.claims`) and figures;
 6. report: ``claims.json``, ``report.md``, self-contained ``report.html``.
 
@@ -49,7 +49,7 @@ __all__ = ["MainOptions", "UsageError", "run_main", "validate", "Stages", "exit_
 DEFAULT_PRESET = "digits-mlp"
 #: --quick trains the first QUICK_EPOCHS epochs of the full schedule.
 QUICK_EPOCHS = 80
-#: Euler step of the retraction contrast; it also runs at half this step for the O(step) check (spec 9 item 19).
+#: Euler step of the retraction contrast; it also runs at half this step for the O(step) check (math §9 item 19).
 RETRACTION_STEP = 0.5
 
 
@@ -158,7 +158,7 @@ def _train_config(opts: MainOptions, run_dir: Path):
             values["lr_milestones"] = lr_milestones(full)
         values["epochs"] = min(full, QUICK_EPOCHS)
     if values.get("per_class") is None and opts.dataset is not None:
-        # Balanced subsets of the paper's (PNAS 2020) size N per class, spec 7.1, when the dataset has one.
+        # Balanced subsets of the paper's (PNAS 2020) size N per class, math §7.1, when the dataset has one.
         from empirical.data import get_spec  # noqa: PLC0415
 
         try:

@@ -4,8 +4,8 @@
 "tolerance", "check", "group", "detail", "verification"}`` objects (status "pass", "fail", "n/a" or
 "error"; ``detail`` holds the reason of an n/a and the traceback of an error).  ``report.html``
 inlines every figure as a base64 PNG, so the single file can be mailed or archived.
-Training-run figures (NC metrics and the MSE decomposition against epoch, spec 7.2 / 4)
-and simulation figures (SNR singular values and the ETF approach, spec 6.4) are drawn here
+Training-run figures (NC metrics and the MSE decomposition against epoch, math §7.2 / 4)
+and simulation figures (SNR singular values and the ETF approach, math §6.4) are drawn here
 from the logged numbers; the predicted-against-observed figures come from
 :mod:`paper_checks.compare`.
 """
@@ -100,7 +100,7 @@ def claims_table(claims: Sequence[Claim], *, width: int = 160) -> str:
 
 
 def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path, *, tpt_threshold: float = 0.0) -> list[Path]:
-    """Spec 7.2 figures of a run: NC1-NC4 and training error vs epoch; the four-curve MSE decomposition.
+    """Math §7.2 figures of a run: NC1-NC4 and training error vs epoch; the four-curve MSE decomposition.
 
     Not ``empirical.plot.plot_run``: that writes one PNG per panel (plus ``summary.png``) on a linear epoch axis
     and marks the first zero-error epoch, while the report needs these two figures, log-log, marked at
@@ -150,7 +150,7 @@ def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path, *, 
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_title("MSE decomposition L = L_NC1 + L_NC2/3 + L_perp (spec 3.2, 4)", fontsize=10)
+    ax.set_title("MSE decomposition L = L_NC1 + L_NC2/3 + L_perp (math §3.2, §4)", fontsize=10)
     ax.legend(fontsize=8)
     ax = axes[1]
     lp = column(records, "l_perp")
@@ -175,7 +175,7 @@ def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path, *, 
 
 
 def simulation_figures(projected: Any, retraction: Any | None, out_dir: str | Path, *, per_class: int) -> list[Path]:
-    """Spec 6.4 figures: omega_j(t) (ODE vs closed form vs (t/c3)^(1/4)), max/min ratio, retraction contrast.
+    """Math §6.4 figures: omega_j(t) (ODE vs closed form vs (t/c3)^(1/4)), max/min ratio, retraction contrast.
 
     Not ``simulate.plots.make_figures``: its figures are separate files of one trajectory, with no way to overlay
     the retraction run on the omega panel.
@@ -188,7 +188,7 @@ def simulation_figures(projected: Any, retraction: Any | None, out_dir: str | Pa
     cf = np.asarray(projected.closed_form_omega, dtype=np.float64)
     C = w.shape[1] + 1
     kappa = float(projected.params["kappa_value"])  # the flow speed the trajectory was simulated with
-    growth = law("growth")  # (t/c3)^(1/4), spec 6.4 item 1
+    growth = law("growth")  # (t/c3)^(1/4), math §6.4 item 1
     pos = t > 0
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     ax = axes[0]

@@ -1,9 +1,8 @@
 """Synthetic metrics logs with known ground truth, for testing the fit and the claim checks.
 
-A log is a list of dicts with the keys of ``empirical``'s ``metrics.jsonl`` (design.md,
-"Runs and files").  The SNR singular values follow the spec-6.3 closed form under a
+A log is a list of dicts with the keys of ``empirical``'s ``metrics.jsonl`` (docs/run_format.md).  The SNR singular values follow the math §6.3 closed form under a
 known time map ``G(omega_j(T)) = b_j + s T^beta`` (see :mod:`paper_checks.fit`); the
-central-path quantities are the spec-3.4 laws of :mod:`theory.laws` evaluated at those
+central-path quantities are the math §3.4 laws of :mod:`theory.laws` evaluated at those
 values, and ``l_perp = perp_fraction * (l_nc1 + l_nc23)``.  Multiplicative log-normal
 noise of relative size ``noise`` is added to the SNR values.
 """
@@ -21,7 +20,7 @@ __all__ = ["closed_form_snr", "synthetic_metrics_log"]
 
 
 def closed_form_snr(T: np.ndarray, omega_at_1: np.ndarray, *, C: int, scale: float, beta: float = 1.0) -> np.ndarray:
-    """``omega_j(T) = G^{-1}(b_j + s T^beta)`` with ``b_j`` chosen so ``omega_j(T=1) = omega_at_1[j]`` (spec 6.3)."""
+    """``omega_j(T) = G^{-1}(b_j + s T^beta)`` with ``b_j`` chosen so ``omega_j(T=1) = omega_at_1[j]`` (math §6.3)."""
     T = np.asarray(T, dtype=np.float64)
     b = closed_form_G(np.asarray(omega_at_1, dtype=np.float64), C) - scale
     return invert_closed_form(b[None, :] + scale * T[:, None] ** beta, C)

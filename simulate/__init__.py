@@ -2,7 +2,7 @@
 
 Float64 throughout (``jax_enable_x64``). Every formula comes from ``theory`` (its lambdified SymPy laws and
 its array-API metric functions); this package only integrates them (Diffrax, Optimistix) and records
-trajectories. See ``paper_spec.md`` sections 3.4, 5 and 6.
+trajectories. See math §3.4, §5 and §6.
 
 Entry point: ``simulate.simulate(flow, num_classes=C, per_class=N, dim=p, t_max=T, options=SolverOptions(...))``
 (defined in the module ``simulate.run``) returns a ``Trajectory``. One naming scheme: sizes are ``num_classes``
@@ -12,12 +12,12 @@ solver, max_steps, error_norm) are one frozen ``SolverOptions`` passed as the ke
 Dynamics (each jit-able and vmap-able):
 
 * ``integrate_reduced``  reduced ODE on the SNR singular values, d omega_j/dt = (kappa/N) omega_j/(C+omega_j^2)^2
-* ``integrate_matrix``   matrix ODE dS/dt = (kappa/N)(C I + S S^T)^{-2} S                     (spec 6.1)
-* ``integrate_features`` projected (Riemannian) gradient flow on {Sigma_W = I, mu_G = 0}      (spec 6.1)
-* ``integrate_retraction`` Euler step on all features + re-whitening (spec 6.1 "Contrast", spec 9 item 19),
+* ``integrate_matrix``   matrix ODE dS/dt = (kappa/N)(C I + S S^T)^{-2} S                     (math §6.1)
+* ``integrate_features`` projected (Riemannian) gradient flow on {Sigma_W = I, mu_G = 0}      (math §6.1)
+* ``integrate_retraction`` Euler step on all features + re-whitening (math §6.1 "Contrast", math §9 item 19),
   a ``lax.scan`` over the saved-time intervals
 * ``integrate_free``     unconstrained-features model, (W, b, H) trained jointly (off the central path)
-* ``closed_form_omega``  c1 log w + c2 w^2 + c3 w^4 = a + t solved by Newton in log w      (spec 6.3)
+* ``closed_form_omega``  c1 log w + c2 w^2 + c3 w^4 = a + t solved by Newton in log w      (math §6.3)
 """
 
 import jax as _jax

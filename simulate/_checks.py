@@ -34,7 +34,7 @@ def check_sizes(num_classes: int, per_class: int, dim: int) -> None:
     if dim < classes - 1:
         raise ValueError(
             f"feature dimension p={dim} < C-1={classes - 1}: the SNR matrix cannot have C-1 nonzero singular "
-            "values (spec 6.4 needs p >= C-1)"
+            "values (math §6.4 needs p >= C-1)"
         )
     if dim > classes * (per_class - 1):
         raise ValueError(

@@ -1,4 +1,4 @@
-"""Access to the SymPy-derived scalar laws of ``theory.laws`` as JAX callables (spec 6.2, 6.3, 6.1 contrast).
+"""Access to the SymPy-derived scalar laws of ``theory.laws`` as JAX callables (math §6.2, §6.3, §6.1 contrast).
 
 Nothing is retyped here: the right-hand sides and the closed form are ``theory.laws.numeric(name, backend="jax")``.
 """
@@ -20,7 +20,7 @@ def law(name: str):
 
 
 def kappa_value(kappa, N: int, C: int) -> float:
-    """Time-scale factor kappa of the flow dX/dt = -kappa Proj grad L (spec 6.3 table): a positive number, or a
+    """Time-scale factor kappa of the flow dX/dt = -kappa Proj grad L (math §6.3 table): a positive number, or a
     convention name "projected" (1), "sum" (C N), "means" (N); ``theory.laws.kappa``."""
     if not isinstance(kappa, str) and not is_concrete(kappa):
         return kappa  # traced (inside jit/vmap): used as is

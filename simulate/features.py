@@ -1,14 +1,14 @@
-"""Feature-level dynamics of the unconstrained-features model (spec 6.1).
+"""Feature-level dynamics of the unconstrained-features model (math §6.1).
 
 * ``integrate_features``: projected (Riemannian) gradient flow of the central-path loss on the renormalised
-  manifold X_set = {Sigma_W = I, mu_G = 0} (spec 5.2, 6.1)
+  manifold X_set = {Sigma_W = I, mu_G = 0} (math §5.2, §6.1)
       dX/dt = -kappa Proj_{T_X X_set} grad_X L(W_LS(X), b_LS(X), X),
-  with the Euclidean gradient (1/n) W_LS^T (W_LS x_{i,c} + b_LS - e_c) (envelope theorem, spec 9 item 12).
+  with the Euclidean gradient (1/n) W_LS^T (W_LS x_{i,c} + b_LS - e_c) (envelope theorem, math §9 item 12).
 * ``integrate_retraction``: Euler step of plain gradient descent on all features followed by re-whitening
-  X -> (X - mu_G) Sigma_W^{-1/2} (spec 6.1 "Contrast", spec 9 item 19).
+  X -> (X - mu_G) Sigma_W^{-1/2} (math §6.1 "Contrast", math §9 item 19).
 * ``integrate_free``: (W, b, H) trained jointly by gradient flow on the paper's loss
       L(W, b, H) + (lam_H/(2n)) ||H||_F^2,   L = (1/(2n)) sum ||W h + b - e_c||^2 + (lam/2)(||W||^2 + ||b||^2)
-  (spec section 1), i.e. off the central path (spec 4).
+  (spec section 1), i.e. off the central path (math §4).
 
 Loss, class statistics, least-squares classifier and renormalisation are ``theory``'s functions.
 """
@@ -32,8 +32,8 @@ def central_path_gradient(X: jax.Array, labels: jax.Array, num_classes: int, sta
     """Euclidean gradient of the central-path loss at X (n, p):  (1/n) W_LS^T (W_LS x_{i,c} + b_LS - e_c) per row.
 
     Computed as ``jax.grad`` of ``theory.mse_loss(X, labels, W, b)`` at the least-squares classifier
-    ``theory.least_squares_classifier(theory.class_stats(X))`` held fixed: by the envelope theorem (spec 6.1,
-    spec 9 item 12) this is the full derivative of X -> L(W_LS(X), b_LS(X), X). ``stats``: class_stats(X) if
+    ``theory.least_squares_classifier(theory.class_stats(X))`` held fixed: by the envelope theorem (math §6.1,
+    math §9 item 12) this is the full derivative of X -> L(W_LS(X), b_LS(X), X). ``stats``: class_stats(X) if
     already computed.
     """
     C = num_classes
@@ -52,7 +52,7 @@ def project_tangent(X: jax.Array, labels: jax.Array, num_classes: int, D: jax.Ar
     Z = within-class deviations of X) removes the normal component Z S, S symmetric solving
     Sigma_W S + S Sigma_W = (2/n) sym(Z^T D_w) (a Lyapunov equation, solved in the eigenbasis of Sigma_W).
     At Sigma_W = I this is S = sym(Z^T D_w)/n. For the central-path gradient D_w is itself of the form Z S
-    (spec 6.1), so within-class deviations are frozen and only class means move (``projected_rhs`` uses that
+    (math §6.1), so within-class deviations are frozen and only class means move (``projected_rhs`` uses that
     shortcut). ``stats``: class_stats(X).
     """
     C, n = num_classes, X.shape[0]
@@ -70,7 +70,7 @@ def project_tangent(X: jax.Array, labels: jax.Array, num_classes: int, D: jax.Ar
 
 
 def projected_rhs(t, X: jax.Array, args) -> jax.Array:
-    """dX/dt = -kappa Proj_{T_X X_set} grad_X L_central(X); ``args = (labels, C, kappa)`` (spec 6.1).
+    """dX/dt = -kappa Proj_{T_X X_set} grad_X L_central(X); ``args = (labels, C, kappa)`` (math §6.1).
 
     The within-class part of the central-path gradient D is exactly Z (W_LS^T W_LS / n) (Z the within-class
     deviations), i.e. of the normal form Z S with S symmetric, which ``project_tangent`` removes exactly; so the
@@ -104,10 +104,10 @@ def integrate_features(
     options: SolverOptions = SolverOptions(),
     return_steps: bool = False,
 ):
-    """Projected gradient flow dX/dt = -kappa Proj grad_X L_central on X_set (spec 6.1), X0 (n, p).
+    """Projected gradient flow dX/dt = -kappa Proj grad_X L_central on X_set (math §6.1), X0 (n, p).
 
     With ``renormalize`` X0 is first mapped onto X_set by ``theory.renormalize`` (which leaves the central-path
-    loss and the SNR singular values unchanged, spec 5.1). Returns X at ``times``, shape (len(times), n, p)
+    loss and the SNR singular values unchanged, math §5.1). Returns X at ``times``, shape (len(times), n, p)
     (and the solver step count if ``return_steps``). jit-able; vmap-able over X0. ``options``: :class:`SolverOptions`.
     """
     C = num_classes
@@ -117,7 +117,7 @@ def integrate_features(
 
 
 def retraction_step(X: jax.Array, labels: jax.Array, C: int, h) -> jax.Array:
-    """One step of the retraction scheme (spec 6.1 "Contrast"): X <- X - h grad_X L_central(X) on all features,
+    """One step of the retraction scheme (math §6.1 "Contrast"): X <- X - h grad_X L_central(X) on all features,
     then re-whiten and recentre, X <- (X - mu_G) Sigma_W^{-1/2} (``theory.renormalize``)."""
     X = X - h * central_path_gradient(X, labels, C)
     return theory.renormalize(X, theory.class_stats(X, labels, C))
@@ -148,7 +148,7 @@ def integrate_retraction(
     *,
     renormalize: bool = True,
 ) -> jax.Array:
-    """Discrete retraction flow (spec 6.1 "Contrast", spec 9 item 19): Euler steps of size <= ``step`` (in time
+    """Discrete retraction flow (math §6.1 "Contrast", math §9 item 19): Euler steps of size <= ``step`` (in time
     units of dX/dt = -kappa grad L) on all features, each followed by re-whitening. Between consecutive saved
     times the interval is split into ceil(dt/step) equal steps. Returns X at ``times``, (len(times), n, p).
     Its SNR singular values follow theory.laws "retraction_rhs" (1/n) w/(C + w^2) up to O(step).
@@ -201,7 +201,7 @@ def integrate_free(
     d(W, b, X)/dt = -kappa grad [ L(W, b, X) + (lam_H/(2n))||X||_F^2 ] (spec section 1 loss, ridge lam on W and b).
 
     Returns ``(W, b, X)`` at ``times`` with leading axis len(times). No renormalisation: this is the off-central-
-    path comparison of spec 4. ``options``: :class:`SolverOptions` (default :data:`FREE_OPTIONS`, rtol 1e-8, atol 1e-10).
+    path comparison of math §4. ``options``: :class:`SolverOptions` (default :data:`FREE_OPTIONS`, rtol 1e-8, atol 1e-10).
     """
     C = num_classes
     if is_concrete((lam, lam_h)) and (lam < 0 or lam_h < 0):

@@ -1,4 +1,4 @@
-"""Random initial conditions on the renormalised feature manifold X_set = {Sigma_W = I, mu_G = 0} (spec 5.2)."""
+"""Random initial conditions on the renormalised feature manifold X_set = {Sigma_W = I, mu_G = 0} (math §5.2)."""
 
 from __future__ import annotations
 
@@ -34,11 +34,11 @@ def random_initial_features(
     rank: int | None = None,
     mean_scale: float = 1.0,
 ) -> jax.Array:
-    """A random point X (n, p) of X_set = {X : Sigma_W(X) = I_p, mu_G(X) = 0} (spec 5.2), rows grouped by class.
+    """A random point X (n, p) of X_set = {X : Sigma_W(X) = I_p, mu_G(X) = 0} (math §5.2), rows grouped by class.
 
     Draws Gaussian within-class noise and class means ``mean_scale * G`` (rank ``rank`` <= C-1 if given, so that
-    the SNR matrix has C-1-rank zero singular values, spec 6.4 item 5), then maps H -> X = (H - mu_G) Sigma_W^{-1/2}
-    with ``theory.renormalize`` (spec 5.2). Labels are ``class_labels(num_classes, per_class)``.
+    the SNR matrix has C-1-rank zero singular values, math §6.4 item 5), then maps H -> X = (H - mu_G) Sigma_W^{-1/2}
+    with ``theory.renormalize`` (math §5.2). Labels are ``class_labels(num_classes, per_class)``.
     """
     check_sizes(num_classes, per_class, dim)
     if rank is not None and (isinstance(rank, bool) or int(rank) != rank or not (0 <= rank <= num_classes - 1)):

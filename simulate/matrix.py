@@ -1,10 +1,10 @@
-"""Matrix ODE on the SNR matrix (spec 6.1):  dS/dt = (kappa/N) (C I_p + S S^T)^{-2} S,  S = Sigma_W^{-1/2} Mbar (p x C).
+"""Matrix ODE on the SNR matrix (math §6.1):  dS/dt = (kappa/N) (C I_p + S S^T)^{-2} S,  S = Sigma_W^{-1/2} Mbar (p x C).
 
 Since Mbar 1_C = 0, S J = S with J = I_C - 1 1^T/C; the right-hand side is evaluated as (kappa/N)(C I + S S^T)^{-2} S J,
 identical on that invariant set, so that S 1_C stays exactly 0. (Without J, round-off along 1_C grows like
 exp(kappa t/(N C^2)): a zero singular value is an unstable equilibrium of the ODE.)
 
-On X_set this is the class-mean part of the projected flow written for the means; spec 6.2 shows that its
+On X_set this is the class-mean part of the projected flow written for the means; math §6.2 shows that its
 singular vectors stay fixed and its singular values follow the reduced ODE, which the tests check. This matrix
 law is not a ``theory.laws`` scalar law, so it is written here once (two Cholesky solves, no inverse).
 """
@@ -20,7 +20,7 @@ from ._solve import SolverOptions, integrate
 
 
 def matrix_rhs(t, S: jax.Array, args) -> jax.Array:
-    """dS/dt = (kappa/N) (C I + S S^T)^{-2} S J for S (p, C), J the centring matrix; ``args = (N, C, kappa)`` (spec 6.1)."""
+    """dS/dt = (kappa/N) (C I + S S^T)^{-2} S J for S (p, C), J the centring matrix; ``args = (N, C, kappa)`` (math §6.1)."""
     N, C, kappa = args
     p = S.shape[0]
     A = C * jnp.eye(p, dtype=S.dtype) + S @ S.T
@@ -38,7 +38,7 @@ def integrate_matrix(
     options: SolverOptions = SolverOptions(),
     return_steps: bool = False,
 ):
-    """Integrate dS/dt = (kappa/N)(C I + S S^T)^{-2} S from S(times[0]) = S0 (p, C) (spec 6.1).
+    """Integrate dS/dt = (kappa/N)(C I + S S^T)^{-2} S from S(times[0]) = S0 (p, C) (math §6.1).
 
     Returns S at ``times`` with shape (len(times), p, C) (and the solver step count if ``return_steps``).
     jit-able and vmap-able over ``S0``. ``per_class`` N; ``options``: :class:`SolverOptions`.

@@ -2,9 +2,9 @@
 
 Per saved time: SNR singular values omega_j (``theory.snr_singular_values``), their max/min ratio, NC1-NC4
 (``theory.nc_metrics``, ``theory.ncc_mismatch``), the decomposition L = L_NC1 + L_NC2/3 + L_perp
-(``theory.decompose``, spec 3.2), the distance of the class-mean Gram matrix to the Simplex ETF's
-(|| G/||G||_F - J/||J||_F ||_F with G = Mbar^T Mbar: ``theory.nc_metrics``' ``nc2_etf_distance``, spec 6.4 item 3), the
-manifold constraints (max |Sigma_W - I|, max |mu_G|) and the drift of the SNR singular vectors (spec 9 item 17).
+(``theory.decompose``, math §3.2), the distance of the class-mean Gram matrix to the Simplex ETF's
+(|| G/||G||_F - J/||J||_F ||_F with G = Mbar^T Mbar: ``theory.nc_metrics``' ``nc2_etf_distance``, math §6.4 item 3), the
+manifold constraints (max |Sigma_W - I|, max |mu_G|) and the drift of the SNR singular vectors (math §9 item 17).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def feature_metrics(
 
     Returns ``(metrics, G)``: ``metrics`` maps names to 0-d arrays plus "omega" (C-1,); G is the class-mean Gram
     matrix. If U0 (p, C-1), V0 (C, C-1) (initial SNR singular vectors) are given, "singular_vector_drift" is
-    ||S - U0 diag(U0^T S V0) V0^T||_F / ||S||_F with S = Mbar (p, C), the SNR matrix on X_set (spec 6.2: zero
+    ||S - U0 diag(U0^T S V0) V0^T||_F / ||S||_F with S = Mbar (p, C), the SNR matrix on X_set (math §6.2: zero
     along the projected flow).
     """
     C = num_classes

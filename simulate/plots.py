@@ -61,7 +61,7 @@ def make_figures(traj, out_dir) -> list[Path]:
     asym = np.asarray(asymptotic_omega(t[ok], traj.params["per_class"], C, traj.params["kappa_value"]))
     ax.plot(t[ok], asym, "k:", label="(t/c3)^(1/4)")
     ax.set(xscale="log", yscale="log", xlabel="t", ylabel="SNR singular value",
-           title=f"{traj.flow} flow: omega_j(t) vs closed form (spec 6.3)")
+           title=f"{traj.flow} flow: omega_j(t) vs closed form (math §6.3)")
     ax.legend(fontsize=7, ncol=2)
     paths.append(_save(fig, out / "omega_vs_closed_form.png", plt))
 
@@ -89,7 +89,7 @@ def make_figures(traj, out_dir) -> list[Path]:
     for k in ("loss", "l_nc1", "l_nc23", "l_perp"):
         if k in traj.metrics:
             _band(ax, t, _positive(traj.metrics[k]), k)
-    ax.set(xscale="log", yscale="log", xlabel="t", title="L = L_NC1 + L_NC2/3 + L_perp (spec 3.2)")
+    ax.set(xscale="log", yscale="log", xlabel="t", title="L = L_NC1 + L_NC2/3 + L_perp (math §3.2)")
     ax.legend(fontsize=8)
     paths.append(_save(fig, out / "decomposition.png", plt))
 

@@ -1,8 +1,8 @@
-"""Reduced dynamics on the SNR singular values and its closed form (spec 6.2, 6.3, 6.4).
+"""Reduced dynamics on the SNR singular values and its closed form (math §6.2, §6.3, §6.4).
 
-    d omega_j/dt = (kappa/N) omega_j / (C + omega_j^2)^2                          (spec 6.2, 6.3 table)
-    c1 log omega_j(t) + c2 omega_j(t)^2 + c3 omega_j(t)^4 = a_j + t,  a_j = lhs(omega_j(0))  (spec 6.3)
-    (c1, c2, c3) = (N/kappa)(C^2, C, 1/4);  omega_j(t) ~ (t/c3)^{1/4}                       (spec 6.4 item 1)
+    d omega_j/dt = (kappa/N) omega_j / (C + omega_j^2)^2                          (math §6.2, §6.3 table)
+    c1 log omega_j(t) + c2 omega_j(t)^2 + c3 omega_j(t)^4 = a_j + t,  a_j = lhs(omega_j(0))  (math §6.3)
+    (c1, c2, c3) = (N/kappa)(C^2, C, 1/4);  omega_j(t) ~ (t/c3)^{1/4}                       (math §6.4 item 1)
 
 The right-hand side, the left-hand side of the implicit relation and its residual are ``theory.laws``' lambdified
 SymPy expressions ("omega_rhs", "closed_form_lhs", "closed_form_residual"); the constants are
@@ -26,7 +26,7 @@ from ._solve import SolverOptions, integrate, prepare, solve_ode
 
 
 def reduced_rhs(t, omega: jax.Array, args) -> jax.Array:
-    """d omega_j/dt = (kappa/N) omega_j/(C + omega_j^2)^2, ``args = (N, C, kappa)`` (spec 6.2; theory "omega_rhs")."""
+    """d omega_j/dt = (kappa/N) omega_j/(C + omega_j^2)^2, ``args = (N, C, kappa)`` (math §6.2; theory "omega_rhs")."""
     N, C, kappa = args
     return law("omega_rhs")(omega, N, C, kappa)
 
@@ -41,10 +41,10 @@ def integrate_reduced(
     options: SolverOptions = SolverOptions(),
     return_steps: bool = False,
 ):
-    """Solve the reduced ODE d omega_j/dt = (kappa/N) omega_j/(C + omega_j^2)^2 (spec 6.2, 6.3 table).
+    """Solve the reduced ODE d omega_j/dt = (kappa/N) omega_j/(C + omega_j^2)^2 (math §6.2, §6.3 table).
 
     ``omega0`` (C-1,) holds the SNR singular values at ``times[0]``; returns omega (len(times), C-1) (and the
-    number of accepted+rejected solver steps if ``return_steps``). Zero singular values stay zero (spec 6.4 item 5).
+    number of accepted+rejected solver steps if ``return_steps``). Zero singular values stay zero (math §6.4 item 5).
     jit-able (tolerances and solver static) and vmap-able over ``omega0`` and ``times``.
     The law is elementwise, so ``omega0`` may also be a batch (K, C-1) integrated as one system with a shared
     step; pass ``options=SolverOptions(error_norm="max")`` then, so that every trajectory's local error stays within
@@ -59,7 +59,7 @@ def integrate_reduced(
 
 
 def _newton_log_omega(omega0, t, N, C, kappa, c1, c3, rtol, atol, max_steps):
-    """Solve lhs(omega) = lhs(omega0) + t for one omega0 > 0 by Newton in u = log omega (spec 6.3).
+    """Solve lhs(omega) = lhs(omega0) + t for one omega0 > 0 by Newton in u = log omega (math §6.3).
 
     g(u) = c1 u + c2 e^{2u} + c3 e^{4u} - a - t is increasing and convex in u, so Newton started at an upper bound
     converges monotonically; omega_up^4 = omega0^4 + t/c3 is one (each term of lhs is increasing).
@@ -102,7 +102,7 @@ def closed_form_omega(
     atol: float = 1e-14,
     max_steps: int = 100,
 ) -> jax.Array:
-    """omega_j(t) from the implicit closed form c1 log w + c2 w^2 + c3 w^4 = a_j + (t - t_0) (spec 6.3).
+    """omega_j(t) from the implicit closed form c1 log w + c2 w^2 + c3 w^4 = a_j + (t - t_0) (math §6.3).
 
     a_j = c1 log omega_j(t_0) + c2 omega_j(t_0)^2 + c3 omega_j(t_0)^4, t_0 = times[0]. Inverted by Optimistix
     Newton in log w (vmapped over j and t). A zero initial singular value stays zero. Returns (len(times), C-1);
@@ -121,7 +121,7 @@ def closed_form_omega(
 
 
 def asymptotic_omega(times: jax.Array, per_class: int, num_classes: int, kappa: float | str = 1.0) -> jax.Array:
-    """Leading-order growth omega(t) ~ (t/c3)^{1/4} (spec 6.4 item 1; theory.laws "growth"); N = per_class, C =
+    """Leading-order growth omega(t) ~ (t/c3)^{1/4} (math §6.4 item 1; theory.laws "growth"); N = per_class, C =
     num_classes."""
     N, C = per_class, num_classes
     return law("growth")(jnp.asarray(times, dtype=jnp.float64), N, C, float(kappa_value(kappa, N, C)))

@@ -40,7 +40,7 @@ class Trajectory:
     """A simulated trajectory. Arrays are NumPy; an ensemble of K runs adds a leading K axis.
 
     times (T,); omega (T, C-1) SNR singular values (theory.snr_singular_values); closed_form_omega (T, C-1)
-    from the projected law's closed form (spec 6.3) started at omega(times[0]); metrics: name -> (T,) arrays
+    from the projected law's closed form (math §6.3) started at omega(times[0]); metrics: name -> (T,) arrays
     (see ``simulate.metrics``); gram_start / gram_end (C, C) class-mean Gram matrices; params: run settings.
     """
 
@@ -122,7 +122,7 @@ def tail_loglog_slope(t, y) -> float:
 
     Window: the last ``max(3, len(t) // 3)`` saved times (``tail_window``), i.e. the last third, and at least
     three points. Why: the central-path laws are power laws only asymptotically (omega_min ~ t^{1/4},
-    nc1 ~ t^{-1/2}, max/min - 1 ~ t^{-1}, gram_etf_distance ~ t^{-1}, spec 6.3); on the log-spaced times of
+    nc1 ~ t^{-1/2}, max/min - 1 ~ t^{-1}, gram_etf_distance ~ t^{-1}, math §6.3); on the log-spaced times of
     ``log_times`` the last third spans the latest decades, where the transient from the initial condition has
     died out, while three points are the fewest that make a fitted slope more than a two-point difference.
     Within the window, points with t <= 0, y <= 0 or non-finite y are dropped; fewer than two left gives NaN.
@@ -182,7 +182,7 @@ class _Initial(NamedTuple):
 @functools.partial(jax.jit, static_argnames=("C",))
 def _initial_snr(X, labels, C) -> _Initial:
     """One ``theory.class_stats`` of X and one SVD of the SNR matrix ``theory.snr_matrix`` (p, C) (= Mbar on
-    X_set, spec 5.2): singular vectors (fixed along the projected flow, spec 6.2) and values, descending."""
+    X_set, math §5.2): singular vectors (fixed along the projected flow, math §6.2) and values, descending."""
     stats = theory.class_stats(X, labels, C)
     S = theory.snr_matrix(stats)
     U, s, Vt = jnp.linalg.svd(S, full_matrices=False)
@@ -217,7 +217,7 @@ def _single(flow, X0, labels, times, C, N, kap, options, opts, key, init=None):
     Z = X0 - stats.means[labels]
     if flow == "reduced":
         om, steps = integrate_reduced(init.omega, times, N, C, kap, options=options, return_steps=True)
-        # reconstruct the features: fixed singular vectors (spec 6.2), frozen within-class deviations (spec 6.1)
+        # reconstruct the features: fixed singular vectors (math §6.2), frozen within-class deviations (math §6.1)
         S = jnp.einsum("pj,tj,cj->tpc", init.U, om, init.V)
     else:  # matrix
         S, steps = integrate_matrix(init.snr, times, N, kap, options=options, return_steps=True)
@@ -253,10 +253,10 @@ def simulate(
 ) -> Trajectory:
     """Simulate ``flow`` from random point(s) of X_set and measure everything along the way.
 
-    flow: "reduced" (spec 6.2 ODE on omega_j), "matrix" (spec 6.1 ODE on the SNR matrix), "features" (projected
-    flow on X_set, spec 6.1), "retraction" (Euler + re-whitening, spec 6.1 contrast), "free" (W, b, H jointly).
+    flow: "reduced" (math §6.2 ODE on omega_j), "matrix" (math §6.1 ODE on the SNR matrix), "features" (projected
+    flow on X_set, math §6.1), "retraction" (Euler + re-whitening, math §6.1 contrast), "free" (W, b, H jointly).
     Sizes: ``num_classes`` C, ``per_class`` N, ``dim`` p.
-    kappa: "projected" (1), "sum" (C N), "means" (N) or a number (spec 6.3 table).
+    kappa: "projected" (1), "sum" (C N), "means" (N) or a number (math §6.3 table).
     options: the solver settings (:class:`SolverOptions`: rtol, atol, solver, max_steps, error_norm); default
     :data:`DEFAULT_OPTIONS` (rtol 1e-8, atol 1e-10, Tsit5; the free flow's too).
     flow_options: rank (initial rank of Mbar, <= C-1), mean_scale, t_min, step (retraction step size, default 0.5),
@@ -310,7 +310,7 @@ def simulate(
                                                         np.abs(omega)), axis=1)
         t = np.asarray(times)
         with np.errstate(divide="ignore", invalid="ignore"):
-            asym = np.asarray(asymptotic_omega(times, N, C, kap))  # (t/c3)^{1/4}, spec 6.4 item 1
+            asym = np.asarray(asymptotic_omega(times, N, C, kap))  # (t/c3)^{1/4}, math §6.4 item 1
             mets["omega_min_over_asymptote"] = omega[:, -1] / asym
             mets["omega_max_over_asymptote"] = omega[:, 0] / asym
             pos = omega > 0

@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(
         prog="python -m theory",
-        description="Symbolic certificate of the MSE neural-collapse identities (spec 3.1, 3.3, 3.4, 5.1, 6.1-6.4): "
+        description="Symbolic certificate of the MSE neural-collapse identities (math §3.1, §3.3, §3.4, §5.1, §6.1-6.4): "
                     "prints the derivation report (Markdown + LaTeX) with a PASS/FAIL table.",
     )
     parser.add_argument("--json", action="store_true", help="print JSON {checks: [...], passed: bool} instead of Markdown")

@@ -2,7 +2,7 @@
 
 Every numeric function of :mod:`theory` takes its namespace from its inputs with
 ``array_api_compat.array_namespace`` and computes in float64 on the inputs' device
-(design.md, "One definition of each quantity" and "Numerics").  Validation that needs
+(docs/index.md: one definition of each quantity, float64 numerics).  Validation that needs
 concrete values (NaN checks, label ranges, singularity tests) runs only when the values
 are concrete; inside ``jax.jit``/``vmap`` traces it is skipped, never faked.
 """

@@ -1,4 +1,4 @@
-"""Input validation with messages that name the problem (design.md, "Numerics")."""
+"""Input validation with messages that name the problem (docs/index.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Mapping an optimiser's weight decay and a loss's reduction to the paper's ``lam`` (spec 8 item 2).
+"""Mapping an optimiser's weight decay and a loss's reduction to the paper's ``lam`` (math §8 item 2).
 
 The paper's objective is ``(1/(2n)) sum_i ||W h_i + b - y_i||^2 + (lam/2)||[W b]||^2``.  A
 training objective ``R(reduction) + (wd/2)||theta||^2`` is a positive multiple ``k`` of the
@@ -9,7 +9,7 @@ paper's (same minimiser, time-rescaled flow) when ``k R = (1/(2n)) sum ||.||^2``
 * ``"batch_mean"`` (sum over outputs, mean over the batch): ``k = 1/2``, ``lam = wd / 2``;
 * ``"half_batch_mean"`` (the paper's own ``(1/(2n)) sum``): ``k = 1``, ``lam = wd``;
 * ``"sum"`` (``reduction='sum'`` per batch of size ``B``): ``k = 1/(2B)``, ``lam = wd / (2B)``;
-* ``"notebook"``: the authors' notebook's reading ``lam = wd / 2`` (spec 8; equal to
+* ``"notebook"``: the authors' notebook's reading ``lam = wd / 2`` (math §8; equal to
   ``"batch_mean"``, but the notebook trains with ``"mean"``, so it differs from the exact map by ``C``).
 """
 
@@ -21,7 +21,7 @@ REDUCTIONS = ("mean", "batch_mean", "half_batch_mean", "sum", "notebook")
 def lam_from_weight_decay(
     weight_decay: float, *, reduction: str = "mean", num_classes: int | None = None, batch_size: int | None = None
 ) -> float:
-    """The paper's ridge coefficient ``lam`` for weight decay ``wd`` under a loss reduction (spec 8 item 2)."""
+    """The paper's ridge coefficient ``lam`` for weight decay ``wd`` under a loss reduction (math §8 item 2)."""
     wd = float(weight_decay)
     if not wd >= 0.0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")

@@ -1,6 +1,6 @@
-"""The MSE decomposition ``L = L_NC1 + L_NC2/3 + L_LS^perp`` (spec 3.2, 3.3, 3.3b) and the loss.
+"""The MSE decomposition ``L = L_NC1 + L_NC2/3 + L_LS^perp`` (math §3.2, §3.3, §3.3b) and the loss.
 
-Huygens/Koenig split (spec 3.3 step 4, weighted form of 3.3b), valid for any ``W~``:
+Huygens/Koenig split (math §3.3 step 4, weighted form of 3.3b), valid for any ``W~``:
 ``L(W~) = (1/2) tr(W~ (Sigma~_W + lam I) W~^T) + (1/2) sum_c pi_c ||W~ mu~_c - e_c||^2``.
 Evaluated at ``W~_LS`` the two parts are ``L_NC1`` and ``L_NC2/3``; completing the square
 (step 3) gives ``L_LS^perp = (1/2) tr((W~ - W~_LS) A (W~ - W~_LS)^T)`` with
@@ -17,7 +17,7 @@ from .stats import ClassStats
 
 
 def huygens_split(stats: ClassStats, W: Array, b: Array | None, lam: float) -> tuple[Array, Array]:
-    """``((1/2) tr(W~(Sigma~_W + lam I)W~^T), (1/2) sum_c pi_c ||W mu_c + b - e_c||^2)`` (spec 3.3 step 4)."""
+    """``((1/2) tr(W~(Sigma~_W + lam I)W~^T), (1/2) sum_c pi_c ||W mu_c + b - e_c||^2)`` (math §3.3 step 4)."""
     xp = namespace(stats.means)
     within = 0.5 * xp.sum((W @ stats.sigma_w) * W) + 0.5 * lam * _sq_norm(W, b, xp)
     residual = stats.means @ W.T - eye(stats.num_classes, xp, W)  # row c: (W mu_c - e_c)^T
@@ -28,7 +28,7 @@ def huygens_split(stats: ClassStats, W: Array, b: Array | None, lam: float) -> t
 
 
 def _perp(stats: ClassStats, dW: Array, db: Array | None, dist2: Array, lam: float, xp) -> Array:
-    """``(1/2) tr(D A D^T)`` for ``D = [dW db]`` without forming ``A`` (spec 3.2);
+    """``(1/2) tr(D A D^T)`` for ``D = [dW db]`` without forming ``A`` (math §3.2);
     ``dist2 = ||dW||_F^2 + ||db||^2`` (the ``lam I`` part of ``A``)."""
     shift = dW @ stats.global_mean
     if db is not None:
@@ -45,14 +45,14 @@ def decompose(
     *,
     on_singular: str = "pinv",
 ) -> dict:
-    """``loss``, ``l_nc1``, ``l_nc23``, ``l_perp`` and derived scalars (spec 3.2, 3.3b, 4).
+    """``loss``, ``l_nc1``, ``l_nc23``, ``l_perp`` and derived scalars (math §3.2, §3.3b, §4).
 
     * ``loss`` — the paper's ``L(W, b, H)`` from the class statistics (Huygens split);
     * ``l_nc1 = (1/2) tr(W~_LS (Sigma~_W + lam I) W~_LS^T)``;
     * ``l_nc23 = (1/2) sum_c pi_c ||W~_LS mu~_c - e_c||^2`` (``= (1/(2C))||W~_LS M~ - I||_F^2`` balanced);
     * ``l_perp = (1/2) tr((W~ - W~_LS) A (W~ - W~_LS)^T) >= 0``;
     * ``l_central = l_nc1 + l_nc23``, ``rho_perp = l_perp / loss``,
-      ``central_path_distance = ||W~ - W~_LS||_F / ||W~_LS||_F`` (spec 4, toolkit additions);
+      ``central_path_distance = ||W~ - W~_LS||_F / ||W~_LS||_F`` (math §4, toolkit additions);
     * ``ls_rank``: the rank of the normal matrix ``A`` used for ``W~_LS`` (``p + 1`` with bias, ``p``
       without, when ``A`` is invertible; fewer when it is singular, e.g. ``lam = 0`` with a singular
       ``Sigma_T``, where ``W~_LS = B A^+`` is the minimum-norm minimiser, rank_deficient.md §5).
@@ -94,7 +94,7 @@ def decompose(
 def mse_loss(
     features: Array, labels: Array, W: Array, b: Array | None = None, lam: float = 0.0, num_classes: int | None = None
 ) -> Array:
-    """The paper's loss computed directly from the outputs (spec 1, "Loss"):
+    """The paper's loss computed directly from the outputs (math §1, "Loss"):
 
     ``L = (1/(2n)) sum_i ||W h_i + b - e_{y_i}||^2 + (lam/2)(||W||_F^2 + ||b||^2)``
     (:func:`theory.outputs.sample_totals` and :func:`theory.outputs.loss_from_totals`).

@@ -1,4 +1,4 @@
-"""The Simplex ETF (spec 1): columns of ``sqrt(C/(C-1)) U J``, ``U^T U = I``, ``J = I - (1/C) 1 1^T``."""
+"""The Simplex ETF (math §1): columns of ``sqrt(C/(C-1)) U J``, ``U^T U = I``, ``J = I - (1/C) 1 1^T``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def etf_gram(num_classes: int, normalize: str = "unit") -> np.ndarray:
     """Gram matrix of a Simplex ETF.
 
     ``normalize="unit"``: ``(C/(C-1)) J`` — unit diagonal, off-diagonal ``-1/(C-1)``;
-    ``normalize="trace"``: ``J/(C-1)`` — the limit of ``Mbar^T Mbar / ||Mbar||_F^2`` (spec 9 item 22).
+    ``normalize="trace"``: ``J/(C-1)`` — the limit of ``Mbar^T Mbar / ||Mbar||_F^2`` (math §9 item 22).
     """
     C = int(num_classes)
     if C < 2:

@@ -1,16 +1,16 @@
-"""Scalar laws of the central-path dynamics, derived with SymPy and lambdified (spec 3.4, 6.1-6.4).
+"""Scalar laws of the central-path dynamics, derived with SymPy and lambdified (math §3.4, §6.1-6.4).
 
 Everything numeric that :mod:`simulate` and :mod:`paper_checks` integrate or fit is made here
 from SymPy expressions, so a change in a derivation flows into the numerics mechanically.
 
-Per SNR singular value ``w`` (spec 3.4, ``lam = 0``, balanced classes), the central-path loss
+Per SNR singular value ``w`` (math §3.4, ``lam = 0``, balanced classes), the central-path loss
 and its two terms are
 ``l_central(w) = 1/(2(C + w^2))``, ``l_nc1(w) = w^2/(2(C + w^2)^2)``, ``l_nc23(w) = C/(2(C + w^2)^2)``
 (``L = sum_j l(w_j)``).  The continually renormalised (projected) flow reduces to the gradient
-flow of ``L_central`` in the singular values with a time scale ``kappa`` (spec 6.2, 6.3 table):
+flow of ``L_central`` in the singular values with a time scale ``kappa`` (math §6.2, §6.3 table):
 ``dw/dt = -(kappa/N) dl_central/dw = (kappa/N) w/(C + w^2)^2``.  Separating variables gives the
 implicit closed form ``c1 log w + c2 w^2 + c3 w^4 = a + t`` with ``(c1, c2, c3) = (N/kappa)(C^2, C, 1/4)``
-(spec 6.3), derived here by ``sympy.integrate``.  The retraction flow (spec 6.1 "Contrast")
+(math §6.3), derived here by ``sympy.integrate``.  The retraction flow (math §6.1 "Contrast")
 obeys ``dw/dt = (1/n) w/(C + w^2)``, i.e. ``n (C log w + w^2/2) = a + t``: no quartic term.
 """
 
@@ -25,14 +25,14 @@ w, t, a = sp.symbols("omega t a", positive=True)
 C, N, K = sp.symbols("C N kappa", positive=True)  # K: the time scale kappa
 n = C * N
 
-#: Per-singular-value terms of the central-path loss (spec 3.4).
+#: Per-singular-value terms of the central-path loss (math §3.4).
 L_CENTRAL = 1 / (2 * (C + w**2))
 L_NC1 = w**2 / (2 * (C + w**2) ** 2)
 L_NC23 = C / (2 * (C + w**2) ** 2)
-#: ``(1/C) Tr(Sigma_W Sigma_B^+) = sum_j w_j^{-2}`` in renormalised coordinates (spec 5.1, 6.4).
+#: ``(1/C) Tr(Sigma_W Sigma_B^+) = sum_j w_j^{-2}`` in renormalised coordinates (math §5.1, §6.4).
 NC1_RENORMALIZED = w**-2
 
-#: Time-scale conventions of spec 6.3's table: ``dX/dt = -kappa Proj grad L``.
+#: Time-scale conventions of math §6.3's table: ``dX/dt = -kappa Proj grad L``.
 KAPPA: dict[str, Callable[[float, float], float]] = {
     "projected": lambda N_, C_: 1.0,
     "sum": lambda N_, C_: float(C_) * float(N_),
@@ -56,7 +56,7 @@ kappa = kappa_value  # public name in the API contract: theory.laws.kappa(conven
 
 
 def _derive() -> dict[str, sp.Expr]:
-    """Derive the flow, closed form and retraction law from the loss (spec 6.2, 6.3, 6.1)."""
+    """Derive the flow, closed form and retraction law from the loss (math §6.2, §6.3, §6.1)."""
     rate = K / N
     omega_rhs = sp.simplify(-rate * sp.diff(L_CENTRAL, w))
     lhs = sp.expand(sp.integrate(sp.apart(1 / omega_rhs, w), w))
@@ -120,11 +120,11 @@ def numeric(name: str, backend: str = "numpy") -> Callable:
 
 
 def constants(N_: float, C_: float, kappa_: float | str = 1.0, snr_scale: str = "paper") -> tuple[float, float, float]:
-    """``(c1, c2, c3)`` of the closed form (spec 6.3 table).
+    """``(c1, c2, c3)`` of the closed form (math §6.3 table).
 
     ``snr_scale="paper"``: ``SNR = Sigma_W^{-1/2} Mbar`` and ``(c1, c2, c3) = (N/kappa)(C^2, C, 1/4)``.
     ``snr_scale="per_class"``: the SNR divided by ``sqrt(C)`` (``w' = w/sqrt(C)``), for which the
-    derived constants are ``(C^2 N/kappa)(1, 1, 1/4)`` (spec 6.3, [AMB]).
+    derived constants are ``(C^2 N/kappa)(1, 1, 1/4)`` (math §6.3, [AMB]).
     """
     k = kappa_value(kappa_, N_, C_)
     ex = expressions()
@@ -138,7 +138,7 @@ def constants(N_: float, C_: float, kappa_: float | str = 1.0, snr_scale: str = 
 
 @functools.lru_cache(maxsize=None)
 def per_class_constants() -> tuple[sp.Expr, sp.Expr, sp.Expr]:
-    """Constants of the closed form in ``w' = w / sqrt(C)``, derived by substitution (spec 6.3 [AMB])."""
+    """Constants of the closed form in ``w' = w / sqrt(C)``, derived by substitution (math §6.3 [AMB])."""
     wp = sp.Symbol("omega_prime", positive=True)
     rhs = expressions()["omega_rhs"]
     rhs_prime = sp.simplify(rhs.subs(w, sp.sqrt(C) * wp) / sp.sqrt(C))  # dw'/dt

@@ -1,10 +1,10 @@
 """The least-squares (ridge) classifier of the features: the central path's classifier.
 
-Spec 3.1 (and 3.3b for any class counts).  The paper's loss
+Math §3.1 (and 3.3b for any class counts).  The paper's loss
 ``L(W, b, H) = (1/(2n)) sum ||W h + b - e_c||^2 + (lam/2)(||W||_F^2 + ||b||^2)`` is quadratic in
 ``W~ = [W b]`` with Hessian ``A = (1/n) H~ H~^T + lam I`` and linear term ``B = (1/n) Y H~^T``
 ``= [pi_c mu~_c^T]_c``; the minimiser solves ``W~ A = B``.  Eliminating ``b`` from the two
-block rows gives the non-augmented normal equations solved here (spec 3.1, "Equivalent
+block rows gives the non-augmented normal equations solved here (math §3.1, "Equivalent
 non-augmented form", generalised to class weights ``pi_c``):
 
 ``W_LS K = Pi M - (1/(1+lam)) pi mu_G^T``, ``K = Sigma_T + lam I + (lam/(1+lam)) mu_G mu_G^T``,
@@ -109,7 +109,7 @@ class LeastSquaresSolution(NamedTuple):
 
 
 def _normal_system(stats: ClassStats, lam: float, bias: bool, xp) -> tuple[Array, Array]:
-    """``(A, B)`` of spec 3.3 step 1 / 3.3b: ``A = [[Sigma_T + mu_G mu_G^T + lam I, mu_G], [mu_G^T, 1 + lam]]``,
+    """``(A, B)`` of math §3.3 step 1 / 3.3b: ``A = [[Sigma_T + mu_G mu_G^T + lam I, mu_G], [mu_G^T, 1 + lam]]``,
     ``B = [pi_c mu~_c^T]_c`` (``C x (p+1)``); without bias the top-left block and ``[pi_c mu_c^T]_c``."""
     pi, M, mu = stats.weights, stats.means, stats.global_mean
     p = stats.dim
@@ -158,7 +158,7 @@ def least_squares_solution(
     *,
     on_singular: str = "pinv",
 ) -> LeastSquaresSolution:
-    """:func:`least_squares_classifier` with the rank of the normal matrix it used (spec 3.1, 3.3b; rank_deficient.md §5).
+    """:func:`least_squares_classifier` with the rank of the normal matrix it used (math §3.1, §3.3b; rank_deficient.md §5).
 
     The unique solution when the normal matrix is invertible (rank ``q``); when it is numerically
     singular, ``on_singular="pinv"`` (default) returns :func:`min_norm_least_squares` (rank ``< q``)
@@ -184,7 +184,7 @@ def least_squares_classifier(
     *,
     on_singular: str = "pinv",
 ) -> tuple[Array, Array | None]:
-    """``(W_LS, b_LS)`` minimising the paper's ridge MSE for these features (spec 3.1, 3.3b).
+    """``(W_LS, b_LS)`` minimising the paper's ridge MSE for these features (math §3.1, §3.3b).
 
     ``W_LS`` has shape ``(C, p)``; ``b_LS`` has shape ``(C,)`` or is ``None`` when ``bias=False``.
     When the normal matrix is singular (``lam = 0`` with ``Sigma_T`` singular, with bias; without bias
@@ -200,9 +200,9 @@ def least_squares_classifier(
 def _unique_least_squares(
     stats: ClassStats, lam: float = 0.0, bias: bool = True, spectrum: TotalSpectrum | None = None
 ) -> tuple[Array, Array | None]:
-    """``(W_LS, b_LS)`` minimising the paper's ridge MSE for these features (spec 3.1, 3.3b).
+    """``(W_LS, b_LS)`` minimising the paper's ridge MSE for these features (math §3.1, §3.3b).
 
-    The unique solution (spec 3.1, 3.3b); at ``lam = 0`` with bias, ``Sigma_T`` must be invertible;
+    The unique solution (math §3.1, §3.3b); at ``lam = 0`` with bias, ``Sigma_T`` must be invertible;
     without bias, ``Sigma_T + mu_G mu_G^T`` must be (``ValueError`` naming the singular matrix otherwise).
 
     ``spectrum`` (:func:`total_spectrum` of the same ``stats``) lets several ridges share one

@@ -1,8 +1,8 @@
-"""NC1-NC4 and the central-path distance (spec 2.1, 2.2, 4).
+"""NC1-NC4 and the central-path distance (math §2.1, §2.2, §4).
 
-Conventions are named (design.md): ``convention="paper"`` centres with the count-weighted
+Conventions are named (math §2.2, §8): ``convention="paper"`` centres with the count-weighted
 sample mean ``mu_G`` and uses ``Sigma_B = sum_c pi_c (mu_c-mu_G)(mu_c-mu_G)^T``;
-``convention="notebook"`` reproduces the authors' notebook (spec 2.2): centre with the
+``convention="notebook"`` reproduces the authors' notebook (math §2.2): centre with the
 unweighted mean of class means and ``Sigma_B = (1/C) sum_c (...)(...)^T``.  On balanced data
 the two coincide except for NC1's normalisation (the notebook omits ``1/C``).
 """
@@ -30,7 +30,7 @@ def _centered(stats: ClassStats, convention: str, xp) -> tuple[Array, Array]:
 
 
 def nc1_trace(stats: ClassStats, convention: str = "paper") -> tuple[Array, Array]:
-    """``Tr(Sigma_W Sigma_B^+)`` and the rank used for the pseudo-inverse (spec 2.1, 2.2).
+    """``Tr(Sigma_W Sigma_B^+)`` and the rank used for the pseudo-inverse (math §2.1, §2.2).
 
     ``Sigma_B = B^T B`` with ``B = diag(sqrt(w_c)) Mbar^T`` (``C x p``).  From the thin SVD
     ``B = U diag(s) V^T``, ``Sigma_B^+ = V diag(s^-2) V^T`` on the singular values above
@@ -56,13 +56,13 @@ def _cosines(rows: Array, xp) -> Array:
 
 
 def equinorm(rows: Array, xp) -> Array:
-    """``std_c ||r_c|| / avg_c ||r_c||`` with the unbiased std (notebook's ``torch.std``, spec 2.2)."""
+    """``std_c ||r_c|| / avg_c ||r_c||`` with the unbiased std (notebook's ``torch.std``, math §2.2)."""
     norms = xp.linalg.vector_norm(rows, axis=1)
     return xp.std(norms, correction=1) / xp.mean(norms)
 
 
 def equiangularity(rows: Array, xp) -> Array:
-    """``std_{c < c'} cos(r_c, r_c')`` over unordered pairs, unbiased (spec 2.1, PNAS)."""
+    """``std_{c < c'} cos(r_c, r_c')`` over unordered pairs, unbiased (math §2.1, PNAS)."""
     C = rows.shape[0]
     G = _cosines(rows, xp)
     idx = xp.arange(C, device=device_of(rows))
@@ -74,7 +74,7 @@ def equiangularity(rows: Array, xp) -> Array:
 
 
 def max_angle(rows: Array, xp) -> Array:
-    """``avg_{c != c'} |cos(r_c, r_c') + 1/(C-1)|`` over ordered pairs (spec 2.1; notebook "coherence")."""
+    """``avg_{c != c'} |cos(r_c, r_c') + 1/(C-1)|`` over ordered pairs (math §2.1; notebook "coherence")."""
     C = rows.shape[0]
     G = _cosines(rows, xp)
     idx = xp.arange(C, device=device_of(rows))
@@ -83,7 +83,7 @@ def max_angle(rows: Array, xp) -> Array:
 
 
 def self_duality(W: Array, centered: Array, xp) -> Array:
-    """NC3: ``|| W^T/||W||_F - Mbar/||Mbar||_F ||_F^2`` (spec 2.1)."""
+    """NC3: ``|| W^T/||W||_F - Mbar/||Mbar||_F ||_F^2`` (math §2.1)."""
     diff = W / xp.linalg.vector_norm(xp.reshape(W, (-1,))) - centered / xp.linalg.vector_norm(
         xp.reshape(centered, (-1,))
     )
@@ -93,7 +93,7 @@ def self_duality(W: Array, centered: Array, xp) -> Array:
 def etf_distance(centered: Array, xp) -> Array:
     """``|| G/||G||_F - J/||J||_F ||_F`` for the Gram matrix ``G = Mbar^T Mbar`` of the centred means.
 
-    Zero exactly when the centred means form a Simplex ETF (Gram proportional to ``J``, spec 1).
+    Zero exactly when the centred means form a Simplex ETF (Gram proportional to ``J``, math §1).
     """
     C = centered.shape[0]
     G = centered @ centered.T
@@ -145,7 +145,7 @@ def nc_metrics(
     central_path: bool = True,
     on_singular: str = "pinv",
 ) -> dict:
-    """Neural Collapse metrics on the training statistics (spec 2.1, 2.2, 4; unavailable ones: rank_deficient.md §6).
+    """Neural Collapse metrics on the training statistics (math §2.1, §2.2, §4; unavailable ones: rank_deficient.md §6).
 
     * ``nc1 = (1/C) Tr(Sigma_W Sigma_B^+)`` (paper); under ``convention="notebook"``
       ``nc1`` is the notebook's ``Tr(Sigma_W Sigma_B^+)``.  ``nc1_notebook`` is always the
@@ -227,7 +227,7 @@ def nc_metrics(
 def ncc_mismatch_count(
     features: Array, labels: Array, stats: ClassStats, W: Array, b: Array | None = None
 ) -> tuple[Array, Array]:
-    """NC4 counts: ``#{i : argmax_c (W h_i + b)_c != argmin_c ||h_i - mu_c||}`` and ``n`` (spec 2.1, 2.2).
+    """NC4 counts: ``#{i : argmax_c (W h_i + b)_c != argmin_c ||h_i - mu_c||}`` and ``n`` (math §2.1, §2.2).
 
     Uses the uncentred class means of ``stats`` (centring does not change the argmin) through
     :func:`theory.outputs.sample_totals` (one GEMM per block).  Sum the counts over batches

@@ -4,8 +4,8 @@ Both need the samples themselves (not only the class statistics), so they are co
 one pass over the features with one matrix product per block:
 
 * ``sq_residual = sum_i ||W h_i + b - e_{y_i}||^2``, the data term of the paper's loss
-  (spec 1, "Loss": ``L = sq_residual / (2n) + (lam/2)(||W||_F^2 + ||b||^2)``);
-* ``ncc_mismatches = #{i : argmax_c (W h_i + b)_c != argmin_c ||h_i - mu_c||}`` (spec 2.1,
+  (math §1, "Loss": ``L = sq_residual / (2n) + (lam/2)(||W||_F^2 + ||b||^2)``);
+* ``ncc_mismatches = #{i : argmax_c (W h_i + b)_c != argmin_c ||h_i - mu_c||}`` (math §2.1,
   NC4), with the distance evaluated as ``||mu_c||^2 - 2 h_i^T mu_c`` (the per-sample constant
   ``||h_i||^2`` does not change the argmin).
 
@@ -38,7 +38,7 @@ def _sq_norm(W: Array, b: Array | None, xp) -> Array:
 
 
 def ridge_penalty(W: Array, b: Array | None = None, lam: float = 0.0) -> Array:
-    """``(lam/2)(||W||_F^2 + ||b||^2)``: the paper's weight-decay term of ``L`` (spec 1, "Loss")."""
+    """``(lam/2)(||W||_F^2 + ||b||^2)``: the paper's weight-decay term of ``L`` (math §1, "Loss")."""
     check_lam(lam)
     xp = namespace(W, b)
     W = as_float64(W, xp)
@@ -47,7 +47,7 @@ def ridge_penalty(W: Array, b: Array | None = None, lam: float = 0.0) -> Array:
 
 
 def loss_from_totals(totals: dict, W: Array, b: Array | None = None, lam: float = 0.0) -> Array:
-    """The paper's ``L = sq_residual / (2n) + (lam/2)(||W||_F^2 + ||b||^2)`` (spec 1, "Loss") from
+    """The paper's ``L = sq_residual / (2n) + (lam/2)(||W||_F^2 + ||b||^2)`` (math §1, "Loss") from
     :func:`sample_totals` (possibly summed over batches or ranks)."""
     return 0.5 * totals["sq_residual"] / totals["count"] + ridge_penalty(W, b, lam)
 

@@ -1,4 +1,4 @@
-"""SNR matrix, its singular values and the renormalised features (spec 1 "SNR matrix", 5.1, 5.2),
+"""SNR matrix, its singular values and the renormalised features (math §1 "SNR matrix", 5.1, 5.2),
 on the whole space or on the support of ``Sigma_W`` (``docs/rank_deficient.md`` §1-§3; math §1, §5.1, §5.2).
 
 ``SNR = Sigma_W^{-1/2} Mbar`` (``p x C``, ``Mbar`` = count-weighted-centred class means as
@@ -151,7 +151,7 @@ def inverse_sqrt_within(stats: ClassStats, *, support: str = "full") -> Array:
 
 
 def snr_matrix(stats: ClassStats, *, support: str = "full") -> Array:
-    """``SNR = Sigma_W^{-1/2} Mbar`` with shape ``(p, C)`` (spec 1); on ``support="range"``
+    """``SNR = Sigma_W^{-1/2} Mbar`` with shape ``(p, C)`` (math §1); on ``support="range"``
     ``(Sigma_W^+)^{1/2} Mbar = U_r (Lambda_r^{-1/2} U_r^T Mbar)`` (rank_deficient.md §2), same singular values
     as the ``r x C`` SNR of the support."""
     return inverse_sqrt_within(stats, support=support) @ stats.centered_means.T
@@ -242,7 +242,7 @@ def snr_support(stats: ClassStats, *, support: str = "auto") -> SNRSupport:
 
 
 def snr_singular_values(stats: ClassStats, *, support: str = "auto") -> Array:
-    """The ``C-1`` SNR singular values ``omega_j``, descending; zeros pad a rank below ``C-1`` (spec 1, 3.4).
+    """The ``C-1`` SNR singular values ``omega_j``, descending; zeros pad a rank below ``C-1`` (math §1, §3.4).
 
     Full space (``Sigma_W`` invertible): the singular values of ``L^{-1} Mbar`` with ``Sigma_W = L L^T``
     (Cholesky): since ``L^{-1} Sigma_W^{1/2}`` is orthogonal, they equal those of
@@ -255,7 +255,7 @@ def snr_singular_values(stats: ClassStats, *, support: str = "auto") -> Array:
 
 
 def renormalize(features: Array, stats: ClassStats, *, support: str = "full") -> Array:
-    """Renormalised features (spec 5.2), as rows.
+    """Renormalised features (math §5.2), as rows.
 
     * ``"full"``: ``X = (H - mu_G 1^T)^T Sigma_W^{-1/2}`` (``n x p``), so ``Sigma_W(X) = I_p``,
       ``mu_G(X) = 0`` and ``SNR(X) = Mbar(X)``; raises ``ValueError`` when ``Sigma_W`` is singular;

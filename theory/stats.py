@@ -59,7 +59,7 @@ HOST_CHUNK_ROWS = 4096
 
 
 class ClassStats(NamedTuple):
-    """Float64 class statistics (spec 1, 3.3b).  A NamedTuple, hence a JAX pytree.
+    """Float64 class statistics (math §1, §3.3b).  A NamedTuple, hence a JAX pytree.
 
     Fields: ``counts (C,)``, ``means (C, p)`` (row ``c`` is ``mu_c``), ``global_mean (p,)``
     (count-weighted ``mu_G``), ``sigma_w``, ``sigma_b``, ``sigma_t`` (each ``(p, p)``).
@@ -163,7 +163,7 @@ def _check_no_empty_class(counts: Array, xp) -> None:
 
 
 def _finalize(counts: Array, means: Array, scatter: Array, xp) -> ClassStats:
-    """Turn counts, means and pooled scatter into :class:`ClassStats` (spec 3.3b)."""
+    """Turn counts, means and pooled scatter into :class:`ClassStats` (math §3.3b)."""
     _check_no_empty_class(counts, xp)
     n = xp.sum(counts)
     pi = counts / n
@@ -177,7 +177,7 @@ def _finalize(counts: Array, means: Array, scatter: Array, xp) -> ClassStats:
 
 
 def class_stats(features: Array, labels: Array, num_classes: int | None = None) -> ClassStats:
-    """Float64 class statistics of ``features (n, p)`` with integer ``labels (n,)`` (spec 1, 3.3b).
+    """Float64 class statistics of ``features (n, p)`` with integer ``labels (n,)`` (math §1, §3.3b).
 
     ``num_classes`` defaults to ``max(labels) + 1``; every class must have a sample.
     Raises ``ValueError`` for NaN/Inf features, labels out of range, an empty class,
@@ -196,7 +196,7 @@ def class_stats(features: Array, labels: Array, num_classes: int | None = None) 
 
 
 class ClassStatsAccumulator:
-    """Streaming, mergeable float64 class statistics (spec 3.3b).
+    """Streaming, mergeable float64 class statistics (math §3.3b).
 
     ``update(features, labels)`` per batch, ``merge(other)`` to combine accumulators exactly
     (e.g. across DDP ranks), ``finalize()`` for :class:`ClassStats`.  ``state()`` /

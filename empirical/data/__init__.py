@@ -1,4 +1,4 @@
-"""Datasets for the experiments of spec 7: standard files read locally, held as device tensors.
+"""Datasets for the experiments of math §7: standard files read locally, held as device tensors.
 
 Public API::
 

@@ -73,7 +73,7 @@ def batches(
     """Batches of a :class:`Dataset` (or an ``(x, y)`` pair) of size ``batch_size``.
 
     Iterate once per epoch: ``for x, y in batches(train, 128, shuffle=True, generator=g,
-    drop_last=True): ...`` (the authors' notebook skips the incomplete last batch, spec 8).
+    drop_last=True): ...`` (the authors' notebook skips the incomplete last batch, math §8).
     """
     x, y = (dataset.x, dataset.y) if isinstance(dataset, Dataset) else dataset
     return BatchIterator(

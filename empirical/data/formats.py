@@ -1,4 +1,4 @@
-"""Readers for the standard on-disk formats of the image datasets (spec 7.1).
+"""Readers for the standard on-disk formats of the image datasets (math §7.1).
 
 Each reader returns NumPy arrays in one fixed layout, whatever the format:
 images ``uint8 (N, C, H, W)`` and labels ``int64 (N,)`` with the file's own label values

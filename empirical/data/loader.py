@@ -1,4 +1,4 @@
-"""Load a dataset split into device-resident tensors (spec 7.1 preprocessing).
+"""Load a dataset split into device-resident tensors (math §7.1 preprocessing).
 
 Pipeline for image datasets, all on whole tensors:
 

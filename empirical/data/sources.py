@@ -1,4 +1,4 @@
-"""Registry of datasets: where their files live and how each split is read (spec 7.1).
+"""Registry of datasets: where their files live and how each split is read (math §7.1).
 
 A dataset is found by looking, in order, in candidate directories built from the data roots:
 
@@ -57,7 +57,7 @@ class DatasetSpec:
         channels: image channels (``None`` for feature-vector datasets).
         native_size: stored image side length (``None`` for feature vectors).
         default_size: side length returned when ``image_size=None`` (28x28 sets are padded
-            to 32x32 as in the paper's protocol, spec 7.1).
+            to 32x32 as in the paper's protocol, math §7.1).
         pixel_scale: raw pixel maximum (255 for ``uint8`` images, 16 for sklearn digits).
         aliases: folder names of the dataset under a data root.
         inner_dirs: folder names that archives of the dataset extract to.
@@ -66,7 +66,7 @@ class DatasetSpec:
         label_map: maps stored labels to ``0..C-1``.
         how_to_get: instructions shown when the files are missing.
         paper_per_class: balanced subset size ``N`` of the PNAS 2020 protocol that the paper
-            follows (5000 for MNIST, Fashion-MNIST, CIFAR-10; 4600 SVHN; 500 STL-10; spec 7.1,
+            follows (5000 for MNIST, Fashion-MNIST, CIFAR-10; 4600 SVHN; 500 STL-10; math §7.1,
             reconstructed [REC]); ``None`` where the paper has no such number.
     """
 

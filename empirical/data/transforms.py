@@ -1,4 +1,4 @@
-"""Whole-tensor preprocessing: balanced subsets, resizing, per-channel standardisation (spec 7.1).
+"""Whole-tensor preprocessing: balanced subsets, resizing, per-channel standardisation (math §7.1).
 
 Everything acts on the whole dataset at once (no per-sample Python transforms), so it runs
 unchanged on the training device.
@@ -32,7 +32,7 @@ def balanced_subset_indices(
     The choice is one seeded permutation of all indices, stably grouped by label, keeping the
     first ``N`` of each class; the result is returned in increasing index order, so the same
     ``(labels, N, seed)`` always gives the same subset.  (The paper trains on balanced subsets,
-    ``N`` per class, spec 7.1.)
+    ``N`` per class, math §7.1.)
 
     Raises:
         ValueError: ``N < 1`` or a class with fewer than ``N`` samples (the counts are reported).
@@ -58,7 +58,7 @@ def resize_images(x: torch.Tensor, size: int) -> torch.Tensor:
     """Bring images ``(n, c, h, w)`` to ``size x size``.
 
     28x28 -> 32x32 is a zero pad of 2 pixels on every side (the paper's protocol, as the
-    authors' ``Pad(2)``, spec 7.1 / 8); any other change is bilinear interpolation of the whole
+    authors' ``Pad(2)``, math §7.1 / 8); any other change is bilinear interpolation of the whole
     tensor (antialiased when shrinking).  Pixel values are expected in ``[0, 1]`` so that the
     padding is black, as in the original pipeline.
     """

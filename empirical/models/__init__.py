@@ -1,4 +1,4 @@
-"""Networks for the experiments of spec 7 (written here; no torchvision).
+"""Networks for the experiments of math §7 (written here; no torchvision).
 
 Every model maps ``x -> W h(x) + b`` and exposes ``features(x)`` (``h``, shape ``(n, p)``),
 ``forward_with_features(x) -> (logits, features)``, ``fc = nn.Linear(p, C)`` and

@@ -1,7 +1,7 @@
 """Common interface of every network: features ``h(x) in R^p`` then the classifier ``W h + b``.
 
 The paper studies the last-layer features ``h`` (the input of the final linear layer) and the
-classifier ``(W, b)`` (spec 1, spec 7.1 "features"); every model here exposes them directly.
+classifier ``(W, b)`` (math §1, math §7.1 "features"); every model here exposes them directly.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Registry of networks and the one constructor ``build_model`` (spec 7.1: VGG, ResNet, DenseNet)."""
+"""Registry of networks and the one constructor ``build_model`` (math §7.1: VGG, ResNet, DenseNet)."""
 
 from __future__ import annotations
 

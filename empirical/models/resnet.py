@@ -1,4 +1,4 @@
-"""ResNet-18/34/50 for small images (He et al. 2016), as in the authors' notebook (spec 8).
+"""ResNet-18/34/50 for small images (He et al. 2016), as in the authors' notebook (math §8).
 
 The notebook takes torchvision's ImageNet ResNet-18 and replaces the 7x7 stride-2 stem by a
 3x3 stride-1 bias-free convolution and the max-pool by the identity.  This module builds that

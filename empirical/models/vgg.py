@@ -1,4 +1,4 @@
-"""VGG-11/13/16/19 with BatchNorm for small images (Simonyan & Zisserman 2015; spec 7.1).
+"""VGG-11/13/16/19 with BatchNorm for small images (Simonyan & Zisserman 2015; math §7.1).
 
 Adaptation to 32x32 inputs (1 or 3 channels): the convolutional stack of the ImageNet
 configurations, each 3x3 convolution followed by BatchNorm and ReLU; a 2x2 max-pool is applied

@@ -98,7 +98,7 @@ def _projected_law_residual(t: np.ndarray, w: np.ndarray, N: float, C: int, kapp
 @claim("dynamics.closed_form",
        "Along the continually renormalised flow each SNR singular value satisfies "
        "c1 log w + c2 w^2 + c3 w^4 = a_j + t with (c1,c2,c3) = (N/kappa)(C^2, C, 1/4)",
-       "math §6.2, 6.3; claims 17, 18, 20", f"max relative error <= {tol['ode_vs_closed_form_rel']:g}",
+       "math §6.2, §6.3; claims 17, 18, 20", f"max relative error <= {tol['ode_vs_closed_form_rel']:g}",
        check="ODE solution (diffrax) vs the inverted closed form at every saved time", verification=True,
        headline=lambda m: f"max rel error ODE vs closed form {m['max_rel_error_ode_vs_closed_form']:.2e}")
 def _closed_form(ev: DynamicsEvidence):
@@ -203,7 +203,7 @@ def _nc1_rate(ev: DynamicsEvidence):
 @claim("dynamics.tail_rates",
        "Rates along the flow (asymptotically omega ~ t^(1/4), NC1 ~ t^(-1/2), max/min - 1 ~ 1/t, "
        "distance to the ETF Gram ~ 1/t, L_central ~ t^(-1/2)) follow the closed-form solution",
-       "math §6.3, 6.4 items 1-4; claims 21, 22", f"each slope within {tol['tail_slope_abs']:g} of the closed form's",
+       "math §6.3, §6.4 items 1-4; claims 21, 22", f"each slope within {tol['tail_slope_abs']:g} of the closed form's",
        check="log-log slopes over the last third of the saved times (simulate Trajectory.summary) against the "
              "slopes of the same quantities along the closed-form omega_j(t) over the same window (theory.laws, "
              "theory.metrics.etf_distance); the asymptotic slopes are reported, the finite window is not "
@@ -251,7 +251,7 @@ def _nc_decrease(ev: DynamicsEvidence):
 @claim("dynamics.invariants",
        "The projected flow keeps Sigma_W = I and mu_G = 0 (it stays on the renormalised manifold) "
        "and keeps the SNR singular vectors U, V fixed: only the singular values move",
-       "math §5.2, 6.1, 6.2; claim 17", f"each <= {tol['invariant_abs']:g}",
+       "math §5.2, §6.1, §6.2; claim 17", f"each <= {tol['invariant_abs']:g}",
        check="max over saved times of |Sigma_W - I|, ||mu_G||, singular-vector drift (simulate metrics)",
        verification=True, headline=lambda m: ", ".join(f"{k} {v:.1e}" for k, v in m.items()))
 def _invariants(ev: DynamicsEvidence):

@@ -181,7 +181,7 @@ def _decrease(ev: RunEvidence, key: str, *, strict: bool):
 
 
 def _register_decrease(cid: str, key: str, statement: str, strict: bool) -> None:
-    claim(cid, statement, "math §2.1, 7.2", "final < start" if strict else "final <= start",
+    claim(cid, statement, "math §2.1, §7.2", "final < start" if strict else "final <= start",
           check="value at the last measured epoch vs at the start of the terminal phase (threshold stated; Spearman "
                 "correlation with epoch reported)",
           headline=_nc_headline)(lambda ev: _decrease(ev, key, strict=strict))
@@ -270,7 +270,7 @@ def _perp(ev: RunEvidence):
 
 @claim("empirical.decomposition_identity",
        "L = L_NC1 + L_NC2/3 + L_LS^perp holds exactly for the network's (W, b, H)",
-       "math §3.2, 3.3b; claim 1", f"<= {tol['identity_rel']:g} (rounding)",
+       "math §3.2, §3.3b; claim 1", f"<= {tol['identity_rel']:g} (rounding)",
        check="|loss - (l_nc1 + l_nc23 + l_perp)| / loss at every measured epoch (float64 statistics; exact for any "
              "class counts by math §3.3b)",
        verification=True, headline=lambda m: f"max |L - sum of terms|/L {m['max_rel_residual']:.2e}")
@@ -360,7 +360,7 @@ def _closed_forms(ev: RunEvidence):
        "L_NC1 and L_NC2/3 predicted from the fitted SNR dynamics (math §3.4 laws, lambda = 0) track the "
        "measured lambda = 0 terms (derived from the SNR fit, not independent: it follows from "
        "empirical.snr_follows_closed_form together with empirical.central_path_closed_forms)",
-       "math §3.4, 6.3", f"median relative error <= {tol['decomposition_fit_rel_median']:g}",
+       "math §3.4, §6.3", f"median relative error <= {tol['decomposition_fit_rel_median']:g}",
        check="relative error of sum_j l_nc1(omega_j(T)), sum_j l_nc23(omega_j(T)) against the measured terms at lambda = 0",
        headline=lambda m: (
            f"median rel error L_NC1 {m['l_nc1']['median_rel_error_fit']:.3g}, L_NC2/3 "

@@ -87,7 +87,7 @@ def _tpt_improvement(ev: GridEvidence):
 
 @claim("grid.mse_ce_comparable",
        "Networks trained with MSE reach test accuracy comparable to the same networks trained with cross-entropy",
-       "math §7.2, 7.3 (abstract)", f"median over pairs of |acc_MSE - acc_CE| <= {tol['mse_ce_comparable_pp']:g} "
+       "math §7.2, §7.3 (abstract)", f"median over pairs of |acc_MSE - acc_CE| <= {tol['mse_ce_comparable_pp']:g} "
        "percentage points (the paper gives no number: a stated choice)",
        check="final test accuracy of each (dataset, network) trained with both losses",
        headline=lambda m: (f"median |MSE - CE| {m['median_abs_gap_pp']:.3g} pp over {m['pairs']} pairs; MSE better "
@@ -110,7 +110,7 @@ def _mse_vs_ce(ev: GridEvidence):
 
 @claim("grid.l_perp_negligible_across_runs",
        "Across the grid, L_perp is negligible against L_NC1 + L_NC2/3 through the terminal phase of the MSE runs",
-       "math §4, 7.3", f"max over MSE runs of the terminal-phase max ratio <= {tol['perp_ratio_max']:g} at the "
+       "math §4, §7.3", f"max over MSE runs of the terminal-phase max ratio <= {tol['perp_ratio_max']:g} at the "
        "optimiser's lambda = C*wd/2 (the notebook's wd/2, lambda = 0 and the phase before the first lr decay reported)",
        check="L_perp / (L_NC1 + L_NC2/3) per MSE run over its terminal phase and before its first learning-rate decay, "
              "at the three lambdas",

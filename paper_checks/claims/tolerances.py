@@ -8,7 +8,7 @@ __all__ = ["TOLERANCES"]
 TOLERANCES: dict[str, float] = {
     # dynamics (simulation, float64)
     "ode_vs_closed_form_rel": 1e-6,
-    # Spec 9 item 19: the retraction obeys its own law to O(step size), so halving the Euler step must
+    # Math §9 item 19: the retraction obeys its own law to O(step size), so halving the Euler step must
     # halve the own-law residual (first order: ratio 2; measured 1.99 on seeds 0, 12, 25, 28).  The window
     # [1.5, 2.7] excludes order 0 (ratio 1, a wrong law) and order 2 (ratio 4).
     "retraction_order_ratio_min": 1.5,
@@ -16,7 +16,7 @@ TOLERANCES: dict[str, float] = {
     "retraction_vs_projected_min_rel": 1e-2,
     "etf_gram_rel": 0.05,
     "nc1_rate_rel": 0.25,
-    # Spec 9 item 17: Sigma_W = I, mu_G = 0 and fixed singular vectors to 1e-12 (measured ~4e-14 in float64).
+    # Math §9 item 17: Sigma_W = I, mu_G = 0 and fixed singular vectors to 1e-12 (measured ~4e-14 in float64).
     "invariant_abs": 1e-12,
     # max/min ratio "non-increasing" on the saved grid: the slack only forgives ties at the level of float64
     # rounding of a ratio of O(1) numbers (~1e-16); a real increase is many orders larger.
@@ -36,7 +36,7 @@ TOLERANCES: dict[str, float] = {
     # exact identity evaluated in float64 through solves with Sigma_T (condition ~1e6 on digits): 1e-8 leaves margin
     "closed_form_on_features_rel": 1e-8,
     "forward_rel_median": 0.25,
-    # grid (several runs, spec 7.3): MSE and CE test accuracies are "comparable" when the median over pairs of
+    # grid (several runs, math §7.3): MSE and CE test accuracies are "comparable" when the median over pairs of
     # |acc_MSE - acc_CE| is at most this many percentage points (the paper gives no number: a stated choice).
     "mse_ce_comparable_pp": 2.0,
 }

@@ -32,7 +32,7 @@ def _check_interface(model, x, num_classes):
     assert model.feature_dim == model.fc.in_features and model.fc.out_features == num_classes
     assert model.fc.bias is not None
     torch.testing.assert_close(plain, logits)
-    torch.testing.assert_close(seen["h"], feats)  # features = the input of fc (spec 7.1)
+    torch.testing.assert_close(seen["h"], feats)  # features = the input of fc (math §7.1)
     torch.testing.assert_close(model.features(x), feats)
     assert torch.isfinite(logits).all()
 

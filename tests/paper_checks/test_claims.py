@@ -150,7 +150,7 @@ def test_max_min_ratio_claim_fails_on_a_slower_tail_or_an_increase():
 
 def test_report_files(tmp_path, good_log, capsys):
     cmp = (compare_records(good_log, time="epoch"))
-    claims = empirical_claims(good_log, cmp) + [Claim(id="x.fail", statement="s", source="spec 0", check="c",
+    claims = empirical_claims(good_log, cmp) + [Claim(id="x.fail", statement="s", source="math §0", check="c",
                                                       tolerance="t", status="fail", measured={"v": 1.0})]
     claims += [Claim(id="x.na", statement="s", source="s", check="c", tolerance="t", status="n/a", detail="no data"),
                Claim(id="x.err", statement="s", source="s", check="c", tolerance="t", status="error",

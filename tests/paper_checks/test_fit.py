@@ -1,4 +1,4 @@
-"""Fit recovery on synthetic logs made from the spec-6.3 closed form with a known time map."""
+"""Fit recovery on synthetic logs made from the math §6.3 closed form with a known time map."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def test_closed_form_G_matches_theory_law():
 
     w = np.linspace(0.1, 7.0, 13)
     N, C = 6, 4
-    # G is closed_form_lhs at N = kappa = 1; the law scales with N/kappa (spec 6.3 table).
+    # G is closed_form_lhs at N = kappa = 1; the law scales with N/kappa (math §6.3 table).
     np.testing.assert_allclose(N * closed_form_G(w, C), laws.numeric("closed_form_lhs")(w, N, C, 1.0), rtol=1e-13)
 
 

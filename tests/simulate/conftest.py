@@ -6,8 +6,8 @@ import simulate
 
 C, N, P = 4, 6, 9
 TIGHT = simulate.SolverOptions(rtol=1e-10, atol=1e-12)
-# the three-route comparison runs tighter still, so that the projected invariant holds to the spec's 1e-10
-# (spec 9 item 17; at TIGHT its relative drift is 2.3e-10, here 4.9e-12)
+# the three-route comparison runs tighter still, so that the projected invariant holds to the write-up's 1e-10
+# (math §9 item 17; at TIGHT its relative drift is 2.3e-10, here 4.9e-12)
 ROUTES_TOL = simulate.SolverOptions(rtol=1e-12, atol=1e-14)
 
 

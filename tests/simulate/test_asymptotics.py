@@ -1,4 +1,4 @@
-"""Long-time behaviour of the projected flow (spec 6.4, spec 9 items 21-22), reduced ODE to t = 1e8."""
+"""Long-time behaviour of the projected flow (math §6.4, math §9 items 21-22), reduced ODE to t = 1e8."""
 
 import numpy as np
 
@@ -17,7 +17,7 @@ def test_reduced_ode_matches_closed_form_up_to_1e8(long_reduced):
 
 
 def test_growth_rate_quarter_power(long_reduced):
-    """omega_j(t) / (t/c3)^{1/4} -> 1 (slowly); at t = 1e8 within 1e-3 (spec 6.4 item 1)."""
+    """omega_j(t) / (t/c3)^{1/4} -> 1 (slowly); at t = 1e8 within 1e-3 (math §6.4 item 1)."""
     t, w = long_reduced.times, long_reduced.omega
     c3 = theory.laws.constants(N, C, 1.0)[2]
     ratio = w[1:] / ((t[1:] / c3) ** 0.25)[:, None]
@@ -29,7 +29,7 @@ def test_growth_rate_quarter_power(long_reduced):
 
 
 def test_max_min_ratio_is_one_plus_order_one_over_t(long_reduced):
-    """(max/min - 1) t -> (a_1 - a_{C-1})/4 with a_j = lhs(omega_j(0)) (spec 6.4 item 2, derived from 6.3)."""
+    """(max/min - 1) t -> (a_1 - a_{C-1})/4 with a_j = lhs(omega_j(0)) (math §6.4 item 2, derived from 6.3)."""
     t, w = long_reduced.times, long_reduced.omega
     r = long_reduced.metrics["omega_ratio"]
     cf = long_reduced.closed_form_omega

@@ -1,4 +1,4 @@
-"""Retraction variant (spec 6.1 "Contrast", spec 9 item 19) and the free unconstrained-features model (spec 4)."""
+"""Retraction variant (math §6.1 "Contrast", math §9 item 19) and the free unconstrained-features model (math §4)."""
 
 import jax
 import jax.numpy as jnp

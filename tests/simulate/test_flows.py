@@ -1,4 +1,4 @@
-"""Reduced ODE, matrix ODE, feature-level projected flow and closed form agree (spec 6.1-6.3, spec 9 items 17-20)."""
+"""Reduced ODE, matrix ODE, feature-level projected flow and closed form agree (math §6.1-6.3, math §9 items 17-20)."""
 
 import jax
 import jax.numpy as jnp
@@ -31,12 +31,12 @@ def test_feature_flow_stays_on_the_renormalised_manifold(routes):
     # round-off level along the whole run; measured 3.9e-15, 6.7e-16, 1.4e-15 and 9.3e-16 (matrix)
     assert np.max(m["sigma_w_deviation"]) < 1e-12  # Sigma_W stays I
     assert np.max(m["global_mean_norm"]) < 1e-12  # mu_G stays 0
-    assert np.max(m["singular_vector_drift"]) < 1e-12  # U, V fixed (spec 6.2)
+    assert np.max(m["singular_vector_drift"]) < 1e-12  # U, V fixed (math §6.2)
     assert np.max(routes["matrix"].metrics["singular_vector_drift"]) < 1e-12
 
 
 def test_projected_invariant_constant(routes):
-    """N C^2 log w + N C w^2 + (N/4) w^4 - t stays at its initial value (spec 9 item 17)."""
+    """N C^2 log w + N C w^2 + (N/4) w^4 - t stays at its initial value (math §9 item 17)."""
     traj = routes["features"]
     lhs = theory.laws.numeric("closed_form_lhs")(traj.omega, N, C, 1.0)
     drift = traj.metrics["projected_invariant_drift"]
@@ -52,7 +52,7 @@ def test_central_path_metrics_agree_with_laws(routes):
 
 
 def test_envelope_gradient_equals_total_derivative():
-    """central_path_gradient (W_LS held fixed) = d/dX of L(W_LS(X), b_LS(X), X) (spec 9 item 12)."""
+    """central_path_gradient (W_LS held fixed) = d/dX of L(W_LS(X), b_LS(X), X) (math §9 item 12)."""
     labels = simulate.class_labels(C, N)
     X = simulate.random_initial_features(jax.random.PRNGKey(1), C, N, P)
 
@@ -129,7 +129,7 @@ def test_jit_and_vmap():
 
 
 def test_rank_deficient_start_keeps_zero_singular_values():
-    """A zero singular value stays zero (spec 6.4 item 5, spec 9 item 23)."""
+    """A zero singular value stays zero (math §6.4 item 5, math §9 item 23)."""
     kw = dict(num_classes=C, per_class=N, dim=P, t_max=500.0, seed=1, num_times=25, rank=2, options=TIGHT)
     feat = simulate.simulate("features", **kw)
     red = simulate.simulate("reduced", **kw)

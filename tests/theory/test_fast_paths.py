@@ -193,7 +193,7 @@ def test_sample_totals_against_a_loop(backend):
         feed, labels, Wf, bf = H, y, W, b
     means = np.stack([H[y == c].mean(0) for c in range(C)])
     sq, mism = 0.0, 0
-    for i in range(n):  # the per-sample definitions (spec 1 "Loss", spec 2.1 NC4)
+    for i in range(n):  # the per-sample definitions (math §1 "Loss", math §2.1 NC4)
         out = W @ H[i] + b
         sq += float(np.sum((out - np.eye(C)[y[i]]) ** 2))
         mism += int(np.argmax(out) != np.argmin(np.linalg.norm(H[i] - means, axis=1)))

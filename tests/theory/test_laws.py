@@ -1,4 +1,4 @@
-"""theory.laws: the derived flow against the spec's hand-written form, the constants table and a real ODE solve.
+"""theory.laws: the derived flow against the write-up's hand-written form, the constants table and a real ODE solve.
 
 The lambdified functions against their SymPy expressions are checked by the certificate
 (theory.symbolic.laws_check.numeric_agreement, run in tests/theory/test_symbolic_certificate.py).
@@ -13,7 +13,7 @@ from theory import laws
 
 
 def test_constants_follow_the_spec_table():
-    """Spec 6.3 table: (N C^2, N C, N/4)/kappa; 'sum' -> (C, 1, 1/(4C)); 'means' -> (C^2, C, 1/4)."""
+    """Math §6.3 table: (N C^2, N C, N/4)/kappa; 'sum' -> (C, 1, 1/(4C)); 'means' -> (C^2, C, 1/4)."""
     N, C = 6, 4
     assert laws.constants(N, C) == pytest.approx((N * C**2, N * C, N / 4))
     assert laws.constants(N, C, "sum") == pytest.approx((C, 1, 1 / (4 * C)))
@@ -27,13 +27,13 @@ def test_constants_follow_the_spec_table():
 
 
 def test_flow_is_the_spec_flow():
-    """Spec 6.2: ``d omega/dt = (1/N) omega/(C + omega^2)^2`` at unit speed (kappa = 1), scaled by kappa
+    """Math §6.2: ``d omega/dt = (1/N) omega/(C + omega^2)^2`` at unit speed (kappa = 1), scaled by kappa
     for the other time scales of the 6.3 table; typed here by hand, not taken from theory.laws."""
     e = laws.expressions()
     w, N, C, k = laws.w, laws.N, laws.C, laws.K
     assert sp.simplify(e["omega_rhs"] - (k / N) * w / (C + w**2) ** 2) == 0
     assert sp.simplify(e["l_nc1"] + e["l_nc23"] - e["l_central"]) == 0
-    assert e["retraction_lhs"].coeff(laws.w, 4) == 0  # no quartic term (spec 6.1 "Contrast")
+    assert e["retraction_lhs"].coeff(laws.w, 4) == 0  # no quartic term (math §6.1 "Contrast")
 
 
 @pytest.mark.parametrize("convention", ["projected", "sum", "means"])
@@ -52,7 +52,7 @@ def test_closed_form_is_conserved_along_an_ode_solution(convention):
         r = residual(sol.sol(t), t, a, N, C, k)
         # measured max |r| / max(1, t) = 1.2e-10 (projected), 1.1e-10 (sum), 7.6e-11 (means)
         assert np.max(np.abs(r)) < 1e-9 * max(1.0, t)
-    assert np.all(np.diff(sol.y, axis=1) > 0)  # strictly increasing (spec 6.4 item 1)
+    assert np.all(np.diff(sol.y, axis=1) > 0)  # strictly increasing (math §6.4 item 1)
 
 
 def test_retraction_law_differs_from_projected_law():

@@ -2,7 +2,7 @@
 
 Tolerances: every identity here is exact in real arithmetic; float64 evaluation of
 O(10)-term sums of O(1..1e3) numbers gives relative errors of a few 1e-14, so "exact" is
-asserted at 1e-10 relative (spec 9 preamble), leaving four orders of margin.
+asserted at 1e-10 relative (math §9 preamble), leaving four orders of margin.
 """
 
 import numpy as np
@@ -30,7 +30,7 @@ def rel(a, b):
 
 
 def reference_ridge(H, y, lam, bias=True):
-    """Ridge least squares by numpy.linalg.lstsq on stacked rows (spec 9 item 4)."""
+    """Ridge least squares by numpy.linalg.lstsq on stacked rows (math §9 item 4)."""
     n, p = H.shape
     C = y.max() + 1
     X = np.hstack([H, np.ones((n, 1))]) if bias else H
@@ -92,7 +92,7 @@ def test_least_squares_matches_lstsq(lam, bias):
 
 @pytest.mark.parametrize("lam", [0.0, 0.7])
 def test_augmented_formula_and_gradient_at_optimum(lam):
-    """Spec 3.1 augmented ``W~_LS = (1/C) M~^T A^{-1}`` (balanced) and grad L = 0 there (items 3, 5)."""
+    """Math §3.1 augmented ``W~_LS = (1/C) M~^T A^{-1}`` (balanced) and grad L = 0 there (items 3, 5)."""
     H, y = make_data(4, (6, 6, 6), 4)
     C, n, p = 3, len(y), 4
     stats = theory.class_stats(H, y)
@@ -107,11 +107,11 @@ def test_augmented_formula_and_gradient_at_optimum(lam):
     Wt = np.hstack([W, b[:, None]])
     grad = (Wt @ Ht.T - np.eye(C)[y].T) @ Ht / n + lam * Wt
     assert np.max(np.abs(grad)) < 1e-12
-    assert np.allclose(A, Ht.T @ Ht / n + lam * np.eye(p + 1))  # spec 3.3 step 1: A = (1/n) H~H~^T + lam I
+    assert np.allclose(A, Ht.T @ Ht / n + lam * np.eye(p + 1))  # math §3.3 step 1: A = (1/n) H~H~^T + lam I
 
 
 def notebook_decomposition(H, y, W, b, lam):
-    """The authors' notebook formulas (spec 8): unweighted mean of class means, (1/C) M^T."""
+    """The authors' notebook formulas (math §8): unweighted mean of class means, (1/C) M^T."""
     C = y.max() + 1
     n, p = H.shape
     M = np.stack([H[y == c].mean(0) for c in range(C)], 1)
@@ -131,7 +131,7 @@ def notebook_decomposition(H, y, W, b, lam):
 
 
 def test_notebook_formulas_break_on_imbalanced_classes():
-    """Spec 9 item 7 / spec 8 caveat 1: exact when balanced, not when imbalanced; ours is exact in both."""
+    """Math §9 item 7 / math §8 caveat 1: exact when balanced, not when imbalanced; ours is exact in both."""
     rng = np.random.default_rng(5)
     for counts, should_match in [((6, 6, 6, 6), True), ((3, 9, 5, 12), False)]:
         H, y = make_data(6, counts, 4)
@@ -167,7 +167,7 @@ def test_central_path_closed_forms_in_snr_singular_values():
 
 
 def test_envelope_gradient_of_central_path_loss():
-    """Spec 9 item 12: d L_central / d h_i = (1/n) W_LS^T (W_LS h_i + b_LS - e_{y_i})."""
+    """Math §9 item 12: d L_central / d h_i = (1/n) W_LS^T (W_LS h_i + b_LS - e_{y_i})."""
     H, y = make_data(8, (5, 5, 5), 3)
     n, C = len(y), 3
 
@@ -230,7 +230,7 @@ def test_ridge_breaks_general_but_keeps_orthogonal_invariance():
 
 
 def test_snr_rotates_by_an_orthogonal_matrix():
-    """Spec 9 item 15: SNR(A H) = Q SNR(H) with Q = (A Sw A^T)^{-1/2} A Sw^{1/2} orthogonal."""
+    """Math §9 item 15: SNR(A H) = Q SNR(H) with Q = (A Sw A^T)^{-1/2} A Sw^{1/2} orthogonal."""
     H, y = make_data(11, (7,) * 4, 6)
     A = np.random.default_rng(11).standard_normal((6, 6)) + 2 * np.eye(6)
     s1, s2 = theory.class_stats(H, y), theory.class_stats(H @ A.T, y)
@@ -242,7 +242,7 @@ def test_snr_rotates_by_an_orthogonal_matrix():
 
 
 def test_renormalized_features():
-    """Spec 9 item 16: Sigma_W(X) = I, mu_G(X) = 0, (1/C) Tr(Sigma_W Sigma_B^+) = sum omega^-2."""
+    """Math §9 item 16: Sigma_W(X) = I, mu_G(X) = 0, (1/C) Tr(Sigma_W Sigma_B^+) = sum omega^-2."""
     H, y = make_data(12, (9, 5, 7, 6), 5, shift=4.0)
     stats = theory.class_stats(H, y)
     X = theory.renormalize(H, stats)
@@ -296,7 +296,7 @@ def test_nc1_collapse_and_scale_invariance():
 
 
 def test_notebook_parity():
-    """Spec 9 item 26 against a direct transcription of the notebook's computation (spec 2.2)."""
+    """Math §9 item 26 against a direct transcription of the notebook's computation (math §2.2)."""
     H, y = make_data(13, (6,) * 4, 7)
     C = 4
     W, b = np.random.default_rng(13).standard_normal((C, 7)), np.zeros(C)
@@ -324,7 +324,7 @@ def test_notebook_parity():
 
 
 def test_paper_nc1_against_count_weighted_pinv():
-    """Paper NC1 ``(1/C) Tr(Sigma_W pinv(Sigma_B))`` with count-weighted ``mu_G`` and ``Sigma_B`` (spec 1, 2.1),
+    """Paper NC1 ``(1/C) Tr(Sigma_W pinv(Sigma_B))`` with count-weighted ``mu_G`` and ``Sigma_B`` (math §1, §2.1),
     on imbalanced classes, against NumPy's ``pinv`` of the explicitly formed ``Sigma_B``; the notebook's
     trace (``nc1_notebook``) is the same trace without ``1/C``."""
     counts = (3, 9, 5, 12)
@@ -474,7 +474,7 @@ def test_singular_covariances_raise():
 
 
 def test_lam_mapping():
-    """Spec 8 item 2: nn.MSELoss() (mean over batch and C outputs) with wd maps to lam = C wd / 2."""
+    """Math §8 item 2: nn.MSELoss() (mean over batch and C outputs) with wd maps to lam = C wd / 2."""
     wd, C, B = 5e-4, 10, 128
     assert theory.lam_from_weight_decay(wd, reduction="mean", num_classes=C) == pytest.approx(C * wd / 2)
     assert theory.lam_from_weight_decay(wd, reduction="notebook") == pytest.approx(wd / 2)

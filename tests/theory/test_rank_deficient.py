@@ -265,7 +265,7 @@ def test_symbolic_rank_checks_can_fail():
 
 
 def test_closed_forms_on_the_support(digits, few):
-    """Balanced digits, 20 per class (11 blank pixels: r = 53 of 64, nothing dropped): the spec-3.4 closed forms hold
+    """Balanced digits, 20 per class (11 blank pixels: r = 53 of 64, nothing dropped): the math §3.4 closed forms hold
     with the support omegas and pseudo-inverses (rank_deficient.md §3); 4 per class (dropped fraction 0.16, n < p):
     the formula is only an upper bound, and least squares interpolates (rank_deficient.md §4).
     Tolerance 1e-10: every side is a float64 factorisation of matrices with condition <= 1e7 on their range."""

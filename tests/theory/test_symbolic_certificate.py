@@ -36,7 +36,7 @@ def test_every_section_and_kind_is_covered(cert):
     assert sections == set(SECTION_TITLES)
     kinds = {c["kind"] for c in cert.checks}
     assert kinds == {"general", "symbolic size", "rational size", "numeric"}
-    # balanced and imbalanced, bias and no bias, all four symbolic sizes of spec 3.3
+    # balanced and imbalanced, bias and no bias, all four symbolic sizes of math §3.3
     names = " ".join(c["name"] for c in cert.checks if c["section"] == "3.3")
     for frag in ("(balanced)", "(imbalanced)", ",bias]", ",no bias]", "C=2,p=1", "C=2,p=2", "C=3,p=1", "C=3,p=2"):
         assert frag in names, frag

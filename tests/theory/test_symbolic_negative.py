@@ -26,7 +26,7 @@ from theory.symbolic.traces import MatrixAlgebra
 
 
 def test_notebook_unweighted_mean_breaks_identity_on_imbalanced_data():
-    """spec 9 item 7: nonzero on imbalanced counts, zero on balanced counts."""
+    """math §9 item 7: nonzero on imbalanced counts, zero on balanced counts."""
     for lam in (sp.Integer(0), sp.Rational(1, 10)):
         assert notebook_residual(3, 2, (1, 2, 3), lam=lam) != 0
         assert notebook_residual(4, 3, (1, 2, 3, 2), lam=lam) != 0
@@ -108,14 +108,14 @@ def test_wrong_flow_constant_fails_differentiation():
 
 
 def test_wrong_theory_laws_term_fails_the_central_path_check(monkeypatch):
-    """The spec 3.4 check certifies theory.laws' own L_NC1: a wrong one makes it fail."""
+    """The math §3.4 check certifies theory.laws' own L_NC1: a wrong one makes it fail."""
     assert central_path._check_terms(3)().passed
     monkeypatch.setattr(laws, "L_NC1", laws.w**2 / (2 * (laws.C + laws.w**2)))
     assert not central_path._check_terms(3)().passed
 
 
 def test_wrong_theory_laws_flow_fails_the_flow_checks(monkeypatch):
-    """The spec 6.1-6.3 checks certify theory.laws.expressions(): a wrong omega_rhs or c3 makes them fail."""
+    """The math §6.1-6.3 checks certify theory.laws.expressions(): a wrong omega_rhs or c3 makes them fail."""
     good = dict(laws.expressions())
     wrong_rhs = dict(good, omega_rhs=good["omega_rhs"] * 2)
     monkeypatch.setattr(laws, "expressions", lambda: wrong_rhs)

@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 
 __all__ = ["Outcome", "CheckSpec", "Certificate", "run_specs", "SECTION_TITLES", "KINDS"]
 
-#: Titles of the spec sections the checks refer to (``paper_spec.md``).
+#: Titles of the math sections the checks refer to (``docs/math.md``).
 SECTION_TITLES: dict[str, str] = {
     "3.1": "Least-squares classifier (normal equations, augmented vs non-augmented)",
     "3.3": "Decomposition L = L_NC1 + L_NC2/3 + L_perp (balanced and imbalanced, 3.3b)",

@@ -1,7 +1,7 @@
-"""Spec 3.4: the central-path loss and its two terms as functions of the SNR singular values.
+"""Math §3.4: the central-path loss and its two terms as functions of the SNR singular values.
 
-Derived on the renormalised manifold (spec 5.2): ``Sigma_W = I``, ``mu_G = 0``, balanced classes,
-``lambda = 0``, so the class means are the SNR matrix. By the invariance of spec 5.1 (checked in
+Derived on the renormalised manifold (math §5.2): ``Sigma_W = I``, ``mu_G = 0``, balanced classes,
+``lambda = 0``, so the class means are the SNR matrix. By the invariance of math §5.1 (checked in
 :mod:`theory.symbolic.invariance`: affine maps of feature space change neither the fit nor the
 ``omega_j``) this is no loss of generality, and by orthogonal invariance we may take
 ``Mbar = U Omega V^T`` with ``U`` = the first ``C-1`` coordinate axes and ``V`` = the Helmert basis
@@ -79,7 +79,7 @@ def closed_forms(C: int, om=None) -> dict[str, sp.Expr]:
 
 @lru_cache(maxsize=None)
 def central_path_terms(C: int) -> dict[str, sp.Expr]:
-    """``W~_LS`` from the normal equations and the spec 3.2 terms, on the renormalised manifold at ``lambda = 0``."""
+    """``W~_LS`` from the normal equations and the math §3.2 terms, on the renormalised manifold at ``lambda = 0``."""
     st = renormalised_stats(C)
     V, A = ls_augmented(st, 0)
     V = V.applyfunc(sp.simplify)
@@ -168,7 +168,7 @@ def specs(quick: bool = False) -> list[CheckSpec]:
     out = []
     for C in (3, 4):
         out.append(CheckSpec("3.4", f"L_NC1, L_NC2/3, L_central from the normal equations, symbolic omegas [C={C}]",
-                             _check_terms(C), "symbolic size", "spec 3.4 closed forms", quick=C < 4))
+                             _check_terms(C), "symbolic size", "math §3.4 closed forms", quick=C < 4))
         out.append(CheckSpec("3.4", f"Webb-Lowe form and NC1 = sum omega^-2 [C={C}]", _check_webb_lowe(C), "symbolic size",
                              "L_central = (1/(2C))(C-1-Tr(Sigma_T^-1 Sigma_B))"))
     out.append(CheckSpec("3.4", "independence of the basis of 1^perp (symbolic rotation) [C=3]", _check_basis_independence,

@@ -1,4 +1,4 @@
-"""Assemble and run the whole symbolic certificate (spec 3.1, 3.3, 3.3b, 3.4, 5.1, 6.1-6.4)."""
+"""Assemble and run the whole symbolic certificate (math §3.1, §3.3, §3.3b, §3.4, §5.1, §6.1-6.4)."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def run_certificate(quick: bool = False, exhaustive: bool = False) -> Certificat
     """Run every derivation check and return the :class:`~theory.symbolic.Certificate`.
 
     ``quick`` skips the ``C = 4`` checks: the rational-feature certificate and notebook control at
-    ``C = 4, p = 3`` (spec 3.3), the central-path terms at ``C = 4`` (spec 3.4) and the ``C = 4`` flow and
-    singular-value ODE (spec 6.1, 6.2); ``exhaustive`` adds single-shot fully symbolic certificates
+    ``C = 4, p = 3`` (math §3.3), the central-path terms at ``C = 4`` (math §3.4) and the ``C = 4`` flow and
+    singular-value ODE (math §6.1, §6.2); ``exhaustive`` adds single-shot fully symbolic certificates
     that take tens of seconds each. ``Certificate.checks`` is a list of dicts
     ``{name, passed, section, detail, seconds, kind, statement, latex}``; ``Certificate.passed`` is true
     iff all passed.

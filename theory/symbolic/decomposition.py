@@ -1,4 +1,4 @@
-"""Spec 3.2, 3.3 (steps 3-5) and 3.3b: the certificate ``L = L_NC1 + L_NC2/3 + L_perp``.
+"""Math §3.2, §3.3 (steps 3-5) and 3.3b: the certificate ``L = L_NC1 + L_NC2/3 + L_perp``.
 
 Three kinds of evidence, all exact:
 
@@ -15,7 +15,7 @@ Three kinds of evidence, all exact:
 * **rational size**: the single-shot certificate at larger sizes with exact random rational features,
   symbolic classifier and symbolic ``lambda``.
 
-And one *negative* control (spec 9 item 7): the notebook's unweighted mean of class means gives a
+And one *negative* control (math §9 item 7): the notebook's unweighted mean of class means gives a
 nonzero residual on imbalanced classes (and zero on balanced ones).
 """
 
@@ -55,7 +55,7 @@ def _algebra() -> MatrixAlgebra:
 
 
 def general_decomposition() -> Outcome:
-    """Steps 1, 3, 4, 5 of spec 3.3 (with 3.3b weights) for all sizes."""
+    """Steps 1, 3, 4, 5 of math §3.3 (with 3.3b weights) for all sizes."""
     C, q, n = sp.Symbol("C", positive=True, integer=True), sp.Symbol("q", positive=True, integer=True), sp.Symbol("n", positive=True)
     lam = LAMBDA
     W = MatrixSymbol("W", C, q)
@@ -116,7 +116,7 @@ def general_decomposition() -> Outcome:
 def _check_huygens(C, p, counts, bias):
     def fn() -> Outcome:
         data, st, W, loss, A, B = context(C, p, counts, bias)
-        nc1, nc23 = nc_terms(st, W, LAMBDA, bias)  # the spec 3.2 terms evaluated at the generic W~
+        nc1, nc23 = nc_terms(st, W, LAMBDA, bias)  # the math §3.2 terms evaluated at the generic W~
         ok = sp.expand(loss - nc1 - nc23) == 0
         return Outcome(ok, f"expand(L_samples(W~) - tr(W~(Sigma~_W + lambda I)W~^T)/2 - sum_c pi_c||W~ mu~_c - e_c||^2/2) == 0: {ok}")
 
@@ -146,7 +146,7 @@ def direct_certificate(C, p, counts, bias, rational_seed=None) -> Outcome:
 
 
 def notebook_residual(C, p, counts, seed: int = 3, lam=sp.Integer(0)) -> sp.Expr:
-    """Residual ``L - (L_NC1 + L_NC2/3 + L_perp)`` with the notebook's formulas (spec 2.2 / 8 caveat 1).
+    """Residual ``L - (L_NC1 + L_NC2/3 + L_perp)`` with the notebook's formulas (math §2.2 / 8 caveat 1).
 
     Notebook: ``mu_G`` = unweighted mean of class means, ``Sigma_B = (1/C) sum (mu_c-mu_G)(...)^T``,
     ``Sigma_T = Sigma_W + Sigma_B``, ``W_LS, b_LS`` by the non-augmented formula with ``1/C`` weights,
@@ -174,7 +174,7 @@ def _check_notebook(C, p, counts):
             return Outcome(ok, f"balanced: notebook formulas coincide with the weighted ones, residual = {r0} (lambda=0), {r1} (lambda=1/10)")
         ok = r0 != 0 and r1 != 0
         return Outcome(ok, f"imbalanced: notebook residual L - (L_NC1 + L_NC2/3 + L_perp) at its own W_LS is NOT zero "
-                           f"(spec 9 item 7): {float(r0):.4g} at lambda=0, {float(r1):.4g} at lambda=1/10 (exact rationals)",
+                           f"(math §9 item 7): {float(r0):.4g} at lambda=0, {float(r1):.4g} at lambda=1/10 (exact rationals)",
                        r"\Big[L - (L_{NC1}+L_{NC2/3}+L^\perp)\Big]_{\text{notebook},\,\lambda=0} = " + sp.latex(r0) + r" \ne 0")
 
     return fn
@@ -211,7 +211,7 @@ def specs(quick: bool = False) -> list[CheckSpec]:
     for C, p, counts in ((3, 2, (2, 2, 2)), (3, 2, (1, 2, 3)), (4, 3, (1, 2, 3, 2))):
         out.append(CheckSpec("3.3", f"negative control: notebook formulas [{size_label(C, p, counts, True)}]",
                              _check_notebook(C, p, counts), "rational size",
-                             "notebook residual = 0 if balanced, != 0 if imbalanced (spec 9 item 7)", quick=C < 4))
+                             "notebook residual = 0 if balanced, != 0 if imbalanced (math §9 item 7)", quick=C < 4))
     return out
 
 

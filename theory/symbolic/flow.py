@@ -1,9 +1,9 @@
-"""Spec 6.1-6.4: the continually renormalised gradient flow, its reduction to the SNR singular
+"""Math §6.1-6.4: the continually renormalised gradient flow, its reduction to the SNR singular
 values, the implicit closed form, the retraction variant and the asymptotics.
 
 Conventions: loss ``L = (1/(2n)) sum ||W h + b - e_c||^2`` at the least-squares classifier
 (``lambda = 0``), balanced classes with ``N`` per class (``n = C N``), manifold
-``X_set = {Sigma_W = I, mu_G = 0}``, flow ``dX/dt = -kappa Proj_{T X_set} grad_X L`` (spec 6.3 table:
+``X_set = {Sigma_W = I, mu_G = 0}``, flow ``dX/dt = -kappa Proj_{T X_set} grad_X L`` (math §6.3 table:
 ``kappa = 1`` projected, ``kappa = n`` sum-loss, ``kappa = N`` means-flow).
 """
 
@@ -46,7 +46,7 @@ def _law(name: str, C=None, w=None) -> sp.Expr:
 
 # ----------------------------------------------------------------------------- 6.1 envelope
 def envelope() -> Outcome:
-    """d/dx L_central(H(x)) == partial derivative at fixed (W_LS, b_LS) (Danskin; spec 9 item 12), exactly."""
+    """d/dx L_central(H(x)) == partial derivative at fixed (W_LS, b_LS) (Danskin; math §9 item 12), exactly."""
     x = sp.Symbol("x", real=True)
     base = rational_data((2, 2, 2), 2, seed=41)
     feats = [list(col) for col in base.features]
@@ -175,7 +175,7 @@ def dmdt_svd(C: int):
 
 
 def dmdt_generic() -> Outcome:
-    """C = 3, p = 2, generic centred means (M 1 = 0, four symbols): the matrix ODE of spec 6.1, exactly."""
+    """C = 3, p = 2, generic centred means (M 1 = 0, four symbols): the matrix ODE of math §6.1, exactly."""
     C, p = 3, 2
     m = sp.symbols("m_0:4", real=True)
     M = sp.Matrix([[m[0], m[1], -m[0] - m[1]], [m[2], m[3], -m[2] - m[3]]])
@@ -213,7 +213,7 @@ def singular_value_ode(C: int):
 
 # ----------------------------------------------------------------------------- 6.3
 def closed_form() -> Outcome:
-    """theory.laws' closed form integrates its flow, and its constants are spec 6.3's ``(N/kappa)(C^2, C, 1/4)``."""
+    """theory.laws' closed form integrates its flow, and its constants are math §6.3's ``(N/kappa)(C^2, C, 1/4)``."""
     ex = laws.expressions()
     w, N, C, k = W_SYM, N_SYM, C_SYM, KAPPA_SYM
     c1, c2, c3 = ex["c1"], ex["c2"], ex["c3"]
@@ -228,13 +228,13 @@ def closed_form() -> Outcome:
              + r" = a_j + t,\quad (c_1,c_2,c_3) = \Big(" + sp.latex(c1) + ", " + sp.latex(c2) + ", " + sp.latex(c3) + r"\Big)")
     return Outcome(ok_c and ok_diff and ok_entries,
                    f"theory.laws closed form: d/dt[closed_form_lhs(omega(t))] == 1 along its omega_rhs: {ok_diff}; "
-                   f"(c1,c2,c3) = ({c1}, {c2}, {c3}) == spec 6.3's (N/kappa)(C^2, C, 1/4): {ok_c}; "
+                   f"(c1,c2,c3) = ({c1}, {c2}, {c3}) == math §6.3's (N/kappa)(C^2, C, 1/4): {ok_c}; "
                    f"entries consistent (closed_form_lhs = c1 log w + c2 w^2 + c3 w^4, residual = lhs - a - t): {ok_entries}",
                    latex)
 
 
 def convention_table() -> Outcome:
-    """Spec 6.3's table against theory.laws: symbolic constants at each kappa, and ``constants(N, C, name)``."""
+    """Math §6.3's table against theory.laws: symbolic constants at each kappa, and ``constants(N, C, name)``."""
     ex = laws.expressions()
     N, C, k = N_SYM, C_SYM, KAPPA_SYM
     table = {"projected": (1, (N * C**2, N * C, N / 4)), "sum": (C * N, (C, 1, 1 / (4 * C))), "means": (N, (C**2, C, sp.Rational(1, 4)))}
@@ -307,7 +307,7 @@ def retraction(C: int):
     return fn
 
 
-#: spec 6.4 quotes ``NC1 sqrt(t) -> 3.674`` for ``C = 4, N = 6`` (kappa = 1)
+#: math §6.4 quotes ``NC1 sqrt(t) -> 3.674`` for ``C = 4, N = 6`` (kappa = 1)
 _SPEC_NC1_RATE = (4, 6, 1, 3.674)
 
 
@@ -350,7 +350,7 @@ def asymptotics() -> Outcome:
                        f"(= (a_i - a_j)/(2 c3)); lim t (omega_i/omega_j - 1) = {ratio_lim} (so max/min - 1 = O(1/t)); "
                        f"theory.laws: lim growth(t(w))/w = {growth_laws}; lim sqrt(t) (C-1) nc1_renormalized = {nc1_lim} "
                        f"== (C-1) sqrt(c3): {ok_nc1}; at C={C_}, N={N_}, kappa={k_}: {val:.6f} vs (C-1) sqrt(constants()[2]) "
-                       f"= {want:.6f} and spec 6.4's quoted {quoted}: {ok_val}",
+                       f"= {want:.6f} and math §6.4's quoted {quoted}: {ok_val}",
                    r"\omega_j \sim (t/c_3)^{1/4},\quad \omega_i^2-\omega_j^2 \sim \frac{a_i-a_j}{2c_3\omega^2},\quad "
                    r"t\Big(\frac{\omega_i}{\omega_j}-1\Big)\to\frac{a_i-a_j}{4},\quad \sqrt t\sum_j\omega_j^{-2}\to (C-1)\sqrt{c_3}")
 
@@ -371,7 +371,7 @@ def specs(quick: bool = False) -> list[CheckSpec]:
                     "d omega/dt = (kappa/N) omega/(C+omega^2)^2", quick=C < 4) for C in (3, 4)],
         CheckSpec("6.3", "closed form c1 log w + c2 w^2 + c3 w^4 = a + t (symbolic N, C, kappa)", closed_form, "general",
                   "(c1, c2, c3) = (N/kappa)(C^2, C, 1/4)"),
-        CheckSpec("6.3", "time-scale conventions (spec 6.3 table)", convention_table, "general", "kappa = 1, n, N"),
+        CheckSpec("6.3", "time-scale conventions (math §6.3 table)", convention_table, "general", "kappa = 1, n, N"),
         CheckSpec("6.3", "SNR/sqrt(C) scaling: ratio 1 : 1 : 1/4 times C^2", snr_scaling, "general", "[AMB] SNR scaling"),
         CheckSpec("6.3", "retraction variant (Euler step + re-whitening) [C=3]", retraction(3), "symbolic size",
                   "d omega/dt = (1/n) omega/(C+omega^2), n(C log w + w^2/2) = a + t"),

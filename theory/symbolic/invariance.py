@@ -1,4 +1,4 @@
-"""Spec 5.1: invariance of the least-squares fit under maps of feature space.
+"""Math §5.1: invariance of the least-squares fit under maps of feature space.
 
 * ``lambda = 0`` (general, size-free): with ``T = [[A, c], [0, 1]]`` acting on augmented features
   ``H~' = T H~``, the normal-equation data transform as ``A' = T A T^T``, ``B' = B T^T``; hence
@@ -35,13 +35,13 @@ __all__ = ["specs", "transform", "ls_fit"]
 
 
 def transform(data: SymbolicData, Amat: sp.Matrix, c: sp.Matrix) -> SymbolicData:
-    """Features ``h -> A h + c`` (spec 5.1)."""
+    """Features ``h -> A h + c`` (math §5.1)."""
     feats = tuple(tuple(Amat * h + c for h in col) for col in data.features)
     return SymbolicData(data.counts, data.p, feats)
 
 
 def ls_fit(data: SymbolicData, lam, field=None):
-    """Least-squares classifier ``V = B A^{-1}`` (augmented, spec 3.1), ``L_NC1``, ``L_NC2/3`` and fitted outputs.
+    """Least-squares classifier ``V = B A^{-1}`` (augmented, math §3.1), ``L_NC1``, ``L_NC2/3`` and fitted outputs.
 
     With ``field`` (a SymPy rational-function field such as ``QQ.frac_field(s, lambda)``) everything is
     computed exactly in that field with ``DomainMatrix`` (canonical form, so ``==`` is an exact test);
@@ -105,7 +105,7 @@ def affine_lambda0() -> Outcome:
     """lambda = 0, C = 3, p = 2, imbalanced rational features, symbolic A (2x2) and c.
 
     The transformed data are fitted from scratch (their own normal equations, :func:`ls_fit`) and the
-    result is compared with spec 5.1's prediction ``W' = W A^{-1}``, ``b' = b - W A^{-1} c``.
+    result is compared with math §5.1's prediction ``W' = W A^{-1}``, ``b' = b - W A^{-1} c``.
     """
     from sympy.polys.matrices import DomainMatrix
 
@@ -158,7 +158,7 @@ def non_invariance_lambda() -> Outcome:
     ot = max(abs(float(x)) for o, o2 in zip(outs, outst) for x in (o2 - o))
     ok = da != 0 and dt != 0 and oa > 0 and ot > 0
     return Outcome(ok, f"lambda=1/2: Delta(L_NC1+L_NC2/3) = {float(da):.4g} (A=[[2,1],[0,1]]), {float(dt):.4g} (c=(3,-1)); "
-                       f"max output change {oa:.3g}, {ot:.3g} -- not invariant, as spec 5.1 says")
+                       f"max output change {oa:.3g}, {ot:.3g} -- not invariant, as math §5.1 says")
 
 
 def snr_gram_invariance() -> Outcome:

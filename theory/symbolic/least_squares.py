@@ -1,16 +1,16 @@
-"""Spec 3.1 and 3.3 steps 1, 2, 6: the least-squares classifier derived from the normal equations.
+"""Math §3.1 and §3.3 steps 1, 2, 6: the least-squares classifier derived from the normal equations.
 
 Derivation (each line is a check below):
 
 1. The paper's loss computed sample by sample equals the quadratic
    ``L(W~) = (1/2) tr(W~ A W~^T) - tr(W~ B^T) + 1/2`` with ``A = Sigma~_T + mu~_G mu~_G^T + lambda I``
-   and ``B = [pi_c mu~_c^T]_c`` (spec 3.3 step 1, 3.3b) -- fully symbolic features, by size.
+   and ``B = [pi_c mu~_c^T]_c`` (math §3.3 step 1, 3.3b) -- fully symbolic features, by size.
 2. Its gradient (``sympy.diff`` entry by entry) is ``W~ A - B`` and its Hessian per output row is
    ``A``; setting the gradient to zero gives the normal equations ``W~ A = B``.
-3. Solving them symbolically gives ``W~_LS = B A^{-1}`` (spec 3.1).
-4. The non-augmented form (``W_LS``, ``b_LS`` of spec 3.1, with ``pi_c`` weights for 3.3b)
+3. Solving them symbolically gives ``W~_LS = B A^{-1}`` (math §3.1).
+4. The non-augmented form (``W_LS``, ``b_LS`` of math §3.1, with ``pi_c`` weights for 3.3b)
    equals the augmented solution: by size, and in general via the Schur complement of ``1+lambda``
-   (spec 3.3 step 6) in the size-free matrix algebra of :mod:`theory.symbolic.traces`.
+   (math §3.3 step 6) in the size-free matrix algebra of :mod:`theory.symbolic.traces`.
 5. At ``lambda = 0``: ``W_LS = Pi Mbar^T Sigma_T^{-1}``, ``b_LS = pi - W_LS mu_G`` and ``1^T W_LS = 0``
    (``Pi = I/C``, ``pi = 1/C`` when balanced).
 """
@@ -195,7 +195,7 @@ def _check_lambda0(C, p, counts, rational_seed):
 
 # ----------------------------------------------------------------------------- step 6 general
 def schur_general() -> Outcome:
-    """Spec 3.3 step 6 for all sizes: the non-augmented pair solves the augmented normal equations.
+    """Math §3.3 step 6 for all sizes: the non-augmented pair solves the augmented normal equations.
 
     Blocks: ``A = [[S, mu], [mu^T, s]]`` with ``S = Sigma_T + mu mu^T + lambda I``, ``s = 1 + lambda``;
     ``B = [Pi M^T, pi]``. With ``K = S - mu mu^T/s`` (Schur complement of ``s``;
@@ -216,7 +216,7 @@ def schur_general() -> Outcome:
     b = (pi - W * mu) / s
     block1 = alg.matrix(W * S + b * mu.T - Pi * M.T)  # first block column of [W b] A - B
     block2 = alg.matrix(W * mu + b * s - pi)  # last column
-    # and the Schur complement is the spec's matrix: S - mu mu^T/s - (Sigma_T + lambda/(1+lambda) mu mu^T + lambda I) = 0
+    # and the Schur complement is the write-up's matrix: S - mu mu^T/s - (Sigma_T + lambda/(1+lambda) mu mu^T + lambda I) = 0
     lam_frac = sp.simplify(1 - 1 / s - LAMBDA / s)
     ok = not block1 and not block2 and lam_frac == 0
     return Outcome(
@@ -230,7 +230,7 @@ def schur_general() -> Outcome:
 
 
 def lambda0_general() -> Outcome:
-    """Spec 3.1 at ``lambda = 0`` for all sizes: ``K = Sigma_T``, ``Pi M^T - pi mu_G^T = Pi Mbar^T`` and
+    """Math §3.1 at ``lambda = 0`` for all sizes: ``K = Sigma_T``, ``Pi M^T - pi mu_G^T = Pi Mbar^T`` and
     ``1^T W_LS = 0``, using only ``pi = Pi 1``, ``mu_G = M pi`` and ``1^T pi = 1``."""
     p, C = sp.symbols("p C", positive=True, integer=True)
     M = MatrixSymbol("M", p, C)

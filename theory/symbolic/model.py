@@ -1,6 +1,6 @@
 """Symbolic building blocks: per-sample features, class statistics, the paper's loss and its terms.
 
-Everything here is a direct transcription of the formulas of ``paper_spec.md`` into SymPy
+Everything here is a direct transcription of the formulas of ``docs/math.md`` into SymPy
 matrices, at a concrete (small) number of classes ``C``, feature dimension ``p`` and class
 counts ``n_c``.  The checks in the sibling modules combine these pieces and ask SymPy to
 prove identities between them.
@@ -127,7 +127,7 @@ def _outer(x: sp.Matrix) -> sp.Matrix:
 
 
 def class_stats(data: SymbolicData) -> SymbolicStats:
-    """Count-weighted class statistics (spec 3.3b).
+    """Count-weighted class statistics (math §3.3b).
 
     ``pi_c = n_c/n``, ``mu_c = (1/n_c) sum_i h_{i,c}``, ``mu_G = sum_c pi_c mu_c`` (the sample mean),
     ``Sigma_W = (1/n) sum_{c,i} (h_{i,c}-mu_c)(h_{i,c}-mu_c)^T``,
@@ -147,10 +147,10 @@ def class_stats(data: SymbolicData) -> SymbolicStats:
 
 
 def notebook_stats(data: SymbolicData) -> SymbolicStats:
-    """The authors' notebook statistics (spec 2.2, 8 caveat 1): *unweighted* mean of class means.
+    """The authors' notebook statistics (math §2.2, §8 caveat 1): *unweighted* mean of class means.
 
     ``mu_G = (1/C) sum_c mu_c``, ``Sigma_B = (1/C) sum_c (mu_c-mu_G)(mu_c-mu_G)^T``, ``pi_c = 1/C``.
-    Identical to :func:`class_stats` for balanced counts; wrong (spec 9 item 7) otherwise.
+    Identical to :func:`class_stats` for balanced counts; wrong (math §9 item 7) otherwise.
     """
     st = class_stats(data)
     C = data.num_classes
@@ -192,7 +192,7 @@ def _second_moment(st: SymbolicStats) -> sp.Matrix:
 
 
 def quadratic_terms(st: SymbolicStats, lam: sp.Expr = LAMBDA, bias: bool = True) -> tuple[sp.Matrix, sp.Matrix]:
-    """``A`` and ``B`` of spec 3.3 step 1 / 3.3b, built from the statistics.
+    """``A`` and ``B`` of math §3.3 step 1 / 3.3b, built from the statistics.
 
     With bias: ``A = [[Sigma_T + mu_G mu_G^T + lambda I, mu_G], [mu_G^T, 1 + lambda]]`` and
     ``B = [pi_c mu~_c^T]_c`` (``= (1/C) M~^T`` when balanced). Without bias:
@@ -211,7 +211,7 @@ def quadratic_terms(st: SymbolicStats, lam: sp.Expr = LAMBDA, bias: bool = True)
 
 
 def ls_augmented(st: SymbolicStats, lam: sp.Expr = LAMBDA) -> tuple[sp.Matrix, sp.Matrix]:
-    """``(W~_LS, A)``: the augmented least-squares classifier ``W~_LS = B A^{-1}`` (spec 3.1, with bias)
+    """``(W~_LS, A)``: the augmented least-squares classifier ``W~_LS = B A^{-1}`` (math §3.1, with bias)
     and the matrix ``A`` of :func:`quadratic_terms` it solves with."""
     A, B = quadratic_terms(st, lam, True)
     return B * A.inv(), A
@@ -240,10 +240,10 @@ def _entry(M):
 
 
 def ls_non_augmented(st: SymbolicStats, lam: sp.Expr = LAMBDA, cleared: bool = False):
-    """Non-augmented least-squares classifier (spec 3.1, written for weights ``pi_c``; spec 3.3b):
+    """Non-augmented least-squares classifier (math §3.1, written for weights ``pi_c``; math §3.3b):
 
     ``W_LS = (Pi M^T - (1/(1+lambda)) pi mu_G^T) K^{-1}``, ``K = Sigma_T + (lambda/(1+lambda)) mu_G mu_G^T + lambda I``,
-    ``b_LS = (pi - W_LS mu_G)/(1 + lambda)``; with ``pi = (1/C) 1`` this is the spec's formula.
+    ``b_LS = (pi - W_LS mu_G)/(1 + lambda)``; with ``pi = (1/C) 1`` this is the write-up's formula.
 
     Solved by Cramer's rule in exact polynomial arithmetic (``DomainMatrix``): with ``s = 1 + lambda``,
     ``K' = s K`` and ``X' = s (Pi M^T - pi mu_G^T/s)`` are polynomial, ``W_LS = X' adj(K') / det(K')``.
@@ -271,7 +271,7 @@ def ls_non_augmented(st: SymbolicStats, lam: sp.Expr = LAMBDA, cleared: bool = F
 
 
 def nc_terms(st: SymbolicStats, V, lam: sp.Expr = LAMBDA, bias: bool = True, domain=None, scale=None):
-    """``(L_NC1, L_NC2/3)`` of spec 3.2 / 3.3b at classifier ``V`` -- the one place these are written:
+    """``(L_NC1, L_NC2/3)`` of math §3.2 / 3.3b at classifier ``V`` -- the one place these are written:
 
     ``L_NC1 = (1/2) tr(V (Sigma~_W + lambda I) V^T)``, ``L_NC2/3 = (1/2) sum_c pi_c ||V mu~_c - e_c||^2``.
 
@@ -303,7 +303,7 @@ def decomposition_terms(
     bias: bool = True,
     A: sp.Matrix | None = None,
 ) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
-    """The three terms of spec 3.2 / 3.3b at classifier ``Wt`` with least-squares classifier ``V``:
+    """The three terms of math §3.2 / 3.3b at classifier ``Wt`` with least-squares classifier ``V``:
     ``L_NC1``, ``L_NC2/3`` (:func:`nc_terms` at ``V``) and ``L_perp = (1/2) tr((W~ - V) A (W~ - V)^T)``.
     """
     if A is None:
@@ -347,7 +347,7 @@ def cleared_decomposition_residual(
     the residual of the decomposition is the rational function ``R/d^2``; this returns the
     polynomial ``R`` in ``QQ[features, classifier, lambda]`` (``R == 0`` iff the identity holds
     exactly). ``L`` is computed from the individual samples, the three terms from the statistics
-    (spec 3.2/3.3b). Computed with SymPy's ``DomainMatrix`` (sparse polynomial arithmetic), which is
+    (math §3.2/3.3b). Computed with SymPy's ``DomainMatrix`` (sparse polynomial arithmetic), which is
     orders of magnitude faster than expanding ``Expr`` trees.
     """
     from sympy.polys.matrices import DomainMatrix

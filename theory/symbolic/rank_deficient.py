@@ -8,11 +8,11 @@ minimum-norm least-squares classifier, certified in exact arithmetic at small co
   (eigenvalues of ``SNR^T SNR`` with ``SNR = Lambda_r^{-1/2} U_r^T Mbar``) are those of the reduced features
   (``Sigma_W = Lambda_r``, ``Mbar = A``).  On rational features confined to an affine plane of ``R^3`` the same
   holds against the features' own plane coordinates, and the ``lambda = 0`` central-path loss computed from
-  the minimum-norm least-squares classifier equals ``(1/2) sum_j 1/(C + omega_j^2)`` (spec 3.4, with the
+  the minimum-norm least-squares classifier equals ``(1/2) sum_j 1/(C + omega_j^2)`` (math §3.4, with the
   ``omega_j^2`` the eigenvalues of ``G = Mbar^T Sigma_W^+ Mbar``: ``sum_j 1/(C+omega_j^2) = Tr((C I + G)^{-1}) - 1/C``).
 * **Minimum-norm least squares with a singular ``A``** (rank-deficient §4): ``W~ = B A^+`` solves the normal
   equations ``W~ A = B`` exactly (the rows of ``B`` lie in ``range(A)``), and the three-term identity
-  ``L(W~) = L_NC1 + L_NC2/3 + L_perp`` holds for a fully symbolic classifier ``W~`` (spec 3.2, 3.3b), with
+  ``L(W~) = L_NC1 + L_NC2/3 + L_perp`` holds for a fully symbolic classifier ``W~`` (math §3.2, §3.3b), with
   bias and without, balanced and imbalanced, ``p >= n`` and features in an affine subspace.
 """
 
@@ -62,7 +62,7 @@ def _centred_means(st) -> sp.Matrix:
 
 
 def min_norm_classifier(st, bias: bool = True, lam=sp.Integer(0)) -> tuple[sp.Matrix, sp.Matrix, sp.Matrix]:
-    """``(W~ = B A^+, A, B)``: the minimum-norm solution of the normal equations (spec 3.3 step 1), with
+    """``(W~ = B A^+, A, B)``: the minimum-norm solution of the normal equations (math §3.3 step 1), with
     SymPy's exact Moore-Penrose pseudo-inverse."""
     A, B = quadratic_terms(st, lam, bias)
     return B * A.pinv(), A, B
@@ -171,9 +171,9 @@ def specs(quick: bool = False) -> list[CheckSpec]:
         CheckSpec(SECTION, "support SNR = reduced SNR: Sigma_W = Q diag(Lambda_r, 0) Q^T, Mbar in its range [p=3,r=2,C=3]",
                   support_snr_symbolic, "symbolic size", "Mbar^T Sigma_W^+ Mbar = A^T Lambda_r^-1 A"),
         CheckSpec(SECTION, "support SNR of features in an affine plane = SNR of its coordinates [C=3,p=3, rational]",
-                  support_snr_plane, "rational size", "affine invariance on the support (spec 5.1)"),
+                  support_snr_plane, "rational size", "affine invariance on the support (math §5.1)"),
         CheckSpec(SECTION, "lambda = 0 central-path loss via pseudo-inverses = 1/2 sum 1/(C+w^2) [C=3,p=3 plane, rational]",
-                  central_path_plane, "rational size", "spec 3.4 closed form on the support"),
+                  central_path_plane, "rational size", "math §3.4 closed form on the support"),
     ]
     cases = [
         (plane_data((3, 3, 3), seed=11)[0], True, "features in an affine plane, C=3,p=3,n_c=3/3/3,bias"),

@@ -117,6 +117,20 @@ def test_no_file_cites_notes_outside_the_repository():
                      + "\n".join(bad))
 
 
+def test_no_file_cites_sections_of_an_unnamed_spec():
+    """Sections are cited as ``math §X.Y`` (docs/math.md); a bare ``spec 3.4`` names a document the repository
+    does not hold."""
+    bad = []
+    for path in repository_files():
+        text = text_of(path)
+        if text is None or path == Path(__file__).resolve():
+            continue
+        for k, line in enumerate(text.splitlines(), 1):
+            if re.search(r"\b[Ss]pec[- ]\d", line):
+                bad.append(f"{path.relative_to(ROOT)}:{k}: {line.strip()[:80]}")
+    assert not bad, "cite docs/math.md as `math §X.Y`, not `spec X.Y`:\n" + "\n".join(bad)
+
+
 def _installed(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None

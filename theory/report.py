@@ -56,6 +56,12 @@ statements of ``docs/math.md``.
 
 #: The derivation of each section, step by step (LaTeX); the checks below each intro verify every step.
 DERIVATIONS: dict[str, str] = {
+    "rank": r"""Rank-deficient features (math §5.3, docs/rank_deficient.md).  With $\Sigma_W = U_r\Lambda_rU_r^T$ the
+SNR on the support is $\Lambda_r^{-1/2}U_r^T\bar M$; when $\bar M\subset\operatorname{range}\Sigma_W$ (all features in
+$\mu_G + \operatorname{range}\Sigma_W$, e.g. dead ReLU units) $\bar M^T\Sigma_W^+\bar M$ equals the reduced features'
+$\bar M^T\Sigma_W^{-1}\bar M$, so the closed forms of math §3.4 hold with pseudo-inverses.  With a singular
+$A = \tfrac1n\tilde H\tilde H^T$ the minimum-norm $\tilde W = BA^+$ solves $\tilde WA = B$ (the rows of $B$ lie in
+$\operatorname{range}A$), so completing the square and $L = L_{NC1} + L_{NC2/3} + L_\perp$ stay exact.""",
     "3.1": r"""Loss (math §1) with augmented features $\tilde h = [h;1]$, $\tilde W = [W\ b]$:
 $$ L(\tilde W) = \frac{1}{2n}\sum_{c,i}\|\tilde W\tilde h_{i,c} - e_c\|^2 + \frac\lambda2\|\tilde W\|_F^2
  = \tfrac12\operatorname{tr}(\tilde W A\tilde W^T) - \operatorname{tr}(\tilde W B^T) + \tfrac12, $$

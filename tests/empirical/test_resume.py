@@ -25,7 +25,7 @@ def config(out, **over) -> TrainConfig:
         dataset="gaussian", model="mlp", per_class=30, epochs=EPOCHS, lr=0.05, batch_size=32,
         data_kwargs={"dim": 16, "num_classes": 4, "separation": 2.0},
         model_kwargs={"widths": [32, 16], "batch_norm": True}, measure_epochs=list(range(EPOCHS + 1)),
-        out=str(out), progress=False, num_threads=1, seed=3, deterministic=True,
+        out=str(out), progress=False, num_threads=1, seed=3, deterministic=True, checkpoint_every=1,
     )
     base.update(over)
     return TrainConfig(**base)

@@ -353,13 +353,13 @@ def fit(engine, name: str) -> None:
     """
     members, device = engine.members, engine.device
     cfg = members[0].cfg
-    start = members[0].state.epoch
+    start = max(m.state.epoch for m in members)  # members that stopped early stay behind
     progress = Progress(name, cfg.epochs, start, cfg.progress and engine.info.is_main)
     if start == 0:
         for k in range(len(members)):
             measure_member(engine, k, 0, {"train_loss_running": None, "train_error_running": None}, progress)
             keep_weights(engine, k, 0)
-    last_save = time.perf_counter()
+    last_save, saved_at = time.perf_counter(), start
     for epoch in range(start + 1, cfg.epochs + 1):
         active = [k for k, m in enumerate(members) if m.stopped is None]
         if not active:
@@ -388,7 +388,9 @@ def fit(engine, name: str) -> None:
         if (epoch == cfg.epochs or (every and epoch % every == 0)
                 or (cfg.checkpoint_every_s and time.perf_counter() - last_save >= cfg.checkpoint_every_s)):
             engine.save_checkpoint()
-            last_save = time.perf_counter()
+            last_save, saved_at = time.perf_counter(), epoch
+    if saved_at != max(m.state.epoch for m in members):  # every member stopped early: keep where they are
+        engine.save_checkpoint()
     progress.close()
 
 

@@ -392,6 +392,7 @@ def run_sweep(spec: SweepSpec | None, out: str | Path, *, resume: bool = False,
         if not sweep_file.is_file():
             raise runs.RunError(f"cannot resume: {out} is not a sweep directory (no {SWEEP_FILE})")
         stored = SweepSpec.from_dict(json.loads(sweep_file.read_text())["spec"])
+        overrides = {k: v for k, v in (overrides or {}).items() if k != "out"}
         if spec is not None:
             given = {"lrs": spec.lrs, "weight_decays": spec.weight_decays, "seeds": spec.seeds}
             refused = changed_options({"lrs": stored.lrs, "weight_decays": stored.weight_decays, "seeds": stored.seeds}, given)
@@ -414,7 +415,10 @@ def run_sweep(spec: SweepSpec | None, out: str | Path, *, resume: bool = False,
         size = spec.max_members_per_chunk if resume else chunk_size(spec, device)
         spec.max_members_per_chunk = size
         if not resume:
-            for c in cfgs:  # refuse before writing anything
+            # refuse before writing anything: unknown dataset / model / arguments, missing files
+            seed_everything(base.seed)
+            build_train_model(base, load_data(base, device)[0], device, channels_last_ok=False)
+            for c in cfgs:
                 if (Path(c.out) / runs.METRICS_FILE).exists() or runs.checkpoint_path(Path(c.out)).exists():
                     raise runs.RunError(f"member directory {c.out} already holds a run; choose another --out")
             out.mkdir(parents=True, exist_ok=True)

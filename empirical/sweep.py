@@ -34,6 +34,7 @@ import dataclasses
 import itertools
 import json
 import math
+import os
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
@@ -184,7 +185,7 @@ class StackedEngine:
         self.shared_batches = len(self.groups) == 1
         dims = None if self.shared_batches else 0
         self._vstep = vmap(self._member_step, in_dims=(0, 0, dims, dims), randomness="different")
-        self._compiled = None
+        self._compiled, self._seen = None, set()
         if self.compile_mode != "none":
             try:
                 kw = {} if self.compile_mode == "default" else {"mode": self.compile_mode}
@@ -209,14 +210,21 @@ class StackedEngine:
 
     def _forward(self, x, y):
         if self._compiled is not None:
-            saved = {n: b.clone() for n, b in self.buffers.items()}
+            signature = (tuple(x.shape), x.dtype, tuple(y.shape))
+            # a new signature compiles: keep BatchNorm's buffers to restore them if compiling fails
+            saved = None if signature in self._seen else {n: b.clone() for n, b in self.buffers.items()}
             try:
-                return self._compiled(x, y)
+                if self.compile_mode == "reduce-overhead":
+                    torch.compiler.cudagraph_mark_step_begin()
+                out = self._compiled(x, y)
+                self._seen.add(signature)
+                return out
             except Exception as exc:
                 self._fall_back(exc)
-                with torch.no_grad():
-                    for n, b in saved.items():
-                        self.buffers[n].copy_(b)
+                if saved is not None:
+                    with torch.no_grad():
+                        for n, b in saved.items():
+                            self.buffers[n].copy_(b)
         return self._batched_step(x, y)
 
     def _sgd(self, lrs: torch.Tensor, wds: torch.Tensor, uniform_wd: float | None) -> None:
@@ -346,6 +354,7 @@ def members_that_fit(spec: SweepSpec, device: torch.device) -> int | None:
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
         eng = StackedEngine([Member(c.resolved()) for c in cfgs[:n]], device, Path("."))
+        eng._compiled = None  # eager: the memory of the step's tensors, without compiling twice
         lrs = [c.lr for c in cfgs[:n]]
         gen_state = {s: g["generator"].get_state() for s, g in eng.groups.items()}
         x, y = next(iter(eng.groups.values()))["train"].x[: spec.base.batch_size], None
@@ -356,6 +365,7 @@ def members_that_fit(spec: SweepSpec, device: torch.device) -> int | None:
         torch.cuda.synchronize(device)
         peaks.append(torch.cuda.max_memory_allocated(device) - base)
         del eng, loss, gen_state
+    torch.cuda.empty_cache()
     per_member = max(peaks[1] - peaks[0], 1)
     fixed = max(peaks[0] - per_member, 0)
     free, _ = torch.cuda.mem_get_info(device)
@@ -388,6 +398,8 @@ def run_sweep(spec: SweepSpec | None, out: str | Path, *, resume: bool = False,
     """
     out = Path(out)
     sweep_file = out / SWEEP_FILE
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("a sweep trains its members in one process on one device; run it without torchrun")
     if resume:
         if not sweep_file.is_file():
             raise runs.RunError(f"cannot resume: {out} is not a sweep directory (no {SWEEP_FILE})")

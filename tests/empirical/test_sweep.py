@@ -7,6 +7,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from benchmarks.check_gpu_resume import Killed, crash_after_checkpoint
 from empirical.cli import EXIT_BAD_INPUT, main
@@ -160,3 +161,28 @@ def test_lr_grid_and_selection():
     members = [dict(lr=0.1, final_test_error=0.2, status="finished"), dict(lr=0.2, final_test_error=0.1, status="finished"),
                dict(lr=0.3, final_test_error=0.0, status="diverged")]
     assert select_lr(members)["lr"] == 0.2
+
+
+def test_failed_compile_falls_back_to_the_eager_step(tmp_path, monkeypatch, sweep):
+    """compile requested but failing (as on a machine without a working compiler): one warning, then
+    the eager step, BatchNorm buffers restored; the members equal the eager sweep's exactly."""
+    from empirical.step import CompileFallbackWarning
+
+    def broken(fn, **kw):
+        def call(*a, **k):
+            raise RuntimeError("no compiler here")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    out = tmp_path / "c"
+    with pytest.warns(CompileFallbackWarning, match="no compiler here"):
+        run_sweep(SweepSpec(base(out, compile="default"), **SPEC), out, figures=False)
+    for m in json.loads((sweep / SWEEP_FILE).read_text())["members"]:
+        assert strip(read_metrics(out / m["run_dir"])) == strip(read_metrics(sweep / m["run_dir"]))
+
+
+def test_sweep_refuses_torchrun(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="without torchrun"):
+        run_sweep(SweepSpec(base(tmp_path / "t"), **SPEC), tmp_path / "t")
+    assert not (tmp_path / "t").exists()

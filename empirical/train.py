@@ -347,9 +347,9 @@ def fit(engine, name: str) -> None:
     """The epoch loop shared by single runs and sweeps: train one epoch, measure the scheduled
     epochs, checkpoint every ``checkpoint_every_s`` seconds / ``checkpoint_every`` epochs and at the end.
 
-    All members share the epoch count and measurement schedule (a sweep checks it); each has its
-    own learning rate (:func:`empirical.schedule.lr_at`).  A member whose running loss is not finite
-    stops alone (``member.stopped``); the others go on.
+    All members share the epoch count and measurement schedule (a sweep builds them from one base
+    configuration); each has its own learning rate (:func:`empirical.schedule.lr_at`).  A member
+    whose running loss is not finite stops alone (``member.stopped``); the others go on.
     """
     members, device = engine.members, engine.device
     cfg = members[0].cfg

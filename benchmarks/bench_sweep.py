@@ -88,6 +88,20 @@ def bench_cpu(epochs: int, root: Path) -> dict:
     }
 
 
+def bench_checkpoints(epochs: int, root: Path) -> dict:
+    """Bookkeeping of one single run (digits MLP): checkpoints every epoch (the old default) against
+    by time (300 s) and at the end (the new default); wall time beyond training + measurement."""
+    base = TrainConfig(**{**PRESETS["digits-mlp"], "epochs": epochs, "progress": False, "device": "cpu"})
+    out = {}
+    for name, kw in (("every_epoch", {"checkpoint_every": 1}), ("by_time", {})):
+        run_dir = root / f"ckpt-{name}"
+        t0 = time.perf_counter()
+        train(dataclasses.replace(base, out=str(run_dir), **kw))
+        out[name] = _summary(run_dir, time.perf_counter() - t0)
+        out[name]["wall_ratio"] = out[name]["wall_s"] / (out[name]["train_s"] + out[name]["measure_s"])
+    return out
+
+
 def bench_cuda(root: Path, per_class: int, epochs: int, data_root: str | None, K: int = 8) -> dict:
     """K ResNet18 members on Fashion-MNIST against one single run (median epoch time after the first)."""
     grid = [float(v) for v in lr_grid()]
@@ -140,6 +154,7 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench_sweep_") as tmp:
         for i in range(args.repeats):
             results["cpu"].append(bench_cpu(args.epochs, Path(tmp) / f"cpu{i}"))
+        results["checkpoints"] = bench_checkpoints(args.epochs, Path(tmp))
         if torch.cuda.is_available() and not args.no_gpu:
             results["cuda"] = bench_cuda(Path(tmp), args.gpu_per_class, args.gpu_epochs, args.data_root)
     print(f"CPU ({torch.get_num_threads()} torch threads available; runs use {results['cpu'][0]['threads']}): "
@@ -157,6 +172,10 @@ def main(argv=None) -> dict:
     r = results["cpu"][0]
     print(f"single-run wall time / (training + measurement): max {r['single_overhead_ratio_max']:.3f} "
           f"(overhead s per run: {r['single_overhead_s']}); sweep: {r['sweep_overhead_ratio']:.3f}")
+    for name, c in results["checkpoints"].items():
+        print(f"single run, checkpoints {name.replace('_', ' ')}: wall {c['wall_s']:.2f} s, beyond training + "
+              f"measurement {c['wall_s'] - c['train_s'] - c['measure_s']:.3f} s (wall / (train + measure) "
+              f"{c['wall_ratio']:.3f})")
     print(f"member vs single run, final {', '.join(COMPARED)}: max relative difference {r['final_metrics_max_rel_diff']:.2e}")
     if "cuda" in results:
         c = results["cuda"]

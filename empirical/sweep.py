@@ -457,10 +457,9 @@ def _train_chunk(cfgs: list[TrainConfig], device: torch.device, chunk_dir: Path,
     environment = {**runs.environment_info(str(device)), "world_size": 1, "amp_bf16": engine.use_amp,
                    "compile_mode": engine.compile_mode, "channels_last": False, "sgd": "stacked",
                    "measure_precision": engine.measure_precision, "sweep_members": len(cfgs)}
-    chunk_resumed = resume and (Path(cfgs[0].out) / runs.CONFIG_FILE).is_file()
-    for m in members:
-        start_run_dir(m, chunk_resumed, environment)
-    if chunk_resumed and runs.checkpoint_path(chunk_dir).is_file():
+    for m in members:  # a member directory not yet created (the kill came before it) starts new
+        start_run_dir(m, resume and (m.run_dir / runs.CONFIG_FILE).is_file(), environment)
+    if resume and runs.checkpoint_path(chunk_dir).is_file():
         engine.load_checkpoint(runs.load_checkpoint(chunk_dir, map_location="cpu"))
         for m in members:
             m.state.clock.catch_up(runs.read_metrics(m.run_dir))

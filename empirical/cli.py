@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any, Sequence
 
 EXIT_BAD_INPUT = 2

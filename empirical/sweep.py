@@ -38,13 +38,13 @@ import os
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from . import runs
-from .config import RESUME_OVERRIDES, TrainConfig, check_lr, changed_options
+from .config import RESUME_OVERRIDES, TrainConfig, changed_options
 from .distributed import SINGLE
 from .measure import network_loss, resolve_precision
 from .schedule import lr_at, lr_grid
@@ -103,8 +103,6 @@ class SweepSpec:
         bad = [lr for lr in self.lrs if not (lr > 0 and math.isfinite(lr))]
         if bad:
             raise ValueError(f"--lrs: learning rates must be positive and finite, got {bad}")
-        for lr in self.lrs:
-            check_lr(lr)
         bad = [wd for wd in self.weight_decays if not (wd >= 0 and math.isfinite(wd))]
         if bad:
             raise ValueError(f"--weight-decays: weight decays must be finite and >= 0, got {bad}")
@@ -195,12 +193,13 @@ class StackedEngine:
 
     # ---- one step of all members
     def _member_step(self, p, b, x, y):
-        out = functional_call(self.template, (p, b), (x,))
+        # as empirical.step.TrainStep: the forward under autocast, the criterion outside it
+        with self.autocast():
+            out = functional_call(self.template, (p, b), (x,))
         return network_loss(out, y, self.num_classes, self.members[0].cfg.loss), (out.detach().argmax(-1) != y).sum()
 
     def _batched_step(self, x, y):
-        with self.autocast():
-            return self._vstep(self.params, self.buffers, x, y)
+        return self._vstep(self.params, self.buffers, x, y)
 
     def _fall_back(self, exc: BaseException) -> None:
         warnings.warn(f"torch.compile (compile={self.compile_mode!r}) of the sweep step failed: "
@@ -355,16 +354,14 @@ def members_that_fit(spec: SweepSpec, device: torch.device) -> int | None:
         base = torch.cuda.memory_allocated(device)
         eng = StackedEngine([Member(c.resolved()) for c in cfgs[:n]], device, Path("."))
         eng._compiled = None  # eager: the memory of the step's tensors, without compiling twice
-        lrs = [c.lr for c in cfgs[:n]]
-        gen_state = {s: g["generator"].get_state() for s, g in eng.groups.items()}
-        x, y = next(iter(eng.groups.values()))["train"].x[: spec.base.batch_size], None
-        y = next(iter(eng.groups.values()))["train"].y[: spec.base.batch_size]
-        loss, _ = eng._forward(x, y)
+        data = next(iter(eng.groups.values()))["train"]
+        loss, _ = eng._forward(data.x[: spec.base.batch_size], data.y[: spec.base.batch_size])
         loss.sum().backward()
-        eng._sgd(torch.tensor(lrs, device=device), torch.tensor([c.weight_decay for c in cfgs[:n]], device=device), None)
+        eng._sgd(torch.tensor([c.lr for c in cfgs[:n]], device=device),
+                 torch.tensor([c.weight_decay for c in cfgs[:n]], device=device), None)
         torch.cuda.synchronize(device)
         peaks.append(torch.cuda.max_memory_allocated(device) - base)
-        del eng, loss, gen_state
+        del eng, loss, data
     torch.cuda.empty_cache()
     per_member = max(peaks[1] - peaks[0], 1)
     fixed = max(peaks[0] - per_member, 0)

@@ -81,7 +81,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--per-class", type=int, default=500)
     args = ap.parse_args(argv)
     base = dict(dataset=args.dataset, data_root=args.data_root, model=args.model, per_class=args.per_class,
-                epochs=4, lr=0.0184, measure_epochs=[0, 1, 2, 3, 4], progress=False)
+                epochs=4, lr=0.0184, measure_epochs=[0, 1, 2, 3, 4], progress=False, checkpoint_every=1)
     tmp = tempfile.mkdtemp(prefix="resume_check_")
     ref_dir, res_dir = os.path.join(tmp, "ref"), os.path.join(tmp, "res")
     t0 = time.time()

@@ -1,4 +1,4 @@
-"""Command line of the empirical package: ``python -m empirical {train,plot,export-csv,presets}``.
+"""Command line of the empirical package: ``python -m empirical {train,sweep,plot,export-csv,presets}``.
 
 Examples::
 
@@ -7,11 +7,16 @@ Examples::
         --epochs 350 --lr 0.0184 --out runs/fmnist-resnet18
     python -m empirical train --out runs/fmnist-resnet18 --resume
     torchrun --nproc_per_node 2 -m empirical train --preset digits-mlp --out runs/ddp
+    python -m empirical sweep --preset digits-mlp --lrs 0.05,0.1,0.2,0.4 --epochs 50 --out runs/digits-sweep
+    python -m empirical sweep --dataset fashion-mnist --model resnet18 --per-class 5000 --epochs 350 \
+        --lrs paper --out runs/fmnist-sweep
     python -m empirical plot runs/digits
     python -m empirical export-csv runs/digits --out digits.csv
 
-Option precedence: :class:`TrainConfig` defaults < ``--preset`` < ``--config FILE`` <
-explicit options.  Known errors (bad input, missing data, unknown names, an existing run)
+Option precedence (:func:`empirical.config.merge_preset`, shared with ``python -m paper_checks``):
+:class:`TrainConfig` defaults < ``--preset`` < ``--config FILE`` < explicit options.  ``--resume``
+accepts the options the run was started with; only changed ones are refused (naming them), except
+``device``, ``threads``, progress and the checkpoint options, which a resumed run may change.  Known errors (bad input, missing data, unknown names, an existing run)
 print ``error: ...`` to stderr and exit with status 2; a diverging loss exits with status 3
 after keeping every measured epoch.
 """
@@ -21,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any, Sequence
 
 EXIT_BAD_INPUT = 2
@@ -38,11 +42,8 @@ def _kv(text: str) -> tuple[str, Any]:
         return key, value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m empirical", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
-
-    t = sub.add_parser("train", help="train a network and measure neural collapse")
+def add_train_options(t: argparse.ArgumentParser) -> None:
+    """Every :class:`TrainConfig` option (shared by ``train`` and ``sweep``); unset options stay unset."""
     S = argparse.SUPPRESS  # unset options do not override preset / config values
     t.add_argument("--preset", default=S, help="named defaults (see `presets`)")
     t.add_argument("--config", dest="config_file", default=S, help="JSON file of TrainConfig options")
@@ -85,10 +86,33 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--measure-precision", dest="measure_precision", metavar="{auto,tf32,fp32}", default=S,
                    help="float32 arithmetic of the measurement's forward passes on CUDA (auto: tf32, PyTorch's "
                         "default for convolutions, ~5x faster; fp32: IEEE float32); statistics are float64")
-    t.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, default=S)
+    t.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, default=S,
+                   help="also checkpoint every N epochs (default: by time only)")
+    t.add_argument("--checkpoint-every-s", dest="checkpoint_every_s", type=float, default=S,
+                   help="checkpoint every S seconds of wall time (default 300; 0: only by epoch and at the end)")
+    t.add_argument("--keep-checkpoints", dest="keep_checkpoints", default=S,
+                   help="keep the weights of these epochs for load_run: 'measured' or comma-separated epochs")
     t.add_argument("--threads", dest="num_threads", type=int, default=S)
     t.add_argument("--no-progress", dest="progress", action="store_false", default=S)
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m empirical", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a network and measure neural collapse")
+    add_train_options(t)
+
+    sw = sub.add_parser("sweep", help="train K configurations (lr x weight decay x seed) at once on one device")
+    add_train_options(sw)
+    sw.add_argument("--lrs", default=None, help="'paper' (25 values, logspace 1e-4 .. 0.25) or comma-separated")
+    sw.add_argument("--seeds", default=None, help="comma-separated seeds (default: --seed)")
+    sw.add_argument("--weight-decays", dest="weight_decays", default=None,
+                    help="comma-separated weight decays (default: --weight-decay)")
+    sw.add_argument("--max-members-per-chunk", dest="max_members_per_chunk", type=int, default=None,
+                    help="members trained together at most (default: all on the CPU; on CUDA what fits, measured)")
+    sw.add_argument("--no-figures", dest="figures", action="store_false", help="skip the figures")
 
     pl = sub.add_parser("plot", help="draw the paper's panels into RUN/figures")
     pl.add_argument("run_dir")
@@ -102,25 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def config_from_args(ns: argparse.Namespace):
-    """Merge defaults, preset, config file and explicit options into a :class:`TrainConfig`."""
-    from .schedule import parse_epoch_list
-    from .train import PRESETS, TrainConfig, read_config_file
+#: Parser destinations that are not TrainConfig options.
+_NOT_OPTIONS = ("command", "resume", "model_args", "data_args", "preset", "config_file",
+                "lrs", "seeds", "weight_decays", "max_members_per_chunk", "figures")
 
-    opts = {k: v for k, v in vars(ns).items() if k not in ("command", "resume", "model_args", "data_args")}
-    values: dict[str, Any] = {}
-    preset = opts.pop("preset", None)
-    if preset is not None:
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; known presets: {', '.join(sorted(PRESETS))}")
-        values.update(PRESETS[preset])
-        values["preset"] = preset
-    config_file = opts.pop("config_file", None)
-    if config_file is not None:
-        if not Path(config_file).is_file():
-            raise FileNotFoundError(f"config file not found: {config_file}")
-        values.update(read_config_file(config_file))
-    epochs = int(opts.get("epochs", values.get("epochs", TrainConfig.epochs)))
+
+def explicit_options(ns: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig options given on the command line, parsed (lists, epochs, kwargs)."""
+    from .config import TrainConfig, parse_keep_checkpoints
+    from .schedule import parse_epoch_list
+
+    opts = {k: v for k, v in vars(ns).items() if k not in _NOT_OPTIONS}
     if "milestones" in opts:
         text = opts.pop("milestones")
         try:
@@ -128,35 +144,86 @@ def config_from_args(ns: argparse.Namespace):
         except ValueError:
             raise ValueError(f"cannot parse --milestones {text!r}: expected comma-separated integers") from None
     if "measure_epochs" in opts:
-        opts["measure_epochs"] = parse_epoch_list(opts["measure_epochs"], epochs)
-    values.update(opts)
-    if ns.model_args:
-        values["model_kwargs"] = {**values.get("model_kwargs", {}), **dict(ns.model_args)}
-    if ns.data_args:
-        values["data_kwargs"] = {**values.get("data_kwargs", {}), **dict(ns.data_args)}
-    if "out" not in values:
-        name = preset or f"{values.get('dataset', TrainConfig.dataset)}-{values.get('model', TrainConfig.model)}"
-        values["out"] = str(Path("runs") / name)
-    return TrainConfig.from_dict(values)
+        epochs = opts.get("epochs")
+        if epochs is None:
+            base = options_merged(ns, with_explicit=False)
+            epochs = int(base.get("epochs", TrainConfig.epochs))
+        opts["measure_epochs"] = parse_epoch_list(opts["measure_epochs"], int(epochs))
+    if "keep_checkpoints" in opts:
+        opts["keep_checkpoints"] = parse_keep_checkpoints(opts["keep_checkpoints"])
+    if getattr(ns, "model_args", None):
+        opts["model_kwargs"] = dict(ns.model_args)
+    if getattr(ns, "data_args", None):
+        opts["data_kwargs"] = dict(ns.data_args)
+    return opts
+
+
+def options_merged(ns: argparse.Namespace, with_explicit: bool = True) -> dict[str, Any]:
+    """The options set by ``--preset`` < ``--config`` < explicit options (:func:`empirical.config.merged_options`)."""
+    from .config import merged_options
+
+    explicit = explicit_options(ns) if with_explicit else {}
+    return merged_options(getattr(ns, "preset", None), getattr(ns, "config_file", None), **explicit)
+
+
+def resume_options(ns: argparse.Namespace) -> dict[str, Any]:
+    """The options given with ``--resume``, to compare with the stored ones: ``--config`` and explicit
+    options, and the preset's *name* (a preset's values count as given only through its name, so
+    ``--preset P --resume`` continues a run started as ``--preset P --epochs 30``)."""
+    from .config import merged_options
+
+    given = merged_options(None, getattr(ns, "config_file", None), **explicit_options(ns))
+    if getattr(ns, "preset", None) is not None:
+        from .config import PRESETS
+
+        if ns.preset not in PRESETS:
+            raise ValueError(f"unknown preset {ns.preset!r}; known presets: {', '.join(sorted(PRESETS))}")
+        given["preset"] = ns.preset
+    return given
+
+
+def config_from_args(ns: argparse.Namespace):
+    """Merge defaults, preset, config file and explicit options into a :class:`TrainConfig`
+    (:func:`empirical.config.merge_preset`)."""
+    from .config import merge_preset
+
+    return merge_preset(getattr(ns, "preset", None), getattr(ns, "config_file", None), **explicit_options(ns))
 
 
 def _cmd_train(ns: argparse.Namespace) -> int:
-    from .train import RESUME_OVERRIDES, TrainConfig, train
+    from .config import TrainConfig
+    from .train import train
 
-    overrides = None
     if ns.resume:
         if not hasattr(ns, "out"):
             raise ValueError("--resume needs --out RUN_DIR")
-        given = {k for k in vars(ns) if k not in ("command", "resume", "out", "model_args", "data_args")}
-        ignored = sorted(given - set(RESUME_OVERRIDES)) + (["--model-arg/--data-arg"] if ns.model_args or ns.data_args else [])
-        if ignored:
-            raise ValueError(f"--resume continues the stored configuration; these options cannot change it: {ignored}")
-        overrides = {k: getattr(ns, k) for k in RESUME_OVERRIDES if hasattr(ns, k)}
-        cfg = TrainConfig(out=ns.out)
+        run_dir = train(TrainConfig(out=ns.out), resume=True, overrides=resume_options(ns))
     else:
-        cfg = config_from_args(ns)
-    run_dir = train(cfg, resume=ns.resume, overrides=overrides)
+        run_dir = train(config_from_args(ns))
     print(f"run written to {run_dir}", file=sys.stderr)
+    return 0
+
+
+def _cmd_sweep(ns: argparse.Namespace) -> int:
+    from .sweep import SweepSpec, parse_floats, parse_ints, parse_lrs, run_sweep
+
+    if not hasattr(ns, "out"):
+        raise ValueError("sweep needs --out DIR (the sweep's folder)")
+    spec = None
+    if not ns.resume or ns.lrs is not None:
+        if ns.lrs is None:
+            raise ValueError("sweep needs --lrs: 'paper' or comma-separated learning rates")
+        base = config_from_args(ns)
+        spec = SweepSpec(
+            base=base, lrs=parse_lrs(ns.lrs),
+            weight_decays=parse_floats(ns.weight_decays, "--weight-decays") if ns.weight_decays is not None
+            else [base.weight_decay],
+            seeds=parse_ints(ns.seeds, "--seeds") if ns.seeds is not None else [base.seed],
+            max_members_per_chunk=ns.max_members_per_chunk,
+        )
+    overrides = resume_options(ns) if ns.resume else None
+    out = run_sweep(spec, ns.out, resume=ns.resume, overrides=overrides, figures=ns.figures)
+    print(f"sweep written to {out} ({out / 'sweep.json'})", file=sys.stderr)
     return 0
 
 
@@ -176,7 +243,7 @@ def _cmd_export(ns: argparse.Namespace) -> int:
 
 
 def _cmd_presets(ns: argparse.Namespace) -> int:
-    from .train import PRESETS
+    from .config import PRESETS
 
     for name, values in sorted(PRESETS.items()):
         print(f"{name}: {json.dumps(values, sort_keys=True)}")
@@ -189,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .train import NonFiniteLossError
 
     ns = build_parser().parse_args(argv)
-    handler = {"train": _cmd_train, "plot": _cmd_plot, "export-csv": _cmd_export, "presets": _cmd_presets}[ns.command]
+    handler = {"train": _cmd_train, "sweep": _cmd_sweep, "plot": _cmd_plot, "export-csv": _cmd_export, "presets": _cmd_presets}[ns.command]
     try:
         return handler(ns)
     except NonFiniteLossError as exc:

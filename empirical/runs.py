@@ -2,13 +2,16 @@
 
 A run directory holds
 
-* ``config.json``: the full :class:`empirical.train.TrainConfig` plus the environment
+* ``config.json``: the full :class:`empirical.config.TrainConfig` plus the environment
   (versions of python / torch / numpy, device, host, start time): everything needed to
   reproduce the run;
 * ``metrics.jsonl``: one JSON object per measured epoch, appended, flushed and fsync'd as
   soon as it is measured, so a killed run loses nothing already measured;
-* ``checkpoints/last.pt``: model, optimiser, scheduler and every RNG state, written
-  atomically (temporary file in the same folder, fsync, ``os.replace``);
+* ``checkpoints/last.pt``: model, optimiser, the run state (:class:`empirical.state.RunState`:
+  epoch, step, lr-weighted steps, clock) and every RNG state, written atomically (temporary file in
+  the same folder, fsync, ``os.replace``) every ``checkpoint_every_s`` seconds and at the end;
+* ``checkpoints/epoch-EEEE.pt``: the weights of the epochs kept with ``--keep-checkpoints``
+  (:func:`empirical.loading.load_run`);
 * ``figures/``: the plots of :mod:`empirical.plot`.
 """
 

@@ -71,3 +71,16 @@ def parse_epoch_list(text: str, epochs: int) -> list[int]:
 def lr_grid(num: int = 25, low: float = 1e-4, high: float = 0.25) -> np.ndarray:
     """Learning-rate sweep ``logspace(log10(low), log10(high), num)`` of the protocol (math §7.1)."""
     return np.logspace(math.log10(low), math.log10(high), num)
+
+
+def lr_at(epoch: int, lr: float, milestones: list[int], gamma: float) -> float:
+    """Learning rate of training epoch ``epoch`` (1-based) of the step schedule (math §7.1).
+
+    ``lr`` multiplied by ``gamma`` once per milestone ``m < epoch``, one multiplication at a time as
+    ``torch.optim.lr_scheduler.MultiStepLR`` stepped per epoch does (so the float is the same).
+    """
+    value = float(lr)
+    for m in sorted(milestones):
+        if m < epoch:
+            value = value * gamma
+    return value

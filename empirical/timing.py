@@ -3,7 +3,7 @@
 CUDA kernels run asynchronously: a timer read without synchronising counts when work was
 queued, not when it ran.  :func:`start` / :func:`stop` synchronise the device first, so queued
 GPU work is counted where it was issued.  Used by the training loop's clock
-(:class:`empirical.train.Clock`) and by ``benchmarks/bench_gpu.py``.
+(:class:`empirical.state.Clock`) and by ``benchmarks/bench_gpu.py``.
 """
 
 from __future__ import annotations

@@ -3,30 +3,35 @@
 Protocol (math §7.1, §8): SGD with momentum 0.9 and weight decay 5e-4 on all parameters,
 batch 128, ``nn.MSELoss()`` (mean over the batch and the ``C`` outputs) against one-hot
 targets, learning rate divided by 10 at ``epochs // 3`` and ``2 * epochs // 3``
-(``MultiStepLR`` stepped per epoch), measurement (:mod:`empirical.measure`) in eval mode at
-the notebook's log-spaced epochs rescaled to the epoch count, plus epoch 0 and the last.
+(:func:`empirical.schedule.lr_at`, stepped per epoch), measurement (:mod:`empirical.measure`) in
+eval mode at the notebook's log-spaced epochs rescaled to the epoch count, plus epoch 0 and the last.
 
-``train(cfg)`` reads top to bottom: set-up, data, model, optimiser, (resume), then the
-epoch loop: train one epoch, step the schedule, measure if scheduled, checkpoint.
-One JSON line per measured epoch goes to ``metrics.jsonl`` as soon as it is measured.
-Mixed precision (bf16 autocast) is used for training on CUDA only; statistics are float64.
+The module reads top to bottom like a training script:
 
-On CUDA the step is compiled (``compile="auto"``: ``torch.compile(mode="reduce-overhead")`` of
-forward + loss + error count, replayed as CUDA graphs, :mod:`empirical.step`), the SGD update is
-the fused kernel, and conv models run in channels-last layout; a failed compile falls back to
-eager with a warning.  Every record also
-carries the run's clock: ``train_time_s`` (training wall time so far, without measurement and
-checkpoints), ``epoch_time_s`` (the last trained epoch's) and ``measure_time_total_s``
-(measurement wall time so far); the device is synchronised only at epoch ends.
+1. set-up helpers (device, data, model);
+2. :class:`Member`: one run directory (its config, :class:`empirical.state.RunState`, metrics
+   writer) and :func:`measure_member`, the one place a ``metrics.jsonl`` record is made;
+3. :class:`SingleEngine`: one model, its optimiser and :func:`train_one_epoch`;
+   :class:`empirical.sweep.StackedEngine` is the same interface for K models trained at once;
+4. :func:`fit`: the epoch loop shared by single runs and sweeps (train one epoch, measure if
+   scheduled, checkpoint by time), and :func:`train`, the single run.
+
+On CUDA the step is compiled (``compile="auto"``: CUDA graphs, :mod:`empirical.step`), the SGD
+update is the fused kernel, conv models run channels-last, training uses bf16 autocast; the
+statistics are float64 everywhere.  Every record carries the run's clock (``train_time_s``,
+``epoch_time_s``, ``measure_time_total_s``); the device is synchronised only at epoch ends.
+Checkpoints are written every ``checkpoint_every_s`` seconds (and/or every ``checkpoint_every``
+epochs) and after the last epoch; ``metrics.jsonl`` is appended and flushed per measured epoch,
+so a kill loses nothing measured.  A resumed run restarts from its last checkpoint and retrains
+the epochs after it; epochs already in ``metrics.jsonl`` are *skipped*, not measured again.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import os
 import random
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -39,19 +44,16 @@ import torch
 import theory
 
 from . import runs, timing
+from .config import PRESETS, RESUME_OVERRIDES, TrainConfig, changed_options, read_config_file  # noqa: F401 (re-exports)
 from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_object, init_from_env, shard, shutdown
-from .measure import MEASURE_PRECISIONS, METRIC_KEYS, measure, resolve_precision
-from .schedule import lr_milestones, measurement_epochs
-from .step import TrainStep, check_options, make_optimizer, resolve_channels_last, resolve_compile
-from .step import set_optimizer_implementation
-
+from .measure import METRIC_KEYS, measure, resolve_precision
+from .schedule import lr_at
+from .state import Clock, RunState, rng_states, set_rng_states  # noqa: F401 (re-exports)
+from .step import TrainStep, make_optimizer, resolve_channels_last, resolve_compile, set_optimizer_implementation
 
 #: Order of the measured keys in a ``metrics.jsonl`` record (after epoch, step, lr, ...): measure's keys,
 #: with the test error next to the training error.
 RECORD_ORDER: tuple[str, ...] = ("train_error", "test_error") + tuple(k for k in METRIC_KEYS if k != "train_error")
-
-#: Options a resumed run may change; everything else comes from the run's stored ``config.json``.
-RESUME_OVERRIDES: tuple[str, ...] = ("device", "progress", "num_threads")
 
 #: Wall-clock keys of a ``metrics.jsonl`` record (they differ between otherwise identical runs).
 TIMING_KEYS: tuple[str, ...] = ("time_s", "train_time_s", "epoch_time_s", "measure_time_total_s", "measure_time_s")
@@ -61,112 +63,7 @@ class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or Inf; training stopped, measured epochs are kept."""
 
 
-@dataclass
-class TrainConfig:
-    """Every option of a training run (JSON-serialisable; stored in ``config.json``).
-
-    ``lr_milestones`` / ``measure_epochs`` left ``None`` take the paper's defaults for
-    ``epochs`` (``[epochs//3, 2*epochs//3]``; the notebook's log-spaced list rescaled, with
-    0 and ``epochs``).  ``amp="auto"`` means bf16 autocast on CUDA and none on CPU.
-    ``model_kwargs`` go to :func:`empirical.models.build_model` (e.g. MLP widths),
-    ``data_kwargs`` to :func:`empirical.data.load_train_test` (e.g. ``dim`` of ``gaussian``).
-    ``compile`` (``"auto"``, ``"none"``, ``"default"``, ``"reduce-overhead"``,
-    ``"max-autotune-no-cudagraphs"``) and ``channels_last`` (``"auto"``, ``"on"``, ``"off"``)
-    choose the training step's fast path (:mod:`empirical.step`); ``"auto"`` compiles (CUDA
-    graphs) on CUDA only (single process, not ``deterministic``) and uses channels-last for conv
-    models on CUDA.
-    The decomposition uses ``lam = theory.lam_from_weight_decay(weight_decay, reduction="mean",
-    num_classes=C)`` (math §8 item 2, ``nn.MSELoss()``); with ``loss="ce"`` the same ``lam``
-    is used, i.e. the CE-trained network's MSE loss is decomposed at the ridge MSE would have.
-    """
-
-    dataset: str = "digits"
-    model: str = "mlp"
-    out: str = "runs/default"
-    per_class: int | None = None
-    epochs: int = 350
-    lr: float = 0.0184
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    batch_size: int = 128
-    drop_last: bool = True
-    loss: str = "mse"
-    lr_gamma: float = 0.1
-    lr_milestones: list[int] | None = None
-    measure_epochs: list[int] | None = None
-    measure_test: bool = True
-    eval_batch_size: int = 1024
-    data_root: str | None = None
-    image_size: int | None = None
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    data_kwargs: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    deterministic: bool = False
-    device: str = "auto"
-    amp: str = "auto"
-    compile: str = "auto"
-    channels_last: str = "auto"
-    measure_precision: str = "auto"
-    checkpoint_every: int = 1
-    num_threads: int | None = None
-    progress: bool = True
-    preset: str | None = None
-
-    def __post_init__(self) -> None:
-        # own copies: a preset's dicts are never shared (and so never mutated) by a config
-        self.model_kwargs = dict(self.model_kwargs or {})
-        self.data_kwargs = dict(self.data_kwargs or {})
-        if self.lr_milestones is not None:
-            self.lr_milestones = [int(m) for m in self.lr_milestones]
-        if self.measure_epochs is not None:
-            self.measure_epochs = [int(e) for e in self.measure_epochs]
-
-    def resolved(self) -> "TrainConfig":
-        """A copy with the schedule defaults filled in and the options validated."""
-        cfg = dataclasses.replace(self, model_kwargs=dict(self.model_kwargs), data_kwargs=dict(self.data_kwargs))
-        if cfg.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {cfg.epochs}")
-        if cfg.batch_size < 1 or cfg.eval_batch_size < 1:
-            raise ValueError("batch sizes must be >= 1")
-        if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
-            raise ValueError(f"lr must be a positive finite number, got {cfg.lr}")
-        if cfg.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {cfg.weight_decay}")
-        if cfg.loss not in ("mse", "ce"):
-            raise ValueError(f"unknown loss {cfg.loss!r}: expected 'mse' or 'ce'")
-        if cfg.amp not in ("auto", "bf16", "none"):
-            raise ValueError(f"unknown amp {cfg.amp!r}: expected 'auto', 'bf16' or 'none'")
-        check_options(cfg.compile, cfg.channels_last)
-        if cfg.measure_precision not in MEASURE_PRECISIONS:
-            raise ValueError(f"unknown measure_precision {cfg.measure_precision!r}: "
-                             f"expected one of {list(MEASURE_PRECISIONS)}")
-        if cfg.checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every must be >= 1, got {cfg.checkpoint_every}")
-        if cfg.per_class is not None and cfg.per_class < 1:
-            raise ValueError(f"per_class must be >= 1, got {cfg.per_class}")
-        if cfg.lr_milestones is None:
-            cfg.lr_milestones = lr_milestones(cfg.epochs)
-        if cfg.measure_epochs is None:
-            cfg.measure_epochs = measurement_epochs(cfg.epochs)
-        cfg.measure_epochs = sorted({int(e) for e in cfg.measure_epochs})
-        bad = [e for e in cfg.measure_epochs if e < 0 or e > cfg.epochs]
-        if bad:
-            raise ValueError(f"measure_epochs {bad} outside [0, {cfg.epochs}]")
-        return cfg
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig option(s): {unknown}")
-        return cls(**d)
-
-
-# --------------------------------------------------------------------------- set-up helpers
+# --------------------------------------------------------------------------- 1. set-up helpers
 
 
 def resolve_device(name: str) -> torch.device:
@@ -182,49 +79,38 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def rng_states(generator: torch.Generator) -> dict[str, Any]:
-    """Every random state a resumed run needs (torch, CUDA, NumPy, Python, batch order)."""
-    states = {
-        "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
-        "batches": generator.get_state(),
-    }
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def set_rng_states(states: dict[str, Any], generator: torch.Generator) -> None:
-    torch.set_rng_state(states["torch"])
-    np.random.set_state(states["numpy"])
-    random.setstate(states["python"])
-    generator.set_state(states["batches"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed torch, NumPy and Python; return the batch-order generator. Initial weights and batch
+    order depend only on ``seed``."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+    return torch.Generator().manual_seed(seed)
 
 
 def load_data(cfg: TrainConfig, device: torch.device):
-    """``(train, test or None)`` datasets on ``device`` via :func:`empirical.data.load_train_test`."""
+    """``(train, test or None)`` datasets on ``device`` via :func:`empirical.data.load_train_test`,
+    checked: every class present, and at least one step per epoch."""
     from .data import load_train_test
 
-    return load_train_test(
-        cfg.dataset,
-        data_root=cfg.data_root,
-        per_class=cfg.per_class,
-        seed=cfg.seed,
-        device=device,
-        image_size=cfg.image_size,
-        with_test=cfg.measure_test,
-        **cfg.data_kwargs,
-    )
+    try:
+        train_set, test_set = load_train_test(
+            cfg.dataset, data_root=cfg.data_root, per_class=cfg.per_class, seed=cfg.seed, device=device,
+            image_size=cfg.image_size, with_test=cfg.measure_test, **cfg.data_kwargs,
+        )
+    except TypeError as exc:
+        raise ValueError(f"bad --data-arg / data_kwargs {sorted(cfg.data_kwargs)} for dataset {cfg.dataset!r}: {exc}") from None
+    check_all_classes_present(train_set.y, int(train_set.num_classes))
+    if cfg.drop_last and len(train_set.y) < cfg.batch_size:
+        raise ValueError(
+            f"batch_size {cfg.batch_size} exceeds the {len(train_set.y)} training samples and the incomplete "
+            "last batch is skipped, so an epoch would make no step: lower --batch-size or pass --keep-last-batch"
+        )
+    return train_set, (test_set if cfg.measure_test else None)
 
 
 def check_all_classes_present(y: torch.Tensor, num_classes: int) -> None:
-    """Every class must have a training sample (the loader already checks the label range).
-
-    Checked before training: otherwise the NC statistics of every measured epoch would be undefined.
-    """
+    """Every class must have a training sample (else the NC statistics of every epoch are undefined)."""
     from .data.transforms import class_counts
 
     if y.numel() == 0:
@@ -235,8 +121,29 @@ def check_all_classes_present(y: torch.Tensor, num_classes: int) -> None:
         raise ValueError(f"empty class: no training samples for class(es) {empty}")
 
 
+def build_train_model(cfg: TrainConfig, train_set, device: torch.device,
+                      channels_last_ok: bool = True) -> tuple[torch.nn.Module, bool]:
+    """The run's network on ``device`` as the training loop builds it: ``(model, channels_last)``.
+
+    :func:`empirical.models.build_model` for ``train_set``'s shape and classes with
+    ``cfg.model_kwargs`` (a keyword the model does not take is a ``ValueError`` naming it); in
+    channels-last layout when :func:`empirical.step.resolve_channels_last` picks it.
+    """
+    from .models import build_model
+
+    try:
+        model = build_model(cfg.model, in_channels=int(train_set.channels), num_classes=int(train_set.num_classes),
+                            input_shape=tuple(train_set.x.shape[1:]), **cfg.model_kwargs).to(device)
+    except TypeError as exc:
+        raise ValueError(f"bad --model-arg / model_kwargs {sorted(cfg.model_kwargs)} for model {cfg.model!r}: {exc}") from None
+    channels_last = channels_last_ok and resolve_channels_last(cfg.channels_last, device, model)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model, channels_last
+
+
 def weight_penalty(params: list[torch.Tensor], weight_decay: float) -> torch.Tensor:
-    """``(wd / 2) sum ||theta||^2``: the objective whose gradient SGD's weight decay adds.
+    """``(wd / 2) sum ||theta||^2``: the objective whose gradient SGD's weight decay adds (math §1).
 
     ``theory.ridge_penalty`` (float64) of all parameters flattened into one vector, at ``lam = wd``.
     """
@@ -250,314 +157,335 @@ def _batches(dataset, batch_size: int, generator: torch.Generator, drop_last: bo
     return batches(dataset, batch_size, shuffle=True, generator=generator, drop_last=drop_last)
 
 
-# --------------------------------------------------------------------------- training
+# --------------------------------------------------------------------------- 2. one run directory
+
+
+@dataclass
+class Member:
+    """One run directory being trained: a single run, or one member of a sweep."""
+
+    cfg: TrainConfig
+    state: RunState = field(default_factory=RunState)
+    done: set[int] = field(default_factory=set)  # epochs already in metrics.jsonl
+    stopped: str | None = None  # why training stopped early (a non-finite loss)
+    is_main: bool = True
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.cfg.out)
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.is_main:
+            runs.append_jsonl(self.run_dir / runs.METRICS_FILE, record)
+        self.done.add(int(record["epoch"]))
+
+
+class Progress:
+    """A tqdm bar on a terminal; otherwise one plain line per measurement on stderr (log files stay small)."""
+
+    def __init__(self, name: str, total: int, initial: int, enabled: bool):
+        self.name, self.total = name, total
+        self.bar = None
+        self.plain = enabled and not sys.stderr.isatty()
+        if enabled and not self.plain:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, desc=name, unit="ep")
+
+    def epoch(self, loss: float, error: float) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.4g}", acc=f"{1 - error:.4f}")
+
+    def measured(self, name: str, rec: dict[str, Any]) -> None:
+        if self.plain:
+            test = rec.get("test_error")
+            print(f"{name}: epoch {rec['epoch']}/{self.total} train_error {rec.get('train_error'):.4g}"
+                  + ("" if test is None else f" test_error {test:.4g}")
+                  + f" nc1 {rec.get('nc1') if rec.get('nc1') is None else format(rec['nc1'], '.4g')}"
+                  + f" time {rec['time_s']:.1f}s", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def measure_member(engine, k: int, epoch: int, running: dict[str, Any], progress: Progress | None = None) -> None:
+    """Measure member ``k`` at ``epoch`` (if scheduled and not already in its ``metrics.jsonl``) and
+    append the record: bookkeeping keys, :func:`empirical.measure.measure`'s metrics, the running loss."""
+    m = engine.members[k]
+    if epoch not in m.cfg.measure_epochs or epoch in m.done:
+        return
+    model, (train_set, test_set) = engine.model_of(k), engine.data_of(k)
+    clock = m.state.clock
+    t0 = clock.start(engine.device)
+    res = measure(model, train_set.x, train_set.y, int(train_set.num_classes),
+                  weight_decay=m.cfg.weight_decay, loss_reduction="mean",
+                  test_x=None if test_set is None else test_set.x, test_y=None if test_set is None else test_set.y,
+                  batch_size=m.cfg.eval_batch_size, info=engine.info, precision=engine.measure_precision)
+    clock.measure_s += clock.stop(engine.device, t0)
+    rec = {"epoch": epoch, "step": m.state.step, "lr": running.get("lr", m.cfg.lr),
+           "lr_weighted_steps": m.state.lr_weighted_steps, "time_s": m.state.elapsed(), **clock.record()}
+    rec.update({key: res[key] for key in RECORD_ORDER if key in res})
+    rec.update(running)
+    rec.update({key: v for key, v in res.items() if key not in rec})
+    m.write(rec)
+    if progress is not None:
+        progress.measured(m.run_dir.name, rec)
+
+
+def keep_weights(engine, k: int, epoch: int) -> None:
+    """Save member ``k``'s weights as ``checkpoints/epoch-EEEE.pt`` when ``keep_checkpoints`` asks for ``epoch``."""
+    m = engine.members[k]
+    if m.is_main and epoch in m.cfg.kept_epochs():
+        import io
+
+        buf = io.BytesIO()
+        torch.save({"epoch": epoch, "model": engine.model_of(k).state_dict()}, buf)
+        runs.atomic_write_bytes(kept_checkpoint_path(m.run_dir, epoch), buf.getvalue())
+
+
+def kept_checkpoint_path(run_dir: Path, epoch: int) -> Path:
+    return Path(run_dir) / runs.CHECKPOINT_DIR / f"epoch-{epoch:04d}.pt"
+
+
+# --------------------------------------------------------------------------- 3. one model
+
+
+class SingleEngine:
+    """One model (optionally data-parallel): the training engine of :func:`train`.
+
+    The interface :func:`fit` uses, shared with :class:`empirical.sweep.StackedEngine`:
+    ``members``, ``device``, ``info``, ``measure_precision``, ``model_of(k)``, ``data_of(k)``,
+    ``train_one_epoch(lrs)``, ``save_checkpoint()``.
+    """
+
+    def __init__(self, member: Member, device: torch.device, info: DistInfo):
+        cfg = member.cfg
+        self.members, self.device, self.info = [member], device, info
+        self.generator = seed_everything(cfg.seed)
+        self.train_set, self.test_set = load_data(cfg, device)
+        self.num_classes = int(self.train_set.num_classes)
+        self.model, channels_last = build_train_model(cfg, self.train_set, device)
+        self.net = self.model
+        if info.enabled:
+            if device.type == "cuda":
+                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer, self.sgd = make_optimizer(self.params, lr=cfg.lr, momentum=cfg.momentum,
+                                                  weight_decay=cfg.weight_decay, device=device)
+        self.use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
+        autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if self.use_amp else nullcontext
+        self.compile_mode = resolve_compile(cfg.compile, device, distributed=info.enabled, deterministic=cfg.deterministic)
+        self.channels_last = channels_last
+        self.measure_precision = resolve_precision(cfg.measure_precision, device)
+        self.step = TrainStep(self.net, self.optimizer, self.num_classes, cfg.loss, autocast=autocast,
+                              channels_last=channels_last, compile_mode=self.compile_mode, model=self.model)
+
+    def environment(self) -> dict[str, Any]:
+        return {"world_size": self.info.world_size, "amp_bf16": self.use_amp, "compile_mode": self.compile_mode,
+                "channels_last": self.channels_last, "sgd": self.sgd, "measure_precision": self.measure_precision}
+
+    def model_of(self, k: int) -> torch.nn.Module:
+        return self.model
+
+    def data_of(self, k: int):
+        return self.train_set, self.test_set
+
+    def train_one_epoch(self, lrs: list[float]) -> tuple[torch.Tensor, int]:
+        """One epoch of SGD at ``lrs[0]``; returns ``((1, 3) float64 [loss sum, wrong, seen] over ranks, steps)``."""
+        cfg, info = self.members[0].cfg, self.info
+        for group in self.optimizer.param_groups:
+            group["lr"] = lrs[0]
+        self.net.train()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        wrong = torch.zeros((), dtype=torch.int64, device=self.device)
+        seen = steps = 0
+        for xb, yb in _batches(self.train_set, cfg.batch_size, self.generator, cfg.drop_last):
+            global_b = int(yb.shape[0])  # shapes are host values: no synchronisation in the step
+            xb, yb = shard(xb, info), shard(yb, info)
+            # each rank's mean is reweighted so DDP's gradient average is the global-batch mean
+            scale = yb.shape[0] * info.world_size / global_b if info.enabled else None
+            loss, wrong_b = self.step(xb, yb, scale)
+            steps += 1
+            with torch.no_grad():
+                loss_sum += loss.double() * yb.shape[0]
+                wrong += wrong_b
+                seen += int(yb.shape[0])
+        stats = torch.stack([loss_sum, wrong.double(), torch.tensor(float(seen), dtype=torch.float64, device=self.device)])
+        all_reduce_sum(stats, info)
+        return stats[None], steps
+
+    def weight_penalties(self) -> list[float]:
+        """``(wd/2)||theta||^2`` at the end of the epoch, the penalty part of the running objective."""
+        with torch.no_grad():
+            return [float(weight_penalty(self.params, self.members[0].cfg.weight_decay))]
+
+    def checkpoint_state(self, k: int = 0) -> dict[str, Any]:
+        """Member ``k``'s checkpoint: run state, model and optimiser (the format of ``checkpoints/last.pt``)."""
+        return {**self.members[k].state.to_dict(self.generator),
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def save_checkpoint(self) -> None:
+        m = self.members[0]
+        if m.is_main and m.stopped is None:
+            runs.save_checkpoint(m.run_dir, self.checkpoint_state())
+
+    def load_checkpoint(self, ckpt: dict[str, Any]) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        set_optimizer_implementation(self.optimizer, self.sgd)
+        self.members[0].state = RunState.from_dict(ckpt, self.generator)
+
+
+# --------------------------------------------------------------------------- 4. the loop
+
+
+def fit(engine, name: str) -> None:
+    """The epoch loop shared by single runs and sweeps: train one epoch, measure the scheduled
+    epochs, checkpoint every ``checkpoint_every_s`` seconds / ``checkpoint_every`` epochs and at the end.
+
+    All members share the epoch count and measurement schedule (a sweep builds them from one base
+    configuration); each has its own learning rate (:func:`empirical.schedule.lr_at`).  A member
+    whose running loss is not finite stops alone (``member.stopped``); the others go on.
+    """
+    members, device = engine.members, engine.device
+    cfg = members[0].cfg
+    start = max(m.state.epoch for m in members)  # members that stopped early stay behind
+    progress = Progress(name, cfg.epochs, start, cfg.progress and engine.info.is_main)
+    if start == 0:
+        for k in range(len(members)):
+            measure_member(engine, k, 0, {"train_loss_running": None, "train_error_running": None}, progress)
+            keep_weights(engine, k, 0)
+    last_save, saved_at = time.perf_counter(), start
+    for epoch in range(start + 1, cfg.epochs + 1):
+        active = [k for k, m in enumerate(members) if m.stopped is None]
+        if not active:
+            break
+        lrs = [lr_at(epoch, m.cfg.lr, m.cfg.lr_milestones, m.cfg.lr_gamma) for m in members]
+        t0 = timing.start(device)
+        stats, steps = engine.train_one_epoch(lrs)
+        penalties = engine.weight_penalties()
+        stats = stats.tolist()  # the epoch's one host synchronisation
+        epoch_s = timing.stop(device, t0)
+        for k in active:
+            m, (loss_sum, wrong, seen) = members[k], stats[k]
+            m.state.advance(steps, lrs[k], epoch_s)
+            running = {"lr": lrs[k], "train_loss_running": loss_sum / seen + penalties[k],
+                       "train_error_running": wrong / seen}
+            if not math.isfinite(running["train_loss_running"]):
+                m.stopped = (f"non-finite training loss in epoch {epoch} (by step {m.state.step}, lr {lrs[k]:g}); "
+                             f"training stopped. {len(m.done)} measured epoch(s) are kept in "
+                             f"{m.run_dir / runs.METRICS_FILE}")
+                continue
+            if k == active[0]:
+                progress.epoch(running["train_loss_running"], running["train_error_running"])
+            measure_member(engine, k, epoch, running, progress)
+            keep_weights(engine, k, epoch)
+        every = cfg.checkpoint_every
+        if (epoch == cfg.epochs or (every and epoch % every == 0)
+                or (cfg.checkpoint_every_s and time.perf_counter() - last_save >= cfg.checkpoint_every_s)):
+            engine.save_checkpoint()
+            last_save, saved_at = time.perf_counter(), epoch
+    if saved_at != max(m.state.epoch for m in members):  # every member stopped early: keep where they are
+        engine.save_checkpoint()
+    progress.close()
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, overrides: dict[str, Any] | None = None) -> Path:
     """Train and measure; return the run directory ``cfg.out``.
 
-    With ``resume=True`` the run in ``cfg.out`` continues from ``checkpoints/last.pt`` with
-    its stored configuration; only the keys of ``overrides`` (a subset of
-    :data:`RESUME_OVERRIDES`) replace stored values.  Epochs already in ``metrics.jsonl`` are
-    not measured again.
+    With ``resume=True`` the run in ``cfg.out`` continues from ``checkpoints/last.pt`` with its
+    stored configuration.  ``overrides`` may repeat any stored option with its stored value; only
+    the keys of :data:`RESUME_OVERRIDES` may change (others: ``ValueError`` naming them).  Epochs
+    already in ``metrics.jsonl`` are not measured again.
     Raises ``ValueError`` / ``FileNotFoundError`` / :class:`empirical.runs.RunError` for bad
     input and :class:`NonFiniteLossError` when the loss diverges (measured epochs are kept).
     """
     run_dir = Path(cfg.out)
     if resume:
-        overrides = dict(overrides or {})
-        bad = sorted(set(overrides) - set(RESUME_OVERRIDES))
-        if bad:
-            raise ValueError(f"a resumed run keeps its stored configuration; only {list(RESUME_OVERRIDES)} may change, "
-                             f"got {bad}")
-        stored = runs.read_config(run_dir)["config"]
-        stored.update(overrides, out=str(run_dir))
-        cfg = TrainConfig.from_dict(stored)
+        cfg = resumed_config(run_dir, overrides)
     cfg = cfg.resolved()
     device = resolve_device(cfg.device)
     info = init_from_env(device.type)
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
-    prev_threads = torch.get_num_threads()
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    prev_det = torch.are_deterministic_algorithms_enabled()
-    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    prev_benchmark = torch.backends.cudnn.benchmark
-    if cfg.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        # warn_only: some CUDA kernels (e.g. adaptive average pooling's backward) have no
-        # deterministic version; they warn instead of stopping the run
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-    elif device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN pick its fastest kernels
-    try:
-        return _train(cfg, run_dir, device, info, resume)
-    finally:
-        torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
-        torch.backends.cudnn.benchmark = prev_benchmark
-        torch.set_num_threads(prev_threads)
-        shutdown(info)
-
-
-def build_train_model(cfg: TrainConfig, train_set, device: torch.device) -> tuple[torch.nn.Module, bool]:
-    """The run's network on ``device`` as the training loop builds it: ``(model, channels_last)``.
-
-    :func:`empirical.models.build_model` for ``train_set``'s shape and classes with
-    ``cfg.model_kwargs``; in channels-last layout when :func:`empirical.step.resolve_channels_last`
-    picks it (conv models on CUDA for ``"auto"``).
-    """
-    from .models import build_model
-
-    model = build_model(
-        cfg.model,
-        in_channels=int(train_set.channels),
-        num_classes=int(train_set.num_classes),
-        input_shape=tuple(train_set.x.shape[1:]),
-        **cfg.model_kwargs,
-    ).to(device)
-    channels_last = resolve_channels_last(cfg.channels_last, device, model)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return model, channels_last
-
-
-def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, info: DistInfo, resume: bool) -> Path:
-    # ---- seeds: model initialisation and batch order depend only on cfg.seed
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed % 2**32)
-    random.seed(cfg.seed)
-    generator = torch.Generator().manual_seed(cfg.seed)
-
-    # ---- data (resident on the device)
-    train_set, test_set = load_data(cfg, device)
-    C = int(train_set.num_classes)
-    check_all_classes_present(train_set.y, C)
-    if not cfg.measure_test:
-        test_set = None
-    if cfg.drop_last and len(train_set.y) < cfg.batch_size:
-        raise ValueError(
-            f"batch_size {cfg.batch_size} exceeds the {len(train_set.y)} training samples and the incomplete "
-            "last batch is skipped, so an epoch would make no step: lower --batch-size or pass --keep-last-batch"
-        )
-
-    # ---- model, optimiser, schedule
-    model, channels_last = build_train_model(cfg, train_set, device)
-    net = model
-    if info.enabled:
-        if device.type == "cuda":
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer, sgd_impl = make_optimizer(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                                         device=device)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=cfg.lr_milestones, gamma=cfg.lr_gamma)
-    use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_amp else nullcontext
-    compile_mode = resolve_compile(cfg.compile, device, distributed=info.enabled, deterministic=cfg.deterministic)
-    measure_precision = resolve_precision(cfg.measure_precision, device)
-    train_step = TrainStep(net, optimizer, C, cfg.loss, autocast=autocast, channels_last=channels_last,
-                           compile_mode=compile_mode, model=model)
-
-    # ---- run directory: new, or resumed from the last checkpoint
-    start_epoch, step, lr_steps, elapsed = 0, 0, 0.0, 0.0
-    clock = Clock()
-    done: set[int] = set()
-    problem = None
-    if info.is_main:
+    with torch_settings(cfg, device):
         try:
-            runs.prepare_run_dir(run_dir, resume=resume)
-        except runs.RunError as exc:
-            problem = str(exc)
-        if not resume and problem is None:
-            runs.write_config(run_dir, {"config": cfg.to_dict(), "environment": {
-                **runs.environment_info(str(device)), "world_size": info.world_size, "amp_bf16": use_amp,
-                "compile_mode": compile_mode, "channels_last": channels_last, "sgd": sgd_impl,
-                "measure_precision": measure_precision}})
-    problem = broadcast_object(problem, info)  # every rank stops, none waits in a collective
-    if problem is not None:
-        raise runs.RunError(problem)
-    if resume:
-        if info.is_main:
-            done = runs.measured_epochs(runs.repair_metrics(run_dir))
-        done = broadcast_object(done, info)
-        ckpt_file = runs.checkpoint_path(run_dir)
-        if ckpt_file.is_file():
-            # on the CPU: RNG states must stay CPU byte tensors; load_state_dict moves the rest
-            ckpt = runs.load_checkpoint(run_dir, map_location="cpu")
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            set_optimizer_implementation(optimizer, sgd_impl)
-            scheduler.load_state_dict(ckpt["scheduler"])
-            set_rng_states(ckpt["rng"], generator)
-            start_epoch, step = ckpt["epoch"], ckpt["step"]
-            lr_steps, elapsed = ckpt["lr_weighted_steps"], ckpt["time_s"]
-            clock = Clock.from_state(ckpt.get("clock"))
-        if info.is_main:
-            # epochs measured after the checkpoint (a kill between metrics and checkpoint) were timed too
-            clock.catch_up(runs.read_metrics(run_dir))
-    writer = runs.MetricsWriter(run_dir)
-    t_start = time.perf_counter() - elapsed
-
-    def record(epoch: int, running: dict[str, float]) -> None:
-        if epoch not in cfg.measure_epochs or epoch in done:
-            return
-        t0 = clock.start(device)
-        m = measure(
-            model, train_set.x, train_set.y, C,
-            weight_decay=cfg.weight_decay, loss_reduction="mean",
-            test_x=None if test_set is None else test_set.x,
-            test_y=None if test_set is None else test_set.y,
-            batch_size=cfg.eval_batch_size, info=info, precision=measure_precision,
-        )
-        clock.measure_s += clock.stop(device, t0)
-        rec = {"epoch": epoch, "step": step, "lr": running.get("lr", optimizer.param_groups[0]["lr"]),
-               "lr_weighted_steps": lr_steps, "time_s": time.perf_counter() - t_start, **clock.record()}
-        rec.update({k: m[k] for k in RECORD_ORDER if k in m})
-        rec.update(running)
-        rec.update({k: v for k, v in m.items() if k not in rec})
-        if info.is_main:
-            writer.write(rec)
-        done.add(epoch)
-
-    def checkpoint(epoch: int) -> None:
-        if not info.is_main:
-            return
-        runs.save_checkpoint(run_dir, {
-            "epoch": epoch, "step": step, "lr_weighted_steps": lr_steps,
-            "time_s": time.perf_counter() - t_start, "clock": clock.state(),
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "rng": rng_states(generator),
-        })
-
-    if start_epoch == 0:
-        record(0, {"train_loss_running": None, "train_error_running": None})
-
-    # ---- the epoch loop
-    from tqdm.auto import tqdm
-
-    bar = tqdm(range(start_epoch + 1, cfg.epochs + 1), initial=start_epoch, total=cfg.epochs,
-               disable=not (cfg.progress and info.is_main), desc=run_dir.name, unit="ep")
-    for epoch in bar:
-        t0 = clock.start(device)
-        net.train()
-        lr = optimizer.param_groups[0]["lr"]
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        wrong = torch.zeros((), dtype=torch.int64, device=device)
-        seen = 0
-        for xb, yb in _batches(train_set, cfg.batch_size, generator, cfg.drop_last):
-            global_b = int(yb.shape[0])  # shapes are host values: no synchronisation in the step
-            xb, yb = shard(xb, info), shard(yb, info)
-            # each rank's mean is reweighted so DDP's gradient average is the global-batch mean
-            scale = yb.shape[0] * info.world_size / global_b if info.enabled else None
-            loss, wrong_b = train_step(xb, yb, scale)
-            step += 1
-            lr_steps += lr
-            with torch.no_grad():
-                loss_sum += loss.double() * yb.shape[0]
-                wrong += wrong_b
-                seen += int(yb.shape[0])
-        stats = torch.stack([loss_sum, wrong.double(), torch.tensor(float(seen), dtype=torch.float64, device=device)])
-        all_reduce_sum(stats, info)
-        scheduler.step()
-        # the optimiser's objective: epoch-mean data loss (in the training criterion's units) plus
-        # the weight-decay penalty (wd/2)||theta||^2 at the end of the epoch
-        with torch.no_grad():
-            penalty = float(weight_penalty(params, cfg.weight_decay))
-        running = {"lr": lr, "train_loss_running": float(stats[0] / stats[2]) + penalty,
-                   "train_error_running": float(stats[1] / stats[2])}
-        clock.epoch_s = clock.stop(device, t0)
-        clock.train_s += clock.epoch_s
-        if not math.isfinite(running["train_loss_running"]):
-            raise NonFiniteLossError(
-                f"non-finite training loss in epoch {epoch} (by step {step}, lr {lr:g}); training stopped. "
-                f"{len(done)} measured epoch(s) are kept in {run_dir / runs.METRICS_FILE}"
-            )
-        bar.set_postfix(loss=f"{running['train_loss_running']:.4g}", acc=f"{1 - running['train_error_running']:.4f}")
-        record(epoch, running)
-        if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
-            checkpoint(epoch)
-    bar.close()
-    barrier(info)  # ranks leave together: none tears down the process group under another
+            member = Member(cfg, is_main=info.is_main)
+            engine = SingleEngine(member, device, info)
+            problem = None
+            if info.is_main:
+                try:
+                    start_run_dir(member, resume, {**runs.environment_info(str(device)), **engine.environment()})
+                except runs.RunError as exc:
+                    problem = str(exc)
+            problem = broadcast_object(problem, info)  # every rank stops, none waits in a collective
+            if problem is not None:
+                raise runs.RunError(problem)
+            if resume:
+                member.done = broadcast_object(member.done, info)
+                if runs.checkpoint_path(run_dir).is_file():
+                    # on the CPU: RNG states must stay CPU byte tensors; load_state_dict moves the rest
+                    engine.load_checkpoint(runs.load_checkpoint(run_dir, map_location="cpu"))
+                if info.is_main:  # epochs measured after the checkpoint were timed too
+                    member.state.clock.catch_up(runs.read_metrics(run_dir))
+            fit(engine, run_dir.name)
+            barrier(info)  # ranks leave together: none tears down the process group under another
+        finally:
+            shutdown(info)
+    if member.stopped:
+        raise NonFiniteLossError(member.stopped)
     return run_dir
 
 
-@dataclass
-class Clock:
-    """Wall time of a run by activity, kept in checkpoints so that ``--resume`` continues it.
-
-    ``train_s``: time in trained epochs (steps, the schedule, the epoch's running loss), without
-    measurement and checkpoints; ``epoch_s``: the last trained epoch's (``None`` before the
-    first); ``measure_s``: time in :func:`empirical.measure.measure`.  :meth:`start` /
-    :meth:`stop` are :func:`empirical.timing.start` / :func:`~empirical.timing.stop`: they
-    synchronise the device, so queued GPU work is counted where it was issued.
-    """
-
-    train_s: float = 0.0
-    measure_s: float = 0.0
-    epoch_s: float | None = None
-
-    start = staticmethod(timing.start)
-    stop = staticmethod(timing.stop)
-
-    def record(self) -> dict[str, float | None]:
-        return {"train_time_s": self.train_s, "epoch_time_s": self.epoch_s, "measure_time_total_s": self.measure_s}
-
-    def state(self) -> dict[str, float | None]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any] | None) -> "Clock":
-        return cls(**state) if state else cls()  # checkpoints written before the clock existed start at zero
-
-    def catch_up(self, records: list[dict[str, Any]]) -> None:
-        """Never behind the last written record, so the totals stay monotone across a resume."""
-        if records:
-            last = records[-1]
-            self.train_s = max(self.train_s, last.get("train_time_s") or 0.0)
-            self.measure_s = max(self.measure_s, last.get("measure_time_total_s") or 0.0)
+def resumed_config(run_dir: Path, overrides: dict[str, Any] | None) -> TrainConfig:
+    """The stored configuration of ``run_dir`` with ``overrides`` applied: options equal to the stored
+    ones are accepted, changed ones only for :data:`RESUME_OVERRIDES` (else ``ValueError`` naming them)."""
+    stored = runs.read_config(run_dir)["config"]
+    given = {k: v for k, v in (overrides or {}).items() if k != "out"}
+    refused = [k for k in changed_options(stored, given) if k not in RESUME_OVERRIDES]
+    if refused:
+        raise ValueError(f"a resumed run keeps its stored configuration; changed option(s) {refused} "
+                         f"(only {list(RESUME_OVERRIDES)} may change)")
+    stored.update({k: v for k, v in given.items() if k in RESUME_OVERRIDES}, out=str(run_dir))
+    return TrainConfig.from_dict(stored)
 
 
-def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
-    """The options set in a JSON file (either a bare dict or a run's ``config.json``), validated by name.
-
-    Only the keys present are returned, so a partial file overrides only what it names.
-    """
-    d = json.loads(Path(path).read_text())
-    options = d.get("config", d)
-    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(TrainConfig)})
-    if unknown:
-        raise ValueError(f"unknown TrainConfig option(s) in {path}: {unknown}")
-    return dict(options)
+def start_run_dir(member: Member, resume: bool, environment: dict[str, Any]) -> None:
+    """Create a new run directory (``config.json``) or read back a resumed one's measured epochs."""
+    runs.prepare_run_dir(member.run_dir, resume=resume)
+    if resume:
+        member.done = runs.measured_epochs(runs.repair_metrics(member.run_dir))
+    else:
+        runs.write_config(member.run_dir, {"config": member.cfg.to_dict(), "environment": environment})
 
 
-#: Named defaults for ``--preset`` (explicit options override them).
-PRESETS: dict[str, dict[str, Any]] = {
-    # Main job: scikit-learn digits (8x8, embedded, balanced N = 130 per class, n = 1300), an MLP
-    # 64-256-256-64 with BatchNorm (p = 64), the paper's protocol otherwise (SGD momentum 0.9,
-    # wd 5e-4, batch 128, MSE, 350 epochs, lr / 10 at 116 and 233).  lr = 0.4 was the best of
-    # 0.05 ... 0.6 for depth of collapse: zero training error by epoch ~10, then ~340 epochs of
-    # terminal phase; final NC1 ~1.5e-4, NC3 ~0.03, NC4 = 0, rho_perp ~0.02.  Note: while the
-    # learning rate is high, L_perp is of the order of L_NC1 (SGD keeps W away from W_LS);
-    # after the first decay it falls to ~2-3% of L.  About 20-40 s on 2 shared CPU cores.
-    "digits-mlp": dict(
-        dataset="digits", model="mlp", per_class=130, epochs=350, lr=0.4, batch_size=128,
-        weight_decay=5e-4, momentum=0.9, model_kwargs={"widths": [256, 256, 64], "batch_norm": True},
-        num_threads=1,  # a tiny model: one thread is faster and steadier on a shared CPU
-    ),
-    # Paper protocol (math §7.1, §8): ResNet18 with the notebook's tuned MSE learning rate.
-    "paper-fashion-mnist-resnet18": dict(
-        dataset="fashion-mnist", model="resnet18", per_class=5000, epochs=350, lr=0.0184, batch_size=128,
-    ),
-    "paper-mnist-resnet18": dict(
-        dataset="mnist", model="resnet18", per_class=5000, epochs=350, lr=0.0184, batch_size=128,
-    ),
-    # Tiny synthetic run for smoke tests.
-    "gaussian-mlp": dict(
-        dataset="gaussian", model="mlp", per_class=50, epochs=20, lr=0.05, batch_size=50,
-        model_kwargs={"widths": [64, 32]}, data_kwargs={"dim": 16, "num_classes": 4},
-    ),
-}
+class torch_settings:
+    """Set torch's threads / determinism / cuDNN flags for a run and restore them afterwards."""
+
+    def __init__(self, cfg: TrainConfig, device: torch.device):
+        self.cfg, self.device = cfg, device
+
+    def __enter__(self):
+        self.prev = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+                     torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark)
+        if self.cfg.num_threads:
+            torch.set_num_threads(self.cfg.num_threads)
+        if self.cfg.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            # warn_only: some CUDA kernels (e.g. adaptive average pooling's backward) have no
+            # deterministic version; they warn instead of stopping the run
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+        elif self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN pick its fastest kernels
+        return self
+
+    def __exit__(self, *exc) -> None:
+        threads, det, warn, bench = self.prev
+        torch.use_deterministic_algorithms(det, warn_only=warn)
+        torch.backends.cudnn.benchmark = bench
+        torch.set_num_threads(threads)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import struct
 import subprocess
 import sys
@@ -65,12 +66,20 @@ def test_preset_precedence():
         (["train", "--dataset", "gaussian", "--epochs", "3", "--measure-epochs", "9"], "outside"),
         (["train", "--dataset", "gaussian", "--epochs", "1", "--lr", "-1"], "lr must be"),
         (["train", "--dataset", "gaussian", "--epochs", "1", "--device", "cuda:7"], "device"),
+        (["train", "--dataset", "gaussian", "--epochs", "1", "--model-arg", "nosuchkw=1"], "nosuchkw"),
+        (["train", "--dataset", "gaussian", "--epochs", "1", "--data-arg", "nosuchkw=1"], "nosuchkw"),
+        (["train", "--dataset", "gaussian", "--epochs", "3", "--keep-checkpoints", "1,x"], "--keep-checkpoints"),
+        (["train", "--dataset", "gaussian", "--epochs", "3", "--keep-checkpoints", "7"], "keep_checkpoints"),
+        (["train", "--dataset", "gaussian", "--epochs", "3", "--checkpoint-every-s", "-1"], "checkpoint_every_s"),
+        (["sweep", "--dataset", "gaussian", "--model", "nonet", "--epochs", "1", "--lrs", "0.1"], "unknown model"),
+        (["sweep", "--preset", "nope", "--epochs", "1", "--lrs", "0.1"], "unknown preset"),
     ],
 )
 def test_bad_input_clear_errors(tmp_path, capsys, args, message):
     code, _, err = run_cli([*args, "--out", str(tmp_path / "x"), "--no-progress"], capsys)
     assert code == EXIT_BAD_INPUT
     assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "x").exists()
 
 
 def _write_idx(path, array: np.ndarray, code: int):
@@ -117,3 +126,42 @@ def test_module_entry_point_exit_code(tmp_path):
 def test_presets_listed(capsys):
     code, out, _ = run_cli(["presets"], capsys)
     assert code == 0 and "digits-mlp" in out and "paper-fashion-mnist-resnet18" in out
+
+
+def test_resume_accepts_the_options_it_was_started_with(tmp_path, capsys):
+    """`--preset P --out R --resume` and unchanged options continue the run; changed ones are named."""
+    out = tmp_path / "p"
+    args = ["--preset", "gaussian-mlp", "--epochs", "2", "--measure-epochs", "0,2", "--no-progress"]
+    code, _, err = run_cli(["train", *args, "--lr", "0.05", "--out", str(out)], capsys)
+    assert code == 0, err
+    for again in (["--preset", "gaussian-mlp"], ["--preset", "gaussian-mlp", "--lr", "0.05"], args,
+                  ["--threads", "1", "--device", "cpu", "--checkpoint-every-s", "10"]):
+        code, _, err = run_cli(["train", *again, "--out", str(out), "--resume", "--no-progress"], capsys)
+        assert code == 0, (again, err)
+    code, _, err = run_cli(["train", "--preset", "digits-mlp", "--lr", "0.3", "--out", str(out), "--resume"], capsys)
+    assert code == EXIT_BAD_INPUT and "['lr', 'preset']" in err and len(err.strip().splitlines()) == 1
+    assert [r["epoch"] for r in read_metrics(out)] == [0, 2]
+
+
+def test_progress_is_one_line_per_measurement_off_a_terminal(tmp_path, capsys):
+    """stderr is not a terminal under pytest: no progress bar, one plain line per measured epoch."""
+    code, _, err = run_cli(["train", *[a for a in GAUSS if a != "--no-progress"], "--epochs", "6",
+                            "--measure-epochs", "0,3,6", "--out", str(tmp_path / "g")], capsys)
+    assert code == 0, err
+    lines = err.strip().splitlines()
+    assert [line.split(": epoch ")[1].split()[0] for line in lines[:-1]] == ["0/6", "3/6", "6/6"]
+    assert lines[-1].startswith("run written to") and "\r" not in err and "it/s" not in err
+
+
+def test_sweep_cli_end_to_end(tmp_path, capsys):
+    out = tmp_path / "sw"
+    code, _, err = run_cli(["sweep", *GAUSS, "--epochs", "2", "--lrs", "0.05,0.1", "--seeds", "0,1",
+                            "--max-members-per-chunk", "3", "--no-figures", "--out", str(out)], capsys)
+    assert code == 0, err
+    s = json.loads((out / "sweep.json").read_text())
+    assert len(s["members"]) == 4 and s["spec"]["max_members_per_chunk"] == 3
+    assert sorted(p.name for p in (out / "chunks").iterdir()) == ["00", "01"]
+    assert s["selected"]["lr"] in (0.05, 0.1)
+    for m in s["members"]:
+        cfg = read_config(out / m["run_dir"])["config"]
+        assert (cfg["lr"], cfg["seed"]) == (m["lr"], m["seed"]) and cfg["model_kwargs"] == {"widths": [16, 8]}

@@ -25,7 +25,7 @@ def config(out, **over) -> TrainConfig:
         dataset="gaussian", model="mlp", per_class=30, epochs=EPOCHS, lr=0.05, batch_size=32,
         data_kwargs={"dim": 16, "num_classes": 4, "separation": 2.0},
         model_kwargs={"widths": [32, 16], "batch_norm": True}, measure_epochs=list(range(EPOCHS + 1)),
-        out=str(out), progress=False, num_threads=1, seed=3, deterministic=True,
+        out=str(out), progress=False, num_threads=1, seed=3, deterministic=True, checkpoint_every=1,
     )
     base.update(over)
     return TrainConfig(**base)
@@ -95,3 +95,24 @@ def test_sigkill_subprocess_then_cli_resume(tmp_path, reference):
     resumed = read_metrics(out)
     assert strip(resumed[: len(measured)]) == strip(measured)
     assert strip(resumed) == reference
+
+
+def test_checkpoints_by_time_and_epochs_after_the_checkpoint_are_skipped(tmp_path, reference, monkeypatch):
+    """Checkpoints every 3 epochs (time-based ones off): killed just before epoch 6's, the run resumes from
+    epoch 3, retrains 4-6 without measuring them again (they are in metrics.jsonl), and ends equal."""
+    out = tmp_path / "run"
+    saved = []
+    original = runs.save_checkpoint
+    monkeypatch.setattr(runs, "save_checkpoint", lambda d, s: (saved.append(s["epoch"]), original(d, s))[1])
+    with pytest.raises(Killed), crash_after_checkpoint(6, before_save=True):
+        train(config(out, checkpoint_every=3, checkpoint_every_s=0.0))
+    assert saved == [3] and runs.load_checkpoint(out)["epoch"] == 3  # killed before epoch 6's was written
+    first = read_metrics(out)
+    assert [r["epoch"] for r in first] == list(range(7))
+    train(TrainConfig(out=str(out), progress=False), resume=True)
+    resumed = read_metrics(out)
+    assert resumed[:7] == first  # skipped: the records of epochs 4-6 are the first run's, untouched
+    assert strip(resumed) == reference
+    saved.clear()
+    train(config(tmp_path / "t", checkpoint_every=None, checkpoint_every_s=3600.0))
+    assert saved == [EPOCHS]  # by time (an hour) and at the end: one checkpoint for the whole run

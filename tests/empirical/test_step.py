@@ -298,7 +298,7 @@ def test_timing_keys(eager_run):
 def test_timing_survives_resume(tmp_path):
     out = tmp_path / "k"
     with pytest.raises(Killed), crash_after_checkpoint(2):
-        train(config(out, epochs=4, measure_epochs=[0, 1, 2, 3, 4]))
+        train(config(out, epochs=4, measure_epochs=[0, 1, 2, 3, 4], checkpoint_every=1))
     before = read_metrics(out)
     clock = runs.load_checkpoint(out)["clock"]
     assert clock["train_s"] == before[-1]["train_time_s"] and clock["measure_s"] == before[-1]["measure_time_total_s"]

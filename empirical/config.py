@@ -1,0 +1,270 @@
+"""Options of a training run: :class:`TrainConfig`, the named :data:`PRESETS`, and the one merge of
+defaults < preset < config file < explicit options (:func:`merge_preset`) that every command line uses
+(``python -m empirical train|sweep`` and ``python -m paper_checks``).
+
+Protocol defaults (math §7.1, §8): SGD with momentum 0.9 and weight decay 5e-4, batch 128,
+``nn.MSELoss()``, learning rate divided by 10 at ``epochs // 3`` and ``2 * epochs // 3``,
+measurement at the notebook's log-spaced epochs rescaled to the epoch count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .schedule import lr_milestones, measurement_epochs
+
+__all__ = ["TrainConfig", "PRESETS", "RESUME_OVERRIDES", "merge_preset", "merged_options", "read_config_file",
+           "changed_options", "parse_keep_checkpoints"]
+
+#: Options a resumed run may change; any other option given on resume must equal the stored value.
+RESUME_OVERRIDES: tuple[str, ...] = ("device", "progress", "num_threads", "checkpoint_every", "checkpoint_every_s",
+                                     "keep_checkpoints")
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a training run (JSON-serialisable; stored in ``config.json``).
+
+    ``lr_milestones`` / ``measure_epochs`` left ``None`` take the paper's defaults for
+    ``epochs`` (``[epochs//3, 2*epochs//3]``; the notebook's log-spaced list rescaled, with
+    0 and ``epochs``; math §7.1).  ``amp="auto"`` means bf16 autocast on CUDA and none on CPU.
+    ``model_kwargs`` go to :func:`empirical.models.build_model` (e.g. MLP widths),
+    ``data_kwargs`` to :func:`empirical.data.load_train_test` (e.g. ``dim`` of ``gaussian``).
+    ``compile`` (``"auto"``, ``"none"``, ``"default"``, ``"reduce-overhead"``,
+    ``"max-autotune-no-cudagraphs"``) and ``channels_last`` (``"auto"``, ``"on"``, ``"off"``)
+    choose the training step's fast path (:mod:`empirical.step`).
+
+    Bookkeeping: a checkpoint is written every ``checkpoint_every_s`` seconds of wall time (``0``:
+    never by time), every ``checkpoint_every`` epochs when set (``None``: not by epoch count), and
+    always after the last epoch.  ``keep_checkpoints``: ``None`` (only the last state),
+    ``"measured"`` (the weights at every measured epoch) or a list of epochs, kept as
+    ``checkpoints/epoch-EEEE.pt`` for :func:`empirical.loading.load_run`.
+
+    The decomposition uses ``lam = theory.lam_from_weight_decay(weight_decay, reduction="mean",
+    num_classes=C)`` (math §8 item 2, ``nn.MSELoss()``).
+    """
+
+    dataset: str = "digits"
+    model: str = "mlp"
+    out: str = "runs/default"
+    per_class: int | None = None
+    epochs: int = 350
+    lr: float = 0.0184
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+    drop_last: bool = True
+    loss: str = "mse"
+    lr_gamma: float = 0.1
+    lr_milestones: list[int] | None = None
+    measure_epochs: list[int] | None = None
+    measure_test: bool = True
+    eval_batch_size: int = 1024
+    data_root: str | None = None
+    image_size: int | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    data_kwargs: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    deterministic: bool = False
+    device: str = "auto"
+    amp: str = "auto"
+    compile: str = "auto"
+    channels_last: str = "auto"
+    measure_precision: str = "auto"
+    checkpoint_every: int | None = None
+    checkpoint_every_s: float = 300.0
+    keep_checkpoints: str | list[int] | None = None
+    num_threads: int | None = None
+    progress: bool = True
+    preset: str | None = None
+
+    def __post_init__(self) -> None:
+        # own copies: a preset's dicts are never shared (and so never mutated) by a config
+        self.model_kwargs = dict(self.model_kwargs or {})
+        self.data_kwargs = dict(self.data_kwargs or {})
+        if self.lr_milestones is not None:
+            self.lr_milestones = [int(m) for m in self.lr_milestones]
+        if self.measure_epochs is not None:
+            self.measure_epochs = [int(e) for e in self.measure_epochs]
+        if isinstance(self.keep_checkpoints, (list, tuple)):
+            self.keep_checkpoints = sorted({int(e) for e in self.keep_checkpoints})
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with the schedule defaults filled in and the options validated (``ValueError`` naming the option)."""
+        from .measure import MEASURE_PRECISIONS
+        from .step import check_options
+
+        cfg = dataclasses.replace(self, model_kwargs=dict(self.model_kwargs), data_kwargs=dict(self.data_kwargs))
+        if cfg.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {cfg.epochs}")
+        if cfg.batch_size < 1 or cfg.eval_batch_size < 1:
+            raise ValueError("batch sizes must be >= 1")
+        check_lr(cfg.lr)
+        if not (cfg.weight_decay >= 0 and math.isfinite(cfg.weight_decay)):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {cfg.weight_decay}")
+        if cfg.loss not in ("mse", "ce"):
+            raise ValueError(f"unknown loss {cfg.loss!r}: expected 'mse' or 'ce'")
+        if cfg.amp not in ("auto", "bf16", "none"):
+            raise ValueError(f"unknown amp {cfg.amp!r}: expected 'auto', 'bf16' or 'none'")
+        check_options(cfg.compile, cfg.channels_last)
+        if cfg.measure_precision not in MEASURE_PRECISIONS:
+            raise ValueError(f"unknown measure_precision {cfg.measure_precision!r}: "
+                             f"expected one of {list(MEASURE_PRECISIONS)}")
+        if cfg.checkpoint_every is not None and cfg.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1 epoch, got {cfg.checkpoint_every}")
+        if not (cfg.checkpoint_every_s >= 0 and math.isfinite(cfg.checkpoint_every_s)):
+            raise ValueError(f"checkpoint_every_s must be a finite number >= 0, got {cfg.checkpoint_every_s}")
+        if cfg.per_class is not None and cfg.per_class < 1:
+            raise ValueError(f"per_class must be >= 1, got {cfg.per_class}")
+        if cfg.lr_milestones is None:
+            cfg.lr_milestones = lr_milestones(cfg.epochs)
+        if cfg.measure_epochs is None:
+            cfg.measure_epochs = measurement_epochs(cfg.epochs)
+        cfg.measure_epochs = sorted({int(e) for e in cfg.measure_epochs})
+        bad = [e for e in cfg.measure_epochs if e < 0 or e > cfg.epochs]
+        if bad:
+            raise ValueError(f"measure_epochs {bad} outside [0, {cfg.epochs}]")
+        if isinstance(cfg.keep_checkpoints, str) and cfg.keep_checkpoints != "measured":
+            raise ValueError(f"keep_checkpoints must be 'measured' or a list of epochs, got {cfg.keep_checkpoints!r}")
+        if isinstance(cfg.keep_checkpoints, list):
+            bad = [e for e in cfg.keep_checkpoints if e < 0 or e > cfg.epochs]
+            if bad:
+                raise ValueError(f"keep_checkpoints epochs {bad} outside [0, {cfg.epochs}]")
+        return cfg
+
+    def kept_epochs(self) -> set[int]:
+        """Epochs whose weights are kept (``keep_checkpoints``; the measured epochs for ``"measured"``)."""
+        if self.keep_checkpoints is None:
+            return set()
+        if self.keep_checkpoints == "measured":
+            return set(self.measure_epochs or measurement_epochs(self.epochs))
+        return set(self.keep_checkpoints)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        check_option_names(d)
+        return cls(**d)
+
+
+def check_lr(lr: float) -> None:
+    """``ValueError`` unless ``lr`` is a positive finite number."""
+    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be a positive finite number, got {lr}")
+
+
+def check_option_names(options: dict[str, Any], where: str = "") -> None:
+    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise ValueError(f"unknown TrainConfig option(s){where}: {unknown}")
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The options set in a JSON file (either a bare dict or a run's ``config.json``), validated by name.
+
+    Only the keys present are returned, so a partial file overrides only what it names.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        d = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"config file {path} is not JSON: {exc}") from None
+    options = d.get("config", d)
+    check_option_names(options, f" in {path}")
+    return dict(options)
+
+
+def parse_keep_checkpoints(text: str) -> str | list[int]:
+    """``"measured"`` or comma-separated epochs (``--keep-checkpoints``)."""
+    text = text.strip().lower()
+    if text == "measured":
+        return "measured"
+    try:
+        return sorted({int(t) for t in text.split(",") if t.strip()})
+    except ValueError:
+        raise ValueError(f"cannot parse --keep-checkpoints {text!r}: expected 'measured' or comma-separated epochs") from None
+
+
+def merged_options(preset: str | None = None, config_file: str | os.PathLike | None = None,
+                   **explicit: Any) -> dict[str, Any]:
+    """The options that are *set*: preset < config file < explicit (``None`` explicit values are unset).
+
+    ``model_kwargs`` / ``data_kwargs`` given explicitly are merged key by key into the preset's.
+    Only set keys are returned (no :class:`TrainConfig` defaults), so a resume can compare them with
+    the stored configuration.
+    """
+    values: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; known presets: {', '.join(sorted(PRESETS))}")
+        values.update(PRESETS[preset])
+        values["preset"] = preset
+    if config_file is not None:
+        values.update(read_config_file(config_file))
+    explicit = {k: v for k, v in explicit.items() if v is not None}
+    check_option_names(explicit)
+    for key in ("model_kwargs", "data_kwargs"):
+        if key in explicit:
+            explicit[key] = {**values.get(key, {}), **explicit[key]}
+    values.update(explicit)
+    return values
+
+
+def merge_preset(preset: str | None = None, config_file: str | os.PathLike | None = None,
+                 **explicit: Any) -> TrainConfig:
+    """One :class:`TrainConfig` from defaults < ``preset`` < ``config_file`` < ``explicit`` options.
+
+    The merge every command line shares; ``None`` explicit values mean "not given".  ``out`` defaults
+    to ``runs/<preset>`` or ``runs/<dataset>-<model>``.
+    """
+    values = merged_options(preset, config_file, **explicit)
+    if "out" not in values:
+        name = preset or f"{values.get('dataset', TrainConfig.dataset)}-{values.get('model', TrainConfig.model)}"
+        values["out"] = str(Path("runs") / name)
+    return TrainConfig.from_dict(values)
+
+
+def changed_options(stored: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """The keys of ``given`` whose value differs from ``stored`` (compared as JSON values)."""
+    def norm(v: Any) -> str:
+        return json.dumps(v, sort_keys=True)
+    return sorted(k for k, v in given.items() if norm(stored.get(k)) != norm(v))
+
+
+#: Named defaults for ``--preset`` (explicit options override them).
+PRESETS: dict[str, dict[str, Any]] = {
+    # Main job: scikit-learn digits (8x8, embedded, balanced N = 130 per class, n = 1300), an MLP
+    # 64-256-256-64 with BatchNorm (p = 64), the paper's protocol otherwise (SGD momentum 0.9,
+    # wd 5e-4, batch 128, MSE, 350 epochs, lr / 10 at 116 and 233).  lr = 0.4 was the best of
+    # 0.05 ... 0.6 for depth of collapse: zero training error by epoch ~10, then ~340 epochs of
+    # terminal phase; final NC1 ~1.5e-4, NC3 ~0.03, NC4 = 0, rho_perp ~0.02.  Note: while the
+    # learning rate is high, L_perp is of the order of L_NC1 (SGD keeps W away from W_LS);
+    # after the first decay it falls to ~2-3% of L.  About 20-40 s on 2 shared CPU cores.
+    "digits-mlp": dict(
+        dataset="digits", model="mlp", per_class=130, epochs=350, lr=0.4, batch_size=128,
+        weight_decay=5e-4, momentum=0.9, model_kwargs={"widths": [256, 256, 64], "batch_norm": True},
+        num_threads=1,  # a tiny model: one thread is faster and steadier on a shared CPU
+    ),
+    # Paper protocol (math §7.1, §8): ResNet18 with the notebook's tuned MSE learning rate.
+    "paper-fashion-mnist-resnet18": dict(
+        dataset="fashion-mnist", model="resnet18", per_class=5000, epochs=350, lr=0.0184, batch_size=128,
+    ),
+    "paper-mnist-resnet18": dict(
+        dataset="mnist", model="resnet18", per_class=5000, epochs=350, lr=0.0184, batch_size=128,
+    ),
+    # Tiny synthetic run for smoke tests.
+    "gaussian-mlp": dict(
+        dataset="gaussian", model="mlp", per_class=50, epochs=20, lr=0.05, batch_size=50,
+        model_kwargs={"widths": [64, 32]}, data_kwargs={"dim": 16, "num_classes": 4},
+    ),
+}

@@ -1,0 +1,124 @@
+"""The state of a run between epochs: counters, clock and random states, saved in every checkpoint.
+
+:class:`RunState` holds what a resumed run needs besides the weights and the optimiser: the last
+finished ``epoch``, the SGD ``step`` count, ``lr_weighted_steps`` (the sum of the learning rate
+over the steps taken, the paper's time axis, math §6.3), the :class:`Clock` and every random state
+(torch, CUDA, NumPy, Python, and the batch-order generator).  ``to_dict`` / ``from_dict`` are the
+checkpoint's bookkeeping part; :func:`empirical.runs.save_checkpoint` writes it atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import timing
+
+__all__ = ["Clock", "RunState", "rng_states", "set_rng_states"]
+
+
+def rng_states(generator: torch.Generator) -> dict[str, Any]:
+    """Every random state a resumed run needs (torch, CUDA, NumPy, Python, batch order)."""
+    states = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+        "batches": generator.get_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any], generator: torch.Generator) -> None:
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+    generator.set_state(states["batches"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+@dataclass
+class Clock:
+    """Wall time of a run by activity, kept in checkpoints so that ``--resume`` continues it.
+
+    ``train_s``: time in trained epochs (steps, the epoch's running loss), without measurement and
+    checkpoints; ``epoch_s``: the last trained epoch's (``None`` before the first); ``measure_s``:
+    time in :func:`empirical.measure.measure`.  :meth:`start` / :meth:`stop` are
+    :func:`empirical.timing.start` / :func:`~empirical.timing.stop`: they synchronise the device,
+    so queued GPU work is counted where it was issued.  In a sweep every member's clock counts
+    the whole batched epoch (the members train together).
+    """
+
+    train_s: float = 0.0
+    measure_s: float = 0.0
+    epoch_s: float | None = None
+
+    start = staticmethod(timing.start)
+    stop = staticmethod(timing.stop)
+
+    def record(self) -> dict[str, float | None]:
+        return {"train_time_s": self.train_s, "epoch_time_s": self.epoch_s, "measure_time_total_s": self.measure_s}
+
+    def state(self) -> dict[str, float | None]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None) -> "Clock":
+        return cls(**state) if state else cls()  # checkpoints written before the clock existed start at zero
+
+    def catch_up(self, records: list[dict[str, Any]]) -> None:
+        """Never behind the last written record, so the totals stay monotone across a resume."""
+        if records:
+            last = records[-1]
+            self.train_s = max(self.train_s, last.get("train_time_s") or 0.0)
+            self.measure_s = max(self.measure_s, last.get("measure_time_total_s") or 0.0)
+
+
+@dataclass
+class RunState:
+    """Counters of a run after ``epoch`` finished epochs; saved with every checkpoint.
+
+    ``time_s`` is the run's wall time at the checkpoint (training, measurement and bookkeeping);
+    :meth:`elapsed` continues it across resumes.
+    """
+
+    epoch: int = 0
+    step: int = 0
+    lr_weighted_steps: float = 0.0
+    time_s: float = 0.0
+    clock: Clock = field(default_factory=Clock)
+    _t0: float = field(default_factory=time.perf_counter, repr=False, compare=False)
+
+    def advance(self, steps: int, lr: float, epoch_s: float) -> None:
+        """One trained epoch of ``steps`` SGD steps at learning rate ``lr`` that took ``epoch_s`` seconds."""
+        self.epoch += 1
+        for _ in range(steps):  # summed step by step, as the steps were taken
+            self.step += 1
+            self.lr_weighted_steps += lr
+        self.clock.epoch_s = epoch_s
+        self.clock.train_s += epoch_s
+
+    def elapsed(self) -> float:
+        """Wall time of the run so far, across resumes."""
+        return self.time_s + time.perf_counter() - self._t0
+
+    def to_dict(self, generator: torch.Generator) -> dict[str, Any]:
+        """The checkpoint's bookkeeping: counters, clock and every random state (``generator``: batch order)."""
+        return {"epoch": self.epoch, "step": self.step, "lr_weighted_steps": self.lr_weighted_steps,
+                "time_s": self.elapsed(), "clock": self.clock.state(), "rng": rng_states(generator)}
+
+    @classmethod
+    def from_dict(cls, ckpt: dict[str, Any], generator: torch.Generator | None = None) -> "RunState":
+        """The state saved by :meth:`to_dict`; restores the random states when ``generator`` is given."""
+        if generator is not None:
+            set_rng_states(ckpt["rng"], generator)
+        return cls(epoch=int(ckpt["epoch"]), step=int(ckpt["step"]), lr_weighted_steps=float(ckpt["lr_weighted_steps"]),
+                   time_s=float(ckpt["time_s"]), clock=Clock.from_state(ckpt.get("clock")))

@@ -1,0 +1,539 @@
+"""Learning-rate sweeps: K configurations of one (dataset, model) trained at once on one device.
+
+The paper selects each (dataset, network) pair's learning rate from 25 values
+(:func:`empirical.schedule.lr_grid`, ``logspace(1e-4, 0.25)``) by final test accuracy (math §7.1).
+:func:`run_sweep` trains the members (every learning rate x weight decay x seed) together: their
+weights are stacked into one batched model (:func:`torch.func.stack_module_state`) and one step of
+all K members is one ``vmap`` of :func:`torch.func.functional_call` over the stacked parameters
+*and buffers* (BatchNorm's running statistics are stacked too and updated per member in place;
+its batch statistics are each member's own, as in a single run).  The SGD update (momentum,
+weight decay, per-member learning rate) is applied to the stacked tensors.
+
+Each member is a normal run directory ``DIR/<name>/`` (``config.json``, ``metrics.jsonl`` written
+by :func:`empirical.train.measure_member`, i.e. :func:`empirical.measure.measure` on the member's
+own weights loaded into an ordinary module, ``checkpoints/last.pt`` in the single-run format,
+figures): ``python -m empirical train --out DIR/<name> --resume``, ``plot``, ``load_run`` and
+``paper_checks --run-dir`` work on it as on any run.  ``DIR/sweep.json`` lists the members with
+their final train and test error and the learning rate selected by final test accuracy;
+``DIR/accuracy_vs_lr.png`` draws it.
+
+Equivalence: a member starts from the weights and the batch order of a single run with the same
+options and seed (same seeding, same generator), so epoch 0 is measured identically; later epochs
+agree to float32 round-off (the batched matrix products round differently; tests/empirical/test_sweep.py).
+
+Members are trained in chunks of at most ``max_members_per_chunk`` (default: all on the CPU; on
+CUDA, as many as the free memory holds, measured with a trial step).  Each chunk checkpoints
+atomically to ``DIR/chunks/NN/checkpoints/last.pt`` (by time and at the end, as single runs do);
+``resume=True`` continues every unfinished chunk from there.  A member whose loss becomes
+non-finite stops alone (``status: "diverged"`` in ``sweep.json``); the others go on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import os
+import warnings
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.func import functional_call, stack_module_state, vmap
+
+from . import runs
+from .config import RESUME_OVERRIDES, TrainConfig, changed_options
+from .distributed import SINGLE
+from .measure import network_loss, resolve_precision
+from .schedule import lr_at, lr_grid
+from .state import RunState
+from .step import CompileFallbackWarning, resolve_compile
+from .train import (Member, build_train_model, fit, load_data, resolve_device, seed_everything, start_run_dir,
+                    torch_settings, weight_penalty)
+
+__all__ = ["SWEEP_FILE", "StackedEngine", "SweepSpec", "parse_lrs", "run_sweep", "select_lr"]
+
+SWEEP_FILE = "sweep.json"
+CHUNKS_DIR = "chunks"
+FIGURE_FILE = "accuracy_vs_lr.png"
+
+
+# --------------------------------------------------------------------------- the members
+
+
+def parse_lrs(text: str) -> list[float]:
+    """``"paper"`` (the 25 values of :func:`empirical.schedule.lr_grid`, math §7.1) or comma-separated numbers."""
+    text = text.strip().lower()
+    if text == "paper":
+        return [float(v) for v in lr_grid()]
+    return parse_floats(text, "--lrs")
+
+
+def parse_floats(text: str, option: str) -> list[float]:
+    try:
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ValueError(f"cannot parse {option} {text!r}: expected comma-separated numbers") from None
+
+
+def parse_ints(text: str, option: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ValueError(f"cannot parse {option} {text!r}: expected comma-separated integers") from None
+
+
+@dataclasses.dataclass
+class SweepSpec:
+    """What a sweep trains: ``base`` options, and one member per (lr, weight decay, seed)."""
+
+    base: TrainConfig
+    lrs: list[float]
+    weight_decays: list[float]
+    seeds: list[int]
+    max_members_per_chunk: int | None = None
+
+    def validate(self) -> None:
+        """One-line ``ValueError`` for an empty list, a bad learning rate / weight decay, or duplicate members."""
+        for name, values in (("--lrs", self.lrs), ("--weight-decays", self.weight_decays), ("--seeds", self.seeds)):
+            if not values:
+                raise ValueError(f"{name} is empty: give at least one value")
+        bad = [lr for lr in self.lrs if not (lr > 0 and math.isfinite(lr))]
+        if bad:
+            raise ValueError(f"--lrs: learning rates must be positive and finite, got {bad}")
+        bad = [wd for wd in self.weight_decays if not (wd >= 0 and math.isfinite(wd))]
+        if bad:
+            raise ValueError(f"--weight-decays: weight decays must be finite and >= 0, got {bad}")
+        keys = [(m.lr, m.weight_decay, m.seed) for m in self.member_configs()]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"duplicate sweep members (lr, weight_decay, seed): {dupes}")
+        names = [Path(m.out).name for m in self.member_configs()]
+        if len(set(names)) != len(names):
+            raise ValueError(f"sweep members with the same directory name: {sorted({n for n in names if names.count(n) > 1})}")
+        if self.max_members_per_chunk is not None and self.max_members_per_chunk < 1:
+            raise ValueError(f"--max-members-per-chunk must be >= 1, got {self.max_members_per_chunk}")
+        self.base.resolved()
+
+    def member_configs(self) -> list[TrainConfig]:
+        """One config per member, in the order seed, weight decay, lr; ``out = DIR/lr<lr>-wd<wd>-seed<seed>``."""
+        out = []
+        for seed, wd, lr in itertools.product(self.seeds, self.weight_decays, self.lrs):
+            name = f"lr{lr:.6g}-wd{wd:.6g}-seed{seed}"
+            out.append(dataclasses.replace(self.base, lr=float(lr), weight_decay=float(wd), seed=int(seed),
+                                           out=str(Path(self.base.out) / name)))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"base": self.base.to_dict(), "lrs": self.lrs, "weight_decays": self.weight_decays, "seeds": self.seeds,
+                "max_members_per_chunk": self.max_members_per_chunk}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SweepSpec":
+        return cls(base=TrainConfig.from_dict(d["base"]), lrs=list(d["lrs"]), weight_decays=list(d["weight_decays"]),
+                   seeds=list(d["seeds"]), max_members_per_chunk=d.get("max_members_per_chunk"))
+
+
+# --------------------------------------------------------------------------- K models as one
+
+
+class StackedEngine:
+    """K members with the same architecture and data size trained as one batched model.
+
+    The :func:`empirical.train.fit` interface of :class:`empirical.train.SingleEngine`:
+    ``members``, ``device``, ``info``, ``measure_precision``, ``model_of(k)``, ``data_of(k)``,
+    ``train_one_epoch(lrs)``, ``weight_penalties()``, ``save_checkpoint()``.
+
+    Members with the same seed share one dataset and one batch-order generator (the same batches,
+    as their single runs would draw); members with different seeds each get their own batches
+    (``vmap`` over the batch too).  SGD (math §8: ``d = g + wd theta``, ``buf = momentum buf + d``,
+    ``theta -= lr buf``, the arithmetic of ``torch.optim.SGD``) runs on the stacked tensors with
+    each member's learning rate and weight decay.
+    """
+
+    def __init__(self, members: list[Member], device: torch.device, chunk_dir: Path):
+        self.members, self.device, self.info, self.chunk_dir = members, device, SINGLE, Path(chunk_dir)
+        cfg = members[0].cfg
+        self.groups: dict[int, dict[str, Any]] = {}
+        for seed in sorted({m.cfg.seed for m in members}):
+            generator = seed_everything(seed)
+            first = next(m.cfg for m in members if m.cfg.seed == seed)
+            train_set, test_set = load_data(first, device)
+            self.groups[seed] = {"generator": generator, "train": train_set, "test": test_set}
+        sizes = {len(g["train"].y) for g in self.groups.values()}
+        if len(sizes) > 1:
+            raise ValueError(f"sweep seeds give training sets of different sizes {sorted(sizes)}; "
+                             "members must take the same number of steps per epoch")
+        models = []
+        for m in members:  # the single run's sequence: seed, then build (data loading draws no torch numbers)
+            seed_everything(m.cfg.seed)
+            models.append(build_train_model(m.cfg, self.groups[m.cfg.seed]["train"], device, channels_last_ok=False)[0])
+        self.template = models[0]  # an ordinary module: functional_call's base and the measured model
+        params, buffers = stack_module_state(models)
+        self.params = {n: p.detach().requires_grad_(True) for n, p in params.items()}
+        self.buffers = buffers
+        self.momentum_buffers: dict[str, torch.Tensor] = {}
+        self.num_classes = int(self.groups[cfg.seed]["train"].num_classes)
+        self.use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
+        self.autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if self.use_amp else nullcontext
+        self.measure_precision = resolve_precision(cfg.measure_precision, device)
+        self.compile_mode = resolve_compile(cfg.compile, device, deterministic=cfg.deterministic)
+        self.shared_batches = len(self.groups) == 1
+        dims = None if self.shared_batches else 0
+        self._vstep = vmap(self._member_step, in_dims=(0, 0, dims, dims), randomness="different")
+        self._compiled, self._seen = None, set()
+        if self.compile_mode != "none":
+            try:
+                kw = {} if self.compile_mode == "default" else {"mode": self.compile_mode}
+                self._compiled = torch.compile(self._batched_step, **kw)
+            except Exception as exc:  # pragma: no cover - platform refuses torch.compile
+                self._fall_back(exc)
+
+    # ---- one step of all members
+    def _member_step(self, p, b, x, y):
+        # as empirical.step.TrainStep: the forward under autocast, the criterion outside it
+        with self.autocast():
+            out = functional_call(self.template, (p, b), (x,))
+        return network_loss(out, y, self.num_classes, self.members[0].cfg.loss), (out.detach().argmax(-1) != y).sum()
+
+    def _batched_step(self, x, y):
+        return self._vstep(self.params, self.buffers, x, y)
+
+    def _fall_back(self, exc: BaseException) -> None:
+        warnings.warn(f"torch.compile (compile={self.compile_mode!r}) of the sweep step failed: "
+                      f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}. "
+                      "Training continues in eager mode.", CompileFallbackWarning, stacklevel=3)
+        self._compiled, self.compile_mode = None, "none"
+
+    def _forward(self, x, y):
+        if self._compiled is not None:
+            signature = (tuple(x.shape), x.dtype, tuple(y.shape))
+            # a new signature compiles: keep BatchNorm's buffers to restore them if compiling fails
+            saved = None if signature in self._seen else {n: b.clone() for n, b in self.buffers.items()}
+            try:
+                if self.compile_mode == "reduce-overhead":
+                    torch.compiler.cudagraph_mark_step_begin()
+                out = self._compiled(x, y)
+                self._seen.add(signature)
+                return out
+            except Exception as exc:
+                self._fall_back(exc)
+                if saved is not None:
+                    with torch.no_grad():
+                        for n, b in saved.items():
+                            self.buffers[n].copy_(b)
+        return self._batched_step(x, y)
+
+    def _sgd(self, lrs: torch.Tensor, wds: torch.Tensor, uniform_wd: float | None) -> None:
+        """``torch.optim.SGD``'s update (dampening 0, no Nesterov) on the stacked tensors, per-member lr / wd."""
+        momentum = self.members[0].cfg.momentum
+        with torch.no_grad():
+            for n, p in self.params.items():
+                view = (-1,) + (1,) * (p.dim() - 1)
+                g = p.grad
+                d = g.add(p, alpha=uniform_wd) if uniform_wd is not None else g.addcmul(wds.view(view), p)
+                if momentum:
+                    buf = self.momentum_buffers.get(n)
+                    if buf is None:
+                        buf = self.momentum_buffers[n] = d.clone()
+                    else:
+                        buf.mul_(momentum).add_(d)
+                    d = buf
+                p.addcmul_(lrs.view(view), d, value=-1.0)
+                p.grad = None
+
+    def train_one_epoch(self, lrs: list[float]) -> tuple[torch.Tensor, int]:
+        """One epoch of every member; returns ``((K, 3) float64 [loss sum, wrong, seen], steps)``."""
+        from .train import _batches
+
+        cfg, K = self.members[0].cfg, len(self.members)
+        lr_t = torch.tensor(lrs, dtype=torch.float32, device=self.device)
+        wds = [m.cfg.weight_decay for m in self.members]
+        uniform = wds[0] if len(set(wds)) == 1 else None
+        wd_t = torch.tensor(wds, dtype=torch.float32, device=self.device)
+        self.template.train()
+        loss_sum = torch.zeros(K, dtype=torch.float64, device=self.device)
+        wrong = torch.zeros(K, dtype=torch.int64, device=self.device)
+        seen = steps = 0
+        iters = {s: iter(_batches(g["train"], cfg.batch_size, g["generator"], cfg.drop_last)) for s, g in self.groups.items()}
+        index = [list(self.groups).index(m.cfg.seed) for m in self.members]
+        for batch in zip(*iters.values()):
+            if self.shared_batches:
+                (xb, yb), = batch
+            else:
+                xb = torch.stack([batch[i][0] for i in index])
+                yb = torch.stack([batch[i][1] for i in index])
+            loss, wrong_b = self._forward(xb, yb)
+            loss.sum().backward()  # member k's gradient is exactly the gradient of its own loss
+            self._sgd(lr_t, wd_t, uniform)
+            steps += 1
+            b = int(yb.shape[-1])
+            with torch.no_grad():
+                loss_sum += loss.detach().double() * b
+                wrong += wrong_b
+                seen += b
+        seen_t = torch.full((K,), float(seen), dtype=torch.float64, device=self.device)
+        return torch.stack([loss_sum, wrong.double(), seen_t], dim=1), steps
+
+    def weight_penalties(self) -> list[float]:
+        with torch.no_grad():
+            return [float(weight_penalty([p[k] for p in self.params.values()], m.cfg.weight_decay))
+                    for k, m in enumerate(self.members)]
+
+    # ---- one member as an ordinary model
+    def model_of(self, k: int) -> torch.nn.Module:
+        """The template module holding member ``k``'s weights and buffers (copied in)."""
+        with torch.no_grad():
+            for n, t in itertools.chain(self.template.named_parameters(), self.template.named_buffers()):
+                t.copy_(self.params[n][k] if n in self.params else self.buffers[n][k])
+        return self.template
+
+    def data_of(self, k: int):
+        g = self.groups[self.members[k].cfg.seed]
+        return g["train"], g["test"]
+
+    def member_state(self, k: int) -> dict[str, Any]:
+        """Member ``k``'s checkpoint in the single-run format (``torch.optim.SGD`` state dict)."""
+        m = self.members[k]
+        model = {n: (self.params[n][k] if n in self.params else self.buffers[n][k]).detach().clone()
+                 for n in self.template.state_dict()}
+        names = list(self.params)
+        state = {i: {"momentum_buffer": self.momentum_buffers[n][k].clone()}
+                 for i, n in enumerate(names) if n in self.momentum_buffers}
+        lr = lr_at(max(m.state.epoch, 1), m.cfg.lr, m.cfg.lr_milestones, m.cfg.lr_gamma)
+        group = {"lr": lr, "momentum": m.cfg.momentum, "dampening": 0, "weight_decay": m.cfg.weight_decay,
+                 "nesterov": False, "maximize": False, "foreach": None, "differentiable": False, "fused": None,
+                 "params": list(range(len(names)))}
+        return {**m.state.to_dict(self.groups[m.cfg.seed]["generator"]), "model": model,
+                "optimizer": {"state": state, "param_groups": [group]}, "stopped": m.stopped}
+
+    def save_checkpoint(self) -> None:
+        """The chunk's checkpoint (one atomic file, what a sweep resumes from), then each running
+        member's ``last.pt`` (single-run format, for ``load_run`` and single resumes)."""
+        states = [self.member_state(k) for k in range(len(self.members))]
+        runs.save_checkpoint(self.chunk_dir, {"epoch": max(m.state.epoch for m in self.members), "members": states})
+        for m, st in zip(self.members, states):
+            if m.stopped is None:
+                runs.save_checkpoint(m.run_dir, st)
+
+    def load_checkpoint(self, ckpt: dict[str, Any]) -> None:
+        names = list(self.params)
+        with torch.no_grad():
+            for k, (m, st) in enumerate(zip(self.members, ckpt["members"])):
+                for n, t in st["model"].items():
+                    (self.params[n] if n in self.params else self.buffers[n])[k].copy_(t)
+                for i, s in st["optimizer"]["state"].items():
+                    n = names[int(i)]
+                    if n not in self.momentum_buffers:
+                        self.momentum_buffers[n] = torch.zeros_like(self.params[n])
+                    self.momentum_buffers[n][k].copy_(s["momentum_buffer"])
+                m.state = RunState.from_dict(st)
+                m.stopped = st.get("stopped")
+        for seed, g in self.groups.items():  # members of a seed share the generator: any one's state
+            k = next(i for i, m in enumerate(self.members) if m.cfg.seed == seed)
+            g["generator"].set_state(ckpt["members"][k]["rng"]["batches"])
+
+
+# --------------------------------------------------------------------------- chunks and memory
+
+
+def members_that_fit(spec: SweepSpec, device: torch.device) -> int | None:
+    """On CUDA, how many members fit in the free memory: a trial step with 1 and with 2 members gives
+    the fixed and the per-member peak memory; 90% of the free memory is used.  ``None`` elsewhere."""
+    if device.type != "cuda":
+        return None
+    cfgs = spec.member_configs()[:2]
+    if len(cfgs) < 2:
+        return None
+    peaks = []
+    for n in (1, 2):
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        eng = StackedEngine([Member(c.resolved()) for c in cfgs[:n]], device, Path("."))
+        eng._compiled = None  # eager: the memory of the step's tensors, without compiling twice
+        data = next(iter(eng.groups.values()))["train"]
+        loss, _ = eng._forward(data.x[: spec.base.batch_size], data.y[: spec.base.batch_size])
+        loss.sum().backward()
+        eng._sgd(torch.tensor([c.lr for c in cfgs[:n]], device=device),
+                 torch.tensor([c.weight_decay for c in cfgs[:n]], device=device), None)
+        torch.cuda.synchronize(device)
+        peaks.append(torch.cuda.max_memory_allocated(device) - base)
+        del eng, loss, data
+    torch.cuda.empty_cache()
+    per_member = max(peaks[1] - peaks[0], 1)
+    fixed = max(peaks[0] - per_member, 0)
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(int((0.9 * free - fixed) // per_member), 0)
+
+
+def chunk_size(spec: SweepSpec, device: torch.device) -> int:
+    """Members per chunk: ``max_members_per_chunk``, else all, checked against :func:`members_that_fit` on CUDA."""
+    total = len(spec.lrs) * len(spec.weight_decays) * len(spec.seeds)
+    fit_n = members_that_fit(spec, device)
+    if fit_n is not None and fit_n < 1:
+        raise ValueError(f"not even one sweep member fits in the free memory of {device}")
+    want = spec.max_members_per_chunk or total
+    if fit_n is not None and spec.max_members_per_chunk is not None and want > fit_n:
+        raise ValueError(f"--max-members-per-chunk {want} is too many for the memory of {device}: "
+                         f"at most {fit_n} members fit")
+    return min(want, total, fit_n or total)
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+def run_sweep(spec: SweepSpec | None, out: str | Path, *, resume: bool = False,
+              overrides: dict[str, Any] | None = None, figures: bool = True) -> Path:
+    """Train every member of ``spec`` into ``out`` and write ``out/sweep.json``; return ``out``.
+
+    ``resume=True`` continues the sweep stored in ``out`` (``spec`` may be ``None``, or repeat the
+    stored one: options that differ, other than :data:`empirical.config.RESUME_OVERRIDES`, are refused).
+    Bad input raises ``ValueError`` / :class:`empirical.runs.RunError` before anything is written.
+    """
+    out = Path(out)
+    sweep_file = out / SWEEP_FILE
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("a sweep trains its members in one process on one device; run it without torchrun")
+    if resume:
+        if not sweep_file.is_file():
+            raise runs.RunError(f"cannot resume: {out} is not a sweep directory (no {SWEEP_FILE})")
+        stored = SweepSpec.from_dict(json.loads(sweep_file.read_text())["spec"])
+        overrides = {k: v for k, v in (overrides or {}).items() if k != "out"}
+        if spec is not None:
+            given = {"lrs": spec.lrs, "weight_decays": spec.weight_decays, "seeds": spec.seeds}
+            refused = changed_options({"lrs": stored.lrs, "weight_decays": stored.weight_decays, "seeds": stored.seeds}, given)
+            refused += [k for k in changed_options(stored.base.to_dict(), {**(overrides or {})}) if k not in RESUME_OVERRIDES]
+            if refused:
+                raise ValueError(f"a resumed sweep keeps its stored configuration; changed option(s) {sorted(refused)}")
+        stored.base = dataclasses.replace(stored.base, **{k: v for k, v in (overrides or {}).items() if k in RESUME_OVERRIDES})
+        spec = stored
+    else:
+        if spec is None:
+            raise ValueError("a new sweep needs its members (lrs, weight decays, seeds)")
+        spec = dataclasses.replace(spec, base=dataclasses.replace(spec.base, out=str(out)))
+        if sweep_file.exists():
+            raise runs.RunError(f"{out} already holds a sweep; pass --resume to continue it or choose another --out")
+    spec.validate()
+    cfgs = [c.resolved() for c in spec.member_configs()]
+    base = spec.base.resolved()
+    device = resolve_device(base.device)
+    with torch_settings(base, device):
+        size = spec.max_members_per_chunk if resume else chunk_size(spec, device)
+        spec.max_members_per_chunk = size
+        if not resume:
+            # refuse before writing anything: unknown dataset / model / arguments, missing files
+            seed_everything(base.seed)
+            build_train_model(base, load_data(base, device)[0], device, channels_last_ok=False)
+            for c in cfgs:
+                if (Path(c.out) / runs.METRICS_FILE).exists() or runs.checkpoint_path(Path(c.out)).exists():
+                    raise runs.RunError(f"member directory {c.out} already holds a run; choose another --out")
+            out.mkdir(parents=True, exist_ok=True)
+            write_sweep_file(out, spec, cfgs, status="running")
+        outcome: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(cfgs), size):
+            outcome.update(_train_chunk(cfgs[i: i + size], device, out / CHUNKS_DIR / f"{i // size:02d}", resume))
+    summary = write_sweep_file(out, spec, cfgs, status="finished", outcome=outcome)
+    if figures:
+        draw_sweep(out, summary)
+        from .plot import plot_run
+
+        for member in summary["members"]:
+            if member["last_measured_epoch"] is not None:
+                plot_run(out / member["run_dir"])
+    return out
+
+
+def _train_chunk(cfgs: list[TrainConfig], device: torch.device, chunk_dir: Path,
+                 resume: bool) -> dict[str, dict[str, Any]]:
+    """Train one chunk of members together (resumed from its checkpoint); ``{member name: {"epoch", "stopped"}}``."""
+    members = [Member(c) for c in cfgs]
+    engine = StackedEngine(members, device, chunk_dir)
+    environment = {**runs.environment_info(str(device)), "world_size": 1, "amp_bf16": engine.use_amp,
+                   "compile_mode": engine.compile_mode, "channels_last": False, "sgd": "stacked",
+                   "measure_precision": engine.measure_precision, "sweep_members": len(cfgs)}
+    for m in members:  # a member directory not yet created (the kill came before it) starts new
+        start_run_dir(m, resume and (m.run_dir / runs.CONFIG_FILE).is_file(), environment)
+    if resume and runs.checkpoint_path(chunk_dir).is_file():
+        engine.load_checkpoint(runs.load_checkpoint(chunk_dir, map_location="cpu"))
+        for m in members:
+            m.state.clock.catch_up(runs.read_metrics(m.run_dir))
+    fit(engine, f"sweep {chunk_dir.name}")
+    return {m.run_dir.name: {"epoch": m.state.epoch, "stopped": m.stopped} for m in members}
+
+
+def select_lr(members: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The learning rate with the highest final test accuracy (mean over its members with a test error;
+    ties: the smaller lr), as the paper selected (math §7.1); ``None`` when no member has a test error."""
+    by_lr: dict[float, list[float]] = {}
+    for m in members:
+        if m.get("final_test_error") is not None and m["status"] == "finished":
+            by_lr.setdefault(m["lr"], []).append(1.0 - m["final_test_error"])
+    if not by_lr:
+        return None
+    acc = {lr: sum(v) / len(v) for lr, v in by_lr.items()}
+    best = max(sorted(acc), key=lambda lr: acc[lr])
+    return {"lr": best, "final_test_accuracy": acc[best], "members": len(by_lr[best]),
+            "criterion": "final test accuracy (mean over the lr's members)"}
+
+
+def write_sweep_file(out: Path, spec: SweepSpec, cfgs: list[TrainConfig], status: str,
+                     outcome: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """``out/sweep.json``: the spec, each member's status and final errors, and the selected lr (atomic).
+
+    ``outcome`` maps a member's directory name to ``{"epoch", "stopped"}`` after training: a member is
+    ``"finished"`` when it trained every epoch, ``"diverged"`` when its loss became non-finite
+    (``stopped`` holds the message), else ``status``.
+    """
+    outcome = outcome or {}
+    members = []
+    for c in cfgs:
+        run_dir = Path(c.out)
+        recs = runs.read_metrics(run_dir) if (run_dir / runs.METRICS_FILE).is_file() else []
+        last = recs[-1] if recs else {}
+        o = outcome.get(run_dir.name, {})
+        state = ("diverged" if o.get("stopped") else "finished" if o.get("epoch") == c.epochs else status)
+        members.append({
+            "run_dir": run_dir.name, "lr": c.lr, "weight_decay": c.weight_decay, "seed": c.seed, "status": state,
+            "last_measured_epoch": last.get("epoch"), "final_train_error": last.get("train_error"),
+            "final_test_error": last.get("test_error"), "stopped": o.get("stopped"),
+        })
+    summary = {"status": status, "dataset": spec.base.dataset, "model": spec.base.model, "epochs": spec.base.epochs,
+               "spec": spec.to_dict(), "members": members, "selected": select_lr(members)}
+    runs.atomic_write_bytes(out / SWEEP_FILE, (runs.json_line(summary) + "\n").encode())
+    return summary
+
+
+def draw_sweep(out: Path, summary: dict[str, Any]) -> Path:
+    """``out/accuracy_vs_lr.png``: final train and test accuracy against the learning rate (log axis),
+    one line per (weight decay, seed), the selected lr marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    groups: dict[tuple, list] = {}
+    for m in summary["members"]:
+        groups.setdefault((m["weight_decay"], m["seed"]), []).append(m)
+    for (wd, seed), ms in sorted(groups.items()):
+        ms = sorted(ms, key=lambda m: m["lr"])
+        for key, style, label in (("final_test_error", "-o", "test"), ("final_train_error", "--.", "train")):
+            pts = [(m["lr"], 1 - m[key]) for m in ms if m[key] is not None and m["status"] == "finished"]
+            if pts:
+                ax.plot(*zip(*pts), style, label=f"{label}, wd {wd:g}, seed {seed}")
+    sel = summary.get("selected")
+    if sel:
+        ax.axvline(sel["lr"], color="k", ls=":", label=f"selected lr {sel['lr']:.4g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("final accuracy")
+    ax.set_title(f"{summary['dataset']} / {summary['model']}, {summary['epochs']} epochs")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out / FIGURE_FILE
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,188 @@
+"""Sweeps: K members stacked into one batched model equal K single runs; divergence, resume, bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+
+from benchmarks.check_gpu_resume import Killed, crash_after_checkpoint
+from empirical.cli import EXIT_BAD_INPUT, main
+from empirical.config import TrainConfig
+from empirical.loading import load_run
+from empirical.runs import read_config, read_metrics
+from empirical.sweep import SWEEP_FILE, SweepSpec, parse_lrs, run_sweep, select_lr
+from empirical.train import TIMING_KEYS, train
+
+EPOCHS = 4
+#: Relative tolerance of a member against its single run after a few epochs.  The batched (vmap)
+#: matrix products and the stacked SGD update round differently from the single model's in float32
+#: (unit round-off 6e-8); a few epochs of SGD amplify that.  Measured: at most 1.8e-7 relative over
+#: every metric and epoch of this configuration (BatchNorm MLP, 4 epochs, two seeds).  Errors
+#: (train / test / NC4) are counts: equal, or one sample flipped by round-off at a decision boundary.
+REL = 2e-5
+
+
+def base(out, **over) -> TrainConfig:
+    kw = dict(dataset="gaussian", model="mlp", per_class=30, epochs=EPOCHS, lr=0.05, batch_size=40,
+              data_kwargs={"dim": 16, "num_classes": 4, "separation": 2.0},
+              model_kwargs={"widths": [32, 16], "batch_norm": True}, measure_epochs=list(range(EPOCHS + 1)),
+              out=str(out), progress=False, num_threads=1, checkpoint_every=1)
+    kw.update(over)
+    return TrainConfig(**kw)
+
+
+SPEC = dict(lrs=[0.05, 0.2], weight_decays=[5e-4], seeds=[0, 1])
+
+
+def strip(records):
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in records]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep") / "s"
+    run_sweep(SweepSpec(base(out), **SPEC), out, figures=True)
+    return out
+
+
+def assert_close(member, single, n_train):
+    assert [r["epoch"] for r in member] == [r["epoch"] for r in single]
+    for a, b in zip(member, single):
+        assert a["step"] == b["step"] and a["lr"] == b["lr"] and a["lr_weighted_steps"] == b["lr_weighted_steps"]
+        for key, v in b.items():
+            if key in TIMING_KEYS or not isinstance(v, float):
+                continue
+            if key in ("train_error", "train_error_running", "nc4", "test_error"):
+                assert abs(a[key] - v) <= 1.0 / n_train + 1e-12, (a["epoch"], key)
+            else:
+                assert math.isclose(a[key], v, rel_tol=REL, abs_tol=1e-12), (a["epoch"], key, a[key], v)
+
+
+@pytest.mark.parametrize("lr, seed", [(0.2, 1), (0.05, 0)])
+def test_member_equals_single_run(sweep, tmp_path, lr, seed):
+    name = f"lr{lr:g}-wd0.0005-seed{seed}"
+    single = tmp_path / "single"
+    train(base(single, lr=lr, seed=seed))
+    member, ref = read_metrics(sweep / name), read_metrics(single)
+    # same initial weights, same data: epoch 0 is identical, float for float
+    assert strip(member[:1]) == strip(ref[:1])
+    assert_close(member, ref, n_train=4 * 30)
+    # the member's directory is a normal run: same config as the single run but the folder
+    a, b = read_config(sweep / name)["config"], read_config(single)["config"]
+    assert {k: v for k, v in a.items() if k != "out"} == {k: v for k, v in b.items() if k != "out"}
+
+
+def test_sweep_file_figure_and_member_runs(sweep):
+    s = json.loads((sweep / SWEEP_FILE).read_text())
+    assert s["status"] == "finished" and len(s["members"]) == 4
+    assert all(m["status"] == "finished" and m["last_measured_epoch"] == EPOCHS for m in s["members"])
+    # the paper's rule: the lr with the best final test accuracy (mean over its seeds)
+    acc = {lr: sum(1 - m["final_test_error"] for m in s["members"] if m["lr"] == lr) / 2 for lr in SPEC["lrs"]}
+    assert s["selected"]["lr"] == max(acc, key=acc.get)
+    assert (sweep / "accuracy_vs_lr.png").stat().st_size > 1000
+    member = sweep / s["members"][0]["run_dir"]
+    assert (member / "figures" / "summary.png").is_file()
+    run = load_run(member)  # the member's last.pt is a single-run checkpoint
+    assert run.epoch == EPOCHS and not run.model.training
+
+
+def test_diverging_member_stops_alone(tmp_path):
+    out = tmp_path / "d"
+    run_sweep(SweepSpec(base(out, measure_epochs=[0, 2, 4]), lrs=[0.05, 1e6], weight_decays=[5e-4], seeds=[0]),
+              out, figures=False)
+    s = json.loads((out / SWEEP_FILE).read_text())
+    status = {m["lr"]: m for m in s["members"]}
+    assert status[1e6]["status"] == "diverged" and "non-finite" in status[1e6]["stopped"]
+    assert status[0.05]["status"] == "finished" and status[0.05]["last_measured_epoch"] == EPOCHS
+    assert s["selected"]["lr"] == 0.05
+    # the survivor is unaffected: same as its single run
+    train(base(tmp_path / "one", measure_epochs=[0, 2, 4]))
+    assert_close(read_metrics(out / "lr0.05-wd0.0005-seed0"), read_metrics(tmp_path / "one"), n_train=120)
+
+
+def test_killed_sweep_resumes_as_a_whole(tmp_path, sweep):
+    out = tmp_path / "k"
+    spec = SweepSpec(base(out, checkpoint_every=2, checkpoint_every_s=0.0), **SPEC, max_members_per_chunk=2)
+    with pytest.raises(Killed), crash_after_checkpoint(EPOCHS, before_save=True):
+        run_sweep(spec, out, figures=False)
+    # killed before the first chunk's last checkpoint: it measured every epoch, its checkpoint is at
+    # epoch 2; the second chunk never started
+    names = [m["run_dir"] for m in json.loads((out / SWEEP_FILE).read_text())["members"]]
+    assert json.loads((out / SWEEP_FILE).read_text())["status"] == "running"
+    assert [r["epoch"] for r in read_metrics(out / names[0])] == list(range(EPOCHS + 1))
+    with open(out / names[0] / "metrics.jsonl", "a") as fh:
+        fh.write('{"epoch": 9, "trai')  # a write torn by the kill is dropped
+    assert main(["sweep", "--out", str(out), "--resume", "--no-progress", "--no-figures"]) == 0
+    s = json.loads((out / SWEEP_FILE).read_text())
+    assert s["status"] == "finished" and all(m["status"] == "finished" for m in s["members"])
+    for name in names:  # epochs measured before the kill are skipped, not re-measured; chunks of 2 = one of 4
+        resumed, whole = read_metrics(out / name), read_metrics(sweep / name)
+        assert [r["epoch"] for r in resumed] == list(range(EPOCHS + 1))
+        assert_close(resumed, whole, n_train=120)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lrs", "0.1,-1"], "positive and finite"),
+    (["--lrs", "inf"], "positive and finite"),
+    (["--lrs", ","], "empty"),
+    (["--lrs", "0.1,0.1"], "duplicate"),
+    (["--lrs", "0.1", "--seeds", "1,1"], "duplicate"),
+    (["--lrs", "0.1", "--weight-decays", "-1"], "weight decays"),
+    (["--lrs", "0.1,x"], "cannot parse --lrs"),
+    (["--lrs", "0.1", "--max-members-per-chunk", "0"], "max-members-per-chunk"),
+    (["--lrs", "0.1", "--model-arg", "nosuchkw=1"], "nosuchkw"),
+    ([], "--lrs"),
+])
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, args, message):
+    out = tmp_path / "bad"
+    code = main(["sweep", "--dataset", "gaussian", "--epochs", "1", "--out", str(out), "--no-progress", *args])
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT and err.startswith("error: ") and message in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_existing_sweep_is_not_overwritten(sweep, capsys):
+    before = (sweep / SWEEP_FILE).read_bytes()
+    code = main(["sweep", "--dataset", "gaussian", "--epochs", "1", "--lrs", "0.1", "--out", str(sweep)])
+    assert code == EXIT_BAD_INPUT and "--resume" in capsys.readouterr().err
+    assert (sweep / SWEEP_FILE).read_bytes() == before
+    code = main(["sweep", "--out", str(sweep), "--resume", "--lrs", "0.3", "--no-figures"])
+    assert code == EXIT_BAD_INPUT and "lrs" in capsys.readouterr().err
+
+
+def test_lr_grid_and_selection():
+    lrs = parse_lrs("paper")
+    assert len(lrs) == 25 and lrs[0] == pytest.approx(1e-4) and lrs[-1] == pytest.approx(0.25)
+    assert lrs[16] == pytest.approx(0.0184, rel=2e-3)  # the notebook's tuned lr is in the grid (0-based 16)
+    members = [dict(lr=0.1, final_test_error=0.2, status="finished"), dict(lr=0.2, final_test_error=0.1, status="finished"),
+               dict(lr=0.3, final_test_error=0.0, status="diverged")]
+    assert select_lr(members)["lr"] == 0.2
+
+
+def test_failed_compile_falls_back_to_the_eager_step(tmp_path, monkeypatch, sweep):
+    """compile requested but failing (as on a machine without a working compiler): one warning, then
+    the eager step, BatchNorm buffers restored; the members equal the eager sweep's exactly."""
+    from empirical.step import CompileFallbackWarning
+
+    def broken(fn, **kw):
+        def call(*a, **k):
+            raise RuntimeError("no compiler here")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    out = tmp_path / "c"
+    with pytest.warns(CompileFallbackWarning, match="no compiler here"):
+        run_sweep(SweepSpec(base(out, compile="default"), **SPEC), out, figures=False)
+    for m in json.loads((sweep / SWEEP_FILE).read_text())["members"]:
+        assert strip(read_metrics(out / m["run_dir"])) == strip(read_metrics(sweep / m["run_dir"]))
+
+
+def test_sweep_refuses_torchrun(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="without torchrun"):
+        run_sweep(SweepSpec(base(tmp_path / "t"), **SPEC), tmp_path / "t")
+    assert not (tmp_path / "t").exists()

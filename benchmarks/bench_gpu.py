@@ -22,7 +22,7 @@ Sections, in this order, each in its own ``try`` (a failure is printed, recorded
    NC1 0.55): a quantity at rounding level would fail any relative bound for no fault of the
    code (a first version's features had L_NC2/3 ~ 1e-10 of L ~ 1e5, and differed by 1.6e-10 of
    itself on an H200 while every other quantity agreed to 4e-12).
-3. ``measure_cuda``: :func:`empirical.measure.measure` of a random-init ResNet-18 (base width 16,
+3. ``measure_cuda``: :func:`empirical.measurement.measure` of a random-init ResNet-18 (base width 16,
    p = 128) on 2,000 training / 1,000 test images on CUDA against the CPU, TF32 off (cuDNN and
    cuBLAS in true float32): features from float32 convolutions differ ~1e-6 relative between
    cuDNN and the CPU kernels; the continuous metrics (``loss``, ``l_nc1``, ``l_nc23``, ``l_perp``,
@@ -31,7 +31,7 @@ Sections, in this order, each in its own ``try`` (a failure is printed, recorded
    error counts (``train_error``, ``nc4``) may flip on a near-tie and are reported, not gated.
    The same comparison with the default TF32 convolutions (what a CUDA run's measurement uses
    unless TF32 is disabled) is recorded for information.
-4. ``train``: the real :func:`empirical.train.train` on Fashion-MNIST, ResNet-18, 5,000 per class
+4. ``train``: the real :func:`empirical.training.train` on Fashion-MNIST, ResNet-18, 5,000 per class
    (the paper's 50,000 images; ``--per-class 6000`` for all 60,000), batch 128, lr 0.0184,
    ``--epochs`` epochs, progress off; variants ``compile="none"`` (eager), ``"reduce-overhead"``
    (what ``auto`` picks on CUDA) and, if the budget allows, ``"default"`` (channels-last and bf16
@@ -42,7 +42,7 @@ Sections, in this order, each in its own ``try`` (a failure is printed, recorded
    checkpoints excluded), so every epoch is measured (``measure_epochs = 1..E``).  Reported: the
    first epoch (compile, cuDNN autotuning), the median of epochs 2..E, images/s, the ratio to 1.5 s,
    and Dynamo's counters (graphs, graph breaks, recompiles, CUDA-graph skips).
-5. ``measure_overhead``: :func:`empirical.measure.measure` on the trained ResNet-18 (its last
+5. ``measure_overhead``: :func:`empirical.measurement.measure` on the trained ResNet-18 (its last
    checkpoint) with the training set and the 10,000 test images, one warm-up then the median of 3
    (and the same with TF32 off, for information: what measuring with true float32 convolutions
    would cost);
@@ -258,7 +258,7 @@ COUNT_KEYS = ("train_error", "test_error", "nc4")
 def run_measure_check(results: Results, device: torch.device, dataset: str, data_root: str | None,
                       per_class: int, model_kwargs: dict, tol: float = 1e-4) -> None:
     from empirical.data import load_train_test
-    from empirical.measure import measure
+    from empirical.measurement import measure
     from empirical.models import build_model
 
     train, test = load_train_test(dataset, data_root=data_root, per_class=per_class, test_per_class=per_class // 2,
@@ -320,7 +320,7 @@ def reset_dynamo() -> None:
 def run_training(results: Results, device: torch.device, runs_root: Path, mode: str, setup: dict) -> dict[str, Any]:
     from empirical.runs import read_config, read_metrics
     from empirical.step import CompileFallbackWarning
-    from empirical.train import TrainConfig, train
+    from empirical.training import TrainConfig, train
 
     epochs = setup["epochs"]
     out = runs_root / f"train-{mode}"
@@ -366,8 +366,8 @@ def run_training(results: Results, device: torch.device, runs_root: Path, mode: 
 
 
 def run_measure_overhead(results: Results, device: torch.device, run_dir: Path, repeats: int = 3) -> dict[str, Any]:
-    from empirical.measure import measure
-    from empirical.train import TrainConfig, build_train_model, load_data
+    from empirical.measurement import measure
+    from empirical.training import TrainConfig, build_train_model, load_data
 
     # the run's own data and network, built by the training loop's helpers (image size, data options,
     # channels-last layout as the loop measures it)

@@ -5,9 +5,9 @@
 Compares, in the same run and on the same features:
 
 * **toolkit**: the training loop's measurement path, :func:`empirical.measure` without the
-  network: :func:`empirical.measure.stream_features` (one pass into
+  network: :func:`empirical.measurement.stream_features` (one pass into
   ``theory.ClassStatsAccumulator``, float64 statistics, Chan merge) keeping the float32 feature
-  batches as given, then :func:`empirical.measure.metrics_from_pass` (every metric the loop
+  batches as given, then :func:`empirical.measurement.metrics_from_pass` (every metric the loop
   records: the loss and NC4 from one more sweep over the kept batches with
   ``theory.sample_totals`` / ``theory.loss_from_totals``, ``theory.decompose`` at ``lam``, at the
   notebook's ``lam`` and at 0, ``nc_metrics``, ``snr_singular_values``, and the
@@ -36,7 +36,7 @@ import numpy as np
 import scipy.sparse.linalg
 import torch
 
-from empirical.measure import FeaturePass, metrics_from_pass, stream_features
+from empirical.measurement import FeaturePass, metrics_from_pass, stream_features
 
 C_DEFAULT = 10
 WD = 5e-4
@@ -64,7 +64,7 @@ def make_features(n: int, p: int, C: int, seed: int = 0) -> tuple[torch.Tensor, 
 def toolkit_measure(H, y, W, b, C, batch=1024) -> dict[str, float]:
     """The measurement path of the training loop (empirical.measure) without the network:
     per batch, float64 statistics into theory.ClassStatsAccumulator with the float32 batches kept
-    (for NC4 and the direct loss), then :func:`empirical.measure.metrics_from_pass`."""
+    (for NC4 and the direct loss), then :func:`empirical.measurement.metrics_from_pass`."""
     pairs = ((H[i:i + batch], y[i:i + batch]) for i in range(0, H.shape[0], batch))
     acc, batches = stream_features(pairs, C)
     fp = FeaturePass(acc, batches, errors=0, count=int(H.shape[0]))

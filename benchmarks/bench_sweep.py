@@ -5,7 +5,7 @@
 * **CPU** (always): K = 4 MLPs (the ``digits-mlp`` preset: scikit-learn digits, 130 per class,
   64-256-256-64 with BatchNorm, one thread) at learning rates 0.05, 0.1, 0.2, 0.4, measured at the
   paper's schedule rescaled to ``--epochs``: :func:`empirical.sweep.run_sweep` (one stacked model,
-  ``vmap``) against four :func:`empirical.train.train` runs one after the other.  Wall time of
+  ``vmap``) against four :func:`empirical.training.train` runs one after the other.  Wall time of
   each (everything: data, model, training, measurement, checkpoints), model-epochs per second, and
   the ratio.  It also prints the bookkeeping overhead of the single runs: wall time beyond
   training + measurement (``time_s - train_time_s - measure_time_total_s`` of the last record,
@@ -33,7 +33,7 @@ from empirical.config import PRESETS, TrainConfig
 from empirical.runs import read_metrics
 from empirical.schedule import lr_grid
 from empirical.sweep import SweepSpec, run_sweep
-from empirical.train import train
+from empirical.training import train
 
 CPU_LRS = [0.05, 0.1, 0.2, 0.4]
 COMPARED = ("train_error", "loss", "nc1", "nc3", "l_perp")

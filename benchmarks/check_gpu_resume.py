@@ -21,7 +21,7 @@ import time
 from contextlib import contextmanager
 
 from empirical import runs
-from empirical.train import TrainConfig, train
+from empirical.training import TrainConfig, train
 
 KEYS = ("train_error", "loss", "nc1", "l_perp", "identity_residual", "train_time_s")
 

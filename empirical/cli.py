@@ -192,7 +192,7 @@ def config_from_args(ns: argparse.Namespace):
 
 def _cmd_train(ns: argparse.Namespace) -> int:
     from .config import TrainConfig
-    from .train import train
+    from .training import train
 
     if ns.resume:
         if not hasattr(ns, "out"):
@@ -253,7 +253,7 @@ def _cmd_presets(ns: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     from .runs import RunError
-    from .train import NonFiniteLossError
+    from .training import NonFiniteLossError
 
     ns = build_parser().parse_args(argv)
     handler = {"train": _cmd_train, "sweep": _cmd_sweep, "plot": _cmd_plot, "export-csv": _cmd_export, "presets": _cmd_presets}[ns.command]

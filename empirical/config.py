@@ -97,7 +97,7 @@ class TrainConfig:
 
     def resolved(self) -> "TrainConfig":
         """A copy with the schedule defaults filled in and the options validated (``ValueError`` naming the option)."""
-        from .measure import MEASURE_PRECISIONS
+        from .measurement import MEASURE_PRECISIONS
         from .step import check_options
 
         cfg = dataclasses.replace(self, model_kwargs=dict(self.model_kwargs), data_kwargs=dict(self.data_kwargs))

@@ -5,7 +5,7 @@ kept epoch, ``--keep-checkpoints measured|EPOCHS``), in eval mode, with the run'
 (the same balanced subset, standardisation and device placement as in training) and its config::
 
     run = empirical.loading.load_run("runs/digits", epoch=24)
-    m = empirical.measure.measure(run.model, run.train.x, run.train.y, run.num_classes, weight_decay=run.config.weight_decay)
+    m = empirical.measurement.measure(run.model, run.train.x, run.train.y, run.num_classes, weight_decay=run.config.weight_decay)
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def load_run(run_dir: str | os.PathLike, epoch: int | None = None, *, device: st
     the stored data folder (a run moved to another machine).  Raises :class:`empirical.runs.RunError`
     when the run or the epoch's weights are missing.
     """
-    from .train import build_train_model, load_data
+    from .training import build_train_model, load_data
 
     run_dir = Path(run_dir)
     cfg = TrainConfig.from_dict(runs.read_config(run_dir)["config"])

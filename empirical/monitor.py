@@ -6,8 +6,8 @@ captured by a forward hook while the monitor measures (the authors' notebook doe
 network needs no ``forward_with_features`` method and no ``fc`` attribute.  Each call of
 :meth:`NCMonitor.measure` runs one eval-mode pass over the training data and computes exactly what
 :func:`empirical.train` records, through the same code: the float64 streaming statistics of
-:func:`empirical.measure.stream_features` / :func:`empirical.measure.feature_pass`, the metrics of
-:func:`empirical.measure.metrics_from_pass` (every formula is :mod:`theory`'s), the DDP reductions of
+:func:`empirical.measurement.stream_features` / :func:`empirical.measurement.feature_pass`, the metrics of
+:func:`empirical.measurement.metrics_from_pass` (every formula is :mod:`theory`'s), the DDP reductions of
 :mod:`empirical.distributed`.  One JSON line per call is appended (and flushed) to ``out/metrics.jsonl``
 and ``out/config.json`` is written once, so ``python -m paper_checks compare out`` reads the directory.
 
@@ -40,14 +40,14 @@ import theory
 
 from . import runs
 from .distributed import SINGLE, DistInfo, all_reduce_sum, merge_accumulator
-from .measure import (
+from .measurement import (
     METRIC_KEYS, FeaturePass, classifier_of, feature_pass, float32_precision, metrics_from_pass, resolve_precision,
     stream_features,
 )
 
 __all__ = ["NCMonitor", "current_dist_info"]
 
-#: Keys a monitor line always has besides :data:`empirical.measure.METRIC_KEYS` (``**extra`` may not use them).
+#: Keys a monitor line always has besides :data:`empirical.measurement.METRIC_KEYS` (``**extra`` may not use them).
 RESERVED_KEYS: frozenset[str] = frozenset(
     ("epoch", "test_error", "test_loss_nowd", "measure_time_s", "warnings") + METRIC_KEYS
 )
@@ -67,7 +67,7 @@ def current_dist_info() -> DistInfo:
 class _FeatureTap:
     """The model seen through its classifier: ``forward_with_features(x) -> (model(x), input of classifier)``.
 
-    Gives :func:`empirical.measure.feature_pass` and :func:`empirical.measure.classifier_of` the interface
+    Gives :func:`empirical.measurement.feature_pass` and :func:`empirical.measurement.classifier_of` the interface
     they read (``forward_with_features``, ``fc``, ``eval``/``train``/``training``) for any module.
     """
 
@@ -129,7 +129,7 @@ class NCMonitor:
         reduction: the training loss's reduction (:data:`theory.REDUCTIONS`).
         batch_size: evaluation batch size for tensor input.
         precision: float32 arithmetic of the forward passes on CUDA (``"auto"``, ``"tf32"``, ``"fp32"``;
-            ``None`` leaves the global flags), as :func:`empirical.measure.measure`.  Statistics are float64.
+            ``None`` leaves the global flags), as :func:`empirical.measurement.measure`.  Statistics are float64.
         info: rank and world size; default: the current ``torch.distributed`` process group, if any.
     """
 
@@ -208,7 +208,7 @@ class NCMonitor:
         ``train`` / ``test``: a pair of tensors ``(x, y)`` (measured in batches of ``batch_size``) or any
         iterable of ``(x, y)`` batches (a DataLoader).  The line holds ``epoch``, the ``extra`` keywords (e.g.
         ``lr=...``, ``lr_weighted_steps=...``, the flow time of ``paper_checks compare``), every key of
-        :data:`empirical.measure.METRIC_KEYS` (``lam``, ``lam_notebook`` and the ``_lam0`` terms say which ridge
+        :data:`empirical.measurement.METRIC_KEYS` (``lam``, ``lam_notebook`` and the ``_lam0`` terms say which ridge
         each decomposition term is at), ``test_error`` / ``test_loss_nowd`` with a test set, ``measure_time_s``
         and ``warnings`` when some quantity was undefined.  Every rank returns the line; rank 0 writes it.
         """
@@ -247,8 +247,8 @@ class NCMonitor:
 
 def _iterable_pass(tap: _FeatureTap, data: Iterable, num_classes: int, device: torch.device, info: DistInfo,
                    statistics: bool, what: str) -> FeaturePass:
-    """:func:`empirical.measure.feature_pass` for an iterable of ``(x, y)`` batches (each rank its own batches):
-    the same :func:`~empirical.measure.stream_features` accumulation and the same reductions over ranks."""
+    """:func:`empirical.measurement.feature_pass` for an iterable of ``(x, y)`` batches (each rank its own batches):
+    the same :func:`~empirical.measurement.stream_features` accumulation and the same reductions over ranks."""
     was_training = tap.training
     tap.eval()
     errors = torch.zeros((), dtype=torch.int64, device=device)

@@ -51,7 +51,7 @@ class Clock:
 
     ``train_s``: time in trained epochs (steps, the epoch's running loss), without measurement and
     checkpoints; ``epoch_s``: the last trained epoch's (``None`` before the first); ``measure_s``:
-    time in :func:`empirical.measure.measure`.  :meth:`start` / :meth:`stop` are
+    time in :func:`empirical.measurement.measure`.  :meth:`start` / :meth:`stop` are
     :func:`empirical.timing.start` / :func:`~empirical.timing.stop`: they synchronise the device,
     so queued GPU work is counted where it was issued.  In a sweep every member's clock counts
     the whole batched epoch (the members train together).

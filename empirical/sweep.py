@@ -10,7 +10,7 @@ its batch statistics are each member's own, as in a single run).  The SGD update
 weight decay, per-member learning rate) is applied to the stacked tensors.
 
 Each member is a normal run directory ``DIR/<name>/`` (``config.json``, ``metrics.jsonl`` written
-by :func:`empirical.train.measure_member`, i.e. :func:`empirical.measure.measure` on the member's
+by :func:`empirical.training.measure_member`, i.e. :func:`empirical.measurement.measure` on the member's
 own weights loaded into an ordinary module, ``checkpoints/last.pt`` in the single-run format,
 figures): ``python -m empirical train --out DIR/<name> --resume``, ``plot``, ``load_run`` and
 ``paper_checks --run-dir`` work on it as on any run.  ``DIR/sweep.json`` lists the members with
@@ -46,11 +46,11 @@ from torch.func import functional_call, stack_module_state, vmap
 from . import runs
 from .config import RESUME_OVERRIDES, TrainConfig, changed_options
 from .distributed import SINGLE
-from .measure import network_loss, resolve_precision
+from .measurement import network_loss, resolve_precision
 from .schedule import lr_at, lr_grid
 from .state import RunState
 from .step import CompileFallbackWarning, resolve_compile
-from .train import (Member, build_train_model, fit, load_data, resolve_device, seed_everything, start_run_dir,
+from .training import (Member, build_train_model, fit, load_data, resolve_device, seed_everything, start_run_dir,
                     torch_settings, weight_penalty)
 
 __all__ = ["SWEEP_FILE", "StackedEngine", "SweepSpec", "parse_lrs", "run_sweep", "select_lr"]
@@ -142,7 +142,7 @@ class SweepSpec:
 class StackedEngine:
     """K members with the same architecture and data size trained as one batched model.
 
-    The :func:`empirical.train.fit` interface of :class:`empirical.train.SingleEngine`:
+    The :func:`empirical.training.fit` interface of :class:`empirical.training.SingleEngine`:
     ``members``, ``device``, ``info``, ``measure_precision``, ``model_of(k)``, ``data_of(k)``,
     ``train_one_epoch(lrs)``, ``weight_penalties()``, ``save_checkpoint()``.
 
@@ -246,7 +246,7 @@ class StackedEngine:
 
     def train_one_epoch(self, lrs: list[float]) -> tuple[torch.Tensor, int]:
         """One epoch of every member; returns ``((K, 3) float64 [loss sum, wrong, seen], steps)``."""
-        from .train import _batches
+        from .training import _batches
 
         cfg, K = self.members[0].cfg, len(self.members)
         lr_t = torch.tensor(lrs, dtype=torch.float32, device=self.device)

@@ -3,7 +3,7 @@ across the grid (math §7.2, §7.3).
 
 ``python -m paper_checks grid --datasets fashion-mnist,mnist,cifar10,svhn,stl10 --models vgg11,resnet18,densenet40
 --losses mse,ce --epochs 350 --out reports/grid`` trains every run into ``OUT/runs/<dataset>-<model>-<loss>/``
-(a normal run directory of :func:`empirical.train.train`), skips finished runs and resumes killed ones, checks
+(a normal run directory of :func:`empirical.training.train`), skips finished runs and resumes killed ones, checks
 the empirical claims on each (:mod:`paper_checks.claims.empirical`) and the grid claims across them
 (:mod:`paper_checks.claims.grid`), and writes
 
@@ -193,7 +193,7 @@ def train_runs(configs: list[dict[str, Any]], resumes: list[bool], device: str |
     Returns one ``{"run_dir", "status", "message"}`` per run: ``trained``, ``diverged`` (the loss became
     non-finite: an observation, its measured epochs are kept) or ``error`` (with the traceback).
     """
-    from empirical.train import NonFiniteLossError, TrainConfig, train  # noqa: PLC0415
+    from empirical.training import NonFiniteLossError, TrainConfig, train  # noqa: PLC0415
 
     results = []
     for cfg_dict, resume in zip(configs, resumes):

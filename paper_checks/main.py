@@ -4,7 +4,7 @@ Stages (each printed as it starts and ends, with its wall time):
 
 1. symbolic certificate (``theory.symbolic.run_certificate``), math §3.3, §3.4, §5, §6;
 2. simulation of the projected flow and of the retraction contrast (``simulate.simulate``), math §6;
-3. training (``empirical.train.train``) on the embedded digits data by default, or reuse
+3. training (``empirical.training.train``) on the embedded digits data by default, or reuse
    ``--run-dir``; math §7;
 4. predicted against observed (:mod:`paper_checks.compare`), math §3.4 / 6.3;
 5. claims (:mod:`paper_checks.claims`) and figures;
@@ -128,8 +128,11 @@ class Stages:
 
 
 def _train_config(opts: MainOptions, run_dir: Path):
-    """The :class:`empirical.train.TrainConfig` of the main job (preset, then explicit options)."""
-    from empirical.train import PRESETS, TrainConfig  # noqa: PLC0415
+    """The :class:`empirical.config.TrainConfig` of the main job: the shared preset merge of
+    ``empirical.config.merge_preset`` (defaults < preset < explicit options), with the main job's choices:
+    the default preset when nothing is named, the (dataset, network) pair's protocol preset when there is one,
+    ``--quick``'s truncated schedule, and the paper's balanced subset size for the dataset."""
+    from empirical.config import PRESETS, TrainConfig, merge_preset, merged_options  # noqa: PLC0415
 
     preset = opts.preset
     if preset is None and opts.dataset is None and opts.model is None:
@@ -138,38 +141,27 @@ def _train_config(opts: MainOptions, run_dir: Path):
         # The protocol preset of this (dataset, network) pair when there is one: the paper's, else the toolkit's.
         model = opts.model or TrainConfig.model
         preset = next((c for c in (f"paper-{opts.dataset}-{model}", f"{opts.dataset}-{model}") if c in PRESETS), None)
-    values: dict[str, Any] = {}
-    if preset is not None:
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; known: {', '.join(sorted(PRESETS))}")
-        values.update(PRESETS[preset])
-        values["preset"] = preset
-    for key in ("dataset", "model", "epochs", "per_class", "lr", "batch_size", "weight_decay", "data_root", "device"):
-        v = getattr(opts, key)
-        if v is not None:
-            values[key] = v
+    explicit: dict[str, Any] = {k: getattr(opts, k) for k in ("dataset", "model", "epochs", "per_class", "lr",
+                                                               "batch_size", "weight_decay", "data_root", "device")}
+    preset_values = merged_options(preset)  # raises "unknown preset ..." itself
     if opts.quick and opts.epochs is None:
         # The first QUICK_EPOCHS epochs of the full schedule (same learning-rate milestones), so the
         # run reaches zero training error and spends most of its epochs in the terminal phase.
         from empirical.schedule import lr_milestones  # noqa: PLC0415
 
-        full = int(values.get("epochs", TrainConfig.epochs))
-        if values.get("lr_milestones") is None:
-            values["lr_milestones"] = lr_milestones(full)
-        values["epochs"] = min(full, QUICK_EPOCHS)
-    if values.get("per_class") is None and opts.dataset is not None:
+        full = int(preset_values.get("epochs", TrainConfig.epochs))
+        if preset_values.get("lr_milestones") is None:
+            explicit["lr_milestones"] = lr_milestones(full)
+        explicit["epochs"] = min(full, QUICK_EPOCHS)
+    if opts.per_class is None and preset_values.get("per_class") is None and opts.dataset is not None:
         # Balanced subsets of the paper's (PNAS 2020) size N per class, math §7.1, when the dataset has one.
         from empirical.data import get_spec  # noqa: PLC0415
 
         try:
-            values["per_class"] = get_spec(opts.dataset).paper_per_class
+            explicit["per_class"] = get_spec(opts.dataset).paper_per_class
         except (KeyError, ValueError):
             pass
-    values["seed"] = opts.seed
-    values["out"] = str(run_dir)
-    values["progress"] = opts.progress
-    values.update(opts.extra)
-    return TrainConfig.from_dict(values)
+    return merge_preset(preset, **explicit, seed=opts.seed, out=str(run_dir), progress=opts.progress, **opts.extra)
 
 
 def _certificate_mode(opts: MainOptions) -> str:
@@ -361,7 +353,7 @@ def run_main(opts: MainOptions) -> int:
             run_dir = out / "run"
             stages.log(f"    {run_dir} holds this run, finished: reused")
         else:
-            from empirical.train import train  # noqa: PLC0415
+            from empirical.training import train  # noqa: PLC0415
 
             cfg = plan.train_config
             resume = plan.training == "resume"

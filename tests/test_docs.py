@@ -154,7 +154,7 @@ def test_strict_mkdocs_build(tmp_path):
            for name in ("theory", "simulate", "empirical", "paper_checks")}
     for page, objects in {"theory": ("theory.decompose", "theory.class_stats", "theory.laws.numeric"),
                           "simulate": ("simulate.integrate_features", "simulate.closed_form_omega"),
-                          "empirical": ("empirical.measure.measure", "empirical.runs.read_metrics"),
+                          "empirical": ("empirical.measurement.measure", "empirical.runs.read_metrics"),
                           "paper_checks": ("paper_checks.fit_snr_dynamics", "paper_checks.compare_run")}.items():
         for obj in objects:
             assert f'id="{obj}"' in api[page], f"{obj} missing from the {page} API page"

@@ -13,7 +13,7 @@ import pytest
 
 from empirical.cli import EXIT_BAD_INPUT, EXIT_DIVERGED, config_from_args, build_parser, main
 from empirical.runs import read_config, read_metrics
-from empirical.train import PRESETS
+from empirical.training import PRESETS
 
 GAUSS = ["--dataset", "gaussian", "--model", "mlp", "--per-class", "20", "--batch-size", "20",
          "--data-arg", "dim=8", "--data-arg", "num_classes=3", "--model-arg", "widths=[16, 8]",

@@ -21,7 +21,7 @@ import torch
 
 from empirical.distributed import SINGLE, DistInfo, shard
 from empirical.runs import read_config, read_metrics
-from empirical.train import TIMING_KEYS, TrainConfig, train
+from empirical.training import TIMING_KEYS, TrainConfig, train
 
 SKIP_KEYS = {*TIMING_KEYS, "warnings"}
 

@@ -1,4 +1,4 @@
-"""NCMonitorCallback in a real (tiny) Lightning fit on digits, CPU: the lines equal empirical.measure.measure."""
+"""NCMonitorCallback in a real (tiny) Lightning fit on digits, CPU: the lines equal empirical.measurement.measure."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ pl = pytest.importorskip("lightning.pytorch", reason="PyTorch Lightning not inst
 
 from empirical import runs  # noqa: E402
 from empirical.lightning import NCMonitorCallback  # noqa: E402
-from empirical.measure import measure  # noqa: E402
+from empirical.measurement import measure  # noqa: E402
 from empirical.schema import read_run_log  # noqa: E402
 
 C = 10
@@ -40,7 +40,7 @@ class Module(pl.LightningModule):
     def forward(self, x):
         return self.fc(self.net(x))
 
-    def forward_with_features(self, x):  # only for the reference, empirical.measure.measure
+    def forward_with_features(self, x):  # only for the reference, empirical.measurement.measure
         h = self.net(x)
         return self.fc(h), h
 

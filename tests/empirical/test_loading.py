@@ -6,9 +6,9 @@ import pytest
 
 from empirical.config import TrainConfig
 from empirical.loading import kept_epochs, load_run
-from empirical.measure import measure
+from empirical.measurement import measure
 from empirical.runs import RunError, read_metrics
-from empirical.train import TIMING_KEYS, train
+from empirical.training import TIMING_KEYS, train
 
 
 @pytest.fixture(scope="module")

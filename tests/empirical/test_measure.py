@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import theory
-from empirical.measure import METRIC_KEYS, classifier_of, feature_pass, measure, network_loss
+from empirical.measurement import METRIC_KEYS, classifier_of, feature_pass, measure, network_loss
 from empirical.models import build_model
 
 
@@ -159,8 +159,8 @@ def test_measure_precision_option():
     The flags are recorded from inside the model's forward pass (where they act on CUDA), so this
     fails on the CPU too if measure() ever stops applying them; the flags are set to the opposite of
     each mode beforehand, so a mode that leaves them alone is caught."""
-    from empirical.measure import float32_precision, resolve_precision
-    from empirical.train import TrainConfig
+    from empirical.measurement import float32_precision, resolve_precision
+    from empirical.training import TrainConfig
 
     before = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
     with float32_precision("fp32"):

@@ -1,4 +1,4 @@
-"""NCMonitor on a hand-written model and loop (digits): the same numbers as empirical.measure.measure."""
+"""NCMonitor on a hand-written model and loop (digits): the same numbers as empirical.measurement.measure."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from empirical import runs
-from empirical.measure import measure
+from empirical.measurement import measure
 from empirical.monitor import NCMonitor
 from empirical.schema import SCHEMA_VERSION, read_run_log
 
@@ -32,7 +32,7 @@ def digits():
 
 class Net(nn.Module):
     """A user's network: ``forward`` only (the monitor needs nothing else); ``forward_with_features`` and
-    ``fc`` are there for empirical.measure.measure, the reference."""
+    ``fc`` are there for empirical.measurement.measure, the reference."""
 
     def __init__(self):
         super().__init__()
@@ -123,7 +123,7 @@ def test_sequential_and_dataloader(digits, tmp_path):
     by_loader = mon.measure(2, same, DataLoader(TensorDataset(xte, yte), batch_size=100))
     _compare(by_loader, by_tensor, exact=True)
 
-    # reference: empirical.measure.measure of the same network, seen through an fc / forward_with_features view
+    # reference: empirical.measurement.measure of the same network, seen through an fc / forward_with_features view
     class View(nn.Module):
         def __init__(self):
             super().__init__()

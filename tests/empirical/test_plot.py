@@ -10,7 +10,7 @@ from empirical.cli import main
 from empirical.export import export_csv, flatten_record
 from empirical.plot import PANELS
 from empirical.runs import read_metrics, terminal_phase_start
-from empirical.train import TrainConfig, train
+from empirical.training import TrainConfig, train
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 import empirical.runs as runs
 from benchmarks.check_gpu_resume import Killed, crash_after_checkpoint
 from empirical.runs import read_metrics
-from empirical.train import TIMING_KEYS, TrainConfig, train
+from empirical.training import TIMING_KEYS, TrainConfig, train
 
 TIME_KEYS = set(TIMING_KEYS)  # wall-clock values differ between runs
 EPOCHS = 8

@@ -48,7 +48,7 @@ def test_schema_file_matches_code():
     lam = term_lambda_keys()
     assert lam["l_nc1"] == "lam" and lam["l_perp_notebook"] == "lam_notebook" and lam["l_central_lam0"] == 0.0
     # every key empirical.measure writes is documented
-    from empirical.measure import METRIC_KEYS
+    from empirical.measurement import METRIC_KEYS
 
     assert set(METRIC_KEYS) <= set(schema["$defs"]["metrics_line"]["properties"])
 

@@ -19,7 +19,7 @@ from benchmarks.check_gpu_resume import Killed, crash_after_checkpoint
 from empirical.cli import EXIT_BAD_INPUT, main
 from empirical.runs import read_config, read_metrics
 from empirical.step import CompileFallbackWarning, TrainStep, make_optimizer, resolve_channels_last, resolve_compile
-from empirical.train import TIMING_KEYS, TrainConfig, train
+from empirical.training import TIMING_KEYS, TrainConfig, train
 
 CPU = torch.device("cpu")
 # importing torch._dynamo (torch.compile) imports torch.utils.mkldnn, which warns about torch.jit.script_method

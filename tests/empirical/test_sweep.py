@@ -15,7 +15,7 @@ from empirical.config import TrainConfig
 from empirical.loading import load_run
 from empirical.runs import read_config, read_metrics
 from empirical.sweep import SWEEP_FILE, SweepSpec, parse_lrs, run_sweep, select_lr
-from empirical.train import TIMING_KEYS, train
+from empirical.training import TIMING_KEYS, train
 
 EPOCHS = 4
 #: Relative tolerance of a member against its single run after a few epochs.  The batched (vmap)

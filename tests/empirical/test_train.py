@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from empirical.measure import METRIC_KEYS
+from empirical.measurement import METRIC_KEYS
 from empirical.runs import read_config, read_metrics
 from empirical.schedule import lr_milestones, measurement_epochs
-from empirical.train import PRESETS, TrainConfig, check_all_classes_present, train
+from empirical.training import PRESETS, TrainConfig, check_all_classes_present, train
 
 REQUIRED = {
     "epoch", "step", "lr", "lr_weighted_steps", "time_s", "train_error", "test_error", "loss", "loss_nowd",
@@ -196,7 +196,7 @@ def test_resume_keeps_the_stored_configuration(tmp_path):
 def test_weight_penalty_is_theory_ridge_in_float64():
     """The running objective's weight-decay term is theory.ridge_penalty: (wd/2) sum ||theta||^2, float64."""
     import theory
-    from empirical.train import weight_penalty
+    from empirical.training import weight_penalty
 
     torch.manual_seed(0)
     params = [torch.randn(3, 4), torch.randn(5), torch.randn(2, 2, 3, 3)]

@@ -3,7 +3,7 @@
 Protocol (math §7.1, §8): SGD with momentum 0.9 and weight decay 5e-4 on all parameters,
 batch 128, ``nn.MSELoss()`` (mean over the batch and the ``C`` outputs) against one-hot
 targets, learning rate divided by 10 at ``epochs // 3`` and ``2 * epochs // 3``
-(:func:`empirical.schedule.lr_at`, stepped per epoch), measurement (:mod:`empirical.measure`) in
+(:func:`empirical.schedule.lr_at`, stepped per epoch), measurement (:mod:`empirical.measurement`) in
 eval mode at the notebook's log-spaced epochs rescaled to the epoch count, plus epoch 0 and the last.
 
 The module reads top to bottom like a training script:
@@ -46,7 +46,7 @@ import theory
 from . import runs, timing
 from .config import PRESETS, RESUME_OVERRIDES, TrainConfig, changed_options, read_config_file  # noqa: F401 (re-exports)
 from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_object, init_from_env, shard, shutdown
-from .measure import METRIC_KEYS, measure, resolve_precision
+from .measurement import METRIC_KEYS, measure, resolve_precision
 from .schedule import lr_at
 from .state import Clock, RunState, rng_states, set_rng_states  # noqa: F401 (re-exports)
 from .step import TrainStep, make_optimizer, resolve_channels_last, resolve_compile, set_optimizer_implementation
@@ -212,7 +212,7 @@ class Progress:
 
 def measure_member(engine, k: int, epoch: int, running: dict[str, Any], progress: Progress | None = None) -> None:
     """Measure member ``k`` at ``epoch`` (if scheduled and not already in its ``metrics.jsonl``) and
-    append the record: bookkeeping keys, :func:`empirical.measure.measure`'s metrics, the running loss."""
+    append the record: bookkeeping keys, :func:`empirical.measurement.measure`'s metrics, the running loss."""
     m = engine.members[k]
     if epoch not in m.cfg.measure_epochs or epoch in m.done:
         return

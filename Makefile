@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_theory
 	$(BIN)/python -m benchmarks.bench_measurement
 	$(BIN)/python -m benchmarks.bench_simulate
+	$(BIN)/python -m benchmarks.bench_sweep
 
 # the documentation (docs/, mkdocs.yml): the `docs` extra, then a strict build (warnings are errors) into site/
 docs: install

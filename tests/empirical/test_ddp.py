@@ -39,6 +39,8 @@ def _close(a, b, rel):
         return len(a) == len(b) and all(_close(x, y, rel) for x, y in zip(a, b))
     if a is None or b is None:
         return a is b
+    if isinstance(a, str):
+        return a == b
     return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
 
 

@@ -99,7 +99,9 @@ def test_singular_covariances_measured_on_their_support():
     assert m["snr_singular_values"] == pytest.approx(ref.tolist(), rel=1e-4)
     assert 0.0 <= m["snr_dropped_fraction"] <= 1.0
     assert m["identity_residual"] < 1e-8
-    assert m["l_nc1_lam0"] >= 0 and m["l_perp_lam0"] >= 0
+    # PSD quadratic forms that vanish here in exact arithmetic (the features are interpolated): >= 0 up to the
+    # float64 rounding of the solve, a few ulps of the loss
+    assert m["l_nc1_lam0"] >= -1e-14 * m["loss"] and m["l_perp_lam0"] >= -1e-14 * m["loss"]
 
 
 def test_dead_units_give_the_reduced_features_snr():

@@ -69,7 +69,11 @@ def _compare(line, ref, exact=True, rtol=0.0):
     assert keys <= set(line)
     for k in sorted(keys):
         a, b = line[k], ref[k]
-        if exact:
+        if exact and k == "test_loss_nowd" and a != b:
+            # the test set streamed in other batches (loader: 100, tensors: the monitor's 256) sums the float64
+            # squared residuals in another order: equal to a few ulps, not bit for bit
+            assert a == pytest.approx(b, rel=1e-14, abs=0), k
+        elif exact:
             assert a == b, k
         elif isinstance(b, list):
             np.testing.assert_allclose(a, b, rtol=rtol, atol=0, err_msg=k)

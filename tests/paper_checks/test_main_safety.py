@@ -54,10 +54,10 @@ def test_a_failing_stage_keeps_the_previous_report(tmp_path, capsys):
     capsys.readouterr()
     assert main(FAST + ["--run-dir", str(run), "--out", str(out), "--time", "epoch"]) == 1
     err = capsys.readouterr().err
-    assert "stage 'predicted against observed' failed" in err and "corrupt line 4" in err
+    assert "stage 'predicted against observed' failed" in err and "metrics.jsonl:4" in err
     assert (out / "claims.json").read_text() == good
     failed = out / "failed-report"
-    assert "corrupt line 4" in (failed / "FAILED.txt").read_text()
+    assert "metrics.jsonl:4" in (failed / "FAILED.txt").read_text()
     stage = [c for c in json.loads((failed / "claims.json").read_text()) if c["id"].startswith("stage.")]
     assert stage and stage[0]["status"] == "error" and "Traceback" in stage[0]["detail"]
     # repaired: the next complete report replaces the old one and the failed one is cleared

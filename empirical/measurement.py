@@ -47,7 +47,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -200,28 +200,48 @@ def feature_pass(
     put in eval mode (and restored to its previous mode afterwards).  With ``statistics``
     false, only errors (and features) are collected (e.g. for the test set).
     """
+    slices = ((x[lo:hi], y[lo:hi]) for lo, hi in _local_slices(int(x.shape[0]), batch_size, info))
+    return batches_pass(model, slices, num_classes, device=x.device, info=info, statistics=statistics)
+
+
+@torch.no_grad()
+def batches_pass(
+    model: torch.nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    num_classes: int,
+    *,
+    device: torch.device,
+    info: DistInfo = SINGLE,
+    statistics: bool = True,
+) -> FeaturePass:
+    """:func:`feature_pass` over this rank's ``(x, y)`` batches, as given (each already on ``device``).
+
+    The model (``forward_with_features``) runs in eval mode, restored afterwards; errors, counts and the
+    statistics are reduced over ranks.  ``ValueError`` when no rank had a sample.
+    """
     was_training = model.training
     model.eval()
-    errors = torch.zeros((), dtype=torch.int64, device=x.device)
+    errors = torch.zeros((), dtype=torch.int64, device=device)
 
     def forward_batches():
         nonlocal errors
-        for lo, hi in _local_slices(int(x.shape[0]), batch_size, info):
-            xb, yb = x[lo:hi], y[lo:hi]
+        for xb, yb in batches:
             logits, h = model.forward_with_features(xb)
             errors += (logits.argmax(dim=1) != yb).sum()
             yield h, yb
 
     try:
-        acc, batches = stream_features(forward_batches(), num_classes, statistics=statistics)
+        acc, kept = stream_features(forward_batches(), num_classes, statistics=statistics)
     finally:
         model.train(was_training)
-    count = torch.tensor(sum(int(yb.shape[0]) for _, yb in batches), dtype=torch.int64, device=x.device)
+    count = torch.tensor(sum(int(yb.shape[0]) for _, yb in kept), dtype=torch.int64, device=device)
     all_reduce_sum(errors, info)
     all_reduce_sum(count, info)
+    if int(count) == 0:
+        raise ValueError("the data gave no samples")
     if acc is not None:
         acc = merge_accumulator(acc, info)
-    return FeaturePass(acc, batches, int(errors), int(count))
+    return FeaturePass(acc, kept, int(errors), int(count))
 
 
 def stream_features(batches, num_classes: int, *, statistics: bool = True):

@@ -39,10 +39,10 @@ from torch import nn
 import theory
 
 from . import runs
-from .distributed import SINGLE, DistInfo, all_reduce_sum, merge_accumulator
+from .distributed import SINGLE, DistInfo
 from .measurement import (
-    METRIC_KEYS, FeaturePass, classifier_of, feature_pass, float32_precision, metrics_from_pass, resolve_precision,
-    stream_features,
+    METRIC_KEYS, FeaturePass, batches_pass, classifier_of, feature_pass, float32_precision, metrics_from_pass,
+    resolve_precision,
 )
 
 __all__ = ["NCMonitor", "current_dist_info"]
@@ -247,32 +247,18 @@ class NCMonitor:
 
 def _iterable_pass(tap: _FeatureTap, data: Iterable, num_classes: int, device: torch.device, info: DistInfo,
                    statistics: bool, what: str) -> FeaturePass:
-    """:func:`empirical.measurement.feature_pass` for an iterable of ``(x, y)`` batches (each rank its own batches):
-    the same :func:`~empirical.measurement.stream_features` accumulation and the same reductions over ranks."""
-    was_training = tap.training
-    tap.eval()
-    errors = torch.zeros((), dtype=torch.int64, device=device)
-
-    def forward_batches():
-        nonlocal errors
+    """:func:`empirical.measurement.batches_pass` over an iterable of ``(x, y)`` batches (each rank its own
+    batches), each checked and moved to the model's device."""
+    def checked():
         for i, item in enumerate(data):
             if not (isinstance(item, (tuple, list)) and len(item) >= 2 and isinstance(item[0], torch.Tensor)
                     and isinstance(item[1], torch.Tensor)):
                 raise TypeError(f"{what}: batch {i} is not an (x, y) pair of tensors (got {type(item).__name__})")
-            xb, yb = item[0].to(device), item[1].to(device)
-            logits, h = tap.forward_with_features(xb)
-            errors += (logits.argmax(dim=1) != yb).sum()
-            yield h, yb
+            yield item[0].to(device), item[1].to(device)
 
     try:
-        acc, batches = stream_features(forward_batches(), num_classes, statistics=statistics)
-    finally:
-        tap.train(was_training)
-    count = torch.tensor(sum(int(yb.shape[0]) for _, yb in batches), dtype=torch.int64, device=device)
-    all_reduce_sum(errors, info)
-    all_reduce_sum(count, info)
-    if int(count) == 0:
-        raise ValueError(f"{what}: the data gave no samples")
-    if acc is not None:
-        acc = merge_accumulator(acc, info)
-    return FeaturePass(acc, batches, int(errors), int(count))
+        return batches_pass(tap, checked(), num_classes, device=device, info=info, statistics=statistics)
+    except ValueError as exc:
+        if "gave no samples" in str(exc):
+            raise ValueError(f"{what}: the data gave no samples") from None
+        raise

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import os
 import shutil
 import sys
 import time

@@ -239,7 +239,6 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     context = context or {}
     paths = {"claims": write_claims_json(claims, out_dir / "claims.json")}
-    n = counts(claims)
     verdict = summary_line(claims)
     legend = ("Status: **pass** (supported within the stated tolerance), **fail** (not supported by this input; the "
               "numbers say by how much), **n/a** (cannot be evaluated on this input; the reason is given), "

@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="draw the paper's panels into RUN/figures")
     pl.add_argument("run_dir")
     pl.add_argument("--out", default=None, help="folder for the PNGs (default RUN/figures)")
+    pl.add_argument("--tpt-threshold", type=float, default=0.0, help="terminal phase: training error stays <= this fraction from its first epoch on (default 0, exactly zero)")
 
     ex = sub.add_parser("export-csv", help="write RUN/metrics.jsonl as CSV")
     ex.add_argument("run_dir")
@@ -230,7 +231,7 @@ def _cmd_sweep(ns: argparse.Namespace) -> int:
 def _cmd_plot(ns: argparse.Namespace) -> int:
     from .plot import plot_run
 
-    for path in plot_run(ns.run_dir, ns.out):
+    for path in plot_run(ns.run_dir, ns.out, tpt_threshold=ns.tpt_threshold):
         print(path)
     return 0
 

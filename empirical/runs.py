@@ -27,6 +27,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
+from theory.jsonio import dumps
+
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoints"
@@ -62,27 +64,6 @@ def environment_info(device: str | None = None) -> dict[str, Any]:
     return info
 
 
-def _json_default(obj: Any):
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "item") and getattr(obj, "ndim", 0) == 0:
-        return _sanitize(obj.item())
-    if hasattr(obj, "tolist"):
-        return _sanitize(obj.tolist())
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def _sanitize(value: Any) -> Any:
-    """Replace NaN/Inf floats by ``None`` (strict JSON has no NaN)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _sanitize(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_sanitize(v) for v in value]
-    return value
-
-
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: temporary file in the same folder, fsync, rename."""
     path = Path(path)
@@ -111,7 +92,7 @@ def _fsync_dir(folder: Path) -> None:
 
 def write_config(run_dir: Path, config: dict[str, Any]) -> Path:
     """Write ``config.json`` atomically and return its path."""
-    text = json.dumps(_sanitize(config), indent=2, sort_keys=True, default=_json_default) + "\n"
+    text = dumps(config, indent=2, sort_keys=True, unknown="raise") + "\n"
     path = Path(run_dir) / CONFIG_FILE
     atomic_write_bytes(path, text.encode())
     return path
@@ -167,7 +148,7 @@ def repair_metrics(run_dir: Path) -> list[dict[str, Any]]:
     text = path.read_text()
     records, truncated = _parse_metrics_lines(text.splitlines(), path)
     if truncated or (text and not text.endswith("\n")):
-        body = "".join(json.dumps(r, default=_json_default) + "\n" for r in records)
+        body = "".join(json_line(r) + "\n" for r in records)
         atomic_write_bytes(path, body.encode())
     return records
 
@@ -175,7 +156,7 @@ def repair_metrics(run_dir: Path) -> list[dict[str, Any]]:
 def json_line(record: Any) -> str:
     """``record`` as one line of strict JSON: NaN/Inf become ``null``; paths, NumPy and torch
     scalars / arrays become JSON values."""
-    return json.dumps(_sanitize(record), default=_json_default, allow_nan=False)
+    return dumps(record, indent=None, unknown="raise")
 
 
 def append_jsonl(path: str | os.PathLike, record: Any) -> None:

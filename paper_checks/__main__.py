@@ -30,10 +30,18 @@ import sys
 from typing import Sequence
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its errors on one line (``PROG: error: ...``, exit code 2) instead of usage + error."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 def _main_parser() -> argparse.ArgumentParser:
     from .main import QUICK_EPOCHS  # noqa: PLC0415 - the package already imports claims/compare/report
 
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m paper_checks",
         description="Check the claims of Han, Papyan & Donoho, 'Neural Collapse Under MSE Loss' (ICLR 2022) "
                     "end to end: symbolic certificate, simulated dynamics, a training run, theory vs observation. "
@@ -90,7 +98,7 @@ def add_tpt_threshold(group) -> None:
 
 
 def _compare_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m paper_checks compare",
+    p = OneLineParser(prog="python -m paper_checks compare",
                                 description="Fit the closed-form SNR dynamics to a run and compare theory with "
                                             "observation; writes compare.json and figures.")
     p.add_argument("run_dir")

@@ -494,9 +494,9 @@ def run_grid(opts: GridOptions) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .__main__ import add_tpt_threshold  # noqa: PLC0415
+    from .__main__ import OneLineParser, add_tpt_threshold  # noqa: PLC0415
 
-    p = argparse.ArgumentParser(prog="python -m paper_checks grid", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m paper_checks grid", description=__doc__.split("\n\n")[0])
     p.add_argument("--datasets", required=True, help="comma-separated, e.g. fashion-mnist,mnist,cifar10,svhn,stl10")
     p.add_argument("--models", required=True, help="comma-separated, e.g. vgg11,resnet18,densenet40")
     p.add_argument("--losses", default="mse,ce", help="comma-separated subset of mse,ce (default both)")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -15,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import theory
+from theory.jsonio import dumps, jsonable
 
 from ._checks import check_sizes
 from ._laws import kappa_value, law
@@ -64,7 +64,7 @@ class Trajectory:
         arrays = dict(self.metrics)
         arrays.update(times=self.times, omega=self.omega, closed_form_omega=self.closed_form_omega,
                       gram_start=self.gram_start, gram_end=self.gram_end,
-                      params_json=np.array(json.dumps(_jsonable(self.params))))
+                      params_json=np.array(dumps(self.params, indent=None)))
         np.savez(path, **arrays)
         return path
 
@@ -105,7 +105,7 @@ class Trajectory:
         for k in ("retraction_invariant_drift", "projected_invariant_drift"):
             if k in mets:
                 out[f"max_abs_{k}"] = float(np.max(np.abs(mets[k])))
-        return _jsonable(out)
+        return jsonable(out)
 
 
 def ratio_m1(mets):
@@ -139,21 +139,6 @@ def tail_loglog_slope(t, y) -> float:
     if ok.sum() < 2:
         return float("nan")
     return float(np.polyfit(np.log(t[ok]), np.log(y[ok]), 1)[0])
-
-
-def _jsonable(x):
-    """Python floats/lists/dicts for json (non-finite floats become None)."""
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.ndarray, jax.Array)):
-        return _jsonable(np.asarray(x).tolist())
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    return x
 
 
 def log_times(t_max: float, num_times: int, t_min: float | None = None) -> jax.Array:

@@ -17,8 +17,12 @@ from typing import Any
 __all__ = ["jsonable", "dumps"]
 
 
-def jsonable(obj: Any) -> Any:
-    """A JSON-ready copy of ``obj`` (see the module docstring); NaN/Inf become ``None``."""
+def jsonable(obj: Any, *, unknown: str = "str") -> Any:
+    """A JSON-ready copy of ``obj`` (see the module docstring); NaN/Inf become ``None``.
+
+    ``unknown`` says what happens to an object that is none of the above: ``"str"`` writes ``str(obj)``
+    (reports), ``"raise"`` raises ``TypeError`` naming its type (run logs, where a stray object is a bug).
+    """
     if obj is None or isinstance(obj, (str, bool)):
         return obj
     if isinstance(obj, int):
@@ -26,21 +30,23 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v, unknown=unknown) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, set, frozenset)):
-        return [jsonable(v) for v in obj]
+        return [jsonable(v, unknown=unknown) for v in obj]
     if isinstance(obj, PurePath):
         return str(obj)
     # NumPy / JAX / torch scalars and arrays (duck-typed: theory imports none of them)
     if hasattr(obj, "tolist") and callable(obj.tolist):
         if hasattr(obj, "detach"):  # torch tensor: off the autograd graph and the device first
             obj = obj.detach().cpu()
-        return jsonable(obj.tolist())
+        return jsonable(obj.tolist(), unknown=unknown)
     if hasattr(obj, "item") and callable(obj.item):
-        return jsonable(obj.item())
+        return jsonable(obj.item(), unknown=unknown)
+    if unknown == "raise":
+        raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
     return str(obj)
 
 
-def dumps(obj: Any, *, indent: int | None = 2, sort_keys: bool = False) -> str:
+def dumps(obj: Any, *, indent: int | None = 2, sort_keys: bool = False, unknown: str = "str") -> str:
     """Strict JSON text of :func:`jsonable` ``(obj)`` (``allow_nan=False``: a NaN can never slip through)."""
-    return json.dumps(jsonable(obj), indent=indent, sort_keys=sort_keys, allow_nan=False)
+    return json.dumps(jsonable(obj, unknown=unknown), indent=indent, sort_keys=sort_keys, allow_nan=False)

@@ -84,3 +84,12 @@ def test_rerun_into_an_existing_folder_continues_or_refuses(tmp_path):
         validate(opts)
     with pytest.raises(UsageError, match="no training run to continue"):
         validate(MainOptions(out=str(tmp_path / "empty"), resume=True))
+
+
+@pytest.mark.parametrize("argv", [["--epochs", "abc"], ["compare"], ["grid", "--models", "mlp"], ["--nosuch"]])
+def test_argument_errors_are_one_line(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "error:" in err and "Traceback" not in err

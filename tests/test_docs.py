@@ -103,16 +103,21 @@ def test_every_math_citation_names_a_heading_of_math_md():
     assert seen > 0
 
 
-def test_no_file_cites_notes_outside_the_repository():
+def lines_matching(pattern: str) -> list[str]:
+    """``file:line: text`` of every line of the repository's text files (this test file excepted) matching
+    the regular expression ``pattern``."""
     bad = []
     for path in repository_files():
         text = text_of(path)
         if text is None or path == Path(__file__).resolve():
             continue
-        for k, line in enumerate(text.splitlines(), 1):
-            for name in OUTSIDE_NOTES:
-                if re.search(rf"(?<![\w-]){re.escape(name)}", line):
-                    bad.append(f"{path.relative_to(ROOT)}:{k}: {name}")
+        bad += [f"{path.relative_to(ROOT)}:{k}: {line.strip()[:80]}"
+                for k, line in enumerate(text.splitlines(), 1) if re.search(pattern, line)]
+    return bad
+
+
+def test_no_file_cites_notes_outside_the_repository():
+    bad = lines_matching("|".join(rf"(?<![\w-]){re.escape(name)}" for name in OUTSIDE_NOTES))
     assert not bad, ("files cite notes that are not in the repository (cite docs/math.md as `math §X.Y`):\n"
                      + "\n".join(bad))
 
@@ -120,14 +125,7 @@ def test_no_file_cites_notes_outside_the_repository():
 def test_no_file_cites_sections_of_an_unnamed_spec():
     """Sections are cited as ``math §X.Y`` (docs/math.md); a bare ``spec 3.4`` names a document the repository
     does not hold."""
-    bad = []
-    for path in repository_files():
-        text = text_of(path)
-        if text is None or path == Path(__file__).resolve():
-            continue
-        for k, line in enumerate(text.splitlines(), 1):
-            if re.search(r"\b[Ss]pec[- ]\d", line):
-                bad.append(f"{path.relative_to(ROOT)}:{k}: {line.strip()[:80]}")
+    bad = lines_matching(r"\b[Ss]pec[- ]\d")
     assert not bad, "cite docs/math.md as `math §X.Y`, not `spec X.Y`:\n" + "\n".join(bad)
 
 

@@ -217,6 +217,16 @@ def _cuda_count() -> int:
         return 0
 
 
+def _job_results(job: Any, configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A submitit job's results; when the job itself died (killed worker, node failure), an ``error`` result for
+    each of its runs with the scheduler's message, so the other jobs' runs are still reported."""
+    try:
+        return job.result()
+    except Exception as exc:  # noqa: BLE001 - submitit raises its own failure types; reported per run
+        msg = f"the {type(job).__name__} {getattr(job, 'job_id', '?')} failed: {type(exc).__name__}: {exc}"
+        return [{"run_dir": c["out"], "status": "error", "message": msg} for c in configs]
+
+
 def execute(plans: list[GridRunPlan], opts: GridOptions, log) -> dict[str, dict[str, Any]]:
     """Train every plan whose action is train / resume with the chosen executor; results by run directory."""
     todo = [p for p in plans if p.action in ("train", "resume")]
@@ -247,16 +257,16 @@ def execute(plans: list[GridRunPlan], opts: GridOptions, log) -> dict[str, dict[
                 if gpus:
                     params.update(gpus_per_node=1, visible_gpus=(w % gpus,))
                 ex.update_parameters(**params)
-                jobs.append(ex.submit(train_runs, [configs[i] for i in share], [resumes[i] for i in share],
-                                      "cuda" if gpus else None))
-            results = [r for job in jobs for r in job.result()]
+                jobs.append((ex.submit(train_runs, [configs[i] for i in share], [resumes[i] for i in share],
+                                       "cuda" if gpus else None), [configs[i] for i in share]))
+            results = [r for job, cfgs in jobs for r in _job_results(job, cfgs)]
         else:  # slurm: one job per run, scheduled by SLURM
             ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
             ex.update_parameters(timeout_min=opts.timeout_min, gpus_per_node=1, tasks_per_node=1,
                                  slurm_array_parallelism=opts.slurm_array_parallelism,
                                  **({"slurm_partition": opts.slurm_partition} if opts.slurm_partition else {}))
             jobs = ex.map_array(train_runs, [[c] for c in configs], [[r] for r in resumes], ["cuda"] * len(configs))
-            results = [r for job in jobs for r in job.result()]
+            results = [r for job, c in zip(jobs, configs) for r in _job_results(job, [c])]
     return {str(Path(r["run_dir"])): r for r in results}
 
 
@@ -404,7 +414,8 @@ def markdown_to_html(text: str, *, title: str, figures: Sequence[Path] = ()) -> 
 
     def flush():
         if table:
-            rows = [r.strip().strip("|").split(" | ") for r in table if not set(r.replace("|", "").strip()) <= {"-"}]
+            rows = [[c.replace("\\|", "|") for c in r.strip().strip("|").split(" | ")]
+                    for r in table if not set(r.replace("|", "").strip()) <= {"-"}]
             cells = "".join("<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{esc(c.strip())}</{'th' if i == 0 else 'td'}>"
                                              for c in row) + "</tr>" for i, row in enumerate(rows))
             body.append(f"<table>{cells}</table>")

@@ -96,3 +96,16 @@ def test_local_executor_through_submitit(tmp_path):
     rows = json.loads((out / "grid.json").read_text())
     assert [r["status"] for r in rows] == ["trained", "trained"] and all(r["last_epoch"] == 3 for r in rows)
     assert any((out / "submitit").glob("*_result.pkl"))  # the jobs ran in submitit's local executor
+
+
+def test_a_dead_worker_is_reported_per_run_not_a_crash(tmp_path):
+    """A submitit job whose process dies (here: exits with code 3) leaves an error result for each of its runs."""
+    import os
+
+    submitit = pytest.importorskip("submitit")
+    from paper_checks.grid import _job_results
+
+    job = submitit.LocalExecutor(folder=tmp_path).submit(os._exit, 3)
+    res = _job_results(job, [{"out": "runs/a"}, {"out": "runs/b"}])
+    assert [(r["run_dir"], r["status"]) for r in res] == [("runs/a", "error"), ("runs/b", "error")]
+    assert "failed" in res[0]["message"]

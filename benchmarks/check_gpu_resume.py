@@ -43,10 +43,10 @@ def crash_after_checkpoint(epoch: int, before_save: bool = False):
     """
     original = runs.save_checkpoint
 
-    def patched(run_dir, state):
+    def patched(run_dir, state, writer=None):
         if state["epoch"] == epoch and before_save:
             raise Killed(epoch)
-        path = original(run_dir, state)
+        path = original(run_dir, state, writer)
         if state["epoch"] == epoch:
             raise Killed(epoch)
         return path

@@ -9,7 +9,9 @@ A run directory holds
   soon as it is measured, so a killed run loses nothing already measured;
 * ``checkpoints/last.pt``: model, optimiser, the run state (:class:`empirical.state.RunState`:
   epoch, step, lr-weighted steps, clock) and every RNG state, written atomically (temporary file in
-  the same folder, fsync, ``os.replace``) every ``checkpoint_every_s`` seconds and at the end;
+  the same folder, fsync, ``os.replace``) every ``checkpoint_every_s`` seconds and at the end; the snapshot
+  is taken on the training thread and the file written by a :class:`CheckpointWriter` thread, off the
+  training loop's critical path;
 * ``checkpoints/epoch-EEEE.pt``: the weights of the epochs kept with ``--keep-checkpoints``
   (:func:`empirical.loading.load_run`);
 * ``figures/``: the plots of :mod:`empirical.plot`.
@@ -24,6 +26,7 @@ import os
 import platform
 import socket
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -183,17 +186,60 @@ def checkpoint_path(run_dir: Path) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / CHECKPOINT_FILE
 
 
-def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
-    """Save ``state`` with ``torch.save`` atomically to ``checkpoints/last.pt``."""
+def checkpoint_bytes(state: dict[str, Any]) -> bytes:
+    """``torch.save`` of ``state`` into memory: the snapshot (device tensors copied to the host here)."""
     import io
 
     import torch
 
     buf = io.BytesIO()
     torch.save(state, buf)
+    return buf.getvalue()
+
+
+def save_checkpoint(run_dir: Path, state: dict[str, Any], writer: "CheckpointWriter | None" = None) -> Path:
+    """Save ``state`` with ``torch.save`` atomically to ``checkpoints/last.pt``.
+
+    The snapshot is taken now; with a :class:`CheckpointWriter` the file is written (temporary file, fsync,
+    rename) in its background thread, so the training loop does not wait for the disk.
+    """
     path = checkpoint_path(run_dir)
-    atomic_write_bytes(path, buf.getvalue())
+    data = checkpoint_bytes(state)
+    if writer is None:
+        atomic_write_bytes(path, data)
+    else:
+        writer.submit([(path, data)])
     return path
+
+
+class CheckpointWriter:
+    """Writes checkpoint snapshots to disk in one background thread, in the order they were submitted.
+
+    Safe because what is written is an in-memory snapshot (:func:`checkpoint_bytes`) taken on the training
+    thread; each file is written atomically, so a kill at any moment leaves the previous checkpoint or the new
+    one.  :meth:`submit` returns at once (one worker thread: writes never overtake each other); :meth:`wait`
+    blocks until everything submitted is on disk, ends the thread, and re-raises the first write error, once.  The interpreter
+    joins the worker at exit, so a process that ends normally finishes its writes.
+    """
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: list[Future] = []
+
+    def submit(self, items: list[tuple[Path, bytes]]) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-writer")
+        self._pending += [self._pool.submit(atomic_write_bytes, path, data) for path, data in items]
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, []
+        errors = [f.exception() for f in pending]  # waits for each, in order
+        if self._pool is not None:  # the thread ends here; a later submit starts a new one
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        first = next((e for e in errors if e is not None), None)
+        if first is not None:
+            raise first
 
 
 def load_checkpoint(run_dir: Path, map_location: Any = "cpu") -> dict[str, Any]:

@@ -155,6 +155,7 @@ class StackedEngine:
 
     def __init__(self, members: list[Member], device: torch.device, chunk_dir: Path):
         self.members, self.device, self.info, self.chunk_dir = members, device, SINGLE, Path(chunk_dir)
+        self.writer = runs.CheckpointWriter()  # checkpoint files are written off the training thread
         cfg = members[0].cfg
         self.groups: dict[int, dict[str, Any]] = {}
         for seed in sorted({m.cfg.seed for m in members}):
@@ -313,10 +314,12 @@ class StackedEngine:
         """The chunk's checkpoint (one atomic file, what a sweep resumes from), then each running
         member's ``last.pt`` (single-run format, for ``load_run`` and single resumes)."""
         states = [self.member_state(k) for k in range(len(self.members))]
-        runs.save_checkpoint(self.chunk_dir, {"epoch": max(m.state.epoch for m in self.members), "members": states})
+        # the snapshots are taken here; the files are written off the training thread, in this order
+        runs.save_checkpoint(self.chunk_dir, {"epoch": max(m.state.epoch for m in self.members), "members": states},
+                             self.writer)
         for m, st in zip(self.members, states):
             if m.stopped is None:
-                runs.save_checkpoint(m.run_dir, st)
+                runs.save_checkpoint(m.run_dir, st, self.writer)
 
     def load_checkpoint(self, ckpt: dict[str, Any]) -> None:
         names = list(self.params)
@@ -460,7 +463,10 @@ def _train_chunk(cfgs: list[TrainConfig], device: torch.device, chunk_dir: Path,
         engine.load_checkpoint(runs.load_checkpoint(chunk_dir, map_location="cpu"))
         for m in members:
             m.state.clock.catch_up(runs.read_metrics(m.run_dir))
-    fit(engine, f"sweep {chunk_dir.name}")
+    try:
+        fit(engine, f"sweep {chunk_dir.name}")
+    finally:
+        engine.writer.wait()  # the last checkpoint is on disk before the chunk returns or raises
     return {m.run_dir.name: {"epoch": m.state.epoch, "stopped": m.stopped} for m in members}
 
 

@@ -263,6 +263,7 @@ class SingleEngine:
     def __init__(self, member: Member, device: torch.device, info: DistInfo):
         cfg = member.cfg
         self.members, self.device, self.info = [member], device, info
+        self.writer = runs.CheckpointWriter()  # checkpoint files are written off the training thread
         self.generator = seed_everything(cfg.seed)
         self.train_set, self.test_set = load_data(cfg, device)
         self.num_classes = int(self.train_set.num_classes)
@@ -331,7 +332,7 @@ class SingleEngine:
     def save_checkpoint(self) -> None:
         m = self.members[0]
         if m.is_main and m.stopped is None:
-            runs.save_checkpoint(m.run_dir, self.checkpoint_state())
+            runs.save_checkpoint(m.run_dir, self.checkpoint_state(), self.writer)
 
     def load_checkpoint(self, ckpt: dict[str, Any]) -> None:
         self.model.load_state_dict(ckpt["model"])
@@ -432,7 +433,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, overrides: dict[str, Any] |
                     engine.load_checkpoint(runs.load_checkpoint(run_dir, map_location="cpu"))
                 if info.is_main:  # epochs measured after the checkpoint were timed too
                     member.state.clock.catch_up(runs.read_metrics(run_dir))
-            fit(engine, run_dir.name)
+            try:
+                fit(engine, run_dir.name)
+            finally:
+                engine.writer.wait()  # the last checkpoint is on disk before the run returns or raises
             barrier(info)  # ranks leave together: none tears down the process group under another
         finally:
             shutdown(info)

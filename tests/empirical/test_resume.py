@@ -103,7 +103,8 @@ def test_checkpoints_by_time_and_epochs_after_the_checkpoint_are_skipped(tmp_pat
     out = tmp_path / "run"
     saved = []
     original = runs.save_checkpoint
-    monkeypatch.setattr(runs, "save_checkpoint", lambda d, s: (saved.append(s["epoch"]), original(d, s))[1])
+    monkeypatch.setattr(runs, "save_checkpoint",
+                        lambda d, s, w=None: (saved.append(s["epoch"]), original(d, s, w))[1])
     with pytest.raises(Killed), crash_after_checkpoint(6, before_save=True):
         train(config(out, checkpoint_every=3, checkpoint_every_s=0.0))
     assert saved == [3] and runs.load_checkpoint(out)["epoch"] == 3  # killed before epoch 6's was written

@@ -79,3 +79,24 @@ def test_append_jsonl_is_strict_json(tmp_path):
     lines = path.read_text().splitlines()
     assert [json.loads(line) for line in lines] == [
         {"a": None, "b": None, "c": [0, 1, 2], "d": str(tmp_path), "e": [1.5, None], "f": 2}, {"g": 1}]
+
+
+def test_background_checkpoint_writer_keeps_order_and_reports_errors(tmp_path):
+    """Snapshots taken on the caller's thread, written in order by the writer's thread: the last one wins, the
+    file is complete after wait(), and a write error reaches the caller at the next wait()."""
+    import torch
+
+    writer = runs.CheckpointWriter()
+    for k in range(5):
+        state = {"epoch": k, "w": torch.full((1000,), float(k))}
+        runs.save_checkpoint(tmp_path, state, writer)
+        state["w"].zero_()  # mutating after the call cannot change what is written: the snapshot is taken
+    writer.wait()
+    got = runs.load_checkpoint(tmp_path)
+    assert got["epoch"] == 4 and bool(torch.all(got["w"] == 4.0))
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    writer.submit([(blocker / "last.pt", b"data")])  # its parent is a file: the write fails in the thread
+    with pytest.raises(OSError):
+        writer.wait()
+    writer.wait()  # the error is reported once

@@ -43,11 +43,11 @@ from empirical.runs import TPT_THRESHOLD_DEFAULT, check_tpt_threshold, misfit_co
 from theory.jsonio import dumps
 
 from . import _plot
-from .claims import Claim, counts, empirical_claims, exit_code, grid_claims
+from .claims import Claim, counts, exit_code, grid_claims
 from .claims.grid import PAPER_TPT_IMPROVEMENT_PP, GridRun
-from .compare import column, compare_run, load_run
-from .main import MainOptions, UsageError, _stored_differences, _train_config, check_model_known
-from .report import claims_table, training_figures, write_report
+from .compare import column, load_run
+from .main import MainOptions, UsageError, _stored_differences, _train_config, check_model_known, check_run
+from .report import claims_table, write_report
 
 __all__ = ["GridOptions", "GridRunPlan", "plan_grid", "run_grid", "main", "LOSSES", "CE_LR", "SMALL_DATASET_EPOCHS"]
 
@@ -273,21 +273,13 @@ def execute(plans: list[GridRunPlan], opts: GridOptions, log) -> dict[str, dict[
 # ----------------------------------------------------------------------------- evaluation and report
 
 
-def _evaluate_run(p: GridRunPlan, opts: GridOptions, report_dir: Path) -> tuple[list[Claim], dict[str, Any], Any]:
-    """The empirical claims of one run (compare + claims + figures into ``report_dir``)."""
+def _evaluate_run(p: GridRunPlan, opts: GridOptions, report_dir: Path) -> tuple[list[Claim], list[dict[str, Any]]]:
+    """The empirical claims of one run (:func:`paper_checks.main.check_run`) and its report in ``report_dir``."""
     records, config = load_run(p.run_dir)
-    comparison, comparison_error = None, None
-    try:
-        comparison = compare_run(p.run_dir, out=report_dir, loaded=(records, config), tpt_threshold=opts.tpt_threshold)
-    except ValueError as exc:
-        comparison_error = str(exc)
-    claims = empirical_claims(records, comparison, config=config, tpt_threshold=opts.tpt_threshold,
-                              comparison_error=comparison_error)
-    figures = training_figures(records, report_dir / "figures", tpt_threshold=opts.tpt_threshold)
-    figures += [Path(f) for f in (comparison.figures if comparison is not None else [])]
-    write_report(report_dir, claims, figures=figures, title=f"Claims on {p.name}",
+    checked = check_run(p.run_dir, records, config, report_dir, tpt_threshold=opts.tpt_threshold)
+    write_report(report_dir, checked.claims, figures=checked.figures, title=f"Claims on {p.name}",
                  context={"run": str(p.run_dir), "terminal phase threshold": opts.tpt_threshold})
-    return claims, {"records": records, "config": config}, comparison
+    return checked.claims, records
 
 
 def _row(p: GridRunPlan, opts: GridOptions, records: Sequence[dict[str, Any]] | None, claims: list[Claim],
@@ -472,8 +464,7 @@ def run_grid(opts: GridOptions) -> int:
         records = None
         if p.action != "skip" and (p.run_dir / "metrics.jsonl").is_file():
             try:
-                claims, loaded, _ = _evaluate_run(p, opts, staging / "runs-reports" / p.name)
-                records = loaded["records"]
+                claims, records = _evaluate_run(p, opts, staging / "runs-reports" / p.name)
                 runs.append(GridRun(p.dataset, p.model, p.loss, records))
             except Exception as exc:  # noqa: BLE001 - reported as this run's error; the other runs go on
                 errors.append((f"evaluate {p.name}", exc))

@@ -6,9 +6,9 @@ Stages (each printed as it starts and ends, with its wall time):
 2. simulation of the projected flow and of the retraction contrast (``simulate.simulate``), math §6;
 3. training (``empirical.training.train``) on the embedded digits data by default, or reuse
    ``--run-dir``; math §7;
-4. predicted against observed (:mod:`paper_checks.compare`), math §3.4 / 6.3;
-5. claims (:mod:`paper_checks.claims`) and figures;
-6. report: ``claims.json``, ``report.md``, self-contained ``report.html``.
+4. predicted against observed (:func:`check_run`: :mod:`paper_checks.compare`, math §3.4 / §6.3, the
+   empirical claims of :mod:`paper_checks.claims` and the run's figures; shared with the grid);
+5. report: ``claims.json``, ``report.md``, self-contained ``report.html``.
 
 Every option, name and data file is checked before the first stage (:func:`validate`: a
 :class:`UsageError`, one line, exit code 2).  A stage that raises does not stop the job: it is
@@ -234,11 +234,13 @@ def validate(opts: MainOptions) -> Plan:
         v = getattr(opts, name)
         if v is not None and not (v > 0):
             raise UsageError(f"--{name.replace('_', '-')} must be > 0, got {v}")
-    for name, low in (("sim_classes", 2), ("sim_per_class", 2), ("sim_dim", 1)):
-        if getattr(opts, name) < low:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(opts, name)}")
-    if opts.sim_dim < opts.sim_classes - 1:
-        raise UsageError(f"--sim-dim must be >= --sim-classes - 1 = {opts.sim_classes - 1}, got {opts.sim_dim}")
+    if not opts.skip_simulation:  # the simulator's own size rules (C >= 2, N >= 2, C-1 <= p <= C(N-1))
+        from simulate._checks import check_sizes  # noqa: PLC0415 - imports JAX, which the stage needs anyway
+
+        try:
+            check_sizes(opts.sim_classes, opts.sim_per_class, opts.sim_dim)
+        except ValueError as exc:
+            raise UsageError(f"--sim-classes/--sim-per-class/--sim-dim: {exc}") from None
     if opts.run_dir is not None:
         run_dir = Path(opts.run_dir)
         if not (run_dir / "metrics.jsonl").is_file():
@@ -275,6 +277,36 @@ def validate(opts: MainOptions) -> Plan:
     return Plan(cfg, "resume")
 
 
+@dataclass
+class RunCheck:
+    """What :func:`check_run` found on one run: its empirical claims, the comparison with the theory (None, with
+    the reason, when the log cannot be compared) and the figures."""
+
+    claims: list[Claim]
+    comparison: Any
+    comparison_error: str | None
+    figures: list[Path]
+
+
+def check_run(run_dir: Path, records: list[dict[str, Any]], config: dict[str, Any], out: Path, *,
+              time: str = "lr_steps", early_epoch: int | None = None, fit_from: int | None = None,
+              tpt_threshold: float = TPT_THRESHOLD_DEFAULT) -> RunCheck:
+    """Theory against one run (the main job's and the grid's): :func:`paper_checks.compare.compare_run` into
+    ``out`` (a log that cannot be compared makes the comparison claims n/a), every ``empirical.*`` claim, and the
+    run's figures in ``out/figures``."""
+    comparison, comparison_error = None, None
+    try:
+        comparison = compare_run(run_dir, out=out, time=time, early_epoch=early_epoch, fit_from_epoch=fit_from,
+                                 loaded=(records, config), tpt_threshold=tpt_threshold)
+    except ValueError as exc:  # no SNR values, too few usable epochs, ...
+        comparison_error = str(exc)
+    claims = empirical_claims(records, comparison, config=config, tpt_threshold=tpt_threshold,
+                              comparison_error=comparison_error)
+    figures = training_figures(records, Path(out) / "figures", tpt_threshold=tpt_threshold)
+    figures += [Path(f) for f in (comparison.figures if comparison is not None else [])]
+    return RunCheck(claims, comparison, comparison_error, figures)
+
+
 def run_main(opts: MainOptions) -> int:
     """Run the main job; returns the exit code (see the module docstring)."""
     plan = validate(opts)
@@ -284,7 +316,7 @@ def run_main(opts: MainOptions) -> int:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     fig_dir = staging / "figures"
-    stages = Stages(6)
+    stages = Stages(5)
     errors: list[tuple[str, BaseException]] = []
     claims: list[Claim] = []
     figures: list[Path] = []
@@ -363,9 +395,7 @@ def run_main(opts: MainOptions) -> int:
         if run_dir is not None:
             context["training run"] = str(run_dir)
 
-    # 4. compare --------------------------------------------------------------------------
-    comparison, comparison_error = None, None
-    records = config = None
+    # 4. theory against the run: comparison, empirical claims, figures ----------------------
     with stages("predicted against observed", errors):
         if run_dir is None:
             stages.log("    no training run: skipped")
@@ -375,25 +405,17 @@ def run_main(opts: MainOptions) -> int:
                 [f"{k}={config_value(config, k)}" for k in ("dataset", "model", "loss", "epochs", "lr", "weight_decay",
                                                             "per_class", "batch_size", "seed")]
                 + [f"device={config.get('environment', {}).get('device')}"])
-            try:
-                comparison = compare_run(run_dir, out=staging, time=opts.time, early_epoch=opts.early_epoch,
-                                         fit_from_epoch=opts.fit_from, loaded=(records, config),
-                                         tpt_threshold=opts.tpt_threshold)
-            except ValueError as exc:  # the log cannot be compared (no SNR values, too few epochs): n/a claims
-                comparison_error = str(exc)
-                stages.log(f"    no comparison: {exc}")
-            if comparison is not None:
-                figures += [Path(p) for p in comparison.figures]
-                f = comparison.fit.to_dict()
+            checked = check_run(run_dir, records, config, staging, time=opts.time, early_epoch=opts.early_epoch,
+                                fit_from=opts.fit_from, tpt_threshold=opts.tpt_threshold)
+            claims += checked.claims
+            figures = checked.figures + figures
+            if checked.comparison is None:
+                stages.log(f"    no comparison: {checked.comparison_error}")
+            else:
+                c = checked.comparison
+                f = c.fit.to_dict()
                 context["fit"] = (f"G(omega_j) = b_j + s*{f['time_key']}^beta: s={f['scale_s']:.4g}, beta={f['beta']:.4g}, "
-                                  f"min R^2(log omega)={f['r2_log_omega_min']:.3f} over {comparison.fit_window['reason']}")
-
-    # 5. claims ----------------------------------------------------------------------------------
-    with stages("empirical claims and figures", errors):
-        if records is not None:
-            claims += empirical_claims(records, comparison, config=config, tpt_threshold=opts.tpt_threshold,
-                                       comparison_error=comparison_error)
-            figures = training_figures(records, fig_dir, tpt_threshold=opts.tpt_threshold) + figures
+                                  f"min R^2(log omega)={f['r2_log_omega_min']:.3f} over {c.fit_window['reason']}")
 
     for name, exc in errors:
         claims.append(Claim(id=f"stage.{name.split(' ')[0]}", statement=f"the stage '{name}' ran",
@@ -401,7 +423,7 @@ def run_main(opts: MainOptions) -> int:
                             status="error", measured={"error": f"{type(exc).__name__}: {exc}"}, group="stages",
                             detail=stages.tracebacks.get(name, ""), verification=True))
 
-    # 6. report ------------------------------------------------------------------------------
+    # 5. report ------------------------------------------------------------------------------
     with stages("report", errors):
         context["wall time (s)"] = round(time.perf_counter() - t_start, 1)
         context["stage times (s)"] = dict(stages.times)
@@ -450,7 +472,3 @@ def publish_report(out: Path, staging: Path, errors: list[tuple[str, BaseExcepti
         shutil.rmtree(out / FAILED_DIR, ignore_errors=True)
     return out
 
-
-def is_verification(claim: Claim) -> bool:
-    """Symbolic, dynamics and exact-identity claims verify the toolkit; other empirical claims are observations."""
-    return claim.verification

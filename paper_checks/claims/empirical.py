@@ -66,7 +66,7 @@ class RunEvidence:
             sv = r.get("snr_singular_values")
             if sv:
                 return len(sv) + 1
-        n = (self.config or {}).get("num_classes")
+        n = (self.config or {}).get("config", {}).get("num_classes")
         return int(n) if n else None
 
     @property
@@ -101,7 +101,7 @@ class RunEvidence:
             fin = err[np.isfinite(err)]
             raise NotApplicable(
                 f"no terminal phase: the training error never stays <= {self.tpt_threshold:g} to the end of the run "
-                f"(final {fin[-1]:.3g}, {self.misfit(-1)} samples misfit)" if fin.size else
+                f"(final {fin[-1]:.3g}, {self._misfit_words(-1)})" if fin.size else
                 "no terminal phase: the log has no training error")
         if k >= len(self.records) - 1:
             raise NotApplicable(f"{self.tpt_words()} only at the last measured epoch: terminal phase too short")
@@ -109,6 +109,10 @@ class RunEvidence:
 
     def misfit(self, i: int) -> int | None:
         return misfit_count(self.records[i], self.train_count)
+
+    def _misfit_words(self, i: int) -> str:
+        k = self.misfit(i)
+        return "number of misfit samples unknown (no train_count)" if k is None else f"{k} samples misfit"
 
     def tpt_info(self) -> dict[str, Any]:
         """The threshold, the start epoch and the misfit training samples there and at the end."""

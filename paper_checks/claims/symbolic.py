@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .registry import GROUP_HEADLINES, Claim, ClaimSpec, run_check
+from .registry import GROUP_HEADLINES, Claim
 
 __all__ = ["symbolic_claims"]
 
@@ -22,21 +22,27 @@ def _headline(m: dict) -> str:
     return f"{m['passed']}/{m['checks']} checks ({kinds}) in {m['seconds']:.1f} s{fails}"
 
 
-GROUP_HEADLINES["symbolic"] = lambda m: _headline(m)
+GROUP_HEADLINES["symbolic"] = _headline
 
 
-def _spec(section: str, n_checks: int) -> ClaimSpec:
+def _section_claim(section: str, cs: list[dict]) -> Claim:
     from theory.symbolic import SECTION_TITLES  # noqa: PLC0415 - SymPy, imported when the certificate ran
 
-    cid = f"symbolic.{section}"
-    spec = ClaimSpec(
-        id=cid, statement=SECTION_TITLES.get(section, "") or f"identities of math §{section}",
+    failed = [c for c in cs if not c.get("passed")]
+    kinds: dict[str, int] = {}
+    for c in cs:
+        kinds[str(c.get("kind", "symbolic"))] = kinds.get(str(c.get("kind", "symbolic")), 0) + 1
+    return Claim(
+        id=f"symbolic.{section}", statement=SECTION_TITLES.get(section, "") or f"identities of math §{section}",
         source=(f"math §{section}" if section[:1].isdigit()
                 else "docs/rank_deficient.md" if section == "rank" else f"theory.{section}"),
-        check=f"SymPy certificate (theory.symbolic.run_certificate): {n_checks} checks",
+        check=f"SymPy certificate (theory.symbolic.run_certificate): {len(cs)} checks",
         tolerance="every check exact (symbolic or rational arithmetic; 'numeric' checks at the tolerance in their detail)",
-        fn=lambda evidence: (False, None), group="symbolic", verification=True, headline=_headline)
-    return spec
+        status="fail" if failed else "pass", group="symbolic", verification=True,
+        measured={"checks": len(cs), "passed": len(cs) - len(failed), "kinds": kinds,
+                  "failed": [{"name": c.get("name"), "detail": c.get("detail")} for c in failed],
+                  "seconds": round(sum(float(c.get("seconds") or 0.0) for c in cs), 3),
+                  "names": [c.get("name") for c in cs]})
 
 
 def symbolic_claims(certificate: Any) -> list[Claim]:
@@ -44,26 +50,11 @@ def symbolic_claims(certificate: Any) -> list[Claim]:
     ``kind``, ``detail``, ``seconds``); an empty certificate is one failed claim."""
     checks = [dict(c) for c in certificate.checks]
     if not checks:
-        empty = ClaimSpec(id="symbolic.certificate", statement="the symbolic certificate ran", source="math §3-6",
-                          check="theory.symbolic.run_certificate", tolerance="at least one check",
-                          fn=lambda evidence: (False, None), group="symbolic", verification=True)
-        return [run_check(empty, lambda: (False, {"checks": 0, "reason": "certificate has no checks"}))]
+        return [Claim(id="symbolic.certificate", statement="the symbolic certificate ran", source="math §3-6",
+                      check="theory.symbolic.run_certificate", tolerance="at least one check", status="fail",
+                      measured={"checks": 0, "reason": "certificate has no checks"}, group="symbolic",
+                      verification=True)]
     sections: dict[str, list[dict]] = {}
     for c in checks:
         sections.setdefault(str(c.get("section", "") or "?"), []).append(c)
-    out: list[Claim] = []
-    for section, cs in sections.items():
-        def measure(cs=cs):
-            failed = [c for c in cs if not c.get("passed")]
-            kinds: dict[str, int] = {}
-            for c in cs:
-                kinds[str(c.get("kind", "symbolic"))] = kinds.get(str(c.get("kind", "symbolic")), 0) + 1
-            return not failed, {
-                "checks": len(cs), "passed": len(cs) - len(failed), "kinds": kinds,
-                "failed": [{"name": c.get("name"), "detail": c.get("detail")} for c in failed],
-                "seconds": round(sum(float(c.get("seconds") or 0.0) for c in cs), 3),
-                "names": [c.get("name") for c in cs],
-            }
-
-        out.append(run_check(_spec(section, len(cs)), measure))
-    return out
+    return [_section_claim(section, cs) for section, cs in sections.items()]

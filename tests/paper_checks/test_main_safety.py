@@ -27,7 +27,8 @@ def _write_run(path, records, config=None):
     (["--tpt-threshold", "2"], "--tpt-threshold"),
     (["--epochs", "0"], "epochs must be >= 1"),
     (["--preset", "nope"], "unknown preset 'nope'"),
-    (["--sim-classes", "1"], "--sim-classes must be >= 2"),
+    (["--sim-classes", "1"], "need at least 2 classes"),
+    (["--sim-dim", "40"], "Sigma_W would be singular"),
     (["--dataset", "cifar10", "--data-root", "/nonexistent"], "does not exist"),
 ])
 def test_bad_options_are_refused_before_any_stage_with_one_line(tmp_path, capsys, argv, words):

@@ -170,16 +170,18 @@ def options_merged(ns: argparse.Namespace, with_explicit: bool = True) -> dict[s
 def resume_options(ns: argparse.Namespace) -> dict[str, Any]:
     """The options given with ``--resume``, to compare with the stored ones: ``--config`` and explicit
     options, and the preset's *name* (a preset's values count as given only through its name, so
-    ``--preset P --resume`` continues a run started as ``--preset P --epochs 30``)."""
+    ``--preset P --resume`` continues a run started as ``--preset P --epochs 30``).  ``--model-arg`` /
+    ``--data-arg`` given are merged into the preset's / config file's dicts, as when the run started."""
     from .config import merged_options
 
-    given = merged_options(None, getattr(ns, "config_file", None), **explicit_options(ns))
-    if getattr(ns, "preset", None) is not None:
-        from .config import PRESETS
-
-        if ns.preset not in PRESETS:
-            raise ValueError(f"unknown preset {ns.preset!r}; known presets: {', '.join(sorted(PRESETS))}")
-        given["preset"] = ns.preset
+    preset, config_file, explicit = getattr(ns, "preset", None), getattr(ns, "config_file", None), explicit_options(ns)
+    started = merged_options(preset, config_file, **explicit)  # what these options started (checks the preset)
+    given = merged_options(None, config_file, **explicit)
+    for key in ("model_kwargs", "data_kwargs"):
+        if key in given:
+            given[key] = started[key]
+    if preset is not None:
+        given["preset"] = preset
     return given
 
 

@@ -72,7 +72,7 @@ def load_run(run_dir: str | os.PathLike, epoch: int | None = None, *, device: st
     if epoch is None:
         state = runs.load_checkpoint(run_dir, map_location=device)
     else:
-        path = Path(run_dir) / runs.CHECKPOINT_DIR / f"epoch-{int(epoch):04d}.pt"
+        path = runs.kept_checkpoint_path(run_dir, epoch)
         if path.is_file():
             state = torch.load(path, map_location=device, weights_only=False)
         else:

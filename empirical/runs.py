@@ -186,6 +186,11 @@ def checkpoint_path(run_dir: Path) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / CHECKPOINT_FILE
 
 
+def kept_checkpoint_path(run_dir: Path, epoch: int) -> Path:
+    """``checkpoints/epoch-EEEE.pt``: the weights kept at ``epoch`` (``--keep-checkpoints``)."""
+    return Path(run_dir) / CHECKPOINT_DIR / f"epoch-{int(epoch):04d}.pt"
+
+
 def checkpoint_bytes(state: dict[str, Any]) -> bytes:
     """``torch.save`` of ``state`` into memory: the snapshot (device tensors copied to the host here)."""
     import io

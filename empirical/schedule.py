@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 
@@ -76,11 +77,12 @@ def lr_grid(num: int = 25, low: float = 1e-4, high: float = 0.25) -> np.ndarray:
 def lr_at(epoch: int, lr: float, milestones: list[int], gamma: float) -> float:
     """Learning rate of training epoch ``epoch`` (1-based) of the step schedule (math §7.1).
 
-    ``lr`` multiplied by ``gamma`` once per milestone ``m < epoch``, one multiplication at a time as
-    ``torch.optim.lr_scheduler.MultiStepLR`` stepped per epoch does (so the float is the same).
+    ``lr`` multiplied by ``gamma ** count`` at each milestone ``0 <= m < epoch`` (``count``: how often ``m``
+    is listed), one milestone at a time as ``torch.optim.lr_scheduler.MultiStepLR`` stepped per epoch does
+    (so the float is the same; milestone 0 applies from the start, a negative one never).
     """
     value = float(lr)
-    for m in sorted(milestones):
-        if m < epoch:
-            value = value * gamma
+    for m, count in sorted(Counter(milestones).items()):
+        if 0 <= m < epoch:
+            value = value * gamma ** count
     return value

@@ -296,12 +296,18 @@ class StackedEngine:
         return g["train"], g["test"]
 
     def member_state(self, k: int) -> dict[str, Any]:
-        """Member ``k``'s checkpoint in the single-run format (``torch.optim.SGD`` state dict)."""
+        """Member ``k``'s checkpoint in the single-run format (``torch.optim.SGD`` state dict).
+
+        Each slice is copied to the host: its own storage (``torch.save`` of a view would write the whole
+        stacked tensor), and no device memory beyond what :func:`members_that_fit` measured."""
         m = self.members[k]
-        model = {n: (self.params[n][k] if n in self.params else self.buffers[n][k]).detach().clone()
-                 for n in self.template.state_dict()}
+
+        def host(t: torch.Tensor) -> torch.Tensor:
+            return t.detach().to("cpu", copy=True)
+
+        model = {n: host(self.params[n][k] if n in self.params else self.buffers[n][k]) for n in self.template.state_dict()}
         names = list(self.params)
-        state = {i: {"momentum_buffer": self.momentum_buffers[n][k].clone()}
+        state = {i: {"momentum_buffer": host(self.momentum_buffers[n][k])}
                  for i, n in enumerate(names) if n in self.momentum_buffers}
         lr = lr_at(max(m.state.epoch, 1), m.cfg.lr, m.cfg.lr_milestones, m.cfg.lr_gamma)
         group = {"lr": lr, "momentum": m.cfg.momentum, "dampening": 0, "weight_decay": m.cfg.weight_decay,
@@ -405,13 +411,14 @@ def run_sweep(spec: SweepSpec | None, out: str | Path, *, resume: bool = False,
             raise runs.RunError(f"cannot resume: {out} is not a sweep directory (no {SWEEP_FILE})")
         stored = SweepSpec.from_dict(json.loads(sweep_file.read_text())["spec"])
         overrides = {k: v for k, v in (overrides or {}).items() if k != "out"}
+        refused = [k for k in changed_options(stored.base.to_dict(), overrides) if k not in RESUME_OVERRIDES]
         if spec is not None:
             given = {"lrs": spec.lrs, "weight_decays": spec.weight_decays, "seeds": spec.seeds}
-            refused = changed_options({"lrs": stored.lrs, "weight_decays": stored.weight_decays, "seeds": stored.seeds}, given)
-            refused += [k for k in changed_options(stored.base.to_dict(), {**(overrides or {})}) if k not in RESUME_OVERRIDES]
-            if refused:
-                raise ValueError(f"a resumed sweep keeps its stored configuration; changed option(s) {sorted(refused)}")
-        stored.base = dataclasses.replace(stored.base, **{k: v for k, v in (overrides or {}).items() if k in RESUME_OVERRIDES})
+            refused += changed_options({"lrs": stored.lrs, "weight_decays": stored.weight_decays, "seeds": stored.seeds}, given)
+        if refused:
+            raise ValueError(f"a resumed sweep keeps its stored configuration; changed option(s) {sorted(refused)} "
+                             f"(only {list(RESUME_OVERRIDES)} may change)")
+        stored.base = dataclasses.replace(stored.base, **{k: v for k, v in overrides.items() if k in RESUME_OVERRIDES})
         spec = stored
     else:
         if spec is None:
@@ -461,6 +468,7 @@ def _train_chunk(cfgs: list[TrainConfig], device: torch.device, chunk_dir: Path,
         start_run_dir(m, resume and (m.run_dir / runs.CONFIG_FILE).is_file(), environment)
     if resume and runs.checkpoint_path(chunk_dir).is_file():
         engine.load_checkpoint(runs.load_checkpoint(chunk_dir, map_location="cpu"))
+    if resume:  # epochs measured after the checkpoint (or before the first one) were timed too
         for m in members:
             m.state.clock.catch_up(runs.read_metrics(m.run_dir))
     try:

@@ -238,15 +238,9 @@ def keep_weights(engine, k: int, epoch: int) -> None:
     """Save member ``k``'s weights as ``checkpoints/epoch-EEEE.pt`` when ``keep_checkpoints`` asks for ``epoch``."""
     m = engine.members[k]
     if m.is_main and epoch in m.cfg.kept_epochs():
-        import io
-
-        buf = io.BytesIO()
-        torch.save({"epoch": epoch, "model": engine.model_of(k).state_dict()}, buf)
-        runs.atomic_write_bytes(kept_checkpoint_path(m.run_dir, epoch), buf.getvalue())
-
-
-def kept_checkpoint_path(run_dir: Path, epoch: int) -> Path:
-    return Path(run_dir) / runs.CHECKPOINT_DIR / f"epoch-{epoch:04d}.pt"
+        # the snapshot is taken here; the file is written by the engine's checkpoint writer thread
+        engine.writer.submit([(runs.kept_checkpoint_path(m.run_dir, epoch),
+                               runs.checkpoint_bytes({"epoch": epoch, "model": engine.model_of(k).state_dict()}))])
 
 
 # --------------------------------------------------------------------------- 3. one model

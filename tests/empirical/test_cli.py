@@ -131,7 +131,8 @@ def test_presets_listed(capsys):
 def test_resume_accepts_the_options_it_was_started_with(tmp_path, capsys):
     """`--preset P --out R --resume` and unchanged options continue the run; changed ones are named."""
     out = tmp_path / "p"
-    args = ["--preset", "gaussian-mlp", "--epochs", "2", "--measure-epochs", "0,2", "--no-progress"]
+    args = ["--preset", "gaussian-mlp", "--epochs", "2", "--measure-epochs", "0,2", "--no-progress",
+            "--data-arg", "dim=8"]  # merged into the preset's data_kwargs, on resume too
     code, _, err = run_cli(["train", *args, "--lr", "0.05", "--out", str(out)], capsys)
     assert code == 0, err
     for again in (["--preset", "gaussian-mlp"], ["--preset", "gaussian-mlp", "--lr", "0.05"], args,
@@ -140,6 +141,8 @@ def test_resume_accepts_the_options_it_was_started_with(tmp_path, capsys):
         assert code == 0, (again, err)
     code, _, err = run_cli(["train", "--preset", "digits-mlp", "--lr", "0.3", "--out", str(out), "--resume"], capsys)
     assert code == EXIT_BAD_INPUT and "['lr', 'preset']" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(["train", "--preset", "gaussian-mlp", "--data-arg", "dim=4", "--out", str(out), "--resume"], capsys)
+    assert code == EXIT_BAD_INPUT and "['data_kwargs']" in err
     assert [r["epoch"] for r in read_metrics(out)] == [0, 2]
 
 

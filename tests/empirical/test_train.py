@@ -205,3 +205,17 @@ def test_weight_penalty_is_theory_ridge_in_float64():
     want = 0.5 * 5e-4 * sum(float((p.double() ** 2).sum()) for p in params)
     assert float(got) == pytest.approx(want, rel=1e-14)
     assert float(got) == float(theory.ridge_penalty(torch.cat([p.reshape(-1) for p in params]), lam=5e-4))
+
+
+@pytest.mark.parametrize("milestones", [[2, 4], [0, 2, 2, 5], [-1, 3]])
+def test_lr_at_is_multisteplr_float_for_float(milestones):
+    """The loop's per-epoch learning rate equals torch's MultiStepLR stepped once per epoch, bitwise
+    (milestone 0 applied from the start, a negative one never, a repeated one as gamma ** count)."""
+    from empirical.schedule import lr_at
+
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.4)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=0.1)
+    for epoch in range(1, 9):
+        assert lr_at(epoch, 0.4, milestones, 0.1) == opt.param_groups[0]["lr"], epoch
+        opt.step()
+        sched.step()

@@ -87,6 +87,7 @@ class NCMonitorCallback(pl.Callback):
         self.batch_size, self.precision = batch_size, precision
         self.monitor: NCMonitor | None = None
         self.lr_weighted_steps = 0.0
+        self._seen_step = 0
 
     def due(self, epoch: int) -> bool:
         """Whether ``epoch`` (completed epochs; 0 = before training) is measured."""
@@ -107,6 +108,7 @@ class NCMonitorCallback(pl.Callback):
         self._classifier = classifier
 
     def on_train_start(self, trainer, pl_module) -> None:
+        self._seen_step = int(trainer.global_step)  # resumed runs start from the restored step
         wd = self.weight_decay
         if wd is None:
             wd = float(trainer.optimizers[0].param_groups[0].get("weight_decay", 0.0)) if trainer.optimizers else 0.0
@@ -117,7 +119,10 @@ class NCMonitorCallback(pl.Callback):
             self._measure(trainer, 0)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.lr_weighted_steps += self._lr(trainer)
+        # optimiser steps, not batches: with accumulate_grad_batches > 1 a batch may take no step
+        step = int(trainer.global_step)
+        self.lr_weighted_steps += self._lr(trainer) * (step - self._seen_step)
+        self._seen_step = step
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         epoch = trainer.current_epoch + 1

@@ -47,7 +47,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -384,14 +384,40 @@ def measure(
 
 def _measure(model, train_x, train_y, num_classes, *, weight_decay, loss_reduction, test_x, test_y, batch_size,
              info) -> dict[str, Any]:
+    C = int(num_classes)
+    test = None
+    if test_x is not None and test_y is not None:
+        def test():
+            return feature_pass(model, test_x, test_y, C, batch_size=batch_size, info=info, statistics=False)
+    return measure_passes(model, lambda: feature_pass(model, train_x, train_y, C, batch_size=batch_size, info=info),
+                          test, C, weight_decay=weight_decay, loss_reduction=loss_reduction, info=info)
+
+
+def measure_passes(
+    model: torch.nn.Module,
+    train_pass: Callable[[], FeaturePass],
+    test_pass: Callable[[], FeaturePass] | None,
+    num_classes: int,
+    *,
+    weight_decay: float,
+    loss_reduction: str,
+    info: DistInfo = SINGLE,
+) -> dict[str, Any]:
+    """One metrics record from the passes that feed it (shared by :func:`measure` and ``empirical.NCMonitor``).
+
+    ``train_pass()`` gives the training set's :class:`FeaturePass` (with statistics), ``test_pass()`` (optional)
+    the test set's; ``model.fc`` is the classifier (:func:`classifier_of`).  Returns the keys of
+    :data:`METRIC_KEYS` (:func:`metrics_from_pass`), ``test_error`` / ``test_loss_nowd`` with a test pass,
+    ``measure_time_s`` (both passes and the metrics) and ``warnings`` when some quantity was undefined.
+    """
     t0 = time.perf_counter()
     C = int(num_classes)
-    fp = feature_pass(model, train_x, train_y, C, batch_size=batch_size, info=info)
+    fp = train_pass()
     W, b = classifier_of(model)
     out = metrics_from_pass(fp, W, b, C, weight_decay=weight_decay, loss_reduction=loss_reduction, info=info)
     warnings = out.pop("warnings", [])
-    if test_x is not None and test_y is not None:
-        tp = feature_pass(model, test_x, test_y, C, batch_size=batch_size, info=info, statistics=False)
+    if test_pass is not None:
+        tp = test_pass()
         out["test_error"] = tp.errors / tp.count
         out["test_loss_nowd"] = float(theory.loss_from_totals(tp.totals(W, b, C, info=info), W, b, lam=0.0))
     out["measure_time_s"] = time.perf_counter() - t0

@@ -6,8 +6,8 @@ captured by a forward hook while the monitor measures (the authors' notebook doe
 network needs no ``forward_with_features`` method and no ``fc`` attribute.  Each call of
 :meth:`NCMonitor.measure` runs one eval-mode pass over the training data and computes exactly what
 :func:`empirical.train` records, through the same code: the float64 streaming statistics of
-:func:`empirical.measurement.stream_features` / :func:`empirical.measurement.feature_pass`, the metrics of
-:func:`empirical.measurement.metrics_from_pass` (every formula is :mod:`theory`'s), the DDP reductions of
+:func:`empirical.measurement.stream_features` / :func:`empirical.measurement.feature_pass`, the record of
+:func:`empirical.measurement.measure_passes` (every formula is :mod:`theory`'s), the DDP reductions of
 :mod:`empirical.distributed`.  One JSON line per call is appended (and flushed) to ``out/metrics.jsonl``
 and ``out/config.json`` is written once, so ``python -m paper_checks compare out`` reads the directory.
 
@@ -28,7 +28,6 @@ iterable (a DataLoader with a ``DistributedSampler``) gives each rank its own sa
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -41,8 +40,7 @@ import theory
 from . import runs
 from .distributed import SINGLE, DistInfo
 from .measurement import (
-    METRIC_KEYS, FeaturePass, batches_pass, classifier_of, feature_pass, float32_precision, metrics_from_pass,
-    resolve_precision,
+    METRIC_KEYS, FeaturePass, batches_pass, feature_pass, float32_precision, measure_passes, resolve_precision,
 )
 
 __all__ = ["NCMonitor", "current_dist_info"]
@@ -217,27 +215,16 @@ class NCMonitor:
         clash = sorted(set(extra) & RESERVED_KEYS)
         if clash:
             raise ValueError(f"extra key(s) {clash} would overwrite measured keys; rename them")
-        t0 = time.perf_counter()
-        C = self.num_classes
+        test_pass = None if test is None else (lambda: self._pass(test, "test", statistics=False))
         with float32_precision(resolve_precision(self.precision, self.device)):
-            fp = self._pass(train, "train", statistics=True)
-            W, b = classifier_of(self._tap)
-            m = metrics_from_pass(fp, W, b, C, weight_decay=self.weight_decay, loss_reduction=self.reduction,
-                                  info=self.info)
-            warnings = m.pop("warnings", [])
-            if test is not None:
-                tp = self._pass(test, "test", statistics=False)
-                m["test_error"] = tp.errors / tp.count
-                m["test_loss_nowd"] = float(theory.loss_from_totals(tp.totals(W, b, C, info=self.info), W, b, lam=0.0))
-        m["measure_time_s"] = time.perf_counter() - t0
-        if warnings:
-            m["warnings"] = warnings
+            m = measure_passes(self._tap, lambda: self._pass(train, "train", statistics=True), test_pass,
+                               self.num_classes, weight_decay=self.weight_decay, loss_reduction=self.reduction,
+                               info=self.info)
         record = {"epoch": int(epoch), **extra, **m}
         if self.info.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             if not self._config_written:
-                counts = fp.accumulator.finalize().counts
-                counts = [int(c) for c in torch.as_tensor(counts).reshape(-1).tolist()]
+                counts = m["class_counts"]
                 per_class = counts[0] if len(set(counts)) == 1 else None
                 runs.write_config(self.out, self.config(per_class))
                 self._config_written = True

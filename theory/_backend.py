@@ -219,6 +219,14 @@ def is_nonsingular(low: float, top: float, dim: int) -> bool:
     return low > dim * EPS * top
 
 
+def numerical_rank(evals: Array, xp) -> tuple[int, float]:
+    """``(rank, tolerance)`` of a ``dim x dim`` positive semidefinite matrix from its eigenvalues ``evals``
+    (``dim,``): the eigenvalues above ``tolerance = dim * eps * max|evals|`` count, the rule of
+    :func:`is_nonsingular` (so ``rank == dim`` exactly when that test passes).  Needs concrete values."""
+    tol = int(evals.shape[0]) * EPS * to_float(xp.max(xp.abs(evals)))
+    return int(to_float(xp.sum(xp.astype(evals > tol, xp.float64)))), tol
+
+
 class SingularMatrixError(ValueError):
     """A matrix failed the toolkit's singularity test (:func:`is_nonsingular`); a ``ValueError``, so callers that
     catch ``ValueError`` see no change, while those with a fallback (the minimum-norm least-squares solve,

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ._backend import EPS, Array, SingularMatrixError, device_of, eye, is_concrete, is_nonsingular, namespace, spd_eigh, to_float
+from ._backend import (
+    Array, SingularMatrixError, device_of, eye, is_concrete, is_nonsingular, namespace, numerical_rank, spd_eigh, to_float,
+)
 from ._validation import check_lam
 from .stats import ClassStats
 
@@ -140,11 +142,10 @@ def min_norm_least_squares(stats: ClassStats, lam: float = 0.0, bias: bool = Tru
     q = int(A.shape[0])
     if not is_concrete(evals):
         raise ValueError("the minimum-norm least-squares classifier needs concrete values (not a JAX trace)")
-    tol = q * EPS * to_float(xp.max(xp.abs(evals)))
+    rank, tol = numerical_rank(evals, xp)
     keep = evals > tol
     inv = xp.where(keep, 1.0 / xp.where(keep, evals, xp.ones_like(evals)), xp.zeros_like(evals))
     Wt = ((B @ evecs) * inv[None, :]) @ evecs.T
-    rank = int(to_float(xp.sum(xp.astype(keep, xp.float64))))
     if bias:
         return LeastSquaresSolution(Wt[:, :-1], Wt[:, -1], rank, q)
     return LeastSquaresSolution(Wt, None, rank, q)

@@ -10,8 +10,9 @@ the two coincide except for NC1's normalisation (the notebook omits ``1/C``).
 from __future__ import annotations
 
 from ._backend import EPS, Array, as_float64, centering, device_of, is_concrete, namespace, to_bool, to_float, to_list
-from ._validation import check_classifier
+from ._validation import check_classifier, check_lam
 from .decomposition import decompose
+from .least_squares import ON_SINGULAR
 from .outputs import sample_totals
 from .stats import ClassStats
 
@@ -168,6 +169,9 @@ def nc_metrics(
     xp = namespace(stats.means)
     centered, _ = _centered(stats, convention, xp)
     C = stats.num_classes
+    check_lam(lam)  # bad arguments raise here, never end up under "unavailable"
+    if on_singular not in ON_SINGULAR:
+        raise ValueError(f"unknown on_singular {on_singular!r}; choose one of {ON_SINGULAR}")
     if W is not None:
         W = as_float64(W, xp, like=stats.means)
         b = None if b is None else as_float64(b, xp, like=stats.means)

@@ -34,6 +34,7 @@ from ._backend import (
     device_of,
     is_concrete,
     namespace,
+    numerical_rank,
     solve_lower_triangular,
     spd_eigh,
     to_float,
@@ -102,9 +103,8 @@ def within_range(stats: ClassStats) -> WithinRange:
         raise ValueError("the support of Sigma_W (its numerical rank) cannot be computed inside a JAX trace; "
                          "use support='full'")
     p = stats.dim
+    rank, tol = numerical_rank(evals, xp)
     top = to_float(xp.max(xp.abs(evals)))
-    tol = p * EPS * top
-    rank = int(to_float(xp.sum(xp.astype(evals > tol, xp.int64))))
     scale = to_float(xp.sum(xp.linalg.diagonal(stats.sigma_t)) + xp.sum(stats.global_mean * stats.global_mean))
     if rank == 0 or top <= p * EPS * scale:
         raise ValueError("Sigma_W is zero (every class collapsed to its mean, or p = 0): the SNR is undefined "

@@ -84,6 +84,20 @@ def test_callback_lines_equal_measure(digits, tmp_path):
     assert log.config_value("model") == "Module"
 
 
+def test_lr_weighted_steps_counts_optimiser_steps(digits, tmp_path):
+    """With accumulate_grad_batches=2, 8 batches per epoch take 4 optimiser steps: the flow time is lr * steps."""
+    X, y = digits
+    torch.manual_seed(0)
+    cb = NCMonitorCallback(classifier_attr="fc", out=tmp_path / "run", epochs=[2], train=(X[:200], y[:200]))
+    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, callbacks=[cb],
+                         accumulate_grad_batches=2)
+    trainer.fit(Module(), DataLoader(TensorDataset(X, y), batch_size=100))
+    last = runs.read_metrics(tmp_path / "run")[-1]
+    assert last["step"] == trainer.global_step == 8
+    assert last["lr_weighted_steps"] == pytest.approx(0.05 * 8, rel=1e-12)  # constant lr: lr * steps
+
+
 def test_callback_default_dataloaders_every_n(digits, tmp_path):
     """Measured on the Trainer's own training and validation dataloaders, every 2nd epoch."""
     X, y = digits

@@ -94,8 +94,9 @@ def test_singular_covariances_measured_on_their_support():
     basis = Vt[: m["snr_rank"]].T  # the rank measured is the number of singular values well above round-off
     assert float(s[m["snr_rank"] - 1] / s[0]) > 1e-6 and (m["snr_rank"] == len(s) or float(s[m["snr_rank"]] / s[0]) < 1e-6)
     ref = theory.snr_singular_values(theory.class_stats(h @ basis, y, C), support="full")
-    # float32 forward passes, one streamed and one whole: ~1e-6 relative, amplified by cond(Sigma_W on its range)
-    assert m["snr_singular_values"] == pytest.approx(ref.tolist(), rel=1e-4)
+    # the same float32 features (n = 12: one batch in both), so only float64 round-off of the two routes (eigh of
+    # Sigma_W against an SVD of the samples) differs, amplified by cond(Sigma_W on its range) ~ 30: measured 8e-16
+    assert m["snr_singular_values"] == pytest.approx(ref.tolist(), rel=1e-12)
     assert 0.0 <= m["snr_dropped_fraction"] <= 1.0
     assert m["identity_residual"] < 1e-8
     # PSD quadratic forms that vanish here in exact arithmetic (the features are interpolated): >= 0 up to the
@@ -126,7 +127,8 @@ def test_dead_units_give_the_reduced_features_snr():
     assert torch.all(h[:, dead] == 0)
     live = [j for j in range(12) if j not in dead]
     ref = theory.snr_singular_values(theory.class_stats(h[:, live], y, C), support="full")
-    assert m["snr_singular_values"] == pytest.approx(ref.tolist(), rel=1e-6)  # float32 forward passes
+    # the same float32 features (n = 160: one batch in both); float64 round-off only (measured 4e-16)
+    assert m["snr_singular_values"] == pytest.approx(ref.tolist(), rel=1e-12)
     assert m["ls_rank_lam0"] == 12 + 1 - len(dead) and m["identity_residual"] < 1e-10
 
 
@@ -223,15 +225,16 @@ def test_trained_digits_mlp_with_dead_units():
             opt.zero_grad()
             network_loss(model(x[idx]), y[idx], C, "mse").backward()
             opt.step()
-    m = measure(model, x, y, C, weight_decay=5e-4)
+    m = measure(model, x, y, C, weight_decay=5e-4, batch_size=1024)
     model.eval()
-    with torch.no_grad():
-        h = model.forward_with_features(x)[1].double()
+    with torch.no_grad():  # the batches measure() forwards, so the float32 features are the same bits
+        h = torch.cat([model.forward_with_features(x[i:i + 1024])[1] for i in range(0, len(y), 1024)]).double()
     dead = (h.abs().max(0).values == 0)
     assert int(dead.sum()) >= 1, "no dead unit: the test needs one"
     assert "warnings" not in m and m["snr_support"] == "range"
     assert m["snr_rank"] == 64 - int(dead.sum()) and m["snr_dropped_fraction"] < 1e-20
     ref = theory.snr_singular_values(theory.class_stats(h[:, ~dead], y, C), support="full")
-    assert m["snr_singular_values"] == pytest.approx(ref.tolist(), rel=1e-6)  # float32 forward passes, batched vs whole
+    # same features, float64 round-off of the two routes only (measured 1.5e-15)
+    assert m["snr_singular_values"] == pytest.approx(ref.tolist(), rel=1e-12)
     assert m["ls_rank_lam0"] == m["snr_rank"] + 1 and m["l_central_lam0"] is not None
     assert m["identity_residual"] < 1e-12

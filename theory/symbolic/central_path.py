@@ -147,6 +147,14 @@ def _check_basis_independence() -> Outcome:
     return Outcome(ok, f"Mbar = Omega (V R(s))^T with symbolic rotation R(s) of 1^perp: L_NC1, L_NC2/3 independent of s: {ok}")
 
 
+def central_loss_from_gram(G: sp.Matrix) -> sp.Expr:
+    """``(1/2) sum_j 1/(C + omega_j^2) = (1/2) [Tr((C I + G)^{-1}) - 1/C]`` (math §3.4) from the ``C x C`` Gram
+    matrix ``G = Mbar^T Sigma_W^{-1} Mbar`` (``Sigma_W^+`` on a support), whose eigenvalues are the ``C-1``
+    ``omega_j^2`` and ``0`` (``G 1 = 0``: the eigenvalue ``0`` adds the ``1/C`` removed)."""
+    C = G.shape[0]
+    return ((C * sp.eye(C) + G).inv().trace() - sp.Rational(1, C)) / 2
+
+
 def _check_from_data() -> Outcome:
     """Arbitrary (non-renormalised) balanced data, lambda = 0: L_NC1 + L_NC2/3 at W_LS == the Webb-Lowe form,
     and == 1/2 [Tr((C I + G)^{-1}) - 1/C] with G = Mbar^T Sigma_W^{-1} Mbar (eigenvalues omega_j^2 and 0)."""
@@ -156,9 +164,8 @@ def _check_from_data() -> Outcome:
     V, A = ls_augmented(st, 0)
     l1, l23, _ = decomposition_terms(st, V, V, 0, True, A)
     wl = (C - 1 - (st.sigma_t.inv() * st.sigma_b).trace()) / (2 * C)
-    Mbar = st.means_matrix() - st.mu_g * sp.ones(1, C)
-    G = Mbar.T * st.sigma_w.inv() * Mbar
-    via_g = ((C * sp.eye(C) + G).inv().trace() - sp.Rational(1, C)) / 2
+    Mbar = st.centred_means()
+    via_g = central_loss_from_gram(Mbar.T * st.sigma_w.inv() * Mbar)
     ok = sp.nsimplify(l1 + l23 - wl) == 0 and sp.nsimplify(l1 + l23 - via_g) == 0
     return Outcome(ok, f"C=3, p=2, 3 per class, exact rationals: L_NC1 + L_NC2/3 = {sp.nsimplify(l1 + l23)} "
                        f"= Webb-Lowe form = 1/2 sum 1/(C+w_j^2): {ok}")

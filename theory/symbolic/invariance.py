@@ -168,8 +168,7 @@ def snr_gram_invariance() -> Outcome:
 
     def gram(d):
         st = class_stats(d)
-        M = st.means_matrix()
-        Mbar = M - st.mu_g * sp.ones(1, d.num_classes)
+        Mbar = st.centred_means()
         return Mbar.T * st.sigma_w.adjugate() * Mbar / st.sigma_w.det()
 
     G1, G2 = gram(data), gram(transform(data, Amat, c))

@@ -176,7 +176,7 @@ def _check_lambda0(C, p, counts, rational_seed):
         data, st, W, loss, A, B = context(C, p, counts, True, rational_seed)
         A0 = A.subs(LAMBDA, 0)
         M = st.means_matrix()
-        Mbar = M - st.mu_g * sp.ones(1, C)
+        Mbar = st.centred_means()
         Pi = sp.diag(*st.pis)
         pi = sp.Matrix(st.pis)
         R, dm = poly_ring(A0, B, M, st.sigma_t)

@@ -98,6 +98,10 @@ class SymbolicStats:
         """``M = [mu_1 ... mu_C]`` (``p x C``)."""
         return sp.Matrix.hstack(*self.means)
 
+    def centred_means(self) -> sp.Matrix:
+        """``Mbar = M - mu_G 1^T`` (``p x C``): the class means centred at the global mean ``mu_G`` of these statistics."""
+        return self.means_matrix() - self.mu_g * sp.ones(1, self.num_classes)
+
 
 def symbolic_data(counts: Sequence[int], p: int, prefix: str = "h") -> SymbolicData:
     """Fully symbolic features: ``h_{i,c}`` has entries ``h_{c,i,k}`` (independent real symbols)."""

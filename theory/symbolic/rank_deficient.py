@@ -23,6 +23,7 @@ import sympy as sp
 from theory import laws
 
 from ._core import CheckSpec, Outcome
+from .central_path import central_loss_from_gram
 from .model import (
     SymbolicData,
     class_stats,
@@ -54,11 +55,6 @@ def plane_data(counts: tuple[int, ...], seed: int) -> tuple[SymbolicData, Symbol
     c = sp.Matrix([sp.Rational(1, 3), -2, sp.Rational(5, 2)])
     feats = tuple(tuple(Q2 * z + c for z in col) for col in Z.features)
     return SymbolicData(Z.counts, 3, feats), Z, Q2
-
-
-def _centred_means(st) -> sp.Matrix:
-    C = st.num_classes
-    return st.means_matrix() - st.mu_g * sp.ones(1, C)
 
 
 def min_norm_classifier(st, bias: bool = True, lam=sp.Integer(0)) -> tuple[sp.Matrix, sp.Matrix, sp.Matrix]:
@@ -105,7 +101,7 @@ def support_snr_plane() -> Outcome:
     3-d features equals ``Mbar^T Sigma_W^{-1} Mbar`` of the plane coordinates, and ``Mbar`` is in the range."""
     H, Z, _ = plane_data((3, 3, 3), seed=11)
     sh, sz = class_stats(H), class_stats(Z)
-    Mh, Mz = _centred_means(sh), _centred_means(sz)
+    Mh, Mz = sh.centred_means(), sz.centred_means()
     Swp = sh.sigma_w.pinv()
     rank = sh.sigma_w.rank()
     in_range = all(is_zero(e) for e in (Mh - sh.sigma_w * Swp * Mh))
@@ -126,10 +122,8 @@ def central_path_plane() -> Outcome:
     V, A, B = min_norm_classifier(sh)
     rank_a = A.rank()
     l1, l23, _ = decomposition_terms(sh, V, V, 0, True, A)
-    Mh = _centred_means(sh)
-    G = Mh.T * sh.sigma_w.pinv() * Mh
-    # sum_j 1/(C + w_j^2) over the C-1 eigenvalues w_j^2 of G on 1^perp (G 1 = 0 adds the 1/C removed)
-    via_g = ((C * sp.eye(C) + G).inv().trace() - sp.Rational(1, C)) / 2
+    Mh = sh.centred_means()
+    via_g = central_loss_from_gram(Mh.T * sh.sigma_w.pinv() * Mh)
     law_ok = is_zero(laws.L_CENTRAL.subs(laws.C, C) - 1 / (2 * (C + laws.w**2)))
     Vz, Az = min_norm_classifier(sz)[:2]
     z1, z23, _ = decomposition_terms(sz, Vz, Vz, 0, True, Az)
@@ -162,10 +156,6 @@ def _normal_and_identity(data: SymbolicData, bias: bool, label: str):
     return fn
 
 
-def _p_ge_n_data(counts: tuple[int, ...], p: int, seed: int) -> SymbolicData:
-    return rational_data(counts, p, seed=seed)
-
-
 def specs(quick: bool = False) -> list[CheckSpec]:
     out = [
         CheckSpec(SECTION, "support SNR = reduced SNR: Sigma_W = Q diag(Lambda_r, 0) Q^T, Mbar in its range [p=3,r=2,C=3]",
@@ -178,8 +168,8 @@ def specs(quick: bool = False) -> list[CheckSpec]:
     cases = [
         (plane_data((3, 3, 3), seed=11)[0], True, "features in an affine plane, C=3,p=3,n_c=3/3/3,bias"),
         (plane_data((2, 3, 4), seed=5)[0], True, "features in an affine plane, C=3,p=3,n_c=2/3/4 (imbalanced),bias"),
-        (_p_ge_n_data((1, 2), 3, seed=7), True, "p >= n, C=2,p=3,n_c=1/2,bias"),
-        (_p_ge_n_data((1, 2), 4, seed=7), False, "p >= n, C=2,p=4,n_c=1/2,no bias"),
+        (rational_data((1, 2), 3, seed=7), True, "p >= n, C=2,p=3,n_c=1/2,bias"),
+        (rational_data((1, 2), 4, seed=7), False, "p >= n, C=2,p=4,n_c=1/2,no bias"),
     ]
     for data, bias, label in cases:
         out.append(CheckSpec(SECTION, f"minimum-norm LS with singular A: normal equations and three-term identity [{label}]",

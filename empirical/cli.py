@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated weight decays (default: --weight-decay)")
     sw.add_argument("--max-members-per-chunk", dest="max_members_per_chunk", type=int, default=None,
                     help="members trained together at most (default: all on the CPU; on CUDA what fits, measured)")
+    sw.add_argument("--strategy", default=None,
+                    help="how the members train together: 'stacked' (one vmapped model), 'interleaved' (each "
+                         "member's own step in turn; CUDA streams), or 'auto' (default: the faster in a trial "
+                         "of a few steps on the device). On --resume: switch the stored strategy")
     sw.add_argument("--no-figures", dest="figures", action="store_false", help="skip the figures")
 
     pl = sub.add_parser("plot", help="draw the paper's panels into RUN/figures")
@@ -129,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Parser destinations that are not TrainConfig options.
 _NOT_OPTIONS = ("command", "resume", "model_args", "data_args", "preset", "config_file",
-                "lrs", "seeds", "weight_decays", "max_members_per_chunk", "figures")
+                "lrs", "seeds", "weight_decays", "max_members_per_chunk", "figures", "strategy")
 
 
 def explicit_options(ns: argparse.Namespace) -> dict[str, Any]:
@@ -222,10 +226,10 @@ def _cmd_sweep(ns: argparse.Namespace) -> int:
             weight_decays=parse_floats(ns.weight_decays, "--weight-decays") if ns.weight_decays is not None
             else [base.weight_decay],
             seeds=parse_ints(ns.seeds, "--seeds") if ns.seeds is not None else [base.seed],
-            max_members_per_chunk=ns.max_members_per_chunk,
+            max_members_per_chunk=ns.max_members_per_chunk, strategy=ns.strategy or "auto",
         )
     overrides = resume_options(ns) if ns.resume else None
-    out = run_sweep(spec, ns.out, resume=ns.resume, overrides=overrides, figures=ns.figures)
+    out = run_sweep(spec, ns.out, resume=ns.resume, overrides=overrides, figures=ns.figures, strategy=ns.strategy)
     print(f"sweep written to {out} ({out / 'sweep.json'})", file=sys.stderr)
     return 0
 

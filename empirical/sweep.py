@@ -2,12 +2,19 @@
 
 The paper selects each (dataset, network) pair's learning rate from 25 values
 (:func:`empirical.schedule.lr_grid`, ``logspace(1e-4, 0.25)``) by final test accuracy (math §7.1).
-:func:`run_sweep` trains the members (every learning rate x weight decay x seed) together: their
-weights are stacked into one batched model (:func:`torch.func.stack_module_state`) and one step of
-all K members is one ``vmap`` of :func:`torch.func.functional_call` over the stacked parameters
-*and buffers* (BatchNorm's running statistics are stacked too and updated per member in place;
-its batch statistics are each member's own, as in a single run).  The SGD update (momentum,
-weight decay, per-member learning rate) is applied to the stacked tensors.
+:func:`run_sweep` trains the members (every learning rate x weight decay x seed) together, by one of
+two strategies (``strategy``, :data:`STRATEGIES`):
+
+* ``"stacked"`` (:class:`StackedEngine`): the members' weights are stacked into one batched model
+  (:func:`torch.func.stack_module_state`) and one step of all K members is one ``vmap`` of
+  :func:`torch.func.functional_call` over the stacked parameters *and buffers* (BatchNorm's running
+  statistics are stacked too and updated per member in place; its batch statistics are each member's
+  own, as in a single run).  The SGD update (momentum, weight decay, per-member learning rate) is
+  applied to the stacked tensors.
+* ``"interleaved"`` (:class:`InterleavedEngine`): K ordinary models, each stepped by its single run's
+  code in turn on every batch (on CUDA each on its own stream, so their kernels overlap).
+* ``"auto"`` (the default): the faster of the two in a trial of a few steps on the device
+  (:func:`choose_strategy`); the choice and the timings are stored in ``sweep.json``.
 
 Each member is a normal run directory ``DIR/<name>/`` (``config.json``, ``metrics.jsonl`` written
 by :func:`empirical.training.measure_member`, i.e. :func:`empirical.measurement.measure` on the member's
@@ -18,8 +25,10 @@ their final train and test error and the learning rate selected by final test ac
 ``DIR/accuracy_vs_lr.png`` draws it.
 
 Equivalence: a member starts from the weights and the batch order of a single run with the same
-options and seed (same seeding, same generator), so epoch 0 is measured identically; later epochs
-agree to float32 round-off (the batched matrix products round differently; tests/empirical/test_sweep.py).
+options and seed (same seeding, same generator), so epoch 0 is measured identically.  Later epochs of
+a stacked member agree to float32 round-off (the batched matrix products round differently); an
+interleaved member runs its single run's kernels, so on the CPU it equals its single run exactly
+(tests/empirical/test_sweep.py).
 
 Members are trained in chunks of at most ``max_members_per_chunk`` (default: all on the CPU; on
 CUDA, as many as the free memory holds, measured with a trial step).  Each chunk checkpoints
@@ -43,17 +52,18 @@ from typing import Any
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-from . import runs
+from . import runs, timing
 from .config import RESUME_OVERRIDES, TrainConfig, changed_options
 from .distributed import SINGLE
 from .measurement import network_loss, resolve_precision
 from .schedule import lr_at, lr_grid
 from .state import RunState
 from .step import CompileFallbackWarning, resolve_compile
-from .training import (Member, build_train_model, fit, load_data, resolve_device, seed_everything, start_run_dir,
-                    torch_settings, weight_penalty)
+from .training import (Member, SingleEngine, build_train_model, fit, load_data, resolve_device, seed_everything,
+                       start_run_dir, torch_settings, weight_penalty)
 
-__all__ = ["SWEEP_FILE", "StackedEngine", "SweepSpec", "parse_lrs", "run_sweep", "select_lr"]
+__all__ = ["SWEEP_FILE", "STRATEGIES", "InterleavedEngine", "StackedEngine", "SweepSpec", "choose_strategy",
+           "parse_lrs", "run_sweep", "select_lr"]
 
 SWEEP_FILE = "sweep.json"
 CHUNKS_DIR = "chunks"
@@ -94,6 +104,10 @@ class SweepSpec:
     weight_decays: list[float]
     seeds: list[int]
     max_members_per_chunk: int | None = None
+    #: ``"auto"``, ``"stacked"`` or ``"interleaved"`` (:data:`STRATEGIES`); a started sweep stores its choice.
+    strategy: str = "auto"
+    #: What the ``"auto"`` trial measured (seconds per step of each strategy), stored with the sweep.
+    strategy_trial: dict[str, Any] | None = None
 
     def validate(self) -> None:
         """One-line ``ValueError`` for an empty list, a bad learning rate / weight decay, or duplicate members."""
@@ -113,6 +127,7 @@ class SweepSpec:
         names = [Path(m.out).name for m in self.member_configs()]
         if len(set(names)) != len(names):
             raise ValueError(f"sweep members with the same directory name: {sorted({n for n in names if names.count(n) > 1})}")
+        check_strategy(self.strategy)
         if self.max_members_per_chunk is not None and self.max_members_per_chunk < 1:
             raise ValueError(f"--max-members-per-chunk must be >= 1, got {self.max_members_per_chunk}")
         self.base.resolved()
@@ -128,18 +143,83 @@ class SweepSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"base": self.base.to_dict(), "lrs": self.lrs, "weight_decays": self.weight_decays, "seeds": self.seeds,
-                "max_members_per_chunk": self.max_members_per_chunk}
+                "max_members_per_chunk": self.max_members_per_chunk, "strategy": self.strategy,
+                "strategy_trial": self.strategy_trial}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SweepSpec":
+        # sweeps started before strategies existed were stacked
         return cls(base=TrainConfig.from_dict(d["base"]), lrs=list(d["lrs"]), weight_decays=list(d["weight_decays"]),
-                   seeds=list(d["seeds"]), max_members_per_chunk=d.get("max_members_per_chunk"))
+                   seeds=list(d["seeds"]), max_members_per_chunk=d.get("max_members_per_chunk"),
+                   strategy=d.get("strategy", "stacked"), strategy_trial=d.get("strategy_trial"))
+
+
+def check_strategy(strategy: str) -> str:
+    """``strategy`` if it is one of :data:`STRATEGIES`, else a one-line ``ValueError``."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown sweep strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
+    return strategy
 
 
 # --------------------------------------------------------------------------- K models as one
 
 
-class StackedEngine:
+class ChunkEngine:
+    """What both sweep engines share: the members' seed groups (one dataset and one batch-order generator
+    per seed, as each member's single run would draw them), ``data_of``, and the chunk checkpoint
+    (``{"epoch", "members": [each member's single-run checkpoint + "stopped"]}``, one atomic file, the same
+    for both strategies) beside each running member's own ``last.pt``."""
+
+    strategy = ""
+
+    def __init__(self, members: list[Member], device: torch.device, chunk_dir: Path):
+        self.members, self.device, self.info, self.chunk_dir = members, device, SINGLE, Path(chunk_dir)
+        self.writer = runs.CheckpointWriter()  # checkpoint files are written off the training thread
+        self.groups: dict[int, dict[str, Any]] = {}
+        for seed in sorted({m.cfg.seed for m in members}):
+            generator = seed_everything(seed)
+            first = next(m.cfg for m in members if m.cfg.seed == seed)
+            train_set, test_set = load_data(first, device)
+            self.groups[seed] = {"generator": generator, "train": train_set, "test": test_set}
+        sizes = {len(g["train"].y) for g in self.groups.values()}
+        if len(sizes) > 1:
+            raise ValueError(f"sweep seeds give training sets of different sizes {sorted(sizes)}; "
+                             "members must take the same number of steps per epoch")
+        self.num_classes = int(self.groups[members[0].cfg.seed]["train"].num_classes)
+
+    def data_of(self, k: int):
+        g = self.groups[self.members[k].cfg.seed]
+        return g["train"], g["test"]
+
+    def epoch_batches(self, max_steps: int | None = None):
+        """Per step, ``(x, y)`` for each seed group (in ``self.groups`` order); at most ``max_steps`` steps."""
+        from .training import _batches
+
+        cfg = self.members[0].cfg
+        iters = [iter(_batches(g["train"], cfg.batch_size, g["generator"], cfg.drop_last)) for g in self.groups.values()]
+        return itertools.islice(zip(*iters), max_steps)
+
+    def member_state(self, k: int) -> dict[str, Any]:  # pragma: no cover - each engine defines it
+        raise NotImplementedError
+
+    def save_checkpoint(self) -> None:
+        """The chunk's checkpoint (one atomic file, what a sweep resumes from), then each running
+        member's ``last.pt`` (single-run format, for ``load_run`` and single resumes)."""
+        states = [self.member_state(k) for k in range(len(self.members))]
+        # the snapshots are taken here; the files are written off the training thread, in this order
+        runs.save_checkpoint(self.chunk_dir, {"epoch": max(m.state.epoch for m in self.members), "members": states,
+                                              "strategy": self.strategy}, self.writer)
+        for m, st in zip(self.members, states):
+            if m.stopped is None:
+                runs.save_checkpoint(m.run_dir, st, self.writer)
+
+    def restore_generators(self, ckpt: dict[str, Any]) -> None:
+        for seed, g in self.groups.items():  # members of a seed share the generator: any one's state
+            k = next(i for i, m in enumerate(self.members) if m.cfg.seed == seed)
+            g["generator"].set_state(ckpt["members"][k]["rng"]["batches"])
+
+
+class StackedEngine(ChunkEngine):
     """K members with the same architecture and data size trained as one batched model.
 
     The :func:`empirical.training.fit` interface of :class:`empirical.training.SingleEngine`:
@@ -153,20 +233,11 @@ class StackedEngine:
     each member's learning rate and weight decay.
     """
 
+    strategy = "stacked"
+
     def __init__(self, members: list[Member], device: torch.device, chunk_dir: Path):
-        self.members, self.device, self.info, self.chunk_dir = members, device, SINGLE, Path(chunk_dir)
-        self.writer = runs.CheckpointWriter()  # checkpoint files are written off the training thread
+        super().__init__(members, device, chunk_dir)
         cfg = members[0].cfg
-        self.groups: dict[int, dict[str, Any]] = {}
-        for seed in sorted({m.cfg.seed for m in members}):
-            generator = seed_everything(seed)
-            first = next(m.cfg for m in members if m.cfg.seed == seed)
-            train_set, test_set = load_data(first, device)
-            self.groups[seed] = {"generator": generator, "train": train_set, "test": test_set}
-        sizes = {len(g["train"].y) for g in self.groups.values()}
-        if len(sizes) > 1:
-            raise ValueError(f"sweep seeds give training sets of different sizes {sorted(sizes)}; "
-                             "members must take the same number of steps per epoch")
         models = []
         for m in members:  # the single run's sequence: seed, then build (data loading draws no torch numbers)
             seed_everything(m.cfg.seed)
@@ -176,7 +247,6 @@ class StackedEngine:
         self.params = {n: p.detach().requires_grad_(True) for n, p in params.items()}
         self.buffers = buffers
         self.momentum_buffers: dict[str, torch.Tensor] = {}
-        self.num_classes = int(self.groups[cfg.seed]["train"].num_classes)
         self.use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
         self.autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if self.use_amp else nullcontext
         self.measure_precision = resolve_precision(cfg.measure_precision, device)
@@ -245,11 +315,10 @@ class StackedEngine:
                 p.addcmul_(lrs.view(view), d, value=-1.0)
                 p.grad = None
 
-    def train_one_epoch(self, lrs: list[float]) -> tuple[torch.Tensor, int]:
-        """One epoch of every member; returns ``((K, 3) float64 [loss sum, wrong, seen], steps)``."""
-        from .training import _batches
-
-        cfg, K = self.members[0].cfg, len(self.members)
+    def train_one_epoch(self, lrs: list[float], max_steps: int | None = None) -> tuple[torch.Tensor, int]:
+        """One epoch of every member (at most ``max_steps`` steps); returns ``((K, 3) float64 [loss sum,
+        wrong, seen], steps)``."""
+        K = len(self.members)
         lr_t = torch.tensor(lrs, dtype=torch.float32, device=self.device)
         wds = [m.cfg.weight_decay for m in self.members]
         uniform = wds[0] if len(set(wds)) == 1 else None
@@ -258,9 +327,8 @@ class StackedEngine:
         loss_sum = torch.zeros(K, dtype=torch.float64, device=self.device)
         wrong = torch.zeros(K, dtype=torch.int64, device=self.device)
         seen = steps = 0
-        iters = {s: iter(_batches(g["train"], cfg.batch_size, g["generator"], cfg.drop_last)) for s, g in self.groups.items()}
         index = [list(self.groups).index(m.cfg.seed) for m in self.members]
-        for batch in zip(*iters.values()):
+        for batch in self.epoch_batches(max_steps):
             if self.shared_batches:
                 (xb, yb), = batch
             else:
@@ -291,10 +359,6 @@ class StackedEngine:
                 t.copy_(self.params[n][k] if n in self.params else self.buffers[n][k])
         return self.template
 
-    def data_of(self, k: int):
-        g = self.groups[self.members[k].cfg.seed]
-        return g["train"], g["test"]
-
     def member_state(self, k: int) -> dict[str, Any]:
         """Member ``k``'s checkpoint in the single-run format (``torch.optim.SGD`` state dict).
 
@@ -316,17 +380,6 @@ class StackedEngine:
         return {**m.state.to_dict(self.groups[m.cfg.seed]["generator"]), "model": model,
                 "optimizer": {"state": state, "param_groups": [group]}, "stopped": m.stopped}
 
-    def save_checkpoint(self) -> None:
-        """The chunk's checkpoint (one atomic file, what a sweep resumes from), then each running
-        member's ``last.pt`` (single-run format, for ``load_run`` and single resumes)."""
-        states = [self.member_state(k) for k in range(len(self.members))]
-        # the snapshots are taken here; the files are written off the training thread, in this order
-        runs.save_checkpoint(self.chunk_dir, {"epoch": max(m.state.epoch for m in self.members), "members": states},
-                             self.writer)
-        for m, st in zip(self.members, states):
-            if m.stopped is None:
-                runs.save_checkpoint(m.run_dir, st, self.writer)
-
     def load_checkpoint(self, ckpt: dict[str, Any]) -> None:
         names = list(self.params)
         with torch.no_grad():
@@ -340,9 +393,100 @@ class StackedEngine:
                     self.momentum_buffers[n][k].copy_(s["momentum_buffer"])
                 m.state = RunState.from_dict(st)
                 m.stopped = st.get("stopped")
-        for seed, g in self.groups.items():  # members of a seed share the generator: any one's state
-            k = next(i for i, m in enumerate(self.members) if m.cfg.seed == seed)
-            g["generator"].set_state(ckpt["members"][k]["rng"]["batches"])
+        self.restore_generators(ckpt)
+
+
+class InterleavedEngine(ChunkEngine):
+    """K ordinary models, each with its own optimiser and training step (:class:`empirical.training.SingleEngine`),
+    trained batch by batch in turn: for every batch, member 1's step, member 2's step, ...
+
+    Each member runs exactly the code of its single run (the same :class:`empirical.step.TrainStep`,
+    ``torch.optim.SGD``, fused on CUDA, channels-last and compiled as a single run would be), so on the CPU
+    a member's trajectory *is* its single run's, bit for bit.  What the sweep saves is the per-run work:
+    one process, one dataset per seed, one batch draw per step for all members of a seed.  On CUDA each
+    member's step is issued on its own CUDA stream, so the kernels of different members can run at the same
+    time on the GPU (a single run at the paper's batch size leaves most of an H200 idle); the batch is made
+    on the default stream, each member's stream waits for it, and the default stream waits for every member
+    at the end of the epoch.  Memory: K models and optimisers, and at most K steps' activations in flight.
+    """
+
+    strategy = "interleaved"
+
+    def __init__(self, members: list[Member], device: torch.device, chunk_dir: Path):
+        super().__init__(members, device, chunk_dir)
+        self.engines = []
+        for m in members:  # SingleEngine seeds, then builds: the single run's initial weights
+            g = self.groups[m.cfg.seed]
+            self.engines.append(SingleEngine(m, device, SINGLE, data=(g["train"], g["test"]), generator=g["generator"]))
+        first = self.engines[0]
+        self.use_amp, self.compile_mode, self.measure_precision = first.use_amp, first.compile_mode, first.measure_precision
+        self.channels_last = first.channels_last
+        self.streams = ([torch.cuda.Stream(device) for _ in members]
+                        if device.type == "cuda" and len(members) > 1 else None)
+
+    def train_one_epoch(self, lrs: list[float], max_steps: int | None = None) -> tuple[torch.Tensor, int]:
+        """One epoch of every running member (at most ``max_steps`` steps); returns ``((K, 3) float64
+        [loss sum, wrong, seen], steps)``; the rows of stopped members are zeros.  Per member, the
+        arithmetic of :meth:`empirical.training.SingleEngine.train_one_epoch`."""
+        K = len(self.members)
+        active = [k for k, m in enumerate(self.members) if m.stopped is None]
+        for k in active:
+            for group in self.engines[k].optimizer.param_groups:
+                group["lr"] = lrs[k]
+            self.engines[k].net.train()
+        zeros = lambda dtype: [torch.zeros((), dtype=dtype, device=self.device) for _ in range(K)]  # noqa: E731
+        loss_sum, wrong = zeros(torch.float64), zeros(torch.int64)
+        seen = steps = 0
+        index = [list(self.groups).index(m.cfg.seed) for m in self.members]
+        main = torch.cuda.current_stream(self.device) if self.streams else None
+        for batch in self.epoch_batches(max_steps):
+            for k in active:
+                xb, yb = batch[index[k]]
+                if self.streams is None:
+                    self._member_step(k, xb, yb, loss_sum, wrong)
+                    continue
+                stream = self.streams[k]
+                stream.wait_stream(main)  # the batch was made on the default stream
+                with torch.cuda.stream(stream):
+                    self._member_step(k, xb, yb, loss_sum, wrong)
+                xb.record_stream(stream)  # the allocator must not reuse the batch before this stream is done
+                yb.record_stream(stream)
+            steps += 1
+            seen += int(batch[0][1].shape[0])
+        if self.streams is not None:
+            for stream in self.streams:
+                main.wait_stream(stream)
+        seen_t = torch.tensor(float(seen), dtype=torch.float64, device=self.device)
+        rows = [torch.stack([loss_sum[k], wrong[k].double(), seen_t if k in active else seen_t * 0]) for k in range(K)]
+        return torch.stack(rows), steps
+
+    def _member_step(self, k: int, xb, yb, loss_sum: list, wrong: list) -> None:
+        loss, wrong_b = self.engines[k].step(xb, yb, None)
+        with torch.no_grad():
+            loss_sum[k] += loss.double() * yb.shape[0]
+            wrong[k] += wrong_b
+
+    def weight_penalties(self) -> list[float]:
+        return [e.weight_penalties()[0] for e in self.engines]
+
+    def model_of(self, k: int) -> torch.nn.Module:
+        return self.engines[k].model
+
+    def member_state(self, k: int) -> dict[str, Any]:
+        """Member ``k``'s single-run checkpoint (its model and ``torch.optim.SGD`` state) and ``stopped``."""
+        return {**self.engines[k].checkpoint_state(), "stopped": self.members[k].stopped}
+
+    def load_checkpoint(self, ckpt: dict[str, Any]) -> None:
+        for e, m, st in zip(self.engines, self.members, ckpt["members"]):
+            e.load_checkpoint(st)
+            m.stopped = st.get("stopped")
+        self.restore_generators(ckpt)
+
+
+#: The sweep strategies: how the K members of a chunk are trained together on one device.
+ENGINES: dict[str, type[ChunkEngine]] = {"stacked": StackedEngine, "interleaved": InterleavedEngine}
+#: Values of ``--strategy``: an engine, or ``"auto"`` (the faster of the two in a trial on the device).
+STRATEGIES: tuple[str, ...] = ("auto", *ENGINES)
 
 
 # --------------------------------------------------------------------------- chunks and memory
@@ -391,15 +535,70 @@ def chunk_size(spec: SweepSpec, device: torch.device) -> int:
     return min(want, total, fit_n or total)
 
 
+#: Steps timed per round of the ``"auto"`` trial (after 2 untimed steps that compile on CUDA), and rounds.
+TRIAL_STEPS, TRIAL_ROUNDS = 5, 3
+
+
+def trial_seconds_per_step(strategy: str, cfgs: list[TrainConfig], device: torch.device) -> float:
+    """Seconds per training step of all ``cfgs`` trained together by ``strategy``'s engine: the best of
+    :data:`TRIAL_ROUNDS` rounds of up to :data:`TRIAL_STEPS` steps, after 2 untimed steps (compilation,
+    cuDNN autotuning, first allocations).  Throwaway members and engine: nothing is written."""
+    engine = ENGINES[strategy]([Member(c) for c in cfgs], device, Path("."))
+    lrs = [c.lr for c in cfgs]
+    engine.train_one_epoch(lrs, max_steps=2)
+    best = math.inf
+    for _ in range(TRIAL_ROUNDS):
+        t0 = timing.start(device)
+        _, steps = engine.train_one_epoch(lrs, max_steps=TRIAL_STEPS)
+        best = min(best, timing.stop(device, t0) / max(steps, 1))
+    del engine
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return best
+
+
+def choose_strategy(requested: str, cfgs: list[TrainConfig], device: torch.device) -> tuple[str, dict[str, Any]]:
+    """The strategy a chunk of ``cfgs`` trains with, and what was measured to choose it.
+
+    ``"stacked"`` / ``"interleaved"`` are taken as given.  ``"auto"`` times a few steps of both on this
+    device (:func:`trial_seconds_per_step`) and takes the faster: which one wins depends on the model and
+    the device (on 2 CPU cores a stacked 4-member MLP sweep trained 1.2x faster than 4 single runs, while
+    stacked ResNet18s, whose convolutions ``vmap`` turns into grouped ones, trained 0.85x as fast).  A
+    strategy whose trial fails is skipped with a warning.  One member: ``"interleaved"`` (a single run).
+    """
+    check_strategy(requested)
+    if requested != "auto":
+        return requested, {"requested": requested}
+    if len(cfgs) == 1:
+        return "interleaved", {"requested": "auto", "reason": "one member per chunk: trained as a single run"}
+    per_step: dict[str, float | None] = {}
+    errors: dict[str, str] = {}
+    for name in ENGINES:
+        try:
+            per_step[name] = trial_seconds_per_step(name, cfgs, device)
+        except Exception as exc:  # e.g. out of memory, or an engine the platform cannot run
+            per_step[name] = None
+            errors[name] = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+            warnings.warn(f"sweep strategy {name!r} failed its trial and is skipped: {errors[name]}", stacklevel=2)
+    timed = {n: t for n, t in per_step.items() if t is not None}
+    if not timed:
+        raise RuntimeError(f"no sweep strategy could train these members on {device}: {errors}")
+    chosen = min(timed, key=timed.get)
+    return chosen, {"requested": "auto", "members": len(cfgs), "trial_seconds_per_step": per_step,
+                    "trial_steps": TRIAL_STEPS, "trial_rounds": TRIAL_ROUNDS, "errors": errors or None}
+
+
 # --------------------------------------------------------------------------- the sweep
 
 
 def run_sweep(spec: SweepSpec | None, out: str | Path, *, resume: bool = False,
-              overrides: dict[str, Any] | None = None, figures: bool = True) -> Path:
+              overrides: dict[str, Any] | None = None, figures: bool = True, strategy: str | None = None) -> Path:
     """Train every member of ``spec`` into ``out`` and write ``out/sweep.json``; return ``out``.
 
     ``resume=True`` continues the sweep stored in ``out`` (``spec`` may be ``None``, or repeat the
-    stored one: options that differ, other than :data:`empirical.config.RESUME_OVERRIDES`, are refused).
+    stored one: options that differ, other than :data:`empirical.config.RESUME_OVERRIDES`, are refused);
+    ``strategy`` (``"stacked"`` / ``"interleaved"``) switches a resumed sweep's strategy (both engines
+    read and write the same chunk checkpoints); ``None`` or ``"auto"`` keeps the stored one.
     Bad input raises ``ValueError`` / :class:`empirical.runs.RunError` before anything is written.
     """
     out = Path(out)
@@ -419,6 +618,8 @@ def run_sweep(spec: SweepSpec | None, out: str | Path, *, resume: bool = False,
             raise ValueError(f"a resumed sweep keeps its stored configuration; changed option(s) {sorted(refused)} "
                              f"(only {list(RESUME_OVERRIDES)} may change)")
         stored.base = dataclasses.replace(stored.base, **{k: v for k, v in overrides.items() if k in RESUME_OVERRIDES})
+        if strategy not in (None, "auto"):
+            stored.strategy = check_strategy(strategy)
         spec = stored
     else:
         if spec is None:
@@ -440,11 +641,13 @@ def run_sweep(spec: SweepSpec | None, out: str | Path, *, resume: bool = False,
             for c in cfgs:
                 if (Path(c.out) / runs.METRICS_FILE).exists() or runs.checkpoint_path(Path(c.out)).exists():
                     raise runs.RunError(f"member directory {c.out} already holds a run; choose another --out")
+            spec.strategy, spec.strategy_trial = choose_strategy(spec.strategy, cfgs[:size], device)
             out.mkdir(parents=True, exist_ok=True)
             write_sweep_file(out, spec, cfgs, status="running")
         outcome: dict[str, dict[str, Any]] = {}
         for i in range(0, len(cfgs), size):
-            outcome.update(_train_chunk(cfgs[i: i + size], device, out / CHUNKS_DIR / f"{i // size:02d}", resume))
+            outcome.update(_train_chunk(cfgs[i: i + size], device, out / CHUNKS_DIR / f"{i // size:02d}", resume,
+                                        spec.strategy))
     summary = write_sweep_file(out, spec, cfgs, status="finished", outcome=outcome)
     if figures:
         draw_sweep(out, summary)
@@ -456,14 +659,19 @@ def run_sweep(spec: SweepSpec | None, out: str | Path, *, resume: bool = False,
     return out
 
 
-def _train_chunk(cfgs: list[TrainConfig], device: torch.device, chunk_dir: Path,
-                 resume: bool) -> dict[str, dict[str, Any]]:
-    """Train one chunk of members together (resumed from its checkpoint); ``{member name: {"epoch", "stopped"}}``."""
+def _train_chunk(cfgs: list[TrainConfig], device: torch.device, chunk_dir: Path, resume: bool,
+                 strategy: str) -> dict[str, dict[str, Any]]:
+    """Train one chunk of members together with ``strategy``'s engine (resumed from its checkpoint);
+    ``{member name: {"epoch", "stopped"}}``."""
     members = [Member(c) for c in cfgs]
-    engine = StackedEngine(members, device, chunk_dir)
+    engine = ENGINES[strategy](members, device, chunk_dir)
+    if isinstance(engine, InterleavedEngine):
+        layout = {"channels_last": engine.channels_last, "sgd": engine.engines[0].sgd}
+    else:
+        layout = {"channels_last": False, "sgd": "stacked"}
     environment = {**runs.environment_info(str(device)), "world_size": 1, "amp_bf16": engine.use_amp,
-                   "compile_mode": engine.compile_mode, "channels_last": False, "sgd": "stacked",
-                   "measure_precision": engine.measure_precision, "sweep_members": len(cfgs)}
+                   "compile_mode": engine.compile_mode, **layout, "measure_precision": engine.measure_precision,
+                   "sweep_members": len(cfgs), "sweep_strategy": strategy}
     for m in members:  # a member directory not yet created (the kill came before it) starts new
         start_run_dir(m, resume and (m.run_dir / runs.CONFIG_FILE).is_file(), environment)
     if resume and runs.checkpoint_path(chunk_dir).is_file():
@@ -515,7 +723,7 @@ def write_sweep_file(out: Path, spec: SweepSpec, cfgs: list[TrainConfig], status
             "final_test_error": last.get("test_error"), "stopped": o.get("stopped"),
         })
     summary = {"status": status, "dataset": spec.base.dataset, "model": spec.base.model, "epochs": spec.base.epochs,
-               "spec": spec.to_dict(), "members": members, "selected": select_lr(members)}
+               "strategy": spec.strategy, "spec": spec.to_dict(), "members": members, "selected": select_lr(members)}
     runs.atomic_write_bytes(out / SWEEP_FILE, (runs.json_line(summary) + "\n").encode())
     return summary
 

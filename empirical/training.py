@@ -249,17 +249,23 @@ def keep_weights(engine, k: int, epoch: int) -> None:
 class SingleEngine:
     """One model (optionally data-parallel): the training engine of :func:`train`.
 
+    ``data`` (``(train, test)``) and ``generator`` given: shared with other members of a sweep
+    (:class:`empirical.sweep.InterleavedEngine`) instead of loaded / seeded here.
+
     The interface :func:`fit` uses, shared with :class:`empirical.sweep.StackedEngine`:
     ``members``, ``device``, ``info``, ``measure_precision``, ``model_of(k)``, ``data_of(k)``,
     ``train_one_epoch(lrs)``, ``save_checkpoint()``.
     """
 
-    def __init__(self, member: Member, device: torch.device, info: DistInfo):
+    def __init__(self, member: Member, device: torch.device, info: DistInfo, *,
+                 data: tuple | None = None, generator: torch.Generator | None = None):
         cfg = member.cfg
         self.members, self.device, self.info = [member], device, info
         self.writer = runs.CheckpointWriter()  # checkpoint files are written off the training thread
-        self.generator = seed_everything(cfg.seed)
-        self.train_set, self.test_set = load_data(cfg, device)
+        seeded = seed_everything(cfg.seed)  # the initial weights depend only on the seed
+        # a sweep's members of one seed share the data and the batch-order generator (the same batches)
+        self.generator = seeded if generator is None else generator
+        self.train_set, self.test_set = load_data(cfg, device) if data is None else data
         self.num_classes = int(self.train_set.num_classes)
         self.model, channels_last = build_train_model(cfg, self.train_set, device)
         self.net = self.model

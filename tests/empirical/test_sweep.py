@@ -1,4 +1,5 @@
-"""Sweeps: K members stacked into one batched model equal K single runs; divergence, resume, bad input."""
+"""Sweeps: K members trained at once (stacked into one batched model, or interleaved) equal K single runs;
+the automatic strategy choice; divergence, resume (also switching strategy), bad input."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from empirical.cli import EXIT_BAD_INPUT, main
 from empirical.config import TrainConfig
 from empirical.loading import load_run
 from empirical.runs import read_config, read_metrics
-from empirical.sweep import SWEEP_FILE, SweepSpec, parse_lrs, run_sweep, select_lr
+from empirical.sweep import ENGINES, SWEEP_FILE, SweepSpec, parse_lrs, run_sweep, select_lr
 from empirical.training import TIMING_KEYS, train
 
 EPOCHS = 4
@@ -45,7 +46,14 @@ def strip(records):
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep") / "s"
-    run_sweep(SweepSpec(base(out), **SPEC), out, figures=True)
+    run_sweep(SweepSpec(base(out), **SPEC, strategy="stacked"), out, figures=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def interleaved(tmp_path_factory):
+    out = tmp_path_factory.mktemp("interleaved") / "s"
+    run_sweep(SweepSpec(base(out), **SPEC, strategy="interleaved"), out, figures=False)
     return out
 
 
@@ -76,6 +84,34 @@ def test_member_equals_single_run(sweep, tmp_path, lr, seed):
     assert {k: v for k, v in a.items() if k != "out"} == {k: v for k, v in b.items() if k != "out"}
 
 
+@pytest.mark.parametrize("lr, seed", [(0.2, 1), (0.05, 0)])
+def test_interleaved_member_is_its_single_run_exactly(interleaved, tmp_path, lr, seed):
+    """An interleaved member runs its single run's own step (same module, optimiser, batches): on the CPU
+    every metric of every epoch is equal, float for float (only the wall-clock keys differ)."""
+    single = tmp_path / "single"
+    train(base(single, lr=lr, seed=seed))
+    member = read_metrics(interleaved / f"lr{lr:g}-wd0.0005-seed{seed}")
+    assert len(member) == EPOCHS + 1 and strip(member) == strip(read_metrics(single))
+    env = read_config(interleaved / f"lr{lr:g}-wd0.0005-seed{seed}")["environment"]
+    assert env["sweep_strategy"] == "interleaved" and env["sgd"] != "stacked"
+    s = json.loads((interleaved / SWEEP_FILE).read_text())
+    assert s["strategy"] == "interleaved" and s["spec"]["strategy_trial"] == {"requested": "interleaved"}
+
+
+def test_auto_strategy_takes_the_faster_in_its_trial(tmp_path):
+    out = tmp_path / "a"
+    run_sweep(SweepSpec(base(out, measure_epochs=[0, EPOCHS]), lrs=[0.05, 0.2], weight_decays=[5e-4], seeds=[0]),
+              out, figures=False)
+    s = json.loads((out / SWEEP_FILE).read_text())
+    trial = s["spec"]["strategy_trial"]
+    times = trial["trial_seconds_per_step"]
+    assert set(times) == set(ENGINES) and all(t > 0 for t in times.values()), trial
+    assert s["strategy"] == min(times, key=times.get) and trial["members"] == 2 and trial["requested"] == "auto"
+    for m in s["members"]:
+        assert m["status"] == "finished"
+        assert read_config(out / m["run_dir"])["environment"]["sweep_strategy"] == s["strategy"]
+
+
 def test_sweep_file_figure_and_member_runs(sweep):
     s = json.loads((sweep / SWEEP_FILE).read_text())
     assert s["status"] == "finished" and len(s["members"]) == 4
@@ -90,10 +126,11 @@ def test_sweep_file_figure_and_member_runs(sweep):
     assert run.epoch == EPOCHS and not run.model.training
 
 
-def test_diverging_member_stops_alone(tmp_path):
+@pytest.mark.parametrize("strategy", sorted(ENGINES))
+def test_diverging_member_stops_alone(tmp_path, strategy):
     out = tmp_path / "d"
-    run_sweep(SweepSpec(base(out, measure_epochs=[0, 2, 4]), lrs=[0.05, 1e6], weight_decays=[5e-4], seeds=[0]),
-              out, figures=False)
+    run_sweep(SweepSpec(base(out, measure_epochs=[0, 2, 4]), lrs=[0.05, 1e6], weight_decays=[5e-4], seeds=[0],
+                        strategy=strategy), out, figures=False)
     s = json.loads((out / SWEEP_FILE).read_text())
     status = {m["lr"]: m for m in s["members"]}
     assert status[1e6]["status"] == "diverged" and "non-finite" in status[1e6]["stopped"]
@@ -106,7 +143,8 @@ def test_diverging_member_stops_alone(tmp_path):
 
 def test_killed_sweep_resumes_as_a_whole(tmp_path, sweep):
     out = tmp_path / "k"
-    spec = SweepSpec(base(out, checkpoint_every=2, checkpoint_every_s=0.0), **SPEC, max_members_per_chunk=2)
+    spec = SweepSpec(base(out, checkpoint_every=2, checkpoint_every_s=0.0), **SPEC, max_members_per_chunk=2,
+                     strategy="stacked")
     with pytest.raises(Killed), crash_after_checkpoint(EPOCHS, before_save=True):
         run_sweep(spec, out, figures=False)
     # killed before the first chunk's last checkpoint: it measured every epoch, its checkpoint is at
@@ -125,6 +163,29 @@ def test_killed_sweep_resumes_as_a_whole(tmp_path, sweep):
         assert_close(resumed, whole, n_train=120)
 
 
+@pytest.mark.parametrize("switch", [None, "stacked"])
+def test_killed_interleaved_sweep_resumes_and_may_switch_strategy(tmp_path, interleaved, switch):
+    """Both engines read and write the same chunk checkpoint: an interleaved sweep killed after its epoch-2
+    checkpoint resumes to exactly the uninterrupted run, or, switched to ``stacked``, to within round-off."""
+    out = tmp_path / "k"
+    spec = SweepSpec(base(out, checkpoint_every=2, checkpoint_every_s=0.0), **SPEC, strategy="interleaved")
+    with pytest.raises(Killed), crash_after_checkpoint(2):  # killed right after the epoch-2 checkpoint
+        run_sweep(spec, out, figures=False)
+    args = [] if switch is None else ["--strategy", switch]
+    assert main(["sweep", "--out", str(out), "--resume", "--no-progress", "--no-figures", *args]) == 0
+    s = json.loads((out / SWEEP_FILE).read_text())
+    assert s["status"] == "finished" and s["strategy"] == (switch or "interleaved")
+    for m in s["members"]:
+        resumed, whole = read_metrics(out / m["run_dir"]), read_metrics(interleaved / m["run_dir"])
+        assert [r["epoch"] for r in resumed] == list(range(EPOCHS + 1))
+        assert read_config(out / m["run_dir"])["environment"]["sweep_strategy"] == "interleaved"  # as started
+        if switch is None:
+            assert strip(resumed) == strip(whole)
+        else:  # epochs 3 and 4 trained stacked from the interleaved epoch-2 state
+            assert strip(resumed[:3]) == strip(whole[:3])
+            assert_close(resumed, whole, n_train=120)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--lrs", "0.1,-1"], "positive and finite"),
     (["--lrs", "inf"], "positive and finite"),
@@ -136,6 +197,7 @@ def test_killed_sweep_resumes_as_a_whole(tmp_path, sweep):
     (["--lrs", "0.1", "--max-members-per-chunk", "0"], "max-members-per-chunk"),
     (["--lrs", "0.1", "--model-arg", "nosuchkw=1"], "nosuchkw"),
     ([], "--lrs"),
+    (["--lrs", "0.1", "--strategy", "fastest"], "unknown sweep strategy"),
 ])
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, args, message):
     out = tmp_path / "bad"
@@ -181,7 +243,7 @@ def test_failed_compile_falls_back_to_the_eager_step(tmp_path, monkeypatch, swee
     monkeypatch.setattr(torch, "compile", broken)
     out = tmp_path / "c"
     with pytest.warns(CompileFallbackWarning, match="no compiler here"):
-        run_sweep(SweepSpec(base(out, compile="default"), **SPEC), out, figures=False)
+        run_sweep(SweepSpec(base(out, compile="default"), **SPEC, strategy="stacked"), out, figures=False)
     for m in json.loads((sweep / SWEEP_FILE).read_text())["members"]:
         assert strip(read_metrics(out / m["run_dir"])) == strip(read_metrics(sweep / m["run_dir"]))
 
@@ -193,12 +255,13 @@ def test_sweep_refuses_torchrun(tmp_path, monkeypatch):
     assert not (tmp_path / "t").exists()
 
 
-def test_sweep_killed_before_its_first_checkpoint_restarts_with_monotone_clocks(tmp_path):
+@pytest.mark.parametrize("strategy", sorted(ENGINES))
+def test_sweep_killed_before_its_first_checkpoint_restarts_with_monotone_clocks(tmp_path, strategy):
     """No chunk checkpoint yet (the first one is due at epoch 3): the resumed sweep trains again from the
     start, skips the epochs already measured, and its time totals never go back (as a single run's)."""
     out = tmp_path / "f"
     spec = SweepSpec(base(out, checkpoint_every=3, checkpoint_every_s=0.0), lrs=[0.05, 0.2], weight_decays=[5e-4],
-                     seeds=[0])
+                     seeds=[0], strategy=strategy)
     with pytest.raises(Killed), crash_after_checkpoint(3, before_save=True):
         run_sweep(spec, out, figures=False)
     assert not (out / "chunks" / "00" / "checkpoints" / "last.pt").exists()

@@ -162,14 +162,27 @@ def json_line(record: Any) -> str:
     return dumps(record, indent=None, unknown="raise")
 
 
-def append_jsonl(path: str | os.PathLike, record: Any) -> None:
-    """Append ``record`` as one JSON line (:func:`json_line`) to ``path``; flush and fsync, so a
-    killed process loses nothing already written."""
+def append_jsonl(path: str | os.PathLike, record: Any, writer: "CheckpointWriter | None" = None) -> None:
+    """Append ``record`` as one JSON line (:func:`json_line`) to ``path`` and flush it, so a killed process
+    loses nothing already written; then fsync it (against a crash of the machine): here, or, with a
+    :class:`CheckpointWriter`, in its background thread (the training loop does not wait for the disk)."""
     line = json_line(record)
     with open(path, "a") as fh:
         fh.write(line + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+        fh.flush()  # in the kernel from here on: a killed process loses nothing
+        if writer is None:
+            os.fsync(fh.fileno())
+    if writer is not None:
+        writer.sync(Path(path))
+
+
+def fsync_file(path: Path) -> None:
+    """Flush ``path``'s written data to the disk (``os.fsync`` through a fresh descriptor)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class MetricsWriter:
@@ -218,7 +231,8 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any], writer: "CheckpointWri
 
 
 class CheckpointWriter:
-    """Writes checkpoint snapshots to disk in one background thread, in the order they were submitted.
+    """Writes checkpoint snapshots to disk in one background thread, in the order they were submitted
+    (and fsyncs the metrics lines appended by :func:`append_jsonl`).
 
     Safe because what is written is an in-memory snapshot (:func:`checkpoint_bytes`) taken on the training
     thread; each file is written atomically, so a kill at any moment leaves the previous checkpoint or the new
@@ -231,10 +245,18 @@ class CheckpointWriter:
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[Future] = []
 
-    def submit(self, items: list[tuple[Path, bytes]]) -> None:
+    def _worker(self) -> ThreadPoolExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-writer")
-        self._pending += [self._pool.submit(atomic_write_bytes, path, data) for path, data in items]
+        return self._pool
+
+    def submit(self, items: list[tuple[Path, bytes]]) -> None:
+        pool = self._worker()
+        self._pending += [pool.submit(atomic_write_bytes, path, data) for path, data in items]
+
+    def sync(self, path: Path) -> None:
+        """fsync ``path`` (already written and flushed by the caller) in the background thread."""
+        self._pending.append(self._worker().submit(fsync_file, path))
 
     def wait(self) -> None:
         pending, self._pending = self._pending, []

@@ -174,9 +174,10 @@ class Member:
     def run_dir(self) -> Path:
         return Path(self.cfg.out)
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: dict[str, Any], writer: runs.CheckpointWriter | None = None) -> None:
+        """Append ``record`` to ``metrics.jsonl`` (flushed here; fsync'd by ``writer``'s thread when given)."""
         if self.is_main:
-            runs.append_jsonl(self.run_dir / runs.METRICS_FILE, record)
+            runs.append_jsonl(self.run_dir / runs.METRICS_FILE, record, writer)
         self.done.add(int(record["epoch"]))
 
 
@@ -229,7 +230,7 @@ def measure_member(engine, k: int, epoch: int, running: dict[str, Any], progress
     rec.update({key: res[key] for key in RECORD_ORDER if key in res})
     rec.update(running)
     rec.update({key: v for key, v in res.items() if key not in rec})
-    m.write(rec)
+    m.write(rec, engine.writer)
     if progress is not None:
         progress.measured(m.run_dir.name, rec)
 

@@ -81,6 +81,22 @@ def test_append_jsonl_is_strict_json(tmp_path):
         {"a": None, "b": None, "c": [0, 1, 2], "d": str(tmp_path), "e": [1.5, None], "f": 2}, {"g": 1}]
 
 
+def test_metrics_line_is_in_the_file_before_its_background_fsync(tmp_path):
+    """With a writer, ``append_jsonl`` flushes the line itself (a killed process loses nothing) and leaves only
+    the fsync to the writer's thread; a file that vanished before its fsync is an error at ``wait``."""
+    from empirical import runs
+
+    writer = runs.CheckpointWriter()
+    path = tmp_path / "m.jsonl"
+    runs.append_jsonl(path, {"epoch": 0}, writer)
+    runs.append_jsonl(path, {"epoch": 1}, writer)
+    assert [json.loads(line)["epoch"] for line in path.read_text().splitlines()] == [0, 1]  # before wait()
+    writer.wait()
+    writer.sync(tmp_path / "gone.jsonl")
+    with pytest.raises(FileNotFoundError, match="gone.jsonl"):
+        writer.wait()
+
+
 def test_background_checkpoint_writer_keeps_order_and_reports_errors(tmp_path):
     """Snapshots taken on the caller's thread, written in order by the writer's thread: the last one wins, the
     file is complete after wait(), and a write error reaches the caller at the next wait()."""

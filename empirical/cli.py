@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 EXIT_BAD_INPUT = 2
@@ -150,6 +151,8 @@ def explicit_options(ns: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"cannot parse --milestones {text!r}: expected comma-separated integers") from None
     if "measure_epochs" in opts:
         epochs = opts.get("epochs")
+        if epochs is None and getattr(ns, "resume", False):
+            epochs = stored_epochs(ns)  # 'paper' / 'all' of the run being resumed, not of its preset
         if epochs is None:
             base = options_merged(ns, with_explicit=False)
             epochs = int(base.get("epochs", TrainConfig.epochs))
@@ -161,6 +164,22 @@ def explicit_options(ns: argparse.Namespace) -> dict[str, Any]:
     if getattr(ns, "data_args", None):
         opts["data_kwargs"] = dict(ns.data_args)
     return opts
+
+
+def stored_epochs(ns: argparse.Namespace) -> int | None:
+    """The epoch count stored in ``--out`` (a run's ``config.json`` or a sweep's ``sweep.json``), if readable."""
+    from .config import TrainConfig
+
+    out = Path(getattr(ns, "out", "") or "")
+    for path, section in ((out / "sweep.json", ("spec", "base")), (out / "config.json", ("config",))):
+        try:
+            d = json.loads(path.read_text())
+            for key in section:
+                d = d[key]
+            return int(d.get("epochs", TrainConfig.epochs))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return None
 
 
 def options_merged(ns: argparse.Namespace, with_explicit: bool = True) -> dict[str, Any]:
@@ -269,9 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NonFiniteLossError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_DIVERGED
-    except (ValueError, FileNotFoundError, NotADirectoryError, RunError, KeyError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"error: {msg}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, NotADirectoryError, RunError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("error: interrupted; measured epochs are kept, continue with --resume", file=sys.stderr)

@@ -146,6 +146,22 @@ def test_resume_accepts_the_options_it_was_started_with(tmp_path, capsys):
     assert [r["epoch"] for r in read_metrics(out)] == [0, 2]
 
 
+@pytest.mark.parametrize("command", ["train", "sweep"])
+def test_resume_expands_measure_epochs_words_with_the_stored_epoch_count(tmp_path, capsys, command):
+    """`--measure-epochs paper` given again on resume, without `--epochs`, means the schedule of the run's
+    own epoch count (6 here), not of its preset's (20): an unchanged option, accepted."""
+    out = tmp_path / "m"
+    args = ["--preset", "gaussian-mlp", "--measure-epochs", "paper", "--no-progress"]
+    extra = ["--lrs", "0.05,0.1", "--no-figures"] if command == "sweep" else []
+    code, _, err = run_cli([command, *args, "--epochs", "6", "--out", str(out), *extra], capsys)
+    assert code == 0, err
+    resume = [a for a in extra if a != "--lrs" and not a[0].isdigit()]
+    code, _, err = run_cli([command, *args, "--out", str(out), "--resume", *resume], capsys)
+    assert code == 0, err
+    code, _, err = run_cli([command, *args, "--epochs", "20", "--out", str(out), "--resume", *resume], capsys)
+    assert code == EXIT_BAD_INPUT and "epochs" in err and "measure_epochs" in err
+
+
 def test_progress_is_one_line_per_measurement_off_a_terminal(tmp_path, capsys):
     """stderr is not a terminal under pytest: no progress bar, one plain line per measured epoch."""
     code, _, err = run_cli(["train", *[a for a in GAUSS if a != "--no-progress"], "--epochs", "6",

@@ -209,6 +209,8 @@ class NCMonitor:
         :data:`empirical.measurement.METRIC_KEYS` (``lam``, ``lam_notebook`` and the ``_lam0`` terms say which ridge
         each decomposition term is at), ``test_error`` / ``test_loss_nowd`` with a test set, ``measure_time_s``
         and ``warnings`` when some quantity was undefined.  Every rank returns the line; rank 0 writes it.
+        A network whose eval-mode features hold NaN/Inf (it has diverged) raises :class:`theory.NonFiniteError`
+        naming the epoch; nothing is written for that epoch.
         """
         if isinstance(epoch, bool) or int(epoch) != epoch or epoch < 0:
             raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
@@ -216,10 +218,16 @@ class NCMonitor:
         if clash:
             raise ValueError(f"extra key(s) {clash} would overwrite measured keys; rename them")
         test_pass = None if test is None else (lambda: self._pass(test, "test", statistics=False))
-        with float32_precision(resolve_precision(self.precision, self.device)):
-            m = measure_passes(self._tap, lambda: self._pass(train, "train", statistics=True), test_pass,
-                               self.num_classes, weight_decay=self.weight_decay, loss_reduction=self.reduction,
-                               info=self.info)
+        try:
+            with float32_precision(resolve_precision(self.precision, self.device)):
+                m = measure_passes(self._tap, lambda: self._pass(train, "train", statistics=True), test_pass,
+                                   self.num_classes, weight_decay=self.weight_decay, loss_reduction=self.reduction,
+                                   info=self.info)
+        except theory.NonFiniteError as exc:
+            raise theory.NonFiniteError(
+                f"epoch {int(epoch)}: {exc} in eval mode: the network has diverged; no line written for this "
+                f"epoch ({'the earlier lines are kept in ' + str(self.metrics_path) if self.metrics_path.is_file() else 'none written before'})"
+            ) from None
         record = {"epoch": int(epoch), **extra, **m}
         if self.info.is_main:
             self.out.mkdir(parents=True, exist_ok=True)

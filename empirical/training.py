@@ -60,7 +60,8 @@ TIMING_KEYS: tuple[str, ...] = ("time_s", "train_time_s", "epoch_time_s", "measu
 
 
 class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or Inf; training stopped, measured epochs are kept."""
+    """The training loss became NaN or Inf (or the eval-mode network's outputs did, at a measurement);
+    training stopped, measured epochs are kept."""
 
 
 # --------------------------------------------------------------------------- 1. set-up helpers
@@ -213,17 +214,29 @@ class Progress:
 
 def measure_member(engine, k: int, epoch: int, running: dict[str, Any], progress: Progress | None = None) -> None:
     """Measure member ``k`` at ``epoch`` (if scheduled and not already in its ``metrics.jsonl``) and
-    append the record: bookkeeping keys, :func:`empirical.measurement.measure`'s metrics, the running loss."""
+    append the record: bookkeeping keys, :func:`empirical.measurement.measure`'s metrics, the running loss.
+
+    A network whose eval-mode features are not finite has diverged: no record, and the member stops
+    (``member.stopped``, as for a non-finite training loss)."""
     m = engine.members[k]
     if epoch not in m.cfg.measure_epochs or epoch in m.done:
         return
     model, (train_set, test_set) = engine.model_of(k), engine.data_of(k)
     clock = m.state.clock
     t0 = clock.start(engine.device)
-    res = measure(model, train_set.x, train_set.y, int(train_set.num_classes),
-                  weight_decay=m.cfg.weight_decay, loss_reduction="mean",
-                  test_x=None if test_set is None else test_set.x, test_y=None if test_set is None else test_set.y,
-                  batch_size=m.cfg.eval_batch_size, info=engine.info, precision=engine.measure_precision)
+    try:
+        res = measure(model, train_set.x, train_set.y, int(train_set.num_classes),
+                      weight_decay=m.cfg.weight_decay, loss_reduction="mean",
+                      test_x=None if test_set is None else test_set.x, test_y=None if test_set is None else test_set.y,
+                      batch_size=m.cfg.eval_batch_size, info=engine.info, precision=engine.measure_precision)
+    except theory.NonFiniteError as exc:
+        # the running (train-mode) loss was finite, the eval-mode network is not (e.g. BatchNorm's running
+        # statistics blew up at a high learning rate): the run has diverged; it stops like a non-finite loss
+        clock.measure_s += clock.stop(engine.device, t0)
+        m.stopped = (f"non-finite network outputs in the eval-mode measurement of epoch {epoch} ({exc}; "
+                     f"by step {m.state.step}, lr {running.get('lr', m.cfg.lr):g}); training stopped. "
+                     f"{len(m.done)} measured epoch(s) are kept in {m.run_dir / runs.METRICS_FILE}")
+        return
     clock.measure_s += clock.stop(engine.device, t0)
     rec = {"epoch": epoch, "step": m.state.step, "lr": running.get("lr", m.cfg.lr),
            "lr_weighted_steps": m.state.lr_weighted_steps, "time_s": m.state.elapsed(), **clock.record()}

@@ -16,6 +16,7 @@ stays light.
 import importlib as _importlib
 
 from ._backend import SingularMatrixError, to_float, to_float_dict
+from ._validation import NonFiniteError
 from .conventions import REDUCTIONS, lam_from_weight_decay
 from .decomposition import decompose, huygens_split, mse_loss
 from .etf import etf_gram, simplex_etf
@@ -47,6 +48,7 @@ __all__ = [
     "ON_SINGULAR",
     "SUPPORTS",
     "LeastSquaresSolution",
+    "NonFiniteError",
     "SNRSupport",
     "SingularMatrixError",
     "WithinRange",

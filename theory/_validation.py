@@ -5,6 +5,11 @@ from __future__ import annotations
 from ._backend import Array, is_concrete, to_bool
 
 
+class NonFiniteError(ValueError):
+    """An input holds NaN/Inf (or gives non-finite float64 sums): e.g. the features of a network whose
+    weights have diverged.  A ``ValueError``; callers that train networks catch it to stop a diverged run."""
+
+
 def check_finite(x: Array, xp, name: str) -> None:
     """Raise if ``x`` holds NaN/Inf.  One reduction first (NaN/Inf propagate through a sum);
     only when the sum is not finite (or overflowed) is the elementwise test run."""
@@ -15,7 +20,7 @@ def check_finite(x: Array, xp, name: str) -> None:
         return
     bad = to_bool(xp.any(~xp.isfinite(x)))
     if bad:
-        raise ValueError(f"{name} contains NaN or Inf values")
+        raise NonFiniteError(f"{name} contains NaN or Inf values")
 
 
 def check_features_labels(features: Array, labels: Array, xp, finite: bool = True) -> None:
@@ -43,7 +48,7 @@ def check_finite_result(result: Array, features: Array, xp) -> None:
     if to_bool(xp.all(xp.isfinite(result))) in (True, None):
         return
     check_finite(features, xp, "features")
-    raise ValueError("features give non-finite sums (values too large for float64?)")
+    raise NonFiniteError("features give non-finite sums (values too large for float64?)")
 
 
 def infer_num_classes(labels: Array, xp, num_classes: int | None) -> int:

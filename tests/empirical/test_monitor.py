@@ -170,6 +170,22 @@ def test_bad_input_messages(digits, tmp_path):
     assert not (tmp_path / "r" / runs.METRICS_FILE).exists()  # nothing written by a refused call
 
 
+def test_diverged_network_is_named_and_earlier_lines_kept(digits, tmp_path):
+    """Weights blown up to NaN (a diverged run): the monitor raises theory.NonFiniteError naming the epoch,
+    writes nothing for it, and the lines measured before stay on disk."""
+    import theory
+
+    xtr, ytr, _, _ = digits
+    seq = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, C))
+    mon = NCMonitor(seq, seq[-1], num_classes=C, out=tmp_path / "r")
+    first = mon.measure(0, (xtr, ytr))
+    with torch.no_grad():
+        seq[0].weight.fill_(float("nan"))
+    with pytest.raises(theory.NonFiniteError, match=r"epoch 1: features contains NaN or Inf.*diverged.*earlier lines"):
+        mon.measure(1, (xtr, ytr))
+    assert runs.read_metrics(tmp_path / "r") == [json.loads(json.dumps(first))]
+
+
 def test_cuda_matches_cpu(digits, tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")

@@ -219,3 +219,30 @@ def test_lr_at_is_multisteplr_float_for_float(milestones):
         assert lr_at(epoch, 0.4, milestones, 0.1) == opt.param_groups[0]["lr"], epoch
         opt.step()
         sched.step()
+
+
+def test_eval_mode_divergence_stops_the_run_and_keeps_measured_epochs(tmp_path, capsys):
+    """A network whose training loss is finite (train-mode BatchNorm normalises by the batch) but whose
+    eval-mode outputs are not (its running mean is NaN, as after a blow-up at a high learning rate) has
+    diverged: the measurement stops the run like a non-finite loss, keeps the epochs measured before,
+    and the CLI says so in one line with the divergence exit code."""
+    from benchmarks.check_gpu_resume import Killed, crash_after_checkpoint
+    from empirical import runs
+    from empirical.cli import EXIT_DIVERGED, main
+
+    out = tmp_path / "nan"
+    cfg = gaussian_config(out, epochs=2, measure_epochs=[0, 1, 2], checkpoint_every=1,
+                          model_kwargs={"widths": [32, 16], "batch_norm": True})
+    with pytest.raises(Killed), crash_after_checkpoint(1):
+        train(cfg)
+    ckpt = torch.load(runs.checkpoint_path(out), weights_only=False)
+    poisoned = [k for k in ckpt["model"] if k.endswith("running_mean")]
+    assert poisoned
+    for k in poisoned:
+        ckpt["model"][k].fill_(math.nan)
+    torch.save(ckpt, runs.checkpoint_path(out))
+    assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == EXIT_DIVERGED
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "eval-mode measurement of epoch 2" in err and "features contains NaN" in err
+    recs = read_metrics(out)
+    assert [r["epoch"] for r in recs] == [0, 1] and all(math.isfinite(r["nc1"]) for r in recs)

@@ -202,7 +202,7 @@ def main(argv=None) -> dict:
             for i in range(args.repeats):
                 results["cpu_mlp"].append(compare_cpu("mlp", mlp, CPU_LRS, Path(tmp) / f"mlp{i}"))
                 if args.resnet_epochs > 0:
-                    results["cpu_resnet18"].append(compare_cpu("resnet18", resnet, [0.01, 0.02, 0.04, 0.08],
+                    results["cpu_resnet18"].append(compare_cpu("resnet18", resnet, [0.005, 0.01, 0.02, 0.04],
                                                                Path(tmp) / f"resnet{i}"))
             results["checkpoints"] = bench_checkpoints(args.epochs, Path(tmp))
         if torch.cuda.is_available() and not args.no_gpu:

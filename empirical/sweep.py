@@ -535,17 +535,21 @@ def chunk_size(spec: SweepSpec, device: torch.device) -> int:
     return min(want, total, fit_n or total)
 
 
-#: Steps timed per round of the ``"auto"`` trial (after 2 untimed steps that compile on CUDA), and rounds.
-TRIAL_STEPS, TRIAL_ROUNDS = 5, 3
+#: Steps timed per round of the ``"auto"`` trial, rounds, and untimed warm-up steps before them (on CUDA 3:
+#: the first call compiles, the next ones record the CUDA graphs).  On 2 CPU cores a ResNet18 step of 4
+#: members takes ~0.7-1 s, so the trial of both strategies costs ~10 s there, against hours of training.
+TRIAL_STEPS, TRIAL_ROUNDS = 3, 2
+TRIAL_WARM_UP = {"cuda": 3}
 
 
 def trial_seconds_per_step(strategy: str, cfgs: list[TrainConfig], device: torch.device) -> float:
     """Seconds per training step of all ``cfgs`` trained together by ``strategy``'s engine: the best of
-    :data:`TRIAL_ROUNDS` rounds of up to :data:`TRIAL_STEPS` steps, after 2 untimed steps (compilation,
-    cuDNN autotuning, first allocations).  Throwaway members and engine: nothing is written."""
+    :data:`TRIAL_ROUNDS` rounds of up to :data:`TRIAL_STEPS` steps, after untimed warm-up steps
+    (:data:`TRIAL_WARM_UP`: compilation, CUDA graphs, cuDNN autotuning, first allocations).  Throwaway
+    members and engine: nothing is written."""
     engine = ENGINES[strategy]([Member(c) for c in cfgs], device, Path("."))
     lrs = [c.lr for c in cfgs]
-    engine.train_one_epoch(lrs, max_steps=2)
+    engine.train_one_epoch(lrs, max_steps=TRIAL_WARM_UP.get(device.type, 1))
     best = math.inf
     for _ in range(TRIAL_ROUNDS):
         t0 = timing.start(device)
@@ -585,7 +589,8 @@ def choose_strategy(requested: str, cfgs: list[TrainConfig], device: torch.devic
         raise RuntimeError(f"no sweep strategy could train these members on {device}: {errors}")
     chosen = min(timed, key=timed.get)
     return chosen, {"requested": "auto", "members": len(cfgs), "trial_seconds_per_step": per_step,
-                    "trial_steps": TRIAL_STEPS, "trial_rounds": TRIAL_ROUNDS, "errors": errors or None}
+                    "trial_steps": TRIAL_STEPS, "trial_rounds": TRIAL_ROUNDS,
+                    "trial_warm_up": TRIAL_WARM_UP.get(device.type, 1), "errors": errors or None}
 
 
 # --------------------------------------------------------------------------- the sweep

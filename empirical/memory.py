@@ -5,7 +5,7 @@ pass, the criterion, the backward pass, the update) from what the step must hold
 
 * ``params`` and ``buffers``: the model's own tensors (BatchNorm's running statistics are buffers);
 * ``grads``: one gradient per trainable parameter (``p.grad``, the size of the parameters);
-* ``optimizer``: SGD's momentum buffers (math §8: ``buf = momentum buf + d``), the size of the
+* ``optimizer``: SGD's momentum buffers (one per trainable parameter, math §8), the size of the
   trainable parameters when ``momentum != 0``, else nothing;
 * ``saved``: the tensors autograd keeps from the forward pass for the backward pass, measured by
   running the forward and the criterion (:func:`empirical.measurement.network_loss`, as training does)
@@ -41,8 +41,17 @@ import torch
 
 from .measurement import network_loss
 
-__all__ = ["MemoryEstimate", "available_bytes", "cgroup_headroom", "cgroup_limit", "cpu_available_bytes",
-           "member_training_bytes", "meminfo_available", "memory_cgroup_dirs", "members_that_fit"]
+__all__ = [
+    "MemoryEstimate",
+    "available_bytes",
+    "cgroup_headroom",
+    "cgroup_limit",
+    "cpu_available_bytes",
+    "member_training_bytes",
+    "members_that_fit",
+    "meminfo_available",
+    "memory_cgroup_dirs",
+]
 
 #: A cgroup v1 memory limit at or above this (1 EiB) means "no limit": the kernel writes its page-counter
 #: maximum, ``9223372036854771712`` (2^63 rounded down to a page), when none is set.

@@ -88,7 +88,8 @@ def test_autocast_counts_the_low_precision_copies():
     assert est.backward == 2 * B * H * BF16
 
 
-def test_model_left_unchanged_with_batchnorm_and_dropout():
+@pytest.mark.parametrize("stacked", [False, True])
+def test_model_left_unchanged_with_batchnorm_and_dropout(stacked):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(A, H), nn.BatchNorm1d(H), nn.ReLU(), nn.Dropout(0.5), nn.Linear(H, C))
     x, y = batch()
@@ -97,7 +98,7 @@ def test_model_left_unchanged_with_batchnorm_and_dropout():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     flags = [m.training for m in model.modules()]
     rng = torch.get_rng_state()
-    est = member_training_bytes(model, x, y, loss="mse", num_classes=C, momentum=0.9)
+    est = member_training_bytes(model, x, y, loss="mse", num_classes=C, momentum=0.9, stacked=stacked)
     after = model.state_dict()
     assert before.keys() == after.keys()
     for k, v in before.items():  # bit for bit, BatchNorm's running statistics and num_batches_tracked included

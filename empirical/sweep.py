@@ -30,8 +30,9 @@ a stacked member agree to float32 round-off (the batched matrix products round d
 interleaved member runs its single run's kernels, so on the CPU it equals its single run exactly
 (tests/empirical/test_sweep.py).
 
-Members are trained in chunks of at most ``max_members_per_chunk`` (default: all on the CPU; on
-CUDA, as many as the free memory holds, measured with a trial step).  Each chunk checkpoints
+Members are trained in chunks of at most ``max_members_per_chunk`` (default: as many as the memory
+holds: on CUDA measured with a trial step, on the CPU estimated by :func:`empirical.memory.member_training_bytes`
+against :func:`empirical.memory.available_bytes`).  Each chunk checkpoints
 atomically to ``DIR/chunks/NN/checkpoints/last.pt`` (by time and at the end, as single runs do);
 ``resume=True`` continues every unfinished chunk from there.  A member whose loss becomes
 non-finite stops alone (``status: "diverged"`` in ``sweep.json``); the others go on.
@@ -52,7 +53,7 @@ from typing import Any
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-from . import runs, timing
+from . import memory, runs, timing
 from .config import RESUME_OVERRIDES, TrainConfig, changed_options
 from .distributed import SINGLE
 from .measurement import network_loss, resolve_precision
@@ -60,7 +61,7 @@ from .schedule import lr_at, lr_grid
 from .state import RunState
 from .step import CompileFallbackWarning, resolve_compile
 from .training import (Member, SingleEngine, build_train_model, fit, load_data, resolve_device, seed_everything,
-                       start_run_dir, torch_settings, weight_penalty)
+                       start_run_dir, torch_settings, uses_bf16, weight_penalty)
 
 __all__ = ["SWEEP_FILE", "STRATEGIES", "InterleavedEngine", "StackedEngine", "SweepSpec", "choose_strategy",
            "parse_lrs", "run_sweep", "select_lr"]
@@ -247,7 +248,7 @@ class StackedEngine(ChunkEngine):
         self.params = {n: p.detach().requires_grad_(True) for n, p in params.items()}
         self.buffers = buffers
         self.momentum_buffers: dict[str, torch.Tensor] = {}
-        self.use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
+        self.use_amp = uses_bf16(cfg, device)
         self.autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if self.use_amp else nullcontext
         self.measure_precision = resolve_precision(cfg.measure_precision, device)
         self.compile_mode = resolve_compile(cfg.compile, device, deterministic=cfg.deterministic)
@@ -522,13 +523,65 @@ def members_that_fit(spec: SweepSpec, device: torch.device) -> int | None:
     return max(int((0.9 * free - fixed) // per_member), 0)
 
 
+def cpu_members_that_fit(spec: SweepSpec, device: torch.device) -> tuple[int, int, int] | None:
+    """On the CPU, ``(members that fit, bytes per member, bytes available)``; ``None`` elsewhere or when
+    the available memory cannot be read.
+
+    One member's training step is estimated by :func:`empirical.memory.member_training_bytes` as a member
+    of the stacked engine's vmapped step (``stacked=True``; an interleaved chunk holds one step's
+    activations at a time on the CPU, so this bound is conservative for it); every seed's data set and,
+    with one seed, the shared batch are fixed; 80% of :func:`empirical.memory.available_bytes` is used
+    (the rest of the process, the estimate's margin).  The data set and the model built here are freed
+    before training starts.
+    """
+    if device.type != "cpu":
+        return None
+    available = memory.available_bytes(device)
+    if available is None:
+        return None
+    cfg = spec.member_configs()[0].resolved()
+    with torch.random.fork_rng(devices=[]):  # the members' seeding is the engine's, untouched here
+        seed_everything(cfg.seed)
+        train_set, test_set = load_data(cfg, device)
+        # first on the meta device (no memory): parameters, gradients and momentum alone may not fit, and
+        # the estimate below runs one real forward pass
+        with torch.device("meta"):
+            meta = build_train_model(cfg, train_set, torch.device("meta"), channels_last_ok=False)[0]
+        n_params = sum(p.nelement() * p.element_size() for p in meta.parameters())
+        lower = n_params * (3 if cfg.momentum else 2)
+        if memory.members_that_fit(lower, available) < 1:
+            return 0, lower, available
+        model = build_train_model(cfg, train_set, device, channels_last_ok=False)[0]
+        x, y = train_set.x[: cfg.batch_size], train_set.y[: cfg.batch_size]
+        est = memory.member_training_bytes(model, x, y, loss=cfg.loss, num_classes=int(train_set.num_classes),
+                                           momentum=cfg.momentum,
+                                           autocast=torch.bfloat16 if uses_bf16(cfg, device) else None, stacked=True)
+    shared = len(spec.seeds) == 1  # one seed: the members share each batch (StackedEngine.shared_batches)
+    data = sum(t.nelement() * t.element_size() for d in (train_set, test_set) if d is not None for t in (d.x, d.y))
+    per_member = est.total - (est.batch if shared else 0)
+    fixed = data * len(spec.seeds) + (est.batch if shared else 0)
+    return memory.members_that_fit(per_member, available, fixed=fixed), per_member, available
+
+
 def chunk_size(spec: SweepSpec, device: torch.device) -> int:
-    """Members per chunk: ``max_members_per_chunk``, else all, checked against :func:`members_that_fit` on CUDA."""
+    """Members per chunk: ``max_members_per_chunk``, else all, checked against :func:`members_that_fit` on
+    CUDA and :func:`cpu_members_that_fit` on the CPU (a one-line ``ValueError`` when too many are asked for)."""
     total = len(spec.lrs) * len(spec.weight_decays) * len(spec.seeds)
+    want = spec.max_members_per_chunk or total
+    cpu = cpu_members_that_fit(spec, device)
+    if cpu is not None:
+        fit_n, per_member, available = cpu
+        mib = 1 << 20
+        if fit_n < 1:
+            raise ValueError(f"not even one sweep member (~{per_member / mib:.0f} MiB) fits in the "
+                             f"{available / mib:.0f} MiB available on {device}")
+        if spec.max_members_per_chunk is not None and want > fit_n:
+            raise ValueError(f"--max-members-per-chunk {want} is too many: at most {fit_n} members of "
+                             f"~{per_member / mib:.0f} MiB fit in {available / mib:.0f} MiB available on {device}")
+        return min(want, total, fit_n)
     fit_n = members_that_fit(spec, device)
     if fit_n is not None and fit_n < 1:
         raise ValueError(f"not even one sweep member fits in the free memory of {device}")
-    want = spec.max_members_per_chunk or total
     if fit_n is not None and spec.max_members_per_chunk is not None and want > fit_n:
         raise ValueError(f"--max-members-per-chunk {want} is too many for the memory of {device}: "
                          f"at most {fit_n} members fit")

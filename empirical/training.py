@@ -143,6 +143,11 @@ def build_train_model(cfg: TrainConfig, train_set, device: torch.device,
     return model, channels_last
 
 
+def uses_bf16(cfg: TrainConfig, device: torch.device) -> bool:
+    """Whether training runs under bf16 autocast: ``amp="bf16"``, or ``"auto"`` on CUDA."""
+    return cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
+
+
 def weight_penalty(params: list[torch.Tensor], weight_decay: float) -> torch.Tensor:
     """``(wd / 2) sum ||theta||^2``: the objective whose gradient SGD's weight decay adds (math §1).
 
@@ -291,7 +296,7 @@ class SingleEngine:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer, self.sgd = make_optimizer(self.params, lr=cfg.lr, momentum=cfg.momentum,
                                                   weight_decay=cfg.weight_decay, device=device)
-        self.use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
+        self.use_amp = uses_bf16(cfg, device)
         autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if self.use_amp else nullcontext
         self.compile_mode = resolve_compile(cfg.compile, device, distributed=info.enabled, deterministic=cfg.deterministic)
         self.channels_last = channels_last

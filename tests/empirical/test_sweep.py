@@ -198,6 +198,8 @@ def test_killed_interleaved_sweep_resumes_and_may_switch_strategy(tmp_path, inte
     (["--lrs", "0.1", "--model-arg", "nosuchkw=1"], "nosuchkw"),
     ([], "--lrs"),
     (["--lrs", "0.1", "--strategy", "fastest"], "unknown sweep strategy"),
+    # 2 x 131072^2 weights: ~200 GB with gradients and momentum, found on the meta device (nothing allocated)
+    (["--lrs", "0.1", "--model-arg", "widths=[131072,131072]"], "not even one sweep member"),
 ])
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, args, message):
     out = tmp_path / "bad"

@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="members trained together at most (default: all on the CPU; on CUDA what fits, measured)")
     sw.add_argument("--strategy", default=None,
                     help="how the members train together: 'stacked' (one vmapped model), 'interleaved' (each "
-                         "member's own step in turn; CUDA streams), or 'auto' (default: the faster in a trial "
+                         "member's own step in turn; CUDA streams), 'threaded' (CPU: interleaved on worker threads, "
+                         "as many as the cores hold at --threads each), or 'auto' (default: the fastest in a trial "
                          "of a few steps on the device). On --resume: switch the stored strategy")
     sw.add_argument("--no-figures", dest="figures", action="store_false", help="skip the figures")
 

@@ -26,6 +26,7 @@ import os
 import platform
 import socket
 import sys
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable
@@ -244,26 +245,30 @@ class CheckpointWriter:
     def __init__(self) -> None:
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[Future] = []
+        self._lock = threading.Lock()  # submit / sync may come from several threads (a sweep's members)
 
-    def _worker(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-writer")
-        return self._pool
+    def _enqueue(self, fn, *args) -> None:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-writer")
+            self._pending.append(self._pool.submit(fn, *args))
 
     def submit(self, items: list[tuple[Path, bytes]]) -> None:
-        pool = self._worker()
-        self._pending += [pool.submit(atomic_write_bytes, path, data) for path, data in items]
+        for path, data in items:
+            self._enqueue(atomic_write_bytes, path, data)
 
     def sync(self, path: Path) -> None:
         """fsync ``path`` (already written and flushed by the caller) in the background thread."""
-        self._pending.append(self._worker().submit(fsync_file, path))
+        self._enqueue(fsync_file, path)
 
     def wait(self) -> None:
-        pending, self._pending = self._pending, []
+        with self._lock:
+            pending, self._pending = self._pending, []
         errors = [f.exception() for f in pending]  # waits for each, in order
-        if self._pool is not None:  # the thread ends here; a later submit starts a new one
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        with self._lock:
+            if self._pool is not None:  # the thread ends here; a later submit starts a new one
+                self._pool.shutdown(wait=True)
+                self._pool = None
         first = next((e for e in errors if e is not None), None)
         if first is not None:
             raise first

@@ -14,7 +14,7 @@ from empirical.cli import EXIT_BAD_INPUT, main
 from empirical.config import TrainConfig
 from empirical.loading import load_run
 from empirical.runs import read_config, read_metrics
-from empirical.sweep import ENGINES, SWEEP_FILE, SweepSpec, parse_lrs, run_sweep, select_lr
+from empirical.sweep import ENGINES, SWEEP_FILE, SweepSpec, candidate_strategies, cpu_workers, parse_lrs, run_sweep, select_lr
 from empirical.training import TIMING_KEYS, train
 
 EPOCHS = 4
@@ -57,6 +57,13 @@ def interleaved(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def threaded(tmp_path_factory):
+    out = tmp_path_factory.mktemp("threaded") / "s"
+    run_sweep(SweepSpec(base(out), **SPEC, strategy="threaded"), out, figures=False)
+    return out
+
+
 def assert_close(member, single, n_train):
     assert [r["epoch"] for r in member] == [r["epoch"] for r in single]
     for a, b in zip(member, single):
@@ -84,18 +91,31 @@ def test_member_equals_single_run(sweep, tmp_path, lr, seed):
     assert {k: v for k, v in a.items() if k != "out"} == {k: v for k, v in b.items() if k != "out"}
 
 
+@pytest.mark.parametrize("strategy", ["interleaved", "threaded"])
 @pytest.mark.parametrize("lr, seed", [(0.2, 1), (0.05, 0)])
-def test_interleaved_member_is_its_single_run_exactly(interleaved, tmp_path, lr, seed):
-    """An interleaved member runs its single run's own step (same module, optimiser, batches): on the CPU
-    every metric of every epoch is equal, float for float (only the wall-clock keys differ)."""
+def test_interleaved_member_is_its_single_run_exactly(request, tmp_path, lr, seed, strategy):
+    """An interleaved member runs its single run's own step (same module, optimiser, batches), in turn or on a
+    worker thread at the same thread count: on the CPU every metric of every epoch is equal, float for float
+    (only the wall-clock keys differ)."""
+    out = request.getfixturevalue(strategy)
     single = tmp_path / "single"
     train(base(single, lr=lr, seed=seed))
-    member = read_metrics(interleaved / f"lr{lr:g}-wd0.0005-seed{seed}")
+    member = read_metrics(out / f"lr{lr:g}-wd0.0005-seed{seed}")
     assert len(member) == EPOCHS + 1 and strip(member) == strip(read_metrics(single))
-    env = read_config(interleaved / f"lr{lr:g}-wd0.0005-seed{seed}")["environment"]
-    assert env["sweep_strategy"] == "interleaved" and env["sgd"] != "stacked"
-    s = json.loads((interleaved / SWEEP_FILE).read_text())
-    assert s["strategy"] == "interleaved" and s["spec"]["strategy_trial"] == {"requested": "interleaved"}
+    env = read_config(out / f"lr{lr:g}-wd0.0005-seed{seed}")["environment"]
+    assert env["sweep_strategy"] == strategy and env["sgd"] != "stacked"
+    s = json.loads((out / SWEEP_FILE).read_text())
+    assert s["strategy"] == strategy and s["spec"]["strategy_trial"] == {"requested": strategy}
+
+
+def test_threaded_workers_follow_the_cores_and_the_thread_count():
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    assert cpu_workers(base("x", num_threads=1), 4) == min(4, cores)
+    assert cpu_workers(base("x", num_threads=1), 1) == 1
+    assert cpu_workers(base("x", num_threads=None), 4) == 1  # all cores per member: one at a time
+    assert cpu_workers(base("x", num_threads=cores + 1), 4) == 1
 
 
 def test_auto_strategy_takes_the_faster_in_its_trial(tmp_path):
@@ -105,7 +125,8 @@ def test_auto_strategy_takes_the_faster_in_its_trial(tmp_path):
     s = json.loads((out / SWEEP_FILE).read_text())
     trial = s["spec"]["strategy_trial"]
     times = trial["trial_seconds_per_step"]
-    assert set(times) == set(ENGINES) and all(t > 0 for t in times.values()), trial
+    assert set(times) == set(candidate_strategies([base(out)] * 2, torch.device("cpu"))) >= {"stacked", "interleaved"}
+    assert all(t > 0 for t in times.values()), trial
     assert s["strategy"] == min(times, key=times.get) and trial["members"] == 2 and trial["requested"] == "auto"
     for m in s["members"]:
         assert m["status"] == "finished"

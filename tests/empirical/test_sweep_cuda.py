@@ -49,7 +49,7 @@ def test_interleaved_members_on_streams_equal_single_runs_exactly(tmp_path):
         assert strip(member) == strip(read_metrics(tmp_path / f"one-{lr}")), lr
 
 
-@pytest.mark.parametrize("strategy", sorted(ENGINES))
+@pytest.mark.parametrize("strategy", ["stacked", "interleaved"])
 def test_default_cuda_path_trains_every_member(tmp_path, strategy):
     out = tmp_path / strategy
     run_sweep(SweepSpec(config(out), lrs=LRS, weight_decays=[5e-4], seeds=[0], strategy=strategy), out, figures=False)
@@ -62,6 +62,13 @@ def test_default_cuda_path_trains_every_member(tmp_path, strategy):
     for m in s["members"]:
         for rec in read_metrics(out / m["run_dir"]):
             assert all(math.isfinite(rec[k]) for k in ("loss", "nc1", "l_perp", "train_error")), (m["run_dir"], rec["epoch"])
+
+
+def test_threaded_strategy_is_refused_on_cuda(tmp_path):
+    with pytest.raises(ValueError, match="'threaded' is for the CPU"):
+        run_sweep(SweepSpec(config(tmp_path / "t"), lrs=LRS, weight_decays=[5e-4], seeds=[0], strategy="threaded"),
+                  tmp_path / "t", figures=False)
+    assert not (tmp_path / "t").exists()
 
 
 def test_auto_strategy_trial_runs_on_cuda(tmp_path):

@@ -13,8 +13,8 @@ two strategies (``strategy``, :data:`STRATEGIES`):
   applied to the stacked tensors.
 * ``"interleaved"`` (:class:`InterleavedEngine`): K ordinary models, each stepped by its single run's
   code in turn on every batch (on CUDA each on its own stream, so their kernels overlap).
-* ``"threaded"`` (CPU): interleaved, with the members' steps and measurements on worker threads, as
-  many at a time as the cores hold at the run's ``num_threads``.
+* ``"threaded"`` (CPU): interleaved, with the members' training steps on worker threads, as many at a
+  time as the cores hold at the run's ``num_threads``.
 * ``"auto"`` (the default): the fastest in a trial of a few steps on the device
   (:func:`choose_strategy`); the choice and the timings are stored in ``sweep.json``.
 
@@ -523,11 +523,15 @@ class InterleavedEngine(ChunkEngine):
 
 
 class ThreadedEngine(InterleavedEngine):
-    """:class:`InterleavedEngine` on the CPU with the members' steps (and measurements) on worker threads:
-    as many members at a time as the cores hold at the run's ``num_threads`` each (:func:`cpu_workers`).
+    """:class:`InterleavedEngine` on the CPU with the members' training steps on worker threads: as many
+    members at a time as the cores hold at the run's ``num_threads`` each (:func:`cpu_workers`).  The
+    measurements stay one after the other: on worker threads they ran slower (2.6 s against 1.1 s for 4
+    digits MLPs over 31 measurements), their float64 BLAS calls competing with each other.
 
     Each member still runs its single run's code at its single run's thread count, so it equals its single
-    run exactly; PyTorch's kernels release the interpreter lock, so members whose steps are mostly kernels
+    run exactly (tested at one thread per member, the usual case: with several threads per member, the
+    measurement's statistics briefly run torch at one thread, which another member's BLAS may see);
+    PyTorch's kernels release the interpreter lock, so members whose steps are mostly kernels
     (ResNet18: 1.9x the training throughput on 2 cores) gain, while tiny steps (a small MLP, ~1 ms, mostly
     Python) contend for the lock and lose; the ``"auto"`` trial measures which.  Needs ``num_threads`` below
     the number of cores (e.g. ``--threads 1``); CPU only.

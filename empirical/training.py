@@ -363,18 +363,6 @@ class SingleEngine:
 # --------------------------------------------------------------------------- 4. the loop
 
 
-def for_each_member(engine, fn, items: list[tuple]) -> None:
-    """``fn(*item)`` for each item: on the engine's worker threads when it has them (an interleaved sweep on
-    the CPU, :class:`empirical.sweep.InterleavedEngine`: each member's measurement is its own), else in order."""
-    pool = getattr(engine, "pool", None)
-    if pool is None or len(items) < 2:
-        for item in items:
-            fn(*item)
-        return
-    for f in [pool.submit(fn, *item) for item in items]:
-        f.result()  # re-raises a member's error
-
-
 def fit(engine, name: str) -> None:
     """The epoch loop shared by single runs and sweeps: train one epoch, measure the scheduled
     epochs, checkpoint every ``checkpoint_every_s`` seconds / ``checkpoint_every`` epochs and at the end.
@@ -387,13 +375,10 @@ def fit(engine, name: str) -> None:
     cfg = members[0].cfg
     start = max(m.state.epoch for m in members)  # members that stopped early stay behind
     progress = Progress(name, cfg.epochs, start, cfg.progress and engine.info.is_main)
-    def measure_and_keep(k: int, epoch: int, running: dict[str, Any]) -> None:
-        measure_member(engine, k, epoch, running, progress)
-        keep_weights(engine, k, epoch)
-
     if start == 0:
-        for_each_member(engine, measure_and_keep, [(k, 0, {"train_loss_running": None, "train_error_running": None})
-                                                   for k in range(len(members))])
+        for k in range(len(members)):
+            measure_member(engine, k, 0, {"train_loss_running": None, "train_error_running": None}, progress)
+            keep_weights(engine, k, 0)
     last_save, saved_at = time.perf_counter(), start
     for epoch in range(start + 1, cfg.epochs + 1):
         active = [k for k, m in enumerate(members) if m.stopped is None]
@@ -405,7 +390,6 @@ def fit(engine, name: str) -> None:
         penalties = engine.weight_penalties()
         stats = stats.tolist()  # the epoch's one host synchronisation
         epoch_s = timing.stop(device, t0)
-        todo = []
         for k in active:
             m, (loss_sum, wrong, seen) = members[k], stats[k]
             m.state.advance(steps, lrs[k], epoch_s)
@@ -418,8 +402,8 @@ def fit(engine, name: str) -> None:
                 continue
             if k == active[0]:
                 progress.epoch(running["train_loss_running"], running["train_error_running"])
-            todo.append((k, epoch, running))
-        for_each_member(engine, measure_and_keep, todo)
+            measure_member(engine, k, epoch, running, progress)
+            keep_weights(engine, k, epoch)
         every = cfg.checkpoint_every
         if (epoch == cfg.epochs or (every and epoch % every == 0)
                 or (cfg.checkpoint_every_s and time.perf_counter() - last_save >= cfg.checkpoint_every_s)):

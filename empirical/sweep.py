@@ -657,12 +657,16 @@ def chunk_size(spec: SweepSpec, device: torch.device) -> int:
 #: members takes ~0.7-1 s, so the trial of both strategies costs ~10 s there, against hours of training.
 TRIAL_STEPS, TRIAL_ROUNDS = 3, 2
 TRIAL_WARM_UP = {"cuda": 3}
+#: A candidate whose first round is this much slower than the best strategy timed before it stops there.
+TRIAL_CUT = 1.5
 
 
-def trial_seconds_per_step(strategy: str, cfgs: list[TrainConfig], device: torch.device) -> float:
+def trial_seconds_per_step(strategy: str, cfgs: list[TrainConfig], device: torch.device,
+                           stop_above: float = math.inf) -> float:
     """Seconds per training step of all ``cfgs`` trained together by ``strategy``'s engine: the best of
     :data:`TRIAL_ROUNDS` rounds of up to :data:`TRIAL_STEPS` steps, after untimed warm-up steps
-    (:data:`TRIAL_WARM_UP`: compilation, CUDA graphs, cuDNN autotuning, first allocations).  Throwaway
+    (:data:`TRIAL_WARM_UP`: compilation, CUDA graphs, cuDNN autotuning, first allocations); the rounds stop
+    early once the best is above ``stop_above`` (clearly slower than a strategy already timed).  Throwaway
     members and engine: nothing is written."""
     engine = ENGINES[strategy]([Member(c) for c in cfgs], device, Path("."))
     lrs = [c.lr for c in cfgs]
@@ -672,6 +676,8 @@ def trial_seconds_per_step(strategy: str, cfgs: list[TrainConfig], device: torch
         t0 = timing.start(device)
         _, steps = engine.train_one_epoch(lrs, max_steps=TRIAL_STEPS)
         best = min(best, timing.stop(device, t0) / max(steps, 1))
+        if best > stop_above:
+            break
     engine.close()
     del engine
     if device.type == "cuda":
@@ -682,9 +688,9 @@ def trial_seconds_per_step(strategy: str, cfgs: list[TrainConfig], device: torch
 def candidate_strategies(cfgs: list[TrainConfig], device: torch.device) -> list[str]:
     """The strategies ``"auto"`` times: stacked and interleaved; on the CPU also threaded, when more than one
     member fits on the cores at the run's thread count (:func:`cpu_workers`)."""
-    names = ["stacked", "interleaved"]
+    names = ["interleaved", "stacked"]
     if device.type == "cpu" and cpu_workers(cfgs[0], len(cfgs)) > 1:
-        names.append("threaded")
+        names.insert(1, "threaded")
     return names
 
 
@@ -708,8 +714,11 @@ def choose_strategy(requested: str, cfgs: list[TrainConfig], device: torch.devic
     per_step: dict[str, float | None] = {}
     errors: dict[str, str] = {}
     for name in candidate_strategies(cfgs, device):
+        timed_so_far = [t for t in per_step.values() if t is not None]
+        # a candidate 1.5x slower than the best so far after one round gets no second round
+        stop_above = TRIAL_CUT * min(timed_so_far) if timed_so_far else math.inf
         try:
-            per_step[name] = trial_seconds_per_step(name, cfgs, device)
+            per_step[name] = trial_seconds_per_step(name, cfgs, device, stop_above)
         except Exception as exc:  # e.g. out of memory, or an engine the platform cannot run
             per_step[name] = None
             errors[name] = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"

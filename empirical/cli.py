@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--weight-decays", dest="weight_decays", default=None,
                     help="comma-separated weight decays (default: --weight-decay)")
     sw.add_argument("--max-members-per-chunk", dest="max_members_per_chunk", type=int, default=None,
-                    help="members trained together at most (default: all on the CPU; on CUDA what fits, measured)")
+                    help="members trained together at most (default: as many as fit: on CUDA measured with a trial step, on the CPU estimated)")
     sw.add_argument("--strategy", default=None,
                     help="how the members train together: 'stacked' (one vmapped model), 'interleaved' (each "
                          "member's own step in turn; CUDA streams), 'threaded' (CPU: interleaved on worker threads, "

@@ -26,7 +26,6 @@ import os
 import platform
 import socket
 import sys
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable
@@ -245,13 +244,11 @@ class CheckpointWriter:
     def __init__(self) -> None:
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[Future] = []
-        self._lock = threading.Lock()  # submit / sync may come from several threads (a sweep's members)
 
     def _enqueue(self, fn, *args) -> None:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-writer")
-            self._pending.append(self._pool.submit(fn, *args))
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-writer")
+        self._pending.append(self._pool.submit(fn, *args))
 
     def submit(self, items: list[tuple[Path, bytes]]) -> None:
         for path, data in items:
@@ -262,13 +259,11 @@ class CheckpointWriter:
         self._enqueue(fsync_file, path)
 
     def wait(self) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, []
+        pending, self._pending = self._pending, []
         errors = [f.exception() for f in pending]  # waits for each, in order
-        with self._lock:
-            if self._pool is not None:  # the thread ends here; a later submit starts a new one
-                self._pool.shutdown(wait=True)
-                self._pool = None
+        if self._pool is not None:  # the thread ends here; a later submit starts a new one
+            self._pool.shutdown(wait=True)
+            self._pool = None
         first = next((e for e in errors if e is not None), None)
         if first is not None:
             raise first

@@ -472,24 +472,20 @@ class InterleavedEngine(ChunkEngine):
         index = [list(self.groups).index(m.cfg.seed) for m in self.members]
         main = torch.cuda.current_stream(self.device) if self.streams else None
         for batch in self.epoch_batches(max_steps):
+            work = [(k, *batch[index[k]]) for k in active]
             if self.pool is not None:  # CPU: the members' steps run at the same time, one per worker thread
-                steps_k = [self.pool.submit(self._member_step, k, *batch[index[k]], loss_sum, wrong) for k in active]
-                for f in steps_k:
+                for f in [self.pool.submit(self._member_step, *w, loss_sum, wrong) for w in work]:
                     f.result()  # waits; re-raises a member's error here
-                steps += 1
-                seen += int(batch[0][1].shape[0])
-                continue
-            for k in active:
-                xb, yb = batch[index[k]]
-                if self.streams is None:
-                    self._member_step(k, xb, yb, loss_sum, wrong)
-                    continue
-                stream = self.streams[k]
-                stream.wait_stream(main)  # the batch was made on the default stream
-                with torch.cuda.stream(stream):
-                    self._member_step(k, xb, yb, loss_sum, wrong)
-                xb.record_stream(stream)  # the allocator must not reuse the batch before this stream is done
-                yb.record_stream(stream)
+            elif self.streams is not None:  # CUDA: each member's kernels on its own stream
+                for k, xb, yb in work:
+                    self.streams[k].wait_stream(main)  # the batch was made on the default stream
+                    with torch.cuda.stream(self.streams[k]):
+                        self._member_step(k, xb, yb, loss_sum, wrong)
+                    xb.record_stream(self.streams[k])  # the allocator must not reuse the batch before this stream is done
+                    yb.record_stream(self.streams[k])
+            else:
+                for w in work:
+                    self._member_step(*w, loss_sum, wrong)
             steps += 1
             seen += int(batch[0][1].shape[0])
         if self.streams is not None:

@@ -24,7 +24,7 @@ from .claims import (
     grid_claims,
     symbolic_claims,
 )
-from .compare import Comparison, compare_records, compare_run, load_run
+from .compare import Comparison, compare_records, compare_run, read_log
 from .fit import SNRFit, fit_snr_dynamics, invert_closed_form
 
 __all__ = [
@@ -43,6 +43,6 @@ __all__ = [
     "empirical_claims",
     "fit_snr_dynamics",
     "invert_closed_form",
-    "load_run",
+    "read_log",
     "symbolic_claims",
 ]

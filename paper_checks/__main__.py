@@ -29,6 +29,8 @@ import argparse
 import sys
 from typing import Sequence
 
+from .compare import TIME_CHOICES
+
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse with its errors on one line (``PROG: error: ...``, exit code 2) instead of usage + error."""
@@ -73,8 +75,9 @@ def _main_parser() -> argparse.ArgumentParser:
     g.add_argument("--sim-dim", type=int, default=9)
     g.add_argument("--skip-simulation", action="store_true")
     g = p.add_argument_group("comparison")
-    g.add_argument("--time", default="lr_steps", choices=["epoch", "lr_steps"],
-                   help="training-time axis of the fitted time map (default lr_steps = sum of learning rates)")
+    g.add_argument("--time", default="auto", choices=list(TIME_CHOICES),
+                   help="clock of the comparison (default auto: the flow time of math §6.5 when the log allows, else "
+                        "lr_weighted_steps, else epoch)")
     g.add_argument("--early-epoch", type=int, help="start epoch of the forward ODE prediction")
     g.add_argument("--fit-from", type=int, help="first epoch of the fit window (default: start of the terminal phase)")
     add_tpt_threshold(g)
@@ -99,52 +102,78 @@ def add_tpt_threshold(group) -> None:
 
 def _compare_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m paper_checks compare",
-                                description="Fit the closed-form SNR dynamics to a run and compare theory with "
-                                            "observation; writes compare.json and figures.")
-    p.add_argument("run_dir")
-    p.add_argument("--time", default="lr_steps", choices=["epoch", "lr_steps"])
-    p.add_argument("--early-epoch", type=int, help="start epoch of the forward ODE prediction")
+                      description="Fit the closed-form SNR dynamics to a log and compare theory with observation; "
+                                  "writes compare.json and figures.  Works with whatever the log holds (only 'epoch' "
+                                  "is required): a part that needs a missing key is n/a, named in the output.",
+                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("log", metavar="LOG", help="a run directory, a metrics.jsonl file or a CSV file (one row per epoch)")
+    p.add_argument("--time", default="auto", choices=list(TIME_CHOICES),
+                   help="clock of the fit: auto = the flow time of math §6.5 when the log allows (flow_time, or "
+                        "lr_weighted_steps with the run's momentum and loss reduction), else lr_weighted_steps, else "
+                        "epoch; flow, lr_steps and epoch force one")
+    p.add_argument("--early-epoch", type=int, help="start epoch of the forward ODE prediction (default: the fit "
+                                                   "window's first)")
     p.add_argument("--fit-from", type=int, help="first epoch of the fit window (default: start of the terminal phase)")
     add_tpt_threshold(p)
     p.add_argument("--linear", action="store_true", help="linear time map (beta = 1) as the primary fit")
-    p.add_argument("--out", help="output directory (default: the run directory)")
-    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--out", help="output directory (default: the run directory, or for a file LOG a folder "
+                                 "LOG-STEM-compare beside it)")
+    p.add_argument("--no-figures", action="store_true", help="write compare.json only")
     return p
+
+
+def _fmt(stats) -> str:
+    return "-" if stats is None or stats.median is None else f"{stats.median:.3g}"
+
+
+def print_comparison(res, where) -> None:
+    """The comparison in a few lines (the same numbers as compare.json)."""
+    print(res.notes[0])  # the time axis
+    if res.fit is None:  # one message naming every missing key and every part it makes n/a
+        for note in res.notes[1:]:
+            print(note)
+        print(f"wrote {where}/compare.json")
+        return
+    f = res.fit.to_dict()
+    print(f"fit window: {res.fit_window['reason']} ({len(res.fit_window['epochs'])} epochs)")
+    print(f"time map: G(omega_j) = b_j + s * {f['time_key']}^beta with s = {f['scale_s']:.6g}, beta = {f['beta']:.4g}"
+          + (f"; s N / kappa of the linear map = {res.clock_ratio():.4g} (1 on the projected flow, math §6.5)"
+             if res.clock_ratio() is not None else ""))
+    print("R^2 (log omega) per singular value: " + ", ".join("-" if v is None else f"{v:.3f}" for v in f["r2_log_omega"]))
+    r = res.snr_ratio
+    print(f"max/min ratio: observed {r.observed_first:.4g} -> {r.observed_last:.4g}, "
+          f"fitted {r.predicted_first:.4g} -> {r.predicted_last:.4g}")
+    if res.quantities:
+        print(f"{'quantity':<10} {'med rel err (fit)':>18} {'med rel err (at SNR)':>21} {'med rel err (forward)':>22}  "
+              "lambda")
+    for key, q in res.quantities.items():
+        print(f"{key:<10} {_fmt(q.rel_error_fit):>18} {_fmt(q.rel_error_at_measured_snr):>21} "
+              f"{_fmt(q.rel_error_forward):>22}  {'0' if q.at_lambda_zero else 'the run (not 0: see notes)'}")
+    fw = res.forward
+    print(f"forward ODE from epoch {fw.start_epoch}: median max_j rel error of omega {_fmt(fw.snr_rel_error)} "
+          "(fitted time map)" + (f", {_fmt(res.forward_derived.snr_rel_error)} on the derived flow clock"
+                                 if res.forward_derived is not None else ""))
+    for part, why in res.unavailable.items():
+        print(f"n/a: {part}: {why}")
+    for note in res.notes[1:]:
+        print(f"note: {note}")
+    print(f"wrote {where}/compare.json")
 
 
 def _run_compare(argv: Sequence[str]) -> int:
     ns = _compare_parser().parse_args(argv)
     from empirical.runs import RunError  # noqa: PLC0415
-    from .compare import compare_run  # noqa: PLC0415
+
+    from .compare import compare_output_dir, compare_run  # noqa: PLC0415
 
     try:
-        res = compare_run(ns.run_dir, out=ns.out, time=ns.time, early_epoch=ns.early_epoch,
+        res = compare_run(ns.log, out=ns.out, time=ns.time, early_epoch=ns.early_epoch,
                           fit_from_epoch=ns.fit_from, fit_exponent=not ns.linear, figures=not ns.no_figures,
                           tpt_threshold=ns.tpt_threshold)
     except (FileNotFoundError, ValueError, RunError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"python -m paper_checks compare: error: {exc}", file=sys.stderr)
         return 2
-    f = res.fit.to_dict()
-    print(f"fit window: {res.fit_window['reason']} ({len(res.fit_window['epochs'])} epochs)")
-    print(f"time map: G(omega_j) = b_j + s * {f['time_key']}^beta with s = {f['scale_s']:.6g}, beta = {f['beta']:.4g}")
-    print("R^2 (log omega) per singular value: " + ", ".join("-" if v is None else f"{v:.3f}" for v in f["r2_log_omega"]))
-    r = res.snr_ratio
-    print(f"max/min ratio: observed {r.observed_first:.4g} -> {r.observed_last:.4g}, "
-          f"fitted {r.predicted_first:.4g} -> {r.predicted_last:.4g}")
-    print(f"{'quantity':<10} {'med rel err (fit)':>18} {'med rel err (at SNR)':>21} {'med rel err (forward)':>22}  lambda")
-
-    def fmt(d):
-        return "-" if d.median is None else f"{d.median:.3g}"
-
-    for key, q in res.quantities.items():
-        print(f"{key:<10} {fmt(q.rel_error_fit):>18} {fmt(q.rel_error_at_measured_snr):>21} "
-              f"{fmt(q.rel_error_forward):>22}  {'0' if q.at_lambda_zero else 'the run (not 0: see notes)'}")
-    fw = res.forward
-    print(f"forward ODE from epoch {fw.start_epoch} ({fw.method}): median max_j rel error of omega "
-          f"{fmt(fw.snr_rel_error)}")
-    for note in res.notes:
-        print(f"note: {note}")
-    print(f"wrote {(ns.out or ns.run_dir)}/compare.json")
+    print_comparison(res, ns.out or compare_output_dir(ns.log))
     return 0
 
 

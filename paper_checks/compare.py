@@ -1,21 +1,24 @@
-"""Predicted against observed: the central-path theory set beside a training run's log.
+"""Predicted against observed: the central-path theory set beside any training log.
 
-Reads a run's ``metrics.jsonl`` (one JSON object per measured epoch, docs/run_format.md) and
+Reads a run's log (a run directory, a ``metrics.jsonl`` or a CSV file; docs/run_format.md) and, with
+whatever keys the log holds (only ``epoch`` is required):
 
-1. fits the math §6.3 closed-form SNR dynamics with a monotone time map
-   (:func:`paper_checks.fit.fit_snr_dynamics`), per singular value R^2 and residuals;
-2. predicts ``L_NC1``, ``L_NC2/3``, ``L_central`` and the renormalised NC1 from the
-   math §3.4 laws (``theory.laws``: ``l_nc1``, ``l_nc23``, ``l_central``,
-   ``nc1_renormalized``, each summed over ``j``), both at the fitted ``omega_j(T)`` and at
-   the measured ``omega_j`` (the latter is the math §3.4 identity, exact at ``lambda = 0``);
-3. integrates ``simulate``'s reduced ODE ``d omega_j/dt = omega_j / (C + omega_j^2)^2``
-   (math §6.2 with ``N = kappa = 1``, matching the fit's units) forward from the SNR measured
-   at an early epoch, using the fitted time map, and overlays it on the later measurements;
-4. writes ``compare.json`` and figures (observed vs predicted, log axes).
+1. chooses the clock (:func:`resolve_clock`): the flow time of math §6.5 when the log allows (``flow_time``
+   written by a flow, or ``lr_weighted_steps`` with the run's loss reduction and momentum), else the
+   learning-rate weighted step count, else the epoch; the choice is stated;
+2. fits the math §6.3 closed-form SNR dynamics with a monotone time map
+   (:func:`paper_checks.fit.fit_snr_dynamics`, the fallback of math §6.5 item 3), per singular value R^2;
+3. integrates ``simulate``'s reduced ODE (math §6.2) forward from the SNR measured at an early epoch, once
+   with the fitted time map and once, where the flow time is known, on the derived clock alone
+   (``t`` of math §6.5 with the run's ``N`` and ``kappa``: no fitted time parameter);
+4. predicts ``L_NC1``, ``L_NC2/3``, ``L_central`` and the renormalised NC1 from the math §3.4 laws
+   (``theory.laws``, each summed over ``j``), at the fitted, the measured and the forward-integrated SNR;
+5. writes ``compare.json`` and figures (observed vs predicted, log axes).
 
-The theory is stated at ``lambda = 0`` for the unconstrained-features model; a network
-trained with weight decay has ``lambda > 0`` and moving features, so disagreement is a
-measured outcome, reported with its numbers, not an error.
+A part that needs a key the log lacks is absent from the result and named in ``unavailable`` (one reason
+per part, all the missing keys in one message), never an error.  The theory is stated at ``lambda = 0`` for
+the unconstrained-features model under MSE; a network trained with weight decay has ``lambda > 0`` and
+moving features, so disagreement is a measured outcome, reported with its numbers, not an error.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+import theory
 from empirical.runs import TPT_THRESHOLD_DEFAULT, terminal_phase_start
 from theory.jsonio import dumps, jsonable
 
@@ -35,23 +39,32 @@ from ._laws import law_sum
 from .fit import SNRFit, fit_snr_dynamics
 
 __all__ = [
+    "PREDICTED_QUANTITIES",
+    "TIME_CHOICES",
+    "Clock",
     "Comparison",
     "ErrorStats",
     "ForwardPrediction",
     "QuantityComparison",
     "RatioComparison",
-    "TIME_KEYS",
-    "PREDICTED_QUANTITIES",
-    "load_run",
-    "config_value",
-    "measured_key_at_lambda_zero",
-    "terminal_phase_start",
+    "column",
+    "compare_output_dir",
     "compare_records",
     "compare_run",
+    "config_value",
+    "measured_key_at_lambda_zero",
+    "read_log",
+    "run_loss",
+    "terminal_phase_start",
     "write_compare_figures",
 ]
 
-TIME_KEYS = {"epoch": "epoch", "lr_steps": "lr_weighted_steps", "lr_weighted_steps": "lr_weighted_steps"}
+#: ``--time`` values: ``auto`` = flow time when the log allows, else lr_weighted_steps, else epoch (math §6.5).
+TIME_CHOICES = ("auto", "flow", "lr_steps", "epoch")
+
+#: Fewest epochs a fit window may have for the fit to be made at all (three free time parameters plus
+#: one offset per singular value need more points than that); the claims ask for more (tolerances).
+MIN_WINDOW = 4
 
 #: measured key -> theory.laws law name (summed over the C-1 singular values), math §3.4 / 5.1
 PREDICTED_QUANTITIES = {
@@ -62,27 +75,31 @@ PREDICTED_QUANTITIES = {
 }
 
 
-# ----------------------------------------------------------------------------- loading
+# ----------------------------------------------------------------------------- reading
 
 
-def load_run(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def read_log(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Metrics records and config of a run log: a run directory, a ``.jsonl`` or a ``.csv`` file
     (``empirical.read_run_log``, which checks every line against the run schema, ``docs/run_format.md``).
 
-    Raises ``empirical.schema.RunLogError`` (a ``RunError`` and a ``ValueError``) with one line naming the file,
-    line and key of the first problem.  A truncated last JSONL line (a killed run) is ignored.  Records are
-    sorted by epoch; a repeated epoch keeps its last record.  The config is ``{}`` when the log has none.
+    Raises ``empirical.schema.RunLogError`` (a ``ValueError``) with one line naming the file, line and key of
+    the first problem.  Records are sorted by epoch.  The config is ``{}`` when the log has none.
     """
-    from empirical.schema import read_run_log  # noqa: PLC0415
+    from empirical.schema import read_run_log  # noqa: PLC0415 (torch-free, but empirical's package imports torch)
 
     log = read_run_log(path)
-    by_epoch = {rec.get("epoch", k): rec for k, rec in enumerate(log.records)}
-    return [by_epoch[k] for k in sorted(by_epoch)], log.config
+    return sorted(log.records, key=lambda r: r.get("epoch", 0)), log.config
 
 
 def config_value(config: dict[str, Any], name: str) -> Any:
     """The training option ``name`` of a run's ``config.json`` (layout ``{"config": {...}, "environment": {...}}``)."""
-    return config.get("config", {}).get(name)
+    return (config or {}).get("config", {}).get(name)
+
+
+def run_loss(config: dict[str, Any]) -> str:
+    """The run's loss as recorded in its config (``"mse"``, ``"ce"``, ...), ``"unknown"`` when not recorded."""
+    loss = config_value(config, "loss")
+    return str(loss).lower() if loss else "unknown"
 
 
 def column(records: Sequence[dict[str, Any]], key: str) -> np.ndarray:
@@ -108,6 +125,10 @@ def snr_matrix_of(records: Sequence[dict[str, Any]]) -> np.ndarray:
     return out
 
 
+def _has(records: Sequence[dict[str, Any]], key: str) -> bool:
+    return bool(np.any(np.isfinite(column(records, key))))
+
+
 def _rel_err(pred: np.ndarray, meas: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.abs(pred - meas) / np.abs(meas)
@@ -117,12 +138,81 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
     """Spearman rank correlation (``scipy.stats.spearmanr``); None for fewer than 3 points or constant y."""
     if x.size < 3 or np.ptp(y) == 0 or np.ptp(x) == 0:
         return None
-    from scipy.stats import spearmanr
+    from scipy.stats import spearmanr  # noqa: PLC0415
 
     return float(spearmanr(x, y).statistic)
 
 
-# ----------------------------------------------------------------------------- comparison
+# ----------------------------------------------------------------------------- the clock (math §6.5)
+
+
+@dataclass(frozen=True)
+class Clock:
+    """The time axis of a comparison and, where the log allows, the derived flow time (math §6.5).
+
+    ``values``: the axis per record (NaN where missing); ``flow``: the flow time per record in the convention
+    ``kappa`` (None when the log does not allow it, ``flow_how`` then says why); ``per_class``: the ``N`` of the
+    projected law (the mean class count on imbalanced classes; None when unknown).
+    """
+
+    axis: str
+    how: str
+    values: np.ndarray
+    flow: np.ndarray | None
+    flow_how: str
+    kappa: float
+    per_class: float | None
+
+    def describe(self) -> dict[str, Any]:
+        return {"axis": self.axis, "how": self.how, "flow_time": self.flow_how, "kappa": self.kappa,
+                "per_class": self.per_class}
+
+
+def _derived_flow(records, config, C: int | None) -> tuple[np.ndarray | None, str, float]:
+    """Flow time per record (math §6.5): logged ``flow_time``, or ``alpha/(1-mu) * lr_weighted_steps``."""
+    if _has(records, "flow_time"):
+        kappa = config_value(config, "kappa")
+        kappa = float(kappa) if isinstance(kappa, (int, float)) else 1.0
+        return column(records, "flow_time"), f"flow_time logged by the flow (kappa = {kappa:g})", kappa
+    if not _has(records, "lr_weighted_steps"):
+        return None, "the log has no flow_time and no lr_weighted_steps", 1.0
+    loss, momentum = run_loss(config), config_value(config, "momentum")
+    reduction = config_value(config, "loss_reduction") or ("mean" if loss == "mse" and momentum is not None else None)
+    if loss != "mse":
+        return None, f"the run's loss is {loss}, not MSE: no flow of the MSE theory corresponds to its steps", 1.0
+    if momentum is None or reduction is None or C is None:
+        return None, ("the config does not record the optimiser's momentum and the loss reduction, which the flow "
+                      "time of lr_weighted_steps needs (math §6.5)"), 1.0
+    try:
+        factor = theory.flow_time_per_lr(reduction=reduction, num_classes=C, momentum=float(momentum),
+                                         batch_size=config_value(config, "batch_size"))
+    except ValueError as exc:
+        return None, f"no flow time: {exc}", 1.0
+    return (factor * column(records, "lr_weighted_steps"),
+            f"t = {factor:.6g} * lr_weighted_steps (alpha/(1-mu), loss reduction {reduction}, momentum "
+            f"{float(momentum):g}, C = {C}; math §6.5)", 1.0)
+
+
+def resolve_clock(records: Sequence[dict[str, Any]], config: dict[str, Any], time: str, C: int | None,
+                  per_class: float | None) -> Clock:
+    """The time axis for ``time`` (:data:`TIME_CHOICES`) and the derived flow time; ``ValueError`` only for a
+    ``time`` outside the choices.  An axis whose key the log lacks has all-NaN ``values`` (``how`` says so)."""
+    if time not in TIME_CHOICES:
+        raise ValueError(f"time must be one of {', '.join(TIME_CHOICES)}; got {time!r}")
+    flow, flow_how, kappa = _derived_flow(records, config, C)
+    if time == "flow" or (time == "auto" and flow is not None):
+        axis, values = "flow_time", flow if flow is not None else np.full(len(records), np.nan)
+        how = f"flow time: {flow_how}"
+    elif time == "lr_steps" or (time == "auto" and _has(records, "lr_weighted_steps")):
+        axis, values = "lr_weighted_steps", column(records, "lr_weighted_steps")
+        how = "lr_weighted_steps (sum of the learning rate over the optimiser steps)"
+    else:
+        axis, values = "epoch", column(records, "epoch")
+        how = "epoch" + (" (the log has no lr_weighted_steps)" if time == "auto" else "")
+    return Clock(axis, how, values, flow, flow_how, kappa, per_class)
+
+
+# ----------------------------------------------------------------------------- results
 
 
 @dataclass(frozen=True)
@@ -167,9 +257,9 @@ class ForwardPrediction:
     flow_time_map: str
     snr_rel_error: ErrorStats  # max_j relative error of omega, per later epoch
     snr_rel_error_final_per_value: list[float]
-    holdout: dict[str, Any]  # fit on the first half of the window, forecast the second (or why it was skipped)
-    note: str = ("the time map is fitted on the whole window (in-sample); 'holdout' fits it on the first half "
-                 "only and forecasts the second half")
+    epochs: int  # later measured epochs compared
+    holdout: dict[str, Any] = field(default_factory=dict)  # fitted map only: fit on half, forecast the rest
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -183,64 +273,116 @@ class QuantityComparison:
     measured_last: float
     rel_error_fit: ErrorStats  # laws at the fitted omega_j(T)
     rel_error_at_measured_snr: ErrorStats  # laws at the measured omega_j: the math §3.4 identity at lambda = 0
-    rel_error_forward: ErrorStats  # laws along the forward ODE
+    rel_error_forward: ErrorStats  # laws along the forward ODE (fitted map)
     rel_error_at_measured_snr_notebook_lambda: ErrorStats | None = None
 
 
 @dataclass
 class Comparison:
-    """Predicted against observed for one run (:func:`compare_records`).  ``to_json()`` is ``compare.json``."""
+    """Predicted against observed for one log (:func:`compare_records`).  ``to_json()`` is ``compare.json``.
 
-    num_classes: int
-    per_class: int | None
-    time: str
+    Parts the log cannot support are None (``fit``, ``snr_ratio``, ``forward``, ``forward_derived``) or absent
+    (``quantities``), each with its reason in ``unavailable``; ``missing_keys`` lists every key they lacked.
+    """
+
+    num_classes: int | None
+    per_class: float | None
+    loss: str
+    balanced: bool | None
+    clock: Clock
     num_records: int
     tpt_threshold: float
     terminal_phase_start_epoch: int | None
-    fit_window: dict[str, Any]  # {"reason": str, "epochs": [int]}
+    fit_window: dict[str, Any] | None
     lambda_range: list[float] | None
-    fit: SNRFit
+    fit: SNRFit | None
     fits: dict[str, SNRFit]
-    primary_fit: str
-    snr_ratio: RatioComparison
-    forward: ForwardPrediction
+    primary_fit: str | None
+    snr_ratio: RatioComparison | None
+    forward: ForwardPrediction | None
+    forward_derived: ForwardPrediction | None
     quantities: dict[str, QuantityComparison]
+    unavailable: dict[str, str]
+    missing_keys: list[str]
     notes: list[str]
     run_dir: str | None = None
     figures: list[str] = field(default_factory=list)
     arrays: dict[str, Any] = field(default_factory=dict, repr=False)  # for the figures, not written
 
+    @property
+    def time(self) -> str:
+        return self.clock.axis
+
+    def clock_ratio(self) -> float | None:
+        """``s N / kappa`` of the linear fit on the flow-time axis: 1 when the run keeps the projected flow's clock
+        (math §6.5 item 3); None when the axis is not flow time or N is unknown."""
+        lin = self.fits.get("linear")
+        if lin is None or self.clock.axis != "flow_time" or not self.per_class:
+            return None
+        return float(lin.scale * self.per_class / self.clock.kappa)
+
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (the fits through ``SNRFit.to_dict``; NaN as null; without the arrays)."""
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in ("fit", "fits", "arrays")}
+        skip = ("fit", "fits", "arrays", "clock", "quantities")
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip}
         out = {k: asdict(v) if hasattr(v, "__dataclass_fields__") else v for k, v in out.items()}
+        out["time"] = self.clock.describe()
         out["quantities"] = {k: asdict(q) for k, q in self.quantities.items()}
-        out["fit"] = self.fit.to_dict()
-        if self.per_class:
-            out["fit"]["flow_time_per_unit_projected_flow"] = (
-                f"t = N * s * T**beta = {float(self.fit.flow_time(1.0, per_class=self.per_class)):.6g} * "
-                f"T**{self.fit.beta:.4g} (kappa = 1, N = {self.per_class})")
+        out["fit"] = self.fit.to_dict() if self.fit is not None else None
         out["fits"] = {name: f.to_dict() for name, f in self.fits.items()}
+        out["clock_ratio"] = self.clock_ratio()
         return jsonable(out)
 
 
+# ----------------------------------------------------------------------------- stages
 
-def _forward_integrate(omega0: np.ndarray, flow_times: np.ndarray, C: int) -> tuple[np.ndarray, str]:
-    """Integrate ``d omega/dt = omega/(C+omega^2)^2`` (math §6.2, N = kappa = 1) from ``omega0`` at t=0
-    with ``simulate.integrate_reduced`` (diffrax)."""
+
+def _forward_integrate(omega0: np.ndarray, flow_times: np.ndarray, C: int, per_class: float = 1.0,
+                       kappa: float = 1.0) -> np.ndarray:
+    """Integrate ``d omega/dt = (kappa/N) omega/(C+omega^2)^2`` (math §6.2) from ``omega0`` at ``t = 0`` with
+    ``simulate.integrate_reduced`` (diffrax)."""
     import simulate  # noqa: PLC0415 (jax: imported when a comparison runs)
 
-    traj = simulate.integrate_reduced(np.asarray(omega0), np.asarray(flow_times), 1, C, kappa=1.0)
-    return np.asarray(traj, dtype=np.float64), "simulate.integrate_reduced"
+    traj = simulate.integrate_reduced(np.asarray(omega0), np.asarray(flow_times), per_class, C, kappa=kappa)
+    return np.asarray(traj, dtype=np.float64)
+
+
+def _window(records, T, snr, tpt_threshold, fit_from_epoch) -> tuple[np.ndarray, np.ndarray, str, int | None]:
+    """Usable rows, the fit window's rows and why, and the terminal phase's first row (math §7.2)."""
+    epochs = column(records, "epoch")
+    tpt = terminal_phase_start(list(records), tpt_threshold)
+    words = "training error zero" if tpt_threshold == 0 else f"training error <= {tpt_threshold:g}"
+    valid = np.isfinite(T) & (T > 0) & np.all(np.isfinite(snr), axis=1) & np.all(snr > 0, axis=1)
+    if fit_from_epoch is not None:
+        return valid, np.flatnonzero(valid & (epochs >= fit_from_epoch)), f"epochs >= {fit_from_epoch} (requested)", tpt
+    if tpt is not None and np.sum(valid & (epochs >= epochs[tpt])) >= MIN_WINDOW:
+        reason = f"terminal phase: epochs >= {int(epochs[tpt])} ({words} from there on)"
+        return valid, np.flatnonzero(valid & (epochs >= epochs[tpt])), reason, tpt
+    why = "no training error logged" if not _has(records, "train_error") else "terminal phase absent or too short"
+    return valid, np.flatnonzero(valid), f"all epochs ({why})", tpt
+
+
+def _ratio(T: np.ndarray, snr: np.ndarray, omega_fit: np.ndarray) -> tuple[RatioComparison, np.ndarray, np.ndarray]:
+    obs = np.max(snr, axis=1) / np.min(snr, axis=1)
+    fit = np.nanmax(omega_fit, axis=1) / np.nanmin(omega_fit, axis=1)
+    q = max(1, obs.size // 4)
+    res = RatioComparison(
+        observed_first_quarter_median=float(np.median(obs[:q])),
+        observed_last_quarter_median=float(np.median(obs[-q:])),
+        observed_spearman_vs_time=_spearman(T, obs),
+        observed_first=float(obs[0]), observed_last=float(obs[-1]), observed_min=float(np.min(obs)),
+        predicted_first=float(fit[0]), predicted_last=float(fit[-1]),
+        # Robust to single noisy epochs: median of the last quarter of the window below the first quarter's.
+        observed_moves_toward_1=bool(np.median(obs[-q:]) < np.median(obs[:q])),
+        predicted_moves_toward_1=bool(fit[-1] < fit[0]),
+    )
+    return res, obs, fit
 
 
 def _holdout_forecast(T: np.ndarray, W: np.ndarray, C: int, time_key: str, fit_exponent: bool,
                       epochs: np.ndarray) -> dict[str, Any]:
-    """Out-of-sample check: fit the time map on the first half of the window, forecast the second half.
-
-    Two forecasts of omega on the second half: the fitted closed form (math §6.3) and the reduced
-    ODE (math §6.2) integrated from the last measured omega of the first half.
-    """
+    """Out-of-sample check: fit the time map on the first half of the window, forecast the second half with the
+    fitted closed form (math §6.3) and with the reduced ODE (math §6.2) from the first half's last omega."""
     K = T.size
     h = K // 2
     if h < 4 or K - h < 2:
@@ -249,144 +391,42 @@ def _holdout_forecast(T: np.ndarray, W: np.ndarray, C: int, time_key: str, fit_e
         f = fit_snr_dynamics(T[:h], W[:h], num_classes=C, time_key=time_key, fit_exponent=fit_exponent)
     except ValueError as exc:
         return {"skipped": str(exc)}
-    cf = f.predict(T[h:])
-    flow = f.flow_time(T[h - 1:]) - f.flow_time(T[h - 1])
-    fwd, method = _forward_integrate(W[h - 1], flow, C)
-    err_cf = np.nanmax(_rel_err(cf, W[h:]), axis=1)
-    err_fwd = np.nanmax(_rel_err(fwd[1:], W[h:]), axis=1)
+    fwd = _forward_integrate(W[h - 1], f.flow_time(T[h - 1:]) - f.flow_time(T[h - 1]), C)
     return {
         "fit_epochs": [int(epochs[0]), int(epochs[h - 1])],
         "forecast_epochs": [int(epochs[h]), int(epochs[-1])],
         "scale_s": f.scale, "beta": f.beta,
-        "closed_form_rel_error": asdict(ErrorStats.of(err_cf)),
-        "forward_ode_rel_error": asdict(ErrorStats.of(err_fwd)),
-        "method": method,
+        "closed_form_rel_error": asdict(ErrorStats.of(np.nanmax(_rel_err(f.predict(T[h:]), W[h:]), axis=1))),
+        "forward_ode_rel_error": asdict(ErrorStats.of(np.nanmax(_rel_err(fwd[1:], W[h:]), axis=1))),
+        "method": "simulate.integrate_reduced",
     }
 
 
-def compare_records(
-    records: Sequence[dict[str, Any]],
-    *,
-    time: str = "lr_steps",
-    early_epoch: int | None = None,
-    fit_from_epoch: int | None = None,
-    fit_exponent: bool = True,
-    num_classes: int | None = None,
-    per_class: int | None = None,
-    tpt_threshold: float = TPT_THRESHOLD_DEFAULT,
-    config: dict[str, Any] | None = None,
-) -> Comparison:
-    """Predicted-against-observed comparison of one run's log (see module docstring).
+def _forward(snr, k0: int, later: np.ndarray, flow: np.ndarray, C: int, epochs, *, per_class: float = 1.0,
+             kappa: float = 1.0, map_text: str, holdout: dict | None = None, note: str = ""):
+    """Forward prediction from row ``k0`` over rows ``later`` on the flow times ``flow`` (per record)."""
+    omega = _forward_integrate(snr[k0], flow[later] - flow[k0], C, per_class, kappa)
+    rel = _rel_err(omega, snr[later])
+    pred = ForwardPrediction(
+        start_epoch=int(epochs[k0]), method="simulate.integrate_reduced", flow_time_map=map_text,
+        snr_rel_error=ErrorStats.of(np.nanmax(rel[1:], axis=1) if rel.shape[0] > 1 else np.array([])),
+        snr_rel_error_final_per_value=[float(v) for v in rel[-1]], epochs=int(later.size - 1),
+        holdout=holdout or {}, note=note)
+    return pred, omega
 
-    Parameters
-    ----------
-    records : metrics.jsonl records, sorted by epoch.
-    time : "epoch" or "lr_steps" (the learning-rate weighted step count ``sum_k lr_k``).
-    early_epoch : epoch whose measured SNR starts the forward integration
-        (default: the first epoch of the fit window).
-    fit_from_epoch : first epoch of the fit window (default: the start of the terminal phase,
-        :func:`terminal_phase_start` at ``tpt_threshold``; all epochs if it is never reached
-        or leaves fewer than 4 points).
-    fit_exponent : time map ``s T^beta`` with free ``beta`` (else ``beta = 1``).
-    tpt_threshold : training-error threshold of the terminal phase (math §7.2; 0 = exactly zero).
-    config : the run's ``config.json`` (its ``lam`` tells the ridge of a log whose lines do not).
 
-    Raises
-    ------
-    ValueError
-        When the log cannot be compared (no SNR values, fewer than 4 usable epochs, ...).
-    """
-    if time not in TIME_KEYS:
-        raise ValueError(f"time must be one of {sorted(TIME_KEYS)}, got {time!r}")
-    time_key = TIME_KEYS[time]
-    if not records:
-        raise ValueError("compare: empty metrics log")
-    epochs = column(records, "epoch")
-    T_all = column(records, time_key)
-    if not np.any(np.isfinite(T_all)):
-        raise ValueError(f"compare: the log has no {time_key!r} values (try --time epoch)")
-    snr = snr_matrix_of(records)
-    if snr.shape[1] == 0:
-        raise ValueError("compare: the log has no snr_singular_values")
-    C = int(num_classes) if num_classes else snr.shape[1] + 1
-    tpt = terminal_phase_start(list(records), tpt_threshold)
-    tpt_words = "training error zero" if tpt_threshold == 0 else f"training error <= {tpt_threshold:g}"
-
-    valid = np.isfinite(T_all) & (T_all > 0) & np.all(np.isfinite(snr), axis=1)
-    if fit_from_epoch is not None:
-        window = valid & (epochs >= fit_from_epoch)
-        window_reason = f"epochs >= {fit_from_epoch} (requested)"
-    elif tpt is not None and np.sum(valid & (epochs >= epochs[tpt])) >= 4:
-        window = valid & (epochs >= epochs[tpt])
-        window_reason = f"terminal phase: epochs >= {int(epochs[tpt])} ({tpt_words} from there on)"
-    else:
-        window = valid
-        window_reason = "all epochs (terminal phase absent or too short)"
-    idx = np.flatnonzero(window)
-    if idx.size < 4:
-        raise ValueError(f"compare: only {idx.size} usable measured epochs in the fit window ({window_reason})")
-    ranks = column(records, "snr_rank")[idx]
-
-    fits: dict[str, SNRFit] = {}
-    fits["linear"] = fit_snr_dynamics(T_all[idx], snr[idx], num_classes=C, time_key=time_key, fit_exponent=False)
-    if fit_exponent:
-        fits["power"] = fit_snr_dynamics(T_all[idx], snr[idx], num_classes=C, time_key=time_key, fit_exponent=True)
-    primary = "power" if fit_exponent else "linear"
-    fit = fits[primary]
-    omega_fit = fit.predict(T_all[idx])
-
-    # max/min ratio of the SNR singular values (math §6.4 item 2: -> 1).
-    obs_ratio = np.max(snr[idx], axis=1) / np.min(snr[idx], axis=1)
-    fit_ratio = np.nanmax(omega_fit, axis=1) / np.nanmin(omega_fit, axis=1)
-    q = max(1, obs_ratio.size // 4)
-    ratio = RatioComparison(
-        observed_first_quarter_median=float(np.median(obs_ratio[:q])),
-        observed_last_quarter_median=float(np.median(obs_ratio[-q:])),
-        observed_spearman_vs_time=_spearman(T_all[idx], obs_ratio),
-        observed_first=float(obs_ratio[0]), observed_last=float(obs_ratio[-1]), observed_min=float(np.min(obs_ratio)),
-        predicted_first=float(fit_ratio[0]), predicted_last=float(fit_ratio[-1]),
-        # Robust to single noisy epochs: median of the last quarter of the window below the first quarter's.
-        observed_moves_toward_1=bool(np.median(obs_ratio[-q:]) < np.median(obs_ratio[:q])),
-        predicted_moves_toward_1=bool(fit_ratio[-1] < fit_ratio[0]),
-    )
-
-    # Forward integration from the SNR at an early epoch, with the fitted time map.
-    if early_epoch is None:
-        k0 = int(idx[0])
-    else:
-        cand = np.flatnonzero(valid & (epochs >= early_epoch))
-        if cand.size == 0:
-            raise ValueError(f"compare: no usable measured epoch at or after --early-epoch {early_epoch}")
-        k0 = int(cand[0])
-    later = np.flatnonzero(valid & (np.arange(len(records)) >= k0))
-    flow_times = fit.flow_time(T_all[later]) - fit.flow_time(T_all[k0])
-    omega_fwd, fwd_method = _forward_integrate(snr[k0], flow_times, C)
-    fwd_rel = _rel_err(omega_fwd, snr[later])
-    forward = ForwardPrediction(
-        start_epoch=int(epochs[k0]), method=fwd_method,
-        flow_time_map=f"t = s * (T**beta - T0**beta), s = {fit.scale:.6g}, beta = {fit.beta:.6g}",
-        snr_rel_error=ErrorStats.of(np.nanmax(fwd_rel, axis=1)),
-        snr_rel_error_final_per_value=[float(v) for v in fwd_rel[-1]],
-        holdout=_holdout_forecast(T_all[idx], snr[idx], C, time_key, fit_exponent, epochs[idx]),
-    )
-
-    quantities: dict[str, QuantityComparison] = {}
-    arrays: dict[str, Any] = {
-        "epochs": epochs, "T": T_all, "snr": snr, "fit_idx": idx, "omega_fit": omega_fit, "fwd_idx": later,
-        "omega_fwd": omega_fwd, "obs_ratio": obs_ratio, "fit_ratio": fit_ratio, "quantities": {},
-    }
-    lam = column(records, "lam")
+def _quantities(records, config, idx, later, snr, omega_fit, omega_fwd, C, arrays) -> dict[str, QuantityComparison]:
+    out: dict[str, QuantityComparison] = {}
     for key, law in PREDICTED_QUANTITIES.items():
         measured_key, at_zero = measured_key_at_lambda_zero(records, key, config)
         meas = column(records, measured_key)
         if not np.any(np.isfinite(meas[idx])):
             continue
-        pred_fit = law_sum(law, omega_fit, C)
-        pred_obs = law_sum(law, snr[idx], C)
+        pred_fit, pred_obs = law_sum(law, omega_fit, C), law_sum(law, snr[idx], C)
         pred_fwd = law_sum(law, omega_fwd, C)
         nb = column(records, f"{key}_notebook") if key in ("l_nc1", "l_nc23") else None
         has_nb = nb is not None and np.any(np.isfinite(nb[idx]))
-        quantities[key] = QuantityComparison(
+        out[key] = QuantityComparison(
             law=f"sum_j theory.laws.{law}(omega_j)", measured_key=measured_key, at_lambda_zero=at_zero,
             measured_first=float(meas[idx][0]), measured_last=float(meas[idx][-1]),
             rel_error_fit=ErrorStats.of(_rel_err(pred_fit, meas[idx])),
@@ -398,36 +438,181 @@ def compare_records(
         )
         arrays["quantities"][key] = {"measured": meas, "fit": pred_fit, "at_snr": pred_obs, "forward": pred_fwd,
                                      "measured_notebook": nb, "measured_key": measured_key}
+    return out
 
+
+def _class_counts(records) -> list[int] | None:
+    for r in records:
+        if r.get("class_counts"):
+            return [int(v) for v in r["class_counts"]]
+    return None
+
+
+def _sizes(records, config, snr, num_classes, per_class) -> tuple[int | None, float | None, bool | None]:
+    """C, the projected law's N (the config's per_class, else the mean class count) and balance."""
+    counts = _class_counts(records)
+    C = num_classes or config_value(config, "num_classes") or (len(counts) if counts else None)
+    C = int(C) if C else (snr.shape[1] + 1 if snr.shape[1] else None)
+    if per_class is None and config_value(config, "per_class"):
+        per_class = float(config_value(config, "per_class"))
+    if per_class is None and counts:
+        per_class = sum(counts) / len(counts)
+    balanced = (len(set(counts)) == 1) if counts else (True if config_value(config, "per_class") else None)
+    return C, per_class, balanced
+
+
+def _missing_message(unavailable: dict[str, str], missing: list[str]) -> str:
+    return ("the log lacks " + ", ".join(sorted(set(missing))) + ": n/a for " + ", ".join(unavailable)) if missing else ""
+
+
+def compare_records(
+    records: Sequence[dict[str, Any]],
+    *,
+    time: str = "auto",
+    early_epoch: int | None = None,
+    fit_from_epoch: int | None = None,
+    fit_exponent: bool = True,
+    num_classes: int | None = None,
+    per_class: float | None = None,
+    tpt_threshold: float = TPT_THRESHOLD_DEFAULT,
+    config: dict[str, Any] | None = None,
+) -> Comparison:
+    """Predicted-against-observed comparison of one log (see the module docstring).
+
+    Parameters
+    ----------
+    records : metrics records, sorted by epoch (each with an ``epoch``).
+    time : :data:`TIME_CHOICES`: ``auto`` (flow time when the log allows, else lr_weighted_steps, else epoch),
+        ``flow`` (math §6.5), ``lr_steps`` or ``epoch``.
+    early_epoch : epoch whose measured SNR starts the forward integration (default: the fit window's first).
+    fit_from_epoch : first epoch of the fit window (default: the start of the terminal phase at
+        ``tpt_threshold``; all epochs if it is never reached or leaves fewer than 4 points).
+    fit_exponent : time map ``s T^beta`` with free ``beta`` as the primary fit (else ``beta = 1``).
+    config : the run's ``config.json`` (loss, momentum, reduction, per_class, kappa, lam).
+
+    Raises ``ValueError`` for an empty log, a record without ``epoch``, or a ``time`` outside the choices; a part
+    the log cannot support is reported in ``unavailable`` instead.
+    """
+    if not records:
+        raise ValueError("compare: empty metrics log")
+    if any("epoch" not in r for r in records):
+        raise ValueError("compare: every line of the log needs an 'epoch'")
+    config = config or {}
+    snr = snr_matrix_of(records)
+    C, N, balanced = _sizes(records, config, snr, num_classes, per_class)
+    clock = resolve_clock(records, config, time, C, N)
+    epochs = column(records, "epoch")
+    unavailable: dict[str, str] = {}
+    missing: list[str] = []
+    notes: list[str] = [f"time axis: {clock.how}"]
+    lam = column(records, "lam")
+    base = dict(num_classes=C, per_class=N, loss=run_loss(config), balanced=balanced, clock=clock,
+                num_records=len(records), tpt_threshold=float(tpt_threshold),
+                lambda_range=[float(np.nanmin(lam)), float(np.nanmax(lam))] if np.any(np.isfinite(lam)) else None)
+
+    needs = [("snr_singular_values", snr.shape[1] > 0), (clock.axis, bool(np.any(np.isfinite(clock.values))))]
+    lacking = [k for k, ok in needs if not ok]
+    valid, idx, reason, tpt = _window(records, clock.values, snr, tpt_threshold, fit_from_epoch)
+    if lacking or idx.size < MIN_WINDOW:
+        why = (f"needs {' and '.join(lacking)}" if lacking else
+               f"only {idx.size} usable measured epochs in the fit window ({reason}); at least {MIN_WINDOW} needed")
+        for part in ("SNR fit", "max/min ratio", "forward prediction", "the math §3.4 laws"):
+            unavailable[part] = why
+        missing += lacking
+        notes.append(_missing_message(unavailable, missing) or f"no comparison with the flow: {why}")
+        return Comparison(**base, terminal_phase_start_epoch=int(epochs[tpt]) if tpt is not None else None,
+                          fit_window={"reason": reason, "epochs": [int(e) for e in epochs[idx]]}, fit=None, fits={},
+                          primary_fit=None, snr_ratio=None, forward=None, forward_derived=None, quantities={},
+                          unavailable=unavailable, missing_keys=sorted(set(missing)), notes=notes,
+                          arrays={"epochs": epochs, "T": clock.values, "snr": snr})
+
+    T = clock.values
+    ranks = column(records, "snr_rank")[idx]
+    fits = {"linear": fit_snr_dynamics(T[idx], snr[idx], num_classes=C, time_key=clock.axis, fit_exponent=False)}
+    if fit_exponent:
+        fits["power"] = fit_snr_dynamics(T[idx], snr[idx], num_classes=C, time_key=clock.axis, fit_exponent=True)
+    primary = "power" if fit_exponent else "linear"
+    fit = fits[primary]
+    omega_fit = fit.predict(T[idx])
+    ratio, obs_ratio, fit_ratio = _ratio(T[idx], snr[idx], omega_fit)
+
+    if early_epoch is None:
+        k0 = int(idx[0])
+    else:
+        cand = np.flatnonzero(valid & (epochs >= early_epoch))
+        if cand.size == 0:
+            raise ValueError(f"compare: no usable measured epoch at or after --early-epoch {early_epoch}")
+        k0 = int(cand[0])
+    later = np.flatnonzero(valid & (np.arange(len(records)) >= k0))
+    fitted_flow = np.where(np.isfinite(T) & (T > 0), fit.flow_time(np.where(T > 0, T, 1.0)), np.nan)
+    forward, omega_fwd = _forward(
+        snr, k0, later, fitted_flow, C, epochs,
+        map_text=f"t = s * (T**beta - T0**beta), s = {fit.scale:.6g}, beta = {fit.beta:.6g} (fitted; N = kappa = 1)",
+        holdout=_holdout_forecast(T[idx], snr[idx], C, clock.axis, fit_exponent, epochs[idx]),
+        note="the time map is fitted on the whole window (in-sample); 'holdout' fits it on the first half only and "
+             "forecasts the second half")
+    forward_derived = None
+    if clock.flow is not None and N and np.all(np.isfinite(clock.flow[later])):
+        forward_derived, _ = _forward(
+            snr, k0, later, clock.flow, C, epochs, per_class=N, kappa=clock.kappa,
+            map_text=f"t = derived flow time ({clock.flow_how}); N = {N:g}, kappa = {clock.kappa:g}: no fitted time "
+                     "parameter (math §6.5)")
+    else:
+        unavailable["forward prediction on the derived clock"] = (
+            clock.flow_how if clock.flow is None else "the number of samples per class N is unknown")
+
+    arrays: dict[str, Any] = {"epochs": epochs, "T": T, "snr": snr, "fit_idx": idx, "omega_fit": omega_fit,
+                              "fwd_idx": later, "omega_fwd": omega_fwd, "obs_ratio": obs_ratio, "fit_ratio": fit_ratio,
+                              "quantities": {}}
+    quantities = _quantities(records, config, idx, later, snr, omega_fit, omega_fwd, C, arrays)
+    for key in PREDICTED_QUANTITIES:
+        if key not in quantities:
+            unavailable[f"the math §3.4 law of {key}"] = f"needs {key} (or {key}_lam0)" if key != "nc1" else "needs nc1"
+            missing.append(key)
+    notes += _notes(records, quantities, ranks, lam, balanced, config)
+    if missing:
+        notes.insert(1, _missing_message({k: v for k, v in unavailable.items() if "law of" in k}, missing))
+    return Comparison(
+        **base, terminal_phase_start_epoch=int(epochs[tpt]) if tpt is not None else None,
+        fit_window={"reason": reason, "epochs": [int(e) for e in epochs[idx]],
+                    "snr_rank_range": ([int(np.nanmin(ranks)), int(np.nanmax(ranks))]
+                                       if np.any(np.isfinite(ranks)) else None)},
+        fit=fit, fits=fits, primary_fit=primary, snr_ratio=ratio, forward=forward, forward_derived=forward_derived,
+        quantities=quantities, unavailable=unavailable, missing_keys=sorted(set(missing)), notes=notes, arrays=arrays,
+    )
+
+
+def _notes(records, quantities, ranks, lam, balanced, config) -> list[str]:
     notes = []
+    loss = run_loss(config)
+    if loss != "mse":
+        notes.append(f"The run's loss is {loss}: the central-path theory compared here is for the MSE loss, so this "
+                     "comparison is descriptive only (the MSE-theory claims are n/a).")
+    if balanced is False:
+        counts = _class_counts(records) or []
+        notes.append(f"Imbalanced classes (counts {min(counts)}..{max(counts)}): the 'at_measured_snr' columns are the "
+                     "math §3.4 closed forms, exact identities only for balanced classes, so on this log they are not "
+                     "exact; the flow's N is the mean class count.")
     if np.any(np.isfinite(ranks)) and np.nanmin(ranks) != np.nanmax(ranks):
         notes.append(f"The SNR was measured on the range of a singular Sigma_W whose rank changes within the fit window "
                      f"({int(np.nanmin(ranks))}..{int(np.nanmax(ranks))}: ReLU units dying or reviving); the SNR "
                      "singular values can jump where it changes (docs/rank_deficient.md).")
     notes += [
         "Columns: 'fit' = laws at the fitted omega_j(T); 'at_measured_snr' = laws at the measured omega_j "
-        "(the math §3.4 identity, exact for the lambda = 0 terms); 'forward' = laws along the forward ODE.",
+        "(the math §3.4 identity, exact for the lambda = 0 terms of balanced classes); 'forward' = laws along the "
+        "forward ODE.",
         "nc1 is (1/C) Tr(Sigma_W Sigma_B^+) in raw feature coordinates, which is not affine invariant; "
         "sum_j omega_j^-2 equals it only in renormalised coordinates (math §5.1), so a gap is expected on a network.",
     ]
     off_zero = [k for k, q in quantities.items() if not q.at_lambda_zero]
-    if not off_zero:
+    if quantities and not off_zero:
         notes.append("Decomposition terms are the run's lambda = 0 terms (l_*_lam0), the central path of math §3.4.")
-    else:
+    elif off_zero:
         lam_txt = f"{np.nanmax(lam):.3g}" if np.any(np.isfinite(lam)) else "unknown"
         notes.append(f"The log has no lambda = 0 terms for {', '.join(off_zero)}: they are at the run's ridge "
                      f"lambda = {lam_txt}, while the math §3.4 laws are the lambda = 0 central path, so their "
                      "'at_measured_snr' errors measure the ridge's effect, not the identity.")
-    return Comparison(
-        num_classes=C, per_class=per_class, time=time_key, num_records=len(records), tpt_threshold=float(tpt_threshold),
-        terminal_phase_start_epoch=int(epochs[tpt]) if tpt is not None else None,
-        fit_window={"reason": window_reason, "epochs": [int(e) for e in epochs[idx]],
-                    "snr_rank_range": ([int(np.nanmin(ranks)), int(np.nanmax(ranks))]
-                                       if np.any(np.isfinite(ranks)) else None)},
-        lambda_range=[float(np.nanmin(lam)), float(np.nanmax(lam))] if np.any(np.isfinite(lam)) else None,
-        fit=fit, fits=fits, primary_fit=primary, snr_ratio=ratio, forward=forward, quantities=quantities,
-        notes=notes, arrays=arrays,
-    )
+    return notes
 
 
 def measured_key_at_lambda_zero(records: Sequence[dict[str, Any]], key: str,
@@ -441,7 +626,7 @@ def measured_key_at_lambda_zero(records: Sequence[dict[str, Any]], key: str,
     """
     from empirical.schema import RunLog  # noqa: PLC0415
 
-    if np.any(np.isfinite(column(records, f"{key}_lam0"))):
+    if _has(records, f"{key}_lam0"):
         return f"{key}_lam0", True
     try:
         return key, RunLog(list(records), config or {}, Path("."), "records").at_lambda_zero(key)
@@ -449,8 +634,14 @@ def measured_key_at_lambda_zero(records: Sequence[dict[str, Any]], key: str,
         return key, True
 
 
+# ----------------------------------------------------------------------------- figures
+
+
 def write_compare_figures(result: Comparison, out_dir: str | Path) -> list[Path]:
-    """Observed (markers) vs fitted (line) vs forward-integrated (dashed), log axes; returns PNG paths."""
+    """Observed (markers) vs fitted (line) vs forward-integrated (dashed), log axes; returns PNG paths
+    (none when the log supports no fit)."""
+    if result.fit is None:
+        return []
     plt = _plot.plt()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -511,11 +702,21 @@ def write_compare_figures(result: Comparison, out_dir: str | Path) -> list[Path]
     return paths
 
 
+# ----------------------------------------------------------------------------- one run, files in and out
+
+
+def compare_output_dir(path: str | Path) -> Path:
+    """Where ``compare`` writes for a log at ``path``: the run directory itself, or for a file a folder beside it
+    named after it (``runs/x/metrics.csv`` -> ``runs/x/metrics-compare/``), never the file."""
+    path = Path(path)
+    return path if path.is_dir() else path.parent / f"{path.stem}-compare"
+
+
 def compare_run(
     run_dir: str | Path,
     *,
     out: str | Path | None = None,
-    time: str = "lr_steps",
+    time: str = "auto",
     early_epoch: int | None = None,
     fit_from_epoch: int | None = None,
     fit_exponent: bool = True,
@@ -523,25 +724,20 @@ def compare_run(
     loaded: tuple[list[dict[str, Any]], dict[str, Any]] | None = None,
     tpt_threshold: float = TPT_THRESHOLD_DEFAULT,
 ) -> Comparison:
-    """Run :func:`compare_records` on ``run_dir`` and write ``compare.json`` + figures to ``out`` (default the run dir).
+    """:func:`compare_records` on a log (a run directory, a ``.jsonl`` or a ``.csv`` file) and write
+    ``compare.json`` + figures to ``out`` (default :func:`compare_output_dir`).  Nothing is written when the log
+    cannot be read.
 
-    ``loaded``: the run's ``(records, config)`` as :func:`load_run` returned them, when the caller has read it
-    already (the run is then not read again).
+    ``loaded``: the log's ``(records, config)`` as :func:`read_log` returned them, when the caller has read it
+    already (it is then not read again).
     """
-    records, config = loaded if loaded is not None else load_run(run_dir)
-    per_class = config_value(config, "per_class")
-    result = compare_records(
-        records,
-        time=time,
-        early_epoch=early_epoch,
-        fit_from_epoch=fit_from_epoch,
-        fit_exponent=fit_exponent,
-        per_class=int(per_class) if per_class is not None else None,
-        tpt_threshold=tpt_threshold,
-        config=config,
-    )
+    records, config = loaded if loaded is not None else read_log(run_dir)
+    result = compare_records(records, time=time, early_epoch=early_epoch, fit_from_epoch=fit_from_epoch,
+                             fit_exponent=fit_exponent, tpt_threshold=tpt_threshold, config=config)
     result.run_dir = str(run_dir)
-    out_dir = Path(out) if out is not None else Path(run_dir)
+    out_dir = Path(out) if out is not None else compare_output_dir(run_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"compare: the output folder {out_dir} is a file; pass --out DIR")
     out_dir.mkdir(parents=True, exist_ok=True)
     if figures:
         result.figures = [str(p) for p in write_compare_figures(result, out_dir / "figures")]

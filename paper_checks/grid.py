@@ -45,7 +45,7 @@ from theory.jsonio import dumps
 from . import _plot
 from .claims import Claim, counts, exit_code, grid_claims
 from .claims.grid import PAPER_TPT_IMPROVEMENT_PP, GridRun
-from .compare import column, load_run
+from .compare import column, read_log
 from .main import MainOptions, UsageError, _stored_differences, _train_config, check_model_known, check_run
 from .report import claims_table, write_report
 
@@ -275,7 +275,7 @@ def execute(plans: list[GridRunPlan], opts: GridOptions, log) -> dict[str, dict[
 
 def _evaluate_run(p: GridRunPlan, opts: GridOptions, report_dir: Path) -> tuple[list[Claim], list[dict[str, Any]]]:
     """The empirical claims of one run (:func:`paper_checks.main.check_run`) and its report in ``report_dir``."""
-    records, config = load_run(p.run_dir)
+    records, config = read_log(p.run_dir)
     checked = check_run(p.run_dir, records, config, report_dir, tpt_threshold=opts.tpt_threshold)
     write_report(report_dir, checked.claims, figures=checked.figures, title=f"Claims on {p.name}",
                  context={"run": str(p.run_dir), "terminal phase threshold": opts.tpt_threshold})

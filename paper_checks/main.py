@@ -41,7 +41,7 @@ from empirical.runs import TPT_THRESHOLD_DEFAULT, check_tpt_threshold
 from theory.jsonio import dumps
 
 from .claims import Claim, dynamics_claims, empirical_claims, exit_code, retraction_claims, symbolic_claims
-from .compare import compare_run, config_value, load_run
+from .compare import compare_run, config_value, read_log
 from .report import claims_table, simulation_figures, training_figures, write_report
 
 __all__ = ["MainOptions", "UsageError", "run_main", "validate", "Stages", "exit_code", "REPORT_FILES"]
@@ -80,7 +80,7 @@ class MainOptions:
     sim_flow: str = "features"
     retraction_t_max: float | None = None
     # comparison
-    time: str = "lr_steps"
+    time: str = "auto"
     early_epoch: int | None = None
     fit_from: int | None = None
     tpt_threshold: float = TPT_THRESHOLD_DEFAULT
@@ -289,7 +289,7 @@ class RunCheck:
 
 
 def check_run(run_dir: Path, records: list[dict[str, Any]], config: dict[str, Any], out: Path, *,
-              time: str = "lr_steps", early_epoch: int | None = None, fit_from: int | None = None,
+              time: str = "auto", early_epoch: int | None = None, fit_from: int | None = None,
               tpt_threshold: float = TPT_THRESHOLD_DEFAULT) -> RunCheck:
     """Theory against one run (the main job's and the grid's): :func:`paper_checks.compare.compare_run` into
     ``out`` (a log that cannot be compared makes the comparison claims n/a), every ``empirical.*`` claim, and the
@@ -400,7 +400,7 @@ def run_main(opts: MainOptions) -> int:
         if run_dir is None:
             stages.log("    no training run: skipped")
         else:
-            records, config = load_run(run_dir)
+            records, config = read_log(run_dir)
             context["run config"] = ", ".join(
                 [f"{k}={config_value(config, k)}" for k in ("dataset", "model", "loss", "epochs", "lr", "weight_decay",
                                                             "per_class", "batch_size", "seed")]
@@ -409,8 +409,9 @@ def run_main(opts: MainOptions) -> int:
                                 fit_from=opts.fit_from, tpt_threshold=opts.tpt_threshold)
             claims += checked.claims
             figures = checked.figures + figures
-            if checked.comparison is None:
-                stages.log(f"    no comparison: {checked.comparison_error}")
+            if checked.comparison is None or checked.comparison.fit is None:
+                why = checked.comparison_error or "; ".join(sorted(set(checked.comparison.unavailable.values())))
+                stages.log(f"    no comparison: {why}")
             else:
                 c = checked.comparison
                 f = c.fit.to_dict()

@@ -17,7 +17,7 @@ import importlib as _importlib
 
 from ._backend import SingularMatrixError, to_float, to_float_dict
 from ._validation import NonFiniteError
-from .conventions import REDUCTIONS, lam_from_weight_decay
+from .conventions import REDUCTIONS, flow_time_per_lr, lam_from_weight_decay
 from .decomposition import decompose, huygens_split, mse_loss
 from .etf import etf_gram, simplex_etf
 from .least_squares import (
@@ -64,6 +64,7 @@ __all__ = [
     "class_stats",
     "decompose",
     "etf_gram",
+    "flow_time_per_lr",
     "huygens_split",
     "inverse_sqrt_within",
     "lam_from_weight_decay",

@@ -38,3 +38,21 @@ def lam_from_weight_decay(
             raise ValueError("reduction='sum' needs batch_size (the loss sums over the batch)")
         return wd / (2.0 * int(batch_size))
     raise ValueError(f"unknown reduction {reduction!r}; choose one of {REDUCTIONS}")
+
+
+def flow_time_per_lr(
+    *, reduction: str = "mean", num_classes: int | None = None, batch_size: int | None = None, momentum: float = 0.0
+) -> float:
+    """Flow time per unit of learning rate, ``dt / d(sum_k eta_k) = alpha / (1 - mu)`` (math §6.5 items 1-2).
+
+    ``alpha = wd / lam(wd)`` is the factor by which the training loss of ``reduction`` exceeds the paper's
+    ``L`` (math §8), and ``mu`` the heavy-ball momentum: a run's flow time at unit speed on the raw features
+    (``kappa = 1``) is ``flow_time_per_lr(...) * lr_weighted_steps``, to first order in the learning rate.
+    """
+    mu = float(momentum)
+    if not 0.0 <= mu < 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    if reduction == "notebook":
+        raise ValueError("reduction='notebook' is a reading of lambda, not a loss: name the loss's reduction")
+    alpha = 1.0 / lam_from_weight_decay(1.0, reduction=reduction, num_classes=num_classes, batch_size=batch_size)
+    return alpha / (1.0 - mu)

@@ -13,14 +13,14 @@ classes and are ``n/a`` on imbalanced ones (no generalisation in the SNR singula
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
 from empirical.runs import TPT_THRESHOLD_DEFAULT, misfit_count, terminal_phase_start
 
-from ..compare import Comparison, _spearman, column
+from ..compare import Comparison, _spearman, column, run_loss
 from .registry import Claim, NotApplicable, claim, evaluate
 from .tolerances import TOLERANCES as tol
 
@@ -122,10 +122,37 @@ class RunEvidence:
                 "misfit_at_tpt_start": self.misfit(sl.start), "misfit_final": self.misfit(-1),
                 "train_count": self.train_count}
 
+    @property
+    def loss(self) -> str:
+        """The run's loss from its config (``"mse"``, ``"ce"``, ...; ``"unknown"`` when not recorded)."""
+        return run_loss(self.config or {})
+
+    def need_mse(self) -> None:
+        """:class:`NotApplicable` unless the run was trained with the MSE loss, which the theory is about."""
+        if self.loss != "mse":
+            raise NotApplicable(
+                f"the run's loss is {self.loss}: this claim comes from the MSE theory (math §4, §6), which says "
+                "nothing about it (the NC1-NC4 claims still apply)" if self.loss != "unknown" else
+                "the run's loss is unknown (not recorded: pass NCMonitor(..., loss='mse')): this claim comes from the "
+                "MSE theory (math §4, §6)")
+
     def need_comparison(self) -> Comparison:
+        self.need_mse()
         if self.comparison is None:
             raise NotApplicable(f"no comparison with the theory: {self.comparison_error or 'not run'}")
         return self.comparison
+
+    def need_fit(self) -> Comparison:
+        """The comparison, with a fit from at least ``min_fit_epochs`` measured epochs (else NotApplicable)."""
+        cmp = self.need_comparison()
+        if cmp.fit is None:
+            reason = cmp.unavailable.get("SNR fit", "no fit")
+            raise NotApplicable(f"no fit of the closed form: {reason}")
+        k = len(cmp.fit_window["epochs"])
+        if k < tol["min_fit_epochs"]:
+            raise NotApplicable(f"the fit window has {k} measured epochs, fewer than the {tol['min_fit_epochs']} a "
+                                f"fit needs to be a verdict ({cmp.fit_window['reason']})")
+        return cmp
 
 
 # ----------------------------------------------------------------------------- terminal phase and NC1-NC4
@@ -255,6 +282,7 @@ def _perp_headline(m: dict) -> str:
              "'negligible' depends on lambda and on the phase",
        headline=_perp_headline)
 def _perp(ev: RunEvidence):
+    ev.need_mse()
     info = ev.tpt_info()
     sl = ev.tpt_slice()
     tp = perp_ratios(ev.records, sl)
@@ -306,7 +334,7 @@ def _identity(ev: RunEvidence):
        headline=lambda m: (f"min R^2 {m['r2_log_omega_min']:.3f}, median {m['r2_log_omega_median']:.3f} (linear map: "
                            f"min {m['linear_map_r2_min']:.3f}); {m['time_map']}"))
 def _snr_fit(ev: RunEvidence):
-    cmp = ev.need_comparison()
+    cmp = ev.need_fit()
     f = cmp.fit.to_dict()
     r2 = [v for v in f["r2_log_omega"] if v is not None]
     if not r2:
@@ -329,7 +357,7 @@ def _snr_fit(ev: RunEvidence):
            f"(quarter medians; first/last epoch {m['observed_first']:.3g} -> {m['observed_last']:.3g}), "
            f"fitted {m['predicted_first']:.3g} -> {m['predicted_last']:.3g}"))
 def _ratio(ev: RunEvidence):
-    r = ev.need_comparison().snr_ratio
+    r = ev.need_fit().snr_ratio
     return r.observed_moves_toward_1, r
 
 
@@ -372,7 +400,7 @@ def _closed_forms(ev: RunEvidence):
            f"{m['l_nc1']['median_rel_error_at_measured_snr']:.3g}, {m['l_nc23']['median_rel_error_at_measured_snr']:.3g}; "
            f"lambda {m['lambda_range']})"))
 def _decomposition_fit(ev: RunEvidence):
-    cmp = ev.need_comparison()
+    cmp = ev.need_fit()
     out, ok = {}, True
     for key in ("l_nc1", "l_nc23"):
         q = cmp.quantities.get(key)
@@ -389,7 +417,16 @@ def _decomposition_fit(ev: RunEvidence):
                 q.rel_error_at_measured_snr_notebook_lambda.median
         ok &= med is not None and med <= tol["decomposition_fit_rel_median"]
     out["lambda_range"] = cmp.lambda_range
+    r2 = _fit_r2_min(cmp)
+    out["fit_r2_log_omega_min"] = r2
+    if r2 is None or r2 < 0:  # predictions from a fit worse than a constant are no evidence
+        ok = False
+        out["why_not"] = "the fit's min R^2 is negative: its predictions are no evidence"
     return ok, out
+
+
+def _fit_r2_min(cmp: Comparison) -> float | None:
+    return cmp.fit.to_dict()["r2_log_omega_min"] if cmp.fit is not None else None
 
 
 @claim("empirical.forward_prediction",
@@ -398,15 +435,30 @@ def _decomposition_fit(ev: RunEvidence):
        "math §6.2", f"median over epochs <= {tol['forward_rel_median']:g}",
        check="simulate.integrate_reduced from the measured omega at the start epoch; max_j relative error per epoch",
        headline=lambda m: (
-           f"median rel error {m['snr_rel_error']['median']:.3g} from epoch {m['start_epoch']}"
+           f"median rel error {m['snr_rel_error']['median']:.3g} from epoch {m['start_epoch']} (fitted time map)"
            + (f"; holdout forecast {m['holdout']['forward_ode_rel_error']['median']:.3g}"
-              if isinstance(m.get("holdout"), dict) and "forward_ode_rel_error" in m["holdout"] else "")))
+              if isinstance(m.get("holdout"), dict) and "forward_ode_rel_error" in m["holdout"] else "")
+           + (f"; on the derived flow clock {m['derived_clock']['snr_rel_error']['median']:.3g}"
+              if isinstance(m.get("derived_clock"), dict) and m["derived_clock"]["snr_rel_error"]["median"] is not None
+              else "")))
 def _forward(ev: RunEvidence):
-    fw = ev.need_comparison().forward
+    cmp = ev.need_fit()
+    fw = cmp.forward
     med = fw.snr_rel_error.median
     if med is None:
         raise NotApplicable("the forward prediction has no finite error (no later measured epoch)")
-    return med <= tol["forward_rel_median"], fw
+    if fw.epochs < tol["min_fit_epochs"] - 1:
+        raise NotApplicable(f"the forward prediction covers {fw.epochs} later measured epochs, fewer than "
+                            f"{tol['min_fit_epochs'] - 1}")
+    r2 = _fit_r2_min(cmp)
+    measured = {**asdict(fw), "fit_r2_log_omega_min": r2,
+                "derived_clock": asdict(cmp.forward_derived) if cmp.forward_derived is not None else
+                cmp.unavailable.get("forward prediction on the derived clock"),
+                "clock_ratio_s_N_over_kappa": cmp.clock_ratio()}
+    if r2 is None or r2 < 0:  # the forward prediction runs on the fitted time map: worthless if the fit is
+        measured["why_not"] = "the fitted time map's min R^2 is negative: a prediction on it is no evidence"
+        return False, measured
+    return med <= tol["forward_rel_median"], measured
 
 
 def empirical_claims(records: Sequence[dict[str, Any]], comparison: Comparison | None = None, *,

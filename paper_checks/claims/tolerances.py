@@ -36,6 +36,10 @@ TOLERANCES: dict[str, float] = {
     # exact identity evaluated in float64 through solves with Sigma_T (condition ~1e6 on digits): 1e-8 leaves margin
     "closed_form_on_features_rel": 1e-8,
     "forward_rel_median": 0.25,
+    # A fit of the closed form (C-1 offsets and a two-parameter time map) or a forward prediction read from fewer
+    # measured epochs than this is no verdict (n/a): with 4 epochs a fit of 11 parameters for C = 10 passed with a
+    # per-value R^2 down to -1.88.  8 is the smallest window the holdout forecast can split (4 + 4).
+    "min_fit_epochs": 8,
     # grid (several runs, math §7.3): MSE and CE test accuracies are "comparable" when the median over pairs of
     # |acc_MSE - acc_CE| is at most this many percentage points (the paper gives no number: a stated choice).
     "mse_ce_comparable_pp": 2.0,

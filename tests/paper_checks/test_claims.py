@@ -14,6 +14,14 @@ from paper_checks.report import claims_table, write_report
 from paper_checks.synthetic import synthetic_metrics_log
 
 
+#: The synthetic logs stand for MSE runs: the MSE-theory claims apply only to a log whose config says so.
+MSE = {"config": {"loss": "mse"}}
+
+
+def mse_claims(records, comparison=None, **kw):
+    return empirical_claims(records, comparison, config=kw.pop("config", MSE), **kw)
+
+
 def _by_id(claims):
     return {c.id: c for c in claims}
 
@@ -25,7 +33,7 @@ def good_log():
 
 def test_empirical_claims_pass_on_a_log_that_follows_the_theory(good_log):
     cmp = (compare_records(good_log, time="epoch"))
-    claims = empirical_claims(good_log, cmp)
+    claims = mse_claims(good_log, cmp)
     failed = [(c.id, c.measured) for c in claims if not c.passed]
     assert not failed
     assert {c.status for c in claims} == {"pass"}
@@ -35,23 +43,23 @@ def test_empirical_claims_pass_on_a_log_that_follows_the_theory(good_log):
 def test_large_l_perp_fails_the_proximity_claim(good_log):
     bad = synthetic_metrics_log(C=6, epochs=40, scale=20.0, noise=0.0, zero_error_epoch=5, seed=4,
                                 perp_fraction=0.5)[0]
-    c = _by_id(empirical_claims(bad, None))["empirical.l_perp_negligible"]
+    c = _by_id(mse_claims(bad, None))["empirical.l_perp_negligible"]
     assert c.status == "fail"
     assert c.measured["max_ratio_terminal_phase"] == pytest.approx(0.5)
-    ok = _by_id(empirical_claims(good_log, None))["empirical.l_perp_negligible"]
+    ok = _by_id(mse_claims(good_log, None))["empirical.l_perp_negligible"]
     assert ok.status == "pass" and ok.measured["max_ratio_terminal_phase"] <= TOLERANCES["perp_ratio_max"]
 
 
 def test_broken_identity_fails(good_log):
     bad = [dict(r, loss=r["loss"] * (1 + 1e-3)) for r in good_log]
-    assert _by_id(empirical_claims(bad, None))["empirical.decomposition_identity"].status == "fail"
+    assert _by_id(mse_claims(bad, None))["empirical.decomposition_identity"].status == "fail"
 
 
 def test_increasing_nc1_fails_and_missing_terminal_phase_fails(good_log):
     bad = [dict(r, nc1=1.0 + r["epoch"]) for r in good_log]
-    assert _by_id(empirical_claims(bad, None))["empirical.nc1_decreases"].status == "fail"
+    assert _by_id(mse_claims(bad, None))["empirical.nc1_decreases"].status == "fail"
     no_tpt = [dict(r, train_error=0.01) for r in good_log]
-    by = _by_id(empirical_claims(no_tpt, None))
+    by = _by_id(mse_claims(no_tpt, None))
     assert by["empirical.terminal_phase_reached"].status == "fail"  # an observation: not supported, with numbers
     assert by["empirical.terminal_phase_reached"].measured["final_train_error"] == pytest.approx(0.01)
     assert by["empirical.nc1_decreases"].status == "n/a"  # cannot be evaluated without a terminal phase
@@ -66,7 +74,7 @@ def test_snr_not_following_theory_fails_the_fit_claims(good_log):
         w = np.array([3.0, 2.5, 2.0, 1.5, 1.0]) * np.exp(-0.05 * e * np.arange(5))
         bad.append(dict(r, snr_singular_values=[float(v) for v in w]))
     cmp = (compare_records(bad, time="epoch"))
-    by = _by_id(empirical_claims(bad, cmp))
+    by = _by_id(mse_claims(bad, cmp))
     assert by["empirical.snr_ratio_toward_1"].status == "fail"
     assert by["empirical.snr_follows_closed_form"].status == "fail"
 
@@ -150,7 +158,7 @@ def test_max_min_ratio_claim_fails_on_a_slower_tail_or_an_increase():
 
 def test_report_files(tmp_path, good_log, capsys):
     cmp = (compare_records(good_log, time="epoch"))
-    claims = empirical_claims(good_log, cmp) + [Claim(id="x.fail", statement="s", source="math §0", check="c",
+    claims = mse_claims(good_log, cmp) + [Claim(id="x.fail", statement="s", source="math §0", check="c",
                                                       tolerance="t", status="fail", measured={"v": 1.0})]
     claims += [Claim(id="x.na", statement="s", source="s", check="c", tolerance="t", status="n/a", detail="no data"),
                Claim(id="x.err", statement="s", source="s", check="c", tolerance="t", status="error",
@@ -171,16 +179,16 @@ def test_perturbed_lambda0_term_fails_the_exact_closed_form_claim_and_the_exit_c
     from paper_checks.main import exit_code
 
     cmp_ok = (compare_records(good_log, time="epoch"))
-    ok = _by_id(empirical_claims(good_log, cmp_ok))["empirical.central_path_closed_forms"]
+    ok = _by_id(mse_claims(good_log, cmp_ok))["empirical.central_path_closed_forms"]
     assert ok.status == "pass"
     # A relative error of 1e-6 in one logged lambda = 0 term is far above rounding: the identity claim must fail.
     bad = [dict(r, l_nc1_lam0=r["l_nc1_lam0"] * (1 + 1e-6)) for r in good_log]
-    claims = empirical_claims(bad, (compare_records(bad, time="epoch")))
+    claims = mse_claims(bad, (compare_records(bad, time="epoch")))
     c = _by_id(claims)["empirical.central_path_closed_forms"]
     assert c.status == "fail"
     assert c.measured["l_nc1"]["max_rel_error"] == pytest.approx(1e-6, rel=1e-3)
     assert exit_code(claims) == 1
-    assert exit_code(empirical_claims(good_log, cmp_ok)) == 0
+    assert exit_code(mse_claims(good_log, cmp_ok)) == 0
 
 
 def test_missing_lambda0_terms_make_the_exact_closed_form_claim_not_applicable(good_log):
@@ -189,7 +197,7 @@ def test_missing_lambda0_terms_make_the_exact_closed_form_claim_not_applicable(g
     bad = [{k: v for k, v in r.items() if not k.endswith("_lam0")} for r in good_log]
     # terms at a nonzero ridge are never held against the lambda = 0 laws silently
     ridged = [dict(r, lam=0.0025) for r in bad]
-    claims = empirical_claims(ridged, (compare_records(ridged, time="epoch")))
+    claims = mse_claims(ridged, (compare_records(ridged, time="epoch")))
     by = _by_id(claims)
     c = by["empirical.central_path_closed_forms"]
     assert c.status == "n/a" and "lambda = 0" in c.detail
@@ -198,7 +206,7 @@ def test_missing_lambda0_terms_make_the_exact_closed_form_claim_not_applicable(g
     assert "not at lambda = 0" in by["empirical.decomposition_tracks_theory"].detail
     # a log that says its ridge is 0 is at lambda = 0: the laws apply
     zero = [dict(r, lam=0.0) for r in bad]
-    by = _by_id(empirical_claims(zero, compare_records(zero, time="epoch")))
+    by = _by_id(mse_claims(zero, compare_records(zero, time="epoch")))
     assert by["empirical.decomposition_tracks_theory"].status == "pass"
     assert by["empirical.central_path_closed_forms"].status == "pass"
 
@@ -271,7 +279,7 @@ def test_persistent_misfit_samples_terminal_phase_found_at_threshold_and_every_n
     n = 3000
     noisy = [dict(r, train_count=n, train_error=(3 / n if r["train_error"] == 0 else r["train_error"]))
              for r in good_log]
-    strict = _by_id(empirical_claims(noisy, compare_records(noisy, time="epoch")))
+    strict = _by_id(mse_claims(noisy, compare_records(noisy, time="epoch")))
     assert strict["empirical.terminal_phase_reached"].status == "fail"
     assert strict["empirical.terminal_phase_reached"].measured["misfit_final"] == 3
     nc_ids = [cid for cid in strict if cid.startswith("empirical.nc")]
@@ -281,7 +289,7 @@ def test_persistent_misfit_samples_terminal_phase_found_at_threshold_and_every_n
 
     cmp = compare_records(noisy, time="epoch", tpt_threshold=1e-3)
     assert cmp.terminal_phase_start_epoch == 5 and "<= 0.001" in cmp.fit_window["reason"]
-    by = _by_id(empirical_claims(noisy, cmp, tpt_threshold=1e-3))
+    by = _by_id(mse_claims(noisy, cmp, tpt_threshold=1e-3))
     tpt = by["empirical.terminal_phase_reached"]
     assert tpt.status == "pass" and tpt.measured["terminal_phase_start_epoch"] == 5
     assert tpt.measured["tpt_threshold"] == 1e-3 and tpt.measured["misfit_final"] == 3
@@ -295,14 +303,14 @@ def test_imbalanced_classes_make_the_balanced_only_closed_forms_not_applicable(g
     from paper_checks.main import exit_code
 
     imbalanced = [dict(r, class_counts=[180, 170, 178, 183, 181, 182]) for r in good_log]
-    claims = empirical_claims(imbalanced, compare_records(imbalanced, time="epoch"))
+    claims = mse_claims(imbalanced, compare_records(imbalanced, time="epoch"))
     by = _by_id(claims)
     c = by["empirical.central_path_closed_forms"]
     assert c.status == "n/a" and "imbalanced" in c.detail and "170..183" in c.detail
     assert by["empirical.decomposition_identity"].status == "pass"  # exact for any class counts (math §3.3b)
     assert exit_code(claims) == 0
     balanced = [dict(r, class_counts=[130] * 6) for r in good_log]
-    assert _by_id(empirical_claims(balanced, compare_records(balanced, time="epoch")))[
+    assert _by_id(mse_claims(balanced, compare_records(balanced, time="epoch")))[
         "empirical.central_path_closed_forms"].status == "pass"
 
 
@@ -347,7 +355,7 @@ def test_l_perp_claim_reports_the_three_lambdas_and_the_phase_before_the_first_d
         recs.append(dict(r, lr=0.1 if hi else 0.01, l_perp=l_a * (0.5 if hi else 0.03),
                          l_nc1_notebook=r["l_nc1"], l_nc23_notebook=r["l_nc23"], l_perp_notebook=l_a * 0.15,
                          l_perp_lam0=(r["l_nc1_lam0"] + r["l_nc23_lam0"]) * 1.5))
-    c = _by_id(empirical_claims(recs, None))["empirical.l_perp_negligible"]
+    c = _by_id(mse_claims(recs, None))["empirical.l_perp_negligible"]
     assert c.status == "fail"  # 0.5 before epoch 20 is in the terminal phase here (it starts at epoch 5)
     tp = c.measured["terminal_phase"]
     assert tp["optimiser C*wd/2"]["max"] == pytest.approx(0.5)
@@ -355,7 +363,7 @@ def test_l_perp_claim_reports_the_three_lambdas_and_the_phase_before_the_first_d
     assert tp["lambda = 0"]["max"] == pytest.approx(1.5)
     assert c.measured["before_first_lr_decay"]["optimiser C*wd/2"]["median"] == pytest.approx(0.5)
     late = [dict(r, train_error=0.01 if r["epoch"] < 20 else 0.0) for r in recs]
-    c = _by_id(empirical_claims(late, None))["empirical.l_perp_negligible"]
+    c = _by_id(mse_claims(late, None))["empirical.l_perp_negligible"]
     assert c.status == "pass" and c.measured["terminal_phase"]["optimiser C*wd/2"]["max"] == pytest.approx(0.03)
     assert "lambda = 0: max 1.5" in report_headline(c)
 
@@ -364,3 +372,41 @@ def report_headline(c):
     from paper_checks.report import headline
 
     return headline(c, 400)
+
+
+def test_mse_theory_claims_are_not_applicable_on_ce_and_unknown_loss_runs(good_log):
+    """A CE run (or one whose loss nobody recorded) is held to NC1-NC4 only: the MSE-theory claims are n/a, with why."""
+    mse_only = ("empirical.l_perp_negligible", "empirical.snr_follows_closed_form", "empirical.snr_ratio_toward_1",
+                "empirical.decomposition_tracks_theory", "empirical.forward_prediction")
+    for loss, word in (("ce", "loss is ce"), (None, "loss is unknown")):
+        config = {"config": {"loss": loss}} if loss else {}
+        by = _by_id(empirical_claims(good_log, compare_records(good_log, time="epoch", config=config), config=config))
+        for cid in mse_only:
+            assert by[cid].status == "n/a" and word in by[cid].measured["reason"], (loss, cid)
+        assert by["empirical.nc1_decreases"].status == "pass"  # NC1-NC4 still apply
+        assert by["empirical.decomposition_identity"].status == "pass"  # an identity of any (W, b, H)
+
+
+def test_a_fit_from_too_few_epochs_is_never_a_pass(good_log):
+    """4 epochs in the window (the fit's own minimum) make the fit-based claims n/a, not pass."""
+    start = good_log[-4]["epoch"]
+    cmp = compare_records(good_log, time="epoch", fit_from_epoch=start, config=MSE)
+    assert cmp.fit is not None and len(cmp.fit_window["epochs"]) == 4
+    by = _by_id(mse_claims(good_log, cmp))
+    for cid in ("empirical.snr_follows_closed_form", "empirical.forward_prediction",
+                "empirical.decomposition_tracks_theory", "empirical.snr_ratio_toward_1"):
+        assert by[cid].status == "n/a" and "fewer than" in by[cid].measured["reason"], cid
+
+
+def test_forward_prediction_from_a_fit_with_negative_r2_fails(good_log):
+    """The smallest SNR value shrinks while the theory has it grow: the shared time map explains it worse than a
+    constant (negative R^2), so the forward prediction cannot pass."""
+    bad = [dict(r) for r in good_log]
+    for k, r in enumerate(bad):
+        sv = list(r["snr_singular_values"])
+        sv[-1] = float(sv[-1] * np.exp(-0.3 * k))
+        r["snr_singular_values"] = sv
+    cmp = compare_records(bad, time="epoch", config=MSE)
+    assert cmp.fit.to_dict()["r2_log_omega_min"] < 0
+    c = _by_id(mse_claims(bad, cmp))["empirical.forward_prediction"]
+    assert c.status == "fail"

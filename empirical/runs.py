@@ -270,13 +270,68 @@ class CheckpointWriter:
 
 
 def load_checkpoint(run_dir: Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load ``checkpoints/last.pt``; :class:`RunError` when there is none."""
-    import torch
-
+    """Load ``checkpoints/last.pt`` with :func:`read_checkpoint`; :class:`RunError` when there is none."""
     path = checkpoint_path(run_dir)
     if not path.is_file():
         raise RunError(f"no checkpoint to resume from: {path} does not exist")
-    return torch.load(path, map_location=map_location, weights_only=False)
+    return read_checkpoint(path, map_location=map_location)
+
+
+def read_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """The one way the toolkit reads a checkpoint file: ``torch.load(path, weights_only=True)``.
+
+    Our checkpoints hold only tensors, dicts, lists and plain values (the random states too:
+    :func:`empirical.state.rng_states`), so nothing in them is code.  A file that holds anything else
+    (a pickled object, whose unpickling may run code) is refused with a one-line :class:`RunError`
+    naming the file and what it holds, and nothing of it is run; so is a file torch cannot read.
+    """
+    import pickle
+    import zipfile
+
+    import torch
+
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = _refusal_reason(exc)
+        names = _unsafe_globals(path)
+        if reason is None or (not names and not zipfile.is_zipfile(path)):  # not torch's refusal of an object
+            raise RunError(f"cannot read checkpoint {path}: not a file torch.save wrote "
+                           f"({reason or _first_sentence(exc)})") from None
+        raise RunError(f"refusing to load {path}: it holds objects other than tensors and plain values "
+                       f"({', '.join(names) or reason}); unpickling them may run code. A checkpoint written by "
+                       "an older version of this toolkit or by another tool is refused: load it with "
+                       "torch.load(weights_only=False) only if you trust who wrote it") from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise RunError(f"cannot read checkpoint {path}: {_first_sentence(exc)}") from None
+    if not isinstance(state, dict):
+        raise RunError(f"not a checkpoint: {path} holds a {type(state).__name__}, not a dict")
+    return state
+
+
+def _unsafe_globals(path: Path) -> list[str]:
+    """The classes / functions ``path``'s pickle refers to beyond what ``weights_only=True`` allows, read from
+    the pickle's opcodes (nothing imported or run); empty when there are none or the file is not torch's zip."""
+    import torch
+
+    try:
+        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # noqa: BLE001 - only for the message; the load itself was already refused
+        return []
+
+
+def _refusal_reason(exc: BaseException) -> str | None:
+    """What torch's weights-only unpickler refused (``"Unsupported global: GLOBAL m.f"``), else ``None``."""
+    import re
+
+    found = re.search(r"WeightsUnpickler error:\s*(.*?)(?: was not an allowed|\n|$)", str(exc))
+    return found.group(1).strip() or None if found else None
+
+
+def _first_sentence(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].split(". ")[0] if text else type(exc).__name__
 
 
 def prepare_run_dir(run_dir: Path, *, resume: bool) -> Path:

@@ -8,7 +8,8 @@ A run directory holds
 * ``metrics.jsonl``: one JSON object per measured epoch, appended, flushed and fsync'd as
   soon as it is measured, so a killed run loses nothing already measured;
 * ``checkpoints/last.pt``: model, optimiser, the run state (:class:`empirical.state.RunState`:
-  epoch, step, lr-weighted steps, clock) and every RNG state, written atomically (temporary file in
+  epoch, step, lr-weighted steps, clock) and every RNG state, only tensors and plain values (read back
+  with ``torch.load(..., weights_only=True)`` by :func:`read_checkpoint`, the one reader), written atomically (temporary file in
   the same folder, fsync, ``os.replace``) every ``checkpoint_every_s`` seconds and at the end; the snapshot
   is taken on the training thread and the file written by a :class:`CheckpointWriter` thread, off the
   training loop's critical path;

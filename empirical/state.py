@@ -4,7 +4,9 @@
 finished ``epoch``, the SGD ``step`` count, ``lr_weighted_steps`` (the sum of the learning rate
 over the steps taken, the paper's time axis, math §6.3), the :class:`Clock` and every random state
 (torch, CUDA, NumPy, Python, and the batch-order generator).  ``to_dict`` / ``from_dict`` are the
-checkpoint's bookkeeping part; :func:`empirical.runs.save_checkpoint` writes it atomically.
+checkpoint's bookkeeping part, tensors, dicts, lists and plain numbers only (so that
+``torch.load(..., weights_only=True)`` reads it: :func:`empirical.runs.read_checkpoint`);
+:func:`empirical.runs.save_checkpoint` writes it atomically.
 """
 
 from __future__ import annotations

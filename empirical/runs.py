@@ -8,9 +8,10 @@ A run directory holds
 * ``metrics.jsonl``: one JSON object per measured epoch, appended, flushed and fsync'd as
   soon as it is measured, so a killed run loses nothing already measured;
 * ``checkpoints/last.pt``: model, optimiser, the run state (:class:`empirical.state.RunState`:
-  epoch, step, lr-weighted steps, clock) and every RNG state, only tensors and plain values (read back
-  with ``torch.load(..., weights_only=True)`` by :func:`read_checkpoint`, the one reader), written atomically (temporary file in
-  the same folder, fsync, ``os.replace``) every ``checkpoint_every_s`` seconds and at the end; the snapshot
+  epoch, step, lr-weighted steps, clock) and every RNG state, only tensors and plain values (read
+  back with ``torch.load(..., weights_only=True)`` by :func:`read_checkpoint`, the one reader), written
+  atomically (temporary file in the same folder, fsync, ``os.replace``) every ``checkpoint_every_s``
+  seconds and at the end; the snapshot
   is taken on the training thread and the file written by a :class:`CheckpointWriter` thread, off the
   training loop's critical path;
 * ``checkpoints/epoch-EEEE.pt``: the weights of the epochs kept with ``--keep-checkpoints``
@@ -287,7 +288,6 @@ def read_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
     naming the file and what it holds, and nothing of it is run; so is a file torch cannot read.
     """
     import pickle
-    import zipfile
 
     import torch
 
@@ -295,13 +295,12 @@ def read_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = _refusal_reason(exc)
-        names = _unsafe_globals(path)
-        if reason is None or (not names and not zipfile.is_zipfile(path)):  # not torch's refusal of an object
-            raise RunError(f"cannot read checkpoint {path}: not a file torch.save wrote "
-                           f"({reason or _first_sentence(exc)})") from None
+        names = _unsafe_globals(path, exc)
+        if not names:  # no object refused: the file is not a checkpoint torch can read
+            raise RunError(f"cannot read checkpoint {path}: not a file torch.save wrote, or a damaged one "
+                           f"({_refusal_reason(exc) or _first_sentence(exc)})") from None
         raise RunError(f"refusing to load {path}: it holds objects other than tensors and plain values "
-                       f"({', '.join(names) or reason}); unpickling them may run code. A checkpoint written by "
+                       f"({', '.join(names)}); unpickling them may run code. A checkpoint written by "
                        "an older version of this toolkit or by another tool is refused: load it with "
                        "torch.load(weights_only=False) only if you trust who wrote it") from None
     except (RuntimeError, EOFError, OSError) as exc:
@@ -311,23 +310,29 @@ def read_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
     return state
 
 
-def _unsafe_globals(path: Path) -> list[str]:
-    """The classes / functions ``path``'s pickle refers to beyond what ``weights_only=True`` allows, read from
-    the pickle's opcodes (nothing imported or run); empty when there are none or the file is not torch's zip."""
+def _unsafe_globals(path: Path, exc: BaseException) -> list[str]:
+    """The classes / functions ``path``'s pickle refers to beyond what ``weights_only=True`` allows: all of
+    them, read from the pickle's opcodes (nothing imported or run), else the one torch's refusal ``exc``
+    names; empty when ``exc`` is not a refusal of a class or function."""
+    import re
+
     import torch
 
-    try:
-        return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
-    except Exception:  # noqa: BLE001 - only for the message; the load itself was already refused
+    if "weights only load failed" not in str(exc).lower():
         return []
+    try:
+        names = list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # noqa: BLE001 - torch < 2.5, or a file in torch's legacy (non-zip) format
+        names = []
+    return sorted(set(names or re.findall(r"Unsupported global: GLOBAL (\S+)", str(exc))))
 
 
 def _refusal_reason(exc: BaseException) -> str | None:
-    """What torch's weights-only unpickler refused (``"Unsupported global: GLOBAL m.f"``), else ``None``."""
+    """Why torch's weights-only unpickler stopped (``"Unsupported operand 110"``), else ``None``."""
     import re
 
-    found = re.search(r"WeightsUnpickler error:\s*(.*?)(?: was not an allowed|\n|$)", str(exc))
-    return found.group(1).strip() or None if found else None
+    found = re.search(r"(?:WeightsUnpickler error|Original error):\s*(.*?)(?:\n|$)", str(exc))
+    return (found.group(1).strip() or None) if found else None
 
 
 def _first_sentence(exc: BaseException) -> str:

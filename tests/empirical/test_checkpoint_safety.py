@@ -155,6 +155,18 @@ def test_resume_from_a_weights_only_checkpoint_equals_the_uninterrupted_run(fini
     assert [r["epoch"] for r in read_metrics(out)] == list(range(EPOCHS + 1))
 
 
+def test_a_checkpoint_of_the_older_format_is_refused(finished, tmp_path):
+    """Before this change the random states were pickled as they come (NumPy's state holds an array):
+    such a checkpoint is refused, naming NumPy's classes, and ``--resume`` says why in one line."""
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    state = runs.load_checkpoint(run)
+    state["rng"]["numpy"], state["rng"]["python"] = np.random.get_state(), random.getstate()
+    torch.save(state, runs.checkpoint_path(run))
+    with pytest.raises(RunError, match=r"refusing to load .*last\.pt: .*numpy\.ndarray.*older version of this toolkit"):
+        train(TrainConfig(out=str(run), progress=False, num_threads=1), resume=True)
+
+
 def test_an_unreadable_checkpoint_is_one_line(tmp_path):
     path = runs.checkpoint_path(tmp_path)
     path.parent.mkdir(parents=True)

@@ -11,9 +11,8 @@ A run directory holds
   epoch, step, lr-weighted steps, clock) and every RNG state, only tensors and plain values (read
   back with ``torch.load(..., weights_only=True)`` by :func:`read_checkpoint`, the one reader), written
   atomically (temporary file in the same folder, fsync, ``os.replace``) every ``checkpoint_every_s``
-  seconds and at the end; the snapshot
-  is taken on the training thread and the file written by a :class:`CheckpointWriter` thread, off the
-  training loop's critical path;
+  seconds and at the end; the snapshot is taken on the training thread and the file written by a
+  :class:`CheckpointWriter` thread, off the training loop's critical path;
 * ``checkpoints/epoch-EEEE.pt``: the weights of the epochs kept with ``--keep-checkpoints``
   (:func:`empirical.loading.load_run`);
 * ``figures/``: the plots of :mod:`empirical.plot`.

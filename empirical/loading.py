@@ -58,7 +58,8 @@ def load_run(run_dir: str | os.PathLike, epoch: int | None = None, *, device: st
 
     ``epoch`` must be one of :func:`kept_epochs` (or the last checkpoint's); ``data_root`` replaces
     the stored data folder (a run moved to another machine).  Raises :class:`empirical.runs.RunError`
-    when the run or the epoch's weights are missing.
+    when the run or the epoch's weights are missing, or when a checkpoint holds more than tensors and plain
+    values (it is refused unread: :func:`empirical.runs.read_checkpoint`).
     """
     from .training import build_train_model, load_data
 
@@ -74,10 +75,10 @@ def load_run(run_dir: str | os.PathLike, epoch: int | None = None, *, device: st
     else:
         path = runs.kept_checkpoint_path(run_dir, epoch)
         if path.is_file():
-            state = torch.load(path, map_location=device, weights_only=False)
+            state = runs.read_checkpoint(path, map_location=device)
         else:
             last = runs.checkpoint_path(run_dir)
-            state = torch.load(last, map_location=device, weights_only=False) if last.is_file() else None
+            state = runs.load_checkpoint(run_dir, map_location=device) if last.is_file() else None
             if state is None or state.get("epoch") != epoch:
                 raise runs.RunError(f"no weights of epoch {epoch} in {run_dir}: kept epochs {kept_epochs(run_dir)} "
                                     "(train with --keep-checkpoints measured|EPOCHS to keep more)")

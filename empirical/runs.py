@@ -8,10 +8,11 @@ A run directory holds
 * ``metrics.jsonl``: one JSON object per measured epoch, appended, flushed and fsync'd as
   soon as it is measured, so a killed run loses nothing already measured;
 * ``checkpoints/last.pt``: model, optimiser, the run state (:class:`empirical.state.RunState`:
-  epoch, step, lr-weighted steps, clock) and every RNG state, written atomically (temporary file in
-  the same folder, fsync, ``os.replace``) every ``checkpoint_every_s`` seconds and at the end; the snapshot
-  is taken on the training thread and the file written by a :class:`CheckpointWriter` thread, off the
-  training loop's critical path;
+  epoch, step, lr-weighted steps, clock) and every RNG state, only tensors and plain values (read
+  back with ``torch.load(..., weights_only=True)`` by :func:`read_checkpoint`, the one reader), written
+  atomically (temporary file in the same folder, fsync, ``os.replace``) every ``checkpoint_every_s``
+  seconds and at the end; the snapshot is taken on the training thread and the file written by a
+  :class:`CheckpointWriter` thread, off the training loop's critical path;
 * ``checkpoints/epoch-EEEE.pt``: the weights of the epochs kept with ``--keep-checkpoints``
   (:func:`empirical.loading.load_run`);
 * ``figures/``: the plots of :mod:`empirical.plot`.
@@ -270,13 +271,72 @@ class CheckpointWriter:
 
 
 def load_checkpoint(run_dir: Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load ``checkpoints/last.pt``; :class:`RunError` when there is none."""
-    import torch
-
+    """Load ``checkpoints/last.pt`` with :func:`read_checkpoint`; :class:`RunError` when there is none."""
     path = checkpoint_path(run_dir)
     if not path.is_file():
         raise RunError(f"no checkpoint to resume from: {path} does not exist")
-    return torch.load(path, map_location=map_location, weights_only=False)
+    return read_checkpoint(path, map_location=map_location)
+
+
+def read_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """The one way the toolkit reads a checkpoint file: ``torch.load(path, weights_only=True)``.
+
+    Our checkpoints hold only tensors, dicts, lists and plain values (the random states too:
+    :func:`empirical.state.rng_states`), so nothing in them is code.  A file that holds anything else
+    (a pickled object, whose unpickling may run code) is refused with a one-line :class:`RunError`
+    naming the file and what it holds, and nothing of it is run; so is a file torch cannot read.
+    """
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        names = _unsafe_globals(path, exc)
+        if not names:  # no object refused: the file is not a checkpoint torch can read
+            raise RunError(f"cannot read checkpoint {path}: not a file torch.save wrote, or a damaged one "
+                           f"({_refusal_reason(exc) or _first_sentence(exc)})") from None
+        raise RunError(f"refusing to load {path}: it holds objects other than tensors and plain values "
+                       f"({', '.join(names)}); unpickling them may run code. A checkpoint written by "
+                       "an older version of this toolkit or by another tool is refused: load it with "
+                       "torch.load(weights_only=False) only if you trust who wrote it") from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise RunError(f"cannot read checkpoint {path}: {_first_sentence(exc)}") from None
+    if not isinstance(state, dict):
+        raise RunError(f"not a checkpoint: {path} holds a {type(state).__name__}, not a dict")
+    return state
+
+
+def _unsafe_globals(path: Path, exc: BaseException) -> list[str]:
+    """The classes / functions ``path``'s pickle refers to beyond what ``weights_only=True`` allows: all of
+    them, read from the pickle's opcodes (nothing imported or run), else the one torch's refusal ``exc``
+    names; empty when ``exc`` is not a refusal of a class or function."""
+    import re
+
+    import torch
+
+    if "weights only load failed" not in str(exc).lower():
+        return []
+    try:
+        names = list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # noqa: BLE001 - torch < 2.5, or a file in torch's legacy (non-zip) format
+        names = []
+    return sorted(set(names or re.findall(r"Unsupported global: GLOBAL (\S+)", str(exc))))
+
+
+def _refusal_reason(exc: BaseException) -> str | None:
+    """Why torch's weights-only unpickler stopped (``"Unsupported operand 110"``), else ``None``."""
+    import re
+
+    found = re.search(r"(?:WeightsUnpickler error|Original error):\s*(.*?)(?:\n|$)", str(exc))
+    return (found.group(1).strip() or None) if found else None
+
+
+def _first_sentence(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].split(". ")[0] if text else type(exc).__name__
 
 
 def prepare_run_dir(run_dir: Path, *, resume: bool) -> Path:

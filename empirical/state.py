@@ -4,7 +4,9 @@
 finished ``epoch``, the SGD ``step`` count, ``lr_weighted_steps`` (the sum of the learning rate
 over the steps taken, the paper's time axis, math §6.3), the :class:`Clock` and every random state
 (torch, CUDA, NumPy, Python, and the batch-order generator).  ``to_dict`` / ``from_dict`` are the
-checkpoint's bookkeeping part; :func:`empirical.runs.save_checkpoint` writes it atomically.
+checkpoint's bookkeeping part, tensors, dicts, lists and plain numbers only (so that
+``torch.load(..., weights_only=True)`` reads it: :func:`empirical.runs.read_checkpoint`);
+:func:`empirical.runs.save_checkpoint` writes it atomically.
 """
 
 from __future__ import annotations
@@ -24,11 +26,17 @@ __all__ = ["Clock", "RunState", "rng_states", "set_rng_states"]
 
 
 def rng_states(generator: torch.Generator) -> dict[str, Any]:
-    """Every random state a resumed run needs (torch, CUDA, NumPy, Python, batch order)."""
-    states = {
+    """Every random state a resumed run needs (torch, CUDA, NumPy, Python, batch order), as tensors,
+    lists and plain values only, so that ``torch.load(..., weights_only=True)`` reads the checkpoint
+    (:func:`empirical.runs.read_checkpoint`): no pickled NumPy array or other object."""
+    algorithm, keys, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
+    version, internal, gauss_next = random.getstate()
+    states: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
+        "numpy": {"algorithm": str(algorithm), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                  "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
+        "python": {"version": int(version), "internal": [int(v) for v in internal],
+                   "gauss_next": None if gauss_next is None else float(gauss_next)},
         "batches": generator.get_state(),
     }
     if torch.cuda.is_available():
@@ -37,12 +45,16 @@ def rng_states(generator: torch.Generator) -> dict[str, Any]:
 
 
 def set_rng_states(states: dict[str, Any], generator: torch.Generator) -> None:
-    torch.set_rng_state(states["torch"])
-    np.random.set_state(states["numpy"])
-    random.setstate(states["python"])
-    generator.set_state(states["batches"])
+    """Restore the random states saved by :func:`rng_states`."""
+    torch.set_rng_state(states["torch"].cpu())
+    npy = states["numpy"]
+    np.random.set_state((npy["algorithm"], npy["keys"].cpu().numpy().astype(np.uint32), npy["pos"],
+                         npy["has_gauss"], npy["cached_gaussian"]))
+    py = states["python"]
+    random.setstate((py["version"], tuple(py["internal"]), py["gauss_next"]))
+    generator.set_state(states["batches"].cpu())
     if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
 
 
 @dataclass

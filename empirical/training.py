@@ -425,8 +425,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, overrides: dict[str, Any] |
     input and :class:`NonFiniteLossError` when the loss diverges (measured epochs are kept).
     """
     run_dir = Path(cfg.out)
+    ckpt = None
     if resume:
         cfg = resumed_config(run_dir, overrides)
+        if runs.checkpoint_path(run_dir).is_file():
+            # read first: a refused checkpoint (runs.read_checkpoint) stops the run before anything is written;
+            # on the CPU: RNG states must stay CPU byte tensors; load_state_dict moves the rest
+            ckpt = runs.load_checkpoint(run_dir, map_location="cpu")
     cfg = cfg.resolved()
     device = resolve_device(cfg.device)
     info = init_from_env(device.type)
@@ -447,9 +452,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, overrides: dict[str, Any] |
                 raise runs.RunError(problem)
             if resume:
                 member.done = broadcast_object(member.done, info)
-                if runs.checkpoint_path(run_dir).is_file():
-                    # on the CPU: RNG states must stay CPU byte tensors; load_state_dict moves the rest
-                    engine.load_checkpoint(runs.load_checkpoint(run_dir, map_location="cpu"))
+                if ckpt is not None:
+                    engine.load_checkpoint(ckpt)
                 if info.is_main:  # epochs measured after the checkpoint were timed too
                     member.state.clock.catch_up(runs.read_metrics(run_dir))
             try:

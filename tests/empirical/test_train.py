@@ -235,7 +235,7 @@ def test_eval_mode_divergence_stops_the_run_and_keeps_measured_epochs(tmp_path, 
                           model_kwargs={"widths": [32, 16], "batch_norm": True})
     with pytest.raises(Killed), crash_after_checkpoint(1):
         train(cfg)
-    ckpt = torch.load(runs.checkpoint_path(out), weights_only=False)
+    ckpt = torch.load(runs.checkpoint_path(out), weights_only=True)
     poisoned = [k for k in ckpt["model"] if k.endswith("running_mean")]
     assert poisoned
     for k in poisoned:

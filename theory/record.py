@@ -35,7 +35,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable
 
-from ._backend import Array, namespace, to_float, to_float_dict, to_list
+from ._backend import EPS, Array, namespace, to_float, to_float_dict, to_list
 from .decomposition import decompose
 from .least_squares import total_spectrum
 from .metrics import nc_metrics
@@ -43,7 +43,7 @@ from .outputs import loss_from_totals
 from .snr import snr_support
 from .stats import ClassStats
 
-__all__ = ["DECOMPOSITION_KEYS", "NC_KEYS", "RECORD_KEYS", "SNR_KEYS", "metrics_record"]
+__all__ = ["DECOMPOSITION_KEYS", "NC_KEYS", "RECORD_KEYS", "SNR_KEYS", "metrics_record", "sigma_w_is_zero"]
 
 DECOMPOSITION_KEYS = ("l_nc1", "l_nc23", "l_perp", "l_central", "rho_perp", "central_path_distance")
 NC_KEYS = (
@@ -70,6 +70,18 @@ def _numeric_errors() -> tuple[type[BaseException], ...]:
     torch = sys.modules.get("torch")
     linalg_error = getattr(getattr(torch, "linalg", None), "LinAlgError", None)
     return errors + ((linalg_error,) if linalg_error is not None else ())
+
+
+def sigma_w_is_zero(stats: ClassStats) -> bool:
+    """True when ``Sigma_W`` is zero to round-off: ``tr Sigma_W <= p eps (tr Sigma_T + ||mu_G||^2)``, the scale of
+    the rounding error of the features' scatter (the rule of :func:`theory.snr.within_range`, applied to the trace,
+    which bounds the largest eigenvalue from above).  Then every class has collapsed to its mean as far as float64
+    can tell, and the SNR (math §1, §5.3) is undefined; a ``Sigma_W`` that is merely tiny, but above round-off,
+    is not zero (the SNR is invariant under scaling, math §5.1)."""
+    xp = namespace(stats.sigma_w)
+    trace_w = to_float(xp.sum(xp.linalg.diagonal(stats.sigma_w)))
+    scale = to_float(xp.sum(xp.linalg.diagonal(stats.sigma_t)) + xp.sum(stats.global_mean * stats.global_mean))
+    return trace_w <= stats.dim * EPS * scale
 
 
 def _guard(warnings: list[str], keys, what: str, fn: Callable[[], dict]) -> dict:
@@ -134,6 +146,9 @@ def metrics_record(
     out["tr_sigma_w"] = to_float(xp.sum(xp.linalg.diagonal(stats.sigma_w)))  # tr Sigma_W (math §1)
 
     def _snr() -> dict:  # on the support of Sigma_W when it is singular (math §5.3)
+        if sigma_w_is_zero(stats):  # a relative singularity test alone would take round-off for spread
+            raise ValueError("Sigma_W is zero (every class collapsed to its mean, or p = 0): the SNR is undefined "
+                             "on every support")
         sup = snr_support(stats, support="auto")
         return {"snr_singular_values": [float(v) for v in to_list(sup.values)],
                 "snr_support": sup.support, "snr_rank": sup.rank, "snr_dim": sup.dim,

@@ -36,7 +36,11 @@ eigendecomposition of ``Sigma_T`` (``theory.total_spectrum``).  Every formula is
   ``Sigma_W``, equal to the full-space values whenever ``Sigma_W`` is invertible;
 * ``ls_rank_lam0``: the rank of the ``lambda = 0`` normal matrix (``p + 1`` with bias when ``Sigma_T``
   is invertible; fewer when it is singular, where ``W_LS`` is the minimum-norm minimiser and the
-  decomposition stays exact, rank_deficient.md §5).
+  decomposition stays exact, rank_deficient.md §5);
+* ``tr_sigma_w``: ``tr Sigma_W`` (math §1).
+
+The record itself is composed by :func:`theory.metrics_record` (the same for every writer of a run,
+``simulate``'s flows included); this module gathers its inputs in torch terms.
 
 A quantity that cannot be computed (``Sigma_W = 0``; an NC quantity ``theory.nc_metrics`` names
 as unavailable) is recorded as ``None`` with an entry in ``warnings``.
@@ -49,7 +53,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -69,17 +72,6 @@ METRIC_KEYS: tuple[str, ...] = (
     "lam_notebook", "l_nc1_notebook", "l_nc23_notebook", "l_perp_notebook",
     "l_nc1_lam0", "l_nc23_lam0", "l_perp_lam0", "l_central_lam0", "ls_rank_lam0",
 )
-_SNR_KEYS = ("snr_singular_values", "snr_support", "snr_rank", "snr_dim", "snr_dropped_fraction")
-
-_DECOMP_KEYS = ("l_nc1", "l_nc23", "l_perp", "l_central", "rho_perp", "central_path_distance")
-_NC_KEYS = (
-    "nc1", "nc1_notebook", "nc2_equinorm_means", "nc2_equinorm_classifiers",
-    "nc2_equiangular_means", "nc2_equiangular_classifiers",
-    "nc2_maxangle_means", "nc2_maxangle_classifiers", "nc3",
-)
-_NUMERIC_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError, torch.linalg.LinAlgError)
-
-
 @dataclass
 class FeaturePass:
     """Result of one eval-mode pass over a (possibly sharded) dataset."""
@@ -260,15 +252,6 @@ def stream_features(batches, num_classes: int, *, statistics: bool = True):
     return acc, kept
 
 
-def _guard(warnings: list[str], keys, what: str, fn):
-    """Run ``fn``; on a numerical failure return ``{key: None}`` and record a warning."""
-    try:
-        return fn()
-    except _NUMERIC_ERRORS as exc:
-        warnings.append(f"{what}: {exc}")
-        return {k: None for k in keys}
-
-
 def metrics_from_pass(
     fp: FeaturePass,
     W: torch.Tensor,
@@ -281,74 +264,18 @@ def metrics_from_pass(
 ) -> dict[str, Any]:
     """Every training-set metric from one :class:`FeaturePass` and the classifier ``(W, b)``.
 
-    All formulas are :mod:`theory`'s (see the module docstring for the keys); quantities
-    that are undefined for these features are ``None`` and explained in ``warnings``.
+    The record is :func:`theory.metrics_record`'s (see the module docstring for the keys); this function
+    gathers its inputs: the class statistics, the sample totals over the kept batches (summed over ranks),
+    the network's error count and the two ridges of the weight decay.  Quantities that are undefined for
+    these features are ``None`` and explained in ``warnings``.
     """
     C = int(num_classes)
-    warnings: list[str] = []
     stats = fp.accumulator.finalize()
     lam = float(theory.lam_from_weight_decay(weight_decay, reduction=loss_reduction, num_classes=C))
     lam_nb = float(theory.lam_from_weight_decay(weight_decay, reduction="notebook"))
-
-    out: dict[str, Any] = {"train_error": fp.errors / fp.count, "train_count": int(fp.count),
-                           "class_counts": [int(round(c)) for c in torch.as_tensor(stats.counts).reshape(-1).tolist()],
-                           "lam": lam, "lam_notebook": lam_nb}
     # the loss straight from the samples' outputs and NC4: one sweep over the kept batches
     totals = fp.totals(W, b, C, means=stats.means, info=info)
-    loss = float(theory.loss_from_totals(totals, W, b, lam=lam))
-    out["loss"], out["loss_nowd"] = loss, float(theory.loss_from_totals(totals, W, b, lam=0.0))
-    # one eigendecomposition of Sigma_T serves the three ridges (lam, the notebook's lam, 0)
-    spectrum = theory.total_spectrum(stats)  # stats are finite (checked while streaming): eigh succeeds
-
-    def _decompose(value: float) -> dict:
-        return theory.to_float_dict(theory.decompose(stats, W, b, lam=value, spectrum=spectrum))
-
-    dec = _guard(warnings, _DECOMP_KEYS, "decomposition", lambda: _decompose(lam))
-    out.update({k: dec.get(k) for k in _DECOMP_KEYS})
-    if dec["l_nc1"] is not None:
-        total = dec["l_nc1"] + dec["l_nc23"] + dec["l_perp"]
-        out["identity_residual"] = abs(loss - total) / abs(loss) if loss != 0 else abs(total)
-    else:
-        out["identity_residual"] = None
-
-    def _nc() -> dict:
-        nc = theory.nc_metrics(stats, W, b, convention="paper", central_path=False)
-        for name, reason in nc.pop("unavailable", {}).items():
-            warnings.append(f"nc_metrics: {name} unavailable: {reason}")
-        return theory.to_float_dict(nc)
-
-    nc = _guard(warnings, _NC_KEYS, "nc_metrics", _nc)
-    out.update({k: nc.get(k) for k in _NC_KEYS})
-
-    out["nc4"] = float(totals["ncc_mismatches"] / totals["count"])
-
-    def _snr():  # on the support of Sigma_W when it is singular (docs/rank_deficient.md §2)
-        sup = theory.snr.snr_support(stats, support="auto")
-        return {"snr_singular_values": [float(v) for v in torch.as_tensor(sup.values).reshape(-1).tolist()],
-                "snr_support": sup.support, "snr_rank": sup.rank, "snr_dim": sup.dim,
-                "snr_dropped_fraction": float(sup.dropped_fraction)}
-
-    out.update(_guard(warnings, _SNR_KEYS, "snr_singular_values", _snr))
-
-    dec_nb = _guard(
-        warnings, _DECOMP_KEYS, "decomposition (notebook lambda)",
-        lambda: _decompose(lam_nb),
-    )
-    for k in ("l_nc1", "l_nc23", "l_perp"):
-        out[f"{k}_notebook"] = dec_nb.get(k)
-
-    # The theory's central path is lambda = 0 (math §3.4, §6): the same decomposition without the
-    # ridge, so the closed forms in the SNR singular values apply to these terms exactly.
-    dec_0 = _guard(
-        warnings, _DECOMP_KEYS, "decomposition (lambda = 0)",
-        lambda: _decompose(0.0),
-    )
-    for k in ("l_nc1", "l_nc23", "l_perp", "l_central"):
-        out[f"{k}_lam0"] = dec_0.get(k)
-    out["ls_rank_lam0"] = None if dec_0.get("ls_rank") is None else int(dec_0["ls_rank"])
-    if warnings:
-        out["warnings"] = warnings
-    return out
+    return theory.metrics_record(stats, W, b, totals, fp.errors, lam=lam, lam_notebook=lam_nb)
 
 
 def measure(

@@ -5,7 +5,8 @@ its array-API metric functions); this package only integrates them (Diffrax, Opt
 trajectories. See math §3.4, §5 and §6.
 
 Entry point: ``simulate.simulate(flow, num_classes=C, per_class=N, dim=p, t_max=T, options=SolverOptions(...))``
-(defined in the module ``simulate.run``) returns a ``Trajectory``. One naming scheme: sizes are ``num_classes``
+(defined in the module ``simulate.run``) returns a ``Trajectory``; ``simulate.write_run_dir(traj, DIR)`` writes it as a
+run directory in the run format (config.json, metrics.jsonl: docs/run_format.md), read by ``paper_checks compare``. One naming scheme: sizes are ``num_classes``
 (C), ``per_class`` (N), ``dim`` (p) in every public function and in the CLI; the solver settings (rtol, atol,
 solver, max_steps, error_norm) are one frozen ``SolverOptions`` passed as the keyword ``options=``.
 
@@ -45,6 +46,7 @@ from .features import (  # noqa: E402
 )
 from .metrics import feature_metrics, trajectory_metrics  # noqa: E402
 from .run import DEFAULT_OPTIONS, FLOWS, Trajectory, simulate, tail_loglog_slope  # noqa: E402
+from .run_dir import flow_records, write_run_dir  # noqa: E402
 
 __all__ = [
     "DEFAULT_OPTIONS",
@@ -58,6 +60,7 @@ __all__ = [
     "class_means",
     "closed_form_omega",
     "feature_metrics",
+    "flow_records",
     "integrate_features",
     "integrate_free",
     "integrate_matrix",
@@ -72,4 +75,5 @@ __all__ = [
     "simulate",
     "tail_loglog_slope",
     "trajectory_metrics",
+    "write_run_dir",
 ]

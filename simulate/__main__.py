@@ -1,7 +1,10 @@
 """CLI: ``python -m simulate --num-classes C --per-class N --dim p --t-max T --flow FLOW --out DIR``.
 
-Writes DIR/trajectory.npz (times, omega, closed_form_omega, every metric), DIR/summary.json and DIR/figures/*.png.
-An invalid argument prints one line naming it and exits with status 2 (no traceback).
+Writes DIR/trajectory.npz (times, omega, closed_form_omega, every metric), DIR/summary.json, DIR/figures/*.png and
+the run directory files DIR/config.json and DIR/metrics.jsonl (run format, docs/run_format.md: one line per saved
+time, ``lr_weighted_steps`` = ``flow_time`` = t; read by ``python -m paper_checks compare DIR``; not for an ensemble).
+An invalid argument prints one line naming it and exits with status 2 (no traceback).  What the flow leaves
+undefined (the SNR once the free flow has collapsed the features) is printed as such, with one line saying why.
 """
 
 from __future__ import annotations
@@ -101,13 +104,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if p < C - 1:
         ap.error(f"argument --dim: must be >= C-1 = {C - 1} (the SNR matrix has C-1 singular values), got {p}")
     if p > C * (N - 1):
-        ap.error(f"argument --dim: must be <= C(N-1) = {C * (N - 1)} for an invertible Sigma_W "
-                 f"(or raise --per-class), got {p}")
+        ap.error(f"argument --dim: must be <= C(N-1) = {C * (N - 1)}, got {p}: every flow starts on X_set "
+                 f"(Sigma_W = I_p, math §5.2, §6.1), and the within-class deviations of C N samples span at most "
+                 f"C(N-1) dimensions (raise --per-class or lower --dim)")
     if args.rank is not None and args.rank > C - 1:
         ap.error(f"argument --rank: must be <= C-1 = {C - 1}, got {args.rank}")
     if args.out.exists() and not args.out.is_dir():
         ap.error(f"argument --out: {args.out} exists and is not a directory")
     return args
+
+
+def _fmt(value, spec: str) -> str:
+    """``value`` formatted with ``spec``, or ``undefined`` for a missing (None / NaN) value."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "undefined"
+    return format(value, spec)
+
+
+def summary_line(flow: str, s: dict, out: Path) -> str:
+    """The one-line result of a run: what is defined is printed, the rest reads ``undefined``."""
+    omega = s["final_omega"]
+    omega_text = "undefined" if any(w is None for w in omega) else str([round(w, 4) for w in omega])
+    return (f"{flow}: t={s['final_time']:g}  omega={omega_text}  max/min={_fmt(s['max_min_ratio_final'], '.6g')}  "
+            f"NC1={_fmt(s['final'].get('nc1'), '.3e')}  "
+            f"closed-form max rel err={_fmt(s['closed_form_max_rel_error'], '.2e')}  -> {out}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,10 +162,18 @@ def main(argv: list[str] | None = None) -> int:
         from .plots import make_figures
 
         make_figures(traj, out / "figures")
-    s = summary
-    print(f"{args.flow}: t={s['final_time']:g}  omega={[round(w, 4) for w in s['final_omega']]}  "
-          f"max/min={s['max_min_ratio_final']:.6g}  NC1={s['final']['nc1']:.3e}  "
-          f"closed-form max rel err={s['closed_form_max_rel_error']:.2e}  -> {out}")
+    if traj.ensemble:
+        print("note: no run directory (config.json, metrics.jsonl) for an ensemble: one run per directory",
+              file=sys.stderr)
+    else:
+        from .run_dir import write_run_dir
+
+        write_run_dir(traj, out)
+    print(summary_line(args.flow, summary, out))
+    for note in traj.notes:
+        print(f"note: {note} (trajectory.npz and summary.json: NaN / null; metrics.jsonl: the SNR on the range of "
+              "Sigma_W where it has one, snr_support = 'range', null with a warning where Sigma_W is zero)",
+              file=sys.stderr)
     return 0
 
 

@@ -13,8 +13,10 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 import theory
+from theory.record import sigma_w_is_zero
 
 from ._laws import law
 
@@ -89,3 +91,30 @@ def trajectory_metrics(
     Jitted and vmapped over time. Returns (metrics with a leading T axis, Gram matrices (T, C, C)).
     """
     return _vmapped(Xs, labels, num_classes, Ws, bs, lam, U0, V0)
+
+
+def snr_undefined(Xs, labels, num_classes: int) -> tuple[np.ndarray, str | None]:
+    """Saved times at which the full-space SNR ``Sigma_W^{-1/2} Mbar`` (math §1) is undefined: ``Sigma_W`` is zero to
+    round-off (``theory.record.sigma_w_is_zero``) or fails theory's singularity test (``theory.snr_support(stats,
+    support="full")`` raises), e.g. when the free flow's feature decay collapses the within-class deviations.
+    Concrete values only (NumPy, float64).
+
+    Returns ``(mask (T,) bool, reason or None)``: the reason, one sentence, describes the first such time.
+    """
+    labels = np.asarray(labels)
+    mask = np.zeros(len(Xs), dtype=bool)
+    reason = None
+    for k, X in enumerate(Xs):
+        stats = theory.class_stats(np.asarray(X, dtype=np.float64), labels, num_classes)
+        try:
+            if sigma_w_is_zero(stats):
+                raise ValueError("Sigma_W is zero to round-off")
+            theory.snr_support(stats, support="full")
+        except ValueError:
+            mask[k] = True
+            if reason is None:
+                evals = np.linalg.eigvalsh(stats.sigma_w)
+                reason = (f"Sigma_W is singular at time index {k} (the within-class deviations collapsed: its "
+                          f"eigenvalues lie in [{evals[0]:.3g}, {evals[-1]:.3g}], tr Sigma_T = "
+                          f"{np.trace(stats.sigma_t):.3g})")
+    return mask, reason

@@ -22,11 +22,16 @@ from ._solve import SolverOptions, check_options
 from .features import integrate_features, integrate_free, integrate_retraction
 from .initial import class_labels, random_initial_features
 from .matrix import integrate_matrix
-from .metrics import trajectory_metrics
+from .metrics import snr_undefined, trajectory_metrics
 from .reduced import asymptotic_omega, closed_form_omega, integrate_reduced
+from .run_dir import FlowStates
 
 FLOWS = ("reduced", "matrix", "features", "retraction", "free")
 ENSEMBLE_FLOWS = ("reduced", "matrix", "features")
+
+#: Metrics computed from the SNR singular values: NaN wherever those are undefined (``simulate.metrics.snr_undefined``).
+_OMEGA_DERIVED = ("omega_ratio", "l_central_law", "nc1_law", "closed_form_rel_error", "omega_min_over_asymptote",
+                  "omega_max_over_asymptote", "projected_invariant_drift", "retraction_invariant_drift")
 
 #: Default solver settings of :func:`simulate` (``options=None``).
 DEFAULT_OPTIONS = SolverOptions(rtol=1e-8, atol=1e-10)
@@ -42,6 +47,9 @@ class Trajectory:
     times (T,); omega (T, C-1) SNR singular values (theory.snr_singular_values); closed_form_omega (T, C-1)
     from the projected law's closed form (math §6.3) started at omega(times[0]); metrics: name -> (T,) arrays
     (see ``simulate.metrics``); gram_start / gram_end (C, C) class-mean Gram matrices; params: run settings.
+    notes: what could not be computed and why (e.g. the SNR after the free flow collapsed the features: NaN there).
+    states: the features (and the free flow's classifier) at the saved times, for :func:`simulate.write_run_dir`
+    (single runs only; ``None`` for an ensemble).
     """
 
     flow: str
@@ -52,6 +60,8 @@ class Trajectory:
     gram_start: np.ndarray
     gram_end: np.ndarray
     params: dict[str, Any]
+    notes: list[str] = dataclasses.field(default_factory=list)
+    states: FlowStates | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def ensemble(self) -> bool:
@@ -79,7 +89,7 @@ class Trajectory:
         om = self.omega.reshape(K, *self.omega.shape[-2:])
         mets = {k: v.reshape(K, *v.shape[-(v.ndim - (1 if self.ensemble else 0)):]) for k, v in self.metrics.items()}
         t = self.times
-        out: dict[str, Any] = {"flow": self.flow, "params": self.params, "ensemble_size": K}
+        out: dict[str, Any] = {"flow": self.flow, "params": self.params, "ensemble_size": K, "notes": self.notes}
         out["final_time"] = float(t[-1])
         out["final_omega"] = np.median(om[:, -1], axis=0).tolist()
         ratio = mets["omega_ratio"][:, -1]
@@ -285,7 +295,7 @@ def simulate(
     else:
         runs = [_single(flow, X0, labels, times, C, N, kap, options, flow_options, jax.random.split(k)[1])
                 for X0, k in zip(X0s, keys)]
-    members = []
+    members, notes = [], []
     for (U0, V0), (Xs, Ws, bs, lam, steps) in zip(UVs, runs):
         mets, grams = trajectory_metrics(Xs, labels, C, Ws, bs, lam, U0, V0)
         mets = {k: np.asarray(v) for k, v in mets.items()}
@@ -304,6 +314,15 @@ def simulate(
             retr = np.asarray(law("retraction_lhs")(safe, N, C)) - kap * t[:, None]
             mets["projected_invariant_drift"] = np.where(pos, proj - proj[0], 0.0)
             mets["retraction_invariant_drift"] = np.where(pos, retr - retr[0], 0.0)
+        if flow == "free":  # only the free flow moves Sigma_W; collapsed features leave the SNR undefined
+            undefined, reason = snr_undefined(Xs, labels, C)
+            if undefined.any():
+                omega = np.where(undefined[:, None], np.nan, omega)
+                for k in _OMEGA_DERIVED:
+                    mets[k] = np.where(undefined.reshape((-1,) + (1,) * (mets[k].ndim - 1)), np.nan, mets[k])
+                first = float(t[np.argmax(undefined)])
+                notes.append(f"the SNR singular values are undefined from t = {first:g} on: {reason}; "
+                             "omega and what is computed from it are NaN there")
         members.append((omega, cf, mets, np.asarray(grams[0]), np.asarray(grams[-1]),
                         None if steps is None else int(steps)))
     params = dict(num_classes=C, per_class=N, dim=p, t_max=float(t_max), seed=seed, num_times=int(num_times),
@@ -316,5 +335,10 @@ def simulate(
 
     metrics = {k: (members[0][2][k] if ensemble == 1 else np.stack([m[2][k] for m in members]))
                for k in members[0][2]}
+    states = None
+    if ensemble == 1:
+        Xs, Ws, bs, lam, _ = runs[0]
+        states = FlowStates(np.asarray(labels), np.asarray(Xs), None if Ws is None else np.asarray(Ws),
+                            None if bs is None else np.asarray(bs), float(lam))
     return Trajectory(flow=flow, times=np.asarray(times), omega=pick(0), closed_form_omega=pick(1), metrics=metrics,
-                      gram_start=pick(3), gram_end=pick(4), params=params)
+                      gram_start=pick(3), gram_end=pick(4), params=params, notes=sorted(set(notes)), states=states)

@@ -4,7 +4,8 @@ Two halves:
 
 * the one numeric definition of every NC quantity, written against the Python array API
   (NumPy, JAX with x64, torch; CPU or GPU) — class statistics, the least-squares classifier,
-  the decomposition ``L = L_NC1 + L_NC2/3 + L_perp``, NC1-NC4, the SNR singular values;
+  the decomposition ``L = L_NC1 + L_NC2/3 + L_perp``, NC1-NC4, the SNR singular values, and one
+  metrics record composed of them all (``theory.metrics_record``);
 * SymPy derivations (``theory.symbolic``, ``theory.laws``) certifying the identities and
   producing the scalar laws that the simulator integrates.
 
@@ -31,6 +32,7 @@ from .least_squares import (
 )
 from .metrics import CONVENTIONS, nc1_trace, nc_metrics, ncc_mismatch, ncc_mismatch_count
 from .outputs import loss_from_totals, ridge_penalty, sample_totals
+from .record import RECORD_KEYS, metrics_record
 from .snr import (
     SUPPORTS,
     SNRSupport,
@@ -57,6 +59,7 @@ __all__ = [
     "snr_support",
     "within_range",
     "CONVENTIONS",
+    "RECORD_KEYS",
     "REDUCTIONS",
     "ClassStats",
     "ClassStatsAccumulator",
@@ -70,6 +73,7 @@ __all__ = [
     "lam_from_weight_decay",
     "least_squares_classifier",
     "loss_from_totals",
+    "metrics_record",
     "mse_loss",
     "nc1_trace",
     "nc_metrics",

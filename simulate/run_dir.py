@@ -1,0 +1,144 @@
+"""A simulated trajectory written as a run directory in the run format (docs/run_format.md), so that
+``python -m paper_checks compare DIR`` and every claim read a flow exactly as they read a training run.
+
+``DIR/config.json``: ``{"schema_version", "source", "config": {...}, "environment": {...}}``; ``DIR/metrics.jsonl``:
+one line per saved time ``t_k``, with
+
+* ``epoch = k`` (the index of the saved time), ``lr_weighted_steps = flow_time = t_k``, the flow time of math §6 in
+  the convention ``config.kappa`` (a number, math §6.3 table);
+* the full metrics record of :func:`theory.metrics_record` on the flow's features ``X(t_k)`` and classifier:
+  for the central-path flows (features, reduced, matrix, retraction) the least-squares classifier
+  ``(W_LS, b_LS)`` at ``lambda = 0`` (math §3.1, §4: ``L_perp = 0`` at ``lambda = 0``) and ``lam = 0``; for the
+  free flow its own ``(W(t), b(t))`` and its ridge ``lam``.  ``train_error`` is the fraction of samples with
+  ``argmax_c (W h + b)_c != y``.
+
+The reduced and matrix flows integrate only the SNR (its singular values, or the matrix); their features are
+the reconstruction of :func:`simulate.simulate` (frozen within-class deviations, class means moved along the
+fixed singular vectors, math §6.1, §6.2), whose SNR singular values are the integrated ones.
+
+The record's ``lam_notebook`` is ``lam / 2``: the flow is gradient flow on the paper's loss, so its weight decay
+in the optimiser's sense is ``lam`` (``loss_reduction = "half_batch_mean"``, the paper's own normalisation in
+``theory.REDUCTIONS``), and the notebook's reading of a weight decay is ``wd / 2`` (math §8).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+import theory
+from theory.jsonio import dumps
+
+#: ``x-schema-version`` of empirical/run_schema.json that these directories follow (simulate imports no empirical).
+RUN_SCHEMA_VERSION = 1
+
+#: The paper's loss normalisation (math §1) under its name in ``theory.REDUCTIONS``.
+PAPER_REDUCTION = "half_batch_mean"
+
+#: Ladder rung of each flow (issue 15): (a) the exact projected central-path flow, (b) the free gradient flow.
+LADDER_RUNGS = {"features": "a", "reduced": "a", "matrix": "a", "free": "b"}
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+
+
+class FlowStates(NamedTuple):
+    """What a run directory needs of one simulated trajectory (NumPy arrays, float64).
+
+    labels (n,); features (T, n, p) at the saved times; W (T, C, p) and b (T, C) for the free flow (``None``
+    for the central-path flows, whose classifier is the least-squares one); lam: the flow's ridge.
+    """
+
+    labels: np.ndarray
+    features: np.ndarray
+    W: np.ndarray | None
+    b: np.ndarray | None
+    lam: float
+
+
+def time_record(X, labels, num_classes: int, W=None, b=None, lam: float = 0.0) -> dict[str, Any]:
+    """:func:`theory.metrics_record` of features ``X (n, p)``: with ``W = None`` at the least-squares classifier
+    at ``lambda = 0`` (math §3.1) and ``lam = 0``, else at ``(W, b)`` and ridge ``lam``; ``lam_notebook = lam / 2``
+    (math §8, see the module docstring)."""
+    C = int(num_classes)
+    X = np.asarray(X, dtype=np.float64)
+    labels = np.asarray(labels)
+    stats = theory.class_stats(X, labels, C)
+    if W is None:
+        W, b = theory.least_squares_classifier(stats, lam=0.0)
+        lam = 0.0
+    W = np.asarray(W, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    totals = theory.sample_totals(X, labels, W, b, stats.means, num_classes=C)
+    errors = int(np.sum(np.argmax(X @ W.T + b, axis=1) != labels))
+    return theory.metrics_record(stats, W, b, totals, errors, lam=float(lam),
+                                 lam_notebook=theory.lam_from_weight_decay(lam, reduction="notebook"))
+
+
+def flow_records(traj) -> list[dict[str, Any]]:
+    """One metrics line per saved time of ``traj`` (a single :class:`simulate.Trajectory`), see the module
+    docstring.  ``ValueError`` for an ensemble (a run directory holds one run)."""
+    states = _states_of(traj)
+    C = int(traj.params["num_classes"])
+    lines = []
+    for k, t in enumerate(np.asarray(traj.times, dtype=np.float64)):
+        W = None if states.W is None else states.W[k]
+        b = None if states.b is None else states.b[k]
+        rec = time_record(states.features[k], states.labels, C, W, b, states.lam)
+        lines.append({"epoch": k, "lr_weighted_steps": float(t), "flow_time": float(t), **rec})
+    return lines
+
+
+def run_config(traj) -> dict[str, Any]:
+    """``config.json`` of ``traj``'s run directory: ``{"schema_version", "source", "config", "environment"}``."""
+    p = traj.params
+    states = _states_of(traj)
+    counts = np.bincount(states.labels, minlength=int(p["num_classes"]))
+    lam = float(states.lam)
+    cfg: dict[str, Any] = {
+        "model": f"flow:{traj.flow}", "num_classes": int(p["num_classes"]), "per_class": int(p["per_class"]),
+        "class_counts": counts.tolist(), "dim": int(p["dim"]), "loss": "mse", "loss_reduction": PAPER_REDUCTION,
+        "weight_decay": lam, "lam": lam, "lam_notebook": theory.lam_from_weight_decay(lam, reduction="notebook"),
+        "lam_h": float(p.get("lam_h", 0.0)) if traj.flow == "free" else 0.0,
+        "kappa": float(p["kappa_value"]), "kappa_convention": p["kappa"], "time_unit": "flow time t of math §6",
+        "seed": int(p["seed"]), "t_max": float(p["t_max"]), "num_times": int(p["num_times"]),
+    }
+    if traj.flow in LADDER_RUNGS:
+        cfg["ladder_rung"] = LADDER_RUNGS[traj.flow]
+    cfg["flow_options"] = {k: v for k, v in p.items() if k not in cfg and k not in ("kappa_value", "ensemble")}
+    return {"schema_version": RUN_SCHEMA_VERSION, "source": "simulate", "config": cfg,
+            "environment": _environment()}
+
+
+def write_run_dir(traj, out_dir) -> Path:
+    """Write ``out_dir/config.json`` and ``out_dir/metrics.jsonl`` for ``traj`` (module docstring); returns
+    ``out_dir``.  An existing ``metrics.jsonl`` there is replaced (the directory is the simulation's output)."""
+    lines = flow_records(traj)
+    config = run_config(traj)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / CONFIG_FILE).write_text(dumps(config) + "\n", encoding="utf-8")
+    text = "".join(dumps(line, indent=None, unknown="raise") + "\n" for line in lines)
+    (out / METRICS_FILE).write_text(text, encoding="utf-8")
+    return out
+
+
+def _states_of(traj) -> FlowStates:
+    if traj.ensemble or traj.states is None:
+        raise ValueError("traj: a run directory holds one trajectory; simulate with ensemble=1 to write one")
+    return traj.states
+
+
+def _environment() -> dict[str, Any]:
+    env: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in ("numpy", "jax", "diffrax", "sympy"):
+        try:
+            env[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            env[name] = None
+    return json.loads(dumps(env))

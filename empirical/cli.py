@@ -219,6 +219,7 @@ def config_from_args(ns: argparse.Namespace):
 
 def _cmd_train(ns: argparse.Namespace) -> int:
     from .config import TrainConfig
+    from .runs import read_config
     from .training import train
 
     if ns.resume:
@@ -227,8 +228,15 @@ def _cmd_train(ns: argparse.Namespace) -> int:
         run_dir = train(TrainConfig(out=ns.out), resume=True, overrides=resume_options(ns))
     else:
         run_dir = train(config_from_args(ns))
+    _print_notes(read_config(run_dir).get("notes", []))
     print(f"run written to {run_dir}", file=sys.stderr)
     return 0
+
+
+def _print_notes(notes: list[str]) -> None:
+    """A run's ``config.json`` notes (e.g. the UFM's missing test set), one ``note:`` line each on stderr."""
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _cmd_sweep(ns: argparse.Namespace) -> int:
@@ -250,6 +258,7 @@ def _cmd_sweep(ns: argparse.Namespace) -> int:
         )
     overrides = resume_options(ns) if ns.resume else None
     out = run_sweep(spec, ns.out, resume=ns.resume, overrides=overrides, figures=ns.figures, strategy=ns.strategy)
+    _print_notes(spec.base.resolved().notes() if spec is not None else [])
     print(f"sweep written to {out} ({out / 'sweep.json'})", file=sys.stderr)
     return 0
 

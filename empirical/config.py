@@ -48,6 +48,11 @@ class TrainConfig:
 
     The decomposition uses ``lam = theory.lam_from_weight_decay(weight_decay, reduction="mean",
     num_classes=C)`` (math §8 item 2, ``nn.MSELoss()``).
+
+    ``model="ufm"`` (the unconstrained-features model, :class:`empirical.models.UFM`): the input is the
+    training sample's index, so :meth:`resolved` sets ``measure_test=False`` (no test set; said in
+    :meth:`notes`), and ``amp="auto"`` / ``compile="auto"`` resolve to ``"none"`` on every device (a
+    tiny step with no convolutions gains nothing from them; bf16 would round the features under study).
     """
 
     dataset: str = "digits"
@@ -98,6 +103,7 @@ class TrainConfig:
     def resolved(self) -> "TrainConfig":
         """A copy with the schedule defaults filled in and the options validated (``ValueError`` naming the option)."""
         from .measurement import MEASURE_PRECISIONS
+        from .models import takes_sample_indices
         from .step import check_options
 
         cfg = dataclasses.replace(self, model_kwargs=dict(self.model_kwargs), data_kwargs=dict(self.data_kwargs))
@@ -122,6 +128,10 @@ class TrainConfig:
             raise ValueError(f"checkpoint_every_s must be a finite number >= 0, got {cfg.checkpoint_every_s}")
         if cfg.per_class is not None and cfg.per_class < 1:
             raise ValueError(f"per_class must be >= 1, got {cfg.per_class}")
+        if takes_sample_indices(cfg.model):  # the UFM: see the class docstring
+            cfg.measure_test = False
+            cfg.amp = "none" if cfg.amp == "auto" else cfg.amp
+            cfg.compile = "none" if cfg.compile == "auto" else cfg.compile
         if cfg.lr_milestones is None:
             cfg.lr_milestones = lr_milestones(cfg.epochs)
         if cfg.measure_epochs is None:
@@ -137,6 +147,14 @@ class TrainConfig:
             if bad:
                 raise ValueError(f"keep_checkpoints epochs {bad} outside [0, {cfg.epochs}]")
         return cfg
+
+    def notes(self) -> list[str]:
+        """What a run of these options records once in ``config.json`` (``notes``) and the command line
+        prints: for ``model="ufm"``, that there is no test set."""
+        from .models import takes_sample_indices
+        from .models.ufm import NO_TEST_SET_NOTE
+
+        return [NO_TEST_SET_NOTE] if takes_sample_indices(self.model) else []
 
     def kept_epochs(self) -> set[int]:
         """Epochs whose weights are kept (``keep_checkpoints``; the measured epochs for ``"measured"``)."""

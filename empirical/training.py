@@ -92,15 +92,19 @@ def seed_everything(seed: int) -> torch.Generator:
 def load_data(cfg: TrainConfig, device: torch.device):
     """``(train, test or None)`` datasets on ``device`` via :func:`empirical.data.load_train_test`,
     checked: every class present, and at least one step per epoch."""
-    from .data import load_train_test
+    from .data import index_dataset, load_train_test
+    from .models import takes_sample_indices
 
+    sample_indices = takes_sample_indices(cfg.model)
     try:
         train_set, test_set = load_train_test(
             cfg.dataset, data_root=cfg.data_root, per_class=cfg.per_class, seed=cfg.seed, device=device,
-            image_size=cfg.image_size, with_test=cfg.measure_test, **cfg.data_kwargs,
+            image_size=cfg.image_size, with_test=cfg.measure_test and not sample_indices, **cfg.data_kwargs,
         )
     except TypeError as exc:
         raise ValueError(f"bad --data-arg / data_kwargs {sorted(cfg.data_kwargs)} for dataset {cfg.dataset!r}: {exc}") from None
+    if sample_indices:  # the UFM's input is the sample's index: the same samples, labels and batches, no test set
+        train_set, test_set = index_dataset(train_set), None
     check_all_classes_present(train_set.y, int(train_set.num_classes))
     if cfg.drop_last and len(train_set.y) < cfg.batch_size:
         raise ValueError(
@@ -126,7 +130,7 @@ def build_train_model(cfg: TrainConfig, train_set, device: torch.device,
                       channels_last_ok: bool = True) -> tuple[torch.nn.Module, bool]:
     """The run's network on ``device`` as the training loop builds it: ``(model, channels_last)``.
 
-    :func:`empirical.models.build_model` for ``train_set``'s shape and classes with
+    :func:`empirical.models.build_model` for ``train_set``'s shape, size (the UFM's ``n``) and classes with
     ``cfg.model_kwargs`` (a keyword the model does not take is a ``ValueError`` naming it); in
     channels-last layout when :func:`empirical.step.resolve_channels_last` picks it.
     """
@@ -134,7 +138,8 @@ def build_train_model(cfg: TrainConfig, train_set, device: torch.device,
 
     try:
         model = build_model(cfg.model, in_channels=int(train_set.channels), num_classes=int(train_set.num_classes),
-                            input_shape=tuple(train_set.x.shape[1:]), **cfg.model_kwargs).to(device)
+                            input_shape=tuple(train_set.x.shape[1:]), num_samples=len(train_set.y),
+                            **cfg.model_kwargs).to(device)
     except TypeError as exc:
         raise ValueError(f"bad --model-arg / model_kwargs {sorted(cfg.model_kwargs)} for model {cfg.model!r}: {exc}") from None
     channels_last = channels_last_ok and resolve_channels_last(cfg.channels_last, device, model)
@@ -487,7 +492,9 @@ def start_run_dir(member: Member, resume: bool, environment: dict[str, Any]) -> 
     if resume:
         member.done = runs.measured_epochs(runs.repair_metrics(member.run_dir))
     else:
-        runs.write_config(member.run_dir, {"config": member.cfg.to_dict(), "environment": environment})
+        notes = member.cfg.notes()  # e.g. the UFM has no test set: said once, here
+        runs.write_config(member.run_dir, {"config": member.cfg.to_dict(), "environment": environment,
+                                           **({"notes": notes} if notes else {})})
 
 
 class torch_settings:

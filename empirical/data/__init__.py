@@ -7,11 +7,12 @@ Public API::
                  device="cpu", image_size=None, standardize_with=None, standardize=None,
                  **options) -> Dataset
     load_train_test(name, ...) -> (train, test | None)
+    index_dataset(train) -> Dataset   # x = arange(n): the input of the UFM
     batches(dataset, batch_size, *, shuffle, generator=None, drop_last=False) -> BatchIterator
 """
 
 from .batching import BatchIterator, batches
-from .loader import Dataset, load_dataset, load_train_test
+from .loader import Dataset, index_dataset, load_dataset, load_train_test
 from .sources import DATASETS, SYSTEM_ROOTS, DatasetSpec, get_spec
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "get_spec",
     "load_dataset",
     "load_train_test",
+    "index_dataset",
 ]

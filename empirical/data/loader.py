@@ -23,7 +23,7 @@ import torch
 
 from . import builtin, sources, transforms
 
-__all__ = ["Dataset", "load_dataset", "load_train_test"]
+__all__ = ["Dataset", "load_dataset", "load_train_test", "index_dataset"]
 
 
 @dataclass
@@ -31,7 +31,8 @@ class Dataset:
     """A dataset split held as tensors.
 
     Attributes:
-        x: ``float32 (n, c, h, w)`` images, or ``(n, d)`` feature vectors (``gaussian``).
+        x: ``float32 (n, c, h, w)`` images, or ``(n, d)`` feature vectors (``gaussian``), or ``int64 (n,)``
+            sample indices ``0..n-1`` (:func:`index_dataset`, the input of the UFM).
         y: ``int64 (n,)`` labels in ``[0, num_classes)``.
         num_classes: ``C``.
         name: registry name.
@@ -71,7 +72,7 @@ class Dataset:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """Shape of one sample: ``(c, h, w)`` or ``(d,)``; pass to ``build_model``."""
+        """Shape of one sample: ``(c, h, w)`` or ``(d,)`` (``()`` for sample indices); pass to ``build_model``."""
         return tuple(int(s) for s in self.x.shape[1:])
 
     @property
@@ -260,3 +261,15 @@ def load_train_test(
         standardize_with=(train.mean, train.std), **options,
     )
     return train, test
+
+
+def index_dataset(dataset: Dataset) -> Dataset:
+    """The same samples with their indices as input: ``x = torch.arange(n)`` (``int64 (n,)``, on the data's device).
+
+    The input of the unconstrained-features model (``empirical.models.UFM``), which keeps one free
+    feature vector per training sample: labels, class counts, balanced subset and everything else of
+    ``dataset`` stay, so batches drawn from it are those of the same run with the data (the batch
+    generator permutes positions, not values).
+    """
+    x = torch.arange(len(dataset), dtype=torch.int64, device=dataset.y.device)
+    return replace(dataset, x=x)

@@ -7,25 +7,29 @@ Every model maps ``x -> W h(x) + b`` and exposes ``features(x)`` (``h``, shape `
 Public API::
 
     MODELS                         # registry: name -> ModelSpec
-    build_model(name, *, num_classes, in_channels=None, input_shape=None, **kwargs)
+    build_model(name, *, num_classes, in_channels=None, input_shape=None, num_samples=None, **kwargs)
+    takes_sample_indices(name)     # True for "ufm": its input is the training sample's index
     count_parameters(model)
 """
 
 from .base import FeatureClassifier, count_parameters
 from .densenet import DenseNet
 from .mlp import MLP
-from .registry import MODELS, ModelSpec, build_model
+from .registry import MODELS, ModelSpec, build_model, takes_sample_indices
 from .resnet import ResNet
+from .ufm import UFM
 from .vgg import VGG
 
 __all__ = [
     "MODELS",
     "ModelSpec",
     "build_model",
+    "takes_sample_indices",
     "count_parameters",
     "FeatureClassifier",
     "MLP",
     "VGG",
     "ResNet",
     "DenseNet",
+    "UFM",
 ]

@@ -1,4 +1,5 @@
-"""Registry of networks and the one constructor ``build_model`` (math §7.1: VGG, ResNet, DenseNet)."""
+"""Registry of networks and the one constructor ``build_model`` (math §7.1: VGG, ResNet, DenseNet; the
+unconstrained-features model of math §6.1, ``ufm``)."""
 
 from __future__ import annotations
 
@@ -10,21 +11,25 @@ from .base import FeatureClassifier
 from .densenet import DenseNet
 from .mlp import MLP
 from .resnet import ResNet
+from .ufm import UFM, DEFAULT_DIM
 from .vgg import VGG
 
-__all__ = ["ModelSpec", "MODELS", "build_model"]
+__all__ = ["ModelSpec", "MODELS", "build_model", "takes_sample_indices"]
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """A registered network: ``factory(input_shape, num_classes, **kwargs)``.
 
-    ``needs_image`` is True for convolutional networks (input ``(c, h, w)``).
+    ``needs_image`` is True for convolutional networks (input ``(c, h, w)``).  ``sample_indices`` is
+    True for a model whose input is the training sample's index (``int64 (b,)``), not its data: the
+    UFM, built as ``factory(num_samples, num_classes, **kwargs)``.
     """
 
     factory: Callable[..., FeatureClassifier]
     needs_image: bool
     description: str
+    sample_indices: bool = False
 
 
 def _vgg(depth: int) -> ModelSpec:
@@ -64,6 +69,10 @@ MODELS: dict[str, ModelSpec] = {
                   stem_channels=64), True,
         "DenseNet-121 layout (k = 32) with a 3x3 stem, no max-pool; p = 1024",
     ),
+    "ufm": ModelSpec(
+        UFM, False, f"unconstrained features: one free vector per training sample (input: its index), "
+        f"p = dim (default {DEFAULT_DIM}), init_scale (default 1); no test set", sample_indices=True,
+    ),
 }
 
 
@@ -72,12 +81,19 @@ def _normalise(name: str) -> str:
     return next((k for k in MODELS if k.replace("_", "") == squash), str(name))
 
 
+def takes_sample_indices(name: str) -> bool:
+    """Whether model ``name``'s input is the training sample's index (the UFM); False for unknown names."""
+    spec = MODELS.get(_normalise(name))
+    return spec is not None and spec.sample_indices
+
+
 def build_model(
     name: str,
     *,
     num_classes: int,
     in_channels: int | None = None,
     input_shape: Sequence[int] | None = None,
+    num_samples: int | None = None,
     **kwargs,
 ) -> FeatureClassifier:
     """Build a registered network ``x -> W h(x) + b``.
@@ -89,6 +105,9 @@ def build_model(
         in_channels: input channels; may be omitted when ``input_shape`` is given.
         input_shape: one sample's shape, ``(c, h, w)`` or ``(d,)`` (``Dataset.input_shape``).
             Required for the MLP; for conv nets it defaults to ``(in_channels, 32, 32)``.
+            Ignored by ``ufm``, whose input is a sample index.
+        num_samples: ``n``, the training samples: required by ``ufm`` (one feature vector each),
+            ignored by the networks.
         **kwargs: passed to the network (e.g. ``widths`` for the MLP, ``depth`` and
             ``growth_rate`` for ``densenet``, ``base_width`` for ResNets).
 
@@ -105,6 +124,10 @@ def build_model(
     spec = MODELS[key]
     if int(num_classes) < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    if spec.sample_indices:
+        if num_samples is None:
+            raise ValueError(f"{key} needs num_samples, the number of training samples (one feature vector each)")
+        return spec.factory(num_samples, int(num_classes), **kwargs)
     if input_shape is not None:
         input_shape = tuple(int(s) for s in input_shape)
         if len(input_shape) not in (1, 3) or min(input_shape) < 1:

@@ -198,7 +198,7 @@ def _is_tensor_pair(data: Any, what: str) -> bool:
 
 
 def _logged_epochs(path: Path) -> set[int]:
-    """The epochs of an existing ``metrics.jsonl`` (a truncated or foreign line is skipped: the run reader judges it)."""
+    """The epochs of an existing ``metrics.jsonl`` (a truncated or foreign line is skipped: the reader judges it)."""
     epochs: set[int] = set()
     if not path.is_file():
         return epochs
@@ -292,7 +292,8 @@ class NCMonitor:
 
         model = self.model.module if hasattr(self.model, "module") else self.model
         cfg = {"num_classes": self.num_classes, "weight_decay": self.weight_decay, "loss": self.loss,
-               "loss_reduction": self.reduction, "lam": self.lam, "lam_notebook": self.lam_notebook, "model": type(model).__name__,
+               "loss_reduction": self.reduction, "lam": self.lam, "lam_notebook": self.lam_notebook,
+               "model": type(model).__name__,
                "feature_dim": self.classifier.in_features, "per_class": per_class}
         return {"schema_version": SCHEMA_VERSION, "source": "empirical.NCMonitor", "config": cfg,
                 "environment": {**runs.environment_info(str(self.device)), "world_size": self.info.world_size}}

@@ -205,7 +205,8 @@ def test_committed_run_format_tables_match_the_schema():
     committed = hook.committed_tables(page)
     assert committed, "docs/run_format.md lacks the marked tables region"
     fresh = hook.render(json.loads(SCHEMA.read_text(encoding="utf-8")))
-    assert committed == fresh.strip(), "run_format.md's tables differ from the schema: run python docs/_hooks/run_schema_table.py"
+    assert committed == fresh.strip(), ("run_format.md's tables differ from the schema: "
+                                        "run python docs/_hooks/run_schema_table.py")
     # the build replaces the committed region (markers and all) by the fresh tables, once
     built = hook.on_page_markdown(page, None, None, None)
     assert hook.MARKER not in built and hook.END_MARKER not in built and built.count("### `config.json`") == 1

@@ -302,11 +302,13 @@ def test_model_output_shapes(digits, tmp_path):
     _compare(line("object", output=lambda o: o.logits), ref, exact=True)
     with pytest.raises(ValueError, match=r"classifier's output at index 1, not 0: pass output=1"):
         line("features_first")
-    with pytest.raises(ValueError, match=r"dict without a 'logits' key \(keys: \['features', 'scores'\]\): pass output="):
+    with pytest.raises(ValueError, match=r"dict without a 'logits' key \(keys: \['features', 'scores'\]\): "
+                                         r"pass output="):
         line("scores")
     with pytest.raises(ValueError, match=r"output='logit': the model's dict output has no such key"):
         line("dict", output="logit")
-    with pytest.raises(ValueError, match=r"selected model output has shape \(400, 32\), expected the logits \(400, 10\): pass output="):
+    with pytest.raises(ValueError, match=r"selected model output has shape \(400, 32\), expected the logits "
+                                         r"\(400, 10\): pass output="):
         line("object", output="hidden")
     with pytest.raises(ValueError, match="output must be None, a key"):
         line("dict", output=2.5)
@@ -381,7 +383,8 @@ def test_labels_out_and_repeated_epoch_errors(digits, tmp_path):
 def test_loss_is_recorded(digits, tmp_path):
     xtr, ytr, _, _ = digits
     seq = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, C))
-    with pytest.raises(ValueError, match=r"loss must be one of 'mse', 'ce', 'unknown' \(the training loss\), got 'MSE'"):
+    with pytest.raises(ValueError, match=r"loss must be one of 'mse', 'ce', 'unknown' \(the training loss\), "
+                                         r"got 'MSE'"):
         NCMonitor(seq, seq[-1], num_classes=C, out=tmp_path / "x", loss="MSE")
     NCMonitor(seq, seq[-1], num_classes=C, out=tmp_path / "default").measure(0, (xtr[:200], ytr[:200]))
     NCMonitor(seq, seq[-1], num_classes=C, out=tmp_path / "mse", loss="mse",

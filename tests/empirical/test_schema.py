@@ -171,7 +171,8 @@ _SNR9 = "[9, 8, 7, 6, 5, 4, 3, 2, 1]"
     ('{"epoch": 1, "snr_singular_values": [Infinity, 8, 7, 6, 5, 4, 3, 2, 1], ' + _C10 + '}',
      r"metrics.jsonl:2: key 'snr_singular_values.0': inf is not a finite number"),
     ('{"epoch": 1, "snr_singular_values": [4, 3, 2, 1], ' + _C10 + '}',
-     r"metrics.jsonl:2: key 'snr_singular_values': 4 values, expected C - 1 = 9 \(C = 10, the length of class_counts\)"),
+     r"metrics.jsonl:2: key 'snr_singular_values': 4 values, expected C - 1 = 9 "
+     r"\(C = 10, the length of class_counts\)"),
     ('{"epoch": 1, "snr_singular_values": [4, 3, 2, 1], "snr_rank": 3, ' + _C10 + '}',
      r"key 'snr_singular_values': 4 values, expected C - 1 = 9 or min\(snr_rank, C - 1\) = 3"),
     ('{"epoch": 1, "train_error": 5.0}', r"metrics.jsonl:2: key 'train_error': 5.0 is greater than the maximum of 1"),

@@ -7,7 +7,7 @@ callback with the Trainer of the same package.
 Example::
 
     from empirical.lightning import NCMonitorCallback
-    cb = NCMonitorCallback(classifier_attr="net.fc", out="runs/pl", every_n_epochs=5)
+    cb = NCMonitorCallback(classifier_attr="net.fc", out="runs/pl", every_n_epochs=5, loss="mse")
     Trainer(max_epochs=100, callbacks=[cb]).fit(module, datamodule)
     # python -m paper_checks compare runs/pl
 
@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover - the older package name
 
 from torch import nn
 
-from .monitor import NCMonitor
+from .monitor import LOSSES, NCMonitor
 
 __all__ = ["NCMonitorCallback"]
 
@@ -54,7 +54,13 @@ class NCMonitorCallback(pl.Callback):
         num_classes: ``C`` (default: the classifier's ``out_features``).
         weight_decay: the optimiser's ``wd`` (default: the first optimiser's first parameter group's
             ``weight_decay``), so the decomposition is at ``lam = theory.lam_from_weight_decay(wd, reduction, C)``.
+        loss: the training loss, ``"mse"``, ``"ce"`` or ``"unknown"`` (default), recorded as ``config.loss``.
+        output: where the logits are in the module's output (a tuple, dict or object with ``.logits``;
+            :func:`empirical.monitor.select_logits`).
         reduction, batch_size, precision: as :class:`~empirical.NCMonitor`.
+
+    A fit that would measure an epoch already in ``out/metrics.jsonl`` (a fresh fit into an old run directory,
+    or a resume from a checkpoint older than the log) stops at its start with a one-line ``ValueError``.
 
     Each line also holds ``step`` (the Trainer's global step), ``lr`` (the first parameter group's) and
     ``lr_weighted_steps`` (the sum of the learning rate over the steps taken: the flow time of
@@ -64,8 +70,10 @@ class NCMonitorCallback(pl.Callback):
     def __init__(self, *, classifier_attr: str, out: str | os.PathLike, every_n_epochs: int | None = None,
                  epochs: Sequence[int] | None = None, train: Any = None, test: Any = None,
                  num_classes: int | None = None, weight_decay: float | None = None, reduction: str = "mean",
-                 batch_size: int = 1024, precision: str | None = None):
+                 loss: str = "unknown", output: Any = None, batch_size: int = 1024, precision: str | None = None):
         super().__init__()
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(map(repr, LOSSES))} (the training loss), got {loss!r}")
         if every_n_epochs is not None and epochs is not None:
             raise ValueError("give every_n_epochs or epochs, not both")
         if epochs is not None:
@@ -85,6 +93,7 @@ class NCMonitorCallback(pl.Callback):
         self.train_data, self.test_data = train, test
         self.num_classes, self.weight_decay, self.reduction = num_classes, weight_decay, reduction
         self.batch_size, self.precision = batch_size, precision
+        self.loss, self.output = loss, output
         self.monitor: NCMonitor | None = None
         self.lr_weighted_steps = 0.0
         self._seen_step = 0
@@ -114,7 +123,15 @@ class NCMonitorCallback(pl.Callback):
             wd = float(trainer.optimizers[0].param_groups[0].get("weight_decay", 0.0)) if trainer.optimizers else 0.0
         C = self.num_classes if self.num_classes is not None else self._classifier.out_features
         self.monitor = NCMonitor(pl_module, self._classifier, num_classes=C, out=self.out, weight_decay=wd,
-                                 reduction=self.reduction, batch_size=self.batch_size, precision=self.precision)
+                                 reduction=self.reduction, loss=self.loss, output=self.output,
+                                 batch_size=self.batch_size, precision=self.precision)
+        done = trainer.current_epoch
+        again = sorted(e for e in self.monitor.logged_epochs
+                       if self.due(e) and (e > done or (e == 0 and done == 0)))
+        if again:
+            raise ValueError(f"{self.monitor.metrics_path} already holds epoch(s) {again} that this fit would measure "
+                             "again (a fresh fit into an old run directory, or a resume from an older checkpoint): "
+                             "pass another out, or remove those lines")
         if self.due(0) and trainer.current_epoch == 0:
             self._measure(trainer, 0)
 

@@ -14,10 +14,15 @@ and ``out/config.json`` is written once, so ``python -m paper_checks compare out
 Example (a hand-written loop)::
 
     net = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
-    mon = NCMonitor(net, net[-1], num_classes=10, out="runs/mine", weight_decay=5e-4)
+    mon = NCMonitor(net, net[-1], num_classes=10, out="runs/mine", weight_decay=5e-4, loss="mse")
     for epoch in range(1, 101):
         ...  # your training epoch
         mon.measure(epoch, train_loader, test_loader, lr=opt.param_groups[0]["lr"])
+
+Model shapes: the forward may return the logits, a tuple ``(logits, features, ...)``, a dict with a ``"logits"``
+key or an object with a ``.logits`` attribute (timm, Hugging Face); ``output=`` selects another element.  Inputs
+may be of any shape ``(n, ...)``, indices ``(n,)`` included (an ``nn.Embedding`` front end); labels are integer
+class indices ``(n,)``.
 
 Under ``torchrun`` (DistributedDataParallel) every rank calls :meth:`measure`; the class statistics,
 error counts and loss sums are all-reduced, and only rank 0 writes.  Tensor input ``(x, y)`` must then
@@ -27,8 +32,9 @@ iterable (a DataLoader with a ``DistributedSampler``) gives each rank its own sa
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +49,10 @@ from .measurement import (
     METRIC_KEYS, FeaturePass, batches_pass, feature_pass, float32_precision, measure_passes, resolve_precision,
 )
 
-__all__ = ["NCMonitor", "current_dist_info"]
+__all__ = ["LOSSES", "NCMonitor", "current_dist_info", "select_logits"]
+
+#: The values of ``NCMonitor(loss=...)``, recorded as ``config.loss`` (the run schema's enum).
+LOSSES: tuple[str, ...] = ("mse", "ce", "unknown")
 
 #: Keys a monitor line always has besides :data:`empirical.measurement.METRIC_KEYS` (``**extra`` may not use them).
 RESERVED_KEYS: frozenset[str] = frozenset(
@@ -69,9 +78,10 @@ class _FeatureTap:
     they read (``forward_with_features``, ``fc``, ``eval``/``train``/``training``) for any module.
     """
 
-    def __init__(self, model: nn.Module, classifier: nn.Linear):
-        self.model, self.fc = model, classifier
+    def __init__(self, model: nn.Module, classifier: nn.Linear, output: Any = None):
+        self.model, self.fc, self.output = model, classifier, output
         self._features: torch.Tensor | None = None
+        self._fc_output: torch.Tensor | None = None
 
     @property
     def training(self) -> bool:
@@ -84,7 +94,7 @@ class _FeatureTap:
         self.model.train(mode)
 
     def _hook(self, module, inputs, output) -> None:
-        self._features = inputs[0]
+        self._features, self._fc_output = inputs[0], output
 
     def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self._features = None
@@ -96,21 +106,110 @@ class _FeatureTap:
         if self._features is None:
             raise RuntimeError("the classifier was not called by the model's forward: pass the layer that computes "
                                "the model's output")
-        h, self._features = self._features, None
+        h, fc_out, self._features, self._fc_output = self._features, self._fc_output, None, None
+        out = logits
+        logits = select_logits(out, self.output)
+        if self.output is None and isinstance(out, (tuple, list)) and logits is not fc_out:
+            at = [i for i, t in enumerate(out) if t is fc_out]
+            if at:  # e.g. forward returns (features, logits): the auto rule's first element is the wrong one
+                raise ValueError(f"the model's tuple output holds the classifier's output at index {at[0]}, not 0: "
+                                 f"pass output={at[0]} to NCMonitor")
+        if logits.ndim != 2 or logits.shape != (h.shape[0], self.fc.out_features):
+            raise ValueError(f"the selected model output has shape {tuple(logits.shape)}, expected the logits "
+                             f"({h.shape[0]}, {self.fc.out_features}): pass output= naming the logits")
         return logits, h
 
 
+def select_logits(output: Any, selector: Any = None) -> torch.Tensor:
+    """The logits in a model's output.
+
+    ``selector``: ``None`` (auto: a tensor is the logits; a tuple or list: its first element; a dict (any
+    ``Mapping``): its ``"logits"`` key; any other object: its ``.logits`` attribute, as timm and Hugging Face
+    outputs have), a string (a key of a dict output, else an attribute name), an integer (an index into a tuple
+    output) or a callable ``output -> logits``.  Anything else, or a selection that is not a tensor, raises a
+    one-line error naming ``output=``.
+    """
+    if callable(selector):
+        chosen, how = selector(output), "output=<callable>"
+    elif selector is None:
+        if isinstance(output, torch.Tensor):
+            return output
+        if isinstance(output, (tuple, list)) and output:
+            chosen, how = output[0], "the first element of the model's tuple output"
+        elif isinstance(output, Mapping):
+            if "logits" not in output:
+                raise ValueError(f"the model returns a dict without a 'logits' key (keys: {sorted(map(str, output))}): "
+                                 "pass output='<key of the logits>' to NCMonitor")
+            chosen, how = output["logits"], "the model output's 'logits'"
+        elif hasattr(output, "logits"):
+            chosen, how = output.logits, "the model output's .logits"
+        else:
+            raise ValueError(f"cannot find the logits in a model output of type {type(output).__name__}: pass "
+                             "output= (a key, attribute name, index or callable) to NCMonitor")
+    elif isinstance(selector, str):
+        if isinstance(output, Mapping):
+            if selector not in output:
+                raise ValueError(f"output={selector!r}: the model's dict output has no such key "
+                                 f"(keys: {sorted(map(str, output))})")
+            chosen = output[selector]
+        elif hasattr(output, selector):
+            chosen = getattr(output, selector)
+        else:
+            raise ValueError(f"output={selector!r}: the model output ({type(output).__name__}) has no such key or "
+                             "attribute")
+        how = f"output={selector!r}"
+    elif isinstance(selector, int) and not isinstance(selector, bool):
+        if not (isinstance(output, (tuple, list)) and -len(output) <= selector < len(output)):
+            raise ValueError(f"output={selector}: the model output is a {type(output).__name__}, not a tuple with "
+                             "that index")
+        chosen, how = output[selector], f"output={selector}"
+    else:
+        raise ValueError(f"output must be None, a key or attribute name, an index or a callable, got {selector!r}")
+    if not isinstance(chosen, torch.Tensor):
+        raise ValueError(f"{how} is a {type(chosen).__name__}, not the logits tensor: pass output= selecting them")
+    return chosen
+
+
+def check_labels(y: torch.Tensor, what: str) -> None:
+    """Labels must be integer class indices of shape ``(n,)``: a one-line ``ValueError`` saying what to pass."""
+    if y.ndim == 2:
+        raise ValueError(f"{what}: labels must be integer class indices of shape (n,); got {y.dtype} labels of "
+                         f"shape {tuple(y.shape)} (one-hot or scores?): pass y.argmax(1)")
+    if y.ndim != 1:
+        raise ValueError(f"{what}: labels must be integer class indices of shape (n,); got shape {tuple(y.shape)}")
+    if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+        raise ValueError(f"{what}: labels must be integer class indices of shape (n,); got {y.dtype}: pass "
+                         "y.long() (class indices) or, for one-hot rows, y.argmax(1)")
+
+
 def _is_tensor_pair(data: Any, what: str) -> bool:
-    """True for ``(x, y)`` tensors (checked: ``y`` of shape ``(n,)``, ``x`` with ``n`` rows, ``n > 0``)."""
+    """True for ``(x, y)`` tensors (checked: integer labels ``y`` of shape ``(n,)``, ``x`` of shape ``(n, ...)``
+    (indices ``(n,)`` too), ``n > 0``)."""
     if not (isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)):
         return False
     x, y = data
-    if y.ndim != 1 or x.ndim < 2 or x.shape[0] != y.shape[0]:
+    check_labels(y, what)
+    if x.ndim < 1 or x.shape[0] != y.shape[0]:
         raise ValueError(f"{what}: x of shape {tuple(x.shape)} and y of shape {tuple(y.shape)} do not match "
                          "(expected x (n, ...) and labels y (n,))")
     if y.shape[0] == 0:
         raise ValueError(f"{what}: the data gave no samples")
     return True
+
+
+def _logged_epochs(path: Path) -> set[int]:
+    """The epochs of an existing ``metrics.jsonl`` (a truncated or foreign line is skipped: the reader judges it)."""
+    epochs: set[int] = set()
+    if not path.is_file():
+        return epochs
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            epoch = json.loads(line).get("epoch")
+        except (json.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(epoch, int) and not isinstance(epoch, bool):
+            epochs.add(epoch)
+    return epochs
 
 
 class NCMonitor:
@@ -125,15 +224,23 @@ class NCMonitor:
             ``lam = theory.lam_from_weight_decay(wd, reduction, C)`` (math §8: ``C wd / 2`` for ``nn.MSELoss()``,
             reduction ``"mean"``), at the notebook's ``wd / 2`` and at ``lam = 0`` (math §3.4).
         reduction: the training loss's reduction (:data:`theory.REDUCTIONS`).
+        loss: the training loss, ``"mse"``, ``"ce"`` or ``"unknown"`` (default), recorded as ``config.loss``
+            (with ``config.loss_reduction`` = ``reduction``): claims of the MSE theory apply to ``"mse"`` runs only.
+        output: where the logits are in the model's output (:func:`select_logits`): ``None`` (auto: a tensor
+            itself; a tuple's first element; a dict's ``"logits"``; an object's ``.logits``), a key or attribute
+            name, a tuple index, or a callable ``output -> logits``.
         batch_size: evaluation batch size for tensor input.
         precision: float32 arithmetic of the forward passes on CUDA (``"auto"``, ``"tf32"``, ``"fp32"``;
             ``None`` leaves the global flags), as :func:`empirical.measurement.measure`.  Statistics are float64.
         info: rank and world size; default: the current ``torch.distributed`` process group, if any.
+
+    ``out`` may hold an earlier run of the same settings (``config.json`` is then kept and lines are appended);
+    an ``out`` that is a file, other settings, or an epoch already in its ``metrics.jsonl`` raise a one-line error.
     """
 
     def __init__(self, model: nn.Module, classifier: nn.Linear, *, num_classes: int, out: str | os.PathLike,
-                 weight_decay: float = 0.0, reduction: str = "mean", batch_size: int = 1024,
-                 precision: str | None = None, info: DistInfo | None = None):
+                 weight_decay: float = 0.0, reduction: str = "mean", loss: str = "unknown", output: Any = None,
+                 batch_size: int = 1024, precision: str | None = None, info: DistInfo | None = None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(classifier, nn.Linear):
@@ -144,6 +251,14 @@ class NCMonitor:
             raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
         if classifier.out_features != num_classes:
             raise ValueError(f"classifier has {classifier.out_features} outputs but num_classes={num_classes}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(map(repr, LOSSES))} (the training loss), got {loss!r}")
+        if not (output is None or callable(output) or isinstance(output, str)
+                or (isinstance(output, int) and not isinstance(output, bool))):
+            raise ValueError(f"output must be None, a key or attribute name, an index or a callable, got {output!r}")
+        if Path(out).exists() and not Path(out).is_dir():
+            raise ValueError(f"out={str(out)!r} is an existing file; out is the run directory (config.json and "
+                             "metrics.jsonl go inside it): pass a directory path")
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.num_classes = int(num_classes)
@@ -151,15 +266,16 @@ class NCMonitor:
         self.lam = float(theory.lam_from_weight_decay(weight_decay, reduction=reduction, num_classes=self.num_classes))
         self.lam_notebook = float(theory.lam_from_weight_decay(weight_decay, reduction="notebook"))
         self.model, self.classifier = model, classifier
-        self.weight_decay, self.reduction = float(weight_decay), reduction
+        self.weight_decay, self.reduction, self.loss = float(weight_decay), reduction, loss
         self.batch_size, self.precision = int(batch_size), precision
         resolve_precision(precision, torch.device("cpu"))  # the name is checked now, not at the first measurement
         self.out = Path(out)
         self.info = current_dist_info() if info is None else info
-        self._tap = _FeatureTap(model, classifier)
+        self._tap = _FeatureTap(model, classifier, output)
         self._config_written = (self.out / runs.CONFIG_FILE).is_file()
         if self._config_written:
             self._check_existing_config()
+        self.logged_epochs: set[int] = _logged_epochs(self.metrics_path)  # read on every rank (one decision)
 
     @property
     def device(self) -> torch.device:
@@ -175,8 +291,9 @@ class NCMonitor:
         from .schema import SCHEMA_VERSION
 
         model = self.model.module if hasattr(self.model, "module") else self.model
-        cfg = {"num_classes": self.num_classes, "weight_decay": self.weight_decay, "loss_reduction": self.reduction,
-               "lam": self.lam, "lam_notebook": self.lam_notebook, "model": type(model).__name__,
+        cfg = {"num_classes": self.num_classes, "weight_decay": self.weight_decay, "loss": self.loss,
+               "loss_reduction": self.reduction, "lam": self.lam, "lam_notebook": self.lam_notebook,
+               "model": type(model).__name__,
                "feature_dim": self.classifier.in_features, "per_class": per_class}
         return {"schema_version": SCHEMA_VERSION, "source": "empirical.NCMonitor", "config": cfg,
                 "environment": {**runs.environment_info(str(self.device)), "world_size": self.info.world_size}}
@@ -184,7 +301,9 @@ class NCMonitor:
     def _check_existing_config(self) -> None:
         stored = runs.read_config(self.out).get("config", {})
         for key, mine in (("num_classes", self.num_classes), ("weight_decay", self.weight_decay),
-                          ("loss_reduction", self.reduction)):
+                          ("loss_reduction", self.reduction), ("loss", self.loss)):
+            if key == "loss" and "unknown" in (stored.get(key), mine):
+                continue  # not a contradiction: one of the two does not know
             if key in stored and stored[key] != mine:
                 raise runs.RunError(f"{self.out / runs.CONFIG_FILE} records {key}={stored[key]!r} but this monitor "
                                     f"has {key}={mine!r}: use another out directory")
@@ -214,6 +333,9 @@ class NCMonitor:
         """
         if isinstance(epoch, bool) or int(epoch) != epoch or epoch < 0:
             raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
+        if int(epoch) in self.logged_epochs:
+            raise ValueError(f"epoch {int(epoch)} is already in {self.metrics_path}: measure each epoch once (another "
+                             "epoch number, or another out directory for a new run); nothing appended")
         clash = sorted(set(extra) & RESERVED_KEYS)
         if clash:
             raise ValueError(f"extra key(s) {clash} would overwrite measured keys; rename them")
@@ -237,6 +359,7 @@ class NCMonitor:
                 runs.write_config(self.out, self.config(per_class))
                 self._config_written = True
             runs.append_jsonl(self.metrics_path, record)
+        self.logged_epochs.add(int(epoch))
         return record
 
 
@@ -249,6 +372,7 @@ def _iterable_pass(tap: _FeatureTap, data: Iterable, num_classes: int, device: t
             if not (isinstance(item, (tuple, list)) and len(item) >= 2 and isinstance(item[0], torch.Tensor)
                     and isinstance(item[1], torch.Tensor)):
                 raise TypeError(f"{what}: batch {i} is not an (x, y) pair of tensors (got {type(item).__name__})")
+            check_labels(item[1], f"{what}: batch {i}")
             yield item[0].to(device), item[1].to(device)
 
     try:

@@ -195,3 +195,21 @@ def test_run_schema_tables_render_every_key_with_its_lambda():
     assert "| `l_perp` | number or null | `lam` | a \\| b |" in md  # a '|' in a description stays in its cell
     assert "| `snr_singular_values` | array of number or null |" in md
     assert "| `per_class` | integer or null | N |" in md
+
+
+def test_committed_run_format_tables_match_the_schema():
+    """docs/run_format.md carries the generated tables (readable without a docs build); they must equal what
+    empirical/run_schema.json renders now.  Fix: python docs/_hooks/run_schema_table.py"""
+    hook = _hook()
+    page = (ROOT / "docs" / "run_format.md").read_text(encoding="utf-8")
+    committed = hook.committed_tables(page)
+    assert committed, "docs/run_format.md lacks the marked tables region"
+    fresh = hook.render(json.loads(SCHEMA.read_text(encoding="utf-8")))
+    assert committed == fresh.strip(), ("run_format.md's tables differ from the schema: "
+                                        "run python docs/_hooks/run_schema_table.py")
+    # the build replaces the committed region (markers and all) by the fresh tables, once
+    built = hook.on_page_markdown(page, None, None, None)
+    assert hook.MARKER not in built and hook.END_MARKER not in built and built.count("### `config.json`") == 1
+    # a stale region is what the test above catches
+    stale = hook.with_tables(page, "old tables")
+    assert hook.committed_tables(stale) == "old tables" and hook.with_tables(stale, fresh) == page

@@ -68,7 +68,7 @@ def test_callback_lines_equal_measure(digits, tmp_path):
     torch.manual_seed(0)
     module = Module()
     loader = DataLoader(TensorDataset(X, y), batch_size=100, shuffle=True, generator=torch.Generator().manual_seed(0))
-    cb = NCMonitorCallback(classifier_attr="fc", out=tmp_path / "run", epochs=[0, 2, 3], train=(X, y))
+    cb = NCMonitorCallback(classifier_attr="fc", out=tmp_path / "run", epochs=[0, 2, 3], train=(X, y), loss="mse")
     trainer = _fit(module, loader, cb, 3)
     log = read_run_log(tmp_path / "run")
     assert [r["epoch"] for r in log.records] == [0, 2, 3]
@@ -82,6 +82,13 @@ def test_callback_lines_equal_measure(digits, tmp_path):
     assert log.records[0]["step"] == 0 and log.records[0]["lr_weighted_steps"] == 0.0
     assert log.config_value("weight_decay") == 5e-4  # read from the optimiser
     assert log.config_value("model") == "Module"
+    assert log.config_value("loss") == "mse" and log.config_value("loss_reduction") == "mean"
+    # a fresh fit into the same directory would measure epochs 0, 2, 3 again: refused before training
+    again = NCMonitorCallback(classifier_attr="fc", out=tmp_path / "run", epochs=[0, 2, 3], train=(X, y), loss="mse")
+    with pytest.raises(ValueError, match=r"metrics.jsonl already holds epoch\(s\) \[0, 2, 3\] that this fit would "
+                                         r"measure again"):
+        _fit(Module(), loader, again, 3)
+    assert [r["epoch"] for r in read_run_log(tmp_path / "run").records] == [0, 2, 3]
 
 
 def test_lr_weighted_steps_counts_optimiser_steps(digits, tmp_path):
@@ -124,6 +131,8 @@ def test_callback_bad_arguments(tmp_path):
     cb = NCMonitorCallback(classifier_attr="net.1", out=tmp_path)
     with pytest.raises(ValueError, match="classifier_attr 'net.1' is a ReLU, not the network's last nn.Linear"):
         cb.setup(None, Module())
+    with pytest.raises(ValueError, match="loss must be one of 'mse', 'ce', 'unknown'"):
+        NCMonitorCallback(classifier_attr="fc", out=tmp_path, loss="l2")
     cb = NCMonitorCallback(classifier_attr="head", out=tmp_path)
     with pytest.raises(ValueError, match="classifier_attr 'head': no such submodule in Module"):
         cb.setup(None, Module())

@@ -65,7 +65,7 @@ def train_epochs(model, x, y, epochs, wd, monitor=None, test=None):
 
 
 def _compare(line, ref, exact=True, rtol=0.0):
-    keys = set(ref) - {"measure_time_s"}
+    keys = set(ref) - {"measure_time_s", "epoch"}  # the epoch is a label (each measured once per log)
     assert keys <= set(line)
     for k in sorted(keys):
         a, b = line[k], ref[k]
@@ -124,7 +124,7 @@ def test_sequential_and_dataloader(digits, tmp_path):
     mon = NCMonitor(seq, seq[-1], num_classes=C, out=tmp_path / "a", batch_size=256)
     by_tensor = mon.measure(2, (xtr, ytr), (xte, yte))
     same = DataLoader(TensorDataset(xtr, ytr), batch_size=256, shuffle=False)
-    by_loader = mon.measure(2, same, DataLoader(TensorDataset(xte, yte), batch_size=100))
+    by_loader = mon.measure(3, same, DataLoader(TensorDataset(xte, yte), batch_size=100))
     _compare(by_loader, by_tensor, exact=True)
 
     # reference: empirical.measurement.measure of the same network, seen through an fc / forward_with_features view
@@ -143,7 +143,7 @@ def test_sequential_and_dataloader(digits, tmp_path):
     # relative at most); 1e-12 allows for the float32 feature rows' batch-size dependence on other BLAS builds.
     shuffled = DataLoader(TensorDataset(xtr, ytr), batch_size=97, shuffle=True,
                           generator=torch.Generator().manual_seed(3))
-    other = mon.measure(2, shuffled)
+    other = mon.measure(4, shuffled)
     for k in ("loss", "l_nc1", "l_nc23", "l_perp", "nc1", "nc3", "snr_singular_values", "train_error", "nc4"):
         b = by_tensor[k]
         np.testing.assert_allclose(other[k], b, rtol=1e-12, atol=1e-14, err_msg=k)
@@ -253,3 +253,145 @@ def test_ddp_two_processes_match_one(digits, tmp_path):
         for k in ("loss", "l_nc1", "l_nc23", "l_perp", "nc1", "nc3", "nc4", "train_error", "snr_singular_values",
                   "l_nc1_lam0"):
             np.testing.assert_allclose(line[k], one[k], rtol=1e-12, atol=1e-15, err_msg=k)
+
+
+# ---------------------------------------------------------------- common model shapes, inputs, bad input
+
+
+class _Out:
+    """A timm / Hugging Face style output object."""
+
+    def __init__(self, logits, hidden):
+        self.logits, self.hidden = logits, hidden
+
+
+class Shaped(nn.Module):
+    """The same network (body + fc) with its forward returning one of the common output shapes."""
+
+    def __init__(self, body, fc, shape):
+        super().__init__()
+        self.body, self.fc, self.shape = body, fc, shape
+
+    def forward(self, x):
+        h = self.body(x)
+        z = self.fc(h)
+        return {"tensor": z, "tuple": (z, h), "dict": {"logits": z, "features": h}, "object": _Out(z, h),
+                "features_first": (h, z), "scores": {"scores": z, "features": h}}[self.shape]
+
+
+def test_model_output_shapes(digits, tmp_path):
+    """A forward returning (logits, features), a dict with "logits" or an object with .logits is measured as the
+    plain network is: every key bit for bit equal (same weights, same batches); output= selects other layouts."""
+    xtr, ytr, _, _ = digits
+    torch.manual_seed(0)
+    body, fc = nn.Sequential(nn.Linear(64, 32), nn.ReLU()), nn.Linear(32, C)
+    train_epochs(nn.Sequential(body, fc), xtr, ytr, 1, 0.0)
+
+    runs_made = iter(range(100))
+
+    def line(shape, **kw):
+        net = Shaped(body, fc, shape)
+        out = tmp_path / f"{shape}{next(runs_made)}"
+        return NCMonitor(net, net.fc, num_classes=C, out=out, **kw).measure(1, (xtr[:400], ytr[:400]))
+
+    ref = line("tensor")
+    for shape in ("tuple", "dict", "object"):
+        _compare(line(shape), ref, exact=True)
+    _compare(line("features_first", output=1), ref, exact=True)
+    _compare(line("scores", output="scores"), ref, exact=True)
+    _compare(line("object", output=lambda o: o.logits), ref, exact=True)
+    with pytest.raises(ValueError, match=r"classifier's output at index 1, not 0: pass output=1"):
+        line("features_first")
+    with pytest.raises(ValueError, match=r"dict without a 'logits' key \(keys: \['features', 'scores'\]\): "
+                                         r"pass output="):
+        line("scores")
+    with pytest.raises(ValueError, match=r"output='logit': the model's dict output has no such key"):
+        line("dict", output="logit")
+    with pytest.raises(ValueError, match=r"selected model output has shape \(400, 32\), expected the logits "
+                                         r"\(400, 10\): pass output="):
+        line("object", output="hidden")
+    with pytest.raises(ValueError, match="output must be None, a key"):
+        line("dict", output=2.5)
+
+
+class IndexNet(nn.Module):
+    """An nn.Embedding front end taking sample indices (the unconstrained-features model: one free feature
+    vector per sample) and a linear classifier."""
+
+    def __init__(self, n, p):
+        super().__init__()
+        self.emb, self.fc = nn.Embedding(n, p), nn.Linear(p, C)
+
+    def forward(self, idx):
+        return self.fc(self.emb(idx))
+
+
+def test_index_inputs_embedding_model(digits, tmp_path):
+    """Inputs of shape (n,) (indices into an nn.Embedding) are accepted, as tensors and as a DataLoader, and give
+    the line of the same features fed as rows (x (n, p) into the classifier alone): bit for bit."""
+    _, ytr, _, _ = digits
+    n, p = 500, 16
+    y = ytr[:n]
+    torch.manual_seed(0)
+    net = IndexNet(n, p)
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    idx = torch.arange(n)
+    for _ in range(20):  # full-batch GD on the MSE loss: a real (short) UFM training
+        opt.zero_grad()
+        nn.MSELoss()(net(idx), nn.functional.one_hot(y, C).float()).backward()
+        opt.step()
+    mon = NCMonitor(net, net.fc, num_classes=C, out=tmp_path / "ufm", batch_size=128, loss="mse")
+    by_index = mon.measure(20, (idx, y))
+    by_loader = mon.measure(21, DataLoader(TensorDataset(idx, y), batch_size=128))
+    _compare(by_loader, by_index, exact=True)
+    fc_only = nn.Sequential(net.fc)
+    rows = NCMonitor(fc_only, net.fc, num_classes=C, out=tmp_path / "rows", batch_size=128)
+    _compare(by_index, rows.measure(20, (net.emb.weight.detach(), y)), exact=True)
+    assert by_index["train_count"] == n and 0.0 <= by_index["train_error"] < 0.9
+
+
+def test_labels_out_and_repeated_epoch_errors(digits, tmp_path):
+    xtr, ytr, _, _ = digits
+    seq = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, C))
+    mon = NCMonitor(seq, seq[-1], num_classes=C, out=tmp_path / "r")
+    onehot = nn.functional.one_hot(ytr, C).float()
+    for data, hint in (((xtr, onehot), r"got torch.float32 labels of shape \(1200, 10\) .*: pass y.argmax\(1\)"),
+                       ((xtr, ytr.float()), r"got torch.float32: pass y.long\(\)"),
+                       (DataLoader(TensorDataset(xtr, onehot), batch_size=100),
+                        r"got torch.float32 labels of shape \(100, 10\) .*: pass y.argmax\(1\)")):
+        with pytest.raises(ValueError, match=r"labels must be integer class indices of shape \(n,\); " + hint) as info:
+            mon.measure(0, data)
+        assert "\n" not in str(info.value)
+    assert not (tmp_path / "r" / runs.METRICS_FILE).exists()
+    # out= an existing file
+    (tmp_path / "file.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"out='.*file.json' is an existing file; out is the run directory"):
+        NCMonitor(seq, seq[-1], num_classes=C, out=tmp_path / "file.json")
+    # an epoch measured twice: refused, nothing appended; a new monitor on the directory knows the logged epochs
+    mon.measure(0, (xtr, ytr))
+    before = (tmp_path / "r" / runs.METRICS_FILE).read_text()
+    with pytest.raises(ValueError, match=r"epoch 0 is already in .*metrics.jsonl: measure each epoch once"):
+        mon.measure(0, (xtr, ytr))
+    again = NCMonitor(seq, seq[-1], num_classes=C, out=tmp_path / "r")
+    with pytest.raises(ValueError, match=r"epoch 0 is already in"):
+        again.measure(0, (xtr, ytr))
+    assert (tmp_path / "r" / runs.METRICS_FILE).read_text() == before
+    again.measure(1, (xtr, ytr))
+    assert [r["epoch"] for r in read_run_log(tmp_path / "r").records] == [0, 1]
+
+
+def test_loss_is_recorded(digits, tmp_path):
+    xtr, ytr, _, _ = digits
+    seq = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, C))
+    with pytest.raises(ValueError, match=r"loss must be one of 'mse', 'ce', 'unknown' \(the training loss\), "
+                                         r"got 'MSE'"):
+        NCMonitor(seq, seq[-1], num_classes=C, out=tmp_path / "x", loss="MSE")
+    NCMonitor(seq, seq[-1], num_classes=C, out=tmp_path / "default").measure(0, (xtr[:200], ytr[:200]))
+    NCMonitor(seq, seq[-1], num_classes=C, out=tmp_path / "mse", loss="mse",
+              reduction="notebook").measure(0, (xtr[:200], ytr[:200]))
+    assert read_run_log(tmp_path / "default").config_value("loss") == "unknown"
+    log = read_run_log(tmp_path / "mse")  # the schema accepts it: config.loss is its enum
+    assert log.config_value("loss") == "mse" and log.config_value("loss_reduction") == "notebook"
+    with pytest.raises(runs.RunError, match=r"records loss='mse' but this monitor has loss='ce'"):
+        NCMonitor(seq, seq[-1], num_classes=C, out=tmp_path / "mse", loss="ce", reduction="notebook")
+    NCMonitor(seq, seq[-1], num_classes=C, out=tmp_path / "mse", reduction="notebook")  # "unknown" contradicts nothing

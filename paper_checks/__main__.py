@@ -81,6 +81,9 @@ def _main_parser() -> argparse.ArgumentParser:
     g.add_argument("--early-epoch", type=int, help="start epoch of the forward ODE prediction")
     g.add_argument("--fit-from", type=int, help="first epoch of the fit window (default: start of the terminal phase)")
     add_tpt_threshold(g)
+    g.add_argument("--ladder", default="on", choices=["on", "off"],
+                   help="run the calibration ladder beside the run (math §7.4: exact flow, free flow, UFM full batch and "
+                        "at the run's batch size) and report its verdicts beside the run's (default on)")
     g = p.add_argument_group("general")
     g.add_argument("--quick", action="store_true",
                    help=f"small sizes: the first {QUICK_EPOCHS} epochs of the full schedule (same learning-rate "
@@ -196,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         retraction_t_max=ns.retraction_t_max, time=ns.time, early_epoch=ns.early_epoch, fit_from=ns.fit_from,
         quick=ns.quick, certificate=ns.certificate, skip_simulation=ns.skip_simulation,
         skip_training=ns.skip_training, progress=not ns.no_progress, strict=ns.strict,
-        tpt_threshold=ns.tpt_threshold,
+        tpt_threshold=ns.tpt_threshold, ladder=ns.ladder,
     )
     try:
         return run_main(opts)

@@ -201,6 +201,7 @@ def run_ladder(run_dir: str | Path, out: str | Path, *, rungs: str = "abcd", pro
             dirs[rung] = _train_ufm(plan, target, full_batch=(rung == "c"), progress=progress)
         else:
             raise ValueError(f"unknown ladder rung {rung!r}; choose from a, b, c, d")
+        (target / "ladder_plan.json").write_text(_plan_json(plan, rung))
     dirs["e"] = Path(run_dir)
     return plan, dirs
 

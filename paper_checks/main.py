@@ -41,7 +41,7 @@ from empirical.runs import TPT_THRESHOLD_DEFAULT, check_tpt_threshold
 from theory.jsonio import dumps
 
 from .claims import Claim, dynamics_claims, empirical_claims, exit_code, retraction_claims, symbolic_claims
-from .compare import compare_run, config_value, read_log
+from .compare import compare_run, config_value, read_log, run_loss
 from .report import claims_table, simulation_figures, training_figures, write_report
 
 __all__ = ["MainOptions", "UsageError", "run_main", "validate", "Stages", "exit_code", "REPORT_FILES"]
@@ -91,6 +91,7 @@ class MainOptions:
     skip_training: bool = False
     progress: bool = True
     strict: bool = False  # exit 1 when an empirical claim fails too
+    ladder: str = "on"  # "off": no calibration ladder beside the run (math §7.4)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -307,6 +308,30 @@ def check_run(run_dir: Path, records: list[dict[str, Any]], config: dict[str, An
     return RunCheck(claims, comparison, comparison_error, figures)
 
 
+def run_ladder_stage(run_dir: Path | None, out: Path, opts: MainOptions, stages: "Stages") -> dict[str, Any] | None:
+    """Rungs (a)-(d) of the run's ladder into ``OUT/ladder`` (reused when their plan is unchanged) and their
+    verdicts beside the run's (:mod:`paper_checks.ladder`); None when skipped, with the reason logged."""
+    if opts.ladder == "off" or run_dir is None:
+        stages.log("    skipped (" + ("--ladder off" if opts.ladder == "off" else "no training run") + ")")
+        return None
+    records, config = read_log(run_dir)
+    if run_loss(config) != "mse":
+        stages.log(f"    skipped: the run's loss is {run_loss(config)}; the ladder calibrates the MSE theory")
+        return None
+    from .ladder import ladder_rows, ladder_sentence, ladder_table_markdown, run_ladder  # noqa: PLC0415
+
+    try:
+        plan, dirs = run_ladder(run_dir, out / "ladder", progress=False)
+    except ValueError as exc:  # a log without a trainer's config (NCMonitor, another tool)
+        stages.log(f"    skipped: {exc}")
+        return None
+    stages.log(f"    rungs a-d at C={plan.num_classes}, {plan.num_samples} samples, p={plan.dim}, lr {plan.lr}, "
+               f"batch {plan.batch_size}" + (f" ({plan.scaled})" if plan.scaled else ""))
+    rows = ladder_rows(dirs, tpt_threshold=opts.tpt_threshold)
+    return {"sentence": ladder_sentence(rows), "table_md": ladder_table_markdown(rows), "rows": rows,
+            "scaled": plan.scaled, "dirs": {k: str(v) for k, v in dirs.items()}}
+
+
 def run_main(opts: MainOptions) -> int:
     """Run the main job; returns the exit code (see the module docstring)."""
     plan = validate(opts)
@@ -316,7 +341,7 @@ def run_main(opts: MainOptions) -> int:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     fig_dir = staging / "figures"
-    stages = Stages(5)
+    stages = Stages(6)
     errors: list[tuple[str, BaseException]] = []
     claims: list[Claim] = []
     figures: list[Path] = []
@@ -424,11 +449,20 @@ def run_main(opts: MainOptions) -> int:
                             status="error", measured={"error": f"{type(exc).__name__}: {exc}"}, group="stages",
                             detail=stages.tracebacks.get(name, ""), verification=True))
 
-    # 5. report ------------------------------------------------------------------------------
+    # 5. the calibration ladder beside the run (math §7.4) ------------------------------------
+    ladder = None
+    with stages("calibration ladder", errors):
+        ladder = run_ladder_stage(run_dir, out, opts, stages)
+        if ladder is not None:
+            context["calibration ladder"] = ladder["sentence"]
+
+    # 6. report ------------------------------------------------------------------------------
     with stages("report", errors):
         context["wall time (s)"] = round(time.perf_counter() - t_start, 1)
         context["stage times (s)"] = dict(stages.times)
-        paths = write_report(staging, claims, figures=figures, context=context)
+        paths = write_report(staging, claims, figures=figures, context=context, ladder=ladder)
+        if ladder is not None:
+            (staging / "ladder.json").write_text(dumps(ladder))
         stages.log(f"    wrote {paths['claims'].name}, {paths['md'].name}, {paths['html'].name}")
     print(claims_table(claims))
     where = publish_report(out, staging, errors)

@@ -226,6 +226,17 @@ def _md_escape(s: str) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
 
 
+def _ladder_html(ladder: dict[str, Any]) -> str:
+    """The ladder's Markdown table as an HTML table, with its sentence (math §7.4)."""
+    esc = html.escape
+    lines = [ln.strip().strip("|").split(" | ") for ln in ladder["table_md"].splitlines()]
+    head = "".join(f"<th>{esc(c)}</th>" for c in lines[0])
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in lines[2:])
+    scaled = f"<p>Sizes: {esc(ladder['scaled'])}.</p>" if ladder.get("scaled") else ""
+    return (f"<h2>Theory against training, calibrated</h2><p>{esc(ladder['sentence'])}</p>"
+            f"<table><tr>{head}</tr>{body}</table>{scaled}")
+
+
 def write_report(
     out_dir: str | Path,
     claims: Sequence[Claim],
@@ -233,6 +244,7 @@ def write_report(
     figures: Sequence[str | Path] = (),
     context: dict[str, Any] | None = None,
     title: str = "NC-MSE paper checks",
+    ladder: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Write ``claims.json``, ``report.md`` and the self-contained ``report.html`` into ``out_dir``."""
     out_dir = Path(out_dir)
@@ -245,6 +257,9 @@ def write_report(
               "**error** (a bug of the toolkit; the traceback is below).")
 
     md = [f"# {title}", "", f"**{verdict}**.", "", legend, ""]
+    if ladder:
+        md += ["## Theory against training, calibrated (math §7.4)", "", ladder["sentence"], "",
+               ladder["table_md"], ""] + ([f"Sizes: {ladder['scaled']}.", ""] if ladder.get("scaled") else [])
     if context:
         md += ["## Set-up", ""]
         md += [f"- **{k}**: {v}" for k, v in context.items()]
@@ -306,6 +321,7 @@ def write_report(
 table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #bbb;padding:4px;vertical-align:top}}
 pre{{font-size:11px;white-space:pre-wrap}}</style></head><body>
 <h1>{esc(title)}</h1><p><b>{esc(verdict)}</b>.</p><p>{esc(legend.replace("**", ""))}</p>
+{_ladder_html(ladder) if ladder else ""}
 <h2>Set-up</h2><ul>{ctx}</ul>
 <h2>Claims</h2><table><tr><th>id</th><th>status</th><th>statement</th><th>source</th><th>tolerance</th>
 <th>measured (click)</th></tr>{''.join(rows)}</table>

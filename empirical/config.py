@@ -273,6 +273,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         weight_decay=5e-4, momentum=0.9, model_kwargs={"widths": [256, 256, 64], "batch_norm": True},
         num_threads=1,  # a tiny model: one thread is faster and steadier on a shared CPU
     ),
+    # The unconstrained-features model (math §6.1) on digits-mlp's samples, batches and protocol: one free
+    # p = 64 feature vector per training sample.  Features move by lr * 2 / (B C) per unit residual per
+    # step, so the UFM needs a far larger learning rate than the network: lr = 1 reaches zero training
+    # error by epoch ~60.  A few seconds of training on 2 idle CPU cores.
+    "digits-ufm": dict(
+        dataset="digits", model="ufm", per_class=130, epochs=350, lr=1.0, batch_size=128,
+        weight_decay=5e-4, momentum=0.9, model_kwargs={"dim": 64}, num_threads=1,
+    ),
     # Paper protocol (math §7.1, §8): ResNet18 with the notebook's tuned MSE learning rate.
     "paper-fashion-mnist-resnet18": dict(
         dataset="fashion-mnist", model="resnet18", per_class=5000, epochs=350, lr=0.0184, batch_size=128,

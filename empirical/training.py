@@ -47,6 +47,7 @@ from . import runs, timing
 from .config import PRESETS, RESUME_OVERRIDES, TrainConfig, changed_options, read_config_file  # noqa: F401 (re-exports)
 from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_object, init_from_env, shard, shutdown
 from .measurement import METRIC_KEYS, measure, resolve_precision
+from .models import takes_sample_indices
 from .schedule import lr_at
 from .state import Clock, RunState, rng_states, set_rng_states  # noqa: F401 (re-exports)
 from .step import TrainStep, make_optimizer, resolve_channels_last, resolve_compile, set_optimizer_implementation
@@ -93,7 +94,6 @@ def load_data(cfg: TrainConfig, device: torch.device):
     """``(train, test or None)`` datasets on ``device`` via :func:`empirical.data.load_train_test`,
     checked: every class present, and at least one step per epoch."""
     from .data import index_dataset, load_train_test
-    from .models import takes_sample_indices
 
     sample_indices = takes_sample_indices(cfg.model)
     try:
@@ -149,8 +149,9 @@ def build_train_model(cfg: TrainConfig, train_set, device: torch.device,
 
 
 def uses_bf16(cfg: TrainConfig, device: torch.device) -> bool:
-    """Whether training runs under bf16 autocast: ``amp="bf16"``, or ``"auto"`` on CUDA."""
-    return cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
+    """Whether training runs under bf16 autocast: ``amp="bf16"``, or ``"auto"`` on CUDA (not for the UFM,
+    whose features under study bf16 would round)."""
+    return cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda" and not takes_sample_indices(cfg.model))
 
 
 def weight_penalty(params: list[torch.Tensor], weight_decay: float) -> torch.Tensor:
@@ -303,7 +304,10 @@ class SingleEngine:
                                                   weight_decay=cfg.weight_decay, device=device)
         self.use_amp = uses_bf16(cfg, device)
         autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if self.use_amp else nullcontext
-        self.compile_mode = resolve_compile(cfg.compile, device, distributed=info.enabled, deterministic=cfg.deterministic)
+        # the UFM's step is a gather and two small matmuls: "auto" keeps it eager (compiling gains nothing)
+        tiny = cfg.compile == "auto" and takes_sample_indices(cfg.model)
+        self.compile_mode = "none" if tiny else resolve_compile(cfg.compile, device, distributed=info.enabled,
+                                                                deterministic=cfg.deterministic)
         self.channels_last = channels_last
         self.measure_precision = resolve_precision(cfg.measure_precision, device)
         self.step = TrainStep(self.net, self.optimizer, self.num_classes, cfg.loss, autocast=autocast,

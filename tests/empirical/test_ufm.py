@@ -70,7 +70,8 @@ def test_trains_to_zero_error_and_collapses(tmp_path):
     assert stored["notes"] == [NO_TEST_SET_NOTE]
     cfg = stored["config"]
     assert cfg["model"] == "ufm" and cfg["measure_test"] is False
-    assert cfg["amp"] == "none" and cfg["compile"] == "none"  # auto: no bf16, no compile for the UFM
+    env = stored["environment"]
+    assert cfg["amp"] == "auto" and not env["amp_bf16"] and env["compile_mode"] == "none"
 
 
 def test_same_protocol_as_a_network(tmp_path):
@@ -84,7 +85,7 @@ def test_same_protocol_as_a_network(tmp_path):
     train(ufm_config(mlp_out, **{**common, "model": "mlp", "model_kwargs": {"widths": [16]}}))
     u, m = read_config(ufm_out)["config"], read_config(mlp_out)["config"]
     differ = sorted(k for k in u if u[k] != m[k])
-    assert differ == ["amp", "compile", "measure_test", "model", "model_kwargs", "out"]
+    assert differ == ["measure_test", "model", "model_kwargs", "out"]
     ru, rm = read_metrics(ufm_out), read_metrics(mlp_out)
     for key in ("epoch", "step", "lr", "lr_weighted_steps", "class_counts", "train_count", "lam"):
         assert [r[key] for r in ru] == [r[key] for r in rm], key

@@ -231,9 +231,10 @@ def rung_row(rung: str, run_dir: Path, *, tpt_threshold: float = 0.0) -> dict[st
     cmp = compare_records(records, time="auto", tpt_threshold=tpt_threshold, config=config)
     claims = {c.id.split(".", 1)[1]: c for c in empirical_claims(records, cmp, config=config,
                                                                  tpt_threshold=tpt_threshold)}
-    start = terminal_phase_start(list(records), tpt_threshold)
-    tp = perp_ratios(records, slice(start, None)) if start is not None else {}
+    start = terminal_phase_start(list(records), tpt_threshold)  # the terminal phase, else every epoch (said so)
+    tp = perp_ratios(records, slice(start if start is not None else 0, None))
     row: dict[str, Any] = {"rung": rung, "what": RUNGS[rung], "run_dir": str(run_dir), "loss": run_loss(config),
+                           "terminal_phase": start is not None,
                            "clock": cmp.clock.axis, "fit_epochs": len((cmp.fit_window or {}).get("epochs", []))}
     if cmp.fit is not None:
         f = cmp.fit.to_dict()
@@ -269,11 +270,12 @@ def _num(v: float | None, fmt: str = ".3g") -> str:
 def ladder_table_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """The ladder's verdicts as one Markdown table (a row per rung)."""
     head = ("| rung | system | fit min R^2 | beta | s N/kappa | forward error (fitted map) | forward error (derived "
-            "clock) | L_NC1 fit error | L_NC2/3 fit error | L_perp/(L_NC1+L_NC2/3) at C wd/2, wd/2, 0 | max/min "
+            "clock) | L_NC1 fit error | L_NC2/3 fit error | median L_perp/(L_NC1+L_NC2/3) at C wd/2, wd/2, 0 | max/min "
             "SNR (first -> last quarter) |")
     lines = [head, "|" + "---|" * 11]
     for r in rows:
         perp = ", ".join(_num(r.get(k)) for k in ("perp_opt", "perp_nb", "perp_0"))
+        perp += "" if r.get("terminal_phase", True) else " (all epochs: no terminal phase)"
         lines.append(
             f"| ({r['rung']}) | {r['what']} | {_num(r.get('fit_r2_min'), '.4f')} | {_num(r.get('beta'))} | "
             f"{_num(r.get('clock_ratio'))} | {_pct(r.get('forward_fitted'))} | {_pct(r.get('forward_derived'))} | "

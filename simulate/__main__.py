@@ -59,6 +59,14 @@ _positive_float = _finite_float(strict=True)
 _nonnegative_float = _finite_float(strict=False)
 
 
+def _class_counts(text: str) -> list[int]:
+    try:
+        counts = [int(c) for c in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    return counts
+
+
 def _kappa(text: str):
     if text in KAPPA_NAMES:
         return text
@@ -73,7 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="python -m simulate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--num-classes", "--classes", dest="num_classes", type=_int_at_least(2), required=True,
                     help="number of classes C (>= 2)")
-    ap.add_argument("--per-class", type=_int_at_least(2), required=True, help="examples per class N (>= 2)")
+    ap.add_argument("--per-class", type=_int_at_least(2), default=None,
+                    help="examples per class N (>= 2); or --class-counts")
+    ap.add_argument("--class-counts", type=_class_counts, default=None,
+                    help="a run's class counts, comma-separated (C equal integers: the flows are for balanced classes)")
     ap.add_argument("--dim", type=_int_at_least(1), required=True, help="feature dimension p, C-1 <= p <= C(N-1)")
     ap.add_argument("--t-max", type=_positive_float, required=True, help="final time (> 0)")
     ap.add_argument("--flow", choices=FLOWS, default="reduced")
@@ -100,7 +111,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse and check the arguments together (sizes against each other, the output path); errors exit 2."""
     ap = build_parser()
     args = ap.parse_args(argv)
-    C, N, p = args.num_classes, args.per_class, args.dim
+    C = args.num_classes
+    if args.class_counts is not None:
+        from .run import per_class_of
+
+        try:
+            args.per_class = per_class_of(C, args.per_class, args.class_counts)
+        except ValueError as exc:
+            ap.error(f"argument --class-counts: {exc}")
+    if args.per_class is None:
+        ap.error("one of the arguments --per-class --class-counts is required")
+    if args.per_class < 2:
+        ap.error(f"argument --class-counts: must be >= 2 per class, got {args.per_class}")
+    N, p = args.per_class, args.dim
     if p < C - 1:
         ap.error(f"argument --dim: must be >= C-1 = {C - 1} (the SNR matrix has C-1 singular values), got {p}")
     if p > C * (N - 1):

@@ -38,8 +38,9 @@ def check_sizes(num_classes: int, per_class: int, dim: int) -> None:
         )
     if dim > classes * (per_class - 1):
         raise ValueError(
-            f"Sigma_W would be singular: rank(Sigma_W) <= n - C = C(N-1) = {classes * (per_class - 1)} < p={dim}; "
-            "increase per_class or decrease dim"
+            f"dim={dim} > C(N-1) = {classes * (per_class - 1)}: Sigma_W would be singular: every flow starts on X_set "
+            f"(Sigma_W = I_p, math §5.2, §6.1), and the within-class deviations of n = C N samples span at most "
+            f"n - C = C(N-1) dimensions; increase per_class or decrease dim"
         )
 
 

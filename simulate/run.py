@@ -232,11 +232,30 @@ def _ensemble(X0s, inits, labels, times, flow, C, N, kap, options):
     return jax.vmap(one)(X0s, inits)
 
 
+def per_class_of(num_classes: int, per_class: int | None, class_counts) -> int:
+    """N from ``per_class`` and/or ``class_counts`` (C equal integers); ``ValueError`` naming the argument otherwise."""
+    if class_counts is None:
+        if per_class is None:
+            raise ValueError("per_class (or class_counts) is required")
+        return per_class
+    counts = list(class_counts) if isinstance(class_counts, (list, tuple)) else None
+    if (counts is None or any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) for c in counts)
+            or len(counts) != num_classes):
+        raise ValueError(f"class_counts must be a list of num_classes = {num_classes} integers, got {class_counts!r}")
+    if len(set(counts)) != 1:
+        raise ValueError(f"class_counts {counts} are unequal: the flows start on the balanced X_set and the projected "
+                         "flow's reduction and closed form (math §6.2, §6.3) are for balanced classes; simulate "
+                         "runs balanced classes only")
+    if per_class is not None and per_class != counts[0]:
+        raise ValueError(f"per_class={per_class} disagrees with class_counts {counts}")
+    return int(counts[0])
+
+
 def simulate(
     flow: str,
     *,
     num_classes: int,
-    per_class: int,
+    per_class: int | None = None,
     dim: int,
     t_max: float,
     seed: int = 0,
@@ -244,13 +263,17 @@ def simulate(
     ensemble: int = 1,
     kappa: str | float = "projected",
     options: SolverOptions | None = None,
+    class_counts=None,
     **flow_options,
 ) -> Trajectory:
     """Simulate ``flow`` from random point(s) of X_set and measure everything along the way.
 
     flow: "reduced" (math §6.2 ODE on omega_j), "matrix" (math §6.1 ODE on the SNR matrix), "features" (projected
     flow on X_set, math §6.1), "retraction" (Euler + re-whitening, math §6.1 contrast), "free" (W, b, H jointly).
-    Sizes: ``num_classes`` C, ``per_class`` N, ``dim`` p.
+    Sizes: ``num_classes`` C, ``per_class`` N, ``dim`` p.  ``class_counts`` (C integers, instead of or agreeing
+    with ``per_class``): a real run's class counts; they must be equal (balanced), because every flow starts on
+    the balanced X_set and the projected flow's reduction and closed form (math §6.2, §6.3) are for balanced
+    classes, so unequal counts raise ``ValueError``.
     kappa: "projected" (1), "sum" (C N), "means" (N) or a number (math §6.3 table).
     options: the solver settings (:class:`SolverOptions`: rtol, atol, solver, max_steps, error_norm); default
     :data:`DEFAULT_OPTIONS` (rtol 1e-8, atol 1e-10, Tsit5; the free flow's too).
@@ -261,6 +284,7 @@ def simulate(
     """
     if flow not in FLOWS:
         raise ValueError(f"unknown flow {flow!r}; choose one of {FLOWS}")
+    per_class = per_class_of(num_classes, per_class, class_counts)
     check_sizes(num_classes, per_class, dim)
     if isinstance(ensemble, bool) or int(ensemble) != ensemble or ensemble < 1:
         raise ValueError(f"ensemble must be a positive integer, got {ensemble}")

@@ -155,3 +155,18 @@ def test_ensemble_has_no_run_dir(tmp_path):
     with pytest.raises(ValueError, match="traj: a run directory holds one trajectory"):
         simulate.write_run_dir(traj, tmp_path / "e")
     assert not (tmp_path / "e").exists()
+
+
+def test_free_flow_takes_unequal_class_counts(tmp_path):
+    """A real run's unequal class counts: the free flow (rung (b)) starts on X_set with the count-weighted global
+    mean (Sigma_W = I_p, mu_G = 0, math §3.3b, §5.2) and writes the counts; per_class is then null."""
+    counts = [6, 9, 5, 7]
+    traj = simulate.simulate("free", num_classes=C, class_counts=counts, dim=P, t_max=1.0, num_times=3)
+    log = read_run_log(simulate.write_run_dir(traj, tmp_path / "imb"))
+    cfg = log.config["config"]
+    assert cfg["class_counts"] == counts and cfg["per_class"] is None and cfg["ladder_rung"] == "b"
+    first = log.records[0]
+    assert first["class_counts"] == counts and first["train_count"] == sum(counts)
+    assert first["tr_sigma_w"] == pytest.approx(P, rel=1e-9)
+    X0 = traj.states.features[0]
+    assert np.abs(X0.mean(axis=0)).max() < 1e-12  # mu_G = 0: the sample mean, weighted by the counts

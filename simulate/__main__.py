@@ -59,6 +59,14 @@ _positive_float = _finite_float(strict=True)
 _nonnegative_float = _finite_float(strict=False)
 
 
+def _class_counts(text: str) -> list[int]:
+    try:
+        counts = [int(c) for c in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    return counts
+
+
 def _kappa(text: str):
     if text in KAPPA_NAMES:
         return text
@@ -73,7 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="python -m simulate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--num-classes", "--classes", dest="num_classes", type=_int_at_least(2), required=True,
                     help="number of classes C (>= 2)")
-    ap.add_argument("--per-class", type=_int_at_least(2), required=True, help="examples per class N (>= 2)")
+    ap.add_argument("--per-class", type=_int_at_least(2), default=None,
+                    help="examples per class N (>= 2); or --class-counts")
+    ap.add_argument("--class-counts", type=_class_counts, default=None,
+                    help="a run's class counts, comma-separated (C integers; unequal ones with --flow free only)")
     ap.add_argument("--dim", type=_int_at_least(1), required=True, help="feature dimension p, C-1 <= p <= C(N-1)")
     ap.add_argument("--t-max", type=_positive_float, required=True, help="final time (> 0)")
     ap.add_argument("--flow", choices=FLOWS, default="reduced")
@@ -100,13 +111,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse and check the arguments together (sizes against each other, the output path); errors exit 2."""
     ap = build_parser()
     args = ap.parse_args(argv)
-    C, N, p = args.num_classes, args.per_class, args.dim
+    C = args.num_classes
+    if args.class_counts is None and args.per_class is None:
+        ap.error("one of the arguments --per-class --class-counts is required")
+    if args.class_counts is not None:
+        from .run import class_counts_of
+
+        try:
+            counts = class_counts_of(args.flow, C, args.per_class, args.class_counts)
+        except ValueError as exc:
+            ap.error(f"argument --class-counts: {exc}")
+        if min(counts) < 2:
+            ap.error(f"argument --class-counts: every class needs >= 2 samples, got {list(counts)}")
+    else:
+        counts = (args.per_class,) * C
+    p = args.dim
     if p < C - 1:
         ap.error(f"argument --dim: must be >= C-1 = {C - 1} (the SNR matrix has C-1 singular values), got {p}")
-    if p > C * (N - 1):
-        ap.error(f"argument --dim: must be <= C(N-1) = {C * (N - 1)}, got {p}: every flow starts on X_set "
-                 f"(Sigma_W = I_p, math §5.2, §6.1), and the within-class deviations of C N samples span at most "
-                 f"C(N-1) dimensions (raise --per-class or lower --dim)")
+    room = sum(counts) - C
+    if p > room:
+        bound = "C(N-1)" if args.class_counts is None else "n - C"
+        ap.error(f"argument --dim: must be <= {bound} = {room}, got {p}: every flow starts on X_set "
+                 f"(Sigma_W = I_p, math §5.2, §6.1), and the within-class deviations of n samples in C classes span "
+                 f"at most n - C dimensions (raise --per-class or lower --dim)")
     if args.rank is not None and args.rank > C - 1:
         ap.error(f"argument --rank: must be <= C-1 = {C - 1}, got {args.rank}")
     if args.out.exists() and not args.out.is_dir():
@@ -147,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     options = SolverOptions(rtol=args.rtol, atol=args.atol, solver=args.solver, max_steps=args.max_steps,
                             error_norm=args.error_norm)
     try:
-        traj = simulate(args.flow, num_classes=args.num_classes, per_class=args.per_class, dim=args.dim,
+        traj = simulate(args.flow, num_classes=args.num_classes, per_class=args.per_class,
+                        class_counts=args.class_counts, dim=args.dim,
                         t_max=args.t_max, seed=args.seed, num_times=args.num_times, ensemble=args.ensemble,
                         kappa=args.kappa, options=options, **opts)
     except ValueError as exc:  # anything the parser could not see (kept one line, status 2)

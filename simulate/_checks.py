@@ -18,28 +18,35 @@ def is_concrete(x) -> bool:
     return all(_leaf_is_concrete(leaf) for leaf in jax.tree_util.tree_leaves(x))
 
 
-def check_sizes(num_classes: int, per_class: int, dim: int) -> None:
-    """Sizes of the unconstrained-features model: C >= 2, N >= 2, p >= C-1 and Sigma_W invertible (p <= C(N-1))."""
+def check_sizes(num_classes: int, per_class: int, dim: int, class_counts=None) -> None:
+    """Sizes of the unconstrained-features model: C >= 2, N >= 2, p >= C-1 and Sigma_W invertible (p <= C(N-1)).
+
+    With ``class_counts`` (C integers, unequal: the free flow) every count must be >= 2 and p <= n - C."""
     for name, v in (("num_classes", num_classes), ("per_class", per_class), ("dim", dim)):
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer)) or int(v) != v:
             raise ValueError(f"{name} must be an integer, got {v!r}")
     classes = num_classes
     if classes < 2:
         raise ValueError(f"need at least 2 classes (C >= 2), got num_classes={classes}")
-    if per_class < 2:
+    counts = [per_class] * classes if class_counts is None else list(class_counts)
+    if min(counts) < 2:
+        what = f"per_class={per_class}" if class_counts is None else f"class_counts={counts}"
         raise ValueError(
             f"need at least 2 examples per class (N >= 2) for an invertible within-class covariance Sigma_W, "
-            f"got per_class={per_class}"
+            f"got {what}"
         )
     if dim < classes - 1:
         raise ValueError(
             f"feature dimension p={dim} < C-1={classes - 1}: the SNR matrix cannot have C-1 nonzero singular "
             "values (math §6.4 needs p >= C-1)"
         )
-    if dim > classes * (per_class - 1):
+    room = sum(counts) - classes
+    if dim > room:
+        bound = f"C(N-1) = {room}" if class_counts is None else f"n - C = {room}"
         raise ValueError(
-            f"Sigma_W would be singular: rank(Sigma_W) <= n - C = C(N-1) = {classes * (per_class - 1)} < p={dim}; "
-            "increase per_class or decrease dim"
+            f"dim={dim} > {bound}: Sigma_W would be singular: every flow starts on X_set "
+            f"(Sigma_W = I_p, math §5.2, §6.1), and the within-class deviations of n samples in C classes span at "
+            f"most n - C dimensions; increase per_class or decrease dim"
         )
 
 
@@ -67,17 +74,18 @@ def check_omega0(omega0) -> None:
         raise ValueError("omega0 must be >= 0 (singular values)")
 
 
-def check_features(stats) -> None:
+def check_features(stats, *, balanced: bool = True) -> None:
     """Simulate-specific conditions on ``theory.class_stats`` output (which already rejected bad shapes, non-finite
-    features and out-of-range labels): balanced classes with N >= 2 examples, p >= C-1, and an invertible Sigma_W
-    (``theory.inverse_sqrt_within`` raises on a singular one)."""
+    features and out-of-range labels): N >= 2 examples per class, balanced classes (unless ``balanced`` is false:
+    the free flow takes any counts), p >= C-1, and an invertible Sigma_W (``theory.inverse_sqrt_within`` raises on
+    a singular one)."""
     if not is_concrete(stats.counts):
         return
     counts = np.asarray(stats.counts)
     C = stats.num_classes
     if np.any(counts < 2):
         raise ValueError(f"every class needs >= 2 examples (N >= 2); class counts {counts.tolist()}")
-    if np.any(counts != counts[0]):
+    if balanced and np.any(counts != counts[0]):
         raise ValueError(f"the central-path dynamics assume balanced classes; class counts {counts.tolist()}")
     if stats.dim < C - 1:
         raise ValueError(f"feature dimension p={stats.dim} < C-1={C - 1}")

@@ -82,12 +82,12 @@ def projected_rhs(t, X: jax.Array, args) -> jax.Array:
     return -kappa * (class_means(D, labels, C)[labels] - jnp.mean(D, axis=0))
 
 
-def _prepare_features(X0, labels, C, renormalize):
+def _prepare_features(X0, labels, C, renormalize, balanced=True):
     """float64 X0, labels; one ``theory.class_stats`` (its validation) + simulate's checks; optional renormalisation."""
     X0 = jnp.asarray(X0, dtype=jnp.float64)
     labels = jnp.asarray(labels)
     stats = theory.class_stats(X0, labels, C)
-    check_features(stats)
+    check_features(stats, balanced=balanced)
     if renormalize:
         X0 = theory.renormalize(X0, stats)
     return X0, labels
@@ -200,14 +200,16 @@ def integrate_free(
     """Gradient flow of the unconstrained-features model with W (C, p), b (C,) and features X (n, p) all free:
     d(W, b, X)/dt = -kappa grad [ L(W, b, X) + (lam_H/(2n))||X||_F^2 ] (spec section 1 loss, ridge lam on W and b).
 
+    Any class counts (the loss is a mean over samples, math §1).
     Returns ``(W, b, X)`` at ``times`` with leading axis len(times). No renormalisation: this is the off-central-
     path comparison of math §4. ``options``: :class:`SolverOptions` (default :data:`FREE_OPTIONS`, rtol 1e-8, atol 1e-10).
     """
     C = num_classes
     if is_concrete((lam, lam_h)) and (lam < 0 or lam_h < 0):
         raise ValueError(f"weight decays must be >= 0, got lam={lam}, lam_h={lam_h}")
-    X0, labels = _prepare_features(X0, labels, C, renormalize=False)
+    X0, labels = _prepare_features(X0, labels, C, renormalize=False, balanced=False)
     params0 = (jnp.asarray(W0, jnp.float64), jnp.asarray(b0, jnp.float64), X0)
-    # weight decays as arrays (integrate's extra): traced, no recompilation per value
-    return integrate(free_rhs, params0, times, kappa, X0.shape[0] // C, C, labels=labels, extra=(lam, lam_h),
+    # weight decays as arrays (integrate's extra): traced, no recompilation per value; N = n / C enters only a
+    # named kappa ("sum": n, "means": the mean class count)
+    return integrate(free_rhs, params0, times, kappa, X0.shape[0] / C, C, labels=labels, extra=(lam, lam_h),
                      options=options, return_steps=return_steps)

@@ -20,7 +20,7 @@ from ._checks import check_sizes
 from ._laws import kappa_value, law
 from ._solve import SolverOptions, check_options
 from .features import integrate_features, integrate_free, integrate_retraction
-from .initial import class_labels, random_initial_features
+from .initial import class_labels, labels_from_counts, random_initial_features
 from .matrix import integrate_matrix
 from .metrics import snr_undefined, trajectory_metrics
 from .reduced import asymptotic_omega, closed_form_omega, integrate_reduced
@@ -232,11 +232,34 @@ def _ensemble(X0s, inits, labels, times, flow, C, N, kap, options):
     return jax.vmap(one)(X0s, inits)
 
 
+def class_counts_of(flow: str, num_classes: int, per_class: int | None, class_counts) -> tuple[int, ...]:
+    """The C class counts from ``per_class`` and/or ``class_counts``; ``ValueError`` naming the argument.
+
+    Unequal counts are taken by the free flow only: the central-path flows start on the balanced X_set, and the
+    projected flow's reduction and closed form (math §6.2, §6.3) are for balanced classes."""
+    if class_counts is None:
+        if per_class is None:
+            raise ValueError("per_class (or class_counts) is required")
+        return (per_class,) * int(num_classes)
+    counts = list(class_counts) if isinstance(class_counts, (list, tuple)) else None
+    if (counts is None or any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) for c in counts)
+            or len(counts) != num_classes):
+        raise ValueError(f"class_counts must be a list of num_classes = {num_classes} integers, got {class_counts!r}")
+    counts = [int(c) for c in counts]
+    if len(set(counts)) != 1 and flow != "free":
+        raise ValueError(f"class_counts {counts} are unequal: flow {flow!r} is for balanced classes (it starts on the "
+                         "balanced X_set, and the projected flow's reduction and closed form, math §6.2, §6.3, "
+                         "assume them); unequal counts run with flow 'free' only")
+    if per_class is not None and any(c != per_class for c in counts):
+        raise ValueError(f"per_class={per_class} disagrees with class_counts {counts}")
+    return tuple(counts)
+
+
 def simulate(
     flow: str,
     *,
     num_classes: int,
-    per_class: int,
+    per_class: int | None = None,
     dim: int,
     t_max: float,
     seed: int = 0,
@@ -244,13 +267,18 @@ def simulate(
     ensemble: int = 1,
     kappa: str | float = "projected",
     options: SolverOptions | None = None,
+    class_counts=None,
     **flow_options,
 ) -> Trajectory:
     """Simulate ``flow`` from random point(s) of X_set and measure everything along the way.
 
     flow: "reduced" (math §6.2 ODE on omega_j), "matrix" (math §6.1 ODE on the SNR matrix), "features" (projected
     flow on X_set, math §6.1), "retraction" (Euler + re-whitening, math §6.1 contrast), "free" (W, b, H jointly).
-    Sizes: ``num_classes`` C, ``per_class`` N, ``dim`` p.
+    Sizes: ``num_classes`` C, ``per_class`` N, ``dim`` p.  ``class_counts`` (C integers, instead of or agreeing
+    with ``per_class``): a real run's class counts.  Unequal counts are taken by the free flow only (its initial
+    point is on X_set with the count-weighted global mean; a named kappa and the closed-form reference then use
+    N = n / C); the central-path flows start on the balanced X_set and the projected flow's reduction and closed
+    form (math §6.2, §6.3) are for balanced classes, so they raise ``ValueError``.
     kappa: "projected" (1), "sum" (C N), "means" (N) or a number (math §6.3 table).
     options: the solver settings (:class:`SolverOptions`: rtol, atol, solver, max_steps, error_norm); default
     :data:`DEFAULT_OPTIONS` (rtol 1e-8, atol 1e-10, Tsit5; the free flow's too).
@@ -261,7 +289,9 @@ def simulate(
     """
     if flow not in FLOWS:
         raise ValueError(f"unknown flow {flow!r}; choose one of {FLOWS}")
-    check_sizes(num_classes, per_class, dim)
+    counts = class_counts_of(flow, num_classes, per_class, class_counts)
+    balanced = len(set(counts)) == 1
+    check_sizes(num_classes, counts[0], dim, None if balanced else counts)
     if isinstance(ensemble, bool) or int(ensemble) != ensemble or ensemble < 1:
         raise ValueError(f"ensemble must be a positive integer, got {ensemble}")
     if isinstance(num_times, bool) or int(num_times) != num_times:
@@ -277,13 +307,15 @@ def simulate(
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
                               or v < 0 or (name == "step" and v == 0)):
             raise ValueError(f"{name} must be a finite number {'> 0' if name == 'step' else '>= 0'}, got {v!r}")
-    C, N, p = int(num_classes), int(per_class), int(dim)
+    C, p = int(num_classes), int(dim)
+    N = counts[0] if balanced else sum(counts) / C  # imbalanced (free flow): N enters a named kappa and references
     kap = kappa_value(kappa, N, C)
     times = log_times(float(t_max), int(num_times), flow_options.get("t_min"))
-    labels = class_labels(C, N)
+    labels = class_labels(C, N) if balanced else labels_from_counts(counts)
     keys = jax.random.split(jax.random.PRNGKey(seed), int(ensemble))
-    X0s = [random_initial_features(jax.random.split(k)[0], C, N, p, rank=flow_options.get("rank"),
-                                   mean_scale=float(flow_options.get("mean_scale", 1.0))) for k in keys]
+    X0s = [random_initial_features(jax.random.split(k)[0], C, counts[0], p, rank=flow_options.get("rank"),
+                                   mean_scale=float(flow_options.get("mean_scale", 1.0)),
+                                   class_counts=None if balanced else counts) for k in keys]
     UVs = [(None, None)] * len(X0s)
     if flow in ENSEMBLE_FLOWS:
         # initial SNR singular vectors, once: the reduced route rebuilds features on them, metrics measure drift
@@ -325,7 +357,7 @@ def simulate(
                              "omega and what is computed from it are NaN there")
         members.append((omega, cf, mets, np.asarray(grams[0]), np.asarray(grams[-1]),
                         None if steps is None else int(steps)))
-    params = dict(num_classes=C, per_class=N, dim=p, t_max=float(t_max), seed=seed, num_times=int(num_times),
+    params = dict(num_classes=C, per_class=N if balanced else None, class_counts=list(counts), dim=p, t_max=float(t_max), seed=seed, num_times=int(num_times),
                   ensemble=int(ensemble), kappa=kappa, kappa_value=kap, **options.as_kwargs(),
                   solver_steps=[m[5] for m in members], **flow_options)
 

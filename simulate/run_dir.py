@@ -101,7 +101,8 @@ def run_config(traj) -> dict[str, Any]:
     counts = np.bincount(states.labels, minlength=int(p["num_classes"]))
     lam = float(states.lam)
     cfg: dict[str, Any] = {
-        "model": f"flow:{traj.flow}", "num_classes": int(p["num_classes"]), "per_class": int(p["per_class"]),
+        "model": f"flow:{traj.flow}", "num_classes": int(p["num_classes"]),
+        "per_class": None if p["per_class"] is None else int(p["per_class"]),
         "class_counts": counts.tolist(), "dim": int(p["dim"]), "loss": "mse", "loss_reduction": PAPER_REDUCTION,
         "weight_decay": lam, "lam": lam, "lam_notebook": theory.lam_from_weight_decay(lam, reduction="notebook"),
         "lam_h": float(p.get("lam_h", 0.0)) if traj.flow == "free" else 0.0,

@@ -46,6 +46,7 @@ from . import _plot
 from .claims import Claim, counts, exit_code, grid_claims
 from .claims.grid import PAPER_TPT_IMPROVEMENT_PP, GridRun
 from .compare import column, read_log
+from .ladder import ladder_beside
 from .main import MainOptions, UsageError, _stored_differences, _train_config, check_model_known, check_run
 from .report import claims_table, write_report
 
@@ -84,6 +85,7 @@ class GridOptions:
     slurm_array_parallelism: int = 16
     extra: dict[str, Any] | None = None  # more TrainConfig options for every run (tests: measure_epochs, widths)
     progress: bool = False
+    ladder: str = "on"  # "off": no calibration ladder beside each MSE run (math §7.4)
 
 
 @dataclass
@@ -273,13 +275,17 @@ def execute(plans: list[GridRunPlan], opts: GridOptions, log) -> dict[str, dict[
 # ----------------------------------------------------------------------------- evaluation and report
 
 
-def _evaluate_run(p: GridRunPlan, opts: GridOptions, report_dir: Path) -> tuple[list[Claim], list[dict[str, Any]]]:
+def _evaluate_run(p: GridRunPlan, opts: GridOptions, report_dir: Path
+                  ) -> tuple[list[Claim], list[dict[str, Any]], dict[str, Any] | None]:
     """The empirical claims of one run (:func:`paper_checks.main.check_run`) and its report in ``report_dir``."""
     records, config = read_log(p.run_dir)
     checked = check_run(p.run_dir, records, config, report_dir, tpt_threshold=opts.tpt_threshold)
+    ladder = None
+    if opts.ladder == "on":  # the pair's ladder (math §7.4), kept beside the runs so a re-run reuses it
+        ladder = ladder_beside(p.run_dir, Path(opts.out) / "ladders" / p.name, tpt_threshold=opts.tpt_threshold)
     write_report(report_dir, checked.claims, figures=checked.figures, title=f"Claims on {p.name}",
-                 context={"run": str(p.run_dir), "terminal phase threshold": opts.tpt_threshold})
-    return checked.claims, records
+                 context={"run": str(p.run_dir), "terminal phase threshold": opts.tpt_threshold}, ladder=ladder)
+    return checked.claims, records, ladder
 
 
 def _row(p: GridRunPlan, opts: GridOptions, records: Sequence[dict[str, Any]] | None, claims: list[Claim],
@@ -461,10 +467,10 @@ def run_grid(opts: GridOptions) -> int:
         status = {"finished": "finished", "skip": "skipped"}.get(p.action, res.get("status", p.action))
         message = p.message or res.get("message", "")
         claims: list[Claim] = []
-        records = None
+        records, ladder = None, None
         if p.action != "skip" and (p.run_dir / "metrics.jsonl").is_file():
             try:
-                claims, records = _evaluate_run(p, opts, staging / "runs-reports" / p.name)
+                claims, records, ladder = _evaluate_run(p, opts, staging / "runs-reports" / p.name)
                 runs.append(GridRun(p.dataset, p.model, p.loss, records))
             except Exception as exc:  # noqa: BLE001 - reported as this run's error; the other runs go on
                 errors.append((f"evaluate {p.name}", exc))
@@ -475,6 +481,9 @@ def run_grid(opts: GridOptions) -> int:
                                 measured={"error": message.splitlines()[0] if message else "error"}, detail=message,
                                 group="runs", verification=True))
         rows.append(_row(p, opts, records, claims, status, message))
+        if ladder is not None:  # the pair's calibrated verdict: forward error per rung (math §7.4)
+            rows[-1]["ladder"] = {"sentence": ladder["sentence"],
+                                  "forward_error": {r["rung"]: r.get("forward_fitted") for r in ladder["rows"]}}
         all_claims += [c for c in claims if c.group == "runs"]
         log(f"    {p.name}: {status}" + (f", claims {counts(claims)}" if claims else ""))
     gclaims = grid_claims(runs, tpt_threshold=opts.tpt_threshold) if runs else []
@@ -516,6 +525,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--slurm-partition")
     p.add_argument("--timeout-min", type=int, default=24 * 60)
     p.add_argument("--slurm-array-parallelism", type=int, default=16)
+    p.add_argument("--ladder", default="on", choices=["on", "off"],
+                   help="the calibration ladder beside each MSE run (math §7.4; default on)")
     return p
 
 
@@ -527,7 +538,7 @@ def main(argv: Sequence[str]) -> int:
             losses=_split(ns.losses, "losses"), out=ns.out, epochs=ns.epochs, per_class=ns.per_class, lr=ns.lr,
             device=ns.device, data_root=ns.data_root, seed=ns.seed, tpt_threshold=ns.tpt_threshold,
             executor=ns.executor, jobs=ns.jobs, slurm_partition=ns.slurm_partition, timeout_min=ns.timeout_min,
-            slurm_array_parallelism=ns.slurm_array_parallelism)
+            slurm_array_parallelism=ns.slurm_array_parallelism, ladder=ns.ladder)
         return run_grid(opts)
     except UsageError as exc:
         print(f"python -m paper_checks grid: error: {exc}", file=sys.stderr)

@@ -35,8 +35,8 @@ from .claims import empirical_claims
 from .claims.empirical import perp_ratios
 from .compare import compare_records, config_value, read_log, run_loss
 
-__all__ = ["RUNGS", "LadderPlan", "ladder_rows", "ladder_sentence", "ladder_table_markdown", "plan_ladder",
-           "run_ladder"]
+__all__ = ["RUNGS", "LadderPlan", "ladder_beside", "ladder_rows", "ladder_sentence", "ladder_table_markdown",
+           "plan_ladder", "run_ladder"]
 
 #: rung -> what it is (math §7.4)
 RUNGS = {
@@ -294,3 +294,24 @@ def ladder_sentence(rows: Sequence[dict[str, Any]]) -> str:
         if rung in by:
             parts.append(f"{words} the forward prediction misses by {_pct(by[rung].get('forward_fitted'))}")
     return "; ".join(parts) + " (median max_j relative error of the SNR singular values, fitted time map)."
+
+
+def ladder_beside(run_dir: str | Path, out: str | Path, *, tpt_threshold: float = 0.0,
+                  log=lambda msg: None) -> dict[str, Any] | None:
+    """The ladder of ``run_dir`` run into ``out`` (rungs reused when their plan is unchanged) and its verdicts beside
+    the run's, as the reports show them: ``{"sentence", "table_md", "rows", "scaled", "dirs"}``.  None, with the
+    reason passed to ``log``, when the run is not an MSE run or its config lacks what the rungs copy."""
+    records, config = read_log(run_dir)
+    if run_loss(config) != "mse":
+        log(f"skipped: the run's loss is {run_loss(config)}; the ladder calibrates the MSE theory")
+        return None
+    try:
+        plan, dirs = run_ladder(run_dir, out)
+    except ValueError as exc:  # a log without a trainer's config (NCMonitor, another tool)
+        log(f"skipped: {exc}")
+        return None
+    log(f"rungs a-d at C={plan.num_classes}, {plan.num_samples} samples, p={plan.dim}, lr {plan.lr}, batch "
+        f"{plan.batch_size}" + (f" ({plan.scaled})" if plan.scaled else ""))
+    rows = ladder_rows(dirs, tpt_threshold=tpt_threshold)
+    return {"sentence": ladder_sentence(rows), "table_md": ladder_table_markdown(rows), "rows": rows,
+            "scaled": plan.scaled, "dirs": {k: str(v) for k, v in dirs.items()}}

@@ -41,7 +41,7 @@ from empirical.runs import TPT_THRESHOLD_DEFAULT, check_tpt_threshold
 from theory.jsonio import dumps
 
 from .claims import Claim, dynamics_claims, empirical_claims, exit_code, retraction_claims, symbolic_claims
-from .compare import compare_run, config_value, read_log, run_loss
+from .compare import compare_run, config_value, read_log
 from .report import claims_table, simulation_figures, training_figures, write_report
 
 __all__ = ["MainOptions", "UsageError", "run_main", "validate", "Stages", "exit_code", "REPORT_FILES"]
@@ -309,27 +309,14 @@ def check_run(run_dir: Path, records: list[dict[str, Any]], config: dict[str, An
 
 
 def run_ladder_stage(run_dir: Path | None, out: Path, opts: MainOptions, stages: "Stages") -> dict[str, Any] | None:
-    """Rungs (a)-(d) of the run's ladder into ``OUT/ladder`` (reused when their plan is unchanged) and their
-    verdicts beside the run's (:mod:`paper_checks.ladder`); None when skipped, with the reason logged."""
+    """Rungs (a)-(d) of the run's ladder into ``OUT/ladder`` and their verdicts beside the run's
+    (:func:`paper_checks.ladder.ladder_beside`); None when skipped, with the reason logged."""
     if opts.ladder == "off" or run_dir is None:
         stages.log("    skipped (" + ("--ladder off" if opts.ladder == "off" else "no training run") + ")")
         return None
-    records, config = read_log(run_dir)
-    if run_loss(config) != "mse":
-        stages.log(f"    skipped: the run's loss is {run_loss(config)}; the ladder calibrates the MSE theory")
-        return None
-    from .ladder import ladder_rows, ladder_sentence, ladder_table_markdown, run_ladder  # noqa: PLC0415
+    from .ladder import ladder_beside  # noqa: PLC0415
 
-    try:
-        plan, dirs = run_ladder(run_dir, out / "ladder", progress=False)
-    except ValueError as exc:  # a log without a trainer's config (NCMonitor, another tool)
-        stages.log(f"    skipped: {exc}")
-        return None
-    stages.log(f"    rungs a-d at C={plan.num_classes}, {plan.num_samples} samples, p={plan.dim}, lr {plan.lr}, "
-               f"batch {plan.batch_size}" + (f" ({plan.scaled})" if plan.scaled else ""))
-    rows = ladder_rows(dirs, tpt_threshold=opts.tpt_threshold)
-    return {"sentence": ladder_sentence(rows), "table_md": ladder_table_markdown(rows), "rows": rows,
-            "scaled": plan.scaled, "dirs": {k: str(v) for k, v in dirs.items()}}
+    return ladder_beside(run_dir, out / "ladder", tpt_threshold=opts.tpt_threshold, log=lambda m: stages.log("    " + m))
 
 
 def run_main(opts: MainOptions) -> int:

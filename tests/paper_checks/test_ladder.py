@@ -108,3 +108,51 @@ def test_free_flow_on_the_central_path_grows_the_snr_exponentially():
     np.testing.assert_allclose(s * (C + w**2), K, rtol=1e-4)
     np.testing.assert_allclose(w, w0 * np.exp(t / (n * K)), rtol=1e-4)
     assert np.all(w > 1.15 * w0)  # it really grew (by 1.2x to 1.5x here)
+
+
+def _run_config(**over):
+    cfg = {"dataset": "digits", "lr": 0.4, "momentum": 0.9, "weight_decay": 5e-4, "batch_size": 128, "epochs": 10,
+           "lr_milestones": [4, 8], "lr_gamma": 0.1, "per_class": 130, "loss": "mse", "seed": 0, "drop_last": True}
+    return {"config": {**cfg, **over}}
+
+
+def test_plan_copies_the_run_and_scales_large_runs():
+    """The plan copies the run's optimiser and schedule; its flow time is (2/C)/(1-mu) * sum of the run's learning
+    rates over its steps (math §6.5); a run above MAX_SAMPLES is scaled down (class proportions kept) and says so;
+    a log without a trainer's config (NCMonitor, another tool) is refused with the keys it lacks."""
+    from paper_checks.ladder import MAX_SAMPLES, plan_ladder
+
+    records = [{"epoch": e, "class_counts": [130] * 10} for e in (0, 1, 2, 5, 9)]
+    plan = plan_ladder(_run_config(), records)
+    assert (plan.num_samples, plan.batch_size, plan.momentum, plan.scaled) == (1300, 128, 0.9, None)
+    lr_sum = 10 * (4 * 0.4 + 4 * 0.04 + 2 * 0.004)  # 10 steps per epoch, two decays
+    assert plan.flow_t_max == pytest.approx(2 / 10 / (1 - 0.9) * lr_sum)
+    assert plan.lam == pytest.approx(10 * 5e-4 / 2) and plan.measure_epochs == [0, 1, 2, 5, 9]
+    big = plan_ladder(_run_config(per_class=5000), [{"epoch": 0, "class_counts": [5000] * 10}])
+    assert big.num_samples <= MAX_SAMPLES and "samples per class" in big.scaled
+    with pytest.raises(ValueError, match="lacks dataset, lr, momentum"):
+        plan_ladder({"config": {"loss": "mse"}}, records)
+
+
+def test_ladder_beside_a_real_run_fills_the_report(tmp_path):
+    """A tiny real run (gaussian MLP, 4 classes): the four rungs run as run directories, the rows carry the verdicts
+    of the same compare, and the report puts the table and the sentence beside the run's claims."""
+    from empirical.config import PRESETS, TrainConfig
+    from empirical.training import train
+    from paper_checks.ladder import ladder_beside
+    from paper_checks.report import write_report
+
+    run = train(TrainConfig(**{**PRESETS["gaussian-mlp"], "out": str(tmp_path / "run"), "epochs": 12,
+                               "progress": False, "device": "cpu"}))
+    ladder = ladder_beside(run, tmp_path / "ladder")
+    assert [r["rung"] for r in ladder["rows"]] == ["a", "b", "c", "d", "e"]
+    for rung in "abcd":
+        assert read_log(tmp_path / "ladder" / rung)[0]  # each rung is a run directory in the run format
+    a = ladder["rows"][0]
+    assert a["fit_r2_min"] >= 0.999 and a["forward_fitted"] <= 1e-3 and a["clock_ratio"] == pytest.approx(1, rel=1e-3)
+    assert "on this network the forward prediction misses by" in ladder["sentence"]
+    paths = write_report(tmp_path / "rep", [], ladder=ladder)
+    assert "Theory against training, calibrated" in paths["html"].read_text()
+    assert ladder["table_md"] in paths["md"].read_text()
+    again = ladder_beside(run, tmp_path / "ladder")  # reused: same plan, same numbers
+    assert again["rows"][2]["forward_fitted"] == ladder["rows"][2]["forward_fitted"]

@@ -160,8 +160,8 @@ def test_ensemble_has_no_run_dir(tmp_path):
 def test_free_flow_takes_unequal_class_counts(tmp_path):
     """A real run's unequal class counts: the free flow (rung (b)) starts on X_set with the count-weighted global
     mean (Sigma_W = I_p, mu_G = 0, math §3.3b, §5.2) and writes the counts; per_class is then null."""
-    counts = [6, 9, 5, 7]
-    traj = simulate.simulate("free", num_classes=C, class_counts=counts, dim=P, t_max=1.0, num_times=3)
+    counts = [5, 7, 6, 6]  # n = C N = 24 and 25 saved times: the free-flow program test_contrast.py compiled
+    traj = simulate.simulate("free", num_classes=C, class_counts=counts, dim=P, t_max=1.0, num_times=25)
     log = read_run_log(simulate.write_run_dir(traj, tmp_path / "imb"))
     cfg = log.config["config"]
     assert cfg["class_counts"] == counts and cfg["per_class"] is None and cfg["ladder_rung"] == "b"

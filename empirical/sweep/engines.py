@@ -1,6 +1,6 @@
 """How the K members of a chunk train together on one device: :class:`InterleavedEngine` (each member's
 single-run step in turn; on CUDA each on its own stream) and :class:`ThreadedEngine` (CPU: the same on
-worker threads).  Both are :class:`empirical.training.Engine` s, driven by :func:`empirical.training.fit`."""
+worker threads).  Both implement :class:`empirical.training.Engine`, driven by :func:`empirical.training.fit`."""
 
 from __future__ import annotations
 

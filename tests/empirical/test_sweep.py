@@ -15,7 +15,7 @@ from empirical.cli import EXIT_BAD_INPUT, main
 from empirical.config import TrainConfig
 from empirical.distributed import SINGLE
 from empirical.loading import load_run
-from empirical.runs import read_config, read_metrics
+from empirical.runs import load_checkpoint, read_config, read_metrics
 from empirical.sweep import (ENGINES, SWEEP_FILE, InterleavedEngine, SweepSpec, ThreadedEngine, cpu_workers, parse_lrs,
                              run_sweep, select_lr)
 from empirical.training import TIMING_KEYS, Engine, Member, SingleEngine, train
@@ -97,6 +97,27 @@ def test_threaded_workers_follow_the_cores_and_the_thread_count():
     assert cpu_workers(base("x", num_threads=1), 1) == 1
     assert cpu_workers(base("x", num_threads=None), 4) == 1  # all cores per member: one at a time
     assert cpu_workers(base("x", num_threads=cores + 1), 4) == 1
+
+
+def plain_paths(value, path=""):
+    """The paths in a checkpoint whose value is not a tensor or a plain value (number, string, None)."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in plain_paths(v, f"{path}/{k}")]
+    if isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in plain_paths(v, f"{path}[{i}]")]
+    return [] if isinstance(value, (torch.Tensor, int, float, str, bool, type(None))) else [path]
+
+
+def test_chunk_checkpoint_holds_only_tensors_and_plain_values(sweep):
+    """The chunk checkpoint is each member's single-run checkpoint (torch's own model and optimizer state
+    dicts) plus ``stopped``, and the epoch: nothing the sweep builds itself.  The members' RNG states are
+    empirical.state's (``rng``), the single-run format's part, left out here."""
+    ckpt = load_checkpoint(sweep / "chunks" / "00")
+    assert sorted(ckpt) == ["epoch", "members"] and ckpt["epoch"] == EPOCHS and len(ckpt["members"]) == 4
+    for member in ckpt["members"]:
+        assert {"model", "optimizer", "stopped", "rng"} <= set(member)
+        assert plain_paths({k: v for k, v in member.items() if k != "rng"}) == []
+        assert set(member["optimizer"]) == {"state", "param_groups"}  # torch.optim.SGD.state_dict()
 
 
 def test_sweep_file_figure_and_member_runs(sweep):

@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sw = sub.add_parser("sweep", help="train K configurations (lr x weight decay x seed) at once on one device")
     add_train_options(sw)
-    sw.add_argument("--lrs", default=None, help="'paper' (25 values, logspace 1e-4 .. 0.25) or comma-separated")
+    sw.add_argument("--lrs", default=None, help="'paper' (25 values, logspace 1e-4 .. 0.25) or comma-separated "
+                                                "(no default: a new sweep needs it; on --resume the stored ones)")
     sw.add_argument("--seeds", default=None, help="comma-separated seeds (default: --seed)")
     sw.add_argument("--weight-decays", dest="weight_decays", default=None,
                     help="comma-separated weight decays (default: --weight-decay)")
@@ -120,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "as many at a time as the cores hold at --threads each; --threads 1: one member per core) "
                          "or 'interleaved' (each member's own step in turn; on CUDA each on its own stream). "
                          "Default: threaded on the CPU, interleaved on CUDA. On --resume: switch the stored strategy")
-    sw.add_argument("--no-figures", dest="figures", action="store_false", help="skip the figures")
+    sw.add_argument("--no-figures", dest="figures", action="store_false",
+                    help="skip the figures (default: accuracy_vs_lr.png and each member's panels)")
 
     pl = sub.add_parser("plot", help="draw the paper's panels into RUN/figures")
     pl.add_argument("run_dir")

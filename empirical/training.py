@@ -274,7 +274,7 @@ class Engine(Protocol):
     ``members[k]`` is member ``k``'s run directory and state; ``model_of(k)`` / ``data_of(k)`` its module and
     ``(train, test or None)`` datasets, as measured; ``train_one_epoch(lrs)`` trains every running member one
     epoch at its learning rate ``lrs[k]`` and returns ``((K, 3) float64 [loss sum, wrong, seen], steps)``
-    on the device; ``weight_penalties()`` the ``(wd/2)||theta||^2`` of each member; ``save_checkpoint()``
+    on the device; ``weight_penalties()`` the ``(wd/2)||theta||^2`` of each member (math §1); ``save_checkpoint()``
     snapshots every running member and hands the files to ``writer`` (written off the training thread, which
     also fsyncs ``metrics.jsonl``); ``load_checkpoint(ckpt)`` restores what ``save_checkpoint`` wrote (the
     drivers :func:`train` and :func:`empirical.sweep.run_sweep` call it on resume).

@@ -5,7 +5,6 @@ stored with a removed strategy), bad input."""
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 import torch

@@ -4,21 +4,20 @@
 
 * **CPU** (always), in one thread (the ``digits-mlp`` preset's):
   - K = 4 MLPs (the ``digits-mlp`` preset: scikit-learn digits, 130 per class, 64-256-256-64 with
-    BatchNorm) at learning rates 0.05, 0.1, 0.2, 0.4, ``--epochs`` epochs, measured at the paper's
-    schedule rescaled;
+    BatchNorm) at learning rates 0.05, 0.1, 0.2, 0.4, ``--epochs`` epochs (0 skips them), measured at the
+    paper's schedule rescaled;
   - K = 4 ResNet18s on the same data (``--resnet-epochs``; 0 skips them), measured at epoch 0 and the last;
 
   each as four :func:`empirical.training.train` runs one after the other, then one sweep per strategy
-  (:func:`empirical.sweep.run_sweep`, ``"stacked"``: one vmapped model; ``"interleaved"``: each member's
-  own step in turn; ``"threaded"``: the same on worker threads, one member per core) and one with
-  ``"auto"`` (its trial's choice, the trial included in its wall time).  Wall time of each (everything: data,
-  model, training, measurement, checkpoints), training time, model-epochs per second and the ratio to
-  the sequential runs; the largest relative difference of a member's final metrics from its single run's.
-* **Bookkeeping** of a single run (digits MLP): checkpoints every epoch against by time (300 s) and at the
-  end; wall time beyond training + measurement.
+  (:func:`empirical.sweep.run_sweep`, ``"threaded"``: each member's own step on worker threads, one member
+  per core; ``"interleaved"``: the same in turn).  Wall time of each (everything: data, model, training,
+  measurement, checkpoints), training time, model-epochs per second and the ratio to the sequential runs;
+  the largest relative difference of a member's final metrics from its single run's.
+* **Bookkeeping** of a single run (digits MLP, ``--epochs``): checkpoints every epoch against by time (300 s)
+  and at the end; wall time beyond training + measurement.
 * **CUDA** (only when a GPU is present): K = 8 ResNet18 on Fashion-MNIST (``--gpu-per-class``,
-  ``--gpu-epochs``, at least 2; ``--data-root``) at 8 learning rates of the paper's grid, by each strategy,
-  against one single run of the same options: model-epochs per second from the last epoch's time
+  ``--gpu-epochs``, at least 2; ``--data-root``) at 8 learning rates of the paper's grid, interleaved on
+  streams (the CUDA strategy), against one single run of the same options: model-epochs per second from the last epoch's time
   (``epoch_time_s`` of the last record; the first epoch compiles), and the ratio (issue 10's target: >= 3x).
 """
 
@@ -42,9 +41,9 @@ from empirical.training import train
 
 CPU_LRS = [0.05, 0.1, 0.2, 0.4]
 COMPARED = ("train_error", "loss", "nc1", "nc3", "l_perp")
-STRATEGIES = (*ENGINES, "auto")
+STRATEGIES = tuple(ENGINES)
 #: The strategies that run on CUDA ("threaded" is for the CPU).
-CUDA_STRATEGIES = ("stacked", "interleaved")
+CUDA_STRATEGIES = ("interleaved",)
 
 
 def _summary(run_dir: Path, wall: float) -> dict:
@@ -94,10 +93,8 @@ def compare_cpu(name: str, base: TrainConfig, lrs: list[float], root: Path) -> d
                             seeds=[base.seed], strategy=strategy), sweep_dir, figures=False)
         wall = time.perf_counter() - t0
         members = [_summary(_member_dir(sweep_dir, c), wall) for c in cfgs]
-        s = json.loads((sweep_dir / "sweep.json").read_text())
         train_s, measure_s = members[0]["train_s"], sum(m["measure_s"] for m in members)
         res[strategy] = {
-            "chosen": s["strategy"], "trial_seconds_per_step": s["spec"]["strategy_trial"].get("trial_seconds_per_step"),
             "wall_s": wall, "train_s": train_s, "measure_s": measure_s, "model_epochs_per_s": K * epochs / wall,
             "speedup_wall": seq_wall / wall, "speedup_train": res["sequential"]["train_s"] / train_s,
             "overhead_ratio": wall / (train_s + measure_s),
@@ -174,24 +171,24 @@ def print_cpu(r: dict) -> None:
         f"{r[s]['speedup_wall']:.2f}x ({r[s]['speedup_train']:.2f}x)" for s in STRATEGIES) + " |")
     print("| member vs single run, max rel. diff of final metrics | 0 | " + " | ".join(
         f"{r[s]['final_metrics_max_rel_diff']:.1e}" for s in STRATEGIES) + " |")
-    a = r["auto"]
-    trial = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in (a["trial_seconds_per_step"] or {}).items() if v)
-    print(f"auto chose {a['chosen']} (trial, per step: {trial})")
     print(f"single-run wall / (training + measurement): max {seq['overhead_ratio_max']:.3f} "
           f"(overhead s per run: {seq['overhead_s']})")
 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--epochs", type=int, default=30, help="epochs of the MLP comparison")
-    ap.add_argument("--resnet-epochs", type=int, default=3, help="epochs of the ResNet18 comparison (0: skip it)")
-    ap.add_argument("--repeats", type=int, default=1, help="repeat the CPU comparisons; the median ratios are printed")
-    ap.add_argument("--out", default=None, help="write the results as JSON here")
-    ap.add_argument("--data-root", default=None)
-    ap.add_argument("--gpu-per-class", type=int, default=5000)
-    ap.add_argument("--gpu-epochs", type=int, default=3)
-    ap.add_argument("--no-gpu", action="store_true")
-    ap.add_argument("--gpu-only", action="store_true", help="skip the CPU comparisons")
+    ap.add_argument("--epochs", type=int, default=30,
+                    help="epochs of the MLP comparison and the bookkeeping run (0: skip both; default: %(default)s)")
+    ap.add_argument("--resnet-epochs", type=int, default=3,
+                    help="epochs of the ResNet18 comparison (0: skip it; default: %(default)s)")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="repeat the CPU comparisons; the median ratios are printed (default: %(default)s)")
+    ap.add_argument("--out", default=None, help="write the results as JSON here (default: not written)")
+    ap.add_argument("--data-root", default=None, help="folder of the Fashion-MNIST files (default: the loader's)")
+    ap.add_argument("--gpu-per-class", type=int, default=5000, help="CUDA comparison: samples per class (default: %(default)s)")
+    ap.add_argument("--gpu-epochs", type=int, default=3, help="CUDA comparison: epochs, >= 2 (default: %(default)s)")
+    ap.add_argument("--no-gpu", action="store_true", help="skip the CUDA comparison (default: run it when CUDA is present)")
+    ap.add_argument("--gpu-only", action="store_true", help="skip the CPU comparisons (default: run them)")
     args = ap.parse_args(argv)
     if args.gpu_epochs < 2:
         ap.error("--gpu-epochs must be >= 2 (the first epoch compiles; the last one is timed)")
@@ -203,11 +200,13 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench_sweep_") as tmp:
         if not args.gpu_only:
             for i in range(args.repeats):
-                results["cpu_mlp"].append(compare_cpu("mlp", mlp, CPU_LRS, Path(tmp) / f"mlp{i}"))
+                if args.epochs > 0:
+                    results["cpu_mlp"].append(compare_cpu("mlp", mlp, CPU_LRS, Path(tmp) / f"mlp{i}"))
                 if args.resnet_epochs > 0:
                     results["cpu_resnet18"].append(compare_cpu("resnet18", resnet, [0.005, 0.01, 0.02, 0.04],
                                                                Path(tmp) / f"resnet{i}"))
-            results["checkpoints"] = bench_checkpoints(args.epochs, Path(tmp))
+            if args.epochs > 0:
+                results["checkpoints"] = bench_checkpoints(args.epochs, Path(tmp))
         if torch.cuda.is_available() and not args.no_gpu:
             results["cuda"] = bench_cuda(Path(tmp), args.gpu_per_class, args.gpu_epochs, args.data_root)
     for key in ("cpu_mlp", "cpu_resnet18"):

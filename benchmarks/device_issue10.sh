@@ -12,8 +12,8 @@
 #   paper-run  the full paper run (`--preset paper-fashion-mnist-resnet18`: 350 epochs, 51 measurements,
 #              everything included), stopped at 300 s, the 5-minute target: whether it finished,
 #              and where the time went (training, measurement, the rest).
-#   sweep      python -m benchmarks.bench_sweep --gpu-only: K = 8 ResNet18 by each strategy against a
-#              single run (target: >= 3x the model-epochs per second).
+#   sweep      python -m benchmarks.bench_sweep --gpu-only: K = 8 ResNet18 interleaved on streams against
+#              a single run (target: >= 3x the model-epochs per second).
 #   tests      the CUDA tests: sweeps (streams; exact equality under deterministic kernels), the monitor.
 #
 # Every part writes under $OUT; record the numbers, with the card named, in benchmarks/RESULTS.md.

@@ -107,18 +107,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     sw = sub.add_parser("sweep", help="train K configurations (lr x weight decay x seed) at once on one device")
     add_train_options(sw)
-    sw.add_argument("--lrs", default=None, help="'paper' (25 values, logspace 1e-4 .. 0.25) or comma-separated")
+    sw.add_argument("--lrs", default=None, help="'paper' (25 values, logspace 1e-4 .. 0.25) or comma-separated "
+                                                "(no default: a new sweep needs it; on --resume the stored ones)")
     sw.add_argument("--seeds", default=None, help="comma-separated seeds (default: --seed)")
     sw.add_argument("--weight-decays", dest="weight_decays", default=None,
                     help="comma-separated weight decays (default: --weight-decay)")
     sw.add_argument("--max-members-per-chunk", dest="max_members_per_chunk", type=int, default=None,
-                    help="members trained together at most (default: as many as fit: on CUDA measured with a trial step, on the CPU estimated)")
-    sw.add_argument("--strategy", default=None,
-                    help="how the members train together: 'stacked' (one vmapped model), 'interleaved' (each "
-                         "member's own step in turn; CUDA streams), 'threaded' (CPU: interleaved on worker threads, "
-                         "as many as the cores hold at --threads each), or 'auto' (default: the fastest in a trial "
-                         "of a few steps on the device). On --resume: switch the stored strategy")
-    sw.add_argument("--no-figures", dest="figures", action="store_false", help="skip the figures")
+                    help="members trained together at most (default: as many as fit the device's memory, estimated "
+                         "from one member's training step)")
+    # values are validated by SweepSpec (empirical.sweep.spec.STRATEGIES): a one-line error, exit 2
+    sw.add_argument("--strategy", default=None, metavar="{threaded,interleaved}",
+                    help="how the members train together: 'threaded' (CPU: each member's own step on worker threads, "
+                         "as many at a time as the cores hold at --threads each; --threads 1: one member per core) "
+                         "or 'interleaved' (each member's own step in turn; on CUDA each on its own stream). "
+                         "Default: threaded on the CPU, interleaved on CUDA. On --resume: switch the stored strategy")
+    sw.add_argument("--no-figures", dest="figures", action="store_false",
+                    help="skip the figures (default: accuracy_vs_lr.png and each member's panels)")
 
     pl = sub.add_parser("plot", help="draw the paper's panels into RUN/figures")
     pl.add_argument("run_dir")
@@ -254,7 +258,7 @@ def _cmd_sweep(ns: argparse.Namespace) -> int:
             weight_decays=parse_floats(ns.weight_decays, "--weight-decays") if ns.weight_decays is not None
             else [base.weight_decay],
             seeds=parse_ints(ns.seeds, "--seeds") if ns.seeds is not None else [base.seed],
-            max_members_per_chunk=ns.max_members_per_chunk, strategy=ns.strategy or "auto",
+            max_members_per_chunk=ns.max_members_per_chunk, strategy=ns.strategy,
         )
     overrides = resume_options(ns) if ns.resume else None
     out = run_sweep(spec, ns.out, resume=ns.resume, overrides=overrides, figures=ns.figures, strategy=ns.strategy)

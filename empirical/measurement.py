@@ -54,7 +54,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import torch
-import torch.nn.functional as F
 
 import theory
 
@@ -351,13 +350,3 @@ def measure_passes(
     if warnings:
         out["warnings"] = warnings
     return out
-
-
-def network_loss(logits: torch.Tensor, y: torch.Tensor, num_classes: int, kind: str) -> torch.Tensor:
-    """Training criterion: ``nn.MSELoss()`` (mean over batch and ``C`` outputs) against one-hot
-    targets (math §7.1, no target scaling), or cross-entropy (``kind="ce"``, for comparison)."""
-    if kind == "mse":
-        return F.mse_loss(logits.float(), F.one_hot(y, num_classes).float())
-    if kind == "ce":
-        return F.cross_entropy(logits.float(), y)
-    raise ValueError(f"unknown loss {kind!r}: expected 'mse' or 'ce'")

@@ -5,8 +5,8 @@ arithmetic.  :class:`TrainStep` runs one step as
 
     zero_grad;  (loss, wrong) = step_fn(x, y);  (s * loss).backward();  optimizer.step()
 
-where ``step_fn`` is the per-step work in one function (forward under autocast, the training
-criterion :func:`empirical.measurement.network_loss`, the count of wrong predictions) and is the
+where ``step_fn`` is the per-step work in one function (:func:`empirical.loss.forward_loss`: the forward
+under autocast and the training criterion; the count of wrong predictions) and is the
 unit given to ``torch.compile``: AOTAutograd then fuses the forward and the backward of the
 whole step.  The module itself is never wrapped, so checkpoints keep their ``state_dict``
 keys (no ``_orig_mod.`` prefix).  The optimiser stays outside the compiled graph: the
@@ -43,7 +43,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .measurement import network_loss
+from .loss import forward_loss
 
 __all__ = [
     "COMPILE_MODES", "CHANNELS_LAST_OPTIONS", "CompileFallbackWarning", "TrainStep",
@@ -144,7 +144,7 @@ class TrainStep:
         net: the module called on the batch (the model, or its DDP wrapper).
         optimizer: the optimiser of ``model``'s parameters.
         num_classes: ``C`` (one-hot targets of the MSE criterion).
-        loss: ``"mse"`` or ``"ce"`` (:func:`empirical.measurement.network_loss`).
+        loss: ``"mse"`` or ``"ce"`` (:func:`empirical.loss.network_loss`).
         autocast: a context factory (``torch.autocast(...)`` or ``nullcontext``).
         channels_last: batches are converted to NHWC (the module should be too).
         compile_mode: ``"none"`` or a ``torch.compile`` mode.
@@ -187,9 +187,7 @@ class TrainStep:
     def _step_fn(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        with self.autocast():
-            logits = self.net(x)
-        loss = network_loss(logits, y, self.num_classes, self.loss_kind)
+        loss, logits = forward_loss(self.net, x, y, self.num_classes, self.loss_kind, self.autocast)
         wrong = (logits.detach().argmax(dim=1) != y).sum()
         return loss, wrong
 

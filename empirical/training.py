@@ -11,8 +11,9 @@ The module reads top to bottom like a training script:
 1. set-up helpers (device, data, model);
 2. :class:`Member`: one run directory (its config, :class:`empirical.state.RunState`, metrics
    writer) and :func:`measure_member`, the one place a ``metrics.jsonl`` record is made;
-3. :class:`SingleEngine`: one model, its optimiser and :func:`train_one_epoch`;
-   :class:`empirical.sweep.StackedEngine` is the same interface for K models trained at once;
+3. :class:`Engine`, the interface the loop drives (a ``typing.Protocol``), and :class:`SingleEngine`: one
+   model, its optimiser and :func:`train_one_epoch`; :class:`empirical.sweep.InterleavedEngine` is the same
+   interface for K models trained at once;
 4. :func:`fit`: the epoch loop shared by single runs and sweeps (train one epoch, measure if
    scheduled, checkpoint by time), and :func:`train`, the single run.
 
@@ -36,7 +37,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -223,7 +224,7 @@ class Progress:
             self.bar.close()
 
 
-def measure_member(engine, k: int, epoch: int, running: dict[str, Any], progress: Progress | None = None) -> None:
+def measure_member(engine: Engine, k: int, epoch: int, running: dict[str, Any], progress: Progress | None = None) -> None:
     """Measure member ``k`` at ``epoch`` (if scheduled and not already in its ``metrics.jsonl``) and
     append the record: bookkeeping keys, :func:`empirical.measurement.measure`'s metrics, the running loss.
 
@@ -259,7 +260,7 @@ def measure_member(engine, k: int, epoch: int, running: dict[str, Any], progress
         progress.measured(m.run_dir.name, rec)
 
 
-def keep_weights(engine, k: int, epoch: int) -> None:
+def keep_weights(engine: Engine, k: int, epoch: int) -> None:
     """Save member ``k``'s weights as ``checkpoints/epoch-EEEE.pt`` when ``keep_checkpoints`` asks for ``epoch``."""
     m = engine.members[k]
     if m.is_main and epoch in m.cfg.kept_epochs():
@@ -271,15 +272,44 @@ def keep_weights(engine, k: int, epoch: int) -> None:
 # --------------------------------------------------------------------------- 3. one model
 
 
+@runtime_checkable
+class Engine(Protocol):
+    """The interface :func:`fit` drives (with :func:`measure_member` and :func:`keep_weights`), implemented by
+    :class:`SingleEngine` (one model) and :class:`empirical.sweep.InterleavedEngine` (K models at once).
+
+    ``members[k]`` is member ``k``'s run directory and state; ``model_of(k)`` / ``data_of(k)`` its module and
+    ``(train, test or None)`` datasets, as measured; ``train_one_epoch(lrs)`` trains every running member one
+    epoch at its learning rate ``lrs[k]`` and returns ``((K, 3) float64 [loss sum, wrong, seen], steps)``
+    on the device; ``weight_penalties()`` the ``(wd/2)||theta||^2`` of each member (math §1); ``save_checkpoint()``
+    snapshots every running member and hands the files to ``writer`` (written off the training thread, which
+    also fsyncs ``metrics.jsonl``); ``load_checkpoint(ckpt)`` restores what ``save_checkpoint`` wrote (the
+    drivers :func:`train` and :func:`empirical.sweep.run_sweep` call it on resume).
+    """
+
+    members: list[Member]
+    device: torch.device
+    info: DistInfo
+    measure_precision: str
+    writer: runs.CheckpointWriter
+
+    def model_of(self, k: int) -> torch.nn.Module: ...
+
+    def data_of(self, k: int) -> tuple[Any, Any]: ...
+
+    def train_one_epoch(self, lrs: list[float]) -> tuple[torch.Tensor, int]: ...
+
+    def weight_penalties(self) -> list[float]: ...
+
+    def save_checkpoint(self) -> None: ...
+
+    def load_checkpoint(self, ckpt: dict[str, Any]) -> None: ...
+
+
 class SingleEngine:
-    """One model (optionally data-parallel): the training engine of :func:`train`.
+    """One model (optionally data-parallel): the :class:`Engine` of :func:`train`.
 
     ``data`` (``(train, test)``) and ``generator`` given: shared with other members of a sweep
     (:class:`empirical.sweep.InterleavedEngine`) instead of loaded / seeded here.
-
-    The interface :func:`fit` uses, shared with :class:`empirical.sweep.StackedEngine`:
-    ``members``, ``device``, ``info``, ``measure_precision``, ``model_of(k)``, ``data_of(k)``,
-    ``train_one_epoch(lrs)``, ``save_checkpoint()``.
     """
 
     def __init__(self, member: Member, device: torch.device, info: DistInfo, *,
@@ -372,7 +402,7 @@ class SingleEngine:
 # --------------------------------------------------------------------------- 4. the loop
 
 
-def fit(engine, name: str) -> None:
+def fit(engine: Engine, name: str) -> None:
     """The epoch loop shared by single runs and sweeps: train one epoch, measure the scheduled
     epochs, checkpoint every ``checkpoint_every_s`` seconds / ``checkpoint_every`` epochs and at the end.
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import theory
-from empirical.measurement import METRIC_KEYS, classifier_of, feature_pass, measure, network_loss
+from empirical.loss import network_loss
+from empirical.measurement import METRIC_KEYS, classifier_of, feature_pass, measure
 from empirical.models import build_model
 
 

@@ -3,9 +3,9 @@
 * Deterministic kernels, no autocast, no compile: an interleaved member, whose step runs on its own CUDA
   stream, equals its single run exactly.  A missing stream synchronisation (a member reading a batch the
   default stream has not finished, or the allocator reusing it early) would make them differ.
-* The default CUDA path (bf16 autocast, CUDA graphs, fused SGD, channels-last, streams) for both strategies:
-  every member finishes with finite metrics, epoch 0 equals the single run's (same initial weights and data,
-  measured by the same code), and the chunk checkpoint resumes.
+* The default CUDA path (strategy interleaved, chosen by device; bf16 autocast, CUDA graphs, fused SGD,
+  channels-last, streams): every member finishes with finite metrics, epoch 0 equals the single run's (same
+  initial weights and data, measured by the same code).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 
 from empirical.config import TrainConfig
 from empirical.runs import read_metrics
-from empirical.sweep import ENGINES, SWEEP_FILE, SweepSpec, run_sweep
+from empirical.sweep import SWEEP_FILE, SweepSpec, run_sweep
 from empirical.training import TIMING_KEYS, train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -49,12 +49,11 @@ def test_interleaved_members_on_streams_equal_single_runs_exactly(tmp_path):
         assert strip(member) == strip(read_metrics(tmp_path / f"one-{lr}")), lr
 
 
-@pytest.mark.parametrize("strategy", ["stacked", "interleaved"])
-def test_default_cuda_path_trains_every_member(tmp_path, strategy):
-    out = tmp_path / strategy
-    run_sweep(SweepSpec(config(out), lrs=LRS, weight_decays=[5e-4], seeds=[0], strategy=strategy), out, figures=False)
+def test_default_cuda_path_trains_every_member(tmp_path):
+    out = tmp_path / "default"
+    run_sweep(SweepSpec(config(out), lrs=LRS, weight_decays=[5e-4], seeds=[0]), out, figures=False)
     s = json.loads((out / SWEEP_FILE).read_text())
-    assert s["strategy"] == strategy and all(m["status"] == "finished" for m in s["members"])
+    assert s["strategy"] == "interleaved" and all(m["status"] == "finished" for m in s["members"])
     single = tmp_path / "single"
     train(config(single, lr=LRS[0]))
     member = read_metrics(out / f"lr{LRS[0]:g}-wd0.0005-seed0")
@@ -69,12 +68,3 @@ def test_threaded_strategy_is_refused_on_cuda(tmp_path):
         run_sweep(SweepSpec(config(tmp_path / "t"), lrs=LRS, weight_decays=[5e-4], seeds=[0], strategy="threaded"),
                   tmp_path / "t", figures=False)
     assert not (tmp_path / "t").exists()
-
-
-def test_auto_strategy_trial_runs_on_cuda(tmp_path):
-    out = tmp_path / "auto"
-    run_sweep(SweepSpec(config(out, epochs=1, measure_epochs=[0, 1]), lrs=LRS, weight_decays=[5e-4], seeds=[0]),
-              out, figures=False)
-    s = json.loads((out / SWEEP_FILE).read_text())
-    times = s["spec"]["strategy_trial"]["trial_seconds_per_step"]
-    assert s["strategy"] in ENGINES and times[s["strategy"]] == min(t for t in times.values() if t is not None)

@@ -1,0 +1,209 @@
+"""How the K members of a chunk train together on one device: :class:`InterleavedEngine` (each member's
+single-run step in turn; on CUDA each on its own stream) and :class:`ThreadedEngine` (CPU: the same on
+worker threads).  Both implement :class:`empirical.training.Engine`, driven by :func:`empirical.training.fit`."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from .. import runs
+from ..config import TrainConfig
+from ..distributed import SINGLE
+from ..training import Member, SingleEngine, _batches, load_data, seed_everything
+
+__all__ = ["ENGINES", "InterleavedEngine", "ThreadedEngine", "cpu_workers"]
+
+
+def cpu_workers(cfg: TrainConfig, members: int) -> int:
+    """Worker threads a threaded chunk uses on the CPU: as many members at a time as the cores hold at
+    ``num_threads`` each (the run's torch threads; default: all cores, i.e. one worker), at most ``members``."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    per_member = cfg.num_threads or cores
+    return max(1, min(members, cores // max(per_member, 1)))
+
+
+class InterleavedEngine:
+    """K ordinary models, each with its own optimiser and training step (:class:`empirical.training.SingleEngine`),
+    trained batch by batch in turn: for every batch, member 1's step, member 2's step, ...
+
+    Each member runs exactly the code of its single run (the same :class:`empirical.step.TrainStep`,
+    ``torch.optim.SGD``, fused on CUDA, channels-last and compiled as a single run would be), so on the CPU
+    a member's trajectory *is* its single run's, bit for bit.  What the sweep saves is the per-run work:
+    one process, one dataset and one batch-order generator per seed (the batches each member's single run
+    would draw), one batch draw per step for all members of a seed.  On CUDA each member's step is issued
+    on its own CUDA stream, so the kernels of different members can run at the same time on the GPU; the
+    batch is made on the default stream, each member's stream waits for it, and the default stream waits
+    for every member at the end of the epoch.  Memory: K models and optimisers, and the activations of the
+    steps in flight (one on the CPU; on CUDA up to K).
+
+    The chunk checkpoint (``{"epoch", "members": [each member's single-run checkpoint + "stopped"]}``, one
+    atomic file, loaded by :func:`empirical.runs.load_checkpoint`) is written beside each running member's
+    own ``last.pt``.
+    """
+
+    strategy = "interleaved"
+
+    def __init__(self, members: list[Member], device: torch.device, chunk_dir: Path):
+        self.members, self.device, self.info, self.chunk_dir = members, device, SINGLE, Path(chunk_dir)
+        self.writer = runs.CheckpointWriter()  # checkpoint files are written off the training thread
+        self.groups: dict[int, dict[str, Any]] = {}
+        for seed in sorted({m.cfg.seed for m in members}):
+            generator = seed_everything(seed)
+            first = next(m.cfg for m in members if m.cfg.seed == seed)
+            train_set, test_set = load_data(first, device)
+            self.groups[seed] = {"generator": generator, "train": train_set, "test": test_set}
+        sizes = {len(g["train"].y) for g in self.groups.values()}
+        if len(sizes) > 1:
+            raise ValueError(f"sweep seeds give training sets of different sizes {sorted(sizes)}; "
+                             "members must take the same number of steps per epoch")
+        self.engines = []
+        for m in members:  # SingleEngine seeds, then builds: the single run's initial weights
+            g = self.groups[m.cfg.seed]
+            self.engines.append(SingleEngine(m, device, SINGLE, data=(g["train"], g["test"]), generator=g["generator"]))
+        first_engine = self.engines[0]
+        self.use_amp, self.compile_mode = first_engine.use_amp, first_engine.compile_mode
+        self.measure_precision, self.channels_last = first_engine.measure_precision, first_engine.channels_last
+        self.streams = ([torch.cuda.Stream(device) for _ in members]
+                        if device.type == "cuda" and len(members) > 1 else None)
+        self.workers = self.worker_count(members, device)
+        self.pool: ThreadPoolExecutor | None = None
+        if self.workers > 1:
+            threads = torch.get_num_threads()  # the run's (torch_settings): each worker's ops use as many
+            self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sweep-member",
+                                           initializer=torch.set_num_threads, initargs=(threads,))
+
+    @staticmethod
+    def worker_count(members: list[Member], device: torch.device) -> int:
+        """Members stepped at the same time on worker threads: 1, in turn on the calling thread."""
+        return 1
+
+    def environment(self) -> dict[str, Any]:
+        """What each member's ``config.json`` records about how it was trained."""
+        return {"world_size": 1, "amp_bf16": self.use_amp, "compile_mode": self.compile_mode,
+                "channels_last": self.channels_last, "sgd": self.engines[0].sgd,
+                "measure_precision": self.measure_precision, "sweep_members": len(self.members),
+                "sweep_strategy": self.strategy}
+
+    # ---- the Engine interface (empirical.training.Engine)
+    def model_of(self, k: int) -> torch.nn.Module:
+        return self.engines[k].model
+
+    def data_of(self, k: int) -> tuple[Any, Any]:
+        g = self.groups[self.members[k].cfg.seed]
+        return g["train"], g["test"]
+
+    def epoch_batches(self) -> Iterator[tuple]:
+        """Per step, ``(x, y)`` for each seed group (in ``self.groups`` order)."""
+        cfg = self.members[0].cfg
+        return zip(*[iter(_batches(g["train"], cfg.batch_size, g["generator"], cfg.drop_last))
+                     for g in self.groups.values()])
+
+    def train_one_epoch(self, lrs: list[float]) -> tuple[torch.Tensor, int]:
+        """One epoch of every running member; returns ``((K, 3) float64 [loss sum, wrong, seen], steps)``; the
+        rows of stopped members are zeros.  Per member, the arithmetic of
+        :meth:`empirical.training.SingleEngine.train_one_epoch`."""
+        K = len(self.members)
+        active = [k for k, m in enumerate(self.members) if m.stopped is None]
+        for k in active:
+            for group in self.engines[k].optimizer.param_groups:
+                group["lr"] = lrs[k]
+            self.engines[k].net.train()
+        loss_sum = [torch.zeros((), dtype=torch.float64, device=self.device) for _ in range(K)]
+        wrong = [torch.zeros((), dtype=torch.int64, device=self.device) for _ in range(K)]
+        seen = steps = 0
+        index = [list(self.groups).index(m.cfg.seed) for m in self.members]
+        main = torch.cuda.current_stream(self.device) if self.streams else None
+        for batch in self.epoch_batches():
+            work = [(k, *batch[index[k]]) for k in active]
+            if self.pool is not None:  # CPU: the members' steps run at the same time, one per worker thread
+                for f in [self.pool.submit(self._member_step, *w, loss_sum, wrong) for w in work]:
+                    f.result()  # waits; re-raises a member's error here
+            elif self.streams is not None:  # CUDA: each member's kernels on its own stream
+                for k, xb, yb in work:
+                    self.streams[k].wait_stream(main)  # the batch was made on the default stream
+                    with torch.cuda.stream(self.streams[k]):
+                        self._member_step(k, xb, yb, loss_sum, wrong)
+                    xb.record_stream(self.streams[k])  # the allocator must not reuse the batch before this stream is done
+                    yb.record_stream(self.streams[k])
+            else:
+                for w in work:
+                    self._member_step(*w, loss_sum, wrong)
+            steps += 1
+            seen += int(batch[0][1].shape[0])
+        if self.streams is not None:
+            for stream in self.streams:
+                main.wait_stream(stream)
+        seen_t = torch.tensor(float(seen), dtype=torch.float64, device=self.device)
+        rows = [torch.stack([loss_sum[k], wrong[k].double(), seen_t if k in active else seen_t * 0]) for k in range(K)]
+        return torch.stack(rows), steps
+
+    def _member_step(self, k: int, xb: torch.Tensor, yb: torch.Tensor, loss_sum: list, wrong: list) -> None:
+        loss, wrong_b = self.engines[k].step(xb, yb, None)
+        with torch.no_grad():
+            loss_sum[k] += loss.double() * yb.shape[0]
+            wrong[k] += wrong_b
+
+    def weight_penalties(self) -> list[float]:
+        return [e.weight_penalties()[0] for e in self.engines]
+
+    def save_checkpoint(self) -> None:
+        """The chunk's checkpoint (one atomic file, what a sweep resumes from), then each running
+        member's ``last.pt`` (single-run format, for ``load_run`` and single resumes)."""
+        states = [{**e.checkpoint_state(), "stopped": m.stopped} for e, m in zip(self.engines, self.members)]
+        # the snapshots are taken here; the files are written off the training thread, in this order
+        runs.save_checkpoint(self.chunk_dir, {"epoch": max(m.state.epoch for m in self.members), "members": states},
+                             self.writer)
+        for m, st in zip(self.members, states):
+            if m.stopped is None:
+                runs.save_checkpoint(m.run_dir, st, self.writer)
+
+    def load_checkpoint(self, ckpt: dict[str, Any]) -> None:
+        """Each member from its part of the chunk checkpoint (a seed's members share, and restore, one
+        batch-order generator: every member of a seed saved the same state of it)."""
+        for e, m, st in zip(self.engines, self.members, ckpt["members"]):
+            e.load_checkpoint(st)
+            m.stopped = st.get("stopped")
+
+    def close(self) -> None:
+        """End the worker threads, if any."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+
+
+class ThreadedEngine(InterleavedEngine):
+    """:class:`InterleavedEngine` on the CPU with the members' training steps on worker threads: as many
+    members at a time as the cores hold at the run's ``num_threads`` each (:func:`cpu_workers`).  The
+    measurements stay one after the other: on worker threads they ran slower (2.6 s against 1.1 s for 4
+    digits MLPs over 31 measurements), their float64 BLAS calls competing with each other.
+
+    Each member still runs its single run's code at its single run's thread count, so it equals its single
+    run exactly (tested at one thread per member, the usual case: with several threads per member, the
+    measurement's statistics briefly run torch at one thread, which another member's BLAS may see).
+    PyTorch's kernels release the interpreter lock, so members whose steps are mostly kernels (ResNet18:
+    1.87x the training throughput on 2 cores) gain, while tiny steps (a small MLP, ~1 ms, mostly Python)
+    contend for the lock (1.00-1.03x).  With the default ``num_threads`` (all cores per member) there is one
+    worker: the members run in turn, as :class:`InterleavedEngine`.  CPU only.
+    """
+
+    strategy = "threaded"
+
+    @staticmethod
+    def worker_count(members: list[Member], device: torch.device) -> int:
+        """:func:`cpu_workers`; a one-line ``ValueError`` off the CPU."""
+        if device.type != "cpu":
+            raise ValueError("sweep strategy 'threaded' is for the CPU; on CUDA 'interleaved' runs each member "
+                             "on its own stream")
+        return cpu_workers(members[0].cfg, len(members))
+
+
+#: The sweep strategies (:data:`empirical.sweep.spec.STRATEGIES`): how a chunk's members train together.
+ENGINES: dict[str, type[InterleavedEngine]] = {"threaded": ThreadedEngine, "interleaved": InterleavedEngine}

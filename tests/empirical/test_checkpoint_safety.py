@@ -184,7 +184,7 @@ def test_sweep_checkpoints_load_with_weights_only(tmp_path):
     base = TrainConfig(dataset="gaussian", model="mlp", per_class=20, epochs=1, lr=0.05, batch_size=40,
                        data_kwargs={"dim": 8, "num_classes": 3}, model_kwargs={"widths": [16]},
                        measure_epochs=[0, 1], out=str(tmp_path), progress=False, num_threads=1)
-    run_sweep(SweepSpec(base, lrs=[0.05, 0.1], weight_decays=[5e-4], seeds=[0], strategy="stacked"), tmp_path,
+    run_sweep(SweepSpec(base, lrs=[0.05, 0.1], weight_decays=[5e-4], seeds=[0]), tmp_path,
               figures=False)
     files = sorted(tmp_path.rglob("*.pt"))
     assert len(files) >= 3  # a chunk checkpoint and each member's last.pt

@@ -123,9 +123,9 @@ def test_no_file_cites_notes_outside_the_repository():
 
 
 def test_no_file_cites_sections_of_an_unnamed_spec():
-    """Sections are cited as ``math §X.Y`` (docs/math.md); a bare ``spec 3.4`` names a document the repository
-    does not hold."""
-    bad = lines_matching(r"\b[Ss]pec[- ]\d")
+    """Sections are cited as ``math §X.Y`` (docs/math.md); a bare ``spec 3.4`` or ``spec section 1`` names a
+    document the repository does not hold."""
+    bad = lines_matching(r"\b[Ss]pec(?:[- ]| section )\d")
     assert not bad, "cite docs/math.md as `math §X.Y`, not `spec X.Y`:\n" + "\n".join(bad)
 
 

@@ -63,8 +63,8 @@ def add_train_options(t: argparse.ArgumentParser) -> None:
                                                "--dataset or a --config file that names the dataset")
     t.add_argument("--config", dest="config_file", default=S, help="JSON file of TrainConfig options")
     t.add_argument("--dataset", default=S,
-                   help="a dataset of empirical.data.DATASETS: digits, gaussian, mnist, fashion-mnist, kmnist, cifar10, "
-                        "svhn, stl10 (required unless --preset or --config sets it)")
+                   help="a dataset of empirical.data.DATASETS: digits, gaussian, mnist, fashion-mnist, kmnist, "
+                        "cifar10, svhn, stl10 (required unless --preset or --config sets it)")
     t.add_argument("--model", default=S, help=f"a network of empirical.models.MODELS ({_default('model')})")
     t.add_argument("--out", default=S, help="run directory (default: runs/<preset or dataset-model>)")
     t.add_argument("--per-class", dest="per_class", type=int, default=S,
@@ -74,7 +74,8 @@ def add_train_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--momentum", type=float, default=S, help=f"SGD momentum ({_default('momentum')})")
     t.add_argument("--weight-decay", dest="weight_decay", type=float, default=S,
                    help=f"SGD weight decay ({_default('weight_decay')})")
-    t.add_argument("--batch-size", dest="batch_size", type=int, default=S, help=f"training batch size ({_default('batch_size')})")
+    t.add_argument("--batch-size", dest="batch_size", type=int, default=S,
+                   help=f"training batch size ({_default('batch_size')})")
     t.add_argument("--keep-last-batch", dest="drop_last", action="store_false", default=S,
                    help="train on the incomplete last batch too (default: skipped, as in the notebook)")
     t.add_argument("--loss", choices=["mse", "ce"], default=S, help=f"training loss ({_default('loss')})")
@@ -90,7 +91,8 @@ def add_train_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--data-root", dest="data_root", default=S,
                    help="folder of the dataset files (default: $NC_DATA_ROOT, else the system folders)")
     t.add_argument("--image-size", dest="image_size", type=int, default=S,
-                   help="image side length (default: the dataset's: 28x28 sets padded to 32, digits 8x8, others native)")
+                   help="image side length (default: the dataset's: 28x28 sets padded to 32, digits 8x8, "
+                        "others native)")
     t.add_argument("--model-arg", dest="model_args", type=_kv, action="append", default=[],
                    help="KEY=VALUE passed to build_model (VALUE parsed as JSON when possible; default: none)")
     t.add_argument("--data-arg", dest="data_args", type=_kv, action="append", default=[],
@@ -99,7 +101,8 @@ def add_train_options(t: argparse.ArgumentParser) -> None:
                    help=f"seed of the subset, the initialisation and the batch order ({_default('seed')})")
     t.add_argument("--deterministic", action="store_true", default=S,
                    help="deterministic algorithms (torch.use_deterministic_algorithms; default: off)")
-    t.add_argument("--device", default=S, help=f"auto (CUDA when present), cpu, cuda, cuda:1 ... ({_default('device')})")
+    t.add_argument("--device", default=S,
+                   help=f"auto (CUDA when present), cpu, cuda, cuda:1 ... ({_default('device')})")
     t.add_argument("--amp", choices=["auto", "bf16", "none"], default=S,
                    help=f"autocast of the training step (auto: bf16 on CUDA; {_default('amp')})")
     # values are validated by TrainConfig (empirical.step.COMPILE_MODES), so --help needs no torch import

@@ -14,7 +14,9 @@ Examples::
     python -m empirical export-csv runs/digits --out digits.csv
 
 Option precedence (:func:`empirical.config.merge_preset`, shared with ``python -m paper_checks``):
-:class:`TrainConfig` defaults < ``--preset`` < ``--config FILE`` < explicit options.  ``--resume``
+:class:`TrainConfig` defaults < ``--preset`` < ``--config FILE`` < explicit options; ``--help`` names each
+option's :class:`TrainConfig` default.  ``train`` and ``sweep`` need a dataset (``--preset``, ``--dataset`` or a
+``--config`` file naming one): without it they stop with a one-line error, exit status 2.  ``--resume``
 accepts the options the run was started with; only changed ones are refused (naming them), except
 ``device``, ``threads``, progress and the checkpoint options, which a resumed run may change.  Known errors (bad input, missing data, unknown names, an existing run)
 print ``error: ...`` to stderr and exit with status 2; a diverging loss exits with status 3
@@ -24,6 +26,7 @@ after keeping every measured epoch.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -43,58 +46,88 @@ def _kv(text: str) -> tuple[str, Any]:
         return key, value
 
 
+def _default(name: str) -> str:
+    """``default: V`` with V the :class:`TrainConfig` default of the field ``name``, for the options' help (the
+    value is read from the dataclass, so the help cannot drift from it)."""
+    from .config import TrainConfig
+
+    value = {f.name: f.default for f in dataclasses.fields(TrainConfig)}[name]
+    return f"default: {value}"
+
+
 def add_train_options(t: argparse.ArgumentParser) -> None:
-    """Every :class:`TrainConfig` option (shared by ``train`` and ``sweep``); unset options stay unset."""
+    """Every :class:`TrainConfig` option (shared by ``train`` and ``sweep``); unset options stay unset, and the
+    help names the :class:`TrainConfig` default that applies when neither a preset nor a config file sets it."""
     S = argparse.SUPPRESS  # unset options do not override preset / config values
-    t.add_argument("--preset", default=S, help="named defaults (see `presets`)")
+    t.add_argument("--preset", default=S, help="named defaults (see `presets`); train and sweep need --preset, "
+                                               "--dataset or a --config file that names the dataset")
     t.add_argument("--config", dest="config_file", default=S, help="JSON file of TrainConfig options")
-    t.add_argument("--dataset", default=S)
-    t.add_argument("--model", default=S)
-    t.add_argument("--out", default=S, help="run directory (default runs/<preset or dataset-model>)")
-    t.add_argument("--per-class", dest="per_class", type=int, default=S, help="balanced subset size N")
-    t.add_argument("--epochs", type=int, default=S)
-    t.add_argument("--lr", type=float, default=S)
-    t.add_argument("--momentum", type=float, default=S)
-    t.add_argument("--weight-decay", dest="weight_decay", type=float, default=S)
-    t.add_argument("--batch-size", dest="batch_size", type=int, default=S)
+    t.add_argument("--dataset", default=S,
+                   help="a dataset of empirical.data.DATASETS: digits, gaussian, mnist, fashion-mnist, kmnist, "
+                        "cifar10, svhn, stl10 (required unless --preset or --config sets it)")
+    t.add_argument("--model", default=S, help=f"a network of empirical.models.MODELS ({_default('model')})")
+    t.add_argument("--out", default=S, help="run directory (default: runs/<preset or dataset-model>)")
+    t.add_argument("--per-class", dest="per_class", type=int, default=S,
+                   help="balanced subset size N (default: the whole training split)")
+    t.add_argument("--epochs", type=int, default=S, help=f"training epochs ({_default('epochs')})")
+    t.add_argument("--lr", type=float, default=S, help=f"SGD learning rate ({_default('lr')}, the paper's MSE rate)")
+    t.add_argument("--momentum", type=float, default=S, help=f"SGD momentum ({_default('momentum')})")
+    t.add_argument("--weight-decay", dest="weight_decay", type=float, default=S,
+                   help=f"SGD weight decay ({_default('weight_decay')})")
+    t.add_argument("--batch-size", dest="batch_size", type=int, default=S,
+                   help=f"training batch size ({_default('batch_size')})")
     t.add_argument("--keep-last-batch", dest="drop_last", action="store_false", default=S,
-                   help="train on the incomplete last batch too (the notebook skips it)")
-    t.add_argument("--loss", choices=["mse", "ce"], default=S)
-    t.add_argument("--lr-gamma", dest="lr_gamma", type=float, default=S)
-    t.add_argument("--milestones", default=S, help="comma-separated epochs (default epochs//3, 2*epochs//3)")
+                   help="train on the incomplete last batch too (default: skipped, as in the notebook)")
+    t.add_argument("--loss", choices=["mse", "ce"], default=S, help=f"training loss ({_default('loss')})")
+    t.add_argument("--lr-gamma", dest="lr_gamma", type=float, default=S,
+                   help=f"learning-rate factor at each milestone ({_default('lr_gamma')})")
+    t.add_argument("--milestones", default=S, help="comma-separated epochs (default: epochs//3, 2*epochs//3)")
     t.add_argument("--measure-epochs", dest="measure_epochs", default=S,
                    help="'paper' (default: log-spaced, rescaled), 'all', or comma-separated epochs")
     t.add_argument("--no-test", dest="measure_test", action="store_false", default=S,
-                   help="do not load / evaluate the test split")
-    t.add_argument("--eval-batch-size", dest="eval_batch_size", type=int, default=S)
-    t.add_argument("--data-root", dest="data_root", default=S)
-    t.add_argument("--image-size", dest="image_size", type=int, default=S)
+                   help="do not load / evaluate the test split (default: evaluated)")
+    t.add_argument("--eval-batch-size", dest="eval_batch_size", type=int, default=S,
+                   help=f"batch size of the measurement passes ({_default('eval_batch_size')})")
+    t.add_argument("--data-root", dest="data_root", default=S,
+                   help="folder of the dataset files (default: $NC_DATA_ROOT, else the system folders)")
+    t.add_argument("--image-size", dest="image_size", type=int, default=S,
+                   help="image side length (default: the dataset's: 28x28 sets padded to 32, digits 8x8, "
+                        "others native)")
     t.add_argument("--model-arg", dest="model_args", type=_kv, action="append", default=[],
-                   help="KEY=VALUE passed to build_model (VALUE parsed as JSON when possible)")
+                   help="KEY=VALUE passed to build_model (VALUE parsed as JSON when possible; default: none)")
     t.add_argument("--data-arg", dest="data_args", type=_kv, action="append", default=[],
-                   help="KEY=VALUE passed to load_train_test (e.g. dim=64 for gaussian)")
-    t.add_argument("--seed", type=int, default=S)
-    t.add_argument("--deterministic", action="store_true", default=S)
-    t.add_argument("--device", default=S, help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
-    t.add_argument("--amp", choices=["auto", "bf16", "none"], default=S)
+                   help="KEY=VALUE passed to load_train_test (e.g. dim=64 for gaussian; default: none)")
+    t.add_argument("--seed", type=int, default=S,
+                   help=f"seed of the subset, the initialisation and the batch order ({_default('seed')})")
+    t.add_argument("--deterministic", action="store_true", default=S,
+                   help="deterministic algorithms (torch.use_deterministic_algorithms; default: off)")
+    t.add_argument("--device", default=S,
+                   help=f"auto (CUDA when present), cpu, cuda, cuda:1 ... ({_default('device')})")
+    t.add_argument("--amp", choices=["auto", "bf16", "none"], default=S,
+                   help=f"autocast of the training step (auto: bf16 on CUDA; {_default('amp')})")
     # values are validated by TrainConfig (empirical.step.COMPILE_MODES), so --help needs no torch import
     t.add_argument("--compile", dest="compile", metavar="MODE", default=S,
-                   help="torch.compile the training step: auto (default; reduce-overhead on CUDA in one process, "
+                   help="torch.compile the training step: auto (reduce-overhead on CUDA in one process, "
                         "else none), none, default, reduce-overhead, max-autotune-no-cudagraphs; a failed compile "
-                        "warns and trains eagerly")
+                        f"warns and trains eagerly ({_default('compile')})")
     t.add_argument("--channels-last", dest="channels_last", metavar="{auto,on,off}", default=S,
-                   help="NHWC layout for conv models (auto: on CUDA)")
+                   help=f"NHWC layout for conv models (auto: on CUDA; {_default('channels_last')})")
     t.add_argument("--measure-precision", dest="measure_precision", metavar="{auto,tf32,fp32}", default=S,
                    help="float32 arithmetic of the measurement's forward passes on CUDA (auto: tf32, PyTorch's "
-                        "default for convolutions, ~5x faster; fp32: IEEE float32); statistics are float64")
+                        "default for convolutions, ~5x faster; fp32: IEEE float32); statistics are float64 "
+                        f"({_default('measure_precision')})")
     t.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, default=S,
                    help="also checkpoint every N epochs (default: by time only)")
     t.add_argument("--checkpoint-every-s", dest="checkpoint_every_s", type=float, default=S,
-                   help="checkpoint every S seconds of wall time (default 300; 0: only by epoch and at the end)")
+                   help=f"checkpoint every S seconds of wall time (0: only by epoch and at the end; "
+                        f"{_default('checkpoint_every_s')})")
     t.add_argument("--keep-checkpoints", dest="keep_checkpoints", default=S,
-                   help="keep the weights of these epochs for load_run: 'measured' or comma-separated epochs")
-    t.add_argument("--threads", dest="num_threads", type=int, default=S)
-    t.add_argument("--no-progress", dest="progress", action="store_false", default=S)
+                   help="keep the weights of these epochs for load_run: 'measured' or comma-separated epochs "
+                        "(default: only the last state)")
+    t.add_argument("--threads", dest="num_threads", type=int, default=S,
+                   help="CPU threads of torch (default: torch's own choice)")
+    t.add_argument("--no-progress", dest="progress", action="store_false", default=S,
+                   help="no progress bar (default: a bar on a terminal, a line per measurement otherwise)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
 
 
@@ -125,12 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="skip the figures (default: accuracy_vs_lr.png and each member's panels)")
 
     pl = sub.add_parser("plot", help="draw the paper's panels into RUN/figures")
-    pl.add_argument("run_dir")
+    pl.add_argument("run_dir", help="a run directory (metrics.jsonl)")
     pl.add_argument("--out", default=None, help="folder for the PNGs (default RUN/figures)")
-    pl.add_argument("--tpt-threshold", type=float, default=0.0, help="terminal phase: training error stays <= this fraction from its first epoch on (default 0, exactly zero)")
+    pl.add_argument("--tpt-threshold", type=float, default=0.0, help="terminal phase: training error stays <= this fraction from its first epoch on "
+                         "(default: %(default)s, exactly zero)")
 
     ex = sub.add_parser("export-csv", help="write RUN/metrics.jsonl as CSV")
-    ex.add_argument("run_dir")
+    ex.add_argument("run_dir", help="a run directory (metrics.jsonl)")
     ex.add_argument("--out", default=None, help="CSV file (default RUN/metrics.csv)")
 
     sub.add_parser("presets", help="list the named presets")
@@ -218,6 +252,9 @@ def config_from_args(ns: argparse.Namespace):
     (:func:`empirical.config.merge_preset`)."""
     from .config import merge_preset
 
+    if "dataset" not in options_merged(ns):  # TrainConfig's digits/MLP at the paper's lr is no run anyone asked for
+        raise ValueError("no dataset: give --preset (e.g. digits-mlp; `python -m empirical presets` lists them), "
+                         "--dataset, or a --config file that names one")
     return merge_preset(getattr(ns, "preset", None), getattr(ns, "config_file", None), **explicit_options(ns))
 
 

@@ -18,7 +18,8 @@ A grid of runs (datasets x networks x losses, math §7.3; see :mod:`paper_checks
 Exit code (main job and grid): 0, or 1 when a claim is ``error`` (a toolkit bug: a stage raised or a check
 hit an unexpected exception) or a verification claim fails (symbolic, dynamics, and the exact identities
 empirical.decomposition_identity / empirical.central_path_closed_forms); the other empirical claims are
-observations of the run, reported but not gated unless ``--strict``; ``n/a`` claims never gate.  2 for
+observations of the run, reported but not gated unless ``--strict``; ``n/a`` claims never gate; ``grid`` also
+exits 1 when no run was trained or evaluated (every dataset missing).  2 for
 usage errors (one line, before any stage runs).  ``compare``: 0 on success, 2 when the run cannot be read
 or fitted.
 """
@@ -30,6 +31,12 @@ import sys
 from typing import Sequence
 
 from .compare import TIME_CHOICES
+
+
+#: The subcommands, listed by ``python -m paper_checks --help``.
+SUBCOMMANDS = """subcommands (python -m paper_checks SUBCOMMAND --help):
+  compare LOG   theory against observation for one run or log: fit, forward ODE, compare.json, figures
+  grid          a grid of runs (datasets x networks x losses): every claim on each, the paper's numbers"""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -45,51 +52,54 @@ def _main_parser() -> argparse.ArgumentParser:
 
     p = OneLineParser(
         prog="python -m paper_checks",
-        description="Check the claims of Han, Papyan & Donoho, 'Neural Collapse Under MSE Loss' (ICLR 2022) "
-                    "end to end: symbolic certificate, simulated dynamics, a training run, theory vs observation. "
-                    "Use `python -m paper_checks compare RUN_DIR` for the comparison alone.",
+        description="Check the claims of Han, Papyan & Donoho, 'Neural Collapse Under MSE Loss' (ICLR 2022)\n"
+                    "end to end: symbolic certificate, simulated dynamics, a training run, theory vs observation.",
+        epilog=SUBCOMMANDS, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", default="reports/default", help="report directory (default reports/default)")
+    p.add_argument("--out", default="reports/default", help="report directory (default: %(default)s)")
     g = p.add_argument_group("training (empirical)")
     g.add_argument("--run-dir", help="reuse this finished run directory instead of training")
     g.add_argument("--preset", help="empirical preset (default digits-mlp when no --dataset/--model)")
     g.add_argument("--dataset", help="e.g. digits, fashion-mnist, mnist, cifar10, svhn, stl10, gaussian")
     g.add_argument("--model", help="e.g. mlp, resnet18, vgg11, densenet40")
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--per-class", type=int, help="balanced subset: N examples per class")
-    g.add_argument("--lr", type=float)
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--weight-decay", type=float)
-    g.add_argument("--data-root")
-    g.add_argument("--device", help="auto, cpu, cuda, cuda:1, ...")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--epochs", type=int, help="training epochs (default: the preset's, else 350)")
+    g.add_argument("--per-class", type=int,
+                   help="balanced subset: N examples per class (default: the preset's, else the whole training split)")
+    g.add_argument("--lr", type=float, help="learning rate (default: the preset's or the paper's 0.0184)")
+    g.add_argument("--batch-size", type=int, help="training batch size (default: the preset's, else 128)")
+    g.add_argument("--weight-decay", type=float, help="SGD weight decay (default: the preset's, else 5e-4)")
+    g.add_argument("--data-root", help="folder of the dataset files (default: $NC_DATA_ROOT, else the system folders)")
+    g.add_argument("--device", help="auto, cpu, cuda, cuda:1, ... (default: auto)")
+    g.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")
     g.add_argument("--resume", action="store_true", help="continue the training run in OUT/run from its checkpoint")
     g.add_argument("--skip-training", action="store_true", help="no training run: symbolic + dynamics claims only")
     g = p.add_argument_group("simulation (simulate)")
-    g.add_argument("--t-max", type=float, help="flow time of the projected-flow simulation (default 1e5)")
-    g.add_argument("--retraction-t-max", type=float, help="flow time of the retraction contrast (default 2e3)")
+    g.add_argument("--t-max", type=float, help="flow time of the projected-flow simulation (default: 1e5)")
+    g.add_argument("--retraction-t-max", type=float, help="flow time of the retraction contrast (default: min(--t-max, 2e3))")
     g.add_argument("--sim-flow", default="features", choices=["features", "matrix", "reduced"],
-                   help="which projected-flow integrator (default features: the feature-level flow of math §6.1)")
-    g.add_argument("--sim-classes", type=int, default=4)
-    g.add_argument("--sim-per-class", type=int, default=6)
-    g.add_argument("--sim-dim", type=int, default=9)
-    g.add_argument("--skip-simulation", action="store_true")
+                   help="which projected-flow integrator (default: %(default)s, the feature-level flow of math §6.1)")
+    g.add_argument("--sim-classes", type=int, default=4, help="classes C of the simulation (default: %(default)s)")
+    g.add_argument("--sim-per-class", type=int, default=6,
+                   help="examples per class N of the simulation (default: %(default)s)")
+    g.add_argument("--sim-dim", type=int, default=9, help="feature dimension p of the simulation (default: %(default)s)")
+    g.add_argument("--skip-simulation", action="store_true", help="no simulation: the dynamics claims are n/a")
     g = p.add_argument_group("comparison")
     g.add_argument("--time", default="auto", choices=list(TIME_CHOICES),
-                   help="clock of the comparison (default auto: the flow time of math §6.5 when the log allows, else "
-                        "lr_weighted_steps, else epoch)")
-    g.add_argument("--early-epoch", type=int, help="start epoch of the forward ODE prediction")
+                   help="clock of the comparison (default: %(default)s, the flow time of math §6.5 when the log "
+                        "allows, else lr_weighted_steps, else epoch)")
+    g.add_argument("--early-epoch", type=int,
+                   help="start epoch of the forward ODE prediction (default: the fit window's first)")
     g.add_argument("--fit-from", type=int, help="first epoch of the fit window (default: start of the terminal phase)")
     add_tpt_threshold(g)
     g.add_argument("--ladder", default="on", choices=["on", "off"],
                    help="run the calibration ladder beside the run (math §7.4: exact flow, free flow, UFM full batch and "
-                        "at the run's batch size) and report its verdicts beside the run's (default on)")
+                        "at the run's batch size) and report its verdicts beside the run's (default: %(default)s)")
     g = p.add_argument_group("general")
     g.add_argument("--quick", action="store_true",
                    help=f"small sizes: the first {QUICK_EPOCHS} epochs of the full schedule (same learning-rate "
                         "milestones), reduced flow, quick certificate")
     g.add_argument("--certificate", default="auto", choices=["auto", "full", "quick", "skip"],
-                   help="symbolic certificate size (auto: full, or quick with --quick)")
+                   help="symbolic certificate size (auto: full, or quick with --quick; default: %(default)s)")
     g.add_argument("--no-progress", action="store_true", help="no per-epoch training progress bar")
     g.add_argument("--strict", action="store_true",
                    help="exit 1 when an empirical claim fails too (default: only symbolic/dynamics claims and errors)")
@@ -99,21 +109,20 @@ def _main_parser() -> argparse.ArgumentParser:
 def add_tpt_threshold(group) -> None:
     group.add_argument("--tpt-threshold", type=float, default=0.0, metavar="FRACTION",
                        help="the terminal phase starts at the first measured epoch from which the training error stays "
-                            "at or below this fraction of the training set (default 0: exactly zero, the paper's "
-                            "definition; e.g. 1e-3 tolerates a few never-fitted, mislabelled samples)")
+                            "at or below this fraction of the training set (default: %(default)s, exactly zero: the "
+                            "paper's definition; e.g. 1e-3 tolerates a few never-fitted, mislabelled samples)")
 
 
 def _compare_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m paper_checks compare",
                       description="Fit the closed-form SNR dynamics to a log and compare theory with observation; "
                                   "writes compare.json and figures.  Works with whatever the log holds (only 'epoch' "
-                                  "is required): a part that needs a missing key is n/a, named in the output.",
-                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                  "is required): a part that needs a missing key is n/a, named in the output.")
     p.add_argument("log", metavar="LOG", help="a run directory, a metrics.jsonl file or a CSV file (one row per epoch)")
     p.add_argument("--time", default="auto", choices=list(TIME_CHOICES),
                    help="clock of the fit: auto = the flow time of math §6.5 when the log allows (flow_time, or "
                         "lr_weighted_steps with the run's momentum and loss reduction), else lr_weighted_steps, else "
-                        "epoch; flow, lr_steps and epoch force one")
+                        "epoch; flow, lr_steps and epoch force one (default: %(default)s)")
     p.add_argument("--early-epoch", type=int, help="start epoch of the forward ODE prediction (default: the fit "
                                                    "window's first)")
     p.add_argument("--fit-from", type=int, help="first epoch of the fit window (default: start of the terminal phase)")

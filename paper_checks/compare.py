@@ -495,8 +495,11 @@ def compare_records(
     fit_exponent : time map ``s T^beta`` with free ``beta`` as the primary fit (else ``beta = 1``).
     config : the run's ``config.json`` (loss, momentum, reduction, per_class, kappa, lam).
 
-    Raises ``ValueError`` for an empty log, a record without ``epoch``, or a ``time`` outside the choices; a part
-    the log cannot support is reported in ``unavailable`` instead.
+    Raises
+    ------
+    ValueError
+        An empty log, a record without ``epoch``, or a ``time`` outside the choices; a part the log cannot
+        support is reported in ``unavailable`` instead.
     """
     if not records:
         raise ValueError("compare: empty metrics log")

@@ -23,6 +23,9 @@ Evaluation and the report always run in this process, after the training.  Defau
 for the image datasets and 60 for the embedded CPU datasets (digits, gaussian); ``per_class`` the paper's
 balanced subset size; the learning rate of the paper preset of the pair when there is one (else the notebook's
 tuned MSE rate 0.0184), and the notebook's tuned CE rate 0.0679 for cross-entropy (math §7.1), unless ``--lr``.
+
+Exit status: 0; 1 when a claim is an error, a run failed, or no run was trained or evaluated (every dataset
+missing: a grid of no run is no result); 2 for usage errors.
 """
 
 from __future__ import annotations
@@ -446,7 +449,8 @@ def markdown_to_html(text: str, *, title: str, figures: Sequence[Path] = ()) -> 
 
 
 def run_grid(opts: GridOptions) -> int:
-    """Plan, train, evaluate and report the grid; returns the exit code (0, or 1 on an error claim or run error)."""
+    """Plan, train, evaluate and report the grid; returns the exit code: 0, or 1 on an error claim, a run error,
+    or when no run was trained or evaluated (every dataset missing)."""
     from .main import publish_report  # noqa: PLC0415
 
     plans = plan_grid(opts)
@@ -498,35 +502,50 @@ def run_grid(opts: GridOptions) -> int:
     where = publish_report(out, staging, errors, files=GRID_FILES)
     print(f"grid report: {where / 'report.html'}  ({len(rows)} runs, wall time {time.perf_counter() - t0:.1f} s)")
     worst = exit_code(gclaims + all_claims)
+    if not runs:  # every run skipped (or failed): a grid of no run is no result
+        print("grid: no run was trained or evaluated (see the skipped runs above): exit status 1", file=sys.stderr)
+        return 1
     return 1 if worst or any(r["status"] == "error" for r in rows) else 0
 
 
 # ----------------------------------------------------------------------------- command line
 
+#: What ``grid --help`` says of the exit status (:func:`run_grid`).
+EXIT_STATUS = ("exit status: 0; 1 when a claim is an error, a run failed, or no run was trained or evaluated "
+               "(every dataset missing: a grid of no run is no result); 2 for usage errors")
+
 
 def _parser() -> argparse.ArgumentParser:
     from .__main__ import OneLineParser, add_tpt_threshold  # noqa: PLC0415
 
-    p = OneLineParser(prog="python -m paper_checks grid", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m paper_checks grid", description=__doc__.split("\n\n")[0],
+                      epilog=EXIT_STATUS)
     p.add_argument("--datasets", required=True, help="comma-separated, e.g. fashion-mnist,mnist,cifar10,svhn,stl10")
     p.add_argument("--models", required=True, help="comma-separated, e.g. vgg11,resnet18,densenet40")
-    p.add_argument("--losses", default="mse,ce", help="comma-separated subset of mse,ce (default both)")
-    p.add_argument("--out", default="reports/grid")
-    p.add_argument("--epochs", type=int, help=f"default {PAPER_EPOCHS}; {SMALL_DATASET_EPOCHS} for the CPU datasets")
+    p.add_argument("--losses", default="mse,ce", help="comma-separated subset of mse,ce (default: %(default)s)")
+    p.add_argument("--out", default="reports/grid", help="the grid's folder: runs, report (default: %(default)s)")
+    p.add_argument("--epochs", type=int, help=f"training epochs (default: {PAPER_EPOCHS}, the paper's; "
+                                              f"{SMALL_DATASET_EPOCHS} for the CPU datasets)")
     p.add_argument("--per-class", type=int, help="balanced subset size N (default: the paper's per dataset)")
-    p.add_argument("--lr", type=float, help="one learning rate for every run (default: see the module doc)")
-    p.add_argument("--device", help="auto, cpu, cuda, ...")
-    p.add_argument("--data-root")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float,
+                   help="one learning rate for every run, overriding the defaults: MSE runs take the rate of the "
+                        "pair's preset when there is one (digits-mlp: 0.4), else the notebook's tuned 0.0184; "
+                        f"CE runs the notebook's tuned {CE_LR} (math §7.1)")
+    p.add_argument("--device", help="auto, cpu, cuda, ... (default: auto)")
+    p.add_argument("--data-root", help="folder of the dataset files (default: $NC_DATA_ROOT, else the system folders)")
+    p.add_argument("--seed", type=int, default=0, help="training seed of every run (default: %(default)s)")
     add_tpt_threshold(p)
     p.add_argument("--executor", default="auto", choices=["auto", "inline", "local", "slurm"],
-                   help="auto: local with one worker per GPU when there are several GPUs, else inline")
-    p.add_argument("--jobs", type=int, help="local executor: parallel workers (default one per GPU, else 1)")
-    p.add_argument("--slurm-partition")
-    p.add_argument("--timeout-min", type=int, default=24 * 60)
-    p.add_argument("--slurm-array-parallelism", type=int, default=16)
+                   help="auto: local with one worker per GPU when there are several GPUs, else inline "
+                        "(default: %(default)s)")
+    p.add_argument("--jobs", type=int, help="local executor: parallel workers (default: one per GPU, else 1)")
+    p.add_argument("--slurm-partition", help="slurm executor: the partition (default: the cluster's)")
+    p.add_argument("--timeout-min", type=int, default=24 * 60,
+                   help="slurm executor: time limit of a job in minutes (default: %(default)s)")
+    p.add_argument("--slurm-array-parallelism", type=int, default=16,
+                   help="slurm executor: jobs of the array running at once (default: %(default)s)")
     p.add_argument("--ladder", default="on", choices=["on", "off"],
-                   help="the calibration ladder beside each MSE run (math §7.4; default on)")
+                   help="the calibration ladder beside each MSE run (math §7.4; default: %(default)s)")
     return p
 
 

@@ -203,10 +203,10 @@ def check_dataset_available(name: str, data_root: str | None) -> None:
 
 
 def check_model_known(name: str) -> None:
-    from empirical.models.registry import MODELS, _normalise  # noqa: PLC0415
+    from empirical.models.registry import MODELS, _normalise, model_names  # noqa: PLC0415
 
     if _normalise(name) not in MODELS:
-        raise UsageError(f"unknown model {name!r}; available: {', '.join(MODELS)}")
+        raise UsageError(f"unknown model {name!r}; available: {model_names()}")
 
 
 def _stored_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:

@@ -87,23 +87,36 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a run's class counts, comma-separated (C integers; unequal ones with --flow free only)")
     ap.add_argument("--dim", type=_int_at_least(1), required=True, help="feature dimension p, C-1 <= p <= C(N-1)")
     ap.add_argument("--t-max", type=_positive_float, required=True, help="final time (> 0)")
-    ap.add_argument("--flow", choices=FLOWS, default="reduced")
-    ap.add_argument("--seed", type=_int_at_least(0), default=0)
+    ap.add_argument("--flow", choices=FLOWS, default="reduced",
+                    help="reduced: the singular-value ODE (math §6.2); matrix: the SNR-matrix ODE and features: the "
+                         "projected feature flow (math §6.1); retraction: Euler steps re-whitened (math §6.1 "
+                         "'Contrast'); free: W, b and features trained jointly (math §4) (default: %(default)s)")
+    ap.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the initial condition (default: %(default)s)")
     ap.add_argument("--out", type=Path, required=True, help="output directory")
     ap.add_argument("--ensemble", type=_int_at_least(1), default=1,
-                    help=f"K initial conditions at once (flows {ENSEMBLE_FLOWS})")
-    ap.add_argument("--kappa", type=_kappa, default="projected", help="projected | sum | means | a number > 0")
-    ap.add_argument("--num-times", type=_int_at_least(3), default=60, help="saved times (>= 3)")
-    ap.add_argument("--rtol", type=_positive_float, default=1e-8)
-    ap.add_argument("--atol", type=_positive_float, default=1e-10)
-    ap.add_argument("--max-steps", type=_int_at_least(1), default=1_000_000, help="solver step budget")
-    ap.add_argument("--error-norm", choices=sorted(NORMS), default="rms")
-    ap.add_argument("--rank", type=_int_at_least(0), default=None, help="initial rank of the centred class means (<= C-1)")
-    ap.add_argument("--solver", choices=sorted(SOLVERS), default="tsit5")
-    ap.add_argument("--step", type=_positive_float, default=0.5, help="retraction flow: Euler step size (> 0)")
-    ap.add_argument("--lam", type=_nonnegative_float, default=1e-3, help="free flow: ridge lambda on W, b (>= 0)")
-    ap.add_argument("--lam-h", type=_nonnegative_float, default=0.0, help="free flow: weight decay on the features")
-    ap.add_argument("--no-figures", action="store_true")
+                    help=f"K initial conditions at once (flows {ENSEMBLE_FLOWS}) (default: %(default)s)")
+    ap.add_argument("--kappa", type=_kappa, default="projected",
+                    help="time scale: projected | sum | means | a number > 0 (math §6.3) (default: %(default)s)")
+    ap.add_argument("--num-times", type=_int_at_least(3), default=60, help="saved times (>= 3) (default: %(default)s)")
+    ap.add_argument("--rtol", type=_positive_float, default=1e-8,
+                    help="solver's relative tolerance (default: %(default)s)")
+    ap.add_argument("--atol", type=_positive_float, default=1e-10,
+                    help="solver's absolute tolerance (default: %(default)s)")
+    ap.add_argument("--max-steps", type=_int_at_least(1), default=1_000_000,
+                    help="solver step budget (default: %(default)s)")
+    ap.add_argument("--error-norm", choices=sorted(NORMS), default="rms",
+                    help="norm of the solver's error estimate (default: %(default)s)")
+    ap.add_argument("--rank", type=_int_at_least(0), default=None,
+                    help="initial rank of the centred class means (<= C-1; default: full rank)")
+    ap.add_argument("--solver", choices=sorted(SOLVERS), default="tsit5",
+                    help="Runge-Kutta method of the ODE solver (default: %(default)s)")
+    ap.add_argument("--step", type=_positive_float, default=0.5,
+                    help="retraction flow: Euler step size (> 0) (default: %(default)s)")
+    ap.add_argument("--lam", type=_nonnegative_float, default=1e-3,
+                    help="free flow: ridge lambda on W, b (>= 0) (default: %(default)s)")
+    ap.add_argument("--lam-h", type=_nonnegative_float, default=0.0,
+                    help="free flow: weight decay on the features (default: %(default)s)")
+    ap.add_argument("--no-figures", action="store_true", help="write no figures")
     return ap
 
 

@@ -8,7 +8,7 @@
   X -> (X - mu_G) Sigma_W^{-1/2} (math §6.1 "Contrast", math §9 item 19).
 * ``integrate_free``: (W, b, H) trained jointly by gradient flow on the paper's loss
       L(W, b, H) + (lam_H/(2n)) ||H||_F^2,   L = (1/(2n)) sum ||W h + b - e_c||^2 + (lam/2)(||W||^2 + ||b||^2)
-  (spec section 1), i.e. off the central path (math §4).
+  (math §1), i.e. off the central path (math §4).
 
 Loss, class statistics, least-squares classifier and renormalisation are ``theory``'s functions.
 """
@@ -170,7 +170,7 @@ FREE_OPTIONS = SolverOptions(rtol=1e-8, atol=1e-10)
 
 
 def free_loss(params, labels: jax.Array, C: int, lam, lam_h) -> jax.Array:
-    """L(W, b, H) + (lam_H/(2n)) ||H||_F^2 with L = ``theory.mse_loss`` (paper's loss, spec section 1)."""
+    """L(W, b, H) + (lam_H/(2n)) ||H||_F^2 with L = ``theory.mse_loss`` (the paper's loss, math §1)."""
     W, b, X = params
     reg_h = 0.5 * lam_h * jnp.sum(X**2) / X.shape[0]
     return theory.mse_loss(X, labels, W, b, lam=lam, num_classes=C) + reg_h
@@ -198,7 +198,7 @@ def integrate_free(
     return_steps: bool = False,
 ):
     """Gradient flow of the unconstrained-features model with W (C, p), b (C,) and features X (n, p) all free:
-    d(W, b, X)/dt = -kappa grad [ L(W, b, X) + (lam_H/(2n))||X||_F^2 ] (spec section 1 loss, ridge lam on W and b).
+    d(W, b, X)/dt = -kappa grad [ L(W, b, X) + (lam_H/(2n))||X||_F^2 ] (the loss of math §1, ridge lam on W and b).
 
     Any class counts (the loss is a mean over samples, math §1).
     Returns ``(W, b, X)`` at ``times`` with leading axis len(times). No renormalisation: this is the off-central-

@@ -14,7 +14,7 @@ from ._checks import check_sizes
 
 
 def class_labels(num_classes: int, per_class: int) -> jax.Array:
-    """Balanced labels ``(n,)``, n = C N, grouped by class: [0]*N + [1]*N + ... (spec section 1)."""
+    """Balanced labels ``(n,)``, n = C N, grouped by class: [0]*N + [1]*N + ... (math §1)."""
     return jnp.repeat(jnp.arange(num_classes), per_class)
 
 

@@ -22,7 +22,7 @@ from ._laws import law
 
 
 def gram_matrix(stats) -> jax.Array:
-    """Gram matrix of the globally-centred class means, G = Mbar^T Mbar (C, C) (spec section 1)."""
+    """Gram matrix of the globally-centred class means, G = Mbar^T Mbar (C, C) (math §1)."""
     Mbar_T = stats.centered_means  # (C, p): rows mu_c - mu_G
     return Mbar_T @ Mbar_T.T
 

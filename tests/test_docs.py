@@ -123,9 +123,9 @@ def test_no_file_cites_notes_outside_the_repository():
 
 
 def test_no_file_cites_sections_of_an_unnamed_spec():
-    """Sections are cited as ``math §X.Y`` (docs/math.md); a bare ``spec 3.4`` names a document the repository
-    does not hold."""
-    bad = lines_matching(r"\b[Ss]pec[- ]\d")
+    """Sections are cited as ``math §X.Y`` (docs/math.md); a bare ``spec 3.4`` or ``spec section 1`` names a
+    document the repository does not hold."""
+    bad = lines_matching(r"\b[Ss]pec(?:[- ]| section )\d")
     assert not bad, "cite docs/math.md as `math §X.Y`, not `spec X.Y`:\n" + "\n".join(bad)
 
 
@@ -148,6 +148,18 @@ def test_strict_mkdocs_build(tmp_path):
     math_html = (site / "math" / "index.html").read_text(encoding="utf-8")
     for sec in ("3.3b", "3.4", "6.3", "8"):
         assert f'id="sec-{sec}"' in math_html
+    # the formulas are arithmatex spans typeset by the KaTeX shipped with the site: nothing comes from the network
+    assert math_html.count('class="arithmatex"') > 200
+    scripts = re.findall(r'<script[^>]*\bsrc="([^"]+)"', math_html)
+    styles = [re.search(r'\bhref="([^"]+)"', tag).group(1) for tag in re.findall(r"<link[^>]*>", math_html)
+              if 'rel="stylesheet"' in tag]
+    assert "../vendor/katex/katex.min.js" in scripts and "../vendor/katex/katex.min.css" in styles
+    assert not [u for u in scripts + styles if "//" in u], scripts + styles
+    css = (site / "vendor" / "katex" / "katex.min.css").read_text(encoding="utf-8")
+    fonts = set(re.findall(r"url\((fonts/[\w-]+\.woff2)\)", css))
+    assert len(fonts) == 20 and all((site / "vendor" / "katex" / f).is_file() for f in fonts)
+    for page in ("math", "rank_deficient"):
+        assert_katex_typesets(site / page / "index.html")
     api = {name: (site / "api" / name / "index.html").read_text(encoding="utf-8")
            for name in ("theory", "simulate", "empirical", "paper_checks")}
     for page, objects in {"theory": ("theory.decompose", "theory.class_stats", "theory.laws.numeric"),
@@ -163,6 +175,19 @@ def test_strict_mkdocs_build(tmp_path):
             assert f"<code>{key}</code>" in run_format, f"run format page lacks the metrics key {key}"
     else:
         assert "is not in this checkout" in run_format
+
+
+def assert_katex_typesets(page: Path) -> None:
+    """Open ``page`` in headless Chromium (when installed): KaTeX typesets every formula and rejects none (a TeX
+    error would show as a red ``katex-error`` span)."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        return
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+                          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    formulas = dom.count('class="arithmatex"')
+    assert formulas > 50, f"{page}: {formulas} formulas"
+    assert dom.count('class="katex"') >= formulas and "katex-error" not in dom, page
 
 
 def _hook():
@@ -213,3 +238,49 @@ def test_committed_run_format_tables_match_the_schema():
     # a stale region is what the test above catches
     stale = hook.with_tables(page, "old tables")
     assert hook.committed_tables(stale) == "old tables" and hook.with_tables(stale, fresh) == page
+
+
+#: The write-up's pages whose formulas are LaTeX (``$...$`` inline, ``$$...$$`` displayed).
+LATEX_PAGES = ("math.md", "rank_deficient.md")
+#: A plain-text formula name (the docstrings' spelling) that must not stand in a code span of those pages.
+PLAIN_FORMULA = re.compile(r"\b(Sigma_[WBT]|Mbar|omega_j|mu_[cG]|lambda|kappa|W~|L_NC1|L_perp)\b")
+#: What makes a code span code: a call, an attribute, an option, a string, a key assignment.
+CODE_LIKE = re.compile(r"\w\(|\.\w|--|[\"']|=\S")
+
+
+def code_spans(text: str) -> list[tuple[int, str]]:
+    """``(line, span)`` of the inline code spans outside fenced blocks."""
+    spans, fenced = [], False
+    for k, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            spans += [(k, m) for m in re.findall(r"`([^`\n]+)`", line)]
+    return spans
+
+
+def test_latex_pages_keep_formulas_out_of_code_spans():
+    """Formulas are LaTeX, so they read as math on the site and on GitHub; code spans hold names from the code."""
+    bad = []
+    for name in LATEX_PAGES:
+        text = (ROOT / "docs" / name).read_text(encoding="utf-8")
+        bad += [f"docs/{name}:{line}: `{span}`" for line, span in code_spans(text)
+                if PLAIN_FORMULA.search(span) and not CODE_LIKE.search(span)]
+    assert not bad, "plain-text formulas in code spans (write them as $...$):\n" + "\n".join(bad)
+    # the checker is not vacuous
+    assert PLAIN_FORMULA.search("Sigma_W^{-1/2} Mbar") and not CODE_LIKE.search("Sigma_W^{-1/2} Mbar")
+    assert CODE_LIKE.search("theory.laws.constants(N, C, kappa)")
+
+
+def test_latex_pages_balance_their_dollars():
+    """Every line outside code has an even number of ``$`` (an odd one would swallow the rest of the paragraph)."""
+    bad = []
+    for name in LATEX_PAGES:
+        fenced = False
+        for k, line in enumerate((ROOT / "docs" / name).read_text(encoding="utf-8").splitlines(), 1):
+            if line.lstrip().startswith("```"):
+                fenced = not fenced
+            text = re.sub(r"`[^`\n]*`", "", line.replace(r"\$", ""))
+            if not fenced and text.count("$") % 2:
+                bad.append(f"docs/{name}:{k}: {line.strip()[:80]}")
+    assert not bad, "unbalanced $ in:\n" + "\n".join(bad)

@@ -21,17 +21,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser (its options are in the module doc)."""
     parser = _Parser(
         prog="python -m theory",
         description="Symbolic certificate of the MSE neural-collapse identities (math §3.1, §3.3, §3.4, §5.1, §6.1-6.4): "
                     "prints the derivation report (Markdown + LaTeX) with a PASS/FAIL table.",
     )
     parser.add_argument("--json", action="store_true", help="print JSON {checks: [...], passed: bool} instead of Markdown")
-    parser.add_argument("--out", type=Path, default=None, help="directory to write derivations.md (and derivations.json)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="directory to write derivations.md (and derivations.json) (default: print only)")
     parser.add_argument("--quick", action="store_true", help="skip the largest sizes")
     parser.add_argument("--exhaustive", action="store_true",
                         help="add fully symbolic single-shot certificates that take 10-60 s each")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         parser.error(f"argument --out: {args.out} exists and is not a directory")

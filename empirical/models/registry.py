@@ -14,7 +14,7 @@ from .resnet import ResNet
 from .ufm import UFM, DEFAULT_DIM
 from .vgg import VGG
 
-__all__ = ["ModelSpec", "MODELS", "build_model", "takes_sample_indices"]
+__all__ = ["ModelSpec", "MODELS", "build_model", "model_names", "takes_sample_indices"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,16 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
+#: How :func:`model_names` tells apart names that read alike (``densenet`` beside ``densenet40``).
+_LISTED_AS = {"densenet": "densenet (DenseNet-BC; depth 40 unless depth=...)"}
+
+
+def model_names() -> str:
+    """The registered models for messages, comma-separated, one entry per network: ``densenet`` (DenseNet-BC, any
+    depth) is marked so that it does not read as a second ``densenet40``."""
+    return ", ".join(_LISTED_AS.get(name, name) for name in MODELS)
+
+
 def _normalise(name: str) -> str:
     squash = str(name).lower().replace("-", "").replace("_", "")
     return next((k for k in MODELS if k.replace("_", "") == squash), str(name))
@@ -120,7 +130,7 @@ def build_model(
     """
     key = _normalise(name)
     if key not in MODELS:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(MODELS)}")
+        raise ValueError(f"unknown model {name!r}; available: {model_names()}")
     spec = MODELS[key]
     if int(num_classes) < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")

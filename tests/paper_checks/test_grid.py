@@ -109,3 +109,15 @@ def test_a_dead_worker_is_reported_per_run_not_a_crash(tmp_path):
     res = _job_results(job, [{"out": "runs/a"}, {"out": "runs/b"}])
     assert [(r["run_dir"], r["status"]) for r in res] == [("runs/a", "error"), ("runs/b", "error")]
     assert "failed" in res[0]["message"]
+
+
+def test_grid_of_no_run_exits_1(tmp_path, capsys):
+    """Every dataset missing: every run skipped, nothing trained or evaluated, exit status 1 (documented in
+    ``grid --help``), with the report still written to say which were skipped and why."""
+    out = tmp_path / "grid"
+    code = main(["--datasets", "cifar10", "--models", "mlp", "--losses", "mse", "--data-root", str(tmp_path / "none"),
+                 "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and "no run was trained or evaluated" in err
+    rows = json.loads((out / "grid.json").read_text())
+    assert [r["status"] for r in rows] == ["skipped"]

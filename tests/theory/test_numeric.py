@@ -1,4 +1,4 @@
-"""The numeric core of `theory` against float64 NumPy references (spec section 9).
+"""The numeric core of `theory` against float64 NumPy references (math §9).
 
 Tolerances: every identity here is exact in real arithmetic; float64 evaluation of
 O(10)-term sums of O(1..1e3) numbers gives relative errors of a few 1e-14, so "exact" is

@@ -522,53 +522,17 @@ def compare_records(
     lacking = [k for k, ok in needs if not ok]
     valid, idx, reason, tpt = _window(records, clock.values, snr, tpt_threshold, fit_from_epoch)
     if lacking or idx.size < MIN_WINDOW:
-        why = (f"needs {' and '.join(lacking)}" if lacking else
-               f"only {idx.size} usable measured epochs in the fit window ({reason}); at least {MIN_WINDOW} needed")
-        for part in ("SNR fit", "max/min ratio", "forward prediction", "the math §3.4 laws"):
-            unavailable[part] = why
-        missing += lacking
-        notes.append(_missing_message(unavailable, missing) or f"no comparison with the flow: {why}")
-        return Comparison(**base, terminal_phase_start_epoch=int(epochs[tpt]) if tpt is not None else None,
-                          fit_window={"reason": reason, "epochs": [int(e) for e in epochs[idx]]}, fit=None, fits={},
-                          primary_fit=None, snr_ratio=None, forward=None, forward_derived=None, quantities={},
-                          unavailable=unavailable, missing_keys=sorted(set(missing)), notes=notes,
-                          arrays={"epochs": epochs, "T": clock.values, "snr": snr})
+        return _without_fit(base, records, clock, snr, idx, reason, tpt, lacking, notes)
 
     T = clock.values
-    ranks = column(records, "snr_rank")[idx]
-    fits = {"linear": fit_snr_dynamics(T[idx], snr[idx], num_classes=C, time_key=clock.axis, fit_exponent=False)}
-    if fit_exponent:
-        fits["power"] = fit_snr_dynamics(T[idx], snr[idx], num_classes=C, time_key=clock.axis, fit_exponent=True)
-    primary = "power" if fit_exponent else "linear"
-    fit = fits[primary]
-    omega_fit = fit.predict(T[idx])
+    fits, omega_fit = _fit_stage(T[idx], snr[idx], C, clock.axis, fit_exponent)
+    fit = fits["power" if fit_exponent else "linear"]
     ratio, obs_ratio, fit_ratio = _ratio(T[idx], snr[idx], omega_fit)
-
-    if early_epoch is None:
-        k0 = int(idx[0])
-    else:
-        cand = np.flatnonzero(valid & (epochs >= early_epoch))
-        if cand.size == 0:
-            raise ValueError(f"compare: no usable measured epoch at or after --early-epoch {early_epoch}")
-        k0 = int(cand[0])
-    later = np.flatnonzero(valid & (np.arange(len(records)) >= k0))
-    fitted_flow = np.where(np.isfinite(T) & (T > 0), fit.flow_time(np.where(T > 0, T, 1.0)), np.nan)
-    forward, omega_fwd = _forward(
-        snr, k0, later, fitted_flow, C, epochs,
-        map_text=f"t = s * (T**beta - T0**beta), s = {fit.scale:.6g}, beta = {fit.beta:.6g} (fitted; N = kappa = 1)",
-        holdout=_holdout_forecast(T[idx], snr[idx], C, clock.axis, fit_exponent, epochs[idx]),
-        note="the time map is fitted on the whole window (in-sample); 'holdout' fits it on the first half only and "
-             "forecasts the second half")
-    forward_derived = None
-    if clock.flow is not None and N and np.all(np.isfinite(clock.flow[later])):
-        forward_derived, _ = _forward(
-            snr, k0, later, clock.flow, C, epochs, per_class=N, kappa=clock.kappa,
-            map_text=f"t = derived flow time ({clock.flow_how}); N = {N:g}, kappa = {clock.kappa:g}: no fitted time "
-                     "parameter (math §6.5)")
-    else:
-        unavailable["forward prediction on the derived clock"] = (
-            clock.flow_how if clock.flow is None else "the number of samples per class N is unknown")
-
+    k0, later = _start_row(valid, epochs, idx, early_epoch)
+    forward, omega_fwd, forward_derived, why_not = _forward_stage(snr, k0, later, T, idx, epochs, C, N, clock, fit,
+                                                                  fit_exponent)
+    if why_not:
+        unavailable["forward prediction on the derived clock"] = why_not
     arrays: dict[str, Any] = {"epochs": epochs, "T": T, "snr": snr, "fit_idx": idx, "omega_fit": omega_fit,
                               "fwd_idx": later, "omega_fwd": omega_fwd, "obs_ratio": obs_ratio, "fit_ratio": fit_ratio,
                               "quantities": {}}
@@ -577,6 +541,7 @@ def compare_records(
         if key not in quantities:
             unavailable[f"the math §3.4 law of {key}"] = f"needs {key} (or {key}_lam0)" if key != "nc1" else "needs nc1"
             missing.append(key)
+    ranks = column(records, "snr_rank")[idx]
     notes += _notes(records, quantities, ranks, lam, balanced, config)
     if missing:
         notes.insert(1, _missing_message({k: v for k, v in unavailable.items() if "law of" in k}, missing))
@@ -585,9 +550,66 @@ def compare_records(
         fit_window={"reason": reason, "epochs": [int(e) for e in epochs[idx]],
                     "snr_rank_range": ([int(np.nanmin(ranks)), int(np.nanmax(ranks))]
                                        if np.any(np.isfinite(ranks)) else None)},
-        fit=fit, fits=fits, primary_fit=primary, snr_ratio=ratio, forward=forward, forward_derived=forward_derived,
-        quantities=quantities, unavailable=unavailable, missing_keys=sorted(set(missing)), notes=notes, arrays=arrays,
+        fit=fit, fits=fits, primary_fit="power" if fit_exponent else "linear", snr_ratio=ratio, forward=forward,
+        forward_derived=forward_derived, quantities=quantities, unavailable=unavailable,
+        missing_keys=sorted(set(missing)), notes=notes, arrays=arrays,
     )
+
+
+def _without_fit(base, records, clock: Clock, snr, idx, reason: str, tpt, lacking: list[str],
+                 notes: list[str]) -> Comparison:
+    """The comparison of a log that cannot be fitted: every part n/a, naming what it lacks in one message."""
+    epochs = column(records, "epoch")
+    why = (f"needs {' and '.join(lacking)}" if lacking else
+           f"only {idx.size} usable measured epochs in the fit window ({reason}); at least {MIN_WINDOW} needed")
+    unavailable = dict.fromkeys(("SNR fit", "max/min ratio", "forward prediction", "the math §3.4 laws"), why)
+    notes.append(_missing_message(unavailable, lacking) or f"no comparison with the flow: {why}")
+    return Comparison(**base, terminal_phase_start_epoch=int(epochs[tpt]) if tpt is not None else None,
+                      fit_window={"reason": reason, "epochs": [int(e) for e in epochs[idx]]}, fit=None, fits={},
+                      primary_fit=None, snr_ratio=None, forward=None, forward_derived=None, quantities={},
+                      unavailable=unavailable, missing_keys=sorted(set(lacking)), notes=notes,
+                      arrays={"epochs": epochs, "T": clock.values, "snr": snr})
+
+
+def _fit_stage(T, snr, C: int, axis: str, fit_exponent: bool) -> tuple[dict[str, SNRFit], np.ndarray]:
+    """The linear-map fit and, with ``fit_exponent``, the power-map fit (math §6.3); the primary one's omega."""
+    fits = {"linear": fit_snr_dynamics(T, snr, num_classes=C, time_key=axis, fit_exponent=False)}
+    if fit_exponent:
+        fits["power"] = fit_snr_dynamics(T, snr, num_classes=C, time_key=axis, fit_exponent=True)
+    return fits, fits["power" if fit_exponent else "linear"].predict(T)
+
+
+def _start_row(valid, epochs, idx, early_epoch) -> tuple[int, np.ndarray]:
+    """The row whose SNR starts the forward integration, and the usable rows from it on."""
+    if early_epoch is None:
+        k0 = int(idx[0])
+    else:
+        cand = np.flatnonzero(valid & (epochs >= early_epoch))
+        if cand.size == 0:
+            raise ValueError(f"compare: no usable measured epoch at or after --early-epoch {early_epoch}")
+        k0 = int(cand[0])
+    return k0, np.flatnonzero(valid & (np.arange(valid.size) >= k0))
+
+
+def _forward_stage(snr, k0, later, T, idx, epochs, C, N, clock: Clock, fit: SNRFit, fit_exponent: bool):
+    """Forward predictions (math §6.2) on the fitted time map and, where the flow time is known, on the derived
+    clock (math §6.5); returns them, the fitted one's omega, and why the derived one is missing (or None)."""
+    fitted_flow = np.where(np.isfinite(T) & (T > 0), fit.flow_time(np.where(T > 0, T, 1.0)), np.nan)
+    forward, omega_fwd = _forward(
+        snr, k0, later, fitted_flow, C, epochs,
+        map_text=f"t = s * (T**beta - T0**beta), s = {fit.scale:.6g}, beta = {fit.beta:.6g} (fitted; N = kappa = 1)",
+        holdout=_holdout_forecast(T[idx], snr[idx], C, clock.axis, fit_exponent, epochs[idx]),
+        note="the time map is fitted on the whole window (in-sample); 'holdout' fits it on the first half only and "
+             "forecasts the second half")
+    if clock.flow is None or not N:
+        return forward, omega_fwd, None, clock.flow_how if clock.flow is None else "the samples per class N are unknown"
+    if not np.all(np.isfinite(clock.flow[later])):
+        return forward, omega_fwd, None, "the flow time is missing at some compared epochs"
+    derived, _ = _forward(
+        snr, k0, later, clock.flow, C, epochs, per_class=N, kappa=clock.kappa,
+        map_text=f"t = derived flow time ({clock.flow_how}); N = {N:g}, kappa = {clock.kappa:g}: no fitted time "
+                 "parameter (math §6.5)")
+    return forward, omega_fwd, derived, None
 
 
 def _notes(records, quantities, ranks, lam, balanced, config) -> list[str]:

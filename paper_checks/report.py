@@ -294,9 +294,9 @@ def group_views(claims: Sequence[Claim], views: dict[str, dict[str, Any]]) -> li
         n = counts(cs)
         words = [f"{n[s]} {s}" for s in STATUSES if n[s]]
         rest = [views[c.id] for c in cs if c.status in ("pass", "n/a")]
-        moved = " and ".join(f"the {s}" for s in ("fail", "error") if n[s])
+        moved = n["fail"] + n["error"]
         out.append({"name": name, "title": f"{name.capitalize()} claims", "claims": rest,
-                    "summary": ", ".join(words) + (f" ({moved} above)" if moved else "")})
+                    "summary": ", ".join(words) + (" (listed above)" if moved else "")})
     return [g for g in out if g["claims"]]
 
 

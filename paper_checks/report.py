@@ -3,7 +3,10 @@
 ``claims.json`` is a list of ``{"id", "statement", "source", "status", "measured",
 "tolerance", "check", "group", "detail", "verification"}`` objects (status "pass", "fail", "n/a" or
 "error"; ``detail`` holds the reason of an n/a and the traceback of an error).  ``report.html``
-inlines every figure as a base64 PNG, so the single file can be mailed or archived.
+inlines every figure as a base64 PNG, so the single file can be mailed or archived.  Both pages are rendered
+from the templates of :mod:`paper_checks._page` (``run.html.j2``, ``run.md.j2``) out of one view
+(:func:`claims_page_view` and the figures, ladder and set-up): the verdict, the calibration ladder, the key
+figures with their captions, the claims not supported, the rest by group, the set-up.
 Training-run figures (NC metrics and the MSE decomposition against epoch, math §7.2 / 4)
 and simulation figures (SNR singular values and the ETF approach, math §6.4) are drawn here
 from the logged numbers; the predicted-against-observed figures come from
@@ -28,7 +31,9 @@ from .compare import column, terminal_phase_start
 
 __all__ = [
     "write_claims_json",
+    "claims_page_view",
     "claims_table",
+    "setup_view",
     "write_report",
     "headline",
     "summary_line",
@@ -252,7 +257,11 @@ def claim_view(c: Claim, tolerances: _Tolerances) -> dict[str, Any]:
 
 
 def verdict_view(claims: Sequence[Claim], views: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """The verdict paragraph as sentences, each ``{"text", "claims"}`` (claims named after the text, linked)."""
+    """The verdict paragraph as sentences, each ``{"text", "claims"}`` (claims named after the text, linked).
+
+    The verification claims decide whether the toolkit can be trusted on this input (their failure is a bug and
+    the exit code); the failed observations are what the input does not support of the paper.
+    """
     n = counts(claims)
     parts = [{"text": (f"Of {_count_words(len(claims), 'claim')}, {n['pass']} pass, {n['fail']} fail, {n['n/a']} "
                        f"cannot be evaluated on this input (n/a) and {n['error'] or 'none'} raised an error"),
@@ -260,27 +269,26 @@ def verdict_view(claims: Sequence[Claim], views: dict[str, dict[str, Any]]) -> l
     ver = [c for c in claims if c.verification]
     bad = [c for c in ver if c.status in ("fail", "error")]
     if bad:
-        parts.append({"text": (f"{len(bad)} of the {len(ver)} verification claims (the toolkit checking itself) "
-                               + ("does" if len(bad) == 1 else "do") + " not pass: a toolkit bug, not a finding "
-                               "about the paper, and the exit code is 1"),
-                      "claims": [views[c.id] for c in bad]})
+        verb = "does" if len(bad) == 1 else "do"
+        text = (f"{len(bad)} of the {len(ver)} verification claims (the toolkit checking itself) {verb} not pass: "
+                "a toolkit bug, not a finding about the paper, and the exit code is 1")
+        parts.append({"text": text, "claims": [views[c.id] for c in bad]})
     elif ver:
         na = sum(c.status == "n/a" for c in ver)
-        parts.append({"text": (f"All {len(ver) - na} evaluated verification claims pass" + (f" ({na} n/a)" if na else "")
-                               + " (symbolic identities, simulated dynamics and exact identities on the run's "
-                               "numbers: the toolkit checking itself), so the numbers below can be trusted"),
-                      "claims": []})
+        text = (f"All {len(ver) - na} evaluated verification claims pass" + (f" ({na} n/a)" if na else "")
+                + " (symbolic identities, simulated dynamics and exact identities on the run's numbers: the toolkit "
+                "checking itself), so the numbers below can be trusted")
+        parts.append({"text": text, "claims": []})
     observed = [c for c in claims if c.status == "fail" and not c.verification]
     if observed:
-        parts.append({"text": (f"This input does not support {_count_words(len(observed), 'observation')} of the "
-                               "paper (the numbers are under \"Not supported by this run\")"),
-                      "claims": [views[c.id] for c in observed]})
+        text = (f"This input does not support {_count_words(len(observed), 'observation')} of the paper (the "
+                "numbers are under \"Not supported by this run\")")
+        parts.append({"text": text, "claims": [views[c.id] for c in observed]})
     elif n["pass"]:
         parts.append({"text": "Every observation of the paper that could be evaluated is supported", "claims": []})
-    na_claims = [c for c in claims if c.status == "n/a"]
-    if na_claims:
-        parts.append({"text": (f"{_count_words(len(na_claims), 'claim')} cannot be evaluated here; the reasons are "
-                               "in their groups below"), "claims": []})
+    if n["n/a"]:
+        parts.append({"text": (f"{_count_words(n['n/a'], 'claim')} cannot be evaluated here; the reasons are in "
+                               "their groups below"), "claims": []})
     return parts
 
 

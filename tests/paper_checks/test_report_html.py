@@ -28,8 +28,8 @@ SHARED = ("relative error of the closed form <= 1e-3 at every measured epoch of 
 
 def _claims() -> list[Claim]:
     claims = [Claim(id=f"symbolic.identity_{i}", statement=f"symbolic identity {i} holds", source="math §3.2",
-                    check="SymPy simplifies the difference to 0", tolerance="the difference simplifies to 0", status="pass",
-                    measured={"checks": 3}) for i in range(6)]
+                    check="SymPy simplifies the difference to 0", tolerance="the difference simplifies to 0",
+                    status="pass", measured={"checks": 3}) for i in range(6)]
     claims += [Claim(id=f"empirical.observation_{i}", statement=f"observation {i} of the paper", source="math §7.2",
                      check="compared on the logged epochs", tolerance=SHARED, status="pass",
                      measured={"max_rel_error": 2e-4 * (i + 1)}) for i in range(10)]

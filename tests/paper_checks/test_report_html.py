@@ -114,7 +114,7 @@ def page(tmp_path_factory):
 
 def test_the_verdict_and_the_claims_not_supported_come_before_the_folded_claims(page):
     paths, dom, p, shot = page
-    assert shot.stat().st_size > 10_000  # Chromium drew the page (a blank 1400 x 1000 PNG is ~5 kB)
+    assert shot.stat().st_size > 10_000  # Chromium drew the page (a blank 1400 x 1000 PNG is about 6 kB)
     verdict, ladder = p.index("section", id="verdict"), p.index("section", id="ladder")
     failed = p.index("article", id="claim-empirical-snr_follows_closed_form")
     error = p.index("article", id="claim-dynamics-crashes")

@@ -31,7 +31,6 @@ missing: a grid of no run is no result); 2 for usage errors.
 from __future__ import annotations
 
 import argparse
-import html
 import shutil
 import sys
 import time
@@ -51,7 +50,8 @@ from .claims.grid import PAPER_TPT_IMPROVEMENT_PP, GridRun
 from .compare import column, read_log
 from .ladder import ladder_beside
 from .main import MainOptions, UsageError, _stored_differences, _train_config, check_model_known, check_run
-from .report import claims_table, write_report
+from ._page import figure_views, render
+from .report import claims_page_view, claims_table, setup_view, write_claims_json, write_report
 
 __all__ = ["GridOptions", "GridRunPlan", "plan_grid", "run_grid", "main", "LOSSES", "CE_LR", "SMALL_DATASET_EPOCHS"]
 
@@ -347,105 +347,72 @@ def grid_figures(runs: list[GridRun], out_dir: Path) -> list[Path]:
     return paths
 
 
-def _paper_numbers_md(claims: list[Claim]) -> list[str]:
+def _table(header: list[str], rows: list[list[str]]) -> dict[str, Any]:
+    return {"header": header, "rows": rows}
+
+
+def paper_numbers(claims: list[Claim]) -> list[dict[str, Any]]:
+    """The paper's numbers across the grid beside ours (math §7.3), as blocks ``{"text", "table"?}`` for the
+    report's templates."""
     by = {c.id: c for c in claims}
-    md = ["## The paper's numbers across the grid (math §7.3)", ""]
+    blocks: list[dict[str, Any]] = []
     c = by.get("grid.test_accuracy_improves_in_tpt")
     if c is not None and c.status in ("pass", "fail"):
         m = c.to_dict()["measured"]
-        md += [f"- Test-accuracy improvement from the first terminal-phase epoch to the last (MSE runs, threshold "
-               f"{m['tpt_threshold']:g}): median **{m['median_pp']:.3g}** pp, mean **{m['mean_pp']:.3g}** pp over "
-               f"{m['runs']} runs; the paper: median {PAPER_TPT_IMPROVEMENT_PP['median']}, mean "
-               f"{PAPER_TPT_IMPROVEMENT_PP['mean']} over its {PAPER_TPT_IMPROVEMENT_PP['pairs']} pairs."]
+        blocks.append({"text": (
+            f"Test-accuracy improvement from the first terminal-phase epoch to the last (MSE runs, threshold "
+            f"{m['tpt_threshold']:g}): median {m['median_pp']:.3g} pp, mean {m['mean_pp']:.3g} pp over {m['runs']} "
+            f"runs; the paper: median {PAPER_TPT_IMPROVEMENT_PP['median']}, mean {PAPER_TPT_IMPROVEMENT_PP['mean']} "
+            f"over its {PAPER_TPT_IMPROVEMENT_PP['pairs']} pairs.")})
     elif c is not None:
-        md += [f"- Test-accuracy improvement through the terminal phase: n/a ({c.detail})."]
+        blocks.append({"text": f"Test-accuracy improvement through the terminal phase: n/a ({c.detail})."})
     c = by.get("grid.mse_ce_comparable")
     if c is not None and c.status in ("pass", "fail"):
         m = c.to_dict()["measured"]
-        md += ["", "| pair | MSE test acc. (%) | CE test acc. (%) | MSE - CE (pp) |", "|---|---|---|---|"]
-        for k, v in m["test_accuracy_pct"].items():
-            md.append(f"| {k} | {v['mse']:.2f} | {v['ce']:.2f} | {m['mse_minus_ce_pp'][k]:+.2f} |")
+        rows = [[k, f"{v['mse']:.2f}", f"{v['ce']:.2f}", f"{m['mse_minus_ce_pp'][k]:+.2f}"]
+                for k, v in m["test_accuracy_pct"].items()]
+        blocks.append({"text": "Test accuracy at the last epoch, MSE against cross-entropy:",
+                       "table": _table(["pair", "MSE test acc. (%)", "CE test acc. (%)", "MSE - CE (pp)"], rows)})
     elif c is not None:
-        md += [f"- MSE against CE: n/a ({c.detail})."]
+        blocks.append({"text": f"MSE against CE: n/a ({c.detail})."})
     c = by.get("grid.l_perp_negligible_across_runs")
     if c is not None and c.status in ("pass", "fail"):
         m = c.to_dict()["measured"]
-        md += ["", "L_perp / (L_NC1 + L_NC2/3) (max over epochs) at the three lambdas: \"negligible\" depends on lambda "
-               "and on the phase of training.", "",
-               "| run | phase | optimiser C*wd/2 | notebook wd/2 | lambda = 0 |", "|---|---|---|---|---|"]
-        for name, phases in m["per_run"].items():
-            for phase, vals in phases.items():
-                cells = [("-" if not vals or not vals.get(lab) else f"{vals[lab]['max']:.3g}")
-                         for lab in ("optimiser C*wd/2", "notebook wd/2", "lambda = 0")]
-                md.append(f"| {name} | {phase.replace('_', ' ')} | " + " | ".join(cells) + " |")
-    md.append("")
-    return md
+        labels = ("optimiser C*wd/2", "notebook wd/2", "lambda = 0")
+        rows = [[name, phase.replace("_", " ")] + ["-" if not vals or not vals.get(lab) else f"{vals[lab]['max']:.3g}"
+                                                   for lab in labels]
+                for name, phases in m["per_run"].items() for phase, vals in phases.items()]
+        blocks.append({"text": ("L_perp / (L_NC1 + L_NC2/3) (max over epochs) at the three lambdas: \"negligible\" "
+                                "depends on lambda and on the phase of training."),
+                       "table": _table(["run", "phase", *labels], rows)})
+    return blocks
+
+
+def _run_cells(r: dict[str, Any]) -> list[str]:
+    """One row of the runs table: dataset, model, loss, lr, status (with the first line of its message), ..."""
+    fmt = (lambda v: "-" if v is None else f"{v:.4g}")
+    cl = r.get("claims") or {}
+    status = r["status"] + (f": {r['message'].splitlines()[0][:120]}" if r.get("message") else "")
+    return [r["dataset"], r["model"], r["loss"], fmt(r.get("lr")), status, fmt(r.get("final_train_error")),
+            fmt(r.get("final_test_error")), str(r.get("terminal_phase_start_epoch", "-")),
+            str(r.get("misfit_final", "-")),
+            "/".join(str(cl.get(s, 0)) for s in ("pass", "fail", "n/a", "error")) if cl else "-"]
 
 
 def write_grid_report(out: Path, rows: list[dict[str, Any]], claims: list[Claim], figures: list[Path],
                       context: dict[str, Any]) -> None:
-    """``grid.json``, ``claims.json``, ``report.md`` and the self-contained ``report.html`` into ``out``."""
+    """``grid.json``, ``claims.json``, ``report.md`` and the self-contained ``report.html`` into ``out``: the
+    report's base template (:mod:`paper_checks._page`) with the runs table and the paper's numbers after the
+    verdict."""
     (out / "grid.json").write_text(dumps(rows) + "\n")
-    paths = write_report(out, claims, figures=[], context=context, title="NC-MSE grid of runs")
-    md = ["# NC-MSE grid of runs", "", "## Runs", "",
-          "| dataset | model | loss | lr | status | final train err | final test err | TPT start | misfit | "
-          "claims pass/fail/n-a/error |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        cl = r.get("claims") or {}
-        fmt = (lambda v: "-" if v is None else f"{v:.4g}")
-        md.append(f"| {r['dataset']} | {r['model']} | {r['loss']} | {fmt(r.get('lr'))} | {r['status']}"
-                  + (f": {r['message'].splitlines()[0][:120]}" if r.get("message") else "")
-                  + f" | {fmt(r.get('final_train_error'))} | {fmt(r.get('final_test_error'))} | "
-                  f"{r.get('terminal_phase_start_epoch', '-')} | {r.get('misfit_final', '-')} | "
-                  + ("/".join(str(cl.get(s, 0)) for s in ("pass", "fail", "n/a", "error")) if cl else "-") + " |")
-    md += [""] + _paper_numbers_md(claims)
-    md += [paths["md"].read_text().split("\n", 1)[1]]  # the grid claims' table
-    md += ["## Figures (MSE beside CE)", ""] + [f"![{f.stem}](figures/{f.name})" for f in figures] + [""]
-    (out / "report.md").write_text("\n".join(md))
-    (out / "report.html").write_text(markdown_to_html("\n".join(md), title="NC-MSE grid of runs", figures=figures))
-
-
-def markdown_to_html(text: str, *, title: str, figures: Sequence[Path] = ()) -> str:
-    """A self-contained HTML page of the report's Markdown (headings, lists, tables, paragraphs); the figures are
-    inlined as base64 PNGs side by side (MSE beside CE)."""
-    import base64  # noqa: PLC0415
-
-    esc = html.escape
-    body, table = [], []
-
-    def flush():
-        if table:
-            rows = [[c.replace("\\|", "|") for c in r.strip().strip("|").split(" | ")]
-                    for r in table if not set(r.replace("|", "").strip()) <= {"-"}]
-            cells = "".join("<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{esc(c.strip())}</{'th' if i == 0 else 'td'}>"
-                                             for c in row) + "</tr>" for i, row in enumerate(rows))
-            body.append(f"<table>{cells}</table>")
-            table.clear()
-
-    for line in text.splitlines():
-        if line.startswith("|"):
-            table.append(line)
-            continue
-        flush()
-        if line.startswith("!["):
-            continue
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{esc(line.lstrip('#').strip())}</h{level}>")
-        elif line.startswith("- "):
-            body.append(f"<li>{esc(line[2:]).replace('**', '')}</li>")
-        elif line.startswith("```"):
-            continue
-        elif line.strip():
-            body.append(f"<p>{esc(line).replace('**', '')}</p>")
-    flush()
-    imgs = "".join(f"<figure style='display:inline-block;width:49%;margin:0'><img style='width:100%' "
-                   f"src='data:image/png;base64,{base64.b64encode(Path(f).read_bytes()).decode('ascii')}'>"
-                   f"<figcaption>{esc(Path(f).stem)}</figcaption></figure>" for f in figures if Path(f).is_file())
-    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{esc(title)}</title><style>"
-            "body{font-family:sans-serif;max-width:1400px;margin:auto;padding:1em}table{border-collapse:collapse;"
-            "font-size:12px}td,th{border:1px solid #bbb;padding:3px}</style></head><body>"
-            + "".join(body) + imgs + "</body></html>\n")
+    write_claims_json(claims, out / "claims.json")
+    runs = _table(["dataset", "model", "loss", "lr", "status", "final train err", "final test err", "TPT start",
+                   "misfit", "claims pass/fail/n-a/error"], [_run_cells(r) for r in rows])
+    view = {"title": "NC-MSE grid of runs", **claims_page_view(claims), "runs": runs,
+            "paper_numbers": paper_numbers(claims), "figures": figure_views(figures, out),
+            "setup": setup_view(context)}
+    (out / "report.md").write_text(render("grid.md.j2", **view))
+    (out / "report.html").write_text(render("grid.html.j2", **view))
 
 
 def run_grid(opts: GridOptions) -> int:

@@ -3,7 +3,10 @@
 ``claims.json`` is a list of ``{"id", "statement", "source", "status", "measured",
 "tolerance", "check", "group", "detail", "verification"}`` objects (status "pass", "fail", "n/a" or
 "error"; ``detail`` holds the reason of an n/a and the traceback of an error).  ``report.html``
-inlines every figure as a base64 PNG, so the single file can be mailed or archived.
+inlines every figure as a base64 PNG, so the single file can be mailed or archived.  Both pages are rendered
+from the templates of :mod:`paper_checks._page` (``run.html.j2``, ``run.md.j2``) out of one view
+(:func:`claims_page_view` and the figures, ladder and set-up): the verdict, the calibration ladder, the key
+figures with their captions, the claims not supported, the rest by group, the set-up.
 Training-run figures (NC metrics and the MSE decomposition against epoch, math §7.2 / 4)
 and simulation figures (SNR singular values and the ETF approach, math §6.4) are drawn here
 from the logged numbers; the predicted-against-observed figures come from
@@ -12,8 +15,6 @@ from the logged numbers; the predicted-against-observed figures come from
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,12 +25,15 @@ from . import _plot
 from theory.jsonio import dumps
 
 from ._laws import law
-from .claims import STATUSES, Claim, counts, headline_of
+from ._page import figure_views, render
+from .claims import STATUSES, Claim, counts, exit_code, headline_of
 from .compare import column, terminal_phase_start
 
 __all__ = [
     "write_claims_json",
+    "claims_page_view",
     "claims_table",
+    "setup_view",
     "write_report",
     "headline",
     "summary_line",
@@ -221,20 +225,128 @@ def simulation_figures(projected: Any, retraction: Any | None, out_dir: str | Pa
 
 # ----------------------------------------------------------------------------- report
 
+#: What each status means, in one line of the report.
+STATUS_LEGEND = ("pass: supported within the stated tolerance; fail: not supported by this input, the numbers say by "
+                 "how much; n/a: cannot be evaluated on this input, the reason is given; error: a bug of the toolkit, "
+                 "the traceback is given.")
 
-def _md_escape(s: str) -> str:
-    return s.replace("|", "\\|").replace("\n", " ")
+
+def _count_words(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def _ladder_html(ladder: dict[str, Any]) -> str:
-    """The ladder's Markdown table as an HTML table, with its sentence (math §7.4)."""
-    esc = html.escape
-    lines = [ln.strip().strip("|").split(" | ") for ln in ladder["table_md"].splitlines()]
-    head = "".join(f"<th>{esc(c)}</th>" for c in lines[0])
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in lines[2:])
-    scaled = f"<p>Sizes: {esc(ladder['scaled'])}.</p>" if ladder.get("scaled") else ""
-    return (f"<h2>Theory against training, calibrated</h2><p>{esc(ladder['sentence'])}</p>"
-            f"<table><tr>{head}</tr>{body}</table>{scaled}")
+class _Tolerances:
+    """Each distinct tolerance text gets a label (T1, T2, ...) and is printed once, where it first appears."""
+
+    def __init__(self) -> None:
+        self.labels: dict[str, int] = {}
+
+    def ref(self, text: str) -> dict[str, Any]:
+        first = text not in self.labels
+        if first:
+            self.labels[text] = len(self.labels) + 1
+        return {"tol_label": f"T{self.labels[text]}", "tol_anchor": f"tol-{self.labels[text]}", "tol_first": first}
+
+
+def claim_view(c: Claim, tolerances: _Tolerances) -> dict[str, Any]:
+    """What the templates show of one claim (the tolerance by reference after its first appearance)."""
+    return {"id": c.id, "anchor": "claim-" + c.id.replace(".", "-"), "status": c.status, "statement": c.statement,
+            "source": c.source, "tolerance": c.tolerance, "headline": headline(c, 400), "check": c.check,
+            "detail": c.detail, "verification": c.verification,
+            "measured_json": json.dumps(c.to_dict()["measured"], indent=1), **tolerances.ref(c.tolerance)}
+
+
+def verdict_view(claims: Sequence[Claim], views: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The verdict paragraph as sentences, each ``{"text", "claims"}`` (claims named after the text, linked).
+
+    The verification claims decide whether the toolkit can be trusted on this input (their failure is a bug and
+    the exit code); the failed observations are what the input does not support of the paper.
+    """
+    n = counts(claims)
+    parts = [{"text": (f"Of {_count_words(len(claims), 'claim')}, {n['pass']} pass, {n['fail']} fail, {n['n/a']} "
+                       f"cannot be evaluated on this input (n/a) and {n['error'] or 'none'} raised an error"),
+              "claims": []}]
+    ver = [c for c in claims if c.verification]
+    bad = [c for c in ver if c.status in ("fail", "error")]
+    if bad:
+        verb = "does" if len(bad) == 1 else "do"
+        text = (f"{len(bad)} of the {len(ver)} verification claims (the toolkit checking itself) {verb} not pass: "
+                "a toolkit bug, not a finding about the paper, and the exit code is 1")
+        parts.append({"text": text, "claims": [views[c.id] for c in bad]})
+    elif ver:
+        na = sum(c.status == "n/a" for c in ver)
+        text = (f"All {len(ver) - na} evaluated verification claims pass" + (f" ({na} n/a)" if na else "")
+                + " (symbolic identities, simulated dynamics and exact identities on the run's numbers: the toolkit "
+                "checking itself), so the numbers below can be trusted")
+        parts.append({"text": text, "claims": []})
+    observed = [c for c in claims if c.status == "fail" and not c.verification]
+    if observed:
+        text = (f"This input does not support {_count_words(len(observed), 'observation')} of the paper (the "
+                "numbers are under \"Not supported by this run\")")
+        parts.append({"text": text, "claims": [views[c.id] for c in observed]})
+    elif n["pass"]:
+        parts.append({"text": "Every observation of the paper that could be evaluated is supported", "claims": []})
+    if n["n/a"]:
+        parts.append({"text": (f"{_count_words(n['n/a'], 'claim')} cannot be evaluated here; the reasons are in "
+                               "their groups below"), "claims": []})
+    return parts
+
+
+def group_views(claims: Sequence[Claim], views: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The claims that pass or are n/a, by group (in order of first appearance), with the group's counts."""
+    groups: dict[str, list[Claim]] = {}
+    for c in claims:
+        groups.setdefault(c.group or "other", []).append(c)
+    out = []
+    for name, cs in groups.items():
+        n = counts(cs)
+        words = [f"{n[s]} {s}" for s in STATUSES if n[s]]
+        rest = [views[c.id] for c in cs if c.status in ("pass", "n/a")]
+        moved = n["fail"] + n["error"]
+        out.append({"name": name, "title": f"{name.capitalize()} claims", "claims": rest,
+                    "summary": ", ".join(words) + (" (listed above)" if moved else "")})
+    return [g for g in out if g["claims"]]
+
+
+def setup_view(context: dict[str, Any], *, skip: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """The set-up as terms: ``{"term", "text"}``, or ``{"term", "rows"}`` for a dict value (stage times)."""
+    items = []
+    for k, v in context.items():
+        if v in skip:
+            continue
+        if isinstance(v, dict):
+            items.append({"term": str(k), "rows": [(str(ik), _cell(iv)) for ik, iv in v.items()]})
+        else:
+            items.append({"term": str(k), "text": str(v)})
+    return items
+
+
+def _cell(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def ladder_view(ladder: dict[str, Any]) -> dict[str, Any]:
+    """The calibration ladder (math §7.4): its sentence, its table as header and rows of cells, its sizes.
+
+    The cells are those of ``ladder["table_md"]`` (:func:`paper_checks.ladder.ladder_table_markdown` formats the
+    rows' numbers once, for both pages); a table is a header line, a separator line and a line per row.
+    """
+    lines = [[cell.strip() for cell in ln.strip().strip("|").split(" | ")] for ln in ladder["table_md"].splitlines()]
+    return {"sentence": ladder["sentence"], "table_md": ladder["table_md"], "header": lines[0], "rows": lines[2:],
+            "scaled": ladder.get("scaled")}
+
+
+def claims_page_view(claims: Sequence[Claim]) -> dict[str, Any]:
+    """The claims' part of a page: ``verdict``, ``not_supported`` (fail), ``errors``, ``groups`` (the rest),
+    ``checks`` (every claim's check) and ``legend``; tolerances numbered in page order."""
+    tolerances = _Tolerances()
+    ordered = ([c for c in claims if c.status == "fail"] + [c for c in claims if c.status == "error"]
+               + [c for c in claims if c.status in ("pass", "n/a")])
+    views = {c.id: claim_view(c, tolerances) for c in ordered}
+    return {"verdict": verdict_view(claims, views), "legend": STATUS_LEGEND, "bad": exit_code(claims) != 0,
+            "not_supported": [views[c.id] for c in claims if c.status == "fail"],
+            "errors": [views[c.id] for c in claims if c.status == "error"],
+            "groups": group_views(claims, views), "checks": [views[c.id] for c in claims]}
 
 
 def write_report(
@@ -246,89 +358,20 @@ def write_report(
     title: str = "NC-MSE paper checks",
     ladder: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """Write ``claims.json``, ``report.md`` and the self-contained ``report.html`` into ``out_dir``."""
+    """Write ``claims.json``, ``report.md`` and the self-contained ``report.html`` into ``out_dir``.
+
+    Both pages read top to bottom: the verdict, the calibration ladder (when given), the key figures with what
+    to look at, the claims not supported with their numbers, the rest by group (folded in HTML), the set-up.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     context = context or {}
     paths = {"claims": write_claims_json(claims, out_dir / "claims.json")}
-    verdict = summary_line(claims)
-    legend = ("Status: **pass** (supported within the stated tolerance), **fail** (not supported by this input; the "
-              "numbers say by how much), **n/a** (cannot be evaluated on this input; the reason is given), "
-              "**error** (a bug of the toolkit; the traceback is below).")
-
-    md = [f"# {title}", "", f"**{verdict}**.", "", legend, ""]
-    if ladder:
-        md += ["## Theory against training, calibrated (math §7.4)", "", ladder["sentence"], "",
-               ladder["table_md"], ""] + ([f"Sizes: {ladder['scaled']}.", ""] if ladder.get("scaled") else [])
-    if context:
-        md += ["## Set-up", ""]
-        md += [f"- **{k}**: {v}" for k, v in context.items()]
-        md.append("")
-    groups: dict[str, list[Claim]] = {}
-    for c in claims:
-        groups.setdefault(c.group or "other", []).append(c)
-    for g, cs in groups.items():
-        md += [f"## {g.capitalize()} claims", "", "| id | status | statement | source | tolerance | measured |",
-               "|---|---|---|---|---|---|"]
-        for c in cs:
-            md.append(f"| `{c.id}` | **{c.status}** | {_md_escape(c.statement)} | {_md_escape(c.source)} | "
-                      f"{_md_escape(c.tolerance)} | {_md_escape(headline(c, 400))} |")
-        md.append("")
-    md += ["## How each claim is checked", ""]
-    md += [f"- `{c.id}`: {c.check}" for c in claims]
-    md.append("")
-    errors = [c for c in claims if c.status == "error"]
-    if errors:
-        md += ["## Errors (toolkit bugs)", ""]
-        for c in errors:
-            md += [f"### `{c.id}`", "", "```", c.detail.rstrip(), "```", ""]
-    if figures:
-        md += ["## Figures", ""]
-        for f in figures:
-            f = Path(f)
-            try:
-                rel = f.relative_to(out_dir)
-            except ValueError:
-                rel = f
-            md.append(f"![{f.stem}]({rel})")
-        md.append("")
+    view = {"title": title, "summary": summary_line(claims), **claims_page_view(claims),
+            "ladder": ladder_view(ladder) if ladder else None, "figures": figure_views(figures, out_dir),
+            "setup": setup_view(context, skip=[ladder["sentence"]] if ladder else [])}
     paths["md"] = out_dir / "report.md"
-    paths["md"].write_text("\n".join(md))
-
-    esc = html.escape
-    rows = []
-    colors = dict(zip(STATUSES, ("#d9f2d9", "#f8d0d0", "#e8e8e8", "#f4b183")))
-    for c in claims:
-        color = colors[c.status]
-        rows.append(
-            f"<tr style='background:{color}'><td><code>{esc(c.id)}</code></td><td><b>{esc(c.status)}</b></td>"
-            f"<td>{esc(c.statement)}</td><td>{esc(c.source)}</td><td>{esc(c.tolerance)}</td>"
-            f"<td><details><summary>{esc(headline(c, 300))}</summary><pre>"
-            f"{esc(json.dumps(c.to_dict()['measured'], indent=1))}</pre><p>{esc(c.check)}</p>"
-            + (f"<pre>{esc(c.detail)}</pre>" if c.status == "error" else "") + "</details></td></tr>"
-        )
-    imgs = []
-    for f in figures:
-        f = Path(f)
-        if f.is_file():
-            data = base64.b64encode(f.read_bytes()).decode("ascii")
-            imgs.append(f"<figure><img src='data:image/png;base64,{data}' style='max-width:100%'>"
-                        f"<figcaption>{esc(f.stem)}</figcaption></figure>")
-    ctx = "".join(f"<li><b>{esc(str(k))}</b>: {esc(str(v))}</li>" for k, v in context.items())
-    doc = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
-<style>body{{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}}
-table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #bbb;padding:4px;vertical-align:top}}
-pre{{font-size:11px;white-space:pre-wrap}}</style></head><body>
-<h1>{esc(title)}</h1><p><b>{esc(verdict)}</b>.</p><p>{esc(legend.replace("**", ""))}</p>
-{_ladder_html(ladder) if ladder else ""}
-<h2>Set-up</h2><ul>{ctx}</ul>
-<h2>Claims</h2><table><tr><th>id</th><th>status</th><th>statement</th><th>source</th><th>tolerance</th>
-<th>measured (click)</th></tr>{''.join(rows)}</table>
-<h2>Figures</h2>{''.join(imgs)}
-</body></html>
-"""
+    paths["md"].write_text(render("run.md.j2", **view))
     paths["html"] = out_dir / "report.html"
-    paths["html"].write_text(doc)
+    paths["html"].write_text(render("run.html.j2", **view))
     return paths
-

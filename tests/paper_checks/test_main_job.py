@@ -108,7 +108,7 @@ def test_compare_cli_on_the_run(quick_report, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "time map" in proc.stdout
     data = json.loads((tmp_path / "compare.json").read_text())
-    assert data["time"] == "epoch"
+    assert data["time"]["axis"] == "epoch"
 
 
 def _claim(cid, group, status):

@@ -349,7 +349,8 @@ def _forward_integrate(omega0: np.ndarray, flow_times: np.ndarray, C: int, per_c
     size = max(16, 1 << (t.size - 1).bit_length())
     pad = t[-1] + (1.0 + abs(t[-1])) * 1e-9 * np.arange(1, size - t.size + 1)
     traj = simulate.integrate_reduced(np.asarray(omega0), np.concatenate([t, pad]), per_class, C, kappa=kappa)
-    return np.asarray(traj, dtype=np.float64)[: t.size]
+    # block_until_ready waits with the GIL released (np.asarray on a pending array holds it: see simulate.run)
+    return np.asarray(traj.block_until_ready(), dtype=np.float64)[: t.size]
 
 
 def _window(records, T, snr, tpt_threshold, fit_from_epoch) -> tuple[np.ndarray, np.ndarray, str, int | None]:

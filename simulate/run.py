@@ -330,7 +330,9 @@ def simulate(
     members, notes = [], []
     for (U0, V0), (Xs, Ws, bs, lam, steps) in zip(UVs, runs):
         mets, grams = trajectory_metrics(Xs, labels, C, Ws, bs, lam, U0, V0)
-        mets = {k: np.asarray(v) for k, v in mets.items()}
+        # Wait with the GIL released first: np.asarray on a pending array holds it, and a runtime check of the
+        # solve (an Equinox error callback, which needs the GIL) would then never run: a silent deadlock.
+        mets = {k: np.asarray(v) for k, v in jax.block_until_ready(mets).items()}
         omega = mets.pop("omega")
         cf = np.asarray(closed_form_omega(jnp.asarray(omega[0]), times, N, C, kap))
         mets["closed_form_rel_error"] = np.max(np.where(cf > 0, np.abs(omega / np.where(cf > 0, cf, 1) - 1),

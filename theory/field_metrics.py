@@ -99,8 +99,8 @@ def cdnv_pairs(stats: ClassStats, variances: Array, *, rows: Array | None = None
     head = xp.take(centred, idx, axis=0)
     d2 = xp.take(sq, idx)[:, None] + sq[None, :] - 2.0 * (head @ centred.T)
     d2 = xp.where(d2 > 0, d2, xp.zeros_like(d2))
-    grid = (xp.take(v, idx)[:, None] + v[None, :]) / (2.0 * d2)
     same = idx[:, None] == xp.arange(C, device=device_of(v))[None, :]
+    grid = (xp.take(v, idx)[:, None] + v[None, :]) / (2.0 * xp.where(same, xp.ones_like(d2), d2))
     return xp.where(same, xp.full_like(grid, float("nan")), grid)
 
 
@@ -121,9 +121,11 @@ def cdnv(stats: ClassStats, variances: Array, *, tile: int = DEFAULT_TILE) -> Ar
         k, width = int(block.shape[0]), int(block.shape[1])
         d2 = sq[lo : lo + k, None] + sq[None, col0 : col0 + width] - 2.0 * block
         d2 = xp.where(d2 > 0, d2, xp.zeros_like(d2))
+        if mask is not None:  # the diagonal and below: a finite placeholder, weighted by 0
+            d2 = xp.where(mask > 0, d2, xp.ones_like(d2))
         vals = (v[lo : lo + k, None] + v[None, col0 : col0 + width]) / (2.0 * d2)
         if mask is not None:
-            vals = xp.where(mask > 0, vals, xp.zeros_like(vals))
+            vals = vals * mask
         total["sum"] = total["sum"] + xp.sum(vals)
 
     upper_pairs(centred, tile, xp, visit)

@@ -42,7 +42,8 @@ def means_residual(stats: ClassStats, W: Array, b: Array | None, *, tile: int = 
       (``O(C p^2)`` flops).  The expansion cancels only when the value is small against 1, and here it
       cannot be: ``M~ W~^T`` has rank ``<= p + 1 < C``, so the value is at least the sum of the
       ``C - p - 1`` smallest ``pi_c`` (the best approximation of ``Pi^{1/2}`` of that rank), at least
-      ``(C - p - 1)/n``; the relative rounding error stays below ``n eps / (C - p - 1)`` in the worst case.
+      ``(C - p - 1)/n`` (Eckart-Young); the rounding error is ``~ eps`` times the terms, which are at most
+      of the order of the value plus 1.
     """
     xp = namespace(stats.means)
     tile = check_tile(tile)

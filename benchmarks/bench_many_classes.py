@@ -7,7 +7,8 @@ features ``h = mu_y + noise`` (``n x p``, class means ``~ N(0, 1)``, noise ``N(0
 or imbalanced with class ``c`` drawn with probability proportional to ``1 + (c mod 10)``), a random
 classifier ``(W, b)`` in float32; then ``theory.class_stats`` + ``theory.nc_metrics(stats, W, b)`` (with
 the central-path distance, hence a second decomposition) + ``theory.decompose(stats, W, b)``, each timed.
-Memory: the child's peak resident set (``ru_maxrss``) and peak address space (``VmPeak``), read at the
+CPU time (user + system, all threads, whole process) is printed beside the wall time: on a shared
+machine it moves less than the wall time.  Memory: the child's peak resident set (``ru_maxrss``) and peak address space (``VmPeak``), read at the
 end; the input alone (``n x p`` float32 + labels) is in both.
 
 ``--theory-path DIR`` imports ``theory`` from ``DIR`` instead (e.g. an export of an older commit:
@@ -55,7 +56,9 @@ t2 = time.perf_counter()
 dec = theory.decompose(stats, W, b, **kw)
 t3 = time.perf_counter()
 out.update(stats_s=t1 - t0, nc_metrics_s=t2 - t1, decompose_s=t3 - t2, total_s=t3 - t0)
-out["maxrss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+usage = resource.getrusage(resource.RUSAGE_SELF)
+out["maxrss_gib"] = usage.ru_maxrss / 2 ** 20
+out["cpu_s"] = usage.ru_utime + usage.ru_stime  # all threads, imports and data generation included
 for line in open("/proc/self/status"):
     if line.startswith("VmPeak:"):
         out["vmpeak_gib"] = int(line.split()[1]) / 2 ** 20
@@ -96,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     with open("/proc/loadavg") as fh:
         load = fh.read().split()[:3]
     print(f"load average before: {' '.join(load)}; cores: {os.cpu_count()}; theory from {args.theory_path}")
-    print("| C | p | n | classes | stats | nc_metrics | decompose | total | peak RSS | peak address space |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| C | p | n | classes | stats | nc_metrics | decompose | total (wall) | CPU time of the process | peak RSS | peak address space |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for config in args.config or DEFAULT_CONFIGS:
         r = run_config(config, args.tile, args.theory_path, args.timeout)
         r["load_before"] = load
@@ -106,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"| {r['C']:,} | {r['p']} | {r['n']:,} | {'imbalanced' if r['imbalanced'] else 'balanced'} | "
                   f"{r['stats_s']:.1f} s | {r['nc_metrics_s']:.1f} s | {r['decompose_s']:.1f} s | {r['total_s']:.1f} s | "
+                  f"{r.get('cpu_s', float('nan')):.1f} s | "
                   f"{r['maxrss_gib']:.2f} GiB | {r.get('vmpeak_gib', float('nan')):.2f} GiB |", flush=True)
         if args.json:
             with open(args.json, "a") as fh:

@@ -2,7 +2,7 @@
 
 Each is defined once here, on the Python array API (NumPy, JAX with x64, torch), in float64, and every
 quantity over pairs of classes is reduced in tiles of ``tile`` rows (:mod:`theory.tiling`), so memory stays
-``O(tile * C)`` beyond the class statistics whatever ``C``.  Where a convention is a choice (the variance's
+``O(tile^2)`` beyond the class statistics whatever ``C``.  Where a convention is a choice (the variance's
 divisor, the centring) it is a named argument; the docstrings say where common implementations (e.g.
 rhubarbwu/neural-collapse) choose differently.
 """
@@ -108,7 +108,7 @@ def cdnv(stats: ClassStats, variances: Array, *, tile: int = DEFAULT_TILE) -> Ar
     """The average CDNV over the ``C(C-1)/2`` unordered pairs ``c < c'`` (math §2.3), in tiles of ``tile`` rows.
 
     Equal to the mean of the off-diagonal entries of :func:`cdnv_pairs` (the grid is symmetric), in memory
-    ``O(tile * C)``.  Galanti et al. (2022) average over ordered pairs ``c != c'``: the same number.
+    ``O(tile^2)``.  Galanti et al. (2022) average over ordered pairs ``c != c'``: the same number.
     """
     tile = check_tile(tile)
     xp = namespace(stats.means)
@@ -160,7 +160,7 @@ def kernel_statistics(
 
     Returns ``{"mean", "var"}``; ``var`` divides by ``m - ddof`` (``m = C(C-1)/2``): ``ddof=1`` (default, the
     toolkit's unbiased convention, as for NC2 equiangularity); ``ddof=0`` is the divisor ``m`` that common
-    implementations use.  Tiled, memory ``O(tile * C)``; the block statistics merge exactly (Chan et al.).
+    implementations use.  Tiled, memory ``O(tile^2)``; the block statistics merge exactly (Chan et al.).
     Near-coincident points (``d -> 0``) lose relative precision in ``d^2`` (``~ eps / d^2``); a pair with
     ``d = 0`` gives ``inf``.  Large ``s`` overflows float64 to ``inf`` for ``d < 10^(-308/s)``.
     """

@@ -93,7 +93,7 @@ def pair_statistics(rows: Array, xp, *, cosines: bool = True, etf: bool = False,
       smaller Gram matrix.
 
     The blocks are products of the unit rows (the cosines, as ``unit @ unit.T``); ``G``'s entries are the
-    cosines times the norms.  Memory: blocks of ``tile x C`` (:func:`theory.tiling.upper_pairs`); the pieces merge exactly (sums, and
+    cosines times the norms.  Memory: ``tile x tile`` blocks (:func:`theory.tiling.upper_pairs`); the pieces merge exactly (sums, and
     Chan's update for the variance), so the result equals the untiled one to rounding.  ``cosines`` needs
     every row nonzero.
     """
@@ -159,7 +159,7 @@ def etf_distance(centered: Array, xp, *, tile: int = DEFAULT_TILE) -> Array:
     """``|| G/||G||_F - J/||J||_F ||_F`` for the Gram matrix ``G = Mbar^T Mbar`` of the centred means.
 
     Zero exactly when the centred means form a Simplex ETF (Gram proportional to ``J``, math §1); tiled
-    (:func:`pair_statistics`, memory ``O(tile * C)``).
+    (:func:`pair_statistics`, memory ``O(tile^2)``).
     """
     return pair_statistics(centered, xp, cosines=False, etf=True, tile=tile)["etf_distance"]
 
@@ -229,9 +229,9 @@ def nc_metrics(
     shapes, NaN, an unknown convention, ``tile < 1``) still raises ``ValueError``.
 
     Many classes (math §2.3): the ``C x C`` quantities (cosines, ETF distance) are computed in one tiled
-    pass per set of rows (:func:`pair_statistics`, ``tile`` rows at a time), and the decomposition behind
+    pass per set of rows (:func:`pair_statistics`, ``tile x tile`` blocks), and the decomposition behind
     ``central_path_distance`` without ``C x C`` matrices (:func:`theory.decompose`), so the memory is that
-    of the statistics plus ``O(tile * C)``.
+    of the statistics plus ``O(tile^2)`` (``O(tile * C)`` for the decomposition when ``C <= p + 1``).
     """
     xp = namespace(stats.means)
     centered, _ = _centered(stats, convention, xp)

@@ -1,13 +1,15 @@
-"""Tiles: every ``C x C`` quantity in blocks of ``tile`` rows, so that memory stays ``O(tile * C)`` (math §2.3).
+"""Tiles: every ``C x C`` quantity in blocks of ``tile`` rows, so that memory stays bounded whatever ``C`` (math §2.3).
 
 ``C`` in the tens of thousands (language models, ImageNet-scale classification) makes a ``C x C`` float64
 matrix 18.6 GiB at ``C = 50,000``.  The class statistics are ``O(Cp + p^2)``; the quantities over pairs of
-classes (cosines, the ETF distance, CDNV, kernels, the NCC rule) are reduced here one block of ``tile``
-rows at a time, ``rows[lo:hi] @ rows[lo:].T`` (only the upper triangle of a symmetric matrix: half the
-products), and the block results are combined exactly: sums add, and means and variances merge with the
+classes (cosines, the ETF distance, CDNV, kernels) are reduced here one ``tile x tile`` block at a time,
+``rows[lo:hi] @ rows[lo2:hi2].T`` over the upper triangle of the symmetric matrix (half the products),
+and the block results are combined exactly: sums add, and means and variances merge with the
 pairwise update of Chan, Golub & LeVeque (1979), so a tiled value equals the untiled one to rounding.
 
-Memory: a few float64 temporaries of ``tile x C`` entries (``tile = 1024``, ``C = 50,000``: 0.4 GB each).
+Memory: a few float64 temporaries of ``tile x tile`` entries for the pairs (8 MiB each at ``tile = 1024``), and
+of ``tile x C`` where a row needs all classes at once (the NCC rule's argmin, the decomposition's residual
+rows when ``C <= p + 1``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Callable, NamedTuple
 
 from ._backend import Array, device_of
 
-#: Rows per tile of a ``C x C`` computation (math §2.3): each float64 temporary holds at most ``tile * C`` entries.
+#: Rows per tile of a ``C x C`` computation (math §2.3): blocks of ``tile x tile`` (pairs) or ``tile x C`` entries.
 DEFAULT_TILE = 1024
 
 
@@ -71,21 +73,22 @@ def moments_std(m: Moments, xp, ddof: int = 1) -> Array:
 
 
 def upper_pairs(rows: Array, tile: int, xp, visit: Callable[[Array, Array | None, int, int, int], None]) -> None:
-    """Visit the strict upper triangle ``c < c'`` of ``rows rows^T`` in blocks of at most ``tile`` rows.
+    """Visit the strict upper triangle ``c < c'`` of ``rows rows^T`` in ``tile x tile`` blocks.
 
-    For each row tile ``[lo, hi)`` two blocks are visited: the square ``rows[lo:hi] @ rows[lo:hi].T`` with its
-    strict-upper 0/1 mask, and the rectangle ``rows[lo:hi] @ rows[hi:].T`` (all its entries are pairs
-    ``c < c'``, no mask).  ``visit(block, mask, count, lo, col0)`` gets the block, the mask (``None`` for a
-    rectangle), the number of pairs in it, its first row and its first column.
+    Block ``(i, j)`` (``j >= i``) is ``rows[lo_i:hi_i] @ rows[lo_j:hi_j].T``; a diagonal block (``j = i``) comes
+    with its strict-upper 0/1 mask, the others (all their entries are pairs ``c < c'``) with ``None``.
+    ``visit(block, mask, count, row0, col0)`` gets the block, the mask, the number of pairs in it, and the
+    block's first row and first column.  Square blocks keep every temporary at ``tile^2`` entries (8 MiB at
+    ``tile = 1024``): reused by the allocator, where ``tile x C`` slabs were fresh pages each time.
     """
     C = int(rows.shape[0])
-    for lo, hi in row_tiles(C, tile):
+    tiles = row_tiles(C, tile)
+    for i, (lo, hi) in enumerate(tiles):
         head = rows[lo:hi]
-        square = head @ head.T
         k = hi - lo
-        idx = xp.arange(k, device=device_of(rows))
-        mask = xp.astype(idx[:, None] < idx[None, :], xp.float64)
         if k > 1:
-            visit(square, mask, k * (k - 1) // 2, lo, lo)
-        if hi < C:
-            visit(head @ rows[hi:].T, None, k * (C - hi), lo, hi)
+            idx = xp.arange(k, device=device_of(rows))
+            mask = xp.astype(idx[:, None] < idx[None, :], xp.float64)
+            visit(head @ head.T, mask, k * (k - 1) // 2, lo, lo)
+        for lo2, hi2 in tiles[i + 1 :]:
+            visit(head @ rows[lo2:hi2].T, None, k * (hi2 - lo2), lo, lo2)

@@ -81,8 +81,10 @@ def run_config(config: str, tile: int, theory_path: str, timeout: float) -> dict
         return {"config": config, "error": f"timed out after {timeout:.0f} s"}
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        return {"config": config, "error": last, "wall_s": wall}
+        lines = proc.stderr.strip().splitlines()
+        reason = lines[-1] if lines else f"exit status {proc.returncode}" + (
+            f" (killed by signal {-proc.returncode}: out of memory?)" if proc.returncode < 0 else "")
+        return {"config": config, "error": reason, "wall_s": wall}
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     out.update(config=config, wall_s=wall)
     return out

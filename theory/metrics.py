@@ -79,13 +79,17 @@ def equinorm(rows: Array, xp) -> Array:
     return xp.std(norms, correction=1) / xp.mean(norms)
 
 
-def pair_statistics(rows: Array, xp, *, cosines: bool = True, etf: bool = False, tile: int = DEFAULT_TILE) -> dict:
+def pair_statistics(
+    rows: Array, xp, *, cosines: bool = True, etf: bool = False, tile: int = DEFAULT_TILE, ddof: int = 1
+) -> dict:
     """The ``C x C`` quantities of NC2 in one tiled pass over ``rows rows^T`` (math §2.1, §2.3).
 
     With ``G = rows rows^T`` and ``cos_cc' = G_cc' / (||r_c|| ||r_c'||)``, over the unordered pairs ``c < c'``
     (``m = C(C-1)/2`` of them):
 
-    * ``cosines``: ``"equiangular"`` = the unbiased std of ``cos_cc'`` (divisor ``m - 1``; 0 when ``m = 1``),
+    * ``cosines``: ``"equiangular"`` = the std of ``cos_cc'`` with divisor ``m - ddof`` (``ddof = 1``, default:
+      unbiased, the toolkit's convention; ``ddof = 0``: the biased std that some implementations use; 0 when
+      ``m <= ddof``),
       ``"maxangle"`` = ``(1/m) sum_{c<c'} |cos_cc' + 1/(C-1)|`` (the mean over ordered pairs ``c != c'``:
       ``G`` is symmetric);
     * ``etf``: ``"etf_distance"`` = ``||G/||G||_F - J/||J||_F||_F``, its square summed as the diagonal plus twice
@@ -130,16 +134,16 @@ def pair_statistics(rows: Array, xp, *, cosines: bool = True, etf: bool = False,
     upper_pairs(unit, tile, xp, visit)
     out = {}
     if cosines:
-        out["equiangular"] = moments_std(state["moments"], xp, ddof=1)
+        out["equiangular"] = moments_std(state["moments"], xp, ddof=ddof)
         out["maxangle"] = state["abs"] / m
     if etf:
         out["etf_distance"] = xp.sqrt(state["etf"])
     return out
 
 
-def equiangularity(rows: Array, xp, *, tile: int = DEFAULT_TILE) -> Array:
-    """``std_{c < c'} cos(r_c, r_c')`` over unordered pairs, unbiased (math §2.1, PNAS); tiled (:func:`pair_statistics`)."""
-    return pair_statistics(rows, xp, tile=tile)["equiangular"]
+def equiangularity(rows: Array, xp, *, tile: int = DEFAULT_TILE, ddof: int = 1) -> Array:
+    """``std_{c < c'} cos(r_c, r_c')`` over unordered pairs, unbiased by default (math §2.1, PNAS); tiled (:func:`pair_statistics`)."""
+    return pair_statistics(rows, xp, tile=tile, ddof=ddof)["equiangular"]
 
 
 def max_angle(rows: Array, xp, *, tile: int = DEFAULT_TILE) -> Array:
@@ -207,6 +211,7 @@ def nc_metrics(
     central_path: bool = True,
     on_singular: str = "pinv",
     tile: int = DEFAULT_TILE,
+    cosine_ddof: int = 1,
 ) -> dict:
     """Neural Collapse metrics on the training statistics (math §2.1, §2.2, §4; unavailable ones: rank_deficient.md §6).
 
@@ -228,6 +233,12 @@ def nc_metrics(
     (``{name: reason}``; the key is present only when something is unavailable).  Bad input (wrong
     shapes, NaN, an unknown convention, ``tile < 1``) still raises ``ValueError``.
 
+    Conventions where implementations differ (math §2.3): the equiangularity is the std of the cosines with
+    divisor ``m - cosine_ddof`` over the ``m = C(C-1)/2`` pairs (default 1, unbiased; 0 gives the biased std);
+    the equinorm's std is unbiased (``torch.std``); ``central_path_distance`` includes the bias ``b``
+    when given; NC4 (:func:`ncc_mismatch`) uses ``argmax (W h + b)``: pass ``b=None`` to compare with codes
+    that ignore the classifier's bias.
+
     Many classes (math §2.3): the ``C x C`` quantities (cosines, ETF distance) are computed in one tiled
     pass per set of rows (:func:`pair_statistics`, ``tile x tile`` blocks), and the decomposition behind
     ``central_path_distance`` without ``C x C`` matrices (:func:`theory.decompose`), so the memory is that
@@ -238,6 +249,8 @@ def nc_metrics(
     C = stats.num_classes
     check_lam(lam)  # bad arguments raise here, never end up under "unavailable"
     tile = check_tile(tile)
+    if isinstance(cosine_ddof, bool) or not isinstance(cosine_ddof, int) or cosine_ddof < 0:
+        raise ValueError(f"cosine_ddof must be a non-negative integer, got {cosine_ddof!r}")
     if on_singular not in ON_SINGULAR:
         raise ValueError(f"unknown on_singular {on_singular!r}; choose one of {ON_SINGULAR}")
     if W is not None:
@@ -275,7 +288,9 @@ def nc_metrics(
 
     def means_pass() -> dict:  # cosines and ETF distance of the means share one tiled pass
         if "means" not in passes:
-            passes["means"] = pair_statistics(centered, xp, cosines=not zero_means, etf=not no_means, tile=tile)
+            passes["means"] = pair_statistics(
+                centered, xp, cosines=not zero_means, etf=not no_means, tile=tile, ddof=cosine_ddof
+            )
         return passes["means"]
 
     put(("nc2_equinorm_means",), _unless(zero_means, zero_mean, lambda: (equinorm(centered, xp),)), zero_mean)
@@ -291,7 +306,7 @@ def nc_metrics(
 
     def rows_pass() -> dict:
         if "W" not in passes:
-            passes["W"] = pair_statistics(W, xp, tile=tile)
+            passes["W"] = pair_statistics(W, xp, tile=tile, ddof=cosine_ddof)
         return passes["W"]
 
     put(("nc2_equinorm_classifiers",), _unless(zero_rows, zero_row, lambda: (equinorm(W, xp),)), zero_row)

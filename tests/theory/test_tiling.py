@@ -188,3 +188,14 @@ def test_memory_stays_bounded_at_two_thousand_classes():
         tracemalloc.stop()
     assert "unavailable" not in out and np.isfinite(float(dec["loss"]))
     assert peak < 12e6, f"peak traced memory {peak / 1e6:.1f} MB"
+
+
+def test_cosine_ddof_selects_the_biased_std():
+    """``cosine_ddof=0``: the biased std of the cosines over pairs (some implementations' convention, math §2.3)."""
+    X, y, W, b = _data(13, 4, 300, True)
+    stats = theory.class_stats(X, y)
+    out = theory.nc_metrics(stats, W, b, tile=5, cosine_ddof=0)
+    G = _dense_cosines(W)
+    _close(out["nc2_equiangular_classifiers"], np.std(G[np.triu_indices(13, 1)], ddof=0))
+    with pytest.raises(ValueError, match="cosine_ddof"):
+        theory.nc_metrics(stats, W, b, cosine_ddof=-1)

@@ -83,7 +83,7 @@ def run_config(config: str, tile: int, theory_path: str, timeout: float) -> dict
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines()
         reason = lines[-1] if lines else f"exit status {proc.returncode}" + (
-            f" (killed by signal {-proc.returncode}: out of memory?)" if proc.returncode < 0 else "")
+            f" (killed by signal {-proc.returncode})" if proc.returncode < 0 else "")
         return {"config": config, "error": reason, "wall_s": wall}
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     out.update(config=config, wall_s=wall)

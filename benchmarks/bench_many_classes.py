@@ -76,7 +76,7 @@ def run_config(config: str, tile: int, theory_path: str, timeout: float) -> dict
     cmd = [sys.executable, "-c", CHILD, theory_path, str(C), str(p), str(n), "1" if imbalanced else "0", str(tile)]
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return {"config": config, "error": f"timed out after {timeout:.0f} s"}
     wall = time.perf_counter() - t0

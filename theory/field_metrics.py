@@ -10,10 +10,22 @@ rhubarbwu/neural-collapse) choose differently.
 from __future__ import annotations
 
 from ._backend import Array, as_float64, device_of, host_block_rows, namespace, to_list
-from ._validation import check_features_labels, check_finite_result, check_labels, infer_num_classes
+from ._validation import (
+    check_features_labels,
+    check_finite_result,
+    check_labels,
+    infer_num_classes,
+)
 from .metrics import _centered
 from .stats import ClassStats, _class_counts, _class_sums
-from .tiling import DEFAULT_TILE, Moments, block_moments, check_tile, merge_moments, upper_pairs
+from .tiling import (
+    DEFAULT_TILE,
+    Moments,
+    block_moments,
+    check_tile,
+    merge_moments,
+    upper_pairs,
+)
 
 #: Values of :func:`kernel_statistics`'s ``kernel``.
 KERNELS = ("log", "riesz")

@@ -15,7 +15,8 @@ rows when ``C <= p + 1``).
 from __future__ import annotations
 
 import numbers
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from ._backend import Array, device_of
 

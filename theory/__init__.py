@@ -5,7 +5,9 @@ Two halves:
 * the one numeric definition of every NC quantity, written against the Python array API
   (NumPy, JAX with x64, torch; CPU or GPU) — class statistics, the least-squares classifier,
   the decomposition ``L = L_NC1 + L_NC2/3 + L_perp``, NC1-NC4, the SNR singular values, and one
-  metrics record composed of them all (``theory.metrics_record``);
+  metrics record composed of them all (``theory.metrics_record``); the field's other metrics (CDNV,
+  hyperspherical uniformity, interference, OOD orthogonality: ``theory.field_metrics``); every ``C x C``
+  quantity in tiles of ``tile`` rows (``theory.DEFAULT_TILE``), so ``C`` can be in the tens of thousands;
 * SymPy derivations (``theory.symbolic``, ``theory.laws``) certifying the identities and
   producing the scalar laws that the simulator integrates.
 
@@ -21,6 +23,16 @@ from ._validation import NonFiniteError
 from .conventions import REDUCTIONS, flow_time_per_lr, lam_from_weight_decay
 from .decomposition import decompose, huygens_split, mse_loss
 from .etf import etf_gram, simplex_etf
+from .field_metrics import (
+    KERNELS,
+    cdnv,
+    cdnv_pairs,
+    class_deviation_sums,
+    class_variances,
+    interference_grid,
+    kernel_statistics,
+    ood_orthogonality,
+)
 from .least_squares import (
     ON_SINGULAR,
     LeastSquaresSolution,
@@ -45,8 +57,18 @@ from .snr import (
     within_range,
 )
 from .stats import ClassStats, ClassStatsAccumulator, class_stats
+from .tiling import DEFAULT_TILE
 
 __all__ = [
+    "DEFAULT_TILE",
+    "KERNELS",
+    "cdnv",
+    "cdnv_pairs",
+    "class_deviation_sums",
+    "class_variances",
+    "interference_grid",
+    "kernel_statistics",
+    "ood_orthogonality",
     "ON_SINGULAR",
     "SUPPORTS",
     "LeastSquaresSolution",

@@ -9,22 +9,65 @@ Evaluated at ``W~_LS`` the two parts are ``L_NC1`` and ``L_NC2/3``; completing t
 
 from __future__ import annotations
 
-from ._backend import Array, as_float64, device_of, eye, namespace
+from ._backend import Array, as_float64, device_of, namespace
 from ._validation import check_classifier, check_lam
 from .least_squares import TotalSpectrum, least_squares_solution
 from .outputs import _sq_norm, loss_from_totals, sample_totals
 from .stats import ClassStats
+from .tiling import DEFAULT_TILE, check_tile, row_tiles
 
 
-def huygens_split(stats: ClassStats, W: Array, b: Array | None, lam: float) -> tuple[Array, Array]:
-    """``((1/2) tr(W~(Sigma~_W + lam I)W~^T), (1/2) sum_c pi_c ||W mu_c + b - e_c||^2)`` (math §3.3 step 4)."""
+def huygens_split(
+    stats: ClassStats, W: Array, b: Array | None, lam: float, *, tile: int = DEFAULT_TILE
+) -> tuple[Array, Array]:
+    """``((1/2) tr(W~(Sigma~_W + lam I)W~^T), (1/2) sum_c pi_c ||W mu_c + b - e_c||^2)`` (math §3.3 step 4).
+
+    The second term never forms the ``C x C`` residual ``M W^T + 1 b^T - I`` whole (math §2.3):
+    see :func:`means_residual`.
+    """
     xp = namespace(stats.means)
     within = 0.5 * xp.sum((W @ stats.sigma_w) * W) + 0.5 * lam * _sq_norm(W, b, xp)
-    residual = stats.means @ W.T - eye(stats.num_classes, xp, W)  # row c: (W mu_c - e_c)^T
-    if b is not None:
-        residual = residual + b[None, :]
-    means_part = 0.5 * xp.sum(stats.weights[:, None] * residual * residual)
-    return within, means_part
+    return within, 0.5 * means_residual(stats, W, b, tile=tile)
+
+
+def means_residual(stats: ClassStats, W: Array, b: Array | None, *, tile: int = DEFAULT_TILE) -> Array:
+    """``sum_c pi_c ||W mu_c + b - e_c||^2`` in ``O(tile * C + C p + p^2)`` memory (math §2.3, §3.3 step 4).
+
+    * ``C <= p + 1``: the residual rows directly, ``tile`` classes at a time (``O(C^2 p)`` flops, no
+      cancellation: the value can be arbitrarily small when ``W~ M~`` fits ``I``).
+    * ``C > p + 1``: through ``p x p`` quantities.  With ``sum_c pi_c (mu_c - mu_G) = 0``,
+      ``sum_c pi_c ||W mu_c + b||^2 = tr(W Sigma_B' W^T) + ||W mu_G + b||^2`` where
+      ``Sigma_B' = sum_c pi_c (mu_c - mu_G)(mu_c - mu_G)^T`` (recomputed from the means), so
+      ``sum = tr(W Sigma_B' W^T) + ||W mu_G + b||^2 - 2 sum_c pi_c (w_c . mu_c + b_c) + 1``
+      (``O(C p^2)`` flops).  The expansion cancels only when the value is small against 1, and here it
+      cannot be: ``M~ W~^T`` has rank ``<= p + 1 < C``, so the value is at least the sum of the
+      ``C - p - 1`` smallest ``pi_c`` (the best approximation of ``Pi^{1/2}`` of that rank), at least
+      ``(C - p - 1)/n`` (Eckart-Young); the rounding error is ``~ eps`` times the terms, which are at most
+      of the order of the value plus 1.
+    """
+    xp = namespace(stats.means)
+    tile = check_tile(tile)
+    C, p = stats.num_classes, stats.dim
+    M, pi = stats.means, stats.weights
+    if C > p + 1:
+        centered = (M - stats.global_mean[None, :]) * xp.sqrt(pi)[:, None]
+        spread = xp.sum((W @ (centered.T @ centered)) * W)
+        offset = W @ stats.global_mean
+        if b is not None:
+            offset = offset + b
+        diag = xp.sum(W * M, axis=1)
+        if b is not None:
+            diag = diag + b
+        return spread + xp.sum(offset * offset) - 2.0 * xp.sum(pi * diag) + xp.sum(pi)
+    total = xp.zeros((), dtype=xp.float64, device=device_of(M))
+    cols = xp.arange(C, device=device_of(M))
+    for lo, hi in row_tiles(C, tile):
+        rows = xp.arange(lo, hi, device=device_of(M))
+        residual = M[lo:hi] @ W.T - xp.astype(rows[:, None] == cols[None, :], xp.float64)
+        if b is not None:
+            residual = residual + b[None, :]
+        total = total + xp.sum(pi[lo:hi, None] * residual * residual)
+    return total
 
 
 def _perp(stats: ClassStats, dW: Array, db: Array | None, dist2: Array, lam: float, xp) -> Array:
@@ -44,6 +87,7 @@ def decompose(
     spectrum: TotalSpectrum | None = None,
     *,
     on_singular: str = "pinv",
+    tile: int = DEFAULT_TILE,
 ) -> dict:
     """``loss``, ``l_nc1``, ``l_nc23``, ``l_perp`` and derived scalars (math §3.2, §3.3b, §4).
 
@@ -63,16 +107,19 @@ def decompose(
     ``ValueError`` there instead (see :func:`theory.least_squares_solution`).
     ``spectrum`` (:func:`theory.total_spectrum` of ``stats``) shares one eigendecomposition
     between decompositions at several ``lam`` (see :func:`theory.least_squares_classifier`).
+    Many classes (math §2.3): no ``C x C`` matrix is formed (:func:`means_residual`, ``tile`` rows at a
+    time when ``C <= p + 1``); ``tile < 1`` raises ``ValueError``.
     """
     check_lam(lam)
+    tile = check_tile(tile)
     xp = namespace(stats.means)
     W = as_float64(W, xp, like=stats.means)
     b = None if b is None else as_float64(b, xp, like=stats.means)
     check_classifier(W, b, stats.num_classes, stats.dim, xp)
     sol = least_squares_solution(stats, lam=lam, bias=b is not None, spectrum=spectrum, on_singular=on_singular)
     W_ls, b_ls = sol.W, sol.b
-    within, means_part = huygens_split(stats, W, b, lam)
-    l_nc1, l_nc23 = huygens_split(stats, W_ls, b_ls, lam)
+    within, means_part = huygens_split(stats, W, b, lam, tile=tile)
+    l_nc1, l_nc23 = huygens_split(stats, W_ls, b_ls, lam, tile=tile)
     dW = W - W_ls
     db = None if b is None else b - b_ls
     dist2 = _sq_norm(dW, db, xp)

@@ -9,12 +9,15 @@ the two coincide except for NC1's normalisation (the notebook omits ``1/C``).
 
 from __future__ import annotations
 
-from ._backend import EPS, Array, as_float64, centering, device_of, is_concrete, namespace, to_bool, to_float, to_list
+from array_api_compat import is_numpy_array, is_torch_array
+
+from ._backend import EPS, Array, as_float64, is_concrete, namespace, to_bool, to_float, to_list
 from ._validation import check_classifier, check_lam
 from .decomposition import decompose
 from .least_squares import ON_SINGULAR
 from .outputs import sample_totals
 from .stats import ClassStats
+from .tiling import DEFAULT_TILE, block_moments, check_tile, merge_moments, moments_std, upper_pairs
 
 CONVENTIONS = ("paper", "notebook")
 
@@ -30,11 +33,30 @@ def _centered(stats: ClassStats, convention: str, xp) -> tuple[Array, Array]:
     raise ValueError(f"unknown convention {convention!r}; choose one of {CONVENTIONS}")
 
 
+def _right_factor(B: Array) -> Array:
+    """``R (p x p)`` with ``R^T R = B^T B`` (the triangular factor of ``B = QR``) when ``B`` is tall (``C > p``) on
+    NumPy or torch, else ``B``: same singular values and right singular vectors, without the ``C x p`` factor
+    that a thin SVD of ``B`` builds (math §2.3)."""
+    C, p = int(B.shape[0]), int(B.shape[1])
+    if C <= p:
+        return B
+    if is_numpy_array(B):
+        import numpy as np
+
+        return np.linalg.qr(B, mode="r")
+    if is_torch_array(B):
+        import torch
+
+        return torch.linalg.qr(B, mode="r")[1]
+    return B
+
+
 def nc1_trace(stats: ClassStats, convention: str = "paper") -> tuple[Array, Array]:
     """``Tr(Sigma_W Sigma_B^+)`` and the rank used for the pseudo-inverse (math §2.1, §2.2).
 
     ``Sigma_B = B^T B`` with ``B = diag(sqrt(w_c)) Mbar^T`` (``C x p``).  From the thin SVD
-    ``B = U diag(s) V^T``, ``Sigma_B^+ = V diag(s^-2) V^T`` on the singular values above
+    ``B = U diag(s) V^T`` (taken as the SVD of ``B``'s triangular factor ``R`` when ``C > p``: the same ``s`` and
+    ``V``), ``Sigma_B^+ = V diag(s^-2) V^T`` on the singular values above
     ``max(C, p) * eps * s_max`` (NumPy's ``pinv`` rule), so
     ``Tr(Sigma_W Sigma_B^+) = sum_j v_j^T Sigma_W v_j / s_j^2`` — linear in ``Sigma_W``, hence
     accurate near collapse, and never a ``p x p`` pseudo-inverse.
@@ -42,7 +64,7 @@ def nc1_trace(stats: ClassStats, convention: str = "paper") -> tuple[Array, Arra
     xp = namespace(stats.means)
     centered, w = _centered(stats, convention, xp)
     B = xp.sqrt(w)[:, None] * centered
-    _, s, Vt = xp.linalg.svd(B, full_matrices=False)
+    _, s, Vt = xp.linalg.svd(_right_factor(B), full_matrices=False)
     tol = max(B.shape) * EPS * xp.max(s)
     keep = s > tol
     safe = xp.where(keep, s, xp.ones_like(s))
@@ -51,36 +73,82 @@ def nc1_trace(stats: ClassStats, convention: str = "paper") -> tuple[Array, Arra
     return value, xp.sum(xp.astype(keep, xp.float64))
 
 
-def _cosines(rows: Array, xp) -> Array:
-    unit = rows / xp.linalg.vector_norm(rows, axis=1)[:, None]
-    return unit @ unit.T
-
-
 def equinorm(rows: Array, xp) -> Array:
     """``std_c ||r_c|| / avg_c ||r_c||`` with the unbiased std (notebook's ``torch.std``, math §2.2)."""
     norms = xp.linalg.vector_norm(rows, axis=1)
     return xp.std(norms, correction=1) / xp.mean(norms)
 
 
-def equiangularity(rows: Array, xp) -> Array:
-    """``std_{c < c'} cos(r_c, r_c')`` over unordered pairs, unbiased (math §2.1, PNAS)."""
-    C = rows.shape[0]
-    G = _cosines(rows, xp)
-    idx = xp.arange(C, device=device_of(rows))
-    upper = xp.astype(idx[:, None] < idx[None, :], xp.float64)
-    m = C * (C - 1) / 2
-    mean = xp.sum(G * upper) / m
-    var = xp.sum(((G - mean) * upper) ** 2) / max(m - 1, 1)
-    return xp.sqrt(var)
+def pair_statistics(
+    rows: Array, xp, *, cosines: bool = True, etf: bool = False, tile: int = DEFAULT_TILE, ddof: int = 1
+) -> dict:
+    """The ``C x C`` quantities of NC2 in one tiled pass over ``rows rows^T`` (math §2.1, §2.3).
+
+    With ``G = rows rows^T`` and ``cos_cc' = G_cc' / (||r_c|| ||r_c'||)``, over the unordered pairs ``c < c'``
+    (``m = C(C-1)/2`` of them):
+
+    * ``cosines``: ``"equiangular"`` = the std of ``cos_cc'`` with divisor ``m - ddof`` (``ddof = 1``, default:
+      unbiased, the toolkit's convention; ``ddof = 0``: the biased std that some implementations use; 0 when
+      ``m <= ddof``),
+      ``"maxangle"`` = ``(1/m) sum_{c<c'} |cos_cc' + 1/(C-1)|`` (the mean over ordered pairs ``c != c'``:
+      ``G`` is symmetric);
+    * ``etf``: ``"etf_distance"`` = ``||G/||G||_F - J/||J||_F||_F``, its square summed as the diagonal plus twice
+      the strict upper triangle; ``||G||_F = ||rows^T rows||_F`` (the same nonzero eigenvalues) from the
+      smaller Gram matrix.
+
+    The blocks are products of the unit rows (the cosines, as ``unit @ unit.T``); ``G``'s entries are the
+    cosines times the norms.  Memory: ``tile x tile`` blocks (:func:`theory.tiling.upper_pairs`); the pieces merge exactly (sums, and
+    Chan's update for the variance), so the result equals the untiled one to rounding.  ``cosines`` needs
+    every row nonzero.
+    """
+    tile = check_tile(tile)
+    C = int(rows.shape[0])
+    norms = xp.linalg.vector_norm(rows, axis=1)
+    unit = rows / xp.where(norms > 0, norms, xp.ones_like(norms))[:, None]  # zero rows stay zero
+    m = C * (C - 1) // 2
+    state: dict = {"moments": None, "abs": 0.0, "etf": 0.0}
+    if etf:
+        small = rows @ rows.T if C <= int(rows.shape[1]) else rows.T @ rows
+        g_norm = xp.linalg.vector_norm(xp.reshape(small, (-1,)))
+        j_norm = (C - 1) ** 0.5
+        diag = norms * norms / g_norm - (1.0 - 1.0 / C) / j_norm
+        state["etf"] = xp.sum(diag * diag)
+        scaled = norms / g_norm
+
+    def visit(cos: Array, mask: Array | None, count: int, lo: int, col0: int) -> None:
+        k, width = int(cos.shape[0]), int(cos.shape[1])
+        if etf:  # G_cc' / ||G|| - J_cc' / ||J||, with G_cc' = cos_cc' ||r_c|| ||r_c'|| and J_cc' = -1/C off the diagonal
+            diff = cos * scaled[lo : lo + k, None]
+            diff = diff * norms[None, col0 : col0 + width] + (1.0 / C) / j_norm
+            if mask is not None:
+                diff = diff * mask
+            sq = xp.linalg.vector_norm(diff)
+            state["etf"] = state["etf"] + 2.0 * sq * sq
+        if cosines:
+            state["moments"] = merge_moments(state["moments"], block_moments(cos, mask, count, xp))
+            dev = cos + 1.0 / (C - 1)
+            if mask is not None:
+                dev = dev * mask
+            state["abs"] = state["abs"] + xp.linalg.vector_norm(dev, ord=1)
+
+    upper_pairs(unit, tile, xp, visit)
+    out = {}
+    if cosines:
+        out["equiangular"] = moments_std(state["moments"], xp, ddof=ddof)
+        out["maxangle"] = state["abs"] / m
+    if etf:
+        out["etf_distance"] = xp.sqrt(state["etf"])
+    return out
 
 
-def max_angle(rows: Array, xp) -> Array:
-    """``avg_{c != c'} |cos(r_c, r_c') + 1/(C-1)|`` over ordered pairs (math §2.1; notebook "coherence")."""
-    C = rows.shape[0]
-    G = _cosines(rows, xp)
-    idx = xp.arange(C, device=device_of(rows))
-    off = xp.astype(idx[:, None] != idx[None, :], xp.float64)
-    return xp.sum(xp.abs(G + 1.0 / (C - 1)) * off) / (C * (C - 1))
+def equiangularity(rows: Array, xp, *, tile: int = DEFAULT_TILE, ddof: int = 1) -> Array:
+    """``std_{c < c'} cos(r_c, r_c')`` over unordered pairs, unbiased by default (math §2.1, PNAS); tiled (:func:`pair_statistics`)."""
+    return pair_statistics(rows, xp, tile=tile, ddof=ddof)["equiangular"]
+
+
+def max_angle(rows: Array, xp, *, tile: int = DEFAULT_TILE) -> Array:
+    """``avg_{c != c'} |cos(r_c, r_c') + 1/(C-1)|`` over ordered pairs (math §2.1; notebook "coherence"); tiled."""
+    return pair_statistics(rows, xp, tile=tile)["maxangle"]
 
 
 def self_duality(W: Array, centered: Array, xp) -> Array:
@@ -91,16 +159,13 @@ def self_duality(W: Array, centered: Array, xp) -> Array:
     return xp.sum(diff * diff)
 
 
-def etf_distance(centered: Array, xp) -> Array:
+def etf_distance(centered: Array, xp, *, tile: int = DEFAULT_TILE) -> Array:
     """``|| G/||G||_F - J/||J||_F ||_F`` for the Gram matrix ``G = Mbar^T Mbar`` of the centred means.
 
-    Zero exactly when the centred means form a Simplex ETF (Gram proportional to ``J``, math §1).
+    Zero exactly when the centred means form a Simplex ETF (Gram proportional to ``J``, math §1); tiled
+    (:func:`pair_statistics`, memory ``O(tile^2)``).
     """
-    C = centered.shape[0]
-    G = centered @ centered.T
-    J = centering(C, xp, centered)
-    diff = G / xp.linalg.vector_norm(xp.reshape(G, (-1,))) - J / ((C - 1) ** 0.5)
-    return xp.linalg.vector_norm(xp.reshape(diff, (-1,)))
+    return pair_statistics(centered, xp, cosines=False, etf=True, tile=tile)["etf_distance"]
 
 
 #: Failures of one quantity that :func:`nc_metrics` records under ``"unavailable"`` instead of raising.
@@ -145,6 +210,8 @@ def nc_metrics(
     lam: float = 0.0,
     central_path: bool = True,
     on_singular: str = "pinv",
+    tile: int = DEFAULT_TILE,
+    cosine_ddof: int = 1,
 ) -> dict:
     """Neural Collapse metrics on the training statistics (math §2.1, §2.2, §4; unavailable ones: rank_deficient.md §6).
 
@@ -164,12 +231,26 @@ def nc_metrics(
     zero centred class mean or classifier row for the cosines, a zero ``W`` or ``Mbar`` for NC3, no
     least-squares classifier) is left out and named, with the reason, in ``out["unavailable"]``
     (``{name: reason}``; the key is present only when something is unavailable).  Bad input (wrong
-    shapes, NaN, an unknown convention) still raises ``ValueError``.
+    shapes, NaN, an unknown convention, ``tile < 1``) still raises ``ValueError``.
+
+    Conventions where implementations differ (math §2.3): the equiangularity is the std of the cosines with
+    divisor ``m - cosine_ddof`` over the ``m = C(C-1)/2`` pairs (default 1, unbiased; 0 gives the biased std);
+    the equinorm's std is unbiased (``torch.std``); ``central_path_distance`` includes the bias ``b``
+    when given; NC4 (:func:`ncc_mismatch`) uses ``argmax (W h + b)``: pass ``b=None`` to compare with codes
+    that ignore the classifier's bias.
+
+    Many classes (math §2.3): the ``C x C`` quantities (cosines, ETF distance) are computed in one tiled
+    pass per set of rows (:func:`pair_statistics`, ``tile x tile`` blocks), and the decomposition behind
+    ``central_path_distance`` without ``C x C`` matrices (:func:`theory.decompose`), so the memory is that
+    of the statistics plus ``O(tile^2)`` (``O(tile * C)`` for the decomposition when ``C <= p + 1``).
     """
     xp = namespace(stats.means)
     centered, _ = _centered(stats, convention, xp)
     C = stats.num_classes
     check_lam(lam)  # bad arguments raise here, never end up under "unavailable"
+    tile = check_tile(tile)
+    if isinstance(cosine_ddof, bool) or not isinstance(cosine_ddof, int) or cosine_ddof < 0:
+        raise ValueError(f"cosine_ddof must be a non-negative integer, got {cosine_ddof!r}")
     if on_singular not in ON_SINGULAR:
         raise ValueError(f"unknown on_singular {on_singular!r}; choose one of {ON_SINGULAR}")
     if W is not None:
@@ -201,27 +282,42 @@ def nc_metrics(
     # (the size of the centring's cancellation error)
     zero_means = _zero_rows(centered, stats.means, xp)
     zero_mean = f"the centred mean of class(es) {zero_means} is zero: norm ratios and cosines are undefined"
-    for name, fn in (("nc2_equinorm_means", equinorm), ("nc2_equiangular_means", equiangularity),
-                     ("nc2_maxangle_means", max_angle)):
-        put((name,), _unless(zero_means, zero_mean, lambda fn=fn: (fn(centered, xp),)), zero_mean)
     all_zero = "the centred class means are all zero (to round-off): no between-class structure"
     no_means = zero_means is not None and len(zero_means) == C
-    put(("nc2_etf_distance",), _unless(no_means or None, all_zero, lambda: (etf_distance(centered, xp),)), all_zero)
+    passes: dict = {}
+
+    def means_pass() -> dict:  # cosines and ETF distance of the means share one tiled pass
+        if "means" not in passes:
+            passes["means"] = pair_statistics(
+                centered, xp, cosines=not zero_means, etf=not no_means, tile=tile, ddof=cosine_ddof
+            )
+        return passes["means"]
+
+    put(("nc2_equinorm_means",), _unless(zero_means, zero_mean, lambda: (equinorm(centered, xp),)), zero_mean)
+    for name, key in (("nc2_equiangular_means", "equiangular"), ("nc2_maxangle_means", "maxangle")):
+        put((name,), _unless(zero_means, zero_mean, lambda key=key: (means_pass()[key],)), zero_mean)
+    put(("nc2_etf_distance",), _unless(no_means or None, all_zero, lambda: (means_pass()["etf_distance"],)), all_zero)
     if W is None:
         if unavailable:
             out["unavailable"] = unavailable
         return out
     zero_rows = _zero_rows(W, W, xp)
     zero_row = f"row(s) {zero_rows} of W are zero: norm ratios and cosines are undefined"
-    for name, fn in (("nc2_equinorm_classifiers", equinorm), ("nc2_equiangular_classifiers", equiangularity),
-                     ("nc2_maxangle_classifiers", max_angle)):
-        put((name,), _unless(zero_rows, zero_row, lambda fn=fn: (fn(W, xp),)), zero_row)
+
+    def rows_pass() -> dict:
+        if "W" not in passes:
+            passes["W"] = pair_statistics(W, xp, tile=tile, ddof=cosine_ddof)
+        return passes["W"]
+
+    put(("nc2_equinorm_classifiers",), _unless(zero_rows, zero_row, lambda: (equinorm(W, xp),)), zero_row)
+    for name, key in (("nc2_equiangular_classifiers", "equiangular"), ("nc2_maxangle_classifiers", "maxangle")):
+        put((name,), _unless(zero_rows, zero_row, lambda key=key: (rows_pass()[key],)), zero_row)
     nc3_reason = "W = 0 or Mbar = 0: NC3 normalises by both norms"
     degenerate = no_means or (zero_rows is not None and len(zero_rows) == C) or None
     put(("nc3",), _unless(degenerate, nc3_reason, lambda: (self_duality(W, centered, xp),)), nc3_reason)
     if central_path:
         put(("central_path_distance",),
-            lambda: (decompose(stats, W, b, lam=lam, on_singular=on_singular)["central_path_distance"],),
+            lambda: (decompose(stats, W, b, lam=lam, on_singular=on_singular, tile=tile)["central_path_distance"],),
             "the least-squares classifier is zero")
     if unavailable:
         out["unavailable"] = unavailable
@@ -229,19 +325,21 @@ def nc_metrics(
 
 
 def ncc_mismatch_count(
-    features: Array, labels: Array, stats: ClassStats, W: Array, b: Array | None = None
+    features: Array, labels: Array, stats: ClassStats, W: Array, b: Array | None = None, *, tile: int = DEFAULT_TILE
 ) -> tuple[Array, Array]:
     """NC4 counts: ``#{i : argmax_c (W h_i + b)_c != argmin_c ||h_i - mu_c||}`` and ``n`` (math §2.1, §2.2).
 
     Uses the uncentred class means of ``stats`` (centring does not change the argmin) through
     :func:`theory.outputs.sample_totals` (one GEMM per block).  Sum the counts over batches
-    for a stream.
+    for a stream.  Memory ``O(tile * C)`` beyond the inputs (math §2.3).
     """
-    totals = sample_totals(features, labels, W, b, stats.means, num_classes=stats.num_classes)
+    totals = sample_totals(features, labels, W, b, stats.means, num_classes=stats.num_classes, tile=tile)
     return totals["ncc_mismatches"], totals["count"]
 
 
-def ncc_mismatch(features: Array, labels: Array, stats: ClassStats, W: Array, b: Array | None = None) -> Array:
+def ncc_mismatch(
+    features: Array, labels: Array, stats: ClassStats, W: Array, b: Array | None = None, *, tile: int = DEFAULT_TILE
+) -> Array:
     """NC4: the fraction of samples whose network prediction differs from the nearest class centre's."""
-    mismatches, total = ncc_mismatch_count(features, labels, stats, W, b)
+    mismatches, total = ncc_mismatch_count(features, labels, stats, W, b, tile=tile)
     return mismatches / total

@@ -28,6 +28,7 @@ from ._validation import (
     infer_num_classes,
 )
 from .stats import _one_hot
+from .tiling import DEFAULT_TILE, check_tile
 
 
 def _sq_norm(W: Array, b: Array | None, xp) -> Array:
@@ -60,12 +61,15 @@ def sample_totals(
     means: Array | None = None,
     *,
     num_classes: int | None = None,
+    tile: int = DEFAULT_TILE,
 ) -> dict:
     """``{"count", "sq_residual", "ncc_mismatches"}`` of ``features (n, p)`` (see the module docstring).
 
     ``ncc_mismatches`` is ``None`` unless the class ``means (C, p)`` are given.  Every value
-    is a float64 0-d array on the features' device.
+    is a float64 0-d array on the features' device.  With more than ``tile`` classes the row blocks
+    have at most ``tile`` rows, so the ``2C x block`` temporaries stay ``O(tile * C)`` (math §2.3).
     """
+    tile = check_tile(tile)
     xp = namespace(features, labels)
     check_features_labels(features, labels, xp, finite=False)  # NaN/Inf show in the sums (checked below)
     C = infer_num_classes(labels, xp, num_classes if num_classes is not None else W.shape[0])
@@ -84,6 +88,8 @@ def sample_totals(
     sq = xp.zeros((), dtype=xp.float64, device=device_of(features))
     mism = xp.zeros((), dtype=xp.float64, device=device_of(features))
     step = host_block_rows(features) or max(n, 1)
+    if C > tile:
+        step = min(step, tile)
     for lo in range(0, n, step):
         X = as_float64(features[lo : lo + step], xp)
         y = labels[lo : lo + step]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from array_api_compat import is_torch_array
+from array_api_compat import is_numpy_array, is_torch_array
 
 from ._backend import (
     Array,
@@ -47,6 +47,7 @@ from ._validation import (
     check_num_classes,
     infer_num_classes,
 )
+from .tiling import DEFAULT_TILE
 
 
 #: Inputs longer than this go through :class:`ClassStatsAccumulator` in :func:`class_stats`.
@@ -104,39 +105,66 @@ def _one_hot(labels: Array, num_classes: int, xp) -> Array:
     return xp.astype(labels[:, None] == classes[None, :], xp.float64)
 
 
+def _one_hot_rows(num_classes: int) -> int:
+    """Rows per block of a one-hot product, so that the ``rows x C`` indicator stays within
+    ``max(tile, tile^2 / C) x C`` entries (math §2.3; one block for the usual ten classes)."""
+    return max(DEFAULT_TILE, (DEFAULT_TILE * DEFAULT_TILE) // num_classes)
+
+
 def _class_counts(labels: Array, num_classes: int, xp) -> Array:
-    """``(C,)`` float64 label counts (``bincount`` for torch, a one-hot sum elsewhere)."""
+    """``(C,)`` float64 label counts: ``bincount`` for NumPy and torch, a one-hot sum in row blocks elsewhere."""
     if is_torch_array(labels):
         import torch
 
         return torch.bincount(labels, minlength=num_classes).to(torch.float64)
-    return xp.sum(_one_hot(labels, num_classes, xp), axis=0)
+    if is_numpy_array(labels):
+        import numpy as np
+
+        return np.bincount(labels, minlength=num_classes).astype(np.float64)
+    step = _one_hot_rows(num_classes)
+    total = xp.zeros((num_classes,), dtype=xp.float64, device=device_of(labels))
+    for lo in range(0, int(labels.shape[0]), step):
+        total = total + xp.sum(_one_hot(labels[lo : lo + step], num_classes, xp), axis=0)
+    return total
 
 
 def _class_sums(X: Array, labels: Array, num_classes: int, xp) -> Array:
-    """``(C, p)`` row sums per class.  CPU torch: ``index_add_`` (one pass, no GEMM); elsewhere the
-    one-hot product ``Y X`` (deterministic on GPUs, where ``index_add_`` uses atomics)."""
+    """``(C, p)`` row sums per class in ``O(n p)`` work on the host, whatever ``C`` (math §2.3).
+
+    CPU torch: ``index_add_`` (one pass, no GEMM); NumPy: the sparse ``C x n`` indicator times ``X``
+    (SciPy); elsewhere (GPU tensors, JAX) the one-hot product ``Y X`` in row blocks of bounded size
+    (deterministic on GPUs, where ``index_add_`` uses atomics)."""
     if is_torch_array(X) and X.device.type == "cpu":
         import torch
 
         out = torch.zeros((num_classes, X.shape[1]), dtype=X.dtype, device=X.device)
         return out.index_add_(0, labels, X)
-    return _one_hot(labels, num_classes, xp).T @ X
+    if is_numpy_array(X):
+        import numpy as np
+        import scipy.sparse
+
+        n = int(X.shape[0])
+        indicator = scipy.sparse.csr_array((np.ones(n), labels, np.arange(n + 1)), shape=(n, num_classes))
+        return np.asarray(indicator.T @ X)
+    step = _one_hot_rows(num_classes)
+    total = xp.zeros((num_classes, int(X.shape[1])), dtype=X.dtype, device=device_of(X))
+    for lo in range(0, int(X.shape[0]), step):
+        total = total + _one_hot(labels[lo : lo + step], num_classes, xp).T @ X[lo : lo + step]
+    return total
 
 
 def _batch_moments(features: Array, labels: Array, num_classes: int, xp):
     """Per-class counts, means (0 for absent classes) and pooled scatter of one batch.
 
     ``scatter = sum_{c,i} (h_{i,c} - m_c)(h_{i,c} - m_c)^T`` with the batch's own class means,
-    computed as ``D^T D`` with ``D = H - Y^T M`` (one GEMM).
+    computed as ``D^T D`` with ``D = H - M[y]`` (one GEMM; no ``n x C`` indicator).
     """
     X = as_float64(features, xp)
-    Y = _one_hot(labels, num_classes, xp)  # (n, C)
-    counts = xp.sum(Y, axis=0)
-    sums = Y.T @ X  # (C, p)
+    counts = _class_counts(labels, num_classes, xp)
+    sums = _class_sums(X, labels, num_classes, xp)  # (C, p)
     safe = xp.where(counts > 0, counts, xp.ones_like(counts))
     means = sums / safe[:, None]
-    D = X - Y @ means
+    D = X - xp.take(means, labels, axis=0)
     scatter = gram(D)
     return counts, means, scatter
 
@@ -279,7 +307,8 @@ class ClassStatsAccumulator:
             if new:
                 safe = xp.where(counts > 0, counts, xp.ones_like(counts))
                 means = _class_sums(as_float64(X, xp), y, C, xp) / safe[:, None]
-                mask = xp.asarray([c in new for c in range(C)], device=device_of(counts))
+                fresh = set(new)
+                mask = xp.asarray([c in fresh for c in range(C)], device=device_of(counts))
                 ref = xp.where(mask[:, None], means, ref)
         shift = xp.take(ref, y, axis=0)
         if X.dtype == xp.float64:

@@ -57,9 +57,13 @@ def main(argv=None) -> None:
             records = [{"epoch": e, "class_counts": [130] * 10} for e in cfg["measure_epochs"]]
             plan = plan_ladder(config, records)
             t = time.perf_counter()
-            dirs = run_rungs(plan, Path(ns.out) / f"lr{lr:g}-b{batch}")
+            skipped: dict[str, str] = {}
+            dirs = run_rungs(plan, Path(ns.out) / f"lr{lr:g}-b{batch}", skipped=skipped)
             rows = ladder_rows(dirs)
-            print(f"lr {lr:g}, batch {batch}: {time.perf_counter() - t:.1f} s", flush=True)
+            print(f"lr {lr:g}, batch {batch}: {time.perf_counter() - t:.1f} s"
+                  + "".join(f"; rung ({r}) not run: {why}" for r, why in skipped.items()), flush=True)
+            for r, why in skipped.items():
+                lines.append(f"| {lr:g} | {batch} | ({r}) | not run: {why} |" + " |" * (len(COLUMNS) - 1))
             for r in rows:
                 perp = ", ".join(_num(r.get(k)) for k in ("perp_opt", "perp_nb", "perp_0"))
                 passed = sum(v == "pass" for v in r["claims"].values())

@@ -23,6 +23,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import subprocess
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -55,6 +57,9 @@ MAX_SAMPLES = 2000
 LADDER_DIM = 64
 #: Saved times of the flow rungs (log-spaced, as the flows save them).
 FLOW_TIMES = 40
+#: Wall-time bound of a flow rung: the free flow over a long run's flow time can take far longer (its solve was seen
+#: to stall); the rung is then reported as not run, with this reason, and the others go on.
+FLOW_TIMEOUT_S = 90.0
 
 
 @dataclass(frozen=True)
@@ -165,22 +170,31 @@ def _train_ufm(plan: LadderPlan, out: Path, *, full_batch: bool, progress: bool)
 
 
 def _run_flow(plan: LadderPlan, out: Path, flow: str) -> Path:
-    """Rung (a) (the reduced ODE of the projected flow, exact) or (b) (the free flow with the run's ridges)."""
-    import simulate  # noqa: PLC0415 (jax: imported when a ladder runs)
-
-    sizes = dict(num_classes=plan.num_classes, per_class=plan.flow_per_class, dim=plan.dim, seed=plan.seed,
-                 t_max=plan.flow_t_max, num_times=FLOW_TIMES, kappa=1.0)
+    """Rung (a) (the reduced ODE of the projected flow, exact) or (b) (the free flow with the run's ridges), written
+    as a run directory by ``python -m simulate`` in a process of its own: JAX's CPU runtime sharing a process with a
+    finished torch training run was seen to wait forever (at 0% CPU) inside a flow's metrics."""
+    cmd = [sys.executable, "-m", "simulate", "--flow", "reduced" if flow == "reduced" else "free",
+           "--num-classes", str(plan.num_classes), "--per-class", str(plan.flow_per_class), "--dim", str(plan.dim),
+           "--t-max", repr(plan.flow_t_max), "--num-times", str(FLOW_TIMES), "--seed", str(plan.seed), "--kappa", "1",
+           "--out", str(out), "--no-figures"]
     if flow == "free":  # math §6.5: lambda = wd/alpha on W, b; lam_H = n * lambda on the features (free_loss's 1/n)
         n = plan.flow_per_class * plan.num_classes
-        traj = simulate.simulate("free", lam=plan.lam, lam_h=n * plan.lam, **sizes)
-    else:
-        traj = simulate.simulate("reduced", **sizes)
-    return Path(simulate.write_run_dir(traj, out))
+        cmd += ["--lam", repr(plan.lam), "--lam-h", repr(n * plan.lam)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=FLOW_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"the {flow} flow did not finish within {FLOW_TIMEOUT_S:g} s") from None
+    if proc.returncode != 0 or not (out / "metrics.jsonl").is_file():
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"ladder rung {'a' if flow == 'reduced' else 'b'}: python -m simulate failed: {tail[0]}")
+    return out
 
 
-def run_rungs(plan: LadderPlan, out: str | Path, *, rungs: str = "abcd", progress: bool = False) -> dict[str, Path]:
+def run_rungs(plan: LadderPlan, out: str | Path, *, rungs: str = "abcd", progress: bool = False,
+              skipped: dict[str, str] | None = None) -> dict[str, Path]:
     """Run the rungs of ``plan`` into ``out/<rung>`` (each a run directory; one whose stored plan is this one is
-    reused); returns ``{rung: run directory}``."""
+    reused); returns ``{rung: run directory}``.  A flow rung that fails or exceeds :data:`FLOW_TIMEOUT_S` is left out,
+    its reason put in ``skipped``."""
     out = Path(out)
     dirs: dict[str, Path] = {}
     for rung in rungs:
@@ -192,7 +206,11 @@ def run_rungs(plan: LadderPlan, out: str | Path, *, rungs: str = "abcd", progres
             continue
         shutil.rmtree(target, ignore_errors=True)
         if rung in "ab":
-            dirs[rung] = _run_flow(plan, target, "reduced" if rung == "a" else "free")
+            try:
+                dirs[rung] = _run_flow(plan, target, "reduced" if rung == "a" else "free")
+            except RuntimeError as exc:  # reported in the table as not run, with why
+                (skipped if skipped is not None else {})[rung] = str(exc)
+                continue
         else:
             dirs[rung] = _train_ufm(plan, target, full_batch=(rung == "c"), progress=progress)
         (target / "ladder_plan.json").write_text(_plan_json(plan, rung))
@@ -200,12 +218,13 @@ def run_rungs(plan: LadderPlan, out: str | Path, *, rungs: str = "abcd", progres
 
 
 def run_ladder(run_dir: str | Path, out: str | Path, *, rungs: str = "abcd", progress: bool = False,
-               max_samples: int = MAX_SAMPLES) -> tuple[LadderPlan, dict[str, Path]]:
+               max_samples: int = MAX_SAMPLES, skipped: dict[str, str] | None = None
+               ) -> tuple[LadderPlan, dict[str, Path]]:
     """The ladder of ``run_dir`` (:func:`plan_ladder`, :func:`run_rungs`) into ``out``; returns the plan and
     ``{rung: run directory}`` with ``"e"`` the run itself."""
     records, config = read_log(run_dir)
     plan = plan_ladder(config, records, max_samples=max_samples)
-    dirs = run_rungs(plan, out, rungs=rungs, progress=progress)
+    dirs = run_rungs(plan, out, rungs=rungs, progress=progress, skipped=skipped)
     dirs["e"] = Path(run_dir)
     return plan, dirs
 
@@ -307,13 +326,17 @@ def ladder_beside(run_dir: str | Path, out: str | Path, *, tpt_threshold: float 
     if run_loss(config) != "mse":
         log(f"skipped: the run's loss is {run_loss(config)}; the ladder calibrates the MSE theory")
         return None
+    skipped: dict[str, str] = {}
     try:
-        plan, dirs = run_ladder(run_dir, out)
+        plan, dirs = run_ladder(run_dir, out, skipped=skipped)
     except ValueError as exc:  # a log without a trainer's config (NCMonitor, another tool)
         log(f"skipped: {exc}")
         return None
     log(f"rungs a-d at C={plan.num_classes}, {plan.num_samples} samples, p={plan.dim}, lr {plan.lr}, batch "
         f"{plan.batch_size}" + (f" ({plan.scaled})" if plan.scaled else ""))
     rows = ladder_rows(dirs, tpt_threshold=tpt_threshold)
+    for rung, why in skipped.items():
+        log(f"rung ({rung}) not run: {why}")
+    notes = "; ".join([plan.scaled or ""] + [f"rung ({r}) not run: {why}" for r, why in skipped.items()]).strip("; ")
     return {"sentence": ladder_sentence(rows), "table_md": ladder_table_markdown(rows), "rows": rows,
-            "scaled": plan.scaled, "dirs": {k: str(v) for k, v in dirs.items()}}
+            "scaled": notes or None, "skipped": skipped, "dirs": {k: str(v) for k, v in dirs.items()}}

@@ -30,7 +30,12 @@ import argparse
 import sys
 from typing import Sequence
 
-from .compare import TIME_CHOICES
+from empirical.runs import RunError
+
+from ._cli import OneLineParser, add_tpt_threshold
+from .compare import TIME_CHOICES, compare_output_dir, compare_run
+from .grid import main as grid_main
+from .main import QUICK_EPOCHS, MainOptions, UsageError, run_main
 
 
 #: The subcommands, listed by ``python -m paper_checks --help``.
@@ -39,17 +44,7 @@ SUBCOMMANDS = """subcommands (python -m paper_checks SUBCOMMAND --help):
   grid          a grid of runs (datasets x networks x losses): every claim on each, the paper's numbers"""
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse with its errors on one line (``PROG: error: ...``, exit code 2) instead of usage + error."""
-
-    def error(self, message: str):  # noqa: D102 - argparse's hook
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
 def _main_parser() -> argparse.ArgumentParser:
-    from .main import QUICK_EPOCHS  # noqa: PLC0415 - the package already imports claims/compare/report
-
     p = OneLineParser(
         prog="python -m paper_checks",
         description="Check the claims of Han, Papyan & Donoho, 'Neural Collapse Under MSE Loss' (ICLR 2022)\n"
@@ -104,13 +99,6 @@ def _main_parser() -> argparse.ArgumentParser:
     g.add_argument("--strict", action="store_true",
                    help="exit 1 when an empirical claim fails too (default: only symbolic/dynamics claims and errors)")
     return p
-
-
-def add_tpt_threshold(group) -> None:
-    group.add_argument("--tpt-threshold", type=float, default=0.0, metavar="FRACTION",
-                       help="the terminal phase starts at the first measured epoch from which the training error stays "
-                            "at or below this fraction of the training set (default: %(default)s, exactly zero: the "
-                            "paper's definition; e.g. 1e-3 tolerates a few never-fitted, mislabelled samples)")
 
 
 def _compare_parser() -> argparse.ArgumentParser:
@@ -174,10 +162,6 @@ def print_comparison(res, where) -> None:
 
 def _run_compare(argv: Sequence[str]) -> int:
     ns = _compare_parser().parse_args(argv)
-    from empirical.runs import RunError  # noqa: PLC0415
-
-    from .compare import compare_output_dir, compare_run  # noqa: PLC0415
-
     try:
         res = compare_run(ns.log, out=ns.out, time=ns.time, early_epoch=ns.early_epoch,
                           fit_from_epoch=ns.fit_from, fit_exponent=not ns.linear, figures=not ns.no_figures,
@@ -194,12 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "compare":
         return _run_compare(argv[1:])
     if argv and argv[0] == "grid":
-        from .grid import main as grid_main  # noqa: PLC0415
-
         return grid_main(argv[1:])
     ns = _main_parser().parse_args(argv)
-    from .main import MainOptions, UsageError, run_main  # noqa: PLC0415
-
     opts = MainOptions(
         out=ns.out, run_dir=ns.run_dir, preset=ns.preset, dataset=ns.dataset, model=ns.model, epochs=ns.epochs,
         per_class=ns.per_class, lr=ns.lr, batch_size=ns.batch_size, weight_decay=ns.weight_decay,

@@ -46,11 +46,21 @@ from empirical.runs import TPT_THRESHOLD_DEFAULT, check_tpt_threshold, misfit_co
 from theory.jsonio import dumps
 
 from . import _plot
+from ._cli import OneLineParser, add_tpt_threshold
 from .claims import Claim, counts, exit_code, grid_claims
 from .claims.grid import PAPER_TPT_IMPROVEMENT_PP, GridRun
 from .compare import column, read_log
 from .ladder import ladder_beside
-from .main import MainOptions, UsageError, _stored_differences, _train_config, check_model_known, check_run
+from .main import (
+    MainOptions,
+    UsageError,
+    check_dataset_available,
+    check_model_known,
+    check_run,
+    publish_report,
+    stored_differences,
+    train_config,
+)
 from .report import claims_table, write_report
 
 __all__ = ["GridOptions", "GridRunPlan", "plan_grid", "run_grid", "main", "LOSSES", "CE_LR", "SMALL_DATASET_EPOCHS"]
@@ -120,8 +130,6 @@ def plan_grid(opts: GridOptions) -> list[GridRunPlan]:
     from empirical.data import get_spec  # noqa: PLC0415
     from empirical.runs import read_config, read_metrics  # noqa: PLC0415
 
-    from .main import check_dataset_available  # noqa: PLC0415
-
     try:
         check_tpt_threshold(opts.tpt_threshold)
     except ValueError as exc:
@@ -165,7 +173,7 @@ def plan_grid(opts: GridOptions) -> list[GridRunPlan]:
                 p.config = _run_config(opts, spec.name, m, loss, run_dir)
                 if (run_dir / "config.json").is_file():
                     stored = read_config(run_dir).get("config", {})
-                    diff = _stored_differences(stored, p.config.to_dict())
+                    diff = stored_differences(stored, p.config.to_dict())
                     if diff:
                         raise UsageError(f"{run_dir} holds a run with other options ({'; '.join(diff)}): choose "
                                          "another --out or remove that run")
@@ -183,7 +191,7 @@ def _run_config(opts: GridOptions, dataset: str, model: str, loss: str, run_dir:
     mo = MainOptions(dataset=dataset, model=model, epochs=epochs, per_class=opts.per_class, lr=lr,
                      device=opts.device, data_root=opts.data_root, seed=opts.seed, progress=opts.progress, extra=extra)
     try:
-        return _train_config(mo, run_dir).resolved()
+        return train_config(mo, run_dir).resolved()
     except (ValueError, TypeError) as exc:
         raise UsageError(f"{dataset}-{model}-{loss}: {str(exc).splitlines()[0]}") from None
 
@@ -451,8 +459,6 @@ def markdown_to_html(text: str, *, title: str, figures: Sequence[Path] = ()) -> 
 def run_grid(opts: GridOptions) -> int:
     """Plan, train, evaluate and report the grid; returns the exit code: 0, or 1 on an error claim, a run error,
     or when no run was trained or evaluated (every dataset missing)."""
-    from .main import publish_report  # noqa: PLC0415
-
     plans = plan_grid(opts)
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -516,8 +522,6 @@ EXIT_STATUS = ("exit status: 0; 1 when a claim is an error, a run failed, or no 
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .__main__ import OneLineParser, add_tpt_threshold  # noqa: PLC0415
-
     p = OneLineParser(prog="python -m paper_checks grid", description=__doc__.split("\n\n")[0],
                       epilog=EXIT_STATUS)
     p.add_argument("--datasets", required=True, help="comma-separated, e.g. fashion-mnist,mnist,cifar10,svhn,stl10")

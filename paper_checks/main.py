@@ -128,7 +128,7 @@ class Stages:
             self.times[name] = round(time.perf_counter() - start, 2)
 
 
-def _train_config(opts: MainOptions, run_dir: Path):
+def train_config(opts: MainOptions, run_dir: Path):
     """The :class:`empirical.config.TrainConfig` of the main job: the shared preset merge of
     ``empirical.config.merge_preset`` (defaults < preset < explicit options), with the main job's choices:
     the default preset when nothing is named, the (dataset, network) pair's protocol preset when there is one,
@@ -209,7 +209,7 @@ def check_model_known(name: str) -> None:
         raise UsageError(f"unknown model {name!r}; available: {model_names()}")
 
 
-def _stored_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+def stored_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     return [f"{k} {stored.get(k)!r} (stored) != {wanted.get(k)!r} (asked)" for k in SCIENCE_OPTIONS
             if k in stored and k in wanted and stored.get(k) != wanted.get(k)]
 
@@ -252,7 +252,7 @@ def validate(opts: MainOptions) -> Plan:
     from empirical.runs import read_config, read_metrics  # noqa: PLC0415
 
     try:
-        cfg = _train_config(opts, out / "run").resolved()
+        cfg = train_config(opts, out / "run").resolved()
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc).splitlines()[0]) from None
     check_model_known(cfg.model)
@@ -268,7 +268,7 @@ def validate(opts: MainOptions) -> Plan:
         stored = read_config(target).get("config", {})
     except Exception as exc:  # noqa: BLE001 - a corrupt config is the user's folder, not a toolkit bug
         raise UsageError(f"{target}: {exc}") from None
-    diff = _stored_differences(stored, cfg.to_dict())
+    diff = stored_differences(stored, cfg.to_dict())
     if diff:
         raise UsageError(f"{target} holds a training run with other options ({'; '.join(diff)}): choose another "
                          "--out, or pass --run-dir to check that run as it is")

@@ -1,4 +1,4 @@
-"""Markdown rendering of the symbolic certificate (``python -m theory``).
+"""Markdown rendering of the symbolic certificate (``python -m theory``), beside the certificate it renders.
 
 The report lists, per section of the mathematical write-up ``docs/math.md`` (cited as ``math §X.Y``),
 every derivation step with its result (LaTeX where the step produces a formula) and PASS/FAIL, says
@@ -11,10 +11,24 @@ import platform
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # pragma: no cover
-    from theory.symbolic import Certificate
+if TYPE_CHECKING:  # pragma: no cover - the certificate container calls this module (no import cycle at run time)
+    from ._core import Certificate
 
-__all__ = ["render_markdown", "SCOPE", "DERIVATIONS"]
+__all__ = ["render_markdown", "SCOPE", "DERIVATIONS", "SECTION_TITLES"]
+
+#: Titles of the math sections the checks refer to (``docs/math.md``).
+SECTION_TITLES: dict[str, str] = {
+    "3.1": "Least-squares classifier (normal equations, augmented vs non-augmented)",
+    "3.3": "Decomposition L = L_NC1 + L_NC2/3 + L_perp (balanced and imbalanced, 3.3b)",
+    "5.1": "Invariance of the least-squares fit",
+    "3.4": "Central-path loss as a function of the SNR singular values",
+    "6.1": "Renormalised (projected) gradient flow on the manifold {Sigma_W = I, mu_G = 0}",
+    "6.2": "Reduction of the flow to the SNR singular values",
+    "6.3": "Closed-form solution and time-scale conventions",
+    "6.4": "Asymptotics of the closed form",
+    "rank": "Rank-deficient features: SNR on the support of Sigma_W, minimum-norm least squares (docs/rank_deficient.md)",
+    "laws": "theory.laws numerics: lambdified functions and constants against its certified expressions",
+}
 
 #: What is proved in general and what by size (kept next to the renderer so the report says it).
 SCOPE = """\
@@ -125,8 +139,6 @@ def _esc(s: str) -> str:
 
 def render_markdown(cert: "Certificate") -> str:
     """Render a certificate as Markdown with LaTeX (``$$ ... $$`` blocks)."""
-    from theory.symbolic import SECTION_TITLES  # noqa: PLC0415
-
     n_pass = sum(c["passed"] for c in cert.checks)
     lines = [
         "# Symbolic certificate: Neural Collapse under MSE loss",

@@ -214,7 +214,7 @@ def main(argv=None) -> dict:
         t_full, res_full = _time(lambda: toolkit_measure(H, y, W, b, C))
         t_sub, res_sub = _time(lambda: toolkit_measure(Hs, ys, W, b, C))
         t_pass, passes = _time(lambda: common_passes(Hs, ys, W, b, C))
-        t_fin, res_base = _time(lambda: common_finish(passes, W, b, C))
+        t_fin, res_base = _time(lambda passes=passes: common_finish(passes, W, b, C))
         rounds.append((t_full, t_sub, t_pass, t_fin))
     t_full, t_sub, t_pass, t_fin = (min(r[i] for r in rounds) for i in range(4))
     t_base = t_pass + t_fin

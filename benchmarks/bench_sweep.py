@@ -140,7 +140,7 @@ def bench_cuda(root: Path, per_class: int, epochs: int, data_root: str | None, K
         try:
             run_sweep(SweepSpec(dataclasses.replace(base, out=str(sweep_dir)), lrs=lrs,
                                 weight_decays=[base.weight_decay], seeds=[0], strategy=strategy), sweep_dir, figures=False)
-        except Exception as exc:  # one strategy failing on this GPU must not hide the other's numbers
+        except Exception as exc:  # noqa: BLE001 - one strategy failing on this GPU must not hide the other's numbers
             res[strategy] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
             continue
         wall = time.perf_counter() - t0

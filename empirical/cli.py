@@ -29,8 +29,9 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3

@@ -101,7 +101,7 @@ class TrainConfig:
         if isinstance(self.keep_checkpoints, (list, tuple)):
             self.keep_checkpoints = sorted({int(e) for e in self.keep_checkpoints})
 
-    def resolved(self) -> "TrainConfig":
+    def resolved(self) -> TrainConfig:
         """A copy with the schedule defaults filled in and the options validated (``ValueError`` naming the option)."""
         from .measurement import MEASURE_PRECISIONS
         from .models import takes_sample_indices
@@ -167,7 +167,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         check_option_names(d)
         return cls(**d)
 

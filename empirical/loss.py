@@ -4,8 +4,8 @@ estimate (:func:`empirical.sweep.memory.member_training_bytes`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

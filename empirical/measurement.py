@@ -49,9 +49,10 @@ as unavailable) is recorded as ``None`` with an entry in ``warnings``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 

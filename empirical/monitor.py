@@ -46,7 +46,13 @@ import theory
 from . import runs
 from .distributed import SINGLE, DistInfo
 from .measurement import (
-    METRIC_KEYS, FeaturePass, batches_pass, feature_pass, float32_precision, measure_passes, resolve_precision,
+    METRIC_KEYS,
+    FeaturePass,
+    batches_pass,
+    feature_pass,
+    float32_precision,
+    measure_passes,
+    resolve_precision,
 )
 
 __all__ = ["LOSSES", "NCMonitor", "current_dist_info", "select_logits"]

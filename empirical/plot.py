@@ -11,8 +11,9 @@ terminal phase (:func:`empirical.runs.terminal_phase_start`: training error zero
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -103,7 +104,7 @@ def plot_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = Non
     try:
         cfg = read_config(run_dir).get("config", {})
         tag = f"{cfg.get('dataset', '?')} / {cfg.get('model', '?')} ({cfg.get('loss', 'mse')})"
-    except Exception:  # plotting should not need the config
+    except Exception:  # noqa: BLE001 - plotting should not need the config
         tag = run_dir.name
     out = Path(out_dir) if out_dir is not None else run_dir / FIGURES_DIR
     out.mkdir(parents=True, exist_ok=True)

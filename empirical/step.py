@@ -37,8 +37,8 @@ host: the loss and the error count stay on the device.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from contextlib import nullcontext
-from typing import Callable
 
 import torch
 from torch import nn
@@ -77,7 +77,7 @@ def compile_usable(device: torch.device) -> tuple[bool, str]:
 
         if not torch._dynamo.is_dynamo_supported():
             return False, "torch.compile is not supported on this Python / platform"
-    except Exception as exc:  # pragma: no cover - broken installations
+    except Exception as exc:  # noqa: BLE001  # pragma: no cover - broken installations
         return False, f"torch._dynamo unavailable: {exc}"
     if device.type == "cuda":
         from torch.utils._triton import has_triton
@@ -180,7 +180,7 @@ class TrainStep:
                 kwargs = {} if compile_mode == "default" else {"mode": compile_mode}
                 self._compiled = torch.compile(self._step_fn, **kwargs)
                 self.mode = compile_mode
-            except Exception as exc:  # torch.compile itself refused (e.g. unsupported platform)
+            except Exception as exc:  # noqa: BLE001 - torch.compile itself refused (e.g. unsupported platform)
                 self._fall_back(exc)
 
     # the per-step work: forward, criterion, error count (one function, the unit of compilation)
@@ -218,7 +218,7 @@ class TrainStep:
                     torch.compiler.cudagraph_mark_step_begin()
                 loss, wrong = self._compiled(x, y)
                 self._backward(loss, scale)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure of the compiled step: the eager step reruns it
                 self._fall_back(exc)
                 if saved is not None:
                     with torch.no_grad():

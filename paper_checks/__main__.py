@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from empirical.runs import RunError
 
@@ -36,7 +36,6 @@ from ._cli import OneLineParser, add_tpt_threshold
 from .compare import TIME_CHOICES, compare_output_dir, compare_run
 from .grid import main as grid_main
 from .main import QUICK_EPOCHS, MainOptions, UsageError, run_main
-
 
 #: The subcommands, listed by ``python -m paper_checks --help``.
 SUBCOMMANDS = """subcommands (python -m paper_checks SUBCOMMAND --help):

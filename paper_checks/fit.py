@@ -26,8 +26,9 @@ retypes no formula.  The residuals are taken on ``log omega`` (relative errors),
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.optimize import least_squares

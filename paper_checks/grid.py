@@ -36,13 +36,21 @@ import shutil
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from empirical.runs import TPT_THRESHOLD_DEFAULT, check_tpt_threshold, misfit_count, terminal_phase_start
+from empirical.runs import (
+    TPT_THRESHOLD_DEFAULT,
+    check_tpt_threshold,
+    misfit_count,
+    read_config,
+    read_metrics,
+    terminal_phase_start,
+)
 from theory.jsonio import dumps
 
 from . import _plot
@@ -127,8 +135,7 @@ def _split(text: str, what: str) -> list[str]:
 
 def plan_grid(opts: GridOptions) -> list[GridRunPlan]:
     """Validate every option and name and decide, per run, train / resume / finished / skip (raises UsageError)."""
-    from empirical.data import get_spec  # noqa: PLC0415
-    from empirical.runs import read_config, read_metrics  # noqa: PLC0415
+    from empirical.data import get_spec  # torch: imported when a grid is planned
 
     try:
         check_tpt_threshold(opts.tpt_threshold)
@@ -205,7 +212,7 @@ def train_runs(configs: list[dict[str, Any]], resumes: list[bool], device: str |
     Returns one ``{"run_dir", "status", "message"}`` per run: ``trained``, ``diverged`` (the loss became
     non-finite: an observation, its measured epochs are kept) or ``error`` (with the traceback).
     """
-    from empirical.training import NonFiniteLossError, TrainConfig, train  # noqa: PLC0415
+    from empirical.training import NonFiniteLossError, TrainConfig, train  # torch: imported when runs train
 
     results = []
     for cfg_dict, resume in zip(configs, resumes):
@@ -223,7 +230,7 @@ def train_runs(configs: list[dict[str, Any]], resumes: list[bool], device: str |
 
 def _cuda_count() -> int:
     try:
-        import torch  # noqa: PLC0415
+        import torch  # imported when runs train, not with paper_checks
 
         return torch.cuda.device_count() if torch.cuda.is_available() else 0
     except ImportError:
@@ -255,7 +262,7 @@ def execute(plans: list[GridRunPlan], opts: GridOptions, log) -> dict[str, dict[
     if executor == "inline":
         results = train_runs(configs, resumes)
     else:
-        import submitit  # noqa: PLC0415
+        import submitit  # only the local and slurm executors need it
 
         folder = Path(opts.out) / "submitit"
         if executor == "local":
@@ -462,7 +469,10 @@ def run_grid(opts: GridOptions) -> int:
     plans = plan_grid(opts)
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    log = (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
     t0 = time.perf_counter()
     for p in plans:
         log(f"    {p.name}: {p.action}" + (f" ({p.message.splitlines()[0]})" if p.message else ""))

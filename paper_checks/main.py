@@ -32,16 +32,21 @@ import shutil
 import sys
 import time
 import traceback
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
-from empirical.runs import TPT_THRESHOLD_DEFAULT, check_tpt_threshold
+from empirical.config import PRESETS, TrainConfig, merge_preset, merged_options
+from empirical.runs import TPT_THRESHOLD_DEFAULT, check_tpt_threshold, read_config, read_metrics
+from empirical.schedule import lr_milestones
 from theory.jsonio import dumps
+from theory.symbolic import run_certificate
 
 from .claims import Claim, dynamics_claims, empirical_claims, exit_code, retraction_claims, symbolic_claims
 from .compare import compare_run, config_value, read_log
+from .ladder import ladder_beside
 from .report import claims_table, simulation_figures, training_figures, write_report
 
 __all__ = ["MainOptions", "UsageError", "run_main", "validate", "Stages", "exit_code", "REPORT_FILES"]
@@ -133,8 +138,6 @@ def train_config(opts: MainOptions, run_dir: Path):
     ``empirical.config.merge_preset`` (defaults < preset < explicit options), with the main job's choices:
     the default preset when nothing is named, the (dataset, network) pair's protocol preset when there is one,
     ``--quick``'s truncated schedule, and the paper's balanced subset size for the dataset."""
-    from empirical.config import PRESETS, TrainConfig, merge_preset, merged_options  # noqa: PLC0415
-
     preset = opts.preset
     if preset is None and opts.dataset is None and opts.model is None:
         preset = DEFAULT_PRESET
@@ -148,15 +151,13 @@ def train_config(opts: MainOptions, run_dir: Path):
     if opts.quick and opts.epochs is None:
         # The first QUICK_EPOCHS epochs of the full schedule (same learning-rate milestones), so the
         # run reaches zero training error and spends most of its epochs in the terminal phase.
-        from empirical.schedule import lr_milestones  # noqa: PLC0415
-
         full = int(preset_values.get("epochs", TrainConfig.epochs))
         if preset_values.get("lr_milestones") is None:
             explicit["lr_milestones"] = lr_milestones(full)
         explicit["epochs"] = min(full, QUICK_EPOCHS)
     if opts.per_class is None and preset_values.get("per_class") is None and opts.dataset is not None:
         # Balanced subsets of the paper's (PNAS 2020) size N per class, math §7.1, when the dataset has one.
-        from empirical.data import get_spec  # noqa: PLC0415
+        from empirical.data import get_spec  # torch: imported when a dataset is named
 
         try:
             explicit["per_class"] = get_spec(opts.dataset).paper_per_class
@@ -190,8 +191,8 @@ SCIENCE_OPTIONS = ("dataset", "model", "per_class", "epochs", "lr", "momentum", 
 def check_dataset_available(name: str, data_root: str | None) -> None:
     """Raise ``UsageError`` when dataset ``name`` is unknown or its files are not on this machine (the loader's
     message, which names every folder it looked in)."""
-    from empirical.data import get_spec  # noqa: PLC0415
-    from empirical.data.sources import locate  # noqa: PLC0415
+    from empirical.data import get_spec  # torch: imported when a dataset is checked
+    from empirical.data.sources import locate
 
     try:
         spec = get_spec(name)
@@ -203,7 +204,7 @@ def check_dataset_available(name: str, data_root: str | None) -> None:
 
 
 def check_model_known(name: str) -> None:
-    from empirical.models.registry import MODELS, _normalise, model_names  # noqa: PLC0415
+    from empirical.models.registry import MODELS, _normalise, model_names  # torch: imported when a model is checked
 
     if _normalise(name) not in MODELS:
         raise UsageError(f"unknown model {name!r}; available: {model_names()}")
@@ -236,7 +237,7 @@ def validate(opts: MainOptions) -> Plan:
         if v is not None and not (v > 0):
             raise UsageError(f"--{name.replace('_', '-')} must be > 0, got {v}")
     if not opts.skip_simulation:  # the simulator's own size rules (C >= 2, N >= 2, C-1 <= p <= C(N-1))
-        from simulate._checks import check_sizes  # noqa: PLC0415 - imports JAX, which the stage needs anyway
+        from simulate._checks import check_sizes  # imports JAX, which the stage needs anyway
 
         try:
             check_sizes(opts.sim_classes, opts.sim_per_class, opts.sim_dim)
@@ -249,8 +250,6 @@ def validate(opts: MainOptions) -> Plan:
         return Plan(training="reuse-run-dir")
     if opts.skip_training:
         return Plan()
-    from empirical.runs import read_config, read_metrics  # noqa: PLC0415
-
     try:
         cfg = train_config(opts, out / "run").resolved()
     except (ValueError, TypeError) as exc:
@@ -308,14 +307,12 @@ def check_run(run_dir: Path, records: list[dict[str, Any]], config: dict[str, An
     return RunCheck(claims, comparison, comparison_error, figures)
 
 
-def run_ladder_stage(run_dir: Path | None, out: Path, opts: MainOptions, stages: "Stages") -> dict[str, Any] | None:
+def run_ladder_stage(run_dir: Path | None, out: Path, opts: MainOptions, stages: Stages) -> dict[str, Any] | None:
     """Rungs (a)-(d) of the run's ladder into ``OUT/ladder`` and their verdicts beside the run's
     (:func:`paper_checks.ladder.ladder_beside`); None when skipped, with the reason logged."""
     if opts.ladder == "off" or run_dir is None:
         stages.log("    skipped (" + ("--ladder off" if opts.ladder == "off" else "no training run") + ")")
         return None
-    from .ladder import ladder_beside  # noqa: PLC0415
-
     return ladder_beside(run_dir, out / "ladder", tpt_threshold=opts.tpt_threshold, log=lambda m: stages.log("    " + m))
 
 
@@ -343,8 +340,6 @@ def run_main(opts: MainOptions) -> int:
         if mode == "skip":
             stages.log("    skipped (--certificate skip)")
         else:
-            from theory.symbolic import run_certificate  # noqa: PLC0415
-
             cert = run_certificate(quick=(mode == "quick"))
             claims += symbolic_claims(cert)
             (staging / "certificate.json").write_text(dumps(cert.to_json()))
@@ -357,7 +352,7 @@ def run_main(opts: MainOptions) -> int:
         if opts.skip_simulation:
             stages.log("    skipped (--skip-simulation)")
         else:
-            import simulate  # noqa: PLC0415
+            import simulate  # JAX: imported when the simulation stage runs
 
             t_max = opts.t_max if opts.t_max is not None else 1e5
             r_tmax = opts.retraction_t_max if opts.retraction_t_max is not None else min(t_max, 2e3)
@@ -397,7 +392,7 @@ def run_main(opts: MainOptions) -> int:
             run_dir = out / "run"
             stages.log(f"    {run_dir} holds this run, finished: reused")
         else:
-            from empirical.training import train  # noqa: PLC0415
+            from empirical.training import train  # torch: imported when the training stage runs
 
             cfg = plan.train_config
             resume = plan.training == "resume"

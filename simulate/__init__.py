@@ -25,16 +25,7 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
-from .initial import class_labels, class_means, random_initial_features  # noqa: E402
-from .reduced import (  # noqa: E402
-    asymptotic_omega,
-    closed_form_omega,
-    integrate_reduced,
-    integrate_reduced_ensemble,
-    reduced_rhs,
-)
 from ._solve import SolverOptions  # noqa: E402
-from .matrix import integrate_matrix, matrix_rhs  # noqa: E402
 from .features import (  # noqa: E402
     FREE_OPTIONS,
     central_path_gradient,
@@ -44,7 +35,16 @@ from .features import (  # noqa: E402
     project_tangent,
     projected_rhs,
 )
+from .initial import class_labels, class_means, random_initial_features  # noqa: E402
+from .matrix import integrate_matrix, matrix_rhs  # noqa: E402
 from .metrics import feature_metrics, trajectory_metrics  # noqa: E402
+from .reduced import (  # noqa: E402
+    asymptotic_omega,
+    closed_form_omega,
+    integrate_reduced,
+    integrate_reduced_ensemble,
+    reduced_rhs,
+)
 from .run import DEFAULT_OPTIONS, FLOWS, Trajectory, simulate, tail_loglog_slope  # noqa: E402
 from .run_dir import flow_records, write_run_dir  # noqa: E402
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import functools
 
-from ._checks import is_concrete
-
 import theory
 import theory.laws
+
+from ._checks import is_concrete
 
 
 @functools.cache

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         parser.error(f"argument --out: {args.out} exists and is not a directory")
 
-    from theory.symbolic import run_certificate  # noqa: PLC0415
+    from theory.symbolic import run_certificate
 
     cert = run_certificate(quick=args.quick, exhaustive=args.exhaustive)
     md = cert.markdown()

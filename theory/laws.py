@@ -17,7 +17,7 @@ obeys ``dw/dt = (1/n) w/(C + w^2)``, i.e. ``n (C log w + w^2/2) = a + t``: no qu
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import sympy as sp
 
@@ -88,7 +88,7 @@ def _derive() -> dict[str, sp.Expr]:
     }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def expressions() -> dict[str, sp.Expr]:
     """The derived SymPy expressions, keyed by name (cached)."""
     return _derive()
@@ -109,7 +109,7 @@ SIGNATURES: dict[str, tuple] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def numeric(name: str, backend: str = "numpy") -> Callable:
     """Lambdified law ``name`` for ``backend`` in ``{"numpy", "jax"}`` (arguments: :data:`SIGNATURES`)."""
     if name not in SIGNATURES:
@@ -136,7 +136,7 @@ def constants(N_: float, C_: float, kappa_: float | str = 1.0, snr_scale: str = 
     raise ValueError(f"unknown snr_scale {snr_scale!r}; use 'paper' or 'per_class'")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def per_class_constants() -> tuple[sp.Expr, sp.Expr, sp.Expr]:
     """Constants of the closed form in ``w' = w / sqrt(C)``, derived by substitution (math §6.3 [AMB])."""
     wp = sp.Symbol("omega_prime", positive=True)

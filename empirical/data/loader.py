@@ -83,7 +83,7 @@ class Dataset:
         """Measured ``n_c`` per class, ``int64 (C,)``."""
         return torch.bincount(self.y, minlength=self.num_classes)
 
-    def to(self, device: str | torch.device) -> "Dataset":
+    def to(self, device: str | torch.device) -> Dataset:
         """Copy of this dataset with every tensor (but ``indices``) on ``device``."""
         return replace(
             self, x=self.x.to(device), y=self.y.to(device),

@@ -11,7 +11,7 @@ from .base import FeatureClassifier
 from .densenet import DenseNet
 from .mlp import MLP
 from .resnet import ResNet
-from .ufm import UFM, DEFAULT_DIM
+from .ufm import DEFAULT_DIM, UFM
 from .vgg import VGG
 
 __all__ = ["ModelSpec", "MODELS", "build_model", "model_names", "takes_sample_indices"]

@@ -5,9 +5,10 @@ worker threads).  Both implement :class:`empirical.training.Engine`, driven by :
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 

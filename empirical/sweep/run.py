@@ -13,7 +13,16 @@ import torch
 
 from .. import runs
 from ..config import RESUME_OVERRIDES, TrainConfig, changed_options
-from ..training import Member, build_train_model, fit, load_data, resolve_device, seed_everything, start_run_dir, torch_settings
+from ..training import (
+    Member,
+    build_train_model,
+    fit,
+    load_data,
+    resolve_device,
+    seed_everything,
+    start_run_dir,
+    torch_settings,
+)
 from .chunking import chunk_size
 from .engines import ENGINES
 from .spec import SweepSpec, check_strategy, default_strategy

@@ -112,7 +112,7 @@ class SweepSpec:
                 "max_members_per_chunk": self.max_members_per_chunk, "strategy": self.strategy}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SweepSpec":
+    def from_dict(cls, d: dict[str, Any]) -> SweepSpec:
         """The stored spec; a removed strategy (:data:`REMOVED_STRATEGIES`) or none stored reads as ``None``
         (the device's :func:`default_strategy`)."""
         strategy = d.get("strategy")

@@ -13,8 +13,9 @@ classes and are ``n/a`` on imbalanced ones (no generalisation in the SNR singula
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -162,8 +163,8 @@ def _tpt_headline(m: dict) -> str:
     if m.get("terminal_phase_start_epoch") is None:
         return (f"no terminal phase at threshold {m['tpt_threshold']:g}: final training error "
                 f"{m['final_train_error']:.3g} ({m['misfit_final']} samples misfit)")
-    return (f"{'zero training error' if m['tpt_threshold'] == 0 else 'training error <= %g' % m['tpt_threshold']} "
-            f"from epoch {m['terminal_phase_start_epoch']} to {m['last_epoch']} ({m['misfit_final']} samples misfit "
+    phase = "zero training error" if m["tpt_threshold"] == 0 else f"training error <= {m['tpt_threshold']:g}"
+    return (f"{phase} from epoch {m['terminal_phase_start_epoch']} to {m['last_epoch']} ({m['misfit_final']} samples misfit "
             f"at the end); final test error {m['final_test_error']:.4f}")
 
 

@@ -13,8 +13,9 @@ are listed with the reason and left out of the terminal-phase statistics.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

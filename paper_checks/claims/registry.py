@@ -25,8 +25,9 @@ observations of a training run; their failure is a scientific result.
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from theory.jsonio import jsonable
 
@@ -139,7 +140,7 @@ def claim(id: str, statement: str, source: str, tolerance: str, *, check: str, v
     return register
 
 
-def run_check(spec: ClaimSpec, fn: Callable[[], "tuple[bool, Any]"]) -> Claim:
+def run_check(spec: ClaimSpec, fn: Callable[[], tuple[bool, Any]]) -> Claim:
     """Run ``fn() -> (ok, measured)`` and turn its outcome into a :class:`Claim` of ``spec`` (see the statuses)."""
     try:
         ok, measured = fn()

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from empirical.cli import EXIT_BAD_INPUT, EXIT_DIVERGED, config_from_args, build_parser, main
+from empirical.cli import EXIT_BAD_INPUT, EXIT_DIVERGED, build_parser, config_from_args, main
 from empirical.runs import read_config, read_metrics
 from empirical.training import PRESETS
 

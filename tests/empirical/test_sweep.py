@@ -15,8 +15,17 @@ from empirical.config import TrainConfig
 from empirical.distributed import SINGLE
 from empirical.loading import load_run
 from empirical.runs import load_checkpoint, read_config, read_metrics
-from empirical.sweep import (ENGINES, SWEEP_FILE, InterleavedEngine, SweepSpec, ThreadedEngine, cpu_workers, parse_lrs,
-                             run_sweep, select_lr)
+from empirical.sweep import (
+    ENGINES,
+    SWEEP_FILE,
+    InterleavedEngine,
+    SweepSpec,
+    ThreadedEngine,
+    cpu_workers,
+    parse_lrs,
+    run_sweep,
+    select_lr,
+)
 from empirical.training import TIMING_KEYS, Engine, Member, SingleEngine, train
 
 EPOCHS = 4

@@ -13,7 +13,6 @@ from paper_checks.compare import compare_records
 from paper_checks.report import claims_table, write_report
 from paper_checks.synthetic import synthetic_metrics_log
 
-
 #: The synthetic logs stand for MSE runs: the MSE-theory claims apply only to a log whose config says so.
 MSE = {"config": {"loss": "mse"}}
 

@@ -101,7 +101,6 @@ def testtrain_config_of_the_main_job(tmp_path):
 
 def test_read_log_uses_the_empirical_readers(tmp_path, capsys):
     from empirical.runs import RunError
-
     from paper_checks.compare import config_value, read_log
 
     recs, _ = synthetic_metrics_log(C=4, epochs=6, seed=0)

@@ -8,7 +8,7 @@ import simulate
 import theory
 import theory.laws
 
-from .conftest import C, N, P, TIGHT
+from .conftest import TIGHT, C, N, P
 
 
 def test_three_routes_give_the_same_omega(routes):

@@ -87,7 +87,7 @@ def test_huygens_needs_the_within_class_rule():
     C, q, n = sp.Symbol("C", positive=True), sp.Symbol("q", positive=True), sp.Symbol("n", positive=True)
     W, Mt, Y, E = MatrixSymbol("W", C, q), MatrixSymbol("Mt", q, C), MatrixSymbol("Y", C, n), MatrixSymbol("E", q, n)
     Pi, SW = MatrixSymbol("Pi", C, C), MatrixSymbol("SW", q, q)
-    I = sp.Identity(C)
+    I = sp.Identity(C)  # noqa: E741 - the identity, in the write-up's notation
     R = W * (Mt * Y + E) - Y
     expr = sp.trace(R * R.T) / (2 * n) - sp.trace(W * SW * W.T) / 2 - sp.trace((W * Mt - I) * Pi * (W * Mt - I).T) / 2
     assert _algebra().scalar(expr) == {}

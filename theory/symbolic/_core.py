@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from .report import render_markdown
 
@@ -47,7 +47,7 @@ class CheckSpec:
         try:
             out = self.fn()
             passed, detail, latex = bool(out.passed), str(out.detail), str(out.latex)
-        except Exception as exc:  # a crashing derivation is a failed derivation
+        except Exception as exc:  # noqa: BLE001 - a crashing derivation is a failed derivation
             passed = False
             detail = f"exception {type(exc).__name__}: {exc}"
             latex = ""

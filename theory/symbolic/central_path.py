@@ -18,7 +18,7 @@ computed from the normal equations (:func:`central_path_terms`) are checked to e
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import sympy as sp
 
@@ -77,7 +77,7 @@ def closed_forms(C: int, om=None) -> dict[str, sp.Expr]:
     }
 
 
-@lru_cache(maxsize=None)
+@cache
 def central_path_terms(C: int) -> dict[str, sp.Expr]:
     """``W~_LS`` from the normal equations and the math §3.2 terms, on the renormalised manifold at ``lambda = 0``."""
     st = renormalised_stats(C)

@@ -66,7 +66,7 @@ def general_decomposition() -> Outcome:
     Pi = MatrixSymbol("Pi", C, C)
     SW = MatrixSymbol("SW", q, q)
     A = MatrixSymbol("A", q, q)
-    I = sp.Identity(C)
+    I = sp.Identity(C)  # noqa: E741 - the identity, in the write-up's notation
     Iq = sp.Identity(q)
     alg = _algebra()
     H = Mt * Y + E
@@ -81,12 +81,18 @@ def general_decomposition() -> Outcome:
     # step 1: (1/n) H~ H~^T + lambda I = A_def, (1/n) Y H~^T = B_def, and L = quadratic
     s1a = alg.matrix(H * H.T / n + lam * Iq - A_def)
     s1b = alg.matrix(Y * H.T / n - B_def)
-    quad = lambda X, AA, BB: sp.trace(X * AA * X.T) / 2 - sp.trace(X * BB.T) + sp.Rational(1, 2)
+    def quad(X, AA, BB):
+        return sp.trace(X * AA * X.T) / 2 - sp.trace(X * BB.T) + sp.Rational(1, 2)
+
     s1c = alg.scalar(loss(W) - quad(W, A_def, B_def))
 
     # step 4: Huygens split for any W
-    nc1 = lambda X: sp.trace(X * (SW + lam * Iq) * X.T) / 2
-    nc23 = lambda X: sp.trace((X * Mt - I) * Pi * (X * Mt - I).T) / 2
+    def nc1(X):
+        return sp.trace(X * (SW + lam * Iq) * X.T) / 2
+
+    def nc23(X):
+        return sp.trace((X * Mt - I) * Pi * (X * Mt - I).T) / 2
+
     s4 = alg.scalar(loss(W) - nc1(W) - nc23(W))
 
     # step 3: completing the square with a symmetric A (letter), any V

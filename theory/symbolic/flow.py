@@ -9,7 +9,7 @@ Conventions: loss ``L = (1/(2n)) sum ||W h + b - e_c||^2`` at the least-squares 
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import sympy as sp
 
@@ -130,7 +130,7 @@ def gradient_split() -> Outcome:
 
 
 # ----------------------------------------------------------------------------- 6.1 dM/dt
-@lru_cache(maxsize=None)
+@cache
 def means_rhs(C: int) -> sp.Matrix:
     """``dM/dt = -kappa [g_c]_c = -(kappa/n) W^T (W M + b 1^T - I)`` on the manifold (SVD form Mbar = Omega V^T)."""
     V = central_path_terms(C)["V"]
@@ -152,7 +152,7 @@ def svd_form_holds(C: int) -> bool:
     return _svd_form_holds(C, _law("omega_rhs"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _svd_form_holds(C: int, omega_rhs: sp.Expr) -> bool:
     f = sp.diag(*[omega_rhs.subs({C_SYM: C, W_SYM: w}) for w in omegas(C)])
     return all(sp.simplify(x) == 0 for x in (means_rhs(C) - f * helmert(C).T))

@@ -62,7 +62,7 @@ def numeric_agreement(backend: str):
         ctx = contextlib.nullcontext()
         tol = 1e-12
         if backend == "jax":
-            import jax  # noqa: PLC0415
+            import jax
 
             if hasattr(jax, "enable_x64"):
                 ctx = jax.enable_x64(True)  # float64 locally, global config untouched

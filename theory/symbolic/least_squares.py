@@ -17,7 +17,7 @@ Derivation (each line is a check below):
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import sympy as sp
 from sympy import MatrixSymbol
@@ -27,8 +27,8 @@ from .model import (
     LAMBDA,
     class_stats,
     classifier_symbols,
-    ls_non_augmented,
     dm_is_zero,
+    ls_non_augmented,
     matrix_is_zero,
     poly_ring,
     quadratic_terms,
@@ -66,7 +66,7 @@ def size_label(C: int, p: int, counts, bias: bool) -> str:
     return f"C={C},p={p},n_c={'/'.join(map(str, counts))} ({bal}),{'bias' if bias else 'no bias'}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def context(C: int, p: int, counts: tuple[int, ...], bias: bool, rational_seed: int | None = None):
     """Cached per-size objects: data, statistics, classifier symbols, sample loss, ``A``, ``B``."""
     data = symbolic_data(counts, p) if rational_seed is None else rational_data(counts, p, rational_seed)
@@ -110,7 +110,7 @@ def _check_gradient(C, p, counts, bias):
         q = W.shape[1]
         ok_hess = True
         for r in range(C):
-            hess = sp.Matrix(q, q, lambda i, j: sp.diff(grad[r, i], W[r, j]))
+            hess = sp.Matrix(q, q, lambda i, j, r=r: sp.diff(grad[r, i], W[r, j]))
             ok_hess &= matrix_is_zero(hess - A, rational=False)
             other = (r + 1) % C
             if other != r:

@@ -12,8 +12,8 @@ classifier ``W~ = [W, b]`` (``C x (p+1)``), one-hot targets ``e_c``, ridge ``lam
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import sympy as sp
 

@@ -137,7 +137,7 @@ def _esc(s: str) -> str:
     return str(s).replace("|", "\\|")
 
 
-def render_markdown(cert: "Certificate") -> str:
+def render_markdown(cert: Certificate) -> str:
     """Render a certificate as Markdown with LaTeX (``$$ ... $$`` blocks)."""
     n_pass = sum(c["passed"] for c in cert.checks)
     lines = [
@@ -152,7 +152,7 @@ def render_markdown(cert: "Certificate") -> str:
         "",
         SCOPE,
     ]
-    groups: "OrderedDict[str, list[dict]]" = OrderedDict()
+    groups: OrderedDict[str, list[dict]] = OrderedDict()
     for c in cert.checks:
         groups.setdefault(c["section"], []).append(c)
     for sec, checks in groups.items():

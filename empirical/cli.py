@@ -161,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="draw the paper's panels into RUN/figures")
     pl.add_argument("run_dir", help="a run directory (metrics.jsonl)")
     pl.add_argument("--out", default=None, help="folder for the PNGs (default RUN/figures)")
-    pl.add_argument("--tpt-threshold", type=float, default=0.0, help="terminal phase: training error stays <= this fraction from its first epoch on "
+    pl.add_argument("--tpt-threshold", type=float, default=0.0, help="terminal phase: training error stays <= this "
+                                                                     "fraction from its first epoch on "
                          "(default: %(default)s, exactly zero)")
 
     ex = sub.add_parser("export-csv", help="write RUN/metrics.jsonl as CSV")

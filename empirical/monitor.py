@@ -250,7 +250,8 @@ class NCMonitor:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(classifier, nn.Linear):
-            raise TypeError(f"classifier must be the model's last torch.nn.Linear layer, got {type(classifier).__name__}")
+            raise TypeError(f"classifier must be the model's last torch.nn.Linear layer, got "
+                            f"{type(classifier).__name__}")
         if not any(m is classifier for m in model.modules()):
             raise ValueError("classifier is not a submodule of model: pass the model's own last nn.Linear layer")
         if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 2:

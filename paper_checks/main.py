@@ -330,7 +330,8 @@ def run_main(opts: MainOptions) -> int:
     claims: list[Claim] = []
     figures: list[Path] = []
     context: dict[str, Any] = {"command": " ".join(["python -m paper_checks"] + sys.argv[1:]) if sys.argv else "",
-                               "terminal phase": f"training error <= {opts.tpt_threshold:g} from its first epoch to the "
+                               "terminal phase": f"training error <= {opts.tpt_threshold:g} from its first epoch to "
+                                                 f"the "
                                                  "end (--tpt-threshold; 0 = exactly zero, the paper's definition)"}
     t_start = time.perf_counter()
 
@@ -422,7 +423,8 @@ def run_main(opts: MainOptions) -> int:
             else:
                 c = checked.comparison
                 f = c.fit.to_dict()
-                context["fit"] = (f"G(omega_j) = b_j + s*{f['time_key']}^beta: s={f['scale_s']:.4g}, beta={f['beta']:.4g}, "
+                context["fit"] = (f"G(omega_j) = b_j + s*{f['time_key']}^beta: s={f['scale_s']:.4g}, "
+                                  f"beta={f['beta']:.4g}, "
                                   f"min R^2(log omega)={f['r2_log_omega_min']:.3f} over {c.fit_window['reason']}")
 
     for name, exc in errors:

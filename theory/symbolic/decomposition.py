@@ -114,7 +114,8 @@ def general_decomposition() -> Outcome:
         r"\operatorname{tr}\big((\tilde W - V)(VA - B)^T\big) \;\; \forall V,"
         r"\quad A = \tilde M\Pi\tilde M^T + \tilde\Sigma_W + \lambda I,\ B = \Pi\tilde M^T"
     )
-    return Outcome(not bad, "all reduce to 0: steps 1 (A, B, quadratic), 4 (Huygens), 3 (complete the square), 5, normal equations"
+    return Outcome(not bad, "all reduce to 0: steps 1 (A, B, quadratic), 4 (Huygens), 3 (complete the square), 5, "
+                            "normal equations"
                    if not bad else f"nonzero: {bad}", latex)
 
 
@@ -124,7 +125,8 @@ def _check_huygens(C, p, counts, bias):
         data, st, W, loss, A, B = context(C, p, counts, bias)
         nc1, nc23 = nc_terms(st, W, LAMBDA, bias)  # the math §3.2 terms evaluated at the generic W~
         ok = sp.expand(loss - nc1 - nc23) == 0
-        return Outcome(ok, f"expand(L_samples(W~) - tr(W~(Sigma~_W + lambda I)W~^T)/2 - sum_c pi_c||W~ mu~_c - e_c||^2/2) == 0: {ok}")
+        return Outcome(ok, f"expand(L_samples(W~) - tr(W~(Sigma~_W + lambda I)W~^T)/2 - sum_c pi_c||W~ mu~_c - "
+                           f"e_c||^2/2) == 0: {ok}")
 
     return fn
 
@@ -135,7 +137,8 @@ def _check_factorisation(C, p, counts, bias):
         V = classifier_symbols(C, W.shape[1], "v")
         n1, n23, perp = decomposition_terms(st, W, V, LAMBDA, bias, A)
         ok = sp.expand(loss - n1 - n23 - perp - ((W - V) * (V * A - B).T).trace()) == 0
-        return Outcome(ok, f"expand(L(W~) - L_NC1(V) - L_NC2/3(V) - L_perp(W~,V) - tr((W~-V)(VA-B)^T)) == 0 for symbolic V: {ok} "
+        return Outcome(ok, f"expand(L(W~) - L_NC1(V) - L_NC2/3(V) - L_perp(W~,V) - tr((W~-V)(VA-B)^T)) == 0 for "
+                           f"symbolic V: {ok} "
                            "(so the residual vanishes exactly on the normal equations VA = B)")
 
     return fn
@@ -147,7 +150,8 @@ def direct_certificate(C, p, counts, bias, rational_seed=None) -> Outcome:
     R, K = cleared_decomposition_residual(data, st, W, LAMBDA, bias, A, B)
     ok = R == K.zero
     nvars = len(K.symbols)
-    return Outcome(ok, f"det(A)^2 * (L - L_NC1 - L_NC2/3 - L_perp) at W~_LS = B adj(A)/det(A) is the zero polynomial in "
+    return Outcome(ok, f"det(A)^2 * (L - L_NC1 - L_NC2/3 - L_perp) at W~_LS = B adj(A)/det(A) is the zero polynomial "
+                       f"in "
                        f"{nvars} variables (features, classifier, lambda): {ok}")
 
 
@@ -177,10 +181,12 @@ def _check_notebook(C, p, counts):
         balanced = len(set(counts)) == 1
         if balanced:
             ok = r0 == 0 and r1 == 0
-            return Outcome(ok, f"balanced: notebook formulas coincide with the weighted ones, residual = {r0} (lambda=0), {r1} (lambda=1/10)")
+            return Outcome(ok, f"balanced: notebook formulas coincide with the weighted ones, residual = {r0} "
+                               f"(lambda=0), {r1} (lambda=1/10)")
         ok = r0 != 0 and r1 != 0
         return Outcome(ok, f"imbalanced: notebook residual L - (L_NC1 + L_NC2/3 + L_perp) at its own W_LS is NOT zero "
-                           f"(math §9 item 7): {float(r0):.4g} at lambda=0, {float(r1):.4g} at lambda=1/10 (exact rationals)",
+                           f"(math §9 item 7): {float(r0):.4g} at lambda=0, {float(r1):.4g} at lambda=1/10 (exact "
+                           f"rationals)",
                        r"\Big[L - (L_{NC1}+L_{NC2/3}+L^\perp)\Big]_{\text{notebook},\,\lambda=0} = " + sp.latex(r0) + r" \ne 0")
 
     return fn
@@ -211,7 +217,8 @@ def specs(quick: bool = False) -> list[CheckSpec]:
                              "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS"))
     for C, p, counts in RATIONAL_SIZES:
         for bias in (True, False):
-            out.append(CheckSpec("3.3", f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}, rational features]",
+            out.append(CheckSpec("3.3", f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}, "
+                                        f"rational features]",
                                  (lambda a=(C, p, counts, bias): direct_certificate(*a, rational_seed=5)), "rational size",
                                  "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS", quick=C < 4))
     for C, p, counts in ((3, 2, (2, 2, 2)), (3, 2, (1, 2, 3)), (4, 3, (1, 2, 3, 2))):

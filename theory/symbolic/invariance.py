@@ -157,7 +157,8 @@ def non_invariance_lambda() -> Outcome:
     oa = max(abs(float(x)) for o, o2 in zip(outs, outsa) for x in (o2 - o))
     ot = max(abs(float(x)) for o, o2 in zip(outs, outst) for x in (o2 - o))
     ok = da != 0 and dt != 0 and oa > 0 and ot > 0
-    return Outcome(ok, f"lambda=1/2: Delta(L_NC1+L_NC2/3) = {float(da):.4g} (A=[[2,1],[0,1]]), {float(dt):.4g} (c=(3,-1)); "
+    return Outcome(ok, f"lambda=1/2: Delta(L_NC1+L_NC2/3) = {float(da):.4g} (A=[[2,1],[0,1]]), {float(dt):.4g} "
+                       f"(c=(3,-1)); "
                        f"max output change {oa:.3g}, {ot:.3g} -- not invariant, as math §5.1 says")
 
 
@@ -175,7 +176,8 @@ def snr_gram_invariance() -> Outcome:
     ok = all(sp.cancel(x) == 0 for x in (G2 - G1))
     return Outcome(ok, f"Mbar'^T Sigma_W'^-1 Mbar' == Mbar^T Sigma_W^-1 Mbar for symbolic A, c: {ok} "
                        "(so SNR' = Q SNR with Q orthogonal on the range, and the omega_j are invariant)",
-                   r"\bar M'^T\Sigma_W'^{-1}\bar M' = \bar M^T A^T A^{-T}\Sigma_W^{-1}A^{-1}A\bar M = \bar M^T\Sigma_W^{-1}\bar M")
+                   r"\bar M'^T\Sigma_W'^{-1}\bar M' = \bar M^T A^T A^{-T}\Sigma_W^{-1}A^{-1}A\bar M = \bar "
+                   r"M^T\Sigma_W^{-1}\bar M")
 
 
 def specs(quick: bool = False) -> list[CheckSpec]:
@@ -184,7 +186,8 @@ def specs(quick: bool = False) -> list[CheckSpec]:
                   "general", "W_LS' = W_LS A^-1, b' = b - W A^-1 c, outputs unchanged"),
         CheckSpec("5.1", "lambda=0: H -> AH + c1^T with symbolic A, c [C=3,p=2, imbalanced, rational features]",
                   affine_lambda0, "rational size", "W_LS' = W_LS A^-1, b' = b - W A^-1 c, outputs and L terms unchanged"),
-        CheckSpec("5.1", "lambda>0 symbolic: rotation with symbolic parameter keeps the fit [C=3,p=2, rational features]",
+        CheckSpec("5.1", "lambda>0 symbolic: rotation with symbolic parameter keeps the fit [C=3,p=2, rational "
+                         "features]",
                   rotation_lambda, "rational size", "orthogonal invariance at lambda > 0"),
         CheckSpec("5.1", "lambda>0: generic linear map / translation change the fit [C=3,p=2]", non_invariance_lambda,
                   "rational size", "no invariance beyond orthogonal maps at lambda > 0"),

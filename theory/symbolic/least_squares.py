@@ -187,7 +187,8 @@ def _check_lambda0(C, p, counts, rational_seed):
         ok_1 = matrix_is_zero(sp.ones(1, C) * Pi * Mbar.T, rational=False)
         return Outcome(
             ok_ne and ok_1 and det != R.zero,
-            f"lambda=0: det(Sigma_T)([Pi Mbar^T Sigma_T^-1, pi - W mu_G] A - B) == 0: {ok_ne}; 1^T Pi Mbar^T == 0 (so 1^T W_LS = 0): {ok_1}",
+            f"lambda=0: det(Sigma_T)([Pi Mbar^T Sigma_T^-1, pi - W mu_G] A - B) == 0: {ok_ne}; 1^T Pi Mbar^T == 0 (so "
+            f"1^T W_LS = 0): {ok_1}",
         )
 
     return fn
@@ -223,7 +224,8 @@ def schur_general() -> Outcome:
         ok,
         f"[W b] A - B reduces to 0 in both block columns ({MatrixAlgebra.show(block1)}; {MatrixAlgebra.show(block2)}); "
         f"1 - 1/(1+lambda) - lambda/(1+lambda) = {lam_frac}",
-        r"\begin{bmatrix}W & b\end{bmatrix}\begin{bmatrix} K + \tfrac{\mu\mu^T}{1+\lambda} & \mu \\ \mu^T & 1+\lambda\end{bmatrix}"
+        r"\begin{bmatrix}W & b\end{bmatrix}\begin{bmatrix} K + \tfrac{\mu\mu^T}{1+\lambda} & \mu \\ \mu^T & "
+        r"1+\lambda\end{bmatrix}"
         r" = \begin{bmatrix}\Pi M^T & \pi\end{bmatrix},\quad W = \Big(\Pi M^T - \tfrac{\pi\mu^T}{1+\lambda}\Big)K^{-1},"
         r"\ b = \tfrac{\pi - W\mu}{1+\lambda},\ K = \Sigma_T + \tfrac{\lambda}{1+\lambda}\mu\mu^T + \lambda I",
     )
@@ -249,7 +251,8 @@ def lambda0_general() -> Outcome:
     ok = not r1 and not r2
     return Outcome(ok, f"Pi M^T - pi mu_G^T - Pi Mbar^T -> {MatrixAlgebra.show(r1)}; 1^T Pi Mbar^T Sigma_T^-1 -> "
                        f"{MatrixAlgebra.show(r2)} (with pi = Pi 1, mu_G = M pi, 1^T pi = 1)",
-                   r"\lambda = 0:\ W_{LS} = (\Pi M^T - \pi\mu_G^T)\Sigma_T^{-1} = \Pi\bar M^T\Sigma_T^{-1},\quad 1^TW_{LS} = 0")
+                   r"\lambda = 0:\ W_{LS} = (\Pi M^T - \pi\mu_G^T)\Sigma_T^{-1} = \Pi\bar M^T\Sigma_T^{-1},\quad "
+                   r"1^TW_{LS} = 0")
 
 
 def specs(quick: bool = False) -> list[CheckSpec]:
@@ -259,7 +262,8 @@ def specs(quick: bool = False) -> list[CheckSpec]:
             lab = size_label(C, p, counts, bias)
             out.append(
                 CheckSpec("3.1", f"step 1: sample loss = quadratic in W~ [{lab}]", _check_quadratic(C, p, counts, bias),
-                          "symbolic size", "L = tr(W~AW~^T)/2 - tr(W~B^T) + 1/2, A = (1/n)H~H~^T + lambda I, B = (1/n)YH~^T")
+                          "symbolic size", "L = tr(W~AW~^T)/2 - tr(W~B^T) + 1/2, A = (1/n)H~H~^T + lambda I, B = "
+                                           "(1/n)YH~^T")
             )
             out.append(
                 CheckSpec("3.1", f"step 2: gradient = W~A - B, Hessian = A [{lab}]", _check_gradient(C, p, counts, bias),
@@ -274,7 +278,8 @@ def specs(quick: bool = False) -> list[CheckSpec]:
         out.append(CheckSpec("3.1", f"step 6: augmented = non-augmented [{size_label(C, p, counts, True)}]",
                              _check_augmented(C, p, counts, None), "symbolic size", "W~_LS = [W_LS, b_LS]"))
     for C, p, counts in RATIONAL_SIZES:
-        out.append(CheckSpec("3.1", f"step 6: augmented = non-augmented [{size_label(C, p, counts, True)}, rational features]",
+        out.append(CheckSpec("3.1", f"step 6: augmented = non-augmented [{size_label(C, p, counts, True)}, rational "
+                                    f"features]",
                              _check_augmented(C, p, counts, 11), "rational size", "W~_LS = [W_LS, b_LS]"))
     out.append(CheckSpec("3.1", "lambda=0 closed form, all sizes (matrix symbols)", lambda0_general, "general",
                          "W_LS = Pi Mbar^T Sigma_T^-1, 1^T W_LS = 0"))

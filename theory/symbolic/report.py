@@ -26,7 +26,8 @@ SECTION_TITLES: dict[str, str] = {
     "6.2": "Reduction of the flow to the SNR singular values",
     "6.3": "Closed-form solution and time-scale conventions",
     "6.4": "Asymptotics of the closed form",
-    "rank": "Rank-deficient features: SNR on the support of Sigma_W, minimum-norm least squares (docs/rank_deficient.md)",
+    "rank": "Rank-deficient features: SNR on the support of Sigma_W, minimum-norm least squares "
+            "(docs/rank_deficient.md)",
     "laws": "theory.laws numerics: lambdified functions and constants against its certified expressions",
 }
 

@@ -42,7 +42,9 @@ C_DEFAULT = 10
 WD = 5e-4
 
 
-def make_features(n: int, p: int, C: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def make_features(
+    n: int, p: int, C: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Structured random features: class means on a scaled ETF-like frame plus anisotropic
     within-class noise of decaying spectrum; a classifier near the least-squares one."""
     g = torch.Generator().manual_seed(seed)

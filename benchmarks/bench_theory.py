@@ -1,6 +1,7 @@
 """Benchmark of ``theory`` on the CPU.
 
-``python -m benchmarks.bench_theory [--n 60000] [--p 512] [--classes 10] [--baseline-samples 3000] [--skip-certificate]``
+``python -m benchmarks.bench_theory [--n 60000] [--p 512] [--classes 10]
+    [--baseline-samples 3000] [--skip-certificate]``
 
 (a) The full symbolic certificate (``python -m theory --json``, every identity) and the quick one
     (``--quick``), each in a fresh interpreter (imports included), wall time against the 60 s target.

@@ -18,7 +18,8 @@ Option precedence (:func:`empirical.config.merge_preset`, shared with ``python -
 option's :class:`TrainConfig` default.  ``train`` and ``sweep`` need a dataset (``--preset``, ``--dataset`` or a
 ``--config`` file naming one): without it they stop with a one-line error, exit status 2.  ``--resume``
 accepts the options the run was started with; only changed ones are refused (naming them), except
-``device``, ``threads``, progress and the checkpoint options, which a resumed run may change.  Known errors (bad input, missing data, unknown names, an existing run)
+``device``, ``threads``, progress and the checkpoint options, which a resumed run may change.
+Known errors (bad input, missing data, unknown names, an existing run)
 print ``error: ...`` to stderr and exit with status 2; a diverging loss exits with status 3
 after keeping every measured epoch.
 """
@@ -335,7 +336,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .training import NonFiniteLossError
 
     ns = build_parser().parse_args(argv)
-    handler = {"train": _cmd_train, "sweep": _cmd_sweep, "plot": _cmd_plot, "export-csv": _cmd_export, "presets": _cmd_presets}[ns.command]
+    handler = {
+        "train": _cmd_train,
+        "sweep": _cmd_sweep,
+        "plot": _cmd_plot,
+        "export-csv": _cmd_export,
+        "presets": _cmd_presets,
+    }[ns.command]
     try:
         return handler(ns)
     except NonFiniteLossError as exc:

@@ -209,7 +209,9 @@ def parse_keep_checkpoints(text: str) -> str | list[int]:
     try:
         return sorted({int(t) for t in text.split(",") if t.strip()})
     except ValueError:
-        raise ValueError(f"cannot parse --keep-checkpoints {text!r}: expected 'measured' or comma-separated epochs") from None
+        raise ValueError(
+            f"cannot parse --keep-checkpoints {text!r}: expected 'measured' or comma-separated epochs"
+        ) from None
 
 
 def merged_options(preset: str | None = None, config_file: str | os.PathLike | None = None,

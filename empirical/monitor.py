@@ -294,7 +294,8 @@ class NCMonitor:
         return self.out / runs.METRICS_FILE
 
     def config(self, per_class: int | None = None) -> dict[str, Any]:
-        """The ``config.json`` this monitor writes (layout of :func:`empirical.train`'s: ``config`` + ``environment``)."""
+        """The ``config.json`` this monitor writes (layout of :func:`empirical.train`'s
+        : ``config`` + ``environment``)."""
         from .schema import SCHEMA_VERSION
 
         model = self.model.module if hasattr(self.model, "module") else self.model
@@ -353,9 +354,11 @@ class NCMonitor:
                                    self.num_classes, weight_decay=self.weight_decay, loss_reduction=self.reduction,
                                    info=self.info)
         except theory.NonFiniteError as exc:
+            earlier = (f"the earlier lines are kept in {self.metrics_path}" if self.metrics_path.is_file()
+                       else "none written before")
             raise theory.NonFiniteError(
                 f"epoch {int(epoch)}: {exc} in eval mode: the network has diverged; no line written for this "
-                f"epoch ({'the earlier lines are kept in ' + str(self.metrics_path) if self.metrics_path.is_file() else 'none written before'})"
+                f"epoch ({earlier})"
             ) from None
         record = {"epoch": int(epoch), **extra, **m}
         if self.info.is_main:

@@ -239,7 +239,8 @@ class CheckpointWriter:
     Safe because what is written is an in-memory snapshot (:func:`checkpoint_bytes`) taken on the training
     thread; each file is written atomically, so a kill at any moment leaves the previous checkpoint or the new
     one.  :meth:`submit` returns at once (one worker thread: writes never overtake each other); :meth:`wait`
-    blocks until everything submitted is on disk, ends the thread, and re-raises the first write error, once.  The interpreter
+    blocks until everything submitted is on disk, ends the thread, and re-raises the first write error, once.
+    The interpreter
     joins the worker at exit, so a process that ends normally finishes its writes.
     """
 

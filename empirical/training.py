@@ -103,7 +103,9 @@ def load_data(cfg: TrainConfig, device: torch.device):
             image_size=cfg.image_size, with_test=cfg.measure_test and not sample_indices, **cfg.data_kwargs,
         )
     except TypeError as exc:
-        raise ValueError(f"bad --data-arg / data_kwargs {sorted(cfg.data_kwargs)} for dataset {cfg.dataset!r}: {exc}") from None
+        raise ValueError(
+            f"bad --data-arg / data_kwargs {sorted(cfg.data_kwargs)} for dataset {cfg.dataset!r}: {exc}"
+        ) from None
     if sample_indices:  # the UFM's input is the sample's index: the same samples, labels and batches, no test set
         train_set, test_set = index_dataset(train_set), None
     check_all_classes_present(train_set.y, int(train_set.num_classes))
@@ -142,7 +144,9 @@ def build_train_model(cfg: TrainConfig, train_set, device: torch.device,
                             input_shape=tuple(train_set.x.shape[1:]), num_samples=len(train_set.y),
                             **cfg.model_kwargs).to(device)
     except TypeError as exc:
-        raise ValueError(f"bad --model-arg / model_kwargs {sorted(cfg.model_kwargs)} for model {cfg.model!r}: {exc}") from None
+        raise ValueError(
+            f"bad --model-arg / model_kwargs {sorted(cfg.model_kwargs)} for model {cfg.model!r}: {exc}"
+        ) from None
     channels_last = channels_last_ok and resolve_channels_last(cfg.channels_last, device, model)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -224,7 +228,9 @@ class Progress:
             self.bar.close()
 
 
-def measure_member(engine: Engine, k: int, epoch: int, running: dict[str, Any], progress: Progress | None = None) -> None:
+def measure_member(
+    engine: Engine, k: int, epoch: int, running: dict[str, Any], progress: Progress | None = None
+) -> None:
     """Measure member ``k`` at ``epoch`` (if scheduled and not already in its ``metrics.jsonl``) and
     append the record: bookkeeping keys, :func:`empirical.measurement.measure`'s metrics, the running loss.
 
@@ -373,7 +379,9 @@ class SingleEngine:
                 loss_sum += loss.double() * yb.shape[0]
                 wrong += wrong_b
                 seen += int(yb.shape[0])
-        stats = torch.stack([loss_sum, wrong.double(), torch.tensor(float(seen), dtype=torch.float64, device=self.device)])
+        stats = torch.stack(
+            [loss_sum, wrong.double(), torch.tensor(float(seen), dtype=torch.float64, device=self.device)]
+        )
         all_reduce_sum(stats, info)
         return stats[None], steps
 

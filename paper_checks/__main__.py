@@ -13,7 +13,8 @@ Predicted against observed for one run::
 
 A grid of runs (datasets x networks x losses, math §7.3; see :mod:`paper_checks.grid`)::
 
-    python -m paper_checks grid --datasets fashion-mnist,mnist --models vgg11,resnet18 --losses mse,ce --out reports/grid
+    python -m paper_checks grid --datasets fashion-mnist,mnist --models vgg11,resnet18 --losses mse,ce \\
+        --out reports/grid
 
 Exit code (main job and grid): 0, or 1 when a claim is ``error`` (a toolkit bug: a stage raised or a check
 hit an unexpected exception) or a verification claim fails (symbolic, dynamics, and the exact identities
@@ -76,7 +77,9 @@ def _main_parser() -> argparse.ArgumentParser:
     g.add_argument("--sim-classes", type=int, default=4, help="classes C of the simulation (default: %(default)s)")
     g.add_argument("--sim-per-class", type=int, default=6,
                    help="examples per class N of the simulation (default: %(default)s)")
-    g.add_argument("--sim-dim", type=int, default=9, help="feature dimension p of the simulation (default: %(default)s)")
+    g.add_argument(
+        "--sim-dim", type=int, default=9, help="feature dimension p of the simulation (default: %(default)s)"
+    )
     g.add_argument("--skip-simulation", action="store_true", help="no simulation: the dynamics claims are n/a")
     g = p.add_argument_group("comparison")
     g.add_argument("--time", default="auto", choices=list(TIME_CHOICES),
@@ -140,7 +143,9 @@ def print_comparison(res, where) -> None:
     print(f"time map: G(omega_j) = b_j + s * {f['time_key']}^beta with s = {f['scale_s']:.6g}, beta = {f['beta']:.4g}"
           + (f"; s N / kappa of the linear map = {res.clock_ratio():.4g} (1 on the projected flow, math §6.5)"
              if res.clock_ratio() is not None else ""))
-    print("R^2 (log omega) per singular value: " + ", ".join("-" if v is None else f"{v:.3f}" for v in f["r2_log_omega"]))
+    print(
+        "R^2 (log omega) per singular value: " + ", ".join("-" if v is None else f"{v:.3f}" for v in f["r2_log_omega"])
+    )
     r = res.snr_ratio
     print(f"max/min ratio: observed {r.observed_first:.4g} -> {r.observed_last:.4g}, "
           f"fitted {r.predicted_first:.4g} -> {r.predicted_last:.4g}")
@@ -182,14 +187,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         return grid_main(argv[1:])
     ns = _main_parser().parse_args(argv)
     opts = MainOptions(
-        out=ns.out, run_dir=ns.run_dir, preset=ns.preset, dataset=ns.dataset, model=ns.model, epochs=ns.epochs,
-        per_class=ns.per_class, lr=ns.lr, batch_size=ns.batch_size, weight_decay=ns.weight_decay,
-        data_root=ns.data_root, device=ns.device, seed=ns.seed, resume=ns.resume, t_max=ns.t_max, sim_classes=ns.sim_classes,
-        sim_per_class=ns.sim_per_class, sim_dim=ns.sim_dim, sim_flow=ns.sim_flow,
-        retraction_t_max=ns.retraction_t_max, time=ns.time, early_epoch=ns.early_epoch, fit_from=ns.fit_from,
-        quick=ns.quick, certificate=ns.certificate, skip_simulation=ns.skip_simulation,
-        skip_training=ns.skip_training, progress=not ns.no_progress, strict=ns.strict,
-        tpt_threshold=ns.tpt_threshold, ladder=ns.ladder,
+        out=ns.out,
+        run_dir=ns.run_dir,
+        preset=ns.preset,
+        dataset=ns.dataset,
+        model=ns.model,
+        epochs=ns.epochs,
+        per_class=ns.per_class,
+        lr=ns.lr,
+        batch_size=ns.batch_size,
+        weight_decay=ns.weight_decay,
+        data_root=ns.data_root,
+        device=ns.device,
+        seed=ns.seed,
+        resume=ns.resume,
+        t_max=ns.t_max,
+        sim_classes=ns.sim_classes,
+        sim_per_class=ns.sim_per_class,
+        sim_dim=ns.sim_dim,
+        sim_flow=ns.sim_flow,
+        retraction_t_max=ns.retraction_t_max,
+        time=ns.time,
+        early_epoch=ns.early_epoch,
+        fit_from=ns.fit_from,
+        quick=ns.quick,
+        certificate=ns.certificate,
+        skip_simulation=ns.skip_simulation,
+        skip_training=ns.skip_training,
+        progress=not ns.no_progress,
+        strict=ns.strict,
+        tpt_threshold=ns.tpt_threshold,
+        ladder=ns.ladder,
     )
     try:
         return run_main(opts)

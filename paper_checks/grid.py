@@ -80,9 +80,16 @@ CE_LR = 0.0679
 SMALL_DATASET_EPOCHS = {"digits": 60, "gaussian": 60}
 PAPER_EPOCHS = 350
 #: The quantities of the figure layout: (column title, metrics key or "perp_ratio", log scale).
-QUANTITIES = (("train error", "train_error", False), ("test error", "test_error", False), ("NC1", "nc1", True),
-              ("NC2 equinorm (means)", "nc2_equinorm_means", True), ("NC2 max-angle (means)", "nc2_maxangle_means", True),
-              ("NC3", "nc3", True), ("NC4", "nc4", False), ("L_perp / (L_NC1 + L_NC2/3)", "perp_ratio", True))
+QUANTITIES = (
+    ("train error", "train_error", False),
+    ("test error", "test_error", False),
+    ("NC1", "nc1", True),
+    ("NC2 equinorm (means)", "nc2_equinorm_means", True),
+    ("NC2 max-angle (means)", "nc2_maxangle_means", True),
+    ("NC3", "nc3", True),
+    ("NC4", "nc4", False),
+    ("L_perp / (L_NC1 + L_NC2/3)", "perp_ratio", True),
+)
 GRID_FILES = ("grid.json", "claims.json", "report.md", "report.html", "figures", "runs-reports", "FAILED.txt")
 
 
@@ -357,7 +364,9 @@ def grid_figures(runs: list[GridRun], out_dir: Path) -> list[Path]:
                 ax.tick_params(labelsize=6)
                 if i == 0 and j == 0:
                     ax.legend(fontsize=6)
-        fig.suptitle(f"{loss.upper()} (rows: datasets; columns: quantities against epoch; lines: networks)", fontsize=10)
+        fig.suptitle(
+            f"{loss.upper()} (rows: datasets; columns: quantities against epoch; lines: networks)", fontsize=10
+        )
         paths.append(_plot.save(fig, out_dir / f"grid_{loss}.png", dpi=80))
     return paths
 

@@ -313,7 +313,9 @@ def run_ladder_stage(run_dir: Path | None, out: Path, opts: MainOptions, stages:
     if opts.ladder == "off" or run_dir is None:
         stages.log("    skipped (" + ("--ladder off" if opts.ladder == "off" else "no training run") + ")")
         return None
-    return ladder_beside(run_dir, out / "ladder", tpt_threshold=opts.tpt_threshold, log=lambda m: stages.log("    " + m))
+    return ladder_beside(
+        run_dir, out / "ladder", tpt_threshold=opts.tpt_threshold, log=lambda m: stages.log("    " + m)
+    )
 
 
 def run_main(opts: MainOptions) -> int:
@@ -345,7 +347,9 @@ def run_main(opts: MainOptions) -> int:
             claims += symbolic_claims(cert)
             (staging / "certificate.json").write_text(dumps(cert.to_json()))
             (staging / "certificate.md").write_text(cert.markdown())
-            context["symbolic certificate"] = f"{mode}: {sum(c['passed'] for c in cert.checks)}/{len(cert.checks)} checks"
+            context["symbolic certificate"] = (
+                f"{mode}: {sum(c['passed'] for c in cert.checks)}/{len(cert.checks)} checks"
+            )
 
     # 2. simulation ------------------------------------------------------------------------
     N = opts.sim_per_class

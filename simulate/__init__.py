@@ -6,7 +6,8 @@ trajectories. See math §3.4, §5 and §6.
 
 Entry point: ``simulate.simulate(flow, num_classes=C, per_class=N, dim=p, t_max=T, options=SolverOptions(...))``
 (defined in the module ``simulate.run``) returns a ``Trajectory``; ``simulate.write_run_dir(traj, DIR)`` writes it as a
-run directory in the run format (config.json, metrics.jsonl: docs/run_format.md), read by ``paper_checks compare``. One naming scheme: sizes are ``num_classes``
+run directory in the run format (config.json, metrics.jsonl: docs/run_format.md), read by ``paper_checks compare``.
+One naming scheme: sizes are ``num_classes``
 (C), ``per_class`` (N), ``dim`` (p) in every public function and in the CLI; the solver settings (rtol, atol,
 solver, max_steps, error_norm) are one frozen ``SolverOptions`` passed as the keyword ``options=``.
 

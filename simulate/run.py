@@ -102,8 +102,13 @@ class Trajectory:
         out["omega_min_over_asymptote_final"] = float(np.median(mets["omega_min_over_asymptote"][:, -1]))
         out["omega_max_over_asymptote_final"] = float(np.median(mets["omega_max_over_asymptote"][:, -1]))
         rates = {}
-        for name, series in (("omega_min", om[:, :, -1]), ("nc1", mets["nc1"]), ("max_min_ratio_minus_1", ratio_m1(mets)),
-                             ("gram_etf_distance", mets["gram_etf_distance"]), ("l_central", mets["l_central"])):
+        for name, series in (
+            ("omega_min", om[:, :, -1]),
+            ("nc1", mets["nc1"]),
+            ("max_min_ratio_minus_1", ratio_m1(mets)),
+            ("gram_etf_distance", mets["gram_etf_distance"]),
+            ("l_central", mets["l_central"]),
+        ):
             rates[name] = float(np.median([tail_loglog_slope(t, s) for s in series]))
         out["tail_loglog_slopes"] = rates
         out["tail_loglog_slopes_theory"] = {"omega_min": 0.25, "nc1": -0.5, "max_min_ratio_minus_1": -1.0,
@@ -357,9 +362,21 @@ def simulate(
                              "omega and what is computed from it are NaN there")
         members.append((omega, cf, mets, np.asarray(grams[0]), np.asarray(grams[-1]),
                         None if steps is None else int(steps)))
-    params = dict(num_classes=C, per_class=N if balanced else None, class_counts=list(counts), dim=p, t_max=float(t_max), seed=seed, num_times=int(num_times),
-                  ensemble=int(ensemble), kappa=kappa, kappa_value=kap, **options.as_kwargs(),
-                  solver_steps=[m[5] for m in members], **flow_options)
+    params = dict(
+        num_classes=C,
+        per_class=N if balanced else None,
+        class_counts=list(counts),
+        dim=p,
+        t_max=float(t_max),
+        seed=seed,
+        num_times=int(num_times),
+        ensemble=int(ensemble),
+        kappa=kappa,
+        kappa_value=kap,
+        **options.as_kwargs(),
+        solver_steps=[m[5] for m in members],
+        **flow_options,
+    )
 
     def pick(i):
         arrs = [m[i] for m in members]

@@ -234,7 +234,8 @@ class SingularMatrixError(ValueError):
 
 
 def check_nonsingular(low: float, top: float, dim: int, what: str, detail: str) -> None:
-    """Raise :class:`SingularMatrixError` (a ``ValueError``) unless :func:`is_nonsingular`: ``"{what} is singular or not positive definite
+    """Raise :class:`SingularMatrixError` (a ``ValueError``) unless :func:`is_nonsingular`:
+    ``"{what} is singular or not positive definite
     ({detail})"`` with ``detail`` formatted with ``low`` and ``top`` (e.g. ``"smallest eigenvalue {low:.3e}"``)."""
     if not is_nonsingular(low, top, dim):
         raise SingularMatrixError(f"{what} is singular or not positive definite ({detail.format(low=low, top=top)})")

@@ -132,7 +132,9 @@ class InterleavedEngine:
                     self.streams[k].wait_stream(main)  # the batch was made on the default stream
                     with torch.cuda.stream(self.streams[k]):
                         self._member_step(k, xb, yb, loss_sum, wrong)
-                    xb.record_stream(self.streams[k])  # the allocator must not reuse the batch before this stream is done
+                    xb.record_stream(
+                        self.streams[k]
+                    )  # the allocator must not reuse the batch before this stream is done
                     yb.record_stream(self.streams[k])
             else:
                 for w in work:

@@ -95,7 +95,9 @@ def _resumed_spec(out: Path, spec: SweepSpec | None, overrides: dict[str, Any] |
     refused = [k for k in changed_options(stored.base.to_dict(), overrides) if k not in RESUME_OVERRIDES]
     if spec is not None:
         given = {"lrs": spec.lrs, "weight_decays": spec.weight_decays, "seeds": spec.seeds}
-        refused += changed_options({"lrs": stored.lrs, "weight_decays": stored.weight_decays, "seeds": stored.seeds}, given)
+        refused += changed_options(
+            {"lrs": stored.lrs, "weight_decays": stored.weight_decays, "seeds": stored.seeds}, given
+        )
     if refused:
         raise ValueError(f"a resumed sweep keeps its stored configuration; changed option(s) {sorted(refused)} "
                          f"(only {list(RESUME_OVERRIDES)} may change)")

@@ -92,7 +92,9 @@ def test_huygens_needs_the_within_class_rule():
     expr = sp.trace(R * R.T) / (2 * n) - sp.trace(W * SW * W.T) / 2 - sp.trace((W * Mt - I) * Pi * (W * Mt - I).T) / 2
     assert _algebra().scalar(expr) == {}
     broken = _algebra()
-    for key in [k for k in broken.rules if ("E", False) in k and ("Y", True) in k or ("Y", False) in k and ("E", True) in k]:
+    for key in [
+        k for k in broken.rules if ("E", False) in k and ("Y", True) in k or ("Y", False) in k and ("E", True) in k
+    ]:
         del broken.rules[key]
     assert broken.scalar(expr) != {}
 

@@ -179,10 +179,31 @@ def specs(quick: bool = False) -> list[CheckSpec]:
     for C in (3, 4):
         out.append(CheckSpec("3.4", f"L_NC1, L_NC2/3, L_central from the normal equations, symbolic omegas [C={C}]",
                              _check_terms(C), "symbolic size", "math §3.4 closed forms", quick=C < 4))
-        out.append(CheckSpec("3.4", f"Webb-Lowe form and NC1 = sum omega^-2 [C={C}]", _check_webb_lowe(C), "symbolic size",
-                             "L_central = (1/(2C))(C-1-Tr(Sigma_T^-1 Sigma_B))"))
-    out.append(CheckSpec("3.4", "independence of the basis of 1^perp (symbolic rotation) [C=3]", _check_basis_independence,
-                         "symbolic size", "WLOG diagonal SNR"))
-    out.append(CheckSpec("3.4", "closed form on raw (non-renormalised) balanced data [C=3,p=2, rational]", _check_from_data,
-                         "rational size", "L_central = 1/2 sum 1/(C+w^2)"))
+        out.append(
+            CheckSpec(
+                "3.4",
+                f"Webb-Lowe form and NC1 = sum omega^-2 [C={C}]",
+                _check_webb_lowe(C),
+                "symbolic size",
+                "L_central = (1/(2C))(C-1-Tr(Sigma_T^-1 Sigma_B))",
+            )
+        )
+    out.append(
+        CheckSpec(
+            "3.4",
+            "independence of the basis of 1^perp (symbolic rotation) [C=3]",
+            _check_basis_independence,
+            "symbolic size",
+            "WLOG diagonal SNR",
+        )
+    )
+    out.append(
+        CheckSpec(
+            "3.4",
+            "closed form on raw (non-renormalised) balanced data [C=3,p=2, rational]",
+            _check_from_data,
+            "rational size",
+            "L_central = 1/2 sum 1/(C+w^2)",
+        )
+    )
     return out

@@ -56,7 +56,11 @@ def _algebra() -> MatrixAlgebra:
 
 def general_decomposition() -> Outcome:
     """Steps 1, 3, 4, 5 of math §3.3 (with 3.3b weights) for all sizes."""
-    C, q, n = sp.Symbol("C", positive=True, integer=True), sp.Symbol("q", positive=True, integer=True), sp.Symbol("n", positive=True)
+    C, q, n = (
+        sp.Symbol("C", positive=True, integer=True),
+        sp.Symbol("q", positive=True, integer=True),
+        sp.Symbol("n", positive=True),
+    )
     lam = LAMBDA
     W = MatrixSymbol("W", C, q)
     V = MatrixSymbol("V", C, q)
@@ -106,7 +110,15 @@ def general_decomposition() -> Outcome:
     # normal equations: V = B A^{-1} makes V A - B vanish
     s2 = alg.matrix(B_def * A.I * A - B_def)
 
-    parts = {"step1 A": s1a, "step1 B": s1b, "step1 L": s1c, "step4": s4, "step3": s3, "step5": s5, "VA-B at V=BA^-1": s2}
+    parts = {
+        "step1 A": s1a,
+        "step1 B": s1b,
+        "step1 L": s1c,
+        "step4": s4,
+        "step3": s3,
+        "step5": s5,
+        "VA-B at V=BA^-1": s2,
+    }
     bad = {k: MatrixAlgebra.show(v) for k, v in parts.items() if v}
     latex = (
         r"\tilde H = \tilde M Y + E,\ EY^T = 0,\ EE^T = n\tilde\Sigma_W,\ YY^T = n\Pi:\quad "
@@ -145,7 +157,8 @@ def _check_factorisation(C, p, counts, bias):
 
 
 def direct_certificate(C, p, counts, bias, rational_seed=None) -> Outcome:
-    """Single-shot certificate: ``det(A)^2 (L - L_NC1 - L_NC2/3 - L_perp)`` at ``V = B adj(A)/det(A)`` is the zero polynomial."""
+    """Single-shot certificate: ``det(A)^2 (L - L_NC1 - L_NC2/3 - L_perp)``
+    at ``V = B adj(A)/det(A)`` is the zero polynomial."""
     data, st, W, loss, A, B = context(C, p, counts, bias, rational_seed)
     R, K = cleared_decomposition_residual(data, st, W, LAMBDA, bias, A, B)
     ok = R == K.zero
@@ -184,10 +197,13 @@ def _check_notebook(C, p, counts):
             return Outcome(ok, f"balanced: notebook formulas coincide with the weighted ones, residual = {r0} "
                                f"(lambda=0), {r1} (lambda=1/10)")
         ok = r0 != 0 and r1 != 0
-        return Outcome(ok, f"imbalanced: notebook residual L - (L_NC1 + L_NC2/3 + L_perp) at its own W_LS is NOT zero "
-                           f"(math §9 item 7): {float(r0):.4g} at lambda=0, {float(r1):.4g} at lambda=1/10 (exact "
-                           f"rationals)",
-                       r"\Big[L - (L_{NC1}+L_{NC2/3}+L^\perp)\Big]_{\text{notebook},\,\lambda=0} = " + sp.latex(r0) + r" \ne 0")
+        return Outcome(
+            ok,
+            f"imbalanced: notebook residual L - (L_NC1 + L_NC2/3 + L_perp) at its own W_LS is NOT zero "
+            f"(math §9 item 7): {float(r0):.4g} at lambda=0, {float(r1):.4g} at lambda=1/10 (exact "
+            f"rationals)",
+            r"\Big[L - (L_{NC1}+L_{NC2/3}+L^\perp)\Big]_{\text{notebook},\,\lambda=0} = " + sp.latex(r0) + r" \ne 0",
+        )
 
     return fn
 
@@ -202,25 +218,52 @@ _DIRECT_SYMBOLIC = tuple(
 
 
 def specs(quick: bool = False) -> list[CheckSpec]:
-    out = [CheckSpec("3.3", "steps 1,3,4,5 + normal equations, all sizes (matrix symbols)", general_decomposition, "general",
-                     "L - (L_NC1 + L_NC2/3 + L_perp) = tr((W~-V)(VA-B)^T) = 0 at V = B A^-1")]
+    out = [
+        CheckSpec(
+            "3.3",
+            "steps 1,3,4,5 + normal equations, all sizes (matrix symbols)",
+            general_decomposition,
+            "general",
+            "L - (L_NC1 + L_NC2/3 + L_perp) = tr((W~-V)(VA-B)^T) = 0 at V = B A^-1",
+        )
+    ]
     for C, p, counts in SYMBOLIC_SIZES:
         for bias in (True, False):
             lab = size_label(C, p, counts, bias)
-            out.append(CheckSpec("3.3", f"step 4: Huygens split [{lab}]", _check_huygens(C, p, counts, bias), "symbolic size",
-                                 "L(W~) = tr(W~(Sigma~_W+lambda I)W~^T)/2 + sum_c pi_c||W~mu~_c - e_c||^2/2"))
-            out.append(CheckSpec("3.3", f"steps 3+5: residual = tr((W~-V)(VA-B)^T) [{lab}]", _check_factorisation(C, p, counts, bias),
-                                 "symbolic size", "L - (L_NC1 + L_NC2/3 + L_perp) vanishes on V A = B"))
+            out.append(
+                CheckSpec(
+                    "3.3",
+                    f"step 4: Huygens split [{lab}]",
+                    _check_huygens(C, p, counts, bias),
+                    "symbolic size",
+                    "L(W~) = tr(W~(Sigma~_W+lambda I)W~^T)/2 + sum_c pi_c||W~mu~_c - e_c||^2/2",
+                )
+            )
+            out.append(
+                CheckSpec(
+                    "3.3",
+                    f"steps 3+5: residual = tr((W~-V)(VA-B)^T) [{lab}]",
+                    _check_factorisation(C, p, counts, bias),
+                    "symbolic size",
+                    "L - (L_NC1 + L_NC2/3 + L_perp) vanishes on V A = B",
+                )
+            )
     for C, p, counts, bias in _DIRECT_SYMBOLIC:
         out.append(CheckSpec("3.3", f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}]",
                              (lambda a=(C, p, counts, bias): direct_certificate(*a)), "symbolic size",
                              "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS"))
     for C, p, counts in RATIONAL_SIZES:
         for bias in (True, False):
-            out.append(CheckSpec("3.3", f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}, "
-                                        f"rational features]",
-                                 (lambda a=(C, p, counts, bias): direct_certificate(*a, rational_seed=5)), "rational size",
-                                 "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS", quick=C < 4))
+            out.append(
+                CheckSpec(
+                    "3.3",
+                    f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}, rational features]",
+                    (lambda a=(C, p, counts, bias): direct_certificate(*a, rational_seed=5)),
+                    "rational size",
+                    "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS",
+                    quick=C < 4,
+                )
+            )
     for C, p, counts in ((3, 2, (2, 2, 2)), (3, 2, (1, 2, 3)), (4, 3, (1, 2, 3, 2))):
         out.append(CheckSpec("3.3", f"negative control: notebook formulas [{size_label(C, p, counts, True)}]",
                              _check_notebook(C, p, counts), "rational size",

@@ -99,7 +99,9 @@ def normal_space() -> Outcome:
     ok_tangent = all(sp.expand(x) == 0 for x in dsigma(gfeats, g))
     # within-class deviations are orthogonal to the mu_G-normal direction (constant shift v)
     v = sp.Matrix([sp.Symbol(f"v_{k}", real=True) for k in range(p)])
-    ok_shift = sp.expand(sum(((S * (xh - st.means[c])).T * v)[0] for c, col in enumerate(data.features) for xh in col)) == 0
+    ok_shift = (
+        sp.expand(sum(((S * (xh - st.means[c])).T * v)[0] for c, col in enumerate(data.features) for xh in col)) == 0
+    )
     ok = ok_normal and ok_tangent and ok_shift
     return Outcome(ok, f"<S(x-mu), Delta> == (n/2) tr(S DSigma_W[Delta]) (normal): {ok_normal}; class-constant "
                        f"Delta has DSigma_W = 0 (tangent): {ok_tangent}; within part orthogonal to mean shifts: "
@@ -121,7 +123,9 @@ def gradient_split() -> Outcome:
     ok_split = all(
         sp.simplify(x) == 0
         for c, h in data.samples()
-        for x in (W.T * (W * h + b - eye[:, c]) / n - (W.T * (W * st.means[c] + b - eye[:, c]) / n + S * (h - st.means[c])))
+        for x in (
+            W.T * (W * h + b - eye[:, c]) / n - (W.T * (W * st.means[c] + b - eye[:, c]) / n + S * (h - st.means[c]))
+        )
     )
     gsum = sum((st.counts[c] * W.T * (W * st.means[c] + b - eye[:, c]) / n for c in range(3)), sp.zeros(2, 1))
     ok_sum = all(x == 0 for x in gsum)
@@ -205,12 +209,14 @@ def singular_value_ode(C: int):
         dOmega = _law_flow(C)
         lc = closed_forms(C)["l_central"]  # sum_j theory.laws.L_CENTRAL(omega_j)
         ok_grad = all(sp.simplify(dOmega[j, j] + KAPPA_SYM / N_SYM * sp.diff(lc, om[j])) == 0 for j in range(C - 1))
-        return Outcome(ok_svd and ok_orth and ok_grad,
-                       f"C={C}: dM/dt (normal equations + projection) == diag(theory.laws omega_rhs(omega_j)) V^T "
-                       f"(6.1): {ok_svd}; V^T V = I: {ok_orth}, so U^T (dM/dt) V is diagonal with d omega_j/dt = "
-                       f"{_law('omega_rhs')}; == -(kappa/N) d/d omega_j sum_k theory.laws.L_CENTRAL(omega_k): {ok_grad}",
-                       r"\frac{d\omega_j}{dt} = \frac{\kappa}{N}\frac{\omega_j}{(C+\omega_j^2)^2} = "
-                       r"-\frac{\kappa}{N}\frac{\partial L_{central}}{\partial\omega_j}")
+        return Outcome(
+            ok_svd and ok_orth and ok_grad,
+            f"C={C}: dM/dt (normal equations + projection) == diag(theory.laws omega_rhs(omega_j)) V^T "
+            f"(6.1): {ok_svd}; V^T V = I: {ok_orth}, so U^T (dM/dt) V is diagonal with d omega_j/dt = "
+            f"{_law('omega_rhs')}; == -(kappa/N) d/d omega_j sum_k theory.laws.L_CENTRAL(omega_k): {ok_grad}",
+            r"\frac{d\omega_j}{dt} = \frac{\kappa}{N}\frac{\omega_j}{(C+\omega_j^2)^2} = "
+            r"-\frac{\kappa}{N}\frac{\partial L_{central}}{\partial\omega_j}",
+        )
 
     return fn
 
@@ -228,8 +234,17 @@ def closed_form() -> Outcome:
     # bookkeeping inside theory.laws: its closed form, residual and constants are one another's
     ok_entries = (sp.simplify(ex["closed_form_lhs"] - (c1 * sp.log(w) + c2 * w**2 + c3 * w**4)) == 0
                   and sp.simplify(ex["closed_form_residual"] - (ex["closed_form_lhs"] - A_SYM - T_SYM)) == 0)
-    latex = (r"\int\frac{N}{\kappa}\frac{(C+\omega^2)^2}{\omega}\,d\omega:\quad " + sp.latex(ex["closed_form_lhs"])
-             + r" = a_j + t,\quad (c_1,c_2,c_3) = \Big(" + sp.latex(c1) + ", " + sp.latex(c2) + ", " + sp.latex(c3) + r"\Big)")
+    latex = (
+        r"\int\frac{N}{\kappa}\frac{(C+\omega^2)^2}{\omega}\,d\omega:\quad "
+        + sp.latex(ex["closed_form_lhs"])
+        + r" = a_j + t,\quad (c_1,c_2,c_3) = \Big("
+        + sp.latex(c1)
+        + ", "
+        + sp.latex(c2)
+        + ", "
+        + sp.latex(c3)
+        + r"\Big)"
+    )
     return Outcome(ok_c and ok_diff and ok_entries,
                    f"theory.laws closed form: d/dt[closed_form_lhs(omega(t))] == 1 along its omega_rhs: {ok_diff}; "
                    f"(c1,c2,c3) = ({c1}, {c2}, {c3}) == math §6.3's (N/kappa)(C^2, C, 1/4): {ok_c}; "
@@ -242,7 +257,11 @@ def convention_table() -> Outcome:
     """Math §6.3's table against theory.laws: symbolic constants at each kappa, and ``constants(N, C, name)``."""
     ex = laws.expressions()
     N, C, k = N_SYM, C_SYM, KAPPA_SYM
-    table = {"projected": (1, (N * C**2, N * C, N / 4)), "sum": (C * N, (C, 1, 1 / (4 * C))), "means": (N, (C**2, C, sp.Rational(1, 4)))}
+    table = {
+        "projected": (1, (N * C**2, N * C, N / 4)),
+        "sum": (C * N, (C, 1, 1 / (4 * C))),
+        "means": (N, (C**2, C, sp.Rational(1, 4))),
+    }
     rows = []
     ok = True
     for name, (kap, want) in table.items():
@@ -258,7 +277,8 @@ def convention_table() -> Outcome:
 
 
 def snr_scaling() -> Outcome:
-    """SNR/sqrt(C): substituting w = sqrt(C) w' into theory.laws' closed form gives theory.laws.per_class_constants()."""
+    """SNR/sqrt(C): substituting w = sqrt(C) w' into theory.laws' closed form
+    gives theory.laws.per_class_constants()."""
     ex = laws.expressions()
     wp = sp.Symbol("omega_prime", positive=True)
     N, C, k = N_SYM, C_SYM, KAPPA_SYM
@@ -334,7 +354,9 @@ def asymptotics() -> Outcome:
     Fs = lambda x2: c1 * sp.log(x2) / 2 + c2 * x2 + c3 * x2**2  # noqa: E731  F as a function of w^2
     delta = d1 * u + d2 * u**2  # u = 1/s
     G = sp.expand_log(Fs(1 / u + delta) - Fs(1 / u), force=True) - Da
-    ser = sp.series(G.subs(sp.log(1 / u + delta), sp.log(1 + u * delta) - sp.log(u)).subs(sp.log(1 / u), -sp.log(u)), u, 0, 1).removeO()
+    ser = sp.series(
+        G.subs(sp.log(1 / u + delta), sp.log(1 + u * delta) - sp.log(u)).subs(sp.log(1 / u), -sp.log(u)), u, 0, 1
+    ).removeO()
     lead = sp.simplify(ser.subs(u, 0))
     d1_sol = sp.solve(sp.Eq(lead, 0), d1)
     ok_gap = d1_sol == [Da / (2 * c3)]
@@ -369,24 +391,79 @@ def asymptotics() -> Outcome:
 
 def specs(quick: bool = False) -> list[CheckSpec]:
     return [
-        CheckSpec("6.1", "envelope theorem: gradient at fixed LS classifier [C=3,p=2, rational + symbolic entry]", envelope,
-                  "rational size", "grad_h L_central = (1/n) W^T (W h + b - e_c)"),
-        CheckSpec("6.1", "within-class part is normal, class-mean part tangent [C=2,p=2, symbolic features]", normal_space,
-                  "symbolic size", "Proj removes S(x - mu_c), S symmetric"),
-        CheckSpec("6.1", "gradient split at the LS classifier, sum_c n_c g_c = 0 [C=3,p=2, rational]", gradient_split,
-                  "rational size", "Proj grad = class-mean part"),
-        *[CheckSpec("6.1", f"dM/dt on the manifold, symbolic omegas [C={C}]", dmdt_svd(C), "symbolic size",
-                    "dM/dt = (kappa/N)(CI + MM^T)^-2 M", quick=C < 4) for C in (3, 4)],
-        CheckSpec("6.1", "dM/dt for generic centred means [C=3,p=2]", dmdt_generic, "symbolic size",
-                  "dM/dt = (kappa/N)(CI + MM^T)^-2 M"),
-        *[CheckSpec("6.2", f"singular-value ODE [C={C}]", singular_value_ode(C), "symbolic size",
-                    "d omega/dt = (kappa/N) omega/(C+omega^2)^2", quick=C < 4) for C in (3, 4)],
-        CheckSpec("6.3", "closed form c1 log w + c2 w^2 + c3 w^4 = a + t (symbolic N, C, kappa)", closed_form, "general",
-                  "(c1, c2, c3) = (N/kappa)(C^2, C, 1/4)"),
+        CheckSpec(
+            "6.1",
+            "envelope theorem: gradient at fixed LS classifier [C=3,p=2, rational + symbolic entry]",
+            envelope,
+            "rational size",
+            "grad_h L_central = (1/n) W^T (W h + b - e_c)",
+        ),
+        CheckSpec(
+            "6.1",
+            "within-class part is normal, class-mean part tangent [C=2,p=2, symbolic features]",
+            normal_space,
+            "symbolic size",
+            "Proj removes S(x - mu_c), S symmetric",
+        ),
+        CheckSpec(
+            "6.1",
+            "gradient split at the LS classifier, sum_c n_c g_c = 0 [C=3,p=2, rational]",
+            gradient_split,
+            "rational size",
+            "Proj grad = class-mean part",
+        ),
+        *[
+            CheckSpec(
+                "6.1",
+                f"dM/dt on the manifold, symbolic omegas [C={C}]",
+                dmdt_svd(C),
+                "symbolic size",
+                "dM/dt = (kappa/N)(CI + MM^T)^-2 M",
+                quick=C < 4,
+            )
+            for C in (3, 4)
+        ],
+        CheckSpec(
+            "6.1",
+            "dM/dt for generic centred means [C=3,p=2]",
+            dmdt_generic,
+            "symbolic size",
+            "dM/dt = (kappa/N)(CI + MM^T)^-2 M",
+        ),
+        *[
+            CheckSpec(
+                "6.2",
+                f"singular-value ODE [C={C}]",
+                singular_value_ode(C),
+                "symbolic size",
+                "d omega/dt = (kappa/N) omega/(C+omega^2)^2",
+                quick=C < 4,
+            )
+            for C in (3, 4)
+        ],
+        CheckSpec(
+            "6.3",
+            "closed form c1 log w + c2 w^2 + c3 w^4 = a + t (symbolic N, C, kappa)",
+            closed_form,
+            "general",
+            "(c1, c2, c3) = (N/kappa)(C^2, C, 1/4)",
+        ),
         CheckSpec("6.3", "time-scale conventions (math §6.3 table)", convention_table, "general", "kappa = 1, n, N"),
-        CheckSpec("6.3", "SNR/sqrt(C) scaling: ratio 1 : 1 : 1/4 times C^2", snr_scaling, "general", "[AMB] SNR scaling"),
-        CheckSpec("6.3", "retraction variant (Euler step + re-whitening) [C=3]", retraction(3), "symbolic size",
-                  "d omega/dt = (1/n) omega/(C+omega^2), n(C log w + w^2/2) = a + t"),
-        CheckSpec("6.4", "asymptotics: growth, gap, ratio, NC1 rate", asymptotics, "general",
-                  "omega ~ (t/c3)^1/4, max/min - 1 = O(1/t), NC1 ~ (C-1) sqrt(c3/t)"),
+        CheckSpec(
+            "6.3", "SNR/sqrt(C) scaling: ratio 1 : 1 : 1/4 times C^2", snr_scaling, "general", "[AMB] SNR scaling"
+        ),
+        CheckSpec(
+            "6.3",
+            "retraction variant (Euler step + re-whitening) [C=3]",
+            retraction(3),
+            "symbolic size",
+            "d omega/dt = (1/n) omega/(C+omega^2), n(C log w + w^2/2) = a + t",
+        ),
+        CheckSpec(
+            "6.4",
+            "asymptotics: growth, gap, ratio, NC1 rate",
+            asymptotics,
+            "general",
+            "omega ~ (t/c3)^1/4, max/min - 1 = O(1/t), NC1 ~ (C-1) sqrt(c3/t)",
+        ),
     ]

@@ -182,15 +182,39 @@ def snr_gram_invariance() -> Outcome:
 
 def specs(quick: bool = False) -> list[CheckSpec]:
     return [
-        CheckSpec("5.1", "invariance: lambda=0 affine maps, lambda>0 orthogonal maps (matrix symbols)", general_invariance,
-                  "general", "W_LS' = W_LS A^-1, b' = b - W A^-1 c, outputs unchanged"),
-        CheckSpec("5.1", "lambda=0: H -> AH + c1^T with symbolic A, c [C=3,p=2, imbalanced, rational features]",
-                  affine_lambda0, "rational size", "W_LS' = W_LS A^-1, b' = b - W A^-1 c, outputs and L terms unchanged"),
-        CheckSpec("5.1", "lambda>0 symbolic: rotation with symbolic parameter keeps the fit [C=3,p=2, rational "
-                         "features]",
-                  rotation_lambda, "rational size", "orthogonal invariance at lambda > 0"),
-        CheckSpec("5.1", "lambda>0: generic linear map / translation change the fit [C=3,p=2]", non_invariance_lambda,
-                  "rational size", "no invariance beyond orthogonal maps at lambda > 0"),
-        CheckSpec("5.1", "SNR singular values invariant under AH + c1^T (symbolic A, c)", snr_gram_invariance,
-                  "rational size", "omega_j invariant"),
+        CheckSpec(
+            "5.1",
+            "invariance: lambda=0 affine maps, lambda>0 orthogonal maps (matrix symbols)",
+            general_invariance,
+            "general",
+            "W_LS' = W_LS A^-1, b' = b - W A^-1 c, outputs unchanged",
+        ),
+        CheckSpec(
+            "5.1",
+            "lambda=0: H -> AH + c1^T with symbolic A, c [C=3,p=2, imbalanced, rational features]",
+            affine_lambda0,
+            "rational size",
+            "W_LS' = W_LS A^-1, b' = b - W A^-1 c, outputs and L terms unchanged",
+        ),
+        CheckSpec(
+            "5.1",
+            "lambda>0 symbolic: rotation with symbolic parameter keeps the fit [C=3,p=2, rational features]",
+            rotation_lambda,
+            "rational size",
+            "orthogonal invariance at lambda > 0",
+        ),
+        CheckSpec(
+            "5.1",
+            "lambda>0: generic linear map / translation change the fit [C=3,p=2]",
+            non_invariance_lambda,
+            "rational size",
+            "no invariance beyond orthogonal maps at lambda > 0",
+        ),
+        CheckSpec(
+            "5.1",
+            "SNR singular values invariant under AH + c1^T (symbolic A, c)",
+            snr_gram_invariance,
+            "rational size",
+            "omega_j invariant",
+        ),
     ]

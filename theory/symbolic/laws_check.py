@@ -96,10 +96,25 @@ def _worst(backend: str) -> tuple[float, str]:
 
 def specs(quick: bool = False) -> list[CheckSpec]:
     return [
-        CheckSpec("laws", "theory.laws bookkeeping: SIGNATURES and constants() match its expressions", bookkeeping,
-                  "numeric", "lambdify arguments, constants(N, C, kappa)"),
-        CheckSpec("laws", "theory.laws numpy lambdified == its SymPy expressions (sample points)", numeric_agreement("numpy"),
-                  "numeric", "numpy backend"),
-        CheckSpec("laws", "theory.laws jax lambdified == its SymPy expressions (sample points)", numeric_agreement("jax"),
-                  "numeric", "jax backend"),
+        CheckSpec(
+            "laws",
+            "theory.laws bookkeeping: SIGNATURES and constants() match its expressions",
+            bookkeeping,
+            "numeric",
+            "lambdify arguments, constants(N, C, kappa)",
+        ),
+        CheckSpec(
+            "laws",
+            "theory.laws numpy lambdified == its SymPy expressions (sample points)",
+            numeric_agreement("numpy"),
+            "numeric",
+            "numpy backend",
+        ),
+        CheckSpec(
+            "laws",
+            "theory.laws jax lambdified == its SymPy expressions (sample points)",
+            numeric_agreement("jax"),
+            "numeric",
+            "jax backend",
+        ),
     ]

@@ -217,7 +217,8 @@ def schur_general() -> Outcome:
     b = (pi - W * mu) / s
     block1 = alg.matrix(W * S + b * mu.T - Pi * M.T)  # first block column of [W b] A - B
     block2 = alg.matrix(W * mu + b * s - pi)  # last column
-    # and the Schur complement is the write-up's matrix: S - mu mu^T/s - (Sigma_T + lambda/(1+lambda) mu mu^T + lambda I) = 0
+    # and the Schur complement is the write-up's matrix:
+    # S - mu mu^T/s - (Sigma_T + lambda/(1+lambda) mu mu^T + lambda I) = 0
     lam_frac = sp.simplify(1 - 1 / s - LAMBDA / s)
     ok = not block1 and not block2 and lam_frac == 0
     return Outcome(
@@ -266,8 +267,13 @@ def specs(quick: bool = False) -> list[CheckSpec]:
                                            "(1/n)YH~^T")
             )
             out.append(
-                CheckSpec("3.1", f"step 2: gradient = W~A - B, Hessian = A [{lab}]", _check_gradient(C, p, counts, bias),
-                          "symbolic size", "normal equations W~ A = B")
+                CheckSpec(
+                    "3.1",
+                    f"step 2: gradient = W~A - B, Hessian = A [{lab}]",
+                    _check_gradient(C, p, counts, bias),
+                    "symbolic size",
+                    "normal equations W~ A = B",
+                )
             )
     for q in (2, 3):
         out.append(CheckSpec("3.1", f"solve the normal equations, generic symmetric A ({q}x{q})", _check_solve(q),

@@ -159,7 +159,7 @@ class TrainConfig:
         """Epochs whose weights are kept (``keep_checkpoints``; the measured epochs for ``"measured"``)."""
         if self.keep_checkpoints is None:
             return set()
-        if self.keep_checkpoints == "measured":
+        if isinstance(self.keep_checkpoints, str):  # "measured", the one string validate() accepts
             return set(self.measure_epochs or measurement_epochs(self.epochs))
         return set(self.keep_checkpoints)
 

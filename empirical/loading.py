@@ -71,6 +71,7 @@ def load_run(run_dir: str | os.PathLike, epoch: int | None = None, *, device: st
     if data_root is not None:
         cfg.data_root = data_root
     cfg = cfg.resolved()
+    state: dict[str, Any] | None
     if epoch is None:
         state = runs.load_checkpoint(run_dir, map_location=device)
     else:

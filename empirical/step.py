@@ -38,7 +38,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import torch
 from torch import nn
@@ -158,7 +159,7 @@ class TrainStep:
         num_classes: int,
         loss: str = "mse",
         *,
-        autocast: Callable[[], object] = nullcontext,
+        autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
         channels_last: bool = False,
         compile_mode: str = "none",
         model: nn.Module | None = None,
@@ -177,8 +178,7 @@ class TrainStep:
         self._cudagraphs = compile_mode == "reduce-overhead"
         if compile_mode != "none":
             try:
-                kwargs = {} if compile_mode == "default" else {"mode": compile_mode}
-                self._compiled = torch.compile(self._step_fn, **kwargs)
+                self._compiled = torch.compile(self._step_fn, mode=None if compile_mode == "default" else compile_mode)
                 self.mode = compile_mode
             except Exception as exc:  # noqa: BLE001 - torch.compile itself refused (e.g. unsupported platform)
                 self._fall_back(exc)

@@ -274,19 +274,19 @@ def execute(plans: list[GridRunPlan], opts: GridOptions, log) -> dict[str, dict[
         folder = Path(opts.out) / "submitit"
         if executor == "local":
             workers = opts.jobs or max(1, gpus)
-            jobs = []
+            shares = []
             for w in range(workers):
                 share = list(range(w, len(todo), workers))  # a fixed round-robin share: no queue of our own
                 if not share:
                     continue
-                ex = submitit.LocalExecutor(folder=folder)
+                local = submitit.LocalExecutor(folder=folder)
                 params: dict[str, Any] = {"timeout_min": opts.timeout_min}
                 if gpus:
                     params.update(gpus_per_node=1, visible_gpus=(w % gpus,))
-                ex.update_parameters(**params)
-                jobs.append((ex.submit(train_runs, [configs[i] for i in share], [resumes[i] for i in share],
-                                       "cuda" if gpus else None), [configs[i] for i in share]))
-            results = [r for job, cfgs in jobs for r in _job_results(job, cfgs)]
+                local.update_parameters(**params)
+                shares.append((local.submit(train_runs, [configs[i] for i in share], [resumes[i] for i in share],
+                                            "cuda" if gpus else None), [configs[i] for i in share]))
+            results = [r for job, cfgs in shares for r in _job_results(job, cfgs)]
         else:  # slurm: one job per run, scheduled by SLURM
             ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
             ex.update_parameters(timeout_min=opts.timeout_min, gpus_per_node=1, tasks_per_node=1,

@@ -71,7 +71,7 @@ class Trajectory:
         """Write times, omega, closed_form_omega, gram_start, gram_end and every metric (by name) to ``path``."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = dict(self.metrics)
+        arrays: dict[str, Any] = dict(self.metrics)
         arrays.update(times=self.times, omega=self.omega, closed_form_omega=self.closed_form_omega,
                       gram_start=self.gram_start, gram_end=self.gram_end,
                       params_json=np.array(dumps(self.params, indent=None)))
@@ -316,7 +316,7 @@ def simulate(
     N = counts[0] if balanced else sum(counts) / C  # imbalanced (free flow): N enters a named kappa and references
     kap = kappa_value(kappa, N, C)
     times = log_times(float(t_max), int(num_times), flow_options.get("t_min"))
-    labels = class_labels(C, N) if balanced else labels_from_counts(counts)
+    labels = class_labels(C, counts[0]) if balanced else labels_from_counts(counts)
     keys = jax.random.split(jax.random.PRNGKey(seed), int(ensemble))
     X0s = [random_initial_features(jax.random.split(k)[0], C, counts[0], p, rank=flow_options.get("rank"),
                                    mean_scale=float(flow_options.get("mean_scale", 1.0)),
@@ -334,8 +334,8 @@ def simulate(
                 for X0, k in zip(X0s, keys)]
     members, notes = [], []
     for (U0, V0), (Xs, Ws, bs, lam, steps) in zip(UVs, runs):
-        mets, grams = trajectory_metrics(Xs, labels, C, Ws, bs, lam, U0, V0)
-        mets = {k: np.asarray(v) for k, v in mets.items()}
+        jax_mets, grams = trajectory_metrics(Xs, labels, C, Ws, bs, lam, U0, V0)
+        mets = {k: np.asarray(v) for k, v in jax_mets.items()}
         omega = mets.pop("omega")
         cf = np.asarray(closed_form_omega(jnp.asarray(omega[0]), times, N, C, kap))
         mets["closed_form_rel_error"] = np.max(np.where(cf > 0, np.abs(omega / np.where(cf > 0, cf, 1) - 1),

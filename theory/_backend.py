@@ -66,7 +66,7 @@ def to_float(x: Array) -> float:
 
 def to_float_dict(d: dict) -> dict:
     """Turn a dict of 0-d / 1-d arrays into JSON-ready Python floats / lists (None kept)."""
-    out = {}
+    out: dict[Any, Any] = {}
     for k, v in d.items():
         if v is None or isinstance(v, (bool, int, float, str)):
             out[k] = v

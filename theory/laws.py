@@ -130,9 +130,11 @@ def constants(N_: float, C_: float, kappa_: float | str = 1.0, snr_scale: str = 
     ex = expressions()
     subs = {N: N_, C: C_, K: k}
     if snr_scale == "paper":
-        return tuple(float(ex[c].subs(subs)) for c in ("c1", "c2", "c3"))
+        c1, c2, c3 = (float(ex[c].subs(subs)) for c in ("c1", "c2", "c3"))
+        return c1, c2, c3
     if snr_scale == "per_class":
-        return tuple(float(v.subs(subs)) for v in per_class_constants())
+        c1, c2, c3 = (float(v.subs(subs)) for v in per_class_constants())
+        return c1, c2, c3
     raise ValueError(f"unknown snr_scale {snr_scale!r}; use 'paper' or 'per_class'")
 
 

@@ -69,7 +69,7 @@ def run_sweep(spec: SweepSpec | None, out: str | Path, *, resume: bool = False,
             _check_new(base, cfgs, device)
             out.mkdir(parents=True, exist_ok=True)
             write_sweep_file(out, spec, cfgs, status="running")
-        size = spec.max_members_per_chunk
+        size = spec.max_members_per_chunk or len(cfgs)  # set by chunk_size (new) or the sweep file (resumed)
         outcome: dict[str, dict[str, Any]] = {}
         for i in range(0, len(cfgs), size):
             outcome.update(_train_chunk(cfgs[i: i + size], device, out / CHUNKS_DIR / f"{i // size:02d}", resume,

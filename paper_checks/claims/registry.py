@@ -27,6 +27,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 from theory.jsonio import jsonable
@@ -159,7 +160,7 @@ def evaluate(group: str, evidence: Any, *, ids: Iterable[str] | None = None) -> 
     specs = [s for s in REGISTRY.values() if s.group == group and (wanted is None or s.id in wanted)]
     if not specs:
         raise ValueError(f"no registered claims in group {group!r}")
-    return [run_check(s, lambda s=s: s.fn(evidence)) for s in specs]
+    return [run_check(s, partial(s.fn, evidence)) for s in specs]
 
 
 def headline_of(claim: Claim) -> str | None:

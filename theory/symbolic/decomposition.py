@@ -21,6 +21,8 @@ nonzero residual on imbalanced classes (and zero on balanced ones).
 
 from __future__ import annotations
 
+from functools import partial
+
 import sympy as sp
 from sympy import MatrixSymbol
 
@@ -250,7 +252,7 @@ def specs(quick: bool = False) -> list[CheckSpec]:
             )
     for C, p, counts, bias in _DIRECT_SYMBOLIC:
         out.append(CheckSpec("3.3", f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}]",
-                             (lambda a=(C, p, counts, bias): direct_certificate(*a)), "symbolic size",
+                             partial(direct_certificate, C, p, counts, bias), "symbolic size",
                              "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS"))
     for C, p, counts in RATIONAL_SIZES:
         for bias in (True, False):
@@ -258,7 +260,7 @@ def specs(quick: bool = False) -> list[CheckSpec]:
                 CheckSpec(
                     "3.3",
                     f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}, rational features]",
-                    (lambda a=(C, p, counts, bias): direct_certificate(*a, rational_seed=5)),
+                    partial(direct_certificate, C, p, counts, bias, rational_seed=5),
                     "rational size",
                     "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS",
                     quick=C < 4,
@@ -278,7 +280,7 @@ _DIRECT_SYMBOLIC_SLOW = ((2, 2, (2, 2), True), (2, 2, (1, 3), True), (3, 2, (2, 
 def exhaustive_specs() -> list[CheckSpec]:
     return [
         CheckSpec("3.3", f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}] (exhaustive)",
-                  (lambda a=(C, p, counts, bias): direct_certificate(*a)), "symbolic size",
+                  partial(direct_certificate, C, p, counts, bias), "symbolic size",
                   "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS", quick=False)
         for C, p, counts, bias in _DIRECT_SYMBOLIC_SLOW
     ]

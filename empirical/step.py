@@ -178,7 +178,8 @@ class TrainStep:
         self._cudagraphs = compile_mode == "reduce-overhead"
         if compile_mode != "none":
             try:
-                self._compiled = torch.compile(self._step_fn, mode=None if compile_mode == "default" else compile_mode)
+                kwargs: dict[str, Any] = {} if compile_mode == "default" else {"mode": compile_mode}
+                self._compiled = torch.compile(self._step_fn, **kwargs)
                 self.mode = compile_mode
             except Exception as exc:  # noqa: BLE001 - torch.compile itself refused (e.g. unsupported platform)
                 self._fall_back(exc)

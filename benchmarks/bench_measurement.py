@@ -196,7 +196,7 @@ def main(argv=None) -> dict:
     # every BLAS the toolkit uses (NumPy's for Gram matrices, SciPy's dsyrk for the streamed
     # scatter) gets the same thread count as torch; threadpoolctl limits only libraries already
     # loaded, so SciPy's BLAS is loaded first
-    import scipy.linalg.blas  # noqa: F401
+    import scipy.linalg.blas  # noqa: F401 - imported for its side effect: SciPy's BLAS loaded
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(args.threads)

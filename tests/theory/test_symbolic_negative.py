@@ -63,7 +63,10 @@ def test_trace_algebra_rejects_wrong_identities():
     C, q, n = sp.symbols("C q n", positive=True)
     W, V, A, B = (MatrixSymbol(s, *sh) for s, sh in (("W", (C, q)), ("V", (C, q)), ("A", (q, q)), ("B", (C, q))))
     alg = MatrixAlgebra(symmetric={"A"}, inverses={"A"})
-    quad = lambda X: sp.trace(X * A * X.T) / 2 - sp.trace(X * B.T)  # noqa: E731
+
+    def quad(X):
+        return sp.trace(X * A * X.T) / 2 - sp.trace(X * B.T)
+
     right = quad(W) - quad(V) - sp.trace((W - V) * A * (W - V).T) / 2 - sp.trace((W - V) * (V * A - B).T)
     assert alg.scalar(right) == {}
     wrong = quad(W) - quad(V) - sp.trace((W - V) * A * (W - V).T) / 2  # cross term dropped

@@ -50,12 +50,18 @@ def ls_fit(data: SymbolicData, lam, field=None):
     st = class_stats(data)
     if field is None:
         V, _ = ls_augmented(st, lam)
-        lift = lambda M: M  # noqa: E731
+
+        def lift(M):
+            return M
+
     else:
         from sympy.polys.matrices import DomainMatrix
 
         A, B = quadratic_terms(st, lam, True)
-        lift = lambda M: DomainMatrix.from_Matrix(sp.Matrix(M)).convert_to(field)  # noqa: E731
+
+        def lift(M):
+            return DomainMatrix.from_Matrix(sp.Matrix(M)).convert_to(field)
+
         adj, det = lift(A).adj_det()  # Cramer's rule (much faster than elimination over the field)
         if det == field.zero:
             raise ZeroDivisionError("A is singular: the least-squares classifier is not unique")
@@ -112,7 +118,10 @@ def affine_lambda0() -> Outcome:
     data = rational_data((1, 2, 3), 2, seed=21)
     Amat, c = _generic_affine(2)
     F = sp.QQ.frac_field(*sorted(Amat.free_symbols | c.free_symbols, key=str))
-    dm = lambda M: DomainMatrix.from_Matrix(sp.Matrix(M)).convert_to(F)  # noqa: E731
+
+    def dm(M):
+        return DomainMatrix.from_Matrix(sp.Matrix(M)).convert_to(F)
+
     V, l1, l23, outs = ls_fit(data, 0, F)
     V2, l1b, l23b, outs2 = ls_fit(transform(data, Amat, c), 0, F)
     rows = list(range(3))

@@ -142,7 +142,7 @@ def load_dataset(
     image_size: int | None = None,
     standardize_with: StandardizeWith | None = None,
     standardize: bool | None = None,
-    **options,
+    **options: Any,
 ) -> Dataset:
     """Load one split of a registered dataset as device tensors.
 
@@ -269,7 +269,7 @@ def load_train_test(
     image_size: int | None = None,
     standardize: bool | None = None,
     with_test: bool = True,
-    **options,
+    **options: Any,
 ) -> tuple[Dataset, Dataset | None]:
     """Load the train split and the test split standardised with the train statistics.
 

@@ -208,11 +208,11 @@ def main(argv=None) -> dict:
                     help="repeat the CPU comparisons; the median ratios are printed (default: %(default)s)")
     ap.add_argument("--out", default=None, help="write the results as JSON here (default: not written)")
     ap.add_argument("--data-root", default=None, help="folder of the Fashion-MNIST files (default: the loader's)")
-    ap.add_argument("--gpu-per-class", type=int, default=5000, help="CUDA comparison: samples per class (default: "
-                                                                    "%(default)s)")
+    ap.add_argument("--gpu-per-class", type=int, default=5000, help="CUDA comparison: samples per "
+                                                                    "class (default: %(default)s)")
     ap.add_argument("--gpu-epochs", type=int, default=3, help="CUDA comparison: epochs, >= 2 (default: %(default)s)")
-    ap.add_argument("--no-gpu", action="store_true", help="skip the CUDA comparison (default: run it when CUDA is "
-                                                          "present)")
+    ap.add_argument("--no-gpu", action="store_true", help="skip the CUDA comparison (default: "
+                                                          "run it when CUDA is present)")
     ap.add_argument("--gpu-only", action="store_true", help="skip the CPU comparisons (default: run them)")
     args = ap.parse_args(argv)
     if args.gpu_epochs < 2:

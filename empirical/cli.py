@@ -93,8 +93,8 @@ def add_train_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--data-root", dest="data_root", default=S,
                    help="folder of the dataset files (default: $NC_DATA_ROOT, else the system folders)")
     t.add_argument("--image-size", dest="image_size", type=int, default=S,
-                   help="image side length (default: the dataset's: 28x28 sets padded to 32, digits 8x8, "
-                        "others native)")
+                   help="image side length (default: the dataset's: 28x28 sets padded to 32, "
+                        "digits 8x8, others native)")
     t.add_argument("--model-arg", dest="model_args", type=_kv, action="append", default=[],
                    help="KEY=VALUE passed to build_model (VALUE parsed as JSON when possible; default: none)")
     t.add_argument("--data-arg", dest="data_args", type=_kv, action="append", default=[],

@@ -70,8 +70,8 @@ def _main_parser() -> argparse.ArgumentParser:
     g.add_argument("--skip-training", action="store_true", help="no training run: symbolic + dynamics claims only")
     g = p.add_argument_group("simulation (simulate)")
     g.add_argument("--t-max", type=float, help="flow time of the projected-flow simulation (default: 1e5)")
-    g.add_argument("--retraction-t-max", type=float, help="flow time of the retraction contrast (default: min(--t-max, "
-                                                          "2e3))")
+    g.add_argument("--retraction-t-max", type=float, help="flow time of the retraction contrast "
+                                                          "(default: min(--t-max, 2e3))")
     g.add_argument("--sim-flow", default="features", choices=["features", "matrix", "reduced"],
                    help="which projected-flow integrator (default: %(default)s, the feature-level flow of math §6.1)")
     g.add_argument("--sim-classes", type=int, default=4, help="classes C of the simulation (default: %(default)s)")
@@ -90,8 +90,8 @@ def _main_parser() -> argparse.ArgumentParser:
     g.add_argument("--fit-from", type=int, help="first epoch of the fit window (default: start of the terminal phase)")
     add_tpt_threshold(g)
     g.add_argument("--ladder", default="on", choices=["on", "off"],
-                   help="run the calibration ladder beside the run (math §7.4: exact flow, free flow, UFM full batch "
-                        "and "
+                   help="run the calibration ladder beside the run (math §7.4: exact flow, free "
+                        "flow, UFM full batch and "
                         "at the run's batch size) and report its verdicts beside the run's (default: %(default)s)")
     g = p.add_argument_group("general")
     g.add_argument("--quick", action="store_true",
@@ -115,8 +115,8 @@ def _compare_parser() -> argparse.ArgumentParser:
                    help="clock of the fit: auto = the flow time of math §6.5 when the log allows (flow_time, or "
                         "lr_weighted_steps with the run's momentum and loss reduction), else lr_weighted_steps, else "
                         "epoch; flow, lr_steps and epoch force one (default: %(default)s)")
-    p.add_argument("--early-epoch", type=int, help="start epoch of the forward ODE prediction (default: the fit "
-                                                   "window's first)")
+    p.add_argument("--early-epoch", type=int, help="start epoch of the forward ODE prediction "
+                                                   "(default: the fit window's first)")
     p.add_argument("--fit-from", type=int, help="first epoch of the fit window (default: start of the terminal phase)")
     add_tpt_threshold(p)
     p.add_argument("--linear", action="store_true", help="linear time map (beta = 1) as the primary fit")

@@ -394,9 +394,8 @@ def _paper_numbers_md(claims: list[Claim]) -> list[str]:
     c = by.get("grid.l_perp_negligible_across_runs")
     if c is not None and c.status in ("pass", "fail"):
         m = c.to_dict()["measured"]
-        md += ["", "L_perp / (L_NC1 + L_NC2/3) (max over epochs) at the three lambdas: \"negligible\" depends on "
-                   "lambda "
-               "and on the phase of training.", "",
+        md += ["", "L_perp / (L_NC1 + L_NC2/3) (max over epochs) at the three lambdas: \"negligible\" "
+                   "depends on lambda and on the phase of training.", "",
                "| run | phase | optimiser C*wd/2 | notebook wd/2 | lambda = 0 |", "|---|---|---|---|---|"]
         for name, phases in m["per_run"].items():
             for phase, vals in phases.items():

@@ -167,8 +167,8 @@ def _tpt_headline(m: dict) -> str:
         return (f"no terminal phase at threshold {m['tpt_threshold']:g}: final training error "
                 f"{m['final_train_error']:.3g} ({m['misfit_final']} samples misfit)")
     phase = "zero training error" if m["tpt_threshold"] == 0 else f"training error <= {m['tpt_threshold']:g}"
-    return (f"{phase} from epoch {m['terminal_phase_start_epoch']} to {m['last_epoch']} ({m['misfit_final']} samples "
-            f"misfit "
+    return (f"{phase} from epoch {m['terminal_phase_start_epoch']} to {m['last_epoch']} "
+            f"({m['misfit_final']} samples misfit "
             f"at the end); final test error {m['final_test_error']:.4f}")
 
 
@@ -398,8 +398,8 @@ def _closed_forms(ev: RunEvidence):
        "measured lambda = 0 terms (derived from the SNR fit, not independent: it follows from "
        "empirical.snr_follows_closed_form together with empirical.central_path_closed_forms)",
        "math §3.4, §6.3", f"median relative error <= {tol['decomposition_fit_rel_median']:g}",
-       check="relative error of sum_j l_nc1(omega_j(T)), sum_j l_nc23(omega_j(T)) against the measured terms at lambda "
-             "= 0",
+       check="relative error of sum_j l_nc1(omega_j(T)), sum_j l_nc23(omega_j(T)) against the "
+             "measured terms at lambda = 0",
        headline=lambda m: (
            f"median rel error L_NC1 {m['l_nc1']['median_rel_error_fit']:.3g}, L_NC2/3 "
            f"{m['l_nc23']['median_rel_error_fit']:.3g} (laws at measured SNR: "

@@ -37,8 +37,8 @@ def _section_claim(section: str, cs: list[dict]) -> Claim:
         source=(f"math §{section}" if section[:1].isdigit()
                 else "docs/rank_deficient.md" if section == "rank" else f"theory.{section}"),
         check=f"SymPy certificate (theory.symbolic.run_certificate): {len(cs)} checks",
-        tolerance="every check exact (symbolic or rational arithmetic; 'numeric' checks at the tolerance in their "
-                  "detail)",
+        tolerance="every check exact (symbolic or rational arithmetic; 'numeric' checks at the "
+                  "tolerance in their detail)",
         status="fail" if failed else "pass", group="symbolic", verification=True,
         measured={"checks": len(cs), "passed": len(cs) - len(failed), "kinds": kinds,
                   "failed": [{"name": c.get("name"), "detail": c.get("detail")} for c in failed],

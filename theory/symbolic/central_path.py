@@ -146,8 +146,8 @@ def _check_basis_independence() -> Outcome:
     l1, l23, _ = decomposition_terms(st, Vls, Vls, 0, True, A)
     ref = closed_forms(C)
     ok = sp.simplify(l1 - ref["l_nc1"]) == 0 and sp.simplify(l23 - ref["l_nc23"]) == 0
-    return Outcome(ok, f"Mbar = Omega (V R(s))^T with symbolic rotation R(s) of 1^perp: L_NC1, L_NC2/3 independent of "
-                       f"s: {ok}")
+    return Outcome(ok, f"Mbar = Omega (V R(s))^T with symbolic rotation R(s) of 1^perp: L_NC1, "
+                       f"L_NC2/3 independent of s: {ok}")
 
 
 def central_loss_from_gram(G: sp.Matrix) -> sp.Expr:

@@ -165,8 +165,8 @@ def direct_certificate(C, p, counts, bias, rational_seed=None) -> Outcome:
     R, K = cleared_decomposition_residual(data, st, W, LAMBDA, bias, A, B)
     ok = R == K.zero
     nvars = len(K.symbols)
-    return Outcome(ok, f"det(A)^2 * (L - L_NC1 - L_NC2/3 - L_perp) at W~_LS = B adj(A)/det(A) is the zero polynomial "
-                       f"in "
+    return Outcome(ok, f"det(A)^2 * (L - L_NC1 - L_NC2/3 - L_perp) at W~_LS = B adj(A)/det(A) "
+                       f"is the zero polynomial in "
                        f"{nvars} variables (features, classifier, lambda): {ok}")
 
 
@@ -202,8 +202,8 @@ def _check_notebook(C, p, counts):
         return Outcome(
             ok,
             f"imbalanced: notebook residual L - (L_NC1 + L_NC2/3 + L_perp) at its own W_LS is NOT zero "
-            f"(math §9 item 7): {float(r0):.4g} at lambda=0, {float(r1):.4g} at lambda=1/10 (exact "
-            f"rationals)",
+            f"(math §9 item 7): {float(r0):.4g} at lambda=0, {float(r1):.4g} at "
+            f"lambda=1/10 (exact rationals)",
             r"\Big[L - (L_{NC1}+L_{NC2/3}+L^\perp)\Big]_{\text{notebook},\,\lambda=0} = " + sp.latex(r0) + r" \ne 0",
         )
 

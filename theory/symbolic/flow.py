@@ -104,8 +104,8 @@ def normal_space() -> Outcome:
     )
     ok = ok_normal and ok_tangent and ok_shift
     return Outcome(ok, f"<S(x-mu), Delta> == (n/2) tr(S DSigma_W[Delta]) (normal): {ok_normal}; class-constant "
-                       f"Delta has DSigma_W = 0 (tangent): {ok_tangent}; within part orthogonal to mean shifts: "
-                       f"{ok_shift}",
+                       f"Delta has DSigma_W = 0 (tangent): {ok_tangent}; within part orthogonal "
+                       f"to mean shifts: {ok_shift}",
                    r"\sum_{c,i}\langle S(x_{i,c}-\mu_c),\delta_{i,c}\rangle = \tfrac "
                    r"n2\operatorname{tr}\big(S\,D\Sigma_W[\Delta]\big)")
 
@@ -174,8 +174,8 @@ def dmdt_svd(C: int):
         return Outcome(ok_svd and ok_mat,
                        f"C={C}, symbolic omegas, N, kappa: dM/dt == (kappa/N)(C I + M M^T)^-2 M: {ok_mat}; "
                        f"== U diag(theory.laws omega_rhs(w_j)) V^T (singular vectors fixed): {ok_svd}",
-                       r"\frac{dM}{dt} = -\frac{\kappa}{n}W_{LS}^T(W_{LS}M + b_{LS}1^T - I) = \frac{\kappa}{N}(CI + "
-                       r"MM^T)^{-2}M"
+                       r"\frac{dM}{dt} = -\frac{\kappa}{n}W_{LS}^T(W_{LS}M + b_{LS}1^T - I) = "
+                       r"\frac{\kappa}{N}(CI + MM^T)^{-2}M"
                        r" = U\,\mathrm{diag}\Big(\frac{\kappa}{N}\frac{\omega_j}{(C+\omega_j^2)^2}\Big)V^T")
 
     return fn
@@ -248,8 +248,8 @@ def closed_form() -> Outcome:
     return Outcome(ok_c and ok_diff and ok_entries,
                    f"theory.laws closed form: d/dt[closed_form_lhs(omega(t))] == 1 along its omega_rhs: {ok_diff}; "
                    f"(c1,c2,c3) = ({c1}, {c2}, {c3}) == math §6.3's (N/kappa)(C^2, C, 1/4): {ok_c}; "
-                   f"entries consistent (closed_form_lhs = c1 log w + c2 w^2 + c3 w^4, residual = lhs - a - t): "
-                   f"{ok_entries}",
+                   f"entries consistent (closed_form_lhs = c1 log w + c2 w^2 + c3 w^4, residual = "
+                   f"lhs - a - t): {ok_entries}",
                    latex)
 
 
@@ -292,8 +292,8 @@ def snr_scaling() -> Outcome:
     num_want = [float(x.subs({N: 6, C: 4, k: 1})) for x in d]
     ok_num = all(abs(g - w_) <= 1e-14 * abs(w_) for g, w_ in zip(num, num_want))
     return Outcome(ok_laws and ok_spec and ok_num,
-                   f"closed form in w' = w/sqrt(C): coefficients ({d[0]}, {d[1]}, {d[2]}), constant {const} absorbed "
-                   f"into a_j; "
+                   f"closed form in w' = w/sqrt(C): coefficients ({d[0]}, {d[1]}, {d[2]}), constant "
+                   f"{const} absorbed into a_j; "
                    f"== theory.laws.per_class_constants() {pc}: {ok_laws}; == (C^2 N/kappa)(1, 1, 1/4): {ok_spec}; "
                    f"theory.laws.constants(6, 4, 1, snr_scale='per_class') agrees: {ok_num}",
                    r"\omega = \sqrt C\,\omega':\ \frac{C^2N}{\kappa}\Big(\log\omega' + \omega'^2 + "
@@ -376,17 +376,17 @@ def asymptotics() -> Outcome:
     want = (C_ - 1) * float(laws.constants(N_, C_, k_)[2]) ** 0.5  # (C-1) sqrt(c3) from theory.laws.constants
     ok_val = abs(val - want) <= 1e-12 * want and abs(val - quoted) < 5e-4
     ok = growth == 1 and ok_gap and ok_ratio and growth_laws == 1 and ok_nc1 and ok_val
-    return Outcome(ok, f"lim c3 w^4/(t) = {growth}; omega_i^2 - omega_j^2 = d1/omega^2 + O(omega^-4) with d1 = "
-                       f"{d1_sol} "
+    return Outcome(ok, f"lim c3 w^4/(t) = {growth}; omega_i^2 - omega_j^2 = d1/omega^2 + "
+                       f"O(omega^-4) with d1 = {d1_sol} "
                        f"(= (a_i - a_j)/(2 c3)); lim t (omega_i/omega_j - 1) = {ratio_lim} (so max/min - 1 = O(1/t)); "
-                       f"theory.laws: lim growth(t(w))/w = {growth_laws}; lim sqrt(t) (C-1) nc1_renormalized = "
-                       f"{nc1_lim} "
+                       f"theory.laws: lim growth(t(w))/w = {growth_laws}; lim sqrt(t) (C-1) "
+                       f"nc1_renormalized = {nc1_lim} "
                        f"== (C-1) sqrt(c3): {ok_nc1}; at C={C_}, N={N_}, kappa={k_}: {val:.6f} vs (C-1) "
                        f"sqrt(constants()[2]) "
                        f"= {want:.6f} and math §6.4's quoted {quoted}: {ok_val}",
                    r"\omega_j \sim (t/c_3)^{1/4},\quad \omega_i^2-\omega_j^2 \sim \frac{a_i-a_j}{2c_3\omega^2},\quad "
-                   r"t\Big(\frac{\omega_i}{\omega_j}-1\Big)\to\frac{a_i-a_j}{4},\quad \sqrt t\sum_j\omega_j^{-2}\to "
-                   r"(C-1)\sqrt{c_3}")
+                   r"t\Big(\frac{\omega_i}{\omega_j}-1\Big)\to\frac{a_i-a_j}{4},\quad \sqrt "
+                   r"t\sum_j\omega_j^{-2}\to (C-1)\sqrt{c_3}")
 
 
 def specs(quick: bool = False) -> list[CheckSpec]:

@@ -166,8 +166,8 @@ def non_invariance_lambda() -> Outcome:
     oa = max(abs(float(x)) for o, o2 in zip(outs, outsa) for x in (o2 - o))
     ot = max(abs(float(x)) for o, o2 in zip(outs, outst) for x in (o2 - o))
     ok = da != 0 and dt != 0 and oa > 0 and ot > 0
-    return Outcome(ok, f"lambda=1/2: Delta(L_NC1+L_NC2/3) = {float(da):.4g} (A=[[2,1],[0,1]]), {float(dt):.4g} "
-                       f"(c=(3,-1)); "
+    return Outcome(ok, f"lambda=1/2: Delta(L_NC1+L_NC2/3) = {float(da):.4g} (A=[[2,1],[0,1]]), "
+                       f"{float(dt):.4g} (c=(3,-1)); "
                        f"max output change {oa:.3g}, {ot:.3g} -- not invariant, as math §5.1 says")
 
 

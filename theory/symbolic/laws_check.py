@@ -52,8 +52,8 @@ def bookkeeping() -> Outcome:
             want = [float(e.subs(subs)) for e in exprs]
             if not np.allclose(got, want, rtol=1e-14, atol=0):
                 bad.append(f"constants{(N_, C_, k_)} {scale}: {got} vs {want}")
-    return Outcome(not bad, f"SIGNATURES cover the free symbols of all {len(laws.SIGNATURES)} laws; constants(N, C, "
-                            f"kappa) "
+    return Outcome(not bad, f"SIGNATURES cover the free symbols of all {len(laws.SIGNATURES)} "
+                            f"laws; constants(N, C, kappa) "
                             f"== c1..c3 and per_class_constants() at {len(_CONSTANT_POINTS)} points (both SNR scales)"
                    if not bad else f"inconsistent: {bad}")
 

@@ -252,8 +252,8 @@ def lambda0_general() -> Outcome:
     ok = not r1 and not r2
     return Outcome(ok, f"Pi M^T - pi mu_G^T - Pi Mbar^T -> {MatrixAlgebra.show(r1)}; 1^T Pi Mbar^T Sigma_T^-1 -> "
                        f"{MatrixAlgebra.show(r2)} (with pi = Pi 1, mu_G = M pi, 1^T pi = 1)",
-                   r"\lambda = 0:\ W_{LS} = (\Pi M^T - \pi\mu_G^T)\Sigma_T^{-1} = \Pi\bar M^T\Sigma_T^{-1},\quad "
-                   r"1^TW_{LS} = 0")
+                   r"\lambda = 0:\ W_{LS} = (\Pi M^T - \pi\mu_G^T)\Sigma_T^{-1} = \Pi\bar "
+                   r"M^T\Sigma_T^{-1},\quad 1^TW_{LS} = 0")
 
 
 def specs(quick: bool = False) -> list[CheckSpec]:
@@ -263,8 +263,8 @@ def specs(quick: bool = False) -> list[CheckSpec]:
             lab = size_label(C, p, counts, bias)
             out.append(
                 CheckSpec("3.1", f"step 1: sample loss = quadratic in W~ [{lab}]", _check_quadratic(C, p, counts, bias),
-                          "symbolic size", "L = tr(W~AW~^T)/2 - tr(W~B^T) + 1/2, A = (1/n)H~H~^T + lambda I, B = "
-                                           "(1/n)YH~^T")
+                          "symbolic size", "L = tr(W~AW~^T)/2 - tr(W~B^T) + 1/2, A = (1/n)H~H~^T "
+                                           "+ lambda I, B = (1/n)YH~^T")
             )
             out.append(
                 CheckSpec(
@@ -284,8 +284,8 @@ def specs(quick: bool = False) -> list[CheckSpec]:
         out.append(CheckSpec("3.1", f"step 6: augmented = non-augmented [{size_label(C, p, counts, True)}]",
                              _check_augmented(C, p, counts, None), "symbolic size", "W~_LS = [W_LS, b_LS]"))
     for C, p, counts in RATIONAL_SIZES:
-        out.append(CheckSpec("3.1", f"step 6: augmented = non-augmented [{size_label(C, p, counts, True)}, rational "
-                                    f"features]",
+        out.append(CheckSpec("3.1", f"step 6: augmented = non-augmented "
+                                    f"[{size_label(C, p, counts, True)}, rational features]",
                              _check_augmented(C, p, counts, 11), "rational size", "W~_LS = [W_LS, b_LS]"))
     out.append(CheckSpec("3.1", "lambda=0 closed form, all sizes (matrix symbols)", lambda0_general, "general",
                          "W_LS = Pi Mbar^T Sigma_T^-1, 1^T W_LS = 0"))

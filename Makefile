@@ -7,7 +7,7 @@ OUT    ?= reports/default
 # GPU machines get their CUDA build.
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: install run test test-slow test-all bench clean docs
+.PHONY: install run lint test test-slow test-all bench clean docs
 
 install: $(VENV)/.installed
 
@@ -16,11 +16,17 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	@if command -v nvidia-smi >/dev/null 2>&1; then echo "GPU found: torch from pyproject's range"; \
 	 else $(BIN)/python -m pip install -q $(TORCH_CPU); fi
-	$(BIN)/python -m pip install -q -e '.[test,lightning,docs]'
+	$(BIN)/python -m pip install -q -e '.[test,lint,lightning,docs]'
 	touch $@
 
 run: install
 	$(BIN)/python -m paper_checks --out $(OUT)
+
+# ruff (the rule set in pyproject.toml), mypy on the four packages, and the import-linter's layer contracts
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: install
 	$(BIN)/python -m pytest -m "not slow"

@@ -70,8 +70,9 @@ import tempfile
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -160,7 +161,7 @@ def git_commit() -> str | None:
     try:
         top = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel", "HEAD"], capture_output=True,
                              text=True, timeout=10).stdout.split()
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - no git, no repository, a timeout: the record says "unknown"
         return None
     return top[1] if len(top) == 2 and Path(top[0]).resolve() == root else None
 
@@ -182,13 +183,13 @@ def environment(device: torch.device) -> dict[str, Any]:
         import triton
 
         env["triton"] = triton.__version__
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - an environment record: whatever fails is recorded, not raised
         env["triton"] = f"unavailable ({type(exc).__name__})"
     try:
         import array_api_compat
 
         env["array_api_compat"] = array_api_compat.__version__
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - an environment record: whatever fails is recorded, not raised
         env["array_api_compat"] = f"unavailable ({type(exc).__name__})"
     env["git_commit"] = git_commit()
     env["jax"] = jax_devices()
@@ -292,7 +293,7 @@ def run_measure_check(results: Results, device: torch.device, dataset: str, data
 def dynamo_counters() -> dict[str, Any]:
     try:
         from torch._dynamo.utils import counters
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - torch's private counters: absent in some builds, then not reported
         return {}
     keep = {}
     for group in ("stats", "graph_break", "recompiles", "inductor"):
@@ -313,7 +314,7 @@ def reset_dynamo() -> None:
 
         torch._dynamo.reset()
         counters.clear()
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - torch's private counters: absent in some builds, nothing to reset
         pass
 
 

@@ -68,7 +68,8 @@ def main(argv=None) -> None:
                 perp = ", ".join(_num(r.get(k)) for k in ("perp_opt", "perp_nb", "perp_0"))
                 passed = sum(v == "pass" for v in r["claims"].values())
                 lines.append(
-                    f"| {lr:g} | {batch} | ({r['rung']}) | {_num(r.get('fit_r2_min'), '.4f')} | {_num(r.get('beta'))} | "
+                    f"| {lr:g} | {batch} | ({r['rung']}) | {_num(r.get('fit_r2_min'), '.4f')} "
+                    f"| {_num(r.get('beta'))} | "
                     f"{_num(r.get('clock_ratio'))} | {_pct(r.get('forward_fitted'))} | "
                     f"{_pct(r.get('forward_derived'))} | {_pct(r.get('l_nc1_fit'))} | {_pct(r.get('l_nc23_fit'))} | "
                     f"{perp} | {_num(r.get('ratio_first'))} -> {_num(r.get('ratio_last'))} | {passed} |")

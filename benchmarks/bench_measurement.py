@@ -42,7 +42,9 @@ C_DEFAULT = 10
 WD = 5e-4
 
 
-def make_features(n: int, p: int, C: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def make_features(
+    n: int, p: int, C: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Structured random features: class means on a scaled ETF-like frame plus anisotropic
     within-class noise of decaying spectrum; a classifier near the least-squares one."""
     g = torch.Generator().manual_seed(seed)
@@ -194,7 +196,7 @@ def main(argv=None) -> dict:
     # every BLAS the toolkit uses (NumPy's for Gram matrices, SciPy's dsyrk for the streamed
     # scatter) gets the same thread count as torch; threadpoolctl limits only libraries already
     # loaded, so SciPy's BLAS is loaded first
-    import scipy.linalg.blas  # noqa: F401
+    import scipy.linalg.blas  # noqa: F401 - imported for its side effect: SciPy's BLAS loaded
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(args.threads)
@@ -214,7 +216,7 @@ def main(argv=None) -> dict:
         t_full, res_full = _time(lambda: toolkit_measure(H, y, W, b, C))
         t_sub, res_sub = _time(lambda: toolkit_measure(Hs, ys, W, b, C))
         t_pass, passes = _time(lambda: common_passes(Hs, ys, W, b, C))
-        t_fin, res_base = _time(lambda: common_finish(passes, W, b, C))
+        t_fin, res_base = _time(lambda passes=passes: common_finish(passes, W, b, C))
         rounds.append((t_full, t_sub, t_pass, t_fin))
     t_full, t_sub, t_pass, t_fin = (min(r[i] for r in rounds) for i in range(4))
     t_base = t_pass + t_fin

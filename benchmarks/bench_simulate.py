@@ -183,8 +183,13 @@ def main(argv=None) -> None:
               f"{ref / (row['run'] + row['compile']):9.1f}")
     print("speed-up against the faster scipy loop; scipy measured: "
           + ", ".join(f"{m} {b['sub']:.2f} s for {r['baseline']}" for m, b in r["base"].items()))
-    print("Tsit5 steps: vmap median {:.0f} max {} (a vmapped loop runs until the slowest finishes); batch {}".format(
-        np.median(r["rows"]["vmap"]["steps"]), int(np.max(r["rows"]["vmap"]["steps"])), int(r["rows"]["batch"]["steps"])))
+    print(
+        "Tsit5 steps: vmap median {:.0f} max {} (a vmapped loop runs until the slowest finishes); batch {}".format(
+            np.median(r["rows"]["vmap"]["steps"]),
+            int(np.max(r["rows"]["vmap"]["steps"])),
+            int(r["rows"]["batch"]["steps"]),
+        )
+    )
     print(f"integrate_reduced_ensemble as two plain calls: first {r['eager'][0]:.2f} s (compiles), second "
           f"{r['eager'][1]:.2f} s (no recompilation)")
     print("max relative differences (on the scipy subsample unless noted):")

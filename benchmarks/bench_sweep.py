@@ -17,7 +17,8 @@
   and at the end; wall time beyond training + measurement.
 * **CUDA** (only when a GPU is present): K = 8 ResNet18 on Fashion-MNIST (``--gpu-per-class``,
   ``--gpu-epochs``, at least 2; ``--data-root``) at 8 learning rates of the paper's grid, interleaved on
-  streams (the CUDA strategy), against one single run of the same options: model-epochs per second from the last epoch's time
+  streams (the CUDA strategy), against one single run of the same options:
+  model-epochs per second from the last epoch's time
   (``epoch_time_s`` of the last record; the first epoch compiles), and the ratio (issue 10's target: >= 3x).
 """
 
@@ -95,12 +96,19 @@ def compare_cpu(name: str, base: TrainConfig, lrs: list[float], root: Path) -> d
         members = [_summary(_member_dir(sweep_dir, c), wall) for c in cfgs]
         train_s, measure_s = members[0]["train_s"], sum(m["measure_s"] for m in members)
         res[strategy] = {
-            "wall_s": wall, "train_s": train_s, "measure_s": measure_s, "model_epochs_per_s": K * epochs / wall,
-            "speedup_wall": seq_wall / wall, "speedup_train": res["sequential"]["train_s"] / train_s,
+            "wall_s": wall,
+            "train_s": train_s,
+            "measure_s": measure_s,
+            "model_epochs_per_s": K * epochs / wall,
+            "speedup_wall": seq_wall / wall,
+            "speedup_train": res["sequential"]["train_s"] / train_s,
             "overhead_ratio": wall / (train_s + measure_s),
             "final_metrics_max_rel_diff": max(
-                _max_rel_diff(read_metrics(_member_dir(sweep_dir, c))[-1], read_metrics(root / f"{name}-single-{c.lr:g}")[-1])
-                for c in cfgs),
+                _max_rel_diff(
+                    read_metrics(_member_dir(sweep_dir, c))[-1], read_metrics(root / f"{name}-single-{c.lr:g}")[-1]
+                )
+                for c in cfgs
+            ),
         }
     return res
 
@@ -138,9 +146,18 @@ def bench_cuda(root: Path, per_class: int, epochs: int, data_root: str | None, K
         sweep_dir = root / f"gpu-{strategy}"
         t0 = time.perf_counter()
         try:
-            run_sweep(SweepSpec(dataclasses.replace(base, out=str(sweep_dir)), lrs=lrs,
-                                weight_decays=[base.weight_decay], seeds=[0], strategy=strategy), sweep_dir, figures=False)
-        except Exception as exc:  # one strategy failing on this GPU must not hide the other's numbers
+            run_sweep(
+                SweepSpec(
+                    dataclasses.replace(base, out=str(sweep_dir)),
+                    lrs=lrs,
+                    weight_decays=[base.weight_decay],
+                    seeds=[0],
+                    strategy=strategy,
+                ),
+                sweep_dir,
+                figures=False,
+            )
+        except Exception as exc:  # noqa: BLE001 - one strategy failing on this GPU must not hide the other's numbers
             res[strategy] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
             continue
         wall = time.perf_counter() - t0
@@ -148,7 +165,9 @@ def bench_cuda(root: Path, per_class: int, epochs: int, data_root: str | None, K
         mrecs = read_metrics(member)
         s = json.loads((sweep_dir / "sweep.json").read_text())
         res[strategy] = {
-            "wall_s": wall, "epoch_s_mean": mrecs[-1]["train_time_s"] / epochs, "last_epoch_s": mrecs[-1]["epoch_time_s"],
+            "wall_s": wall,
+            "epoch_s_mean": mrecs[-1]["train_time_s"] / epochs,
+            "last_epoch_s": mrecs[-1]["epoch_time_s"],
             "model_epochs_per_s": K / mrecs[-1]["epoch_time_s"],
             "throughput_ratio_last_epoch": K * recs[-1]["epoch_time_s"] / mrecs[-1]["epoch_time_s"],
             "chunk_size": s["spec"]["max_members_per_chunk"],
@@ -163,8 +182,12 @@ def print_cpu(r: dict) -> None:
     print(f"CPU, {r['threads']} torch thread(s): K = {r['K']} digits {r['model']}, {r['epochs']} epochs")
     print("| what | sequential single runs | " + " | ".join(f"sweep, {s}" for s in STRATEGIES) + " |")
     print("|---|---|" + "---|" * len(STRATEGIES))
-    rows = (("wall time, s", "wall_s", ".2f"), ("training, s", "train_s", ".2f"), ("measurement, s", "measure_s", ".2f"),
-            ("model-epochs / s", "model_epochs_per_s", ".2f"))
+    rows = (
+        ("wall time, s", "wall_s", ".2f"),
+        ("training, s", "train_s", ".2f"),
+        ("measurement, s", "measure_s", ".2f"),
+        ("model-epochs / s", "model_epochs_per_s", ".2f"),
+    )
     for label, key, fmt in rows:
         print(f"| {label} | {format(seq[key], fmt)} | " + " | ".join(format(r[s][key], fmt) for s in STRATEGIES) + " |")
     print("| speed-up, wall (training) | 1 | " + " | ".join(
@@ -185,9 +208,11 @@ def main(argv=None) -> dict:
                     help="repeat the CPU comparisons; the median ratios are printed (default: %(default)s)")
     ap.add_argument("--out", default=None, help="write the results as JSON here (default: not written)")
     ap.add_argument("--data-root", default=None, help="folder of the Fashion-MNIST files (default: the loader's)")
-    ap.add_argument("--gpu-per-class", type=int, default=5000, help="CUDA comparison: samples per class (default: %(default)s)")
+    ap.add_argument("--gpu-per-class", type=int, default=5000, help="CUDA comparison: samples per "
+                                                                    "class (default: %(default)s)")
     ap.add_argument("--gpu-epochs", type=int, default=3, help="CUDA comparison: epochs, >= 2 (default: %(default)s)")
-    ap.add_argument("--no-gpu", action="store_true", help="skip the CUDA comparison (default: run it when CUDA is present)")
+    ap.add_argument("--no-gpu", action="store_true", help="skip the CUDA comparison (default: "
+                                                          "run it when CUDA is present)")
     ap.add_argument("--gpu-only", action="store_true", help="skip the CPU comparisons (default: run them)")
     args = ap.parse_args(argv)
     if args.gpu_epochs < 2:
@@ -227,15 +252,26 @@ def main(argv=None) -> dict:
         print(f"bookkeeping time, every epoch / by time: {beyond['every_epoch'] / max(beyond['by_time'], 1e-9):.2f}x")
     if "cuda" in results:
         c = results["cuda"]
-        print(f"CUDA ({c['device']}): K = {c['K']} ResNet18, Fashion-MNIST {c['per_class']}/class, {c['epochs']} epochs")
+        print(
+            f"CUDA ({c['device']}): K = {c['K']} ResNet18, Fashion-MNIST {c['per_class']}/class, {c['epochs']} epochs"
+        )
         print("| what | single run | " + " | ".join(f"sweep, {s}" for s in CUDA_STRATEGIES) + " |")
         print("|---|---|" + "---|" * len(CUDA_STRATEGIES))
-        for label, key in (("wall time, s", "wall_s"), ("last epoch, s", "last_epoch_s"),
-                           ("mean epoch (first included), s", "epoch_s_mean"), ("model-epochs / s (last epoch)", "model_epochs_per_s")):
+        for label, key in (
+            ("wall time, s", "wall_s"),
+            ("last epoch, s", "last_epoch_s"),
+            ("mean epoch (first included), s", "epoch_s_mean"),
+            ("model-epochs / s (last epoch)", "model_epochs_per_s"),
+        ):
             print(f"| {label} | {c['single'][key]:.3f} | " + " | ".join(
                 "failed" if "error" in c[s] else f"{c[s][key]:.3f}" for s in CUDA_STRATEGIES) + " |")
-        print("| throughput ratio (target >= 3) | 1 | " + " | ".join(
-            "failed" if "error" in c[s] else f"{c[s]['throughput_ratio_last_epoch']:.2f}x" for s in CUDA_STRATEGIES) + " |")
+        print(
+            "| throughput ratio (target >= 3) | 1 | "
+            + " | ".join(
+                "failed" if "error" in c[s] else f"{c[s]['throughput_ratio_last_epoch']:.2f}x" for s in CUDA_STRATEGIES
+            )
+            + " |"
+        )
         for s in CUDA_STRATEGIES:
             if "error" in c[s]:
                 print(f"{s} failed: {c[s]['error']}")

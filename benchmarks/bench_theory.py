@@ -1,6 +1,7 @@
 """Benchmark of ``theory`` on the CPU.
 
-``python -m benchmarks.bench_theory [--n 60000] [--p 512] [--classes 10] [--baseline-samples 3000] [--skip-certificate]``
+``python -m benchmarks.bench_theory [--n 60000] [--p 512] [--classes 10]
+    [--baseline-samples 3000] [--skip-certificate]``
 
 (a) The full symbolic certificate (``python -m theory --json``, every identity) and the quick one
     (``--quick``), each in a fresh interpreter (imports included), wall time against the 60 s target.
@@ -121,7 +122,8 @@ def bench_stats(n: int, p: int, C: int, n_base: int, seed: int = 0) -> None:
     print("| method | time (s) | speed-up vs loop | max abs diff Sigma_W |")
     print("|---|---|---|---|")
     print(f"| Python loop of float64 outer products (baseline; run on {n_base} samples in {t_loop_sub:.2f} s, "
-          f"extrapolated linearly x{n / n_base:.0f}) | {t_loop:.1f} | 1 | {diff_sub:.1e} vs theory.class_stats on the same {n_base} |")
+          f"extrapolated linearly x{n / n_base:.0f}) | {t_loop:.1f} | 1 | {diff_sub:.1e} vs "
+          f"theory.class_stats on the same {n_base} |")
     print(f"| theory.class_stats (one call, float64 GEMMs, best of 3) | {t_theory:.3f} | {t_loop / t_theory:.0f}x | "
           f"{diff_full:.1e} vs float64 two-pass NumPy on all n |")
     print(f"| theory.ClassStatsAccumulator (batches of 4096, best of 2) | {t_stream:.3f} | {t_loop / t_stream:.0f}x | "

@@ -20,8 +20,45 @@ docs/run_format.md), ``loading``, ``export``, ``plot``, ``data``, ``models``, ``
 from __future__ import annotations
 
 import importlib as _importlib
+from typing import TYPE_CHECKING
 
-#: public name -> module that defines it
+if TYPE_CHECKING:  # the re-exports, written out as in the other packages (for type checkers and readers)
+    from .config import PRESETS, TrainConfig, merge_preset
+    from .data import load_dataset, load_train_test
+    from .loading import LoadedRun, load_run
+    from .measurement import METRIC_KEYS, measure
+    from .models import build_model
+    from .monitor import NCMonitor
+    from .runs import RunError
+    from .schema import SCHEMA_VERSION, RunLog, RunLogError, read_run_log, run_schema
+    from .sweep import SweepSpec, run_sweep
+    from .training import NonFiniteLossError, train
+
+__all__ = [
+    "LoadedRun",
+    "METRIC_KEYS",
+    "NCMonitor",
+    "NonFiniteLossError",
+    "PRESETS",
+    "RunError",
+    "RunLog",
+    "RunLogError",
+    "SCHEMA_VERSION",
+    "SweepSpec",
+    "TrainConfig",
+    "build_model",
+    "load_dataset",
+    "load_run",
+    "load_train_test",
+    "measure",
+    "merge_preset",
+    "read_run_log",
+    "run_schema",
+    "run_sweep",
+    "train",
+]
+
+#: public name -> module that defines it, imported on first use (``import empirical`` imports no torch)
 _EXPORTS = {
     "train": "training",
     "NonFiniteLossError": "training",
@@ -45,8 +82,6 @@ _EXPORTS = {
     "run_schema": "schema",
     "RunError": "runs",
 }
-
-__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):

@@ -18,7 +18,8 @@ Option precedence (:func:`empirical.config.merge_preset`, shared with ``python -
 option's :class:`TrainConfig` default.  ``train`` and ``sweep`` need a dataset (``--preset``, ``--dataset`` or a
 ``--config`` file naming one): without it they stop with a one-line error, exit status 2.  ``--resume``
 accepts the options the run was started with; only changed ones are refused (naming them), except
-``device``, ``threads``, progress and the checkpoint options, which a resumed run may change.  Known errors (bad input, missing data, unknown names, an existing run)
+``device``, ``threads``, progress and the checkpoint options, which a resumed run may change.
+Known errors (bad input, missing data, unknown names, an existing run)
 print ``error: ...`` to stderr and exit with status 2; a diverging loss exits with status 3
 after keeping every measured epoch.
 """
@@ -29,8 +30,9 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
@@ -91,8 +93,8 @@ def add_train_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--data-root", dest="data_root", default=S,
                    help="folder of the dataset files (default: $NC_DATA_ROOT, else the system folders)")
     t.add_argument("--image-size", dest="image_size", type=int, default=S,
-                   help="image side length (default: the dataset's: 28x28 sets padded to 32, digits 8x8, "
-                        "others native)")
+                   help="image side length (default: the dataset's: 28x28 sets padded to 32, "
+                        "digits 8x8, others native)")
     t.add_argument("--model-arg", dest="model_args", type=_kv, action="append", default=[],
                    help="KEY=VALUE passed to build_model (VALUE parsed as JSON when possible; default: none)")
     t.add_argument("--data-arg", dest="data_args", type=_kv, action="append", default=[],
@@ -160,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="draw the paper's panels into RUN/figures")
     pl.add_argument("run_dir", help="a run directory (metrics.jsonl)")
     pl.add_argument("--out", default=None, help="folder for the PNGs (default RUN/figures)")
-    pl.add_argument("--tpt-threshold", type=float, default=0.0, help="terminal phase: training error stays <= this fraction from its first epoch on "
+    pl.add_argument("--tpt-threshold", type=float, default=0.0, help="terminal phase: training error stays <= this "
+                                                                     "fraction from its first epoch on "
                          "(default: %(default)s, exactly zero)")
 
     ex = sub.add_parser("export-csv", help="write RUN/metrics.jsonl as CSV")
@@ -333,7 +336,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .training import NonFiniteLossError
 
     ns = build_parser().parse_args(argv)
-    handler = {"train": _cmd_train, "sweep": _cmd_sweep, "plot": _cmd_plot, "export-csv": _cmd_export, "presets": _cmd_presets}[ns.command]
+    handler = {
+        "train": _cmd_train,
+        "sweep": _cmd_sweep,
+        "plot": _cmd_plot,
+        "export-csv": _cmd_export,
+        "presets": _cmd_presets,
+    }[ns.command]
     try:
         return handler(ns)
     except NonFiniteLossError as exc:

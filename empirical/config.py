@@ -101,7 +101,7 @@ class TrainConfig:
         if isinstance(self.keep_checkpoints, (list, tuple)):
             self.keep_checkpoints = sorted({int(e) for e in self.keep_checkpoints})
 
-    def resolved(self) -> "TrainConfig":
+    def resolved(self) -> TrainConfig:
         """A copy with the schedule defaults filled in and the options validated (``ValueError`` naming the option)."""
         from .measurement import MEASURE_PRECISIONS
         from .models import takes_sample_indices
@@ -159,7 +159,7 @@ class TrainConfig:
         """Epochs whose weights are kept (``keep_checkpoints``; the measured epochs for ``"measured"``)."""
         if self.keep_checkpoints is None:
             return set()
-        if self.keep_checkpoints == "measured":
+        if isinstance(self.keep_checkpoints, str):  # "measured", the one string validate() accepts
             return set(self.measure_epochs or measurement_epochs(self.epochs))
         return set(self.keep_checkpoints)
 
@@ -167,7 +167,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         check_option_names(d)
         return cls(**d)
 
@@ -209,7 +209,9 @@ def parse_keep_checkpoints(text: str) -> str | list[int]:
     try:
         return sorted({int(t) for t in text.split(",") if t.strip()})
     except ValueError:
-        raise ValueError(f"cannot parse --keep-checkpoints {text!r}: expected 'measured' or comma-separated epochs") from None
+        raise ValueError(
+            f"cannot parse --keep-checkpoints {text!r}: expected 'measured' or comma-separated epochs"
+        ) from None
 
 
 def merged_options(preset: str | None = None, config_file: str | os.PathLike | None = None,

@@ -3,7 +3,8 @@
 One row per measured epoch; one column per key in order of first appearance.  A
 list-valued key (``snr_singular_values``) becomes columns ``key_0, key_1, ...`` only (a record
 where it is ``None`` leaves those cells empty; no bare ``key`` column); a list of strings
-(``warnings``) is one cell holding it as a JSON array (its strings may contain any separator).  Missing values are empty cells.  The CSV reads back
+(``warnings``) is one cell holding it as a JSON array (its strings may contain any separator).
+Missing values are empty cells.  The CSV reads back
 into the same records with :func:`empirical.schema.read_run_log`.
 """
 

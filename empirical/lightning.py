@@ -26,7 +26,7 @@ try:
     import lightning.pytorch as pl
 except ImportError:  # pragma: no cover - the older package name
     try:
-        import pytorch_lightning as pl
+        import pytorch_lightning as pl  # type: ignore[no-redef]  # the same API under the older name
     except ImportError:
         raise ImportError("empirical.lightning needs PyTorch Lightning: pip install -e '.[lightning]' "
                           "(or pip install lightning)") from None
@@ -102,7 +102,7 @@ class NCMonitorCallback(pl.Callback):
         """Whether ``epoch`` (completed epochs; 0 = before training) is measured."""
         if self.epochs is not None:
             return epoch in self.epochs
-        return epoch > 0 and epoch % self.every_n_epochs == 0
+        return epoch > 0 and self.every_n_epochs is not None and epoch % self.every_n_epochs == 0
 
     # ---- Lightning hooks
     def setup(self, trainer, pl_module, stage: str | None = None) -> None:
@@ -178,6 +178,8 @@ class NCMonitorCallback(pl.Callback):
     def _measure(self, trainer, epoch: int) -> None:
         train = self._data(trainer, "train")
         test = self._data(trainer, "test") if self.test_data is not None else None
+        if self.monitor is None:  # setup() builds it, before the first measured epoch
+            raise RuntimeError("NCCallback: an epoch measured before setup()")
         self.monitor.measure(epoch, train, test, step=int(trainer.global_step), lr=self._lr(trainer),
                              lr_weighted_steps=self.lr_weighted_steps)
 

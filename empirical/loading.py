@@ -5,7 +5,8 @@ kept epoch, ``--keep-checkpoints measured|EPOCHS``), in eval mode, with the run'
 (the same balanced subset, standardisation and device placement as in training) and its config::
 
     run = empirical.loading.load_run("runs/digits", epoch=24)
-    m = empirical.measurement.measure(run.model, run.train.x, run.train.y, run.num_classes, weight_decay=run.config.weight_decay)
+    m = empirical.measurement.measure(run.model, run.train.x, run.train.y, run.num_classes,
+                                      weight_decay=run.config.weight_decay)
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def load_run(run_dir: str | os.PathLike, epoch: int | None = None, *, device: st
     if data_root is not None:
         cfg.data_root = data_root
     cfg = cfg.resolved()
+    state: dict[str, Any] | None
     if epoch is None:
         state = runs.load_checkpoint(run_dir, map_location=device)
     else:

@@ -4,8 +4,9 @@ estimate (:func:`empirical.sweep.memory.member_training_bytes`)."""
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-from typing import Callable
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +24,10 @@ def network_loss(logits: torch.Tensor, y: torch.Tensor, num_classes: int, kind: 
     raise ValueError(f"unknown loss {kind!r}: expected 'mse' or 'ce'")
 
 
-def forward_loss(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int, kind: str,
-                 autocast: Callable[[], object] = nullcontext) -> tuple[torch.Tensor, torch.Tensor]:
+def forward_loss(
+    net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int, kind: str,
+    autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(loss, logits)``: the forward pass of ``net`` on ``x`` under ``autocast()`` (a context factory:
     ``torch.autocast(...)`` or ``nullcontext``), the criterion :func:`network_loss` outside it (in float32)."""
     with autocast():

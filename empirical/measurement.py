@@ -49,15 +49,33 @@ as unavailable) is recorded as ``None`` with an entry in ``warnings``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Protocol
 
 import torch
 
 import theory
 
 from .distributed import SINGLE, DistInfo, all_reduce_sum, merge_accumulator, shard
+
+
+class FeatureModel(Protocol):
+    """What a measurement reads of a model: the toolkit's networks (:class:`empirical.models.base.FeatureClassifier`)
+    and the monitor's view of any module through its classifier (``forward_with_features``, ``fc``, the mode)."""
+
+    @property
+    def fc(self) -> torch.nn.Linear: ...
+
+    @property
+    def training(self) -> bool: ...
+
+    def eval(self) -> Any: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 #: Keys of one metrics record written by :func:`measure` (besides bookkeeping keys).
 METRIC_KEYS: tuple[str, ...] = (
@@ -157,7 +175,7 @@ def float32_precision(precision: str | None):
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
 
 
-def classifier_of(model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+def classifier_of(model: FeatureModel) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Last-layer ``(W (C, p), b (C,) or None)`` of a model with an ``fc`` ``nn.Linear``, detached float64."""
     fc = model.fc
     W = fc.weight.detach().to(torch.float64)
@@ -176,7 +194,7 @@ def _local_slices(n: int, batch_size: int, info: DistInfo):
 
 @torch.no_grad()
 def feature_pass(
-    model: torch.nn.Module,
+    model: FeatureModel,
     x: torch.Tensor,
     y: torch.Tensor,
     num_classes: int,
@@ -197,7 +215,7 @@ def feature_pass(
 
 @torch.no_grad()
 def batches_pass(
-    model: torch.nn.Module,
+    model: FeatureModel,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     num_classes: int,
     *,
@@ -278,7 +296,7 @@ def metrics_from_pass(
 
 
 def measure(
-    model: torch.nn.Module,
+    model: FeatureModel,
     train_x: torch.Tensor,
     train_y: torch.Tensor,
     num_classes: int,
@@ -320,7 +338,7 @@ def _measure(model, train_x, train_y, num_classes, *, weight_decay, loss_reducti
 
 
 def measure_passes(
-    model: torch.nn.Module,
+    model: FeatureModel,
     train_pass: Callable[[], FeaturePass],
     test_pass: Callable[[], FeaturePass] | None,
     num_classes: int,

@@ -46,7 +46,13 @@ import theory
 from . import runs
 from .distributed import SINGLE, DistInfo
 from .measurement import (
-    METRIC_KEYS, FeaturePass, batches_pass, feature_pass, float32_precision, measure_passes, resolve_precision,
+    METRIC_KEYS,
+    FeaturePass,
+    batches_pass,
+    feature_pass,
+    float32_precision,
+    measure_passes,
+    resolve_precision,
 )
 
 __all__ = ["LOSSES", "NCMonitor", "current_dist_info", "select_logits"]
@@ -244,7 +250,8 @@ class NCMonitor:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(classifier, nn.Linear):
-            raise TypeError(f"classifier must be the model's last torch.nn.Linear layer, got {type(classifier).__name__}")
+            raise TypeError(f"classifier must be the model's last torch.nn.Linear layer, got "
+                            f"{type(classifier).__name__}")
         if not any(m is classifier for m in model.modules()):
             raise ValueError("classifier is not a submodule of model: pass the model's own last nn.Linear layer")
         if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 2:
@@ -287,7 +294,8 @@ class NCMonitor:
         return self.out / runs.METRICS_FILE
 
     def config(self, per_class: int | None = None) -> dict[str, Any]:
-        """The ``config.json`` this monitor writes (layout of :func:`empirical.train`'s: ``config`` + ``environment``)."""
+        """The ``config.json`` this monitor writes (layout of :func:`empirical.train`'s
+        : ``config`` + ``environment``)."""
         from .schema import SCHEMA_VERSION
 
         model = self.model.module if hasattr(self.model, "module") else self.model
@@ -346,9 +354,11 @@ class NCMonitor:
                                    self.num_classes, weight_decay=self.weight_decay, loss_reduction=self.reduction,
                                    info=self.info)
         except theory.NonFiniteError as exc:
+            earlier = (f"the earlier lines are kept in {self.metrics_path}" if self.metrics_path.is_file()
+                       else "none written before")
             raise theory.NonFiniteError(
                 f"epoch {int(epoch)}: {exc} in eval mode: the network has diverged; no line written for this "
-                f"epoch ({'the earlier lines are kept in ' + str(self.metrics_path) if self.metrics_path.is_file() else 'none written before'})"
+                f"epoch ({earlier})"
             ) from None
         record = {"epoch": int(epoch), **extra, **m}
         if self.info.is_main:

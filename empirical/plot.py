@@ -11,8 +11,9 @@ terminal phase (:func:`empirical.runs.terminal_phase_start`: training error zero
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -22,17 +23,31 @@ from .runs import FIGURES_DIR, read_config, read_metrics, terminal_phase_start
 PANELS: dict[str, tuple[str, str, bool, list[tuple[str, str]]]] = {
     "train_error": ("Training error", "error", False, [("train_error", "train"), ("test_error", "test")]),
     "nc1": ("NC1: within-class variability", "Tr(Sigma_W Sigma_B^+)/C", True, [("nc1", "NC1")]),
-    "nc2_equinorm": ("NC2: equinorm", "std/avg of norms", True,
-                     [("nc2_equinorm_means", "class means"), ("nc2_equinorm_classifiers", "classifiers")]),
-    "nc2_angles": ("NC2: equiangularity and maximal angle", "", True,
-                   [("nc2_equiangular_means", "std cos, means"),
-                    ("nc2_equiangular_classifiers", "std cos, classifiers"),
-                    ("nc2_maxangle_means", "avg |cos + 1/(C-1)|, means"),
-                    ("nc2_maxangle_classifiers", "avg |cos + 1/(C-1)|, classifiers")]),
+    "nc2_equinorm": (
+        "NC2: equinorm",
+        "std/avg of norms",
+        True,
+        [("nc2_equinorm_means", "class means"), ("nc2_equinorm_classifiers", "classifiers")],
+    ),
+    "nc2_angles": (
+        "NC2: equiangularity and maximal angle",
+        "",
+        True,
+        [
+            ("nc2_equiangular_means", "std cos, means"),
+            ("nc2_equiangular_classifiers", "std cos, classifiers"),
+            ("nc2_maxangle_means", "avg |cos + 1/(C-1)|, means"),
+            ("nc2_maxangle_classifiers", "avg |cos + 1/(C-1)|, classifiers"),
+        ],
+    ),
     "nc3": ("NC3: self-duality", "||W^T/||W|| - Mbar/||Mbar||||^2", True, [("nc3", "NC3")]),
     "nc4": ("NC4: NCC mismatch", "fraction", False, [("nc4", "NC4")]),
-    "decomposition": ("MSE decomposition (log scale)", "loss", True,
-                      [("loss", "L (with lambda)"), ("l_nc1", "L_NC1"), ("l_nc23", "L_NC2/3"), ("l_perp", "L_LS^perp")]),
+    "decomposition": (
+        "MSE decomposition (log scale)",
+        "loss",
+        True,
+        [("loss", "L (with lambda)"), ("l_nc1", "L_NC1"), ("l_nc23", "L_NC2/3"), ("l_perp", "L_LS^perp")],
+    ),
 }
 
 
@@ -103,7 +118,7 @@ def plot_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = Non
     try:
         cfg = read_config(run_dir).get("config", {})
         tag = f"{cfg.get('dataset', '?')} / {cfg.get('model', '?')} ({cfg.get('loss', 'mse')})"
-    except Exception:  # plotting should not need the config
+    except Exception:  # noqa: BLE001 - plotting should not need the config
         tag = run_dir.name
     out = Path(out_dir) if out_dir is not None else run_dir / FIGURES_DIR
     out.mkdir(parents=True, exist_ok=True)

@@ -27,9 +27,10 @@ import os
 import platform
 import socket
 import sys
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from theory.jsonio import dumps
 
@@ -55,7 +56,7 @@ def environment_info(device: str | None = None) -> dict[str, Any]:
         "numpy": np.__version__,
         "platform": platform.platform(),
         "host": socket.gethostname(),
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "torch_num_threads": torch.get_num_threads(),
         "cuda_available": torch.cuda.is_available(),
         "argv": list(sys.argv),
@@ -163,7 +164,7 @@ def json_line(record: Any) -> str:
     return dumps(record, indent=None, unknown="raise")
 
 
-def append_jsonl(path: str | os.PathLike, record: Any, writer: "CheckpointWriter | None" = None) -> None:
+def append_jsonl(path: str | os.PathLike, record: Any, writer: CheckpointWriter | None = None) -> None:
     """Append ``record`` as one JSON line (:func:`json_line`) to ``path`` and flush it, so a killed process
     loses nothing already written; then fsync it (against a crash of the machine): here, or, with a
     :class:`CheckpointWriter`, in its background thread (the training loop does not wait for the disk)."""
@@ -216,7 +217,7 @@ def checkpoint_bytes(state: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
-def save_checkpoint(run_dir: Path, state: dict[str, Any], writer: "CheckpointWriter | None" = None) -> Path:
+def save_checkpoint(run_dir: Path, state: dict[str, Any], writer: CheckpointWriter | None = None) -> Path:
     """Save ``state`` with ``torch.save`` atomically to ``checkpoints/last.pt``.
 
     The snapshot is taken now; with a :class:`CheckpointWriter` the file is written (temporary file, fsync,
@@ -238,7 +239,8 @@ class CheckpointWriter:
     Safe because what is written is an in-memory snapshot (:func:`checkpoint_bytes`) taken on the training
     thread; each file is written atomically, so a kill at any moment leaves the previous checkpoint or the new
     one.  :meth:`submit` returns at once (one worker thread: writes never overtake each other); :meth:`wait`
-    blocks until everything submitted is on disk, ends the thread, and re-raises the first write error, once.  The interpreter
+    blocks until everything submitted is on disk, ends the thread, and re-raises the first write error, once.
+    The interpreter
     joins the worker at exit, so a process that ends normally finishes its writes.
     """
 

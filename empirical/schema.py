@@ -134,6 +134,10 @@ def _fast_line_check():
     return check
 
 
+#: JSON Schema type name -> the Python type that :data:`_JSON_TYPE` names
+_SCHEMA_TYPES: dict[str, type] = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None),
+                                  "number": float}
+
 _JSON_TYPE = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null",
               int: "a number", float: "a number"}
 
@@ -166,10 +170,8 @@ def _problem(value: Any, name: str) -> str | None:
         key = ".".join(filter(None, [path, missing[0] if missing else ""]))
         return f"missing required key '{key}'"
     if err.validator == "type":
-        want = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
-        want = " or ".join("an integer" if w == "integer" else _JSON_TYPE.get(
-            {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None),
-             "number": float}.get(w), w) for w in want)
+        wanted = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+        want = " or ".join(_json_type_name(w) for w in wanted)
         return f"key '{path}': expected {want}, got {_describe(err.instance)}"
     return f"key '{path}': {err.message}"
 
@@ -265,7 +267,7 @@ def _csv_records(path: Path) -> list[Row]:
             if m and m.group(1) in arrays:
                 list_cols.setdefault(m.group(1), []).append((int(m.group(2)), j))
         in_list = {j for cols in list_cols.values() for _, j in cols}
-        rows = []
+        rows: list[Row] = []
         for lineno, row in enumerate(reader, start=2):
             if not any(cell.strip() for cell in row):
                 continue
@@ -302,9 +304,17 @@ def _csv_row(header: list[str], row: list[str], in_list: set[int],
     return rec
 
 
+def _json_type_name(schema_type: str) -> str:
+    """``"an integer"``, ``"a string"``, ... for a JSON Schema type name (the name itself when unknown)."""
+    if schema_type == "integer":
+        return "an integer"
+    py = _SCHEMA_TYPES.get(schema_type)
+    return schema_type if py is None else _JSON_TYPE.get(py, schema_type)
+
+
 def _jsonl_records(path: Path, notes: list[str]) -> list[Row]:
     lines = path.read_text(encoding="utf-8").splitlines()
-    out = []
+    out: list[Row] = []
     for i, line in enumerate(lines, start=1):
         if not line.strip():
             continue

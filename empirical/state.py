@@ -83,7 +83,7 @@ class Clock:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_state(cls, state: dict[str, Any] | None) -> "Clock":
+    def from_state(cls, state: dict[str, Any] | None) -> Clock:
         return cls(**state) if state else cls()  # checkpoints written before the clock existed start at zero
 
     def catch_up(self, records: list[dict[str, Any]]) -> None:
@@ -128,7 +128,7 @@ class RunState:
                 "time_s": self.elapsed(), "clock": self.clock.state(), "rng": rng_states(generator)}
 
     @classmethod
-    def from_dict(cls, ckpt: dict[str, Any], generator: torch.Generator | None = None) -> "RunState":
+    def from_dict(cls, ckpt: dict[str, Any], generator: torch.Generator | None = None) -> RunState:
         """The state saved by :meth:`to_dict`; restores the random states when ``generator`` is given."""
         if generator is not None:
             set_rng_states(ckpt["rng"], generator)

@@ -37,8 +37,9 @@ host: the loss and the error count stay on the device.
 from __future__ import annotations
 
 import warnings
-from contextlib import nullcontext
-from typing import Callable
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import torch
 from torch import nn
@@ -77,7 +78,7 @@ def compile_usable(device: torch.device) -> tuple[bool, str]:
 
         if not torch._dynamo.is_dynamo_supported():
             return False, "torch.compile is not supported on this Python / platform"
-    except Exception as exc:  # pragma: no cover - broken installations
+    except Exception as exc:  # noqa: BLE001  # pragma: no cover - broken installations
         return False, f"torch._dynamo unavailable: {exc}"
     if device.type == "cuda":
         from torch.utils._triton import has_triton
@@ -158,7 +159,7 @@ class TrainStep:
         num_classes: int,
         loss: str = "mse",
         *,
-        autocast: Callable[[], object] = nullcontext,
+        autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
         channels_last: bool = False,
         compile_mode: str = "none",
         model: nn.Module | None = None,
@@ -177,10 +178,10 @@ class TrainStep:
         self._cudagraphs = compile_mode == "reduce-overhead"
         if compile_mode != "none":
             try:
-                kwargs = {} if compile_mode == "default" else {"mode": compile_mode}
+                kwargs: dict[str, Any] = {} if compile_mode == "default" else {"mode": compile_mode}
                 self._compiled = torch.compile(self._step_fn, **kwargs)
                 self.mode = compile_mode
-            except Exception as exc:  # torch.compile itself refused (e.g. unsupported platform)
+            except Exception as exc:  # noqa: BLE001 - torch.compile itself refused (e.g. unsupported platform)
                 self._fall_back(exc)
 
     # the per-step work: forward, criterion, error count (one function, the unit of compilation)
@@ -218,7 +219,7 @@ class TrainStep:
                     torch.compiler.cudagraph_mark_step_begin()
                 loss, wrong = self._compiled(x, y)
                 self._backward(loss, scale)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure of the compiled step: the eager step reruns it
                 self._fall_back(exc)
                 if saved is not None:
                     with torch.no_grad():

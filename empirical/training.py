@@ -34,10 +34,11 @@ import os
 import random
 import sys
 import time
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 import torch
@@ -48,7 +49,7 @@ from . import runs, timing
 from .config import PRESETS, RESUME_OVERRIDES, TrainConfig, changed_options, read_config_file  # noqa: F401 (re-exports)
 from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_object, init_from_env, shard, shutdown
 from .measurement import METRIC_KEYS, measure, resolve_precision
-from .models import takes_sample_indices
+from .models import FeatureClassifier, takes_sample_indices
 from .schedule import lr_at
 from .state import Clock, RunState, rng_states, set_rng_states  # noqa: F401 (re-exports)
 from .step import TrainStep, make_optimizer, resolve_channels_last, resolve_compile, set_optimizer_implementation
@@ -103,7 +104,9 @@ def load_data(cfg: TrainConfig, device: torch.device):
             image_size=cfg.image_size, with_test=cfg.measure_test and not sample_indices, **cfg.data_kwargs,
         )
     except TypeError as exc:
-        raise ValueError(f"bad --data-arg / data_kwargs {sorted(cfg.data_kwargs)} for dataset {cfg.dataset!r}: {exc}") from None
+        raise ValueError(
+            f"bad --data-arg / data_kwargs {sorted(cfg.data_kwargs)} for dataset {cfg.dataset!r}: {exc}"
+        ) from None
     if sample_indices:  # the UFM's input is the sample's index: the same samples, labels and batches, no test set
         train_set, test_set = index_dataset(train_set), None
     check_all_classes_present(train_set.y, int(train_set.num_classes))
@@ -128,7 +131,7 @@ def check_all_classes_present(y: torch.Tensor, num_classes: int) -> None:
 
 
 def build_train_model(cfg: TrainConfig, train_set, device: torch.device,
-                      channels_last_ok: bool = True) -> tuple[torch.nn.Module, bool]:
+                      channels_last_ok: bool = True) -> tuple[FeatureClassifier, bool]:
     """The run's network on ``device`` as the training loop builds it: ``(model, channels_last)``.
 
     :func:`empirical.models.build_model` for ``train_set``'s shape, size (the UFM's ``n``) and classes with
@@ -142,10 +145,13 @@ def build_train_model(cfg: TrainConfig, train_set, device: torch.device,
                             input_shape=tuple(train_set.x.shape[1:]), num_samples=len(train_set.y),
                             **cfg.model_kwargs).to(device)
     except TypeError as exc:
-        raise ValueError(f"bad --model-arg / model_kwargs {sorted(cfg.model_kwargs)} for model {cfg.model!r}: {exc}") from None
+        raise ValueError(
+            f"bad --model-arg / model_kwargs {sorted(cfg.model_kwargs)} for model {cfg.model!r}: {exc}"
+        ) from None
     channels_last = channels_last_ok and resolve_channels_last(cfg.channels_last, device, model)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        # Module.to takes memory_format (torch's documentation); its typed overloads leave it out
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return model, channels_last
 
 
@@ -155,7 +161,7 @@ def uses_bf16(cfg: TrainConfig, device: torch.device) -> bool:
     return cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda" and not takes_sample_indices(cfg.model))
 
 
-def weight_penalty(params: list[torch.Tensor], weight_decay: float) -> torch.Tensor:
+def weight_penalty(params: Sequence[torch.Tensor], weight_decay: float) -> torch.Tensor:
     """``(wd / 2) sum ||theta||^2``: the objective whose gradient SGD's weight decay adds (math §1).
 
     ``theory.ridge_penalty`` (float64) of all parameters flattened into one vector, at ``lam = wd``.
@@ -224,14 +230,23 @@ class Progress:
             self.bar.close()
 
 
-def measure_member(engine: Engine, k: int, epoch: int, running: dict[str, Any], progress: Progress | None = None) -> None:
+def _resolved(epochs: list[int] | None) -> list[int]:
+    """``lr_milestones`` / ``measure_epochs`` of a resolved config (:meth:`TrainConfig.resolved` fills both)."""
+    if epochs is None:
+        raise ValueError("the config is not resolved: TrainConfig.resolved() fills lr_milestones and measure_epochs")
+    return epochs
+
+
+def measure_member(
+    engine: Engine, k: int, epoch: int, running: dict[str, Any], progress: Progress | None = None
+) -> None:
     """Measure member ``k`` at ``epoch`` (if scheduled and not already in its ``metrics.jsonl``) and
     append the record: bookkeeping keys, :func:`empirical.measurement.measure`'s metrics, the running loss.
 
     A network whose eval-mode features are not finite has diverged: no record, and the member stops
     (``member.stopped``, as for a non-finite training loss)."""
     m = engine.members[k]
-    if epoch not in m.cfg.measure_epochs or epoch in m.done:
+    if epoch not in _resolved(m.cfg.measure_epochs) or epoch in m.done:
         return
     model, (train_set, test_set) = engine.model_of(k), engine.data_of(k)
     clock = m.state.clock
@@ -289,10 +304,10 @@ class Engine(Protocol):
     members: list[Member]
     device: torch.device
     info: DistInfo
-    measure_precision: str
+    measure_precision: str | None
     writer: runs.CheckpointWriter
 
-    def model_of(self, k: int) -> torch.nn.Module: ...
+    def model_of(self, k: int) -> FeatureClassifier: ...
 
     def data_of(self, k: int) -> tuple[Any, Any]: ...
 
@@ -323,10 +338,10 @@ class SingleEngine:
         self.train_set, self.test_set = load_data(cfg, device) if data is None else data
         self.num_classes = int(self.train_set.num_classes)
         self.model, channels_last = build_train_model(cfg, self.train_set, device)
-        self.net = self.model
+        self.net: torch.nn.Module = self.model
         if info.enabled:
-            if device.type == "cuda":
-                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            if device.type == "cuda":  # converts the BatchNorm layers in place: the same network
+                self.model = cast(FeatureClassifier, torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model))
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[device.index] if device.type == "cuda" else None)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -347,7 +362,7 @@ class SingleEngine:
         return {"world_size": self.info.world_size, "amp_bf16": self.use_amp, "compile_mode": self.compile_mode,
                 "channels_last": self.channels_last, "sgd": self.sgd, "measure_precision": self.measure_precision}
 
-    def model_of(self, k: int) -> torch.nn.Module:
+    def model_of(self, k: int) -> FeatureClassifier:
         return self.model
 
     def data_of(self, k: int):
@@ -373,7 +388,9 @@ class SingleEngine:
                 loss_sum += loss.double() * yb.shape[0]
                 wrong += wrong_b
                 seen += int(yb.shape[0])
-        stats = torch.stack([loss_sum, wrong.double(), torch.tensor(float(seen), dtype=torch.float64, device=self.device)])
+        stats = torch.stack(
+            [loss_sum, wrong.double(), torch.tensor(float(seen), dtype=torch.float64, device=self.device)]
+        )
         all_reduce_sum(stats, info)
         return stats[None], steps
 
@@ -423,14 +440,14 @@ def fit(engine: Engine, name: str) -> None:
         active = [k for k, m in enumerate(members) if m.stopped is None]
         if not active:
             break
-        lrs = [lr_at(epoch, m.cfg.lr, m.cfg.lr_milestones, m.cfg.lr_gamma) for m in members]
+        lrs = [lr_at(epoch, m.cfg.lr, _resolved(m.cfg.lr_milestones), m.cfg.lr_gamma) for m in members]
         t0 = timing.start(device)
         stats, steps = engine.train_one_epoch(lrs)
         penalties = engine.weight_penalties()
-        stats = stats.tolist()  # the epoch's one host synchronisation
+        rows = stats.tolist()  # the epoch's one host synchronisation
         epoch_s = timing.stop(device, t0)
         for k in active:
-            m, (loss_sum, wrong, seen) = members[k], stats[k]
+            m, (loss_sum, wrong, seen) = members[k], rows[k]
             m.state.advance(steps, lrs[k], epoch_s)
             running = {"lr": lrs[k], "train_loss_running": loss_sum / seen + penalties[k],
                        "train_error_running": wrong / seen}

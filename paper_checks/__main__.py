@@ -13,7 +13,8 @@ Predicted against observed for one run::
 
 A grid of runs (datasets x networks x losses, math §7.3; see :mod:`paper_checks.grid`)::
 
-    python -m paper_checks grid --datasets fashion-mnist,mnist --models vgg11,resnet18 --losses mse,ce --out reports/grid
+    python -m paper_checks grid --datasets fashion-mnist,mnist --models vgg11,resnet18 --losses mse,ce \\
+        --out reports/grid
 
 Exit code (main job and grid): 0, or 1 when a claim is ``error`` (a toolkit bug: a stage raised or a check
 hit an unexpected exception) or a verification claim fails (symbolic, dynamics, and the exact identities
@@ -28,10 +29,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
-from .compare import TIME_CHOICES
+from empirical.runs import RunError
 
+from ._cli import OneLineParser, add_tpt_threshold
+from .compare import TIME_CHOICES, compare_output_dir, compare_run
+from .grid import main as grid_main
+from .main import QUICK_EPOCHS, MainOptions, UsageError, run_main
 
 #: The subcommands, listed by ``python -m paper_checks --help``.
 SUBCOMMANDS = """subcommands (python -m paper_checks SUBCOMMAND --help):
@@ -39,17 +44,7 @@ SUBCOMMANDS = """subcommands (python -m paper_checks SUBCOMMAND --help):
   grid          a grid of runs (datasets x networks x losses): every claim on each, the paper's numbers"""
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse with its errors on one line (``PROG: error: ...``, exit code 2) instead of usage + error."""
-
-    def error(self, message: str):  # noqa: D102 - argparse's hook
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
 def _main_parser() -> argparse.ArgumentParser:
-    from .main import QUICK_EPOCHS  # noqa: PLC0415 - the package already imports claims/compare/report
-
     p = OneLineParser(
         prog="python -m paper_checks",
         description="Check the claims of Han, Papyan & Donoho, 'Neural Collapse Under MSE Loss' (ICLR 2022)\n"
@@ -75,13 +70,16 @@ def _main_parser() -> argparse.ArgumentParser:
     g.add_argument("--skip-training", action="store_true", help="no training run: symbolic + dynamics claims only")
     g = p.add_argument_group("simulation (simulate)")
     g.add_argument("--t-max", type=float, help="flow time of the projected-flow simulation (default: 1e5)")
-    g.add_argument("--retraction-t-max", type=float, help="flow time of the retraction contrast (default: min(--t-max, 2e3))")
+    g.add_argument("--retraction-t-max", type=float, help="flow time of the retraction contrast "
+                                                          "(default: min(--t-max, 2e3))")
     g.add_argument("--sim-flow", default="features", choices=["features", "matrix", "reduced"],
                    help="which projected-flow integrator (default: %(default)s, the feature-level flow of math §6.1)")
     g.add_argument("--sim-classes", type=int, default=4, help="classes C of the simulation (default: %(default)s)")
     g.add_argument("--sim-per-class", type=int, default=6,
                    help="examples per class N of the simulation (default: %(default)s)")
-    g.add_argument("--sim-dim", type=int, default=9, help="feature dimension p of the simulation (default: %(default)s)")
+    g.add_argument(
+        "--sim-dim", type=int, default=9, help="feature dimension p of the simulation (default: %(default)s)"
+    )
     g.add_argument("--skip-simulation", action="store_true", help="no simulation: the dynamics claims are n/a")
     g = p.add_argument_group("comparison")
     g.add_argument("--time", default="auto", choices=list(TIME_CHOICES),
@@ -92,7 +90,8 @@ def _main_parser() -> argparse.ArgumentParser:
     g.add_argument("--fit-from", type=int, help="first epoch of the fit window (default: start of the terminal phase)")
     add_tpt_threshold(g)
     g.add_argument("--ladder", default="on", choices=["on", "off"],
-                   help="run the calibration ladder beside the run (math §7.4: exact flow, free flow, UFM full batch and "
+                   help="run the calibration ladder beside the run (math §7.4: exact flow, free "
+                        "flow, UFM full batch and "
                         "at the run's batch size) and report its verdicts beside the run's (default: %(default)s)")
     g = p.add_argument_group("general")
     g.add_argument("--quick", action="store_true",
@@ -106,13 +105,6 @@ def _main_parser() -> argparse.ArgumentParser:
     return p
 
 
-def add_tpt_threshold(group) -> None:
-    group.add_argument("--tpt-threshold", type=float, default=0.0, metavar="FRACTION",
-                       help="the terminal phase starts at the first measured epoch from which the training error stays "
-                            "at or below this fraction of the training set (default: %(default)s, exactly zero: the "
-                            "paper's definition; e.g. 1e-3 tolerates a few never-fitted, mislabelled samples)")
-
-
 def _compare_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m paper_checks compare",
                       description="Fit the closed-form SNR dynamics to a log and compare theory with observation; "
@@ -123,8 +115,8 @@ def _compare_parser() -> argparse.ArgumentParser:
                    help="clock of the fit: auto = the flow time of math §6.5 when the log allows (flow_time, or "
                         "lr_weighted_steps with the run's momentum and loss reduction), else lr_weighted_steps, else "
                         "epoch; flow, lr_steps and epoch force one (default: %(default)s)")
-    p.add_argument("--early-epoch", type=int, help="start epoch of the forward ODE prediction (default: the fit "
-                                                   "window's first)")
+    p.add_argument("--early-epoch", type=int, help="start epoch of the forward ODE prediction "
+                                                   "(default: the fit window's first)")
     p.add_argument("--fit-from", type=int, help="first epoch of the fit window (default: start of the terminal phase)")
     add_tpt_threshold(p)
     p.add_argument("--linear", action="store_true", help="linear time map (beta = 1) as the primary fit")
@@ -151,7 +143,9 @@ def print_comparison(res, where) -> None:
     print(f"time map: G(omega_j) = b_j + s * {f['time_key']}^beta with s = {f['scale_s']:.6g}, beta = {f['beta']:.4g}"
           + (f"; s N / kappa of the linear map = {res.clock_ratio():.4g} (1 on the projected flow, math §6.5)"
              if res.clock_ratio() is not None else ""))
-    print("R^2 (log omega) per singular value: " + ", ".join("-" if v is None else f"{v:.3f}" for v in f["r2_log_omega"]))
+    print(
+        "R^2 (log omega) per singular value: " + ", ".join("-" if v is None else f"{v:.3f}" for v in f["r2_log_omega"])
+    )
     r = res.snr_ratio
     print(f"max/min ratio: observed {r.observed_first:.4g} -> {r.observed_last:.4g}, "
           f"fitted {r.predicted_first:.4g} -> {r.predicted_last:.4g}")
@@ -174,10 +168,6 @@ def print_comparison(res, where) -> None:
 
 def _run_compare(argv: Sequence[str]) -> int:
     ns = _compare_parser().parse_args(argv)
-    from empirical.runs import RunError  # noqa: PLC0415
-
-    from .compare import compare_output_dir, compare_run  # noqa: PLC0415
-
     try:
         res = compare_run(ns.log, out=ns.out, time=ns.time, early_epoch=ns.early_epoch,
                           fit_from_epoch=ns.fit_from, fit_exponent=not ns.linear, figures=not ns.no_figures,
@@ -194,21 +184,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "compare":
         return _run_compare(argv[1:])
     if argv and argv[0] == "grid":
-        from .grid import main as grid_main  # noqa: PLC0415
-
         return grid_main(argv[1:])
     ns = _main_parser().parse_args(argv)
-    from .main import MainOptions, UsageError, run_main  # noqa: PLC0415
-
     opts = MainOptions(
-        out=ns.out, run_dir=ns.run_dir, preset=ns.preset, dataset=ns.dataset, model=ns.model, epochs=ns.epochs,
-        per_class=ns.per_class, lr=ns.lr, batch_size=ns.batch_size, weight_decay=ns.weight_decay,
-        data_root=ns.data_root, device=ns.device, seed=ns.seed, resume=ns.resume, t_max=ns.t_max, sim_classes=ns.sim_classes,
-        sim_per_class=ns.sim_per_class, sim_dim=ns.sim_dim, sim_flow=ns.sim_flow,
-        retraction_t_max=ns.retraction_t_max, time=ns.time, early_epoch=ns.early_epoch, fit_from=ns.fit_from,
-        quick=ns.quick, certificate=ns.certificate, skip_simulation=ns.skip_simulation,
-        skip_training=ns.skip_training, progress=not ns.no_progress, strict=ns.strict,
-        tpt_threshold=ns.tpt_threshold, ladder=ns.ladder,
+        out=ns.out,
+        run_dir=ns.run_dir,
+        preset=ns.preset,
+        dataset=ns.dataset,
+        model=ns.model,
+        epochs=ns.epochs,
+        per_class=ns.per_class,
+        lr=ns.lr,
+        batch_size=ns.batch_size,
+        weight_decay=ns.weight_decay,
+        data_root=ns.data_root,
+        device=ns.device,
+        seed=ns.seed,
+        resume=ns.resume,
+        t_max=ns.t_max,
+        sim_classes=ns.sim_classes,
+        sim_per_class=ns.sim_per_class,
+        sim_dim=ns.sim_dim,
+        sim_flow=ns.sim_flow,
+        retraction_t_max=ns.retraction_t_max,
+        time=ns.time,
+        early_epoch=ns.early_epoch,
+        fit_from=ns.fit_from,
+        quick=ns.quick,
+        certificate=ns.certificate,
+        skip_simulation=ns.skip_simulation,
+        skip_training=ns.skip_training,
+        progress=not ns.no_progress,
+        strict=ns.strict,
+        tpt_threshold=ns.tpt_threshold,
+        ladder=ns.ladder,
     )
     try:
         return run_main(opts)

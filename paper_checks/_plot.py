@@ -9,10 +9,10 @@ __all__ = ["plt", "save"]
 
 def plt():
     """``matplotlib.pyplot`` on the non-interactive Agg backend."""
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    from matplotlib import pyplot  # noqa: PLC0415
+    from matplotlib import pyplot
 
     return pyplot
 

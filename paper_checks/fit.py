@@ -26,8 +26,9 @@ retypes no formula.  The residuals are taken on ``log omega`` (relative errors),
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -51,7 +52,7 @@ def _constants(C: int) -> tuple[float, float, float]:
     return laws.constants(1.0, float(C), 1.0)
 
 
-def closed_form_G(w: np.ndarray, C: int) -> np.ndarray:
+def closed_form_G(w: np.ndarray | float, C: int) -> np.ndarray:
     """``G(w) = C^2 log w + C w^2 + w^4/4`` (math §6.3, ``closed_form_lhs`` with ``N = kappa = 1``).
 
     Parameters
@@ -214,6 +215,18 @@ def fit_snr_dynamics(
     num_classes : C (default ``omega.shape[1] + 1``).
     fit_exponent : free ``beta`` (bounded by ``beta_bounds``) instead of ``beta = 1``.
     """
+    T, W, C, used = _checked_inputs(times, omega, num_classes)
+    Wu = W[:, used]
+    model = _TimeMap(C=C, Tn=T / float(np.max(T)), logW=np.log(Wu), Gobs=closed_form_G(Wu, C),
+                     fit_exponent=fit_exponent)
+    sol, starts = _multistart(model, beta_bounds)
+    return _snr_fit(model, sol, T, W, used, time_key=time_key, starts=starts)
+
+
+def _checked_inputs(times: Sequence[float] | np.ndarray, omega: Sequence[Sequence[float]] | np.ndarray,
+                    num_classes: int | None) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """``(T (K,), omega (K, C-1), C, used)``: the inputs as float64 arrays, checked (``ValueError`` naming the
+    problem); ``used`` marks the singular values positive and finite at every time, the ones fitted."""
     T = np.asarray(times, dtype=np.float64).ravel()
     W = np.asarray(omega, dtype=np.float64)
     if W.ndim != 2 or W.shape[0] != T.size:
@@ -228,60 +241,78 @@ def fit_snr_dynamics(
     used = np.all(np.isfinite(W) & (W > 0), axis=0)
     if not np.any(used):
         raise ValueError("fit_snr_dynamics: no singular value is positive at every time")
-    Wu = W[:, used]
-    J = Wu.shape[1]
-    logW = np.log(Wu)
-    Gobs = closed_form_G(Wu, C)
+    return T, W, C, used
 
-    # Parametrisation (well conditioned, all O(1)): u_j = log omega_j at the first fitted time T_0,
-    # log s_n with s_n the scale for normalised time T/T_max, and beta.  Then
-    #     G(omega_j(T)) = G(e^{u_j}) + s_n ((T/T_max)^beta - (T_0/T_max)^beta),
-    # which is (*) with b_j = G(e^{u_j}) - s T_0^beta and s = s_n / T_max^beta.
-    t_ref = float(np.max(T))
-    Tn = T / t_ref
 
-    def unpack(theta):
+@dataclass
+class _TimeMap:
+    """Model (*) on the fitted singular values, in a well-conditioned parametrisation (all O(1)).
+
+    ``theta = (log s_n, [beta,] u_1..u_J)``: ``u_j = log omega_j`` at the first fitted time ``T_0``, ``s_n`` the
+    scale for normalised time ``T/T_max``, and ``beta``.  Then
+    ``G(omega_j(T)) = G(e^{u_j}) + s_n ((T/T_max)^beta - (T_0/T_max)^beta)``,
+    which is (*) with ``b_j = G(e^{u_j}) - s T_0^beta`` and ``s = s_n / T_max^beta``.
+    """
+
+    C: int
+    Tn: np.ndarray  # T / T_max (K,)
+    logW: np.ndarray  # log of the fitted observed singular values (K, J)
+    Gobs: np.ndarray  # G of the fitted observed singular values (K, J)
+    fit_exponent: bool
+
+    def unpack(self, theta: np.ndarray) -> tuple[float, float, np.ndarray]:
         log_s = theta[0]
-        beta = theta[1] if fit_exponent else 1.0
-        u = theta[2:] if fit_exponent else theta[1:]
+        beta = theta[1] if self.fit_exponent else 1.0
+        u = theta[2:] if self.fit_exponent else theta[1:]
         return log_s, beta, u
 
-    def model_log_omega(theta):
-        log_s, beta, u = unpack(theta)
-        y = closed_form_G(np.exp(u), C)[None, :] + np.exp(log_s) * (Tn[:, None] ** beta - Tn[0] ** beta)
-        return np.log(invert_closed_form(y, C))
+    def log_omega(self, theta: np.ndarray) -> np.ndarray:
+        log_s, beta, u = self.unpack(theta)
+        y = closed_form_G(np.exp(u), self.C)[None, :] + np.exp(log_s) * (self.Tn[:, None] ** beta - self.Tn[0] ** beta)
+        return np.log(invert_closed_form(y, self.C))
 
-    def residuals(theta):
-        return (model_log_omega(theta) - logW).ravel()
+    def residuals(self, theta: np.ndarray) -> np.ndarray:
+        return (self.log_omega(theta) - self.logW).ravel()
 
-    def start_scale(beta: float) -> float:
+    def start_scale(self, beta: float) -> float:
         """Median over j of the least-squares slope of G(omega_j) - G(omega_j(T_0)) on Tn^beta - Tn_0^beta."""
-        x = Tn**beta - Tn[0] ** beta
-        dy = Gobs - Gobs[0][None, :]
+        x = self.Tn**beta - self.Tn[0] ** beta
+        dy = self.Gobs - self.Gobs[0][None, :]
         den = float(np.sum(x**2))
-        slopes = (x @ dy) / den if den > 0 else np.zeros(J)
+        slopes = (x @ dy) / den if den > 0 else np.zeros(self.logW.shape[1])
         pos = slopes[np.isfinite(slopes) & (slopes > 0)]
-        return float(np.median(pos)) if pos.size else 1e-6 * float(np.max(np.abs(Gobs)) + 1.0)
+        return float(np.median(pos)) if pos.size else 1e-6 * float(np.max(np.abs(self.Gobs)) + 1.0)
 
-    u0 = logW[0]
+
+def _multistart(model: _TimeMap, beta_bounds: tuple[float, float]) -> tuple[Any, int]:
+    """``(solution, starts)``: SciPy's trust-region least squares from every start (the scale at 1, 0.1 and 10
+    times :meth:`_TimeMap.start_scale`, each at beta 0.5, 1, 2, 4 when beta is free); the lowest cost wins (the
+    first on a tie)."""
+    J = model.logW.shape[1]
+    u0 = model.logW[0]
+    fit_exponent = model.fit_exponent
     betas = (0.5, 1.0, 2.0, 4.0) if fit_exponent else (1.0,)
     lower = [-np.inf] + ([beta_bounds[0]] if fit_exponent else []) + [-np.inf] * J
     upper = [np.inf] + ([beta_bounds[1]] if fit_exponent else []) + [np.inf] * J
-    best = None
-    starts = 0
+    solutions = []
     for beta0 in betas:
-        s0 = start_scale(beta0)
+        s0 = model.start_scale(beta0)
         for factor in (1.0, 0.1, 10.0):
             theta0 = [np.log(s0 * factor)] + ([beta0] if fit_exponent else []) + list(u0)
-            sol = least_squares(residuals, np.asarray(theta0), bounds=(lower, upper), method="trf", max_nfev=400)
-            starts += 1
-            if best is None or sol.cost < best.cost:
-                best = sol
-    sol = best
-    log_s_n, beta, u = unpack(sol.x)
-    scale = float(np.exp(log_s_n) / t_ref**beta)
+            solutions.append(least_squares(model.residuals, np.asarray(theta0), bounds=(lower, upper), method="trf",
+                                           max_nfev=400))
+    return min(solutions, key=lambda sol: sol.cost), len(solutions)
+
+
+def _snr_fit(model: _TimeMap, sol: Any, T: np.ndarray, W: np.ndarray, used: np.ndarray, *, time_key: str,
+             starts: int) -> SNRFit:
+    """The :class:`SNRFit` of solution ``sol``: (*)'s ``s`` and ``b_j`` back in the units of ``T``, the fitted
+    values, R^2 of log omega per singular value (NaN for those not fitted) and the RMSE."""
+    C, logW = model.C, model.logW
+    log_s_n, beta, u = model.unpack(sol.x)
+    scale = float(np.exp(log_s_n) / float(np.max(T)) ** beta)
     b = closed_form_G(np.exp(u), C) - scale * T[0] ** beta
-    fitted_u = np.exp(model_log_omega(sol.x))
+    fitted_u = np.exp(model.log_omega(sol.x))
     offsets = np.full(C - 1, np.nan)
     offsets[used] = b
     fitted = np.full_like(W, np.nan)
@@ -302,7 +333,7 @@ def fit_snr_dynamics(
         r2_log=r2,
         rmse_log=rmse,
         used=used,
-        fit_exponent=fit_exponent,
+        fit_exponent=model.fit_exponent,
         success=bool(sol.success),
         message=str(sol.message),
         extra={"multistart_starts": starts},

@@ -35,21 +35,39 @@ import shutil
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from empirical.runs import TPT_THRESHOLD_DEFAULT, check_tpt_threshold, misfit_count, terminal_phase_start
+from empirical.runs import (
+    TPT_THRESHOLD_DEFAULT,
+    check_tpt_threshold,
+    misfit_count,
+    read_config,
+    read_metrics,
+    terminal_phase_start,
+)
 from theory.jsonio import dumps
 
 from . import _plot
+from ._cli import OneLineParser, add_tpt_threshold
 from .claims import Claim, counts, exit_code, grid_claims
 from .claims.grid import PAPER_TPT_IMPROVEMENT_PP, GridRun
 from .compare import column, read_log
 from .ladder import ladder_beside
-from .main import MainOptions, UsageError, _stored_differences, _train_config, check_model_known, check_run
+from .main import (
+    MainOptions,
+    UsageError,
+    check_dataset_available,
+    check_model_known,
+    check_run,
+    publish_report,
+    stored_differences,
+    train_config,
+)
 from ._page import figure_views, render
 from .report import claims_page_view, claims_table, setup_view, write_claims_json, write_report
 
@@ -62,9 +80,16 @@ CE_LR = 0.0679
 SMALL_DATASET_EPOCHS = {"digits": 60, "gaussian": 60}
 PAPER_EPOCHS = 350
 #: The quantities of the figure layout: (column title, metrics key or "perp_ratio", log scale).
-QUANTITIES = (("train error", "train_error", False), ("test error", "test_error", False), ("NC1", "nc1", True),
-              ("NC2 equinorm (means)", "nc2_equinorm_means", True), ("NC2 max-angle (means)", "nc2_maxangle_means", True),
-              ("NC3", "nc3", True), ("NC4", "nc4", False), ("L_perp / (L_NC1 + L_NC2/3)", "perp_ratio", True))
+QUANTITIES = (
+    ("train error", "train_error", False),
+    ("test error", "test_error", False),
+    ("NC1", "nc1", True),
+    ("NC2 equinorm (means)", "nc2_equinorm_means", True),
+    ("NC2 max-angle (means)", "nc2_maxangle_means", True),
+    ("NC3", "nc3", True),
+    ("NC4", "nc4", False),
+    ("L_perp / (L_NC1 + L_NC2/3)", "perp_ratio", True),
+)
 GRID_FILES = ("grid.json", "claims.json", "report.md", "report.html", "figures", "runs-reports", "FAILED.txt")
 
 
@@ -117,10 +142,7 @@ def _split(text: str, what: str) -> list[str]:
 
 def plan_grid(opts: GridOptions) -> list[GridRunPlan]:
     """Validate every option and name and decide, per run, train / resume / finished / skip (raises UsageError)."""
-    from empirical.data import get_spec  # noqa: PLC0415
-    from empirical.runs import read_config, read_metrics  # noqa: PLC0415
-
-    from .main import check_dataset_available  # noqa: PLC0415
+    from empirical.data import get_spec  # torch: imported when a grid is planned
 
     try:
         check_tpt_threshold(opts.tpt_threshold)
@@ -165,7 +187,7 @@ def plan_grid(opts: GridOptions) -> list[GridRunPlan]:
                 p.config = _run_config(opts, spec.name, m, loss, run_dir)
                 if (run_dir / "config.json").is_file():
                     stored = read_config(run_dir).get("config", {})
-                    diff = _stored_differences(stored, p.config.to_dict())
+                    diff = stored_differences(stored, p.config.to_dict())
                     if diff:
                         raise UsageError(f"{run_dir} holds a run with other options ({'; '.join(diff)}): choose "
                                          "another --out or remove that run")
@@ -183,7 +205,7 @@ def _run_config(opts: GridOptions, dataset: str, model: str, loss: str, run_dir:
     mo = MainOptions(dataset=dataset, model=model, epochs=epochs, per_class=opts.per_class, lr=lr,
                      device=opts.device, data_root=opts.data_root, seed=opts.seed, progress=opts.progress, extra=extra)
     try:
-        return _train_config(mo, run_dir).resolved()
+        return train_config(mo, run_dir).resolved()
     except (ValueError, TypeError) as exc:
         raise UsageError(f"{dataset}-{model}-{loss}: {str(exc).splitlines()[0]}") from None
 
@@ -197,7 +219,7 @@ def train_runs(configs: list[dict[str, Any]], resumes: list[bool], device: str |
     Returns one ``{"run_dir", "status", "message"}`` per run: ``trained``, ``diverged`` (the loss became
     non-finite: an observation, its measured epochs are kept) or ``error`` (with the traceback).
     """
-    from empirical.training import NonFiniteLossError, TrainConfig, train  # noqa: PLC0415
+    from empirical.training import NonFiniteLossError, TrainConfig, train  # torch: imported when runs train
 
     results = []
     for cfg_dict, resume in zip(configs, resumes):
@@ -215,7 +237,7 @@ def train_runs(configs: list[dict[str, Any]], resumes: list[bool], device: str |
 
 def _cuda_count() -> int:
     try:
-        import torch  # noqa: PLC0415
+        import torch  # imported when runs train, not with paper_checks
 
         return torch.cuda.device_count() if torch.cuda.is_available() else 0
     except ImportError:
@@ -247,24 +269,24 @@ def execute(plans: list[GridRunPlan], opts: GridOptions, log) -> dict[str, dict[
     if executor == "inline":
         results = train_runs(configs, resumes)
     else:
-        import submitit  # noqa: PLC0415
+        import submitit  # only the local and slurm executors need it
 
         folder = Path(opts.out) / "submitit"
         if executor == "local":
             workers = opts.jobs or max(1, gpus)
-            jobs = []
+            shares = []
             for w in range(workers):
                 share = list(range(w, len(todo), workers))  # a fixed round-robin share: no queue of our own
                 if not share:
                     continue
-                ex = submitit.LocalExecutor(folder=folder)
+                local = submitit.LocalExecutor(folder=folder)
                 params: dict[str, Any] = {"timeout_min": opts.timeout_min}
                 if gpus:
                     params.update(gpus_per_node=1, visible_gpus=(w % gpus,))
-                ex.update_parameters(**params)
-                jobs.append((ex.submit(train_runs, [configs[i] for i in share], [resumes[i] for i in share],
-                                       "cuda" if gpus else None), [configs[i] for i in share]))
-            results = [r for job, cfgs in jobs for r in _job_results(job, cfgs)]
+                local.update_parameters(**params)
+                shares.append((local.submit(train_runs, [configs[i] for i in share], [resumes[i] for i in share],
+                                            "cuda" if gpus else None), [configs[i] for i in share]))
+            results = [r for job, cfgs in shares for r in _job_results(job, cfgs)]
         else:  # slurm: one job per run, scheduled by SLURM
             ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
             ex.update_parameters(timeout_min=opts.timeout_min, gpus_per_node=1, tasks_per_node=1,
@@ -342,7 +364,9 @@ def grid_figures(runs: list[GridRun], out_dir: Path) -> list[Path]:
                 ax.tick_params(labelsize=6)
                 if i == 0 and j == 0:
                     ax.legend(fontsize=6)
-        fig.suptitle(f"{loss.upper()} (rows: datasets; columns: quantities against epoch; lines: networks)", fontsize=10)
+        fig.suptitle(
+            f"{loss.upper()} (rows: datasets; columns: quantities against epoch; lines: networks)", fontsize=10
+        )
         paths.append(_plot.save(fig, out_dir / f"grid_{loss}.png", dpi=80))
     return paths
 
@@ -418,12 +442,13 @@ def write_grid_report(out: Path, rows: list[dict[str, Any]], claims: list[Claim]
 def run_grid(opts: GridOptions) -> int:
     """Plan, train, evaluate and report the grid; returns the exit code: 0, or 1 on an error claim, a run error,
     or when no run was trained or evaluated (every dataset missing)."""
-    from .main import publish_report  # noqa: PLC0415
-
     plans = plan_grid(opts)
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    log = (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
     t0 = time.perf_counter()
     for p in plans:
         log(f"    {p.name}: {p.action}" + (f" ({p.message.splitlines()[0]})" if p.message else ""))
@@ -483,8 +508,6 @@ EXIT_STATUS = ("exit status: 0; 1 when a claim is an error, a run failed, or no 
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .__main__ import OneLineParser, add_tpt_threshold  # noqa: PLC0415
-
     p = OneLineParser(prog="python -m paper_checks grid", description=__doc__.split("\n\n")[0],
                       epilog=EXIT_STATUS)
     p.add_argument("--datasets", required=True, help="comma-separated, e.g. fashion-mnist,mnist,cifar10,svhn,stl10")

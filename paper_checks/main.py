@@ -32,16 +32,21 @@ import shutil
 import sys
 import time
 import traceback
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
-from empirical.runs import TPT_THRESHOLD_DEFAULT, check_tpt_threshold
+from empirical.config import PRESETS, TrainConfig, merge_preset, merged_options
+from empirical.runs import TPT_THRESHOLD_DEFAULT, check_tpt_threshold, read_config, read_metrics
+from empirical.schedule import lr_milestones
 from theory.jsonio import dumps
+from theory.symbolic import run_certificate
 
 from .claims import Claim, dynamics_claims, empirical_claims, exit_code, retraction_claims, symbolic_claims
 from .compare import compare_run, config_value, read_log
+from .ladder import ladder_beside
 from .report import claims_table, simulation_figures, training_figures, write_report
 
 __all__ = ["MainOptions", "UsageError", "run_main", "validate", "Stages", "exit_code", "REPORT_FILES"]
@@ -128,13 +133,11 @@ class Stages:
             self.times[name] = round(time.perf_counter() - start, 2)
 
 
-def _train_config(opts: MainOptions, run_dir: Path):
+def train_config(opts: MainOptions, run_dir: Path):
     """The :class:`empirical.config.TrainConfig` of the main job: the shared preset merge of
     ``empirical.config.merge_preset`` (defaults < preset < explicit options), with the main job's choices:
     the default preset when nothing is named, the (dataset, network) pair's protocol preset when there is one,
     ``--quick``'s truncated schedule, and the paper's balanced subset size for the dataset."""
-    from empirical.config import PRESETS, TrainConfig, merge_preset, merged_options  # noqa: PLC0415
-
     preset = opts.preset
     if preset is None and opts.dataset is None and opts.model is None:
         preset = DEFAULT_PRESET
@@ -148,15 +151,13 @@ def _train_config(opts: MainOptions, run_dir: Path):
     if opts.quick and opts.epochs is None:
         # The first QUICK_EPOCHS epochs of the full schedule (same learning-rate milestones), so the
         # run reaches zero training error and spends most of its epochs in the terminal phase.
-        from empirical.schedule import lr_milestones  # noqa: PLC0415
-
         full = int(preset_values.get("epochs", TrainConfig.epochs))
         if preset_values.get("lr_milestones") is None:
             explicit["lr_milestones"] = lr_milestones(full)
         explicit["epochs"] = min(full, QUICK_EPOCHS)
     if opts.per_class is None and preset_values.get("per_class") is None and opts.dataset is not None:
         # Balanced subsets of the paper's (PNAS 2020) size N per class, math §7.1, when the dataset has one.
-        from empirical.data import get_spec  # noqa: PLC0415
+        from empirical.data import get_spec  # torch: imported when a dataset is named
 
         try:
             explicit["per_class"] = get_spec(opts.dataset).paper_per_class
@@ -190,8 +191,8 @@ SCIENCE_OPTIONS = ("dataset", "model", "per_class", "epochs", "lr", "momentum", 
 def check_dataset_available(name: str, data_root: str | None) -> None:
     """Raise ``UsageError`` when dataset ``name`` is unknown or its files are not on this machine (the loader's
     message, which names every folder it looked in)."""
-    from empirical.data import get_spec  # noqa: PLC0415
-    from empirical.data.sources import locate  # noqa: PLC0415
+    from empirical.data import get_spec  # torch: imported when a dataset is checked
+    from empirical.data.sources import locate
 
     try:
         spec = get_spec(name)
@@ -203,13 +204,13 @@ def check_dataset_available(name: str, data_root: str | None) -> None:
 
 
 def check_model_known(name: str) -> None:
-    from empirical.models.registry import MODELS, _normalise, model_names  # noqa: PLC0415
+    from empirical.models.registry import MODELS, _normalise, model_names  # torch: imported when a model is checked
 
     if _normalise(name) not in MODELS:
         raise UsageError(f"unknown model {name!r}; available: {model_names()}")
 
 
-def _stored_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+def stored_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     return [f"{k} {stored.get(k)!r} (stored) != {wanted.get(k)!r} (asked)" for k in SCIENCE_OPTIONS
             if k in stored and k in wanted and stored.get(k) != wanted.get(k)]
 
@@ -220,6 +221,7 @@ class Plan:
 
     train_config: Any = None
     training: str = "none"  # none | reuse-run-dir | new | resume | reuse-finished
+    run_dir: Path | None = None  # --run-dir, for reuse-run-dir
 
 
 def validate(opts: MainOptions) -> Plan:
@@ -236,7 +238,7 @@ def validate(opts: MainOptions) -> Plan:
         if v is not None and not (v > 0):
             raise UsageError(f"--{name.replace('_', '-')} must be > 0, got {v}")
     if not opts.skip_simulation:  # the simulator's own size rules (C >= 2, N >= 2, C-1 <= p <= C(N-1))
-        from simulate._checks import check_sizes  # noqa: PLC0415 - imports JAX, which the stage needs anyway
+        from simulate._checks import check_sizes  # imports JAX, which the stage needs anyway
 
         try:
             check_sizes(opts.sim_classes, opts.sim_per_class, opts.sim_dim)
@@ -246,13 +248,11 @@ def validate(opts: MainOptions) -> Plan:
         run_dir = Path(opts.run_dir)
         if not (run_dir / "metrics.jsonl").is_file():
             raise UsageError(f"--run-dir {run_dir} has no metrics.jsonl")
-        return Plan(training="reuse-run-dir")
+        return Plan(training="reuse-run-dir", run_dir=run_dir)
     if opts.skip_training:
         return Plan()
-    from empirical.runs import read_config, read_metrics  # noqa: PLC0415
-
     try:
-        cfg = _train_config(opts, out / "run").resolved()
+        cfg = train_config(opts, out / "run").resolved()
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc).splitlines()[0]) from None
     check_model_known(cfg.model)
@@ -268,7 +268,7 @@ def validate(opts: MainOptions) -> Plan:
         stored = read_config(target).get("config", {})
     except Exception as exc:  # noqa: BLE001 - a corrupt config is the user's folder, not a toolkit bug
         raise UsageError(f"{target}: {exc}") from None
-    diff = _stored_differences(stored, cfg.to_dict())
+    diff = stored_differences(stored, cfg.to_dict())
     if diff:
         raise UsageError(f"{target} holds a training run with other options ({'; '.join(diff)}): choose another "
                          "--out, or pass --run-dir to check that run as it is")
@@ -308,15 +308,29 @@ def check_run(run_dir: Path, records: list[dict[str, Any]], config: dict[str, An
     return RunCheck(claims, comparison, comparison_error, figures)
 
 
-def run_ladder_stage(run_dir: Path | None, out: Path, opts: MainOptions, stages: "Stages") -> dict[str, Any] | None:
+def run_ladder_stage(run_dir: Path | None, out: Path, opts: MainOptions, stages: Stages) -> dict[str, Any] | None:
     """Rungs (a)-(d) of the run's ladder into ``OUT/ladder`` and their verdicts beside the run's
     (:func:`paper_checks.ladder.ladder_beside`); None when skipped, with the reason logged."""
     if opts.ladder == "off" or run_dir is None:
         stages.log("    skipped (" + ("--ladder off" if opts.ladder == "off" else "no training run") + ")")
         return None
-    from .ladder import ladder_beside  # noqa: PLC0415
+    return ladder_beside(
+        run_dir, out / "ladder", tpt_threshold=opts.tpt_threshold, log=lambda m: stages.log("    " + m)
+    )
 
-    return ladder_beside(run_dir, out / "ladder", tpt_threshold=opts.tpt_threshold, log=lambda m: stages.log("    " + m))
+
+@dataclass
+class _Job:
+    """What the stages of one main job share: the options, the staging folder, the stage log, and what the stages
+    add up (stage errors, claims, figures, the report's context lines)."""
+
+    opts: MainOptions
+    staging: Path
+    stages: Stages
+    errors: list[tuple[str, BaseException]] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)
+    context: dict[str, Any] = field(default_factory=dict)
 
 
 def run_main(opts: MainOptions) -> int:
@@ -327,77 +341,96 @@ def run_main(opts: MainOptions) -> int:
     staging = out / STAGING_DIR
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    fig_dir = staging / "figures"
-    stages = Stages(6)
-    errors: list[tuple[str, BaseException]] = []
-    claims: list[Claim] = []
-    figures: list[Path] = []
-    context: dict[str, Any] = {"command": " ".join(["python -m paper_checks"] + sys.argv[1:]) if sys.argv else "",
-                               "terminal phase": f"training error <= {opts.tpt_threshold:g} from its first epoch to the "
-                                                 "end (--tpt-threshold; 0 = exactly zero, the paper's definition)"}
+    job = _Job(opts, staging, Stages(6), context={
+        "command": " ".join(["python -m paper_checks"] + sys.argv[1:]) if sys.argv else "",
+        "terminal phase": f"training error <= {opts.tpt_threshold:g} from its first epoch to the end "
+                          "(--tpt-threshold; 0 = exactly zero, the paper's definition)"})
     t_start = time.perf_counter()
+    certificate_stage(job)  # 1.
+    simulation_stage(job)  # 2.
+    run_dir = training_stage(job, plan, out)  # 3.
+    comparison_stage(job, run_dir)  # 4.
+    job.claims += stage_error_claims(job.errors, job.stages)
+    ladder = ladder_stage(job, run_dir, out)  # 5.
+    report_stage(job, ladder, t_start)  # 6.
+    print(claims_table(job.claims))
+    where = publish_report(out, staging, job.errors)
+    print(f"report: {where / 'report.html'}  (wall time {time.perf_counter() - t_start:.1f} s)")
+    observed = [c.id for c in job.claims if c.status == "fail" and not c.verification]
+    if observed and not opts.strict:
+        print(f"note: {len(observed)} empirical claim(s) not supported by this run (see the report): "
+              + ", ".join(observed))
+    return exit_code(job.claims, strict=opts.strict)
 
-    # 1. symbolic certificate ------------------------------------------------------------
-    mode = _certificate_mode(opts)
-    with stages(f"symbolic certificate ({mode})", errors):
+
+def certificate_stage(job: _Job) -> None:
+    """1. The symbolic certificate (math §3-§6): its claims, ``certificate.json`` and ``certificate.md``."""
+    mode = _certificate_mode(job.opts)
+    with job.stages(f"symbolic certificate ({mode})", job.errors):
         if mode == "skip":
-            stages.log("    skipped (--certificate skip)")
-        else:
-            from theory.symbolic import run_certificate  # noqa: PLC0415
+            job.stages.log("    skipped (--certificate skip)")
+            return
+        cert = run_certificate(quick=(mode == "quick"))
+        job.claims += symbolic_claims(cert)
+        (job.staging / "certificate.json").write_text(dumps(cert.to_json()))
+        (job.staging / "certificate.md").write_text(cert.markdown())
+        job.context["symbolic certificate"] = (
+            f"{mode}: {sum(c['passed'] for c in cert.checks)}/{len(cert.checks)} checks")
 
-            cert = run_certificate(quick=(mode == "quick"))
-            claims += symbolic_claims(cert)
-            (staging / "certificate.json").write_text(dumps(cert.to_json()))
-            (staging / "certificate.md").write_text(cert.markdown())
-            context["symbolic certificate"] = f"{mode}: {sum(c['passed'] for c in cert.checks)}/{len(cert.checks)} checks"
 
-    # 2. simulation ------------------------------------------------------------------------
+def simulation_stage(job: _Job) -> None:
+    """2. The projected flow and the retraction contrast (math §6): the dynamics claims, their figures and
+    ``simulation.json``."""
+    opts, stages = job.opts, job.stages
     N = opts.sim_per_class
-    with stages("simulation (projected flow + retraction contrast)", errors):
+    with stages("simulation (projected flow + retraction contrast)", job.errors):
         if opts.skip_simulation:
             stages.log("    skipped (--skip-simulation)")
-        else:
-            import simulate  # noqa: PLC0415
+            return
+        import simulate  # JAX: imported when the simulation stage runs
 
-            t_max = opts.t_max if opts.t_max is not None else 1e5
-            r_tmax = opts.retraction_t_max if opts.retraction_t_max is not None else min(t_max, 2e3)
-            flow = "reduced" if (opts.quick and opts.sim_flow == "features") else opts.sim_flow
-            sizes = dict(num_classes=opts.sim_classes, per_class=N, dim=opts.sim_dim, seed=opts.seed)
-            stages.log(f"    {flow} flow C={opts.sim_classes} N={N} p={opts.sim_dim} t_max={t_max:g}")
-            proj = simulate.simulate(flow, t_max=t_max, num_times=60, **sizes)
-            # The projected-flow claims first, so that a failure of the retraction runs does not lose them.
-            claims += dynamics_claims(proj, per_class=N)
-            retr = retr_half = None
-            try:
-                stages.log(f"    retraction flow t_max={r_tmax:g}, Euler step {RETRACTION_STEP:g} and "
-                           f"{RETRACTION_STEP / 2:g}")
-                retr = simulate.simulate("retraction", t_max=r_tmax, num_times=40, step=RETRACTION_STEP, **sizes)
-                retr_half = simulate.simulate("retraction", t_max=r_tmax, num_times=40, step=RETRACTION_STEP / 2,
-                                         **sizes)
-                claims += retraction_claims(retr, retr_half, proj, per_class=N)
-            finally:
-                figures += simulation_figures(proj, retr, fig_dir, per_class=N)
-                summaries = {"projected": proj.summary()}
-                if retr is not None:
-                    summaries["retraction"] = retr.summary()
-                if retr_half is not None:
-                    summaries["retraction_half_step"] = retr_half.summary()
-                (staging / "simulation.json").write_text(dumps(summaries))
-            context["simulation"] = (f"{flow} flow and retraction, C={opts.sim_classes}, N={N}, p={opts.sim_dim}, "
+        t_max = opts.t_max if opts.t_max is not None else 1e5
+        r_tmax = opts.retraction_t_max if opts.retraction_t_max is not None else min(t_max, 2e3)
+        flow = "reduced" if (opts.quick and opts.sim_flow == "features") else opts.sim_flow
+        sizes: dict[str, Any] = dict(num_classes=opts.sim_classes, per_class=N, dim=opts.sim_dim, seed=opts.seed)
+        stages.log(f"    {flow} flow C={opts.sim_classes} N={N} p={opts.sim_dim} t_max={t_max:g}")
+        proj = simulate.simulate(flow, t_max=t_max, num_times=60, **sizes)
+        # The projected-flow claims first, so that a failure of the retraction runs does not lose them.
+        job.claims += dynamics_claims(proj, per_class=N)
+        retr = retr_half = None
+        try:
+            stages.log(f"    retraction flow t_max={r_tmax:g}, Euler step {RETRACTION_STEP:g} and "
+                       f"{RETRACTION_STEP / 2:g}")
+            retr = simulate.simulate("retraction", t_max=r_tmax, num_times=40, step=RETRACTION_STEP, **sizes)
+            retr_half = simulate.simulate("retraction", t_max=r_tmax, num_times=40, step=RETRACTION_STEP / 2,
+                                          **sizes)
+            job.claims += retraction_claims(retr, retr_half, proj, per_class=N)
+        finally:
+            job.figures += simulation_figures(proj, retr, job.staging / "figures", per_class=N)
+            summaries = {"projected": proj.summary()}
+            if retr is not None:
+                summaries["retraction"] = retr.summary()
+            if retr_half is not None:
+                summaries["retraction_half_step"] = retr_half.summary()
+            (job.staging / "simulation.json").write_text(dumps(summaries))
+        job.context["simulation"] = (f"{flow} flow and retraction, C={opts.sim_classes}, N={N}, p={opts.sim_dim}, "
                                      f"t_max={t_max:g} (retraction {r_tmax:g})")
 
-    # 3. training ----------------------------------------------------------------------------
+
+def training_stage(job: _Job, plan: Plan, out: Path) -> Path | None:
+    """3. The training run as :func:`validate` planned it (train, resume, or reuse); its directory, or None."""
+    stages = job.stages
     run_dir: Path | None = None
-    with stages("training" if opts.run_dir is None else "training (reusing --run-dir)", errors):
+    with stages("training" if job.opts.run_dir is None else "training (reusing --run-dir)", job.errors):
         if plan.training == "reuse-run-dir":
-            run_dir = Path(opts.run_dir)
+            run_dir = plan.run_dir
         elif plan.training == "none":
             stages.log("    skipped (--skip-training)")
         elif plan.training == "reuse-finished":
             run_dir = out / "run"
             stages.log(f"    {run_dir} holds this run, finished: reused")
         else:
-            from empirical.training import train  # noqa: PLC0415
+            from empirical.training import train  # torch: imported when the training stage runs
 
             cfg = plan.train_config
             resume = plan.training == "resume"
@@ -405,60 +438,65 @@ def run_main(opts: MainOptions) -> int:
                        + (" (continuing the run in OUT/run)" if resume else ""))
             run_dir = Path(train(cfg, resume=resume))
         if run_dir is not None:
-            context["training run"] = str(run_dir)
+            job.context["training run"] = str(run_dir)
+    return run_dir
 
-    # 4. theory against the run: comparison, empirical claims, figures ----------------------
-    with stages("predicted against observed", errors):
+
+def comparison_stage(job: _Job, run_dir: Path | None) -> None:
+    """4. Theory against the run (:func:`check_run`): the comparison, the empirical claims, the run's figures."""
+    opts, stages = job.opts, job.stages
+    with stages("predicted against observed", job.errors):
         if run_dir is None:
             stages.log("    no training run: skipped")
+            return
+        records, config = read_log(run_dir)
+        job.context["run config"] = ", ".join(
+            [f"{k}={config_value(config, k)}" for k in ("dataset", "model", "loss", "epochs", "lr", "weight_decay",
+                                                        "per_class", "batch_size", "seed")]
+            + [f"device={config.get('environment', {}).get('device')}"])
+        checked = check_run(run_dir, records, config, job.staging, time=opts.time, early_epoch=opts.early_epoch,
+                            fit_from=opts.fit_from, tpt_threshold=opts.tpt_threshold)
+        job.claims += checked.claims
+        job.figures = checked.figures + job.figures
+        c = checked.comparison
+        if c is None or c.fit is None or c.fit_window is None:
+            why = checked.comparison_error or ("; ".join(sorted(set(c.unavailable.values()))) if c is not None else "")
+            stages.log(f"    no comparison: {why}")
         else:
-            records, config = read_log(run_dir)
-            context["run config"] = ", ".join(
-                [f"{k}={config_value(config, k)}" for k in ("dataset", "model", "loss", "epochs", "lr", "weight_decay",
-                                                            "per_class", "batch_size", "seed")]
-                + [f"device={config.get('environment', {}).get('device')}"])
-            checked = check_run(run_dir, records, config, staging, time=opts.time, early_epoch=opts.early_epoch,
-                                fit_from=opts.fit_from, tpt_threshold=opts.tpt_threshold)
-            claims += checked.claims
-            figures = checked.figures + figures
-            if checked.comparison is None or checked.comparison.fit is None:
-                why = checked.comparison_error or "; ".join(sorted(set(checked.comparison.unavailable.values())))
-                stages.log(f"    no comparison: {why}")
-            else:
-                c = checked.comparison
-                f = c.fit.to_dict()
-                context["fit"] = (f"G(omega_j) = b_j + s*{f['time_key']}^beta: s={f['scale_s']:.4g}, beta={f['beta']:.4g}, "
+            f = c.fit.to_dict()
+            job.context["fit"] = (f"G(omega_j) = b_j + s*{f['time_key']}^beta: s={f['scale_s']:.4g}, "
+                                  f"beta={f['beta']:.4g}, "
                                   f"min R^2(log omega)={f['r2_log_omega_min']:.3f} over {c.fit_window['reason']}")
 
-    for name, exc in errors:
-        claims.append(Claim(id=f"stage.{name.split(' ')[0]}", statement=f"the stage '{name}' ran",
-                            source="main job", check="stage completed without an exception", tolerance="no error",
-                            status="error", measured={"error": f"{type(exc).__name__}: {exc}"}, group="stages",
-                            detail=stages.tracebacks.get(name, ""), verification=True))
 
-    # 5. the calibration ladder beside the run (math §7.4) ------------------------------------
+def stage_error_claims(errors: list[tuple[str, BaseException]], stages: Stages) -> list[Claim]:
+    """An ``error`` claim (``stage.NAME``, with the traceback) for every stage that raised."""
+    return [Claim(id=f"stage.{name.split(' ')[0]}", statement=f"the stage '{name}' ran",
+                  source="main job", check="stage completed without an exception", tolerance="no error",
+                  status="error", measured={"error": f"{type(exc).__name__}: {exc}"}, group="stages",
+                  detail=stages.tracebacks.get(name, ""), verification=True)
+            for name, exc in errors]
+
+
+def ladder_stage(job: _Job, run_dir: Path | None, out: Path) -> dict[str, Any] | None:
+    """5. The calibration ladder beside the run (math §7.4, :func:`run_ladder_stage`); None when skipped or failed."""
     ladder = None
-    with stages("calibration ladder", errors):
-        ladder = run_ladder_stage(run_dir, out, opts, stages)
+    with job.stages("calibration ladder", job.errors):
+        ladder = run_ladder_stage(run_dir, out, job.opts, job.stages)
         if ladder is not None:
-            context["calibration ladder"] = ladder["sentence"]
+            job.context["calibration ladder"] = ladder["sentence"]
+    return ladder
 
-    # 6. report ------------------------------------------------------------------------------
-    with stages("report", errors):
-        context["wall time (s)"] = round(time.perf_counter() - t_start, 1)
-        context["stage times (s)"] = dict(stages.times)
-        paths = write_report(staging, claims, figures=figures, context=context, ladder=ladder)
+
+def report_stage(job: _Job, ladder: dict[str, Any] | None, t_start: float) -> None:
+    """6. The report in the staging folder: ``claims.json``, ``report.md``, ``report.html`` (and ``ladder.json``)."""
+    with job.stages("report", job.errors):
+        job.context["wall time (s)"] = round(time.perf_counter() - t_start, 1)
+        job.context["stage times (s)"] = dict(job.stages.times)
+        paths = write_report(job.staging, job.claims, figures=job.figures, context=job.context, ladder=ladder)
         if ladder is not None:
-            (staging / "ladder.json").write_text(dumps(ladder))
-        stages.log(f"    wrote {paths['claims'].name}, {paths['md'].name}, {paths['html'].name}")
-    print(claims_table(claims))
-    where = publish_report(out, staging, errors)
-    print(f"report: {where / 'report.html'}  (wall time {time.perf_counter() - t_start:.1f} s)")
-    observed = [c.id for c in claims if c.status == "fail" and not c.verification]
-    if observed and not opts.strict:
-        print(f"note: {len(observed)} empirical claim(s) not supported by this run (see the report): "
-              + ", ".join(observed))
-    return exit_code(claims, strict=opts.strict)
+            (job.staging / "ladder.json").write_text(dumps(ladder))
+        job.stages.log(f"    wrote {paths['claims'].name}, {paths['md'].name}, {paths['html'].name}")
 
 
 def publish_report(out: Path, staging: Path, errors: list[tuple[str, BaseException]], *,

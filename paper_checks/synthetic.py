@@ -1,6 +1,7 @@
 """Synthetic metrics logs with known ground truth, for testing the fit and the claim checks.
 
-A log is a list of dicts with the keys of ``empirical``'s ``metrics.jsonl`` (docs/run_format.md).  The SNR singular values follow the math §6.3 closed form under a
+A log is a list of dicts with the keys of ``empirical``'s ``metrics.jsonl`` (docs/run_format.md).
+The SNR singular values follow the math §6.3 closed form under a
 known time map ``G(omega_j(T)) = b_j + s T^beta`` (see :mod:`paper_checks.fit`); the
 central-path quantities are the math §3.4 laws of :mod:`theory.laws` evaluated at those
 values, and ``l_perp = perp_fraction * (l_nc1 + l_nc23)``.  Multiplicative log-normal
@@ -58,54 +59,65 @@ def synthetic_metrics_log(
     omega = omega_true * np.exp(noise * rng.standard_normal(omega_true.shape))
     omega = -np.sort(-omega, axis=1)
 
-    l_nc1 = law_sum("l_nc1", omega, C)
-    l_nc23 = law_sum("l_nc23", omega, C)
-    l_central = l_nc1 + l_nc23
-    nc1 = law_sum("nc1_renormalized", omega, C)
-    l_perp = perp_fraction * l_central
-    loss = l_central + l_perp
+    terms = _central_path_terms(omega, C, perp_fraction)
     inv = 1.0 / omega.min(axis=1) ** 2  # a decreasing "collapse" scale for the other metrics
-    records: list[dict[str, Any]] = []
-    for k in range(epochs):
-        e = int(ep[k])
-        train_error = 0.0 if e >= zero_error_epoch else 0.5 * (1.0 - e / zero_error_epoch)
-        records.append(
-            {
-                "epoch": e,
-                "step": 10 * e,
-                "lr": float(lr[k]),
-                "lr_weighted_steps": float(lr_steps[k]),
-                "time_s": 0.01 * e,
-                "train_error": train_error,
-                "test_error": 0.05 + train_error,
-                "loss": float(loss[k]),
-                "loss_nowd": float(loss[k]),
-                "lam": 0.0,
-                "l_nc1": float(l_nc1[k]),
-                "l_nc23": float(l_nc23[k]),
-                "l_perp": float(l_perp[k]),
-                "l_central": float(l_central[k]),
-                # lam = 0 here, so the run's terms are also its lambda = 0 terms (as empirical.measure logs them)
-                "l_nc1_lam0": float(l_nc1[k]),
-                "l_nc23_lam0": float(l_nc23[k]),
-                "l_perp_lam0": float(l_perp[k]),
-                "l_central_lam0": float(l_central[k]),
-                "rho_perp": float(l_perp[k] / loss[k]),
-                "identity_residual": 0.0,
-                "central_path_distance": float(np.sqrt(perp_fraction)),
-                "nc1": float(nc1[k]),
-                "nc1_notebook": float(C * nc1[k]),
-                "nc2_equinorm_means": float(0.3 * inv[k]),
-                "nc2_equinorm_classifiers": float(0.2 * inv[k]),
-                "nc2_equiangular_means": float(0.1 * inv[k]),
-                "nc2_equiangular_classifiers": float(0.1 * inv[k]),
-                "nc2_maxangle_means": float(0.1 * inv[k]),
-                "nc2_maxangle_classifiers": float(0.1 * inv[k]),
-                "nc3": float(0.5 * inv[k] ** 2),
-                "nc4": float(max(0.0, 0.02 * (1.0 - e / (2.0 * zero_error_epoch)))),
-                "snr_singular_values": [float(v) for v in omega[k]],
-            }
-        )
+    records = [_record(k, int(ep[k]), float(lr[k]), float(lr_steps[k]), terms, float(inv[k]), omega[k], C=C,
+                       perp_fraction=perp_fraction, zero_error_epoch=zero_error_epoch) for k in range(epochs)]
     b = closed_form_G(omega_at_1, C) - scale
     truth = {"scale": scale, "beta": beta, "offsets": b, "omega": omega_true, "time_key": time_key, "C": C}
     return records, truth
+
+
+def _central_path_terms(omega: np.ndarray, C: int, perp_fraction: float) -> dict[str, np.ndarray]:
+    """Per epoch: the math §3.4 laws at ``omega`` (``l_nc1``, ``l_nc23``, ``l_central``, ``nc1``), ``l_perp`` as
+    ``perp_fraction`` of ``l_central``, and the loss (``l_central + l_perp``)."""
+    l_nc1 = law_sum("l_nc1", omega, C)
+    l_nc23 = law_sum("l_nc23", omega, C)
+    l_central = l_nc1 + l_nc23
+    l_perp = perp_fraction * l_central
+    return {"l_nc1": l_nc1, "l_nc23": l_nc23, "l_central": l_central, "nc1": law_sum("nc1_renormalized", omega, C),
+            "l_perp": l_perp, "loss": l_central + l_perp}
+
+
+def _record(k: int, e: int, lr: float, lr_steps: float, terms: dict[str, np.ndarray], inv: float,
+            omega: np.ndarray, *, C: int, perp_fraction: float, zero_error_epoch: int) -> dict[str, Any]:
+    """The metrics record of epoch ``e`` (row ``k`` of ``terms``): the laws' terms, a training error that reaches
+    zero at ``zero_error_epoch``, the other metrics on the decreasing scale ``inv``."""
+    train_error = 0.0 if e >= zero_error_epoch else 0.5 * (1.0 - e / zero_error_epoch)
+    l_nc1, l_nc23, l_perp = float(terms["l_nc1"][k]), float(terms["l_nc23"][k]), float(terms["l_perp"][k])
+    l_central, loss, nc1 = float(terms["l_central"][k]), float(terms["loss"][k]), float(terms["nc1"][k])
+    return {
+        "epoch": e,
+        "step": 10 * e,
+        "lr": lr,
+        "lr_weighted_steps": lr_steps,
+        "time_s": 0.01 * e,
+        "train_error": train_error,
+        "test_error": 0.05 + train_error,
+        "loss": loss,
+        "loss_nowd": loss,
+        "lam": 0.0,
+        "l_nc1": l_nc1,
+        "l_nc23": l_nc23,
+        "l_perp": l_perp,
+        "l_central": l_central,
+        # lam = 0 here, so the run's terms are also its lambda = 0 terms (as empirical.measure logs them)
+        "l_nc1_lam0": l_nc1,
+        "l_nc23_lam0": l_nc23,
+        "l_perp_lam0": l_perp,
+        "l_central_lam0": l_central,
+        "rho_perp": float(terms["l_perp"][k] / terms["loss"][k]),
+        "identity_residual": 0.0,
+        "central_path_distance": float(np.sqrt(perp_fraction)),
+        "nc1": nc1,
+        "nc1_notebook": float(C * terms["nc1"][k]),
+        "nc2_equinorm_means": float(0.3 * inv),
+        "nc2_equinorm_classifiers": float(0.2 * inv),
+        "nc2_equiangular_means": float(0.1 * inv),
+        "nc2_equiangular_classifiers": float(0.1 * inv),
+        "nc2_maxangle_means": float(0.1 * inv),
+        "nc2_maxangle_classifiers": float(0.1 * inv),
+        "nc3": float(0.5 * inv**2),
+        "nc4": float(max(0.0, 0.02 * (1.0 - e / (2.0 * zero_error_epoch)))),
+        "snr_singular_values": [float(v) for v in omega],
+    }

@@ -6,7 +6,8 @@ trajectories. See math §3.4, §5 and §6.
 
 Entry point: ``simulate.simulate(flow, num_classes=C, per_class=N, dim=p, t_max=T, options=SolverOptions(...))``
 (defined in the module ``simulate.run``) returns a ``Trajectory``; ``simulate.write_run_dir(traj, DIR)`` writes it as a
-run directory in the run format (config.json, metrics.jsonl: docs/run_format.md), read by ``paper_checks compare``. One naming scheme: sizes are ``num_classes``
+run directory in the run format (config.json, metrics.jsonl: docs/run_format.md), read by ``paper_checks compare``.
+One naming scheme: sizes are ``num_classes``
 (C), ``per_class`` (N), ``dim`` (p) in every public function and in the CLI; the solver settings (rtol, atol,
 solver, max_steps, error_norm) are one frozen ``SolverOptions`` passed as the keyword ``options=``.
 
@@ -23,19 +24,12 @@ Dynamics (each jit-able and vmap-able):
 
 import jax as _jax
 
+# float64 before any submodule creates an array: the imports below follow this line (E402 allowed for this file
+# in pyproject.toml)
 _jax.config.update("jax_enable_x64", True)
 
-from .initial import class_labels, class_means, random_initial_features  # noqa: E402
-from .reduced import (  # noqa: E402
-    asymptotic_omega,
-    closed_form_omega,
-    integrate_reduced,
-    integrate_reduced_ensemble,
-    reduced_rhs,
-)
-from ._solve import SolverOptions  # noqa: E402
-from .matrix import integrate_matrix, matrix_rhs  # noqa: E402
-from .features import (  # noqa: E402
+from ._solve import SolverOptions
+from .features import (
     FREE_OPTIONS,
     central_path_gradient,
     integrate_features,
@@ -44,9 +38,18 @@ from .features import (  # noqa: E402
     project_tangent,
     projected_rhs,
 )
-from .metrics import feature_metrics, trajectory_metrics  # noqa: E402
-from .run import DEFAULT_OPTIONS, FLOWS, Trajectory, simulate, tail_loglog_slope  # noqa: E402
-from .run_dir import flow_records, write_run_dir  # noqa: E402
+from .initial import class_labels, class_means, random_initial_features
+from .matrix import integrate_matrix, matrix_rhs
+from .metrics import feature_metrics, trajectory_metrics
+from .reduced import (
+    asymptotic_omega,
+    closed_form_omega,
+    integrate_reduced,
+    integrate_reduced_ensemble,
+    reduced_rhs,
+)
+from .run import DEFAULT_OPTIONS, FLOWS, Trajectory, simulate, tail_loglog_slope
+from .run_dir import flow_records, write_run_dir
 
 __all__ = [
     "DEFAULT_OPTIONS",

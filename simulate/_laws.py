@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import functools
 
-from ._checks import is_concrete
-
 import theory
 import theory.laws
+
+from ._checks import is_concrete
 
 
 @functools.cache
@@ -19,7 +19,7 @@ def law(name: str):
     return theory.laws.numeric(name, backend="jax")
 
 
-def kappa_value(kappa, N: int, C: int) -> float:
+def kappa_value(kappa, N: float, C: int) -> float:
     """Time-scale factor kappa of the flow dX/dt = -kappa Proj grad L (math §6.3 table): a positive number, or a
     convention name "projected" (1), "sum" (C N), "means" (N); ``theory.laws.kappa``."""
     if not isinstance(kappa, str) and not is_concrete(kappa):

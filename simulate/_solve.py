@@ -69,7 +69,7 @@ class SolverOptions:
         solver_from_name(self.solver)
         norm_from_name(self.error_norm)
 
-    def replace(self, **changes) -> "SolverOptions":
+    def replace(self, **changes) -> SolverOptions:
         """A copy with ``changes`` (validated again)."""
         return dataclasses.replace(self, **changes)
 

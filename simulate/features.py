@@ -202,7 +202,8 @@ def integrate_free(
 
     Any class counts (the loss is a mean over samples, math §1).
     Returns ``(W, b, X)`` at ``times`` with leading axis len(times). No renormalisation: this is the off-central-
-    path comparison of math §4. ``options``: :class:`SolverOptions` (default :data:`FREE_OPTIONS`, rtol 1e-8, atol 1e-10).
+    path comparison of math §4. ``options``: :class:`SolverOptions`
+    (default :data:`FREE_OPTIONS`, rtol 1e-8, atol 1e-10).
     """
     C = num_classes
     if is_concrete((lam, lam_h)) and (lam < 0 or lam_h < 0):

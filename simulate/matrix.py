@@ -1,4 +1,5 @@
-"""Matrix ODE on the SNR matrix (math §6.1):  dS/dt = (kappa/N) (C I_p + S S^T)^{-2} S,  S = Sigma_W^{-1/2} Mbar (p x C).
+"""Matrix ODE on the SNR matrix (math §6.1):  dS/dt = (kappa/N) (C I_p + S S^T)^{-2} S,
+S = Sigma_W^{-1/2} Mbar (p x C).
 
 Since Mbar 1_C = 0, S J = S with J = I_C - 1 1^T/C; the right-hand side is evaluated as (kappa/N)(C I + S S^T)^{-2} S J,
 identical on that invariant set, so that S 1_C stays exactly 0. (Without J, round-off along 1_C grows like
@@ -20,7 +21,8 @@ from ._solve import SolverOptions, integrate
 
 
 def matrix_rhs(t, S: jax.Array, args) -> jax.Array:
-    """dS/dt = (kappa/N) (C I + S S^T)^{-2} S J for S (p, C), J the centring matrix; ``args = (N, C, kappa)`` (math §6.1)."""
+    """dS/dt = (kappa/N) (C I + S S^T)^{-2} S J for S (p, C), J the centring matrix;
+    ``args = (N, C, kappa)`` (math §6.1)."""
     N, C, kappa = args
     p = S.shape[0]
     A = C * jnp.eye(p, dtype=S.dtype) + S @ S.T

@@ -64,7 +64,7 @@ def feature_metrics(
     p = stats.sigma_w.shape[0]
     out["sigma_w_deviation"] = jnp.max(jnp.abs(stats.sigma_w - jnp.eye(p)))
     out["global_mean_norm"] = jnp.max(jnp.abs(stats.global_mean))
-    if U0 is not None:
+    if U0 is not None and V0 is not None:
         S = stats.centered_means.T
         d = jnp.diagonal(U0.T @ S @ V0)
         out["singular_vector_drift"] = jnp.linalg.norm(S - (U0 * d) @ V0.T) / jnp.linalg.norm(S)

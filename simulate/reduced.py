@@ -94,7 +94,7 @@ def _closed_form(omega0, times, N, C, kappa, c1, c3, rtol, atol, max_steps):
 def closed_form_omega(
     omega0: jax.Array,
     times: jax.Array,
-    per_class: int,
+    per_class: float,
     num_classes: int,
     kappa: float | str = 1.0,
     *,
@@ -120,7 +120,7 @@ def closed_form_omega(
     return _closed_form(omega0, times, float(N), float(C), k, c1, c3, float(rtol), float(atol), int(max_steps))
 
 
-def asymptotic_omega(times: jax.Array, per_class: int, num_classes: int, kappa: float | str = 1.0) -> jax.Array:
+def asymptotic_omega(times: jax.Array, per_class: float, num_classes: int, kappa: float | str = 1.0) -> jax.Array:
     """Leading-order growth omega(t) ~ (t/c3)^{1/4} (math §6.4 item 1; theory.laws "growth"); N = per_class, C =
     num_classes."""
     N, C = per_class, num_classes

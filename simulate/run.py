@@ -71,7 +71,7 @@ class Trajectory:
         """Write times, omega, closed_form_omega, gram_start, gram_end and every metric (by name) to ``path``."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = dict(self.metrics)
+        arrays: dict[str, Any] = dict(self.metrics)
         arrays.update(times=self.times, omega=self.omega, closed_form_omega=self.closed_form_omega,
                       gram_start=self.gram_start, gram_end=self.gram_end,
                       params_json=np.array(dumps(self.params, indent=None)))
@@ -102,8 +102,13 @@ class Trajectory:
         out["omega_min_over_asymptote_final"] = float(np.median(mets["omega_min_over_asymptote"][:, -1]))
         out["omega_max_over_asymptote_final"] = float(np.median(mets["omega_max_over_asymptote"][:, -1]))
         rates = {}
-        for name, series in (("omega_min", om[:, :, -1]), ("nc1", mets["nc1"]), ("max_min_ratio_minus_1", ratio_m1(mets)),
-                             ("gram_etf_distance", mets["gram_etf_distance"]), ("l_central", mets["l_central"])):
+        for name, series in (
+            ("omega_min", om[:, :, -1]),
+            ("nc1", mets["nc1"]),
+            ("max_min_ratio_minus_1", ratio_m1(mets)),
+            ("gram_etf_distance", mets["gram_etf_distance"]),
+            ("l_central", mets["l_central"]),
+        ):
             rates[name] = float(np.median([tail_loglog_slope(t, s) for s in series]))
         out["tail_loglog_slopes"] = rates
         out["tail_loglog_slopes_theory"] = {"omega_min": 0.25, "nc1": -0.5, "max_min_ratio_minus_1": -1.0,
@@ -287,6 +292,55 @@ def simulate(
     Times: 0 and num_times-1 log-spaced values up to t_max. For the features-based flows the features at each
     time are reconstructed (reduced, matrix: Z + S(t)^T per class, with Z the frozen within-class deviations).
     """
+    counts, options = _checked_arguments(flow, num_classes, per_class, dim, ensemble, num_times, options,
+                                         class_counts, flow_options)
+    balanced = len(set(counts)) == 1
+    C, p = int(num_classes), int(dim)
+    N = counts[0] if balanced else sum(counts) / C  # imbalanced (free flow): N enters a named kappa and references
+    kap = kappa_value(kappa, N, C)
+    times = log_times(float(t_max), int(num_times), flow_options.get("t_min"))
+    labels = class_labels(C, counts[0]) if balanced else labels_from_counts(counts)
+    UVs, runs = _integrate(flow, counts, p, labels, times, N, kap, seed, int(ensemble), options, flow_options)
+    members, notes = [], []
+    for (U0, V0), run in zip(UVs, runs):
+        member, member_notes = _member_record(flow, run, labels, times, C, N, kap, U0, V0)
+        members.append(member)
+        notes += member_notes
+    params = dict(
+        num_classes=C,
+        per_class=N if balanced else None,
+        class_counts=list(counts),
+        dim=p,
+        t_max=float(t_max),
+        seed=seed,
+        num_times=int(num_times),
+        ensemble=int(ensemble),
+        kappa=kappa,
+        kappa_value=kap,
+        **options.as_kwargs(),
+        solver_steps=[m[5] for m in members],
+        **flow_options,
+    )
+
+    def pick(i):
+        arrs = [m[i] for m in members]
+        return arrs[0] if ensemble == 1 else np.stack(arrs)
+
+    metrics = {k: (members[0][2][k] if ensemble == 1 else np.stack([m[2][k] for m in members]))
+               for k in members[0][2]}
+    states = None
+    if ensemble == 1:
+        Xs, Ws, bs, lam, _ = runs[0]
+        states = FlowStates(np.asarray(labels), np.asarray(Xs), None if Ws is None else np.asarray(Ws),
+                            None if bs is None else np.asarray(bs), float(lam))
+    return Trajectory(flow=flow, times=np.asarray(times), omega=pick(0), closed_form_omega=pick(1), metrics=metrics,
+                      gram_start=pick(3), gram_end=pick(4), params=params, notes=sorted(set(notes)), states=states)
+
+
+def _checked_arguments(flow: str, num_classes: int, per_class: int | None, dim: int, ensemble: int, num_times: int,
+                       options: SolverOptions | None, class_counts: Any,
+                       flow_options: dict[str, Any]) -> tuple[tuple[int, ...], SolverOptions]:
+    """``(class counts, solver options)`` of :func:`simulate`'s arguments, each checked (``ValueError`` naming it)."""
     if flow not in FLOWS:
         raise ValueError(f"unknown flow {flow!r}; choose one of {FLOWS}")
     counts = class_counts_of(flow, num_classes, per_class, class_counts)
@@ -307,16 +361,21 @@ def simulate(
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
                               or v < 0 or (name == "step" and v == 0)):
             raise ValueError(f"{name} must be a finite number {'> 0' if name == 'step' else '>= 0'}, got {v!r}")
-    C, p = int(num_classes), int(dim)
-    N = counts[0] if balanced else sum(counts) / C  # imbalanced (free flow): N enters a named kappa and references
-    kap = kappa_value(kappa, N, C)
-    times = log_times(float(t_max), int(num_times), flow_options.get("t_min"))
-    labels = class_labels(C, N) if balanced else labels_from_counts(counts)
-    keys = jax.random.split(jax.random.PRNGKey(seed), int(ensemble))
+    return counts, options
+
+
+def _integrate(flow: str, counts: tuple[int, ...], p: int, labels: jax.Array, times: jax.Array, N: float,
+               kap: float, seed: int, ensemble: int, options: SolverOptions,
+               flow_options: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    """``(initial SNR singular vectors, runs)``, one of each per member: its random initial point on X_set
+    integrated along ``flow``; a run is ``(Xs, Ws, bs, lam, steps)``."""
+    C = len(counts)
+    balanced = len(set(counts)) == 1
+    keys = jax.random.split(jax.random.PRNGKey(seed), ensemble)
     X0s = [random_initial_features(jax.random.split(k)[0], C, counts[0], p, rank=flow_options.get("rank"),
                                    mean_scale=float(flow_options.get("mean_scale", 1.0)),
                                    class_counts=None if balanced else counts) for k in keys]
-    UVs = [(None, None)] * len(X0s)
+    UVs: list[Any] = [(None, None)] * len(X0s)
     if flow in ENSEMBLE_FLOWS:
         # initial SNR singular vectors, once: the reduced route rebuilds features on them, metrics measure drift
         inits = jax.vmap(lambda X: _initial_snr(X, labels, C))(jnp.stack(X0s))
@@ -327,52 +386,42 @@ def simulate(
     else:
         runs = [_single(flow, X0, labels, times, C, N, kap, options, flow_options, jax.random.split(k)[1])
                 for X0, k in zip(X0s, keys)]
-    members, notes = [], []
-    for (U0, V0), (Xs, Ws, bs, lam, steps) in zip(UVs, runs):
-        mets, grams = trajectory_metrics(Xs, labels, C, Ws, bs, lam, U0, V0)
-        # Wait with the GIL released first: np.asarray on a pending array holds it, and a runtime check of the
-        # solve (an Equinox error callback, which needs the GIL) would then never run: a silent deadlock.
-        mets = {k: np.asarray(v) for k, v in jax.block_until_ready(mets).items()}
-        omega = mets.pop("omega")
-        cf = np.asarray(closed_form_omega(jnp.asarray(omega[0]), times, N, C, kap))
-        mets["closed_form_rel_error"] = np.max(np.where(cf > 0, np.abs(omega / np.where(cf > 0, cf, 1) - 1),
-                                                        np.abs(omega)), axis=1)
-        t = np.asarray(times)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            asym = np.asarray(asymptotic_omega(times, N, C, kap))  # (t/c3)^{1/4}, math §6.4 item 1
-            mets["omega_min_over_asymptote"] = omega[:, -1] / asym
-            mets["omega_max_over_asymptote"] = omega[:, 0] / asym
-            pos = omega > 0
-            safe = np.where(pos, omega, 1.0)
-            proj = np.asarray(law("closed_form_lhs")(safe, N, C, kap)) - t[:, None]
-            retr = np.asarray(law("retraction_lhs")(safe, N, C)) - kap * t[:, None]
-            mets["projected_invariant_drift"] = np.where(pos, proj - proj[0], 0.0)
-            mets["retraction_invariant_drift"] = np.where(pos, retr - retr[0], 0.0)
-        if flow == "free":  # only the free flow moves Sigma_W; collapsed features leave the SNR undefined
-            undefined, reason = snr_undefined(Xs, labels, C)
-            if undefined.any():
-                omega = np.where(undefined[:, None], np.nan, omega)
-                for k in _OMEGA_DERIVED:
-                    mets[k] = np.where(undefined.reshape((-1,) + (1,) * (mets[k].ndim - 1)), np.nan, mets[k])
-                first = float(t[np.argmax(undefined)])
-                notes.append(f"the SNR singular values are undefined from t = {first:g} on: {reason}; "
-                             "omega and what is computed from it are NaN there")
-        members.append((omega, cf, mets, np.asarray(grams[0]), np.asarray(grams[-1]),
-                        None if steps is None else int(steps)))
-    params = dict(num_classes=C, per_class=N if balanced else None, class_counts=list(counts), dim=p, t_max=float(t_max), seed=seed, num_times=int(num_times),
-                  ensemble=int(ensemble), kappa=kappa, kappa_value=kap, **options.as_kwargs(),
-                  solver_steps=[m[5] for m in members], **flow_options)
+    return UVs, runs
 
-    def pick(i):
-        arrs = [m[i] for m in members]
-        return arrs[0] if ensemble == 1 else np.stack(arrs)
 
-    metrics = {k: (members[0][2][k] if ensemble == 1 else np.stack([m[2][k] for m in members]))
-               for k in members[0][2]}
-    states = None
-    if ensemble == 1:
-        Xs, Ws, bs, lam, _ = runs[0]
-        states = FlowStates(np.asarray(labels), np.asarray(Xs), None if Ws is None else np.asarray(Ws),
-                            None if bs is None else np.asarray(bs), float(lam))
-    return Trajectory(flow=flow, times=np.asarray(times), omega=pick(0), closed_form_omega=pick(1), metrics=metrics,
-                      gram_start=pick(3), gram_end=pick(4), params=params, notes=sorted(set(notes)), states=states)
+def _member_record(flow: str, run: Any, labels: jax.Array, times: jax.Array, C: int, N: float, kap: float,
+                   U0: Any, V0: Any) -> tuple[tuple[Any, ...], list[str]]:
+    """``((omega, closed-form omega, metrics, Gram at the start, Gram at the end, solver steps), notes)`` of one
+    member's run: the metrics along it, the closed form (math §6.3) and asymptote (math §6.4) from its initial
+    omega, the drift of both flows' invariants, and NaN where the free flow leaves the SNR undefined."""
+    Xs, Ws, bs, lam, steps = run
+    notes = []
+    jax_mets, grams = trajectory_metrics(Xs, labels, C, Ws, bs, lam, U0, V0)
+    # Wait with the GIL released first (np.asarray on a pending JAX array holds it while it waits).
+    mets = {k: np.asarray(v) for k, v in jax.block_until_ready(jax_mets).items()}
+    omega = mets.pop("omega")
+    cf = np.asarray(closed_form_omega(jnp.asarray(omega[0]), times, N, C, kap))
+    mets["closed_form_rel_error"] = np.max(np.where(cf > 0, np.abs(omega / np.where(cf > 0, cf, 1) - 1),
+                                                    np.abs(omega)), axis=1)
+    t = np.asarray(times)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        asym = np.asarray(asymptotic_omega(times, N, C, kap))  # (t/c3)^{1/4}, math §6.4 item 1
+        mets["omega_min_over_asymptote"] = omega[:, -1] / asym
+        mets["omega_max_over_asymptote"] = omega[:, 0] / asym
+        pos = omega > 0
+        safe = np.where(pos, omega, 1.0)
+        proj = np.asarray(law("closed_form_lhs")(safe, N, C, kap)) - t[:, None]
+        retr = np.asarray(law("retraction_lhs")(safe, N, C)) - kap * t[:, None]
+        mets["projected_invariant_drift"] = np.where(pos, proj - proj[0], 0.0)
+        mets["retraction_invariant_drift"] = np.where(pos, retr - retr[0], 0.0)
+    if flow == "free":  # only the free flow moves Sigma_W; collapsed features leave the SNR undefined
+        undefined, reason = snr_undefined(Xs, labels, C)
+        if undefined.any():
+            omega = np.where(undefined[:, None], np.nan, omega)
+            for k in _OMEGA_DERIVED:
+                mets[k] = np.where(undefined.reshape((-1,) + (1,) * (mets[k].ndim - 1)), np.nan, mets[k])
+            first = float(t[np.argmax(undefined)])
+            notes.append(f"the SNR singular values are undefined from t = {first:g} on: {reason}; "
+                         "omega and what is computed from it are NaN there")
+    member = (omega, cf, mets, np.asarray(grams[0]), np.asarray(grams[-1]), None if steps is None else int(steps))
+    return member, notes

@@ -99,7 +99,7 @@ def test_every_math_citation_names_a_heading_of_math_md():
             if m.group(1) not in anchors:
                 bad.append(f"{rel}:{text.count(chr(10), 0, m.start()) + 1}: math.md#{m.group(1)}")
     assert not bad, "citations of sections that docs/math.md does not have:\n" + "\n".join(bad)
-    # the certificate (theory/report.py) cites the write-up, so zero citations means the parser broke
+    # the certificate (theory/symbolic/report.py) cites the write-up, so zero citations means the parser broke
     assert seen > 0
 
 

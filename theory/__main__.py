@@ -25,10 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line's parser (its options are in the module doc)."""
     parser = _Parser(
         prog="python -m theory",
-        description="Symbolic certificate of the MSE neural-collapse identities (math §3.1, §3.3, §3.4, §5.1, §6.1-6.4): "
+        description="Symbolic certificate of the MSE neural-collapse identities (math §3.1, "
+                    "§3.3, §3.4, §5.1, §6.1-6.4): "
                     "prints the derivation report (Markdown + LaTeX) with a PASS/FAIL table.",
     )
-    parser.add_argument("--json", action="store_true", help="print JSON {checks: [...], passed: bool} instead of Markdown")
+    parser.add_argument("--json", action="store_true", help="print JSON {checks: [...], passed: "
+                                                            "bool} instead of Markdown")
     parser.add_argument("--out", type=Path, default=None,
                         help="directory to write derivations.md (and derivations.json) (default: print only)")
     parser.add_argument("--quick", action="store_true", help="skip the largest sizes")
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         parser.error(f"argument --out: {args.out} exists and is not a directory")
 
-    from theory.symbolic import run_certificate  # noqa: PLC0415
+    from theory.symbolic import run_certificate
 
     cert = run_certificate(quick=args.quick, exhaustive=args.exhaustive)
     md = cert.markdown()

@@ -66,7 +66,7 @@ def to_float(x: Array) -> float:
 
 def to_float_dict(d: dict) -> dict:
     """Turn a dict of 0-d / 1-d arrays into JSON-ready Python floats / lists (None kept)."""
-    out = {}
+    out: dict[Any, Any] = {}
     for k, v in d.items():
         if v is None or isinstance(v, (bool, int, float, str)):
             out[k] = v
@@ -234,7 +234,8 @@ class SingularMatrixError(ValueError):
 
 
 def check_nonsingular(low: float, top: float, dim: int, what: str, detail: str) -> None:
-    """Raise :class:`SingularMatrixError` (a ``ValueError``) unless :func:`is_nonsingular`: ``"{what} is singular or not positive definite
+    """Raise :class:`SingularMatrixError` (a ``ValueError``) unless :func:`is_nonsingular`:
+    ``"{what} is singular or not positive definite
     ({detail})"`` with ``detail`` formatted with ``low`` and ``top`` (e.g. ``"smallest eigenvalue {low:.3e}"``)."""
     if not is_nonsingular(low, top, dim):
         raise SingularMatrixError(f"{what} is singular or not positive definite ({detail.format(low=low, top=top)})")

@@ -17,7 +17,7 @@ obeys ``dw/dt = (1/n) w/(C + w^2)``, i.e. ``n (C log w + w^2/2) = a + t``: no qu
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import sympy as sp
 
@@ -88,7 +88,7 @@ def _derive() -> dict[str, sp.Expr]:
     }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def expressions() -> dict[str, sp.Expr]:
     """The derived SymPy expressions, keyed by name (cached)."""
     return _derive()
@@ -109,7 +109,7 @@ SIGNATURES: dict[str, tuple] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def numeric(name: str, backend: str = "numpy") -> Callable:
     """Lambdified law ``name`` for ``backend`` in ``{"numpy", "jax"}`` (arguments: :data:`SIGNATURES`)."""
     if name not in SIGNATURES:
@@ -130,13 +130,15 @@ def constants(N_: float, C_: float, kappa_: float | str = 1.0, snr_scale: str = 
     ex = expressions()
     subs = {N: N_, C: C_, K: k}
     if snr_scale == "paper":
-        return tuple(float(ex[c].subs(subs)) for c in ("c1", "c2", "c3"))
+        c1, c2, c3 = (float(ex[c].subs(subs)) for c in ("c1", "c2", "c3"))
+        return c1, c2, c3
     if snr_scale == "per_class":
-        return tuple(float(v.subs(subs)) for v in per_class_constants())
+        c1, c2, c3 = (float(v.subs(subs)) for v in per_class_constants())
+        return c1, c2, c3
     raise ValueError(f"unknown snr_scale {snr_scale!r}; use 'paper' or 'per_class'")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def per_class_constants() -> tuple[sp.Expr, sp.Expr, sp.Expr]:
     """Constants of the closed form in ``w' = w / sqrt(C)``, derived by substitution (math §6.3 [AMB])."""
     wp = sp.Symbol("omega_prime", positive=True)

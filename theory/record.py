@@ -33,7 +33,8 @@ unavailable) is ``None``, and ``warnings`` (present only then) says why.
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ._backend import EPS, Array, namespace, to_float, to_float_dict, to_list
 from .decomposition import decompose

@@ -91,7 +91,7 @@ def with_tables(markdown: str, tables: str) -> str:
     return f"{before}{MARKER}\n\n{tables}\n\n{END_MARKER}{after}"
 
 
-def on_page_markdown(markdown: str, page, config, files) -> str:  # noqa: ARG001 (MkDocs hook signature)
+def on_page_markdown(markdown: str, page, config, files) -> str:  # MkDocs hook signature
     parts = _split(markdown)
     if parts is None:
         return markdown

@@ -123,7 +123,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         ("_codecs", "encode"),  # protocol-2 pickles of bytes written by Python 3
     }
 
-    def find_class(self, module: str, name: str):  # noqa: D102 - pickle protocol
+    def find_class(self, module: str, name: str):  # pickle protocol
         if (module, name) in self._ALLOWED:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refusing to load global {module}.{name} from a data file")

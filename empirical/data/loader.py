@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -83,7 +84,7 @@ class Dataset:
         """Measured ``n_c`` per class, ``int64 (C,)``."""
         return torch.bincount(self.y, minlength=self.num_classes)
 
-    def to(self, device: str | torch.device) -> "Dataset":
+    def to(self, device: str | torch.device) -> Dataset:
         """Copy of this dataset with every tensor (but ``indices``) on ``device``."""
         return replace(
             self, x=self.x.to(device), y=self.y.to(device),
@@ -94,16 +95,21 @@ class Dataset:
 StandardizeWith = Dataset | tuple[Sequence[float] | torch.Tensor, Sequence[float] | torch.Tensor]
 
 
-def _stats_from(standardize_with: StandardizeWith, channels: int, device: torch.device):
-    if isinstance(standardize_with, Dataset):
-        mean, std = standardize_with.mean, standardize_with.std
-    else:
-        try:
-            mean, std = standardize_with
-        except (TypeError, ValueError) as err:
-            raise ValueError("standardize_with must be a Dataset or a (mean, std) pair") from err
-    mean = torch.as_tensor(mean, dtype=torch.float32, device=device).reshape(-1)
-    std = torch.as_tensor(std, dtype=torch.float32, device=device).reshape(-1)
+def _stats_from(standardize_with: StandardizeWith, channels: int,
+                device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel ``(mean, std)`` of a training :class:`Dataset` or a ``(mean, std)`` pair, checked."""
+    pair = ((standardize_with.mean, standardize_with.std) if isinstance(standardize_with, Dataset)
+            else standardize_with)
+    try:
+        mean, std = pair
+    except (TypeError, ValueError) as err:
+        raise ValueError("standardize_with must be a Dataset or a (mean, std) pair") from err
+    return _checked_stats(torch.as_tensor(mean, dtype=torch.float32, device=device).reshape(-1),
+                          torch.as_tensor(std, dtype=torch.float32, device=device).reshape(-1), channels)
+
+
+def _checked_stats(mean: torch.Tensor, std: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mean, std)`` when there is one of each per channel, the means finite and the deviations positive."""
     if mean.numel() != channels or std.numel() != channels:
         raise ValueError(
             f"standardize_with has {mean.numel()} means / {std.numel()} stds but the data has "
@@ -136,7 +142,7 @@ def load_dataset(
     image_size: int | None = None,
     standardize_with: StandardizeWith | None = None,
     standardize: bool | None = None,
-    **options,
+    **options: Any,
 ) -> Dataset:
     """Load one split of a registered dataset as device tensors.
 
@@ -174,41 +180,71 @@ def load_dataset(
     device = torch.device(device)
     if standardize is None:
         standardize = spec.kind != "synthetic"
-
     if spec.kind == "synthetic":
-        if image_size is not None:
-            raise ValueError("the gaussian dataset holds feature vectors; image_size must be None")
-        allowed = {"num_classes", "dim", "separation"}
-        if set(options) - allowed:
-            raise ValueError(f"unexpected options for gaussian: {sorted(set(options) - allowed)}")
-        feats, labels = builtin.gaussian_mixture(
-            split, per_class=100 if per_class is None else per_class, seed=seed, **options
-        )
-        num_classes = int(options.get("num_classes", spec.num_classes))
-        x = torch.from_numpy(feats).to(device)
-        files: tuple[str, ...] = ()
-        indices = torch.arange(labels.size)
+        x, labels, num_classes, files, indices = _synthetic_split(spec, split, per_class, seed, image_size, device,
+                                                                  options)
     else:
-        if spec.kind == "builtin":
-            images, labels, files = builtin.load_digits_split(split)
-        else:
-            found = sources.locate(spec, split, data_root)
-            files = tuple(str(p) for p in found.values())
-            images, raw = spec.reader(found, split)
-            labels = _check_labels(raw, spec, files)
-        num_classes = spec.num_classes
-        keep = None
-        if per_class is not None:
-            keep = transforms.balanced_subset_indices(labels, num_classes, per_class, seed)
-            images, labels = images[keep], labels[keep]
-        indices = torch.from_numpy(keep) if keep is not None else torch.arange(labels.size)
-        x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-        x = x.to(torch.float32).div_(spec.pixel_scale)
-        size = spec.default_size if image_size is None else int(image_size)
-        if size < 1:
-            raise ValueError(f"image_size must be a positive integer, got {image_size}")
-        x = transforms.resize_images(x, size)
+        x, labels, num_classes, files, indices = _image_split(spec, split, data_root, per_class, seed, image_size,
+                                                              device)
+    x, mean, std = _standardized(x, standardize_with, standardize)
+    y = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
+    return Dataset(
+        x=x, y=y, num_classes=num_classes, name=spec.name, channels=int(x.shape[1]),
+        mean=mean, std=std, files=files, split=split, indices=indices,
+    )
 
+
+#: What a split's loader returns: ``(x, labels, num_classes, files, indices)``.
+_Split = tuple[torch.Tensor, np.ndarray, int, tuple[str, ...], torch.Tensor]
+
+
+def _synthetic_split(spec: sources.DatasetSpec, split: str, per_class: int | None, seed: int,
+                     image_size: int | None, device: torch.device, options: dict[str, Any]) -> _Split:
+    """The ``gaussian`` mixture's split (``per_class`` samples per class, default 100), generated from ``seed``."""
+    if image_size is not None:
+        raise ValueError("the gaussian dataset holds feature vectors; image_size must be None")
+    allowed = {"num_classes", "dim", "separation"}
+    if set(options) - allowed:
+        raise ValueError(f"unexpected options for gaussian: {sorted(set(options) - allowed)}")
+    feats, labels = builtin.gaussian_mixture(
+        split, per_class=100 if per_class is None else per_class, seed=seed, **options
+    )
+    num_classes = int(options.get("num_classes", spec.num_classes))
+    return torch.from_numpy(feats).to(device), labels, num_classes, (), torch.arange(labels.size)
+
+
+def _image_split(spec: sources.DatasetSpec, split: str, data_root: str | os.PathLike | None, per_class: int | None,
+                 seed: int, image_size: int | None, device: torch.device) -> _Split:
+    """An image dataset's split: read (the embedded digits, or the files found under ``data_root``), the balanced
+    subset of ``per_class`` per class chosen by ``seed``, float32 pixels in [0, 1] resized to ``image_size``."""
+    files: tuple[str, ...]
+    if spec.kind == "builtin":
+        images, labels, files = builtin.load_digits_split(split)
+    else:
+        if spec.reader is None:
+            raise ValueError(f"dataset {spec.name} has no file reader")
+        found = sources.locate(spec, split, data_root)
+        files = tuple(str(p) for p in found.values())
+        images, raw = spec.reader(found, split)
+        labels = _check_labels(raw, spec, files)
+    num_classes = spec.num_classes
+    keep = None
+    if per_class is not None:
+        keep = transforms.balanced_subset_indices(labels, num_classes, per_class, seed)
+        images, labels = images[keep], labels[keep]
+    indices = torch.from_numpy(keep) if keep is not None else torch.arange(labels.size)
+    x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    x = x.to(torch.float32).div_(spec.pixel_scale)
+    size = image_size if image_size is not None else spec.default_size
+    if size is None or int(size) < 1:
+        raise ValueError(f"image_size must be a positive integer, got {image_size}")
+    return transforms.resize_images(x, int(size)), labels, num_classes, files, indices
+
+
+def _standardized(x: torch.Tensor, standardize_with: StandardizeWith | None,
+                  standardize: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(x, mean, std)``: ``x`` standardised per channel with ``standardize_with``'s statistics, else its own
+    (when ``standardize``), else as it is (mean 0, std 1 recorded)."""
     channels = int(x.shape[1])
     if standardize_with is not None:
         mean, std = _stats_from(standardize_with, channels, x.device)
@@ -219,12 +255,7 @@ def load_dataset(
         std = torch.ones(channels, device=x.device)
     if standardize or standardize_with is not None:
         x = transforms.standardize(x, mean, std)
-
-    y = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
-    return Dataset(
-        x=x, y=y, num_classes=num_classes, name=spec.name, channels=channels,
-        mean=mean, std=std, files=files, split=split, indices=indices,
-    )
+    return x, mean, std
 
 
 def load_train_test(
@@ -238,7 +269,7 @@ def load_train_test(
     image_size: int | None = None,
     standardize: bool | None = None,
     with_test: bool = True,
-    **options,
+    **options: Any,
 ) -> tuple[Dataset, Dataset | None]:
     """Load the train split and the test split standardised with the train statistics.
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from .base import FeatureClassifier
 from .densenet import DenseNet
 from .mlp import MLP
 from .resnet import ResNet
-from .ufm import UFM, DEFAULT_DIM
+from .ufm import DEFAULT_DIM, UFM
 from .vgg import VGG
 
 __all__ = ["ModelSpec", "MODELS", "build_model", "model_names", "takes_sample_indices"]
@@ -104,7 +105,7 @@ def build_model(
     in_channels: int | None = None,
     input_shape: Sequence[int] | None = None,
     num_samples: int | None = None,
-    **kwargs,
+    **kwargs: Any,
 ) -> FeatureClassifier:
     """Build a registered network ``x -> W h(x) + b``.
 

@@ -39,7 +39,8 @@ def _positive_int(value, name: str) -> int:
 
 
 class UFM(FeatureClassifier):
-    """``x = i -> W H[i] + b``: features ``H (n, p)`` initialised ``N(0, init_scale^2)``, classifier ``nn.Linear(p, C)``.
+    """``x = i -> W H[i] + b``: features ``H (n, p)`` initialised ``N(0, init_scale^2)``,
+    classifier ``nn.Linear(p, C)``.
 
     Args:
         num_samples: ``n``, the number of training samples (rows of ``H``).

@@ -36,7 +36,8 @@ def meminfo_available(text: str) -> int | None:
 
 def cgroup_limit(text: str) -> int | None:
     """A cgroup memory limit file's value in bytes: v2 ``memory.max`` (``"max"``: no limit) or v1
-    ``memory.limit_in_bytes`` (at or above :data:`V1_NO_LIMIT`: no limit); ``None`` for no limit or an unreadable text."""
+    ``memory.limit_in_bytes`` (at or above :data:`V1_NO_LIMIT`: no limit);
+    ``None`` for no limit or an unreadable text."""
     value = text.strip()
     if value == "max":
         return None

@@ -5,15 +5,17 @@ worker threads).  Both implement :class:`empirical.training.Engine`, driven by :
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
 from .. import runs
 from ..config import TrainConfig
 from ..distributed import SINGLE
+from ..models import FeatureClassifier
 from ..training import Member, SingleEngine, _batches, load_data, seed_everything
 
 __all__ = ["ENGINES", "InterleavedEngine", "ThreadedEngine", "cpu_workers"]
@@ -93,7 +95,7 @@ class InterleavedEngine:
                 "sweep_strategy": self.strategy}
 
     # ---- the Engine interface (empirical.training.Engine)
-    def model_of(self, k: int) -> torch.nn.Module:
+    def model_of(self, k: int) -> FeatureClassifier:
         return self.engines[k].model
 
     def data_of(self, k: int) -> tuple[Any, Any]:
@@ -122,23 +124,24 @@ class InterleavedEngine:
         index = [list(self.groups).index(m.cfg.seed) for m in self.members]
         main = torch.cuda.current_stream(self.device) if self.streams else None
         for batch in self.epoch_batches():
-            work = [(k, *batch[index[k]]) for k in active]
+            work = [(k, batch[index[k]][0], batch[index[k]][1]) for k in active]
             if self.pool is not None:  # CPU: the members' steps run at the same time, one per worker thread
-                for f in [self.pool.submit(self._member_step, *w, loss_sum, wrong) for w in work]:
+                for f in [self.pool.submit(self._member_step, k, xb, yb, loss_sum, wrong) for k, xb, yb in work]:
                     f.result()  # waits; re-raises a member's error here
-            elif self.streams is not None:  # CUDA: each member's kernels on its own stream
+            elif self.streams is not None and main is not None:  # CUDA: each member's kernels on its own stream
                 for k, xb, yb in work:
                     self.streams[k].wait_stream(main)  # the batch was made on the default stream
                     with torch.cuda.stream(self.streams[k]):
                         self._member_step(k, xb, yb, loss_sum, wrong)
-                    xb.record_stream(self.streams[k])  # the allocator must not reuse the batch before this stream is done
+                    # the allocator must not reuse the batch before this stream is done
+                    xb.record_stream(self.streams[k])
                     yb.record_stream(self.streams[k])
             else:
-                for w in work:
-                    self._member_step(*w, loss_sum, wrong)
+                for k, xb, yb in work:
+                    self._member_step(k, xb, yb, loss_sum, wrong)
             steps += 1
             seen += int(batch[0][1].shape[0])
-        if self.streams is not None:
+        if self.streams is not None and main is not None:
             for stream in self.streams:
                 main.wait_stream(stream)
         seen_t = torch.tensor(float(seen), dtype=torch.float64, device=self.device)

@@ -63,7 +63,8 @@ class MemoryEstimate:
         return self.state + self.step
 
     def describe(self) -> str:
-        """One line in MiB, e.g. ``"98.6 MiB (params 16.6, grads 16.6, momentum 16.6, saved 16.1, batch 0.3, backward 16.0)"``."""
+        """One line in MiB, e.g.
+        ``"98.6 MiB (params 16.6, grads 16.6, momentum 16.6, saved 16.1, batch 0.3, backward 16.0)"``."""
         parts = [("params", self.params), ("grads", self.grads), ("momentum", self.optimizer),
                  ("saved", self.saved), ("batch", self.batch), ("backward", self.backward)]
         if self.buffers:

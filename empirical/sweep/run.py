@@ -13,7 +13,16 @@ import torch
 
 from .. import runs
 from ..config import RESUME_OVERRIDES, TrainConfig, changed_options
-from ..training import Member, build_train_model, fit, load_data, resolve_device, seed_everything, start_run_dir, torch_settings
+from ..training import (
+    Member,
+    build_train_model,
+    fit,
+    load_data,
+    resolve_device,
+    seed_everything,
+    start_run_dir,
+    torch_settings,
+)
 from .chunking import chunk_size
 from .engines import ENGINES
 from .spec import SweepSpec, check_strategy, default_strategy
@@ -60,7 +69,7 @@ def run_sweep(spec: SweepSpec | None, out: str | Path, *, resume: bool = False,
             _check_new(base, cfgs, device)
             out.mkdir(parents=True, exist_ok=True)
             write_sweep_file(out, spec, cfgs, status="running")
-        size = spec.max_members_per_chunk
+        size = spec.max_members_per_chunk or len(cfgs)  # set by chunk_size (new) or the sweep file (resumed)
         outcome: dict[str, dict[str, Any]] = {}
         for i in range(0, len(cfgs), size):
             outcome.update(_train_chunk(cfgs[i: i + size], device, out / CHUNKS_DIR / f"{i // size:02d}", resume,
@@ -86,7 +95,9 @@ def _resumed_spec(out: Path, spec: SweepSpec | None, overrides: dict[str, Any] |
     refused = [k for k in changed_options(stored.base.to_dict(), overrides) if k not in RESUME_OVERRIDES]
     if spec is not None:
         given = {"lrs": spec.lrs, "weight_decays": spec.weight_decays, "seeds": spec.seeds}
-        refused += changed_options({"lrs": stored.lrs, "weight_decays": stored.weight_decays, "seeds": stored.seeds}, given)
+        refused += changed_options(
+            {"lrs": stored.lrs, "weight_decays": stored.weight_decays, "seeds": stored.seeds}, given
+        )
     if refused:
         raise ValueError(f"a resumed sweep keeps its stored configuration; changed option(s) {sorted(refused)} "
                          f"(only {list(RESUME_OVERRIDES)} may change)")

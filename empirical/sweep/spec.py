@@ -91,7 +91,8 @@ class SweepSpec:
             raise ValueError(f"duplicate sweep members (lr, weight_decay, seed): {dupes}")
         names = [Path(m.out).name for m in self.member_configs()]
         if len(set(names)) != len(names):
-            raise ValueError(f"sweep members with the same directory name: {sorted({n for n in names if names.count(n) > 1})}")
+            raise ValueError(f"sweep members with the same directory name: "
+                             f"{sorted({n for n in names if names.count(n) > 1})}")
         if self.strategy is not None:
             check_strategy(self.strategy)
         if self.max_members_per_chunk is not None and self.max_members_per_chunk < 1:
@@ -112,7 +113,7 @@ class SweepSpec:
                 "max_members_per_chunk": self.max_members_per_chunk, "strategy": self.strategy}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SweepSpec":
+    def from_dict(cls, d: dict[str, Any]) -> SweepSpec:
         """The stored spec; a removed strategy (:data:`REMOVED_STRATEGIES`) or none stored reads as ``None``
         (the device's :func:`default_strategy`)."""
         strategy = d.get("strategy")

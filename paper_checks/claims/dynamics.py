@@ -288,7 +288,7 @@ def _euler_step(traj: Any) -> float:
 
 def _growth_exponent(t: np.ndarray, w: np.ndarray) -> float:
     """Log-log slope of min_j omega_j against t over simulate's tail window (``simulate.tail_loglog_slope``)."""
-    import simulate  # noqa: PLC0415 (jax: imported when the dynamics claims run, not with paper_checks)
+    import simulate  # jax: imported when the dynamics claims run, not with paper_checks
 
     return simulate.tail_loglog_slope(t, w.min(axis=1))
 
@@ -373,7 +373,7 @@ def closed_form_tail_slopes(traj: Any) -> dict[str, float]:
     function of the omegas: the losses and NC1 through ``theory.laws``, the ETF distance through
     ``theory.metrics.etf_distance`` of the rows ``V diag(omega)`` (``V`` an orthonormal basis of ``1^perp``).
     """
-    import simulate  # noqa: PLC0415 (jax: imported when the dynamics claims run, not with paper_checks)
+    import simulate  # jax: imported when the dynamics claims run, not with paper_checks
     from theory.metrics import etf_distance
 
     t = np.asarray(traj.times, dtype=np.float64)

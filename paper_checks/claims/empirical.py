@@ -13,8 +13,9 @@ classes and are ``n/a`` on imbalanced ones (no generalisation in the SNR singula
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -23,6 +24,8 @@ from empirical.runs import TPT_THRESHOLD_DEFAULT, misfit_count, terminal_phase_s
 from ..compare import Comparison, _spearman, column, run_loss
 from .registry import Claim, NotApplicable, claim, evaluate
 from .tolerances import TOLERANCES as tol
+
+T = TypeVar("T")
 
 __all__ = ["RunEvidence", "empirical_claims", "perp_ratios"]
 
@@ -148,10 +151,11 @@ class RunEvidence:
         if cmp.fit is None:
             reason = cmp.unavailable.get("SNR fit", "no fit")
             raise NotApplicable(f"no fit of the closed form: {reason}")
-        k = len(cmp.fit_window["epochs"])
+        window = _given(cmp.fit_window, "fit window")
+        k = len(window["epochs"])
         if k < tol["min_fit_epochs"]:
             raise NotApplicable(f"the fit window has {k} measured epochs, fewer than the {tol['min_fit_epochs']} a "
-                                f"fit needs to be a verdict ({cmp.fit_window['reason']})")
+                                f"fit needs to be a verdict ({window['reason']})")
         return cmp
 
 
@@ -162,8 +166,9 @@ def _tpt_headline(m: dict) -> str:
     if m.get("terminal_phase_start_epoch") is None:
         return (f"no terminal phase at threshold {m['tpt_threshold']:g}: final training error "
                 f"{m['final_train_error']:.3g} ({m['misfit_final']} samples misfit)")
-    return (f"{'zero training error' if m['tpt_threshold'] == 0 else 'training error <= %g' % m['tpt_threshold']} "
-            f"from epoch {m['terminal_phase_start_epoch']} to {m['last_epoch']} ({m['misfit_final']} samples misfit "
+    phase = "zero training error" if m["tpt_threshold"] == 0 else f"training error <= {m['tpt_threshold']:g}"
+    return (f"{phase} from epoch {m['terminal_phase_start_epoch']} to {m['last_epoch']} "
+            f"({m['misfit_final']} samples misfit "
             f"at the end); final test error {m['final_test_error']:.4f}")
 
 
@@ -335,14 +340,14 @@ def _identity(ev: RunEvidence):
                            f"min {m['linear_map_r2_min']:.3f}); {m['time_map']}"))
 def _snr_fit(ev: RunEvidence):
     cmp = ev.need_fit()
-    f = cmp.fit.to_dict()
+    f = _given(cmp.fit, "fit").to_dict()
     r2 = [v for v in f["r2_log_omega"] if v is not None]
     if not r2:
         raise NotApplicable("no singular value could be fitted (none positive at every fitted epoch)")
     return min(r2) >= tol["snr_fit_r2_min"], {
         "time_map": f"G(omega_j) = b_j + s*{f['time_key']}^beta, s={f['scale_s']:.4g}, beta={f['beta']:.4g}",
         "r2_log_omega_min": min(r2), "r2_log_omega_median": float(np.median(r2)),
-        "rmse_log_omega": f["rmse_log_omega"], "fit_window": cmp.fit_window["reason"],
+        "rmse_log_omega": f["rmse_log_omega"], "fit_window": _given(cmp.fit_window, "fit window")["reason"],
         "linear_map_r2_min": cmp.fits["linear"].to_dict()["r2_log_omega_min"],
     }
 
@@ -357,7 +362,7 @@ def _snr_fit(ev: RunEvidence):
            f"(quarter medians; first/last epoch {m['observed_first']:.3g} -> {m['observed_last']:.3g}), "
            f"fitted {m['predicted_first']:.3g} -> {m['predicted_last']:.3g}"))
 def _ratio(ev: RunEvidence):
-    r = ev.need_fit().snr_ratio
+    r = _given(ev.need_fit().snr_ratio, "max/min ratio comparison")
     return r.observed_moves_toward_1, r
 
 
@@ -393,15 +398,18 @@ def _closed_forms(ev: RunEvidence):
        "measured lambda = 0 terms (derived from the SNR fit, not independent: it follows from "
        "empirical.snr_follows_closed_form together with empirical.central_path_closed_forms)",
        "math §3.4, §6.3", f"median relative error <= {tol['decomposition_fit_rel_median']:g}",
-       check="relative error of sum_j l_nc1(omega_j(T)), sum_j l_nc23(omega_j(T)) against the measured terms at lambda = 0",
+       check="relative error of sum_j l_nc1(omega_j(T)), sum_j l_nc23(omega_j(T)) against the "
+             "measured terms at lambda = 0",
        headline=lambda m: (
            f"median rel error L_NC1 {m['l_nc1']['median_rel_error_fit']:.3g}, L_NC2/3 "
            f"{m['l_nc23']['median_rel_error_fit']:.3g} (laws at measured SNR: "
-           f"{m['l_nc1']['median_rel_error_at_measured_snr']:.3g}, {m['l_nc23']['median_rel_error_at_measured_snr']:.3g}; "
+           f"{m['l_nc1']['median_rel_error_at_measured_snr']:.3g}, "
+           f"{m['l_nc23']['median_rel_error_at_measured_snr']:.3g}; "
            f"lambda {m['lambda_range']})"))
 def _decomposition_fit(ev: RunEvidence):
     cmp = ev.need_fit()
-    out, ok = {}, True
+    out: dict[str, Any] = {}
+    ok = True
     for key in ("l_nc1", "l_nc23"):
         q = cmp.quantities.get(key)
         if q is None:
@@ -425,6 +433,13 @@ def _decomposition_fit(ev: RunEvidence):
     return ok, out
 
 
+def _given(value: T | None, what: str) -> T:
+    """``value``, which a comparison with a fit always holds; n/a naming ``what`` if it does not."""
+    if value is None:
+        raise NotApplicable(f"the comparison has no {what}")
+    return value
+
+
 def _fit_r2_min(cmp: Comparison) -> float | None:
     return cmp.fit.to_dict()["r2_log_omega_min"] if cmp.fit is not None else None
 
@@ -443,7 +458,7 @@ def _fit_r2_min(cmp: Comparison) -> float | None:
               else "")))
 def _forward(ev: RunEvidence):
     cmp = ev.need_fit()
-    fw = cmp.forward
+    fw = _given(cmp.forward, "forward prediction")
     med = fw.snr_rel_error.median
     if med is None:
         raise NotApplicable("the forward prediction has no finite error (no later measured epoch)")

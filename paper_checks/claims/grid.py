@@ -13,8 +13,9 @@ are listed with the reason and left out of the terminal-phase statistics.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -136,7 +137,7 @@ def _perp_across(ev: GridEvidence):
     def worst(phase: str) -> dict[str, float | None]:
         out = {}
         for label in ("optimiser C*wd/2", "notebook wd/2", "lambda = 0"):
-            vals = [v[phase][label]["max"] for v in per_run.values() if v[phase].get(label)]
+            vals = [entry["max"] for v in per_run.values() if (entry := v[phase].get(label))]
             out[label] = max(vals) if vals else None
         return out
 

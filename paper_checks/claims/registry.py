@@ -25,8 +25,10 @@ observations of a training run; their failure is a scientific result.
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterable, Sequence
+from functools import partial
+from typing import Any
 
 from theory.jsonio import jsonable
 
@@ -139,7 +141,7 @@ def claim(id: str, statement: str, source: str, tolerance: str, *, check: str, v
     return register
 
 
-def run_check(spec: ClaimSpec, fn: Callable[[], "tuple[bool, Any]"]) -> Claim:
+def run_check(spec: ClaimSpec, fn: Callable[[], tuple[bool, Any]]) -> Claim:
     """Run ``fn() -> (ok, measured)`` and turn its outcome into a :class:`Claim` of ``spec`` (see the statuses)."""
     try:
         ok, measured = fn()
@@ -158,7 +160,7 @@ def evaluate(group: str, evidence: Any, *, ids: Iterable[str] | None = None) -> 
     specs = [s for s in REGISTRY.values() if s.group == group and (wanted is None or s.id in wanted)]
     if not specs:
         raise ValueError(f"no registered claims in group {group!r}")
-    return [run_check(s, lambda s=s: s.fn(evidence)) for s in specs]
+    return [run_check(s, partial(s.fn, evidence)) for s in specs]
 
 
 def headline_of(claim: Claim) -> str | None:

@@ -26,7 +26,7 @@ GROUP_HEADLINES["symbolic"] = _headline
 
 
 def _section_claim(section: str, cs: list[dict]) -> Claim:
-    from theory.symbolic import SECTION_TITLES  # noqa: PLC0415 - SymPy, imported when the certificate ran
+    from theory.symbolic import SECTION_TITLES  # SymPy, imported when the certificate ran
 
     failed = [c for c in cs if not c.get("passed")]
     kinds: dict[str, int] = {}
@@ -37,7 +37,8 @@ def _section_claim(section: str, cs: list[dict]) -> Claim:
         source=(f"math §{section}" if section[:1].isdigit()
                 else "docs/rank_deficient.md" if section == "rank" else f"theory.{section}"),
         check=f"SymPy certificate (theory.symbolic.run_certificate): {len(cs)} checks",
-        tolerance="every check exact (symbolic or rational arithmetic; 'numeric' checks at the tolerance in their detail)",
+        tolerance="every check exact (symbolic or rational arithmetic; 'numeric' checks at the "
+                  "tolerance in their detail)",
         status="fail" if failed else "pass", group="symbolic", verification=True,
         measured={"checks": len(cs), "passed": len(cs) - len(failed), "kinds": kinds,
                   "failed": [{"name": c.get("name"), "detail": c.get("detail")} for c in failed],

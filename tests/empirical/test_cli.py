@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from empirical.cli import EXIT_BAD_INPUT, EXIT_DIVERGED, config_from_args, build_parser, main
+from empirical.cli import EXIT_BAD_INPUT, EXIT_DIVERGED, build_parser, config_from_args, main
 from empirical.runs import read_config, read_metrics
 from empirical.training import PRESETS
 
@@ -141,7 +141,9 @@ def test_resume_accepts_the_options_it_was_started_with(tmp_path, capsys):
         assert code == 0, (again, err)
     code, _, err = run_cli(["train", "--preset", "digits-mlp", "--lr", "0.3", "--out", str(out), "--resume"], capsys)
     assert code == EXIT_BAD_INPUT and "['lr', 'preset']" in err and len(err.strip().splitlines()) == 1
-    code, _, err = run_cli(["train", "--preset", "gaussian-mlp", "--data-arg", "dim=4", "--out", str(out), "--resume"], capsys)
+    code, _, err = run_cli(
+        ["train", "--preset", "gaussian-mlp", "--data-arg", "dim=4", "--out", str(out), "--resume"], capsys
+    )
     assert code == EXIT_BAD_INPUT and "['data_kwargs']" in err
     assert [r["epoch"] for r in read_metrics(out)] == [0, 2]
 

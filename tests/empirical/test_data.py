@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from empirical.data import DATASETS, batches, get_spec, load_dataset, load_train_test
-from empirical.data import formats
+from empirical.data import DATASETS, batches, formats, get_spec, load_dataset, load_train_test
 from empirical.data.transforms import balanced_subset_indices
 
 torch.set_num_threads(1)

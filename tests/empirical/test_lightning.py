@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 pl = pytest.importorskip("lightning.pytorch", reason="PyTorch Lightning not installed (optional extra "
                          "'lightning': pip install -e '.[lightning]')")
 
+# below the skip: these imports need Lightning (E402 on purpose)
 from empirical import runs  # noqa: E402
 from empirical.lightning import NCMonitorCallback  # noqa: E402
 from empirical.measurement import measure  # noqa: E402

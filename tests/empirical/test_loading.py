@@ -14,9 +14,23 @@ from empirical.training import TIMING_KEYS, train
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("load") / "r"
-    train(TrainConfig(dataset="gaussian", model="mlp", per_class=30, epochs=4, lr=0.05, batch_size=40,
-                      data_kwargs={"dim": 16, "num_classes": 4}, model_kwargs={"widths": [32, 16], "batch_norm": True},
-                      out=str(out), progress=False, num_threads=1, measure_epochs=[0, 2, 4], keep_checkpoints="measured"))
+    train(
+        TrainConfig(
+            dataset="gaussian",
+            model="mlp",
+            per_class=30,
+            epochs=4,
+            lr=0.05,
+            batch_size=40,
+            data_kwargs={"dim": 16, "num_classes": 4},
+            model_kwargs={"widths": [32, 16], "batch_norm": True},
+            out=str(out),
+            progress=False,
+            num_threads=1,
+            measure_epochs=[0, 2, 4],
+            keep_checkpoints="measured",
+        )
+    )
     return out
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
@@ -93,7 +92,9 @@ def test_singular_covariances_measured_on_their_support():
     means = torch.stack([h[y == c].mean(0) for c in range(C)])
     _, s, Vt = torch.linalg.svd(h - means[y], full_matrices=False)
     basis = Vt[: m["snr_rank"]].T  # the rank measured is the number of singular values well above round-off
-    assert float(s[m["snr_rank"] - 1] / s[0]) > 1e-6 and (m["snr_rank"] == len(s) or float(s[m["snr_rank"]] / s[0]) < 1e-6)
+    assert float(s[m["snr_rank"] - 1] / s[0]) > 1e-6 and (
+        m["snr_rank"] == len(s) or float(s[m["snr_rank"]] / s[0]) < 1e-6
+    )
     ref = theory.snr_singular_values(theory.class_stats(h @ basis, y, C), support="full")
     # the same float32 features (n = 12: one batch in both), so only float64 round-off of the two routes (eigh of
     # Sigma_W against an SVD of the samples) differs, amplified by cond(Sigma_W on its range) ~ 30: measured 8e-16
@@ -138,7 +139,9 @@ def test_feature_pass_counts():
     fp = feature_pass(model, x, y, C, batch_size=9)
     # the batches are kept as the network computed them (float32), in order, 9 rows at most
     assert fp.count == x.shape[0] and fp.features.shape == (x.shape[0], 6) and fp.features.dtype == torch.float32
-    assert [int(yb.shape[0]) for _, yb in fp.batches] == [9] * (x.shape[0] // 9) + ([x.shape[0] % 9] if x.shape[0] % 9 else [])
+    assert [int(yb.shape[0]) for _, yb in fp.batches] == [9] * (x.shape[0] // 9) + (
+        [x.shape[0] % 9] if x.shape[0] % 9 else []
+    )
     assert torch.equal(fp.labels, y)
     with torch.no_grad():
         model.eval()

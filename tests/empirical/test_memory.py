@@ -200,7 +200,9 @@ def test_available_cpu_memory_is_positive_and_below_the_total():
     meminfo = Path("/proc/meminfo")
     if not meminfo.exists():
         pytest.skip("no /proc/meminfo")
-    total = next(int(line.split()[1]) * 1024 for line in meminfo.read_text().splitlines() if line.startswith("MemTotal:"))
+    total = next(
+        int(line.split()[1]) * 1024 for line in meminfo.read_text().splitlines() if line.startswith("MemTotal:")
+    )
     avail = available_bytes(torch.device("cpu"))
     assert avail is not None and 0 < avail <= total
     assert available_bytes(torch.device("meta")) is None

@@ -46,7 +46,12 @@ def test_export_csv_parses(run_dir, tmp_path, capsys):
 
 
 def test_flatten_and_tpt():
-    assert flatten_record({"a": [1.0, 2.0], "w": ["x", "y"], "b": None}) == {"a_0": 1.0, "a_1": 2.0, "w": '["x", "y"]', "b": None}
+    assert flatten_record({"a": [1.0, 2.0], "w": ["x", "y"], "b": None}) == {
+        "a_0": 1.0,
+        "a_1": 2.0,
+        "w": '["x", "y"]',
+        "b": None,
+    }
     # an index into the records: the one after the last nonzero (or missing) training error
     zero_after = [{"epoch": 0, "train_error": 0.5}, {"epoch": 3, "train_error": 0.0}, {"epoch": 5, "train_error": 0.0}]
     assert terminal_phase_start(zero_after) == 1

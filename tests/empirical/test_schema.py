@@ -98,16 +98,22 @@ def test_term_lambdas(real_run, tmp_path):
     assert read_run_log(tmp_path).at_lambda_zero("l_nc1")
 
 
-@pytest.mark.parametrize("line, message", [
-    ('[1, 2]', r"metrics.jsonl:2: a metrics line must be a JSON object, got an array \(\[1, 2\]\)"),
-    ('{"epoch": 3, "nc1": "small"}', r"metrics.jsonl:2: key 'nc1': expected a number or null, got a string"),
-    ('{"nc1": 0.5}', r"metrics.jsonl:2: missing required key 'epoch'"),
-    ('{"epoch": 2.5}', r"metrics.jsonl:2: key 'epoch': expected an integer, got a number \(2.5\)"),
-    ('{"epoch": -1}', r"metrics.jsonl:2: key 'epoch': -1 is less than the minimum of 0"),
-    ('{"epoch": 1, "snr_singular_values": [1, "x"]}', r"metrics.jsonl:2: key 'snr_singular_values.1': expected a number"),
-    ('{"epoch": 1, "warnings": "w"}', r"metrics.jsonl:2: key 'warnings': expected an array, got a string"),
-    ('{"epoch": 1,, }\n{"epoch": 2}', r"metrics.jsonl:2: not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("[1, 2]", r"metrics.jsonl:2: a metrics line must be a JSON object, got an array \(\[1, 2\]\)"),
+        ('{"epoch": 3, "nc1": "small"}', r"metrics.jsonl:2: key 'nc1': expected a number or null, got a string"),
+        ('{"nc1": 0.5}', r"metrics.jsonl:2: missing required key 'epoch'"),
+        ('{"epoch": 2.5}', r"metrics.jsonl:2: key 'epoch': expected an integer, got a number \(2.5\)"),
+        ('{"epoch": -1}', r"metrics.jsonl:2: key 'epoch': -1 is less than the minimum of 0"),
+        (
+            '{"epoch": 1, "snr_singular_values": [1, "x"]}',
+            r"metrics.jsonl:2: key 'snr_singular_values.1': expected a number",
+        ),
+        ('{"epoch": 1, "warnings": "w"}', r"metrics.jsonl:2: key 'warnings': expected an array, got a string"),
+        ('{"epoch": 1,, }\n{"epoch": 2}', r"metrics.jsonl:2: not valid JSON"),
+    ],
+)
 def test_bad_jsonl_lines(tmp_path, line, message):
     (tmp_path / "metrics.jsonl").write_text('{"epoch": 0}\n' + line + "\n")
     with pytest.raises(RunLogError, match=message) as info:

@@ -15,8 +15,17 @@ from empirical.config import TrainConfig
 from empirical.distributed import SINGLE
 from empirical.loading import load_run
 from empirical.runs import load_checkpoint, read_config, read_metrics
-from empirical.sweep import (ENGINES, SWEEP_FILE, InterleavedEngine, SweepSpec, ThreadedEngine, cpu_workers, parse_lrs,
-                             run_sweep, select_lr)
+from empirical.sweep import (
+    ENGINES,
+    SWEEP_FILE,
+    InterleavedEngine,
+    SweepSpec,
+    ThreadedEngine,
+    cpu_workers,
+    parse_lrs,
+    run_sweep,
+    select_lr,
+)
 from empirical.training import TIMING_KEYS, Engine, Member, SingleEngine, train
 
 EPOCHS = 4
@@ -237,8 +246,11 @@ def test_lr_grid_and_selection():
     lrs = parse_lrs("paper")
     assert len(lrs) == 25 and lrs[0] == pytest.approx(1e-4) and lrs[-1] == pytest.approx(0.25)
     assert lrs[16] == pytest.approx(0.0184, rel=2e-3)  # the notebook's tuned lr is in the grid (0-based 16)
-    members = [dict(lr=0.1, final_test_error=0.2, status="finished"), dict(lr=0.2, final_test_error=0.1, status="finished"),
-               dict(lr=0.3, final_test_error=0.0, status="diverged")]
+    members = [
+        dict(lr=0.1, final_test_error=0.2, status="finished"),
+        dict(lr=0.2, final_test_error=0.1, status="finished"),
+        dict(lr=0.3, final_test_error=0.0, status="diverged"),
+    ]
     assert select_lr(members)["lr"] == 0.2
 
 

@@ -60,7 +60,10 @@ def test_default_cuda_path_trains_every_member(tmp_path):
     assert strip(member[:1]) == strip(read_metrics(single)[:1])  # same weights and data at epoch 0
     for m in s["members"]:
         for rec in read_metrics(out / m["run_dir"]):
-            assert all(math.isfinite(rec[k]) for k in ("loss", "nc1", "l_perp", "train_error")), (m["run_dir"], rec["epoch"])
+            assert all(math.isfinite(rec[k]) for k in ("loss", "nc1", "l_perp", "train_error")), (
+                m["run_dir"],
+                rec["epoch"],
+            )
 
 
 def test_threaded_strategy_is_refused_on_cuda(tmp_path):

@@ -51,7 +51,9 @@ def test_metrics_keys_and_epochs(gaussian_run):
     assert steps == sorted(steps) and steps[0] == 0
     # 120 samples, batch 40, drop_last: 3 steps per epoch
     assert steps[-1] == 6 * 3
-    assert recs[-1]["lr_weighted_steps"] == pytest.approx(sum(0.05 * 0.1 ** (e >= 2) * 0.1 ** (e >= 4) * 3 for e in range(6)))
+    assert recs[-1]["lr_weighted_steps"] == pytest.approx(
+        sum(0.05 * 0.1 ** (e >= 2) * 0.1 ** (e >= 4) * 3 for e in range(6))
+    )
     assert recs[0]["train_loss_running"] is None and recs[1]["train_loss_running"] > 0
     C = 4
     assert recs[0]["lam"] == pytest.approx(C * 5e-4 / 2) and recs[0]["lam_notebook"] == pytest.approx(5e-4 / 2)
@@ -155,7 +157,9 @@ def test_bf16_autocast_path_and_global_state_restored(tmp_path):
     """The GPU training path (bf16 autocast) runs on the CPU too; torch's global settings come back."""
     threads = torch.get_num_threads()
     det = torch.are_deterministic_algorithms_enabled()
-    train(gaussian_config(tmp_path / "amp", epochs=1, measure_epochs=[1], amp="bf16", deterministic=True, num_threads=1))
+    train(
+        gaussian_config(tmp_path / "amp", epochs=1, measure_epochs=[1], amp="bf16", deterministic=True, num_threads=1)
+    )
     (rec,) = read_metrics(tmp_path / "amp")
     assert read_config(tmp_path / "amp")["environment"]["amp_bf16"] is True
     assert rec["identity_residual"] < 1e-12  # statistics stay float64 whatever the training precision
@@ -174,7 +178,9 @@ def test_partial_config_file_keeps_preset_values(tmp_path):
 
     f = tmp_path / "c.json"
     f.write_text('{"epochs": 10}')
-    ns = build_parser().parse_args(["train", "--preset", "digits-mlp", "--config", str(f), "--out", str(tmp_path / "r")])
+    ns = build_parser().parse_args(
+        ["train", "--preset", "digits-mlp", "--config", str(f), "--out", str(tmp_path / "r")]
+    )
     cfg = config_from_args(ns)
     assert cfg.epochs == 10
     assert cfg.lr == PRESETS["digits-mlp"]["lr"] and cfg.per_class == PRESETS["digits-mlp"]["per_class"]

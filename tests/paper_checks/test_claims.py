@@ -13,7 +13,6 @@ from paper_checks.compare import compare_records
 from paper_checks.report import claims_table, write_report
 from paper_checks.synthetic import synthetic_metrics_log
 
-
 #: The synthetic logs stand for MSE runs: the MSE-theory claims apply only to a log whose config says so.
 MSE = {"config": {"loss": "mse"}}
 
@@ -67,7 +66,8 @@ def test_increasing_nc1_fails_and_missing_terminal_phase_fails(good_log):
 
 
 def test_snr_not_following_theory_fails_the_fit_claims(good_log):
-    # SNR values that shrink and spread apart (the theory has them grow and merge): the ratio claim and the fit claims must fail.
+    # SNR values that shrink and spread apart (the theory has them grow and merge): the ratio claim and the fit
+    # claims must fail.
     bad = []
     for r in good_log:
         e = r["epoch"]
@@ -160,9 +160,19 @@ def test_report_files(tmp_path, good_log, capsys):
     cmp = (compare_records(good_log, time="epoch"))
     claims = mse_claims(good_log, cmp) + [Claim(id="x.fail", statement="s", source="math §0", check="c",
                                                       tolerance="t", status="fail", measured={"v": 1.0})]
-    claims += [Claim(id="x.na", statement="s", source="s", check="c", tolerance="t", status="n/a", detail="no data"),
-               Claim(id="x.err", statement="s", source="s", check="c", tolerance="t", status="error",
-                     measured={"error": "TypeError: boom"}, detail="Traceback (most recent call last):\nTypeError: boom")]
+    claims += [
+        Claim(id="x.na", statement="s", source="s", check="c", tolerance="t", status="n/a", detail="no data"),
+        Claim(
+            id="x.err",
+            statement="s",
+            source="s",
+            check="c",
+            tolerance="t",
+            status="error",
+            measured={"error": "TypeError: boom"},
+            detail="Traceback (most recent call last):\nTypeError: boom",
+        ),
+    ]
     paths = write_report(tmp_path, claims, figures=[], context={"k": "v"})
     data = json.loads(paths["claims"].read_text())
     assert {"id", "statement", "source", "status", "measured", "tolerance"} <= set(data[0])

@@ -83,25 +83,24 @@ def test_main_help(capsys):
     assert "--run-dir" in capsys.readouterr().out
 
 
-def test_train_config_of_the_main_job(tmp_path):
-    from paper_checks.main import QUICK_EPOCHS, MainOptions, _train_config
+def testtrain_config_of_the_main_job(tmp_path):
+    from paper_checks.main import QUICK_EPOCHS, MainOptions, train_config
 
-    default = _train_config(MainOptions(), tmp_path)
+    default = train_config(MainOptions(), tmp_path)
     assert default.preset == "digits-mlp" and default.out == str(tmp_path)
-    quick = _train_config(MainOptions(quick=True), tmp_path)
+    quick = train_config(MainOptions(quick=True), tmp_path)
     assert quick.epochs == min(default.epochs, QUICK_EPOCHS)
     # --quick keeps the full run's learning-rate milestones (a truncated schedule)
     assert quick.lr_milestones == default.resolved().lr_milestones
-    paper = _train_config(MainOptions(dataset="fashion-mnist", model="resnet18", epochs=350, device="cuda"), tmp_path)
+    paper = train_config(MainOptions(dataset="fashion-mnist", model="resnet18", epochs=350, device="cuda"), tmp_path)
     assert (paper.preset, paper.per_class, paper.epochs, paper.device) == (
         "paper-fashion-mnist-resnet18", 5000, 350, "cuda")
-    custom = _train_config(MainOptions(dataset="cifar10", model="vgg11", per_class=7, lr=0.01), tmp_path)
+    custom = train_config(MainOptions(dataset="cifar10", model="vgg11", per_class=7, lr=0.01), tmp_path)
     assert (custom.dataset, custom.model, custom.per_class, custom.lr) == ("cifar10", "vgg11", 7, 0.01)
 
 
 def test_read_log_uses_the_empirical_readers(tmp_path, capsys):
     from empirical.runs import RunError
-
     from paper_checks.compare import config_value, read_log
 
     recs, _ = synthetic_metrics_log(C=4, epochs=6, seed=0)

@@ -90,8 +90,26 @@ def test_grid_bad_options_one_line_exit_2(tmp_path, capsys, argv, words):
 def test_local_executor_through_submitit(tmp_path):
     pytest.importorskip("submitit")
     out = tmp_path / "grid"
-    code = main(["--datasets", "gaussian", "--models", "mlp", "--losses", "mse,ce", "--epochs", "3", "--per-class", "30",
-                 "--executor", "local", "--jobs", "2", "--out", str(out)])
+    code = main(
+        [
+            "--datasets",
+            "gaussian",
+            "--models",
+            "mlp",
+            "--losses",
+            "mse,ce",
+            "--epochs",
+            "3",
+            "--per-class",
+            "30",
+            "--executor",
+            "local",
+            "--jobs",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     rows = json.loads((out / "grid.json").read_text())
     assert [r["status"] for r in rows] == ["trained", "trained"] and all(r["last_epoch"] == 3 for r in rows)

@@ -15,7 +15,9 @@ from paper_checks.compare import compare_records, read_log
 @pytest.fixture(scope="module")
 def rung_a(tmp_path_factory):
     """Rung (a): the exact projected flow (reduced ODE), C = 10 as the paper, written as a run directory."""
-    traj = simulate.simulate("reduced", num_classes=10, per_class=20, dim=16, t_max=2e5, num_times=30, seed=3, mean_scale=3.0)
+    traj = simulate.simulate(
+        "reduced", num_classes=10, per_class=20, dim=16, t_max=2e5, num_times=30, seed=3, mean_scale=3.0
+    )
     return simulate.write_run_dir(traj, tmp_path_factory.mktemp("rung_a"))
 
 

@@ -61,7 +61,9 @@ def test_main_job_writes_parseable_report(quick_report):
     assert not [c for c in claims if c["id"].startswith("stage.")], proc.stderr[-3000:]
     # exit code 0 iff every verification claim passes (empirical observations are reported, not gated)
     verification = [c for c in claims if c["verification"]]
-    assert {"empirical.decomposition_identity", "empirical.central_path_closed_forms"} <= {c["id"] for c in verification}
+    assert {"empirical.decomposition_identity", "empirical.central_path_closed_forms"} <= {
+        c["id"] for c in verification
+    }
     assert all(c["status"] == "pass" for c in verification)
     html = (out / "report.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html

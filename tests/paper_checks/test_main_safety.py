@@ -9,7 +9,7 @@ import time
 import pytest
 
 from paper_checks.__main__ import main
-from paper_checks.main import MainOptions, UsageError, _train_config, validate
+from paper_checks.main import MainOptions, UsageError, train_config, validate
 from paper_checks.synthetic import synthetic_metrics_log
 
 FAST = ["--certificate", "skip", "--skip-simulation"]
@@ -72,7 +72,7 @@ def test_rerun_into_an_existing_folder_continues_or_refuses(tmp_path):
     out = tmp_path / "out"
     opts = MainOptions(out=str(out))
     assert validate(opts).training == "new"
-    cfg = _train_config(opts, out / "run").resolved()
+    cfg = train_config(opts, out / "run").resolved()
     stored = dict(cfg.to_dict())
     run = out / "run"
     recs = [{"epoch": e, "train_error": 0.0} for e in (0, 10, 100)]

@@ -21,4 +21,6 @@ def routes():
 @pytest.fixture(scope="session")
 def long_reduced():
     """Reduced ODE to t = 1e8 (features reconstructed, metrics from theory)."""
-    return simulate.simulate("reduced", num_classes=C, per_class=N, dim=P, t_max=1e8, seed=3, num_times=25, options=TIGHT)
+    return simulate.simulate(
+        "reduced", num_classes=C, per_class=N, dim=P, t_max=1e8, seed=3, num_times=25, options=TIGHT
+    )

@@ -47,7 +47,9 @@ def test_retraction_follows_its_own_law(retraction_runs):
 
 
 def test_retraction_run_summary():
-    traj = simulate.simulate("retraction", num_classes=C, per_class=N, dim=P, t_max=200.0, seed=5, num_times=25, step=0.5)
+    traj = simulate.simulate(
+        "retraction", num_classes=C, per_class=N, dim=P, t_max=200.0, seed=5, num_times=25, step=0.5
+    )
     s = traj.summary()
     assert s["max_abs_retraction_invariant_drift"] < 0.5  # measured 0.22
     assert s["max_abs_projected_invariant_drift"] > 100

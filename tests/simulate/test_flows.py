@@ -8,7 +8,7 @@ import simulate
 import theory
 import theory.laws
 
-from .conftest import C, N, P, TIGHT
+from .conftest import TIGHT, C, N, P
 
 
 def test_three_routes_give_the_same_omega(routes):
@@ -147,11 +147,15 @@ def test_rank_deficient_start_keeps_zero_singular_values():
     # an exactly zero singular value stays exactly zero
     w = simulate.integrate_reduced(jnp.array([2.0, 1.0, 0.0]), jnp.array([0.0, 1e3, 1e6]), N, C, options=TIGHT)
     assert np.all(np.asarray(w[:, 2]) == 0.0)
-    assert np.all(np.asarray(simulate.closed_form_omega(jnp.array([2.0, 1.0, 0.0]), jnp.array([0.0, 1e6]), N, C))[:, 2] == 0)
+    assert np.all(
+        np.asarray(simulate.closed_form_omega(jnp.array([2.0, 1.0, 0.0]), jnp.array([0.0, 1e6]), N, C))[:, 2] == 0
+    )
 
 
 def test_ensemble_shapes():
-    traj = simulate.simulate("reduced", num_classes=C, per_class=N, dim=P, t_max=100.0, seed=0, num_times=25, ensemble=3)
+    traj = simulate.simulate(
+        "reduced", num_classes=C, per_class=N, dim=P, t_max=100.0, seed=0, num_times=25, ensemble=3
+    )
     assert traj.omega.shape == (3, 25, C - 1)
     assert traj.closed_form_omega.shape == (3, 25, C - 1)
     assert traj.metrics["nc1"].shape == (3, 25)

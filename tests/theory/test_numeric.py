@@ -7,7 +7,8 @@ asserted at 1e-10 relative (math §9 preamble), leaving four orders of margin.
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import theory
 from theory import laws

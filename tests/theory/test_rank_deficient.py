@@ -50,7 +50,8 @@ def _reduced_snr(H, y):
 
 
 def test_dead_pixels_give_the_snr_of_the_live_ones(digits):
-    """Zero columns: Mbar lies in range(Sigma_W) and the support SNR is the SNR of the live columns (rank_deficient.md §3).
+    """Zero columns: Mbar lies in range(Sigma_W) and
+    the support SNR is the SNR of the live columns (rank_deficient.md §3).
     Both routes are float64 factorisations of matrices with cond ~1e4 on the support: agreement ~1e-12,
     asserted at 1e-10."""
     X, y = digits
@@ -219,7 +220,9 @@ def test_named_unavailable_and_bad_input(digits):
     H = H.copy()
     stats0 = theory.class_stats(H, y, C)
     pi3 = np.mean(y == 3)  # shift class 3 by d: its mean moves by d, the global mean by pi_3 d; equal when
-    H[y == 3] += (np.asarray(stats0.global_mean) - np.asarray(stats0.means)[3]) / (1 - pi3)  # d = (mu_G - mu_3)/(1 - pi_3)
+    H[y == 3] += (np.asarray(stats0.global_mean) - np.asarray(stats0.means)[3]) / (
+        1 - pi3
+    )  # d = (mu_G - mu_3)/(1 - pi_3)
     stats = theory.class_stats(H, y, C)
     W = np.random.default_rng(3).standard_normal((C, H.shape[1]))
     W[5] = 0.0

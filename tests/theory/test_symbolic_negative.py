@@ -63,7 +63,10 @@ def test_trace_algebra_rejects_wrong_identities():
     C, q, n = sp.symbols("C q n", positive=True)
     W, V, A, B = (MatrixSymbol(s, *sh) for s, sh in (("W", (C, q)), ("V", (C, q)), ("A", (q, q)), ("B", (C, q))))
     alg = MatrixAlgebra(symmetric={"A"}, inverses={"A"})
-    quad = lambda X: sp.trace(X * A * X.T) / 2 - sp.trace(X * B.T)  # noqa: E731
+
+    def quad(X):
+        return sp.trace(X * A * X.T) / 2 - sp.trace(X * B.T)
+
     right = quad(W) - quad(V) - sp.trace((W - V) * A * (W - V).T) / 2 - sp.trace((W - V) * (V * A - B).T)
     assert alg.scalar(right) == {}
     wrong = quad(W) - quad(V) - sp.trace((W - V) * A * (W - V).T) / 2  # cross term dropped
@@ -87,12 +90,14 @@ def test_huygens_needs_the_within_class_rule():
     C, q, n = sp.Symbol("C", positive=True), sp.Symbol("q", positive=True), sp.Symbol("n", positive=True)
     W, Mt, Y, E = MatrixSymbol("W", C, q), MatrixSymbol("Mt", q, C), MatrixSymbol("Y", C, n), MatrixSymbol("E", q, n)
     Pi, SW = MatrixSymbol("Pi", C, C), MatrixSymbol("SW", q, q)
-    I = sp.Identity(C)
+    I = sp.Identity(C)  # noqa: E741 - the identity, in the write-up's notation
     R = W * (Mt * Y + E) - Y
     expr = sp.trace(R * R.T) / (2 * n) - sp.trace(W * SW * W.T) / 2 - sp.trace((W * Mt - I) * Pi * (W * Mt - I).T) / 2
     assert _algebra().scalar(expr) == {}
     broken = _algebra()
-    for key in [k for k in broken.rules if ("E", False) in k and ("Y", True) in k or ("Y", False) in k and ("E", True) in k]:
+    for key in [
+        k for k in broken.rules if ("E", False) in k and ("Y", True) in k or ("Y", False) in k and ("E", True) in k
+    ]:
         del broken.rules[key]
     assert broken.scalar(expr) != {}
 

@@ -14,13 +14,15 @@ Modules (each a list of checks, every check a SymPy computation whose failure is
   certifying :mod:`theory.laws`' flow, closed form, conventions, retraction law and asymptotics;
 * :mod:`.laws_check`     :mod:`theory.laws`' lambdified numpy/jax functions and constants against its expressions;
 * :mod:`.traces`         the size-free matrix algebra used for the general arguments;
-* :mod:`.model`          symbolic features, statistics and loss terms.
+* :mod:`.model`          symbolic features, statistics and loss terms;
+* :mod:`.report`         the certificate's Markdown (``Certificate.markdown()``).
 
 Importing this package imports SymPy only (JAX is imported lazily by one check).
 """
 
-from ._core import KINDS, SECTION_TITLES, Certificate, CheckSpec, Outcome, run_specs
+from ._core import KINDS, Certificate, CheckSpec, Outcome, run_specs
 from .certificate import all_specs, run_certificate
+from .report import SECTION_TITLES
 
 __all__ = [
     "KINDS",

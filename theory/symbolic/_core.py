@@ -10,24 +10,12 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
-__all__ = ["Outcome", "CheckSpec", "Certificate", "run_specs", "SECTION_TITLES", "KINDS"]
+from .report import render_markdown
 
-#: Titles of the math sections the checks refer to (``docs/math.md``).
-SECTION_TITLES: dict[str, str] = {
-    "3.1": "Least-squares classifier (normal equations, augmented vs non-augmented)",
-    "3.3": "Decomposition L = L_NC1 + L_NC2/3 + L_perp (balanced and imbalanced, 3.3b)",
-    "5.1": "Invariance of the least-squares fit",
-    "3.4": "Central-path loss as a function of the SNR singular values",
-    "6.1": "Renormalised (projected) gradient flow on the manifold {Sigma_W = I, mu_G = 0}",
-    "6.2": "Reduction of the flow to the SNR singular values",
-    "6.3": "Closed-form solution and time-scale conventions",
-    "6.4": "Asymptotics of the closed form",
-    "rank": "Rank-deficient features: SNR on the support of Sigma_W, minimum-norm least squares (docs/rank_deficient.md)",
-    "laws": "theory.laws numerics: lambdified functions and constants against its certified expressions",
-}
+__all__ = ["Outcome", "CheckSpec", "Certificate", "run_specs", "KINDS"]
 
 #: How general a check is: proved for all sizes, proved at one concrete size with fully symbolic
 #: entries, proved at one size with exact random rational data, or a numeric comparison.
@@ -59,7 +47,7 @@ class CheckSpec:
         try:
             out = self.fn()
             passed, detail, latex = bool(out.passed), str(out.detail), str(out.latex)
-        except Exception as exc:  # a crashing derivation is a failed derivation
+        except Exception as exc:  # noqa: BLE001 - a crashing derivation is a failed derivation
             passed = False
             detail = f"exception {type(exc).__name__}: {exc}"
             latex = ""
@@ -107,9 +95,7 @@ class Certificate:
         }
 
     def markdown(self) -> str:
-        """The derivation report (Markdown with LaTeX), see :mod:`theory.report`."""
-        from theory.report import render_markdown
-
+        """The derivation report (Markdown with LaTeX), see :mod:`theory.symbolic.report`."""
         return render_markdown(self)
 
 

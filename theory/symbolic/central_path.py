@@ -18,7 +18,7 @@ computed from the normal equations (:func:`central_path_terms`) are checked to e
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import sympy as sp
 
@@ -77,7 +77,7 @@ def closed_forms(C: int, om=None) -> dict[str, sp.Expr]:
     }
 
 
-@lru_cache(maxsize=None)
+@cache
 def central_path_terms(C: int) -> dict[str, sp.Expr]:
     """``W~_LS`` from the normal equations and the math §3.2 terms, on the renormalised manifold at ``lambda = 0``."""
     st = renormalised_stats(C)
@@ -106,7 +106,8 @@ def _check_terms(C: int):
         latex = (r"L_{NC1} = " + sp.latex(ref["l_nc1"]) + r",\quad L_{NC2/3} = " + sp.latex(ref["l_nc23"])
                  + r",\quad L_{central} = " + sp.latex(ref["l_central"]))
         return Outcome(ok1 and ok2 and ok3 and ok4 and ok5,
-                       f"C={C}, symbolic omegas, terms from the normal equations vs theory.laws: L_NC1 == sum_j L_NC1(w_j) {ok1}; "
+                       f"C={C}, symbolic omegas, terms from the normal equations vs theory.laws: L_NC1 == sum_j "
+                       f"L_NC1(w_j) {ok1}; "
                        f"L_NC2/3 == sum_j L_NC23(w_j) {ok2}; L_NC1 + L_NC2/3 == sum_j L_CENTRAL(w_j) {ok3}; "
                        f"W_LS Mbar = V diag(w^2/(C+w^2)) V^T {ok4}; b_LS = 1/C {ok5}", latex)
 
@@ -125,7 +126,8 @@ def _check_webb_lowe(C: int):
         ok_nc1 = sp.simplify(nc1 - ref["nc1_renormalized"]) == 0
         return Outcome(ok and ok_b and ok_nc1,
                        f"C={C}: (1/(2C))(C-1-Tr(Sigma_T^-1 Sigma_B)) == sum_j theory.laws.L_CENTRAL(omega_j): {ok}; "
-                       f"Sigma_B = diag(w^2/C): {ok_b}; (1/C) Tr(Sigma_W Sigma_B^+) == sum_j theory.laws.NC1_RENORMALIZED(omega_j): "
+                       f"Sigma_B = diag(w^2/C): {ok_b}; (1/C) Tr(Sigma_W Sigma_B^+) == sum_j "
+                       f"theory.laws.NC1_RENORMALIZED(omega_j): "
                        f"{ok_nc1}",
                        r"L_{central} = \frac{1}{2C}\Big(C-1-\operatorname{Tr}(\Sigma_T^{-1}\Sigma_B)\Big),\quad "
                        r"\tfrac1C\operatorname{Tr}(\Sigma_W\Sigma_B^{+}) = \sum_j \omega_j^{-2}")
@@ -144,7 +146,8 @@ def _check_basis_independence() -> Outcome:
     l1, l23, _ = decomposition_terms(st, Vls, Vls, 0, True, A)
     ref = closed_forms(C)
     ok = sp.simplify(l1 - ref["l_nc1"]) == 0 and sp.simplify(l23 - ref["l_nc23"]) == 0
-    return Outcome(ok, f"Mbar = Omega (V R(s))^T with symbolic rotation R(s) of 1^perp: L_NC1, L_NC2/3 independent of s: {ok}")
+    return Outcome(ok, f"Mbar = Omega (V R(s))^T with symbolic rotation R(s) of 1^perp: L_NC1, "
+                       f"L_NC2/3 independent of s: {ok}")
 
 
 def central_loss_from_gram(G: sp.Matrix) -> sp.Expr:
@@ -176,10 +179,31 @@ def specs(quick: bool = False) -> list[CheckSpec]:
     for C in (3, 4):
         out.append(CheckSpec("3.4", f"L_NC1, L_NC2/3, L_central from the normal equations, symbolic omegas [C={C}]",
                              _check_terms(C), "symbolic size", "math §3.4 closed forms", quick=C < 4))
-        out.append(CheckSpec("3.4", f"Webb-Lowe form and NC1 = sum omega^-2 [C={C}]", _check_webb_lowe(C), "symbolic size",
-                             "L_central = (1/(2C))(C-1-Tr(Sigma_T^-1 Sigma_B))"))
-    out.append(CheckSpec("3.4", "independence of the basis of 1^perp (symbolic rotation) [C=3]", _check_basis_independence,
-                         "symbolic size", "WLOG diagonal SNR"))
-    out.append(CheckSpec("3.4", "closed form on raw (non-renormalised) balanced data [C=3,p=2, rational]", _check_from_data,
-                         "rational size", "L_central = 1/2 sum 1/(C+w^2)"))
+        out.append(
+            CheckSpec(
+                "3.4",
+                f"Webb-Lowe form and NC1 = sum omega^-2 [C={C}]",
+                _check_webb_lowe(C),
+                "symbolic size",
+                "L_central = (1/(2C))(C-1-Tr(Sigma_T^-1 Sigma_B))",
+            )
+        )
+    out.append(
+        CheckSpec(
+            "3.4",
+            "independence of the basis of 1^perp (symbolic rotation) [C=3]",
+            _check_basis_independence,
+            "symbolic size",
+            "WLOG diagonal SNR",
+        )
+    )
+    out.append(
+        CheckSpec(
+            "3.4",
+            "closed form on raw (non-renormalised) balanced data [C=3,p=2, rational]",
+            _check_from_data,
+            "rational size",
+            "L_central = 1/2 sum 1/(C+w^2)",
+        )
+    )
     return out

@@ -9,7 +9,7 @@ __all__ = ["all_specs", "run_certificate"]
 
 def all_specs(quick: bool = False, exhaustive: bool = False) -> list[CheckSpec]:
     """Every check, in report order. ``exhaustive`` adds the slow fully symbolic single-shot certificates."""
-    from . import central_path, decomposition, flow, invariance, laws_check, least_squares, rank_deficient  # noqa: PLC0415
+    from . import central_path, decomposition, flow, invariance, laws_check, least_squares, rank_deficient
 
     out: list[CheckSpec] = []
     out += least_squares.specs(quick)

@@ -21,6 +21,8 @@ nonzero residual on imbalanced classes (and zero on balanced ones).
 
 from __future__ import annotations
 
+from functools import partial
+
 import sympy as sp
 from sympy import MatrixSymbol
 
@@ -56,7 +58,11 @@ def _algebra() -> MatrixAlgebra:
 
 def general_decomposition() -> Outcome:
     """Steps 1, 3, 4, 5 of math §3.3 (with 3.3b weights) for all sizes."""
-    C, q, n = sp.Symbol("C", positive=True, integer=True), sp.Symbol("q", positive=True, integer=True), sp.Symbol("n", positive=True)
+    C, q, n = (
+        sp.Symbol("C", positive=True, integer=True),
+        sp.Symbol("q", positive=True, integer=True),
+        sp.Symbol("n", positive=True),
+    )
     lam = LAMBDA
     W = MatrixSymbol("W", C, q)
     V = MatrixSymbol("V", C, q)
@@ -66,7 +72,7 @@ def general_decomposition() -> Outcome:
     Pi = MatrixSymbol("Pi", C, C)
     SW = MatrixSymbol("SW", q, q)
     A = MatrixSymbol("A", q, q)
-    I = sp.Identity(C)
+    I = sp.Identity(C)  # noqa: E741 - the identity, in the write-up's notation
     Iq = sp.Identity(q)
     alg = _algebra()
     H = Mt * Y + E
@@ -81,12 +87,18 @@ def general_decomposition() -> Outcome:
     # step 1: (1/n) H~ H~^T + lambda I = A_def, (1/n) Y H~^T = B_def, and L = quadratic
     s1a = alg.matrix(H * H.T / n + lam * Iq - A_def)
     s1b = alg.matrix(Y * H.T / n - B_def)
-    quad = lambda X, AA, BB: sp.trace(X * AA * X.T) / 2 - sp.trace(X * BB.T) + sp.Rational(1, 2)
+    def quad(X, AA, BB):
+        return sp.trace(X * AA * X.T) / 2 - sp.trace(X * BB.T) + sp.Rational(1, 2)
+
     s1c = alg.scalar(loss(W) - quad(W, A_def, B_def))
 
     # step 4: Huygens split for any W
-    nc1 = lambda X: sp.trace(X * (SW + lam * Iq) * X.T) / 2
-    nc23 = lambda X: sp.trace((X * Mt - I) * Pi * (X * Mt - I).T) / 2
+    def nc1(X):
+        return sp.trace(X * (SW + lam * Iq) * X.T) / 2
+
+    def nc23(X):
+        return sp.trace((X * Mt - I) * Pi * (X * Mt - I).T) / 2
+
     s4 = alg.scalar(loss(W) - nc1(W) - nc23(W))
 
     # step 3: completing the square with a symmetric A (letter), any V
@@ -100,7 +112,15 @@ def general_decomposition() -> Outcome:
     # normal equations: V = B A^{-1} makes V A - B vanish
     s2 = alg.matrix(B_def * A.I * A - B_def)
 
-    parts = {"step1 A": s1a, "step1 B": s1b, "step1 L": s1c, "step4": s4, "step3": s3, "step5": s5, "VA-B at V=BA^-1": s2}
+    parts = {
+        "step1 A": s1a,
+        "step1 B": s1b,
+        "step1 L": s1c,
+        "step4": s4,
+        "step3": s3,
+        "step5": s5,
+        "VA-B at V=BA^-1": s2,
+    }
     bad = {k: MatrixAlgebra.show(v) for k, v in parts.items() if v}
     latex = (
         r"\tilde H = \tilde M Y + E,\ EY^T = 0,\ EE^T = n\tilde\Sigma_W,\ YY^T = n\Pi:\quad "
@@ -108,7 +128,8 @@ def general_decomposition() -> Outcome:
         r"\operatorname{tr}\big((\tilde W - V)(VA - B)^T\big) \;\; \forall V,"
         r"\quad A = \tilde M\Pi\tilde M^T + \tilde\Sigma_W + \lambda I,\ B = \Pi\tilde M^T"
     )
-    return Outcome(not bad, "all reduce to 0: steps 1 (A, B, quadratic), 4 (Huygens), 3 (complete the square), 5, normal equations"
+    return Outcome(not bad, "all reduce to 0: steps 1 (A, B, quadratic), 4 (Huygens), 3 (complete the square), 5, "
+                            "normal equations"
                    if not bad else f"nonzero: {bad}", latex)
 
 
@@ -118,7 +139,8 @@ def _check_huygens(C, p, counts, bias):
         data, st, W, loss, A, B = context(C, p, counts, bias)
         nc1, nc23 = nc_terms(st, W, LAMBDA, bias)  # the math §3.2 terms evaluated at the generic W~
         ok = sp.expand(loss - nc1 - nc23) == 0
-        return Outcome(ok, f"expand(L_samples(W~) - tr(W~(Sigma~_W + lambda I)W~^T)/2 - sum_c pi_c||W~ mu~_c - e_c||^2/2) == 0: {ok}")
+        return Outcome(ok, f"expand(L_samples(W~) - tr(W~(Sigma~_W + lambda I)W~^T)/2 - sum_c pi_c||W~ mu~_c - "
+                           f"e_c||^2/2) == 0: {ok}")
 
     return fn
 
@@ -129,19 +151,22 @@ def _check_factorisation(C, p, counts, bias):
         V = classifier_symbols(C, W.shape[1], "v")
         n1, n23, perp = decomposition_terms(st, W, V, LAMBDA, bias, A)
         ok = sp.expand(loss - n1 - n23 - perp - ((W - V) * (V * A - B).T).trace()) == 0
-        return Outcome(ok, f"expand(L(W~) - L_NC1(V) - L_NC2/3(V) - L_perp(W~,V) - tr((W~-V)(VA-B)^T)) == 0 for symbolic V: {ok} "
+        return Outcome(ok, f"expand(L(W~) - L_NC1(V) - L_NC2/3(V) - L_perp(W~,V) - tr((W~-V)(VA-B)^T)) == 0 for "
+                           f"symbolic V: {ok} "
                            "(so the residual vanishes exactly on the normal equations VA = B)")
 
     return fn
 
 
 def direct_certificate(C, p, counts, bias, rational_seed=None) -> Outcome:
-    """Single-shot certificate: ``det(A)^2 (L - L_NC1 - L_NC2/3 - L_perp)`` at ``V = B adj(A)/det(A)`` is the zero polynomial."""
+    """Single-shot certificate: ``det(A)^2 (L - L_NC1 - L_NC2/3 - L_perp)``
+    at ``V = B adj(A)/det(A)`` is the zero polynomial."""
     data, st, W, loss, A, B = context(C, p, counts, bias, rational_seed)
     R, K = cleared_decomposition_residual(data, st, W, LAMBDA, bias, A, B)
     ok = R == K.zero
     nvars = len(K.symbols)
-    return Outcome(ok, f"det(A)^2 * (L - L_NC1 - L_NC2/3 - L_perp) at W~_LS = B adj(A)/det(A) is the zero polynomial in "
+    return Outcome(ok, f"det(A)^2 * (L - L_NC1 - L_NC2/3 - L_perp) at W~_LS = B adj(A)/det(A) "
+                       f"is the zero polynomial in "
                        f"{nvars} variables (features, classifier, lambda): {ok}")
 
 
@@ -171,11 +196,16 @@ def _check_notebook(C, p, counts):
         balanced = len(set(counts)) == 1
         if balanced:
             ok = r0 == 0 and r1 == 0
-            return Outcome(ok, f"balanced: notebook formulas coincide with the weighted ones, residual = {r0} (lambda=0), {r1} (lambda=1/10)")
+            return Outcome(ok, f"balanced: notebook formulas coincide with the weighted ones, residual = {r0} "
+                               f"(lambda=0), {r1} (lambda=1/10)")
         ok = r0 != 0 and r1 != 0
-        return Outcome(ok, f"imbalanced: notebook residual L - (L_NC1 + L_NC2/3 + L_perp) at its own W_LS is NOT zero "
-                           f"(math §9 item 7): {float(r0):.4g} at lambda=0, {float(r1):.4g} at lambda=1/10 (exact rationals)",
-                       r"\Big[L - (L_{NC1}+L_{NC2/3}+L^\perp)\Big]_{\text{notebook},\,\lambda=0} = " + sp.latex(r0) + r" \ne 0")
+        return Outcome(
+            ok,
+            f"imbalanced: notebook residual L - (L_NC1 + L_NC2/3 + L_perp) at its own W_LS is NOT zero "
+            f"(math §9 item 7): {float(r0):.4g} at lambda=0, {float(r1):.4g} at "
+            f"lambda=1/10 (exact rationals)",
+            r"\Big[L - (L_{NC1}+L_{NC2/3}+L^\perp)\Big]_{\text{notebook},\,\lambda=0} = " + sp.latex(r0) + r" \ne 0",
+        )
 
     return fn
 
@@ -190,24 +220,52 @@ _DIRECT_SYMBOLIC = tuple(
 
 
 def specs(quick: bool = False) -> list[CheckSpec]:
-    out = [CheckSpec("3.3", "steps 1,3,4,5 + normal equations, all sizes (matrix symbols)", general_decomposition, "general",
-                     "L - (L_NC1 + L_NC2/3 + L_perp) = tr((W~-V)(VA-B)^T) = 0 at V = B A^-1")]
+    out = [
+        CheckSpec(
+            "3.3",
+            "steps 1,3,4,5 + normal equations, all sizes (matrix symbols)",
+            general_decomposition,
+            "general",
+            "L - (L_NC1 + L_NC2/3 + L_perp) = tr((W~-V)(VA-B)^T) = 0 at V = B A^-1",
+        )
+    ]
     for C, p, counts in SYMBOLIC_SIZES:
         for bias in (True, False):
             lab = size_label(C, p, counts, bias)
-            out.append(CheckSpec("3.3", f"step 4: Huygens split [{lab}]", _check_huygens(C, p, counts, bias), "symbolic size",
-                                 "L(W~) = tr(W~(Sigma~_W+lambda I)W~^T)/2 + sum_c pi_c||W~mu~_c - e_c||^2/2"))
-            out.append(CheckSpec("3.3", f"steps 3+5: residual = tr((W~-V)(VA-B)^T) [{lab}]", _check_factorisation(C, p, counts, bias),
-                                 "symbolic size", "L - (L_NC1 + L_NC2/3 + L_perp) vanishes on V A = B"))
+            out.append(
+                CheckSpec(
+                    "3.3",
+                    f"step 4: Huygens split [{lab}]",
+                    _check_huygens(C, p, counts, bias),
+                    "symbolic size",
+                    "L(W~) = tr(W~(Sigma~_W+lambda I)W~^T)/2 + sum_c pi_c||W~mu~_c - e_c||^2/2",
+                )
+            )
+            out.append(
+                CheckSpec(
+                    "3.3",
+                    f"steps 3+5: residual = tr((W~-V)(VA-B)^T) [{lab}]",
+                    _check_factorisation(C, p, counts, bias),
+                    "symbolic size",
+                    "L - (L_NC1 + L_NC2/3 + L_perp) vanishes on V A = B",
+                )
+            )
     for C, p, counts, bias in _DIRECT_SYMBOLIC:
         out.append(CheckSpec("3.3", f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}]",
-                             (lambda a=(C, p, counts, bias): direct_certificate(*a)), "symbolic size",
+                             partial(direct_certificate, C, p, counts, bias), "symbolic size",
                              "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS"))
     for C, p, counts in RATIONAL_SIZES:
         for bias in (True, False):
-            out.append(CheckSpec("3.3", f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}, rational features]",
-                                 (lambda a=(C, p, counts, bias): direct_certificate(*a, rational_seed=5)), "rational size",
-                                 "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS", quick=C < 4))
+            out.append(
+                CheckSpec(
+                    "3.3",
+                    f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}, rational features]",
+                    partial(direct_certificate, C, p, counts, bias, rational_seed=5),
+                    "rational size",
+                    "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS",
+                    quick=C < 4,
+                )
+            )
     for C, p, counts in ((3, 2, (2, 2, 2)), (3, 2, (1, 2, 3)), (4, 3, (1, 2, 3, 2))):
         out.append(CheckSpec("3.3", f"negative control: notebook formulas [{size_label(C, p, counts, True)}]",
                              _check_notebook(C, p, counts), "rational size",
@@ -222,7 +280,7 @@ _DIRECT_SYMBOLIC_SLOW = ((2, 2, (2, 2), True), (2, 2, (1, 3), True), (3, 2, (2, 
 def exhaustive_specs() -> list[CheckSpec]:
     return [
         CheckSpec("3.3", f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}] (exhaustive)",
-                  (lambda a=(C, p, counts, bias): direct_certificate(*a)), "symbolic size",
+                  partial(direct_certificate, C, p, counts, bias), "symbolic size",
                   "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS", quick=False)
         for C, p, counts, bias in _DIRECT_SYMBOLIC_SLOW
     ]

@@ -9,7 +9,7 @@ Conventions: loss ``L = (1/(2n)) sum ||W h + b - e_c||^2`` at the least-squares 
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import sympy as sp
 
@@ -99,11 +99,15 @@ def normal_space() -> Outcome:
     ok_tangent = all(sp.expand(x) == 0 for x in dsigma(gfeats, g))
     # within-class deviations are orthogonal to the mu_G-normal direction (constant shift v)
     v = sp.Matrix([sp.Symbol(f"v_{k}", real=True) for k in range(p)])
-    ok_shift = sp.expand(sum(((S * (xh - st.means[c])).T * v)[0] for c, col in enumerate(data.features) for xh in col)) == 0
+    ok_shift = (
+        sp.expand(sum(((S * (xh - st.means[c])).T * v)[0] for c, col in enumerate(data.features) for xh in col)) == 0
+    )
     ok = ok_normal and ok_tangent and ok_shift
     return Outcome(ok, f"<S(x-mu), Delta> == (n/2) tr(S DSigma_W[Delta]) (normal): {ok_normal}; class-constant "
-                       f"Delta has DSigma_W = 0 (tangent): {ok_tangent}; within part orthogonal to mean shifts: {ok_shift}",
-                   r"\sum_{c,i}\langle S(x_{i,c}-\mu_c),\delta_{i,c}\rangle = \tfrac n2\operatorname{tr}\big(S\,D\Sigma_W[\Delta]\big)")
+                       f"Delta has DSigma_W = 0 (tangent): {ok_tangent}; within part orthogonal "
+                       f"to mean shifts: {ok_shift}",
+                   r"\sum_{c,i}\langle S(x_{i,c}-\mu_c),\delta_{i,c}\rangle = \tfrac "
+                   r"n2\operatorname{tr}\big(S\,D\Sigma_W[\Delta]\big)")
 
 
 def gradient_split() -> Outcome:
@@ -119,7 +123,9 @@ def gradient_split() -> Outcome:
     ok_split = all(
         sp.simplify(x) == 0
         for c, h in data.samples()
-        for x in (W.T * (W * h + b - eye[:, c]) / n - (W.T * (W * st.means[c] + b - eye[:, c]) / n + S * (h - st.means[c])))
+        for x in (
+            W.T * (W * h + b - eye[:, c]) / n - (W.T * (W * st.means[c] + b - eye[:, c]) / n + S * (h - st.means[c]))
+        )
     )
     gsum = sum((st.counts[c] * W.T * (W * st.means[c] + b - eye[:, c]) / n for c in range(3)), sp.zeros(2, 1))
     ok_sum = all(x == 0 for x in gsum)
@@ -130,7 +136,7 @@ def gradient_split() -> Outcome:
 
 
 # ----------------------------------------------------------------------------- 6.1 dM/dt
-@lru_cache(maxsize=None)
+@cache
 def means_rhs(C: int) -> sp.Matrix:
     """``dM/dt = -kappa [g_c]_c = -(kappa/n) W^T (W M + b 1^T - I)`` on the manifold (SVD form Mbar = Omega V^T)."""
     V = central_path_terms(C)["V"]
@@ -152,7 +158,7 @@ def svd_form_holds(C: int) -> bool:
     return _svd_form_holds(C, _law("omega_rhs"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _svd_form_holds(C: int, omega_rhs: sp.Expr) -> bool:
     f = sp.diag(*[omega_rhs.subs({C_SYM: C, W_SYM: w}) for w in omegas(C)])
     return all(sp.simplify(x) == 0 for x in (means_rhs(C) - f * helmert(C).T))
@@ -168,7 +174,8 @@ def dmdt_svd(C: int):
         return Outcome(ok_svd and ok_mat,
                        f"C={C}, symbolic omegas, N, kappa: dM/dt == (kappa/N)(C I + M M^T)^-2 M: {ok_mat}; "
                        f"== U diag(theory.laws omega_rhs(w_j)) V^T (singular vectors fixed): {ok_svd}",
-                       r"\frac{dM}{dt} = -\frac{\kappa}{n}W_{LS}^T(W_{LS}M + b_{LS}1^T - I) = \frac{\kappa}{N}(CI + MM^T)^{-2}M"
+                       r"\frac{dM}{dt} = -\frac{\kappa}{n}W_{LS}^T(W_{LS}M + b_{LS}1^T - I) = "
+                       r"\frac{\kappa}{N}(CI + MM^T)^{-2}M"
                        r" = U\,\mathrm{diag}\Big(\frac{\kappa}{N}\frac{\omega_j}{(C+\omega_j^2)^2}\Big)V^T")
 
     return fn
@@ -202,11 +209,14 @@ def singular_value_ode(C: int):
         dOmega = _law_flow(C)
         lc = closed_forms(C)["l_central"]  # sum_j theory.laws.L_CENTRAL(omega_j)
         ok_grad = all(sp.simplify(dOmega[j, j] + KAPPA_SYM / N_SYM * sp.diff(lc, om[j])) == 0 for j in range(C - 1))
-        return Outcome(ok_svd and ok_orth and ok_grad,
-                       f"C={C}: dM/dt (normal equations + projection) == diag(theory.laws omega_rhs(omega_j)) V^T "
-                       f"(6.1): {ok_svd}; V^T V = I: {ok_orth}, so U^T (dM/dt) V is diagonal with d omega_j/dt = "
-                       f"{_law('omega_rhs')}; == -(kappa/N) d/d omega_j sum_k theory.laws.L_CENTRAL(omega_k): {ok_grad}",
-                       r"\frac{d\omega_j}{dt} = \frac{\kappa}{N}\frac{\omega_j}{(C+\omega_j^2)^2} = -\frac{\kappa}{N}\frac{\partial L_{central}}{\partial\omega_j}")
+        return Outcome(
+            ok_svd and ok_orth and ok_grad,
+            f"C={C}: dM/dt (normal equations + projection) == diag(theory.laws omega_rhs(omega_j)) V^T "
+            f"(6.1): {ok_svd}; V^T V = I: {ok_orth}, so U^T (dM/dt) V is diagonal with d omega_j/dt = "
+            f"{_law('omega_rhs')}; == -(kappa/N) d/d omega_j sum_k theory.laws.L_CENTRAL(omega_k): {ok_grad}",
+            r"\frac{d\omega_j}{dt} = \frac{\kappa}{N}\frac{\omega_j}{(C+\omega_j^2)^2} = "
+            r"-\frac{\kappa}{N}\frac{\partial L_{central}}{\partial\omega_j}",
+        )
 
     return fn
 
@@ -224,12 +234,22 @@ def closed_form() -> Outcome:
     # bookkeeping inside theory.laws: its closed form, residual and constants are one another's
     ok_entries = (sp.simplify(ex["closed_form_lhs"] - (c1 * sp.log(w) + c2 * w**2 + c3 * w**4)) == 0
                   and sp.simplify(ex["closed_form_residual"] - (ex["closed_form_lhs"] - A_SYM - T_SYM)) == 0)
-    latex = (r"\int\frac{N}{\kappa}\frac{(C+\omega^2)^2}{\omega}\,d\omega:\quad " + sp.latex(ex["closed_form_lhs"])
-             + r" = a_j + t,\quad (c_1,c_2,c_3) = \Big(" + sp.latex(c1) + ", " + sp.latex(c2) + ", " + sp.latex(c3) + r"\Big)")
+    latex = (
+        r"\int\frac{N}{\kappa}\frac{(C+\omega^2)^2}{\omega}\,d\omega:\quad "
+        + sp.latex(ex["closed_form_lhs"])
+        + r" = a_j + t,\quad (c_1,c_2,c_3) = \Big("
+        + sp.latex(c1)
+        + ", "
+        + sp.latex(c2)
+        + ", "
+        + sp.latex(c3)
+        + r"\Big)"
+    )
     return Outcome(ok_c and ok_diff and ok_entries,
                    f"theory.laws closed form: d/dt[closed_form_lhs(omega(t))] == 1 along its omega_rhs: {ok_diff}; "
                    f"(c1,c2,c3) = ({c1}, {c2}, {c3}) == math §6.3's (N/kappa)(C^2, C, 1/4): {ok_c}; "
-                   f"entries consistent (closed_form_lhs = c1 log w + c2 w^2 + c3 w^4, residual = lhs - a - t): {ok_entries}",
+                   f"entries consistent (closed_form_lhs = c1 log w + c2 w^2 + c3 w^4, residual = "
+                   f"lhs - a - t): {ok_entries}",
                    latex)
 
 
@@ -237,7 +257,11 @@ def convention_table() -> Outcome:
     """Math §6.3's table against theory.laws: symbolic constants at each kappa, and ``constants(N, C, name)``."""
     ex = laws.expressions()
     N, C, k = N_SYM, C_SYM, KAPPA_SYM
-    table = {"projected": (1, (N * C**2, N * C, N / 4)), "sum": (C * N, (C, 1, 1 / (4 * C))), "means": (N, (C**2, C, sp.Rational(1, 4)))}
+    table = {
+        "projected": (1, (N * C**2, N * C, N / 4)),
+        "sum": (C * N, (C, 1, 1 / (4 * C))),
+        "means": (N, (C**2, C, sp.Rational(1, 4))),
+    }
     rows = []
     ok = True
     for name, (kap, want) in table.items():
@@ -253,7 +277,8 @@ def convention_table() -> Outcome:
 
 
 def snr_scaling() -> Outcome:
-    """SNR/sqrt(C): substituting w = sqrt(C) w' into theory.laws' closed form gives theory.laws.per_class_constants()."""
+    """SNR/sqrt(C): substituting w = sqrt(C) w' into theory.laws' closed form
+    gives theory.laws.per_class_constants()."""
     ex = laws.expressions()
     wp = sp.Symbol("omega_prime", positive=True)
     N, C, k = N_SYM, C_SYM, KAPPA_SYM
@@ -267,10 +292,12 @@ def snr_scaling() -> Outcome:
     num_want = [float(x.subs({N: 6, C: 4, k: 1})) for x in d]
     ok_num = all(abs(g - w_) <= 1e-14 * abs(w_) for g, w_ in zip(num, num_want))
     return Outcome(ok_laws and ok_spec and ok_num,
-                   f"closed form in w' = w/sqrt(C): coefficients ({d[0]}, {d[1]}, {d[2]}), constant {const} absorbed into a_j; "
+                   f"closed form in w' = w/sqrt(C): coefficients ({d[0]}, {d[1]}, {d[2]}), constant "
+                   f"{const} absorbed into a_j; "
                    f"== theory.laws.per_class_constants() {pc}: {ok_laws}; == (C^2 N/kappa)(1, 1, 1/4): {ok_spec}; "
                    f"theory.laws.constants(6, 4, 1, snr_scale='per_class') agrees: {ok_num}",
-                   r"\omega = \sqrt C\,\omega':\ \frac{C^2N}{\kappa}\Big(\log\omega' + \omega'^2 + \tfrac14\omega'^4\Big) = a_j' + t")
+                   r"\omega = \sqrt C\,\omega':\ \frac{C^2N}{\kappa}\Big(\log\omega' + \omega'^2 + "
+                   r"\tfrac14\omega'^4\Big) = a_j' + t")
 
 
 def retraction(C: int):
@@ -302,7 +329,8 @@ def retraction(C: int):
                        f"C={C}: S = W^TW/n diagonal in the SVD basis: {diag_ok}; first-order re-whitened step gives "
                        f"d omega/dt == theory.laws retraction_rhs = {law}: {ok}; theory.laws retraction_lhs == "
                        f"n(C log w + w^2/2) (no quartic term) and integrates retraction_rhs: {ok_cf}",
-                       r"\frac{d\omega}{dt} = \frac1n\frac{\omega}{C+\omega^2}\ \Rightarrow\ n\Big(C\log\omega + \frac{\omega^2}{2}\Big) = a + t")
+                       r"\frac{d\omega}{dt} = \frac1n\frac{\omega}{C+\omega^2}\ \Rightarrow\ n\Big(C\log\omega + "
+                       r"\frac{\omega^2}{2}\Big) = a + t")
 
     return fn
 
@@ -326,7 +354,9 @@ def asymptotics() -> Outcome:
     Fs = lambda x2: c1 * sp.log(x2) / 2 + c2 * x2 + c3 * x2**2  # noqa: E731  F as a function of w^2
     delta = d1 * u + d2 * u**2  # u = 1/s
     G = sp.expand_log(Fs(1 / u + delta) - Fs(1 / u), force=True) - Da
-    ser = sp.series(G.subs(sp.log(1 / u + delta), sp.log(1 + u * delta) - sp.log(u)).subs(sp.log(1 / u), -sp.log(u)), u, 0, 1).removeO()
+    ser = sp.series(
+        G.subs(sp.log(1 / u + delta), sp.log(1 + u * delta) - sp.log(u)).subs(sp.log(1 / u), -sp.log(u)), u, 0, 1
+    ).removeO()
     lead = sp.simplify(ser.subs(u, 0))
     d1_sol = sp.solve(sp.Eq(lead, 0), d1)
     ok_gap = d1_sol == [Da / (2 * c3)]
@@ -346,35 +376,94 @@ def asymptotics() -> Outcome:
     want = (C_ - 1) * float(laws.constants(N_, C_, k_)[2]) ** 0.5  # (C-1) sqrt(c3) from theory.laws.constants
     ok_val = abs(val - want) <= 1e-12 * want and abs(val - quoted) < 5e-4
     ok = growth == 1 and ok_gap and ok_ratio and growth_laws == 1 and ok_nc1 and ok_val
-    return Outcome(ok, f"lim c3 w^4/(t) = {growth}; omega_i^2 - omega_j^2 = d1/omega^2 + O(omega^-4) with d1 = {d1_sol} "
+    return Outcome(ok, f"lim c3 w^4/(t) = {growth}; omega_i^2 - omega_j^2 = d1/omega^2 + "
+                       f"O(omega^-4) with d1 = {d1_sol} "
                        f"(= (a_i - a_j)/(2 c3)); lim t (omega_i/omega_j - 1) = {ratio_lim} (so max/min - 1 = O(1/t)); "
-                       f"theory.laws: lim growth(t(w))/w = {growth_laws}; lim sqrt(t) (C-1) nc1_renormalized = {nc1_lim} "
-                       f"== (C-1) sqrt(c3): {ok_nc1}; at C={C_}, N={N_}, kappa={k_}: {val:.6f} vs (C-1) sqrt(constants()[2]) "
+                       f"theory.laws: lim growth(t(w))/w = {growth_laws}; lim sqrt(t) (C-1) "
+                       f"nc1_renormalized = {nc1_lim} "
+                       f"== (C-1) sqrt(c3): {ok_nc1}; at C={C_}, N={N_}, kappa={k_}: {val:.6f} vs (C-1) "
+                       f"sqrt(constants()[2]) "
                        f"= {want:.6f} and math §6.4's quoted {quoted}: {ok_val}",
                    r"\omega_j \sim (t/c_3)^{1/4},\quad \omega_i^2-\omega_j^2 \sim \frac{a_i-a_j}{2c_3\omega^2},\quad "
-                   r"t\Big(\frac{\omega_i}{\omega_j}-1\Big)\to\frac{a_i-a_j}{4},\quad \sqrt t\sum_j\omega_j^{-2}\to (C-1)\sqrt{c_3}")
+                   r"t\Big(\frac{\omega_i}{\omega_j}-1\Big)\to\frac{a_i-a_j}{4},\quad \sqrt "
+                   r"t\sum_j\omega_j^{-2}\to (C-1)\sqrt{c_3}")
 
 
 def specs(quick: bool = False) -> list[CheckSpec]:
     return [
-        CheckSpec("6.1", "envelope theorem: gradient at fixed LS classifier [C=3,p=2, rational + symbolic entry]", envelope,
-                  "rational size", "grad_h L_central = (1/n) W^T (W h + b - e_c)"),
-        CheckSpec("6.1", "within-class part is normal, class-mean part tangent [C=2,p=2, symbolic features]", normal_space,
-                  "symbolic size", "Proj removes S(x - mu_c), S symmetric"),
-        CheckSpec("6.1", "gradient split at the LS classifier, sum_c n_c g_c = 0 [C=3,p=2, rational]", gradient_split,
-                  "rational size", "Proj grad = class-mean part"),
-        *[CheckSpec("6.1", f"dM/dt on the manifold, symbolic omegas [C={C}]", dmdt_svd(C), "symbolic size",
-                    "dM/dt = (kappa/N)(CI + MM^T)^-2 M", quick=C < 4) for C in (3, 4)],
-        CheckSpec("6.1", "dM/dt for generic centred means [C=3,p=2]", dmdt_generic, "symbolic size",
-                  "dM/dt = (kappa/N)(CI + MM^T)^-2 M"),
-        *[CheckSpec("6.2", f"singular-value ODE [C={C}]", singular_value_ode(C), "symbolic size",
-                    "d omega/dt = (kappa/N) omega/(C+omega^2)^2", quick=C < 4) for C in (3, 4)],
-        CheckSpec("6.3", "closed form c1 log w + c2 w^2 + c3 w^4 = a + t (symbolic N, C, kappa)", closed_form, "general",
-                  "(c1, c2, c3) = (N/kappa)(C^2, C, 1/4)"),
+        CheckSpec(
+            "6.1",
+            "envelope theorem: gradient at fixed LS classifier [C=3,p=2, rational + symbolic entry]",
+            envelope,
+            "rational size",
+            "grad_h L_central = (1/n) W^T (W h + b - e_c)",
+        ),
+        CheckSpec(
+            "6.1",
+            "within-class part is normal, class-mean part tangent [C=2,p=2, symbolic features]",
+            normal_space,
+            "symbolic size",
+            "Proj removes S(x - mu_c), S symmetric",
+        ),
+        CheckSpec(
+            "6.1",
+            "gradient split at the LS classifier, sum_c n_c g_c = 0 [C=3,p=2, rational]",
+            gradient_split,
+            "rational size",
+            "Proj grad = class-mean part",
+        ),
+        *[
+            CheckSpec(
+                "6.1",
+                f"dM/dt on the manifold, symbolic omegas [C={C}]",
+                dmdt_svd(C),
+                "symbolic size",
+                "dM/dt = (kappa/N)(CI + MM^T)^-2 M",
+                quick=C < 4,
+            )
+            for C in (3, 4)
+        ],
+        CheckSpec(
+            "6.1",
+            "dM/dt for generic centred means [C=3,p=2]",
+            dmdt_generic,
+            "symbolic size",
+            "dM/dt = (kappa/N)(CI + MM^T)^-2 M",
+        ),
+        *[
+            CheckSpec(
+                "6.2",
+                f"singular-value ODE [C={C}]",
+                singular_value_ode(C),
+                "symbolic size",
+                "d omega/dt = (kappa/N) omega/(C+omega^2)^2",
+                quick=C < 4,
+            )
+            for C in (3, 4)
+        ],
+        CheckSpec(
+            "6.3",
+            "closed form c1 log w + c2 w^2 + c3 w^4 = a + t (symbolic N, C, kappa)",
+            closed_form,
+            "general",
+            "(c1, c2, c3) = (N/kappa)(C^2, C, 1/4)",
+        ),
         CheckSpec("6.3", "time-scale conventions (math §6.3 table)", convention_table, "general", "kappa = 1, n, N"),
-        CheckSpec("6.3", "SNR/sqrt(C) scaling: ratio 1 : 1 : 1/4 times C^2", snr_scaling, "general", "[AMB] SNR scaling"),
-        CheckSpec("6.3", "retraction variant (Euler step + re-whitening) [C=3]", retraction(3), "symbolic size",
-                  "d omega/dt = (1/n) omega/(C+omega^2), n(C log w + w^2/2) = a + t"),
-        CheckSpec("6.4", "asymptotics: growth, gap, ratio, NC1 rate", asymptotics, "general",
-                  "omega ~ (t/c3)^1/4, max/min - 1 = O(1/t), NC1 ~ (C-1) sqrt(c3/t)"),
+        CheckSpec(
+            "6.3", "SNR/sqrt(C) scaling: ratio 1 : 1 : 1/4 times C^2", snr_scaling, "general", "[AMB] SNR scaling"
+        ),
+        CheckSpec(
+            "6.3",
+            "retraction variant (Euler step + re-whitening) [C=3]",
+            retraction(3),
+            "symbolic size",
+            "d omega/dt = (1/n) omega/(C+omega^2), n(C log w + w^2/2) = a + t",
+        ),
+        CheckSpec(
+            "6.4",
+            "asymptotics: growth, gap, ratio, NC1 rate",
+            asymptotics,
+            "general",
+            "omega ~ (t/c3)^1/4, max/min - 1 = O(1/t), NC1 ~ (C-1) sqrt(c3/t)",
+        ),
     ]

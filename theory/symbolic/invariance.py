@@ -50,12 +50,18 @@ def ls_fit(data: SymbolicData, lam, field=None):
     st = class_stats(data)
     if field is None:
         V, _ = ls_augmented(st, lam)
-        lift = lambda M: M  # noqa: E731
+
+        def lift(M):
+            return M
+
     else:
         from sympy.polys.matrices import DomainMatrix
 
         A, B = quadratic_terms(st, lam, True)
-        lift = lambda M: DomainMatrix.from_Matrix(sp.Matrix(M)).convert_to(field)  # noqa: E731
+
+        def lift(M):
+            return DomainMatrix.from_Matrix(sp.Matrix(M)).convert_to(field)
+
         adj, det = lift(A).adj_det()  # Cramer's rule (much faster than elimination over the field)
         if det == field.zero:
             raise ZeroDivisionError("A is singular: the least-squares classifier is not unique")
@@ -112,7 +118,10 @@ def affine_lambda0() -> Outcome:
     data = rational_data((1, 2, 3), 2, seed=21)
     Amat, c = _generic_affine(2)
     F = sp.QQ.frac_field(*sorted(Amat.free_symbols | c.free_symbols, key=str))
-    dm = lambda M: DomainMatrix.from_Matrix(sp.Matrix(M)).convert_to(F)  # noqa: E731
+
+    def dm(M):
+        return DomainMatrix.from_Matrix(sp.Matrix(M)).convert_to(F)
+
     V, l1, l23, outs = ls_fit(data, 0, F)
     V2, l1b, l23b, outs2 = ls_fit(transform(data, Amat, c), 0, F)
     rows = list(range(3))
@@ -157,7 +166,8 @@ def non_invariance_lambda() -> Outcome:
     oa = max(abs(float(x)) for o, o2 in zip(outs, outsa) for x in (o2 - o))
     ot = max(abs(float(x)) for o, o2 in zip(outs, outst) for x in (o2 - o))
     ok = da != 0 and dt != 0 and oa > 0 and ot > 0
-    return Outcome(ok, f"lambda=1/2: Delta(L_NC1+L_NC2/3) = {float(da):.4g} (A=[[2,1],[0,1]]), {float(dt):.4g} (c=(3,-1)); "
+    return Outcome(ok, f"lambda=1/2: Delta(L_NC1+L_NC2/3) = {float(da):.4g} (A=[[2,1],[0,1]]), "
+                       f"{float(dt):.4g} (c=(3,-1)); "
                        f"max output change {oa:.3g}, {ot:.3g} -- not invariant, as math §5.1 says")
 
 
@@ -175,19 +185,45 @@ def snr_gram_invariance() -> Outcome:
     ok = all(sp.cancel(x) == 0 for x in (G2 - G1))
     return Outcome(ok, f"Mbar'^T Sigma_W'^-1 Mbar' == Mbar^T Sigma_W^-1 Mbar for symbolic A, c: {ok} "
                        "(so SNR' = Q SNR with Q orthogonal on the range, and the omega_j are invariant)",
-                   r"\bar M'^T\Sigma_W'^{-1}\bar M' = \bar M^T A^T A^{-T}\Sigma_W^{-1}A^{-1}A\bar M = \bar M^T\Sigma_W^{-1}\bar M")
+                   r"\bar M'^T\Sigma_W'^{-1}\bar M' = \bar M^T A^T A^{-T}\Sigma_W^{-1}A^{-1}A\bar M = \bar "
+                   r"M^T\Sigma_W^{-1}\bar M")
 
 
 def specs(quick: bool = False) -> list[CheckSpec]:
     return [
-        CheckSpec("5.1", "invariance: lambda=0 affine maps, lambda>0 orthogonal maps (matrix symbols)", general_invariance,
-                  "general", "W_LS' = W_LS A^-1, b' = b - W A^-1 c, outputs unchanged"),
-        CheckSpec("5.1", "lambda=0: H -> AH + c1^T with symbolic A, c [C=3,p=2, imbalanced, rational features]",
-                  affine_lambda0, "rational size", "W_LS' = W_LS A^-1, b' = b - W A^-1 c, outputs and L terms unchanged"),
-        CheckSpec("5.1", "lambda>0 symbolic: rotation with symbolic parameter keeps the fit [C=3,p=2, rational features]",
-                  rotation_lambda, "rational size", "orthogonal invariance at lambda > 0"),
-        CheckSpec("5.1", "lambda>0: generic linear map / translation change the fit [C=3,p=2]", non_invariance_lambda,
-                  "rational size", "no invariance beyond orthogonal maps at lambda > 0"),
-        CheckSpec("5.1", "SNR singular values invariant under AH + c1^T (symbolic A, c)", snr_gram_invariance,
-                  "rational size", "omega_j invariant"),
+        CheckSpec(
+            "5.1",
+            "invariance: lambda=0 affine maps, lambda>0 orthogonal maps (matrix symbols)",
+            general_invariance,
+            "general",
+            "W_LS' = W_LS A^-1, b' = b - W A^-1 c, outputs unchanged",
+        ),
+        CheckSpec(
+            "5.1",
+            "lambda=0: H -> AH + c1^T with symbolic A, c [C=3,p=2, imbalanced, rational features]",
+            affine_lambda0,
+            "rational size",
+            "W_LS' = W_LS A^-1, b' = b - W A^-1 c, outputs and L terms unchanged",
+        ),
+        CheckSpec(
+            "5.1",
+            "lambda>0 symbolic: rotation with symbolic parameter keeps the fit [C=3,p=2, rational features]",
+            rotation_lambda,
+            "rational size",
+            "orthogonal invariance at lambda > 0",
+        ),
+        CheckSpec(
+            "5.1",
+            "lambda>0: generic linear map / translation change the fit [C=3,p=2]",
+            non_invariance_lambda,
+            "rational size",
+            "no invariance beyond orthogonal maps at lambda > 0",
+        ),
+        CheckSpec(
+            "5.1",
+            "SNR singular values invariant under AH + c1^T (symbolic A, c)",
+            snr_gram_invariance,
+            "rational size",
+            "omega_j invariant",
+        ),
     ]

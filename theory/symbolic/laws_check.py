@@ -52,7 +52,8 @@ def bookkeeping() -> Outcome:
             want = [float(e.subs(subs)) for e in exprs]
             if not np.allclose(got, want, rtol=1e-14, atol=0):
                 bad.append(f"constants{(N_, C_, k_)} {scale}: {got} vs {want}")
-    return Outcome(not bad, f"SIGNATURES cover the free symbols of all {len(laws.SIGNATURES)} laws; constants(N, C, kappa) "
+    return Outcome(not bad, f"SIGNATURES cover the free symbols of all {len(laws.SIGNATURES)} "
+                            f"laws; constants(N, C, kappa) "
                             f"== c1..c3 and per_class_constants() at {len(_CONSTANT_POINTS)} points (both SNR scales)"
                    if not bad else f"inconsistent: {bad}")
 
@@ -62,11 +63,11 @@ def numeric_agreement(backend: str):
         ctx = contextlib.nullcontext()
         tol = 1e-12
         if backend == "jax":
-            import jax  # noqa: PLC0415
+            import jax
 
             if hasattr(jax, "enable_x64"):
                 ctx = jax.enable_x64(True)  # float64 locally, global config untouched
-            elif not jax.config.jax_enable_x64:
+            elif not jax.config.jax_enable_x64:  # type: ignore[attr-defined]  # a flag JAX's stubs do not declare
                 tol = 1e-5  # float32 evaluation
         with ctx:
             worst, where = _worst(backend)
@@ -95,10 +96,25 @@ def _worst(backend: str) -> tuple[float, str]:
 
 def specs(quick: bool = False) -> list[CheckSpec]:
     return [
-        CheckSpec("laws", "theory.laws bookkeeping: SIGNATURES and constants() match its expressions", bookkeeping,
-                  "numeric", "lambdify arguments, constants(N, C, kappa)"),
-        CheckSpec("laws", "theory.laws numpy lambdified == its SymPy expressions (sample points)", numeric_agreement("numpy"),
-                  "numeric", "numpy backend"),
-        CheckSpec("laws", "theory.laws jax lambdified == its SymPy expressions (sample points)", numeric_agreement("jax"),
-                  "numeric", "jax backend"),
+        CheckSpec(
+            "laws",
+            "theory.laws bookkeeping: SIGNATURES and constants() match its expressions",
+            bookkeeping,
+            "numeric",
+            "lambdify arguments, constants(N, C, kappa)",
+        ),
+        CheckSpec(
+            "laws",
+            "theory.laws numpy lambdified == its SymPy expressions (sample points)",
+            numeric_agreement("numpy"),
+            "numeric",
+            "numpy backend",
+        ),
+        CheckSpec(
+            "laws",
+            "theory.laws jax lambdified == its SymPy expressions (sample points)",
+            numeric_agreement("jax"),
+            "numeric",
+            "jax backend",
+        ),
     ]

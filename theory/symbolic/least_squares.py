@@ -17,7 +17,7 @@ Derivation (each line is a check below):
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import sympy as sp
 from sympy import MatrixSymbol
@@ -27,8 +27,8 @@ from .model import (
     LAMBDA,
     class_stats,
     classifier_symbols,
-    ls_non_augmented,
     dm_is_zero,
+    ls_non_augmented,
     matrix_is_zero,
     poly_ring,
     quadratic_terms,
@@ -66,7 +66,7 @@ def size_label(C: int, p: int, counts, bias: bool) -> str:
     return f"C={C},p={p},n_c={'/'.join(map(str, counts))} ({bal}),{'bias' if bias else 'no bias'}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def context(C: int, p: int, counts: tuple[int, ...], bias: bool, rational_seed: int | None = None):
     """Cached per-size objects: data, statistics, classifier symbols, sample loss, ``A``, ``B``."""
     data = symbolic_data(counts, p) if rational_seed is None else rational_data(counts, p, rational_seed)
@@ -110,7 +110,7 @@ def _check_gradient(C, p, counts, bias):
         q = W.shape[1]
         ok_hess = True
         for r in range(C):
-            hess = sp.Matrix(q, q, lambda i, j: sp.diff(grad[r, i], W[r, j]))
+            hess = sp.Matrix(q, q, lambda i, j, r=r: sp.diff(grad[r, i], W[r, j]))
             ok_hess &= matrix_is_zero(hess - A, rational=False)
             other = (r + 1) % C
             if other != r:
@@ -187,7 +187,8 @@ def _check_lambda0(C, p, counts, rational_seed):
         ok_1 = matrix_is_zero(sp.ones(1, C) * Pi * Mbar.T, rational=False)
         return Outcome(
             ok_ne and ok_1 and det != R.zero,
-            f"lambda=0: det(Sigma_T)([Pi Mbar^T Sigma_T^-1, pi - W mu_G] A - B) == 0: {ok_ne}; 1^T Pi Mbar^T == 0 (so 1^T W_LS = 0): {ok_1}",
+            f"lambda=0: det(Sigma_T)([Pi Mbar^T Sigma_T^-1, pi - W mu_G] A - B) == 0: {ok_ne}; 1^T Pi Mbar^T == 0 (so "
+            f"1^T W_LS = 0): {ok_1}",
         )
 
     return fn
@@ -216,14 +217,16 @@ def schur_general() -> Outcome:
     b = (pi - W * mu) / s
     block1 = alg.matrix(W * S + b * mu.T - Pi * M.T)  # first block column of [W b] A - B
     block2 = alg.matrix(W * mu + b * s - pi)  # last column
-    # and the Schur complement is the write-up's matrix: S - mu mu^T/s - (Sigma_T + lambda/(1+lambda) mu mu^T + lambda I) = 0
+    # and the Schur complement is the write-up's matrix:
+    # S - mu mu^T/s - (Sigma_T + lambda/(1+lambda) mu mu^T + lambda I) = 0
     lam_frac = sp.simplify(1 - 1 / s - LAMBDA / s)
     ok = not block1 and not block2 and lam_frac == 0
     return Outcome(
         ok,
         f"[W b] A - B reduces to 0 in both block columns ({MatrixAlgebra.show(block1)}; {MatrixAlgebra.show(block2)}); "
         f"1 - 1/(1+lambda) - lambda/(1+lambda) = {lam_frac}",
-        r"\begin{bmatrix}W & b\end{bmatrix}\begin{bmatrix} K + \tfrac{\mu\mu^T}{1+\lambda} & \mu \\ \mu^T & 1+\lambda\end{bmatrix}"
+        r"\begin{bmatrix}W & b\end{bmatrix}\begin{bmatrix} K + \tfrac{\mu\mu^T}{1+\lambda} & \mu \\ \mu^T & "
+        r"1+\lambda\end{bmatrix}"
         r" = \begin{bmatrix}\Pi M^T & \pi\end{bmatrix},\quad W = \Big(\Pi M^T - \tfrac{\pi\mu^T}{1+\lambda}\Big)K^{-1},"
         r"\ b = \tfrac{\pi - W\mu}{1+\lambda},\ K = \Sigma_T + \tfrac{\lambda}{1+\lambda}\mu\mu^T + \lambda I",
     )
@@ -249,7 +252,8 @@ def lambda0_general() -> Outcome:
     ok = not r1 and not r2
     return Outcome(ok, f"Pi M^T - pi mu_G^T - Pi Mbar^T -> {MatrixAlgebra.show(r1)}; 1^T Pi Mbar^T Sigma_T^-1 -> "
                        f"{MatrixAlgebra.show(r2)} (with pi = Pi 1, mu_G = M pi, 1^T pi = 1)",
-                   r"\lambda = 0:\ W_{LS} = (\Pi M^T - \pi\mu_G^T)\Sigma_T^{-1} = \Pi\bar M^T\Sigma_T^{-1},\quad 1^TW_{LS} = 0")
+                   r"\lambda = 0:\ W_{LS} = (\Pi M^T - \pi\mu_G^T)\Sigma_T^{-1} = \Pi\bar "
+                   r"M^T\Sigma_T^{-1},\quad 1^TW_{LS} = 0")
 
 
 def specs(quick: bool = False) -> list[CheckSpec]:
@@ -259,11 +263,17 @@ def specs(quick: bool = False) -> list[CheckSpec]:
             lab = size_label(C, p, counts, bias)
             out.append(
                 CheckSpec("3.1", f"step 1: sample loss = quadratic in W~ [{lab}]", _check_quadratic(C, p, counts, bias),
-                          "symbolic size", "L = tr(W~AW~^T)/2 - tr(W~B^T) + 1/2, A = (1/n)H~H~^T + lambda I, B = (1/n)YH~^T")
+                          "symbolic size", "L = tr(W~AW~^T)/2 - tr(W~B^T) + 1/2, A = (1/n)H~H~^T "
+                                           "+ lambda I, B = (1/n)YH~^T")
             )
             out.append(
-                CheckSpec("3.1", f"step 2: gradient = W~A - B, Hessian = A [{lab}]", _check_gradient(C, p, counts, bias),
-                          "symbolic size", "normal equations W~ A = B")
+                CheckSpec(
+                    "3.1",
+                    f"step 2: gradient = W~A - B, Hessian = A [{lab}]",
+                    _check_gradient(C, p, counts, bias),
+                    "symbolic size",
+                    "normal equations W~ A = B",
+                )
             )
     for q in (2, 3):
         out.append(CheckSpec("3.1", f"solve the normal equations, generic symmetric A ({q}x{q})", _check_solve(q),
@@ -274,7 +284,8 @@ def specs(quick: bool = False) -> list[CheckSpec]:
         out.append(CheckSpec("3.1", f"step 6: augmented = non-augmented [{size_label(C, p, counts, True)}]",
                              _check_augmented(C, p, counts, None), "symbolic size", "W~_LS = [W_LS, b_LS]"))
     for C, p, counts in RATIONAL_SIZES:
-        out.append(CheckSpec("3.1", f"step 6: augmented = non-augmented [{size_label(C, p, counts, True)}, rational features]",
+        out.append(CheckSpec("3.1", f"step 6: augmented = non-augmented "
+                                    f"[{size_label(C, p, counts, True)}, rational features]",
                              _check_augmented(C, p, counts, 11), "rational size", "W~_LS = [W_LS, b_LS]"))
     out.append(CheckSpec("3.1", "lambda=0 closed form, all sizes (matrix symbols)", lambda0_general, "general",
                          "W_LS = Pi Mbar^T Sigma_T^-1, 1^T W_LS = 0"))

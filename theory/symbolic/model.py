@@ -12,8 +12,8 @@ classifier ``W~ = [W, b]`` (``C x (p+1)``), one-hot targets ``e_c``, ridge ``lam
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import sympy as sp
 
@@ -99,7 +99,8 @@ class SymbolicStats:
         return sp.Matrix.hstack(*self.means)
 
     def centred_means(self) -> sp.Matrix:
-        """``Mbar = M - mu_G 1^T`` (``p x C``): the class means centred at the global mean ``mu_G`` of these statistics."""
+        """``Mbar = M - mu_G 1^T`` (``p x C``):
+        the class means centred at the global mean ``mu_G`` of these statistics."""
         return self.means_matrix() - self.mu_g * sp.ones(1, self.num_classes)
 
 

@@ -158,11 +158,13 @@ def _normal_and_identity(data: SymbolicData, bias: bool, label: str):
 
 def specs(quick: bool = False) -> list[CheckSpec]:
     out = [
-        CheckSpec(SECTION, "support SNR = reduced SNR: Sigma_W = Q diag(Lambda_r, 0) Q^T, Mbar in its range [p=3,r=2,C=3]",
+        CheckSpec(SECTION, "support SNR = reduced SNR: Sigma_W = Q diag(Lambda_r, 0) Q^T, Mbar "
+                           "in its range [p=3,r=2,C=3]",
                   support_snr_symbolic, "symbolic size", "Mbar^T Sigma_W^+ Mbar = A^T Lambda_r^-1 A"),
         CheckSpec(SECTION, "support SNR of features in an affine plane = SNR of its coordinates [C=3,p=3, rational]",
                   support_snr_plane, "rational size", "affine invariance on the support (math §5.1)"),
-        CheckSpec(SECTION, "lambda = 0 central-path loss via pseudo-inverses = 1/2 sum 1/(C+w^2) [C=3,p=3 plane, rational]",
+        CheckSpec(SECTION, "lambda = 0 central-path loss via pseudo-inverses = 1/2 sum 1/(C+w^2) "
+                           "[C=3,p=3 plane, rational]",
                   central_path_plane, "rational size", "math §3.4 closed form on the support"),
     ]
     cases = [
@@ -172,7 +174,8 @@ def specs(quick: bool = False) -> list[CheckSpec]:
         (rational_data((1, 2), 4, seed=7), False, "p >= n, C=2,p=4,n_c=1/2,no bias"),
     ]
     for data, bias, label in cases:
-        out.append(CheckSpec(SECTION, f"minimum-norm LS with singular A: normal equations and three-term identity [{label}]",
+        out.append(CheckSpec(SECTION, f"minimum-norm LS with singular A: normal equations and "
+                                      f"three-term identity [{label}]",
                              _normal_and_identity(data, bias, label), "rational size",
                              "W~_LS = B A^+ satisfies W~_LS A = B; L = L_NC1 + L_NC2/3 + L_perp"))
     return out

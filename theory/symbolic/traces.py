@@ -18,8 +18,8 @@ polynomial: every step is a rule stated in the report, valid for all sizes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import sympy as sp
 from sympy.matrices.expressions import (

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import base64
 import re
-from functools import lru_cache
+from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import jinja2
 
@@ -94,7 +95,7 @@ def md_cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _environment(markdown: bool) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("paper_checks", "templates"), autoescape=not markdown,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,

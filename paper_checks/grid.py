@@ -54,6 +54,7 @@ from theory.jsonio import dumps
 
 from . import _plot
 from ._cli import OneLineParser, add_tpt_threshold
+from ._page import figure_views, render
 from .claims import Claim, counts, exit_code, grid_claims
 from .claims.grid import PAPER_TPT_IMPROVEMENT_PP, GridRun
 from .compare import column, read_log
@@ -68,7 +69,6 @@ from .main import (
     stored_differences,
     train_config,
 )
-from ._page import figure_views, render
 from .report import claims_page_view, claims_table, setup_view, write_claims_json, write_report
 
 __all__ = ["GridOptions", "GridRunPlan", "plan_grid", "run_grid", "main", "LOSSES", "CE_LR", "SMALL_DATASET_EPOCHS"]

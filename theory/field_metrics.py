@@ -188,13 +188,14 @@ def kernel_statistics(
     unit = _unit_centred_means(stats, convention, xp)
     C = stats.num_classes
     state: dict = {"m": None}
+    power = 0.0 if s is None else float(s)  # the Riesz exponent (set above for kernel="riesz")
 
     def visit(cos: Array, mask: Array | None, count: int, lo: int, col0: int) -> None:
         d2 = 2.0 - 2.0 * cos
         d2 = xp.where(d2 > 0, d2, xp.zeros_like(d2))
         if mask is not None:  # keep the masked-out entries finite (they are weighted by 0)
             d2 = xp.where(mask > 0, d2, xp.ones_like(d2))
-        k = -0.5 * xp.log(d2) if kernel == "log" else (1.0 if s > 0 else -1.0) * d2 ** (-0.5 * s)
+        k = -0.5 * xp.log(d2) if kernel == "log" else (1.0 if power > 0 else -1.0) * d2 ** (-0.5 * power)
         state["m"] = merge_moments(state["m"], block_moments(k, mask, count, xp))
 
     upper_pairs(unit, tile, xp, visit)

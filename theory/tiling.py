@@ -39,7 +39,7 @@ def row_tiles(n: int, tile: int) -> list[tuple[int, int]]:
 class Moments(NamedTuple):
     """Count, mean and sum of squared deviations of a set of values (mergeable: :func:`merge_moments`)."""
 
-    count: float
+    count: float  # type: ignore[assignment]  # a field named as the statistic; it shadows tuple.count by design
     mean: Array
     m2: Array
 

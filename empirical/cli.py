@@ -252,10 +252,10 @@ def resume_options(ns: argparse.Namespace) -> dict[str, Any]:
 
 def config_from_args(ns: argparse.Namespace):
     """Merge defaults, preset, config file and explicit options into a :class:`TrainConfig`
-    (:func:`empirical.config.merge_preset`)."""
+    (:func:`empirical.config.merge_preset`).  A new run needs a dataset; a resumed one has its stored one."""
     from .config import merge_preset
 
-    if "dataset" not in options_merged(ns):  # TrainConfig's digits/MLP at the paper's lr is no run anyone asked for
+    if not getattr(ns, "resume", False) and "dataset" not in options_merged(ns):  # TrainConfig's digits/MLP at the paper's lr is no run anyone asked for
         raise ValueError("no dataset: give --preset (e.g. digits-mlp; `python -m empirical presets` lists them), "
                          "--dataset, or a --config file that names one")
     return merge_preset(getattr(ns, "preset", None), getattr(ns, "config_file", None), **explicit_options(ns))

@@ -255,7 +255,8 @@ def config_from_args(ns: argparse.Namespace):
     (:func:`empirical.config.merge_preset`).  A new run needs a dataset; a resumed one has its stored one."""
     from .config import merge_preset
 
-    if not getattr(ns, "resume", False) and "dataset" not in options_merged(ns):  # TrainConfig's digits/MLP at the paper's lr is no run anyone asked for
+    # TrainConfig's digits/MLP at the paper's lr is no run anyone asked for
+    if not getattr(ns, "resume", False) and "dataset" not in options_merged(ns):
         raise ValueError("no dataset: give --preset (e.g. digits-mlp; `python -m empirical presets` lists them), "
                          "--dataset, or a --config file that names one")
     return merge_preset(getattr(ns, "preset", None), getattr(ns, "config_file", None), **explicit_options(ns))

@@ -24,9 +24,10 @@ moving features, so disagreement is a measured outcome, reported with its number
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -85,7 +86,7 @@ def read_log(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     Raises ``empirical.schema.RunLogError`` (a ``ValueError``) with one line naming the file, line and key of
     the first problem.  Records are sorted by epoch.  The config is ``{}`` when the log has none.
     """
-    from empirical.schema import read_run_log  # noqa: PLC0415 (torch-free, but empirical's package imports torch)
+    from empirical.schema import read_run_log
 
     log = read_run_log(path)
     return sorted(log.records, key=lambda r: r.get("epoch", 0)), log.config
@@ -138,7 +139,7 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
     """Spearman rank correlation (``scipy.stats.spearmanr``); None for fewer than 3 points or constant y."""
     if x.size < 3 or np.ptp(y) == 0 or np.ptp(x) == 0:
         return None
-    from scipy.stats import spearmanr  # noqa: PLC0415
+    from scipy.stats import spearmanr
 
     return float(spearmanr(x, y).statistic)
 
@@ -224,7 +225,7 @@ class ErrorStats:
     final: float | None
 
     @classmethod
-    def of(cls, x: np.ndarray) -> "ErrorStats":
+    def of(cls, x: np.ndarray) -> ErrorStats:
         x = np.asarray(x, dtype=np.float64)
         x = x[np.isfinite(x)]
         if x.size == 0:
@@ -341,14 +342,16 @@ def _forward_integrate(omega0: np.ndarray, flow_times: np.ndarray, C: int, per_c
                        kappa: float = 1.0) -> np.ndarray:
     """Integrate ``d omega/dt = (kappa/N) omega/(C+omega^2)^2`` (math §6.2) from ``omega0`` at ``t = 0`` with
     ``simulate.integrate_reduced`` (diffrax)."""
-    import simulate  # noqa: PLC0415 (jax: imported when a comparison runs)
+    import simulate
 
     # The solve is compiled per length of the times array: pad it to a power of two (>= 16) with times just past the
     # last one, so that the few lengths a comparison asks for share one compilation (1.7 s each on the CPU).
     t = np.asarray(flow_times, dtype=np.float64)
     size = max(16, 1 << (t.size - 1).bit_length())
     pad = t[-1] + (1.0 + abs(t[-1])) * 1e-9 * np.arange(1, size - t.size + 1)
-    traj = simulate.integrate_reduced(np.asarray(omega0), np.concatenate([t, pad]), per_class, C, kappa=kappa)
+    # NumPy inputs and a float N (the mean class count) are valid for the solve; its annotations say jax.Array, int
+    traj = simulate.integrate_reduced(np.asarray(omega0), np.concatenate([t, pad]),  # type: ignore[arg-type]
+                                      per_class, C, kappa=kappa)  # type: ignore[arg-type]
     # block_until_ready waits with the GIL released (np.asarray on a pending array holds it: see simulate.run)
     return np.asarray(traj.block_until_ready(), dtype=np.float64)[: t.size]
 
@@ -440,7 +443,8 @@ def _quantities(records, config, idx, later, snr, omega_fit, omega_fwd, C, array
             rel_error_forward=ErrorStats.of(_rel_err(pred_fwd, meas[later])),
             # The same terms at the notebook's smaller ridge (lambda = wd/2): the gap to the lambda = 0
             # laws should shrink with lambda if it is the ridge's effect.
-            rel_error_at_measured_snr_notebook_lambda=ErrorStats.of(_rel_err(pred_obs, nb[idx])) if has_nb else None,
+            rel_error_at_measured_snr_notebook_lambda=(ErrorStats.of(_rel_err(pred_obs, nb[idx]))
+                                                       if nb is not None and has_nb else None),
         )
         arrays["quantities"][key] = {"measured": meas, "fit": pred_fit, "at_snr": pred_obs, "forward": pred_fwd,
                                      "measured_notebook": nb, "measured_key": measured_key}
@@ -468,7 +472,9 @@ def _sizes(records, config, snr, num_classes, per_class) -> tuple[int | None, fl
 
 
 def _missing_message(unavailable: dict[str, str], missing: list[str]) -> str:
-    return ("the log lacks " + ", ".join(sorted(set(missing))) + ": n/a for " + ", ".join(unavailable)) if missing else ""
+    if not missing:
+        return ""
+    return "the log lacks " + ", ".join(sorted(set(missing))) + ": n/a for " + ", ".join(unavailable)
 
 
 def compare_records(
@@ -515,7 +521,7 @@ def compare_records(
     missing: list[str] = []
     notes: list[str] = [f"time axis: {clock.how}"]
     lam = column(records, "lam")
-    base = dict(num_classes=C, per_class=N, loss=run_loss(config), balanced=balanced, clock=clock,
+    base: dict[str, Any] = dict(num_classes=C, per_class=N, loss=run_loss(config), balanced=balanced, clock=clock,
                 num_records=len(records), tpt_threshold=float(tpt_threshold),
                 lambda_range=[float(np.nanmin(lam)), float(np.nanmax(lam))] if np.any(np.isfinite(lam)) else None)
 
@@ -526,6 +532,7 @@ def compare_records(
         return _without_fit(base, records, clock, snr, idx, reason, tpt, lacking, notes)
 
     T = clock.values
+    assert C is not None  # the log has SNR values, so C - 1 of them
     fits, omega_fit = _fit_stage(T[idx], snr[idx], C, clock.axis, fit_exponent)
     fit = fits["power" if fit_exponent else "linear"]
     ratio, obs_ratio, fit_ratio = _ratio(T[idx], snr[idx], omega_fit)
@@ -602,12 +609,13 @@ def _forward_stage(snr, k0, later, T, idx, epochs, C, N, clock: Clock, fit: SNRF
         holdout=_holdout_forecast(T[idx], snr[idx], C, clock.axis, fit_exponent, epochs[idx]),
         note="the time map is fitted on the whole window (in-sample); 'holdout' fits it on the first half only and "
              "forecasts the second half")
-    if clock.flow is None or not N:
-        return forward, omega_fwd, None, clock.flow_how if clock.flow is None else "the samples per class N are unknown"
-    if not np.all(np.isfinite(clock.flow[later])):
+    flow = clock.flow
+    if flow is None or not N:
+        return forward, omega_fwd, None, clock.flow_how if flow is None else "the samples per class N are unknown"
+    if not np.all(np.isfinite(flow[later])):
         return forward, omega_fwd, None, "the flow time is missing at some compared epochs"
     derived, _ = _forward(
-        snr, k0, later, clock.flow, C, epochs, per_class=N, kappa=clock.kappa,
+        snr, k0, later, flow, C, epochs, per_class=N, kappa=clock.kappa,
         map_text=f"t = derived flow time ({clock.flow_how}); N = {N:g}, kappa = {clock.kappa:g}: no fitted time "
                  "parameter (math §6.5)")
     return forward, omega_fwd, derived, None
@@ -625,7 +633,7 @@ def _notes(records, quantities, ranks, lam, balanced, config) -> list[str]:
                      "math §3.4 closed forms, exact identities only for balanced classes, so on this log they are not "
                      "exact; the flow's N is the mean class count.")
     if np.any(np.isfinite(ranks)) and np.nanmin(ranks) != np.nanmax(ranks):
-        notes.append(f"The SNR was measured on the range of a singular Sigma_W whose rank changes within the fit window "
+        notes.append("The SNR was measured on the range of a singular Sigma_W whose rank changes within the fit window "
                      f"({int(np.nanmin(ranks))}..{int(np.nanmax(ranks))}: ReLU units dying or reviving); the SNR "
                      "singular values can jump where it changes (docs/rank_deficient.md).")
     notes += [
@@ -655,7 +663,7 @@ def measured_key_at_lambda_zero(records: Sequence[dict[str, Any]], key: str,
     lambda (``nc1``) are lambda-free.  The laws of math §3.4 hold at lambda = 0 only: a term at another lambda is
     never held against them silently.
     """
-    from empirical.schema import RunLog  # noqa: PLC0415
+    from empirical.schema import RunLog
 
     if _has(records, f"{key}_lam0"):
         return f"{key}_lam0", True

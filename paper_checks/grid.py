@@ -414,7 +414,9 @@ def paper_numbers(claims: list[Claim]) -> list[dict[str, Any]]:
 
 def _run_cells(r: dict[str, Any]) -> list[str]:
     """One row of the runs table: dataset, model, loss, lr, status (with the first line of its message), ..."""
-    fmt = (lambda v: "-" if v is None else f"{v:.4g}")
+    def fmt(v):
+        return "-" if v is None else f"{v:.4g}"
+
     cl = r.get("claims") or {}
     status = r["status"] + (f": {r['message'].splitlines()[0][:120]}" if r.get("message") else "")
     return [r["dataset"], r["model"], r["loss"], fmt(r.get("lr")), status, fmt(r.get("final_train_error")),

@@ -25,19 +25,19 @@ import math
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 import theory
-
 from empirical.runs import terminal_phase_start
 
 from .claims import empirical_claims
 from .claims.empirical import perp_ratios
-from .compare import compare_records, config_value, read_log, run_loss
+from .compare import compare_records, read_log, run_loss
 
 __all__ = ["RUNGS", "LadderPlan", "ladder_beside", "ladder_rows", "ladder_sentence", "ladder_table_markdown",
            "plan_ladder", "run_ladder", "run_rungs"]
@@ -154,8 +154,8 @@ def _lr_sum(lr: float, milestones: list[int], gamma: float, epochs: int, steps: 
 
 def _train_ufm(plan: LadderPlan, out: Path, *, full_batch: bool, progress: bool) -> Path:
     """Rung (c) or (d): ``empirical`` trains the UFM with the run's optimiser (full batch: as many steps as (d))."""
-    from empirical.config import TrainConfig  # noqa: PLC0415 (torch: imported when a ladder runs)
-    from empirical.training import train  # noqa: PLC0415
+    from empirical.config import TrainConfig
+    from empirical.training import train
 
     k = _steps_per_epoch(plan.num_samples, plan.batch_size, True) if full_batch else 1
     cfg = TrainConfig(
@@ -257,7 +257,7 @@ def rung_row(rung: str, run_dir: Path, *, tpt_threshold: float = 0.0) -> dict[st
     row: dict[str, Any] = {"rung": rung, "what": RUNGS[rung], "run_dir": str(run_dir), "loss": run_loss(config),
                            "terminal_phase": start is not None,
                            "clock": cmp.clock.axis, "fit_epochs": len((cmp.fit_window or {}).get("epochs", []))}
-    if cmp.fit is not None:
+    if cmp.fit is not None and cmp.forward is not None and cmp.snr_ratio is not None:
         f = cmp.fit.to_dict()
         row.update(fit_r2_min=f["r2_log_omega_min"], beta=f["beta"], clock_ratio=cmp.clock_ratio(),
                    forward_fitted=_med(cmp.forward.snr_rel_error),

@@ -16,14 +16,15 @@ from the logged numbers; the predicted-against-observed figures come from
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from . import _plot
 from theory.jsonio import dumps
 
+from . import _plot
 from ._laws import law
 from ._page import figure_views, render
 from .claims import STATUSES, Claim, counts, exit_code, headline_of
@@ -103,7 +104,8 @@ def claims_table(claims: Sequence[Claim], *, width: int = 160) -> str:
 # ----------------------------------------------------------------------------- figures
 
 
-def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path, *, tpt_threshold: float = 0.0) -> list[Path]:
+def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path, *,
+                     tpt_threshold: float = 0.0) -> list[Path]:
     """Math §7.2 figures of a run: NC1-NC4 and training error vs epoch; the four-curve MSE decomposition.
 
     Not ``empirical.plot.plot_run``: that writes one PNG per panel (plus ``summary.png``) on a linear epoch axis
@@ -263,9 +265,9 @@ def verdict_view(claims: Sequence[Claim], views: dict[str, dict[str, Any]]) -> l
     the exit code); the failed observations are what the input does not support of the paper.
     """
     n = counts(claims)
-    parts = [{"text": (f"Of {_count_words(len(claims), 'claim')}, {n['pass']} pass, {n['fail']} fail, {n['n/a']} "
-                       f"cannot be evaluated on this input (n/a) and {n['error'] or 'none'} raised an error"),
-              "claims": []}]
+    first = (f"Of {_count_words(len(claims), 'claim')}, {n['pass']} pass, {n['fail']} fail, {n['n/a']} "
+             f"cannot be evaluated on this input (n/a) and {n['error'] or 'none'} raised an error")
+    parts: list[dict[str, Any]] = [{"text": first, "claims": []}]
     ver = [c for c in claims if c.verification]
     bad = [c for c in ver if c.status in ("fail", "error")]
     if bad:

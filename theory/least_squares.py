@@ -28,7 +28,16 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ._backend import (
-    Array, SingularMatrixError, device_of, eye, is_concrete, is_nonsingular, namespace, numerical_rank, spd_eigh, to_float,
+    Array,
+    SingularMatrixError,
+    device_of,
+    eye,
+    is_concrete,
+    is_nonsingular,
+    namespace,
+    numerical_rank,
+    spd_eigh,
+    to_float,
 )
 from ._validation import check_lam
 from .stats import ClassStats
@@ -159,7 +168,8 @@ def least_squares_solution(
     *,
     on_singular: str = "pinv",
 ) -> LeastSquaresSolution:
-    """:func:`least_squares_classifier` with the rank of the normal matrix it used (math §3.1, §3.3b; rank_deficient.md §5).
+    """:func:`least_squares_classifier` with the rank of the normal matrix it used (math §3.1, §3.3b;
+    rank_deficient.md §5).
 
     The unique solution when the normal matrix is invertible (rank ``q``); when it is numerically
     singular, ``on_singular="pinv"`` (default) returns :func:`min_norm_least_squares` (rank ``< q``)

@@ -97,7 +97,8 @@ def pair_statistics(
       smaller Gram matrix.
 
     The blocks are products of the unit rows (the cosines, as ``unit @ unit.T``); ``G``'s entries are the
-    cosines times the norms.  Memory: ``tile x tile`` blocks (:func:`theory.tiling.upper_pairs`); the pieces merge exactly (sums, and
+    cosines times the norms.  Memory: ``tile x tile`` blocks (:func:`theory.tiling.upper_pairs`); the pieces merge
+    exactly (sums, and
     Chan's update for the variance), so the result equals the untiled one to rounding.  ``cosines`` needs
     every row nonzero.
     """
@@ -117,7 +118,8 @@ def pair_statistics(
 
     def visit(cos: Array, mask: Array | None, count: int, lo: int, col0: int) -> None:
         k, width = int(cos.shape[0]), int(cos.shape[1])
-        if etf:  # G_cc' / ||G|| - J_cc' / ||J||, with G_cc' = cos_cc' ||r_c|| ||r_c'|| and J_cc' = -1/C off the diagonal
+        # G_cc' / ||G|| - J_cc' / ||J||, with G_cc' = cos_cc' ||r_c|| ||r_c'|| and J_cc' = -1/C off the diagonal
+        if etf:
             diff = cos * scaled[lo : lo + k, None]
             diff = diff * norms[None, col0 : col0 + width] + (1.0 / C) / j_norm
             if mask is not None:
@@ -142,7 +144,8 @@ def pair_statistics(
 
 
 def equiangularity(rows: Array, xp, *, tile: int = DEFAULT_TILE, ddof: int = 1) -> Array:
-    """``std_{c < c'} cos(r_c, r_c')`` over unordered pairs, unbiased by default (math §2.1, PNAS); tiled (:func:`pair_statistics`)."""
+    """``std_{c < c'} cos(r_c, r_c')`` over unordered pairs, unbiased by default (math §2.1, PNAS); tiled
+    (:func:`pair_statistics`)."""
     return pair_statistics(rows, xp, tile=tile, ddof=ddof)["equiangular"]
 
 

@@ -21,7 +21,7 @@ LeVeque (1979): for two groups with counts ``n_a, n_b``, means ``m_a, m_b`` and 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from array_api_compat import is_numpy_array, is_torch_array
 
@@ -48,7 +48,6 @@ from ._validation import (
     infer_num_classes,
 )
 from .tiling import DEFAULT_TILE
-
 
 #: Inputs longer than this go through :class:`ClassStatsAccumulator` in :func:`class_stats`.
 CHUNK_ROWS = 4096
@@ -217,7 +216,8 @@ def class_stats(features: Array, labels: Array, num_classes: int | None = None) 
     if n <= CHUNK_ROWS or not is_concrete(features):  # one shot (and inside jax traces)
         check_features_labels(features, labels, xp)
         check_labels(labels, xp, C)
-        return _finalize(*_batch_moments(features, labels, C, xp), xp)
+        counts, means, scatter = _batch_moments(features, labels, C, xp)
+        return _finalize(counts, means, scatter, xp)
     # Large inputs: the streaming accumulator (cache-sized float64 blocks, in-place syrk), which
     # validates each block itself (NaN/Inf from its class sums: no separate pass over the data).
     return ClassStatsAccumulator(C).update(features, labels).finalize()
@@ -249,7 +249,7 @@ class ClassStatsAccumulator:
         self._counts = None  # (C,) float64
         self._ref = None  # (C, p) per-class shift r_c
         self._sums = None  # (C, p) sum over class c of (h - r_c)
-        self._scatter = None  # (p, p): upper triangle of sum (h - r_y)(h - r_y)^T
+        self._scatter: Any = None  # (p, p): upper triangle of sum (h - r_y)(h - r_y)^T
         self._has_ref: list[bool] = [False] * self.num_classes
 
     @property
@@ -272,7 +272,7 @@ class ClassStatsAccumulator:
         self._scatter = zeros_gram(p, xp, like)
         self._has_ref = [False] * C
 
-    def update(self, features: Array, labels: Array) -> "ClassStatsAccumulator":
+    def update(self, features: Array, labels: Array) -> ClassStatsAccumulator:
         xp = namespace(features, labels)
         check_features_labels(features, labels, xp, finite=False)  # NaN/Inf: from the class sums, below
         check_labels(labels, xp, self.num_classes)
@@ -345,7 +345,7 @@ class ClassStatsAccumulator:
         else:
             self._scatter = scatter
 
-    def merge(self, other: "ClassStatsAccumulator") -> "ClassStatsAccumulator":
+    def merge(self, other: ClassStatsAccumulator) -> ClassStatsAccumulator:
         if other.num_classes != self.num_classes:
             raise ValueError(
                 f"cannot merge accumulators with {self.num_classes} and {other.num_classes} classes"
@@ -373,7 +373,7 @@ class ClassStatsAccumulator:
         return {"counts": counts, "means": means, "scatter": scatter}
 
     @classmethod
-    def from_state(cls, num_classes: int, state: dict) -> "ClassStatsAccumulator":
+    def from_state(cls, num_classes: int, state: dict) -> ClassStatsAccumulator:
         acc = cls(num_classes)
         xp = namespace(state["counts"], state["means"], state["scatter"])
         counts = as_float64(state["counts"], xp)

@@ -1,6 +1,7 @@
 """Benchmark: NC metrics and the decomposition with tens of thousands of classes (math §2.3).
 
-``python -m benchmarks.bench_many_classes [--config C,p,n[,imbalanced]] ... [--tile 1024] [--theory-path DIR] [--json FILE]``
+``python -m benchmarks.bench_many_classes [--config C,p,n[,imbalanced]] ... [--tile 1024] [--theory-path DIR]
+[--json FILE]``
 
 Each configuration runs in a fresh interpreter (so its peak memory is its own): synthetic float32
 features ``h = mu_y + noise`` (``n x p``, class means ``~ N(0, 1)``, noise ``N(0, 1)``; balanced labels,
@@ -8,7 +9,8 @@ or imbalanced with class ``c`` drawn with probability proportional to ``1 + (c m
 classifier ``(W, b)`` in float32; then ``theory.class_stats`` + ``theory.nc_metrics(stats, W, b)`` (with
 the central-path distance, hence a second decomposition) + ``theory.decompose(stats, W, b)``, each timed.
 CPU time (user + system, all threads, whole process) is printed beside the wall time: on a shared
-machine it moves less than the wall time.  Memory: the child's peak resident set (``ru_maxrss``) and peak address space (``VmPeak``), read at the
+machine it moves less than the wall time.  Memory: the child's peak resident set (``ru_maxrss``) and peak address
+space (``VmPeak``), read at the
 end; the input alone (``n x p`` float32 + labels) is in both.
 
 ``--theory-path DIR`` imports ``theory`` from ``DIR`` instead (e.g. an export of an older commit:
@@ -101,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     with open("/proc/loadavg") as fh:
         load = fh.read().split()[:3]
     print(f"load average before: {' '.join(load)}; cores: {os.cpu_count()}; theory from {args.theory_path}")
-    print("| C | p | n | classes | stats | nc_metrics | decompose | total (wall) | CPU time of the process | peak RSS | peak address space |")
+    print("| C | p | n | classes | stats | nc_metrics | decompose | total (wall) | CPU time of the process | peak RSS "
+          "| peak address space |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for config in args.config or DEFAULT_CONFIGS:
         r = run_config(config, args.tile, args.theory_path, args.timeout)
@@ -110,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {config} | failed: {r['error']} |")
         else:
             print(f"| {r['C']:,} | {r['p']} | {r['n']:,} | {'imbalanced' if r['imbalanced'] else 'balanced'} | "
-                  f"{r['stats_s']:.1f} s | {r['nc_metrics_s']:.1f} s | {r['decompose_s']:.1f} s | {r['total_s']:.1f} s | "
+                  f"{r['stats_s']:.1f} s | {r['nc_metrics_s']:.1f} s | {r['decompose_s']:.1f} s | "
+                  f"{r['total_s']:.1f} s | "
                   f"{r.get('cpu_s', float('nan')):.1f} s | "
                   f"{r['maxrss_gib']:.2f} GiB | {r.get('vmpeak_gib', float('nan')):.2f} GiB |", flush=True)
         if args.json:

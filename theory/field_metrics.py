@@ -48,7 +48,8 @@ def class_deviation_sums(features: Array, labels: Array, means: Array) -> tuple[
     check_features_labels(features, labels, xp, finite=False)
     means = as_float64(means, xp, like=features)
     if len(means.shape) != 2 or int(means.shape[1]) != int(features.shape[1]):
-        raise ValueError(f"shape mismatch: means must have shape (C, p) with p = {features.shape[1]}, got {tuple(means.shape)}")
+        raise ValueError(f"shape mismatch: means must have shape (C, p) with p = {features.shape[1]}, "
+                         f"got {tuple(means.shape)}")
     C = infer_num_classes(labels, xp, int(means.shape[0]))
     check_labels(labels, xp, C)
     n = int(features.shape[0])
@@ -82,7 +83,8 @@ def class_variances(features: Array, labels: Array, means: Array, *, ddof: int =
 def _check_variances(variances: Array, stats: ClassStats, xp) -> Array:
     v = as_float64(variances, xp, like=stats.means)
     if tuple(v.shape) != (stats.num_classes,):
-        raise ValueError(f"shape mismatch: variances must have shape (C,) = ({stats.num_classes},), got {tuple(v.shape)}")
+        raise ValueError(f"shape mismatch: variances must have shape (C,) = ({stats.num_classes},), "
+                         f"got {tuple(v.shape)}")
     return v
 
 
@@ -235,7 +237,8 @@ def ood_orthogonality(
     ood_mean: Array | None = None,
     convention: str = "paper",
 ) -> Array:
-    """Out-of-distribution orthogonality (NC5 of Ammar et al. 2024; math §2.3): ``avg_c |cos(mu_c - mu_G, mu_O - mu_G)|``.
+    """Out-of-distribution orthogonality (NC5 of Ammar et al. 2024; math §2.3):
+    ``avg_c |cos(mu_c - mu_G, mu_O - mu_G)|``.
 
     ``mu_O`` is the mean of the features of held-out (out-of-distribution) inputs, given as ``ood_features
     (n_O, p)`` (averaged here in float64) or directly as ``ood_mean (p,)`` (e.g. summed over a stream);
@@ -250,7 +253,8 @@ def ood_orthogonality(
     if ood_features is not None:
         F = ood_features
         if len(F.shape) != 2 or int(F.shape[1]) != p or int(F.shape[0]) == 0:
-            raise ValueError(f"shape mismatch: ood_features must have shape (n_O, p) with n_O >= 1, p = {p}; got {tuple(F.shape)}")
+            raise ValueError(f"shape mismatch: ood_features must have shape (n_O, p) with n_O >= 1, p = {p}; "
+                             f"got {tuple(F.shape)}")
         fx = namespace(F)
         total = fx.zeros((p,), dtype=fx.float64, device=device_of(F))
         step = host_block_rows(F) or int(F.shape[0])

@@ -175,7 +175,8 @@ def test_memory_stays_bounded_at_two_thousand_classes():
     means = rng.standard_normal((C, p))
     stats = theory.ClassStats(
         counts=np.full(C, 10.0), means=means, global_mean=means.mean(0),
-        sigma_w=np.eye(p) * 0.1, sigma_b=np.cov(means.T, bias=True), sigma_t=np.eye(p) * 0.1 + np.cov(means.T, bias=True),
+        sigma_w=np.eye(p) * 0.1, sigma_b=np.cov(means.T, bias=True),
+        sigma_t=np.eye(p) * 0.1 + np.cov(means.T, bias=True),
     )
     W = rng.standard_normal((C, p))
     b = rng.standard_normal(C)

@@ -42,6 +42,8 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_measurement
 	$(BIN)/python -m benchmarks.bench_simulate
 	$(BIN)/python -m benchmarks.bench_sweep
+	$(BIN)/python -m benchmarks.bench_ladder
+	$(BIN)/python -m benchmarks.bench_many_classes
 
 # the documentation (docs/, mkdocs.yml): the `docs` extra, then a strict build (warnings are errors) into site/
 docs: install

@@ -19,7 +19,7 @@ def digits_grid(tmp_path_factory):
     out = tmp_path_factory.mktemp("grid")
     empty = tmp_path_factory.mktemp("no-data")
     opts = GridOptions(datasets=["digits", "cifar10"], models=["mlp", "resnet18"], losses=["mse", "ce"], out=str(out),
-                       epochs=6, per_class=20, data_root=str(empty), extra=SMALL)
+                       epochs=6, per_class=20, data_root=str(empty), extra=SMALL, ladder="on")
     from paper_checks.grid import run_grid
 
     code = run_grid(opts)
@@ -39,6 +39,12 @@ def test_grid_trains_every_run_and_writes_the_report(digits_grid):
         assert Path(r["run_dir"], "metrics.jsonl").is_file()
     assert {r["lr"] for r in rows[:4] if r["loss"] == "ce"} == {0.0679}
     assert rows[0]["lr"] == 0.4  # the digits-mlp preset's rate for MSE
+    # the calibration ladder beside each MSE pair (math §7.4), none beside a CE pair
+    for r in rows[:4]:
+        assert ("ladder" in r) == (r["loss"] == "mse"), r["loss"]
+        if r["loss"] == "mse":
+            assert set(r["ladder"]["forward_error"]) >= {"a", "c", "d", "e"}
+            assert r["ladder"]["forward_error"]["a"] <= 1e-3  # the exact flow, recovered
     # the dataset missing on this machine: skipped, with the loader's message
     for r in rows[4:]:
         assert r["dataset"] == "cifar10" and r["status"] == "skipped" and "not found" in r["message"]

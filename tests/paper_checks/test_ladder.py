@@ -150,8 +150,10 @@ def test_ladder_beside_a_real_run_fills_the_report(tmp_path):
     assert [r["rung"] for r in ladder["rows"]] == ["a", "b", "c", "d", "e"]
     for rung in "abcd":
         assert read_log(tmp_path / "ladder" / rung)[0]  # each rung is a run directory in the run format
+    # rung (a) spans this short run's flow time only (its SNR moves ~1e-3): the forward prediction is still exact;
+    # R^2 and the clock ratio need a flow that moves (test_compare_recovers_the_exact_flow...)
     a = ladder["rows"][0]
-    assert a["fit_r2_min"] >= 0.999 and a["forward_fitted"] <= 1e-3 and a["clock_ratio"] == pytest.approx(1, rel=1e-3)
+    assert a["forward_fitted"] <= 1e-3 and a["forward_derived"] <= 1e-3
     assert "on this network the forward prediction misses by" in ladder["sentence"]
     paths = write_report(tmp_path / "rep", [], ladder=ladder)
     assert "Theory against training, calibrated" in paths["html"].read_text()

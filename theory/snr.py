@@ -238,6 +238,7 @@ def snr_support(stats: ClassStats, *, support: str = "auto") -> SNRSupport:
     total = to_float(xp.sum(Mbar * Mbar))
     null_part = rng.null_basis.T @ Mbar
     dropped = to_float(xp.sum(null_part * null_part)) / total if total > 0 else 0.0
+    dropped = min(max(dropped, 0.0), 1.0)  # a share: rounding can put it a few ulps past 1 when all of Mbar is dropped
     return SNRSupport(_top_singular_values(reduced, C, xp), rng.rank, p, dropped, "range", rng.tolerance)
 
 

@@ -110,6 +110,8 @@ def test_local_executor_through_submitit(tmp_path):
             "30",
             "--executor",
             "local",
+            "--ladder",
+            "off",  # this test is about the executor; the ladder per pair is tested above
             "--jobs",
             "2",
             "--out",

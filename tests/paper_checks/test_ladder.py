@@ -147,8 +147,12 @@ def test_ladder_beside_a_real_run_fills_the_report(tmp_path):
     run = train(TrainConfig(**{**PRESETS["gaussian-mlp"], "out": str(tmp_path / "run"), "epochs": 12,
                                "progress": False, "device": "cpu"}))
     ladder = ladder_beside(run, tmp_path / "ladder")
-    assert [r["rung"] for r in ladder["rows"]] == ["a", "b", "c", "d", "e"]
-    for rung in "abcd":
+    # rung (b) may be reported as not run (the free flow's solve can stall; bounded by FLOW_TIMEOUT_S), never lost
+    ran = [r["rung"] for r in ladder["rows"]]
+    assert ran in (["a", "b", "c", "d", "e"], ["a", "c", "d", "e"]), ran
+    if "b" not in ran:
+        assert "did not finish" in ladder["skipped"]["b"] and "rung (b) not run" in ladder["scaled"]
+    for rung in ran[:-1]:
         assert read_log(tmp_path / "ladder" / rung)[0]  # each rung is a run directory in the run format
     # rung (a) spans this short run's flow time only (its SNR moves ~1e-3): the forward prediction is still exact;
     # R^2 and the clock ratio need a flow that moves (test_compare_recovers_the_exact_flow...)

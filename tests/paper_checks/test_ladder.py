@@ -147,17 +147,18 @@ def test_ladder_beside_a_real_run_fills_the_report(tmp_path):
     run = train(TrainConfig(**{**PRESETS["gaussian-mlp"], "out": str(tmp_path / "run"), "epochs": 12,
                                "progress": False, "device": "cpu"}))
     ladder = ladder_beside(run, tmp_path / "ladder")
-    # rung (b) may be reported as not run (the free flow's solve can stall; bounded by FLOW_TIMEOUT_S), never lost
+    # a flow rung may be reported as not run (a JAX solve can stall; bounded by FLOW_TIMEOUT_S), never lost silently
     ran = [r["rung"] for r in ladder["rows"]]
-    assert ran in (["a", "b", "c", "d", "e"], ["a", "c", "d", "e"]), ran
-    if "b" not in ran:
-        assert "did not finish" in ladder["skipped"]["b"] and "rung (b) not run" in ladder["scaled"]
+    assert ran[-3:] == ["c", "d", "e"] and set(ran) | set(ladder["skipped"]) == set("abcde"), (ran, ladder["skipped"])
+    for rung, why in ladder["skipped"].items():
+        assert rung in "ab" and "did not finish" in why and f"rung ({rung}) not run" in ladder["scaled"]
     for rung in ran[:-1]:
         assert read_log(tmp_path / "ladder" / rung)[0]  # each rung is a run directory in the run format
     # rung (a) spans this short run's flow time only (its SNR moves ~1e-3): the forward prediction is still exact;
     # R^2 and the clock ratio need a flow that moves (test_compare_recovers_the_exact_flow...)
-    a = ladder["rows"][0]
-    assert a["forward_fitted"] <= 1e-3 and a["forward_derived"] <= 1e-3
+    rows = {r["rung"]: r for r in ladder["rows"]}
+    if "a" in rows:
+        assert rows["a"]["forward_fitted"] <= 1e-3 and rows["a"]["forward_derived"] <= 1e-3
     assert "on this network the forward prediction misses by" in ladder["sentence"]
     paths = write_report(tmp_path / "rep", [], ladder=ladder)
     assert "Theory against training, calibrated" in paths["html"].read_text()

@@ -34,6 +34,7 @@ import numpy as np
 
 import theory
 from empirical.runs import terminal_phase_start
+from empirical.schedule import lr_at
 
 from .claims import empirical_claims
 from .claims.empirical import perp_ratios
@@ -126,9 +127,11 @@ def plan_ladder(config: dict[str, Any], records: Sequence[dict[str, Any]], *, ma
     epochs = int(cfg["epochs"])
     milestones = [int(m) for m in (cfg.get("lr_milestones") or [])]
     measured = sorted({int(r["epoch"]) for r in records})
-    steps = _steps_per_epoch(n, batch, bool(cfg.get("drop_last", True))) * epochs
-    lr_sum = _lr_sum(float(cfg["lr"]), milestones, float(cfg.get("lr_gamma", 0.1)), epochs,
-                     _steps_per_epoch(n, batch, bool(cfg.get("drop_last", True))))
+    per_epoch = _steps_per_epoch(n, batch, bool(cfg.get("drop_last", True)))
+    steps = per_epoch * epochs
+    # sum_k eta_k over the run: the trainer's own step schedule (empirical.schedule.lr_at, 1-based epochs)
+    lr_sum = per_epoch * sum(lr_at(e, float(cfg["lr"]), milestones, float(cfg.get("lr_gamma", 0.1)))
+                             for e in range(1, epochs + 1))
     momentum = float(cfg["momentum"])
     lam = theory.lam_from_weight_decay(float(cfg["weight_decay"]), reduction="mean", num_classes=C)
     t_max = theory.flow_time_per_lr(reduction="mean", num_classes=C, momentum=momentum) * lr_sum
@@ -144,10 +147,6 @@ def plan_ladder(config: dict[str, Any], records: Sequence[dict[str, Any]], *, ma
 def _steps_per_epoch(n: int, batch: int, drop_last: bool) -> int:
     return n // batch if drop_last else math.ceil(n / batch)
 
-
-def _lr_sum(lr: float, milestones: list[int], gamma: float, epochs: int, steps: int) -> float:
-    """``sum_k eta_k`` over the run (MultiStepLR: ``lr * gamma^(number of milestones <= epoch)``)."""
-    return float(sum(lr * gamma ** sum(m <= e for m in milestones) for e in range(epochs)) * steps)
 
 
 # ----------------------------------------------------------------------------- running the rungs

@@ -150,14 +150,14 @@ print(json.dumps({"peak": peak, "before": before, "state": est.state, "moving": 
                   "activations": est.saved + est.backward}))
 """
 
-#: (options, the two numbers of members compared).  An MLP (widths [2048, 2048], batch 1024, MSE; state 49.8
-#: MiB per member: params, grads, momentum 16.6 each; saved 16.1, backward 16.0) and ResNet18 on the 8x8 digits
-#: (batch 128, BatchNorm, convolutions; state 127.9 MiB: params, grads, momentum 42.6 each; saved 36.0,
-#: backward 4.0).
+#: (options, the two numbers of members compared, the upper bound on the step-in-flight ratio below).  An MLP
+#: (widths [2048, 2048], batch 1024, MSE; state 49.8 MiB per member: params, grads, momentum 16.6 each; saved 16.1,
+#: backward 16.0) and ResNet18 on the 8x8 digits (batch 128, BatchNorm, convolutions; state 127.9 MiB: params,
+#: grads, momentum 42.6 each; saved 36.0, backward 4.0).
 RSS_CASES = {
     "mlp": ({"dataset": "gaussian", "model": "mlp", "per_class": 103, "batch_size": 1024, "data_kwargs": {"dim": 64},
-             "model_kwargs": {"widths": [2048, 2048]}}, (1, 4)),
-    "resnet18": ({"dataset": "digits", "model": "resnet18", "batch_size": 128}, (1, 2)),
+             "model_kwargs": {"widths": [2048, 2048]}}, (1, 4), 1.6),
+    "resnet18": ({"dataset": "digits", "model": "resnet18", "batch_size": 128}, (1, 2), 3.0),
 }
 
 
@@ -166,7 +166,7 @@ RSS_CASES = {
 def test_estimate_matches_the_peak_resident_memory_of_interleaved_steps(tmp_path, case):
     """What the chunking uses (empirical.sweep.chunking): each member adds its ``state`` for the whole run; the
     step in flight adds its activations once."""
-    options, (k1, k2) = RSS_CASES[case]
+    options, (k1, k2), upper = RSS_CASES[case]
     # glibc raises its mmap threshold after freeing a large block (up to 32 MiB), after which freed
     # activations stay resident and the peak RSS depends on the allocation history (measured: +-12 MiB on
     # the K=1 MLP peak between identical runs).  A fixed threshold gives every block above 128 KiB its own
@@ -185,12 +185,14 @@ def test_estimate_matches_the_peak_resident_memory_of_interleaved_steps(tmp_path
     per_member = (res[k2]["peak"] - res[k1]["peak"]) / (k2 - k1)
     assert 0.95 <= per_member / res[k1]["state"] <= 1.1, (per_member, res)
     # the step in flight (K = 1): the peak above the resident memory before the steps, less the gradients and
-    # momentum created by the steps, against the saved tensors + backward.  Measured: 0.97 (MLP), 1.48 (ResNet18:
-    # the CPU convolution's temporary buffers, e.g. im2col's 19 MiB for the first 3x3 convolution here, are not
-    # counted; a fixed term of a chunk, once per worker, far inside the 20% of the memory the chunking leaves).
+    # momentum created by the steps, against the saved tensors + backward.  Measured: 0.97 (MLP, here), 1.48
+    # (ResNet18, here) and 2.03 (ResNet18, the CI machine's processor).  ResNet18's excess is the CPU convolution's
+    # temporary buffers (e.g. im2col's 19 MiB for the first 3x3 convolution here), which the estimate does not count
+    # and whose size depends on the kernel oneDNN picks for the processor: a fixed term of a chunk, once per worker,
+    # inside the 20% of the memory the chunking leaves.  Hence 3.0 for ResNet18, 1.6 for the MLP (no convolution).
     # The bounds fail if the saved tensors were not counted (ratio 15 for ResNet18) or the backward term (1.9, MLP).
     activations = res[k1]["peak"] - res[k1]["before"] - k1 * res[k1]["moving"]
-    assert 0.8 <= activations / res[k1]["activations"] <= 1.6, (activations, res)
+    assert 0.8 <= activations / res[k1]["activations"] <= upper, (activations, res)
 
 
 # --------------------------------------------------------------------------- available memory

@@ -545,14 +545,8 @@ def compare_records(
                               "fwd_idx": later, "omega_fwd": omega_fwd, "obs_ratio": obs_ratio, "fit_ratio": fit_ratio,
                               "quantities": {}}
     quantities = _quantities(records, config, idx, later, snr, omega_fit, omega_fwd, C, arrays)
-    for key in PREDICTED_QUANTITIES:
-        if key not in quantities:
-            unavailable[f"the math §3.4 law of {key}"] = f"needs {key} (or {key}_lam0)" if key != "nc1" else "needs nc1"
-            missing.append(key)
     ranks = column(records, "snr_rank")[idx]
-    notes += _notes(records, quantities, ranks, lam, balanced, config)
-    if missing:
-        notes.insert(1, _missing_message({k: v for k, v in unavailable.items() if "law of" in k}, missing))
+    notes += _law_notes(records, quantities, ranks, lam, balanced, config, unavailable, missing)
     return Comparison(
         **base, terminal_phase_start_epoch=int(epochs[tpt]) if tpt is not None else None,
         fit_window={"reason": reason, "epochs": [int(e) for e in epochs[idx]],
@@ -562,6 +556,19 @@ def compare_records(
         forward_derived=forward_derived, quantities=quantities, unavailable=unavailable,
         missing_keys=sorted(set(missing)), notes=notes, arrays=arrays,
     )
+
+
+def _law_notes(records, quantities: dict[str, Any], ranks, lam, balanced: bool, config: dict[str, Any],
+               unavailable: dict[str, str], missing: list[str]) -> list[str]:
+    """The notes on the predicted laws; a law whose key the log lacks goes into ``unavailable`` and ``missing``."""
+    for key in PREDICTED_QUANTITIES:
+        if key not in quantities:
+            unavailable[f"the math §3.4 law of {key}"] = f"needs {key} (or {key}_lam0)" if key != "nc1" else "needs nc1"
+            missing.append(key)
+    notes = _notes(records, quantities, ranks, lam, balanced, config)
+    if missing:
+        notes.insert(0, _missing_message({k: v for k, v in unavailable.items() if "law of" in k}, missing))
+    return notes
 
 
 def _without_fit(base, records, clock: Clock, snr, idx, reason: str, tpt, lacking: list[str],

@@ -286,14 +286,12 @@ def _csv_row(header: list[str], row: list[str], in_list: set[int],
     for j, (name, cell) in enumerate(zip(header, row)):
         if j in in_list:
             continue
-        if name == "warnings":  # a JSON array (older exports: joined with "; ")
-            if cell.startswith("["):
+        if name == "warnings":  # a JSON array
+            if cell:
                 try:
                     rec[name] = json.loads(cell)
                 except json.JSONDecodeError:
                     raise _BadLine("key 'warnings': not a JSON array of strings") from None
-            elif cell:
-                rec[name] = cell.split("; ")
             continue
         rec[name] = _number(cell)
     for key, cols in list_cols.items():

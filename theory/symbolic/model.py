@@ -35,6 +35,7 @@ __all__ = [
     "decomposition_terms",
     "is_zero",
     "matrix_is_zero",
+    "lifter",
 ]
 
 #: The ridge coefficient ``lambda`` of the paper's loss (spec Section 1), kept symbolic.
@@ -218,7 +219,7 @@ def ls_augmented(st: SymbolicStats, lam: sp.Expr = LAMBDA) -> tuple[sp.Matrix, s
     return B * A.inv(), A
 
 
-def _lifter(domain):
+def lifter(domain):
     """Arithmetic helpers for plain SymPy matrices (``domain=None``) or ``DomainMatrix`` over ``domain``.
 
     Returns ``(lift, num, zero)``: ``lift`` turns a SymPy matrix into the working matrix type, ``num``
@@ -280,7 +281,7 @@ def nc_terms(st: SymbolicStats, V, lam: sp.Expr = LAMBDA, bias: bool = True, dom
     (a scalar of ``V``'s type), ``V`` stands for ``d`` times the classifier: the targets are scaled too and
     both terms come out multiplied by ``d^2`` (division-free form used by the single-shot certificate).
     """
-    lift, num, zero = _lifter(domain)
+    lift, num, zero = lifter(domain)
     p, C = st.p, st.num_classes
     q = p + 1 if bias else p
     sw = sp.zeros(q, q)

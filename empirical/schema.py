@@ -138,8 +138,9 @@ _JSON_TYPE = {dict: "an object", list: "an array", str: "a string", bool: "a boo
               int: "a number", float: "a number"}
 
 #: JSON Schema type name -> the words of the problem messages
-_SCHEMA_TYPE_WORDS = {"object": "an object", "array": "an array", "string": "a string", "boolean": "a boolean",
-                      "null": "null", "number": "a number", "integer": "an integer"}
+_SCHEMA_TYPE_WORDS: dict[str, str] = {"object": "an object", "array": "an array", "string": "a string",
+                                      "boolean": "a boolean", "null": "null", "number": "a number",
+                                      "integer": "an integer"}
 
 
 def _describe(value: Any) -> str:
@@ -171,7 +172,7 @@ def _problem(value: Any, name: str) -> str | None:
         return f"missing required key '{key}'"
     if err.validator == "type":
         wanted = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
-        want = " or ".join(_SCHEMA_TYPE_WORDS.get(w, w) for w in wanted)
+        want = " or ".join(_SCHEMA_TYPE_WORDS.get(str(w), str(w)) for w in wanted)
         return f"key '{path}': expected {want}, got {_describe(err.instance)}"
     return f"key '{path}': {err.message}"
 

@@ -187,16 +187,6 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-class MetricsWriter:
-    """Append one JSON object per line to ``metrics.jsonl``; flush and fsync after each."""
-
-    def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / METRICS_FILE
-
-    def write(self, record: dict[str, Any]) -> None:
-        append_jsonl(self.path, record)
-
-
 def checkpoint_path(run_dir: Path) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / CHECKPOINT_FILE
 

@@ -134,12 +134,13 @@ def _fast_line_check():
     return check
 
 
-#: JSON Schema type name -> the Python type that :data:`_JSON_TYPE` names
-_SCHEMA_TYPES: dict[str, type] = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None),
-                                  "number": float}
-
 _JSON_TYPE = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null",
               int: "a number", float: "a number"}
+
+#: JSON Schema type name -> the words of the problem messages
+_SCHEMA_TYPE_WORDS: dict[str, str] = {"object": "an object", "array": "an array", "string": "a string",
+                                      "boolean": "a boolean", "null": "null", "number": "a number",
+                                      "integer": "an integer"}
 
 
 def _describe(value: Any) -> str:
@@ -171,7 +172,7 @@ def _problem(value: Any, name: str) -> str | None:
         return f"missing required key '{key}'"
     if err.validator == "type":
         wanted = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
-        want = " or ".join(_json_type_name(w) for w in wanted)
+        want = " or ".join(_SCHEMA_TYPE_WORDS.get(str(w), str(w)) for w in wanted)
         return f"key '{path}': expected {want}, got {_describe(err.instance)}"
     return f"key '{path}': {err.message}"
 
@@ -286,14 +287,12 @@ def _csv_row(header: list[str], row: list[str], in_list: set[int],
     for j, (name, cell) in enumerate(zip(header, row)):
         if j in in_list:
             continue
-        if name == "warnings":  # a JSON array (older exports: joined with "; ")
-            if cell.startswith("["):
+        if name == "warnings":  # a JSON array
+            if cell:
                 try:
                     rec[name] = json.loads(cell)
                 except json.JSONDecodeError:
                     raise _BadLine("key 'warnings': not a JSON array of strings") from None
-            elif cell:
-                rec[name] = cell.split("; ")
             continue
         rec[name] = _number(cell)
     for key, cols in list_cols.items():
@@ -302,14 +301,6 @@ def _csv_row(header: list[str], row: list[str], in_list: set[int],
             values.pop()
         rec[key] = values or rec.get(key)
     return rec
-
-
-def _json_type_name(schema_type: str) -> str:
-    """``"an integer"``, ``"a string"``, ... for a JSON Schema type name (the name itself when unknown)."""
-    if schema_type == "integer":
-        return "an integer"
-    py = _SCHEMA_TYPES.get(schema_type)
-    return schema_type if py is None else _JSON_TYPE.get(py, schema_type)
 
 
 def _jsonl_records(path: Path, notes: list[str]) -> list[Row]:

@@ -104,6 +104,22 @@ def claims_table(claims: Sequence[Claim], *, width: int = 160) -> str:
 # ----------------------------------------------------------------------------- figures
 
 
+def _plot_positive(ax, x: np.ndarray, y: np.ndarray, fmt: str, label: str) -> None:
+    """Plot ``y`` against ``x`` where both are positive and ``y`` finite (what a log-log panel can show)."""
+    ok = np.isfinite(y) & (y > 0) & (x > 0)
+    if np.any(ok):
+        ax.plot(x[ok], y[ok], fmt, ms=3, lw=1, label=label)
+
+
+def _log_axes(ax, xlabel: str, title: str, legend_size: int = 8) -> None:
+    """Log-log axes with ``xlabel``, ``title`` and the legend."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=legend_size)
+
+
 def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path, *,
                      tpt_threshold: float = 0.0) -> list[Path]:
     """Math §7.2 figures of a run: NC1-NC4 and training error vs epoch; the four-curve MSE decomposition.
@@ -131,51 +147,27 @@ def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path, *,
     fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
     for ax, (title, keys) in zip(axes.ravel(), panels):
         for key in keys:
-            v = column(records, key)
-            ok = np.isfinite(v) & (v > 0) & (ep > 0)
-            if np.any(ok):
-                ax.plot(ep[ok], v[ok], "o-", ms=3, lw=1, label=key)
+            _plot_positive(ax, ep, column(records, key), "o-", key)
         if tpt is not None:
             ax.axvline(ep[tpt], color="gray", ls=":", lw=1)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize=7)
+        _log_axes(ax, "epoch", title, legend_size=7)
     fig.suptitle(f"Neural collapse metrics (dotted line: start of the terminal phase, {tpt_words} from "
                  "there on)", fontsize=10)
     paths.append(_plot.save(fig, out_dir / "training_nc_metrics.png"))
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    ax = axes[0]
     for key, label in [("loss", "L (MSE + ridge)"), ("l_nc1", "L_NC1"), ("l_nc23", "L_NC2/3"), ("l_perp", "L_LS^perp")]:
-        v = column(records, key)
-        ok = np.isfinite(v) & (v > 0) & (ep > 0)
-        if np.any(ok):
-            ax.plot(ep[ok], v[ok], "o-", ms=3, lw=1, label=label)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_title("MSE decomposition L = L_NC1 + L_NC2/3 + L_perp (math §3.2, §4)", fontsize=10)
-    ax.legend(fontsize=8)
-    ax = axes[1]
-    lp = column(records, "l_perp")
-    la = column(records, "l_nc1") + column(records, "l_nc23")
-    ok = np.isfinite(lp / la) & (lp > 0) & (ep > 0)
-    if np.any(ok):
-        ax.plot(ep[ok], (lp / la)[ok], "o-", ms=3, lw=1, label="L_perp / (L_NC1 + L_NC2/3)")
-    cpd = column(records, "central_path_distance")
-    ok = np.isfinite(cpd) & (cpd > 0) & (ep > 0)
-    if np.any(ok):
-        ax.plot(ep[ok], cpd[ok], "s-", ms=3, lw=1, label="||[W b] - [W_LS b_LS]|| / ||[W_LS b_LS]||")
+        _plot_positive(axes[0], ep, column(records, key), "o-", label)
+    _log_axes(axes[0], "epoch", "MSE decomposition L = L_NC1 + L_NC2/3 + L_perp (math §3.2, §4)")
+    l_perp = column(records, "l_perp")
+    l_nc = column(records, "l_nc1") + column(records, "l_nc23")
+    _plot_positive(axes[1], ep, l_perp / l_nc, "o-", "L_perp / (L_NC1 + L_NC2/3)")  # the terms are >= 0
+    _plot_positive(axes[1], ep, column(records, "central_path_distance"), "s-",
+                   "||[W b] - [W_LS b_LS]|| / ||[W_LS b_LS]||")
     if tpt is not None:
         for a in axes:
             a.axvline(ep[tpt], color="gray", ls=":", lw=1)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_title("Proximity to the central path", fontsize=10)
-    ax.legend(fontsize=8)
+    _log_axes(axes[1], "epoch", "Proximity to the central path")
     paths.append(_plot.save(fig, out_dir / "training_decomposition.png"))
     return paths
 
@@ -207,21 +199,12 @@ def simulation_figures(projected: Any, retraction: Any | None, out_dir: str | Pa
         wr = np.asarray(retraction.omega, dtype=np.float64)
         pr = tr > 0
         ax.plot(tr[pr], wr[pr].min(axis=1), "g-.", lw=1, label="retraction flow (min_j)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("flow time t")
     ax.set_ylabel("omega_j")
-    ax.set_title(f"SNR singular values (C={C}, N={per_class})", fontsize=10)
-    ax.legend(fontsize=8)
-    ax = axes[1]
+    _log_axes(ax, "flow time t", f"SNR singular values (C={C}, N={per_class})")
     r = w.max(axis=1) / w.min(axis=1) - 1
-    ax.plot(t[pos], r[pos], label="max/min - 1")
-    ax.plot(t[pos], r[pos] * t[pos], ":", label="(max/min - 1) * t  (levels off => O(1/t))")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("flow time t")
-    ax.set_title("max_j omega_j / min_j omega_j -> 1", fontsize=10)
-    ax.legend(fontsize=8)
+    axes[1].plot(t[pos], r[pos], label="max/min - 1")
+    axes[1].plot(t[pos], r[pos] * t[pos], ":", label="(max/min - 1) * t  (levels off => O(1/t))")
+    _log_axes(axes[1], "flow time t", "max_j omega_j / min_j omega_j -> 1")
     return [_plot.save(fig, out_dir / "simulation_snr.png")]
 
 

@@ -71,11 +71,7 @@ def feature_metrics(
     return out, G
 
 
-@functools.partial(jax.jit, static_argnames=("C",))
-def _vmapped(Xs, labels, C, Ws, bs, lam, U0, V0):
-    return jax.vmap(lambda X, W, b: feature_metrics(X, labels, C, W, b, lam, U0, V0))(Xs, Ws, bs)
-
-
+@functools.partial(jax.jit, static_argnames=("num_classes",))
 def trajectory_metrics(
     Xs: jax.Array,
     labels: jax.Array,
@@ -90,7 +86,7 @@ def trajectory_metrics(
 
     Jitted and vmapped over time. Returns (metrics with a leading T axis, Gram matrices (T, C, C)).
     """
-    return _vmapped(Xs, labels, num_classes, Ws, bs, lam, U0, V0)
+    return jax.vmap(lambda X, W, b: feature_metrics(X, labels, num_classes, W, b, lam, U0, V0))(Xs, Ws, bs)
 
 
 def snr_undefined(Xs, labels, num_classes: int) -> tuple[np.ndarray, str | None]:

@@ -105,7 +105,7 @@ class Trajectory:
         for name, series in (
             ("omega_min", om[:, :, -1]),
             ("nc1", mets["nc1"]),
-            ("max_min_ratio_minus_1", ratio_m1(mets)),
+            ("max_min_ratio_minus_1", mets["omega_ratio"] - 1.0),
             ("gram_etf_distance", mets["gram_etf_distance"]),
             ("l_central", mets["l_central"]),
         ):
@@ -121,10 +121,6 @@ class Trajectory:
             if k in mets:
                 out[f"max_abs_{k}"] = float(np.max(np.abs(mets[k])))
         return jsonable(out)
-
-
-def ratio_m1(mets):
-    return mets["omega_ratio"] - 1.0
 
 
 def tail_window(n: int) -> slice:

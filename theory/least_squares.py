@@ -1,26 +1,10 @@
 """The least-squares (ridge) classifier of the features: the central path's classifier.
 
-Math §3.1 (and 3.3b for any class counts).  The paper's loss
-``L(W, b, H) = (1/(2n)) sum ||W h + b - e_c||^2 + (lam/2)(||W||_F^2 + ||b||^2)`` is quadratic in
-``W~ = [W b]`` with Hessian ``A = (1/n) H~ H~^T + lam I`` and linear term ``B = (1/n) Y H~^T``
-``= [pi_c mu~_c^T]_c``; the minimiser solves ``W~ A = B``.  Eliminating ``b`` from the two
-block rows gives the non-augmented normal equations solved here (math §3.1, "Equivalent
-non-augmented form", generalised to class weights ``pi_c``):
-
-``W_LS K = Pi M - (1/(1+lam)) pi mu_G^T``, ``K = Sigma_T + lam I + (lam/(1+lam)) mu_G mu_G^T``,
-``b_LS = (pi - W_LS mu_G) / (1 + lam)``;
-
-at ``lam = 0``: ``W_LS = Pi Mbar Sigma_T^{-1}`` (``(1/C) Mbar^T Sigma_T^{-1}`` when balanced).
-Without bias: ``W_LS (Sigma_T + mu_G mu_G^T + lam I) = Pi M``.  Solved through a symmetric
-eigendecomposition of ``K`` (also the singularity test), never an explicit inverse.
-
-Singular normal matrix (``lam = 0`` with ``p >= n`` or dead units; math §3.1 and
-``docs/rank_deficient.md``): the minimiser is not unique, and the toolkit takes the minimum-norm one,
-``W~_LS = B A^+`` with ``A^+`` the pseudo-inverse on ``range(A)`` (eigenvalues of ``A`` above
-``q * eps * lambda_max(A)``, ``q = p + 1`` with bias).  It still solves the normal equations exactly,
-``W~_LS A = B``, because ``B = (1/n) Y H~^T`` has its rows in ``range(H~) = range(A)``; so the completed
-square and ``L = L_NC1 + L_NC2/3 + L_perp`` hold unchanged, and ``L_NC1``, ``L_NC2/3``, ``L_perp`` do not
-depend on which minimiser is taken (any two differ by ``D`` with ``D H~ = 0``).
+Math §3.1 (and §3.3b for any class counts): the non-augmented normal equations, the bias eliminated by the
+Schur complement of ``1 + lam``, solved through a symmetric eigendecomposition of their matrix ``K`` (also the
+singularity test), never an explicit inverse.  A singular normal matrix (``lam = 0`` with ``p >= n`` or dead
+units) gets the minimum-norm minimiser ``W~_LS = B A^+``, for which ``L = L_NC1 + L_NC2/3 + L_perp`` stays exact
+(``docs/rank_deficient.md`` §5).
 """
 
 from __future__ import annotations

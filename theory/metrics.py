@@ -250,7 +250,25 @@ def nc_metrics(
     xp = namespace(stats.means)
     centered, _ = _centered(stats, convention, xp)
     C = stats.num_classes
-    check_lam(lam)  # bad arguments raise here, never end up under "unavailable"
+    W, b, tile = _checked_arguments(stats, W, b, lam, tile, cosine_ddof, on_singular, xp)
+    put = _Collector(xp)
+    _put_nc1(put, stats, convention)
+    no_means = _put_means(put, stats, centered, tile, cosine_ddof)
+    if W is not None:
+        _put_classifiers(put, W, centered, C, no_means, tile, cosine_ddof)
+        if central_path:
+            put(("central_path_distance",),
+                lambda: (decompose(stats, W, b, lam=lam, on_singular=on_singular, tile=tile)["central_path_distance"],),
+                "the least-squares classifier is zero")
+    return put.result()
+
+
+def _checked_arguments(
+    stats: ClassStats, W: Array | None, b: Array | None, lam: float, tile: int, cosine_ddof: int, on_singular: str, xp
+) -> tuple[Array | None, Array | None, int]:
+    """:func:`nc_metrics`'s arguments checked (bad ones raise here, never end up under "unavailable"); ``W`` and
+    ``b`` as float64 on the statistics' device, and the checked tile."""
+    check_lam(lam)
     tile = check_tile(tile)
     if isinstance(cosine_ddof, bool) or not isinstance(cosine_ddof, int) or cosine_ddof < 0:
         raise ValueError(f"cosine_ddof must be a non-negative integer, got {cosine_ddof!r}")
@@ -259,20 +277,40 @@ def nc_metrics(
     if W is not None:
         W = as_float64(W, xp, like=stats.means)
         b = None if b is None else as_float64(b, xp, like=stats.means)
-        check_classifier(W, b, C, stats.dim, xp)
-    out: dict = {}
-    unavailable: dict[str, str] = {}
+        check_classifier(W, b, stats.num_classes, stats.dim, xp)
+    return W, b, tile
 
-    def put(names: tuple[str, ...], fn, nonfinite_reason: str) -> None:
+
+class _Collector:
+    """The metrics computed so far and the ``{name: reason}`` of those unavailable (:func:`nc_metrics`)."""
+
+    def __init__(self, xp) -> None:
+        self.xp = xp
+        self.out: dict = {}
+        self.unavailable: dict[str, str] = {}
+
+    def __call__(self, names: tuple[str, ...], fn, nonfinite_reason: str) -> None:
+        """Store ``fn()``'s values under ``names``, or the reason they are unavailable."""
         try:
             values = fn()
         except _UNAVAILABLE_ERRORS as exc:
-            unavailable.update({k: f"{type(exc).__name__}: {exc}" for k in names})
+            self.unavailable.update({k: f"{type(exc).__name__}: {exc}" for k in names})
             return
-        if not all(_finite(v, xp) for v in values):
-            unavailable.update({k: nonfinite_reason for k in names})
+        if not all(_finite(v, self.xp) for v in values):
+            self.unavailable.update({k: nonfinite_reason for k in names})
             return
-        out.update(zip(names, values))
+        self.out.update(zip(names, values))
+
+    def result(self) -> dict:
+        """The metrics, with ``"unavailable"`` only when something is."""
+        if self.unavailable:
+            self.out["unavailable"] = self.unavailable
+        return self.out
+
+
+def _put_nc1(put: _Collector, stats: ClassStats, convention: str) -> None:
+    """NC1 under ``convention``, the notebook's trace and the pseudo-inverse's rank (math §2.1, §2.2)."""
+    C = stats.num_classes
 
     def nc1():
         trace_value, rank = nc1_trace(stats, convention)
@@ -281,6 +319,11 @@ def nc_metrics(
         return (trace_value / C if convention == "paper" else trace_value), trace_value, rank
 
     put(("nc1", "nc1_notebook", "nc1_rank"), nc1, "non-finite NC1")
+
+
+def _put_means(put: _Collector, stats: ClassStats, centered: Array, tile: int, cosine_ddof: int) -> bool:
+    """NC2 on the centred means (math §2.1); True when they are all zero to round-off."""
+    xp, C = put.xp, stats.num_classes
     # a centred mean is zero to round-off when its norm is below p eps times the largest uncentred norm
     # (the size of the centring's cancellation error)
     zero_means = _zero_rows(centered, stats.means, xp)
@@ -300,12 +343,17 @@ def nc_metrics(
     for name, key in (("nc2_equiangular_means", "equiangular"), ("nc2_maxangle_means", "maxangle")):
         put((name,), _unless(zero_means, zero_mean, lambda key=key: (means_pass()[key],)), zero_mean)
     put(("nc2_etf_distance",), _unless(no_means or None, all_zero, lambda: (means_pass()["etf_distance"],)), all_zero)
-    if W is None:
-        if unavailable:
-            out["unavailable"] = unavailable
-        return out
+    return no_means
+
+
+def _put_classifiers(
+    put: _Collector, W: Array, centered: Array, C: int, no_means: bool, tile: int, cosine_ddof: int
+) -> None:
+    """NC2 on the rows of ``W`` and NC3 (math §2.1)."""
+    xp = put.xp
     zero_rows = _zero_rows(W, W, xp)
     zero_row = f"row(s) {zero_rows} of W are zero: norm ratios and cosines are undefined"
+    passes: dict = {}
 
     def rows_pass() -> dict:
         if "W" not in passes:
@@ -318,13 +366,6 @@ def nc_metrics(
     nc3_reason = "W = 0 or Mbar = 0: NC3 normalises by both norms"
     degenerate = no_means or (zero_rows is not None and len(zero_rows) == C) or None
     put(("nc3",), _unless(degenerate, nc3_reason, lambda: (self_duality(W, centered, xp),)), nc3_reason)
-    if central_path:
-        put(("central_path_distance",),
-            lambda: (decompose(stats, W, b, lam=lam, on_singular=on_singular, tile=tile)["central_path_distance"],),
-            "the least-squares classifier is zero")
-    if unavailable:
-        out["unavailable"] = unavailable
-    return out
 
 
 def ncc_mismatch_count(

@@ -1,19 +1,11 @@
-"""SNR matrix, its singular values and the renormalised features (math §1 "SNR matrix", 5.1, 5.2),
-on the whole space or on the support of ``Sigma_W`` (``docs/rank_deficient.md`` §1-§3; math §1, §5.1, §5.2).
+"""SNR matrix ``Sigma_W^{-1/2} Mbar``, its singular values and the renormalised features (math §1, §5.1, §5.2),
+on the whole space or on the support of ``Sigma_W`` (math §5.3; ``docs/rank_deficient.md`` §1-§3).
 
-``SNR = Sigma_W^{-1/2} Mbar`` (``p x C``, ``Mbar`` = count-weighted-centred class means as
-columns); its nonzero singular values ``omega_1 >= ... >= omega_{C-1}`` drive the dynamics.
-``Sigma_W^{-1/2}`` comes from ``eigh(Sigma_W)``, which also tests invertibility; the singular
-values alone come from a Cholesky factor (same values, a fraction of the cost).
-
-Rank-deficient ``Sigma_W`` (dead ReLU units, ``p >= n - C``): with ``Sigma_W = U_r Lambda_r U_r^T``
-(the eigenvalues above ``p * eps * lambda_max``, the toolkit's singularity rule of
-:func:`theory._backend.is_nonsingular`), the SNR *on the support* is ``Lambda_r^{-1/2} U_r^T Mbar``
-(``r x C``); what it leaves out is the fraction ``||(I - U_r U_r^T) Mbar||_F^2 / ||Mbar||_F^2`` of the
-between-class energy lying in ``null(Sigma_W)`` (directions of zero within-class variance).  Every
-function takes ``support`` (default ``"auto"`` for :func:`snr_singular_values` and :func:`snr_support`,
-``"full"`` for :func:`snr_matrix`, :func:`inverse_sqrt_within` and :func:`renormalize`, whose callers, the
-simulator's flows, need the invertible case):
+``Sigma_W^{-1/2}`` comes from ``eigh(Sigma_W)``, which also tests invertibility; the singular values alone come
+from a Cholesky factor (same values, a fraction of the cost).  Every function takes ``support`` (default
+``"auto"`` for :func:`snr_singular_values` and :func:`snr_support`, ``"full"`` for :func:`snr_matrix`,
+:func:`inverse_sqrt_within` and :func:`renormalize`, whose callers, the simulator's flows, need the invertible
+case):
 
 * ``"full"``: the whole space; ``ValueError`` when ``Sigma_W`` is singular (the behaviour before supports);
 * ``"range"``: the range of ``Sigma_W`` (rank ``r``, at least 1);

@@ -12,9 +12,9 @@ from empirical import runs
 
 def test_metrics_writer_and_reader(tmp_path):
     runs.prepare_run_dir(tmp_path, resume=False)
-    w = runs.MetricsWriter(tmp_path)
-    w.write({"epoch": 0, "x": 1.5, "bad": float("nan"), "v": [1.0, float("inf")]})
-    w.write({"epoch": 1, "x": 2.5})
+    path = tmp_path / runs.METRICS_FILE
+    runs.append_jsonl(path, {"epoch": 0, "x": 1.5, "bad": float("nan"), "v": [1.0, float("inf")]})
+    runs.append_jsonl(path, {"epoch": 1, "x": 2.5})
     recs = runs.read_metrics(tmp_path)
     assert recs == [{"epoch": 0, "x": 1.5, "bad": None, "v": [1.0, None]}, {"epoch": 1, "x": 2.5}]
     # torn last line is ignored by the reader and removed by repair
@@ -56,7 +56,7 @@ def test_config_roundtrip_and_refusal(tmp_path):
     cfg = runs.read_config(tmp_path)
     assert cfg["config"]["lr"] == 0.1 and cfg["environment"]["device"] == "cpu"
     json.loads((tmp_path / "config.json").read_text())
-    runs.MetricsWriter(tmp_path).write({"epoch": 0})
+    runs.append_jsonl(tmp_path / runs.METRICS_FILE, {"epoch": 0})
     with pytest.raises(runs.RunError, match="already holds a run"):
         runs.prepare_run_dir(tmp_path, resume=False)
     runs.prepare_run_dir(tmp_path, resume=True)

@@ -24,6 +24,7 @@ from .model import (
     SymbolicData,
     augment,
     class_stats,
+    lifter,
     ls_augmented,
     nc_terms,
     quadratic_terms,
@@ -48,20 +49,11 @@ def ls_fit(data: SymbolicData, lam, field=None):
     otherwise with plain SymPy matrices. The two terms are :func:`~theory.symbolic.model.nc_terms`.
     """
     st = class_stats(data)
+    lift = lifter(field)[0]
     if field is None:
         V, _ = ls_augmented(st, lam)
-
-        def lift(M):
-            return M
-
     else:
-        from sympy.polys.matrices import DomainMatrix
-
         A, B = quadratic_terms(st, lam, True)
-
-        def lift(M):
-            return DomainMatrix.from_Matrix(sp.Matrix(M)).convert_to(field)
-
         adj, det = lift(A).adj_det()  # Cramer's rule (much faster than elimination over the field)
         if det == field.zero:
             raise ZeroDivisionError("A is singular: the least-squares classifier is not unique")
@@ -113,15 +105,10 @@ def affine_lambda0() -> Outcome:
     The transformed data are fitted from scratch (their own normal equations, :func:`ls_fit`) and the
     result is compared with math §5.1's prediction ``W' = W A^{-1}``, ``b' = b - W A^{-1} c``.
     """
-    from sympy.polys.matrices import DomainMatrix
-
     data = rational_data((1, 2, 3), 2, seed=21)
     Amat, c = _generic_affine(2)
     F = sp.QQ.frac_field(*sorted(Amat.free_symbols | c.free_symbols, key=str))
-
-    def dm(M):
-        return DomainMatrix.from_Matrix(sp.Matrix(M)).convert_to(F)
-
+    dm = lifter(F)[0]
     V, l1, l23, outs = ls_fit(data, 0, F)
     V2, l1b, l23b, outs2 = ls_fit(transform(data, Amat, c), 0, F)
     rows = list(range(3))

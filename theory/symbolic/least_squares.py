@@ -27,7 +27,6 @@ from .model import (
     LAMBDA,
     class_stats,
     classifier_symbols,
-    dm_is_zero,
     ls_non_augmented,
     matrix_is_zero,
     poly_ring,
@@ -157,7 +156,7 @@ def _check_augmented(C, p, counts, rational_seed):
         data, st, W, loss, A, B = context(C, p, counts, True, rational_seed)
         W_num, b_num, den, dm = ls_non_augmented(st, LAMBDA, cleared=True)
         Ad = dm(A)
-        ok = dm_is_zero(W_num.hstack(b_num) * Ad - dm(B) * den)
+        ok = (W_num.hstack(b_num) * Ad - dm(B) * den).is_zero_matrix
         zero = Ad.domain.zero
         unique = Ad.det() != zero and den != zero
         return Outcome(
@@ -183,7 +182,7 @@ def _check_lambda0(C, p, counts, rational_seed):
         adj, det = dm(st.sigma_t).adj_det()
         Wnum = dm(Pi * Mbar.T) * adj  # W_LS * det(Sigma_T)
         bnum = dm(pi) * det - Wnum * dm(st.mu_g)
-        ok_ne = dm_is_zero(Wnum.hstack(bnum) * dm(A0) - dm(B) * det)
+        ok_ne = (Wnum.hstack(bnum) * dm(A0) - dm(B) * det).is_zero_matrix
         ok_1 = matrix_is_zero(sp.ones(1, C) * Pi * Mbar.T, rational=False)
         return Outcome(
             ok_ne and ok_1 and det != R.zero,

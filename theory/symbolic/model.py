@@ -35,6 +35,7 @@ __all__ = [
     "decomposition_terms",
     "is_zero",
     "matrix_is_zero",
+    "lifter",
 ]
 
 #: The ridge coefficient ``lambda`` of the paper's loss (spec Section 1), kept symbolic.
@@ -104,27 +105,23 @@ class SymbolicStats:
         return self.means_matrix() - self.mu_g * sp.ones(1, self.num_classes)
 
 
+def _data(counts: Sequence[int], p: int, entry) -> SymbolicData:
+    """Features whose ``k``-th entry of ``h_{i,c}`` is ``entry(c, i, k)`` (called in the order ``c, i, k``)."""
+    feats = tuple(
+        tuple(sp.Matrix([entry(c, i, k) for k in range(p)]) for i in range(n_c)) for c, n_c in enumerate(counts)
+    )
+    return SymbolicData(tuple(int(k) for k in counts), int(p), feats)
+
+
 def symbolic_data(counts: Sequence[int], p: int, prefix: str = "h") -> SymbolicData:
     """Fully symbolic features: ``h_{i,c}`` has entries ``h_{c,i,k}`` (independent real symbols)."""
-    feats = []
-    for c, n_c in enumerate(counts):
-        col = []
-        for i in range(n_c):
-            col.append(sp.Matrix([sp.Symbol(f"{prefix}_{c}{i}{k}", real=True) for k in range(p)]))
-        feats.append(tuple(col))
-    return SymbolicData(tuple(int(k) for k in counts), int(p), tuple(feats))
+    return _data(counts, p, lambda c, i, k: sp.Symbol(f"{prefix}_{c}{i}{k}", real=True))
 
 
 def rational_data(counts: Sequence[int], p: int, seed: int = 0, span: int = 9) -> SymbolicData:
     """Random small rational features (exact arithmetic), reproducible from ``seed``."""
     rng = random.Random(seed)
-    feats = []
-    for n_c in counts:
-        col = []
-        for _ in range(n_c):
-            col.append(sp.Matrix([sp.Rational(rng.randint(-span, span), rng.randint(1, 4)) for _ in range(p)]))
-        feats.append(tuple(col))
-    return SymbolicData(tuple(int(k) for k in counts), int(p), tuple(feats))
+    return _data(counts, p, lambda c, i, k: sp.Rational(rng.randint(-span, span), rng.randint(1, 4)))
 
 
 def _outer(x: sp.Matrix) -> sp.Matrix:
@@ -222,7 +219,7 @@ def ls_augmented(st: SymbolicStats, lam: sp.Expr = LAMBDA) -> tuple[sp.Matrix, s
     return B * A.inv(), A
 
 
-def _lifter(domain):
+def lifter(domain):
     """Arithmetic helpers for plain SymPy matrices (``domain=None``) or ``DomainMatrix`` over ``domain``.
 
     Returns ``(lift, num, zero)``: ``lift`` turns a SymPy matrix into the working matrix type, ``num``
@@ -284,7 +281,7 @@ def nc_terms(st: SymbolicStats, V, lam: sp.Expr = LAMBDA, bias: bool = True, dom
     (a scalar of ``V``'s type), ``V`` stands for ``d`` times the classifier: the targets are scaled too and
     both terms come out multiplied by ``d^2`` (division-free form used by the single-shot certificate).
     """
-    lift, num, zero = _lifter(domain)
+    lift, num, zero = lifter(domain)
     p, C = st.p, st.num_classes
     q = p + 1 if bias else p
     sw = sp.zeros(q, q)
@@ -355,16 +352,9 @@ def cleared_decomposition_residual(
     (math §3.2/3.3b). Computed with SymPy's ``DomainMatrix`` (sparse polynomial arithmetic), which is
     orders of magnitude faster than expanding ``Expr`` trees.
     """
-    from sympy.polys.matrices import DomainMatrix
-
     if A is None or B is None:
         A, B = quadratic_terms(st, lam, bias)
-    gens = sorted(set(Wt.free_symbols) | {lam} | data.free_symbols(), key=str)
-    K = sp.QQ[tuple(gens)]
-
-    def dm(M: sp.Matrix):
-        return DomainMatrix.from_Matrix(M).convert_to(K)
-
+    K, dm = poly_ring(Wt, extra=(lam, *data.free_symbols()))
     Ad, Bd, Wd = dm(A), dm(B), dm(Wt)
     adj, d = Ad.adj_det()
     P = Bd * adj  # d * W~_LS
@@ -390,8 +380,3 @@ def poly_ring(*mats: sp.Matrix, extra: Sequence[sp.Symbol] = ()):
         return DomainMatrix.from_Matrix(sp.Matrix(M).applyfunc(sp.expand)).convert_to(K)
 
     return K, dm
-
-
-def dm_is_zero(M) -> bool:
-    """True iff every entry of a DomainMatrix is the zero polynomial."""
-    return M.is_zero_matrix

@@ -1,19 +1,11 @@
 """Rank-deficient features (``docs/rank_deficient.md``): the SNR on the support of ``Sigma_W`` and the
 minimum-norm least-squares classifier, certified in exact arithmetic at small concrete sizes.
 
-* **Support SNR = reduced SNR** (rank-deficient §2): with ``Sigma_W = Q diag(Lambda_r, 0) Q^T`` (``Q``
-  orthogonal, ``Lambda_r`` symbolic positive) and ``Mbar = Q [A; 0]`` in its range, the Moore-Penrose
-  pseudo-inverse is ``Q diag(Lambda_r^{-1}, 0) Q^T`` (the four Penrose conditions) and
-  ``Mbar^T Sigma_W^+ Mbar = A^T Lambda_r^{-1} A``: the squared SNR singular values on the support
-  (eigenvalues of ``SNR^T SNR`` with ``SNR = Lambda_r^{-1/2} U_r^T Mbar``) are those of the reduced features
-  (``Sigma_W = Lambda_r``, ``Mbar = A``).  On rational features confined to an affine plane of ``R^3`` the same
-  holds against the features' own plane coordinates, and the ``lambda = 0`` central-path loss computed from
-  the minimum-norm least-squares classifier equals ``(1/2) sum_j 1/(C + omega_j^2)`` (math §3.4, with the
-  ``omega_j^2`` the eigenvalues of ``G = Mbar^T Sigma_W^+ Mbar``: ``sum_j 1/(C+omega_j^2) = Tr((C I + G)^{-1}) - 1/C``).
-* **Minimum-norm least squares with a singular ``A``** (rank-deficient §4): ``W~ = B A^+`` solves the normal
-  equations ``W~ A = B`` exactly (the rows of ``B`` lie in ``range(A)``), and the three-term identity
-  ``L(W~) = L_NC1 + L_NC2/3 + L_perp`` holds for a fully symbolic classifier ``W~`` (math §3.2, §3.3b), with
-  bias and without, balanced and imbalanced, ``p >= n`` and features in an affine subspace.
+* **Support SNR = reduced SNR** (rank-deficient §2, §3): symbolic ``Sigma_W = Q diag(Lambda_r, 0) Q^T`` with
+  ``Mbar`` in its range, and rational features in an affine plane of ``R^3``, where the ``lambda = 0``
+  central-path loss at the minimum-norm classifier is math §3.4's ``(1/2) sum_j 1/(C + omega_j^2)``.
+* **Minimum-norm least squares with a singular ``A``** (rank-deficient §5): ``W~ = B A^+`` solves ``W~ A = B``
+  and ``L = L_NC1 + L_NC2/3 + L_perp`` holds for a symbolic classifier (math §3.2, §3.3b).
 """
 
 from __future__ import annotations

@@ -84,9 +84,14 @@ def trajectory_metrics(
 ) -> tuple[dict[str, jax.Array], jax.Array]:
     """``feature_metrics`` at every saved time of Xs (T, n, p) (and Ws (T, C, p), bs (T, C) if given).
 
-    Jitted and vmapped over time. Returns (metrics with a leading T axis, Gram matrices (T, C, C)).
+    One compiled program, a ``lax.map`` over time. Returns (metrics with a leading T axis, Gram matrices (T, C, C)).
     """
-    return jax.vmap(lambda X, W, b: feature_metrics(X, labels, num_classes, W, b, lam, U0, V0))(Xs, Ws, bs)
+    # lax.map, not vmap: vmap over time makes every decomposition (Cholesky, SVD, eigh) one batched LAPACK call, and
+    # jaxlib 0.10's CPU runtime runs independent batched calls at once, each splitting its batch over the same
+    # thread pool and waiting for it; on a 2-core machine both waited for ever at 0% CPU (seen in 2 of 3 free-flow
+    # runs, gdb: two pool threads in ParallelBatchMap's BlockingCounter::Wait).  Unbatched calls do not split.
+    return jax.lax.map(lambda XWb: feature_metrics(XWb[0], labels, num_classes, XWb[1], XWb[2], lam, U0, V0),
+                       (Xs, Ws, bs))
 
 
 def snr_undefined(Xs, labels, num_classes: int) -> tuple[np.ndarray, str | None]:

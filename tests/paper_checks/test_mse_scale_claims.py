@@ -1,0 +1,54 @@
+"""Claims on a run trained with Hui & Belkin's rescaled MSE (math §3.6): the claims that rest on the plain-MSE
+theory are n/a with the reason; NC1-NC4 and the decomposition identity still apply."""
+
+from __future__ import annotations
+
+import pytest
+
+from paper_checks.claims import empirical_claims
+from paper_checks.claims.grid import GridEvidence, GridRun
+from paper_checks.synthetic import synthetic_metrics_log
+
+#: The claims that call RunEvidence.need_mse (directly or through the comparison).
+MSE_THEORY = ("empirical.l_perp_negligible", "empirical.snr_follows_closed_form", "empirical.snr_ratio_toward_1",
+              "empirical.decomposition_tracks_theory", "empirical.forward_prediction")
+
+
+@pytest.fixture(scope="module")
+def log():
+    return synthetic_metrics_log(C=6, epochs=40, scale=20.0, noise=0.0, zero_error_epoch=5, seed=4)[0]
+
+
+def _claims(records, mse_scale):
+    """The claims without the comparison (slow to fit): the comparison claims check the loss first
+    (``need_comparison`` calls ``need_mse``), so their reason says which of the two made them n/a."""
+    config = {"config": {"loss": "mse", **({"mse_scale": mse_scale} if mse_scale is not None else {})}}
+    return {c.id: c for c in empirical_claims(records, None, config=config)}
+
+
+def test_plain_scale_keeps_the_mse_claims(log):
+    for scale in (None, [1.0, 1.0]):
+        by = _claims(log, scale)
+        assert by["empirical.l_perp_negligible"].status == "pass", scale
+        for cid in MSE_THEORY[1:]:  # n/a only for want of the comparison, not for the loss
+            assert by[cid].status == "n/a" and "no comparison" in by[cid].measured["reason"], (scale, cid)
+
+
+@pytest.mark.parametrize("scale, words", [([3.0, 1.0], "k = 3"), ([15.0, 30.0], "k = 15"), ([1.0, 5.0], "M = 5")])
+def test_rescaled_mse_makes_the_plain_mse_claims_not_applicable(log, scale, words):
+    by = _claims(log, scale)
+    for cid in MSE_THEORY:
+        assert by[cid].status == "n/a", cid
+        reason = by[cid].measured["reason"]
+        assert words in reason and "math §3.6" in reason, reason
+    assert by["empirical.nc1_decreases"].status == "pass"  # NC1-NC4 still apply
+    assert by["empirical.decomposition_identity"].status == "pass"  # an identity of the logged terms
+
+
+def test_grid_perp_claim_leaves_rescaled_runs_out(log):
+    from paper_checks.claims.grid import _perp_across
+
+    ev = GridEvidence([GridRun("g", "mlp", "mse", log), GridRun("g", "mlp2", "mse", log, (2.0, 1.0))])
+    ok, measured = _perp_across(ev)
+    assert ok and list(measured["per_run"]) == ["g-mlp-mse"]
+    assert "rescaled MSE" in measured["left_out"]["g-mlp2-mse"]

@@ -83,7 +83,7 @@ def add_train_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--loss", choices=["mse", "ce"], default=S, help=f"training loss ({_default('loss')})")
     t.add_argument("--mse-scale", dest="mse_scale", metavar="k,M", default=S,
                    help="Hui & Belkin's rescaled MSE: k weights the true class's output, M is its target "
-                        "(math §3.6; default: 1,1, the plain nn.MSELoss(); --loss mse only)")
+                        f"(math §3.6; {_default('mse_scale')}, the plain nn.MSELoss(); --loss mse only)")
     t.add_argument("--lr-gamma", dest="lr_gamma", type=float, default=S,
                    help=f"learning-rate factor at each milestone ({_default('lr_gamma')})")
     t.add_argument("--milestones", default=S, help="comma-separated epochs (default: epochs//3, 2*epochs//3)")
@@ -206,7 +206,7 @@ def explicit_options(ns: argparse.Namespace) -> dict[str, Any]:
     if "keep_checkpoints" in opts:
         opts["keep_checkpoints"] = parse_keep_checkpoints(opts["keep_checkpoints"])
     if "mse_scale" in opts:
-        opts["mse_scale"] = list(parse_mse_scale(opts["mse_scale"]))
+        opts["mse_scale"] = parse_mse_scale(opts["mse_scale"])
     if getattr(ns, "model_args", None):
         opts["model_kwargs"] = dict(ns.model_args)
     if getattr(ns, "data_args", None):

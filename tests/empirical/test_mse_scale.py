@@ -77,7 +77,7 @@ def test_parse_mse_scale():
     for text in ("2", "a,b", "1,2,3", ""):
         with pytest.raises(ValueError, match="--mse-scale"):
             parse_mse_scale(text)
-    assert TrainConfig(loss="ce").resolved().mse_scale == [1.0, 1.0]  # the default is the plain MSE, valid with CE
+    assert TrainConfig(loss="ce").resolved().mse_scale == (1.0, 1.0)  # the default is the plain MSE, valid with CE
 
 
 GAUSS = ["--dataset", "gaussian", "--model", "mlp", "--per-class", "20", "--batch-size", "20",

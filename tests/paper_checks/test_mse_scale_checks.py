@@ -1,5 +1,5 @@
-"""Claims on a run trained with Hui & Belkin's rescaled MSE (math §3.6): the claims that rest on the plain-MSE
-theory are n/a with the reason; NC1-NC4 and the decomposition identity still apply."""
+"""Checks on runs trained with Hui & Belkin's rescaled MSE (math §3.6): the claims that rest on the plain-MSE
+theory are n/a with the reason (NC1-NC4 and the decomposition identity still apply); the grid passes the option on."""
 
 from __future__ import annotations
 
@@ -52,3 +52,21 @@ def test_grid_perp_claim_leaves_rescaled_runs_out(log):
     ok, measured = _perp_across(ev)
     assert ok and list(measured["per_run"]) == ["g-mlp-mse"]
     assert "rescaled MSE" in measured["left_out"]["g-mlp2-mse"]
+
+
+def test_grid_passes_mse_scale_to_its_mse_runs_only(tmp_path):
+    from paper_checks.grid import GridOptions, plan_grid
+
+    opts = GridOptions(datasets=["digits"], models=["mlp"], losses=["mse", "ce"], out=str(tmp_path / "g"),
+                       epochs=2, mse_scale=[2.0, 3.0])
+    configs = {p.loss: p.config for p in plan_grid(opts)}
+    assert configs["mse"].mse_scale == (2.0, 3.0) and configs["ce"].mse_scale == (1.0, 1.0)
+
+
+@pytest.mark.parametrize("text, words", [("2", "cannot parse --mse-scale"), ("0,1", "k must be"), ("1,-1", "M must be")])
+def test_grid_bad_mse_scale_one_line_exit_2(tmp_path, capsys, text, words):
+    from paper_checks.grid import main
+
+    assert main(["--datasets", "digits", "--models", "mlp", f"--mse-scale={text}", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -98,7 +98,7 @@ class TrainConfig:
         self.model_kwargs = dict(self.model_kwargs or {})
         self.data_kwargs = dict(self.data_kwargs or {})
         if isinstance(self.mse_scale, list):  # read back from config.json
-            self.mse_scale = tuple(self.mse_scale)  # type: ignore[assignment]
+            self.mse_scale = tuple(self.mse_scale)
         if self.lr_milestones is not None:
             self.lr_milestones = [int(m) for m in self.lr_milestones]
         if self.measure_epochs is not None:

@@ -63,7 +63,8 @@ def test_grid_passes_mse_scale_to_its_mse_runs_only(tmp_path):
     assert configs["mse"].mse_scale == (2.0, 3.0) and configs["ce"].mse_scale == (1.0, 1.0)
 
 
-@pytest.mark.parametrize("text, words", [("2", "cannot parse --mse-scale"), ("0,1", "k must be"), ("1,-1", "M must be")])
+@pytest.mark.parametrize("text, words", [("2", "cannot parse --mse-scale"), ("0,1", "k must be"),
+                                         ("1,-1", "M must be")])
 def test_grid_bad_mse_scale_one_line_exit_2(tmp_path, capsys, text, words):
     from paper_checks.grid import main
 

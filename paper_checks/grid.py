@@ -325,8 +325,7 @@ def _evaluate_run(p: GridRunPlan, opts: GridOptions, report_dir: Path
     records, config = read_log(p.run_dir)
     checked = check_run(p.run_dir, records, config, report_dir, tpt_threshold=opts.tpt_threshold)
     ladder = None
-    # the pair's ladder (math §7.4), kept beside the runs so a re-run reuses it; none for a rescaled MSE (§3.6)
-    if opts.ladder == "on" and opts.scale_of(p.loss) == (1.0, 1.0):
+    if opts.ladder == "on":  # the pair's ladder (math §7.4), kept beside the runs so a re-run reuses it
         ladder = ladder_beside(p.run_dir, Path(opts.out) / "ladders" / p.name, tpt_threshold=opts.tpt_threshold)
     write_report(report_dir, checked.claims, figures=checked.figures, title=f"Claims on {p.name}",
                  context={"run": str(p.run_dir), "terminal phase threshold": opts.tpt_threshold}, ladder=ladder)
@@ -536,7 +535,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--models", required=True, help="comma-separated, e.g. vgg11,resnet18,densenet40")
     p.add_argument("--losses", default="mse,ce", help="comma-separated subset of mse,ce (default: %(default)s)")
     p.add_argument("--mse-scale", help="k,M of Hui & Belkin's rescaled MSE for the MSE runs (math §3.6; default: "
-                                       "1,1, the plain MSE); a rescaled run gets no ladder")
+                                       "1,1, the plain MSE); a rescaled run gets no ladder (math §3.6)")
     p.add_argument("--out", default="reports/grid", help="the grid's folder: runs, report (default: %(default)s)")
     p.add_argument("--epochs", type=int, help=f"training epochs (default: {PAPER_EPOCHS}, the paper's; "
                                               f"{SMALL_DATASET_EPOCHS} for the CPU datasets)")

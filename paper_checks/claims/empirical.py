@@ -21,7 +21,7 @@ import numpy as np
 
 from empirical.runs import TPT_THRESHOLD_DEFAULT, misfit_count, terminal_phase_start
 
-from ..compare import Comparison, _spearman, column, run_loss
+from ..compare import Comparison, _spearman, column, run_loss, run_mse_scale
 from .registry import Claim, NotApplicable, claim, evaluate
 from .tolerances import TOLERANCES as tol
 
@@ -133,10 +133,7 @@ class RunEvidence:
     @property
     def mse_scale(self) -> tuple[float, float]:
         """``(k, M)`` of Hui & Belkin's rescaled MSE from the config (``(1, 1)``, the plain MSE, when absent)."""
-        value = (self.config or {}).get("config", {}).get("mse_scale")
-        if isinstance(value, (list, tuple)) and len(value) == 2:
-            return float(value[0]), float(value[1])
-        return 1.0, 1.0
+        return run_mse_scale(self.config or {})
 
     def need_mse(self) -> None:
         """:class:`NotApplicable` unless the run was trained with the plain MSE loss, which the theory is about

@@ -3,6 +3,8 @@ theory are n/a with the reason (NC1-NC4 and the decomposition identity still app
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from paper_checks.claims import empirical_claims
@@ -71,3 +73,24 @@ def test_grid_bad_mse_scale_one_line_exit_2(tmp_path, capsys, text, words):
     assert main(["--datasets", "digits", "--models", "mlp", f"--mse-scale={text}", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_flow_time_and_ladder_are_not_applicable_on_a_rescaled_run(log, tmp_path):
+    """The flow time of math §6.5 (alpha / (1 - mu) * lr_weighted_steps) is the plain MSE's: a rescaled run gets
+    none, with the reason, and no ladder (its rungs train the plain MSE)."""
+    from paper_checks.compare import resolve_clock
+    from paper_checks.ladder import ladder_beside
+
+    records = [{**r, "lr_weighted_steps": 0.1 * r["epoch"]} for r in log]
+    plain = {"config": {"loss": "mse", "momentum": 0.9, "loss_reduction": "mean"}}
+    assert resolve_clock(records, plain, "auto", 6, 10.0).flow is not None
+    scaled = {"config": {**plain["config"], "mse_scale": [1.0, 4.0]}}
+    clock = resolve_clock(records, scaled, "auto", 6, 10.0)
+    assert clock.flow is None and "mse_scale 1,4" in clock.flow_how and clock.axis == "lr_weighted_steps"
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(scaled))
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"epoch": r["epoch"]}) + "\n" for r in records))
+    said: list[str] = []
+    assert ladder_beside(run, tmp_path / "ladder", log=said.append) is None
+    assert "rescaled" in said[0] and not (tmp_path / "ladder").exists()

@@ -81,6 +81,9 @@ def add_train_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--keep-last-batch", dest="drop_last", action="store_false", default=S,
                    help="train on the incomplete last batch too (default: skipped, as in the notebook)")
     t.add_argument("--loss", choices=["mse", "ce"], default=S, help=f"training loss ({_default('loss')})")
+    t.add_argument("--mse-scale", dest="mse_scale", metavar="k,M", default=S,
+                   help="Hui & Belkin's rescaled MSE: k weights the true class's output, M is its target "
+                        f"(math §3.6; {_default('mse_scale')}, the plain nn.MSELoss(); --loss mse only)")
     t.add_argument("--lr-gamma", dest="lr_gamma", type=float, default=S,
                    help=f"learning-rate factor at each milestone ({_default('lr_gamma')})")
     t.add_argument("--milestones", default=S, help="comma-separated epochs (default: epochs//3, 2*epochs//3)")
@@ -182,6 +185,7 @@ _NOT_OPTIONS = ("command", "resume", "model_args", "data_args", "preset", "confi
 def explicit_options(ns: argparse.Namespace) -> dict[str, Any]:
     """The TrainConfig options given on the command line, parsed (lists, epochs, kwargs)."""
     from .config import TrainConfig, parse_keep_checkpoints
+    from .loss import parse_mse_scale
     from .schedule import parse_epoch_list
 
     opts = {k: v for k, v in vars(ns).items() if k not in _NOT_OPTIONS}
@@ -201,6 +205,8 @@ def explicit_options(ns: argparse.Namespace) -> dict[str, Any]:
         opts["measure_epochs"] = parse_epoch_list(opts["measure_epochs"], int(epochs))
     if "keep_checkpoints" in opts:
         opts["keep_checkpoints"] = parse_keep_checkpoints(opts["keep_checkpoints"])
+    if "mse_scale" in opts:
+        opts["mse_scale"] = parse_mse_scale(opts["mse_scale"])
     if getattr(ns, "model_args", None):
         opts["model_kwargs"] = dict(ns.model_args)
     if getattr(ns, "data_args", None):

@@ -34,6 +34,8 @@ class TrainConfig:
     ``lr_milestones`` / ``measure_epochs`` left ``None`` take the paper's defaults for
     ``epochs`` (``[epochs//3, 2*epochs//3]``; the notebook's log-spaced list rescaled, with
     0 and ``epochs``; math §7.1).  ``amp="auto"`` means bf16 autocast on CUDA and none on CPU.
+    ``mse_scale = (k, M)``: Hui & Belkin's rescaled MSE (math §3.6; ``(1, 1)`` is ``nn.MSELoss()``; only
+    with ``loss="mse"``; ``config.json`` stores it as ``[k, M]``).
     ``model_kwargs`` go to :func:`empirical.models.build_model` (e.g. MLP widths),
     ``data_kwargs`` to :func:`empirical.data.load_train_test` (e.g. ``dim`` of ``gaussian``).
     ``compile`` (``"auto"``, ``"none"``, ``"default"``, ``"reduce-overhead"``,
@@ -67,6 +69,7 @@ class TrainConfig:
     batch_size: int = 128
     drop_last: bool = True
     loss: str = "mse"
+    mse_scale: tuple[float, float] = (1.0, 1.0)
     lr_gamma: float = 0.1
     lr_milestones: list[int] | None = None
     measure_epochs: list[int] | None = None
@@ -94,6 +97,8 @@ class TrainConfig:
         # own copies: a preset's dicts are never shared (and so never mutated) by a config
         self.model_kwargs = dict(self.model_kwargs or {})
         self.data_kwargs = dict(self.data_kwargs or {})
+        if isinstance(self.mse_scale, list):  # read back from config.json
+            self.mse_scale = tuple(self.mse_scale)
         if self.lr_milestones is not None:
             self.lr_milestones = [int(m) for m in self.lr_milestones]
         if self.measure_epochs is not None:
@@ -103,6 +108,7 @@ class TrainConfig:
 
     def resolved(self) -> TrainConfig:
         """A copy with the schedule defaults filled in and the options validated (``ValueError`` naming the option)."""
+        from .loss import check_mse_scale
         from .measurement import MEASURE_PRECISIONS
         from .models import takes_sample_indices
         from .step import check_options
@@ -117,6 +123,7 @@ class TrainConfig:
             raise ValueError(f"weight_decay must be a finite number >= 0, got {cfg.weight_decay}")
         if cfg.loss not in ("mse", "ce"):
             raise ValueError(f"unknown loss {cfg.loss!r}: expected 'mse' or 'ce'")
+        cfg.mse_scale = check_mse_scale(cfg.mse_scale, cfg.loss)
         if cfg.amp not in ("auto", "bf16", "none"):
             raise ValueError(f"unknown amp {cfg.amp!r}: expected 'auto', 'bf16' or 'none'")
         check_options(cfg.compile, cfg.channels_last)

@@ -37,14 +37,14 @@ host: the loss and the error count stay on the device.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
 from torch import nn
 
-from .loss import forward_loss
+from .loss import PLAIN_MSE_SCALE, check_mse_scale, forward_loss
 
 __all__ = [
     "COMPILE_MODES", "CHANNELS_LAST_OPTIONS", "CompileFallbackWarning", "TrainStep",
@@ -146,6 +146,7 @@ class TrainStep:
         optimizer: the optimiser of ``model``'s parameters.
         num_classes: ``C`` (one-hot targets of the MSE criterion).
         loss: ``"mse"`` or ``"ce"`` (:func:`empirical.loss.network_loss`).
+        mse_scale: Hui & Belkin's ``(k, M)`` of the MSE (math §3.6; ``(1, 1)``: ``nn.MSELoss()``).
         autocast: a context factory (``torch.autocast(...)`` or ``nullcontext``).
         channels_last: batches are converted to NHWC (the module should be too).
         compile_mode: ``"none"`` or a ``torch.compile`` mode.
@@ -163,7 +164,9 @@ class TrainStep:
         channels_last: bool = False,
         compile_mode: str = "none",
         model: nn.Module | None = None,
+        mse_scale: Sequence[float] = PLAIN_MSE_SCALE,
     ) -> None:
+        self.mse_scale = check_mse_scale(mse_scale, loss)
         if compile_mode not in COMPILE_MODES or compile_mode == "auto":
             raise ValueError(f"compile_mode must be 'none' or a torch.compile mode, got {compile_mode!r}")
         self.net, self.optimizer = net, optimizer
@@ -188,7 +191,8 @@ class TrainStep:
     def _step_fn(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        loss, logits = forward_loss(self.net, x, y, self.num_classes, self.loss_kind, self.autocast)
+        loss, logits = forward_loss(self.net, x, y, self.num_classes, self.loss_kind, self.autocast,
+                                    self.mse_scale)
         wrong = (logits.detach().argmax(dim=1) != y).sum()
         return loss, wrong
 

@@ -356,7 +356,8 @@ class SingleEngine:
         self.channels_last = channels_last
         self.measure_precision = resolve_precision(cfg.measure_precision, device)
         self.step = TrainStep(self.net, self.optimizer, self.num_classes, cfg.loss, autocast=autocast,
-                              channels_last=channels_last, compile_mode=self.compile_mode, model=self.model)
+                              channels_last=channels_last, compile_mode=self.compile_mode, model=self.model,
+                              mse_scale=cfg.mse_scale)
 
     def environment(self) -> dict[str, Any]:
         return {"world_size": self.info.world_size, "amp_bf16": self.use_amp, "compile_mode": self.compile_mode,

@@ -103,6 +103,15 @@ def run_loss(config: dict[str, Any]) -> str:
     return str(loss).lower() if loss else "unknown"
 
 
+def run_mse_scale(config: dict[str, Any]) -> tuple[float, float]:
+    """``(k, M)`` of Hui & Belkin's rescaled MSE recorded as ``config.mse_scale`` (math §3.6); ``(1, 1)``, the
+    plain MSE, when not recorded."""
+    value = config_value(config, "mse_scale")
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return float(value[0]), float(value[1])
+    return 1.0, 1.0
+
+
 def column(records: Sequence[dict[str, Any]], key: str) -> np.ndarray:
     """Float array of ``key`` over records (NaN where missing or null)."""
     out = []
@@ -181,6 +190,10 @@ def _derived_flow(records, config, C: int | None) -> tuple[np.ndarray | None, st
     reduction = config_value(config, "loss_reduction") or ("mean" if loss == "mse" and momentum is not None else None)
     if loss != "mse":
         return None, f"the run's loss is {loss}, not MSE: no flow of the MSE theory corresponds to its steps", 1.0
+    if run_mse_scale(config) != (1.0, 1.0):
+        k, M = run_mse_scale(config)
+        return None, (f"the run's MSE is rescaled (mse_scale {k:g},{M:g}): the flow time of math §6.5 is that of the "
+                      "plain MSE (math §3.6)"), 1.0
     if momentum is None or reduction is None or C is None:
         return None, ("the config does not record the optimiser's momentum and the loss reduction, which the flow "
                       "time of lr_weighted_steps needs (math §6.5)"), 1.0

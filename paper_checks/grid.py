@@ -114,6 +114,11 @@ class GridOptions:
     extra: dict[str, Any] | None = None  # more TrainConfig options for every run (tests: measure_epochs, widths)
     progress: bool = False
     ladder: str = "on"  # "off": no calibration ladder beside each MSE run (math §7.4)
+    mse_scale: list[float] | None = None  # Hui & Belkin's [k, M] of the MSE runs (math §3.6); None: the plain MSE
+
+    def scale_of(self, loss: str) -> tuple[float, float]:
+        """``(k, M)`` of a run of ``loss``: ``mse_scale`` for MSE runs, ``(1, 1)`` otherwise."""
+        return (float(self.mse_scale[0]), float(self.mse_scale[1])) if loss == "mse" and self.mse_scale else (1.0, 1.0)
 
 
 @dataclass
@@ -129,6 +134,18 @@ class GridRunPlan:
     @property
     def name(self) -> str:
         return f"{self.dataset}-{self.model}-{self.loss}"
+
+
+def _mse_scale(text: str | None) -> list[float] | None:
+    """``--mse-scale k,M`` parsed (:func:`empirical.loss.parse_mse_scale`); a one-line :class:`UsageError`."""
+    if text is None:
+        return None
+    from empirical.loss import parse_mse_scale
+
+    try:
+        return list(parse_mse_scale(text))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _split(text: str, what: str) -> list[str]:
@@ -202,6 +219,8 @@ def _run_config(opts: GridOptions, dataset: str, model: str, loss: str, run_dir:
     lr = opts.lr if opts.lr is not None else (CE_LR if loss == "ce" else None)
     extra = dict(opts.extra or {})
     extra["loss"] = loss
+    if opts.scale_of(loss) != (1.0, 1.0):
+        extra["mse_scale"] = list(opts.scale_of(loss))
     mo = MainOptions(dataset=dataset, model=model, epochs=epochs, per_class=opts.per_class, lr=lr,
                      device=opts.device, data_root=opts.data_root, seed=opts.seed, progress=opts.progress, extra=extra)
     try:
@@ -469,7 +488,7 @@ def run_grid(opts: GridOptions) -> int:
         if p.action != "skip" and (p.run_dir / "metrics.jsonl").is_file():
             try:
                 claims, records, ladder = _evaluate_run(p, opts, staging / "runs-reports" / p.name)
-                runs.append(GridRun(p.dataset, p.model, p.loss, records))
+                runs.append(GridRun(p.dataset, p.model, p.loss, records, opts.scale_of(p.loss)))
             except Exception as exc:  # noqa: BLE001 - reported as this run's error; the other runs go on
                 errors.append((f"evaluate {p.name}", exc))
                 status, message = "error", f"evaluation: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"
@@ -515,6 +534,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--datasets", required=True, help="comma-separated, e.g. fashion-mnist,mnist,cifar10,svhn,stl10")
     p.add_argument("--models", required=True, help="comma-separated, e.g. vgg11,resnet18,densenet40")
     p.add_argument("--losses", default="mse,ce", help="comma-separated subset of mse,ce (default: %(default)s)")
+    p.add_argument("--mse-scale", help="k,M of Hui & Belkin's rescaled MSE for the MSE runs (math §3.6; default: "
+                                       "1,1, the plain MSE); a rescaled run gets no ladder (math §3.6)")
     p.add_argument("--out", default="reports/grid", help="the grid's folder: runs, report (default: %(default)s)")
     p.add_argument("--epochs", type=int, help=f"training epochs (default: {PAPER_EPOCHS}, the paper's; "
                                               f"{SMALL_DATASET_EPOCHS} for the CPU datasets)")
@@ -549,7 +570,8 @@ def main(argv: Sequence[str]) -> int:
             losses=_split(ns.losses, "losses"), out=ns.out, epochs=ns.epochs, per_class=ns.per_class, lr=ns.lr,
             device=ns.device, data_root=ns.data_root, seed=ns.seed, tpt_threshold=ns.tpt_threshold,
             executor=ns.executor, jobs=ns.jobs, slurm_partition=ns.slurm_partition, timeout_min=ns.timeout_min,
-            slurm_array_parallelism=ns.slurm_array_parallelism, ladder=ns.ladder)
+            slurm_array_parallelism=ns.slurm_array_parallelism, ladder=ns.ladder,
+            mse_scale=_mse_scale(ns.mse_scale))
         return run_grid(opts)
     except UsageError as exc:
         print(f"python -m paper_checks grid: error: {exc}", file=sys.stderr)

@@ -38,7 +38,7 @@ from empirical.schedule import lr_at
 
 from .claims import empirical_claims
 from .claims.empirical import perp_ratios
-from .compare import _class_counts, compare_records, read_log, run_loss
+from .compare import _class_counts, compare_records, read_log, run_loss, run_mse_scale
 
 __all__ = ["RUNGS", "LadderPlan", "ladder_beside", "ladder_rows", "ladder_sentence", "ladder_table_markdown",
            "plan_ladder", "run_ladder", "run_rungs"]
@@ -318,6 +318,9 @@ def ladder_beside(run_dir: str | Path, out: str | Path, *, tpt_threshold: float 
     records, config = read_log(run_dir)
     if run_loss(config) != "mse":
         log(f"skipped: the run's loss is {run_loss(config)}; the ladder calibrates the MSE theory")
+        return None
+    if run_mse_scale(config) != (1.0, 1.0):
+        log("skipped: the run's MSE is rescaled (config.mse_scale); the ladder calibrates the plain MSE (math §3.6)")
         return None
     skipped: dict[str, str] = {}
     try:

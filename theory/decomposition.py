@@ -5,9 +5,14 @@ Huygens/Koenig split (math §3.3 step 4, weighted form of 3.3b), valid for any `
 Evaluated at ``W~_LS`` the two parts are ``L_NC1`` and ``L_NC2/3``; completing the square
 (step 3) gives ``L_LS^perp = (1/2) tr((W~ - W~_LS) A (W~ - W~_LS)^T)`` with
 ``A = [[Sigma_T + mu_G mu_G^T + lam I, mu_G], [mu_G^T, 1 + lam]]`` (no-bias: the top-left block).
+
+Targets ``M e_c`` (Hui & Belkin's rescaled MSE with ``k = 1``, math §3.6): ``L_M(W~) = M^2 L(W~ / M)``, so
+``W~_LS`` becomes ``M W~_LS`` and every term is ``M^2`` times the plain term at ``W~ / M`` (``target_scale``).
 """
 
 from __future__ import annotations
+
+import math
 
 from ._backend import Array, as_float64, device_of, namespace
 from ._validation import check_classifier, check_lam
@@ -79,6 +84,16 @@ def _perp(stats: ClassStats, dW: Array, db: Array | None, dist2: Array, lam: flo
     return 0.5 * (xp.sum((dW @ stats.sigma_t) * dW) + lam * dist2 + xp.sum(shift * shift))
 
 
+def check_target_scale(target_scale: float) -> float:
+    """``target_scale`` as a float, or a ``ValueError`` naming it unless it is a finite number > 0."""
+    if isinstance(target_scale, bool) or not isinstance(target_scale, (int, float)):
+        raise ValueError(f"target_scale must be a finite number > 0, got {target_scale!r}")
+    M = float(target_scale)
+    if not (math.isfinite(M) and M > 0):
+        raise ValueError(f"target_scale must be a finite number > 0, got {target_scale!r}")
+    return M
+
+
 def decompose(
     stats: ClassStats,
     W: Array,
@@ -88,6 +103,7 @@ def decompose(
     *,
     on_singular: str = "pinv",
     tile: int = DEFAULT_TILE,
+    target_scale: float = 1.0,
 ) -> dict:
     """``loss``, ``l_nc1``, ``l_nc23``, ``l_perp`` and derived scalars (math §3.2, §3.3b, §4).
 
@@ -109,13 +125,22 @@ def decompose(
     between decompositions at several ``lam`` (see :func:`theory.least_squares_classifier`).
     Many classes (math §2.3): no ``C x C`` matrix is formed (:func:`means_residual`, ``tile`` rows at a
     time when ``C <= p + 1``); ``tile < 1`` raises ``ValueError``.
+
+    ``target_scale = M`` decomposes the loss against the targets ``M e_c`` (Hui & Belkin's rescaled MSE at
+    ``k = 1``, math §3.6): ``W~_LS`` is then ``M`` times the plain one, and ``loss``, ``l_nc1``, ``l_nc23``,
+    ``l_perp``, ``l_central`` are ``M^2`` times the plain terms at ``W~ / M`` (exact: ``L_M(W~) = M^2 L(W~/M)``);
+    ``rho_perp``, ``central_path_distance`` and ``ls_rank`` are unchanged by the scaling.
     """
     check_lam(lam)
+    scale = check_target_scale(target_scale)
     tile = check_tile(tile)
     xp = namespace(stats.means)
     W = as_float64(W, xp, like=stats.means)
     b = None if b is None else as_float64(b, xp, like=stats.means)
     check_classifier(W, b, stats.num_classes, stats.dim, xp)
+    if scale != 1.0:  # math §3.6: decompose W~ / M against e_c, then scale the energies by M^2
+        W = W / scale
+        b = None if b is None else b / scale
     sol = least_squares_solution(stats, lam=lam, bias=b is not None, spectrum=spectrum, on_singular=on_singular)
     W_ls, b_ls = sol.W, sol.b
     within, means_part = huygens_split(stats, W, b, lam, tile=tile)
@@ -126,12 +151,13 @@ def decompose(
     l_perp = _perp(stats, dW, db, dist2, lam, xp)
     loss = within + means_part
     norm2 = _sq_norm(W_ls, b_ls, xp)
+    s2 = scale * scale
     return {
-        "loss": loss,
-        "l_nc1": l_nc1,
-        "l_nc23": l_nc23,
-        "l_perp": l_perp,
-        "l_central": l_nc1 + l_nc23,
+        "loss": s2 * loss,
+        "l_nc1": s2 * l_nc1,
+        "l_nc23": s2 * l_nc23,
+        "l_perp": s2 * l_perp,
+        "l_central": s2 * (l_nc1 + l_nc23),
         "rho_perp": l_perp / loss,
         "central_path_distance": xp.sqrt(dist2 / norm2),
         "ls_rank": xp.asarray(float(sol.rank), dtype=xp.float64, device=device_of(stats.means)),
@@ -139,12 +165,19 @@ def decompose(
 
 
 def mse_loss(
-    features: Array, labels: Array, W: Array, b: Array | None = None, lam: float = 0.0, num_classes: int | None = None
+    features: Array, labels: Array, W: Array, b: Array | None = None, lam: float = 0.0, num_classes: int | None = None,
+    *, target_scale: float = 1.0,
 ) -> Array:
     """The paper's loss computed directly from the outputs (math §1, "Loss"):
 
     ``L = (1/(2n)) sum_i ||W h_i + b - e_{y_i}||^2 + (lam/2)(||W||_F^2 + ||b||^2)``
     (:func:`theory.outputs.sample_totals` and :func:`theory.outputs.loss_from_totals`).
+    ``target_scale = M``: the targets are ``M e_{y_i}`` (math §3.6), computed as ``M^2 L(W / M, b / M)``.
     """
     check_lam(lam)
-    return loss_from_totals(sample_totals(features, labels, W, b, num_classes=num_classes), W, b, lam)
+    scale = check_target_scale(target_scale)
+    if scale != 1.0:
+        W = W / scale
+        b = None if b is None else b / scale
+    loss = loss_from_totals(sample_totals(features, labels, W, b, num_classes=num_classes), W, b, lam)
+    return loss if scale == 1.0 else (scale * scale) * loss

@@ -21,7 +21,7 @@ import numpy as np
 
 from empirical.runs import TPT_THRESHOLD_DEFAULT, misfit_count, terminal_phase_start
 
-from ..compare import Comparison, _spearman, column, run_loss
+from ..compare import Comparison, _spearman, column, run_loss, run_mse_scale
 from .registry import Claim, NotApplicable, claim, evaluate
 from .tolerances import TOLERANCES as tol
 
@@ -130,14 +130,31 @@ class RunEvidence:
         """The run's loss from its config (``"mse"``, ``"ce"``, ...; ``"unknown"`` when not recorded)."""
         return run_loss(self.config or {})
 
+    @property
+    def mse_scale(self) -> tuple[float, float]:
+        """``(k, M)`` of Hui & Belkin's rescaled MSE from the config (``(1, 1)``, the plain MSE, when absent)."""
+        return run_mse_scale(self.config or {})
+
     def need_mse(self) -> None:
-        """:class:`NotApplicable` unless the run was trained with the MSE loss, which the theory is about."""
+        """:class:`NotApplicable` unless the run was trained with the plain MSE loss, which the theory is about
+        (a rescaled MSE, ``mse_scale != (1, 1)``, is outside it: math §3.6)."""
         if self.loss != "mse":
             raise NotApplicable(
                 f"the run's loss is {self.loss}: this claim comes from the MSE theory (math §4, §6), which says "
                 "nothing about it (the NC1-NC4 claims still apply)" if self.loss != "unknown" else
                 "the run's loss is unknown (not recorded: pass NCMonitor(..., loss='mse')): this claim comes from the "
                 "MSE theory (math §4, §6)")
+        k, M = self.mse_scale
+        if k != 1.0:
+            raise NotApplicable(
+                f"the run's MSE is rescaled with k = {k:g} (mse_scale {k:g},{M:g}): a weighted least squares whose "
+                "rows have their own normal matrices, outside the plain-MSE theory this claim comes from (math §3.6; "
+                "the NC1-NC4 claims still apply)")
+        if M != 1.0:
+            raise NotApplicable(
+                f"the run's MSE targets are M e_c with M = {M:g} (mse_scale {k:g},{M:g}): the logged decomposition "
+                "and the flow time of math §6.5 assume M = 1 (its W~_LS is M times the logged one and its "
+                "central-path flow runs M^2 faster, math §3.6; the NC1-NC4 claims still apply)")
 
     def need_comparison(self) -> Comparison:
         self.need_mse()

@@ -40,6 +40,7 @@ class GridRun:
     model: str
     loss: str
     records: Sequence[dict[str, Any]]
+    mse_scale: tuple[float, float] = (1.0, 1.0)  # Hui & Belkin's (k, M) of an MSE run (math §3.6)
 
     @property
     def name(self) -> str:
@@ -123,6 +124,10 @@ def _perp_across(ev: GridEvidence):
     per_run, skipped = {}, {}
     for r in ev.runs:
         if r.loss != "mse":
+            continue
+        if tuple(r.mse_scale) != (1.0, 1.0):
+            skipped[r.name] = (f"rescaled MSE (mse_scale {r.mse_scale[0]:g},{r.mse_scale[1]:g}): outside the "
+                               "plain-MSE decomposition this claim reads (math §3.6)")
             continue
         k = terminal_phase_start(list(r.records), ev.tpt_threshold)
         if k is None or k >= len(r.records) - 1:

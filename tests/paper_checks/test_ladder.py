@@ -147,7 +147,7 @@ def test_ladder_beside_a_real_run_fills_the_report(tmp_path):
     run = train(TrainConfig(**{**PRESETS["gaussian-mlp"], "out": str(tmp_path / "run"), "epochs": 12,
                                "progress": False, "device": "cpu"}))
     ladder = ladder_beside(run, tmp_path / "ladder")
-    # a flow rung may be reported as not run (a JAX solve can stall; bounded by FLOW_TIMEOUT_S), never lost silently
+    # a flow rung may be reported as not run (bounded by FLOW_TIMEOUT_S on a slow machine), never lost silently
     ran = [r["rung"] for r in ladder["rows"]]
     assert ran[-3:] == ["c", "d", "e"] and set(ran) | set(ladder["skipped"]) == set("abcde"), (ran, ladder["skipped"])
     for rung, why in ladder["skipped"].items():

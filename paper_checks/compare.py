@@ -571,7 +571,7 @@ def compare_records(
     )
 
 
-def _law_notes(records, quantities: dict[str, Any], ranks, lam, balanced: bool, config: dict[str, Any],
+def _law_notes(records, quantities: dict[str, Any], ranks, lam, balanced: bool | None, config: dict[str, Any],
                unavailable: dict[str, str], missing: list[str]) -> list[str]:
     """The notes on the predicted laws; a law whose key the log lacks goes into ``unavailable`` and ``missing``."""
     for key in PREDICTED_QUANTITIES:

@@ -23,7 +23,9 @@ functions only (:func:`layer_record`; the keys are :data:`LAYER_KEYS`):
   (:func:`theory.least_squares_solution`, math §3.1) and its decomposition (math §3.5):
   ``probe_loss = L_NC1 + L_NC2/3`` with ``l_perp = 0`` by construction (:func:`theory.decompose` at
   ``W = W_LS``); ``probe_loss`` is computed from the samples (:func:`theory.sample_totals`), so
-  ``identity_residual = |probe_loss - (l_nc1 + l_nc23 + l_perp)| / probe_loss`` is a real check;
+  ``identity_residual = |probe_loss - (l_nc1 + l_nc23 + l_perp)| / L(0)`` is a real check, relative to
+  ``L(0) = 1/2``, the loss of the zero readout, which bounds the probe's loss from above (math §3.5): relative
+  to ``probe_loss`` itself it would be meaningless where the probe interpolates (``p >= n - 1``, loss ~ 1e-26);
 * ``nc4``: the fraction of samples whose nearest class centre at this layer differs from the probe's
   prediction ``argmax (W_LS h + b_LS)`` (NC4 of math §2.1 with the layer's own best linear readout as the
   classifier; the network's classifier reads the last layer only);
@@ -180,6 +182,27 @@ class LayerTap:
             for h in handles:
                 h.remove()
 
+    @torch.no_grad()
+    def check(self, model: nn.Module, x: torch.Tensor) -> None:
+        """Run ``model`` (eval mode, restored) on the sample batch ``x`` with the hooks on: a module that returns no
+        tensor, or does not run exactly once, raises its one-line ``ValueError`` now, before a run writes anything."""
+        was_training = model.training
+        model.eval()
+        try:
+            with self.attached():
+                model(x)
+                self.records_shapes()
+        finally:
+            model.train(was_training)
+            self.outputs = {n: [] for n in self.names}
+
+    def records_shapes(self) -> None:
+        """One reduced output per named module since :meth:`attached` (else a one-line ``ValueError``)."""
+        for name, outs in self.outputs.items():
+            if len(outs) != 1:
+                raise ValueError(f"layers: module {name!r} ran {len(outs)} times in one forward: name a module that "
+                                 "runs once per forward")
+
     def records(self, labels: Sequence[torch.Tensor], num_classes: int,
                 info: DistInfo = SINGLE) -> dict[str, dict[str, Any]]:
         """``{name: layer_record}`` of the last attached pass; ``labels``: that pass's label batches, in order."""
@@ -257,5 +280,5 @@ def _probe(stats, kept, C: int, ridge: float, info: DistInfo) -> dict[str, Any]:
     loss = float(theory.loss_from_totals(totals, sol.W, sol.b, lam=ridge))
     terms = dec["l_nc1"] + dec["l_nc23"] + dec["l_perp"]
     return {"probe_loss": loss, "l_nc1": dec["l_nc1"], "l_nc23": dec["l_nc23"], "l_perp": dec["l_perp"],
-            "identity_residual": abs(loss - terms) / loss if loss != 0 else abs(terms),
+            "identity_residual": abs(loss - terms) / 0.5,  # relative to L(0) = 1/2 (math §3.5)
             "ls_rank": int(dec["ls_rank"]), "nc4": float(total[1] / total[2])}

@@ -295,6 +295,12 @@ def _csv_row(header: list[str], row: list[str], in_list: set[int],
             elif cell:
                 rec[name] = cell.split("; ")
             continue
+        if name == "layers" and cell.startswith("{"):  # the per-layer records: one cell holding a JSON object
+            try:
+                rec[name] = json.loads(cell)
+            except json.JSONDecodeError:
+                raise _BadLine("key 'layers': not a JSON object") from None
+            continue
         rec[name] = _number(cell)
     for key, cols in list_cols.items():
         values = [_number(row[j]) for _, j in sorted(cols)]

@@ -51,6 +51,9 @@ import theory
 
 from .distributed import SINGLE, DistInfo, all_reduce_sum, merge_accumulator
 
+__all__ = ["ALL_BLOCKS", "LAYER_KEYS", "LAYER_REDUCES", "LayerTap", "block_names", "layer_record", "reduce_output",
+           "resolve_layers"]
+
 #: Values of ``layer_reduce`` (``--layer-reduce``): how an ``(n, C, ...)`` map becomes ``(n, p)`` features.
 LAYER_REDUCES: tuple[str, ...] = ("gap", "flatten")
 
@@ -90,7 +93,7 @@ def block_names(model: nn.Module) -> list[str]:
         kinds = (_DenseLayer,)
     elif isinstance(model, (MLP, VGG)):
         skip = (nn.Flatten, nn.Linear, nn.Conv2d, nn.MaxPool2d, nn.modules.batchnorm._BatchNorm)
-        body = getattr(model, "body")
+        body = model.body
         return [f"body.{name}" for name, m in body.named_children()
                 if not isinstance(m, skip) and type(m).__name__ != "GlobalAvgPool"]
     else:

@@ -6,8 +6,9 @@ math §3.2 is taken at ``W~ = V`` itself.  Two checks:
 * **general** (any C, p, n, class counts, symbolic ``lambda``), in the size-free matrix algebra of
   :mod:`theory.symbolic.traces` with the facts of :mod:`theory.symbolic.decomposition` (``H~ = M~ Y + E``,
   ``E Y^T = 0``, ``E E^T = n Sigma~_W``, ``Y Y^T = n Pi``): ``L_perp = 0`` at ``W~ = V`` and
-  ``L(V) = L_NC1(V) + L_NC2/3(V)`` (the Huygens split, true for every ``V``); at ``V = B A^{-1}`` the probe's loss is ``L(V) = 1/2 - tr(B A^{-1} B^T) / 2``; and every readout
-  ``W~`` loses ``L(W~) - L(V) = L_perp(W~) = tr((W~ - V) A (W~ - V)^T) / 2`` more than the probe.
+  ``L(V) = L_NC1(V) + L_NC2/3(V)`` (the Huygens split, true for every ``V``); at ``V = B A^{-1}`` the probe's
+  loss is ``L(V) = 1/2 - tr(B A^{-1} B^T) / 2``; and every readout ``W~`` loses
+  ``L(W~) - L(V) = L_perp(W~) = tr((W~ - V) A (W~ - V)^T) / 2`` more than the probe.
 * **rational size**: ``C = 3`` classes and ``p = 1`` feature (fewer features than ``C - 1``, the case a layer may
   be in: the probe is measured on the rank it has), exact rational features, imbalanced counts, symbolic
   ``lambda``: the per-sample loss of ``V`` equals ``L_NC1 + L_NC2/3`` exactly.

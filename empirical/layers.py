@@ -20,9 +20,11 @@ functions only (:func:`layer_record`; the keys are :data:`LAYER_KEYS`):
 * ``cdnv``: the average class-distance-normalised variance (:func:`theory.cdnv`, math §2.3), with the variances
   ``Var_c = s_c / n_c`` of :func:`theory.class_deviation_sums` (divisor ``n_c``, the one of ``Sigma_W``);
 * the least-squares linear probe ``(W_LS, b_LS)`` of the layer's features at ridge ``probe_lam``
-  (:func:`theory.least_squares_solution`, math §3.1) and its decomposition (math §3.5):
-  ``probe_loss = L_NC1 + L_NC2/3`` with ``l_perp = 0`` by construction (:func:`theory.decompose` at
-  ``W = W_LS``); ``probe_loss`` is computed from the samples (:func:`theory.sample_totals`), so
+  (:func:`theory.min_norm_least_squares`, math §3.1: the unique solution when the normal matrix is invertible,
+  the minimum-norm one otherwise, from one eigendecomposition) and its decomposition (math §3.5):
+  ``probe_loss = L_NC1 + L_NC2/3`` with ``l_perp = 0`` by construction (what :func:`theory.decompose` gives at
+  ``W = W_LS``; computed as its Huygens split at ``W_LS``, :func:`theory.huygens_split`, without solving for
+  ``W_LS`` a second time); ``probe_loss`` is computed from the samples (:func:`theory.sample_totals`), so
   ``identity_residual = |probe_loss - (l_nc1 + l_nc23 + l_perp)| / L(0)`` is a real check, relative to
   ``L(0) = 1/2``, the loss of the zero readout, which bounds the probe's loss from above (math §3.5): relative
   to ``probe_loss`` itself it would be meaningless where the probe interpolates (``p >= n - 1``, loss ~ 1e-26);
@@ -272,8 +274,12 @@ def _cdnv(stats, kept, info: DistInfo) -> float:
 
 def _probe(stats, kept, C: int, ridge: float, info: DistInfo) -> dict[str, Any]:
     """The least-squares probe at ``ridge`` and its decomposition (math §3.5); ``nc4`` against its predictions."""
-    sol = theory.least_squares_solution(stats, lam=ridge, bias=True)
-    dec = theory.to_float_dict(theory.decompose(stats, sol.W, sol.b, lam=ridge))
+    # W~ = B A^+ from one eigh of A: the unique W_LS when A is invertible, the minimum-norm one otherwise (math §3.1,
+    # rank_deficient.md §5); least_squares_solution would try a solve first and, on a singular A, eigh it again
+    sol = theory.min_norm_least_squares(stats, lam=ridge, bias=True)
+    # theory.decompose at W = W_LS without solving for W_LS again: its Huygens split at W_LS is (L_NC1, L_NC2/3)
+    # and L_perp = (1/2) tr(0 A 0) = 0 exactly (math §3.5 step 1)
+    l_nc1, l_nc23 = (float(v) for v in theory.huygens_split(stats, sol.W, sol.b, ridge))
     total = torch.zeros(3, dtype=torch.float64, device=stats.means.device)
     for h, y in kept:
         t = theory.sample_totals(h, y, sol.W, sol.b, stats.means, num_classes=C)
@@ -281,7 +287,6 @@ def _probe(stats, kept, C: int, ridge: float, info: DistInfo) -> dict[str, Any]:
     all_reduce_sum(total, info)
     totals = {"sq_residual": total[0], "count": total[2]}
     loss = float(theory.loss_from_totals(totals, sol.W, sol.b, lam=ridge))
-    terms = dec["l_nc1"] + dec["l_nc23"] + dec["l_perp"]
-    return {"probe_loss": loss, "l_nc1": dec["l_nc1"], "l_nc23": dec["l_nc23"], "l_perp": dec["l_perp"],
-            "identity_residual": abs(loss - terms) / 0.5,  # relative to L(0) = 1/2 (math §3.5)
-            "ls_rank": int(dec["ls_rank"]), "nc4": float(total[1] / total[2])}
+    return {"probe_loss": loss, "l_nc1": l_nc1, "l_nc23": l_nc23, "l_perp": 0.0,
+            "identity_residual": abs(loss - (l_nc1 + l_nc23)) / 0.5,  # relative to L(0) = 1/2 (math §3.5)
+            "ls_rank": int(sol.rank), "nc4": float(total[1] / total[2])}

@@ -155,3 +155,35 @@ def test_cli_measure_layers_end_to_end_and_plot(tmp_path, capsys):
     assert err.count("\n") == 1 and err.startswith("error: layers: no module named 'body.99'") and "body.4" in err
     code = main(["train", *GAUSS, "--measure-layers", "body.2", "--layer-reduce", "max", "--out", str(bad)])
     assert code == EXIT_BAD_INPUT and not bad.exists() and "layer_reduce" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not available")
+def test_layer_records_under_ddp_equal_one_process(tmp_path):
+    """2 gloo ranks (torchrun) at epoch 0: the layer statistics are merged across ranks exactly (as in test_ddp);
+    measured: equal to 1e-15 relative except identity_residual, which is rounding (~1e-16) either way."""
+    import os
+    import subprocess
+    import sys
+
+    from empirical.training import TrainConfig, train
+
+    def cfg(out) -> TrainConfig:
+        return TrainConfig(dataset="gaussian", model="mlp", per_class=40, epochs=1, lr=0.05, batch_size=40,
+                           data_kwargs={"dim": 16, "num_classes": 4, "separation": 2.0},
+                           model_kwargs={"widths": [32, 16]}, measure_epochs=[0], out=str(out), progress=False,
+                           num_threads=1, seed=1, measure_layers="all-blocks")
+
+    train(cfg(tmp_path / "single"))
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg(tmp_path / "ddp").to_dict()))
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "empirical", "train", "--config", str(tmp_path / "cfg.json")],
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one, ddp = read_metrics(tmp_path / "single")[0]["layers"], read_metrics(tmp_path / "ddp")[0]["layers"]
+    assert list(one) == list(ddp) == ["body.2", "body.4"]
+    for name in one:
+        for key, value in one[name].items():
+            if key == "identity_residual":
+                assert ddp[name][key] < 1e-13
+            else:
+                assert ddp[name][key] == pytest.approx(value, rel=1e-10, abs=1e-14), (name, key)

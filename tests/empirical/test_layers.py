@@ -142,6 +142,11 @@ def test_cli_measure_layers_end_to_end_and_plot(tmp_path, capsys):
     assert [r["epoch"] for r in lines] == [0, 1, 2]
     assert all(list(r["layers"]) == ["body.2", "body.4"] for r in lines)
     assert lines[-1]["layers"]["body.4"]["nc1"] == pytest.approx(lines[-1]["nc1"], rel=1e-12)
+    # the CSV export keeps the layer records (one JSON cell) and reads them back
+    from empirical import read_run_log
+    from empirical.export import export_csv
+
+    assert [r["layers"] for r in read_run_log(export_csv(out)).records] == [r["layers"] for r in lines]
     # the layer-wise panels of `python -m empirical plot` (plot_run draws them after the per-epoch panels)
     paths = plot_layers(lines, tmp_path, "test")
     assert paths[-1] == tmp_path / "layers.png" and (tmp_path / "layers_nc1.png").stat().st_size > 0

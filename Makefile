@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_sweep
 	$(BIN)/python -m benchmarks.bench_ladder
 	$(BIN)/python -m benchmarks.bench_many_classes
+	$(BIN)/python -m benchmarks.bench_layers
 
 # the documentation (docs/, mkdocs.yml): the `docs` extra, then a strict build (warnings are errors) into site/
 docs: install

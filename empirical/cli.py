@@ -57,6 +57,18 @@ def _default(name: str) -> str:
     return f"default: {value}"
 
 
+def add_layer_options(t: argparse.ArgumentParser, S: str) -> None:
+    """The layer-wise measurement options (:mod:`empirical.layers`, math §3.5)."""
+    t.add_argument("--measure-layers", dest="measure_layers", metavar="NAMES|all-blocks", default=S,
+                   help="also measure the outputs of these modules (comma-separated names, or all-blocks: each block "
+                        "of the model) in the same pass: NC1, NC2, NC4, CDNV and a least-squares probe per layer")
+    t.add_argument("--layer-reduce", dest="layer_reduce", metavar="{gap,flatten}", default=S,
+                   help=f"how a layer's (n, C, H, W) map becomes features ({_default('layer_reduce')}: global "
+                        "average pooling)")
+    t.add_argument("--layer-ridge", dest="layer_ridge", type=float, default=S,
+                   help=f"ridge lambda of the layer probes ({_default('layer_ridge')})")
+
+
 def add_train_options(t: argparse.ArgumentParser) -> None:
     """Every :class:`TrainConfig` option (shared by ``train`` and ``sweep``); unset options stay unset, and the
     help names the :class:`TrainConfig` default that applies when neither a preset nor a config file sets it."""
@@ -121,6 +133,7 @@ def add_train_options(t: argparse.ArgumentParser) -> None:
                    help="float32 arithmetic of the measurement's forward passes on CUDA (auto: tf32, PyTorch's "
                         "default for convolutions, ~5x faster; fp32: IEEE float32); statistics are float64 "
                         f"({_default('measure_precision')})")
+    add_layer_options(t, S)
     t.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, default=S,
                    help="also checkpoint every N epochs (default: by time only)")
     t.add_argument("--checkpoint-every-s", dest="checkpoint_every_s", type=float, default=S,

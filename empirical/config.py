@@ -48,6 +48,10 @@ class TrainConfig:
     ``"measured"`` (the weights at every measured epoch) or a list of epochs, kept as
     ``checkpoints/epoch-EEEE.pt`` for :func:`empirical.loading.load_run`.
 
+    ``measure_layers`` (``"all-blocks"`` or module names) adds each measured line's ``layers`` key: the named
+    modules' outputs measured in the same pass, maps reduced by ``layer_reduce`` (``"gap"`` or ``"flatten"``), the
+    least-squares probe at ridge ``layer_ridge`` (:mod:`empirical.layers`, math §3.5).
+
     The decomposition uses ``lam = theory.lam_from_weight_decay(weight_decay, reduction="mean",
     num_classes=C)`` (math §8 item 2, ``nn.MSELoss()``).
 
@@ -86,6 +90,9 @@ class TrainConfig:
     compile: str = "auto"
     channels_last: str = "auto"
     measure_precision: str = "auto"
+    measure_layers: str | list[str] | None = None
+    layer_reduce: str = "gap"
+    layer_ridge: float = 0.0
     checkpoint_every: int | None = None
     checkpoint_every_s: float = 300.0
     keep_checkpoints: str | list[int] | None = None
@@ -130,6 +137,7 @@ class TrainConfig:
         if cfg.measure_precision not in MEASURE_PRECISIONS:
             raise ValueError(f"unknown measure_precision {cfg.measure_precision!r}: "
                              f"expected one of {list(MEASURE_PRECISIONS)}")
+        check_layer_options(cfg)
         if cfg.checkpoint_every is not None and cfg.checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be >= 1 epoch, got {cfg.checkpoint_every}")
         if not (cfg.checkpoint_every_s >= 0 and math.isfinite(cfg.checkpoint_every_s)):
@@ -177,6 +185,20 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         check_option_names(d)
         return cls(**d)
+
+
+def check_layer_options(cfg: TrainConfig) -> None:
+    """``measure_layers``, ``layer_reduce`` and ``layer_ridge`` (:mod:`empirical.layers`); the names themselves are
+    checked against the model when it is built (:func:`empirical.layers.resolve_layers`)."""
+    from .layers import check_reduce, check_ridge
+
+    layers = cfg.measure_layers
+    if isinstance(layers, list) and not (layers and all(isinstance(n, str) and n for n in layers)):
+        raise ValueError(f"measure_layers must be 'all-blocks' or module names, got {layers!r}")
+    if layers is not None and not isinstance(layers, (str, list)):
+        raise ValueError(f"measure_layers must be 'all-blocks' or module names, got {layers!r}")
+    check_reduce(cfg.layer_reduce)
+    check_ridge(cfg.layer_ridge)
 
 
 def check_lr(lr: float) -> None:

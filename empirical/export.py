@@ -3,7 +3,8 @@
 One row per measured epoch; one column per key in order of first appearance.  A
 list-valued key (``snr_singular_values``) becomes columns ``key_0, key_1, ...`` only (a record
 where it is ``None`` leaves those cells empty; no bare ``key`` column); a list of strings
-(``warnings``) is one cell holding it as a JSON array (its strings may contain any separator).
+(``warnings``) is one cell holding it as a JSON array (its strings may contain any separator); an object
+(the per-layer records, ``layers``) is one cell holding it as a JSON object.
 Missing values are empty cells.  The CSV reads back
 into the same records with :func:`empirical.schema.read_run_log`.
 """
@@ -40,6 +41,8 @@ def flatten_record(record: dict[str, Any], list_keys: frozenset[str] | set[str] 
             else:
                 for i, v in enumerate(value):
                     flat[f"{key}_{i}"] = v
+        elif isinstance(value, dict):  # e.g. the per-layer records ("layers"): one cell holding the JSON object
+            flat[key] = json.dumps(value)
         elif value is None and key in list_keys:
             continue
         else:

@@ -37,7 +37,9 @@ eigendecomposition of ``Sigma_T`` (``theory.total_spectrum``).  Every formula is
 * ``ls_rank_lam0``: the rank of the ``lambda = 0`` normal matrix (``p + 1`` with bias when ``Sigma_T``
   is invertible; fewer when it is singular, where ``W_LS`` is the minimum-norm minimiser and the
   decomposition stays exact, rank_deficient.md §5);
-* ``tr_sigma_w``: ``tr Sigma_W`` (math §1).
+* ``tr_sigma_w``: ``tr Sigma_W`` (math §1);
+* ``layers`` (only when named modules are measured, :class:`empirical.layers.LayerTap`): ``{module name: record}``
+  from the outputs of those modules in the same training-set pass (math §3.5; :mod:`empirical.layers`).
 
 The record itself is composed by :func:`theory.metrics_record` (the same for every writer of a run,
 ``simulate``'s flows included); this module gathers its inputs in torch terms.
@@ -50,7 +52,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -308,6 +310,7 @@ def measure(
     batch_size: int = 1024,
     info: DistInfo = SINGLE,
     precision: str | None = None,
+    layers: Any = None,
 ) -> dict[str, Any]:
     """All NC metrics of ``model`` on the training set (and the test error), as Python values.
 
@@ -319,22 +322,24 @@ def measure(
     num_classes=C)`` is the ridge of the paper's loss matching the optimiser (math §8 item 2);
     the notebook's reading ``wd / 2`` is reported alongside.  Returns a dict with the keys
     of :data:`METRIC_KEYS` (plus ``test_error`` / ``test_loss_nowd`` with a test set,
-    ``measure_time_s``, and ``warnings`` when some quantity was undefined).
+    ``measure_time_s``, and ``warnings`` when some quantity was undefined).  ``layers`` (an
+    :class:`empirical.layers.LayerTap`) adds the ``layers`` key: the named modules' records from the same pass.
     """
     with float32_precision(resolve_precision(precision, train_x.device)):
         return _measure(model, train_x, train_y, num_classes, weight_decay=weight_decay,
-                        loss_reduction=loss_reduction, test_x=test_x, test_y=test_y, batch_size=batch_size, info=info)
+                        loss_reduction=loss_reduction, test_x=test_x, test_y=test_y, batch_size=batch_size, info=info,
+                        layers=layers)
 
 
 def _measure(model, train_x, train_y, num_classes, *, weight_decay, loss_reduction, test_x, test_y, batch_size,
-             info) -> dict[str, Any]:
+             info, layers) -> dict[str, Any]:
     C = int(num_classes)
     test = None
     if test_x is not None and test_y is not None:
         def test():
             return feature_pass(model, test_x, test_y, C, batch_size=batch_size, info=info, statistics=False)
     return measure_passes(model, lambda: feature_pass(model, train_x, train_y, C, batch_size=batch_size, info=info),
-                          test, C, weight_decay=weight_decay, loss_reduction=loss_reduction, info=info)
+                          test, C, weight_decay=weight_decay, loss_reduction=loss_reduction, info=info, layers=layers)
 
 
 def measure_passes(
@@ -346,6 +351,7 @@ def measure_passes(
     weight_decay: float,
     loss_reduction: str,
     info: DistInfo = SINGLE,
+    layers: Any = None,
 ) -> dict[str, Any]:
     """One metrics record from the passes that feed it (shared by :func:`measure` and ``empirical.NCMonitor``).
 
@@ -353,13 +359,18 @@ def measure_passes(
     the test set's; ``model.fc`` is the classifier (:func:`classifier_of`).  Returns the keys of
     :data:`METRIC_KEYS` (:func:`metrics_from_pass`), ``test_error`` / ``test_loss_nowd`` with a test pass,
     ``measure_time_s`` (both passes and the metrics) and ``warnings`` when some quantity was undefined.
+    ``layers`` (:class:`empirical.layers.LayerTap` or ``None``): its hooks are on during the training pass only,
+    and its records are the line's ``layers`` key (math §3.5).
     """
     t0 = time.perf_counter()
     C = int(num_classes)
-    fp = train_pass()
+    with layers.attached() if layers is not None else nullcontext():
+        fp = train_pass()
     W, b = classifier_of(model)
     out = metrics_from_pass(fp, W, b, C, weight_decay=weight_decay, loss_reduction=loss_reduction, info=info)
     warnings = out.pop("warnings", [])
+    if layers is not None:
+        out["layers"] = layers.records([y for _, y in fp.batches], C, info=info)
     if test_pass is not None:
         tp = test_pass()
         out["test_error"] = tp.errors / tp.count

@@ -45,6 +45,7 @@ import theory
 
 from . import runs
 from .distributed import SINGLE, DistInfo
+from .layers import LayerTap, resolve_layers
 from .measurement import (
     METRIC_KEYS,
     FeaturePass,
@@ -62,7 +63,7 @@ LOSSES: tuple[str, ...] = ("mse", "ce", "unknown")
 
 #: Keys a monitor line always has besides :data:`empirical.measurement.METRIC_KEYS` (``**extra`` may not use them).
 RESERVED_KEYS: frozenset[str] = frozenset(
-    ("epoch", "test_error", "test_loss_nowd", "measure_time_s", "warnings") + METRIC_KEYS
+    ("epoch", "test_error", "test_loss_nowd", "measure_time_s", "warnings", "layers") + METRIC_KEYS
 )
 
 
@@ -239,6 +240,12 @@ class NCMonitor:
         precision: float32 arithmetic of the forward passes on CUDA (``"auto"``, ``"tf32"``, ``"fp32"``;
             ``None`` leaves the global flags), as :func:`empirical.measurement.measure`.  Statistics are float64.
         info: rank and world size; default: the current ``torch.distributed`` process group, if any.
+        layers: modules whose *outputs* are measured too, in the same pass (:mod:`empirical.layers`, math §3.5):
+            a list of names of ``model.named_modules()``, a comma-separated string, or ``"all-blocks"`` (the blocks
+            of an :mod:`empirical.models` network); each line then has a ``layers`` key ``{name: record}``.  An
+            unknown name raises a ``ValueError`` listing the module names.
+        layer_reduce: ``"gap"`` (default: global average pooling of an ``(n, C, H, W)`` map) or ``"flatten"``.
+        layer_ridge: the ridge ``lambda >= 0`` of each layer's least-squares probe (default 0).
 
     ``out`` may hold an earlier run of the same settings (``config.json`` is then kept and lines are appended);
     an ``out`` that is a file, other settings, or an epoch already in its ``metrics.jsonl`` raise a one-line error.
@@ -246,7 +253,8 @@ class NCMonitor:
 
     def __init__(self, model: nn.Module, classifier: nn.Linear, *, num_classes: int, out: str | os.PathLike,
                  weight_decay: float = 0.0, reduction: str = "mean", loss: str = "unknown", output: Any = None,
-                 batch_size: int = 1024, precision: str | None = None, info: DistInfo | None = None):
+                 batch_size: int = 1024, precision: str | None = None, info: DistInfo | None = None,
+                 layers: str | list[str] | None = None, layer_reduce: str = "gap", layer_ridge: float = 0.0):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(classifier, nn.Linear):
@@ -279,6 +287,9 @@ class NCMonitor:
         self.out = Path(out)
         self.info = current_dist_info() if info is None else info
         self._tap = _FeatureTap(model, classifier, output)
+        self._layers = None if layers is None else LayerTap(model, resolve_layers(model, layers), reduce=layer_reduce,
+                                                            ridge=layer_ridge)
+        self.layers_rule = layers if isinstance(layers, str) else None
         self._config_written = (self.out / runs.CONFIG_FILE).is_file()
         if self._config_written:
             self._check_existing_config()
@@ -303,8 +314,14 @@ class NCMonitor:
                "loss_reduction": self.reduction, "lam": self.lam, "lam_notebook": self.lam_notebook,
                "model": type(model).__name__,
                "feature_dim": self.classifier.in_features, "per_class": per_class}
-        return {"schema_version": SCHEMA_VERSION, "source": "empirical.NCMonitor", "config": cfg,
-                "environment": {**runs.environment_info(str(self.device)), "world_size": self.info.world_size}}
+        out = {"schema_version": SCHEMA_VERSION, "source": "empirical.NCMonitor", "config": cfg,
+               "environment": {**runs.environment_info(str(self.device)), "world_size": self.info.world_size}}
+        if self._layers is not None:
+            cfg.update(measure_layers=self.layers_rule or self._layers.names, layer_reduce=self._layers.reduce,
+                       layer_ridge=self._layers.ridge)
+            out["layers"] = {"names": self._layers.names, "rule": self.layers_rule, "reduce": self._layers.reduce,
+                             "ridge": self._layers.ridge}
+        return out
 
     def _check_existing_config(self) -> None:
         stored = runs.read_config(self.out).get("config", {})
@@ -352,7 +369,7 @@ class NCMonitor:
             with float32_precision(resolve_precision(self.precision, self.device)):
                 m = measure_passes(self._tap, lambda: self._pass(train, "train", statistics=True), test_pass,
                                    self.num_classes, weight_decay=self.weight_decay, loss_reduction=self.reduction,
-                                   info=self.info)
+                                   info=self.info, layers=self._layers)
         except theory.NonFiniteError as exc:
             earlier = (f"the earlier lines are kept in {self.metrics_path}" if self.metrics_path.is_file()
                        else "none written before")

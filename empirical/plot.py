@@ -6,6 +6,10 @@ MSE decomposition ``L``, ``L_NC1``, ``L_NC2/3``, ``L_LS^perp`` on a log axis (ma
 notebook's four curves); the SNR singular values.  A dotted vertical line marks the start of the
 terminal phase (:func:`empirical.runs.terminal_phase_start`: training error zero from there on).  Each panel is
 ``figures/<name>.png``; ``figures/summary.png`` holds them all.
+
+A run with layer records (``layers`` in its lines: :mod:`empirical.layers`, math §3.5) also gets the layer-wise
+"progressive collapse" picture: each layer metric of :data:`LAYER_PANELS` against depth (the measured modules in
+forward order), one line per measured epoch, as ``figures/layers_<metric>.png`` and ``figures/layers.png``.
 """
 
 from __future__ import annotations
@@ -49,6 +53,85 @@ PANELS: dict[str, tuple[str, str, bool, list[tuple[str, str]]]] = {
         [("loss", "L (with lambda)"), ("l_nc1", "L_NC1"), ("l_nc23", "L_NC2/3"), ("l_perp", "L_LS^perp")],
     ),
 }
+
+
+# layer metric -> (title, log y)
+LAYER_PANELS: dict[str, tuple[str, bool]] = {
+    "nc1": ("NC1 = Tr(Sigma_W Sigma_B^+)/C", True),
+    "nc2_equiangular_means": ("NC2: std cos of the means", True),
+    "nc2_etf_distance": ("NC2: distance of the means to an ETF", True),
+    "nc4": ("NC4: NCC vs the layer's probe", False),
+    "cdnv": ("CDNV", True),
+    "probe_loss": ("probe MSE L = L_NC1 + L_NC2/3", True),
+    "l_nc1": ("probe L_NC1 (within-class spread)", True),
+    "l_nc23": ("probe L_NC2/3 (geometry of the means)", True),
+}
+
+
+def _layer_names(records: list[dict[str, Any]]) -> list[str]:
+    """The measured modules in forward order (first-seen order over the lines)."""
+    names: list[str] = []
+    for r in records:
+        for name in r.get("layers") or {}:
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _draw_layer_metric(ax, records, names: list[str], key: str) -> bool:
+    """``key`` against depth, one line per measured epoch (colour from early to late)."""
+    import matplotlib
+
+    title, log = LAYER_PANELS[key]
+    lined = [r for r in records if r.get("layers")]
+    cmap = matplotlib.colormaps["viridis"]
+    drawn = False
+    for i, r in enumerate(lined):
+        depth, vals = [], []
+        for j, name in enumerate(names):
+            v = (r["layers"].get(name) or {}).get(key)
+            if v is not None and np.isfinite(v) and not (log and v <= 0):
+                depth.append(j)
+                vals.append(v)
+        if depth:
+            ax.plot(depth, vals, marker=".", color=cmap(i / max(len(lined) - 1, 1)), label=f"epoch {r['epoch']}")
+            drawn = True
+    if not drawn:
+        return False
+    if log:
+        ax.set_yscale("log")
+    ax.set_xticks(range(len(names)), names, rotation=60, fontsize=6)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("layer (depth)")
+    if len(lined) <= 8:
+        ax.legend(fontsize=6)
+    return True
+
+
+def plot_layers(records: list[dict[str, Any]], out: Path, tag: str) -> list[Path]:
+    """The layer-wise panels of a run whose lines carry ``layers`` (none otherwise); returns the PNG paths."""
+    import matplotlib.pyplot as plt
+
+    names = _layer_names(records)
+    if not names:
+        return []
+    paths: list[Path] = []
+    for key in LAYER_PANELS:
+        fig, ax = plt.subplots(figsize=(5.0, 3.6), layout="constrained")
+        if _draw_layer_metric(ax, records, names, key):
+            fig.suptitle(tag, fontsize=8)
+            paths.append(out / f"layers_{key}.png")
+            fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    fig, axes = plt.subplots(2, 4, figsize=(18, 7.5), layout="constrained")
+    for ax, key in zip(axes.flat, LAYER_PANELS):
+        if not _draw_layer_metric(ax, records, names, key):
+            ax.set_visible(False)
+    fig.suptitle(f"{tag}: collapse against depth", fontsize=10)
+    paths.append(out / "layers.png")
+    fig.savefig(paths[-1], dpi=90)
+    plt.close(fig)
+    return paths
 
 
 def _series(records: list[dict[str, Any]], key: str, log: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -155,4 +238,4 @@ def plot_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = Non
     fig.savefig(path, dpi=90)
     plt.close(fig)
     paths.append(path)
-    return paths
+    return paths + plot_layers(records, out, tag)

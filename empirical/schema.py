@@ -294,6 +294,12 @@ def _csv_row(header: list[str], row: list[str], in_list: set[int],
                 except json.JSONDecodeError:
                     raise _BadLine("key 'warnings': not a JSON array of strings") from None
             continue
+        if name == "layers" and cell.startswith("{"):  # the per-layer records: one cell holding a JSON object
+            try:
+                rec[name] = json.loads(cell)
+            except json.JSONDecodeError:
+                raise _BadLine("key 'layers': not a JSON object") from None
+            continue
         rec[name] = _number(cell)
     for key, cols in list_cols.items():
         values = [_number(row[j]) for _, j in sorted(cols)]

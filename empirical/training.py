@@ -48,6 +48,7 @@ import theory
 from . import runs, timing
 from .config import PRESETS, RESUME_OVERRIDES, TrainConfig, changed_options, read_config_file  # noqa: F401 (re-exports)
 from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_object, init_from_env, shard, shutdown
+from .layers import LayerTap, resolve_layers
 from .measurement import METRIC_KEYS, measure, resolve_precision
 from .models import FeatureClassifier, takes_sample_indices
 from .schedule import lr_at
@@ -255,7 +256,8 @@ def measure_member(
         res = measure(model, train_set.x, train_set.y, int(train_set.num_classes),
                       weight_decay=m.cfg.weight_decay, loss_reduction="mean",
                       test_x=None if test_set is None else test_set.x, test_y=None if test_set is None else test_set.y,
-                      batch_size=m.cfg.eval_batch_size, info=engine.info, precision=engine.measure_precision)
+                      batch_size=m.cfg.eval_batch_size, info=engine.info, precision=engine.measure_precision,
+                      layers=layer_tap(m.cfg, model))
     except theory.NonFiniteError as exc:
         # the running (train-mode) loss was finite, the eval-mode network is not (e.g. BatchNorm's running
         # statistics blew up at a high learning rate): the run has diverged; it stops like a non-finite loss
@@ -273,6 +275,24 @@ def measure_member(
     m.write(rec, engine.writer)
     if progress is not None:
         progress.measured(m.run_dir.name, rec)
+
+
+def layer_tap(cfg: TrainConfig, model: torch.nn.Module) -> LayerTap | None:
+    """The :class:`empirical.layers.LayerTap` of ``cfg.measure_layers`` on ``model`` (``None`` without layers)."""
+    if not cfg.measure_layers:
+        return None
+    return LayerTap(model, resolve_layers(model, cfg.measure_layers), reduce=cfg.layer_reduce, ridge=cfg.layer_ridge)
+
+
+def layers_entry(cfg: TrainConfig, model: torch.nn.Module, sample: torch.Tensor) -> dict[str, Any] | None:
+    """``config.json``'s ``layers`` entry (the modules measured, the rule that picked them, the reduction and the
+    probe's ridge), after one forward on ``sample`` has checked every named module (bad names and non-tensor
+    outputs: a one-line ``ValueError`` before anything is written); ``None`` without layers."""
+    tap = layer_tap(cfg, model)
+    if tap is None:
+        return None
+    tap.check(model, sample)
+    return {"names": tap.names, "rule": cfg.measure_layers, "reduce": tap.reduce, "ridge": tap.ridge}
 
 
 def keep_weights(engine: Engine, k: int, epoch: int) -> None:
@@ -499,9 +519,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, overrides: dict[str, Any] |
             member = Member(cfg, is_main=info.is_main)
             engine = SingleEngine(member, device, info)
             problem = None
+            layers = layers_entry(cfg, engine.model, engine.train_set.x[:2])
             if info.is_main:
                 try:
-                    start_run_dir(member, resume, {**runs.environment_info(str(device)), **engine.environment()})
+                    start_run_dir(member, resume, {**runs.environment_info(str(device)), **engine.environment()},
+                                  layers)
                 except runs.RunError as exc:
                     problem = str(exc)
             problem = broadcast_object(problem, info)  # every rank stops, none waits in a collective
@@ -538,15 +560,18 @@ def resumed_config(run_dir: Path, overrides: dict[str, Any] | None) -> TrainConf
     return TrainConfig.from_dict(stored)
 
 
-def start_run_dir(member: Member, resume: bool, environment: dict[str, Any]) -> None:
-    """Create a new run directory (``config.json``) or read back a resumed one's measured epochs."""
+def start_run_dir(member: Member, resume: bool, environment: dict[str, Any],
+                  layers: dict[str, Any] | None = None) -> None:
+    """Create a new run directory (``config.json``, with the ``layers`` entry of :func:`layers_entry` when
+    layers are measured) or read back a resumed one's measured epochs."""
     runs.prepare_run_dir(member.run_dir, resume=resume)
     if resume:
         member.done = runs.measured_epochs(runs.repair_metrics(member.run_dir))
     else:
         notes = member.cfg.notes()  # e.g. the UFM has no test set: said once, here
         runs.write_config(member.run_dir, {"config": member.cfg.to_dict(), "environment": environment,
-                                           **({"notes": notes} if notes else {})})
+                                           **({"notes": notes} if notes else {}),
+                                           **({"layers": layers} if layers else {})})
 
 
 class torch_settings:

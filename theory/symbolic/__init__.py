@@ -10,6 +10,7 @@ Modules (each a list of checks, every check a SymPy computation whose failure is
 * :mod:`.decomposition`  math §3.2, §3.3 steps 3-5, 3.3b -- the certificate ``L = L_NC1 + L_NC2/3 + L_perp``;
 * :mod:`.invariance`     math §5.1 -- affine invariance at ``lambda = 0``, only orthogonal at ``lambda > 0``;
 * :mod:`.central_path`   math §3.4 -- :mod:`theory.laws`' loss terms against the normal equations (SNR singular values);
+* :mod:`.probe`          math §3.5 -- a least-squares probe at any layer: ``L_perp = 0``, ``L = L_NC1 + L_NC2/3``;
 * :mod:`.flow`           math §6.1-6.4 -- renormalised flow derived from the normal equations and the projection,
   certifying :mod:`theory.laws`' flow, closed form, conventions, retraction law and asymptotics;
 * :mod:`.laws_check`     :mod:`theory.laws`' lambdified numpy/jax functions and constants against its expressions;

@@ -1,4 +1,4 @@
-"""Assemble and run the whole symbolic certificate (math §3.1, §3.3, §3.3b, §3.4, §5.1, §6.1-6.4)."""
+"""Assemble and run the whole symbolic certificate (math §3.1, §3.3, §3.3b, §3.4, §3.5, §5.1, §6.1-6.4)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ __all__ = ["all_specs", "run_certificate"]
 
 def all_specs(quick: bool = False, exhaustive: bool = False) -> list[CheckSpec]:
     """Every check, in report order. ``exhaustive`` adds the slow fully symbolic single-shot certificates."""
-    from . import central_path, decomposition, flow, invariance, laws_check, least_squares, rank_deficient
+    from . import central_path, decomposition, flow, invariance, laws_check, least_squares, probe, rank_deficient
 
     out: list[CheckSpec] = []
     out += least_squares.specs(quick)
@@ -18,6 +18,7 @@ def all_specs(quick: bool = False, exhaustive: bool = False) -> list[CheckSpec]:
         out += decomposition.exhaustive_specs()
     out += invariance.specs(quick)
     out += central_path.specs(quick)
+    out += probe.specs(quick)
     out += rank_deficient.specs(quick)
     out += flow.specs(quick)
     out += laws_check.specs(quick)

@@ -1,0 +1,346 @@
+"""Parity with rhubarbwu/neural-collapse: every metric both libraries have, on the same float64 arrays (math §2.3).
+
+``python -m benchmarks.bench_parity --reference /tmp/nc-ref [--C 12 --p 32 --n 3000] [--tile 5]``
+
+``--reference`` is a checkout of https://github.com/rhubarbwu/neural-collapse (its ``neural_collapse`` package is
+imported from there; it needs only torch, NumPy and SciPy).  Synthetic features ``h = 3 mu_y + noise``, balanced
+and imbalanced labels, a random classifier ``(W, b)`` and held-out features; the reference runs in float64
+(accumulators with ``dtype=torch.float64``, and torch's default dtype set to float64 while it runs, see below).
+
+Each row prints ours, the reference's, and their max abs / rel difference.  ``expect = agree``: the definitions
+are the same (after the alignment named in the row) and the difference must be rounding (rel <= ``AGREE_REL``);
+``expect = differ``: the row uses each library's own default convention, which differ (the reason is stated), and
+the row after it aligns the convention and agrees.  :func:`compare` holds the whole comparison; the test
+``tests/theory/test_parity_reference.py`` runs it on small arrays when ``NC_REFERENCE`` names a checkout.
+
+Differences found (math §2.3): NC4 ignores the classifier bias; the variances of the kernels (and of any kernel
+of cosines) divide by ``m`` (biased); NC1's ``Sigma_B`` and the default centre are the unweighted average of the
+class means (our ``convention="notebook"``); the interference grid is the Gram matrix, not the cosines; OOD
+orthogonality centres nothing (ours centres both means by ``mu_G``); its NC3 (``self_duality_error``, Kothapalli
+2023) is another quantity than ours (Papyan et al. 2020); its tiled grids are stored in torch's default dtype
+(float32 unless changed: rounding ~1e-7 whatever the input's dtype) and hold all ``C^2`` entries; its
+``compute(weighted=True)`` fails for means, and its CDNV fails when the last tile has one row (``C mod tile = 1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+
+#: Relative difference below which two values count as equal to rounding (float64; the longest chains here are
+#: an SVD-based pseudo-inverse and ARPACK's ``svds``, whose results agree to ~1e-12).
+AGREE_REL = 1e-9
+
+
+def make_data(C: int, p: int, n: int, *, imbalanced: bool, seed: int = 0) -> dict:
+    """Synthetic float64 features, labels, a classifier and held-out features (every class present)."""
+    rng = np.random.default_rng(seed)
+    if imbalanced:
+        w = 1.0 + (np.arange(C) % 4) * 2.0
+        y = rng.choice(C, size=n, p=w / w.sum())
+        y[:C] = np.arange(C)
+    else:
+        y = rng.permutation(np.arange(n) % C)
+    M = 3.0 * rng.standard_normal((C, p))
+    X = M[y] + rng.standard_normal((n, p))
+    W = rng.standard_normal((C, p)) / np.sqrt(p)
+    b = 5.0 * rng.standard_normal(C)  # large enough that argmax(W h + b) differs from argmax(W h)
+    X_ood = rng.standard_normal((n // 4, p)) + rng.standard_normal(p)
+    return {"X": X, "y": y, "W": W, "b": b, "X_ood": X_ood}
+
+
+def import_reference(path: str):
+    """The ``neural_collapse`` package of the checkout at ``path`` (``ValueError`` naming it if absent)."""
+    if not os.path.isfile(os.path.join(path, "neural_collapse", "measure.py")):
+        raise ValueError(f"reference: {path!r} has no neural_collapse/measure.py "
+                         "(a rhubarbwu/neural-collapse checkout)")
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    import neural_collapse.accumulate
+    import neural_collapse.kernels
+    import neural_collapse.measure
+    import neural_collapse.util
+
+    return neural_collapse
+
+
+@contextlib.contextmanager
+def torch_default_dtype(dtype) -> Iterator[None]:
+    """Set torch's default dtype for the block (the reference's grids are allocated in it), then restore it."""
+    import torch
+
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
+
+
+def _diff(ours, ref, scale: float) -> tuple[float, float]:
+    a, r = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    abs_diff = float(np.max(np.abs(a - r)))
+    return abs_diff, abs_diff / max(float(np.max(np.abs(r))), scale)
+
+
+def _row(rows: list, data: str, metric: str, alignment: str, ours, ref, expect: str = "agree",
+         scale: float = 1e-300) -> None:
+    """Append one comparison; ``rel`` = max abs diff / max(max |ref|, ``scale``) (``scale``: the size of the
+    quantity where the exact value is 0)."""
+    ours, ref = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    abs_diff, rel_diff = _diff(ours, ref, scale)
+    scalar = ours.ndim == 0
+    rows.append({"data": data, "metric": metric, "alignment": alignment, "expect": expect,
+                 "ours": float(ours) if scalar else f"array {ours.shape}",
+                 "reference": float(ref) if scalar else f"array {ref.shape}",
+                 "abs": abs_diff, "rel": rel_diff})
+
+
+def _reference_stats(nc, d: dict) -> dict:
+    """The reference's accumulators over the data in float64 (batches of 1024, as a data loader would)."""
+    import torch
+
+    acc = nc.accumulate
+    X, y = torch.from_numpy(d["X"]), torch.from_numpy(d["y"]).long()
+    C, p = int(d["W"].shape[0]), int(X.shape[1])
+    W = torch.from_numpy(d["W"])
+    batches = [(X[i : i + 1024], y[i : i + 1024]) for i in range(0, len(y), 1024)]
+    mean_acc = acc.MeanAccumulator(C, p, "cpu", dtype=torch.float64)
+    for xb, yb in batches:
+        mean_acc.accumulate(xb, yb)
+    means, mG = mean_acc.compute()  # mG: the unweighted average of the class means (its default)
+    # its compute(weighted=True) fails on (K, D) totals (the counts become (K, 1) before a matrix product),
+    # so the count-weighted global mean is formed here from its counts and means
+    counts = mean_acc.ns_samples.to(torch.float64)
+    mG_weighted = counts @ means / counts.sum()
+    cov_acc = acc.CovarAccumulator(C, p, "cpu", dtype=torch.float64, M=means)
+    var_acc = acc.VarNormAccumulator(C, p, "cpu", dtype=torch.float64, M=means)
+    dec_acc = acc.DecAccumulator(C, p, "cpu", dtype=torch.float64, M=means, W=W)
+    for xb, yb in batches:
+        cov_acc.accumulate(xb, yb, means)
+        var_acc.accumulate(xb, yb, means)
+        dec_acc.accumulate(xb, yb, W, means)
+    ood = acc.MeanAccumulator(1, p, "cpu", dtype=torch.float64)
+    X_ood = torch.from_numpy(d["X_ood"])
+    ood.accumulate(X_ood, torch.zeros(len(X_ood), dtype=torch.long))
+    return {"means": means, "mG": mG, "mG_weighted": mG_weighted, "sigma_w": cov_acc.compute(),
+            "var_norms": var_acc.compute()[0], "dec": dec_acc, "mG_ood": ood.compute()[1], "W": W}
+
+
+def _cosine_kernel(nc):
+    """A kernel for the reference's ``kernel_stats``: the inner products of its normalised rows (the cosines; its
+    docstring names the inner product as the default kernel), on its own ``tiling``."""
+    return lambda data, tile_size=None: nc.util.tiling(data, lambda a, b: a @ b.mT, tile_size)
+
+
+def _compare_statistics(rows, name, d, stats, ref) -> None:
+    import theory
+
+    _row(rows, name, "class means", "", stats.means, ref["means"])
+    _row(rows, name, "global mean", "its counts @ means / n (compute(weighted=True) fails)",
+         stats.global_mean, ref["mG_weighted"])
+    _row(rows, name, "Sigma_W (pooled, divisor n)", "", stats.sigma_w, ref["sigma_w"])
+    ours_var = theory.class_variances(d["X"], d["y"], stats.means, ddof=0)
+    _row(rows, name, "within-class variances Var_c", "ours ddof=0 (default)", ours_var, ref["var_norms"])
+
+
+def _compare_nc1(rows, name, stats, ref, balanced: bool) -> None:
+    import theory
+
+    nc, m = ref["nc"], ref["means"]
+    C = stats.num_classes
+    nc_paper = theory.nc_metrics(stats, central_path=False)
+    nc_nb = theory.nc_metrics(stats, convention="notebook", central_path=False)
+    for metric in ("pinv", "svd"):
+        value = nc.measure.covariance_ratio(ref["sigma_w"], m, ref["mG"], metric)
+        _row(rows, name, f"NC1 covariance_ratio {metric!r}", "ours paper (pi-weighted Sigma_B, mu_G weighted)",
+             nc_paper["nc1"], value, "agree" if balanced else "differ")
+        _row(rows, name, f"NC1 covariance_ratio {metric!r}", "ours convention='notebook', nc1 / C",
+             nc_nb["nc1"] / C, value)
+    quotient = nc.measure.covariance_ratio(ref["sigma_w"], m, ref["mG"], "quotient")
+    centred = stats.means - np.mean(stats.means, axis=0)
+    ours_quot = np.trace(stats.sigma_w) / (np.sum(centred * centred) / C)  # from our statistics (no named metric)
+    _row(rows, name, "NC1 covariance_ratio 'quotient'", "tr(Sigma_W) / tr(Sigma_B unweighted) from our stats",
+         ours_quot, quotient)
+
+
+def _compare_nc2(rows, name, stats, ref, tile: int, balanced: bool) -> None:
+    import torch
+
+    import theory
+
+    nc, m = ref["nc"], ref["means"]
+    nc_paper = theory.nc_metrics(stats, central_path=False, tile=tile)
+    nc_nb = theory.nc_metrics(stats, convention="notebook", central_path=False, tile=tile, cosine_ddof=0)
+    _row(rows, name, "NC2 simplex_etf_error", "ours paper; its mG weighted",
+         nc_paper["nc2_etf_distance"], nc.measure.simplex_etf_error(m, ref["mG_weighted"]))
+    _row(rows, name, "NC2 simplex_etf_error", "ours notebook; its mG (unweighted)",
+         nc_nb["nc2_etf_distance"], nc.measure.simplex_etf_error(m, ref["mG"]))
+    norms = nc.measure.mean_norms(m, ref["mG"])
+    _row(rows, name, "NC2 equinorm (std/mean of mean_norms, torch.std)", "ours notebook",
+         nc_nb["nc2_equinorm_means"], float(norms.std() / norms.mean()))
+    _, var = nc.kernels.kernel_stats(m, ref["mG"], _cosine_kernel(nc), tile)
+    _row(rows, name, "NC2 std of cosines (kernel_stats var, sqrt)", "ours notebook, cosine_ddof=1 (default)",
+         theory.nc_metrics(stats, convention="notebook", central_path=False, tile=tile)["nc2_equiangular_means"],
+         var ** 0.5, "differ")
+    _row(rows, name, "NC2 std of cosines (kernel_stats var, sqrt)", "ours notebook, cosine_ddof=0",
+         nc_nb["nc2_equiangular_means"], var**0.5)
+    _, var_w = nc.kernels.kernel_stats(ref["W"], 0, _cosine_kernel(nc), tile)
+    _row(rows, name, "NC2 std of cosines of W rows", "ours cosine_ddof=0",
+         theory.nc_metrics(stats, np.asarray(ref["W"]), central_path=False, tile=tile,
+                           cosine_ddof=0)["nc2_equiangular_classifiers"], var_w**0.5)
+    grid = nc.measure.interference_grid(m, ref["mG_weighted"])
+    ours_grid = theory.interference_grid(stats.means, center=stats.global_mean)
+    _row(rows, name, "interference grid (means)", "as returned (its Gram, ours cosines)", ours_grid, grid, "differ")
+    g_norms = torch.sqrt(torch.diagonal(grid))
+    _row(rows, name, "interference grid (means)", "its Gram / (||a|| ||b||)", ours_grid,
+         grid / (g_norms[:, None] * g_norms[None, :]))
+    unit_w = nc.util.normalize(ref["W"])
+    _row(rows, name, "interference grid (W)", "its grid of normalize(W)",
+         theory.interference_grid(np.asarray(ref["W"])), nc.measure.interference_grid(unit_w))
+    del balanced
+
+
+def _compare_field(rows, name, d, stats, ref, tile: int) -> None:
+    import torch
+
+    import theory
+
+    nc, m = ref["nc"], ref["means"]
+    variances = theory.class_variances(d["X"], d["y"], stats.means)
+    _row(rows, name, "CDNV average (variability_cdnv)", "ours ddof=0 (default)",
+         theory.cdnv(stats, variances, tile=tile), nc.measure.variability_cdnv(ref["var_norms"], m, tile_size=tile))
+    with torch_default_dtype(torch.float32):
+        cdnv32 = nc.measure.variability_cdnv(ref["var_norms"], m, tile_size=tile)
+        grid32 = nc.kernels.class_dist_norm_vars(ref["var_norms"], m, tile_size=tile)
+    grid = nc.kernels.class_dist_norm_vars(ref["var_norms"], m, tile_size=tile)
+    ours_pairs = theory.cdnv_pairs(stats, variances)
+    off = ~np.eye(stats.num_classes, dtype=bool)
+    _row(rows, name, "CDNV grid (off-diagonal)", "", ours_pairs[off], grid.numpy()[off])
+    _row(rows, name, "CDNV grid, torch's default dtype float32", "its tiling allocates the grid in the default dtype",
+         ours_pairs[off], grid32.numpy()[off], "differ")
+    _row(rows, name, "CDNV average, torch's default dtype float32", "(informative: float32 rounding, averaged)",
+         theory.cdnv(stats, variances, tile=tile), cdnv32, "float32")
+    for kernel, ref_kernel in (("log", nc.kernels.log_kernel), ("riesz", nc.kernels.riesz_kernel)):
+        mean, var = nc.kernels.kernel_stats(m, ref["mG"], ref_kernel, tile)
+        ours1 = theory.kernel_statistics(stats, kernel, convention="notebook", tile=tile)
+        ours0 = theory.kernel_statistics(stats, kernel, convention="notebook", ddof=0, tile=tile)
+        _row(rows, name, f"{kernel} kernel mean", "ours notebook", ours0["mean"], mean)
+        _row(rows, name, f"{kernel} kernel variance", "ours notebook, ddof=1 (default)", ours1["var"], var, "differ")
+        _row(rows, name, f"{kernel} kernel variance", "ours notebook, ddof=0", ours0["var"], var)
+    ood_ours = theory.ood_orthogonality(stats, d["X_ood"])
+    _row(rows, name, "OOD orthogonality_deviation", "as documented: its (means, mG_ood), uncentred",
+         ood_ours, nc.measure.orthogonality_deviation(m, ref["mG_ood"]), "differ")
+    mG = ref["mG_weighted"]
+    _row(rows, name, "OOD orthogonality_deviation", "its (means - mG, mG_ood - mG), mG weighted; ours paper",
+         ood_ours, nc.measure.orthogonality_deviation(m - mG, ref["mG_ood"] - mG))
+
+
+def _compare_nc4(rows, name, d, stats, ref) -> None:
+    import theory
+
+    nc = ref["nc"]
+    agree = nc.measure.clf_ncc_agreement(ref["dec"])
+    _row(rows, name, "NC4 clf_ncc_agreement", "ours 1 - ncc_mismatch(..., b)",
+         1.0 - float(theory.ncc_mismatch(d["X"], d["y"], stats, d["W"], d["b"])), agree, "differ")
+    _row(rows, name, "NC4 clf_ncc_agreement", "ours 1 - ncc_mismatch(..., b=None)",
+         1.0 - float(theory.ncc_mismatch(d["X"], d["y"], stats, d["W"])), agree)
+
+
+def _compare_nc3_at_collapse(rows, nc, C: int, p: int) -> None:
+    """Its NC3 (``self_duality_error``, Kothapalli 2023: ``W Mbar^T`` against the Simplex ETF) is another quantity
+    than ours (Papyan et al. 2020: ``||W/||W|| - Mbar/||Mbar|| ||^2``): compared only at exact collapse (centred
+    means a Simplex ETF, ``W = 2 Mbar``), where both are 0."""
+    import torch
+
+    import theory
+
+    basis = np.linalg.qr(np.random.default_rng(1).standard_normal((p, C)))[0]
+    M = (np.eye(C) - 1.0 / C) @ basis.T  # centred Simplex ETF rows (C, p), mean zero
+    etf_stats = theory.class_stats(np.repeat(M, 2, axis=0), np.repeat(np.arange(C), 2))
+    ours = theory.nc_metrics(etf_stats, 2.0 * M, central_path=False)["nc3"]
+    theirs = nc.measure.self_duality_error(torch.from_numpy(2.0 * M), torch.from_numpy(M), 0)
+    _row(rows, "exact collapse", "NC3 (different definitions; both 0 at collapse)",
+         "ours nc3 vs its self_duality_error", ours, theirs, scale=1.0)
+
+
+def compare(reference: str, *, C: int = 12, p: int = 32, n: int = 3000, tile: int = 5) -> list[dict]:
+    """Every metric both libraries have, on balanced and imbalanced data; one dict per row (see the module doc).
+
+    ``tile`` is passed to both libraries' tiled functions (smaller than ``C``, so that the tiles are exercised;
+    ``C mod tile = 1`` breaks the reference's CDNV: a one-row tile is squeezed to a vector and broadcast wrongly).
+    The reference runs with torch's default dtype set to float64 (restored afterwards).
+    """
+    import torch
+
+    import theory
+
+    nc = import_reference(reference)
+    rows: list[dict] = []
+    for imbalanced in (False, True):
+        name = "imbalanced" if imbalanced else "balanced"
+        d = make_data(C, p, n, imbalanced=imbalanced)
+        stats = theory.class_stats(d["X"], d["y"])
+        with torch_default_dtype(torch.float64):
+            ref = _reference_stats(nc, d)
+            ref["nc"] = nc
+            _compare_statistics(rows, name, d, stats, ref)
+            _compare_nc1(rows, name, stats, ref, balanced=not imbalanced)
+            _compare_nc2(rows, name, stats, ref, tile, balanced=not imbalanced)
+            _compare_field(rows, name, d, stats, ref, tile)
+            _compare_nc4(rows, name, d, stats, ref)
+    with torch_default_dtype(torch.float64):
+        _compare_nc3_at_collapse(rows, nc, C, p)
+    return rows
+
+
+def check(rows: list[dict], rel: float = AGREE_REL) -> list[str]:
+    """The rows that break their expectation: ``agree`` rows above ``rel``, ``differ`` rows at or below it."""
+    bad = []
+    for r in rows:
+        if r["expect"] not in ("agree", "differ"):
+            continue
+        close = r["rel"] <= rel
+        if close != (r["expect"] == "agree"):
+            bad.append(f"{r['data']}: {r['metric']} [{r['alignment']}] expected to {r['expect']}, "
+                       f"rel diff {r['rel']:.2e}")
+    return bad
+
+
+def _fmt(v) -> str:
+    return f"{v:.10g}" if isinstance(v, float) else str(v)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reference", required=True, help="a checkout of rhubarbwu/neural-collapse")
+    ap.add_argument("--C", type=int, default=12)
+    ap.add_argument("--p", type=int, default=32)
+    ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--tile", type=int, default=5)
+    args = ap.parse_args(argv)
+    try:
+        rows = compare(args.reference, C=args.C, p=args.p, n=args.n, tile=args.tile)
+    except ValueError as exc:
+        print(f"bench_parity: {exc}", file=sys.stderr)
+        return 2
+    print(f"C = {args.C}, p = {args.p}, n = {args.n}, tile = {args.tile}, float64; agree means rel <= {AGREE_REL:g}")
+    print("| data | metric | alignment | expect | ours | reference | max abs diff | max rel diff |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['data']} | {r['metric']} | {r['alignment']} | {r['expect']} | {_fmt(r['ours'])} | "
+              f"{_fmt(r['reference'])} | {r['abs']:.2e} | {r['rel']:.2e} |")
+    bad = check(rows)
+    for line in bad:
+        print(f"UNEXPECTED: {line}")
+    print("all rows as expected" if not bad else f"{len(bad)} row(s) not as expected")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

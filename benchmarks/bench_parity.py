@@ -1,6 +1,7 @@
 """Parity with rhubarbwu/neural-collapse: every metric both libraries have, on the same float64 arrays (math §2.3).
 
 ``python -m benchmarks.bench_parity --reference /tmp/nc-ref [--C 12 --p 32 --n 3000] [--tile 5]``
+``python -m benchmarks.bench_parity --reference /tmp/nc-ref --speed 1000,2048,200000 [--tile 1024] [--ref-tile 64]``
 
 ``--reference`` is a checkout of https://github.com/rhubarbwu/neural-collapse (its ``neural_collapse`` package is
 imported from there; it needs only torch, NumPy and SciPy).  Synthetic features ``h = 3 mu_y + noise``, balanced
@@ -312,23 +313,157 @@ def check(rows: list[dict], rel: float = AGREE_REL) -> list[str]:
     return bad
 
 
+# --- The Numbers: time and peak memory of the two pipelines, each in its own interpreter ----------------------
+
+
+def _speed_data(C: int, p: int, n: int, seed: int = 0) -> dict:
+    """Synthetic float32 features ``h = mu_y + N(0, I)`` (means ``N(0, I)``), balanced labels, a classifier, and
+    ``n // 10`` held-out features; the same arrays in every child (same seed)."""
+    rng = np.random.default_rng(seed)
+    y = rng.permutation(np.arange(n) % C)
+    M = rng.standard_normal((C, p), dtype=np.float32)
+    X = M[y] + rng.standard_normal((n, p), dtype=np.float32)
+    W = rng.standard_normal((C, p), dtype=np.float32) / np.float32(p**0.5)
+    b = rng.standard_normal(C, dtype=np.float32) / np.float32(10.0)
+    X_ood = rng.standard_normal((n // 10, p), dtype=np.float32)
+    return {"X": X, "y": y, "W": W, "b": b, "X_ood": X_ood}
+
+
+def _ours(d: dict, tile: int) -> dict:
+    """The toolkit: streaming statistics, nc_metrics (central-path distance included), decompose, NC4, and the
+    field metrics (variances pass, CDNV, log and Riesz kernels, OOD orthogonality, interference grid), tiled."""
+    import time
+
+    import theory
+
+    t = [time.perf_counter()]
+    stats = theory.class_stats(d["X"], d["y"])
+    t.append(time.perf_counter())
+    nc = theory.nc_metrics(stats, d["W"], d["b"], tile=tile)
+    dec = theory.decompose(stats, d["W"], d["b"], tile=tile)
+    nc4 = theory.ncc_mismatch(d["X"], d["y"], stats, d["W"], d["b"], tile=tile)
+    t.append(time.perf_counter())
+    variances = theory.class_variances(d["X"], d["y"], stats.means)
+    field = {"cdnv": theory.cdnv(stats, variances, tile=tile),
+             "log": theory.kernel_statistics(stats, "log", tile=tile)["var"],
+             "riesz": theory.kernel_statistics(stats, "riesz", tile=tile)["var"],
+             "ood": theory.ood_orthogonality(stats, d["X_ood"]),
+             "grid": float(theory.interference_grid(stats.means, center=stats.global_mean)[0, 1])}
+    t.append(time.perf_counter())
+    return {"stats_s": t[1] - t[0], "nc_s": t[2] - t[1], "field_s": t[3] - t[2],
+            "values": {"nc1": float(nc["nc1"]), "loss": float(dec["loss"]), "nc4": float(nc4),
+                       **{k: float(v) for k, v in field.items()}}}
+
+
+def _reference(nc, d: dict, tile: int, dtype_name: str) -> dict:
+    """rhubarbwu/neural-collapse as its README runs it: accumulators over batches of 1024 (``dtype_name``), then
+    every metric of its README's results (NC1 pinv / svd / quotient, CDNV, ETF error, distance, log and Riesz
+    kernel statistics, NC3 errors, NC4 agreement, OOD deviation) plus equinorm and the interference grid;
+    ``tile_size=tile`` where it tiles."""
+    import time
+
+    import torch
+
+    acc, ms, kn = nc.accumulate, nc.measure, nc.kernels
+    dtype = getattr(torch, dtype_name)
+    C, p = d["W"].shape
+    X, y = torch.from_numpy(d["X"]), torch.from_numpy(d["y"]).long()
+    W = torch.from_numpy(d["W"]).to(dtype)
+    batches = [(X[i : i + 1024], y[i : i + 1024]) for i in range(0, len(y), 1024)]
+    t = [time.perf_counter()]
+    mean_acc = acc.MeanAccumulator(C, p, "cpu", dtype=dtype)
+    for xb, yb in batches:
+        mean_acc.accumulate(xb, yb)
+    means, mG = mean_acc.compute()
+    cov_acc = acc.CovarAccumulator(C, p, "cpu", dtype=dtype, M=means)
+    var_acc = acc.VarNormAccumulator(C, p, "cpu", dtype=dtype, M=means)
+    for xb, yb in batches:
+        cov_acc.accumulate(xb.to(dtype), yb, means)
+        var_acc.accumulate(xb.to(dtype), yb, means)
+    sigma_w, var_norms = cov_acc.compute(), var_acc.compute()[0]
+    t.append(time.perf_counter())
+    dec_acc = acc.DecAccumulator(C, p, "cpu", dtype=dtype, M=means, W=W)
+    for xb, yb in batches:
+        dec_acc.accumulate(xb, yb, W, means)
+    values = {"nc1_pinv": ms.covariance_ratio(sigma_w, means, mG),
+              "nc1_svd": ms.covariance_ratio(sigma_w, means, mG, "svd"),
+              "nc1_quot": ms.covariance_ratio(sigma_w, means, mG, "quotient"),
+              "nc2_etf": ms.simplex_etf_error(means, mG),
+              "equinorm": float(ms.mean_norms(means, mG).std() / ms.mean_norms(means, mG).mean()),
+              "nc3_dual": ms.self_duality_error(W, means, mG),
+              "nc3_uni": ms.similarities(W, means, mG).var().item(),
+              "nc4": ms.clf_ncc_agreement(dec_acc)}
+    t.append(time.perf_counter())
+    ood_acc = acc.MeanAccumulator(1, p, "cpu", dtype=dtype)
+    X_ood = torch.from_numpy(d["X_ood"])
+    for i in range(0, len(X_ood), 1024):
+        ood_acc.accumulate(X_ood[i : i + 1024], torch.zeros(len(X_ood[i : i + 1024]), dtype=torch.long))
+    values.update(cdnv=ms.variability_cdnv(var_norms, means, tile_size=tile),
+                  dist=kn.kernel_stats(means, mG, tile_size=tile)[1],
+                  log=kn.kernel_stats(means, mG, kn.log_kernel, tile)[1],
+                  riesz=kn.kernel_stats(means, mG, kn.riesz_kernel, tile)[1],
+                  ood=ms.orthogonality_deviation(means, ood_acc.compute()[1]),
+                  grid=float(ms.interference_grid(means, mG)[0, 1]))
+    t.append(time.perf_counter())
+    return {"stats_s": t[1] - t[0], "nc_s": t[2] - t[1], "field_s": t[3] - t[2],
+            "values": {k: float(v) for k, v in values.items()}}
+
+
+def _peak_memory() -> dict:
+    """Peak resident set (``VmHWM``) and peak address space (``VmPeak``) of this process, in GiB."""
+    out = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            key = line.split(":")[0]
+            if key in ("VmHWM", "VmPeak"):
+                out[key] = int(line.split()[1]) / 2**20
+    return out
+
+
+def run_child(which: str, reference: str, config: str, tile: int) -> dict:
+    """One pipeline (``ours``, ``reference-float32`` or ``reference-float64``) on the configuration's data."""
+    import time
+
+    C, p, n = (int(v) for v in config.split(","))
+    d = _speed_data(C, p, n)
+    t0 = time.perf_counter()
+    if which == "ours":
+        out = _ours(d, tile)
+    else:
+        out = _reference(import_reference(reference), d, tile, which.split("-")[1])
+    out.update(which=which, C=C, p=p, n=n, tile=tile, total_s=time.perf_counter() - t0, **_peak_memory())
+    return out
+
+
+def speed(reference: str, config: str, ours_tile: int, ref_tile: int, which: list[str], timeout: float) -> list[dict]:
+    """Each pipeline in a fresh interpreter (its peak memory its own), one after the other; a JSON line each."""
+    import json
+    import subprocess
+
+    results = []
+    for name in which:
+        tile = ours_tile if name == "ours" else ref_tile
+        cmd = [sys.executable, "-m", "benchmarks.bench_parity", "--reference", reference, "--child", name,
+               "--speed", config, "--tile", str(tile)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            results.append({"which": name, "error": f"timed out after {timeout:.0f} s"})
+            continue
+        if proc.returncode != 0:
+            lines = proc.stderr.strip().splitlines()
+            results.append({"which": name, "error": lines[-1] if lines else f"exit status {proc.returncode}"})
+            continue
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return results
+
+
 def _fmt(v) -> str:
     return f"{v:.10g}" if isinstance(v, float) else str(v)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reference", required=True, help="a checkout of rhubarbwu/neural-collapse")
-    ap.add_argument("--C", type=int, default=12)
-    ap.add_argument("--p", type=int, default=32)
-    ap.add_argument("--n", type=int, default=3000)
-    ap.add_argument("--tile", type=int, default=5)
-    args = ap.parse_args(argv)
-    try:
-        rows = compare(args.reference, C=args.C, p=args.p, n=args.n, tile=args.tile)
-    except ValueError as exc:
-        print(f"bench_parity: {exc}", file=sys.stderr)
-        return 2
+def _print_parity(args) -> int:
+    rows = compare(args.reference, C=args.C, p=args.p, n=args.n, tile=args.tile)
     print(f"C = {args.C}, p = {args.p}, n = {args.n}, tile = {args.tile}, float64; agree means rel <= {AGREE_REL:g}")
     print("| data | metric | alignment | expect | ours | reference | max abs diff | max rel diff |")
     print("|---|---|---|---|---|---|---|---|")
@@ -340,6 +475,53 @@ def main(argv: list[str] | None = None) -> int:
         print(f"UNEXPECTED: {line}")
     print("all rows as expected" if not bad else f"{len(bad)} row(s) not as expected")
     return 1 if bad else 0
+
+
+def _print_speed(args) -> int:
+    import json
+
+    with open("/proc/loadavg") as fh:
+        load = " ".join(fh.read().split()[:3])
+    print(f"C,p,n = {args.speed} (float32 input); load average before: {load}; cores: {os.cpu_count()}")
+    print("| pipeline | tile | statistics passes | NC metrics | field metrics | total | peak RSS (VmHWM) | VmPeak |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in speed(args.reference, args.speed, args.tile, args.ref_tile, args.which.split(","), args.timeout):
+        if "error" in r:
+            print(f"| {r['which']} | failed: {r['error']} |")
+        else:
+            print(f"| {r['which']} | {r['tile']} | {r['stats_s']:.1f} s | {r['nc_s']:.1f} s | {r['field_s']:.1f} s | "
+                  f"**{r['total_s']:.1f} s** | {r['VmHWM']:.2f} GiB | {r['VmPeak']:.2f} GiB |", flush=True)
+        if args.json:
+            with open(args.json, "a") as fh:
+                fh.write(json.dumps({**r, "load_before": load}) + "\n")
+    with open("/proc/loadavg") as fh:
+        print(f"load average after: {' '.join(fh.read().split()[:3])}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reference", required=True, help="a checkout of rhubarbwu/neural-collapse")
+    ap.add_argument("--C", type=int, default=12)
+    ap.add_argument("--p", type=int, default=32)
+    ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--tile", type=int, default=5, help="tile rows (parity: both; --speed: ours)")
+    ap.add_argument("--speed", metavar="C,p,n", help="time both pipelines on float32 data instead of the parity table")
+    ap.add_argument("--ref-tile", type=int, default=64, help="--speed: the reference's tile_size (its README's 64)")
+    ap.add_argument("--which", default="ours,reference-float32,reference-float64", help="--speed: pipelines to run")
+    ap.add_argument("--timeout", type=float, default=1800.0, help="--speed: seconds per pipeline")
+    ap.add_argument("--json", help="--speed: append one JSON line per pipeline to this file")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    try:
+        import_reference(args.reference)
+        if args.child:
+            print(__import__("json").dumps(run_child(args.child, args.reference, args.speed, args.tile)))
+            return 0
+        return _print_speed(args) if args.speed else _print_parity(args)
+    except ValueError as exc:
+        print(f"bench_parity: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

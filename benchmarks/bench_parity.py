@@ -505,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--C", type=int, default=12)
     ap.add_argument("--p", type=int, default=32)
     ap.add_argument("--n", type=int, default=3000)
-    ap.add_argument("--tile", type=int, default=5, help="tile rows (parity: both; --speed: ours)")
+    ap.add_argument("--tile", type=int, help="tile rows (parity: both, default 5; --speed: ours, default 1024)")
     ap.add_argument("--speed", metavar="C,p,n", help="time both pipelines on float32 data instead of the parity table")
     ap.add_argument("--ref-tile", type=int, default=64, help="--speed: the reference's tile_size (its README's 64)")
     ap.add_argument("--which", default="ours,reference-float32,reference-float64", help="--speed: pipelines to run")
@@ -513,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="--speed: append one JSON line per pipeline to this file")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.tile is None:
+        args.tile = 1024 if args.speed else 5
     try:
         import_reference(args.reference)
         if args.child:

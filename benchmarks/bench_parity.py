@@ -441,12 +441,12 @@ def run_child(which: str, reference: str, config: str, tile: int) -> dict:
     return out
 
 
-def speed(reference: str, config: str, ours_tile: int, ref_tile: int, which: list[str], timeout: float) -> list[dict]:
-    """Each pipeline in a fresh interpreter (its peak memory its own), one after the other; a JSON line each."""
+def speed(reference: str, config: str, ours_tile: int, ref_tile: int, which: list[str],
+          timeout: float) -> Iterator[dict]:
+    """Each pipeline in a fresh interpreter (its peak memory its own), one after the other: its result as it ends."""
     import json
     import subprocess
 
-    results = []
     for name in which:
         tile = ours_tile if name == "ours" else ref_tile
         cmd = [sys.executable, "-m", "benchmarks.bench_parity", "--reference", reference, "--child", name,
@@ -454,14 +454,13 @@ def speed(reference: str, config: str, ours_tile: int, ref_tile: int, which: lis
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
-            results.append({"which": name, "error": f"timed out after {timeout:.0f} s"})
+            yield {"which": name, "error": f"timed out after {timeout:.0f} s"}
             continue
         if proc.returncode != 0:
             lines = proc.stderr.strip().splitlines()
-            results.append({"which": name, "error": lines[-1] if lines else f"exit status {proc.returncode}"})
+            yield {"which": name, "error": lines[-1] if lines else f"exit status {proc.returncode}"}
             continue
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    return results
+        yield json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _fmt(v) -> str:

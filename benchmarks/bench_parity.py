@@ -322,7 +322,9 @@ def _speed_data(C: int, p: int, n: int, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     y = rng.permutation(np.arange(n) % C)
     M = rng.standard_normal((C, p), dtype=np.float32)
-    X = M[y] + rng.standard_normal((n, p), dtype=np.float32)
+    X = np.empty((n, p), dtype=np.float32)
+    for lo in range(0, n, 8192):  # in blocks: no n x p temporaries beside X
+        X[lo : lo + 8192] = M[y[lo : lo + 8192]] + rng.standard_normal((len(y[lo : lo + 8192]), p), dtype=np.float32)
     W = rng.standard_normal((C, p), dtype=np.float32) / np.float32(p**0.5)
     b = rng.standard_normal(C, dtype=np.float32) / np.float32(10.0)
     X_ood = rng.standard_normal((n // 10, p), dtype=np.float32)
@@ -409,15 +411,25 @@ def _reference(nc, d: dict, tile: int, dtype_name: str) -> dict:
             "values": {k: float(v) for k, v in values.items()}}
 
 
-def _peak_memory() -> dict:
-    """Peak resident set (``VmHWM``) and peak address space (``VmPeak``) of this process, in GiB."""
+def _memory() -> dict:
+    """Resident set (``VmRSS``), its peak (``VmHWM``) and the peak address space (``VmPeak``) of this process, GiB."""
     out = {}
     with open("/proc/self/status") as fh:
         for line in fh:
             key = line.split(":")[0]
-            if key in ("VmHWM", "VmPeak"):
+            if key in ("VmRSS", "VmHWM", "VmPeak"):
                 out[key] = int(line.split()[1]) / 2**20
     return out
+
+
+def _reset_peak_rss() -> bool:
+    """Reset ``VmHWM`` to the current resident set (Linux: ``5`` into ``/proc/self/clear_refs``); False if refused."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return True
 
 
 def run_child(which: str, reference: str, config: str, tile: int) -> dict:
@@ -430,12 +442,15 @@ def run_child(which: str, reference: str, config: str, tile: int) -> dict:
     nc = import_reference(reference)
     C, p, n = (int(v) for v in config.split(","))
     d = _speed_data(C, p, n)
+    data_rss = _memory()["VmRSS"]
+    reset = _reset_peak_rss()  # the peak below is the pipeline's (the data included), not the data generation's
     t0 = time.perf_counter()
     if which == "ours":
         out = _ours(d, tile)
     else:
         out = _reference(nc, d, tile, which.split("-")[1])
-    out.update(which=which, C=C, p=p, n=n, tile=tile, total_s=time.perf_counter() - t0, **_peak_memory())
+    out.update(which=which, C=C, p=p, n=n, tile=tile, total_s=time.perf_counter() - t0, **_memory(),
+               data_rss=data_rss, peak_reset=reset)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out["cpu_s"] = usage.ru_utime + usage.ru_stime  # all threads, data generation included
     return out
@@ -488,16 +503,17 @@ def _print_speed(args) -> int:
     with open("/proc/loadavg") as fh:
         load = " ".join(fh.read().split()[:3])
     print(f"C,p,n = {args.speed} (float32 input); load average before: {load}; cores: {os.cpu_count()}")
-    print("| pipeline | tile | statistics passes | NC metrics | field metrics | total | CPU time | peak RSS (VmHWM) "
-          "| VmPeak |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| pipeline | tile | statistics passes | NC metrics | field metrics | total | CPU time | RSS of the data "
+          "| peak RSS (VmHWM) | VmPeak |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in speed(args.reference, args.speed, args.tile, args.ref_tile, args.which.split(","), args.timeout):
         if "error" in r:
             print(f"| {r['which']} | failed: {r['error']} |")
         else:
             print(f"| {r['which']} | {r['tile']} | {r['stats_s']:.1f} s | {r['nc_s']:.1f} s | {r['field_s']:.1f} s | "
-                  f"**{r['total_s']:.1f} s** | {r.get('cpu_s', float('nan')):.1f} s | "
-                  f"{r['VmHWM']:.2f} GiB | {r['VmPeak']:.2f} GiB |", flush=True)
+                  f"**{r['total_s']:.1f} s** | {r.get('cpu_s', float('nan')):.1f} s | {r['data_rss']:.2f} GiB | "
+                  f"{r['VmHWM']:.2f} GiB{'' if r['peak_reset'] else ' (not reset)'} | {r['VmPeak']:.2f} GiB |",
+                  flush=True)
         if args.json:
             with open(args.json, "a") as fh:
                 fh.write(json.dumps({**r, "load_before": load}) + "\n")

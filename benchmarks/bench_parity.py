@@ -170,7 +170,7 @@ def _compare_nc1(rows, name, stats, ref, balanced: bool) -> None:
          ours_quot, quotient)
 
 
-def _compare_nc2(rows, name, stats, ref, tile: int, balanced: bool) -> None:
+def _compare_nc2(rows, name, stats, ref, tile: int) -> None:
     import torch
 
     import theory
@@ -204,7 +204,6 @@ def _compare_nc2(rows, name, stats, ref, tile: int, balanced: bool) -> None:
     unit_w = nc.util.normalize(ref["W"])
     _row(rows, name, "interference grid (W)", "its grid of normalize(W)",
          theory.interference_grid(np.asarray(ref["W"])), nc.measure.interference_grid(unit_w))
-    del balanced
 
 
 def _compare_field(rows, name, d, stats, ref, tile: int) -> None:
@@ -292,7 +291,7 @@ def compare(reference: str, *, C: int = 12, p: int = 32, n: int = 3000, tile: in
             ref["nc"] = nc
             _compare_statistics(rows, name, d, stats, ref)
             _compare_nc1(rows, name, stats, ref, balanced=not imbalanced)
-            _compare_nc2(rows, name, stats, ref, tile, balanced=not imbalanced)
+            _compare_nc2(rows, name, stats, ref, tile)
             _compare_field(rows, name, d, stats, ref, tile)
             _compare_nc4(rows, name, d, stats, ref)
     with torch_default_dtype(torch.float64):

@@ -67,6 +67,8 @@ def add_layer_options(t: argparse.ArgumentParser, S: str) -> None:
                         "average pooling)")
     t.add_argument("--layer-ridge", dest="layer_ridge", type=float, default=S,
                    help=f"ridge lambda of the layer probes ({_default('layer_ridge')})")
+    t.add_argument("--tile", type=int, default=S,
+                   help=f"rows per tile of the measurement's C x C computations, memory O(tile^2) ({_default('tile')})")
 
 
 def add_train_options(t: argparse.ArgumentParser) -> None:

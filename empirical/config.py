@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from theory.tiling import DEFAULT_TILE, check_tile
+
 from .schedule import lr_milestones, measurement_epochs
 
 __all__ = ["TrainConfig", "PRESETS", "RESUME_OVERRIDES", "merge_preset", "merged_options", "read_config_file",
@@ -50,7 +52,8 @@ class TrainConfig:
 
     ``measure_layers`` (``"all-blocks"`` or module names) adds each measured line's ``layers`` key: the named
     modules' outputs measured in the same pass, maps reduced by ``layer_reduce`` (``"gap"`` or ``"flatten"``), the
-    least-squares probe at ridge ``layer_ridge`` (:mod:`empirical.layers`, math §3.5).
+    least-squares probe at ridge ``layer_ridge`` (:mod:`empirical.layers`, math §3.5).  ``tile``: rows per tile of
+    the measurement's ``C x C`` computations (math §2.3, memory ``O(tile^2)``).
 
     The decomposition uses ``lam = theory.lam_from_weight_decay(weight_decay, reduction="mean",
     num_classes=C)`` (math §8 item 2, ``nn.MSELoss()``).
@@ -93,6 +96,7 @@ class TrainConfig:
     measure_layers: str | list[str] | None = None
     layer_reduce: str = "gap"
     layer_ridge: float = 0.0
+    tile: int = DEFAULT_TILE
     checkpoint_every: int | None = None
     checkpoint_every_s: float = 300.0
     keep_checkpoints: str | list[int] | None = None
@@ -199,6 +203,7 @@ def check_layer_options(cfg: TrainConfig) -> None:
         raise ValueError(f"measure_layers must be 'all-blocks' or module names, got {layers!r}")
     check_reduce(cfg.layer_reduce)
     check_ridge(cfg.layer_ridge)
+    check_tile(cfg.tile)
 
 
 def check_lr(lr: float) -> None:

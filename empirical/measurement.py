@@ -280,6 +280,7 @@ def metrics_from_pass(
     weight_decay: float,
     loss_reduction: str = "mean",
     info: DistInfo = SINGLE,
+    tile: int = theory.DEFAULT_TILE,
 ) -> dict[str, Any]:
     """Every training-set metric from one :class:`FeaturePass` and the classifier ``(W, b)``.
 
@@ -294,7 +295,7 @@ def metrics_from_pass(
     lam_nb = float(theory.lam_from_weight_decay(weight_decay, reduction="notebook"))
     # the loss straight from the samples' outputs and NC4: one sweep over the kept batches
     totals = fp.totals(W, b, C, means=stats.means, info=info)
-    return theory.metrics_record(stats, W, b, totals, fp.errors, lam=lam, lam_notebook=lam_nb)
+    return theory.metrics_record(stats, W, b, totals, fp.errors, lam=lam, lam_notebook=lam_nb, tile=tile)
 
 
 def measure(
@@ -311,6 +312,7 @@ def measure(
     info: DistInfo = SINGLE,
     precision: str | None = None,
     layers: Any = None,
+    tile: int = theory.DEFAULT_TILE,
 ) -> dict[str, Any]:
     """All NC metrics of ``model`` on the training set (and the test error), as Python values.
 
@@ -324,22 +326,24 @@ def measure(
     of :data:`METRIC_KEYS` (plus ``test_error`` / ``test_loss_nowd`` with a test set,
     ``measure_time_s``, and ``warnings`` when some quantity was undefined).  ``layers`` (an
     :class:`empirical.layers.LayerTap`) adds the ``layers`` key: the named modules' records from the same pass.
+    ``tile``: rows per tile of the ``C x C`` computations (math §2.3; memory ``O(tile^2)``, not ``O(C^2)``).
     """
     with float32_precision(resolve_precision(precision, train_x.device)):
         return _measure(model, train_x, train_y, num_classes, weight_decay=weight_decay,
                         loss_reduction=loss_reduction, test_x=test_x, test_y=test_y, batch_size=batch_size, info=info,
-                        layers=layers)
+                        layers=layers, tile=tile)
 
 
 def _measure(model, train_x, train_y, num_classes, *, weight_decay, loss_reduction, test_x, test_y, batch_size,
-             info, layers) -> dict[str, Any]:
+             info, layers, tile) -> dict[str, Any]:
     C = int(num_classes)
     test = None
     if test_x is not None and test_y is not None:
         def test():
             return feature_pass(model, test_x, test_y, C, batch_size=batch_size, info=info, statistics=False)
     return measure_passes(model, lambda: feature_pass(model, train_x, train_y, C, batch_size=batch_size, info=info),
-                          test, C, weight_decay=weight_decay, loss_reduction=loss_reduction, info=info, layers=layers)
+                          test, C, weight_decay=weight_decay, loss_reduction=loss_reduction, info=info, layers=layers,
+                          tile=tile)
 
 
 def measure_passes(
@@ -352,6 +356,7 @@ def measure_passes(
     loss_reduction: str,
     info: DistInfo = SINGLE,
     layers: Any = None,
+    tile: int = theory.DEFAULT_TILE,
 ) -> dict[str, Any]:
     """One metrics record from the passes that feed it (shared by :func:`measure` and ``empirical.NCMonitor``).
 
@@ -367,7 +372,8 @@ def measure_passes(
     with layers.attached() if layers is not None else nullcontext():
         fp = train_pass()
     W, b = classifier_of(model)
-    out = metrics_from_pass(fp, W, b, C, weight_decay=weight_decay, loss_reduction=loss_reduction, info=info)
+    out = metrics_from_pass(fp, W, b, C, weight_decay=weight_decay, loss_reduction=loss_reduction, info=info,
+                            tile=tile)
     warnings = out.pop("warnings", [])
     if layers is not None:
         out["layers"] = layers.records([y for _, y in fp.batches], C, info=info)

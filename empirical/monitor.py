@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 import theory
+from theory.tiling import check_tile
 
 from . import runs
 from .distributed import SINGLE, DistInfo
@@ -246,6 +247,8 @@ class NCMonitor:
             unknown name raises a ``ValueError`` listing the module names.
         layer_reduce: ``"gap"`` (default: global average pooling of an ``(n, C, H, W)`` map) or ``"flatten"``.
         layer_ridge: the ridge ``lambda >= 0`` of each layer's least-squares probe (default 0).
+        tile: rows per tile of the ``C x C`` computations (math §2.3; memory ``O(tile^2)``; default
+            ``theory.DEFAULT_TILE``); a tile below 1 raises a ``ValueError``.
 
     ``out`` may hold an earlier run of the same settings (``config.json`` is then kept and lines are appended);
     an ``out`` that is a file, other settings, or an epoch already in its ``metrics.jsonl`` raise a one-line error.
@@ -254,7 +257,8 @@ class NCMonitor:
     def __init__(self, model: nn.Module, classifier: nn.Linear, *, num_classes: int, out: str | os.PathLike,
                  weight_decay: float = 0.0, reduction: str = "mean", loss: str = "unknown", output: Any = None,
                  batch_size: int = 1024, precision: str | None = None, info: DistInfo | None = None,
-                 layers: str | list[str] | None = None, layer_reduce: str = "gap", layer_ridge: float = 0.0):
+                 layers: str | list[str] | None = None, layer_reduce: str = "gap", layer_ridge: float = 0.0,
+                 tile: int = theory.DEFAULT_TILE):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(classifier, nn.Linear):
@@ -283,6 +287,7 @@ class NCMonitor:
         self.model, self.classifier = model, classifier
         self.weight_decay, self.reduction, self.loss = float(weight_decay), reduction, loss
         self.batch_size, self.precision = int(batch_size), precision
+        self.tile = check_tile(tile)
         resolve_precision(precision, torch.device("cpu"))  # the name is checked now, not at the first measurement
         self.out = Path(out)
         self.info = current_dist_info() if info is None else info
@@ -369,7 +374,7 @@ class NCMonitor:
             with float32_precision(resolve_precision(self.precision, self.device)):
                 m = measure_passes(self._tap, lambda: self._pass(train, "train", statistics=True), test_pass,
                                    self.num_classes, weight_decay=self.weight_decay, loss_reduction=self.reduction,
-                                   info=self.info, layers=self._layers)
+                                   info=self.info, layers=self._layers, tile=self.tile)
         except theory.NonFiniteError as exc:
             earlier = (f"the earlier lines are kept in {self.metrics_path}" if self.metrics_path.is_file()
                        else "none written before")

@@ -257,7 +257,7 @@ def measure_member(
                       weight_decay=m.cfg.weight_decay, loss_reduction="mean",
                       test_x=None if test_set is None else test_set.x, test_y=None if test_set is None else test_set.y,
                       batch_size=m.cfg.eval_batch_size, info=engine.info, precision=engine.measure_precision,
-                      layers=layer_tap(m.cfg, model))
+                      layers=layer_tap(m.cfg, model), tile=m.cfg.tile)
     except theory.NonFiniteError as exc:
         # the running (train-mode) loss was finite, the eval-mode network is not (e.g. BatchNorm's running
         # statistics blew up at a high learning rate): the run has diverged; it stops like a non-finite loss

@@ -48,6 +48,8 @@ __all__ = [
     "ForwardPrediction",
     "QuantityComparison",
     "RatioComparison",
+    "balance",
+    "class_counts",
     "column",
     "compare_output_dir",
     "compare_records",
@@ -56,6 +58,7 @@ __all__ = [
     "measured_key_at_lambda_zero",
     "read_log",
     "run_loss",
+    "run_mse_scale",
     "terminal_phase_start",
     "write_compare_figures",
 ]
@@ -464,24 +467,31 @@ def _quantities(records, config, idx, later, snr, omega_fit, omega_fwd, C, array
     return out
 
 
-def _class_counts(records) -> list[int] | None:
+def class_counts(records: Sequence[dict[str, Any]]) -> list[int] | None:
+    """The class counts of the first record that logs them (``None`` when none does)."""
     for r in records:
         if r.get("class_counts"):
             return [int(v) for v in r["class_counts"]]
     return None
 
 
+def balance(records: Sequence[dict[str, Any]], config: dict[str, Any]) -> bool | None:
+    """True / False from the logged class counts (or a balanced subset in the config's per_class); None when
+    unknown."""
+    counts = class_counts(records)
+    return (len(set(counts)) == 1) if counts else (True if config_value(config, "per_class") else None)
+
+
 def _sizes(records, config, snr, num_classes, per_class) -> tuple[int | None, float | None, bool | None]:
     """C, the projected law's N (the config's per_class, else the mean class count) and balance."""
-    counts = _class_counts(records)
+    counts = class_counts(records)
     C = num_classes or config_value(config, "num_classes") or (len(counts) if counts else None)
     C = int(C) if C else (snr.shape[1] + 1 if snr.shape[1] else None)
     if per_class is None and config_value(config, "per_class"):
         per_class = float(config_value(config, "per_class"))
     if per_class is None and counts:
         per_class = sum(counts) / len(counts)
-    balanced = (len(set(counts)) == 1) if counts else (True if config_value(config, "per_class") else None)
-    return C, per_class, balanced
+    return C, per_class, balance(records, config)
 
 
 def _missing_message(unavailable: dict[str, str], missing: list[str]) -> str:
@@ -648,7 +658,7 @@ def _notes(records, quantities, ranks, lam, balanced, config) -> list[str]:
         notes.append(f"The run's loss is {loss}: the central-path theory compared here is for the MSE loss, so this "
                      "comparison is descriptive only (the MSE-theory claims are n/a).")
     if balanced is False:
-        counts = _class_counts(records) or []
+        counts = class_counts(records) or []
         notes.append(f"Imbalanced classes (counts {min(counts)}..{max(counts)}): the 'at_measured_snr' columns are the "
                      "math §3.4 closed forms, exact identities only for balanced classes, so on this log they are not "
                      "exact; the flow's N is the mean class count.")

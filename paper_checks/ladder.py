@@ -38,7 +38,7 @@ from empirical.schedule import lr_at
 
 from .claims import empirical_claims
 from .claims.empirical import perp_ratios
-from .compare import _class_counts, compare_records, read_log, run_loss, run_mse_scale
+from .compare import class_counts, compare_records, read_log, run_loss, run_mse_scale
 
 __all__ = ["RUNGS", "LadderPlan", "ladder_beside", "ladder_rows", "ladder_sentence", "ladder_table_markdown",
            "plan_ladder", "run_ladder", "run_rungs"]
@@ -103,7 +103,7 @@ def plan_ladder(config: dict[str, Any], records: Sequence[dict[str, Any]], *, ma
     lacking = [k for k in need if cfg.get(k) is None]
     if lacking:
         raise ValueError(f"the run's config lacks {', '.join(lacking)}: the ladder copies the run's data and optimiser")
-    counts = _class_counts(records)
+    counts = class_counts(records)
     C = int(cfg.get("num_classes") or (len(counts) if counts else 0))
     if C < 2:
         raise ValueError("the run's number of classes is unknown (no class_counts, no num_classes)")

@@ -43,6 +43,7 @@ from .metrics import nc_metrics
 from .outputs import loss_from_totals
 from .snr import snr_support
 from .stats import ClassStats
+from .tiling import DEFAULT_TILE, check_tile
 
 __all__ = ["DECOMPOSITION_KEYS", "NC_KEYS", "RECORD_KEYS", "SNR_KEYS", "metrics_record", "sigma_w_is_zero"]
 
@@ -103,13 +104,16 @@ def metrics_record(
     *,
     lam: float,
     lam_notebook: float,
+    tile: int = DEFAULT_TILE,
 ) -> dict[str, Any]:
     """Every metric of one measurement as Python values (the keys of :data:`RECORD_KEYS`, module docstring).
 
     ``totals``: :func:`theory.sample_totals` of the features with ``means=stats.means`` (``ncc_mismatches``
     needed), summed over batches or ranks; ``errors``: how many samples the classifier (or the network)
-    gets wrong.  Works on NumPy, JAX (concrete values) and torch inputs.
+    gets wrong.  ``tile``: rows per tile of the ``C x C`` computations (math §2.3, :mod:`theory.tiling`).  Works on
+    NumPy, JAX (concrete values) and torch inputs.
     """
+    tile = check_tile(tile)
     if totals.get("ncc_mismatches") is None:
         raise ValueError("totals must carry 'ncc_mismatches': call theory.sample_totals with means=stats.means")
     xp = namespace(stats.means)
@@ -125,7 +129,7 @@ def metrics_record(
     spectrum = total_spectrum(stats)
 
     def _decompose(value: float) -> dict:
-        return to_float_dict(decompose(stats, W, b, lam=value, spectrum=spectrum))
+        return to_float_dict(decompose(stats, W, b, lam=value, spectrum=spectrum, tile=tile))
 
     dec = _guard(warnings, DECOMPOSITION_KEYS, "decomposition", lambda: _decompose(lam))
     out.update({k: dec.get(k) for k in DECOMPOSITION_KEYS})
@@ -136,7 +140,7 @@ def metrics_record(
         out["identity_residual"] = None
 
     def _nc() -> dict:
-        nc = nc_metrics(stats, W, b, convention="paper", central_path=False)
+        nc = nc_metrics(stats, W, b, convention="paper", central_path=False, tile=tile)
         for name, reason in nc.pop("unavailable", {}).items():
             warnings.append(f"nc_metrics: {name} unavailable: {reason}")
         return to_float_dict(nc)

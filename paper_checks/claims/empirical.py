@@ -21,7 +21,7 @@ import numpy as np
 
 from empirical.runs import TPT_THRESHOLD_DEFAULT, misfit_count, terminal_phase_start
 
-from ..compare import Comparison, _spearman, column, run_loss, run_mse_scale
+from ..compare import Comparison, _spearman, balance, class_counts, column, run_loss, run_mse_scale
 from .registry import Claim, NotApplicable, claim, evaluate
 from .tolerances import TOLERANCES as tol
 
@@ -74,20 +74,12 @@ class RunEvidence:
 
     @property
     def class_counts(self) -> list[int] | None:
-        for r in self.records:
-            if r.get("class_counts"):
-                return [int(v) for v in r["class_counts"]]
-        return None
+        return class_counts(self.records)
 
     @property
     def balanced(self) -> bool | None:
         """True / False from the logged class counts (or a balanced subset in the config); None when unknown."""
-        counts = self.class_counts
-        if counts is not None:
-            return len(set(counts)) == 1
-        if (self.config or {}).get("config", {}).get("per_class"):
-            return True
-        return None
+        return balance(self.records, self.config or {})
 
     def tpt(self) -> int | None:
         return terminal_phase_start(list(self.records), self.tpt_threshold)

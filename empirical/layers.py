@@ -31,6 +31,8 @@ functions only (:func:`layer_record`; the keys are :data:`LAYER_KEYS`):
 * ``nc4``: the fraction of samples whose nearest class centre at this layer differs from the probe's
   prediction ``argmax (W_LS h + b_LS)`` (NC4 of math §2.1 with the layer's own best linear readout as the
   classifier; the network's classifier reads the last layer only);
+* ``ncc_error``: the fraction of samples the nearest-class-centre rule at this layer gets wrong (the layer-wise
+  literature's NCC accuracy is ``1 - ncc_error``), and ``probe_error``: the fraction the probe gets wrong;
 * ``dim`` (``p``), ``means_rank`` (the rank of ``Sigma_B``: at most ``min(p, C - 1)``) and ``ls_rank`` (the
   probe's normal matrix): a layer with ``p < C - 1`` is measured on what it has, with its rank stated here.
 
@@ -65,8 +67,8 @@ ALL_BLOCKS = "all-blocks"
 #: Keys of one layer's record (``warnings`` comes on top when some quantity is undefined).
 LAYER_KEYS: tuple[str, ...] = (
     "dim", "means_rank", "nc1", "nc1_notebook", "nc2_equinorm_means", "nc2_equiangular_means",
-    "nc2_maxangle_means", "nc2_etf_distance", "nc4", "cdnv", "tr_sigma_w",
-    "probe_lam", "probe_loss", "l_nc1", "l_nc23", "l_perp", "identity_residual", "ls_rank",
+    "nc2_maxangle_means", "nc2_etf_distance", "nc4", "ncc_error", "cdnv", "tr_sigma_w",
+    "probe_lam", "probe_loss", "probe_error", "l_nc1", "l_nc23", "l_perp", "identity_residual", "ls_rank",
 )
 
 _NC_KEYS = ("nc1", "nc1_notebook", "nc2_equinorm_means", "nc2_equiangular_means", "nc2_maxangle_means",
@@ -255,7 +257,8 @@ def layer_record(batches: list[tuple[torch.Tensor, torch.Tensor]], num_classes: 
     rec["tr_sigma_w"] = float(torch.trace(stats.sigma_w))  # tr Sigma_W (math §1)
     rec.update(_guarded(warnings, "cdnv", ("cdnv",), lambda: {"cdnv": _cdnv(stats, kept, info)}))
     rec.update(_guarded(warnings, "probe", ("probe_loss", "l_nc1", "l_nc23", "l_perp", "identity_residual",
-                                            "ls_rank", "nc4"), lambda: _probe(stats, kept, C, ridge, info)))
+                                            "ls_rank", "nc4", "ncc_error", "probe_error"),
+                              lambda: _probe(stats, kept, C, ridge, info)))
     rec["probe_lam"] = ridge
     ordered = {k: rec[k] for k in LAYER_KEYS}
     if warnings:
@@ -280,13 +283,14 @@ def _probe(stats, kept, C: int, ridge: float, info: DistInfo) -> dict[str, Any]:
     # theory.decompose at W = W_LS without solving for W_LS again: its Huygens split at W_LS is (L_NC1, L_NC2/3)
     # and L_perp = (1/2) tr(0 A 0) = 0 exactly (math §3.5 step 1)
     l_nc1, l_nc23 = (float(v) for v in theory.huygens_split(stats, sol.W, sol.b, ridge))
-    total = torch.zeros(3, dtype=torch.float64, device=stats.means.device)
+    total = torch.zeros(5, dtype=torch.float64, device=stats.means.device)
     for h, y in kept:
         t = theory.sample_totals(h, y, sol.W, sol.b, stats.means, num_classes=C)
-        total = total + torch.stack([t["sq_residual"], t["ncc_mismatches"], t["count"]])
+        total = total + torch.stack([t["sq_residual"], t["ncc_mismatches"], t["count"], t["ncc_errors"], t["errors"]])
     all_reduce_sum(total, info)
     totals = {"sq_residual": total[0], "count": total[2]}
     loss = float(theory.loss_from_totals(totals, sol.W, sol.b, lam=ridge))
     return {"probe_loss": loss, "l_nc1": l_nc1, "l_nc23": l_nc23, "l_perp": 0.0,
             "identity_residual": abs(loss - (l_nc1 + l_nc23)) / 0.5,  # relative to L(0) = 1/2 (math §3.5)
-            "ls_rank": int(sol.rank), "nc4": float(total[1] / total[2])}
+            "ls_rank": int(sol.rank), "nc4": float(total[1] / total[2]), "ncc_error": float(total[3] / total[2]),
+            "probe_error": float(total[4] / total[2])}

@@ -61,6 +61,7 @@ LAYER_PANELS: dict[str, tuple[str, bool]] = {
     "nc2_equiangular_means": ("NC2: std cos of the means", True),
     "nc2_etf_distance": ("NC2: distance of the means to an ETF", True),
     "nc4": ("NC4: NCC vs the layer's probe", False),
+    "ncc_error": ("nearest-class-centre error (1 - NCC accuracy)", False),
     "cdnv": ("CDNV", True),
     "probe_loss": ("probe MSE L = L_NC1 + L_NC2/3", True),
     "l_nc1": ("probe L_NC1 (within-class spread)", True),

@@ -7,7 +7,10 @@ one pass over the features with one matrix product per block:
   (math §1, "Loss": ``L = sq_residual / (2n) + (lam/2)(||W||_F^2 + ||b||^2)``);
 * ``ncc_mismatches = #{i : argmax_c (W h_i + b)_c != argmin_c ||h_i - mu_c||}`` (math §2.1,
   NC4), with the distance evaluated as ``||mu_c||^2 - 2 h_i^T mu_c`` (the per-sample constant
-  ``||h_i||^2`` does not change the argmin).
+  ``||h_i||^2`` does not change the argmin);
+* with the means also ``ncc_errors = #{i : argmin_c ||h_i - mu_c|| != y_i}`` (the nearest-class-centre rule's
+  errors, the layer-wise literature's "NCC accuracy" is ``1 - ncc_errors / count``) and
+  ``errors = #{i : argmax_c (W h_i + b)_c != y_i}`` (the classifier's).
 
 The totals are sums over samples, so batches of a stream (or DDP ranks) add up.  Features
 may be float32 (a network's own values); each block is converted to float64 once, and on
@@ -63,10 +66,11 @@ def sample_totals(
     num_classes: int | None = None,
     tile: int = DEFAULT_TILE,
 ) -> dict:
-    """``{"count", "sq_residual", "ncc_mismatches"}`` of ``features (n, p)`` (see the module docstring).
+    """``{"count", "sq_residual", "ncc_mismatches", "ncc_errors", "errors"}`` of ``features (n, p)`` (see the
+    module docstring).
 
-    ``ncc_mismatches`` is ``None`` unless the class ``means (C, p)`` are given.  Every value
-    is a float64 0-d array on the features' device.  With more than ``tile`` classes the row blocks
+    ``ncc_mismatches``, ``ncc_errors`` and ``errors`` are ``None`` unless the class ``means (C, p)`` are given.
+    Every value is a float64 0-d array on the features' device.  With more than ``tile`` classes the row blocks
     have at most ``tile`` rows, so the ``2C x block`` temporaries stay ``O(tile * C)`` (math §2.3).
     """
     tile = check_tile(tile)
@@ -87,6 +91,8 @@ def sample_totals(
         mean_sq = xp.sum(means * means, axis=1)
     sq = xp.zeros((), dtype=xp.float64, device=device_of(features))
     mism = xp.zeros((), dtype=xp.float64, device=device_of(features))
+    ncc_err = xp.zeros((), dtype=xp.float64, device=device_of(features))
+    err = xp.zeros((), dtype=xp.float64, device=device_of(features))
     step = host_block_rows(features) or max(n, 1)
     if C > tile:
         step = min(step, tile)
@@ -103,6 +109,10 @@ def sample_totals(
             net = xp.argmax(scores, axis=0)
             ncc = xp.argmin(mean_sq[:, None] - 2.0 * Zt[C:, :], axis=0)
             mism = mism + xp.sum(xp.astype(net != ncc, xp.float64))
+            ncc_err = ncc_err + xp.sum(xp.astype(ncc != y, xp.float64))
+            err = err + xp.sum(xp.astype(net != y, xp.float64))
     check_finite_result(sq, features, xp)
     count = xp.asarray(float(n), dtype=xp.float64, device=device_of(features))
-    return {"count": count, "sq_residual": sq, "ncc_mismatches": None if means is None else mism}
+    if means is None:
+        return {"count": count, "sq_residual": sq, "ncc_mismatches": None, "ncc_errors": None, "errors": None}
+    return {"count": count, "sq_residual": sq, "ncc_mismatches": mism, "ncc_errors": ncc_err, "errors": err}

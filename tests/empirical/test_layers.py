@@ -47,6 +47,7 @@ def _expected(h: torch.Tensor, y: torch.Tensor, ridge: float) -> dict:
             "nc2_equiangular_means": nc["nc2_equiangular_means"], "nc2_etf_distance": nc["nc2_etf_distance"],
             "cdnv": theory.cdnv(stats, variances), "l_nc1": dec["l_nc1"], "l_nc23": dec["l_nc23"],
             "probe_loss": probe_loss, "nc4": (scores.argmax(1) != ncc).double().mean(),
+            "ncc_error": (ncc != y).double().mean(), "probe_error": (scores.argmax(1) != y).double().mean(),
             "means_rank": nc["nc1_rank"], "tr_sigma_w": torch.trace(stats.sigma_w)}
 
 

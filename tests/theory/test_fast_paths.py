@@ -192,16 +192,20 @@ def test_sample_totals_against_a_loop(backend):
     else:
         feed, labels, Wf, bf = H, y, W, b
     means = np.stack([H[y == c].mean(0) for c in range(C)])
-    sq, mism = 0.0, 0
+    sq, mism, ncc_err, err = 0.0, 0, 0, 0
     for i in range(n):  # the per-sample definitions (math §1 "Loss", math §2.1 NC4)
         out = W @ H[i] + b
         sq += float(np.sum((out - np.eye(C)[y[i]]) ** 2))
-        mism += int(np.argmax(out) != np.argmin(np.linalg.norm(H[i] - means, axis=1)))
+        ncc = np.argmin(np.linalg.norm(H[i] - means, axis=1))
+        mism += int(np.argmax(out) != ncc)
+        ncc_err += int(ncc != y[i])
+        err += int(np.argmax(out) != y[i])
     meansf = torch.tensor(means) if backend == "torch32" else means
     t = theory.sample_totals(feed, labels, Wf, bf, meansf)
     assert float(t["count"]) == n
     assert abs(float(t["sq_residual"]) - sq) < 1e-12 * sq
     assert float(t["ncc_mismatches"]) == mism and 0 < mism < n  # the loop's count, and a non-trivial one
+    assert float(t["ncc_errors"]) == ncc_err and float(t["errors"]) == err and 0 < ncc_err < n and 0 < err < n
     # additive over batches; the loss is the paper's
     halves = [theory.sample_totals(feed[s], labels[s], Wf, bf, meansf) for s in (slice(0, 999), slice(999, n))]
     assert abs(sum(float(h["sq_residual"]) for h in halves) - sq) < 1e-12 * sq

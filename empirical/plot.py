@@ -95,7 +95,10 @@ def _draw_layer_metric(ax, records, names: list[str], key: str) -> bool:
                 depth.append(j)
                 vals.append(v)
         if depth:
-            ax.plot(depth, vals, marker=".", color=cmap(i / max(len(lined) - 1, 1)), label=f"epoch {r['epoch']}")
+            # every epoch in the legend up to 8 lines, else the first and the last (the colours run between them)
+            named = len(lined) <= 8 or i in (0, len(lined) - 1)
+            ax.plot(depth, vals, marker=".", color=cmap(i / max(len(lined) - 1, 1)),
+                    label=f"epoch {r['epoch']}" if named else None)
             drawn = True
     if not drawn:
         return False
@@ -104,8 +107,7 @@ def _draw_layer_metric(ax, records, names: list[str], key: str) -> bool:
     ax.set_xticks(range(len(names)), names, rotation=60, fontsize=6)
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("layer (depth)")
-    if len(lined) <= 8:
-        ax.legend(fontsize=6)
+    ax.legend(fontsize=6)
     return True
 
 
@@ -124,7 +126,8 @@ def plot_layers(records: list[dict[str, Any]], out: Path, tag: str) -> list[Path
             paths.append(out / f"layers_{key}.png")
             fig.savefig(paths[-1], dpi=110)
         plt.close(fig)
-    fig, axes = plt.subplots(2, 4, figsize=(18, 7.5), layout="constrained")
+    rows = -(-len(LAYER_PANELS) // 3)
+    fig, axes = plt.subplots(rows, 3, figsize=(14, 3.7 * rows), layout="constrained")
     for ax, key in zip(axes.flat, LAYER_PANELS):
         if not _draw_layer_metric(ax, records, names, key):
             ax.set_visible(False)

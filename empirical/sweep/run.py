@@ -17,6 +17,7 @@ from ..training import (
     Member,
     build_train_model,
     fit,
+    layers_entry,
     load_data,
     resolve_device,
     seed_everything,
@@ -123,8 +124,9 @@ def _train_chunk(cfgs: list[TrainConfig], device: torch.device, chunk_dir: Path,
     engine = ENGINES[strategy](members, device, chunk_dir)
     environment = {**runs.environment_info(str(device)), **engine.environment()}
     try:
-        for m in members:  # a member directory not yet created (the kill came before it) starts new
-            start_run_dir(m, resume and (m.run_dir / runs.CONFIG_FILE).is_file(), environment)
+        for k, m in enumerate(members):  # a member directory not yet created (the kill came before it) starts new
+            layers = layers_entry(m.cfg, engine.model_of(k), engine.data_of(k)[0].x[:2])
+            start_run_dir(m, resume and (m.run_dir / runs.CONFIG_FILE).is_file(), environment, layers)
         if resume and runs.checkpoint_path(chunk_dir).is_file():
             engine.load_checkpoint(runs.load_checkpoint(chunk_dir, map_location="cpu"))
         if resume:  # epochs measured after the checkpoint (or before the first one) were timed too

@@ -296,3 +296,17 @@ def test_sweep_killed_before_its_first_checkpoint_restarts_with_monotone_clocks(
         for key in ("train_time_s", "measure_time_total_s"):
             values = [r[key] for r in recs]
             assert values == sorted(values), (key, values)
+
+
+def test_sweep_members_measure_layers_as_their_single_runs(tmp_path):
+    """A member with --measure-layers writes the same config.json ``layers`` entry and the same per-layer records
+    as its single run (bit for bit: the member runs the single run's step and measurement)."""
+    opts = dict(measure_layers="all-blocks", epochs=2, measure_epochs=[0, 2])
+    out = tmp_path / "s"
+    run_sweep(SweepSpec(base(out, **opts), lrs=[0.05], weight_decays=[5e-4], seeds=[0]), out, figures=False)
+    member = out / "lr0.05-wd0.0005-seed0"
+    train(base(tmp_path / "one", **opts))
+    assert read_config(member)["layers"] == read_config(tmp_path / "one")["layers"]
+    assert read_config(member)["layers"]["names"]  # the MLP's hidden layers were picked
+    got, want = read_metrics(member), read_metrics(tmp_path / "one")
+    assert [r["layers"] for r in got] == [r["layers"] for r in want]

@@ -45,6 +45,7 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_ladder
 	$(BIN)/python -m benchmarks.bench_many_classes
 	$(BIN)/python -m benchmarks.bench_layers
+	$(BIN)/python -m benchmarks.bench_schema
 
 # the documentation (docs/, mkdocs.yml): the `docs` extra, then a strict build (warnings are errors) into site/
 docs: install

@@ -291,21 +291,14 @@ def test_fast_line_check_never_accepts_what_jsonschema_refuses():
     assert refused > 100  # the variants do exercise the refusals
 
 
-def test_read_is_fast(tmp_path):
-    """Reading a full log costs less than half of what validating it with jsonschema alone costs (measured on
-    an idle-ish 2-core machine: 0.26 ms against 1.37 ms per line; a ratio, so machine load cancels)."""
-    import time
-
+def test_full_log_is_read_as_jsonschema_accepts_it(tmp_path):
+    """A 2,000-line log with every key reads back whole, every line one jsonschema accepts.  Its speed against
+    jsonschema (the reason the reader has a fast path) is a benchmark: python -m benchmarks.bench_schema."""
     from empirical.schema import _validator
 
     lines = [_full_line(e) for e in range(2000)]
     (tmp_path / "metrics.jsonl").write_text("".join(runs.json_line(r) + "\n" for r in lines))
-    t0 = time.perf_counter()
-    assert len(read_run_log(tmp_path).records) == 2000
-    t_read = time.perf_counter() - t0
+    records = read_run_log(tmp_path).records
+    assert len(records) == 2000 and records[1234]["epoch"] == 1234
     slow = _validator("metrics_line")
-    t0 = time.perf_counter()
-    for r in lines:
-        assert not list(slow.iter_errors(r))
-    t_jsonschema = time.perf_counter() - t0
-    assert t_read < 0.5 * t_jsonschema, (t_read, t_jsonschema)
+    assert all(not list(slow.iter_errors(r)) for r in lines[:50])

@@ -9,6 +9,7 @@ Conventions: loss ``L = (1/(2n)) sum ||W h + b - e_c||^2`` at the least-squares 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 
 import sympy as sp
@@ -389,6 +390,12 @@ def asymptotics() -> Outcome:
                    r"t\sum_j\omega_j^{-2}\to (C-1)\sqrt{c_3}")
 
 
+def _at_sizes(section: str, name: str, factory: Callable[[int], Callable[[], Outcome]],
+              statement: str) -> list[CheckSpec]:
+    """One symbolic-size check per C in (3, 4); C = 3 is in the quick certificate."""
+    return [CheckSpec(section, f"{name} [C={C}]", factory(C), "symbolic size", statement, quick=C < 4) for C in (3, 4)]
+
+
 def specs(quick: bool = False) -> list[CheckSpec]:
     return [
         CheckSpec(
@@ -412,17 +419,7 @@ def specs(quick: bool = False) -> list[CheckSpec]:
             "rational size",
             "Proj grad = class-mean part",
         ),
-        *[
-            CheckSpec(
-                "6.1",
-                f"dM/dt on the manifold, symbolic omegas [C={C}]",
-                dmdt_svd(C),
-                "symbolic size",
-                "dM/dt = (kappa/N)(CI + MM^T)^-2 M",
-                quick=C < 4,
-            )
-            for C in (3, 4)
-        ],
+        *_at_sizes("6.1", "dM/dt on the manifold, symbolic omegas", dmdt_svd, "dM/dt = (kappa/N)(CI + MM^T)^-2 M"),
         CheckSpec(
             "6.1",
             "dM/dt for generic centred means [C=3,p=2]",
@@ -430,17 +427,7 @@ def specs(quick: bool = False) -> list[CheckSpec]:
             "symbolic size",
             "dM/dt = (kappa/N)(CI + MM^T)^-2 M",
         ),
-        *[
-            CheckSpec(
-                "6.2",
-                f"singular-value ODE [C={C}]",
-                singular_value_ode(C),
-                "symbolic size",
-                "d omega/dt = (kappa/N) omega/(C+omega^2)^2",
-                quick=C < 4,
-            )
-            for C in (3, 4)
-        ],
+        *_at_sizes("6.2", "singular-value ODE", singular_value_ode, "d omega/dt = (kappa/N) omega/(C+omega^2)^2"),
         CheckSpec(
             "6.3",
             "closed form c1 log w + c2 w^2 + c3 w^4 = a + t (symbolic N, C, kappa)",

@@ -210,16 +210,17 @@ class LayerTap:
                 raise ValueError(f"layers: module {name!r} ran {len(outs)} times in one forward: name a module that "
                                  "runs once per forward")
 
-    def records(self, labels: Sequence[torch.Tensor], num_classes: int,
-                info: DistInfo = SINGLE) -> dict[str, dict[str, Any]]:
-        """``{name: layer_record}`` of the last attached pass; ``labels``: that pass's label batches, in order."""
+    def records(self, labels: Sequence[torch.Tensor], num_classes: int, info: DistInfo = SINGLE,
+                tile: int = theory.DEFAULT_TILE) -> dict[str, dict[str, Any]]:
+        """``{name: layer_record}`` of the last attached pass; ``labels``: that pass's label batches, in order;
+        ``tile``: the measurement's (math §2.3)."""
         out = {}
         for name in self.names:
             batches = self.outputs[name]
             if len(batches) != len(labels):
                 raise ValueError(f"layers: module {name!r} ran {len(batches)} times in {len(labels)} batches: name "
                                  "a module that runs once per forward")
-            out[name] = layer_record(list(zip(batches, labels)), num_classes, ridge=self.ridge, info=info)
+            out[name] = layer_record(list(zip(batches, labels)), num_classes, ridge=self.ridge, info=info, tile=tile)
         self.outputs = {n: [] for n in self.names}  # free the features
         return out
 
@@ -234,7 +235,7 @@ def _guarded(warnings: list[str], what: str, keys: Sequence[str], fn) -> dict[st
 
 
 def layer_record(batches: list[tuple[torch.Tensor, torch.Tensor]], num_classes: int, *, ridge: float = 0.0,
-                 info: DistInfo = SINGLE) -> dict[str, Any]:
+                 info: DistInfo = SINGLE, tile: int = theory.DEFAULT_TILE) -> dict[str, Any]:
     """The record of one layer from its ``(features (b, p), labels (b,))`` batches (keys :data:`LAYER_KEYS`;
     definitions: module docstring).  Every formula is theory's (math §2.1-§2.3, §3.1, §3.5)."""
     from .measurement import stream_features
@@ -246,7 +247,7 @@ def layer_record(batches: list[tuple[torch.Tensor, torch.Tensor]], num_classes: 
     rec: dict[str, Any] = {"dim": stats.dim}
 
     def nc() -> dict[str, Any]:
-        values = theory.nc_metrics(stats, convention="paper")
+        values = theory.nc_metrics(stats, convention="paper", tile=tile)
         for key, reason in values.pop("unavailable", {}).items():
             warnings.append(f"nc_metrics: {key} unavailable: {reason}")
         return theory.to_float_dict(values)
@@ -255,10 +256,10 @@ def layer_record(batches: list[tuple[torch.Tensor, torch.Tensor]], num_classes: 
     rec.update({k: values.get(k) for k in _NC_KEYS})
     rec["means_rank"] = None if values.get("nc1_rank") is None else int(values["nc1_rank"])
     rec["tr_sigma_w"] = float(torch.trace(stats.sigma_w))  # tr Sigma_W (math §1)
-    rec.update(_guarded(warnings, "cdnv", ("cdnv",), lambda: {"cdnv": _cdnv(stats, kept, info)}))
+    rec.update(_guarded(warnings, "cdnv", ("cdnv",), lambda: {"cdnv": _cdnv(stats, kept, info, tile)}))
     rec.update(_guarded(warnings, "probe", ("probe_loss", "l_nc1", "l_nc23", "l_perp", "identity_residual",
                                             "ls_rank", "nc4", "ncc_error", "probe_error"),
-                              lambda: _probe(stats, kept, C, ridge, info)))
+                              lambda: _probe(stats, kept, C, ridge, info, tile)))
     rec["probe_lam"] = ridge
     ordered = {k: rec[k] for k in LAYER_KEYS}
     if warnings:
@@ -266,16 +267,16 @@ def layer_record(batches: list[tuple[torch.Tensor, torch.Tensor]], num_classes: 
     return ordered
 
 
-def _cdnv(stats, kept, info: DistInfo) -> float:
+def _cdnv(stats, kept, info: DistInfo, tile: int) -> float:
     """Average CDNV (math §2.3) with ``Var_c = s_c / n_c`` summed over the kept batches and the ranks."""
     sums = torch.zeros(stats.num_classes, dtype=torch.float64, device=stats.means.device)
     for h, y in kept:
         sums = sums + theory.class_deviation_sums(h, y, stats.means)[0]
     all_reduce_sum(sums, info)
-    return float(theory.cdnv(stats, sums / stats.counts))
+    return float(theory.cdnv(stats, sums / stats.counts, tile=tile))
 
 
-def _probe(stats, kept, C: int, ridge: float, info: DistInfo) -> dict[str, Any]:
+def _probe(stats, kept, C: int, ridge: float, info: DistInfo, tile: int) -> dict[str, Any]:
     """The least-squares probe at ``ridge`` and its decomposition (math §3.5); ``nc4`` against its predictions."""
     # W~ = B A^+ from one eigh of A: the unique W_LS when A is invertible, the minimum-norm one otherwise (math §3.1,
     # rank_deficient.md §5); least_squares_solution would try a solve first and, on a singular A, eigh it again
@@ -285,7 +286,7 @@ def _probe(stats, kept, C: int, ridge: float, info: DistInfo) -> dict[str, Any]:
     l_nc1, l_nc23 = (float(v) for v in theory.huygens_split(stats, sol.W, sol.b, ridge))
     total = torch.zeros(5, dtype=torch.float64, device=stats.means.device)
     for h, y in kept:
-        t = theory.sample_totals(h, y, sol.W, sol.b, stats.means, num_classes=C)
+        t = theory.sample_totals(h, y, sol.W, sol.b, stats.means, num_classes=C, tile=tile)
         total = total + torch.stack([t["sq_residual"], t["ncc_mismatches"], t["count"], t["ncc_errors"], t["errors"]])
     all_reduce_sum(total, info)
     totals = {"sq_residual": total[0], "count": total[2]}

@@ -376,7 +376,7 @@ def measure_passes(
                             tile=tile)
     warnings = out.pop("warnings", [])
     if layers is not None:
-        out["layers"] = layers.records([y for _, y in fp.batches], C, info=info)
+        out["layers"] = layers.records([y for _, y in fp.batches], C, info=info, tile=tile)
     if test_pass is not None:
         tp = test_pass()
         out["test_error"] = tp.errors / tp.count

@@ -20,19 +20,36 @@ def _net_and_data(C=7, p=16, n=140):
     return nn.Sequential(nn.Linear(p, 12), nn.ReLU(), nn.Linear(12, C)), x, y
 
 
-def test_monitor_records_agree_across_tiles(tmp_path):
-    """Tiles of 2 rows (four tiles for C = 7, every block path taken) give the untiled record to rounding:
-    the tiled sums merge pairwise (Chan's update), so only the summation order differs (relative 1e-12)."""
+def test_monitor_tile_reaches_theory_and_records_agree_across_tiles(tmp_path, monkeypatch):
+    """The monitor's tile is the one theory's pair passes run with, at the last layer and at a measured layer (a
+    recording wrapper around theory.tiling.upper_pairs, which every tiled C x C pass calls); tiles of 2 rows (four
+    tiles for C = 7, every block path taken) give the untiled record to rounding: the tiled sums merge pairwise
+    (Chan's update), so only the summation order differs (relative 1e-12)."""
+    import theory.field_metrics
+    import theory.metrics
+
+    seen: list[int] = []
+    original = theory.metrics.upper_pairs
+
+    def recording(rows, tile, xp, visit):
+        seen.append(tile)
+        return original(rows, tile, xp, visit)
+
+    monkeypatch.setattr(theory.metrics, "upper_pairs", recording)
+    monkeypatch.setattr(theory.field_metrics, "upper_pairs", recording)
     net, x, y = _net_and_data()
     recs = {}
     for tile in (2, 1024):
+        seen.clear()
         mon = NCMonitor(net, net[-1], num_classes=7, out=tmp_path / str(tile), weight_decay=5e-4, loss="mse",
-                        tile=tile)
+                        tile=tile, layers=["0"])
         recs[tile] = mon.measure(0, (x, y))
+        assert seen and set(seen) == {tile}, (tile, seen)
     for key in ("nc2_equiangular_means", "nc2_maxangle_means", "nc2_equiangular_classifiers", "nc3", "l_nc1", "l_nc23",
                 "l_perp"):
-        a, b = recs[2][key], recs[1024][key]
-        assert a == pytest.approx(b, rel=1e-12, abs=1e-15), key
+        assert recs[2][key] == pytest.approx(recs[1024][key], rel=1e-12, abs=1e-15), key
+    for key in ("nc2_equiangular_means", "cdnv", "l_nc1", "ncc_error"):
+        assert recs[2]["layers"]["0"][key] == pytest.approx(recs[1024]["layers"]["0"][key], rel=1e-12), key
 
 
 def test_tile_below_one_is_refused(tmp_path):

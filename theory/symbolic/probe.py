@@ -1,102 +1,50 @@
 """Math §3.5: the decomposition of a least-squares linear probe at any layer.
 
 A probe is the least-squares (ridge) readout ``V = B A^{-1}`` of one layer's features, so the decomposition of
-math §3.2 is taken at ``W~ = V`` itself.  Two checks:
+math §3.2 is taken at ``W~ = V`` itself, where ``L_perp = 0`` by its definition and ``L = L_NC1 + L_NC2/3`` is
+step 4 of math §3.3 (certified in :mod:`theory.symbolic.decomposition`).  What is new here:
 
 * **general** (any C, p, n, class counts, symbolic ``lambda``), in the size-free matrix algebra of
-  :mod:`theory.symbolic.traces` with the facts of :mod:`theory.symbolic.decomposition` (``H~ = M~ Y + E``,
-  ``E Y^T = 0``, ``E E^T = n Sigma~_W``, ``Y Y^T = n Pi``): ``L_perp = 0`` at ``W~ = V`` and
-  ``L(V) = L_NC1(V) + L_NC2/3(V)`` (the Huygens split, true for every ``V``); at ``V = B A^{-1}`` the probe's
-  loss is ``L(V) = 1/2 - tr(B A^{-1} B^T) / 2``; and every readout ``W~`` loses
-  ``L(W~) - L(V) = L_perp(W~) = tr((W~ - V) A (W~ - V)^T) / 2`` more than the probe.
-* **rational size**: ``C = 3`` classes and ``p = 1`` feature (fewer features than ``C - 1``, the case a layer may
-  be in: the probe is measured on the rank it has), exact rational features, imbalanced counts, symbolic
-  ``lambda``: the per-sample loss of ``V`` equals ``L_NC1 + L_NC2/3`` exactly.
+  :mod:`theory.symbolic.traces`: at ``V = B A^{-1}`` the probe's loss (step 1's quadratic form) is
+  ``L(V) = 1/2 - tr(B A^{-1} B^T) / 2``, the number the layer records as ``probe_loss``.
+* **rational size**: the certificate of math §3.3 (:func:`theory.symbolic.decomposition.direct_certificate`) at
+  ``C = 3`` classes and ``p = 1`` feature, fewer features than ``C - 1``, the case a layer may be in: the probe
+  is measured on the rank it has.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import sympy as sp
 from sympy import MatrixSymbol
 
 from ._core import CheckSpec, Outcome
-from .decomposition import _algebra
-from .model import LAMBDA
+from .decomposition import _algebra, direct_certificate
 from .traces import MatrixAlgebra
 
-__all__ = ["general_probe", "rational_probe", "specs"]
+__all__ = ["general_probe", "specs"]
 
 
 def general_probe() -> Outcome:
-    """``L_perp = 0`` at ``V = B A^{-1}``, so ``L(V) = L_NC1 + L_NC2/3 = 1/2 - tr(B A^{-1} B^T)/2`` (all sizes)."""
+    """``L(V) = 1/2 - tr(B A^{-1} B^T)/2`` at the probe ``V = B A^{-1}`` (all sizes; math §3.5)."""
     C, q = sp.Symbol("C", positive=True, integer=True), sp.Symbol("q", positive=True, integer=True)
-    n, lam = sp.Symbol("n", positive=True), LAMBDA
-    W, Mt, Y = MatrixSymbol("W", C, q), MatrixSymbol("Mt", q, C), MatrixSymbol("Y", C, n)
-    E, Pi, SW, A = MatrixSymbol("E", q, n), MatrixSymbol("Pi", C, C), MatrixSymbol("SW", q, q), MatrixSymbol("A", q, q)
-    I, Iq = sp.Identity(C), sp.Identity(q)  # noqa: E741 - the identity, in the write-up's notation
-    alg = _algebra()
-    H = Mt * Y + E
+    Mt, Pi, A = MatrixSymbol("Mt", q, C), MatrixSymbol("Pi", C, C), MatrixSymbol("A", q, q)
     B = Pi * Mt.T
-    P = MatrixSymbol("V", C, q)  # any readout: the Huygens split holds at every V (step 4 of math §3.3)
-    # the probe: the normal equations V A = B with the symmetric, invertible A; V^T written out (A^-T = A^-1)
-    V, Vt = B * A.I, A.I * B.T
-
-    def loss(X):  # (1/2n)||X H~ - Y||^2 + (lambda/2)||X||^2, a readout's loss from its samples
-        R = X * H - Y
-        return sp.trace(R * R.T) / (2 * n) + lam / 2 * sp.trace(X * X.T)
-
-    def quad(X, Xt):  # step 1 of math §3.3 with the letter A (A = M~ Pi M~^T + Sigma~_W + lambda I there)
-        return sp.trace(X * A * Xt) / 2 - sp.trace(X * B.T) + sp.Rational(1, 2)
-
-    def perp(X, Xt, Z, Zt):  # L_perp of X against the reference Z (math §3.2)
-        return sp.trace((X - Z) * A * (Xt - Zt)) / 2
-
-    l_nc1 = sp.trace(P * (SW + lam * Iq) * P.T) / 2
-    l_nc23 = sp.trace((P * Mt - I) * Pi * (P * Mt - I).T) / 2
-    parts = {
-        "L_perp(V) = 0 at W = V": alg.scalar(perp(P, P.T, P, P.T)),
-        "L(V) = L_NC1(V) + L_NC2/3(V)": alg.scalar(loss(P) - l_nc1 - l_nc23),
-        "L(V) = 1/2 - tr(B A^-1 B^T)/2 at V = B A^-1": alg.scalar(quad(V, Vt) - sp.Rational(1, 2)
-                                                                  + sp.trace(B * A.I * B.T) / 2),
-        "L(W) - L(V) = L_perp(W) at V = B A^-1": alg.scalar(quad(W, W.T) - quad(V, Vt) - perp(W, W.T, V, Vt)),
-    }
-    bad = {k: MatrixAlgebra.show(v) for k, v in parts.items() if v}
-    latex = (r"V = BA^{-1}:\quad L^\perp_{LS}(V) = 0,\quad L(V) = L_{NC1} + L_{NC2/3} = "
-             r"\tfrac12 - \tfrac12\operatorname{tr}(BA^{-1}B^T),\quad L(\tilde W) - L(V) = "
-             r"\tfrac12\operatorname{tr}\big((\tilde W - V)A(\tilde W - V)^T\big)")
-    return Outcome(not bad, "all reduce to 0: " + ", ".join(parts) if not bad else f"nonzero: {bad}", latex)
-
-
-def rational_probe() -> Outcome:
-    """``C = 3``, ``p = 1`` (``p < C - 1``), counts (2, 3, 2), exact features, symbolic ``lambda``:
-    the per-sample loss of the probe ``V = B A^{-1}`` equals ``L_NC1 + L_NC2/3`` (math §3.5)."""
-    lam = LAMBDA
-    labels = [0, 0, 1, 1, 1, 2, 2]
-    h = [sp.Rational(v) for v in ("1", "3/2", "-2", "-1/3", "-5/2", "7/4", "1/5")]
-    n, C = len(labels), 3
-    Ht = sp.Matrix([h, [1] * n])  # augmented features (p + 1 = 2 rows)
-    Y = sp.Matrix(C, n, lambda c, i: 1 if labels[i] == c else 0)
-    A = Ht * Ht.T / n + lam * sp.eye(2)
-    B = Y * Ht.T / n
-    V = B * A.inv()
-    R = V * Ht - Y
-    loss = (R * R.T).trace() / (2 * n) + lam / 2 * (V * V.T).trace()
-    counts = [labels.count(c) for c in range(C)]
-    means = [sum((Ht[:, i] for i in range(n) if labels[i] == c), sp.zeros(2, 1)) / counts[c] for c in range(C)]
-    dev = sp.Matrix.hstack(*[Ht[:, i] - means[labels[i]] for i in range(n)])
-    sw = dev * dev.T / n  # pooled within-class scatter of the augmented features (its last row and column are 0)
-    l_nc1 = (V * (sw + lam * sp.eye(2)) * V.T).trace() / 2
-    l_nc23 = sum(sp.Rational(counts[c], n) * ((V * means[c] - sp.eye(C)[:, c]).T * (V * means[c] - sp.eye(C)[:, c]))[0]
-                 for c in range(C)) / 2
-    residual = sp.simplify(sp.together(loss - l_nc1 - l_nc23))
-    return Outcome(residual == 0, f"L(V) - L_NC1 - L_NC2/3 = {residual} (p = 1 < C - 1 = 2, counts {counts})",
-                   r"L(V) - L_{NC1} - L_{NC2/3} = 0\ \ (C = 3,\ p = 1)")
+    V, Vt = B * A.I, A.I * B.T  # the normal equations V A = B with the symmetric, invertible A (A^-T = A^-1)
+    # step 1 of math §3.3: L(W~) = tr(W~ A W~^T)/2 - tr(W~ B^T) + 1/2
+    loss = sp.trace(V * A * Vt) / 2 - sp.trace(V * B.T) + sp.Rational(1, 2)
+    residual = _algebra().scalar(loss - sp.Rational(1, 2) + sp.trace(B * A.I * B.T) / 2)
+    latex = r"V = BA^{-1}:\quad L(V) = L_{NC1} + L_{NC2/3} = \tfrac12 - \tfrac12\operatorname{tr}(BA^{-1}B^T)"
+    return Outcome(not residual, "L(V) - 1/2 + tr(B A^-1 B^T)/2 reduces to 0" if not residual
+                   else f"nonzero: {MatrixAlgebra.show(residual)}", latex)
 
 
 def specs(quick: bool = False) -> list[CheckSpec]:
     return [
-        CheckSpec("3.5", "probe at any layer: L_perp = 0 at W_LS, all sizes (matrix symbols)", general_probe,
-                  "general", "V = B A^-1: L_perp(V) = 0, L(V) = L_NC1 + L_NC2/3 = 1/2 - tr(B A^-1 B^T)/2"),
-        CheckSpec("3.5", "probe with fewer features than C - 1 [C=3,p=1 (imbalanced),bias]", rational_probe,
-                  "rational size", "per-sample L(W_LS) == L_NC1 + L_NC2/3 with symbolic lambda"),
+        CheckSpec("3.5", "probe at any layer: its loss 1/2 - tr(B A^-1 B^T)/2, all sizes (matrix symbols)",
+                  general_probe, "general", "V = B A^-1: L(V) = L_NC1 + L_NC2/3 = 1/2 - tr(B A^-1 B^T)/2"),
+        CheckSpec("3.5", "probe with fewer features than C - 1 [C=3,p=1 (imbalanced),bias]",
+                  partial(direct_certificate, 3, 1, (2, 3, 2), True, rational_seed=5), "rational size",
+                  "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS with symbolic lambda"),
     ]

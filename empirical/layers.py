@@ -167,8 +167,8 @@ class LayerTap:
     :meth:`records` with the pass's labels.
     """
 
-    def __init__(self, model: nn.Module, names: Sequence[str], *, reduce: str = "gap", ridge: float = 0.0):
-        self.names = resolve_layers(model, list(names))
+    def __init__(self, model: nn.Module, names: str | Sequence[str], *, reduce: str = "gap", ridge: float = 0.0):
+        self.names = resolve_layers(model, names)
         self.reduce, self.ridge = check_reduce(reduce), check_ridge(ridge)
         self._modules = dict(_unwrapped(model).named_modules())
         self.outputs: dict[str, list[torch.Tensor]] = {n: [] for n in self.names}
@@ -283,7 +283,7 @@ def _probe(stats, kept, C: int, ridge: float, info: DistInfo, tile: int) -> dict
     sol = theory.min_norm_least_squares(stats, lam=ridge, bias=True)
     # theory.decompose at W = W_LS without solving for W_LS again: its Huygens split at W_LS is (L_NC1, L_NC2/3)
     # and L_perp = (1/2) tr(0 A 0) = 0 exactly (math §3.5 step 1)
-    l_nc1, l_nc23 = (float(v) for v in theory.huygens_split(stats, sol.W, sol.b, ridge))
+    l_nc1, l_nc23 = (float(v) for v in theory.huygens_split(stats, sol.W, sol.b, ridge, tile=tile))
     total = torch.zeros(5, dtype=torch.float64, device=stats.means.device)
     for h, y in kept:
         t = theory.sample_totals(h, y, sol.W, sol.b, stats.means, num_classes=C, tile=tile)

@@ -46,7 +46,7 @@ from theory.tiling import check_tile
 
 from . import runs
 from .distributed import SINGLE, DistInfo
-from .layers import LayerTap, resolve_layers
+from .layers import LayerTap
 from .measurement import (
     METRIC_KEYS,
     FeaturePass,
@@ -292,7 +292,7 @@ class NCMonitor:
         self.out = Path(out)
         self.info = current_dist_info() if info is None else info
         self._tap = _FeatureTap(model, classifier, output)
-        self._layers = None if layers is None else LayerTap(model, resolve_layers(model, layers), reduce=layer_reduce,
+        self._layers = None if layers is None else LayerTap(model, layers, reduce=layer_reduce,
                                                             ridge=layer_ridge)
         self.layers_rule = layers if isinstance(layers, str) else None
         self._config_written = (self.out / runs.CONFIG_FILE).is_file()

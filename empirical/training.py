@@ -48,7 +48,7 @@ import theory
 from . import runs, timing
 from .config import PRESETS, RESUME_OVERRIDES, TrainConfig, changed_options, read_config_file  # noqa: F401 (re-exports)
 from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_object, init_from_env, shard, shutdown
-from .layers import LayerTap, resolve_layers
+from .layers import LayerTap
 from .measurement import METRIC_KEYS, measure, resolve_precision
 from .models import FeatureClassifier, takes_sample_indices
 from .schedule import lr_at
@@ -281,7 +281,7 @@ def layer_tap(cfg: TrainConfig, model: torch.nn.Module) -> LayerTap | None:
     """The :class:`empirical.layers.LayerTap` of ``cfg.measure_layers`` on ``model`` (``None`` without layers)."""
     if not cfg.measure_layers:
         return None
-    return LayerTap(model, resolve_layers(model, cfg.measure_layers), reduce=cfg.layer_reduce, ridge=cfg.layer_ridge)
+    return LayerTap(model, cfg.measure_layers, reduce=cfg.layer_reduce, ridge=cfg.layer_ridge)
 
 
 def layers_entry(cfg: TrainConfig, model: torch.nn.Module, sample: torch.Tensor) -> dict[str, Any] | None:

@@ -22,9 +22,11 @@ def _net_and_data(C=7, p=16, n=140):
 
 def test_monitor_tile_reaches_theory_and_records_agree_across_tiles(tmp_path, monkeypatch):
     """The monitor's tile is the one theory's pair passes run with, at the last layer and at a measured layer (a
-    recording wrapper around theory.tiling.upper_pairs, which every tiled C x C pass calls); tiles of 2 rows (four
+    recording wrapper around theory.tiling.upper_pairs, which every tiled C x C pass calls, and the decomposition's
+    means_residual); tiles of 2 rows (four
     tiles for C = 7, every block path taken) give the untiled record to rounding: the tiled sums merge pairwise
     (Chan's update), so only the summation order differs (relative 1e-12)."""
+    import theory.decomposition
     import theory.field_metrics
     import theory.metrics
 
@@ -37,6 +39,13 @@ def test_monitor_tile_reaches_theory_and_records_agree_across_tiles(tmp_path, mo
 
     monkeypatch.setattr(theory.metrics, "upper_pairs", recording)
     monkeypatch.setattr(theory.field_metrics, "upper_pairs", recording)
+    residual = theory.decomposition.means_residual  # the decomposition's C x C-free tiled pass over the means
+
+    def recording_residual(stats, W, b, *, tile):
+        seen.append(tile)
+        return residual(stats, W, b, tile=tile)
+
+    monkeypatch.setattr(theory.decomposition, "means_residual", recording_residual)
     net, x, y = _net_and_data()
     recs = {}
     for tile in (2, 1024):

@@ -83,7 +83,7 @@ def test_main_help(capsys):
     assert "--run-dir" in capsys.readouterr().out
 
 
-def testtrain_config_of_the_main_job(tmp_path):
+def test_train_config_of_the_main_job(tmp_path):
     from paper_checks.main import QUICK_EPOCHS, MainOptions, train_config
 
     default = train_config(MainOptions(), tmp_path)

@@ -88,11 +88,7 @@ def test_compare_on_synthetic_log_is_exact_and_forward_matches():
     hold = res.forward.holdout
     assert hold["forward_ode_rel_error"]["max"] < 1e-6 and hold["closed_form_rel_error"]["max"] < 1e-6
     data = res.to_json()  # compare.json: strict JSON with the same numbers
-    assert (
-        data["quantities"]["l_nc1"]["rel_error_fit"]["max"] == q_max
-        if (q_max := res.quantities["l_nc1"].rel_error_fit.max)
-        else True
-    )
+    assert data["quantities"]["l_nc1"]["rel_error_fit"]["max"] == res.quantities["l_nc1"].rel_error_fit.max
     assert data["fit"]["beta"] == res.fit.beta and data["snr_ratio"]["observed_moves_toward_1"] is True
 
 

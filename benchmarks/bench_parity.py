@@ -505,7 +505,10 @@ def _print_speed(args) -> int:
     print("| pipeline | tile | statistics passes | NC metrics | field metrics | total | CPU time | RSS of the data "
           "| peak RSS (VmHWM) | VmPeak |")
     print("|---|---|---|---|---|---|---|---|---|---|")
+    totals: dict[str, float] = {}
     for r in speed(args.reference, args.speed, args.tile, args.ref_tile, args.which.split(","), args.timeout):
+        if "error" not in r:
+            totals[r["which"]] = r["total_s"]
         if "error" in r:
             print(f"| {r['which']} | failed: {r['error']} |")
         else:
@@ -516,6 +519,10 @@ def _print_speed(args) -> int:
         if args.json:
             with open(args.json, "a") as fh:
                 fh.write(json.dumps({**r, "load_before": load}) + "\n")
+    for ref in ("reference-float32", "reference-float64"):  # the target: ours at most the reference's time
+        if "ours" in totals and ref in totals:
+            ratio = totals["ours"] / totals[ref]
+            print(f"ours / {ref} wall time = {ratio:.2f} (target <= 1: {'met' if ratio <= 1 else 'not met'})")
     with open("/proc/loadavg") as fh:
         print(f"load average after: {' '.join(fh.read().split()[:3])}")
     return 0

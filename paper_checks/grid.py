@@ -327,7 +327,8 @@ def _evaluate_run(p: GridRunPlan, opts: GridOptions, report_dir: Path
     ladder = None
     if opts.ladder == "on":  # the pair's ladder (math §7.4), kept beside the runs so a re-run reuses it
         try:  # a ladder that fails leaves the run's own claims standing (the main job runs it as its own stage)
-            ladder = ladder_beside(p.run_dir, Path(opts.out) / "ladders" / p.name, tpt_threshold=opts.tpt_threshold)
+            ladder = ladder_beside(p.run_dir, Path(opts.out) / "ladders" / p.name, tpt_threshold=opts.tpt_threshold,
+                                   checked=(records, config, checked.comparison, checked.claims))
         except Exception as exc:  # noqa: BLE001 - reported on stderr; the run's evaluation goes on without it
             print(f"    {p.name}: calibration ladder failed ({type(exc).__name__}: {exc}); the run's claims stand",
                   file=sys.stderr, flush=True)

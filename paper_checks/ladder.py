@@ -238,12 +238,21 @@ def _med(stats) -> float | None:
     return None if stats is None else stats.median
 
 
-def rung_row(rung: str, run_dir: Path, *, tpt_threshold: float = 0.0) -> dict[str, Any]:
+#: A run already read and checked: ``(records, config, comparison, claims)`` (the main job's and the grid's
+#: ``check_run``), so the ladder's row (e) is the run's own verdicts, not a second comparison of the same log.
+Checked = tuple[Sequence[dict[str, Any]], dict[str, Any], Any, Sequence[Any]]
+
+
+def rung_row(rung: str, run_dir: Path, *, tpt_threshold: float = 0.0, checked: Checked | None = None
+             ) -> dict[str, Any]:
     """One rung's verdicts: the comparison's numbers and the MSE-theory claims' statuses (math §7.4)."""
-    records, config = read_log(run_dir)
-    cmp = compare_records(records, time="auto", tpt_threshold=tpt_threshold, config=config)
-    claims = {c.id.split(".", 1)[1]: c for c in empirical_claims(records, cmp, config=config,
-                                                                 tpt_threshold=tpt_threshold)}
+    if checked is not None and checked[2] is not None:
+        records, config, cmp, claim_list = checked
+    else:
+        records, config = read_log(run_dir)
+        cmp = compare_records(records, time="auto", tpt_threshold=tpt_threshold, config=config)
+        claim_list = empirical_claims(records, cmp, config=config, tpt_threshold=tpt_threshold)
+    claims = {c.id.split(".", 1)[1]: c for c in claim_list if "." in c.id}
     start = terminal_phase_start(list(records), tpt_threshold)  # the terminal phase, else every epoch (said so)
     tp = perp_ratios(records, slice(start if start is not None else 0, None))
     row: dict[str, Any] = {"rung": rung, "what": RUNGS[rung], "run_dir": str(run_dir), "loss": run_loss(config),
@@ -267,9 +276,11 @@ def rung_row(rung: str, run_dir: Path, *, tpt_threshold: float = 0.0) -> dict[st
     return row
 
 
-def ladder_rows(dirs: dict[str, Path], *, tpt_threshold: float = 0.0) -> list[dict[str, Any]]:
-    """:func:`rung_row` for every rung in ``dirs`` (a to e)."""
-    return [rung_row(r, dirs[r], tpt_threshold=tpt_threshold if r == "e" else 0.0) for r in sorted(dirs)]
+def ladder_rows(dirs: dict[str, Path], *, tpt_threshold: float = 0.0, checked: Checked | None = None
+                ) -> list[dict[str, Any]]:
+    """:func:`rung_row` for every rung in ``dirs`` (a to e); ``checked``: the run's (rung e) own verdicts."""
+    return [rung_row(r, dirs[r], tpt_threshold=tpt_threshold if r == "e" else 0.0,
+                     checked=checked if r == "e" else None) for r in sorted(dirs)]
 
 
 def _pct(v: float | None) -> str:
@@ -310,11 +321,12 @@ def ladder_sentence(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def ladder_beside(run_dir: str | Path, out: str | Path, *, tpt_threshold: float = 0.0,
-                  log=lambda msg: None) -> dict[str, Any] | None:
+                  log=lambda msg: None, checked: Checked | None = None) -> dict[str, Any] | None:
     """The ladder of ``run_dir`` run into ``out`` (rungs reused when their plan is unchanged) and its verdicts beside
     the run's, as the reports show them: ``{"sentence", "table_md", "rows", "scaled", "dirs"}``.  None, with the
-    reason passed to ``log``, when the run is not an MSE run or its config lacks what the rungs copy."""
-    records, config = read_log(run_dir)
+    reason passed to ``log``, when the run is not an MSE run or its config lacks what the rungs copy.  ``checked``:
+    the run's own comparison and claims when the caller has them (row (e) then shows those verdicts)."""
+    records, config = checked[:2] if checked is not None else read_log(run_dir)
     if run_loss(config) != "mse":
         log(f"skipped: the run's loss is {run_loss(config)}; the ladder calibrates the MSE theory")
         return None
@@ -329,7 +341,7 @@ def ladder_beside(run_dir: str | Path, out: str | Path, *, tpt_threshold: float 
         return None
     log(f"rungs a-d at C={plan.num_classes}, {plan.num_samples} samples, p={plan.dim}, lr {plan.lr}, batch "
         f"{plan.batch_size}" + (f" ({plan.scaled})" if plan.scaled else ""))
-    rows = ladder_rows(dirs, tpt_threshold=tpt_threshold)
+    rows = ladder_rows(dirs, tpt_threshold=tpt_threshold, checked=checked)
     for rung, why in skipped.items():
         log(f"rung ({rung}) not run: {why}")
     notes = "; ".join([plan.scaled or ""] + [f"rung ({r}) not run: {why}" for r, why in skipped.items()]).strip("; ")

@@ -308,15 +308,16 @@ def check_run(run_dir: Path, records: list[dict[str, Any]], config: dict[str, An
     return RunCheck(claims, comparison, comparison_error, figures)
 
 
-def run_ladder_stage(run_dir: Path | None, out: Path, opts: MainOptions, stages: Stages) -> dict[str, Any] | None:
+def run_ladder_stage(run_dir: Path | None, out: Path, opts: MainOptions, stages: Stages,
+                     checked: Any = None) -> dict[str, Any] | None:
     """Rungs (a)-(d) of the run's ladder into ``OUT/ladder`` and their verdicts beside the run's
     (:func:`paper_checks.ladder.ladder_beside`); None when skipped, with the reason logged."""
     if opts.ladder == "off" or run_dir is None:
         stages.log("    skipped (" + ("--ladder off" if opts.ladder == "off" else "no training run") + ")")
         return None
     return ladder_beside(
-        run_dir, out / "ladder", tpt_threshold=opts.tpt_threshold, log=lambda m: stages.log("    " + m)
-    )
+        run_dir, out / "ladder", tpt_threshold=opts.tpt_threshold, log=lambda m: stages.log("    " + m),
+        checked=checked)
 
 
 @dataclass
@@ -331,6 +332,7 @@ class _Job:
     claims: list[Claim] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
     context: dict[str, Any] = field(default_factory=dict)
+    checked: Any = None  # the run's (records, config, comparison, claims), for the ladder's row (e)
 
 
 def run_main(opts: MainOptions) -> int:
@@ -458,6 +460,7 @@ def comparison_stage(job: _Job, run_dir: Path | None) -> None:
                             fit_from=opts.fit_from, tpt_threshold=opts.tpt_threshold)
         job.claims += checked.claims
         job.figures = checked.figures + job.figures
+        job.checked = (records, config, checked.comparison, checked.claims)
         c = checked.comparison
         if c is None or c.fit is None or c.fit_window is None:
             why = checked.comparison_error or ("; ".join(sorted(set(c.unavailable.values()))) if c is not None else "")
@@ -482,7 +485,7 @@ def ladder_stage(job: _Job, run_dir: Path | None, out: Path) -> dict[str, Any] |
     """5. The calibration ladder beside the run (math §7.4, :func:`run_ladder_stage`); None when skipped or failed."""
     ladder = None
     with job.stages("calibration ladder", job.errors):
-        ladder = run_ladder_stage(run_dir, out, job.opts, job.stages)
+        ladder = run_ladder_stage(run_dir, out, job.opts, job.stages, job.checked)
         if ladder is not None:
             job.context["calibration ladder"] = ladder["sentence"]
     return ladder

@@ -160,6 +160,14 @@ def test_ladder_beside_a_real_run_fills_the_report(tmp_path):
     rows = {r["rung"]: r for r in ladder["rows"]}
     assert rows["a"]["forward_fitted"] <= 1e-3 and rows["a"]["forward_derived"] <= 1e-3
     assert "on this network the forward prediction misses by" in ladder["sentence"]
+    # the caller's own comparison of the run (here on the epoch axis) is row (e), not a second one on "auto"
+    assert rows["e"]["clock"] != "epoch"
+    records, config = read_log(run)
+    mine = compare_records(records, time="epoch", config=config)
+    again = ladder_beside(run, tmp_path / "ladder",
+                          checked=(records, config, mine, empirical_claims(records, mine, config=config)))
+    assert again["rows"][-1]["rung"] == "e" and again["rows"][-1]["clock"] == "epoch"
+    assert again["rows"][:-1] == ladder["rows"][:-1]  # rungs (a)-(d) reused, the same verdicts
     paths = write_report(tmp_path / "rep", [], ladder=ladder)
     assert "Theory against training, calibrated" in paths["html"].read_text()
     assert ladder["table_md"] in paths["md"].read_text()

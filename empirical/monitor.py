@@ -21,7 +21,6 @@ each rank its own samples.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -189,17 +188,11 @@ def _is_tensor_pair(data: Any, what: str) -> bool:
 
 def _logged_epochs(path: Path) -> set[int]:
     """The epochs of an existing ``metrics.jsonl`` (lines that do not parse are skipped)."""
-    epochs: set[int] = set()
     if not path.is_file():
-        return epochs
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            epoch = json.loads(line).get("epoch")
-        except (json.JSONDecodeError, AttributeError):
-            continue
-        if isinstance(epoch, int) and not isinstance(epoch, bool):
-            epochs.add(epoch)
-    return epochs
+        return set()
+    records = (rec for _, rec, _ in runs.parse_jsonl(path.read_text(encoding="utf-8").splitlines())[0])
+    epochs = (rec.get("epoch") for rec in records if isinstance(rec, dict))
+    return {e for e in epochs if isinstance(e, int) and not isinstance(e, bool)}
 
 
 class NCMonitor:

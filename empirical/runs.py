@@ -129,20 +129,28 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     return _parse_metrics_lines(path.read_text().splitlines(), path)[0]
 
 
-def _parse_metrics_lines(lines: list[str], path: Path) -> tuple[list[dict[str, Any]], bool]:
-    records: list[dict[str, Any]] = []
-    truncated = False
-    for i, line in enumerate(lines):
+def parse_jsonl(lines: list[str]) -> tuple[list[tuple[int, Any, str | None]], bool]:
+    """``(rows, truncated)``: ``(line number, record or None, why it is not JSON or None)`` per non-blank line;
+    a last line that is not JSON (a run killed while writing it) is left out, with ``truncated`` true."""
+    rows: list[tuple[int, Any, str | None]] = []
+    for i, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                truncated = True
-                break
-            raise RunError(f"corrupt line {i + 1} in {path}") from None
-    return records, truncated
+            rows.append((i, json.loads(line), None))
+        except json.JSONDecodeError as exc:
+            if i == len(lines):
+                return rows, True
+            rows.append((i, None, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+    return rows, False
+
+
+def _parse_metrics_lines(lines: list[str], path: Path) -> tuple[list[dict[str, Any]], bool]:
+    rows, truncated = parse_jsonl(lines)
+    bad = next((i for i, _, problem in rows if problem), None)
+    if bad is not None:
+        raise RunError(f"corrupt line {bad} in {path}")
+    return [rec for _, rec, _ in rows], truncated
 
 
 def repair_metrics(run_dir: Path) -> list[dict[str, Any]]:

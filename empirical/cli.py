@@ -3,25 +3,15 @@
 Examples::
 
     python -m empirical train --preset digits-mlp --out runs/digits
-    python -m empirical train --dataset fashion-mnist --model resnet18 --per-class 5000 \\
-        --epochs 350 --lr 0.0184 --out runs/fmnist-resnet18
-    python -m empirical train --out runs/fmnist-resnet18 --resume
+    python -m empirical train --out runs/digits --resume
     torchrun --nproc_per_node 2 -m empirical train --preset digits-mlp --out runs/ddp
     python -m empirical sweep --preset digits-mlp --lrs 0.05,0.1,0.2,0.4 --epochs 50 --out runs/digits-sweep
-    python -m empirical sweep --dataset fashion-mnist --model resnet18 --per-class 5000 --epochs 350 \
-        --lrs paper --out runs/fmnist-sweep
     python -m empirical plot runs/digits
-    python -m empirical export-csv runs/digits --out digits.csv
 
-Option precedence (:func:`empirical.config.merge_preset`, shared with ``python -m paper_checks``):
-:class:`TrainConfig` defaults < ``--preset`` < ``--config FILE`` < explicit options; ``--help`` names each
-option's :class:`TrainConfig` default.  ``train`` and ``sweep`` need a dataset (``--preset``, ``--dataset`` or a
-``--config`` file naming one): without it they stop with a one-line error, exit status 2.  ``--resume``
-accepts the options the run was started with; only changed ones are refused (naming them), except
-``device``, ``threads``, progress and the checkpoint options, which a resumed run may change.
-Known errors (bad input, missing data, unknown names, an existing run)
-print ``error: ...`` to stderr and exit with status 2; a diverging loss exits with status 3
-after keeping every measured epoch.
+Option precedence (:func:`empirical.config.merge_preset`): :class:`TrainConfig` defaults < ``--preset`` <
+``--config FILE`` < explicit options.  ``--resume`` refuses changed options except ``device``, ``threads``,
+progress and the checkpoint options.  Known errors print ``error: ...`` to stderr and exit with status 2;
+a diverging loss exits with status 3 after keeping every measured epoch.
 """
 
 from __future__ import annotations
@@ -49,8 +39,7 @@ def _kv(text: str) -> tuple[str, Any]:
 
 
 def _default(name: str) -> str:
-    """``default: V`` with V the :class:`TrainConfig` default of the field ``name``, for the options' help (the
-    value is read from the dataclass, so the help cannot drift from it)."""
+    """``default: V``, V the :class:`TrainConfig` default of the field ``name`` (for the options' help)."""
     from .config import TrainConfig
 
     value = {f.name: f.default for f in dataclasses.fields(TrainConfig)}[name]
@@ -72,8 +61,7 @@ def add_layer_options(t: argparse.ArgumentParser, S: str) -> None:
 
 
 def add_train_options(t: argparse.ArgumentParser) -> None:
-    """Every :class:`TrainConfig` option (shared by ``train`` and ``sweep``); unset options stay unset, and the
-    help names the :class:`TrainConfig` default that applies when neither a preset nor a config file sets it."""
+    """Every :class:`TrainConfig` option (``train`` and ``sweep``); unset options stay unset."""
     S = argparse.SUPPRESS  # unset options do not override preset / config values
     t.add_argument("--preset", default=S, help="named defaults (see `presets`); train and sweep need --preset, "
                                                "--dataset or a --config file that names the dataset")
@@ -254,10 +242,8 @@ def options_merged(ns: argparse.Namespace, with_explicit: bool = True) -> dict[s
 
 
 def resume_options(ns: argparse.Namespace) -> dict[str, Any]:
-    """The options given with ``--resume``, to compare with the stored ones: ``--config`` and explicit
-    options, and the preset's *name* (a preset's values count as given only through its name, so
-    ``--preset P --resume`` continues a run started as ``--preset P --epochs 30``).  ``--model-arg`` /
-    ``--data-arg`` given are merged into the preset's / config file's dicts, as when the run started."""
+    """The options given with ``--resume``, to compare with the stored ones: ``--config``, explicit options and
+    the preset's *name* only (``--preset P --resume`` continues a run started as ``--preset P --epochs 30``)."""
     from .config import merged_options
 
     preset, config_file, explicit = getattr(ns, "preset", None), getattr(ns, "config_file", None), explicit_options(ns)
@@ -272,8 +258,7 @@ def resume_options(ns: argparse.Namespace) -> dict[str, Any]:
 
 
 def config_from_args(ns: argparse.Namespace):
-    """Merge defaults, preset, config file and explicit options into a :class:`TrainConfig`
-    (:func:`empirical.config.merge_preset`).  A new run needs a dataset; a resumed one has its stored one."""
+    """The :class:`TrainConfig` of the options (:func:`empirical.config.merge_preset`); a new run needs a dataset."""
     from .config import merge_preset
 
     # TrainConfig's digits/MLP at the paper's lr is no run anyone asked for
@@ -300,7 +285,7 @@ def _cmd_train(ns: argparse.Namespace) -> int:
 
 
 def _print_notes(notes: list[str]) -> None:
-    """A run's ``config.json`` notes (e.g. the UFM's missing test set), one ``note:`` line each on stderr."""
+    """A run's ``config.json`` notes, one ``note:`` line each on stderr."""
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
 

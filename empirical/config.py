@@ -151,7 +151,7 @@ class TrainConfig:
         """Epochs whose weights are kept (``keep_checkpoints``; the measured epochs for ``"measured"``)."""
         if self.keep_checkpoints is None:
             return set()
-        if isinstance(self.keep_checkpoints, str):  # "measured", the one string validate() accepts
+        if isinstance(self.keep_checkpoints, str):  # "measured"
             return set(self.measure_epochs or measurement_epochs(self.epochs))
         return set(self.keep_checkpoints)
 
@@ -251,22 +251,16 @@ def changed_options(stored: dict[str, Any], given: dict[str, Any]) -> list[str]:
 
 #: Named defaults for ``--preset`` (explicit options override them).
 PRESETS: dict[str, dict[str, Any]] = {
-    # Main job: scikit-learn digits (8x8, embedded, balanced N = 130 per class, n = 1300), an MLP
-    # 64-256-256-64 with BatchNorm (p = 64), the paper's protocol otherwise (SGD momentum 0.9,
-    # wd 5e-4, batch 128, MSE, 350 epochs, lr / 10 at 116 and 233).  lr = 0.4 was the best of
-    # 0.05 ... 0.6 for depth of collapse: zero training error by epoch ~10, then ~340 epochs of
-    # terminal phase; final NC1 ~1.5e-4, NC3 ~0.03, NC4 = 0, rho_perp ~0.02.  Note: while the
-    # learning rate is high, L_perp is of the order of L_NC1 (SGD keeps W away from W_LS);
-    # after the first decay it falls to ~2-3% of L.  About 20-40 s on 2 shared CPU cores.
+    # Main job: digits (N = 130 per class), an MLP 64-256-256-64 with BatchNorm, the paper's protocol otherwise.
+    # lr = 0.4 was the best of 0.05 ... 0.6 for depth of collapse (zero training error by epoch ~10; final
+    # NC1 ~1.5e-4, NC3 ~0.03, NC4 = 0, rho_perp ~0.02).  About 20-40 s on 2 shared CPU cores.
     "digits-mlp": dict(
         dataset="digits", model="mlp", per_class=130, epochs=350, lr=0.4, batch_size=128,
         weight_decay=5e-4, momentum=0.9, model_kwargs={"widths": [256, 256, 64], "batch_norm": True},
         num_threads=1,  # a tiny model: one thread is faster and steadier on a shared CPU
     ),
-    # The unconstrained-features model (math §6.1) on digits-mlp's samples, batches and protocol: one free
-    # p = 64 feature vector per training sample.  Features move by lr * 2 / (B C) per unit residual per
-    # step, so the UFM needs a far larger learning rate than the network: lr = 1 reaches zero training
-    # error by epoch ~60.  A few seconds of training on 2 idle CPU cores.
+    # The unconstrained-features model (math §6.1) on digits-mlp's samples and protocol; its features move by
+    # lr * 2 / (B C) per unit residual, so it needs a far larger lr: lr = 1 reaches zero training error by ~60.
     "digits-ufm": dict(
         dataset="digits", model="ufm", per_class=130, epochs=350, lr=1.0, batch_size=128,
         weight_decay=5e-4, momentum=0.9, model_kwargs={"dim": 64}, num_threads=1,

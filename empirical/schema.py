@@ -197,16 +197,10 @@ class RunLog:
         where = term_lambda_keys().get(key)
         if where is None:
             raise KeyError(f"{key!r} is not a decomposition term with a lambda; terms: {sorted(term_lambda_keys())}")
-        out: list[float | None] = []
-        for rec in self.records:
-            if isinstance(where, float):
-                out.append(where)
-                continue
-            value = rec.get(where)
-            if value is None:
-                value = self.config_value(where)
-            out.append(None if value is None else float(value))
-        return out
+        if isinstance(where, float):
+            return [where] * len(self.records)
+        values = (rec.get(where) if rec.get(where) is not None else self.config_value(where) for rec in self.records)
+        return [None if v is None else float(v) for v in values]
 
     def at_lambda_zero(self, key: str) -> bool:
         """True when the log has records and every record's ``key`` is at lambda = 0 (the laws of math §3.4)."""
@@ -273,18 +267,13 @@ def _csv_row(header: list[str], row: list[str], in_list: set[int],
     for j, (name, cell) in enumerate(zip(header, row)):
         if j in in_list:
             continue
-        if name == "warnings":  # a JSON array
+        if name == "warnings" or (name == "layers" and cell.startswith("{")):  # one cell holding a JSON value
             if cell:
                 try:
                     rec[name] = json.loads(cell)
                 except json.JSONDecodeError:
-                    raise _BadLine("key 'warnings': not a JSON array of strings") from None
-            continue
-        if name == "layers" and cell.startswith("{"):  # the per-layer records: one cell holding a JSON object
-            try:
-                rec[name] = json.loads(cell)
-            except json.JSONDecodeError:
-                raise _BadLine("key 'layers': not a JSON object") from None
+                    what = "a JSON array of strings" if name == "warnings" else "a JSON object"
+                    raise _BadLine(f"key '{name}': not {what}") from None
             continue
         rec[name] = _number(cell)
     for key, cols in list_cols.items():

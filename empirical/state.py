@@ -71,13 +71,6 @@ class Clock:
     def record(self) -> dict[str, float | None]:
         return {"train_time_s": self.train_s, "epoch_time_s": self.epoch_s, "measure_time_total_s": self.measure_s}
 
-    def state(self) -> dict[str, float | None]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any] | None) -> Clock:
-        return cls(**state) if state else cls()  # checkpoints written before the clock existed start at zero
-
     def catch_up(self, records: list[dict[str, Any]]) -> None:
         """Never behind the last written record, so the totals stay monotone across a resume."""
         if records:
@@ -113,7 +106,7 @@ class RunState:
     def to_dict(self, generator: torch.Generator) -> dict[str, Any]:
         """The checkpoint's bookkeeping: counters, clock and every random state (``generator``: batch order)."""
         return {"epoch": self.epoch, "step": self.step, "lr_weighted_steps": self.lr_weighted_steps,
-                "time_s": self.elapsed(), "clock": self.clock.state(), "rng": rng_states(generator)}
+                "time_s": self.elapsed(), "clock": dataclasses.asdict(self.clock), "rng": rng_states(generator)}
 
     @classmethod
     def from_dict(cls, ckpt: dict[str, Any], generator: torch.Generator | None = None) -> RunState:
@@ -121,4 +114,4 @@ class RunState:
         if generator is not None:
             set_rng_states(ckpt["rng"], generator)
         return cls(epoch=int(ckpt["epoch"]), step=int(ckpt["step"]), lr_weighted_steps=float(ckpt["lr_weighted_steps"]),
-                   time_s=float(ckpt["time_s"]), clock=Clock.from_state(ckpt.get("clock")))
+                   time_s=float(ckpt["time_s"]), clock=Clock(**ckpt.get("clock") or {}))  # older checkpoints: zero

@@ -172,8 +172,7 @@ class Progress:
     """A tqdm bar on a terminal; otherwise one line per measurement on stderr."""
 
     def __init__(self, name: str, total: int, initial: int, enabled: bool):
-        self.name, self.total = name, total
-        self.bar = None
+        self.total, self.bar = total, None
         self.plain = enabled and not sys.stderr.isatty()
         if enabled and not self.plain:
             from tqdm.auto import tqdm

@@ -48,13 +48,13 @@ def _default(name: str) -> str:
 
 def add_layer_options(t: argparse.ArgumentParser, S: str) -> None:
     """The layer-wise measurement options (:mod:`empirical.layers`, math §3.5)."""
-    t.add_argument("--measure-layers", dest="measure_layers", metavar="NAMES|all-blocks", default=S,
+    t.add_argument("--measure-layers", metavar="NAMES|all-blocks", default=S,
                    help="also measure the outputs of these modules (comma-separated names, or all-blocks: each block "
                         "of the model) in the same pass: NC1, NC2, NC4, CDNV and a least-squares probe per layer")
-    t.add_argument("--layer-reduce", dest="layer_reduce", metavar="{gap,flatten}", default=S,
+    t.add_argument("--layer-reduce", metavar="{gap,flatten}", default=S,
                    help=f"how a layer's (n, C, H, W) map becomes features ({_default('layer_reduce')}: global "
                         "average pooling)")
-    t.add_argument("--layer-ridge", dest="layer_ridge", type=float, default=S,
+    t.add_argument("--layer-ridge", type=float, default=S,
                    help=f"ridge lambda of the layer probes ({_default('layer_ridge')})")
     t.add_argument("--tile", type=int, default=S,
                    help=f"rows per tile of the measurement's C x C computations, memory O(tile^2) ({_default('tile')})")
@@ -71,33 +71,31 @@ def add_train_options(t: argparse.ArgumentParser) -> None:
                         "cifar10, svhn, stl10 (required unless --preset or --config sets it)")
     t.add_argument("--model", default=S, help=f"a network of empirical.models.MODELS ({_default('model')})")
     t.add_argument("--out", default=S, help="run directory (default: runs/<preset or dataset-model>)")
-    t.add_argument("--per-class", dest="per_class", type=int, default=S,
+    t.add_argument("--per-class", type=int, default=S,
                    help="balanced subset size N (default: the whole training split)")
     t.add_argument("--epochs", type=int, default=S, help=f"training epochs ({_default('epochs')})")
     t.add_argument("--lr", type=float, default=S, help=f"SGD learning rate ({_default('lr')}, the paper's MSE rate)")
     t.add_argument("--momentum", type=float, default=S, help=f"SGD momentum ({_default('momentum')})")
-    t.add_argument("--weight-decay", dest="weight_decay", type=float, default=S,
-                   help=f"SGD weight decay ({_default('weight_decay')})")
-    t.add_argument("--batch-size", dest="batch_size", type=int, default=S,
-                   help=f"training batch size ({_default('batch_size')})")
+    t.add_argument("--weight-decay", type=float, default=S, help=f"SGD weight decay ({_default('weight_decay')})")
+    t.add_argument("--batch-size", type=int, default=S, help=f"training batch size ({_default('batch_size')})")
     t.add_argument("--keep-last-batch", dest="drop_last", action="store_false", default=S,
                    help="train on the incomplete last batch too (default: skipped, as in the notebook)")
     t.add_argument("--loss", choices=["mse", "ce"], default=S, help=f"training loss ({_default('loss')})")
-    t.add_argument("--mse-scale", dest="mse_scale", metavar="k,M", default=S,
+    t.add_argument("--mse-scale", metavar="k,M", default=S,
                    help="Hui & Belkin's rescaled MSE: k weights the true class's output, M is its target "
                         f"(math §3.6; {_default('mse_scale')}, the plain nn.MSELoss(); --loss mse only)")
-    t.add_argument("--lr-gamma", dest="lr_gamma", type=float, default=S,
+    t.add_argument("--lr-gamma", type=float, default=S,
                    help=f"learning-rate factor at each milestone ({_default('lr_gamma')})")
     t.add_argument("--milestones", default=S, help="comma-separated epochs (default: epochs//3, 2*epochs//3)")
-    t.add_argument("--measure-epochs", dest="measure_epochs", default=S,
+    t.add_argument("--measure-epochs", default=S,
                    help="'paper' (default: log-spaced, rescaled), 'all', or comma-separated epochs")
     t.add_argument("--no-test", dest="measure_test", action="store_false", default=S,
                    help="do not load / evaluate the test split (default: evaluated)")
-    t.add_argument("--eval-batch-size", dest="eval_batch_size", type=int, default=S,
+    t.add_argument("--eval-batch-size", type=int, default=S,
                    help=f"batch size of the measurement passes ({_default('eval_batch_size')})")
-    t.add_argument("--data-root", dest="data_root", default=S,
+    t.add_argument("--data-root", default=S,
                    help="folder of the dataset files (default: $NC_DATA_ROOT, else the system folders)")
-    t.add_argument("--image-size", dest="image_size", type=int, default=S,
+    t.add_argument("--image-size", type=int, default=S,
                    help="image side length (default: the dataset's: 28x28 sets padded to 32, "
                         "digits 8x8, others native)")
     t.add_argument("--model-arg", dest="model_args", type=_kv, action="append", default=[],
@@ -113,23 +111,23 @@ def add_train_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--amp", choices=["auto", "bf16", "none"], default=S,
                    help=f"autocast of the training step (auto: bf16 on CUDA; {_default('amp')})")
     # values are validated by TrainConfig (empirical.step.COMPILE_MODES), so --help needs no torch import
-    t.add_argument("--compile", dest="compile", metavar="MODE", default=S,
+    t.add_argument("--compile", metavar="MODE", default=S,
                    help="torch.compile the training step: auto (reduce-overhead on CUDA in one process, "
                         "else none), none, default, reduce-overhead, max-autotune-no-cudagraphs; a failed compile "
                         f"warns and trains eagerly ({_default('compile')})")
-    t.add_argument("--channels-last", dest="channels_last", metavar="{auto,on,off}", default=S,
+    t.add_argument("--channels-last", metavar="{auto,on,off}", default=S,
                    help=f"NHWC layout for conv models (auto: on CUDA; {_default('channels_last')})")
-    t.add_argument("--measure-precision", dest="measure_precision", metavar="{auto,tf32,fp32}", default=S,
+    t.add_argument("--measure-precision", metavar="{auto,tf32,fp32}", default=S,
                    help="float32 arithmetic of the measurement's forward passes on CUDA (auto: tf32, PyTorch's "
                         "default for convolutions, ~5x faster; fp32: IEEE float32); statistics are float64 "
                         f"({_default('measure_precision')})")
     add_layer_options(t, S)
-    t.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, default=S,
+    t.add_argument("--checkpoint-every", type=int, default=S,
                    help="also checkpoint every N epochs (default: by time only)")
-    t.add_argument("--checkpoint-every-s", dest="checkpoint_every_s", type=float, default=S,
+    t.add_argument("--checkpoint-every-s", type=float, default=S,
                    help=f"checkpoint every S seconds of wall time (0: only by epoch and at the end; "
                         f"{_default('checkpoint_every_s')})")
-    t.add_argument("--keep-checkpoints", dest="keep_checkpoints", default=S,
+    t.add_argument("--keep-checkpoints", default=S,
                    help="keep the weights of these epochs for load_run: 'measured' or comma-separated epochs "
                         "(default: only the last state)")
     t.add_argument("--threads", dest="num_threads", type=int, default=S,
@@ -151,9 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--lrs", default=None, help="'paper' (25 values, logspace 1e-4 .. 0.25) or comma-separated "
                                                 "(no default: a new sweep needs it; on --resume the stored ones)")
     sw.add_argument("--seeds", default=None, help="comma-separated seeds (default: --seed)")
-    sw.add_argument("--weight-decays", dest="weight_decays", default=None,
-                    help="comma-separated weight decays (default: --weight-decay)")
-    sw.add_argument("--max-members-per-chunk", dest="max_members_per_chunk", type=int, default=None,
+    sw.add_argument("--weight-decays", default=None, help="comma-separated weight decays (default: --weight-decay)")
+    sw.add_argument("--max-members-per-chunk", type=int, default=None,
                     help="members trained together at most (default: as many as fit the device's memory, estimated "
                          "from one member's training step)")
     # values are validated by SweepSpec (empirical.sweep.spec.STRATEGIES): a one-line error, exit 2

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import platform
+import re
 import socket
 import sys
 from collections.abc import Iterable
@@ -280,8 +281,6 @@ def read_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
 def _unsafe_globals(path: Path, exc: BaseException) -> list[str]:
     """The classes / functions ``path``'s pickle needs beyond what ``weights_only=True`` allows (read from its
     opcodes, else from torch's refusal ``exc``); empty when ``exc`` refused no class or function."""
-    import re
-
     import torch
 
     if "weights only load failed" not in str(exc).lower():
@@ -295,8 +294,6 @@ def _unsafe_globals(path: Path, exc: BaseException) -> list[str]:
 
 def _refusal_reason(exc: BaseException) -> str | None:
     """Why torch's weights-only unpickler stopped (``"Unsupported operand 110"``), else ``None``."""
-    import re
-
     found = re.search(r"(?:WeightsUnpickler error|Original error):\s*(.*?)(?:\n|$)", str(exc))
     return (found.group(1).strip() or None) if found else None
 

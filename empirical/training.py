@@ -389,9 +389,6 @@ class SingleEngine:
         self.members[0].state = RunState.from_dict(ckpt, self.generator)
 
 
-# --------------------------------------------------------------------------- 4. the loop
-
-
 def fit(engine: Engine, name: str) -> None:
     """The epoch loop of single runs and sweeps: train, measure when scheduled, checkpoint by time / epochs.
 

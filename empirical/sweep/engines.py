@@ -5,7 +5,6 @@ worker threads).  Both implement :class:`empirical.training.Engine`, driven by :
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -89,12 +88,6 @@ class InterleavedEngine:
         g = self.groups[self.members[k].cfg.seed]
         return g["train"], g["test"]
 
-    def epoch_batches(self) -> Iterator[tuple]:
-        """Per step, ``(x, y)`` for each seed group (in ``self.groups`` order)."""
-        cfg = self.members[0].cfg
-        return zip(*[iter(_batches(g["train"], cfg.batch_size, g["generator"], cfg.drop_last))
-                     for g in self.groups.values()])
-
     def train_one_epoch(self, lrs: list[float]) -> tuple[torch.Tensor, int]:
         """One epoch of every running member; returns ``((K, 3) float64 [loss sum, wrong, seen], steps)``; the
         rows of stopped members are zeros.  Per member, the arithmetic of
@@ -108,10 +101,12 @@ class InterleavedEngine:
         loss_sum = [torch.zeros((), dtype=torch.float64, device=self.device) for _ in range(K)]
         wrong = [torch.zeros((), dtype=torch.int64, device=self.device) for _ in range(K)]
         seen = steps = 0
-        index = [list(self.groups).index(m.cfg.seed) for m in self.members]
         main = torch.cuda.current_stream(self.device) if self.streams else None
-        for batch in self.epoch_batches():
-            work = [(k, batch[index[k]][0], batch[index[k]][1]) for k in active]
+        cfg = self.members[0].cfg  # per step, one batch (x, y) of each seed, drawn as its single runs draw it
+        for batch in zip(*[_batches(g["train"], cfg.batch_size, g["generator"], cfg.drop_last)
+                           for g in self.groups.values()]):
+            by_seed = dict(zip(self.groups, batch))
+            work = [(k, *by_seed[self.members[k].cfg.seed]) for k in active]
             if self.pool is not None:  # CPU: the members' steps run at the same time, one per worker thread
                 for f in [self.pool.submit(self._member_step, k, xb, yb, loss_sum, wrong) for k, xb, yb in work]:
                     f.result()  # waits; re-raises a member's error here

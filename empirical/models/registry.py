@@ -33,19 +33,11 @@ class ModelSpec:
     sample_indices: bool = False
 
 
-def _vgg(depth: int) -> ModelSpec:
-    return ModelSpec(partial(VGG, depth), True, f"VGG-{depth} with BatchNorm, p = 512")
-
-
-def _resnet(depth: int) -> ModelSpec:
-    p = 2048 if depth == 50 else 512
-    return ModelSpec(partial(ResNet, depth), True, f"ResNet-{depth}, 3x3 stem, no max-pool, p = {p}")
-
-
 MODELS: dict[str, ModelSpec] = {
     "mlp": ModelSpec(MLP, False, "MLP, widths=(256, 256, 256) by default, p = widths[-1]"),
-    **{f"vgg{d}": _vgg(d) for d in (11, 13, 16, 19)},
-    **{f"resnet{d}": _resnet(d) for d in (18, 34, 50)},
+    **{f"vgg{d}": ModelSpec(partial(VGG, d), True, f"VGG-{d} with BatchNorm, p = 512") for d in (11, 13, 16, 19)},
+    **{f"resnet{d}": ModelSpec(partial(ResNet, d), True, f"ResNet-{d}, 3x3 stem, no max-pool, p = {p}")
+       for d, p in ((18, 512), (34, 512), (50, 2048))},
     "densenet": ModelSpec(
         partial(DenseNet, depth=40, growth_rate=12, bottleneck=True, compression=0.5), True,
         "DenseNet-BC, configurable depth/growth_rate (default depth 40, k = 12, p = 132)",

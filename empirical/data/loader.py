@@ -213,6 +213,8 @@ def _image_split(spec: sources.DatasetSpec, split: str, data_root: str | os.Path
         found = sources.locate(spec, split, data_root)
         files = tuple(str(p) for p in found.values())
         images, raw = spec.reader(list(found.values()))
+        if images.shape[0] != raw.shape[0]:
+            raise ValueError(f"{files[0]} has {images.shape[0]} images but {files[-1]} has {raw.shape[0]} labels")
         labels = _check_labels(raw, spec, files)
     indices = np.arange(labels.size, dtype=np.int64)
     if per_class is not None:

@@ -32,7 +32,8 @@ def _identity(y: np.ndarray) -> np.ndarray:
     return y
 
 
-#: Reads a split from its files, in the order of ``DatasetSpec.files[split]``.
+#: Reads a split from its files, in the order of ``DatasetSpec.files[split]`` (the loader checks that the images
+#: and labels agree in number).
 Reader = Callable[[list[Path]], tuple[np.ndarray, np.ndarray]]
 
 
@@ -89,10 +90,6 @@ def _idx_reader(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
         )
     if labels.ndim != 1:
         raise ValueError(f"{labels_path}: expected 1-d labels, got shape {labels.shape}")
-    if images.shape[0] != labels.shape[0]:
-        raise ValueError(
-            f"{images_path} has {images.shape[0]} images but {labels_path} has {labels.shape[0]} labels"
-        )
     return images[:, None, :, :], labels.astype(np.int64)
 
 
@@ -107,10 +104,7 @@ def _svhn_reader(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
 
 def _stl10_reader(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     x_path, y_path = paths
-    images, labels = formats.read_stl10_images(x_path), formats.read_stl10_labels(y_path)
-    if images.shape[0] != labels.shape[0]:
-        raise ValueError(f"{x_path} has {images.shape[0]} images but {y_path} has {labels.shape[0]} labels")
-    return images, labels
+    return formats.read_stl10_images(x_path), formats.read_stl10_labels(y_path)
 
 
 def _idx_files() -> dict[str, tuple[tuple[str, ...], ...]]:

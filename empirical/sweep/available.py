@@ -90,18 +90,17 @@ def memory_cgroup_dirs(proc_self_cgroup: str, root: Path | str = "/sys/fs/cgroup
             base, files = root / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes")
         else:
             continue
-        rel = Path(path.lstrip("/"))
-        chain = [rel, *rel.parents] if str(rel) not in ("", ".") else [Path(".")]
-        for p in chain:
-            out.append((base / p, *files))
+        rel = Path(path.lstrip("/"))  # its parents end with "." (the mount's root)
+        out += [(base / p, *files) for p in (rel, *rel.parents)]
     return out
 
 
-def _read(path: Path) -> str | None:
+def _read(path: Path) -> str:
+    """The file's text; ``""`` when it cannot be read (which every parser here reads as "nothing known")."""
     try:
         return path.read_text()
     except OSError:
-        return None
+        return ""
 
 
 def cpu_available_bytes(proc: Path | str = "/proc", cgroup_root: Path | str = "/sys/fs/cgroup") -> int | None:
@@ -110,8 +109,7 @@ def cpu_available_bytes(proc: Path | str = "/proc", cgroup_root: Path | str = "/
     ``None`` when nothing can be read."""
     proc = Path(proc)
     candidates: list[int] = []
-    meminfo = _read(proc / "meminfo")
-    avail = meminfo_available(meminfo) if meminfo is not None else None
+    avail = meminfo_available(_read(proc / "meminfo"))
     if avail is None:
         try:
             avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -119,13 +117,9 @@ def cpu_available_bytes(proc: Path | str = "/proc", cgroup_root: Path | str = "/
             avail = None
     if avail is not None and avail >= 0:
         candidates.append(avail)
-    own = _read(proc / "self" / "cgroup")
-    dirs = memory_cgroup_dirs(own, cgroup_root) if own is not None else []
+    dirs = memory_cgroup_dirs(_read(proc / "self" / "cgroup"), cgroup_root)
     for d, limit_file, usage_file in dict.fromkeys(dirs):  # each directory once
-        limit, usage = _read(d / limit_file), _read(d / usage_file)
-        if limit is None or usage is None:
-            continue
-        head = cgroup_headroom(limit, usage, _read(d / "memory.stat") or "")
+        head = cgroup_headroom(_read(d / limit_file), _read(d / usage_file), _read(d / "memory.stat"))
         if head is not None:
             candidates.append(head)
     return min(candidates) if candidates else None

@@ -47,20 +47,17 @@ class InterleavedEngine:
     def __init__(self, members: list[Member], device: torch.device, chunk_dir: Path):
         self.members, self.device, self.info, self.chunk_dir = members, device, SINGLE, Path(chunk_dir)
         self.writer = runs.CheckpointWriter()  # checkpoint files are written off the training thread
-        self.groups: dict[int, dict[str, Any]] = {}
+        self.groups: dict[int, tuple[torch.Generator, Any, Any]] = {}  # seed -> (batch-order generator, train, test)
         for seed in sorted({m.cfg.seed for m in members}):
             generator = seed_everything(seed)
-            first = next(m.cfg for m in members if m.cfg.seed == seed)
-            train_set, test_set = load_data(first, device)
-            self.groups[seed] = {"generator": generator, "train": train_set, "test": test_set}
-        sizes = {len(g["train"].y) for g in self.groups.values()}
+            self.groups[seed] = (generator, *load_data(next(m.cfg for m in members if m.cfg.seed == seed), device))
+        sizes = {len(train.y) for _, train, _ in self.groups.values()}
         if len(sizes) > 1:
             raise ValueError(f"sweep seeds give training sets of different sizes {sorted(sizes)}; "
                              "members must take the same number of steps per epoch")
-        self.engines = []
-        for m in members:  # SingleEngine seeds, then builds: the single run's initial weights
-            g = self.groups[m.cfg.seed]
-            self.engines.append(SingleEngine(m, device, SINGLE, data=(g["train"], g["test"]), generator=g["generator"]))
+        # SingleEngine seeds, then builds: the single run's initial weights
+        self.engines = [SingleEngine(m, device, SINGLE, data=self.groups[m.cfg.seed][1:],
+                                     generator=self.groups[m.cfg.seed][0]) for m in members]
         self.measure_precision = self.engines[0].measure_precision
         self.streams = ([torch.cuda.Stream(device) for _ in members]
                         if device.type == "cuda" and len(members) > 1 else None)
@@ -85,8 +82,7 @@ class InterleavedEngine:
         return self.engines[k].model
 
     def data_of(self, k: int) -> tuple[Any, Any]:
-        g = self.groups[self.members[k].cfg.seed]
-        return g["train"], g["test"]
+        return self.groups[self.members[k].cfg.seed][1:]
 
     def train_one_epoch(self, lrs: list[float]) -> tuple[torch.Tensor, int]:
         """One epoch of every running member; returns ``((K, 3) float64 [loss sum, wrong, seen], steps)``; the
@@ -103,8 +99,8 @@ class InterleavedEngine:
         seen = steps = 0
         main = torch.cuda.current_stream(self.device) if self.streams else None
         cfg = self.members[0].cfg  # per step, one batch (x, y) of each seed, drawn as its single runs draw it
-        for batch in zip(*[_batches(g["train"], cfg.batch_size, g["generator"], cfg.drop_last)
-                           for g in self.groups.values()]):
+        for batch in zip(*[_batches(train, cfg.batch_size, generator, cfg.drop_last)
+                           for generator, train, _ in self.groups.values()]):
             by_seed = dict(zip(self.groups, batch))
             work = [(k, *by_seed[self.members[k].cfg.seed]) for k in active]
             if self.pool is not None:  # CPU: the members' steps run at the same time, one per worker thread

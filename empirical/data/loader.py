@@ -154,9 +154,6 @@ def load_dataset(
             ``gaussian``).
         **options: ``gaussian`` only: ``num_classes`` (10), ``dim`` (32), ``separation`` (1.0).
 
-    Returns:
-        A :class:`Dataset`.
-
     Raises:
         ValueError: unknown dataset or split, bad file, labels out of range, a class with
             fewer than ``per_class`` samples, inconsistent ``standardize_with``.

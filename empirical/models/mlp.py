@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import torch
 from torch import nn
 
 from .base import FeatureClassifier
@@ -47,6 +46,3 @@ class MLP(FeatureClassifier):
             width = int(w)
         self.body = nn.Sequential(*layers)
         self._init_classifier(width, num_classes, tuple(input_shape))
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)

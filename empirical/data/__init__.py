@@ -1,14 +1,6 @@
-"""Datasets for the experiments of math §7: standard files read locally, held as device tensors.
-
-Public API::
-
-    DATASETS                      # registry: name -> DatasetSpec
-    load_dataset(name, *, split="train", data_root=None, per_class=None, seed=0,
-                 device="cpu", image_size=None, standardize_with=None, standardize=None,
-                 **options) -> Dataset
-    load_train_test(name, ...) -> (train, test | None)
-    index_dataset(train) -> Dataset   # x = arange(n): the input of the UFM
-    batches(dataset, batch_size, *, shuffle, generator=None, drop_last=False) -> BatchIterator
+"""Datasets for the experiments of math §7: standard files read locally (:func:`load_dataset`, the registry
+:data:`DATASETS`), held as device tensors and batched by slicing (:func:`batches`); :func:`index_dataset` gives
+the UFM's input (the sample indices).
 """
 
 from .batching import BatchIterator, batches

@@ -22,9 +22,9 @@ def load_digits_split(split: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ..
     Returns:
         images ``uint8 (n, 1, 8, 8)``, labels ``int64 (n,)``, and the path of the data file.
     """
-    from sklearn.datasets import load_digits  # local import: only this loader needs sklearn
+    import sklearn.datasets as skd  # local import: only this loader needs sklearn
 
-    bunch = load_digits()
+    bunch = skd.load_digits()
     images = np.asarray(bunch.images).astype(np.uint8)[:, None, :, :]
     labels = np.asarray(bunch.target, dtype=np.int64)
     rank = np.empty_like(labels)
@@ -33,8 +33,6 @@ def load_digits_split(split: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ..
         rank[idx] = np.arange(idx.size)
     is_test = rank % DIGITS_TEST_EVERY == DIGITS_TEST_EVERY - 1
     keep = is_test if split == "test" else ~is_test
-    import sklearn.datasets as skd
-
     source = Path(skd.__file__).parent / "data" / "digits.csv.gz"
     return images[keep], labels[keep], (str(source),)
 

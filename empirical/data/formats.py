@@ -1,22 +1,7 @@
-"""Readers for the standard on-disk formats of the image datasets (math §7.1).
+"""Readers of the image datasets' on-disk formats (math §7.1): IDX, CIFAR-10 pickles, SVHN ``.mat``, STL-10 binary.
 
-Each reader returns NumPy arrays in one fixed layout, whatever the format:
-images ``uint8 (N, C, H, W)`` and labels ``int64 (N,)`` with the file's own label values
-(mapping to ``0..C-1`` is done by the dataset specification).  Files are validated:
-magic numbers, declared versus actual sizes, and shapes; a bad file raises ``ValueError``
-naming the file and what is wrong with it.
-
-Formats:
-
-* IDX (MNIST, Fashion-MNIST, KMNIST), gzipped or raw: a 4-byte magic ``0x00 0x00 T D``
-  (``T`` the element type code, ``D`` the number of dimensions), ``D`` big-endian ``int32``
-  sizes, then the big-endian payload.
-* CIFAR-10 python pickle batches: a dict with ``b'data'`` ``uint8 (N, 3072)`` (R, G, B
-  planes of 32x32, row-major) and ``b'labels'`` (list of ``N`` ints).
-* SVHN cropped digits ``.mat`` (format 2): ``X`` ``uint8 (32, 32, 3, N)``, ``y`` ``(N, 1)``
-  with labels ``1..10`` where ``10`` is the digit ``0``.
-* STL-10 binary: ``*_X.bin`` ``uint8`` images stored column-major as ``3 x 96 x 96``
-  (each channel plane is transposed), ``*_y.bin`` ``uint8`` labels ``1..10``.
+Each returns images ``uint8 (N, C, H, W)`` and labels ``int64 (N,)`` as stored (the dataset specification maps
+them to ``0..C-1``); a bad file raises a ``ValueError`` naming the file and what is wrong with it.
 """
 
 from __future__ import annotations

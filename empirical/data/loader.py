@@ -67,11 +67,6 @@ class Dataset:
         )
 
     @property
-    def n(self) -> int:
-        """Number of samples."""
-        return len(self)
-
-    @property
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one sample: ``(c, h, w)`` or ``(d,)`` (``()`` for sample indices); pass to ``build_model``."""
         return tuple(int(s) for s in self.x.shape[1:])
@@ -97,19 +92,14 @@ StandardizeWith = Dataset | tuple[Sequence[float] | torch.Tensor, Sequence[float
 
 def _stats_from(standardize_with: StandardizeWith, channels: int,
                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel ``(mean, std)`` of a training :class:`Dataset` or a ``(mean, std)`` pair, checked."""
+    """Per-channel ``(mean, std)`` of a training :class:`Dataset` or a ``(mean, std)`` pair: one of each per channel,
+    the means finite and the deviations positive."""
     pair = ((standardize_with.mean, standardize_with.std) if isinstance(standardize_with, Dataset)
             else standardize_with)
     try:
-        mean, std = pair
+        mean, std = (torch.as_tensor(t, dtype=torch.float32, device=device).reshape(-1) for t in pair)
     except (TypeError, ValueError) as err:
         raise ValueError("standardize_with must be a Dataset or a (mean, std) pair") from err
-    return _checked_stats(torch.as_tensor(mean, dtype=torch.float32, device=device).reshape(-1),
-                          torch.as_tensor(std, dtype=torch.float32, device=device).reshape(-1), channels)
-
-
-def _checked_stats(mean: torch.Tensor, std: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(mean, std)`` when there is one of each per channel, the means finite and the deviations positive."""
     if mean.numel() != channels or std.numel() != channels:
         raise ValueError(
             f"standardize_with has {mean.numel()} means / {std.numel()} stds but the data has "
@@ -164,9 +154,6 @@ def load_dataset(
             ``gaussian``).
         **options: ``gaussian`` only: ``num_classes`` (10), ``dim`` (32), ``separation`` (1.0).
 
-    Returns:
-        A :class:`Dataset`.
-
     Raises:
         ValueError: unknown dataset or split, bad file, labels out of range, a class with
             fewer than ``per_class`` samples, inconsistent ``standardize_with``.
@@ -175,8 +162,9 @@ def load_dataset(
     spec = sources.get_spec(name)
     if split not in sources.SPLITS:
         raise ValueError(f"unknown split {split!r}; use one of {sources.SPLITS}")
-    if options and spec.kind != "synthetic":
-        raise ValueError(f"unexpected options for {spec.name}: {sorted(options)}")
+    unexpected = set(options) - ({"num_classes", "dim", "separation"} if spec.kind == "synthetic" else set())
+    if unexpected:
+        raise ValueError(f"unexpected options for {spec.name}: {sorted(unexpected)}")
     device = torch.device(device)
     if standardize is None:
         standardize = spec.kind != "synthetic"
@@ -203,9 +191,6 @@ def _synthetic_split(spec: sources.DatasetSpec, split: str, per_class: int | Non
     """The ``gaussian`` mixture's split (``per_class`` samples per class, default 100), generated from ``seed``."""
     if image_size is not None:
         raise ValueError("the gaussian dataset holds feature vectors; image_size must be None")
-    allowed = {"num_classes", "dim", "separation"}
-    if set(options) - allowed:
-        raise ValueError(f"unexpected options for gaussian: {sorted(set(options) - allowed)}")
     feats, labels = builtin.gaussian_mixture(
         split, per_class=100 if per_class is None else per_class, seed=seed, **options
     )
@@ -215,8 +200,7 @@ def _synthetic_split(spec: sources.DatasetSpec, split: str, per_class: int | Non
 
 def _image_split(spec: sources.DatasetSpec, split: str, data_root: str | os.PathLike | None, per_class: int | None,
                  seed: int, image_size: int | None, device: torch.device) -> _Split:
-    """An image dataset's split: read (the embedded digits, or the files found under ``data_root``), the balanced
-    subset of ``per_class`` per class chosen by ``seed``, float32 pixels in [0, 1] resized to ``image_size``."""
+    """An image dataset's split, steps 1-4 of the module's pipeline."""
     files: tuple[str, ...]
     if spec.kind == "builtin":
         images, labels, files = builtin.load_digits_split(split)
@@ -225,20 +209,19 @@ def _image_split(spec: sources.DatasetSpec, split: str, data_root: str | os.Path
             raise ValueError(f"dataset {spec.name} has no file reader")
         found = sources.locate(spec, split, data_root)
         files = tuple(str(p) for p in found.values())
-        images, raw = spec.reader(found, split)
+        images, raw = spec.reader(list(found.values()))
+        if images.shape[0] != raw.shape[0]:
+            raise ValueError(f"{files[0]} has {images.shape[0]} images but {files[-1]} has {raw.shape[0]} labels")
         labels = _check_labels(raw, spec, files)
-    num_classes = spec.num_classes
-    keep = None
+    indices = np.arange(labels.size, dtype=np.int64)
     if per_class is not None:
-        keep = transforms.balanced_subset_indices(labels, num_classes, per_class, seed)
-        images, labels = images[keep], labels[keep]
-    indices = torch.from_numpy(keep) if keep is not None else torch.arange(labels.size)
-    x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-    x = x.to(torch.float32).div_(spec.pixel_scale)
+        indices = transforms.balanced_subset_indices(labels, spec.num_classes, per_class, seed)
+        images, labels = images[indices], labels[indices]
+    x = torch.from_numpy(np.ascontiguousarray(images)).to(device).to(torch.float32).div_(spec.pixel_scale)
     size = image_size if image_size is not None else spec.default_size
     if size is None or int(size) < 1:
         raise ValueError(f"image_size must be a positive integer, got {image_size}")
-    return transforms.resize_images(x, int(size)), labels, num_classes, files, indices
+    return transforms.resize_images(x, int(size)), labels, spec.num_classes, files, torch.from_numpy(indices)
 
 
 def _standardized(x: torch.Tensor, standardize_with: StandardizeWith | None,
@@ -251,11 +234,8 @@ def _standardized(x: torch.Tensor, standardize_with: StandardizeWith | None,
     elif standardize:
         mean, std = transforms.channel_stats(x)
     else:
-        mean = torch.zeros(channels, device=x.device)
-        std = torch.ones(channels, device=x.device)
-    if standardize or standardize_with is not None:
-        x = transforms.standardize(x, mean, std)
-    return x, mean, std
+        return x, torch.zeros(channels, device=x.device), torch.ones(channels, device=x.device)
+    return transforms.standardize(x, mean, std), mean, std
 
 
 def load_train_test(
@@ -283,8 +263,7 @@ def load_train_test(
     )
     if not with_test:
         return train, None
-    spec = sources.get_spec(name)
-    if spec.kind == "synthetic" and test_per_class is None:
+    if sources.get_spec(name).kind == "synthetic" and test_per_class is None:
         test_per_class = per_class
     test = load_dataset(
         name, split="test", data_root=data_root, per_class=test_per_class, seed=seed,

@@ -1,21 +1,11 @@
-"""Registry of datasets: where their files live and how each split is read (math §7.1).
-
-A dataset is found by looking, in order, in candidate directories built from the data roots:
-
-* an explicit ``data_root`` (the only root searched when given; the root itself may hold
-  the files), else
-* ``$NC_DATA_ROOT`` (when set), then the system folders :data:`SYSTEM_ROOTS`.
-
-Under each root the directories ``<root>/<alias>``, ``<root>/<alias>/raw`` and the
-dataset's inner folder (for instance ``cifar-10-batches-py``) are tried, where the aliases
-are the usual folder names of the dataset (``fashion-mnist``, ``FashionMNIST``, ...).  The
-first directory holding every file of the requested split wins.  Nothing is downloaded.
+"""Registry of datasets: where their files live (:func:`candidate_roots`, :func:`locate`) and how each split is
+read (math §7.1).  Nothing is downloaded.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +32,9 @@ def _identity(y: np.ndarray) -> np.ndarray:
     return y
 
 
-Reader = Callable[[dict[str, Path], str], tuple[np.ndarray, np.ndarray]]
+#: Reads a split from its files, in the order of ``DatasetSpec.files[split]`` (the loader checks that the images
+#: and labels agree in number).
+Reader = Callable[[list[Path]], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -88,9 +80,8 @@ class DatasetSpec:
 # --------------------------------------------------------------------------- readers
 
 
-def _idx_reader(found: dict[str, Path], split: str) -> tuple[np.ndarray, np.ndarray]:
-    prefix = "train" if split == "train" else "t10k"
-    images_path, labels_path = found[f"{prefix}-images"], found[f"{prefix}-labels"]
+def _idx_reader(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    images_path, labels_path = paths
     images = formats.read_idx(images_path)
     labels = formats.read_idx(labels_path)
     if images.ndim != 3 or images.dtype != np.uint8:
@@ -99,29 +90,21 @@ def _idx_reader(found: dict[str, Path], split: str) -> tuple[np.ndarray, np.ndar
         )
     if labels.ndim != 1:
         raise ValueError(f"{labels_path}: expected 1-d labels, got shape {labels.shape}")
-    if images.shape[0] != labels.shape[0]:
-        raise ValueError(
-            f"{images_path} has {images.shape[0]} images but {labels_path} has {labels.shape[0]} labels"
-        )
     return images[:, None, :, :], labels.astype(np.int64)
 
 
-def _cifar_reader(found: dict[str, Path], split: str) -> tuple[np.ndarray, np.ndarray]:
-    keys = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
-    parts = [formats.read_cifar_batch(found[k]) for k in keys]
+def _cifar_reader(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    parts = [formats.read_cifar_batch(p) for p in paths]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def _svhn_reader(found: dict[str, Path], split: str) -> tuple[np.ndarray, np.ndarray]:
-    return formats.read_svhn_mat(found[f"{split}_32x32.mat"])
+def _svhn_reader(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    return formats.read_svhn_mat(paths[0])
 
 
-def _stl10_reader(found: dict[str, Path], split: str) -> tuple[np.ndarray, np.ndarray]:
-    x_path, y_path = found[f"{split}_X.bin"], found[f"{split}_y.bin"]
-    images, labels = formats.read_stl10_images(x_path), formats.read_stl10_labels(y_path)
-    if images.shape[0] != labels.shape[0]:
-        raise ValueError(f"{x_path} has {images.shape[0]} images but {y_path} has {labels.shape[0]} labels")
-    return images, labels
+def _stl10_reader(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    x_path, y_path = paths
+    return formats.read_stl10_images(x_path), formats.read_stl10_labels(y_path)
 
 
 def _idx_files() -> dict[str, tuple[tuple[str, ...], ...]]:
@@ -261,18 +244,10 @@ def _subfolders(spec: DatasetSpec, include_root: bool) -> list[str]:
     return subs
 
 
-def _candidate_dirs(spec: DatasetSpec, roots: Sequence[Path], include_root: bool) -> list[Path]:
-    dirs: list[Path] = []
-    for root in roots:
-        for sub in _subfolders(spec, include_root):
-            d = root / sub if sub else root
-            if d not in dirs:
-                dirs.append(d)
-    return dirs
-
-
 def locate(spec: DatasetSpec, split: str, data_root: str | os.PathLike | None) -> dict[str, Path]:
-    """Find the files of ``split``; returns ``{logical name: path}``.
+    """Find the files of ``split``: ``{file name: path}`` in the order of ``spec.files[split]``, keyed by the first
+    accepted name of each file.  Searched: under each root (:func:`candidate_roots`), the folders ``<alias>``,
+    ``<alias>/raw`` and the archives' inner folders; the first directory holding every file wins.
 
     Raises:
         FileNotFoundError: listing the file names and directories searched, and how to get them.
@@ -280,7 +255,7 @@ def locate(spec: DatasetSpec, split: str, data_root: str | os.PathLike | None) -
     if split not in spec.files:
         raise ValueError(f"unknown split {split!r} for {spec.name}; available: {', '.join(spec.files)}")
     roots, include_root = candidate_roots(data_root)
-    dirs = _candidate_dirs(spec, roots, include_root)
+    dirs = dict.fromkeys(root / sub for root in roots for sub in _subfolders(spec, include_root))
     wanted = spec.files[split]
     for d in dirs:
         if not d.is_dir():
@@ -292,8 +267,7 @@ def locate(spec: DatasetSpec, split: str, data_root: str | os.PathLike | None) -
                 break
             found[alternatives[0]] = hit
         if len(found) == len(wanted):
-            # Key IDX files by their short logical names (train-images, t10k-labels, ...).
-            return {_logical(k): v for k, v in found.items()}
+            return found
     names = ", ".join(" | ".join(alts) for alts in wanted)
     subs = ", ".join(s or "." for s in _subfolders(spec, include_root))
     where = ", ".join(str(r) for r in roots)
@@ -305,9 +279,3 @@ def locate(spec: DatasetSpec, split: str, data_root: str | os.PathLike | None) -
         f"Then pass data_root=<folder> (CLI: --data-root) or set $NC_DATA_ROOT."
     )
 
-
-def _logical(name: str) -> str:
-    for prefix in ("train-images", "train-labels", "t10k-images", "t10k-labels"):
-        if name.startswith(prefix):
-            return prefix
-    return name

@@ -27,12 +27,8 @@ def class_counts(labels: np.ndarray, num_classes: int) -> np.ndarray:
 def balanced_subset_indices(
     labels: np.ndarray, num_classes: int, per_class: int, seed: int
 ) -> np.ndarray:
-    """Indices of a balanced subset: ``N = per_class`` samples of every class, chosen by ``seed``.
-
-    The choice is one seeded permutation of all indices, stably grouped by label, keeping the
-    first ``N`` of each class; the result is returned in increasing index order, so the same
-    ``(labels, N, seed)`` always gives the same subset.  (The paper trains on balanced subsets,
-    ``N`` per class, math §7.1.)
+    """Sorted indices of a balanced subset, ``N = per_class`` samples of every class (math §7.1): the first ``N``
+    of each class in one permutation drawn from ``seed``, so ``(labels, N, seed)`` always gives the same subset.
 
     Raises:
         ValueError: ``N < 1`` or a class with fewer than ``N`` samples (the counts are reported).

@@ -1,15 +1,7 @@
-"""Networks for the experiments of math §7 (written here; no torchvision).
+"""Networks for the experiments of math §7 (written here; no torchvision), built by name with :func:`build_model`.
 
 Every model maps ``x -> W h(x) + b`` and exposes ``features(x)`` (``h``, shape ``(n, p)``),
-``forward_with_features(x) -> (logits, features)``, ``fc = nn.Linear(p, C)`` and
-``feature_dim = p``.
-
-Public API::
-
-    MODELS                         # registry: name -> ModelSpec
-    build_model(name, *, num_classes, in_channels=None, input_shape=None, num_samples=None, **kwargs)
-    takes_sample_indices(name)     # True for "ufm": its input is the training sample's index
-    count_parameters(model)
+``forward_with_features(x) -> (logits, features)``, ``fc = nn.Linear(p, C)`` and ``feature_dim = p``.
 """
 
 from .base import FeatureClassifier, count_parameters

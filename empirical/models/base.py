@@ -15,8 +15,8 @@ __all__ = ["FeatureClassifier", "GlobalAvgPool", "count_parameters"]
 class FeatureClassifier(nn.Module):
     """Base class: ``forward(x) = fc(features(x)) = W h(x) + b``.
 
-    Subclasses build their feature layers, then call :meth:`_init_classifier` so that
-    ``self.fc = nn.Linear(p, C)`` (with bias) is the last module.
+    Subclasses build their feature layers (``self.body``, or their own :meth:`features`), then call
+    :meth:`_init_classifier` so that ``self.fc = nn.Linear(p, C)`` (with bias) is the last module.
 
     Attributes:
         feature_dim: ``p``, the width of the penultimate layer.
@@ -27,6 +27,7 @@ class FeatureClassifier(nn.Module):
     feature_dim: int
     num_classes: int
     input_shape: tuple[int, ...]
+    body: nn.Module
     fc: nn.Linear
 
     def _init_classifier(self, feature_dim: int, num_classes: int, input_shape: tuple[int, ...]) -> None:
@@ -37,7 +38,7 @@ class FeatureClassifier(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features ``h(x)``, shape ``(n, p)``."""
-        raise NotImplementedError
+        return self.body(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``W h(x) + b``, shape ``(n, C)``."""

@@ -77,6 +77,3 @@ class DenseNet(FeatureClassifier):
         self.body = nn.Sequential(*layers)
         init_conv_bn(self.body)
         self._init_classifier(c, num_classes, tuple(input_shape))
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)

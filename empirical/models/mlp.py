@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
-import torch
 from torch import nn
 
 from .base import FeatureClassifier
@@ -36,11 +36,8 @@ class MLP(FeatureClassifier):
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; use one of {sorted(_ACTIVATIONS)}")
-        d = 1
-        for s in input_shape:
-            d *= int(s)
         layers: list[nn.Module] = [nn.Flatten()]
-        width = d
+        width = math.prod(int(s) for s in input_shape)
         for w in widths:
             layers.append(nn.Linear(width, int(w), bias=not batch_norm))
             if batch_norm:
@@ -49,6 +46,3 @@ class MLP(FeatureClassifier):
             width = int(w)
         self.body = nn.Sequential(*layers)
         self._init_classifier(width, num_classes, tuple(input_shape))
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)

@@ -33,41 +33,26 @@ class ModelSpec:
     sample_indices: bool = False
 
 
-def _vgg(depth: int) -> ModelSpec:
-    return ModelSpec(partial(VGG, depth), True, f"VGG-{depth} with BatchNorm, p = 512")
-
-
-def _resnet(depth: int) -> ModelSpec:
-    p = 2048 if depth == 50 else 512
-    return ModelSpec(partial(ResNet, depth), True, f"ResNet-{depth}, 3x3 stem, no max-pool, p = {p}")
-
-
-def _densenet(**defaults) -> Callable[..., FeatureClassifier]:
-    def make(input_shape, num_classes, **kwargs):
-        return DenseNet(input_shape, num_classes, **{**defaults, **kwargs})
-
-    return make
-
-
 MODELS: dict[str, ModelSpec] = {
     "mlp": ModelSpec(MLP, False, "MLP, widths=(256, 256, 256) by default, p = widths[-1]"),
-    **{f"vgg{d}": _vgg(d) for d in (11, 13, 16, 19)},
-    **{f"resnet{d}": _resnet(d) for d in (18, 34, 50)},
+    **{f"vgg{d}": ModelSpec(partial(VGG, d), True, f"VGG-{d} with BatchNorm, p = 512") for d in (11, 13, 16, 19)},
+    **{f"resnet{d}": ModelSpec(partial(ResNet, d), True, f"ResNet-{d}, 3x3 stem, no max-pool, p = {p}")
+       for d, p in ((18, 512), (34, 512), (50, 2048))},
     "densenet": ModelSpec(
-        _densenet(depth=40, growth_rate=12, bottleneck=True, compression=0.5), True,
+        partial(DenseNet, depth=40, growth_rate=12, bottleneck=True, compression=0.5), True,
         "DenseNet-BC, configurable depth/growth_rate (default depth 40, k = 12, p = 132)",
     ),
     "densenet40": ModelSpec(
-        _densenet(depth=40, growth_rate=12, bottleneck=False, compression=1.0), True,
+        partial(DenseNet, depth=40, growth_rate=12, bottleneck=False, compression=1.0), True,
         "DenseNet-40 (k = 12, no bottleneck or compression; ~1.0M parameters, p = 448)",
     ),
     "densenet_bc100": ModelSpec(
-        _densenet(depth=100, growth_rate=12, bottleneck=True, compression=0.5), True,
+        partial(DenseNet, depth=100, growth_rate=12, bottleneck=True, compression=0.5), True,
         "DenseNet-BC-100 (k = 12; ~0.8M parameters, p = 342)",
     ),
     "densenet121": ModelSpec(
-        _densenet(block_layers=(6, 12, 24, 16), growth_rate=32, bottleneck=True, compression=0.5,
-                  stem_channels=64), True,
+        partial(DenseNet, block_layers=(6, 12, 24, 16), growth_rate=32, bottleneck=True, compression=0.5,
+                stem_channels=64), True,
         "DenseNet-121 layout (k = 32) with a 3x3 stem, no max-pool; p = 1024",
     ),
     "ufm": ModelSpec(

@@ -1,14 +1,10 @@
 """The unconstrained-features model (UFM): one free feature vector per training sample (math §6.1).
 
-The features are parameters, not outputs of a network: ``h_i = H[i]`` for training sample ``i``,
-``H = nn.Embedding(n, p).weight``, then the classifier ``W h_i + b`` (``nn.Linear(p, C)``).  Trained
-by the same optimiser, loss, schedule and batches as a network (``empirical train --model ufm``),
-it is the rung of the ladder between the exact flow of math §6 and a real network: a run differs
-from a network run only in how the features are parametrised.
-
-Its input is the sample index, ``int64 (batch,)``: the training loop feeds ``torch.arange(n)``
-in place of the data (:func:`empirical.data.index_dataset`).  A feature vector exists only for
-a training sample, so the model has no test set.
+The features are parameters, not outputs of a network; trained by the same optimiser, loss, schedule and batches
+as a network (``empirical train --model ufm``), a run differs from a network run only in how the features are
+parametrised: the rung of the ladder between the exact flow of math §6 and a real network.  Its input is the
+sample index (:func:`empirical.data.index_dataset`); a feature vector exists only for a training sample, so the
+model has no test set.
 """
 
 from __future__ import annotations

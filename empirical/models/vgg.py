@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import nn
 
 from .base import FeatureClassifier, GlobalAvgPool, init_conv_bn
@@ -64,6 +63,3 @@ class VGG(FeatureClassifier):
         self.body = nn.Sequential(*layers)
         init_conv_bn(self.body)
         self._init_classifier(c, num_classes, tuple(input_shape))
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)

@@ -24,11 +24,6 @@ Members are trained in chunks of at most ``max_members_per_chunk`` (default: as 
 and at the end, as single runs do: tensors, torch's optimizer state dicts and plain values); ``resume=True``
 continues every unfinished chunk from there.  A member whose loss becomes non-finite stops alone
 (``status: "diverged"`` in ``sweep.json``); the others go on.
-
-Modules: :mod:`~empirical.sweep.spec` (the members and the strategy), :mod:`~empirical.sweep.engines` (how a
-chunk trains), :mod:`~empirical.sweep.memory` (one member's memory), :mod:`~empirical.sweep.available` (the
-device's), :mod:`~empirical.sweep.chunking` (members per chunk), :mod:`~empirical.sweep.run` (the sweep),
-:mod:`~empirical.sweep.summary` (``sweep.json`` and its figure).
 """
 
 from __future__ import annotations

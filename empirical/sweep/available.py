@@ -7,6 +7,7 @@ files' texts (:func:`meminfo_available`, :func:`cgroup_limit`, :func:`cgroup_hea
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -21,17 +22,10 @@ V1_NO_LIMIT = 1 << 60
 
 def meminfo_available(text: str) -> int | None:
     """``MemAvailable`` of a ``/proc/meminfo`` text in bytes (the file says kB, meaning KiB); ``None`` if absent."""
-    for line in text.splitlines():
-        key, _, rest = line.partition(":")
-        if key.strip() == "MemAvailable":
-            fields = rest.split()
-            try:
-                value = int(fields[0])
-            except (IndexError, ValueError):
-                return None
-            unit = fields[1].lower() if len(fields) > 1 else ""
-            return value * 1024 if unit == "kb" else value
-    return None
+    m = re.search(r"^[ \t]*MemAvailable[ \t]*:[ \t]*(\d+)[ \t]*(\S*)", text, re.MULTILINE)
+    if m is None:
+        return None
+    return int(m[1]) * (1024 if m[2].lower() == "kb" else 1)
 
 
 def cgroup_limit(text: str) -> int | None:
@@ -49,12 +43,9 @@ def cgroup_limit(text: str) -> int | None:
 
 
 def _stat_value(stat_text: str, keys: tuple[str, ...]) -> int:
-    values = {}
-    for line in stat_text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            values[parts[0]] = int(parts[1])
-    return next((values[k] for k in keys if k in values), 0)
+    """The value of the first of ``keys`` that a ``memory.stat`` text holds, else 0."""
+    found = (re.search(rf"^{key}[ \t]+(\d+)[ \t]*$", stat_text, re.MULTILINE) for key in keys)
+    return next((int(m[1]) for m in found if m), 0)
 
 
 def cgroup_headroom(limit_text: str, usage_text: str, stat_text: str = "") -> int | None:
@@ -99,18 +90,17 @@ def memory_cgroup_dirs(proc_self_cgroup: str, root: Path | str = "/sys/fs/cgroup
             base, files = root / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes")
         else:
             continue
-        rel = Path(path.lstrip("/"))
-        chain = [rel, *rel.parents] if str(rel) not in ("", ".") else [Path(".")]
-        for p in chain:
-            out.append((base / p, *files))
+        rel = Path(path.lstrip("/"))  # its parents end with "." (the mount's root)
+        out += [(base / p, *files) for p in (rel, *rel.parents)]
     return out
 
 
-def _read(path: Path) -> str | None:
+def _read(path: Path) -> str:
+    """The file's text; ``""`` when it cannot be read (which every parser here reads as "nothing known")."""
     try:
         return path.read_text()
     except OSError:
-        return None
+        return ""
 
 
 def cpu_available_bytes(proc: Path | str = "/proc", cgroup_root: Path | str = "/sys/fs/cgroup") -> int | None:
@@ -119,8 +109,7 @@ def cpu_available_bytes(proc: Path | str = "/proc", cgroup_root: Path | str = "/
     ``None`` when nothing can be read."""
     proc = Path(proc)
     candidates: list[int] = []
-    meminfo = _read(proc / "meminfo")
-    avail = meminfo_available(meminfo) if meminfo is not None else None
+    avail = meminfo_available(_read(proc / "meminfo"))
     if avail is None:
         try:
             avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -128,17 +117,9 @@ def cpu_available_bytes(proc: Path | str = "/proc", cgroup_root: Path | str = "/
             avail = None
     if avail is not None and avail >= 0:
         candidates.append(avail)
-    own = _read(proc / "self" / "cgroup")
-    dirs = memory_cgroup_dirs(own, cgroup_root) if own is not None else []
-    seen = set()
-    for d, limit_file, usage_file in dirs:
-        if d in seen:
-            continue
-        seen.add(d)
-        limit, usage = _read(d / limit_file), _read(d / usage_file)
-        if limit is None or usage is None:
-            continue
-        head = cgroup_headroom(limit, usage, _read(d / "memory.stat") or "")
+    dirs = memory_cgroup_dirs(_read(proc / "self" / "cgroup"), cgroup_root)
+    for d, limit_file, usage_file in dict.fromkeys(dirs):  # each directory once
+        head = cgroup_headroom(_read(d / limit_file), _read(d / usage_file), _read(d / "memory.stat"))
         if head is not None:
             candidates.append(head)
     return min(candidates) if candidates else None

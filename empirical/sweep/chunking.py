@@ -1,12 +1,4 @@
-"""How many members a chunk trains at once: what fits the device's memory.
-
-The estimate of one member (:func:`empirical.sweep.memory.member_training_bytes`, the plain module's step)
-against what the device has (:func:`empirical.sweep.available.available_bytes`).  An interleaved chunk holds
-every member's state (weights, gradients, momentum) for the whole run, but only the activations of the steps
-in flight: on the CPU one step per worker thread (:func:`empirical.sweep.engines.cpu_workers`; one when
-interleaved), on CUDA up to one per member (each member's step runs on its own stream, so their activations
-may be alive together).  Every seed's data set is fixed.
-"""
+"""How many members a chunk trains at once: what fits the device's memory (:func:`device_fit`)."""
 
 from __future__ import annotations
 
@@ -27,9 +19,13 @@ def device_fit(spec: SweepSpec, strategy: str, device: torch.device) -> tuple[in
     """``(members that fit, bytes per member, bytes available)`` for a chunk of ``spec``'s members trained
     by ``strategy`` on ``device``; ``None`` when the available memory cannot be read.
 
-    80% of what is available is used (the rest of the process, the estimate's margin).  The model is first
-    built on the meta device (no memory): its parameters, gradients and momentum alone may not fit, and the
-    estimate runs one real forward pass.  The data set and the model built here are freed before training.
+    One member's estimate (:func:`empirical.sweep.memory.member_training_bytes`) against 80% of what the device
+    has (:func:`empirical.sweep.available.available_bytes`).  A chunk holds every member's state (weights,
+    gradients, momentum) for the whole run, but only the activations of the steps in flight: on the CPU one per
+    worker thread (:func:`empirical.sweep.engines.cpu_workers`; one when interleaved), on CUDA up to one per
+    member (each on its own stream).  Every seed's data set is fixed.  The model is first built on the meta
+    device (no memory): its parameters, gradients and momentum alone may not fit.  What is built here is freed
+    before training.
     """
     available = available_bytes(device)
     if available is None:

@@ -5,7 +5,6 @@ worker threads).  Both implement :class:`empirical.training.Engine`, driven by :
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -36,19 +35,11 @@ class InterleavedEngine:
     """K ordinary models, each with its own optimiser and training step (:class:`empirical.training.SingleEngine`),
     trained batch by batch in turn: for every batch, member 1's step, member 2's step, ...
 
-    Each member runs exactly the code of its single run (the same :class:`empirical.step.TrainStep`,
-    ``torch.optim.SGD``, fused on CUDA, channels-last and compiled as a single run would be), so on the CPU
-    a member's trajectory *is* its single run's, bit for bit.  What the sweep saves is the per-run work:
-    one process, one dataset and one batch-order generator per seed (the batches each member's single run
-    would draw), one batch draw per step for all members of a seed.  On CUDA each member's step is issued
-    on its own CUDA stream, so the kernels of different members can run at the same time on the GPU; the
-    batch is made on the default stream, each member's stream waits for it, and the default stream waits
-    for every member at the end of the epoch.  Memory: K models and optimisers, and the activations of the
-    steps in flight (one on the CPU; on CUDA up to K).
-
-    The chunk checkpoint (``{"epoch", "members": [each member's single-run checkpoint + "stopped"]}``, one
-    atomic file, loaded by :func:`empirical.runs.load_checkpoint`) is written beside each running member's
-    own ``last.pt``.
+    Each member runs exactly its single run's code, so on the CPU its trajectory *is* its single run's, bit for
+    bit; the sweep shares one process, and one dataset and batch-order generator per seed.  On CUDA each member's
+    step runs on its own stream (waiting for the batch made on the default stream), so members' kernels overlap.
+    The chunk checkpoint (``{"epoch", "members": [each member's single-run checkpoint + "stopped"]}``) is written
+    beside each running member's own ``last.pt``.
     """
 
     strategy = "interleaved"
@@ -56,23 +47,18 @@ class InterleavedEngine:
     def __init__(self, members: list[Member], device: torch.device, chunk_dir: Path):
         self.members, self.device, self.info, self.chunk_dir = members, device, SINGLE, Path(chunk_dir)
         self.writer = runs.CheckpointWriter()  # checkpoint files are written off the training thread
-        self.groups: dict[int, dict[str, Any]] = {}
+        self.groups: dict[int, tuple[torch.Generator, Any, Any]] = {}  # seed -> (batch-order generator, train, test)
         for seed in sorted({m.cfg.seed for m in members}):
             generator = seed_everything(seed)
-            first = next(m.cfg for m in members if m.cfg.seed == seed)
-            train_set, test_set = load_data(first, device)
-            self.groups[seed] = {"generator": generator, "train": train_set, "test": test_set}
-        sizes = {len(g["train"].y) for g in self.groups.values()}
+            self.groups[seed] = (generator, *load_data(next(m.cfg for m in members if m.cfg.seed == seed), device))
+        sizes = {len(train.y) for _, train, _ in self.groups.values()}
         if len(sizes) > 1:
             raise ValueError(f"sweep seeds give training sets of different sizes {sorted(sizes)}; "
                              "members must take the same number of steps per epoch")
-        self.engines = []
-        for m in members:  # SingleEngine seeds, then builds: the single run's initial weights
-            g = self.groups[m.cfg.seed]
-            self.engines.append(SingleEngine(m, device, SINGLE, data=(g["train"], g["test"]), generator=g["generator"]))
-        first_engine = self.engines[0]
-        self.use_amp, self.compile_mode = first_engine.use_amp, first_engine.compile_mode
-        self.measure_precision, self.channels_last = first_engine.measure_precision, first_engine.channels_last
+        # SingleEngine seeds, then builds: the single run's initial weights
+        self.engines = [SingleEngine(m, device, SINGLE, data=self.groups[m.cfg.seed][1:],
+                                     generator=self.groups[m.cfg.seed][0]) for m in members]
+        self.measure_precision = self.engines[0].measure_precision
         self.streams = ([torch.cuda.Stream(device) for _ in members]
                         if device.type == "cuda" and len(members) > 1 else None)
         self.workers = self.worker_count(members, device)
@@ -88,25 +74,15 @@ class InterleavedEngine:
         return 1
 
     def environment(self) -> dict[str, Any]:
-        """What each member's ``config.json`` records about how it was trained."""
-        return {"world_size": 1, "amp_bf16": self.use_amp, "compile_mode": self.compile_mode,
-                "channels_last": self.channels_last, "sgd": self.engines[0].sgd,
-                "measure_precision": self.measure_precision, "sweep_members": len(self.members),
-                "sweep_strategy": self.strategy}
+        """What each member's ``config.json`` records about how it was trained: its single run's, and the sweep's."""
+        return {**self.engines[0].environment(), "sweep_members": len(self.members), "sweep_strategy": self.strategy}
 
     # ---- the Engine interface (empirical.training.Engine)
     def model_of(self, k: int) -> FeatureClassifier:
         return self.engines[k].model
 
     def data_of(self, k: int) -> tuple[Any, Any]:
-        g = self.groups[self.members[k].cfg.seed]
-        return g["train"], g["test"]
-
-    def epoch_batches(self) -> Iterator[tuple]:
-        """Per step, ``(x, y)`` for each seed group (in ``self.groups`` order)."""
-        cfg = self.members[0].cfg
-        return zip(*[iter(_batches(g["train"], cfg.batch_size, g["generator"], cfg.drop_last))
-                     for g in self.groups.values()])
+        return self.groups[self.members[k].cfg.seed][1:]
 
     def train_one_epoch(self, lrs: list[float]) -> tuple[torch.Tensor, int]:
         """One epoch of every running member; returns ``((K, 3) float64 [loss sum, wrong, seen], steps)``; the
@@ -121,10 +97,12 @@ class InterleavedEngine:
         loss_sum = [torch.zeros((), dtype=torch.float64, device=self.device) for _ in range(K)]
         wrong = [torch.zeros((), dtype=torch.int64, device=self.device) for _ in range(K)]
         seen = steps = 0
-        index = [list(self.groups).index(m.cfg.seed) for m in self.members]
         main = torch.cuda.current_stream(self.device) if self.streams else None
-        for batch in self.epoch_batches():
-            work = [(k, batch[index[k]][0], batch[index[k]][1]) for k in active]
+        cfg = self.members[0].cfg  # per step, one batch (x, y) of each seed, drawn as its single runs draw it
+        for batch in zip(*[_batches(train, cfg.batch_size, generator, cfg.drop_last)
+                           for generator, train, _ in self.groups.values()]):
+            by_seed = dict(zip(self.groups, batch))
+            work = [(k, *by_seed[self.members[k].cfg.seed]) for k in active]
             if self.pool is not None:  # CPU: the members' steps run at the same time, one per worker thread
                 for f in [self.pool.submit(self._member_step, k, xb, yb, loss_sum, wrong) for k, xb, yb in work]:
                     f.result()  # waits; re-raises a member's error here
@@ -184,17 +162,11 @@ class InterleavedEngine:
 
 class ThreadedEngine(InterleavedEngine):
     """:class:`InterleavedEngine` on the CPU with the members' training steps on worker threads: as many
-    members at a time as the cores hold at the run's ``num_threads`` each (:func:`cpu_workers`).  The
-    measurements stay one after the other: on worker threads they ran slower (2.6 s against 1.1 s for 4
-    digits MLPs over 31 measurements), their float64 BLAS calls competing with each other.
-
-    Each member still runs its single run's code at its single run's thread count, so it equals its single
-    run exactly (tested at one thread per member, the usual case: with several threads per member, the
-    measurement's statistics briefly run torch at one thread, which another member's BLAS may see).
-    PyTorch's kernels release the interpreter lock, so members whose steps are mostly kernels (ResNet18:
-    1.87x the training throughput on 2 cores) gain, while tiny steps (a small MLP, ~1 ms, mostly Python)
-    contend for the lock (1.00-1.03x).  With the default ``num_threads`` (all cores per member) there is one
-    worker: the members run in turn, as :class:`InterleavedEngine`.  CPU only.
+    members at a time as the cores hold at the run's ``num_threads`` each (:func:`cpu_workers`; the default,
+    all cores per member, gives one worker).  The measurements stay one after the other (on threads their float64
+    BLAS calls competed).  Each member runs its single run's code at its thread count, so it equals its single
+    run exactly (tested at one thread per member).  Kernel-bound steps gain, tiny Python-bound ones do not
+    (benchmarks/RESULTS.md).  CPU only.
     """
 
     strategy = "threaded"

@@ -87,27 +87,15 @@ def _storage_key(t: torch.Tensor) -> tuple[str, int] | None:
 
 def member_training_bytes(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, loss: str, num_classes: int,
                           momentum: float, autocast: torch.dtype | None = None) -> MemoryEstimate:
-    """The memory of one SGD training step of ``model`` on the batch ``(x, y)``.
+    """The memory of one SGD training step of ``model`` on the batch ``(x, y)``, as the module describes.
 
-    One forward pass in train mode (:func:`empirical.loss.forward_loss`, under
-    ``torch.autocast(x.device.type, dtype=autocast)`` when ``autocast`` is a dtype, as
-    :class:`empirical.step.TrainStep` runs it) records every tensor saved for the backward pass; each distinct
-    storage is counted once with its full size (``untyped_storage().nbytes()``: a view keeps its whole storage
-    alive), except the storages of the model's parameters and buffers and of ``x`` and ``y`` (counted as
-    ``params``, ``buffers`` and ``batch``).  No backward pass is run.
-
-    ``grads`` = the bytes of the trainable parameters; ``optimizer`` = the same when ``momentum != 0``
-    (SGD's momentum buffers), else 0; ``batch`` = the bytes of ``x`` and ``y`` (their elements, not
-    their storages: a batch sliced from a dataset is a view); ``backward`` = twice the largest saved storage
-    (the gradients of one node's output and input, alive together during the backward pass).
-
-    The model is left as it was: its buffers (BatchNorm's running statistics, updated by a train-mode
-    forward) are copied back bit for bit, every submodule's train/eval flag restored, no ``.grad``
-    touched; the global random state (dropout draws) is restored too, so a sweep's members still
-    start from the same random stream as single runs.
+    The forward pass runs under ``torch.autocast(x.device.type, dtype=autocast)`` when ``autocast`` is a dtype
+    (as :class:`empirical.step.TrainStep` runs it); a saved storage counts its full size (a view keeps its whole
+    storage alive), the batch its elements (a batch sliced from a dataset is a view).  No backward pass is run.
+    An unknown ``loss`` is refused by the criterion (:func:`empirical.loss.network_loss`).
+    The model is left as it was (buffers copied back bit for bit, train/eval flags restored, no ``.grad``
+    touched), and so is the global random state: a sweep's members start from the same stream as single runs.
     """
-    if loss not in ("mse", "ce"):
-        raise ValueError(f"unknown loss {loss!r}: expected 'mse' or 'ce'")
     if momentum < 0:
         raise ValueError(f"momentum must be >= 0, got {momentum}")
     params = list(model.parameters())

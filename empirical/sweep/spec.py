@@ -85,14 +85,10 @@ class SweepSpec:
         bad = [wd for wd in self.weight_decays if not (wd >= 0 and math.isfinite(wd))]
         if bad:
             raise ValueError(f"--weight-decays: weight decays must be finite and >= 0, got {bad}")
-        keys = [(m.lr, m.weight_decay, m.seed) for m in self.member_configs()]
-        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        names = [Path(m.out).name for m in self.member_configs()]  # lr<lr>-wd<wd>-seed<seed>
+        dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"duplicate sweep members (lr, weight_decay, seed): {dupes}")
-        names = [Path(m.out).name for m in self.member_configs()]
-        if len(set(names)) != len(names):
-            raise ValueError(f"sweep members with the same directory name: "
-                             f"{sorted({n for n in names if names.count(n) > 1})}")
+            raise ValueError(f"duplicate sweep members (same lr, weight decay and seed, or directory name): {dupes}")
         if self.strategy is not None:
             check_strategy(self.strategy)
         if self.max_members_per_chunk is not None and self.max_members_per_chunk < 1:

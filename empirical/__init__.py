@@ -1,7 +1,6 @@
 """empirical: train real networks with MSE and measure Neural Collapse along training (math §2-§4, §7, §8).
 
-The public API (each name is loaded on first use, so ``import empirical`` and the small modules such as
-``empirical.runs`` stay free of torch until a name that needs it is touched)::
+The public API (each name is loaded on first use: ``import empirical`` imports no torch)::
 
     empirical.train(cfg, resume=False)          -> run directory           (empirical.training)
     empirical.TrainConfig / PRESETS / merge_preset(preset, **options)     (empirical.config)
@@ -59,29 +58,18 @@ __all__ = [
 ]
 
 #: public name -> module that defines it, imported on first use (``import empirical`` imports no torch)
-_EXPORTS = {
-    "train": "training",
-    "NonFiniteLossError": "training",
-    "TrainConfig": "config",
-    "PRESETS": "config",
-    "merge_preset": "config",
-    "run_sweep": "sweep",
-    "SweepSpec": "sweep",
-    "NCMonitor": "monitor",
-    "measure": "measurement",
-    "METRIC_KEYS": "measurement",
-    "load_dataset": "data",
-    "load_train_test": "data",
-    "build_model": "models",
-    "load_run": "loading",
-    "LoadedRun": "loading",
-    "read_run_log": "schema",
-    "RunLog": "schema",
-    "RunLogError": "schema",
-    "SCHEMA_VERSION": "schema",
-    "run_schema": "schema",
-    "RunError": "runs",
-}
+_EXPORTS = {name: module for module, names in {
+    "training": ("train", "NonFiniteLossError"),
+    "config": ("TrainConfig", "PRESETS", "merge_preset"),
+    "sweep": ("run_sweep", "SweepSpec"),
+    "monitor": ("NCMonitor",),
+    "measurement": ("measure", "METRIC_KEYS"),
+    "data": ("load_dataset", "load_train_test"),
+    "models": ("build_model",),
+    "loading": ("load_run", "LoadedRun"),
+    "schema": ("read_run_log", "RunLog", "RunLogError", "SCHEMA_VERSION", "run_schema"),
+    "runs": ("RunError",),
+}.items() for name in names}
 
 
 def __getattr__(name: str):

@@ -3,25 +3,15 @@
 Examples::
 
     python -m empirical train --preset digits-mlp --out runs/digits
-    python -m empirical train --dataset fashion-mnist --model resnet18 --per-class 5000 \\
-        --epochs 350 --lr 0.0184 --out runs/fmnist-resnet18
-    python -m empirical train --out runs/fmnist-resnet18 --resume
+    python -m empirical train --out runs/digits --resume
     torchrun --nproc_per_node 2 -m empirical train --preset digits-mlp --out runs/ddp
     python -m empirical sweep --preset digits-mlp --lrs 0.05,0.1,0.2,0.4 --epochs 50 --out runs/digits-sweep
-    python -m empirical sweep --dataset fashion-mnist --model resnet18 --per-class 5000 --epochs 350 \
-        --lrs paper --out runs/fmnist-sweep
     python -m empirical plot runs/digits
-    python -m empirical export-csv runs/digits --out digits.csv
 
-Option precedence (:func:`empirical.config.merge_preset`, shared with ``python -m paper_checks``):
-:class:`TrainConfig` defaults < ``--preset`` < ``--config FILE`` < explicit options; ``--help`` names each
-option's :class:`TrainConfig` default.  ``train`` and ``sweep`` need a dataset (``--preset``, ``--dataset`` or a
-``--config`` file naming one): without it they stop with a one-line error, exit status 2.  ``--resume``
-accepts the options the run was started with; only changed ones are refused (naming them), except
-``device``, ``threads``, progress and the checkpoint options, which a resumed run may change.
-Known errors (bad input, missing data, unknown names, an existing run)
-print ``error: ...`` to stderr and exit with status 2; a diverging loss exits with status 3
-after keeping every measured epoch.
+Option precedence (:func:`empirical.config.merge_preset`): :class:`TrainConfig` defaults < ``--preset`` <
+``--config FILE`` < explicit options.  ``--resume`` refuses changed options except ``device``, ``threads``,
+progress and the checkpoint options.  Known errors print ``error: ...`` to stderr and exit with status 2;
+a diverging loss exits with status 3 after keeping every measured epoch.
 """
 
 from __future__ import annotations
@@ -49,8 +39,7 @@ def _kv(text: str) -> tuple[str, Any]:
 
 
 def _default(name: str) -> str:
-    """``default: V`` with V the :class:`TrainConfig` default of the field ``name``, for the options' help (the
-    value is read from the dataclass, so the help cannot drift from it)."""
+    """``default: V``, V the :class:`TrainConfig` default of the field ``name`` (for the options' help)."""
     from .config import TrainConfig
 
     value = {f.name: f.default for f in dataclasses.fields(TrainConfig)}[name]
@@ -59,21 +48,20 @@ def _default(name: str) -> str:
 
 def add_layer_options(t: argparse.ArgumentParser, S: str) -> None:
     """The layer-wise measurement options (:mod:`empirical.layers`, math §3.5)."""
-    t.add_argument("--measure-layers", dest="measure_layers", metavar="NAMES|all-blocks", default=S,
+    t.add_argument("--measure-layers", metavar="NAMES|all-blocks", default=S,
                    help="also measure the outputs of these modules (comma-separated names, or all-blocks: each block "
                         "of the model) in the same pass: NC1, NC2, NC4, CDNV and a least-squares probe per layer")
-    t.add_argument("--layer-reduce", dest="layer_reduce", metavar="{gap,flatten}", default=S,
+    t.add_argument("--layer-reduce", metavar="{gap,flatten}", default=S,
                    help=f"how a layer's (n, C, H, W) map becomes features ({_default('layer_reduce')}: global "
                         "average pooling)")
-    t.add_argument("--layer-ridge", dest="layer_ridge", type=float, default=S,
+    t.add_argument("--layer-ridge", type=float, default=S,
                    help=f"ridge lambda of the layer probes ({_default('layer_ridge')})")
     t.add_argument("--tile", type=int, default=S,
                    help=f"rows per tile of the measurement's C x C computations, memory O(tile^2) ({_default('tile')})")
 
 
 def add_train_options(t: argparse.ArgumentParser) -> None:
-    """Every :class:`TrainConfig` option (shared by ``train`` and ``sweep``); unset options stay unset, and the
-    help names the :class:`TrainConfig` default that applies when neither a preset nor a config file sets it."""
+    """Every :class:`TrainConfig` option (``train`` and ``sweep``); unset options stay unset."""
     S = argparse.SUPPRESS  # unset options do not override preset / config values
     t.add_argument("--preset", default=S, help="named defaults (see `presets`); train and sweep need --preset, "
                                                "--dataset or a --config file that names the dataset")
@@ -83,33 +71,31 @@ def add_train_options(t: argparse.ArgumentParser) -> None:
                         "cifar10, svhn, stl10 (required unless --preset or --config sets it)")
     t.add_argument("--model", default=S, help=f"a network of empirical.models.MODELS ({_default('model')})")
     t.add_argument("--out", default=S, help="run directory (default: runs/<preset or dataset-model>)")
-    t.add_argument("--per-class", dest="per_class", type=int, default=S,
+    t.add_argument("--per-class", type=int, default=S,
                    help="balanced subset size N (default: the whole training split)")
     t.add_argument("--epochs", type=int, default=S, help=f"training epochs ({_default('epochs')})")
     t.add_argument("--lr", type=float, default=S, help=f"SGD learning rate ({_default('lr')}, the paper's MSE rate)")
     t.add_argument("--momentum", type=float, default=S, help=f"SGD momentum ({_default('momentum')})")
-    t.add_argument("--weight-decay", dest="weight_decay", type=float, default=S,
-                   help=f"SGD weight decay ({_default('weight_decay')})")
-    t.add_argument("--batch-size", dest="batch_size", type=int, default=S,
-                   help=f"training batch size ({_default('batch_size')})")
+    t.add_argument("--weight-decay", type=float, default=S, help=f"SGD weight decay ({_default('weight_decay')})")
+    t.add_argument("--batch-size", type=int, default=S, help=f"training batch size ({_default('batch_size')})")
     t.add_argument("--keep-last-batch", dest="drop_last", action="store_false", default=S,
                    help="train on the incomplete last batch too (default: skipped, as in the notebook)")
     t.add_argument("--loss", choices=["mse", "ce"], default=S, help=f"training loss ({_default('loss')})")
-    t.add_argument("--mse-scale", dest="mse_scale", metavar="k,M", default=S,
+    t.add_argument("--mse-scale", metavar="k,M", default=S,
                    help="Hui & Belkin's rescaled MSE: k weights the true class's output, M is its target "
                         f"(math §3.6; {_default('mse_scale')}, the plain nn.MSELoss(); --loss mse only)")
-    t.add_argument("--lr-gamma", dest="lr_gamma", type=float, default=S,
+    t.add_argument("--lr-gamma", type=float, default=S,
                    help=f"learning-rate factor at each milestone ({_default('lr_gamma')})")
     t.add_argument("--milestones", default=S, help="comma-separated epochs (default: epochs//3, 2*epochs//3)")
-    t.add_argument("--measure-epochs", dest="measure_epochs", default=S,
+    t.add_argument("--measure-epochs", default=S,
                    help="'paper' (default: log-spaced, rescaled), 'all', or comma-separated epochs")
     t.add_argument("--no-test", dest="measure_test", action="store_false", default=S,
                    help="do not load / evaluate the test split (default: evaluated)")
-    t.add_argument("--eval-batch-size", dest="eval_batch_size", type=int, default=S,
+    t.add_argument("--eval-batch-size", type=int, default=S,
                    help=f"batch size of the measurement passes ({_default('eval_batch_size')})")
-    t.add_argument("--data-root", dest="data_root", default=S,
+    t.add_argument("--data-root", default=S,
                    help="folder of the dataset files (default: $NC_DATA_ROOT, else the system folders)")
-    t.add_argument("--image-size", dest="image_size", type=int, default=S,
+    t.add_argument("--image-size", type=int, default=S,
                    help="image side length (default: the dataset's: 28x28 sets padded to 32, "
                         "digits 8x8, others native)")
     t.add_argument("--model-arg", dest="model_args", type=_kv, action="append", default=[],
@@ -125,23 +111,23 @@ def add_train_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--amp", choices=["auto", "bf16", "none"], default=S,
                    help=f"autocast of the training step (auto: bf16 on CUDA; {_default('amp')})")
     # values are validated by TrainConfig (empirical.step.COMPILE_MODES), so --help needs no torch import
-    t.add_argument("--compile", dest="compile", metavar="MODE", default=S,
+    t.add_argument("--compile", metavar="MODE", default=S,
                    help="torch.compile the training step: auto (reduce-overhead on CUDA in one process, "
                         "else none), none, default, reduce-overhead, max-autotune-no-cudagraphs; a failed compile "
                         f"warns and trains eagerly ({_default('compile')})")
-    t.add_argument("--channels-last", dest="channels_last", metavar="{auto,on,off}", default=S,
+    t.add_argument("--channels-last", metavar="{auto,on,off}", default=S,
                    help=f"NHWC layout for conv models (auto: on CUDA; {_default('channels_last')})")
-    t.add_argument("--measure-precision", dest="measure_precision", metavar="{auto,tf32,fp32}", default=S,
+    t.add_argument("--measure-precision", metavar="{auto,tf32,fp32}", default=S,
                    help="float32 arithmetic of the measurement's forward passes on CUDA (auto: tf32, PyTorch's "
                         "default for convolutions, ~5x faster; fp32: IEEE float32); statistics are float64 "
                         f"({_default('measure_precision')})")
     add_layer_options(t, S)
-    t.add_argument("--checkpoint-every", dest="checkpoint_every", type=int, default=S,
+    t.add_argument("--checkpoint-every", type=int, default=S,
                    help="also checkpoint every N epochs (default: by time only)")
-    t.add_argument("--checkpoint-every-s", dest="checkpoint_every_s", type=float, default=S,
+    t.add_argument("--checkpoint-every-s", type=float, default=S,
                    help=f"checkpoint every S seconds of wall time (0: only by epoch and at the end; "
                         f"{_default('checkpoint_every_s')})")
-    t.add_argument("--keep-checkpoints", dest="keep_checkpoints", default=S,
+    t.add_argument("--keep-checkpoints", default=S,
                    help="keep the weights of these epochs for load_run: 'measured' or comma-separated epochs "
                         "(default: only the last state)")
     t.add_argument("--threads", dest="num_threads", type=int, default=S,
@@ -163,9 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--lrs", default=None, help="'paper' (25 values, logspace 1e-4 .. 0.25) or comma-separated "
                                                 "(no default: a new sweep needs it; on --resume the stored ones)")
     sw.add_argument("--seeds", default=None, help="comma-separated seeds (default: --seed)")
-    sw.add_argument("--weight-decays", dest="weight_decays", default=None,
-                    help="comma-separated weight decays (default: --weight-decay)")
-    sw.add_argument("--max-members-per-chunk", dest="max_members_per_chunk", type=int, default=None,
+    sw.add_argument("--weight-decays", default=None, help="comma-separated weight decays (default: --weight-decay)")
+    sw.add_argument("--max-members-per-chunk", type=int, default=None,
                     help="members trained together at most (default: as many as fit the device's memory, estimated "
                          "from one member's training step)")
     # values are validated by SweepSpec (empirical.sweep.spec.STRATEGIES): a one-line error, exit 2
@@ -254,10 +239,8 @@ def options_merged(ns: argparse.Namespace, with_explicit: bool = True) -> dict[s
 
 
 def resume_options(ns: argparse.Namespace) -> dict[str, Any]:
-    """The options given with ``--resume``, to compare with the stored ones: ``--config`` and explicit
-    options, and the preset's *name* (a preset's values count as given only through its name, so
-    ``--preset P --resume`` continues a run started as ``--preset P --epochs 30``).  ``--model-arg`` /
-    ``--data-arg`` given are merged into the preset's / config file's dicts, as when the run started."""
+    """The options given with ``--resume``, to compare with the stored ones: ``--config``, explicit options and
+    the preset's *name* only (``--preset P --resume`` continues a run started as ``--preset P --epochs 30``)."""
     from .config import merged_options
 
     preset, config_file, explicit = getattr(ns, "preset", None), getattr(ns, "config_file", None), explicit_options(ns)
@@ -272,8 +255,7 @@ def resume_options(ns: argparse.Namespace) -> dict[str, Any]:
 
 
 def config_from_args(ns: argparse.Namespace):
-    """Merge defaults, preset, config file and explicit options into a :class:`TrainConfig`
-    (:func:`empirical.config.merge_preset`).  A new run needs a dataset; a resumed one has its stored one."""
+    """The :class:`TrainConfig` of the options (:func:`empirical.config.merge_preset`); a new run needs a dataset."""
     from .config import merge_preset
 
     # TrainConfig's digits/MLP at the paper's lr is no run anyone asked for
@@ -300,7 +282,7 @@ def _cmd_train(ns: argparse.Namespace) -> int:
 
 
 def _print_notes(notes: list[str]) -> None:
-    """A run's ``config.json`` notes (e.g. the UFM's missing test set), one ``note:`` line each on stderr."""
+    """A run's ``config.json`` notes, one ``note:`` line each on stderr."""
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
 

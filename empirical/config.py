@@ -1,10 +1,6 @@
-"""Options of a training run: :class:`TrainConfig`, the named :data:`PRESETS`, and the one merge of
-defaults < preset < config file < explicit options (:func:`merge_preset`) that every command line uses
-(``python -m empirical train|sweep`` and ``python -m paper_checks``).
-
-Protocol defaults (math §7.1, §8): SGD with momentum 0.9 and weight decay 5e-4, batch 128,
-``nn.MSELoss()``, learning rate divided by 10 at ``epochs // 3`` and ``2 * epochs // 3``,
-measurement at the notebook's log-spaced epochs rescaled to the epoch count.
+"""Options of a training run: :class:`TrainConfig` (the protocol's defaults, math §7.1, §8), the named
+:data:`PRESETS`, and the one merge of defaults < preset < config file < explicit options (:func:`merge_preset`)
+that every command line uses.
 """
 
 from __future__ import annotations
@@ -31,38 +27,15 @@ RESUME_OVERRIDES: tuple[str, ...] = ("device", "progress", "num_threads", "check
 
 @dataclass
 class TrainConfig:
-    """Every option of a training run (JSON-serialisable; stored in ``config.json``).
+    """Every option of a training run (JSON-serialisable; stored in ``config.json``; the ``--help`` of
+    ``python -m empirical train`` describes each).
 
-    ``lr_milestones`` / ``measure_epochs`` left ``None`` take the paper's defaults for
-    ``epochs`` (``[epochs//3, 2*epochs//3]``; the notebook's log-spaced list rescaled, with
-    0 and ``epochs``; math §7.1).  ``amp="auto"`` means bf16 autocast on CUDA and none on CPU.
-    ``mse_scale = (k, M)``: Hui & Belkin's rescaled MSE (math §3.6; ``(1, 1)`` is ``nn.MSELoss()``; only
-    with ``loss="mse"``; ``config.json`` stores it as ``[k, M]``).
-    ``model_kwargs`` go to :func:`empirical.models.build_model` (e.g. MLP widths),
-    ``data_kwargs`` to :func:`empirical.data.load_train_test` (e.g. ``dim`` of ``gaussian``).
-    ``compile`` (``"auto"``, ``"none"``, ``"default"``, ``"reduce-overhead"``,
-    ``"max-autotune-no-cudagraphs"``) and ``channels_last`` (``"auto"``, ``"on"``, ``"off"``)
-    choose the training step's fast path (:mod:`empirical.step`).
-
-    Bookkeeping: a checkpoint is written every ``checkpoint_every_s`` seconds of wall time (``0``:
-    never by time), every ``checkpoint_every`` epochs when set (``None``: not by epoch count), and
-    always after the last epoch.  ``keep_checkpoints``: ``None`` (only the last state),
-    ``"measured"`` (the weights at every measured epoch) or a list of epochs, kept as
-    ``checkpoints/epoch-EEEE.pt`` for :func:`empirical.loading.load_run`.
-
-    ``measure_layers`` (``"all-blocks"`` or module names) adds each measured line's ``layers`` key: the named
-    modules' outputs measured in the same pass, maps reduced by ``layer_reduce`` (``"gap"`` or ``"flatten"``), the
-    least-squares probe at ridge ``layer_ridge`` (:mod:`empirical.layers`, math §3.5).  ``tile``: rows per tile of
-    the measurement's ``C x C`` computations (math §2.3, memory ``O(tile^2)``).
-
-    The decomposition uses ``lam = theory.lam_from_weight_decay(weight_decay, reduction="mean",
-    num_classes=C)`` (math §8 item 2, ``nn.MSELoss()``).
-
-    ``model="ufm"`` (the unconstrained-features model, :class:`empirical.models.UFM`): the input is the
-    training sample's index, so :meth:`resolved` sets ``measure_test=False`` (no test set; said in
-    :meth:`notes`), and ``amp="auto"`` / ``compile="auto"`` mean no autocast and eager on every device
-    (:func:`empirical.training.uses_bf16`, ``SingleEngine``: a tiny step with no convolutions gains
-    nothing from them; bf16 would round the features under study).
+    ``lr_milestones`` / ``measure_epochs`` left ``None`` take the paper's defaults for ``epochs`` (math §7.1).
+    ``mse_scale = (k, M)``: Hui & Belkin's rescaled MSE (math §3.6; ``(1, 1)`` is ``nn.MSELoss()``).
+    ``measure_layers`` / ``layer_reduce`` / ``layer_ridge``: :mod:`empirical.layers` (math §3.5); ``tile``: rows
+    per tile of the ``C x C`` computations (math §2.3).  The decomposition is at
+    ``lam = theory.lam_from_weight_decay(weight_decay, reduction="mean", num_classes=C)`` (math §8 item 2).
+    ``model="ufm"``: no test set (:meth:`notes`), and ``amp`` / ``compile`` ``"auto"`` mean none.
     """
 
     dataset: str = "digits"
@@ -105,7 +78,7 @@ class TrainConfig:
     preset: str | None = None
 
     def __post_init__(self) -> None:
-        # own copies: a preset's dicts are never shared (and so never mutated) by a config
+        # own copies: a preset's dicts are never mutated through a config
         self.model_kwargs = dict(self.model_kwargs or {})
         self.data_kwargs = dict(self.data_kwargs or {})
         if isinstance(self.mse_scale, list):  # read back from config.json
@@ -129,7 +102,8 @@ class TrainConfig:
             raise ValueError(f"epochs must be >= 1, got {cfg.epochs}")
         if cfg.batch_size < 1 or cfg.eval_batch_size < 1:
             raise ValueError("batch sizes must be >= 1")
-        check_lr(cfg.lr)
+        if not (isinstance(cfg.lr, (int, float)) and cfg.lr > 0 and math.isfinite(cfg.lr)):
+            raise ValueError(f"lr must be a positive finite number, got {cfg.lr}")
         if not (cfg.weight_decay >= 0 and math.isfinite(cfg.weight_decay)):
             raise ValueError(f"weight_decay must be a finite number >= 0, got {cfg.weight_decay}")
         if cfg.loss not in ("mse", "ce"):
@@ -167,8 +141,7 @@ class TrainConfig:
         return cfg
 
     def notes(self) -> list[str]:
-        """What a run of these options records once in ``config.json`` (``notes``) and the command line
-        prints: for ``model="ufm"``, that there is no test set."""
+        """The ``notes`` of ``config.json`` (for ``model="ufm"``: no test set)."""
         from .models import takes_sample_indices
         from .models.ufm import NO_TEST_SET_NOTE
 
@@ -178,7 +151,7 @@ class TrainConfig:
         """Epochs whose weights are kept (``keep_checkpoints``; the measured epochs for ``"measured"``)."""
         if self.keep_checkpoints is None:
             return set()
-        if isinstance(self.keep_checkpoints, str):  # "measured", the one string validate() accepts
+        if isinstance(self.keep_checkpoints, str):  # "measured"
             return set(self.measure_epochs or measurement_epochs(self.epochs))
         return set(self.keep_checkpoints)
 
@@ -192,24 +165,16 @@ class TrainConfig:
 
 
 def check_layer_options(cfg: TrainConfig) -> None:
-    """``measure_layers``, ``layer_reduce`` and ``layer_ridge`` (:mod:`empirical.layers`); the names themselves are
-    checked against the model when it is built (:func:`empirical.layers.resolve_layers`)."""
+    """``measure_layers``, ``layer_reduce``, ``layer_ridge`` and ``tile`` (names are checked against the model)."""
     from .layers import check_reduce, check_ridge
 
     layers = cfg.measure_layers
-    if isinstance(layers, list) and not (layers and all(isinstance(n, str) and n for n in layers)):
-        raise ValueError(f"measure_layers must be 'all-blocks' or module names, got {layers!r}")
-    if layers is not None and not isinstance(layers, (str, list)):
+    names = isinstance(layers, list) and layers and all(isinstance(n, str) and n for n in layers)
+    if not (layers is None or isinstance(layers, str) or names):
         raise ValueError(f"measure_layers must be 'all-blocks' or module names, got {layers!r}")
     check_reduce(cfg.layer_reduce)
     check_ridge(cfg.layer_ridge)
     check_tile(cfg.tile)
-
-
-def check_lr(lr: float) -> None:
-    """``ValueError`` unless ``lr`` is a positive finite number."""
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a positive finite number, got {lr}")
 
 
 def check_option_names(options: dict[str, Any], where: str = "") -> None:
@@ -219,10 +184,7 @@ def check_option_names(options: dict[str, Any], where: str = "") -> None:
 
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
-    """The options set in a JSON file (either a bare dict or a run's ``config.json``), validated by name.
-
-    Only the keys present are returned, so a partial file overrides only what it names.
-    """
+    """The options set in a JSON file (a bare dict or a run's ``config.json``), validated by name."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
@@ -250,12 +212,8 @@ def parse_keep_checkpoints(text: str) -> str | list[int]:
 
 def merged_options(preset: str | None = None, config_file: str | os.PathLike | None = None,
                    **explicit: Any) -> dict[str, Any]:
-    """The options that are *set*: preset < config file < explicit (``None`` explicit values are unset).
-
-    ``model_kwargs`` / ``data_kwargs`` given explicitly are merged key by key into the preset's.
-    Only set keys are returned (no :class:`TrainConfig` defaults), so a resume can compare them with
-    the stored configuration.
-    """
+    """The options that are *set* (no :class:`TrainConfig` defaults): preset < config file < explicit (``None``:
+    unset); explicit ``model_kwargs`` / ``data_kwargs`` are merged key by key into the preset's."""
     values: dict[str, Any] = {}
     if preset is not None:
         if preset not in PRESETS:
@@ -275,11 +233,8 @@ def merged_options(preset: str | None = None, config_file: str | os.PathLike | N
 
 def merge_preset(preset: str | None = None, config_file: str | os.PathLike | None = None,
                  **explicit: Any) -> TrainConfig:
-    """One :class:`TrainConfig` from defaults < ``preset`` < ``config_file`` < ``explicit`` options.
-
-    The merge every command line shares; ``None`` explicit values mean "not given".  ``out`` defaults
-    to ``runs/<preset>`` or ``runs/<dataset>-<model>``.
-    """
+    """One :class:`TrainConfig` from defaults < ``preset`` < ``config_file`` < ``explicit`` options (``None``:
+    not given); ``out`` defaults to ``runs/<preset>`` or ``runs/<dataset>-<model>``."""
     values = merged_options(preset, config_file, **explicit)
     if "out" not in values:
         name = preset or f"{values.get('dataset', TrainConfig.dataset)}-{values.get('model', TrainConfig.model)}"
@@ -296,22 +251,16 @@ def changed_options(stored: dict[str, Any], given: dict[str, Any]) -> list[str]:
 
 #: Named defaults for ``--preset`` (explicit options override them).
 PRESETS: dict[str, dict[str, Any]] = {
-    # Main job: scikit-learn digits (8x8, embedded, balanced N = 130 per class, n = 1300), an MLP
-    # 64-256-256-64 with BatchNorm (p = 64), the paper's protocol otherwise (SGD momentum 0.9,
-    # wd 5e-4, batch 128, MSE, 350 epochs, lr / 10 at 116 and 233).  lr = 0.4 was the best of
-    # 0.05 ... 0.6 for depth of collapse: zero training error by epoch ~10, then ~340 epochs of
-    # terminal phase; final NC1 ~1.5e-4, NC3 ~0.03, NC4 = 0, rho_perp ~0.02.  Note: while the
-    # learning rate is high, L_perp is of the order of L_NC1 (SGD keeps W away from W_LS);
-    # after the first decay it falls to ~2-3% of L.  About 20-40 s on 2 shared CPU cores.
+    # Main job: digits (N = 130 per class), an MLP 64-256-256-64 with BatchNorm, the paper's protocol otherwise.
+    # lr = 0.4 was the best of 0.05 ... 0.6 for depth of collapse (zero training error by epoch ~10; final
+    # NC1 ~1.5e-4, NC3 ~0.03, NC4 = 0, rho_perp ~0.02).  About 20-40 s on 2 shared CPU cores.
     "digits-mlp": dict(
         dataset="digits", model="mlp", per_class=130, epochs=350, lr=0.4, batch_size=128,
         weight_decay=5e-4, momentum=0.9, model_kwargs={"widths": [256, 256, 64], "batch_norm": True},
         num_threads=1,  # a tiny model: one thread is faster and steadier on a shared CPU
     ),
-    # The unconstrained-features model (math §6.1) on digits-mlp's samples, batches and protocol: one free
-    # p = 64 feature vector per training sample.  Features move by lr * 2 / (B C) per unit residual per
-    # step, so the UFM needs a far larger learning rate than the network: lr = 1 reaches zero training
-    # error by epoch ~60.  A few seconds of training on 2 idle CPU cores.
+    # The unconstrained-features model (math §6.1) on digits-mlp's samples and protocol; its features move by
+    # lr * 2 / (B C) per unit residual, so it needs a far larger lr: lr = 1 reaches zero training error by ~60.
     "digits-ufm": dict(
         dataset="digits", model="ufm", per_class=130, epochs=350, lr=1.0, batch_size=128,
         weight_decay=5e-4, momentum=0.9, model_kwargs={"dim": 64}, num_threads=1,

@@ -1,20 +1,13 @@
 """Data-parallel training and measurement across processes (docs/guide.md, "Several GPUs").
 
-Launch with ``torchrun --nproc_per_node K -m empirical train ...``.  Each rank takes its
-contiguous shard of every global batch (``tensor_split``), so the global batch size and
-the sequence of batches are the same as in one process.  Class statistics are merged
-exactly: every rank's :class:`theory.ClassStatsAccumulator` state (counts, means, pooled
-scatter) is all-gathered and merged in rank order with the pairwise update of math §3.3b,
-so every rank ends with the statistics of the whole training set.  Counts (errors, NCC
-mismatches) and loss sums are all-reduced.
-
-The process group is initialised from the ``torchrun`` environment variables
-(``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``); backend
-``nccl`` on CUDA, ``gloo`` on CPU.
+Launch with ``torchrun --nproc_per_node K -m empirical train ...``.  Each rank takes its contiguous shard of
+every global batch, so batches are those of one process.  Class statistics are merged exactly (math §3.3b:
+:func:`merge_accumulator`); counts and loss sums are all-reduced.  Backend ``nccl`` on CUDA, ``gloo`` on CPU.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -43,19 +36,9 @@ class DistInfo:
 SINGLE = DistInfo()
 
 
-def env_world_size() -> int:
-    """``WORLD_SIZE`` from the environment (1 when not launched by torchrun)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def init_from_env(device_type: str) -> DistInfo:
-    """Initialise the default process group from torchrun's environment variables.
-
-    Returns :data:`SINGLE` when ``WORLD_SIZE`` is unset or 1.  ``device_type`` ``"cuda"``
-    selects ``nccl`` (and the device ``cuda:LOCAL_RANK`` is made current); anything else
-    ``gloo``.
-    """
-    world = env_world_size()
+    """Initialise the default process group from torchrun's environment (:data:`SINGLE` without one)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return SINGLE
     rank = int(os.environ["RANK"])
@@ -103,14 +86,9 @@ def broadcast_object(obj, info: DistInfo, src: int = 0):
 
 
 def merge_accumulator(acc, info: DistInfo):
-    """All-gather :class:`theory.ClassStatsAccumulator` states and merge them in rank order.
+    """All-gather :class:`theory.ClassStatsAccumulator` states and merge them in rank order (math §3.3b, exact).
 
-    Exact (Chan et al. pairwise update, math §3.3b): the result equals the accumulator of
-    one process that saw every rank's samples, up to float64 rounding of the merge order.
-    Every rank must have measured at least one sample (an empty accumulator has no state to
-    gather): the ranks first agree on the smallest local count (one all-reduce with ``MIN``),
-    and if it is zero every rank raises the same ``ValueError`` together, so none is left
-    waiting in the all-gather.
+    A rank without samples makes every rank raise the same ``ValueError`` (none waits in the all-gather).
     """
     if not info.enabled:
         return acc
@@ -126,17 +104,11 @@ def merge_accumulator(acc, info: DistInfo):
             f"world size {info.world_size}): the dataset is too small to shard over every process; "
             "use fewer processes (or an evaluation batch size of at least the number of processes)"
         )
-    state = acc.state()
-    tensors = [torch.as_tensor(state[k], dtype=torch.float64).contiguous() for k in ("counts", "means", "scatter")]
-    gathered = []
-    for t in tensors:
-        bucket = [torch.empty_like(t) for _ in range(info.world_size)]
-        dist.all_gather(bucket, t)
-        gathered.append(bucket)
-    merged = None
-    for r in range(info.world_size):
-        part = ClassStatsAccumulator.from_state(
-            C, {"counts": gathered[0][r], "means": gathered[1][r], "scatter": gathered[2][r]}
-        )
-        merged = part if merged is None else merged.merge(part)
-    return merged
+    state, gathered = acc.state(), {}
+    for key in ("counts", "means", "scatter"):
+        t = torch.as_tensor(state[key], dtype=torch.float64).contiguous()
+        gathered[key] = [torch.empty_like(t) for _ in range(info.world_size)]
+        dist.all_gather(gathered[key], t)
+    parts = [ClassStatsAccumulator.from_state(C, {k: v[r] for k, v in gathered.items()})
+             for r in range(info.world_size)]
+    return functools.reduce(lambda merged, part: merged.merge(part), parts)

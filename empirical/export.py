@@ -1,12 +1,8 @@
 """CSV export of a run's ``metrics.jsonl`` (docs/run_format.md).
 
-One row per measured epoch; one column per key in order of first appearance.  A
-list-valued key (``snr_singular_values``) becomes columns ``key_0, key_1, ...`` only (a record
-where it is ``None`` leaves those cells empty; no bare ``key`` column); a list of strings
-(``warnings``) is one cell holding it as a JSON array (its strings may contain any separator); an object
-(the per-layer records, ``layers``) is one cell holding it as a JSON object.
-Missing values are empty cells.  The CSV reads back
-into the same records with :func:`empirical.schema.read_run_log`.
+One row per measured epoch, one column per key in order of first appearance; a list of numbers becomes
+columns ``key_0, key_1, ...``; a list of strings or an object (``warnings``, ``layers``) one JSON cell; missing
+values are empty cells.  :func:`empirical.schema.read_run_log` reads the CSV back into the same records.
 """
 
 from __future__ import annotations
@@ -26,11 +22,8 @@ def _is_number_list(value: Any) -> bool:
 
 
 def flatten_record(record: dict[str, Any], list_keys: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
-    """Expand list values into ``key_i`` columns (a list of strings stays one cell: a JSON array).
-
-    ``list_keys``: keys that are lists of numbers in some record; their ``None`` values give no column (the
-    ``key_i`` cells stay empty).
-    """
+    """Expand list values into ``key_i`` columns (a list of strings stays one JSON cell); ``list_keys``: keys that
+    are lists of numbers in some record (their ``None`` gives no column)."""
     flat: dict[str, Any] = {}
     for key, value in record.items():
         if isinstance(value, (list, tuple)):
@@ -54,13 +47,7 @@ def metrics_to_csv(records: list[dict[str, Any]]) -> str:
     """CSV text of ``records`` (header = union of flattened keys, first-seen order)."""
     list_keys = {k for r in records for k, v in r.items() if _is_number_list(v)}
     rows = [flatten_record(r, list_keys) for r in records]
-    columns: list[str] = []
-    seen: set[str] = set()
-    for row in rows:
-        for key in row:
-            if key not in seen:
-                seen.add(key)
-                columns.append(key)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, restval="", lineterminator="\n")
     writer.writeheader()

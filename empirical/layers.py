@@ -1,45 +1,22 @@
 """Neural collapse at every layer: the outputs of named modules, measured in the last layer's pass (math §2, §3.5).
 
-The features "at layer L" are the **output** of module ``L`` (the reading of the layer-wise literature:
-Rangamani et al. 2023, He & Su 2023); the last layer's features stay the classifier's *input*, measured by
-:mod:`empirical.measurement` as before.  A :class:`LayerTap` puts a forward hook on each named module for the
-duration of the training-set pass of :func:`empirical.measurement.measure_passes`, so no second forward pass
-is run.  Each hook reduces the module's output at once (:func:`reduce_output`):
+The features "at layer L" are the **output** of module ``L`` (Rangamani et al. 2023, He & Su 2023).  A
+:class:`LayerTap` hooks each named module during the training-set pass of
+:func:`empirical.measurement.measure_passes` (no second forward pass) and reduces its output at once
+(:func:`reduce_output`): ``(n, p)`` as it is, ``(n,)`` as one feature, ``(n, C, ...)`` maps by ``"gap"``
+(global average pooling, ``p = C``) or ``"flatten"`` (``p = C H W``).  Each layer's record
+(:func:`layer_record`, keys :data:`LAYER_KEYS`) is composed of theory's functions only:
 
-* ``(n, p)`` outputs are taken as they are, ``(n,)`` as one feature;
-* ``(n, C, ...)`` maps (convolutional ``(n, C, H, W)``, or ``(n, C, L)``) by ``reduce``: ``"gap"`` (default),
-  global average pooling over the trailing axes (``p = C``); ``"flatten"``, every entry a feature
-  (``p = C H W``: the ``p x p`` scatter then costs ``p^2`` floats, so keep it for small maps).
+* ``nc1``, ``nc1_notebook``, ``nc2_*_means``, ``nc2_etf_distance`` (:func:`theory.nc_metrics`, math §2.1, §2.2);
+* ``cdnv`` (:func:`theory.cdnv`, math §2.3) with ``Var_c = s_c / n_c``;
+* the least-squares probe ``(W_LS, b_LS)`` at ridge ``probe_lam`` (:func:`theory.min_norm_least_squares`,
+  math §3.1) and its decomposition ``probe_loss = L_NC1 + L_NC2/3``, ``l_perp = 0`` (math §3.5);
+  ``identity_residual`` is relative to ``L(0) = 1/2``, the zero readout's loss (the probe may interpolate);
+* ``nc4`` (nearest class centre against the probe's prediction), ``ncc_error``, ``probe_error``;
+* ``dim`` (``p``), ``means_rank`` (rank of ``Sigma_B``) and ``ls_rank`` (the probe's normal matrix).
 
-After the pass, each layer's reduced batches go through :func:`empirical.measurement.stream_features` (float64
-class statistics, :class:`theory.ClassStatsAccumulator`) and the layer's record is composed of theory's
-functions only (:func:`layer_record`; the keys are :data:`LAYER_KEYS`):
-
-* ``nc1`` (paper, ``Tr(Sigma_W Sigma_B^+)/C``) and ``nc1_notebook`` (without ``1/C``), ``nc2_*_means`` and
-  ``nc2_etf_distance`` of the class means (:func:`theory.nc_metrics`, math §2.1, §2.2);
-* ``cdnv``: the average class-distance-normalised variance (:func:`theory.cdnv`, math §2.3), with the variances
-  ``Var_c = s_c / n_c`` of :func:`theory.class_deviation_sums` (divisor ``n_c``, the one of ``Sigma_W``);
-* the least-squares linear probe ``(W_LS, b_LS)`` of the layer's features at ridge ``probe_lam``
-  (:func:`theory.min_norm_least_squares`, math §3.1: the unique solution when the normal matrix is invertible,
-  the minimum-norm one otherwise, from one eigendecomposition) and its decomposition (math §3.5):
-  ``probe_loss = L_NC1 + L_NC2/3`` with ``l_perp = 0`` by construction (what :func:`theory.decompose` gives at
-  ``W = W_LS``; computed as its Huygens split at ``W_LS``, :func:`theory.huygens_split`, without solving for
-  ``W_LS`` a second time); ``probe_loss`` is computed from the samples (:func:`theory.sample_totals`), so
-  ``identity_residual = |probe_loss - (l_nc1 + l_nc23 + l_perp)| / L(0)`` is a real check, relative to
-  ``L(0) = 1/2``, the loss of the zero readout, which bounds the probe's loss from above (math §3.5): relative
-  to ``probe_loss`` itself it would be meaningless where the probe interpolates (``p >= n - 1``, loss ~ 1e-26);
-* ``nc4``: the fraction of samples whose nearest class centre at this layer differs from the probe's
-  prediction ``argmax (W_LS h + b_LS)`` (NC4 of math §2.1 with the layer's own best linear readout as the
-  classifier; the network's classifier reads the last layer only);
-* ``ncc_error``: the fraction of samples the nearest-class-centre rule at this layer gets wrong (the layer-wise
-  literature's NCC accuracy is ``1 - ncc_error``), and ``probe_error``: the fraction the probe gets wrong;
-* ``dim`` (``p``), ``means_rank`` (the rank of ``Sigma_B``: at most ``min(p, C - 1)``) and ``ls_rank`` (the
-  probe's normal matrix): a layer with ``p < C - 1`` is measured on what it has, with its rank stated here.
-
-``all-blocks`` (:func:`block_names`) is a rule per model family of :mod:`empirical.models`: every residual block
-of a ``ResNet``; every hidden layer (its activation's output) of an ``MLP``; every activation of a ``VGG``
-(convolutional and hidden linear layers); every dense layer of a ``DenseNet``.  The ``UFM`` and other modules have
-no such rule: name the modules.
+``all-blocks`` (:func:`block_names`): every residual block of a ``ResNet``, every hidden activation of an ``MLP``
+or ``VGG``, every dense layer of a ``DenseNet``; other models name their modules.
 """
 
 from __future__ import annotations
@@ -82,10 +59,7 @@ def _unwrapped(model: nn.Module) -> nn.Module:
 
 
 def block_names(model: nn.Module) -> list[str]:
-    """The modules that ``all-blocks`` measures, in forward order (the rule per family: module docstring).
-
-    ``ValueError`` naming ``layers`` for a model without a rule (the UFM, modules outside :mod:`empirical.models`).
-    """
+    """The modules that ``all-blocks`` measures, in forward order; ``ValueError`` for a model without a rule."""
     from .models import MLP, VGG, DenseNet, ResNet
     from .models.densenet import _DenseLayer
     from .models.resnet import BasicBlock, Bottleneck
@@ -107,9 +81,8 @@ def block_names(model: nn.Module) -> list[str]:
 
 
 def resolve_layers(model: nn.Module, layers: str | Sequence[str] | None) -> list[str]:
-    """The module names to measure: ``None`` -> none; ``"all-blocks"`` -> :func:`block_names`; a comma-separated
-    string or a sequence of names -> those, checked.  A name that is not a module of ``model`` raises a one-line
-    ``ValueError`` naming ``layers`` and listing the model's module names."""
+    """The module names to measure (``None``, ``"all-blocks"``, comma-separated or a sequence of names), checked
+    against ``model`` (a one-line ``ValueError`` listing its module names)."""
     if layers is None:
         return []
     if isinstance(layers, str):
@@ -131,8 +104,7 @@ def resolve_layers(model: nn.Module, layers: str | Sequence[str] | None) -> list
 
 
 def reduce_output(output: Any, reduce: str, name: str) -> torch.Tensor:
-    """``(n, p)`` features of one module output (rules: module docstring); a non-tensor output raises a
-    one-line ``ValueError`` naming the layer."""
+    """``(n, p)`` features of one module output; a non-tensor output raises a one-line ``ValueError``."""
     if not isinstance(output, torch.Tensor):
         raise ValueError(f"layers: module {name!r} returns a {type(output).__name__}, not a tensor: name a module "
                          "whose output is a tensor")
@@ -160,11 +132,10 @@ def check_ridge(ridge: float) -> float:
 
 
 class LayerTap:
-    """Forward hooks on named modules: each measured batch's reduced outputs, for :func:`layer_record`.
+    """Forward hooks on named modules (:func:`resolve_layers`) keeping each batch's reduced outputs.
 
-    ``model`` (DDP-wrapped too), ``names`` (checked by :func:`resolve_layers`), ``reduce`` (:data:`LAYER_REDUCES`)
-    and ``ridge`` (the probe's ``lambda >= 0``, math §3.5).  Used as ``with tap.attached(): <one pass>``, then
-    :meth:`records` with the pass's labels.
+    ``with tap.attached(): <one pass>``, then :meth:`records` with the pass's labels; ``ridge``: the probe's
+    ``lambda >= 0`` (math §3.5).
     """
 
     def __init__(self, model: nn.Module, names: str | Sequence[str], *, reduce: str = "gap", ridge: float = 0.0):
@@ -191,29 +162,24 @@ class LayerTap:
 
     @torch.no_grad()
     def check(self, model: nn.Module, x: torch.Tensor) -> None:
-        """Run ``model`` (eval mode, restored) on the sample batch ``x`` with the hooks on: a module that returns no
-        tensor, or does not run exactly once, raises its one-line ``ValueError`` now, before a run writes anything."""
+        """Run ``model`` (eval mode, restored) on the sample batch ``x``: a module that returns no tensor, or does
+        not run exactly once, raises its one-line ``ValueError`` before a run writes anything."""
         was_training = model.training
         model.eval()
         try:
             with self.attached():
                 model(x)
-                self.records_shapes()
+                for name, outs in self.outputs.items():
+                    if len(outs) != 1:
+                        raise ValueError(f"layers: module {name!r} ran {len(outs)} times in one forward: name a "
+                                         "module that runs once per forward")
         finally:
             model.train(was_training)
             self.outputs = {n: [] for n in self.names}
 
-    def records_shapes(self) -> None:
-        """One reduced output per named module since :meth:`attached` (else a one-line ``ValueError``)."""
-        for name, outs in self.outputs.items():
-            if len(outs) != 1:
-                raise ValueError(f"layers: module {name!r} ran {len(outs)} times in one forward: name a module that "
-                                 "runs once per forward")
-
     def records(self, labels: Sequence[torch.Tensor], num_classes: int, info: DistInfo = SINGLE,
                 tile: int = theory.DEFAULT_TILE) -> dict[str, dict[str, Any]]:
-        """``{name: layer_record}`` of the last attached pass; ``labels``: that pass's label batches, in order;
-        ``tile``: the measurement's (math §2.3)."""
+        """``{name: layer_record}`` of the last attached pass; ``labels``: that pass's label batches, in order."""
         out = {}
         for name in self.names:
             batches = self.outputs[name]
@@ -237,7 +203,7 @@ def _guarded(warnings: list[str], what: str, keys: Sequence[str], fn) -> dict[st
 def layer_record(batches: list[tuple[torch.Tensor, torch.Tensor]], num_classes: int, *, ridge: float = 0.0,
                  info: DistInfo = SINGLE, tile: int = theory.DEFAULT_TILE) -> dict[str, Any]:
     """The record of one layer from its ``(features (b, p), labels (b,))`` batches (keys :data:`LAYER_KEYS`;
-    definitions: module docstring).  Every formula is theory's (math §2.1-§2.3, §3.1, §3.5)."""
+    math §2.1-§2.3, §3.1, §3.5)."""
     from .measurement import stream_features
 
     C = int(num_classes)

@@ -11,9 +11,8 @@ Example::
     Trainer(max_epochs=100, callbacks=[cb]).fit(module, datamodule)
     # python -m paper_checks compare runs/pl
 
-What is measured is exactly what :func:`empirical.train` records (math §2, §3, §4, §8; see
-:mod:`empirical.monitor`), one line per measured epoch in ``out/metrics.jsonl``.  The LightningModule's
-``forward`` must run the network (its output is the classifier's output); the batches must be ``(x, y)`` pairs.
+One line per measured epoch in ``out/metrics.jsonl``, as :func:`empirical.train` records (math §2, §3, §4, §8).
+The LightningModule's ``forward`` must run the network; the batches must be ``(x, y)`` pairs.
 """
 
 from __future__ import annotations
@@ -47,23 +46,15 @@ class NCMonitorCallback(pl.Callback):
         out: run directory (``config.json`` written once, ``metrics.jsonl`` appended).
         every_n_epochs: measure after every ``n``-th epoch (epochs counted from 1; default 1); or
         epochs: the epochs to measure (0 = before training starts).  Give one of the two.
-        train: the data to measure on: ``(x, y)`` tensors or an iterable of ``(x, y)`` batches; default the
-            Trainer's training dataloader (under DDP with its ``DistributedSampler``, which pads the last
-            batches with repeated samples).
-        test: test data likewise; ``"val"``: the Trainer's validation dataloader(s) (the first); default none.
+        train: ``(x, y)`` tensors or an iterable of ``(x, y)`` batches; default the Trainer's training
+            dataloader (under DDP its ``DistributedSampler`` pads the last batches with repeated samples).
+        test: test data likewise, or ``"val"``: the Trainer's (first) validation dataloader; default none.
         num_classes: ``C`` (default: the classifier's ``out_features``).
-        weight_decay: the optimiser's ``wd`` (default: the first optimiser's first parameter group's
-            ``weight_decay``), so the decomposition is at ``lam = theory.lam_from_weight_decay(wd, reduction, C)``.
-        loss: the training loss, ``"mse"``, ``"ce"`` or ``"unknown"`` (default), recorded as ``config.loss``.
-        output: where the logits are in the module's output (a tuple, dict or object with ``.logits``;
-            :func:`empirical.monitor.select_logits`).
-        reduction, batch_size, precision: as :class:`~empirical.NCMonitor`.
+        weight_decay: the optimiser's ``wd`` (default: the first optimiser's first parameter group's).
+        loss, output, reduction, batch_size, precision: as :class:`~empirical.NCMonitor`.
 
-    A fit that would measure an epoch already in ``out/metrics.jsonl`` (a fresh fit into an old run directory,
-    or a resume from a checkpoint older than the log) stops at its start with a one-line ``ValueError``.
-
-    Each line also holds ``step`` (the Trainer's global step), ``lr`` (the first parameter group's) and
-    ``lr_weighted_steps`` (the sum of the learning rate over the steps taken: the flow time of
+    A fit that would measure an epoch already in ``out/metrics.jsonl`` stops at its start with a one-line
+    ``ValueError``.  Each line also holds ``step``, ``lr`` and ``lr_weighted_steps`` (the flow time of
     ``paper_checks compare``).
     """
 

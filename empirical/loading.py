@@ -1,8 +1,4 @@
-"""Rebuild a trained model from a run directory for later analysis: :func:`load_run`.
-
-``load_run("runs/digits")`` returns the network with the weights of the last checkpoint (or of a
-kept epoch, ``--keep-checkpoints measured|EPOCHS``), in eval mode, with the run's train / test data
-(the same balanced subset, standardisation and device placement as in training) and its config::
+"""Rebuild a trained model from a run directory for later analysis (:func:`load_run`)::
 
     run = empirical.loading.load_run("runs/digits", epoch=24)
     m = empirical.measurement.measure(run.model, run.train.x, run.train.y, run.num_classes,
@@ -55,12 +51,12 @@ def kept_epochs(run_dir: str | os.PathLike) -> list[int]:
 
 def load_run(run_dir: str | os.PathLike, epoch: int | None = None, *, device: str | torch.device = "cpu",
              data_root: str | None = None) -> LoadedRun:
-    """The model of ``run_dir`` at ``epoch`` (``None``: the last checkpoint), its data and its config.
+    """The model of ``run_dir`` at ``epoch`` (``None``: the last checkpoint) in eval mode, with the run's data
+    (the same subset, standardisation and device as in training) and its config.
 
-    ``epoch`` must be one of :func:`kept_epochs` (or the last checkpoint's); ``data_root`` replaces
-    the stored data folder (a run moved to another machine).  Raises :class:`empirical.runs.RunError`
-    when the run or the epoch's weights are missing, or when a checkpoint holds more than tensors and plain
-    values (it is refused unread: :func:`empirical.runs.read_checkpoint`).
+    ``epoch`` must be one of :func:`kept_epochs` (or the last checkpoint's); ``data_root`` replaces the stored
+    data folder.  Raises :class:`empirical.runs.RunError` when the weights are missing or refused
+    (:func:`empirical.runs.read_checkpoint`).
     """
     from .training import build_train_model, load_data
 

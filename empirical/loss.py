@@ -1,9 +1,5 @@
-"""The training criterion and the forward pass that feeds it: one definition for single runs
-(:class:`empirical.step.TrainStep`), sweeps (whose members run that step) and the sweep's memory
-estimate (:func:`empirical.sweep.memory.member_training_bytes`).
-
-The MSE criterion takes Hui & Belkin's rescaling (``mse_scale = (k, M)``, math §3.6): per sample of class
-``c``, ``(1/C) [k (f_c - M)^2 + sum_{j != c} f_j^2]``, averaged over the batch; ``(1, 1)`` is ``nn.MSELoss()``.
+"""The training criterion and the forward pass that feeds it: one definition for runs, sweeps and the
+sweep's memory estimate.  The MSE takes Hui & Belkin's rescaling ``mse_scale = (k, M)`` (math §3.6).
 """
 
 from __future__ import annotations
@@ -24,11 +20,9 @@ PLAIN_MSE_SCALE: tuple[float, float] = (1.0, 1.0)
 
 
 def check_mse_scale(value: Any, loss: str = "mse") -> tuple[float, float]:
-    """``(k, M)`` as floats, or a one-line ``ValueError`` naming ``mse_scale``: two finite numbers, both > 0,
-    and not ``(1, 1)`` unless ``loss == "mse"`` (the rescaling is a rescaling of the MSE only)."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
-        raise ValueError(f"mse_scale must be two numbers k,M, got {value!r}")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+    """``(k, M)`` as floats: two finite numbers > 0, ``(1, 1)`` unless ``loss == "mse"`` (else a ``ValueError``)."""
+    if (isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
         raise ValueError(f"mse_scale must be two numbers k,M, got {value!r}")
     k, M = float(value[0]), float(value[1])
     if not (math.isfinite(k) and k > 0):
@@ -42,23 +36,18 @@ def check_mse_scale(value: Any, loss: str = "mse") -> tuple[float, float]:
 
 def parse_mse_scale(text: str) -> tuple[float, float]:
     """``"k,M"`` (``--mse-scale``) as two numbers > 0 (:func:`check_mse_scale`); a one-line ``ValueError``."""
-    parts = [t.strip() for t in text.split(",")]
     try:
-        values = [float(t) for t in parts]
+        k, M = (float(t) for t in text.split(","))
     except ValueError:
         raise ValueError(f"cannot parse --mse-scale {text!r}: expected two numbers k,M (e.g. 1,1)") from None
-    if len(values) != 2:
-        raise ValueError(f"cannot parse --mse-scale {text!r}: expected two numbers k,M (e.g. 1,1)")
-    return check_mse_scale(values)
+    return check_mse_scale((k, M))
 
 
 def scaled_mse_loss(logits: torch.Tensor, y: torch.Tensor, num_classes: int, k: float = 1.0,
                     M: float = 1.0) -> torch.Tensor:
     """Hui & Belkin's rescaled square loss (math §3.6): the batch mean of
-    ``(1/C) [k (f_c(x) - M)^2 + sum_{j != c} f_j(x)^2]`` for a sample ``x`` of class ``c``.
-
-    ``k = M = 1`` is ``F.mse_loss(logits, one_hot(y))`` (``nn.MSELoss()``, mean over batch and ``C`` outputs),
-    exactly: the weights are all 1 and the targets one-hot.
+    ``(1/C) [k (f_c(x) - M)^2 + sum_{j != c} f_j(x)^2]`` for a sample ``x`` of class ``c``
+    (``k = M = 1``: exactly ``nn.MSELoss()`` against one-hot targets).
     """
     targets = F.one_hot(y, num_classes).float()
     logits = logits.float()
@@ -70,9 +59,8 @@ def scaled_mse_loss(logits: torch.Tensor, y: torch.Tensor, num_classes: int, k: 
 
 def network_loss(logits: torch.Tensor, y: torch.Tensor, num_classes: int, kind: str,
                  mse_scale: Sequence[float] = PLAIN_MSE_SCALE) -> torch.Tensor:
-    """Training criterion: ``nn.MSELoss()`` (mean over batch and ``C`` outputs) against one-hot targets
-    (math §7.1), with Hui & Belkin's ``mse_scale = (k, M)`` (math §3.6; ``(1, 1)``: no scaling), or
-    cross-entropy (``kind="ce"``, for comparison; ``mse_scale`` must then be ``(1, 1)``)."""
+    """Training criterion: ``nn.MSELoss()`` against one-hot targets (math §7.1) with ``mse_scale = (k, M)``
+    (math §3.6), or cross-entropy (``kind="ce"``, ``mse_scale`` then ``(1, 1)``)."""
     if kind not in ("mse", "ce"):
         raise ValueError(f"unknown loss {kind!r}: expected 'mse' or 'ce'")
     k, M = check_mse_scale(mse_scale, kind)
@@ -86,8 +74,7 @@ def forward_loss(
     autocast: Callable[[], AbstractContextManager[Any]] = nullcontext,
     mse_scale: Sequence[float] = PLAIN_MSE_SCALE,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(loss, logits)``: the forward pass of ``net`` on ``x`` under ``autocast()`` (a context factory:
-    ``torch.autocast(...)`` or ``nullcontext``), the criterion :func:`network_loss` outside it (in float32)."""
+    """``(loss, logits)``: ``net(x)`` under ``autocast()`` (a context factory), :func:`network_loss` outside it."""
     with autocast():
         logits = net(x)
     return network_loss(logits, y, num_classes, kind, mse_scale), logits

@@ -1,51 +1,24 @@
 """Neural-collapse measurement of a network at one epoch (math §2, §3, §4, §7.2, §8).
 
-One eval-mode pass over the training set computes, per batch, the network's outputs and
-the last-layer features ``h`` (the input of ``model.fc``).  The pass
+One eval-mode pass over the training set streams the last-layer features ``h`` (the input of ``model.fc``)
+into float64 class statistics (:class:`theory.ClassStatsAccumulator`), counts the network's errors and keeps
+the feature batches, so NC4 and the loss computed from the outputs need no second forward pass
+(``theory.sample_totals``).  The record is :func:`theory.metrics_record`'s (the same for every writer of a
+run); every formula is :mod:`theory`'s:
 
-* streams float64 class statistics into :class:`theory.ClassStatsAccumulator`
-  (counts, means, pooled within-class scatter; one pass, in-place ``syrk`` updates);
-* counts the network's errors ``argmax_c f(x)_c != y``;
-* keeps the feature batches on the training device as the network computed them (float32;
-  ``n x p`` in all), so nothing is recomputed or lost.
+* ``loss`` = paper ``L`` (math §1) at ``lam = theory.lam_from_weight_decay(wd, reduction, C)`` (math §8
+  item 2; ``nn.MSELoss()``: ``lam = C wd / 2``), ``loss_nowd`` at ``lam = 0``;
+* ``l_nc1``, ``l_nc23``, ``l_perp``, ``l_central``, ``rho_perp``, ``central_path_distance`` from
+  ``theory.decompose`` (math §3.2, §3.3b, §4), and ``identity_residual``, a real check since ``loss`` comes
+  from the samples and the terms from the streamed statistics;
+* ``l_*_notebook`` at the notebook's ``lam_notebook = wd / 2`` (math §8); ``l_*_lam0`` at ``lambda = 0``
+  (math §3.4), with ``ls_rank_lam0`` (rank_deficient.md §5);
+* ``nc1``, ``nc2_*``, ``nc3`` (math §2.1, §2.2), ``nc4`` (NCC mismatch, math §2.1), ``tr_sigma_w`` (math §1),
+  ``snr_singular_values`` (math §1, §5) on the support of ``Sigma_W`` (``snr_support``, ``snr_rank``,
+  ``snr_dim``, ``snr_dropped_fraction``: rank_deficient.md §2);
+* ``layers``: the records of :class:`empirical.layers.LayerTap`'s modules from the same pass (math §3.5).
 
-With the class means known after the pass, NC4 and the loss computed directly from the
-outputs come from one more sweep over the kept batches (``theory.sample_totals``: one GEMM
-with ``[W; M]`` per block, float64), without a second forward pass.  Three ridges share one
-eigendecomposition of ``Sigma_T`` (``theory.total_spectrum``).  Every formula is
-:mod:`theory`'s; this module only gathers inputs and names the outputs:
-
-* ``loss`` = paper ``L`` (math §1) with ``lam = theory.lam_from_weight_decay(wd, reduction,
-  C)`` (math §8 item 2; ``nn.MSELoss()`` is reduction ``"mean"``: ``lam = C wd / 2``),
-  computed directly from the features and ``(W, b)``; ``loss_nowd`` the same with ``lam = 0``;
-* ``l_nc1``, ``l_nc23``, ``l_perp``, ``l_central``, ``rho_perp``, ``central_path_distance``
-  from ``theory.decompose`` (math §3.2, §3.3b, §4) at that ``lam``;
-  ``identity_residual = |loss - (l_nc1 + l_nc23 + l_perp)| / loss``, a real check because
-  ``loss`` is a sum over samples of the network's outputs and the three terms come from the
-  streamed statistics;
-* ``lam_notebook`` = ``wd / 2`` and ``l_*_notebook``: the same decomposition at the
-  notebook's reading of ``lambda`` (math §8);
-* ``l_*_lam0``: the decomposition at ``lambda = 0``, the theory's central path (math §3.4), whose
-  terms equal the closed forms in the SNR singular values;
-* ``nc1``, ``nc1_notebook``, ``nc2_*``, ``nc3`` from ``theory.nc_metrics`` (math §2.1, §2.2),
-  ``nc4`` = NCC mismatch fraction (math §2.1), ``snr_singular_values`` (math §1, §5);
-* ``snr_support`` (``"full"``, or ``"range"`` when ``Sigma_W`` is singular, e.g. dead ReLU units or
-  ``p >= n - C``), ``snr_rank`` (``r = rank Sigma_W`` used), ``snr_dim`` (``p``) and
-  ``snr_dropped_fraction`` (the share of the between-class energy in ``null(Sigma_W)``) from
-  ``theory.snr.snr_support`` (rank_deficient.md §2): the SNR singular values are those on the support of
-  ``Sigma_W``, equal to the full-space values whenever ``Sigma_W`` is invertible;
-* ``ls_rank_lam0``: the rank of the ``lambda = 0`` normal matrix (``p + 1`` with bias when ``Sigma_T``
-  is invertible; fewer when it is singular, where ``W_LS`` is the minimum-norm minimiser and the
-  decomposition stays exact, rank_deficient.md §5);
-* ``tr_sigma_w``: ``tr Sigma_W`` (math §1);
-* ``layers`` (only when named modules are measured, :class:`empirical.layers.LayerTap`): ``{module name: record}``
-  from the outputs of those modules in the same training-set pass (math §3.5; :mod:`empirical.layers`).
-
-The record itself is composed by :func:`theory.metrics_record` (the same for every writer of a run,
-``simulate``'s flows included); this module gathers its inputs in torch terms.
-
-A quantity that cannot be computed (``Sigma_W = 0``; an NC quantity ``theory.nc_metrics`` names
-as unavailable) is recorded as ``None`` with an entry in ``warnings``.
+A quantity that cannot be computed is recorded as ``None`` with an entry in ``warnings``.
 """
 
 from __future__ import annotations
@@ -64,8 +37,7 @@ from .distributed import SINGLE, DistInfo, all_reduce_sum, merge_accumulator, sh
 
 
 class FeatureModel(Protocol):
-    """What a measurement reads of a model: the toolkit's networks (:class:`empirical.models.base.FeatureClassifier`)
-    and the monitor's view of any module through its classifier (``forward_with_features``, ``fc``, the mode)."""
+    """What a measurement reads of a model (the toolkit's networks, and the monitor's view of any module)."""
 
     @property
     def fc(self) -> torch.nn.Linear: ...
@@ -117,12 +89,8 @@ class FeaturePass:
                info: DistInfo = SINGLE) -> dict:
         """``theory.sample_totals`` over this rank's batches, summed over ranks (float64 tensors).
 
-        Off the CPU (CUDA) the kept batches are concatenated on the device first and
-        ``sample_totals`` runs once: each call validates the labels and ``W`` (host
-        synchronisations), which per batch would stall the device dozens of times per
-        measurement, while the copy is cheap in device memory (n x p float32).  On the CPU the
-        batches stay separate: the validation costs no synchronisation there, and a
-        concatenated copy (123 MB for 60,000 x 512) would only cost memory and time.
+        On CUDA the batches are concatenated first so the label / ``W`` validation (a host synchronisation)
+        runs once, not per batch; on the CPU they stay separate (no synchronisation, no copy).
         """
         sq = torch.zeros((), dtype=torch.float64, device=W.device)
         mism = torch.zeros((), dtype=torch.float64, device=W.device)
@@ -157,12 +125,11 @@ def resolve_precision(precision: str | None, device: torch.device) -> str | None
 
 @contextmanager
 def float32_precision(precision: str | None):
-    """Inside the block, CUDA float32 convolutions and matmuls run on TF32 tensor cores (``"tf32"``)
-    or in IEEE float32 (``"fp32"``); ``None`` leaves the global flags alone.  Restored afterwards.
+    """Inside the block, CUDA float32 convolutions and matmuls run on TF32 (``"tf32"``) or in IEEE float32
+    (``"fp32"``); ``None`` leaves the global flags alone.  Restored afterwards.
 
-    Measured on an H100 (benchmarks/RESULTS.md, "GPU"): one measurement of a ResNet-18 (60,000
-    images) takes 0.61 s with TF32 and 3.17 s without; TF32 moves the measured metrics by up to
-    4e-4 relative (true float32 against the CPU: 1.2e-6).  The CPU has no TF32: both modes are float32.
+    On an H100 TF32 makes a ResNet-18 measurement ~5x faster and moves the metrics by up to 4e-4 relative
+    (benchmarks/RESULTS.md, "GPU").
     """
     if precision is None:
         yield
@@ -205,11 +172,9 @@ def feature_pass(
     info: DistInfo = SINGLE,
     statistics: bool = True,
 ) -> FeaturePass:
-    """One eval-mode pass: float64 class statistics, network errors and cached features.
+    """One eval-mode pass (mode restored): float64 class statistics, network errors and cached features.
 
-    ``model`` must provide ``forward_with_features(x) -> (logits, features)``.  The model is
-    put in eval mode (and restored to its previous mode afterwards).  With ``statistics``
-    false, only errors (and features) are collected (e.g. for the test set).
+    ``statistics=False``: only errors and features (the test set).
     """
     slices = ((x[lo:hi], y[lo:hi]) for lo, hi in _local_slices(int(x.shape[0]), batch_size, info))
     return batches_pass(model, slices, num_classes, device=x.device, info=info, statistics=statistics)
@@ -227,8 +192,7 @@ def batches_pass(
 ) -> FeaturePass:
     """:func:`feature_pass` over this rank's ``(x, y)`` batches, as given (each already on ``device``).
 
-    The model (``forward_with_features``) runs in eval mode, restored afterwards; errors, counts and the
-    statistics are reduced over ranks.  ``ValueError`` when no rank had a sample.
+    ``ValueError`` when no rank had a sample.
     """
     was_training = model.training
     model.eval()
@@ -256,11 +220,8 @@ def batches_pass(
 
 
 def stream_features(batches, num_classes: int, *, statistics: bool = True):
-    """Accumulate ``(features, labels)`` batches into float64 class statistics
-    (``theory.ClassStatsAccumulator``) and keep the batches, as given, for NC4 and the direct loss.
-
-    Returns ``(accumulator or None, [(features (b, p), labels (b,)), ...])``.
-    """
+    """``(accumulator or None, [(features (b, p), labels (b,)), ...])``: float64 class statistics of the
+    batches, and the batches kept as given (for NC4 and the direct loss)."""
     acc = theory.ClassStatsAccumulator(num_classes) if statistics else None
     kept = []
     for h, yb in batches:
@@ -282,18 +243,11 @@ def metrics_from_pass(
     info: DistInfo = SINGLE,
     tile: int = theory.DEFAULT_TILE,
 ) -> dict[str, Any]:
-    """Every training-set metric from one :class:`FeaturePass` and the classifier ``(W, b)``.
-
-    The record is :func:`theory.metrics_record`'s (see the module docstring for the keys); this function
-    gathers its inputs: the class statistics, the sample totals over the kept batches (summed over ranks),
-    the network's error count and the two ridges of the weight decay.  Quantities that are undefined for
-    these features are ``None`` and explained in ``warnings``.
-    """
+    """Every training-set metric (:func:`theory.metrics_record`) from one :class:`FeaturePass` and ``(W, b)``."""
     C = int(num_classes)
     stats = fp.accumulator.finalize()
     lam = float(theory.lam_from_weight_decay(weight_decay, reduction=loss_reduction, num_classes=C))
     lam_nb = float(theory.lam_from_weight_decay(weight_decay, reduction="notebook"))
-    # the loss straight from the samples' outputs and NC4: one sweep over the kept batches
     totals = fp.totals(W, b, C, means=stats.means, info=info)
     return theory.metrics_record(stats, W, b, totals, fp.errors, lam=lam, lam_notebook=lam_nb, tile=tile)
 
@@ -316,34 +270,22 @@ def measure(
 ) -> dict[str, Any]:
     """All NC metrics of ``model`` on the training set (and the test error), as Python values.
 
-    ``precision`` (``"auto"``, ``"tf32"``, ``"fp32"``; ``None``: the global flags) sets the float32
-    arithmetic of the forward passes on CUDA (:func:`float32_precision`); the statistics are float64
-    either way.
-
-    ``lam = theory.lam_from_weight_decay(weight_decay, reduction=loss_reduction,
-    num_classes=C)`` is the ridge of the paper's loss matching the optimiser (math §8 item 2);
-    the notebook's reading ``wd / 2`` is reported alongside.  Returns a dict with the keys
-    of :data:`METRIC_KEYS` (plus ``test_error`` / ``test_loss_nowd`` with a test set,
-    ``measure_time_s``, and ``warnings`` when some quantity was undefined).  ``layers`` (an
-    :class:`empirical.layers.LayerTap`) adds the ``layers`` key: the named modules' records from the same pass.
-    ``tile``: rows per tile of the ``C x C`` computations (math §2.3; memory ``O(tile^2)``, not ``O(C^2)``).
+    The decomposition is at ``lam = theory.lam_from_weight_decay(weight_decay, loss_reduction, C)`` (math §8
+    item 2) and at the notebook's ``wd / 2``.  Returns the keys of :data:`METRIC_KEYS`, plus ``test_error`` /
+    ``test_loss_nowd`` with a test set, ``measure_time_s``, ``warnings`` when some quantity was undefined and
+    ``layers`` with a :class:`empirical.layers.LayerTap`.  ``precision`` (``"auto"``, ``"tf32"``, ``"fp32"``;
+    ``None``: the global flags): :func:`float32_precision`.  ``tile``: rows per tile of the ``C x C``
+    computations (math §2.3; memory ``O(tile^2)``).
     """
-    with float32_precision(resolve_precision(precision, train_x.device)):
-        return _measure(model, train_x, train_y, num_classes, weight_decay=weight_decay,
-                        loss_reduction=loss_reduction, test_x=test_x, test_y=test_y, batch_size=batch_size, info=info,
-                        layers=layers, tile=tile)
-
-
-def _measure(model, train_x, train_y, num_classes, *, weight_decay, loss_reduction, test_x, test_y, batch_size,
-             info, layers, tile) -> dict[str, Any]:
     C = int(num_classes)
-    test = None
-    if test_x is not None and test_y is not None:
-        def test():
-            return feature_pass(model, test_x, test_y, C, batch_size=batch_size, info=info, statistics=False)
-    return measure_passes(model, lambda: feature_pass(model, train_x, train_y, C, batch_size=batch_size, info=info),
-                          test, C, weight_decay=weight_decay, loss_reduction=loss_reduction, info=info, layers=layers,
-                          tile=tile)
+
+    def passes(x: torch.Tensor, y: torch.Tensor, statistics: bool) -> Callable[[], FeaturePass]:
+        return lambda: feature_pass(model, x, y, C, batch_size=batch_size, info=info, statistics=statistics)
+
+    test = passes(test_x, test_y, False) if test_x is not None and test_y is not None else None
+    with float32_precision(resolve_precision(precision, train_x.device)):
+        return measure_passes(model, passes(train_x, train_y, True), test, C, weight_decay=weight_decay,
+                              loss_reduction=loss_reduction, info=info, layers=layers, tile=tile)
 
 
 def measure_passes(
@@ -358,14 +300,10 @@ def measure_passes(
     layers: Any = None,
     tile: int = theory.DEFAULT_TILE,
 ) -> dict[str, Any]:
-    """One metrics record from the passes that feed it (shared by :func:`measure` and ``empirical.NCMonitor``).
+    """One metrics record (as :func:`measure`) from the passes that feed it; shared with ``empirical.NCMonitor``.
 
-    ``train_pass()`` gives the training set's :class:`FeaturePass` (with statistics), ``test_pass()`` (optional)
-    the test set's; ``model.fc`` is the classifier (:func:`classifier_of`).  Returns the keys of
-    :data:`METRIC_KEYS` (:func:`metrics_from_pass`), ``test_error`` / ``test_loss_nowd`` with a test pass,
-    ``measure_time_s`` (both passes and the metrics) and ``warnings`` when some quantity was undefined.
-    ``layers`` (:class:`empirical.layers.LayerTap` or ``None``): its hooks are on during the training pass only,
-    and its records are the line's ``layers`` key (math §3.5).
+    ``train_pass()`` / ``test_pass()`` give the :class:`FeaturePass` of each set; ``layers``' hooks are on
+    during the training pass only (math §3.5).
     """
     t0 = time.perf_counter()
     C = int(num_classes)

@@ -1,17 +1,11 @@
 """Measure neural collapse in your own training loop (math §2, §3, §4, §7.2, §8).
 
-:class:`NCMonitor` wraps any ``nn.Module`` (a plain ``nn.Sequential`` too) whose last layer is an
-``nn.Linear`` classifier ``f(x) = W h(x) + b``.  The features ``h`` are the *input* of that layer,
-captured by a forward hook while the monitor measures (the authors' notebook does the same), so the
-network needs no ``forward_with_features`` method and no ``fc`` attribute.  Each call of
-:meth:`NCMonitor.measure` runs one eval-mode pass over the training data and computes exactly what
-:func:`empirical.train` records, through the same code: the float64 streaming statistics of
-:func:`empirical.measurement.stream_features` / :func:`empirical.measurement.feature_pass`, the record of
-:func:`empirical.measurement.measure_passes` (every formula is :mod:`theory`'s), the DDP reductions of
-:mod:`empirical.distributed`.  One JSON line per call is appended (and flushed) to ``out/metrics.jsonl``
-and ``out/config.json`` is written once, so ``python -m paper_checks compare out`` reads the directory.
-
-Example (a hand-written loop)::
+:class:`NCMonitor` wraps any ``nn.Module`` whose last layer is an ``nn.Linear`` classifier
+``f(x) = W h(x) + b``; the features ``h`` are that layer's *input*, captured by a forward hook while the
+monitor measures.  Each :meth:`NCMonitor.measure` is one eval-mode pass over the training data computing
+exactly what :func:`empirical.train` records, through the same code (:func:`empirical.measurement.measure_passes`);
+one JSON line is appended to ``out/metrics.jsonl`` and ``out/config.json`` is written once, so
+``python -m paper_checks compare out`` reads the directory::
 
     net = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
     mon = NCMonitor(net, net[-1], num_classes=10, out="runs/mine", weight_decay=5e-4, loss="mse")
@@ -19,20 +13,14 @@ Example (a hand-written loop)::
         ...  # your training epoch
         mon.measure(epoch, train_loader, test_loader, lr=opt.param_groups[0]["lr"])
 
-Model shapes: the forward may return the logits, a tuple ``(logits, features, ...)``, a dict with a ``"logits"``
-key or an object with a ``.logits`` attribute (timm, Hugging Face); ``output=`` selects another element.  Inputs
-may be of any shape ``(n, ...)``, indices ``(n,)`` included (an ``nn.Embedding`` front end); labels are integer
-class indices ``(n,)``.
-
-Under ``torchrun`` (DistributedDataParallel) every rank calls :meth:`measure`; the class statistics,
-error counts and loss sums are all-reduced, and only rank 0 writes.  Tensor input ``(x, y)`` must then
-be the whole data set on every rank (each rank measures its contiguous share of every batch); an
-iterable (a DataLoader with a ``DistributedSampler``) gives each rank its own samples.
+The forward may return the logits, a tuple, a dict or an object with ``.logits`` (:func:`select_logits`).
+Under ``torchrun`` every rank calls :meth:`~NCMonitor.measure` and only rank 0 writes; tensor input ``(x, y)``
+must then be the whole data set on every rank, an iterable (a DataLoader with a ``DistributedSampler``) gives
+each rank its own samples.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -80,11 +68,7 @@ def current_dist_info() -> DistInfo:
 
 
 class _FeatureTap:
-    """The model seen through its classifier: ``forward_with_features(x) -> (model(x), input of classifier)``.
-
-    Gives :func:`empirical.measurement.feature_pass` and :func:`empirical.measurement.classifier_of` the interface
-    they read (``forward_with_features``, ``fc``, ``eval``/``train``/``training``) for any module.
-    """
+    """Any module as a :class:`empirical.measurement.FeatureModel`: ``forward_with_features(x) -> (logits, h)``."""
 
     def __init__(self, model: nn.Module, classifier: nn.Linear, output: Any = None):
         self.model, self.fc, self.output = model, classifier, output
@@ -131,11 +115,9 @@ class _FeatureTap:
 def select_logits(output: Any, selector: Any = None) -> torch.Tensor:
     """The logits in a model's output.
 
-    ``selector``: ``None`` (auto: a tensor is the logits; a tuple or list: its first element; a dict (any
-    ``Mapping``): its ``"logits"`` key; any other object: its ``.logits`` attribute, as timm and Hugging Face
-    outputs have), a string (a key of a dict output, else an attribute name), an integer (an index into a tuple
-    output) or a callable ``output -> logits``.  Anything else, or a selection that is not a tensor, raises a
-    one-line error naming ``output=``.
+    ``selector``: ``None`` (auto: a tensor itself; a tuple's first element; a mapping's ``"logits"``; an
+    object's ``.logits``, as timm and Hugging Face outputs), a key or attribute name, a tuple index, or a
+    callable ``output -> logits``.  Anything else, or a selection that is not a tensor, raises a one-line error.
     """
     if callable(selector):
         chosen, how = selector(output), "output=<callable>"
@@ -191,8 +173,7 @@ def check_labels(y: torch.Tensor, what: str) -> None:
 
 
 def _is_tensor_pair(data: Any, what: str) -> bool:
-    """True for ``(x, y)`` tensors (checked: integer labels ``y`` of shape ``(n,)``, ``x`` of shape ``(n, ...)``
-    (indices ``(n,)`` too), ``n > 0``)."""
+    """True for ``(x, y)`` tensors, checked: ``x`` of shape ``(n, ...)``, integer labels ``(n,)``, ``n > 0``."""
     if not (isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)):
         return False
     x, y = data
@@ -206,18 +187,12 @@ def _is_tensor_pair(data: Any, what: str) -> bool:
 
 
 def _logged_epochs(path: Path) -> set[int]:
-    """The epochs of an existing ``metrics.jsonl`` (a truncated or foreign line is skipped: the reader judges it)."""
-    epochs: set[int] = set()
+    """The epochs of an existing ``metrics.jsonl`` (lines that do not parse are skipped)."""
     if not path.is_file():
-        return epochs
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            epoch = json.loads(line).get("epoch")
-        except (json.JSONDecodeError, AttributeError):
-            continue
-        if isinstance(epoch, int) and not isinstance(epoch, bool):
-            epochs.add(epoch)
-    return epochs
+        return set()
+    records = (rec for _, rec, _ in runs.parse_jsonl(path.read_text(encoding="utf-8").splitlines())[0])
+    epochs = (rec.get("epoch") for rec in records if isinstance(rec, dict))
+    return {e for e in epochs if isinstance(e, int) and not isinstance(e, bool)}
 
 
 class NCMonitor:
@@ -228,30 +203,22 @@ class NCMonitor:
         classifier: the model's last ``nn.Linear`` ``(W (C, p), b)``; its input is the feature vector ``h``.
         num_classes: ``C``.
         out: the run directory (created); ``metrics.jsonl`` is appended to, ``config.json`` written once.
-        weight_decay: the optimiser's weight decay ``wd``; the decomposition is recorded at
-            ``lam = theory.lam_from_weight_decay(wd, reduction, C)`` (math §8: ``C wd / 2`` for ``nn.MSELoss()``,
-            reduction ``"mean"``), at the notebook's ``wd / 2`` and at ``lam = 0`` (math §3.4).
+        weight_decay: the optimiser's ``wd``; the decomposition is at ``lam = theory.lam_from_weight_decay(wd,
+            reduction, C)`` (math §8), at the notebook's ``wd / 2`` and at ``lam = 0`` (math §3.4).
         reduction: the training loss's reduction (:data:`theory.REDUCTIONS`).
-        loss: the training loss, ``"mse"``, ``"ce"`` or ``"unknown"`` (default), recorded as ``config.loss``
-            (with ``config.loss_reduction`` = ``reduction``): claims of the MSE theory apply to ``"mse"`` runs only.
-        output: where the logits are in the model's output (:func:`select_logits`): ``None`` (auto: a tensor
-            itself; a tuple's first element; a dict's ``"logits"``; an object's ``.logits``), a key or attribute
-            name, a tuple index, or a callable ``output -> logits``.
+        loss: ``"mse"``, ``"ce"`` or ``"unknown"`` (default), recorded as ``config.loss``: claims of the MSE
+            theory apply to ``"mse"`` runs only.
+        output: where the logits are in the model's output (:func:`select_logits`).
         batch_size: evaluation batch size for tensor input.
-        precision: float32 arithmetic of the forward passes on CUDA (``"auto"``, ``"tf32"``, ``"fp32"``;
-            ``None`` leaves the global flags), as :func:`empirical.measurement.measure`.  Statistics are float64.
+        precision: ``"auto"``, ``"tf32"``, ``"fp32"`` or ``None``, as :func:`empirical.measurement.measure`.
         info: rank and world size; default: the current ``torch.distributed`` process group, if any.
-        layers: modules whose *outputs* are measured too, in the same pass (:mod:`empirical.layers`, math §3.5):
-            a list of names of ``model.named_modules()``, a comma-separated string, or ``"all-blocks"`` (the blocks
-            of an :mod:`empirical.models` network); each line then has a ``layers`` key ``{name: record}``.  An
-            unknown name raises a ``ValueError`` listing the module names.
-        layer_reduce: ``"gap"`` (default: global average pooling of an ``(n, C, H, W)`` map) or ``"flatten"``.
-        layer_ridge: the ridge ``lambda >= 0`` of each layer's least-squares probe (default 0).
-        tile: rows per tile of the ``C x C`` computations (math §2.3; memory ``O(tile^2)``; default
-            ``theory.DEFAULT_TILE``); a tile below 1 raises a ``ValueError``.
+        layers: modules whose *outputs* are measured too (:mod:`empirical.layers`, math §3.5): names, a
+            comma-separated string or ``"all-blocks"``; each line then has a ``layers`` key ``{name: record}``.
+        layer_reduce: ``"gap"`` (default) or ``"flatten"``; layer_ridge: the layer probes' ``lambda >= 0``.
+        tile: rows per tile of the ``C x C`` computations (math §2.3; memory ``O(tile^2)``).
 
-    ``out`` may hold an earlier run of the same settings (``config.json`` is then kept and lines are appended);
-    an ``out`` that is a file, other settings, or an epoch already in its ``metrics.jsonl`` raise a one-line error.
+    ``out`` may hold an earlier run of the same settings (lines are appended); an ``out`` that is a file,
+    other settings, or an epoch already logged raise a one-line error.
     """
 
     def __init__(self, model: nn.Module, classifier: nn.Linear, *, num_classes: int, out: str | os.PathLike,
@@ -310,8 +277,7 @@ class NCMonitor:
         return self.out / runs.METRICS_FILE
 
     def config(self, per_class: int | None = None) -> dict[str, Any]:
-        """The ``config.json`` this monitor writes (layout of :func:`empirical.train`'s
-        : ``config`` + ``environment``)."""
+        """The ``config.json`` this monitor writes (``config`` + ``environment``, as :func:`empirical.train`)."""
         from .schema import SCHEMA_VERSION
 
         model = self.model.module if hasattr(self.model, "module") else self.model
@@ -352,14 +318,10 @@ class NCMonitor:
     def measure(self, epoch: int, train: Any, test: Any = None, **extra: Any) -> dict[str, Any]:
         """Measure every NC quantity on ``train`` (and the test error on ``test``); append one line; return it.
 
-        ``train`` / ``test``: a pair of tensors ``(x, y)`` (measured in batches of ``batch_size``) or any
-        iterable of ``(x, y)`` batches (a DataLoader).  The line holds ``epoch``, the ``extra`` keywords (e.g.
-        ``lr=...``, ``lr_weighted_steps=...``, the flow time of ``paper_checks compare``), every key of
-        :data:`empirical.measurement.METRIC_KEYS` (``lam``, ``lam_notebook`` and the ``_lam0`` terms say which ridge
-        each decomposition term is at), ``test_error`` / ``test_loss_nowd`` with a test set, ``measure_time_s``
-        and ``warnings`` when some quantity was undefined.  Every rank returns the line; rank 0 writes it.
-        A network whose eval-mode features hold NaN/Inf (it has diverged) raises :class:`theory.NonFiniteError`
-        naming the epoch; nothing is written for that epoch.
+        ``train`` / ``test``: a pair of tensors ``(x, y)`` or an iterable of ``(x, y)`` batches (a DataLoader).
+        The line holds ``epoch``, the ``extra`` keywords (e.g. ``lr=...``, ``lr_weighted_steps=...``) and the
+        keys of :func:`empirical.measurement.measure`.  Every rank returns the line; rank 0 writes it.
+        Non-finite eval-mode features (a diverged network) raise :class:`theory.NonFiniteError`; nothing is written.
         """
         if isinstance(epoch, bool) or int(epoch) != epoch or epoch < 0:
             raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
@@ -397,8 +359,7 @@ class NCMonitor:
 
 def _iterable_pass(tap: _FeatureTap, data: Iterable, num_classes: int, device: torch.device, info: DistInfo,
                    statistics: bool, what: str) -> FeaturePass:
-    """:func:`empirical.measurement.batches_pass` over an iterable of ``(x, y)`` batches (each rank its own
-    batches), each checked and moved to the model's device."""
+    """:func:`empirical.measurement.batches_pass` over ``(x, y)`` batches, each checked and moved to ``device``."""
     def checked():
         for i, item in enumerate(data):
             if not (isinstance(item, (tuple, list)) and len(item) >= 2 and isinstance(item[0], torch.Tensor)

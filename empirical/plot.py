@@ -113,26 +113,34 @@ def _draw_layer_metric(ax, records, names: list[str], key: str) -> bool:
 
 def plot_layers(records: list[dict[str, Any]], out: Path, tag: str) -> list[Path]:
     """The layer-wise panels of a run whose lines carry ``layers`` (none otherwise); returns the PNG paths."""
-    import matplotlib.pyplot as plt
-
     names = _layer_names(records)
     if not names:
         return []
+    drawers = [(f"layers_{key}", (lambda ax, k=key: _draw_layer_metric(ax, records, names, k))) for key in LAYER_PANELS]
+    return _save_panels(drawers, out, tag, (5.0, 3.6), 3, (14, 3.7), f"{tag}: collapse against depth", "layers.png")
+
+
+def _save_panels(drawers: list[tuple[str, Callable]], out: Path, tag: str, size: tuple[float, float], ncols: int,
+                 summary_size: tuple[float, float], title: str, summary: str) -> list[Path]:
+    """Each drawer's panel as ``out/<name>.png`` (when it draws something), then all of them in ``out/<summary>``
+    (``summary_size``: the width and the height per row)."""
+    import matplotlib.pyplot as plt
+
     paths: list[Path] = []
-    for key in LAYER_PANELS:
-        fig, ax = plt.subplots(figsize=(5.0, 3.6), layout="constrained")
-        if _draw_layer_metric(ax, records, names, key):
+    for name, draw in drawers:
+        fig, ax = plt.subplots(figsize=size, layout="constrained")
+        if draw(ax):
             fig.suptitle(tag, fontsize=8)
-            paths.append(out / f"layers_{key}.png")
+            paths.append(out / f"{name}.png")
             fig.savefig(paths[-1], dpi=110)
         plt.close(fig)
-    rows = -(-len(LAYER_PANELS) // 3)
-    fig, axes = plt.subplots(rows, 3, figsize=(14, 3.7 * rows), layout="constrained")
-    for ax, key in zip(axes.flat, LAYER_PANELS):
-        if not _draw_layer_metric(ax, records, names, key):
+    nrows = -(-len(drawers) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(summary_size[0], summary_size[1] * nrows), layout="constrained")
+    for i, ax in enumerate(axes.flat):
+        if i >= len(drawers) or not drawers[i][1](ax):
             ax.set_visible(False)
-    fig.suptitle(f"{tag}: collapse against depth", fontsize=10)
-    paths.append(out / "layers.png")
+    fig.suptitle(title, fontsize=10)
+    paths.append(out / summary)
     fig.savefig(paths[-1], dpi=90)
     plt.close(fig)
     return paths
@@ -196,8 +204,6 @@ def plot_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = Non
     import matplotlib
 
     matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
     run_dir = Path(run_dir)
     records = sorted(read_metrics(run_dir), key=lambda r: r["epoch"])
     if not records:
@@ -218,28 +224,5 @@ def plot_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = Non
         (name, (lambda ax, s=spec: _draw_panel(ax, records, s, tpt))) for name, spec in PANELS.items()
     ]
     drawers.append(("snr", lambda ax: _draw_snr(ax, records, tpt)))
-
-    paths: list[Path] = []
-    for name, draw in drawers:
-        fig, ax = plt.subplots(figsize=(4.5, 3.4), layout="constrained")
-        if draw(ax):
-            fig.suptitle(tag, fontsize=8)
-            path = out / f"{name}.png"
-            fig.savefig(path, dpi=110)
-            paths.append(path)
-        plt.close(fig)
-
-    ncols = 4
-    nrows = -(-len(drawers) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), layout="constrained")
-    for ax, (_, draw) in zip(axes.flat, drawers):
-        if not draw(ax):
-            ax.set_visible(False)
-    for ax in list(axes.flat)[len(drawers):]:
-        ax.set_visible(False)
-    fig.suptitle(f"{tag}: {run_dir.name}", fontsize=10)
-    path = out / "summary.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    paths.append(path)
+    paths = _save_panels(drawers, out, tag, (4.5, 3.4), 4, (4.2 * 4, 3.2), f"{tag}: {run_dir.name}", "summary.png")
     return paths + plot_layers(records, out, tag)

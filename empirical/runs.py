@@ -1,21 +1,10 @@
 """Run directories: config, metrics log, atomic checkpoints (docs/run_format.md).
 
-A run directory holds
-
-* ``config.json``: the full :class:`empirical.config.TrainConfig` plus the environment
-  (versions of python / torch / numpy, device, host, start time): everything needed to
-  reproduce the run;
-* ``metrics.jsonl``: one JSON object per measured epoch, appended, flushed and fsync'd as
-  soon as it is measured, so a killed run loses nothing already measured;
-* ``checkpoints/last.pt``: model, optimiser, the run state (:class:`empirical.state.RunState`:
-  epoch, step, lr-weighted steps, clock) and every RNG state, only tensors and plain values (read
-  back with ``torch.load(..., weights_only=True)`` by :func:`read_checkpoint`, the one reader), written
-  atomically (temporary file in the same folder, fsync, ``os.replace``) every ``checkpoint_every_s``
-  seconds and at the end; the snapshot is taken on the training thread and the file written by a
-  :class:`CheckpointWriter` thread, off the training loop's critical path;
-* ``checkpoints/epoch-EEEE.pt``: the weights of the epochs kept with ``--keep-checkpoints``
-  (:func:`empirical.loading.load_run`);
-* ``figures/``: the plots of :mod:`empirical.plot`.
+A run directory holds ``config.json`` (the full :class:`empirical.config.TrainConfig` and the environment),
+``metrics.jsonl`` (one JSON object per measured epoch, flushed and fsync'd as soon as measured),
+``checkpoints/last.pt`` (model, optimiser, :class:`empirical.state.RunState` and every RNG state: tensors and
+plain values only, read back by :func:`read_checkpoint`, written atomically by a :class:`CheckpointWriter`
+thread), ``checkpoints/epoch-EEEE.pt`` (weights kept with ``--keep-checkpoints``) and ``figures/``.
 """
 
 from __future__ import annotations
@@ -25,6 +14,7 @@ import json
 import math
 import os
 import platform
+import re
 import socket
 import sys
 from collections.abc import Iterable
@@ -79,20 +69,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_file(path.parent, quiet=True)  # the rename itself
 
 
 def write_config(run_dir: Path, config: dict[str, Any]) -> Path:
@@ -117,8 +94,8 @@ def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
 def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """All records of ``metrics.jsonl`` in order (one dict per measured epoch).
 
-    A truncated last line (a run killed while writing) is ignored; a corrupt line
-    elsewhere is an error.  A missing file gives an empty list if the run directory exists.
+    A truncated last line (a killed run) is ignored; a corrupt line elsewhere is a :class:`RunError`.
+    A missing file gives an empty list if the run directory exists.
     """
     run_dir = Path(run_dir)
     path = run_dir / METRICS_FILE
@@ -129,20 +106,28 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     return _parse_metrics_lines(path.read_text().splitlines(), path)[0]
 
 
-def _parse_metrics_lines(lines: list[str], path: Path) -> tuple[list[dict[str, Any]], bool]:
-    records: list[dict[str, Any]] = []
-    truncated = False
-    for i, line in enumerate(lines):
+def parse_jsonl(lines: list[str]) -> tuple[list[tuple[int, Any, str | None]], bool]:
+    """``(rows, truncated)``: ``(line number, record or None, why it is not JSON or None)`` per non-blank line;
+    a last line that is not JSON (a run killed while writing it) is left out, with ``truncated`` true."""
+    rows: list[tuple[int, Any, str | None]] = []
+    for i, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                truncated = True
-                break
-            raise RunError(f"corrupt line {i + 1} in {path}") from None
-    return records, truncated
+            rows.append((i, json.loads(line), None))
+        except json.JSONDecodeError as exc:
+            if i == len(lines):
+                return rows, True
+            rows.append((i, None, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+    return rows, False
+
+
+def _parse_metrics_lines(lines: list[str], path: Path) -> tuple[list[dict[str, Any]], bool]:
+    rows, truncated = parse_jsonl(lines)
+    bad = next((i for i, _, problem in rows if problem), None)
+    if bad is not None:
+        raise RunError(f"corrupt line {bad} in {path}")
+    return [rec for _, rec, _ in rows], truncated
 
 
 def repair_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -159,32 +144,34 @@ def repair_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def json_line(record: Any) -> str:
-    """``record`` as one line of strict JSON: NaN/Inf become ``null``; paths, NumPy and torch
-    scalars / arrays become JSON values."""
+    """``record`` as one line of strict JSON (NaN/Inf -> ``null``; paths, NumPy and torch values converted)."""
     return dumps(record, indent=None, unknown="raise")
 
 
 def append_jsonl(path: str | os.PathLike, record: Any, writer: CheckpointWriter | None = None) -> None:
-    """Append ``record`` as one JSON line (:func:`json_line`) to ``path`` and flush it, so a killed process
-    loses nothing already written; then fsync it (against a crash of the machine): here, or, with a
-    :class:`CheckpointWriter`, in its background thread (the training loop does not wait for the disk)."""
+    """Append ``record`` as one JSON line (:func:`json_line`) and flush it; fsync it here, or in ``writer``'s
+    background thread."""
     line = json_line(record)
     with open(path, "a") as fh:
         fh.write(line + "\n")
-        fh.flush()  # in the kernel from here on: a killed process loses nothing
+        fh.flush()
         if writer is None:
             os.fsync(fh.fileno())
     if writer is not None:
         writer.sync(Path(path))
 
 
-def fsync_file(path: Path) -> None:
-    """Flush ``path``'s written data to the disk (``os.fsync`` through a fresh descriptor)."""
-    fd = os.open(path, os.O_RDONLY)
+def fsync_file(path: Path, *, quiet: bool = False) -> None:
+    """``os.fsync`` of ``path`` (a file or folder) through a fresh descriptor; ``quiet``: ignore ``OSError``."""
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        if not quiet:
+            raise
 
 
 def checkpoint_path(run_dir: Path) -> Path:
@@ -208,11 +195,7 @@ def checkpoint_bytes(state: dict[str, Any]) -> bytes:
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any], writer: CheckpointWriter | None = None) -> Path:
-    """Save ``state`` with ``torch.save`` atomically to ``checkpoints/last.pt``.
-
-    The snapshot is taken now; with a :class:`CheckpointWriter` the file is written (temporary file, fsync,
-    rename) in its background thread, so the training loop does not wait for the disk.
-    """
+    """Save ``state`` atomically to ``checkpoints/last.pt``: the snapshot now, the file here or by ``writer``."""
     path = checkpoint_path(run_dir)
     data = checkpoint_bytes(state)
     if writer is None:
@@ -223,15 +206,11 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any], writer: CheckpointWrit
 
 
 class CheckpointWriter:
-    """Writes checkpoint snapshots to disk in one background thread, in the order they were submitted
-    (and fsyncs the metrics lines appended by :func:`append_jsonl`).
+    """Writes checkpoint snapshots (and fsyncs metrics lines) in one background thread, in submission order.
 
-    Safe because what is written is an in-memory snapshot (:func:`checkpoint_bytes`) taken on the training
-    thread; each file is written atomically, so a kill at any moment leaves the previous checkpoint or the new
-    one.  :meth:`submit` returns at once (one worker thread: writes never overtake each other); :meth:`wait`
-    blocks until everything submitted is on disk, ends the thread, and re-raises the first write error, once.
-    The interpreter
-    joins the worker at exit, so a process that ends normally finishes its writes.
+    :meth:`submit` returns at once; :meth:`wait` blocks until everything submitted is on disk, ends the thread
+    and re-raises the first write error.  Each file is written atomically, so a kill leaves the previous
+    checkpoint or the new one.
     """
 
     def __init__(self) -> None:
@@ -273,10 +252,8 @@ def load_checkpoint(run_dir: Path, map_location: Any = "cpu") -> dict[str, Any]:
 def read_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
     """The one way the toolkit reads a checkpoint file: ``torch.load(path, weights_only=True)``.
 
-    Our checkpoints hold only tensors, dicts, lists and plain values (the random states too:
-    :func:`empirical.state.rng_states`), so nothing in them is code.  A file that holds anything else
-    (a pickled object, whose unpickling may run code) is refused with a one-line :class:`RunError`
-    naming the file and what it holds, and nothing of it is run; so is a file torch cannot read.
+    A file holding anything besides tensors and plain values (a pickled object, whose unpickling may run
+    code), or one torch cannot read, is refused unread with a one-line :class:`RunError`.
     """
     import pickle
 
@@ -302,11 +279,8 @@ def read_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
 
 
 def _unsafe_globals(path: Path, exc: BaseException) -> list[str]:
-    """The classes / functions ``path``'s pickle refers to beyond what ``weights_only=True`` allows: all of
-    them, read from the pickle's opcodes (nothing imported or run), else the one torch's refusal ``exc``
-    names; empty when ``exc`` is not a refusal of a class or function."""
-    import re
-
+    """The classes / functions ``path``'s pickle needs beyond what ``weights_only=True`` allows (read from its
+    opcodes, else from torch's refusal ``exc``); empty when ``exc`` refused no class or function."""
     import torch
 
     if "weights only load failed" not in str(exc).lower():
@@ -320,8 +294,6 @@ def _unsafe_globals(path: Path, exc: BaseException) -> list[str]:
 
 def _refusal_reason(exc: BaseException) -> str | None:
     """Why torch's weights-only unpickler stopped (``"Unsupported operand 110"``), else ``None``."""
-    import re
-
     found = re.search(r"(?:WeightsUnpickler error|Original error):\s*(.*?)(?:\n|$)", str(exc))
     return (found.group(1).strip() or None) if found else None
 
@@ -334,8 +306,7 @@ def _first_sentence(exc: BaseException) -> str:
 def prepare_run_dir(run_dir: Path, *, resume: bool) -> Path:
     """Create ``run_dir`` (and ``checkpoints/``, ``figures/``) for a new run, or check it for a resume.
 
-    A new run refuses a directory that already holds ``metrics.jsonl`` or a checkpoint
-    (use ``--resume`` or another ``--out``): nothing measured is overwritten.
+    A new run refuses a directory that already holds ``metrics.jsonl`` or a checkpoint.
     """
     run_dir = Path(run_dir)
     if resume:
@@ -364,12 +335,9 @@ def terminal_phase_start(records: list[dict[str, Any]], threshold: float = TPT_T
     """Index into ``records`` (sorted by epoch) where the terminal phase starts (math §7.2): the first
     measured epoch from which the training error stays at or below ``threshold`` to the end of the log.
 
-    ``threshold = 0`` (the default) is the paper's terminal phase: training error exactly zero from there
-    on.  Real datasets carry label noise, so a few training samples may never be fitted (a Fashion-MNIST
-    ResNet18 run kept 3 of 49,920 misclassified from epoch 121 to 350); a threshold such as ``1e-3``
-    (a fraction of the training set) lets the terminal phase start there.  A record whose training error is
-    missing counts as above the threshold.  ``None`` when the last record is above the threshold (the run
-    ends outside the terminal phase).  The one definition used by the plots and by paper_checks.
+    ``threshold = 0`` is the paper's definition; a small fraction such as ``1e-3`` tolerates a few samples
+    that label noise keeps misclassified.  A missing training error counts as above the threshold; ``None``
+    when the last record is above it.  The one definition used by the plots and by paper_checks.
     """
     threshold = check_tpt_threshold(threshold)
     start = 0
@@ -392,11 +360,8 @@ def check_tpt_threshold(threshold: Any) -> float:
 
 
 def misfit_count(record: dict[str, Any], train_count: int | None = None) -> int | None:
-    """Number of training samples the network misclassifies at ``record``'s epoch.
-
-    ``round(train_error * n)`` with ``n`` the record's ``train_count`` (logged by the measurement), else
-    ``train_count``; ``None`` when neither the error nor ``n`` is known.
-    """
+    """``round(train_error * n)`` misclassified training samples, ``n`` the record's ``train_count`` else
+    ``train_count``; ``None`` when either is unknown."""
     err = record.get("train_error")
     n = record.get("train_count", train_count)
     if not isinstance(err, (int, float)) or n is None or not math.isfinite(float(err)):

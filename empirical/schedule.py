@@ -1,11 +1,5 @@
-"""Epoch schedules of the paper's protocol (math §7.1, §8).
-
-* Learning rate: ``MultiStepLR`` with milestones ``[epochs // 3, 2 * epochs // 3]`` and
-  ``gamma = 0.1``, stepped once per epoch (the notebook's ``[116, 233]`` for 350 epochs).
-* Measurement epochs: the notebook's roughly log-spaced list for 350 epochs, rescaled to
-  any epoch count, always with epoch 0 (the network at initialisation) and the last epoch.
-* Learning-rate grid of the PNAS/ICLR protocol: ``logspace(log10(1e-4), log10(0.25), 25)``
-  (math §9 item 28: entries 16 and 20 are the notebook's 0.0184 and 0.0679).
+"""Epoch schedules of the paper's protocol (math §7.1, §8): the step learning rate, the notebook's log-spaced
+measurement epochs rescaled to any epoch count, and the learning-rate grid (math §9 item 28).
 """
 
 from __future__ import annotations
@@ -25,22 +19,15 @@ PAPER_MEASUREMENT_EPOCHS: tuple[int, ...] = (
 
 
 def lr_milestones(epochs: int) -> list[int]:
-    """Milestones ``[epochs // 3, 2 * epochs // 3]`` of the paper's step schedule (math §7.1).
-
-    Zero milestones (tiny runs) are dropped, since ``MultiStepLR`` counts epochs from 1.
-    """
+    """Milestones ``[epochs // 3, 2 * epochs // 3]`` of the paper's step schedule, zeros dropped (math §7.1)."""
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     return sorted({m for m in (epochs // 3, 2 * epochs // 3) if m >= 1})
 
 
 def measurement_epochs(epochs: int, *, include_zero: bool = True) -> list[int]:
-    """The notebook's log-spaced measurement epochs (math §7.1) rescaled to ``epochs``.
-
-    Each paper epoch ``e`` maps to ``round(e * epochs / 350)`` clipped to ``[1, epochs]``;
-    duplicates are removed.  Epoch 0 (before any update) is included unless
-    ``include_zero=False``; the last epoch is always included.  For ``epochs = 350`` the
-    result is the notebook's list (plus 0).
+    """The notebook's log-spaced measurement epochs (math §7.1) rescaled to ``epochs``: each paper epoch ``e``
+    maps to ``round(e * epochs / 350)`` clipped to ``[1, epochs]``, plus the last epoch and (``include_zero``) 0.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -75,12 +62,9 @@ def lr_grid(num: int = 25, low: float = 1e-4, high: float = 0.25) -> np.ndarray:
 
 
 def lr_at(epoch: int, lr: float, milestones: list[int], gamma: float) -> float:
-    """Learning rate of training epoch ``epoch`` (1-based) of the step schedule (math §7.1).
-
-    ``lr`` multiplied by ``gamma ** count`` at each milestone ``0 <= m < epoch`` (``count``: how often ``m``
-    is listed), one milestone at a time as ``torch.optim.lr_scheduler.MultiStepLR`` stepped per epoch does
-    (so the float is the same; milestone 0 applies from the start, a negative one never).
-    """
+    """Learning rate of training epoch ``epoch`` (1-based) of the step schedule (math §7.1): ``lr`` times
+    ``gamma ** count`` at each milestone ``0 <= m < epoch``, in the order ``MultiStepLR`` applies them (the
+    same float)."""
     value = float(lr)
     for m, count in sorted(Counter(milestones).items()):
         if 0 <= m < epoch:

@@ -1,21 +1,13 @@
 """The run format, versioned and machine-checked, and one reader for every form of a run log.
 
-A run is a directory holding ``config.json`` and ``metrics.jsonl`` (one JSON object per measured epoch),
-written by :func:`empirical.train` and :class:`empirical.NCMonitor`.  The format is the JSON Schema
-``empirical/run_schema.json`` shipped in the package (:func:`run_schema`): ``$defs/config`` describes
-``config.json``, ``$defs/metrics_line`` one metrics line (required key ``epoch``; every optional key with
-its meaning; keys not listed are allowed).  Each decomposition term carries the annotation ``x-lambda``:
-the ridge it is at, either the line's ``lam`` (:func:`theory.lam_from_weight_decay`, math §8), the
-line's ``lam_notebook`` (``wd / 2``), or ``0`` (the ``_lam0`` terms and ``loss_nowd``, math §3.4).
+A run directory holds ``config.json`` and ``metrics.jsonl`` (one JSON object per measured epoch).  The format is
+the JSON Schema ``empirical/run_schema.json`` (:func:`run_schema`, docs/run_format.md): ``$defs/config`` and
+``$defs/metrics_line``; each decomposition term's ``x-lambda`` says the ridge it is at: the line's ``lam``
+(math §8), its ``lam_notebook`` (``wd / 2``) or ``0`` (the ``_lam0`` terms and ``loss_nowd``, math §3.4).
 
-:func:`read_run_log` reads a run directory, a ``.jsonl`` file or a ``.csv`` file (the output of
-``python -m empirical export-csv`` included: ``snr_singular_values_0 .. _k`` columns become the list
-again), validates every line against the schema with the ``jsonschema`` library and against the rules a
-JSON Schema cannot state (finite list values, ``C - 1`` SNR singular values, each epoch once: :func:`line_problem`),
-and reports the first problem in one line naming the file, the line and the key; ``tolerant=True`` drops bad
-lines instead, each with a note.  :meth:`RunLog.term_lambda` tells the lambda
-a term is at, per line, so "hold terms against the lambda = 0 laws only when they are at lambda = 0" is
-one call (:meth:`RunLog.at_lambda_zero`).
+:func:`read_run_log` reads a run directory, a ``.jsonl`` or a ``.csv`` file (``export-csv``'s included) and
+checks every line against the schema and :func:`line_problem`, reporting the first problem in one line;
+:meth:`RunLog.term_lambda` / :meth:`RunLog.at_lambda_zero` tell the lambda a term is at.
 """
 
 from __future__ import annotations
@@ -31,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .runs import CONFIG_FILE, METRICS_FILE, RunError
+from .runs import CONFIG_FILE, METRICS_FILE, RunError, parse_jsonl
 
 __all__ = ["SCHEMA_VERSION", "RunLog", "RunLogError", "line_problem", "read_run_log", "run_schema", "term_lambda_keys"]
 
@@ -85,9 +77,8 @@ _FAST_TYPES = {
 
 
 def _fast_value_check(spec: dict[str, Any]):
-    """A plain-Python test ``value -> bool`` for the schema keywords the run format uses, or ``None`` when ``spec``
-    uses another keyword.  It may refuse what the schema allows (e.g. the integer ``2.0``), never the reverse:
-    a refused value is then checked by ``jsonschema``, which also words the message."""
+    """A plain-Python ``value -> bool`` for ``spec``, or ``None`` when it uses a keyword not handled here.  It may
+    refuse what the schema allows (the integer ``2.0``), never the reverse: ``jsonschema`` then decides."""
     if not set(spec) <= _FAST_KEYWORDS:
         return None
     types = spec.get("type")
@@ -116,8 +107,8 @@ def _fast_value_check(spec: dict[str, Any]):
 
 @functools.cache
 def _fast_line_check():
-    """``record -> bool`` for ``$defs/metrics_line`` in plain Python (True: valid), or ``None`` when the schema uses
-    keywords it does not handle.  About 20 times faster than ``jsonschema`` on a full line."""
+    """``record -> bool`` (True: valid) for ``$defs/metrics_line`` in plain Python (``None``: not possible);
+    the reader's fast path (benchmarks/bench_schema.py)."""
     line = run_schema()["$defs"]["metrics_line"]
     if set(line) - {"type", "required", "properties", "description"}:
         return None
@@ -181,11 +172,9 @@ def _problem(value: Any, name: str) -> str | None:
 class RunLog:
     """A run log read by :func:`read_run_log`.
 
-    records: the metrics lines in file order (dicts; CSV rows rebuilt into the JSONL form);
-    config: ``config.json`` (``{}`` when there is none); source: the file or directory read;
-    format: ``"run_dir"``, ``"jsonl"`` or ``"csv"``; schema_version: ``config["schema_version"]`` (``None``
-    for runs written before versioning); notes: what the reader did besides parsing, one line each (a truncated
-    last line ignored, no config found, and with ``tolerant=True`` every dropped line with its problem).
+    records: the metrics lines in file order (CSV rows rebuilt into the JSONL form); config: ``config.json``
+    (``{}`` when there is none); format: ``"run_dir"``, ``"jsonl"`` or ``"csv"``; schema_version: ``None`` for
+    runs written before versioning; notes: what the reader did besides parsing (e.g. lines dropped), one line each.
     """
 
     records: list[dict[str, Any]]
@@ -200,29 +189,21 @@ class RunLog:
         return (self.config.get("config") or {}).get(name)
 
     def term_lambda(self, key: str) -> list[float | None]:
-        """Per record, the ridge lambda at which ``key`` was computed (``None``: unknown or not logged).
+        """Per record, the ridge lambda at which ``key`` was computed (``None``: unknown).
 
-        From the schema's ``x-lambda`` of ``key`` (math §8): ``0`` for the ``_lam0`` terms and ``loss_nowd``; the
-        line's ``lam_notebook`` for the ``_notebook`` terms; the line's ``lam`` for the others, falling back
-        on ``config.lam`` when the line has none.  Keys without a lambda (``nc1``, ...) raise ``KeyError``.
+        From the schema's ``x-lambda`` of ``key`` (math §8), the line's value falling back on ``config``'s.
+        Keys without a lambda (``nc1``, ...) raise ``KeyError``.
         """
         where = term_lambda_keys().get(key)
         if where is None:
             raise KeyError(f"{key!r} is not a decomposition term with a lambda; terms: {sorted(term_lambda_keys())}")
-        out: list[float | None] = []
-        for rec in self.records:
-            if isinstance(where, float):
-                out.append(where)
-                continue
-            value = rec.get(where)
-            if value is None:
-                value = self.config_value(where)
-            out.append(None if value is None else float(value))
-        return out
+        if isinstance(where, float):
+            return [where] * len(self.records)
+        values = (rec.get(where) if rec.get(where) is not None else self.config_value(where) for rec in self.records)
+        return [None if v is None else float(v) for v in values]
 
     def at_lambda_zero(self, key: str) -> bool:
-        """True when every record's ``key`` is at lambda = 0 (and the log has records): the rule "hold a term
-        against the lambda = 0 laws of math §3.4 only when it is at lambda = 0" in one call."""
+        """True when the log has records and every record's ``key`` is at lambda = 0 (the laws of math §3.4)."""
         lams = self.term_lambda(key)
         return bool(lams) and all(v == 0.0 for v in lams)
 
@@ -249,8 +230,7 @@ Row = tuple[int, Any, "str | None"]
 
 
 def _csv_records(path: Path) -> list[Row]:
-    """Rows of a CSV written by ``empirical.export`` (or any tool): ``key_<i>`` columns of a key that the
-    schema declares an array become the list again (trailing empty cells dropped; all empty -> None)."""
+    """Rows of a CSV: ``key_<i>`` columns of a schema array become the list again (trailing empty cells dropped)."""
     props = run_schema()["$defs"]["metrics_line"]["properties"]
     arrays = {k for k, v in props.items() if "array" in v.get("type", []) and k != "warnings"}
     with open(path, newline="", encoding="utf-8") as fh:
@@ -287,18 +267,13 @@ def _csv_row(header: list[str], row: list[str], in_list: set[int],
     for j, (name, cell) in enumerate(zip(header, row)):
         if j in in_list:
             continue
-        if name == "warnings":  # a JSON array
+        if name == "warnings" or (name == "layers" and cell.startswith("{")):  # one cell holding a JSON value
             if cell:
                 try:
                     rec[name] = json.loads(cell)
                 except json.JSONDecodeError:
-                    raise _BadLine("key 'warnings': not a JSON array of strings") from None
-            continue
-        if name == "layers" and cell.startswith("{"):  # the per-layer records: one cell holding a JSON object
-            try:
-                rec[name] = json.loads(cell)
-            except json.JSONDecodeError:
-                raise _BadLine("key 'layers': not a JSON object") from None
+                    what = "a JSON array of strings" if name == "warnings" else "a JSON object"
+                    raise _BadLine(f"key '{name}': not {what}") from None
             continue
         rec[name] = _number(cell)
     for key, cols in list_cols.items():
@@ -311,18 +286,10 @@ def _csv_row(header: list[str], row: list[str], in_list: set[int],
 
 def _jsonl_records(path: Path, notes: list[str]) -> list[Row]:
     lines = path.read_text(encoding="utf-8").splitlines()
-    out: list[Row] = []
-    for i, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            out.append((i, json.loads(line), None))
-        except json.JSONDecodeError as exc:
-            if i == len(lines):  # a run killed while writing its last line: what was measured before is kept
-                notes.append(f"{path}:{i}: truncated last line ignored")
-                break
-            out.append((i, None, f"not valid JSON ({exc.msg} at column {exc.colno})"))
-    return out
+    rows, truncated = parse_jsonl(lines)
+    if truncated:
+        notes.append(f"{path}:{len(lines)}: truncated last line ignored")
+    return rows
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -351,15 +318,9 @@ def line_problem(record: dict[str, Any], config: dict[str, Any]) -> str | None:
     """The first problem of a schema-valid metrics line that the JSON Schema cannot state, as
     ``key 'k': problem``; ``None`` when there is none.
 
-    * every number inside a list is finite (Python's ``json`` reads the tokens ``NaN`` / ``Infinity``, which
-      strict JSON has not; the toolkit's writers write ``null``);
-    * ``snr_singular_values`` holds ``C - 1`` values (math §1: the SNR matrix has rank at most ``C - 1``; on the
-      range of a singular ``Sigma_W`` the toolkit zero-pads a rank ``r < C - 1``, rank_deficient.md §2), or
-      ``min(snr_rank, C - 1)`` for a log that does not pad; ``C`` is the length of the line's ``class_counts``,
-      else ``config.num_classes`` (unchecked when neither is known).
-
-    A scalar ``NaN`` reads as a missing value (``null``); an infinite one fails the bounds of the keys that have
-    them (``train_error``, ``test_error``, ``nc4`` in [0, 1]).  A repeated epoch is checked by :func:`read_run_log`.
+    * every number inside a list is finite (strict JSON has no ``NaN`` / ``Infinity``);
+    * ``snr_singular_values`` holds ``C - 1`` values (math §1; zero-padded on the range of a singular ``Sigma_W``,
+      rank_deficient.md §2) or ``min(snr_rank, C - 1)``; ``C`` from ``class_counts``, else ``config.num_classes``.
     """
     for key, value in record.items():
         if isinstance(value, list):
@@ -385,16 +346,11 @@ def line_problem(record: dict[str, Any], config: dict[str, Any]) -> str | None:
 def read_run_log(path: str | os.PathLike, *, tolerant: bool = False) -> RunLog:
     """Read and validate a run log: a run directory, a ``.jsonl`` file or a ``.csv`` file.
 
-    A directory needs ``metrics.jsonl``; its ``config.json`` is optional.  A ``.jsonl`` or ``.csv`` file takes
-    ``config.json`` from its own folder when there is one.  Every line is checked against
-    ``$defs/metrics_line`` of :func:`run_schema` (types; ``train_error``, ``test_error``, ``nc4`` in [0, 1]), against
-    :func:`line_problem` (finite list values, ``C - 1`` SNR singular values) and for a repeated ``epoch``.
-
-    ``tolerant=False`` (default): the first problem raises :class:`RunLogError` with one line
-    ``FILE:LINE: key 'k': problem``.  ``tolerant=True``: every bad line is dropped (a repeated epoch: the later
-    line) and named in :attr:`RunLog.notes` (``FILE:LINE: ...: line dropped``); problems of the file as a whole
-    (``config.json``, a CSV header) still raise.  Either way a truncated last JSONL line (a killed run) is
-    ignored, with a note.
+    ``config.json`` is taken from the log's folder when there is one.  Every line is checked against
+    ``$defs/metrics_line`` of :func:`run_schema`, :func:`line_problem` and for a repeated ``epoch``.
+    ``tolerant=False``: the first problem raises :class:`RunLogError` (``FILE:LINE: key 'k': problem``);
+    ``tolerant=True``: bad lines are dropped and named in :attr:`RunLog.notes` (problems of the file as a
+    whole still raise).  A truncated last JSONL line (a killed run) is ignored, with a note.
     """
     path = Path(path)
     notes: list[str] = []

@@ -1,12 +1,8 @@
 """The state of a run between epochs: counters, clock and random states, saved in every checkpoint.
 
-:class:`RunState` holds what a resumed run needs besides the weights and the optimiser: the last
-finished ``epoch``, the SGD ``step`` count, ``lr_weighted_steps`` (the sum of the learning rate
-over the steps taken, the paper's time axis, math §6.3), the :class:`Clock` and every random state
-(torch, CUDA, NumPy, Python, and the batch-order generator).  ``to_dict`` / ``from_dict`` are the
-checkpoint's bookkeeping part, tensors, dicts, lists and plain numbers only (so that
-``torch.load(..., weights_only=True)`` reads it: :func:`empirical.runs.read_checkpoint`);
-:func:`empirical.runs.save_checkpoint` writes it atomically.
+:class:`RunState` holds what a resumed run needs besides the weights and the optimiser: ``epoch``, ``step``,
+``lr_weighted_steps`` (the paper's time axis, math §6.3), the :class:`Clock` and every random state, as
+tensors and plain values only (so ``torch.load(..., weights_only=True)`` reads it).
 """
 
 from __future__ import annotations
@@ -26,9 +22,8 @@ __all__ = ["Clock", "RunState", "rng_states", "set_rng_states"]
 
 
 def rng_states(generator: torch.Generator) -> dict[str, Any]:
-    """Every random state a resumed run needs (torch, CUDA, NumPy, Python, batch order), as tensors,
-    lists and plain values only, so that ``torch.load(..., weights_only=True)`` reads the checkpoint
-    (:func:`empirical.runs.read_checkpoint`): no pickled NumPy array or other object."""
+    """Every random state a resumed run needs (torch, CUDA, NumPy, Python, batch order), as tensors, lists and
+    plain values only (no pickled NumPy array)."""
     algorithm, keys, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
     version, internal, gauss_next = random.getstate()
     states: dict[str, Any] = {
@@ -61,12 +56,9 @@ def set_rng_states(states: dict[str, Any], generator: torch.Generator) -> None:
 class Clock:
     """Wall time of a run by activity, kept in checkpoints so that ``--resume`` continues it.
 
-    ``train_s``: time in trained epochs (steps, the epoch's running loss), without measurement and
-    checkpoints; ``epoch_s``: the last trained epoch's (``None`` before the first); ``measure_s``:
-    time in :func:`empirical.measurement.measure`.  :meth:`start` / :meth:`stop` are
-    :func:`empirical.timing.start` / :func:`~empirical.timing.stop`: they synchronise the device,
-    so queued GPU work is counted where it was issued.  In a sweep every member's clock counts
-    the whole batched epoch (the members train together).
+    ``train_s``: time in trained epochs; ``epoch_s``: the last epoch's (``None`` before the first);
+    ``measure_s``: time in measurements.  :meth:`start` / :meth:`stop` synchronise the device
+    (:mod:`empirical.timing`).  In a sweep every member's clock counts the whole batched epoch.
     """
 
     train_s: float = 0.0
@@ -79,13 +71,6 @@ class Clock:
     def record(self) -> dict[str, float | None]:
         return {"train_time_s": self.train_s, "epoch_time_s": self.epoch_s, "measure_time_total_s": self.measure_s}
 
-    def state(self) -> dict[str, float | None]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any] | None) -> Clock:
-        return cls(**state) if state else cls()  # checkpoints written before the clock existed start at zero
-
     def catch_up(self, records: list[dict[str, Any]]) -> None:
         """Never behind the last written record, so the totals stay monotone across a resume."""
         if records:
@@ -96,11 +81,7 @@ class Clock:
 
 @dataclass
 class RunState:
-    """Counters of a run after ``epoch`` finished epochs; saved with every checkpoint.
-
-    ``time_s`` is the run's wall time at the checkpoint (training, measurement and bookkeeping);
-    :meth:`elapsed` continues it across resumes.
-    """
+    """Counters of a run after ``epoch`` finished epochs; ``time_s``: its wall time at the checkpoint."""
 
     epoch: int = 0
     step: int = 0
@@ -125,7 +106,7 @@ class RunState:
     def to_dict(self, generator: torch.Generator) -> dict[str, Any]:
         """The checkpoint's bookkeeping: counters, clock and every random state (``generator``: batch order)."""
         return {"epoch": self.epoch, "step": self.step, "lr_weighted_steps": self.lr_weighted_steps,
-                "time_s": self.elapsed(), "clock": self.clock.state(), "rng": rng_states(generator)}
+                "time_s": self.elapsed(), "clock": dataclasses.asdict(self.clock), "rng": rng_states(generator)}
 
     @classmethod
     def from_dict(cls, ckpt: dict[str, Any], generator: torch.Generator | None = None) -> RunState:
@@ -133,4 +114,4 @@ class RunState:
         if generator is not None:
             set_rng_states(ckpt["rng"], generator)
         return cls(epoch=int(ckpt["epoch"]), step=int(ckpt["step"]), lr_weighted_steps=float(ckpt["lr_weighted_steps"]),
-                   time_s=float(ckpt["time_s"]), clock=Clock.from_state(ckpt.get("clock")))
+                   time_s=float(ckpt["time_s"]), clock=Clock(**ckpt.get("clock") or {}))  # older checkpoints: zero

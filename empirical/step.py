@@ -1,37 +1,17 @@
 """One optimisation step of the training loop, eager or compiled (the fast path on a GPU).
 
-At the paper's batch size (128) an eager ResNet-18 step is bound by kernel launches, not by
-arithmetic.  :class:`TrainStep` runs one step as
+:class:`TrainStep` runs ``zero_grad; (loss, wrong) = step_fn(x, y); (s * loss).backward(); optimizer.step()``,
+where ``step_fn`` (the forward under autocast, the criterion :func:`empirical.loss.forward_loss`, the error
+count) is the unit given to ``torch.compile``.  The module itself is never wrapped (checkpoints keep their
+``state_dict`` keys) and the optimiser stays outside the graph (the learning rate is read at every step); on
+CUDA the SGD update is the fused kernel (:func:`make_optimizer`).
 
-    zero_grad;  (loss, wrong) = step_fn(x, y);  (s * loss).backward();  optimizer.step()
-
-where ``step_fn`` is the per-step work in one function (:func:`empirical.loss.forward_loss`: the forward
-under autocast and the training criterion; the count of wrong predictions) and is the
-unit given to ``torch.compile``: AOTAutograd then fuses the forward and the backward of the
-whole step.  The module itself is never wrapped, so checkpoints keep their ``state_dict``
-keys (no ``_orig_mod.`` prefix).  The optimiser stays outside the compiled graph: the
-learning rate is read from ``param_groups`` at every step (``MultiStepLR`` changes reach it;
-no Python float is baked into a graph), and on CUDA the SGD update is the fused kernel
-(:func:`make_optimizer`), the same arithmetic as the default implementation.
-
-Options (``TrainConfig.compile`` / ``channels_last``, validated by :func:`check_options`):
-
-* ``compile``: ``"none"`` (eager), ``"default"``, ``"reduce-overhead"`` (CUDA graphs),
-  ``"max-autotune-no-cudagraphs"``, or ``"auto"``: ``"reduce-overhead"`` on CUDA when
-  ``torch.compile`` can run there (Triton present) in a single non-deterministic process,
-  ``"none"`` otherwise (CPU, data-parallel runs, ``deterministic=True``).  Measured on an
-  H100 (ResNet-18, batch 128, bf16, benchmarks/bench_gpu.py, benchmarks/RESULTS.md): eager 8.45
-  ms/step and ``"default"`` 8.53 ms/step (the host issuing kernels is the bottleneck),
-  ``"reduce-overhead"`` 2.81 ms/step (one CUDA-graph replay per forward and per backward); the last
-  two give identical metrics (same kernels).
-* ``channels_last``: ``"on"``, ``"off"`` or ``"auto"`` (on for CUDA and a model with
-  convolutions): model and batches in NHWC layout, which the tensor-core convolutions prefer.
-
-If compiling fails (no Triton, no C compiler, an Inductor error), the step warns once
-(:class:`CompileFallbackWarning`, naming the option) and runs eagerly for the rest of the run;
-the failed step is redone eagerly, with BatchNorm's running statistics restored first, so the
-run is exactly an eager run from that step on.  Nothing in the step synchronises with the
-host: the loss and the error count stay on the device.
+``compile``: ``"none"``, a ``torch.compile`` mode, or ``"auto"`` (``"reduce-overhead"``, CUDA graphs, on CUDA
+in a single non-deterministic process with Triton; else ``"none"``); measured in benchmarks/RESULTS.md
+(ResNet-18 on an H100: 8.45 ms/step eager, 2.81 ms/step with CUDA graphs).  ``channels_last``: ``"on"``,
+``"off"`` or ``"auto"`` (CUDA and a model with convolutions).  A failed compile warns once
+(:class:`CompileFallbackWarning`) and the step reruns eagerly, BatchNorm buffers restored, for the rest of
+the run.  Nothing in the step synchronises with the host.
 """
 
 from __future__ import annotations
@@ -107,14 +87,8 @@ def resolve_channels_last(option: str, device: torch.device, model: nn.Module) -
 
 def make_optimizer(params, *, lr: float, momentum: float, weight_decay: float,
                    device: torch.device) -> tuple[torch.optim.SGD, str]:
-    """SGD with momentum and weight decay; the fused kernel on CUDA, the default elsewhere.
-
-    Returns ``(optimizer, implementation)`` with implementation ``"fused"`` or ``"default"``.
-    The fused update is the same arithmetic as the default one (``d = g + wd p``,
-    ``buf = momentum buf + d``, ``p -= lr buf``) in one multi-tensor kernel; ``lr`` is passed
-    per call from ``param_groups``, so a scheduler's changes take effect.  On the CPU the
-    default (per-parameter) implementation is kept, so CPU runs are unchanged bit for bit.
-    """
+    """``(SGD with momentum and weight decay, "fused" or "default")``: the fused kernel (the same arithmetic
+    in one multi-tensor kernel) on CUDA, the default implementation elsewhere."""
     params = list(params)
     if device.type == "cuda":
         try:
@@ -125,8 +99,7 @@ def make_optimizer(params, *, lr: float, momentum: float, weight_decay: float,
 
 
 def set_optimizer_implementation(optimizer: torch.optim.Optimizer, implementation: str) -> None:
-    """After ``load_state_dict``: keep this run's implementation, not the checkpoint's (e.g. a
-    CUDA run resumed on the CPU)."""
+    """After ``load_state_dict``: keep this run's implementation, not the checkpoint's."""
     for group in optimizer.param_groups:
         if "fused" in group:
             group["fused"] = True if implementation == "fused" else None
@@ -137,20 +110,10 @@ def set_optimizer_implementation(optimizer: torch.optim.Optimizer, implementatio
 class TrainStep:
     """``step(x, y, scale)``: one SGD step on a batch; returns ``(loss, wrong)`` on the device.
 
-    ``loss`` is the detached float32 training criterion (the batch mean), ``wrong`` the int64
-    number of wrong ``argmax`` predictions; ``scale`` multiplies the loss before ``backward``
-    (data-parallel reweighting), ``None`` for one process.
-
-    Args:
-        net: the module called on the batch (the model, or its DDP wrapper).
-        optimizer: the optimiser of ``model``'s parameters.
-        num_classes: ``C`` (one-hot targets of the MSE criterion).
-        loss: ``"mse"`` or ``"ce"`` (:func:`empirical.loss.network_loss`).
-        mse_scale: Hui & Belkin's ``(k, M)`` of the MSE (math §3.6; ``(1, 1)``: ``nn.MSELoss()``).
-        autocast: a context factory (``torch.autocast(...)`` or ``nullcontext``).
-        channels_last: batches are converted to NHWC (the module should be too).
-        compile_mode: ``"none"`` or a ``torch.compile`` mode.
-        model: the plain module (its buffers are restored when a compiled step fails).
+    ``loss``: the detached float32 batch-mean criterion; ``wrong``: the int64 count of wrong predictions;
+    ``scale`` multiplies the loss before ``backward`` (data-parallel reweighting).  ``net``: the module called
+    (the model or its DDP wrapper); ``model``: the plain module; ``loss`` / ``mse_scale``:
+    :func:`empirical.loss.network_loss` (math §3.6); ``autocast``: a context factory.
     """
 
     def __init__(
@@ -187,7 +150,6 @@ class TrainStep:
             except Exception as exc:  # noqa: BLE001 - torch.compile itself refused (e.g. unsupported platform)
                 self._fall_back(exc)
 
-    # the per-step work: forward, criterion, error count (one function, the unit of compilation)
     def _step_fn(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)

@@ -1,10 +1,5 @@
-"""Wall-clock timing of device work: the one synchronise-and-read-the-clock helper.
-
-CUDA kernels run asynchronously: a timer read without synchronising counts when work was
-queued, not when it ran.  :func:`start` / :func:`stop` synchronise the device first, so queued
-GPU work is counted where it was issued.  Used by the training loop's clock
-(:class:`empirical.state.Clock`) and by ``benchmarks/bench_gpu.py``.
-"""
+"""Wall-clock timing of device work: :func:`start` / :func:`stop` synchronise the device first, so queued
+(asynchronous) CUDA work is counted where it was issued."""
 
 from __future__ import annotations
 

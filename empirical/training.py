@@ -1,30 +1,15 @@
-"""Train a network with the paper's protocol and measure neural collapse as it trains.
+"""Train a network with the paper's protocol and measure neural collapse as it trains (math §7.1, §8).
 
-Protocol (math §7.1, §8): SGD with momentum 0.9 and weight decay 5e-4 on all parameters,
-batch 128, ``nn.MSELoss()`` (mean over the batch and the ``C`` outputs) against one-hot
-targets, learning rate divided by 10 at ``epochs // 3`` and ``2 * epochs // 3``
-(:func:`empirical.schedule.lr_at`, stepped per epoch), measurement (:mod:`empirical.measurement`) in
-eval mode at the notebook's log-spaced epochs rescaled to the epoch count, plus epoch 0 and the last.
+SGD (momentum 0.9, weight decay 5e-4), batch 128, ``nn.MSELoss()`` against one-hot targets, learning rate
+divided by 10 at ``epochs // 3`` and ``2 * epochs // 3`` (:func:`empirical.schedule.lr_at`); measurement
+(:mod:`empirical.measurement`) in eval mode at the notebook's log-spaced epochs, plus epoch 0 and the last.
 
-The module reads top to bottom like a training script:
-
-1. set-up helpers (device, data, model);
-2. :class:`Member`: one run directory (its config, :class:`empirical.state.RunState`, metrics
-   writer) and :func:`measure_member`, the one place a ``metrics.jsonl`` record is made;
-3. :class:`Engine`, the interface the loop drives (a ``typing.Protocol``), and :class:`SingleEngine`: one
-   model, its optimiser and :func:`train_one_epoch`; :class:`empirical.sweep.InterleavedEngine` is the same
-   interface for K models trained at once;
-4. :func:`fit`: the epoch loop shared by single runs and sweeps (train one epoch, measure if
-   scheduled, checkpoint by time), and :func:`train`, the single run.
-
-On CUDA the step is compiled (``compile="auto"``: CUDA graphs, :mod:`empirical.step`), the SGD
-update is the fused kernel, conv models run channels-last, training uses bf16 autocast; the
-statistics are float64 everywhere.  Every record carries the run's clock (``train_time_s``,
-``epoch_time_s``, ``measure_time_total_s``); the device is synchronised only at epoch ends.
-Checkpoints are written every ``checkpoint_every_s`` seconds (and/or every ``checkpoint_every``
-epochs) and after the last epoch; ``metrics.jsonl`` is appended and flushed per measured epoch,
-so a kill loses nothing measured.  A resumed run restarts from its last checkpoint and retrains
-the epochs after it; epochs already in ``metrics.jsonl`` are *skipped*, not measured again.
+:class:`Member` is one run directory and :func:`measure_member` the one place a ``metrics.jsonl`` record is
+made; :class:`Engine` is the interface :func:`fit` drives, implemented by :class:`SingleEngine` (one model)
+and :class:`empirical.sweep.InterleavedEngine` (K models at once); :func:`train` is the single run.
+``metrics.jsonl`` is flushed per measured epoch and checkpoints are written every ``checkpoint_every_s``
+seconds, so a kill loses nothing measured; a resumed run retrains from its last checkpoint and skips the
+epochs already logged.
 """
 
 from __future__ import annotations
@@ -34,8 +19,8 @@ import os
 import random
 import sys
 import time
-from collections.abc import Sequence
-from contextlib import nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast, runtime_checkable
@@ -46,17 +31,16 @@ import torch
 import theory
 
 from . import runs, timing
-from .config import PRESETS, RESUME_OVERRIDES, TrainConfig, changed_options, read_config_file  # noqa: F401 (re-exports)
+from .config import PRESETS, RESUME_OVERRIDES, TrainConfig, changed_options  # noqa: F401 (PRESETS: re-export)
 from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_object, init_from_env, shard, shutdown
 from .layers import LayerTap
 from .measurement import METRIC_KEYS, measure, resolve_precision
 from .models import FeatureClassifier, takes_sample_indices
 from .schedule import lr_at
-from .state import Clock, RunState, rng_states, set_rng_states  # noqa: F401 (re-exports)
+from .state import RunState
 from .step import TrainStep, make_optimizer, resolve_channels_last, resolve_compile, set_optimizer_implementation
 
-#: Order of the measured keys in a ``metrics.jsonl`` record (after epoch, step, lr, ...): measure's keys,
-#: with the test error next to the training error.
+#: Order of the measured keys in a ``metrics.jsonl`` record (the test error next to the training error).
 RECORD_ORDER: tuple[str, ...] = ("train_error", "test_error") + tuple(k for k in METRIC_KEYS if k != "train_error")
 
 #: Wall-clock keys of a ``metrics.jsonl`` record (they differ between otherwise identical runs).
@@ -64,11 +48,7 @@ TIMING_KEYS: tuple[str, ...] = ("time_s", "train_time_s", "epoch_time_s", "measu
 
 
 class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or Inf (or the eval-mode network's outputs did, at a measurement);
-    training stopped, measured epochs are kept."""
-
-
-# --------------------------------------------------------------------------- 1. set-up helpers
+    """The training loss (or the eval-mode outputs) became NaN or Inf; measured epochs are kept."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -85,8 +65,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed torch, NumPy and Python; return the batch-order generator. Initial weights and batch
-    order depend only on ``seed``."""
+    """Seed torch, NumPy and Python; return the batch-order generator."""
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     random.seed(seed)
@@ -94,8 +73,7 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def load_data(cfg: TrainConfig, device: torch.device):
-    """``(train, test or None)`` datasets on ``device`` via :func:`empirical.data.load_train_test`,
-    checked: every class present, and at least one step per epoch."""
+    """``(train, test or None)`` on ``device``, checked: every class present, at least one step per epoch."""
     from .data import index_dataset, load_train_test
 
     sample_indices = takes_sample_indices(cfg.model)
@@ -120,7 +98,7 @@ def load_data(cfg: TrainConfig, device: torch.device):
 
 
 def check_all_classes_present(y: torch.Tensor, num_classes: int) -> None:
-    """Every class must have a training sample (else the NC statistics of every epoch are undefined)."""
+    """Every class must have a training sample (else the NC statistics are undefined)."""
     from .data.transforms import class_counts
 
     if y.numel() == 0:
@@ -133,12 +111,8 @@ def check_all_classes_present(y: torch.Tensor, num_classes: int) -> None:
 
 def build_train_model(cfg: TrainConfig, train_set, device: torch.device,
                       channels_last_ok: bool = True) -> tuple[FeatureClassifier, bool]:
-    """The run's network on ``device`` as the training loop builds it: ``(model, channels_last)``.
-
-    :func:`empirical.models.build_model` for ``train_set``'s shape, size (the UFM's ``n``) and classes with
-    ``cfg.model_kwargs`` (a keyword the model does not take is a ``ValueError`` naming it); in
-    channels-last layout when :func:`empirical.step.resolve_channels_last` picks it.
-    """
+    """``(model, channels_last)``: the run's network for ``train_set`` on ``device``, channels-last when
+    :func:`empirical.step.resolve_channels_last` picks it."""
     from .models import build_model
 
     try:
@@ -157,16 +131,12 @@ def build_train_model(cfg: TrainConfig, train_set, device: torch.device,
 
 
 def uses_bf16(cfg: TrainConfig, device: torch.device) -> bool:
-    """Whether training runs under bf16 autocast: ``amp="bf16"``, or ``"auto"`` on CUDA (not for the UFM,
-    whose features under study bf16 would round)."""
+    """``amp="bf16"``, or ``"auto"`` on CUDA except for the UFM (bf16 would round its features)."""
     return cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda" and not takes_sample_indices(cfg.model))
 
 
 def weight_penalty(params: Sequence[torch.Tensor], weight_decay: float) -> torch.Tensor:
-    """``(wd / 2) sum ||theta||^2``: the objective whose gradient SGD's weight decay adds (math §1).
-
-    ``theory.ridge_penalty`` (float64) of all parameters flattened into one vector, at ``lam = wd``.
-    """
+    """``(wd / 2) sum ||theta||^2`` (float64), the penalty SGD's weight decay differentiates (math §1)."""
     flat = torch.cat([p.detach().reshape(-1) for p in params])
     return theory.ridge_penalty(flat, lam=weight_decay)
 
@@ -175,9 +145,6 @@ def _batches(dataset, batch_size: int, generator: torch.Generator, drop_last: bo
     from .data import batches
 
     return batches(dataset, batch_size, shuffle=True, generator=generator, drop_last=drop_last)
-
-
-# --------------------------------------------------------------------------- 2. one run directory
 
 
 @dataclass
@@ -202,11 +169,10 @@ class Member:
 
 
 class Progress:
-    """A tqdm bar on a terminal; otherwise one plain line per measurement on stderr (log files stay small)."""
+    """A tqdm bar on a terminal; otherwise one line per measurement on stderr."""
 
     def __init__(self, name: str, total: int, initial: int, enabled: bool):
-        self.name, self.total = name, total
-        self.bar = None
+        self.total, self.bar = total, None
         self.plain = enabled and not sys.stderr.isatty()
         if enabled and not self.plain:
             from tqdm.auto import tqdm
@@ -232,7 +198,7 @@ class Progress:
 
 
 def _resolved(epochs: list[int] | None) -> list[int]:
-    """``lr_milestones`` / ``measure_epochs`` of a resolved config (:meth:`TrainConfig.resolved` fills both)."""
+    """``lr_milestones`` / ``measure_epochs`` of a resolved config."""
     if epochs is None:
         raise ValueError("the config is not resolved: TrainConfig.resolved() fills lr_milestones and measure_epochs")
     return epochs
@@ -241,11 +207,9 @@ def _resolved(epochs: list[int] | None) -> list[int]:
 def measure_member(
     engine: Engine, k: int, epoch: int, running: dict[str, Any], progress: Progress | None = None
 ) -> None:
-    """Measure member ``k`` at ``epoch`` (if scheduled and not already in its ``metrics.jsonl``) and
-    append the record: bookkeeping keys, :func:`empirical.measurement.measure`'s metrics, the running loss.
+    """Measure member ``k`` at ``epoch`` if scheduled and not logged yet, and append the record.
 
-    A network whose eval-mode features are not finite has diverged: no record, and the member stops
-    (``member.stopped``, as for a non-finite training loss)."""
+    Non-finite eval-mode features: no record, and the member stops (``member.stopped``)."""
     m = engine.members[k]
     if epoch not in _resolved(m.cfg.measure_epochs) or epoch in m.done:
         return
@@ -259,8 +223,7 @@ def measure_member(
                       batch_size=m.cfg.eval_batch_size, info=engine.info, precision=engine.measure_precision,
                       layers=layer_tap(m.cfg, model), tile=m.cfg.tile)
     except theory.NonFiniteError as exc:
-        # the running (train-mode) loss was finite, the eval-mode network is not (e.g. BatchNorm's running
-        # statistics blew up at a high learning rate): the run has diverged; it stops like a non-finite loss
+        # e.g. BatchNorm's running statistics blew up at a high learning rate: the run has diverged
         clock.measure_s += clock.stop(engine.device, t0)
         m.stopped = (f"non-finite network outputs in the eval-mode measurement of epoch {epoch} ({exc}; "
                      f"by step {m.state.step}, lr {running.get('lr', m.cfg.lr):g}); training stopped. "
@@ -278,16 +241,15 @@ def measure_member(
 
 
 def layer_tap(cfg: TrainConfig, model: torch.nn.Module) -> LayerTap | None:
-    """The :class:`empirical.layers.LayerTap` of ``cfg.measure_layers`` on ``model`` (``None`` without layers)."""
+    """The :class:`empirical.layers.LayerTap` of ``cfg.measure_layers`` (``None`` without layers)."""
     if not cfg.measure_layers:
         return None
     return LayerTap(model, cfg.measure_layers, reduce=cfg.layer_reduce, ridge=cfg.layer_ridge)
 
 
 def layers_entry(cfg: TrainConfig, model: torch.nn.Module, sample: torch.Tensor) -> dict[str, Any] | None:
-    """``config.json``'s ``layers`` entry (the modules measured, the rule that picked them, the reduction and the
-    probe's ridge), after one forward on ``sample`` has checked every named module (bad names and non-tensor
-    outputs: a one-line ``ValueError`` before anything is written); ``None`` without layers."""
+    """``config.json``'s ``layers`` entry, after one forward on ``sample`` has checked every named module
+    (a one-line ``ValueError`` before anything is written); ``None`` without layers."""
     tap = layer_tap(cfg, model)
     if tap is None:
         return None
@@ -296,29 +258,21 @@ def layers_entry(cfg: TrainConfig, model: torch.nn.Module, sample: torch.Tensor)
 
 
 def keep_weights(engine: Engine, k: int, epoch: int) -> None:
-    """Save member ``k``'s weights as ``checkpoints/epoch-EEEE.pt`` when ``keep_checkpoints`` asks for ``epoch``."""
+    """Save member ``k``'s weights as ``checkpoints/epoch-EEEE.pt`` if ``keep_checkpoints`` asks for ``epoch``."""
     m = engine.members[k]
     if m.is_main and epoch in m.cfg.kept_epochs():
-        # the snapshot is taken here; the file is written by the engine's checkpoint writer thread
         engine.writer.submit([(runs.kept_checkpoint_path(m.run_dir, epoch),
                                runs.checkpoint_bytes({"epoch": epoch, "model": engine.model_of(k).state_dict()}))])
 
 
-# --------------------------------------------------------------------------- 3. one model
-
-
 @runtime_checkable
 class Engine(Protocol):
-    """The interface :func:`fit` drives (with :func:`measure_member` and :func:`keep_weights`), implemented by
-    :class:`SingleEngine` (one model) and :class:`empirical.sweep.InterleavedEngine` (K models at once).
+    """The interface :func:`fit` drives: :class:`SingleEngine` and :class:`empirical.sweep.InterleavedEngine`.
 
-    ``members[k]`` is member ``k``'s run directory and state; ``model_of(k)`` / ``data_of(k)`` its module and
-    ``(train, test or None)`` datasets, as measured; ``train_one_epoch(lrs)`` trains every running member one
-    epoch at its learning rate ``lrs[k]`` and returns ``((K, 3) float64 [loss sum, wrong, seen], steps)``
-    on the device; ``weight_penalties()`` the ``(wd/2)||theta||^2`` of each member (math §1); ``save_checkpoint()``
-    snapshots every running member and hands the files to ``writer`` (written off the training thread, which
-    also fsyncs ``metrics.jsonl``); ``load_checkpoint(ckpt)`` restores what ``save_checkpoint`` wrote (the
-    drivers :func:`train` and :func:`empirical.sweep.run_sweep` call it on resume).
+    ``model_of(k)`` / ``data_of(k)``: member ``k``'s module and ``(train, test or None)``;
+    ``train_one_epoch(lrs)`` returns ``((K, 3) float64 [loss sum, wrong, seen], steps)`` on the device;
+    ``weight_penalties()``: each member's ``(wd/2)||theta||^2`` (math §1); ``save_checkpoint()`` hands the
+    snapshots to ``writer`` (a background thread); ``load_checkpoint(ckpt)`` restores them on resume.
     """
 
     members: list[Member]
@@ -343,17 +297,15 @@ class Engine(Protocol):
 class SingleEngine:
     """One model (optionally data-parallel): the :class:`Engine` of :func:`train`.
 
-    ``data`` (``(train, test)``) and ``generator`` given: shared with other members of a sweep
-    (:class:`empirical.sweep.InterleavedEngine`) instead of loaded / seeded here.
+    ``data`` / ``generator`` given: shared with the other members of a sweep instead of loaded / seeded here.
     """
 
     def __init__(self, member: Member, device: torch.device, info: DistInfo, *,
                  data: tuple | None = None, generator: torch.Generator | None = None):
         cfg = member.cfg
         self.members, self.device, self.info = [member], device, info
-        self.writer = runs.CheckpointWriter()  # checkpoint files are written off the training thread
+        self.writer = runs.CheckpointWriter()
         seeded = seed_everything(cfg.seed)  # the initial weights depend only on the seed
-        # a sweep's members of one seed share the data and the batch-order generator (the same batches)
         self.generator = seeded if generator is None else generator
         self.train_set, self.test_set = load_data(cfg, device) if data is None else data
         self.num_classes = int(self.train_set.num_classes)
@@ -437,16 +389,11 @@ class SingleEngine:
         self.members[0].state = RunState.from_dict(ckpt, self.generator)
 
 
-# --------------------------------------------------------------------------- 4. the loop
-
-
 def fit(engine: Engine, name: str) -> None:
-    """The epoch loop shared by single runs and sweeps: train one epoch, measure the scheduled
-    epochs, checkpoint every ``checkpoint_every_s`` seconds / ``checkpoint_every`` epochs and at the end.
+    """The epoch loop of single runs and sweeps: train, measure when scheduled, checkpoint by time / epochs.
 
-    All members share the epoch count and measurement schedule (a sweep builds them from one base
-    configuration); each has its own learning rate (:func:`empirical.schedule.lr_at`).  A member
-    whose running loss is not finite stops alone (``member.stopped``); the others go on.
+    Members share the epoch count and schedule, each at its own learning rate; a member whose running loss
+    is not finite stops alone (``member.stopped``).
     """
     members, device = engine.members, engine.device
     cfg = members[0].cfg
@@ -494,20 +441,18 @@ def fit(engine: Engine, name: str) -> None:
 def train(cfg: TrainConfig, *, resume: bool = False, overrides: dict[str, Any] | None = None) -> Path:
     """Train and measure; return the run directory ``cfg.out``.
 
-    With ``resume=True`` the run in ``cfg.out`` continues from ``checkpoints/last.pt`` with its
-    stored configuration.  ``overrides`` may repeat any stored option with its stored value; only
-    the keys of :data:`RESUME_OVERRIDES` may change (others: ``ValueError`` naming them).  Epochs
-    already in ``metrics.jsonl`` are not measured again.
-    Raises ``ValueError`` / ``FileNotFoundError`` / :class:`empirical.runs.RunError` for bad
-    input and :class:`NonFiniteLossError` when the loss diverges (measured epochs are kept).
+    ``resume=True`` continues the run in ``cfg.out`` from ``checkpoints/last.pt`` with its stored
+    configuration; ``overrides`` may change only the keys of :data:`RESUME_OVERRIDES`.  Raises
+    ``ValueError`` / ``FileNotFoundError`` / :class:`empirical.runs.RunError` for bad input and
+    :class:`NonFiniteLossError` when the loss diverges (measured epochs are kept).
     """
     run_dir = Path(cfg.out)
     ckpt = None
     if resume:
         cfg = resumed_config(run_dir, overrides)
         if runs.checkpoint_path(run_dir).is_file():
-            # read first: a refused checkpoint (runs.read_checkpoint) stops the run before anything is written;
-            # on the CPU: RNG states must stay CPU byte tensors; load_state_dict moves the rest
+            # read first: a refused checkpoint stops the run before anything is written; on the CPU: RNG states
+            # must stay CPU byte tensors
             ckpt = runs.load_checkpoint(run_dir, map_location="cpu")
     cfg = cfg.resolved()
     device = resolve_device(cfg.device)
@@ -548,8 +493,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, overrides: dict[str, Any] |
 
 
 def resumed_config(run_dir: Path, overrides: dict[str, Any] | None) -> TrainConfig:
-    """The stored configuration of ``run_dir`` with ``overrides`` applied: options equal to the stored
-    ones are accepted, changed ones only for :data:`RESUME_OVERRIDES` (else ``ValueError`` naming them)."""
+    """The stored configuration of ``run_dir`` with ``overrides``; only :data:`RESUME_OVERRIDES` may change."""
     stored = runs.read_config(run_dir)["config"]
     given = {k: v for k, v in (overrides or {}).items() if k != "out"}
     refused = [k for k in changed_options(stored, given) if k not in RESUME_OVERRIDES]
@@ -562,8 +506,7 @@ def resumed_config(run_dir: Path, overrides: dict[str, Any] | None) -> TrainConf
 
 def start_run_dir(member: Member, resume: bool, environment: dict[str, Any],
                   layers: dict[str, Any] | None = None) -> None:
-    """Create a new run directory (``config.json``, with the ``layers`` entry of :func:`layers_entry` when
-    layers are measured) or read back a resumed one's measured epochs."""
+    """Create a new run directory (``config.json``) or read back a resumed one's measured epochs."""
     runs.prepare_run_dir(member.run_dir, resume=resume)
     if resume:
         member.done = runs.measured_epochs(runs.repair_metrics(member.run_dir))
@@ -574,29 +517,23 @@ def start_run_dir(member: Member, resume: bool, environment: dict[str, Any],
                                            **({"layers": layers} if layers else {})})
 
 
-class torch_settings:
+@contextmanager
+def torch_settings(cfg: TrainConfig, device: torch.device) -> Iterator[None]:
     """Set torch's threads / determinism / cuDNN flags for a run and restore them afterwards."""
-
-    def __init__(self, cfg: TrainConfig, device: torch.device):
-        self.cfg, self.device = cfg, device
-
-    def __enter__(self):
-        self.prev = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-                     torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark)
-        if self.cfg.num_threads:
-            torch.set_num_threads(self.cfg.num_threads)
-        if self.cfg.deterministic:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-            # warn_only: some CUDA kernels (e.g. adaptive average pooling's backward) have no
-            # deterministic version; they warn instead of stopping the run
-            torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.backends.cudnn.benchmark = False
-        elif self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN pick its fastest kernels
-        return self
-
-    def __exit__(self, *exc) -> None:
-        threads, det, warn, bench = self.prev
+    threads, det, warn, bench = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+                                 torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        # warn_only: some CUDA kernels (e.g. adaptive average pooling's backward) have no deterministic version
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN pick its fastest kernels
+    try:
+        yield
+    finally:
         torch.use_deterministic_algorithms(det, warn_only=warn)
         torch.backends.cudnn.benchmark = bench
         torch.set_num_threads(threads)

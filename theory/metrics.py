@@ -1,18 +1,12 @@
-"""NC1-NC4 and the central-path distance (math §2.1, §2.2, §4).
-
-Conventions are named (math §2.2, §8): ``convention="paper"`` centres with the count-weighted
-sample mean ``mu_G`` and uses ``Sigma_B = sum_c pi_c (mu_c-mu_G)(mu_c-mu_G)^T``;
-``convention="notebook"`` reproduces the authors' notebook (math §2.2): centre with the
-unweighted mean of class means and ``Sigma_B = (1/C) sum_c (...)(...)^T``.  On balanced data
-the two coincide except for NC1's normalisation (the notebook omits ``1/C``).
-"""
+"""NC1-NC4 and the central-path distance (math §2.1, §2.2, §4), under the ``"paper"`` or the authors'
+``"notebook"`` convention of centring and weighting (math §2.2, §8)."""
 
 from __future__ import annotations
 
 from array_api_compat import is_numpy_array, is_torch_array
 
 from ._backend import EPS, Array, as_float64, is_concrete, namespace, to_bool, to_float, to_list
-from ._validation import check_classifier, check_lam
+from ._validation import check_classifier, check_ddof, check_lam
 from .decomposition import decompose
 from .least_squares import ON_SINGULAR
 from .outputs import sample_totals
@@ -84,23 +78,14 @@ def pair_statistics(
 ) -> dict:
     """The ``C x C`` quantities of NC2 in one tiled pass over ``rows rows^T`` (math §2.1, §2.3).
 
-    With ``G = rows rows^T`` and ``cos_cc' = G_cc' / (||r_c|| ||r_c'||)``, over the unordered pairs ``c < c'``
-    (``m = C(C-1)/2`` of them):
+    Over the ``m = C(C-1)/2`` pairs ``c < c'`` of cosines ``cos_cc'``:
 
-    * ``cosines``: ``"equiangular"`` = the std of ``cos_cc'`` with divisor ``m - ddof`` (``ddof = 1``, default:
-      unbiased, the toolkit's convention; ``ddof = 0``: the biased std that some implementations use; 0 when
-      ``m <= ddof``),
-      ``"maxangle"`` = ``(1/m) sum_{c<c'} |cos_cc' + 1/(C-1)|`` (the mean over ordered pairs ``c != c'``:
-      ``G`` is symmetric);
-    * ``etf``: ``"etf_distance"`` = ``||G/||G||_F - J/||J||_F||_F``, its square summed as the diagonal plus twice
-      the strict upper triangle; ``||G||_F = ||rows^T rows||_F`` (the same nonzero eigenvalues) from the
-      smaller Gram matrix.
+    * ``cosines``: ``"equiangular"``, their std with divisor ``m - ddof`` (``ddof = 1``: unbiased, the toolkit's
+      convention; 0 when ``m <= ddof``), and ``"maxangle"``, ``(1/m) sum_{c<c'} |cos_cc' + 1/(C-1)|``;
+    * ``etf``: ``"etf_distance"``, ``||G/||G||_F - J/||J||_F||_F`` with ``G = rows rows^T``.
 
-    The blocks are products of the unit rows (the cosines, as ``unit @ unit.T``); ``G``'s entries are the
-    cosines times the norms.  Memory: ``tile x tile`` blocks (:func:`theory.tiling.upper_pairs`); the pieces merge
-    exactly (sums, and
-    Chan's update for the variance), so the result equals the untiled one to rounding.  ``cosines`` needs
-    every row nonzero.
+    Memory ``O(tile^2)`` (:func:`theory.tiling.upper_pairs`); the blocks merge exactly, so the result equals the
+    untiled one to rounding.  ``cosines`` needs every row nonzero.
     """
     tile = check_tile(tile)
     C = int(rows.shape[0])
@@ -141,17 +126,6 @@ def pair_statistics(
     if etf:
         out["etf_distance"] = xp.sqrt(state["etf"])
     return out
-
-
-def equiangularity(rows: Array, xp, *, tile: int = DEFAULT_TILE, ddof: int = 1) -> Array:
-    """``std_{c < c'} cos(r_c, r_c')`` over unordered pairs, unbiased by default (math §2.1, PNAS); tiled
-    (:func:`pair_statistics`)."""
-    return pair_statistics(rows, xp, tile=tile, ddof=ddof)["equiangular"]
-
-
-def max_angle(rows: Array, xp, *, tile: int = DEFAULT_TILE) -> Array:
-    """``avg_{c != c'} |cos(r_c, r_c') + 1/(C-1)|`` over ordered pairs (math §2.1; notebook "coherence"); tiled."""
-    return pair_statistics(rows, xp, tile=tile)["maxangle"]
 
 
 def self_duality(W: Array, centered: Array, xp) -> Array:
@@ -270,8 +244,7 @@ def _checked_arguments(
     ``b`` as float64 on the statistics' device, and the checked tile."""
     check_lam(lam)
     tile = check_tile(tile)
-    if isinstance(cosine_ddof, bool) or not isinstance(cosine_ddof, int) or cosine_ddof < 0:
-        raise ValueError(f"cosine_ddof must be a non-negative integer, got {cosine_ddof!r}")
+    check_ddof(cosine_ddof, "cosine_ddof")
     if on_singular not in ON_SINGULAR:
         raise ValueError(f"unknown on_singular {on_singular!r}; choose one of {ON_SINGULAR}")
     if W is not None:

@@ -1,22 +1,8 @@
-"""Class statistics of last-layer features: the one definition used everywhere.
+"""Class statistics of last-layer features, the one definition used everywhere (math §1, §3.3b).
 
-Spec sections 1 and 3.3b.  With ``n_c`` samples in class ``c``, ``n = sum_c n_c`` and
-``pi_c = n_c / n``:
-
-* class means ``mu_c = (1/n_c) sum_i h_{i,c}``;
-* sample (count-weighted) global mean ``mu_G = sum_c pi_c mu_c``;
-* pooled within-class covariance ``Sigma_W = (1/n) sum_{c,i} (h_{i,c}-mu_c)(h_{i,c}-mu_c)^T``
-  (divisor ``n``, not ``n-1``);
-* between-class covariance ``Sigma_B = sum_c pi_c (mu_c-mu_G)(mu_c-mu_G)^T``
-  (``= (1/C) Mbar Mbar^T`` for balanced classes);
-* total covariance ``Sigma_T = Sigma_W + Sigma_B``, exact for any class counts.
-
-Everything is accumulated in float64 with matrix products (BLAS ``syrk`` for the scatter),
-never per-sample loops or ``B x p x p`` tensors.  :class:`ClassStatsAccumulator` streams batches
-with per-class shifted data (each class centred at a fixed reference near its mean, corrected
-exactly at the end) and merges accumulators exactly with the pairwise update of Chan, Golub &
-LeVeque (1979): for two groups with counts ``n_a, n_b``, means ``m_a, m_b`` and scatters
-``S_a, S_b``, ``S = S_a + S_b + (n_a n_b / (n_a + n_b)) (m_b - m_a)(m_b - m_a)^T``.
+Counts, class means, the count-weighted global mean ``mu_G``, ``Sigma_W`` (divisor ``n``), ``Sigma_B`` and
+``Sigma_T = Sigma_W + Sigma_B``, in float64 with matrix products (BLAS ``syrk`` for the scatter), never per-sample
+loops.  :class:`ClassStatsAccumulator` streams batches and merges accumulators exactly (Chan, Golub & LeVeque 1979).
 """
 
 from __future__ import annotations
@@ -181,17 +167,12 @@ def _merge_moments(a, b, xp):
     return n, means, scatter
 
 
-def _check_no_empty_class(counts: Array, xp) -> None:
-    if not is_concrete(counts):
-        return
-    empty = [i for i, v in enumerate(to_list(counts)) if v == 0.0]  # one device-to-host copy
-    if empty:
-        raise ValueError(f"empty class: no samples for class(es) {empty}")
-
-
 def _finalize(counts: Array, means: Array, scatter: Array, xp) -> ClassStats:
     """Turn counts, means and pooled scatter into :class:`ClassStats` (math §3.3b)."""
-    _check_no_empty_class(counts, xp)
+    if is_concrete(counts):
+        empty = [i for i, v in enumerate(to_list(counts)) if v == 0.0]  # one device-to-host copy
+        if empty:
+            raise ValueError(f"empty class: no samples for class(es) {empty}")
     n = xp.sum(counts)
     pi = counts / n
     global_mean = pi @ means

@@ -28,20 +28,6 @@ SOLVERS = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5, "dopri8": diffrax.D
 NORMS = {"rms": optx.rms_norm, "max": optx.max_norm}
 
 
-def solver_from_name(name: str) -> diffrax.AbstractSolver:
-    """A Diffrax Runge-Kutta solver by name: "tsit5", "dopri5" or "dopri8"."""
-    if name not in SOLVERS:
-        raise ValueError(f"unknown solver {name!r}; choose one of {sorted(SOLVERS)}")
-    return SOLVERS[name]()
-
-
-def norm_from_name(name: str):
-    """An Optimistix error norm by name: "rms" or "max"."""
-    if name not in NORMS:
-        raise ValueError(f"unknown error_norm {name!r}; choose one of {sorted(NORMS)}")
-    return NORMS[name]
-
-
 @dataclasses.dataclass(frozen=True)
 class SolverOptions:
     """Settings of one Diffrax solve (every ``integrate_*`` function's ``options=``), validated on creation.
@@ -66,8 +52,9 @@ class SolverOptions:
             object.__setattr__(self, name, float(v))
         if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
             raise ValueError(f"max_steps must be a positive integer, got {self.max_steps!r}")
-        solver_from_name(self.solver)
-        norm_from_name(self.error_norm)
+        for name, table in (("solver", SOLVERS), ("error_norm", NORMS)):
+            if getattr(self, name) not in table:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {sorted(table)}")
 
     def replace(self, **changes) -> SolverOptions:
         """A copy with ``changes`` (validated again)."""
@@ -81,9 +68,8 @@ class SolverOptions:
 def solve_ode(rhs, y0, times, args, *, rtol, atol, solver="tsit5", max_steps=1_000_000, error_norm="rms"):
     """Integrate dy/dt = rhs(t, y, args) from times[0] with Diffrax and a PID controller, saving at ``times``.
 
-    ``error_norm``: "rms" (Diffrax's default) or "max" (every component's local error within atol + rtol |y|).
-    The solver and norm names are validated once, by ``prepare`` (every public entry point goes through it);
-    here they are plain look-ups.
+    ``error_norm``: "rms" (Diffrax's default) or "max" (every component's local error within atol + rtol |y|);
+    the names are validated by :class:`SolverOptions`.
     Returns ``(ys, num_steps)``; ``ys`` has a leading axis of length len(times) on every leaf.
     """
     sol = diffrax.diffeqsolve(

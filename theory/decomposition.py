@@ -1,13 +1,7 @@
 """The MSE decomposition ``L = L_NC1 + L_NC2/3 + L_LS^perp`` (math §3.2, §3.3, §3.3b) and the loss.
 
-Huygens/Koenig split (math §3.3 step 4, weighted form of 3.3b), valid for any ``W~``:
-``L(W~) = (1/2) tr(W~ (Sigma~_W + lam I) W~^T) + (1/2) sum_c pi_c ||W~ mu~_c - e_c||^2``.
-Evaluated at ``W~_LS`` the two parts are ``L_NC1`` and ``L_NC2/3``; completing the square
-(step 3) gives ``L_LS^perp = (1/2) tr((W~ - W~_LS) A (W~ - W~_LS)^T)`` with
-``A = [[Sigma_T + mu_G mu_G^T + lam I, mu_G], [mu_G^T, 1 + lam]]`` (no-bias: the top-left block).
-
-Targets ``M e_c`` (Hui & Belkin's rescaled MSE with ``k = 1``, math §3.6): ``L_M(W~) = M^2 L(W~ / M)``, so
-``W~_LS`` becomes ``M W~_LS`` and every term is ``M^2`` times the plain term at ``W~ / M`` (``target_scale``).
+The Huygens split (math §3.3 step 4) gives the first two terms at ``W~_LS``, completing the square (step 3)
+``L_perp``; targets ``M e_c`` (``target_scale``, math §3.6) scale every term by ``M^2`` at ``W~ / M``.
 """
 
 from __future__ import annotations

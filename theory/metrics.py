@@ -200,26 +200,18 @@ def nc_metrics(
       ``nc2_etf_distance`` on the centred means; the ``_classifiers`` variants on rows of ``W``.
     * ``nc3 = ||W^T/||W|| - Mbar/||Mbar|| ||_F^2``.
     * ``central_path_distance = ||[W b] - [W_LS b_LS]||_F / ||[W_LS b_LS]||_F`` at ridge ``lam``
-      (when ``central_path`` and ``W`` is given).  With a singular normal matrix (``lam = 0`` and
-      ``p >= n - 1``, or dead units) ``W_LS`` is the minimum-norm minimiser (``on_singular="pinv"``,
-      rank_deficient.md §5); ``on_singular="raise"`` makes it unavailable instead.
+      (when ``central_path`` and ``W`` is given); ``W_LS`` the minimum-norm minimiser when the normal matrix is
+      singular (``on_singular="pinv"``, rank_deficient.md §5), unavailable with ``on_singular="raise"``.
 
-    Every quantity that can be computed is returned.  One that cannot (``Sigma_B = 0`` for NC1, a
-    zero centred class mean or classifier row for the cosines, a zero ``W`` or ``Mbar`` for NC3, no
-    least-squares classifier) is left out and named, with the reason, in ``out["unavailable"]``
-    (``{name: reason}``; the key is present only when something is unavailable).  Bad input (wrong
-    shapes, NaN, an unknown convention, ``tile < 1``) still raises ``ValueError``.
+    A quantity that cannot be computed (``Sigma_B = 0`` for NC1, a zero centred class mean or classifier row for
+    the cosines, a zero ``W`` or ``Mbar`` for NC3, no least-squares classifier) is left out and named with the
+    reason in ``out["unavailable"]`` (``{name: reason}``, present only then).  Bad input (wrong shapes, NaN, an
+    unknown convention, ``tile < 1``) raises ``ValueError``.
 
-    Conventions where implementations differ (math §2.3): the equiangularity is the std of the cosines with
-    divisor ``m - cosine_ddof`` over the ``m = C(C-1)/2`` pairs (default 1, unbiased; 0 gives the biased std);
-    the equinorm's std is unbiased (``torch.std``); ``central_path_distance`` includes the bias ``b``
-    when given; NC4 (:func:`ncc_mismatch`) uses ``argmax (W h + b)``: pass ``b=None`` to compare with codes
-    that ignore the classifier's bias.
-
-    Many classes (math §2.3): the ``C x C`` quantities (cosines, ETF distance) are computed in one tiled
-    pass per set of rows (:func:`pair_statistics`, ``tile x tile`` blocks), and the decomposition behind
-    ``central_path_distance`` without ``C x C`` matrices (:func:`theory.decompose`), so the memory is that
-    of the statistics plus ``O(tile^2)`` (``O(tile * C)`` for the decomposition when ``C <= p + 1``).
+    Conventions where implementations differ (math §2.3): the equiangularity's std divides by
+    ``C(C-1)/2 - cosine_ddof`` (default 1, unbiased; 0 biased); the equinorm's std is unbiased (``torch.std``);
+    ``central_path_distance`` includes ``b`` when given.  The ``C x C`` quantities are tiled (math §2.3,
+    :func:`pair_statistics`): memory ``O(tile^2)`` beyond the statistics (``O(tile * C)`` for the decomposition).
     """
     xp = namespace(stats.means)
     centered, _ = _centered(stats, convention, xp)

@@ -152,17 +152,16 @@ def _within_cholesky(stats: ClassStats) -> Array:
     xp = namespace(stats.sigma_w)
     try:
         L = xp.linalg.cholesky(stats.sigma_w)
-    except (ValueError, RuntimeError, ArithmeticError) as exc:  # numpy's and torch's LinAlgError
-        raise SingularMatrixError(f"{_WITHIN} is not positive definite ({exc}); {_ADVICE}") from None
-    if is_concrete(L):
-        pivots = xp.linalg.diagonal(L)
-        low = to_float(xp.min(pivots * pivots))
-        top = to_float(xp.max(xp.linalg.diagonal(stats.sigma_w)))
-        try:  # a NaN pivot (JAX's failed factorisation) is singular too
+        if is_concrete(L):  # a NaN pivot (JAX's failed factorisation) is singular too
+            pivots = xp.linalg.diagonal(L)
+            low = to_float(xp.min(pivots * pivots))
+            top = to_float(xp.max(xp.linalg.diagonal(stats.sigma_w)))
             check_nonsingular(low, top, stats.dim, _WITHIN,
                               "smallest Cholesky pivot {low:.3e}, largest variance {top:.3e}")
-        except SingularMatrixError as exc:
-            raise SingularMatrixError(f"{exc}; {_ADVICE}") from None
+    except SingularMatrixError as exc:
+        raise SingularMatrixError(f"{exc}; {_ADVICE}") from None
+    except (ValueError, RuntimeError, ArithmeticError) as exc:  # numpy's and torch's LinAlgError
+        raise SingularMatrixError(f"{_WITHIN} is not positive definite ({exc}); {_ADVICE}") from None
     return L
 
 

@@ -90,14 +90,8 @@ def _one_hot(labels: Array, num_classes: int, xp) -> Array:
     return xp.astype(labels[:, None] == classes[None, :], xp.float64)
 
 
-def _one_hot_rows(num_classes: int) -> int:
-    """Rows per block of a one-hot product, so that the ``rows x C`` indicator stays within
-    ``max(tile, tile^2 / C) x C`` entries (math §2.3; one block for the usual ten classes)."""
-    return max(DEFAULT_TILE, (DEFAULT_TILE * DEFAULT_TILE) // num_classes)
-
-
 def _class_counts(labels: Array, num_classes: int, xp) -> Array:
-    """``(C,)`` float64 label counts: ``bincount`` for NumPy and torch, a one-hot sum in row blocks elsewhere."""
+    """``(C,)`` float64 label counts: ``bincount`` for NumPy and torch, :func:`_class_sums` of ones elsewhere."""
     if is_torch_array(labels):
         import torch
 
@@ -106,11 +100,8 @@ def _class_counts(labels: Array, num_classes: int, xp) -> Array:
         import numpy as np
 
         return np.bincount(labels, minlength=num_classes).astype(np.float64)
-    step = _one_hot_rows(num_classes)
-    total = xp.zeros((num_classes,), dtype=xp.float64, device=device_of(labels))
-    for lo in range(0, int(labels.shape[0]), step):
-        total = total + xp.sum(_one_hot(labels[lo : lo + step], num_classes, xp), axis=0)
-    return total
+    ones = xp.ones((int(labels.shape[0]), 1), dtype=xp.float64, device=device_of(labels))
+    return _class_sums(ones, labels, num_classes, xp)[:, 0]
 
 
 def _class_sums(X: Array, labels: Array, num_classes: int, xp) -> Array:
@@ -118,7 +109,7 @@ def _class_sums(X: Array, labels: Array, num_classes: int, xp) -> Array:
 
     CPU torch: ``index_add_`` (one pass, no GEMM); NumPy: the sparse ``C x n`` indicator times ``X``
     (SciPy); elsewhere (GPU tensors, JAX) the one-hot product ``Y X`` in row blocks of bounded size
-    (deterministic on GPUs, where ``index_add_`` uses atomics)."""
+    (deterministic on GPUs, where ``index_add_`` uses atomics), ``max(tile, tile^2 / C)`` rows per block."""
     if is_torch_array(X) and X.device.type == "cpu":
         import torch
 
@@ -131,7 +122,7 @@ def _class_sums(X: Array, labels: Array, num_classes: int, xp) -> Array:
         n = int(X.shape[0])
         indicator = scipy.sparse.csr_array((np.ones(n), labels, np.arange(n + 1)), shape=(n, num_classes))
         return np.asarray(indicator.T @ X)
-    step = _one_hot_rows(num_classes)
+    step = max(DEFAULT_TILE, (DEFAULT_TILE * DEFAULT_TILE) // num_classes)
     total = xp.zeros((num_classes, int(X.shape[1])), dtype=X.dtype, device=device_of(X))
     for lo in range(0, int(X.shape[0]), step):
         total = total + _one_hot(labels[lo : lo + step], num_classes, xp).T @ X[lo : lo + step]

@@ -205,11 +205,6 @@ def eye(n: int, xp, like: Array | None = None) -> Array:
     return xp.eye(n, dtype=xp.float64, device=None if like is None else device_of(like))
 
 
-def centering(n: int, xp, like: Array | None = None) -> Array:
-    """The centring matrix ``J = I - (1/n) 1 1^T`` (float64, on ``like``'s device)."""
-    return eye(n, xp, like) - 1.0 / n
-
-
 EPS = 2.220446049250313e-16  # float64 machine epsilon
 
 

@@ -160,17 +160,6 @@ def _zero_rows(rows: Array, scale_rows: Array, xp) -> list[int] | None:
     return small or None
 
 
-def _unless(bad, reason: str, fn):
-    """``fn``, or a function raising ``ValueError(reason)`` when ``bad`` is set (not ``None``/empty)."""
-    if not bad:
-        return fn
-
-    def refuse():
-        raise ValueError(reason)
-
-    return refuse
-
-
 def _finite(value: Array, xp) -> bool:
     """True unless ``value`` is concrete and not finite (unknown inside a JAX trace: True)."""
     if not is_concrete(value):
@@ -254,15 +243,19 @@ class _Collector:
         self.out: dict = {}
         self.unavailable: dict[str, str] = {}
 
-    def __call__(self, names: tuple[str, ...], fn, nonfinite_reason: str) -> None:
-        """Store ``fn()``'s values under ``names``, or the reason they are unavailable."""
+    def __call__(self, names: tuple[str, ...], fn, reason: str, refuse=None) -> None:
+        """Store ``fn()``'s values under ``names``, or why they are unavailable: ``reason`` when ``refuse`` is set
+        (not ``None``/empty, ``fn`` is not called) or a value is not finite, else the error ``fn`` raised."""
+        if refuse:
+            self.unavailable.update({k: f"ValueError: {reason}" for k in names})
+            return
         try:
             values = fn()
         except _UNAVAILABLE_ERRORS as exc:
             self.unavailable.update({k: f"{type(exc).__name__}: {exc}" for k in names})
             return
         if not all(_finite(v, self.xp) for v in values):
-            self.unavailable.update({k: nonfinite_reason for k in names})
+            self.unavailable.update({k: reason for k in names})
             return
         self.out.update(zip(names, values))
 
@@ -304,10 +297,10 @@ def _put_means(put: _Collector, stats: ClassStats, centered: Array, tile: int, c
             )
         return passes["means"]
 
-    put(("nc2_equinorm_means",), _unless(zero_means, zero_mean, lambda: (equinorm(centered, xp),)), zero_mean)
+    put(("nc2_equinorm_means",), lambda: (equinorm(centered, xp),), zero_mean, zero_means)
     for name, key in (("nc2_equiangular_means", "equiangular"), ("nc2_maxangle_means", "maxangle")):
-        put((name,), _unless(zero_means, zero_mean, lambda key=key: (means_pass()[key],)), zero_mean)
-    put(("nc2_etf_distance",), _unless(no_means or None, all_zero, lambda: (means_pass()["etf_distance"],)), all_zero)
+        put((name,), lambda key=key: (means_pass()[key],), zero_mean, zero_means)
+    put(("nc2_etf_distance",), lambda: (means_pass()["etf_distance"],), all_zero, no_means)
     return no_means
 
 
@@ -325,12 +318,12 @@ def _put_classifiers(
             passes["W"] = pair_statistics(W, xp, tile=tile, ddof=cosine_ddof)
         return passes["W"]
 
-    put(("nc2_equinorm_classifiers",), _unless(zero_rows, zero_row, lambda: (equinorm(W, xp),)), zero_row)
+    put(("nc2_equinorm_classifiers",), lambda: (equinorm(W, xp),), zero_row, zero_rows)
     for name, key in (("nc2_equiangular_classifiers", "equiangular"), ("nc2_maxangle_classifiers", "maxangle")):
-        put((name,), _unless(zero_rows, zero_row, lambda key=key: (rows_pass()[key],)), zero_row)
+        put((name,), lambda key=key: (rows_pass()[key],), zero_row, zero_rows)
     nc3_reason = "W = 0 or Mbar = 0: NC3 normalises by both norms"
-    degenerate = no_means or (zero_rows is not None and len(zero_rows) == C) or None
-    put(("nc3",), _unless(degenerate, nc3_reason, lambda: (self_duality(W, centered, xp),)), nc3_reason)
+    degenerate = no_means or (zero_rows is not None and len(zero_rows) == C)
+    put(("nc3",), lambda: (self_duality(W, centered, xp),), nc3_reason, degenerate)
 
 
 def ncc_mismatch_count(

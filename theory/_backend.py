@@ -229,19 +229,15 @@ class SingularMatrixError(ValueError):
 
 
 def check_nonsingular(low: float, top: float, dim: int, what: str, detail: str) -> None:
-    """Raise :class:`SingularMatrixError` (a ``ValueError``) unless :func:`is_nonsingular`:
-    ``"{what} is singular or not positive definite
-    ({detail})"`` with ``detail`` formatted with ``low`` and ``top`` (e.g. ``"smallest eigenvalue {low:.3e}"``)."""
+    """Raise :class:`SingularMatrixError` naming ``what`` unless :func:`is_nonsingular`; ``detail`` is formatted
+    with ``low`` and ``top`` (e.g. ``"smallest eigenvalue {low:.3e}"``)."""
     if not is_nonsingular(low, top, dim):
         raise SingularMatrixError(f"{what} is singular or not positive definite ({detail.format(low=low, top=top)})")
 
 
 def spd_eigh(K: Array, xp, what: str) -> tuple[Array, Array]:
-    """``eigh`` of a symmetric matrix that must be positive definite.
-
-    Raises ``ValueError`` naming ``what`` when the smallest eigenvalue is not above
-    ``dim * eps * largest`` (numerically singular); the test is skipped inside JAX traces.
-    """
+    """``eigh`` of a symmetric matrix that must be positive definite: :func:`check_nonsingular` on its eigenvalues
+    (skipped inside JAX traces)."""
     evals, evecs = xp.linalg.eigh(K)
     if is_concrete(evals):
         top = to_float(xp.max(xp.abs(evals)))

@@ -1,14 +1,10 @@
 """One Diffrax solve shared by every flow (reduced, matrix, feature-level, free) and its argument preparation.
 
-``solve`` is ``equinox.filter_jit`` of ``solve_ode``: array leaves (y0, times, the arrays in ``args``) are traced,
-everything else is static (the right-hand side, a module-level function; the tolerances, solver name,
-max_steps, error norm; Python ints in ``args`` such as the class count C that sizes a segment sum). Each flow
-compiles once per shape and settings, not per call; ``prepare`` returns kappa as a 0-d array so that the
-time-scale convention does not recompile.
-``solve_ode`` is the same solve un-jitted, for use inside other traced code (vmap, lax.map).
-``integrate`` is what every flow's public function calls: ``prepare`` (validation, once) then ``solve``.
-``SolverOptions`` is the one frozen (hashable, so jit-static) bundle of the solver keywords every ``integrate_*``
-function takes as ``options=``.
+``solve`` is ``equinox.filter_jit`` of ``solve_ode`` (the un-jitted solve, for other traced code): array leaves (y0,
+times, the arrays in ``args``) are traced, everything else (the right-hand side, the fields of the frozen
+:class:`SolverOptions`, Python ints in ``args`` such as C) is static, so each flow compiles once per shape and
+settings; ``prepare`` passes kappa as a 0-d array, so the time-scale convention does not recompile.
+``integrate`` (``prepare``, then ``solve``) is what every flow's public function calls.
 """
 
 from __future__ import annotations

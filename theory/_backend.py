@@ -131,21 +131,14 @@ def zeros_gram(p: int, xp, like: Array) -> Array:
 
 
 def gram_accumulate(S: Array, D: Array) -> Array:
-    """``S + D^T D`` where only the **upper triangle** of the result is guaranteed (symmetrise with
-    :func:`symmetric_from_upper`).
+    """``S + D^T D``, only the **upper triangle** guaranteed (symmetrise with :func:`symmetric_from_upper`).
 
-    * ``S`` Fortran-ordered on the host (CPU torch, from :func:`zeros_gram`): SciPy's BLAS ``dsyrk``
-      with ``beta = 1``, in place, no ``p x p`` temporary.
-    * ``S`` C-ordered on the host (NumPy): NumPy's matmul (``syrk`` for ``D.T @ D``) added in place,
-      so NumPy input touches one BLAS library only.
-    * elsewhere (GPU tensors, JAX): the plain ``S + D^T D``.
-
-    Both host routes run BLAS ``syrk`` (half a GEMM's flops; torch's CPU matmul runs a full GEMM).
-    Each input type keeps all its BLAS work in one library: two libraries' thread pools spinning on
-    the same few cores slowed the accumulation of 60,000 x 512 features 2-4x on a 2-core machine.
-    Measured there (best of 5): torch input 0.43 s with ``dsyrk`` on 1024-row blocks against 0.48 s
-    with NumPy's matmul on 4096-row blocks; NumPy input 0.38 s with NumPy's matmul against 0.57 s
-    with SciPy's BLAS beside NumPy's.
+    On the host, BLAS ``syrk`` in place (half a GEMM's flops; torch's CPU matmul runs a full GEMM): SciPy's
+    ``dsyrk`` for a Fortran-ordered ``S`` (CPU torch, :func:`zeros_gram`), NumPy's matmul for a C-ordered one
+    (NumPy); elsewhere the plain ``S + D^T D``.  Each input type keeps its BLAS work in one library: two thread
+    pools on the same cores slowed 60,000 x 512 features 2-4x on 2 cores (there, best of 5: torch 0.43 s with
+    ``dsyrk`` on 1024-row blocks, 0.48 s with NumPy's matmul on 4096; NumPy 0.38 s with its matmul, 0.57 s with
+    SciPy's BLAS beside it).
     """
     S_host, D_host = _host_view(S), _host_view(D)
     if S_host is None or D_host is None or D.shape[0] == 0:

@@ -38,11 +38,6 @@ from .tiling import DEFAULT_TILE
 #: Inputs longer than this go through :class:`ClassStatsAccumulator` in :func:`class_stats`.
 CHUNK_ROWS = 4096
 
-#: Largest row block of the accumulator's host (NumPy / CPU torch) updates
-#: (:func:`theory._backend.host_block_rows`: 1024 for torch, 4096 for NumPy): float64 blocks that
-#: stay in cache between their conversion and the BLAS calls, deep enough for BLAS's full rate.
-HOST_CHUNK_ROWS = 4096
-
 
 class ClassStats(NamedTuple):
     """Float64 class statistics (math §1, §3.3b).  A NamedTuple, hence a JAX pytree.
@@ -203,16 +198,12 @@ class ClassStatsAccumulator:
     :meth:`from_state` expose ``counts``, ``means`` and the pooled within-class ``scatter``
     (``n * Sigma_W``) for transport.
 
-    Within one accumulator the data are shifted by a fixed per-class reference ``r_c`` (the
-    mean of class ``c`` in the first batch that holds it): with ``d_i = h_i - r_{y_i}``,
-    ``s_c = sum_{i in c} d_i`` and ``S = sum_i d_i d_i^T``, the pooled scatter is
-    ``S - sum_c s_c s_c^T / n_c`` and ``mu_c = r_c + s_c / n_c`` (the shifted-data algorithm;
-    since ``r_c`` is within sampling error of ``mu_c``, the correction is a small fraction of
-    ``S`` and no precision is lost).  Each batch then costs one in-place BLAS ``syrk`` update
-    of ``S`` (:func:`theory._backend.gram_accumulate`) and a class-wise row sum, with no ``p x p``
-    temporaries; host batches are split into :data:`HOST_CHUNK_ROWS`-row blocks so the float64
-    temporaries stay in cache.  Accumulators are merged with the pairwise update
-    of Chan et al.
+    Within one accumulator the data are shifted by a fixed per-class reference ``r_c`` (the mean of class ``c``
+    in the first batch that holds it): with ``d_i = h_i - r_{y_i}``, ``s_c = sum_{i in c} d_i`` and
+    ``S = sum_i d_i d_i^T``, the pooled scatter is ``S - sum_c s_c s_c^T / n_c`` and ``mu_c = r_c + s_c / n_c``
+    (the correction is a small fraction of ``S``: no precision is lost).  Each batch costs one in-place BLAS
+    ``syrk`` update of ``S`` (:func:`theory._backend.gram_accumulate`) and a class-wise row sum, in host row
+    blocks that stay in cache (:func:`theory._backend.host_block_rows`).
     """
 
     def __init__(self, num_classes: int):

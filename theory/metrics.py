@@ -11,7 +11,7 @@ from .decomposition import decompose
 from .least_squares import ON_SINGULAR
 from .outputs import sample_totals
 from .stats import ClassStats
-from .tiling import DEFAULT_TILE, block_moments, check_tile, merge_moments, moments_std, upper_pairs
+from .tiling import DEFAULT_TILE, block_moments, check_tile, merge_moments, upper_pairs
 
 CONVENTIONS = ("paper", "notebook")
 
@@ -121,7 +121,8 @@ def pair_statistics(
     upper_pairs(unit, tile, xp, visit)
     out = {}
     if cosines:
-        out["equiangular"] = moments_std(state["moments"], xp, ddof=ddof)
+        moments = state["moments"]
+        out["equiangular"] = xp.sqrt(moments.m2 / max(moments.count - ddof, 1))  # divisor m - ddof, at least 1
         out["maxangle"] = state["abs"] / m
     if etf:
         out["etf_distance"] = xp.sqrt(state["etf"])

@@ -63,11 +63,6 @@ def merge_moments(a: Moments | None, b: Moments) -> Moments:
     return Moments(n, a.mean + delta * (b.count / n), a.m2 + b.m2 + delta * delta * (a.count * b.count / n))
 
 
-def moments_std(m: Moments, xp, ddof: int = 1) -> Array:
-    """``sqrt(m2 / max(count - ddof, 1))`` (``ddof = 1``: the unbiased variance, zero for a single value)."""
-    return xp.sqrt(m.m2 / max(m.count - ddof, 1))
-
-
 def upper_pairs(rows: Array, tile: int, xp, visit: Callable[[Array, Array | None, int, int, int], None]) -> None:
     """Visit the strict upper triangle ``c < c'`` of ``rows rows^T`` in ``tile x tile`` blocks.
 

@@ -69,7 +69,7 @@ def time_record(X, labels, num_classes: int, W=None, b=None, lam: float = 0.0) -
     W = np.asarray(W, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     totals = theory.sample_totals(X, labels, W, b, stats.means, num_classes=C)
-    errors = int(np.sum(np.argmax(X @ W.T + b, axis=1) != labels))
+    errors = int(round(float(totals["errors"])))  # argmax_c (W h + b)_c != y, from the same pass as NC4
     return theory.metrics_record(stats, W, b, totals, errors, lam=float(lam),
                                  lam_notebook=theory.lam_from_weight_decay(lam, reduction="notebook"))
 

@@ -81,7 +81,7 @@ def pair_statistics(
     Over the ``m = C(C-1)/2`` pairs ``c < c'`` of cosines ``cos_cc'``:
 
     * ``cosines``: ``"equiangular"``, their std with divisor ``m - ddof`` (``ddof = 1``: unbiased, the toolkit's
-      convention; 0 when ``m <= ddof``), and ``"maxangle"``, ``(1/m) sum_{c<c'} |cos_cc' + 1/(C-1)|``;
+      convention; the divisor is at least 1), and ``"maxangle"``, ``(1/m) sum_{c<c'} |cos_cc' + 1/(C-1)|``;
     * ``etf``: ``"etf_distance"``, ``||G/||G||_F - J/||J||_F||_F`` with ``G = rows rows^T``.
 
     Memory ``O(tile^2)`` (:func:`theory.tiling.upper_pairs`); the blocks merge exactly, so the result equals the

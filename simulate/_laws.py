@@ -5,17 +5,14 @@ Nothing is retyped here: the right-hand sides and the closed form are ``theory.l
 
 from __future__ import annotations
 
-import functools
-
 import theory
 import theory.laws
 
 from ._checks import is_concrete
 
 
-@functools.cache
 def law(name: str):
-    """The lambdified JAX function ``theory.laws.numeric(name, backend="jax")`` (cached)."""
+    """The lambdified JAX function ``theory.laws.numeric(name, backend="jax")`` (cached there)."""
     return theory.laws.numeric(name, backend="jax")
 
 

@@ -1,14 +1,10 @@
 """One Diffrax solve shared by every flow (reduced, matrix, feature-level, free) and its argument preparation.
 
-``solve`` is ``equinox.filter_jit`` of ``solve_ode``: array leaves (y0, times, the arrays in ``args``) are traced,
-everything else is static (the right-hand side, a module-level function; the tolerances, solver name,
-max_steps, error norm; Python ints in ``args`` such as the class count C that sizes a segment sum). Each flow
-compiles once per shape and settings, not per call; ``prepare`` returns kappa as a 0-d array so that the
-time-scale convention does not recompile.
-``solve_ode`` is the same solve un-jitted, for use inside other traced code (vmap, lax.map).
-``integrate`` is what every flow's public function calls: ``prepare`` (validation, once) then ``solve``.
-``SolverOptions`` is the one frozen (hashable, so jit-static) bundle of the solver keywords every ``integrate_*``
-function takes as ``options=``.
+``solve`` is ``equinox.filter_jit`` of ``solve_ode`` (the un-jitted solve, for other traced code): array leaves (y0,
+times, the arrays in ``args``) are traced, everything else (the right-hand side, the fields of the frozen
+:class:`SolverOptions`, Python ints in ``args`` such as C) is static, so each flow compiles once per shape and
+settings; ``prepare`` passes kappa as a 0-d array, so the time-scale convention does not recompile.
+``integrate`` (``prepare``, then ``solve``) is what every flow's public function calls.
 """
 
 from __future__ import annotations
@@ -26,20 +22,6 @@ from ._laws import kappa_value
 
 SOLVERS = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5, "dopri8": diffrax.Dopri8}
 NORMS = {"rms": optx.rms_norm, "max": optx.max_norm}
-
-
-def solver_from_name(name: str) -> diffrax.AbstractSolver:
-    """A Diffrax Runge-Kutta solver by name: "tsit5", "dopri5" or "dopri8"."""
-    if name not in SOLVERS:
-        raise ValueError(f"unknown solver {name!r}; choose one of {sorted(SOLVERS)}")
-    return SOLVERS[name]()
-
-
-def norm_from_name(name: str):
-    """An Optimistix error norm by name: "rms" or "max"."""
-    if name not in NORMS:
-        raise ValueError(f"unknown error_norm {name!r}; choose one of {sorted(NORMS)}")
-    return NORMS[name]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,8 +48,9 @@ class SolverOptions:
             object.__setattr__(self, name, float(v))
         if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
             raise ValueError(f"max_steps must be a positive integer, got {self.max_steps!r}")
-        solver_from_name(self.solver)
-        norm_from_name(self.error_norm)
+        for name, table in (("solver", SOLVERS), ("error_norm", NORMS)):
+            if getattr(self, name) not in table:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {sorted(table)}")
 
     def replace(self, **changes) -> SolverOptions:
         """A copy with ``changes`` (validated again)."""
@@ -81,9 +64,8 @@ class SolverOptions:
 def solve_ode(rhs, y0, times, args, *, rtol, atol, solver="tsit5", max_steps=1_000_000, error_norm="rms"):
     """Integrate dy/dt = rhs(t, y, args) from times[0] with Diffrax and a PID controller, saving at ``times``.
 
-    ``error_norm``: "rms" (Diffrax's default) or "max" (every component's local error within atol + rtol |y|).
-    The solver and norm names are validated once, by ``prepare`` (every public entry point goes through it);
-    here they are plain look-ups.
+    ``error_norm``: "rms" (Diffrax's default) or "max" (every component's local error within atol + rtol |y|);
+    the names are validated by :class:`SolverOptions`.
     Returns ``(ys, num_steps)``; ``ys`` has a leading axis of length len(times) on every leaf.
     """
     sol = diffrax.diffeqsolve(

@@ -1,14 +1,6 @@
-"""Feature-level dynamics of the unconstrained-features model (math §6.1).
-
-* ``integrate_features``: projected (Riemannian) gradient flow of the central-path loss on the renormalised
-  manifold X_set = {Sigma_W = I, mu_G = 0} (math §5.2, §6.1)
-      dX/dt = -kappa Proj_{T_X X_set} grad_X L(W_LS(X), b_LS(X), X),
-  with the Euclidean gradient (1/n) W_LS^T (W_LS x_{i,c} + b_LS - e_c) (envelope theorem, math §9 item 12).
-* ``integrate_retraction``: Euler step of plain gradient descent on all features followed by re-whitening
-  X -> (X - mu_G) Sigma_W^{-1/2} (math §6.1 "Contrast", math §9 item 19).
-* ``integrate_free``: (W, b, H) trained jointly by gradient flow on the paper's loss
-      L(W, b, H) + (lam_H/(2n)) ||H||_F^2,   L = (1/(2n)) sum ||W h + b - e_c||^2 + (lam/2)(||W||^2 + ||b||^2)
-  (math §1), i.e. off the central path (math §4).
+"""Feature-level dynamics of the unconstrained-features model (math §6.1): the projected gradient flow on X_set
+(``integrate_features``), its Euler-and-re-whitening contrast (``integrate_retraction``, math §9 item 19), and
+(W, b, H) trained jointly off the central path (``integrate_free``, math §1, §4).
 
 Loss, class statistics, least-squares classifier and renormalisation are ``theory``'s functions.
 """

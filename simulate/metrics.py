@@ -21,12 +21,6 @@ from theory.record import sigma_w_is_zero
 from ._laws import law
 
 
-def gram_matrix(stats) -> jax.Array:
-    """Gram matrix of the globally-centred class means, G = Mbar^T Mbar (C, C) (math §1)."""
-    Mbar_T = stats.centered_means  # (C, p): rows mu_c - mu_G
-    return Mbar_T @ Mbar_T.T
-
-
 def feature_metrics(
     X: jax.Array,
     labels: jax.Array,
@@ -59,7 +53,7 @@ def feature_metrics(
     out["nc4"] = theory.ncc_mismatch(X, labels, stats, W, b)
     out["l_central_law"] = jnp.sum(law("l_central")(omega, C))
     out["nc1_law"] = jnp.sum(law("nc1_renormalized")(omega))
-    G = gram_matrix(stats)
+    G = stats.centered_means @ stats.centered_means.T  # Mbar^T Mbar (C, C), math §1
     out["gram_etf_distance"] = out["nc2_etf_distance"]  # theory's ||G/||G|| - J/||J|| ||_F
     p = stats.sigma_w.shape[0]
     out["sigma_w_deviation"] = jnp.max(jnp.abs(stats.sigma_w - jnp.eye(p)))

@@ -152,11 +152,8 @@ def integrate_reduced_ensemble(
     """``integrate_reduced`` for many initial conditions omega0 (K, C-1), each with its own adaptive steps.
 
     ``jax.lax.map`` over chunks of ``batch_size`` trajectories, each chunk vmapped: same answers as K separate
-    solves (each trajectory keeps its own adaptive steps). Speed: on the CPU benchmark (10,000 trajectories,
-    benchmarks/RESULTS.md) chunks of 256 and one vmap over all K are within run-to-run noise of each other
-    (1.02 s vs 1.12 s); chunking bounds the memory of a batch, it is not a measured speed-up. For speed, the
-    (K, C-1) batch as one max-norm system (``integrate_reduced(..., error_norm="max")``) is ~3x faster.
-    Returns (K, T, C-1).
+    solves. Chunking bounds the memory of a batch; it is not faster than one vmap, and the (K, C-1) batch as one
+    max-norm system (:func:`integrate_reduced`) is ~3x faster (benchmarks/RESULTS.md). Returns (K, T, C-1).
     Compiled once per (shape, options, batch_size); later calls do not retrace.
     """
     N, C = per_class, num_classes

@@ -123,15 +123,10 @@ class Trajectory:
         return jsonable(out)
 
 
-def tail_window(n: int) -> slice:
-    """The tail window of ``n`` saved times used by ``tail_loglog_slope``: the last max(3, n // 3) of them."""
-    return slice(n - max(3, n // 3), None)
-
-
 def tail_loglog_slope(t, y) -> float:
     """Least-squares slope of log(y) against log(t) over the tail of a trajectory.
 
-    Window: the last ``max(3, len(t) // 3)`` saved times (``tail_window``), i.e. the last third, and at least
+    Window: the last ``max(3, len(t) // 3)`` saved times, i.e. the last third, and at least
     three points. Why: the central-path laws are power laws only asymptotically (omega_min ~ t^{1/4},
     nc1 ~ t^{-1/2}, max/min - 1 ~ t^{-1}, gram_etf_distance ~ t^{-1}, math §6.3); on the log-spaced times of
     ``log_times`` the last third spans the latest decades, where the transient from the initial condition has
@@ -144,8 +139,8 @@ def tail_loglog_slope(t, y) -> float:
     y = np.asarray(y, float)
     if t.ndim != 1 or y.shape != t.shape:
         raise ValueError(f"t and y must be 1-d of equal length, got shapes {t.shape} and {y.shape}")
-    tail = tail_window(len(t))
-    t, y = t[tail], y[tail]
+    tail = len(t) - max(3, len(t) // 3)
+    t, y = t[tail:], y[tail:]
     ok = (t > 0) & np.isfinite(y) & (y > 0)
     if ok.sum() < 2:
         return float("nan")

@@ -1,16 +1,10 @@
-"""A simulated trajectory written as a run directory in the run format (docs/run_format.md), so that
-``python -m paper_checks compare DIR`` and every claim read a flow exactly as they read a training run.
+"""A simulated trajectory written as a run directory (docs/run_format.md: ``config.json``, ``metrics.jsonl``), so
+that ``python -m paper_checks compare DIR`` and every claim read a flow exactly as they read a training run.
 
-``DIR/config.json``: ``{"schema_version", "source", "config": {...}, "environment": {...}}``; ``DIR/metrics.jsonl``:
-one line per saved time ``t_k``, with
-
-* ``epoch = k`` (the index of the saved time), ``lr_weighted_steps = flow_time = t_k``, the flow time of math §6 in
-  the convention ``config.kappa`` (a number, math §6.3 table);
-* the full metrics record of :func:`theory.metrics_record` on the flow's features ``X(t_k)`` and classifier:
-  for the central-path flows (features, reduced, matrix, retraction) the least-squares classifier
-  ``(W_LS, b_LS)`` at ``lambda = 0`` (math §3.1, §4: ``L_perp = 0`` at ``lambda = 0``) and ``lam = 0``; for the
-  free flow its own ``(W(t), b(t))`` and its ridge ``lam``.  ``train_error`` is the fraction of samples with
-  ``argmax_c (W h + b)_c != y``.
+One ``metrics.jsonl`` line per saved time ``t_k``: ``epoch = k``, ``lr_weighted_steps = flow_time = t_k`` (math §6,
+in the convention ``config.kappa``) and :func:`theory.metrics_record` of ``X(t_k)`` with, for the central-path flows,
+the least-squares classifier at ``lambda = 0`` and ``lam = 0`` (math §3.1, §4), for the free flow its own
+``(W(t), b(t))`` and ridge ``lam``.
 
 The reduced and matrix flows integrate only the SNR (its singular values, or the matrix); their features are
 the reconstruction of :func:`simulate.simulate` (frozen within-class deviations, class means moved along the
@@ -75,7 +69,7 @@ def time_record(X, labels, num_classes: int, W=None, b=None, lam: float = 0.0) -
     W = np.asarray(W, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     totals = theory.sample_totals(X, labels, W, b, stats.means, num_classes=C)
-    errors = int(np.sum(np.argmax(X @ W.T + b, axis=1) != labels))
+    errors = int(round(float(totals["errors"])))  # argmax_c (W h + b)_c != y, from the same pass as NC4
     return theory.metrics_record(stats, W, b, totals, errors, lam=float(lam),
                                  lam_notebook=theory.lam_from_weight_decay(lam, reduction="notebook"))
 

@@ -131,21 +131,14 @@ def zeros_gram(p: int, xp, like: Array) -> Array:
 
 
 def gram_accumulate(S: Array, D: Array) -> Array:
-    """``S + D^T D`` where only the **upper triangle** of the result is guaranteed (symmetrise with
-    :func:`symmetric_from_upper`).
+    """``S + D^T D``, only the **upper triangle** guaranteed (symmetrise with :func:`symmetric_from_upper`).
 
-    * ``S`` Fortran-ordered on the host (CPU torch, from :func:`zeros_gram`): SciPy's BLAS ``dsyrk``
-      with ``beta = 1``, in place, no ``p x p`` temporary.
-    * ``S`` C-ordered on the host (NumPy): NumPy's matmul (``syrk`` for ``D.T @ D``) added in place,
-      so NumPy input touches one BLAS library only.
-    * elsewhere (GPU tensors, JAX): the plain ``S + D^T D``.
-
-    Both host routes run BLAS ``syrk`` (half a GEMM's flops; torch's CPU matmul runs a full GEMM).
-    Each input type keeps all its BLAS work in one library: two libraries' thread pools spinning on
-    the same few cores slowed the accumulation of 60,000 x 512 features 2-4x on a 2-core machine.
-    Measured there (best of 5): torch input 0.43 s with ``dsyrk`` on 1024-row blocks against 0.48 s
-    with NumPy's matmul on 4096-row blocks; NumPy input 0.38 s with NumPy's matmul against 0.57 s
-    with SciPy's BLAS beside NumPy's.
+    On the host, BLAS ``syrk`` in place (half a GEMM's flops; torch's CPU matmul runs a full GEMM): SciPy's
+    ``dsyrk`` for a Fortran-ordered ``S`` (CPU torch, :func:`zeros_gram`), NumPy's matmul for a C-ordered one
+    (NumPy); elsewhere the plain ``S + D^T D``.  Each input type keeps its BLAS work in one library: two thread
+    pools on the same cores slowed 60,000 x 512 features 2-4x on 2 cores (there, best of 5: torch 0.43 s with
+    ``dsyrk`` on 1024-row blocks, 0.48 s with NumPy's matmul on 4096; NumPy 0.38 s with its matmul, 0.57 s with
+    SciPy's BLAS beside it).
     """
     S_host, D_host = _host_view(S), _host_view(D)
     if S_host is None or D_host is None or D.shape[0] == 0:
@@ -205,11 +198,6 @@ def eye(n: int, xp, like: Array | None = None) -> Array:
     return xp.eye(n, dtype=xp.float64, device=None if like is None else device_of(like))
 
 
-def centering(n: int, xp, like: Array | None = None) -> Array:
-    """The centring matrix ``J = I - (1/n) 1 1^T`` (float64, on ``like``'s device)."""
-    return eye(n, xp, like) - 1.0 / n
-
-
 EPS = 2.220446049250313e-16  # float64 machine epsilon
 
 
@@ -234,19 +222,15 @@ class SingularMatrixError(ValueError):
 
 
 def check_nonsingular(low: float, top: float, dim: int, what: str, detail: str) -> None:
-    """Raise :class:`SingularMatrixError` (a ``ValueError``) unless :func:`is_nonsingular`:
-    ``"{what} is singular or not positive definite
-    ({detail})"`` with ``detail`` formatted with ``low`` and ``top`` (e.g. ``"smallest eigenvalue {low:.3e}"``)."""
+    """Raise :class:`SingularMatrixError` naming ``what`` unless :func:`is_nonsingular`; ``detail`` is formatted
+    with ``low`` and ``top`` (e.g. ``"smallest eigenvalue {low:.3e}"``)."""
     if not is_nonsingular(low, top, dim):
         raise SingularMatrixError(f"{what} is singular or not positive definite ({detail.format(low=low, top=top)})")
 
 
 def spd_eigh(K: Array, xp, what: str) -> tuple[Array, Array]:
-    """``eigh`` of a symmetric matrix that must be positive definite.
-
-    Raises ``ValueError`` naming ``what`` when the smallest eigenvalue is not above
-    ``dim * eps * largest`` (numerically singular); the test is skipped inside JAX traces.
-    """
+    """``eigh`` of a symmetric matrix that must be positive definite: :func:`check_nonsingular` on its eigenvalues
+    (skipped inside JAX traces)."""
     evals, evecs = xp.linalg.eigh(K)
     if is_concrete(evals):
         top = to_float(xp.max(xp.abs(evals)))

@@ -93,6 +93,13 @@ def check_classifier(W: Array, b: Array | None, num_classes: int, dim: int, xp) 
         check_finite(b, xp, "b")
 
 
+def check_ddof(ddof, name: str = "ddof") -> int:
+    """``ddof``, raising unless it is a non-negative integer."""
+    if isinstance(ddof, bool) or not isinstance(ddof, int) or ddof < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {ddof!r}")
+    return ddof
+
+
 def check_lam(lam: float) -> None:
     try:
         value = float(lam)

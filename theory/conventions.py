@@ -1,16 +1,7 @@
 """Mapping an optimiser's weight decay and a loss's reduction to the paper's ``lam`` (math §8 item 2).
 
-The paper's objective is ``(1/(2n)) sum_i ||W h_i + b - y_i||^2 + (lam/2)||[W b]||^2``.  A
-training objective ``R(reduction) + (wd/2)||theta||^2`` is a positive multiple ``k`` of the
-paper's (same minimiser, time-rescaled flow) when ``k R = (1/(2n)) sum ||.||^2``:
-
-* ``"mean"`` (``nn.MSELoss()``: mean over the batch and the ``C`` outputs): ``R = (1/(nC)) sum``,
-  ``k = C/2``, so ``lam = C * wd / 2``;
-* ``"batch_mean"`` (sum over outputs, mean over the batch): ``k = 1/2``, ``lam = wd / 2``;
-* ``"half_batch_mean"`` (the paper's own ``(1/(2n)) sum``): ``k = 1``, ``lam = wd``;
-* ``"sum"`` (``reduction='sum'`` per batch of size ``B``): ``k = 1/(2B)``, ``lam = wd / (2B)``;
-* ``"notebook"``: the authors' notebook's reading ``lam = wd / 2`` (math §8; equal to
-  ``"batch_mean"``, but the notebook trains with ``"mean"``, so it differs from the exact map by ``C``).
+A training objective ``R(reduction) + (wd/2)||theta||^2`` is a positive multiple ``k`` of the paper's (same
+minimiser, time-rescaled flow); each of :data:`REDUCTIONS` fixes ``k`` and so ``lam`` (the table of math §8).
 """
 
 from __future__ import annotations

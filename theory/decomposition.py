@@ -1,13 +1,7 @@
 """The MSE decomposition ``L = L_NC1 + L_NC2/3 + L_LS^perp`` (math §3.2, §3.3, §3.3b) and the loss.
 
-Huygens/Koenig split (math §3.3 step 4, weighted form of 3.3b), valid for any ``W~``:
-``L(W~) = (1/2) tr(W~ (Sigma~_W + lam I) W~^T) + (1/2) sum_c pi_c ||W~ mu~_c - e_c||^2``.
-Evaluated at ``W~_LS`` the two parts are ``L_NC1`` and ``L_NC2/3``; completing the square
-(step 3) gives ``L_LS^perp = (1/2) tr((W~ - W~_LS) A (W~ - W~_LS)^T)`` with
-``A = [[Sigma_T + mu_G mu_G^T + lam I, mu_G], [mu_G^T, 1 + lam]]`` (no-bias: the top-left block).
-
-Targets ``M e_c`` (Hui & Belkin's rescaled MSE with ``k = 1``, math §3.6): ``L_M(W~) = M^2 L(W~ / M)``, so
-``W~_LS`` becomes ``M W~_LS`` and every term is ``M^2`` times the plain term at ``W~ / M`` (``target_scale``).
+The Huygens split (math §3.3 step 4) gives the first two terms at ``W~_LS``, completing the square (step 3)
+``L_perp``; targets ``M e_c`` (``target_scale``, math §3.6) scale every term by ``M^2`` at ``W~ / M``.
 """
 
 from __future__ import annotations
@@ -86,12 +80,10 @@ def _perp(stats: ClassStats, dW: Array, db: Array | None, dist2: Array, lam: flo
 
 def check_target_scale(target_scale: float) -> float:
     """``target_scale`` as a float, or a ``ValueError`` naming it unless it is a finite number > 0."""
-    if isinstance(target_scale, bool) or not isinstance(target_scale, (int, float)):
+    if (isinstance(target_scale, bool) or not isinstance(target_scale, (int, float))
+            or not (math.isfinite(target_scale) and target_scale > 0)):
         raise ValueError(f"target_scale must be a finite number > 0, got {target_scale!r}")
-    M = float(target_scale)
-    if not (math.isfinite(M) and M > 0):
-        raise ValueError(f"target_scale must be a finite number > 0, got {target_scale!r}")
-    return M
+    return float(target_scale)
 
 
 def decompose(
@@ -113,23 +105,16 @@ def decompose(
     * ``l_perp = (1/2) tr((W~ - W~_LS) A (W~ - W~_LS)^T) >= 0``;
     * ``l_central = l_nc1 + l_nc23``, ``rho_perp = l_perp / loss``,
       ``central_path_distance = ||W~ - W~_LS||_F / ||W~_LS||_F`` (math §4, toolkit additions);
-    * ``ls_rank``: the rank of the normal matrix ``A`` used for ``W~_LS`` (``p + 1`` with bias, ``p``
-      without, when ``A`` is invertible; fewer when it is singular, e.g. ``lam = 0`` with a singular
-      ``Sigma_T``, where ``W~_LS = B A^+`` is the minimum-norm minimiser, rank_deficient.md §5).
+    * ``ls_rank``: the rank of the normal matrix ``A`` used for ``W~_LS`` (``p + 1`` with bias, ``p`` without,
+      fewer when ``A`` is singular and ``W~_LS = B A^+`` is the minimum-norm minimiser, rank_deficient.md §5).
 
-    ``b=None`` selects the no-bias model.  Exact for any class counts and any ``lam >= 0``, including a
-    singular ``A`` (the minimum-norm ``W~_LS`` solves the normal equations, so completing the square holds;
-    ``central_path_distance`` is then measured to that minimiser); ``on_singular="raise"`` raises
-    ``ValueError`` there instead (see :func:`theory.least_squares_solution`).
-    ``spectrum`` (:func:`theory.total_spectrum` of ``stats``) shares one eigendecomposition
-    between decompositions at several ``lam`` (see :func:`theory.least_squares_classifier`).
-    Many classes (math §2.3): no ``C x C`` matrix is formed (:func:`means_residual`, ``tile`` rows at a
-    time when ``C <= p + 1``); ``tile < 1`` raises ``ValueError``.
+    ``b=None`` selects the no-bias model.  Exact for any class counts and any ``lam >= 0``, a singular ``A``
+    included; ``on_singular="raise"`` raises ``ValueError`` there instead (:func:`theory.least_squares_solution`).
+    ``spectrum`` (:func:`theory.total_spectrum` of ``stats``) shares one eigendecomposition between several
+    ``lam``.  No ``C x C`` matrix is formed (math §2.3; ``tile`` rows at a time).
 
-    ``target_scale = M`` decomposes the loss against the targets ``M e_c`` (Hui & Belkin's rescaled MSE at
-    ``k = 1``, math §3.6): ``W~_LS`` is then ``M`` times the plain one, and ``loss``, ``l_nc1``, ``l_nc23``,
-    ``l_perp``, ``l_central`` are ``M^2`` times the plain terms at ``W~ / M`` (exact: ``L_M(W~) = M^2 L(W~/M)``);
-    ``rho_perp``, ``central_path_distance`` and ``ls_rank`` are unchanged by the scaling.
+    ``target_scale = M``: the targets are ``M e_c`` (Hui & Belkin, math §3.6); the energies are ``M^2`` times the
+    plain terms at ``W~ / M``, and ``rho_perp``, ``central_path_distance`` and ``ls_rank`` do not change.
     """
     check_lam(lam)
     scale = check_target_scale(target_scale)

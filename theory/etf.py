@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import array_api_compat.numpy as xnp
 import numpy as np
-
-from ._backend import centering
 
 
 def etf_gram(num_classes: int, normalize: str = "unit") -> np.ndarray:
@@ -17,7 +14,7 @@ def etf_gram(num_classes: int, normalize: str = "unit") -> np.ndarray:
     C = int(num_classes)
     if C < 2:
         raise ValueError(f"a Simplex ETF needs at least 2 classes, got {C}")
-    J = centering(C, xnp)
+    J = np.eye(C) - 1.0 / C
     if normalize == "unit":
         return J * C / (C - 1)
     if normalize == "trace":
@@ -34,7 +31,7 @@ def simplex_etf(num_classes: int, dim: int, seed: int | None = None) -> np.ndarr
     C, p = int(num_classes), int(dim)
     if p < C - 1:
         raise ValueError(f"a Simplex ETF of {C} classes needs dimension p >= C-1 = {C - 1}, got {p}")
-    J = centering(C, xnp)
+    J = np.eye(C) - 1.0 / C
     evals, evecs = np.linalg.eigh(J)
     Q = evecs[:, 1:]  # eigenvalue 1 eigenvectors span 1^perp (eigenvalue 0 first)
     rows = np.sqrt(C / (C - 1)) * (J @ Q)  # (C, C-1)

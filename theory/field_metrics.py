@@ -10,31 +10,13 @@ rhubarbwu/neural-collapse) choose differently.
 from __future__ import annotations
 
 from ._backend import Array, as_float64, device_of, host_block_rows, namespace, to_list
-from ._validation import (
-    check_features_labels,
-    check_finite_result,
-    check_labels,
-    infer_num_classes,
-)
+from ._validation import check_ddof, check_features_labels, check_finite_result, check_labels, infer_num_classes
 from .metrics import _centered
 from .stats import ClassStats, _class_counts, _class_sums
-from .tiling import (
-    DEFAULT_TILE,
-    Moments,
-    block_moments,
-    check_tile,
-    merge_moments,
-    upper_pairs,
-)
+from .tiling import DEFAULT_TILE, Moments, block_moments, check_tile, merge_moments, upper_pairs
 
 #: Values of :func:`kernel_statistics`'s ``kernel``.
 KERNELS = ("log", "riesz")
-
-
-def _check_ddof(ddof) -> int:
-    if isinstance(ddof, bool) or not isinstance(ddof, int) or ddof < 0:
-        raise ValueError(f"ddof must be a non-negative integer, got {ddof!r}")
-    return ddof
 
 
 def class_deviation_sums(features: Array, labels: Array, means: Array) -> tuple[Array, Array]:
@@ -72,7 +54,7 @@ def class_variances(features: Array, labels: Array, means: Array, *, ddof: int =
     ``ddof=1`` is the unbiased divisor ``n_c - 1`` (``torch.var``'s default).  ``ValueError`` when a class
     has ``n_c <= ddof`` samples.
     """
-    ddof = _check_ddof(ddof)
+    ddof = check_ddof(ddof)
     sums, counts = class_deviation_sums(features, labels, means)
     few = [c for c, v in enumerate(to_list(counts)) if v <= ddof]
     if few:
@@ -180,7 +162,7 @@ def kernel_statistics(
     """
     if kernel not in KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; choose one of {KERNELS}")
-    ddof = _check_ddof(ddof)
+    ddof = check_ddof(ddof)
     tile = check_tile(tile)
     xp = namespace(stats.means)
     if kernel == "riesz":

@@ -23,9 +23,7 @@ def jsonable(obj: Any, *, unknown: str = "str") -> Any:
     ``unknown`` says what happens to an object that is none of the above: ``"str"`` writes ``str(obj)``
     (reports), ``"raise"`` raises ``TypeError`` naming its type (run logs, where a stray object is a bug).
     """
-    if obj is None or isinstance(obj, (str, bool)):
-        return obj
-    if isinstance(obj, int):
+    if obj is None or isinstance(obj, (str, int)):  # bool is an int
         return obj
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None

@@ -1,17 +1,11 @@
 """Scalar laws of the central-path dynamics, derived with SymPy and lambdified (math §3.4, §6.1-6.4).
 
-Everything numeric that :mod:`simulate` and :mod:`paper_checks` integrate or fit is made here
-from SymPy expressions, so a change in a derivation flows into the numerics mechanically.
-
-Per SNR singular value ``w`` (math §3.4, ``lam = 0``, balanced classes), the central-path loss
-and its two terms are
-``l_central(w) = 1/(2(C + w^2))``, ``l_nc1(w) = w^2/(2(C + w^2)^2)``, ``l_nc23(w) = C/(2(C + w^2)^2)``
-(``L = sum_j l(w_j)``).  The continually renormalised (projected) flow reduces to the gradient
-flow of ``L_central`` in the singular values with a time scale ``kappa`` (math §6.2, §6.3 table):
-``dw/dt = -(kappa/N) dl_central/dw = (kappa/N) w/(C + w^2)^2``.  Separating variables gives the
-implicit closed form ``c1 log w + c2 w^2 + c3 w^4 = a + t`` with ``(c1, c2, c3) = (N/kappa)(C^2, C, 1/4)``
-(math §6.3), derived here by ``sympy.integrate``.  The retraction flow (math §6.1 "Contrast")
-obeys ``dw/dt = (1/n) w/(C + w^2)``, i.e. ``n (C log w + w^2/2) = a + t``: no quartic term.
+Everything numeric that :mod:`simulate` and :mod:`paper_checks` integrate or fit is made here from SymPy
+expressions, so a change in a derivation flows into the numerics mechanically: the per-singular-value terms of the
+central-path loss (``lam = 0``, balanced classes, math §3.4), the reduced flow
+``dw/dt = -(kappa/N) dl_central/dw`` (math §6.2, §6.3 table), its implicit closed form
+``c1 log w + c2 w^2 + c3 w^4 = a + t`` (derived by ``sympy.integrate``, math §6.3) and the retraction flow's law
+``n (C log w + w^2/2) = a + t`` (math §6.1 "Contrast").
 """
 
 from __future__ import annotations

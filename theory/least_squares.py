@@ -73,18 +73,6 @@ def _solve_shifted_rank_one(
     return X - (c / (1.0 + c * xp.sum(mu * u))) * (X @ mu)[:, None] * u[None, :]
 
 
-def solve_spd_right(rhs: Array, K: Array, xp, what: str) -> Array:
-    """Solve ``X K = rhs`` for symmetric positive definite ``K`` through ``eigh`` (no inverse).
-
-    Raises ``ValueError`` naming ``what`` when ``K`` is numerically singular.
-    """
-    try:
-        evals, evecs = spd_eigh(K, xp, what)
-    except SingularMatrixError as exc:
-        raise SingularMatrixError(f"{exc}; use a ridge coefficient lam > 0 or more samples than dimensions") from None
-    return ((rhs @ evecs) / evals[None, :]) @ evecs.T
-
-
 #: Values of ``least_squares_classifier(..., on_singular=)``.
 ON_SINGULAR = ("pinv", "raise")
 
@@ -161,6 +149,7 @@ def least_squares_solution(
     """
     if on_singular not in ON_SINGULAR:
         raise ValueError(f"unknown on_singular {on_singular!r}; choose one of {ON_SINGULAR}")
+    check_lam(lam)
     q = stats.dim + (1 if bias else 0)
     try:
         W, b = _unique_least_squares(stats, lam, bias, spectrum)
@@ -185,8 +174,8 @@ def least_squares_classifier(
     When the normal matrix is singular (``lam = 0`` with ``Sigma_T`` singular, with bias; without bias
     ``Sigma_T + mu_G mu_G^T``) the minimiser is not unique: ``on_singular="pinv"`` (default) returns the
     minimum-norm one (:func:`min_norm_least_squares`, rank_deficient.md §5), ``"raise"`` raises ``ValueError``.
-    :func:`least_squares_solution` also returns the rank used.  See :func:`_unique_least_squares`
-    for ``spectrum``.
+    :func:`least_squares_solution` also returns the rank used.  ``spectrum``: :func:`total_spectrum` of the same
+    ``stats``, shared by several ridges (see :class:`TotalSpectrum`).
     """
     sol = least_squares_solution(stats, lam, bias, spectrum, on_singular=on_singular)
     return sol.W, sol.b
@@ -195,19 +184,13 @@ def least_squares_classifier(
 def _unique_least_squares(
     stats: ClassStats, lam: float = 0.0, bias: bool = True, spectrum: TotalSpectrum | None = None
 ) -> tuple[Array, Array | None]:
-    """``(W_LS, b_LS)`` minimising the paper's ridge MSE for these features (math §3.1, §3.3b).
+    """The unique ``(W_LS, b_LS)`` (math §3.1, §3.3b); :class:`SingularMatrixError` naming a singular normal matrix.
 
-    The unique solution (math §3.1, §3.3b); at ``lam = 0`` with bias, ``Sigma_T`` must be invertible;
-    without bias, ``Sigma_T + mu_G mu_G^T`` must be (``ValueError`` naming the singular matrix otherwise).
-
-    ``spectrum`` (:func:`total_spectrum` of the same ``stats``) lets several ridges share one
-    eigendecomposition: the normal matrix is ``Sigma_T + lam I + c mu_G mu_G^T`` with
-    ``c = lam / (1 + lam)`` (bias) or ``c = 1`` (no bias), solved by Sherman-Morrison.  When
-    ``Sigma_T + lam I`` is singular the direct solve is used instead: it succeeds when the normal
-    matrix is not singular (without bias, e.g. a constant feature at ``lam = 0``) and otherwise
-    raises the ``ValueError`` naming it.
+    The normal matrix is ``Sigma_T + lam I + c mu_G mu_G^T`` with ``c = lam / (1 + lam)`` (bias) or ``c = 1`` (no
+    bias): with ``spectrum`` (:func:`total_spectrum` of the same ``stats``) solved by Sherman-Morrison, so that
+    several ridges share one eigendecomposition; without it, or when ``Sigma_T + lam I`` is singular, through
+    ``eigh`` of the normal matrix itself (which succeeds when only ``Sigma_T + lam I`` is singular).
     """
-    check_lam(lam)
     xp = namespace(stats.means)
     pi, M, mu = stats.weights, stats.means, stats.global_mean
     c = lam / (1.0 + lam) if bias else 1.0  # the normal matrix is Sigma_T + lam I + c mu_G mu_G^T
@@ -219,5 +202,10 @@ def _unique_least_squares(
         K = stats.sigma_t + lam * eye(stats.dim, xp, M) + c * (mu[:, None] * mu[None, :])
         what = ("Sigma_T + lam I (the least-squares normal matrix)" if bias
                 else "Sigma_T + mu_G mu_G^T + lam I (no-bias normal matrix)")
-        W = solve_spd_right(rhs, K, xp, what)
+        try:
+            evals, evecs = spd_eigh(K, xp, what)
+        except SingularMatrixError as exc:
+            advice = "use a ridge coefficient lam > 0 or more samples than dimensions"
+            raise SingularMatrixError(f"{exc}; {advice}") from None
+        W = ((rhs @ evecs) / evals[None, :]) @ evecs.T
     return W, ((pi - W @ mu) / (1.0 + lam) if bias else None)

@@ -1,23 +1,17 @@
-"""NC1-NC4 and the central-path distance (math §2.1, §2.2, §4).
-
-Conventions are named (math §2.2, §8): ``convention="paper"`` centres with the count-weighted
-sample mean ``mu_G`` and uses ``Sigma_B = sum_c pi_c (mu_c-mu_G)(mu_c-mu_G)^T``;
-``convention="notebook"`` reproduces the authors' notebook (math §2.2): centre with the
-unweighted mean of class means and ``Sigma_B = (1/C) sum_c (...)(...)^T``.  On balanced data
-the two coincide except for NC1's normalisation (the notebook omits ``1/C``).
-"""
+"""NC1-NC4 and the central-path distance (math §2.1, §2.2, §4), under the ``"paper"`` or the authors'
+``"notebook"`` convention of centring and weighting (math §2.2, §8)."""
 
 from __future__ import annotations
 
 from array_api_compat import is_numpy_array, is_torch_array
 
 from ._backend import EPS, Array, as_float64, is_concrete, namespace, to_bool, to_float, to_list
-from ._validation import check_classifier, check_lam
+from ._validation import check_classifier, check_ddof, check_lam
 from .decomposition import decompose
 from .least_squares import ON_SINGULAR
 from .outputs import sample_totals
 from .stats import ClassStats
-from .tiling import DEFAULT_TILE, block_moments, check_tile, merge_moments, moments_std, upper_pairs
+from .tiling import DEFAULT_TILE, block_moments, check_tile, merge_moments, upper_pairs
 
 CONVENTIONS = ("paper", "notebook")
 
@@ -84,23 +78,14 @@ def pair_statistics(
 ) -> dict:
     """The ``C x C`` quantities of NC2 in one tiled pass over ``rows rows^T`` (math §2.1, §2.3).
 
-    With ``G = rows rows^T`` and ``cos_cc' = G_cc' / (||r_c|| ||r_c'||)``, over the unordered pairs ``c < c'``
-    (``m = C(C-1)/2`` of them):
+    Over the ``m = C(C-1)/2`` pairs ``c < c'`` of cosines ``cos_cc'``:
 
-    * ``cosines``: ``"equiangular"`` = the std of ``cos_cc'`` with divisor ``m - ddof`` (``ddof = 1``, default:
-      unbiased, the toolkit's convention; ``ddof = 0``: the biased std that some implementations use; 0 when
-      ``m <= ddof``),
-      ``"maxangle"`` = ``(1/m) sum_{c<c'} |cos_cc' + 1/(C-1)|`` (the mean over ordered pairs ``c != c'``:
-      ``G`` is symmetric);
-    * ``etf``: ``"etf_distance"`` = ``||G/||G||_F - J/||J||_F||_F``, its square summed as the diagonal plus twice
-      the strict upper triangle; ``||G||_F = ||rows^T rows||_F`` (the same nonzero eigenvalues) from the
-      smaller Gram matrix.
+    * ``cosines``: ``"equiangular"``, their std with divisor ``m - ddof`` (``ddof = 1``: unbiased, the toolkit's
+      convention; the divisor is at least 1), and ``"maxangle"``, ``(1/m) sum_{c<c'} |cos_cc' + 1/(C-1)|``;
+    * ``etf``: ``"etf_distance"``, ``||G/||G||_F - J/||J||_F||_F`` with ``G = rows rows^T``.
 
-    The blocks are products of the unit rows (the cosines, as ``unit @ unit.T``); ``G``'s entries are the
-    cosines times the norms.  Memory: ``tile x tile`` blocks (:func:`theory.tiling.upper_pairs`); the pieces merge
-    exactly (sums, and
-    Chan's update for the variance), so the result equals the untiled one to rounding.  ``cosines`` needs
-    every row nonzero.
+    Memory ``O(tile^2)`` (:func:`theory.tiling.upper_pairs`); the blocks merge exactly, so the result equals the
+    untiled one to rounding.  ``cosines`` needs every row nonzero.
     """
     tile = check_tile(tile)
     C = int(rows.shape[0])
@@ -136,22 +121,12 @@ def pair_statistics(
     upper_pairs(unit, tile, xp, visit)
     out = {}
     if cosines:
-        out["equiangular"] = moments_std(state["moments"], xp, ddof=ddof)
+        moments = state["moments"]
+        out["equiangular"] = xp.sqrt(moments.m2 / max(moments.count - ddof, 1))  # divisor m - ddof, at least 1
         out["maxangle"] = state["abs"] / m
     if etf:
         out["etf_distance"] = xp.sqrt(state["etf"])
     return out
-
-
-def equiangularity(rows: Array, xp, *, tile: int = DEFAULT_TILE, ddof: int = 1) -> Array:
-    """``std_{c < c'} cos(r_c, r_c')`` over unordered pairs, unbiased by default (math §2.1, PNAS); tiled
-    (:func:`pair_statistics`)."""
-    return pair_statistics(rows, xp, tile=tile, ddof=ddof)["equiangular"]
-
-
-def max_angle(rows: Array, xp, *, tile: int = DEFAULT_TILE) -> Array:
-    """``avg_{c != c'} |cos(r_c, r_c') + 1/(C-1)|`` over ordered pairs (math §2.1; notebook "coherence"); tiled."""
-    return pair_statistics(rows, xp, tile=tile)["maxangle"]
 
 
 def self_duality(W: Array, centered: Array, xp) -> Array:
@@ -186,17 +161,6 @@ def _zero_rows(rows: Array, scale_rows: Array, xp) -> list[int] | None:
     return small or None
 
 
-def _unless(bad, reason: str, fn):
-    """``fn``, or a function raising ``ValueError(reason)`` when ``bad`` is set (not ``None``/empty)."""
-    if not bad:
-        return fn
-
-    def refuse():
-        raise ValueError(reason)
-
-    return refuse
-
-
 def _finite(value: Array, xp) -> bool:
     """True unless ``value`` is concrete and not finite (unknown inside a JAX trace: True)."""
     if not is_concrete(value):
@@ -226,26 +190,18 @@ def nc_metrics(
       ``nc2_etf_distance`` on the centred means; the ``_classifiers`` variants on rows of ``W``.
     * ``nc3 = ||W^T/||W|| - Mbar/||Mbar|| ||_F^2``.
     * ``central_path_distance = ||[W b] - [W_LS b_LS]||_F / ||[W_LS b_LS]||_F`` at ridge ``lam``
-      (when ``central_path`` and ``W`` is given).  With a singular normal matrix (``lam = 0`` and
-      ``p >= n - 1``, or dead units) ``W_LS`` is the minimum-norm minimiser (``on_singular="pinv"``,
-      rank_deficient.md §5); ``on_singular="raise"`` makes it unavailable instead.
+      (when ``central_path`` and ``W`` is given); ``W_LS`` the minimum-norm minimiser when the normal matrix is
+      singular (``on_singular="pinv"``, rank_deficient.md §5), unavailable with ``on_singular="raise"``.
 
-    Every quantity that can be computed is returned.  One that cannot (``Sigma_B = 0`` for NC1, a
-    zero centred class mean or classifier row for the cosines, a zero ``W`` or ``Mbar`` for NC3, no
-    least-squares classifier) is left out and named, with the reason, in ``out["unavailable"]``
-    (``{name: reason}``; the key is present only when something is unavailable).  Bad input (wrong
-    shapes, NaN, an unknown convention, ``tile < 1``) still raises ``ValueError``.
+    A quantity that cannot be computed (``Sigma_B = 0`` for NC1, a zero centred class mean or classifier row for
+    the cosines, a zero ``W`` or ``Mbar`` for NC3, no least-squares classifier) is left out and named with the
+    reason in ``out["unavailable"]`` (``{name: reason}``, present only then).  Bad input (wrong shapes, NaN, an
+    unknown convention, ``tile < 1``) raises ``ValueError``.
 
-    Conventions where implementations differ (math §2.3): the equiangularity is the std of the cosines with
-    divisor ``m - cosine_ddof`` over the ``m = C(C-1)/2`` pairs (default 1, unbiased; 0 gives the biased std);
-    the equinorm's std is unbiased (``torch.std``); ``central_path_distance`` includes the bias ``b``
-    when given; NC4 (:func:`ncc_mismatch`) uses ``argmax (W h + b)``: pass ``b=None`` to compare with codes
-    that ignore the classifier's bias.
-
-    Many classes (math §2.3): the ``C x C`` quantities (cosines, ETF distance) are computed in one tiled
-    pass per set of rows (:func:`pair_statistics`, ``tile x tile`` blocks), and the decomposition behind
-    ``central_path_distance`` without ``C x C`` matrices (:func:`theory.decompose`), so the memory is that
-    of the statistics plus ``O(tile^2)`` (``O(tile * C)`` for the decomposition when ``C <= p + 1``).
+    Conventions where implementations differ (math §2.3): the equiangularity's std divides by
+    ``C(C-1)/2 - cosine_ddof`` (default 1, unbiased; 0 biased); the equinorm's std is unbiased (``torch.std``);
+    ``central_path_distance`` includes ``b`` when given.  The ``C x C`` quantities are tiled (math §2.3,
+    :func:`pair_statistics`): memory ``O(tile^2)`` beyond the statistics (``O(tile * C)`` for the decomposition).
     """
     xp = namespace(stats.means)
     centered, _ = _centered(stats, convention, xp)
@@ -270,8 +226,7 @@ def _checked_arguments(
     ``b`` as float64 on the statistics' device, and the checked tile."""
     check_lam(lam)
     tile = check_tile(tile)
-    if isinstance(cosine_ddof, bool) or not isinstance(cosine_ddof, int) or cosine_ddof < 0:
-        raise ValueError(f"cosine_ddof must be a non-negative integer, got {cosine_ddof!r}")
+    check_ddof(cosine_ddof, "cosine_ddof")
     if on_singular not in ON_SINGULAR:
         raise ValueError(f"unknown on_singular {on_singular!r}; choose one of {ON_SINGULAR}")
     if W is not None:
@@ -289,15 +244,19 @@ class _Collector:
         self.out: dict = {}
         self.unavailable: dict[str, str] = {}
 
-    def __call__(self, names: tuple[str, ...], fn, nonfinite_reason: str) -> None:
-        """Store ``fn()``'s values under ``names``, or the reason they are unavailable."""
+    def __call__(self, names: tuple[str, ...], fn, reason: str, refuse=None) -> None:
+        """Store ``fn()``'s values under ``names``, or why they are unavailable: ``reason`` when ``refuse`` is set
+        (not ``None``/empty, ``fn`` is not called) or a value is not finite, else the error ``fn`` raised."""
+        if refuse:
+            self.unavailable.update({k: f"ValueError: {reason}" for k in names})
+            return
         try:
             values = fn()
         except _UNAVAILABLE_ERRORS as exc:
             self.unavailable.update({k: f"{type(exc).__name__}: {exc}" for k in names})
             return
         if not all(_finite(v, self.xp) for v in values):
-            self.unavailable.update({k: nonfinite_reason for k in names})
+            self.unavailable.update({k: reason for k in names})
             return
         self.out.update(zip(names, values))
 
@@ -339,10 +298,10 @@ def _put_means(put: _Collector, stats: ClassStats, centered: Array, tile: int, c
             )
         return passes["means"]
 
-    put(("nc2_equinorm_means",), _unless(zero_means, zero_mean, lambda: (equinorm(centered, xp),)), zero_mean)
+    put(("nc2_equinorm_means",), lambda: (equinorm(centered, xp),), zero_mean, zero_means)
     for name, key in (("nc2_equiangular_means", "equiangular"), ("nc2_maxangle_means", "maxangle")):
-        put((name,), _unless(zero_means, zero_mean, lambda key=key: (means_pass()[key],)), zero_mean)
-    put(("nc2_etf_distance",), _unless(no_means or None, all_zero, lambda: (means_pass()["etf_distance"],)), all_zero)
+        put((name,), lambda key=key: (means_pass()[key],), zero_mean, zero_means)
+    put(("nc2_etf_distance",), lambda: (means_pass()["etf_distance"],), all_zero, no_means)
     return no_means
 
 
@@ -360,12 +319,12 @@ def _put_classifiers(
             passes["W"] = pair_statistics(W, xp, tile=tile, ddof=cosine_ddof)
         return passes["W"]
 
-    put(("nc2_equinorm_classifiers",), _unless(zero_rows, zero_row, lambda: (equinorm(W, xp),)), zero_row)
+    put(("nc2_equinorm_classifiers",), lambda: (equinorm(W, xp),), zero_row, zero_rows)
     for name, key in (("nc2_equiangular_classifiers", "equiangular"), ("nc2_maxangle_classifiers", "maxangle")):
-        put((name,), _unless(zero_rows, zero_row, lambda key=key: (rows_pass()[key],)), zero_row)
+        put((name,), lambda key=key: (rows_pass()[key],), zero_row, zero_rows)
     nc3_reason = "W = 0 or Mbar = 0: NC3 normalises by both norms"
-    degenerate = no_means or (zero_rows is not None and len(zero_rows) == C) or None
-    put(("nc3",), _unless(degenerate, nc3_reason, lambda: (self_duality(W, centered, xp),)), nc3_reason)
+    degenerate = no_means or (zero_rows is not None and len(zero_rows) == C)
+    put(("nc3",), lambda: (self_duality(W, centered, xp),), nc3_reason, degenerate)
 
 
 def ncc_mismatch_count(

@@ -1,22 +1,9 @@
-"""Per-sample quantities of the classifier's outputs, summed: the loss's data term and NC4.
+"""Per-sample quantities of the classifier's outputs, summed over the samples: the loss's data term and NC4.
 
-Both need the samples themselves (not only the class statistics), so they are computed in
-one pass over the features with one matrix product per block:
-
-* ``sq_residual = sum_i ||W h_i + b - e_{y_i}||^2``, the data term of the paper's loss
-  (math §1, "Loss": ``L = sq_residual / (2n) + (lam/2)(||W||_F^2 + ||b||^2)``);
-* ``ncc_mismatches = #{i : argmax_c (W h_i + b)_c != argmin_c ||h_i - mu_c||}`` (math §2.1,
-  NC4), with the distance evaluated as ``||mu_c||^2 - 2 h_i^T mu_c`` (the per-sample constant
-  ``||h_i||^2`` does not change the argmin);
-* with the means also ``ncc_errors = #{i : argmin_c ||h_i - mu_c|| != y_i}`` (the nearest-class-centre rule's
-  errors, the layer-wise literature's "NCC accuracy" is ``1 - ncc_errors / count``) and
-  ``errors = #{i : argmax_c (W h_i + b)_c != y_i}`` (the classifier's).
-
-The totals are sums over samples, so batches of a stream (or DDP ranks) add up.  Features
-may be float32 (a network's own values); each block is converted to float64 once, and on
-the host (NumPy, CPU torch) row blocks (:func:`theory._backend.host_block_rows`) keep the
-float64 temporaries in cache.  ``W`` and the means are stacked so that one GEMM of width
-``2C`` gives both the scores and the distances.
+Both need the samples themselves (not only the class statistics): one pass over the features, one matrix
+product per block (``W`` and the means stacked: one GEMM of width ``2C`` gives the scores and the distances).
+The totals add over the batches of a stream (or DDP ranks).  Features may be float32; each block is converted
+to float64 once, in row blocks on the host (:func:`theory._backend.host_block_rows`) that stay in cache.
 """
 
 from __future__ import annotations
@@ -66,8 +53,12 @@ def sample_totals(
     num_classes: int | None = None,
     tile: int = DEFAULT_TILE,
 ) -> dict:
-    """``{"count", "sq_residual", "ncc_mismatches", "ncc_errors", "errors"}`` of ``features (n, p)`` (see the
-    module docstring).
+    """``{"count", "sq_residual", "ncc_mismatches", "ncc_errors", "errors"}`` of ``features (n, p)``.
+
+    * ``sq_residual = sum_i ||W h_i + b - e_{y_i}||^2``, the data term of the paper's loss (math §1, "Loss");
+    * ``ncc_mismatches = #{i : argmax_c (W h_i + b)_c != argmin_c ||h_i - mu_c||}`` (NC4, math §2.1);
+    * ``ncc_errors``: the samples whose nearest class mean is not their class; ``errors``: those the classifier
+      gets wrong (``argmax_c (W h_i + b)_c != y_i``).
 
     ``ncc_mismatches``, ``ncc_errors`` and ``errors`` are ``None`` unless the class ``means (C, p)`` are given.
     Every value is a float64 0-d array on the features' device.  With more than ``tile`` classes the row blocks

@@ -1,33 +1,9 @@
 """One metrics record: every NC quantity of one measurement, as JSON-ready Python values.
 
-The record is the line of a run's ``metrics.jsonl`` (docs/run_format.md) without its bookkeeping keys
-(epoch, times, learning rate).  It is composed from
-
-* the class statistics ``stats`` (:func:`theory.class_stats` or :class:`theory.ClassStatsAccumulator`),
-* the classifier ``(W, b)`` (``b=None``: no bias),
-* the sample totals ``totals`` of :func:`theory.sample_totals` with the class means (possibly summed over
-  batches or ranks): ``sq_residual``, ``ncc_mismatches``, ``count``,
-* the number of classifier errors ``errors`` (samples with ``argmax_c (W h + b)_c != y``, or the network's
-  own outputs),
-* the ridges ``lam`` (the paper's lambda of the training objective, math §1, §8) and ``lam_notebook``
-  (the notebook's reading ``wd / 2``, math §8).
-
-Keys (every formula is theory's; this module only composes and names them):
-
-* ``train_error = errors / n``, ``train_count = n``, ``class_counts`` (``n_c``, math §1, §3.3b);
-* ``loss`` = the paper's ``L`` (math §1) at ``lam`` from the totals, ``loss_nowd`` the same at ``lambda = 0``;
-* ``l_nc1``, ``l_nc23``, ``l_perp``, ``l_central``, ``rho_perp``, ``central_path_distance`` at ``lam``
-  (:func:`theory.decompose`, math §3.2, §3.3b, §4); ``identity_residual = |loss - (l_nc1 + l_nc23 +
-  l_perp)| / loss`` (a real check: ``loss`` comes from the samples, the terms from the statistics);
-* ``l_*_notebook`` at ``lam_notebook`` and ``l_*_lam0`` at ``lambda = 0`` (the theory's central path, math
-  §3.4), ``ls_rank_lam0`` (the rank of the ``lambda = 0`` normal matrix, rank_deficient.md §5);
-* ``nc1`` ... ``nc3`` (:func:`theory.nc_metrics`, math §2.1, §2.2), ``nc4`` = NCC mismatch fraction (math §2.1);
-* ``tr_sigma_w`` = ``tr Sigma_W`` (math §1);
-* ``snr_singular_values``, ``snr_support``, ``snr_rank``, ``snr_dim``, ``snr_dropped_fraction``
-  (:func:`theory.snr_support`, math §1, §5.3; on the range of ``Sigma_W`` when it is singular).
-
-A quantity that cannot be computed (``Sigma_W = 0``; an NC quantity :func:`theory.nc_metrics` names as
-unavailable) is ``None``, and ``warnings`` (present only then) says why.
+The record is the line of a run's ``metrics.jsonl`` without its bookkeeping keys (epoch, times, learning rate);
+its keys (:data:`RECORD_KEYS`) are defined in docs/run_format.md.  Every formula is theory's (:func:`theory.decompose`,
+:func:`theory.nc_metrics`, :func:`theory.snr_support`, :func:`theory.loss_from_totals`); this module only composes
+and names them.  A quantity that cannot be computed is ``None``, and ``warnings`` (present only then) says why.
 """
 
 from __future__ import annotations
@@ -41,7 +17,7 @@ from .decomposition import decompose
 from .least_squares import total_spectrum
 from .metrics import nc_metrics
 from .outputs import loss_from_totals
-from .snr import snr_support
+from .snr import ZERO_WITHIN, round_off_scale, snr_support
 from .stats import ClassStats
 from .tiling import DEFAULT_TILE, check_tile
 
@@ -75,15 +51,11 @@ def _numeric_errors() -> tuple[type[BaseException], ...]:
 
 
 def sigma_w_is_zero(stats: ClassStats) -> bool:
-    """True when ``Sigma_W`` is zero to round-off: ``tr Sigma_W <= p eps (tr Sigma_T + ||mu_G||^2)``, the scale of
-    the rounding error of the features' scatter (the rule of :func:`theory.snr.within_range`, applied to the trace,
-    which bounds the largest eigenvalue from above).  Then every class has collapsed to its mean as far as float64
-    can tell, and the SNR (math §1, §5.3) is undefined; a ``Sigma_W`` that is merely tiny, but above round-off,
-    is not zero (the SNR is invariant under scaling, math §5.1)."""
+    """True when ``Sigma_W`` is zero to round-off, ``tr Sigma_W <= p eps`` :func:`theory.snr.round_off_scale` (the
+    rule of :func:`theory.snr.within_range` on the trace, an upper bound of the largest eigenvalue): every class
+    collapsed to its mean as far as float64 can tell, so the SNR (math §1, §5.3) is undefined."""
     xp = namespace(stats.sigma_w)
-    trace_w = to_float(xp.sum(xp.linalg.diagonal(stats.sigma_w)))
-    scale = to_float(xp.sum(xp.linalg.diagonal(stats.sigma_t)) + xp.sum(stats.global_mean * stats.global_mean))
-    return trace_w <= stats.dim * EPS * scale
+    return to_float(xp.sum(xp.linalg.diagonal(stats.sigma_w))) <= stats.dim * EPS * round_off_scale(stats)
 
 
 def _guard(warnings: list[str], keys, what: str, fn: Callable[[], dict]) -> dict:
@@ -106,7 +78,7 @@ def metrics_record(
     lam_notebook: float,
     tile: int = DEFAULT_TILE,
 ) -> dict[str, Any]:
-    """Every metric of one measurement as Python values (the keys of :data:`RECORD_KEYS`, module docstring).
+    """Every metric of one measurement as Python values (the keys of :data:`RECORD_KEYS`, docs/run_format.md).
 
     ``totals``: :func:`theory.sample_totals` of the features with ``means=stats.means`` (``ncc_mismatches``
     needed), summed over batches or ranks; ``errors``: how many samples the classifier (or the network)
@@ -152,8 +124,7 @@ def metrics_record(
 
     def _snr() -> dict:  # on the support of Sigma_W when it is singular (math §5.3)
         if sigma_w_is_zero(stats):  # a relative singularity test alone would take round-off for spread
-            raise ValueError("Sigma_W is zero (every class collapsed to its mean, or p = 0): the SNR is undefined "
-                             "on every support")
+            raise ValueError(ZERO_WITHIN)
         sup = snr_support(stats, support="auto")
         return {"snr_singular_values": [float(v) for v in to_list(sup.values)],
                 "snr_support": sup.support, "snr_rank": sup.rank, "snr_dim": sup.dim,

@@ -1,16 +1,8 @@
-"""SNR matrix ``Sigma_W^{-1/2} Mbar``, its singular values and the renormalised features (math §1, §5.1, §5.2),
-on the whole space or on the support of ``Sigma_W`` (math §5.3; ``docs/rank_deficient.md`` §1-§3).
+"""SNR matrix ``Sigma_W^{-1/2} Mbar``, its singular values and the renormalised features (math §1, §5.1, §5.2).
 
-``Sigma_W^{-1/2}`` comes from ``eigh(Sigma_W)``, which also tests invertibility; the singular values alone come
-from a Cholesky factor (same values, a fraction of the cost).  Every function takes ``support`` (default
-``"auto"`` for :func:`snr_singular_values` and :func:`snr_support`, ``"full"`` for :func:`snr_matrix`,
-:func:`inverse_sqrt_within` and :func:`renormalize`, whose callers, the simulator's flows, need the invertible
-case):
-
-* ``"full"``: the whole space; ``ValueError`` when ``Sigma_W`` is singular (the behaviour before supports);
-* ``"range"``: the range of ``Sigma_W`` (rank ``r``, at least 1);
-* ``"auto"``: ``"full"`` when ``Sigma_W`` passes the singularity test, else ``"range"``.  Inside a JAX
-  trace (values unknown) ``"auto"`` is ``"full"``, unchecked, as before.
+Every function takes ``support`` (math §5.3; ``docs/rank_deficient.md`` §1-§3): ``"full"``, the whole space
+(``ValueError`` when ``Sigma_W`` is singular); ``"range"``, the range of ``Sigma_W`` (rank ``r >= 1``); ``"auto"``,
+``"full"`` when ``Sigma_W`` passes the singularity test, else ``"range"`` (inside a JAX trace ``"full"``, unchecked).
 """
 
 from __future__ import annotations
@@ -41,6 +33,17 @@ _WITHIN = "singular Sigma_W: the within-class covariance"
 _ADVICE = ("the SNR and the renormalised features need an invertible within-class covariance "
            "(more samples per class than feature dimensions, and no exact collapse); "
            "support='range' (or 'auto') restricts them to the range of Sigma_W")
+
+
+#: The error of an SNR on statistics whose ``Sigma_W`` is zero to round-off.
+ZERO_WITHIN = ("Sigma_W is zero (every class collapsed to its mean, or p = 0): the SNR is undefined "
+               "on every support")
+
+
+def round_off_scale(stats: ClassStats) -> float:
+    """``tr Sigma_T + ||mu_G||^2 = (1/n) sum_i ||h_i||^2``: the scale of the rounding error of the scatter."""
+    xp = namespace(stats.sigma_t)
+    return to_float(xp.sum(xp.linalg.diagonal(stats.sigma_t)) + xp.sum(stats.global_mean * stats.global_mean))
 
 
 def _check_support(support: str) -> None:
@@ -86,8 +89,7 @@ def within_range(stats: ClassStats) -> WithinRange:
     (:func:`theory._backend.is_nonsingular`'s rule, so ``rank == p`` exactly when that test passes).
 
     Raises ``ValueError`` when ``Sigma_W`` is zero to round-off (no support: its largest eigenvalue is at
-    most ``p * eps`` times the features' mean squared norm ``(1/n) sum_i ||h_i||^2 = tr Sigma_T + ||mu_G||^2``,
-    the scale of the rounding error of the accumulated scatter), or inside a JAX trace (the rank is a value).
+    most ``p * eps`` times :func:`round_off_scale`), or inside a JAX trace (the rank is a value).
     """
     xp = namespace(stats.sigma_w)
     evals, evecs = xp.linalg.eigh(stats.sigma_w)
@@ -96,31 +98,22 @@ def within_range(stats: ClassStats) -> WithinRange:
                          "use support='full'")
     p = stats.dim
     rank, tol = numerical_rank(evals, xp)
-    top = to_float(xp.max(xp.abs(evals)))
-    scale = to_float(xp.sum(xp.linalg.diagonal(stats.sigma_t)) + xp.sum(stats.global_mean * stats.global_mean))
-    if rank == 0 or top <= p * EPS * scale:
-        raise ValueError("Sigma_W is zero (every class collapsed to its mean, or p = 0): the SNR is undefined "
-                         "on every support")
+    if rank == 0 or to_float(xp.max(xp.abs(evals))) <= p * EPS * round_off_scale(stats):
+        raise ValueError(ZERO_WITHIN)
     return WithinRange(evals, evecs, rank, tol)
 
 
-def _is_invertible(stats: ClassStats) -> bool | None:
-    """The singularity test of :func:`_within_cholesky` (``None`` inside a JAX trace)."""
-    if not is_concrete(stats.sigma_w):
-        return None
+def _resolve(stats: ClassStats, support: str) -> str:
+    """``"full"`` or ``"range"`` for ``support`` (``"auto"``: full unless :func:`_within_cholesky` finds
+    ``Sigma_W`` singular; inside a JAX trace, full)."""
+    _check_support(support)
+    if support != "auto" or not is_concrete(stats.sigma_w):
+        return "full" if support == "auto" else support
     try:
         _within_cholesky(stats)
     except SingularMatrixError:
-        return False
-    return True
-
-
-def _resolve(stats: ClassStats, support: str) -> str:
-    """``"full"`` or ``"range"`` for ``support`` on these statistics (``"auto"``: full when invertible)."""
-    _check_support(support)
-    if support != "auto":
-        return support
-    return "range" if _is_invertible(stats) is False else "full"
+        return "range"
+    return "full"
 
 
 def inverse_sqrt_within(stats: ClassStats, *, support: str = "full") -> Array:
@@ -159,17 +152,16 @@ def _within_cholesky(stats: ClassStats) -> Array:
     xp = namespace(stats.sigma_w)
     try:
         L = xp.linalg.cholesky(stats.sigma_w)
-    except (ValueError, RuntimeError, ArithmeticError) as exc:  # numpy's and torch's LinAlgError
-        raise SingularMatrixError(f"{_WITHIN} is not positive definite ({exc}); {_ADVICE}") from None
-    if is_concrete(L):
-        pivots = xp.linalg.diagonal(L)
-        low = to_float(xp.min(pivots * pivots))
-        top = to_float(xp.max(xp.linalg.diagonal(stats.sigma_w)))
-        try:  # a NaN pivot (JAX's failed factorisation) is singular too
+        if is_concrete(L):  # a NaN pivot (JAX's failed factorisation) is singular too
+            pivots = xp.linalg.diagonal(L)
+            low = to_float(xp.min(pivots * pivots))
+            top = to_float(xp.max(xp.linalg.diagonal(stats.sigma_w)))
             check_nonsingular(low, top, stats.dim, _WITHIN,
                               "smallest Cholesky pivot {low:.3e}, largest variance {top:.3e}")
-        except SingularMatrixError as exc:
-            raise SingularMatrixError(f"{exc}; {_ADVICE}") from None
+    except SingularMatrixError as exc:
+        raise SingularMatrixError(f"{exc}; {_ADVICE}") from None
+    except (ValueError, RuntimeError, ArithmeticError) as exc:  # numpy's and torch's LinAlgError
+        raise SingularMatrixError(f"{_WITHIN} is not positive definite ({exc}); {_ADVICE}") from None
     return L
 
 

@@ -1,22 +1,8 @@
-"""Class statistics of last-layer features: the one definition used everywhere.
+"""Class statistics of last-layer features, the one definition used everywhere (math §1, §3.3b).
 
-Spec sections 1 and 3.3b.  With ``n_c`` samples in class ``c``, ``n = sum_c n_c`` and
-``pi_c = n_c / n``:
-
-* class means ``mu_c = (1/n_c) sum_i h_{i,c}``;
-* sample (count-weighted) global mean ``mu_G = sum_c pi_c mu_c``;
-* pooled within-class covariance ``Sigma_W = (1/n) sum_{c,i} (h_{i,c}-mu_c)(h_{i,c}-mu_c)^T``
-  (divisor ``n``, not ``n-1``);
-* between-class covariance ``Sigma_B = sum_c pi_c (mu_c-mu_G)(mu_c-mu_G)^T``
-  (``= (1/C) Mbar Mbar^T`` for balanced classes);
-* total covariance ``Sigma_T = Sigma_W + Sigma_B``, exact for any class counts.
-
-Everything is accumulated in float64 with matrix products (BLAS ``syrk`` for the scatter),
-never per-sample loops or ``B x p x p`` tensors.  :class:`ClassStatsAccumulator` streams batches
-with per-class shifted data (each class centred at a fixed reference near its mean, corrected
-exactly at the end) and merges accumulators exactly with the pairwise update of Chan, Golub &
-LeVeque (1979): for two groups with counts ``n_a, n_b``, means ``m_a, m_b`` and scatters
-``S_a, S_b``, ``S = S_a + S_b + (n_a n_b / (n_a + n_b)) (m_b - m_a)(m_b - m_a)^T``.
+Counts, class means, the count-weighted global mean ``mu_G``, ``Sigma_W`` (divisor ``n``), ``Sigma_B`` and
+``Sigma_T = Sigma_W + Sigma_B``, in float64 with matrix products (BLAS ``syrk`` for the scatter), never per-sample
+loops.  :class:`ClassStatsAccumulator` streams batches and merges accumulators exactly (Chan, Golub & LeVeque 1979).
 """
 
 from __future__ import annotations
@@ -51,11 +37,6 @@ from .tiling import DEFAULT_TILE
 
 #: Inputs longer than this go through :class:`ClassStatsAccumulator` in :func:`class_stats`.
 CHUNK_ROWS = 4096
-
-#: Largest row block of the accumulator's host (NumPy / CPU torch) updates
-#: (:func:`theory._backend.host_block_rows`: 1024 for torch, 4096 for NumPy): float64 blocks that
-#: stay in cache between their conversion and the BLAS calls, deep enough for BLAS's full rate.
-HOST_CHUNK_ROWS = 4096
 
 
 class ClassStats(NamedTuple):
@@ -104,14 +85,8 @@ def _one_hot(labels: Array, num_classes: int, xp) -> Array:
     return xp.astype(labels[:, None] == classes[None, :], xp.float64)
 
 
-def _one_hot_rows(num_classes: int) -> int:
-    """Rows per block of a one-hot product, so that the ``rows x C`` indicator stays within
-    ``max(tile, tile^2 / C) x C`` entries (math §2.3; one block for the usual ten classes)."""
-    return max(DEFAULT_TILE, (DEFAULT_TILE * DEFAULT_TILE) // num_classes)
-
-
 def _class_counts(labels: Array, num_classes: int, xp) -> Array:
-    """``(C,)`` float64 label counts: ``bincount`` for NumPy and torch, a one-hot sum in row blocks elsewhere."""
+    """``(C,)`` float64 label counts: ``bincount`` for NumPy and torch, :func:`_class_sums` of ones elsewhere."""
     if is_torch_array(labels):
         import torch
 
@@ -120,11 +95,8 @@ def _class_counts(labels: Array, num_classes: int, xp) -> Array:
         import numpy as np
 
         return np.bincount(labels, minlength=num_classes).astype(np.float64)
-    step = _one_hot_rows(num_classes)
-    total = xp.zeros((num_classes,), dtype=xp.float64, device=device_of(labels))
-    for lo in range(0, int(labels.shape[0]), step):
-        total = total + xp.sum(_one_hot(labels[lo : lo + step], num_classes, xp), axis=0)
-    return total
+    ones = xp.ones((int(labels.shape[0]), 1), dtype=xp.float64, device=device_of(labels))
+    return _class_sums(ones, labels, num_classes, xp)[:, 0]
 
 
 def _class_sums(X: Array, labels: Array, num_classes: int, xp) -> Array:
@@ -132,7 +104,7 @@ def _class_sums(X: Array, labels: Array, num_classes: int, xp) -> Array:
 
     CPU torch: ``index_add_`` (one pass, no GEMM); NumPy: the sparse ``C x n`` indicator times ``X``
     (SciPy); elsewhere (GPU tensors, JAX) the one-hot product ``Y X`` in row blocks of bounded size
-    (deterministic on GPUs, where ``index_add_`` uses atomics)."""
+    (deterministic on GPUs, where ``index_add_`` uses atomics), ``max(tile, tile^2 / C)`` rows per block."""
     if is_torch_array(X) and X.device.type == "cpu":
         import torch
 
@@ -145,7 +117,7 @@ def _class_sums(X: Array, labels: Array, num_classes: int, xp) -> Array:
         n = int(X.shape[0])
         indicator = scipy.sparse.csr_array((np.ones(n), labels, np.arange(n + 1)), shape=(n, num_classes))
         return np.asarray(indicator.T @ X)
-    step = _one_hot_rows(num_classes)
+    step = max(DEFAULT_TILE, (DEFAULT_TILE * DEFAULT_TILE) // num_classes)
     total = xp.zeros((num_classes, int(X.shape[1])), dtype=X.dtype, device=device_of(X))
     for lo in range(0, int(X.shape[0]), step):
         total = total + _one_hot(labels[lo : lo + step], num_classes, xp).T @ X[lo : lo + step]
@@ -181,17 +153,12 @@ def _merge_moments(a, b, xp):
     return n, means, scatter
 
 
-def _check_no_empty_class(counts: Array, xp) -> None:
-    if not is_concrete(counts):
-        return
-    empty = [i for i, v in enumerate(to_list(counts)) if v == 0.0]  # one device-to-host copy
-    if empty:
-        raise ValueError(f"empty class: no samples for class(es) {empty}")
-
-
 def _finalize(counts: Array, means: Array, scatter: Array, xp) -> ClassStats:
     """Turn counts, means and pooled scatter into :class:`ClassStats` (math §3.3b)."""
-    _check_no_empty_class(counts, xp)
+    if is_concrete(counts):
+        empty = [i for i, v in enumerate(to_list(counts)) if v == 0.0]  # one device-to-host copy
+        if empty:
+            raise ValueError(f"empty class: no samples for class(es) {empty}")
     n = xp.sum(counts)
     pi = counts / n
     global_mean = pi @ means
@@ -231,16 +198,12 @@ class ClassStatsAccumulator:
     :meth:`from_state` expose ``counts``, ``means`` and the pooled within-class ``scatter``
     (``n * Sigma_W``) for transport.
 
-    Within one accumulator the data are shifted by a fixed per-class reference ``r_c`` (the
-    mean of class ``c`` in the first batch that holds it): with ``d_i = h_i - r_{y_i}``,
-    ``s_c = sum_{i in c} d_i`` and ``S = sum_i d_i d_i^T``, the pooled scatter is
-    ``S - sum_c s_c s_c^T / n_c`` and ``mu_c = r_c + s_c / n_c`` (the shifted-data algorithm;
-    since ``r_c`` is within sampling error of ``mu_c``, the correction is a small fraction of
-    ``S`` and no precision is lost).  Each batch then costs one in-place BLAS ``syrk`` update
-    of ``S`` (:func:`theory._backend.gram_accumulate`) and a class-wise row sum, with no ``p x p``
-    temporaries; host batches are split into :data:`HOST_CHUNK_ROWS`-row blocks so the float64
-    temporaries stay in cache.  Accumulators are merged with the pairwise update
-    of Chan et al.
+    Within one accumulator the data are shifted by a fixed per-class reference ``r_c`` (the mean of class ``c``
+    in the first batch that holds it): with ``d_i = h_i - r_{y_i}``, ``s_c = sum_{i in c} d_i`` and
+    ``S = sum_i d_i d_i^T``, the pooled scatter is ``S - sum_c s_c s_c^T / n_c`` and ``mu_c = r_c + s_c / n_c``
+    (the correction is a small fraction of ``S``: no precision is lost).  Each batch costs one in-place BLAS
+    ``syrk`` update of ``S`` (:func:`theory._backend.gram_accumulate`) and a class-wise row sum, in host row
+    blocks that stay in cache (:func:`theory._backend.host_block_rows`).
     """
 
     def __init__(self, num_classes: int):

@@ -1,15 +1,10 @@
 """Tiles: every ``C x C`` quantity in blocks of ``tile`` rows, so that memory stays bounded whatever ``C`` (math §2.3).
 
-``C`` in the tens of thousands (language models, ImageNet-scale classification) makes a ``C x C`` float64
-matrix 18.6 GiB at ``C = 50,000``.  The class statistics are ``O(Cp + p^2)``; the quantities over pairs of
-classes (cosines, the ETF distance, CDNV, kernels) are reduced here one ``tile x tile`` block at a time,
-``rows[lo:hi] @ rows[lo2:hi2].T`` over the upper triangle of the symmetric matrix (half the products),
-and the block results are combined exactly: sums add, and means and variances merge with the
-pairwise update of Chan, Golub & LeVeque (1979), so a tiled value equals the untiled one to rounding.
-
-Memory: a few float64 temporaries of ``tile x tile`` entries for the pairs (8 MiB each at ``tile = 1024``), and
-of ``tile x C`` where a row needs all classes at once (the NCC rule's argmin, the decomposition's residual
-rows when ``C <= p + 1``).
+A ``C x C`` float64 matrix is 18.6 GiB at ``C = 50,000``.  The quantities over pairs of classes (cosines, the ETF
+distance, CDNV, kernels) are reduced one ``tile x tile`` block at a time over the upper triangle of the symmetric
+matrix, and the block results merge exactly (sums add; means and variances by Chan, Golub & LeVeque 1979), so a
+tiled value equals the untiled one to rounding.  Memory: a few ``tile x tile`` temporaries (8 MiB each at
+``tile = 1024``), or ``tile x C`` where a row needs all classes at once (the NCC argmin, the decomposition's rows).
 """
 
 from __future__ import annotations
@@ -66,11 +61,6 @@ def merge_moments(a: Moments | None, b: Moments) -> Moments:
     n = a.count + b.count
     delta = b.mean - a.mean
     return Moments(n, a.mean + delta * (b.count / n), a.m2 + b.m2 + delta * delta * (a.count * b.count / n))
-
-
-def moments_std(m: Moments, xp, ddof: int = 1) -> Array:
-    """``sqrt(m2 / max(count - ddof, 1))`` (``ddof = 1``: the unbiased variance, zero for a single value)."""
-    return xp.sqrt(m.m2 / max(m.count - ddof, 1))
 
 
 def upper_pairs(rows: Array, tile: int, xp, visit: Callable[[Array, Array | None, int, int, int], None]) -> None:

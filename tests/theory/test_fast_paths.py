@@ -17,8 +17,7 @@ import pytest
 import torch
 
 import theory
-from theory._backend import gram_accumulate, namespace, symmetric_from_upper, zeros_gram
-from theory.stats import HOST_CHUNK_ROWS
+from theory._backend import gram_accumulate, host_block_rows, namespace, symmetric_from_upper, zeros_gram
 
 
 def rel(a, b):
@@ -67,7 +66,7 @@ def test_accumulator_blocks_and_late_classes():
     """A batch longer than the host block is split; a class missing from the first batches gets its
     reference when it first appears; the caller's float64 array is left untouched."""
     rng = np.random.default_rng(1)
-    n = 2 * HOST_CHUNK_ROWS + 77
+    n = 2 * host_block_rows(np.zeros((1, 1))) + 77
     y = np.where(np.arange(n) < 1500, rng.integers(0, 3, n), rng.integers(0, 4, n))  # class 3 only late
     H = rng.standard_normal((n, 9)) + 3 * np.eye(4, 9)[y]
     H_before = H.copy()

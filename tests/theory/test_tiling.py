@@ -14,7 +14,7 @@ import pytest
 
 import theory
 from theory.decomposition import means_residual
-from theory.metrics import equiangularity, etf_distance, max_angle, pair_statistics
+from theory.metrics import etf_distance, pair_statistics
 
 REL = 1e-12
 
@@ -67,8 +67,9 @@ def test_pair_statistics_equal_dense(tile):
     X, y, W, _ = _data(23, 6, 400, imbalanced=True)
     Mc = theory.class_stats(X, y).centered_means
     for R in (Mc, W):
-        _close(equiangularity(R, np, tile=tile), _dense_equiangular(R))
-        _close(max_angle(R, np, tile=tile), _dense_maxangle(R))
+        out = pair_statistics(R, np, tile=tile)
+        _close(out["equiangular"], _dense_equiangular(R))
+        _close(out["maxangle"], _dense_maxangle(R))
     _close(etf_distance(Mc, np, tile=tile), _dense_etf(Mc))
 
 

@@ -1,9 +1,7 @@
 """Check records, the certificate container and the runner shared by all derivation modules.
 
-A *check* is one SymPy computation whose outcome is visible: it returns an :class:`Outcome`
-(passed or not, a one-line detail, and optionally the LaTeX of the derived result). The runner
-times each check and turns exceptions into failures, so a broken derivation can never pass
-silently.
+A check returns an :class:`Outcome`; the runner times it and turns an exception into a failure, so a broken
+derivation can never pass silently.
 """
 
 from __future__ import annotations
@@ -12,10 +10,11 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 from .report import render_markdown
 
-__all__ = ["Outcome", "CheckSpec", "Certificate", "run_specs", "KINDS"]
+__all__ = ["Outcome", "CheckSpec", "Certificate", "run_specs", "KINDS", "verdict", "Checks"]
 
 #: How general a check is: proved for all sizes, proved at one concrete size with fully symbolic
 #: entries, proved at one size with exact random rational data, or a numeric comparison.
@@ -29,6 +28,11 @@ class Outcome:
     passed: bool
     detail: str
     latex: str = ""
+
+
+def verdict(steps: dict[str, bool], latex: str = "", head: str = "") -> Outcome:
+    """Passes iff every step does; the detail is ``head`` then ``step: result`` for each step."""
+    return Outcome(all(steps.values()), head + "; ".join(f"{k}: {bool(v)}" for k, v in steps.items()), latex)
 
 
 @dataclass
@@ -63,6 +67,24 @@ class CheckSpec:
             "statement": self.statement,
             "latex": latex,
         }
+
+
+class Checks(list[CheckSpec]):
+    """A module's checks in report order, registered by decorating each check function."""
+
+    def add(self, section: str, name: str, kind: str = "symbolic size", statement: str = "",
+            sizes: tuple[int, ...] = (), quick_sizes: tuple[int, ...] = (3,)):
+        """Register ``fn`` as the check ``name``, or ``partial(fn, C)`` as ``"name [C=C]"`` for each ``C`` in
+        ``sizes`` (those not in ``quick_sizes`` are left out of the quick certificate)."""
+
+        def deco(fn: Callable) -> Callable:
+            if not sizes:
+                self.append(CheckSpec(section, name, fn, kind, statement))
+            for C in sizes:
+                self.append(CheckSpec(section, f"{name} [C={C}]", partial(fn, C), kind, statement, C in quick_sizes))
+            return fn
+
+        return deco
 
 
 @dataclass

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy import MatrixSymbol
 
-from ._core import CheckSpec, Outcome
+from ._core import Checks, CheckSpec, Outcome, verdict
 from .model import (
     LAMBDA,
     SymbolicData,
@@ -33,6 +33,8 @@ from .model import (
 from .traces import MatrixAlgebra
 
 __all__ = ["specs", "transform", "ls_fit"]
+
+CHECKS = Checks()
 
 
 def transform(data: SymbolicData, Amat: sp.Matrix, c: sp.Matrix) -> SymbolicData:
@@ -63,6 +65,8 @@ def ls_fit(data: SymbolicData, lam, field=None):
     return V, l1, l23, outs
 
 
+@CHECKS.add("5.1", "invariance: lambda=0 affine maps, lambda>0 orthogonal maps (matrix symbols)", "general",
+             "W_LS' = W_LS A^-1, b' = b - W A^-1 c, outputs unchanged")
 def general_invariance() -> Outcome:
     q, C, n = (sp.Symbol(s, positive=True, integer=True) for s in ("q", "C", "n"))
     T = MatrixSymbol("T", q, q)
@@ -99,6 +103,8 @@ def _generic_affine(p: int):
     return Amat, c
 
 
+@CHECKS.add("5.1", "lambda=0: H -> AH + c1^T with symbolic A, c [C=3,p=2, imbalanced, rational features]",
+             "rational size", "W_LS' = W_LS A^-1, b' = b - W A^-1 c, outputs and L terms unchanged")
 def affine_lambda0() -> Outcome:
     """lambda = 0, C = 3, p = 2, imbalanced rational features, symbolic A (2x2) and c.
 
@@ -116,14 +122,15 @@ def affine_lambda0() -> Outcome:
     WAinv = W * dm(Amat).inv()
     ok_w = V2.extract(rows, [0, 1]) == WAinv
     ok_b = V2.extract(rows, [2]) == b - WAinv * dm(c)
-    ok_o = all(o == o2 for o, o2 in zip(outs, outs2))
-    ok_l = l1 == l1b and l23 == l23b
-    ok = ok_w and ok_b and ok_o and ok_l
-    return Outcome(ok, f"H -> AH + c1^T (symbolic A, c), transformed data fitted from their own normal equations: "
-                       f"W_LS' == W_LS A^-1: {ok_w}; b_LS' == b_LS - W_LS A^-1 c: {ok_b}; outputs unchanged: {ok_o}; "
-                       f"L_NC1, L_NC2/3 unchanged: {ok_l}")
+    steps = {"W_LS' == W_LS A^-1": ok_w, "b_LS' == b_LS - W_LS A^-1 c": ok_b,
+             "outputs unchanged": all(o == o2 for o, o2 in zip(outs, outs2)),
+             "L_NC1, L_NC2/3 unchanged": l1 == l1b and l23 == l23b}
+    return verdict(steps, head="H -> AH + c1^T (symbolic A, c), transformed data fitted from their own normal "
+                               "equations: ")
 
 
+@CHECKS.add("5.1", "lambda>0 symbolic: rotation with symbolic parameter keeps the fit [C=3,p=2, rational features]",
+             "rational size", "orthogonal invariance at lambda > 0")
 def rotation_lambda() -> Outcome:
     """lambda > 0 symbolic, rotation Q(s) = ((1-s^2) I + 2 s J)/(1+s^2) (every rotation but pi), p = 2."""
     s = sp.Symbol("s", real=True)
@@ -133,13 +140,14 @@ def rotation_lambda() -> Outcome:
     F = sp.QQ.frac_field(s, LAMBDA)
     V, l1, l23, outs = ls_fit(data, LAMBDA, F)
     V2, l1b, l23b, outs2 = ls_fit(transform(data, Q, sp.zeros(2, 1)), LAMBDA, F)
-    ok_o = all(o == o2 for o, o2 in zip(outs, outs2))
-    ok_l = l1 == l1b and l23 == l23b
-    return Outcome(ok_orth and ok_o and ok_l,
-                   f"Q Q^T = I: {ok_orth}; symbolic lambda, symbolic rotation parameter s: outputs unchanged: {ok_o}; "
-                   f"L_NC1, L_NC2/3 unchanged: {ok_l}")
+    return verdict({"Q Q^T = I": ok_orth,
+                    "symbolic lambda, symbolic rotation parameter s: outputs unchanged":
+                        all(o == o2 for o, o2 in zip(outs, outs2)),
+                    "L_NC1, L_NC2/3 unchanged": l1 == l1b and l23 == l23b})
 
 
+@CHECKS.add("5.1", "lambda>0: generic linear map / translation change the fit [C=3,p=2]", "rational size",
+             "no invariance beyond orthogonal maps at lambda > 0")
 def non_invariance_lambda() -> Outcome:
     """lambda = 1/2: a generic linear map and a translation change L_NC1 and the outputs (exact nonzero differences)."""
     lam = sp.Rational(1, 2)
@@ -158,6 +166,8 @@ def non_invariance_lambda() -> Outcome:
                        f"max output change {oa:.3g}, {ot:.3g} -- not invariant, as math §5.1 says")
 
 
+@CHECKS.add("5.1", "SNR singular values invariant under AH + c1^T (symbolic A, c)", "rational size",
+             "omega_j invariant")
 def snr_gram_invariance() -> Outcome:
     """``G = Mbar^T Sigma_W^{-1} Mbar`` (C x C, eigenvalues omega_j^2 and 0) is invariant under A H + c 1^T."""
     data = rational_data((2, 2, 2), 2, seed=24)
@@ -177,40 +187,4 @@ def snr_gram_invariance() -> Outcome:
 
 
 def specs(quick: bool = False) -> list[CheckSpec]:
-    return [
-        CheckSpec(
-            "5.1",
-            "invariance: lambda=0 affine maps, lambda>0 orthogonal maps (matrix symbols)",
-            general_invariance,
-            "general",
-            "W_LS' = W_LS A^-1, b' = b - W A^-1 c, outputs unchanged",
-        ),
-        CheckSpec(
-            "5.1",
-            "lambda=0: H -> AH + c1^T with symbolic A, c [C=3,p=2, imbalanced, rational features]",
-            affine_lambda0,
-            "rational size",
-            "W_LS' = W_LS A^-1, b' = b - W A^-1 c, outputs and L terms unchanged",
-        ),
-        CheckSpec(
-            "5.1",
-            "lambda>0 symbolic: rotation with symbolic parameter keeps the fit [C=3,p=2, rational features]",
-            rotation_lambda,
-            "rational size",
-            "orthogonal invariance at lambda > 0",
-        ),
-        CheckSpec(
-            "5.1",
-            "lambda>0: generic linear map / translation change the fit [C=3,p=2]",
-            non_invariance_lambda,
-            "rational size",
-            "no invariance beyond orthogonal maps at lambda > 0",
-        ),
-        CheckSpec(
-            "5.1",
-            "SNR singular values invariant under AH + c1^T (symbolic A, c)",
-            snr_gram_invariance,
-            "rational size",
-            "omega_j invariant",
-        ),
-    ]
+    return list(CHECKS)

@@ -18,15 +18,18 @@ this module checks those:
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 
 import numpy as np
 import sympy as sp
 
 from theory import laws
 
-from ._core import CheckSpec, Outcome
+from ._core import Checks, CheckSpec, Outcome
 
 __all__ = ["specs"]
+
+CHECKS = Checks()
 
 #: sample points, by symbol of :mod:`theory.laws`
 _POINTS = [
@@ -37,6 +40,8 @@ _POINTS = [
 _CONSTANT_POINTS = ((6, 4, 1), (5, 10, 50), (2, 3, 2.5))
 
 
+@CHECKS.add("laws", "theory.laws bookkeeping: SIGNATURES and constants() match its expressions", "numeric",
+             "lambdify arguments, constants(N, C, kappa)")
 def bookkeeping() -> Outcome:
     ex = laws.expressions()
     bad = []
@@ -58,24 +63,21 @@ def bookkeeping() -> Outcome:
                    if not bad else f"inconsistent: {bad}")
 
 
-def numeric_agreement(backend: str):
-    def fn() -> Outcome:
-        ctx = contextlib.nullcontext()
-        tol = 1e-12
-        if backend == "jax":
-            import jax
+def numeric_agreement(backend: str) -> Outcome:
+    ctx = contextlib.nullcontext()
+    tol = 1e-12
+    if backend == "jax":
+        import jax
 
-            if hasattr(jax, "enable_x64"):
-                ctx = jax.enable_x64(True)  # float64 locally, global config untouched
-            elif not jax.config.jax_enable_x64:  # type: ignore[attr-defined]  # a flag JAX's stubs do not declare
-                tol = 1e-5  # float32 evaluation
-        with ctx:
-            worst, where = _worst(backend)
-        return Outcome(worst < tol, f"{backend}: max relative difference of theory.laws.numeric(name) vs its SymPy "
-                                    f"expression (mpmath) over {len(laws.SIGNATURES)} laws x {len(_POINTS)} points "
-                                    f"= {worst:.2e}{f' ({where})' if worst > 0 else ''} (tolerance {tol:g})")
-
-    return fn
+        if hasattr(jax, "enable_x64"):
+            ctx = jax.enable_x64(True)  # float64 locally, global config untouched
+        elif not jax.config.jax_enable_x64:  # type: ignore[attr-defined]  # a flag JAX's stubs do not declare
+            tol = 1e-5  # float32 evaluation
+    with ctx:
+        worst, where = _worst(backend)
+    return Outcome(worst < tol, f"{backend}: max relative difference of theory.laws.numeric(name) vs its SymPy "
+                                f"expression (mpmath) over {len(laws.SIGNATURES)} laws x {len(_POINTS)} points "
+                                f"= {worst:.2e}{f' ({where})' if worst > 0 else ''} (tolerance {tol:g})")
 
 
 def _worst(backend: str) -> tuple[float, str]:
@@ -94,27 +96,10 @@ def _worst(backend: str) -> tuple[float, str]:
     return worst, where
 
 
+for _backend in ("numpy", "jax"):
+    CHECKS.append(CheckSpec("laws", f"theory.laws {_backend} lambdified == its SymPy expressions (sample points)",
+                            partial(numeric_agreement, _backend), "numeric", f"{_backend} backend"))
+
+
 def specs(quick: bool = False) -> list[CheckSpec]:
-    return [
-        CheckSpec(
-            "laws",
-            "theory.laws bookkeeping: SIGNATURES and constants() match its expressions",
-            bookkeeping,
-            "numeric",
-            "lambdify arguments, constants(N, C, kappa)",
-        ),
-        CheckSpec(
-            "laws",
-            "theory.laws numpy lambdified == its SymPy expressions (sample points)",
-            numeric_agreement("numpy"),
-            "numeric",
-            "numpy backend",
-        ),
-        CheckSpec(
-            "laws",
-            "theory.laws jax lambdified == its SymPy expressions (sample points)",
-            numeric_agreement("jax"),
-            "numeric",
-            "jax backend",
-        ),
-    ]
+    return list(CHECKS)

@@ -114,9 +114,9 @@ def test_wrong_flow_constant_fails_differentiation():
 
 def test_wrong_theory_laws_term_fails_the_central_path_check(monkeypatch):
     """The math §3.4 check certifies theory.laws' own L_NC1: a wrong one makes it fail."""
-    assert central_path._check_terms(3)().passed
+    assert central_path._check_terms(3).passed
     monkeypatch.setattr(laws, "L_NC1", laws.w**2 / (2 * (laws.C + laws.w**2)))
-    assert not central_path._check_terms(3)().passed
+    assert not central_path._check_terms(3).passed
 
 
 def test_wrong_theory_laws_flow_fails_the_flow_checks(monkeypatch):

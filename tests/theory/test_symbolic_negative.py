@@ -152,10 +152,9 @@ def test_wrong_non_augmented_formula_fails_step6(monkeypatch):
         W_num, b_num, den, dm = real(st, lam, cleared=True)
         return W_num, b_num + dm(sp.ones(*b_num.shape)), den, dm
 
-    check = least_squares._check_augmented(2, 1, (1, 3), None)
-    assert check().passed
+    assert least_squares._check_augmented(2, 1, (1, 3), None).passed
     monkeypatch.setattr(least_squares, "ls_non_augmented", wrong)
-    assert not check().passed
+    assert not least_squares._check_augmented(2, 1, (1, 3), None).passed
 
 
 def test_runner_turns_failures_and_exceptions_into_fail():

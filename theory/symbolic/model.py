@@ -1,12 +1,7 @@
 """Symbolic building blocks: per-sample features, class statistics, the paper's loss and its terms.
 
-Everything here is a direct transcription of the formulas of ``docs/math.md`` into SymPy
-matrices, at a concrete (small) number of classes ``C``, feature dimension ``p`` and class
-counts ``n_c``.  The checks in the sibling modules combine these pieces and ask SymPy to
-prove identities between them.
-
-Notation (spec Section 1): features ``h_{i,c}`` (``p x 1``), augmented ``h~ = [h; 1]``,
-classifier ``W~ = [W, b]`` (``C x (p+1)``), one-hot targets ``e_c``, ridge ``lambda``.
+The formulas of ``docs/math.md`` as SymPy matrices at a concrete number of classes ``C``, feature dimension
+``p`` and class counts ``n_c`` (math §1 notation: ``h~ = [h; 1]``, ``W~ = [W, b]``, one-hot ``e_c``, ridge ``lambda``).
 """
 
 from __future__ import annotations
@@ -38,7 +33,7 @@ __all__ = [
     "lifter",
 ]
 
-#: The ridge coefficient ``lambda`` of the paper's loss (spec Section 1), kept symbolic.
+#: The ridge coefficient ``lambda`` of the paper's loss (math §1), kept symbolic.
 LAMBDA = sp.Symbol("lambda", nonnegative=True)
 
 
@@ -65,15 +60,12 @@ class SymbolicData:
                 yield c, h
 
     def free_symbols(self) -> set:
-        out: set = set()
-        for _, h in self.samples():
-            out |= h.free_symbols
-        return out
+        return set().union(*(h.free_symbols for _, h in self.samples()))
 
 
 @dataclass(frozen=True)
 class SymbolicStats:
-    """Class statistics of spec Section 1 / 3.3b (count-weighted unless built by ``notebook_stats``)."""
+    """Class statistics of math §1, §3.3b (count-weighted unless built by ``notebook_stats``)."""
 
     counts: tuple[int, ...]
     pis: tuple[sp.Expr, ...]
@@ -91,17 +83,12 @@ class SymbolicStats:
     def p(self) -> int:
         return self.mu_g.shape[0]
 
-    @property
-    def n(self) -> int:
-        return sum(self.counts)
-
     def means_matrix(self) -> sp.Matrix:
         """``M = [mu_1 ... mu_C]`` (``p x C``)."""
         return sp.Matrix.hstack(*self.means)
 
     def centred_means(self) -> sp.Matrix:
-        """``Mbar = M - mu_G 1^T`` (``p x C``):
-        the class means centred at the global mean ``mu_G`` of these statistics."""
+        """``Mbar = M - mu_G 1^T`` (``p x C``): the class means centred at these statistics' ``mu_G``."""
         return self.means_matrix() - self.mu_g * sp.ones(1, self.num_classes)
 
 
@@ -140,10 +127,7 @@ def class_stats(data: SymbolicData) -> SymbolicStats:
     pis = tuple(sp.Rational(k, n) for k in data.counts)
     means = tuple(sum(col, sp.zeros(p, 1)) / len(col) for col in data.features)
     mu_g = sum((pi * m for pi, m in zip(pis, means)), sp.zeros(p, 1))
-    sw = sp.zeros(p, p)
-    for c, h in data.samples():
-        sw += _outer(h - means[c])
-    sw = sw / n
+    sw = sum((_outer(h - means[c]) for c, h in data.samples()), sp.zeros(p, p)) / n
     sb = sum((pi * _outer(m - mu_g) for pi, m in zip(pis, means)), sp.zeros(p, p))
     return SymbolicStats(data.counts, pis, means, mu_g, sw, sb, sw + sb)
 
@@ -163,7 +147,7 @@ def notebook_stats(data: SymbolicData) -> SymbolicStats:
 
 
 def augment(x: sp.Matrix) -> sp.Matrix:
-    """``x~ = [x; 1]`` (spec Section 1, bias augmentation)."""
+    """``x~ = [x; 1]`` (math §1, bias augmentation)."""
     return sp.Matrix.vstack(x, sp.Matrix([[1]]))
 
 
@@ -177,20 +161,12 @@ def _embed(x: sp.Matrix, bias: bool) -> sp.Matrix:
 
 
 def sample_loss(data: SymbolicData, Wt: sp.Matrix, lam: sp.Expr = LAMBDA, bias: bool = True) -> sp.Expr:
-    """Paper loss from the samples (spec Section 1):
+    """Paper loss from the samples (math §1):
     ``L = (1/(2n)) sum_{c,i} ||W~ h~_{i,c} - e_c||^2 + (lambda/2) ||W~||_F^2``."""
-    C = data.num_classes
-    eye = sp.eye(C)
-    total = sp.Integer(0)
-    for c, h in data.samples():
-        r = Wt * _embed(h, bias) - eye[:, c]
-        total += (r.T * r)[0, 0]
+    eye = sp.eye(data.num_classes)
+    residuals = (Wt * _embed(h, bias) - eye[:, c] for c, h in data.samples())
+    total = sum(((r.T * r)[0, 0] for r in residuals), sp.Integer(0))
     return total / (2 * data.n) + lam / 2 * sum(x**2 for x in Wt)
-
-
-def _second_moment(st: SymbolicStats) -> sp.Matrix:
-    """``Sigma_T + mu_G mu_G^T`` = ``(1/n) H H^T``."""
-    return st.sigma_t + st.mu_g * st.mu_g.T
 
 
 def quadratic_terms(st: SymbolicStats, lam: sp.Expr = LAMBDA, bias: bool = True) -> tuple[sp.Matrix, sp.Matrix]:
@@ -200,15 +176,10 @@ def quadratic_terms(st: SymbolicStats, lam: sp.Expr = LAMBDA, bias: bool = True)
     ``B = [pi_c mu~_c^T]_c`` (``= (1/C) M~^T`` when balanced). Without bias:
     ``A = Sigma_T + mu_G mu_G^T + lambda I`` and ``B = [pi_c mu_c^T]_c``.
     """
-    p = st.p
+    A = st.sigma_t + st.mu_g * st.mu_g.T + lam * sp.eye(st.p)  # (1/n) H H^T + lambda I
+    B = sp.Matrix.vstack(*[pi * _embed(m, bias).T for pi, m in zip(st.pis, st.means)])
     if bias:
-        top = sp.Matrix.hstack(_second_moment(st) + lam * sp.eye(p), st.mu_g)
-        bottom = sp.Matrix.hstack(st.mu_g.T, sp.Matrix([[1 + lam]]))
-        A = sp.Matrix.vstack(top, bottom)
-        B = sp.Matrix.vstack(*[pi * augment(m).T for pi, m in zip(st.pis, st.means)])
-    else:
-        A = _second_moment(st) + lam * sp.eye(p)
-        B = sp.Matrix.vstack(*[pi * m.T for pi, m in zip(st.pis, st.means)])
+        A = sp.Matrix.vstack(A.row_join(st.mu_g), st.mu_g.T.row_join(sp.Matrix([[1 + lam]])))
     return A, B
 
 
@@ -242,15 +213,11 @@ def _entry(M):
 
 
 def ls_non_augmented(st: SymbolicStats, lam: sp.Expr = LAMBDA, cleared: bool = False):
-    """Non-augmented least-squares classifier (math §3.1, written for weights ``pi_c``; math §3.3b):
+    """Non-augmented least-squares classifier ``(W_LS, b_LS)`` (math §3.1 with weights ``pi_c``, math §3.3b).
 
-    ``W_LS = (Pi M^T - (1/(1+lambda)) pi mu_G^T) K^{-1}``, ``K = Sigma_T + (lambda/(1+lambda)) mu_G mu_G^T + lambda I``,
-    ``b_LS = (pi - W_LS mu_G)/(1 + lambda)``; with ``pi = (1/C) 1`` this is the write-up's formula.
-
-    Solved by Cramer's rule in exact polynomial arithmetic (``DomainMatrix``): with ``s = 1 + lambda``,
-    ``K' = s K`` and ``X' = s (Pi M^T - pi mu_G^T/s)`` are polynomial, ``W_LS = X' adj(K') / det(K')``.
-    Returns SymPy matrices ``(W, b)`` (``C x p``, ``C x 1``), or with ``cleared=True`` the division-free
-    form ``(W_num, b_num, den, dm)``: ``W_LS = W_num/den``, ``b_LS = b_num/den`` as ``DomainMatrix`` over a
+    Solved by Cramer's rule in polynomial arithmetic (``K' = (1 + lambda) K``, ``W_LS = X' adj(K') / det(K')``).
+    Returns SymPy matrices ``(W, b)`` (``C x p``, ``C x 1``), or with ``cleared=True`` the division-free form
+    ``(W_num, b_num, den, dm)``: ``W_LS = W_num/den``, ``b_LS = b_num/den`` as ``DomainMatrix`` over a
     polynomial ring, and ``dm`` converting SymPy matrices into that ring.
     """
     p = st.p
@@ -342,15 +309,11 @@ def cleared_decomposition_residual(
     A: sp.Matrix | None = None,
     B: sp.Matrix | None = None,
 ):
-    """``det(A)^2 (L - L_NC1 - L_NC2/3 - L_perp)`` at ``V = W~_LS = B A^{-1}``, as an exact polynomial.
+    """``(R, K)``: ``R = det(A)^2 (L - L_NC1 - L_NC2/3 - L_perp)`` at ``V = W~_LS = B adj(A)/det(A)`` (Cramer's
+    rule), a polynomial in the ring ``K = QQ[features, classifier, lambda]``, zero iff the identity holds exactly.
 
-    The least-squares classifier is substituted *in closed form* as ``V = P/d`` with
-    ``P = B adj(A)`` and ``d = det(A)`` (Cramer's rule for the normal equations ``V A = B``), so
-    the residual of the decomposition is the rational function ``R/d^2``; this returns the
-    polynomial ``R`` in ``QQ[features, classifier, lambda]`` (``R == 0`` iff the identity holds
-    exactly). ``L`` is computed from the individual samples, the three terms from the statistics
-    (math §3.2/3.3b). Computed with SymPy's ``DomainMatrix`` (sparse polynomial arithmetic), which is
-    orders of magnitude faster than expanding ``Expr`` trees.
+    ``L`` is computed from the samples, the three terms from the statistics (math §3.2, §3.3b), in SymPy's
+    ``DomainMatrix`` (sparse polynomial arithmetic, far faster than expanding ``Expr`` trees).
     """
     if A is None or B is None:
         A, B = quadratic_terms(st, lam, bias)

@@ -1,16 +1,9 @@
 """Math §5.1: invariance of the least-squares fit under maps of feature space.
 
-* ``lambda = 0`` (general, size-free): with ``T = [[A, c], [0, 1]]`` acting on augmented features
-  ``H~' = T H~``, the normal-equation data transform as ``A' = T A T^T``, ``B' = B T^T``; hence
-  ``V' = V T^{-1}`` solves them (``V'A' - B' = (VA - B) T^T``) and the fitted outputs
-  ``V' H~' = V H~`` are unchanged. ``T^{-1} = [[A^{-1}, -A^{-1}c],[0, 1]]`` gives
-  ``W_LS' = W_LS A^{-1}``, ``b_LS' = b_LS - W_LS A^{-1} c``.
-* ``lambda > 0``: ``A' = T (A - lambda I) T^T + lambda I``, which equals ``T A T^T`` when ``T T^T = I``
-  (an orthogonal ``Q`` with no translation), so orthogonal maps keep everything; generic ``A`` or a
-  translation change the fit (a nonzero exact difference is exhibited).
-* By size: the same with exact rational features and *symbolic* ``A`` (2x2), ``c``; a rotation with a
-  symbolic (rational Cayley) parameter at symbolic ``lambda``; the SNR Gram matrix
-  ``Mbar^T Sigma_W^{-1} Mbar`` (whose eigenvalues are the ``omega_j^2``) is invariant under ``A H + c 1^T``.
+In general (size-free): ``H~' = T H~`` with ``T = [[A, c], [0, 1]]`` keeps the fit at ``lambda = 0``
+(``V' = V T^{-1}``), and at ``lambda > 0`` only when ``T T^T = I``. By size: symbolic ``A``, ``c`` on rational
+features, a rotation with a symbolic parameter at symbolic ``lambda``, an exact counterexample at ``lambda > 0``,
+and the invariance of the SNR Gram matrix ``Mbar^T Sigma_W^{-1} Mbar`` (eigenvalues ``omega_j^2``).
 """
 
 from __future__ import annotations
@@ -68,12 +61,9 @@ def ls_fit(data: SymbolicData, lam, field=None):
 @CHECKS.add("5.1", "invariance: lambda=0 affine maps, lambda>0 orthogonal maps (matrix symbols)", "general",
              "W_LS' = W_LS A^-1, b' = b - W A^-1 c, outputs unchanged")
 def general_invariance() -> Outcome:
-    q, C, n = (sp.Symbol(s, positive=True, integer=True) for s in ("q", "C", "n"))
-    T = MatrixSymbol("T", q, q)
-    A = MatrixSymbol("A", q, q)  # data part (1/n) H~H~^T at lambda = 0 (symmetric)
-    B = MatrixSymbol("B", C, q)
-    V = MatrixSymbol("V", C, q)
-    H = MatrixSymbol("H", q, n)
+    q, C, n = sp.symbols("q C n", positive=True, integer=True)
+    T, A = MatrixSymbol("T", q, q), MatrixSymbol("A", q, q)  # A: data part (1/n) H~H~^T at lambda = 0 (symmetric)
+    B, V, H = MatrixSymbol("B", C, q), MatrixSymbol("V", C, q), MatrixSymbol("H", q, n)
     alg = MatrixAlgebra(symmetric={"A"}, inverses={"T"})
     # lambda = 0: A' = T A T^T, B' = B T^T
     r1 = alg.matrix(V * T.I * (T * A * T.T) - B * T.T - (V * A - B) * T.T)
@@ -120,9 +110,8 @@ def affine_lambda0() -> Outcome:
     rows = list(range(3))
     W, b = V.extract(rows, [0, 1]), V.extract(rows, [2])
     WAinv = W * dm(Amat).inv()
-    ok_w = V2.extract(rows, [0, 1]) == WAinv
-    ok_b = V2.extract(rows, [2]) == b - WAinv * dm(c)
-    steps = {"W_LS' == W_LS A^-1": ok_w, "b_LS' == b_LS - W_LS A^-1 c": ok_b,
+    steps = {"W_LS' == W_LS A^-1": V2.extract(rows, [0, 1]) == WAinv,
+             "b_LS' == b_LS - W_LS A^-1 c": V2.extract(rows, [2]) == b - WAinv * dm(c),
              "outputs unchanged": all(o == o2 for o, o2 in zip(outs, outs2)),
              "L_NC1, L_NC2/3 unchanged": l1 == l1b and l23 == l23b}
     return verdict(steps, head="H -> AH + c1^T (symbolic A, c), transformed data fitted from their own normal "

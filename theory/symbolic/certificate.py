@@ -28,11 +28,7 @@ def all_specs(quick: bool = False, exhaustive: bool = False) -> list[CheckSpec]:
 def run_certificate(quick: bool = False, exhaustive: bool = False) -> Certificate:
     """Run every derivation check and return the :class:`~theory.symbolic.Certificate`.
 
-    ``quick`` skips the ``C = 4`` checks: the rational-feature certificate and notebook control at
-    ``C = 4, p = 3`` (math §3.3), the central-path terms at ``C = 4`` (math §3.4) and the ``C = 4`` flow and
-    singular-value ODE (math §6.1, §6.2); ``exhaustive`` adds single-shot fully symbolic certificates
-    that take tens of seconds each. ``Certificate.checks`` is a list of dicts
-    ``{name, passed, section, detail, seconds, kind, statement, latex}``; ``Certificate.passed`` is true
-    iff all passed.
+    ``quick`` skips the ``C = 4`` checks (math §3.3, §3.4, §6.1, §6.2); ``exhaustive`` adds single-shot fully
+    symbolic certificates that take tens of seconds each.
     """
     return run_specs(all_specs(quick, exhaustive), quick=quick)

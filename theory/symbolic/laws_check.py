@@ -1,18 +1,8 @@
-"""The numeric side of :mod:`theory.laws`: its lambdified functions and its bookkeeping.
+"""The numeric side of :mod:`theory.laws` (its expressions are certified in :mod:`.central_path` and :mod:`.flow`).
 
-The SymPy expressions of :mod:`theory.laws` are certified where they are derived from the model:
-the per-singular-value loss terms against the normal equations on the renormalised manifold
-(:mod:`.central_path`, ``C = 3, 4``), the singular-value flow against the manifold projection and the
-SVD (:mod:`.flow`, ``C = 3, 4``), the closed form, constants, conventions, SNR scaling, retraction
-law and asymptotics in :mod:`.flow` (symbolic ``N, C, kappa``). What the simulator actually calls
-are the *lambdified* functions ``theory.laws.numeric(name, backend)`` and ``theory.laws.constants``;
-this module checks those:
-
-* every ``SIGNATURES`` entry lists all free symbols of its expression (else lambdify would silently
-  produce a function of the wrong arguments), and ``constants(N, C, kappa)`` (both SNR scales) equals
-  the certified expressions at those values;
-* ``numeric(name, "numpy")`` and ``numeric(name, "jax")`` equal the certified expressions evaluated in
-  multiprecision (mpmath) at sample points, for every law.
+Every ``SIGNATURES`` entry lists all free symbols of its expression (else lambdify would silently build a function
+of the wrong arguments), ``constants(N, C, kappa)`` (both SNR scales) equals the expressions, and
+``numeric(name, "numpy" | "jax")`` equals them evaluated in multiprecision (mpmath) at sample points.
 """
 
 from __future__ import annotations
@@ -57,10 +47,9 @@ def bookkeeping() -> Outcome:
             want = [float(e.subs(subs)) for e in exprs]
             if not np.allclose(got, want, rtol=1e-14, atol=0):
                 bad.append(f"constants{(N_, C_, k_)} {scale}: {got} vs {want}")
-    return Outcome(not bad, f"SIGNATURES cover the free symbols of all {len(laws.SIGNATURES)} "
-                            f"laws; constants(N, C, kappa) "
-                            f"== c1..c3 and per_class_constants() at {len(_CONSTANT_POINTS)} points (both SNR scales)"
-                   if not bad else f"inconsistent: {bad}")
+    return Outcome(not bad, f"SIGNATURES cover the free symbols of all {len(laws.SIGNATURES)} laws; constants(N, C, "
+                            f"kappa) == c1..c3 and per_class_constants() at {len(_CONSTANT_POINTS)} points (both SNR "
+                            "scales)" if not bad else f"inconsistent: {bad}")
 
 
 def numeric_agreement(backend: str) -> Outcome:

@@ -1,14 +1,10 @@
-"""Markdown rendering of the symbolic certificate (``python -m theory``), beside the certificate it renders.
-
-The report lists, per section of the mathematical write-up ``docs/math.md`` (cited as ``math §X.Y``),
-every derivation step with its result (LaTeX where the step produces a formula) and PASS/FAIL, says
-which steps are proved for all sizes and which at concrete sizes, and ends with a table of every identity.
+"""Markdown rendering of the symbolic certificate (``python -m theory``): per section of ``docs/math.md``, every
+derivation step with its result (LaTeX where it derives a formula) and PASS/FAIL, then a table of every identity.
 """
 
 from __future__ import annotations
 
 import platform
-from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover - the certificate container calls this module (no import cycle at run time)
@@ -165,7 +161,7 @@ def render_markdown(cert: Certificate) -> str:
         "",
         SCOPE,
     ]
-    groups: OrderedDict[str, list[dict]] = OrderedDict()
+    groups: dict[str, list[dict]] = {}
     for c in cert.checks:
         groups.setdefault(c["section"], []).append(c)
     for sec, checks in groups.items():

@@ -52,11 +52,8 @@ class CheckSpec:
             out = self.fn()
             passed, detail, latex = bool(out.passed), str(out.detail), str(out.latex)
         except Exception as exc:  # noqa: BLE001 - a crashing derivation is a failed derivation
-            passed = False
-            detail = f"exception {type(exc).__name__}: {exc}"
-            latex = ""
-            tb = traceback.format_exc(limit=3)
-            detail += " | " + " ".join(tb.split())[-400:]
+            tb = " ".join(traceback.format_exc(limit=3).split())[-400:]
+            passed, detail, latex = False, f"exception {type(exc).__name__}: {exc} | {tb}", ""
         return {
             "name": self.name,
             "passed": passed,
@@ -124,10 +121,6 @@ class Certificate:
 def run_specs(specs: Iterable[CheckSpec], quick: bool = False) -> Certificate:
     """Run the checks in order (those with ``quick=False`` are skipped when ``quick``)."""
     t0 = time.perf_counter()
-    cert = Certificate(quick=quick)
-    for spec in specs:
-        if quick and not spec.quick:
-            continue
-        cert.checks.append(spec.run())
+    cert = Certificate([spec.run() for spec in specs if spec.quick or not quick], quick=quick)
     cert.seconds = time.perf_counter() - t0
     return cert

@@ -39,7 +39,6 @@ def _law(name: str, C=None, w=None) -> sp.Expr:
     return laws.expressions()[name].subs({k: v for k, v in ((C_SYM, C), (W_SYM, w)) if v is not None})
 
 
-# ----------------------------------------------------------------------------- 6.1 envelope
 @CHECKS.add("6.1", "envelope theorem: gradient at fixed LS classifier [C=3,p=2, rational + symbolic entry]",
              "rational size", "grad_h L_central = (1/n) W^T (W h + b - e_c)")
 def envelope() -> Outcome:
@@ -62,7 +61,6 @@ def envelope() -> Outcome:
                    r"\nabla_{h_{i,c}} L_{central} = \tfrac1n W_{LS}^T\big(W_{LS}h_{i,c} + b_{LS} - e_c\big)")
 
 
-# ----------------------------------------------------------------------------- 6.1 normal space
 @CHECKS.add("6.1", "within-class part is normal, class-mean part tangent [C=2,p=2, symbolic features]",
              "symbolic size", "Proj removes S(x - mu_c), S symmetric")
 def normal_space() -> Outcome:
@@ -113,23 +111,18 @@ def gradient_split() -> Outcome:
     st = class_stats(data)
     V, _ = ls_augmented(st, 0)
     W, b = V[:, :2], V[:, 2]
-    n = data.n
-    eye = sp.eye(3)
-    S = W.T * W / n
-    ok_split = all(
-        sp.simplify(x) == 0
-        for c, h in data.samples()
-        for x in (
-            W.T * (W * h + b - eye[:, c]) / n - (W.T * (W * st.means[c] + b - eye[:, c]) / n + S * (h - st.means[c]))
-        )
-    )
-    gsum = sum((st.counts[c] * W.T * (W * st.means[c] + b - eye[:, c]) / n for c in range(3)), sp.zeros(2, 1))
-    ok_sum = all(x == 0 for x in gsum)
+    S = W.T * W / data.n
+
+    def grad(h, c):  # the envelope gradient (1/n) W^T (W h + b - e_c)
+        return W.T * (W * h + b - sp.eye(3)[:, c]) / data.n
+
+    ok_split = all(sp.simplify(x) == 0 for c, h in data.samples()
+                   for x in grad(h, c) - (grad(st.means[c], c) + S * (h - st.means[c])))
+    ok_sum = all(x == 0 for x in sum((st.counts[c] * grad(st.means[c], c) for c in range(3)), sp.zeros(2, 1)))
     steps = {"grad = g_c + S(x - mu_c)": ok_split, "S symmetric": S == S.T, "sum_c n_c g_c = 0": ok_sum}
     return verdict(steps, head="Proj grad = class-mean part, within-class deviations (and Sigma_W = I) frozen, as ")
 
 
-# ----------------------------------------------------------------------------- 6.1 dM/dt
 def _manifold_gradients(C: int) -> tuple[sp.Matrix, sp.Matrix, sp.Matrix]:
     """``(W_LS, M, [g_c]_c = (1/n) W^T (W M + b 1^T - I))`` on the manifold (SVD form ``Mbar = Omega V^T``)."""
     V = central_path_terms(C)["V"]
@@ -189,7 +182,6 @@ def dmdt_generic() -> Outcome:
                        f"-(kappa/n) W^T(WM + b1^T - I) == (kappa/N)(CI + MM^T)^-2 M: {ok}")
 
 
-# ----------------------------------------------------------------------------- 6.2
 @CHECKS.add("6.2", "singular-value ODE", statement="d omega/dt = (kappa/N) omega/(C+omega^2)^2", sizes=(3, 4))
 def singular_value_ode(C: int) -> Outcome:
     H = helmert(C)
@@ -207,7 +199,6 @@ def singular_value_ode(C: int) -> Outcome:
                           r"-\frac{\kappa}{N}\frac{\partial L_{central}}{\partial\omega_j}", f"C={C}: ")
 
 
-# ----------------------------------------------------------------------------- 6.3
 @CHECKS.add("6.3", "closed form c1 log w + c2 w^2 + c3 w^4 = a + t (symbolic N, C, kappa)", "general",
              "(c1, c2, c3) = (N/kappa)(C^2, C, 1/4)")
 def closed_form() -> Outcome:
@@ -308,7 +299,6 @@ def retraction(C: int) -> Outcome:
 _SPEC_NC1_RATE = (4, 6, 1, 3.674)
 
 
-# ----------------------------------------------------------------------------- 6.4
 @CHECKS.add("6.4", "asymptotics: growth, gap, ratio, NC1 rate", "general",
              "omega ~ (t/c3)^1/4, max/min - 1 = O(1/t), NC1 ~ (C-1) sqrt(c3/t)")
 def asymptotics() -> Outcome:

@@ -54,10 +54,8 @@ class SymbolicData:
         return sum(self.counts)
 
     def samples(self):
-        """Yield ``(c, h_{i,c})`` over all samples."""
-        for c, col in enumerate(self.features):
-            for h in col:
-                yield c, h
+        """``(c, h_{i,c})`` over all samples."""
+        return ((c, h) for c, col in enumerate(self.features) for h in col)
 
     def free_symbols(self) -> set:
         return set().union(*(h.free_symbols for _, h in self.samples()))
@@ -116,12 +114,7 @@ def _outer(x: sp.Matrix) -> sp.Matrix:
 
 
 def class_stats(data: SymbolicData) -> SymbolicStats:
-    """Count-weighted class statistics (math §3.3b).
-
-    ``pi_c = n_c/n``, ``mu_c = (1/n_c) sum_i h_{i,c}``, ``mu_G = sum_c pi_c mu_c`` (the sample mean),
-    ``Sigma_W = (1/n) sum_{c,i} (h_{i,c}-mu_c)(h_{i,c}-mu_c)^T``,
-    ``Sigma_B = sum_c pi_c (mu_c-mu_G)(mu_c-mu_G)^T``, ``Sigma_T = Sigma_W + Sigma_B``.
-    """
+    """Count-weighted class statistics (math §3.3b): ``pi_c = n_c/n``, ``mu_G`` the sample mean."""
     n = data.n
     p = data.p
     pis = tuple(sp.Rational(k, n) for k in data.counts)
@@ -133,11 +126,8 @@ def class_stats(data: SymbolicData) -> SymbolicStats:
 
 
 def notebook_stats(data: SymbolicData) -> SymbolicStats:
-    """The authors' notebook statistics (math §2.2, §8 caveat 1): *unweighted* mean of class means.
-
-    ``mu_G = (1/C) sum_c mu_c``, ``Sigma_B = (1/C) sum_c (mu_c-mu_G)(mu_c-mu_G)^T``, ``pi_c = 1/C``.
-    Identical to :func:`class_stats` for balanced counts; wrong (math §9 item 7) otherwise.
-    """
+    """The authors' notebook statistics (math §2.2, §8 caveat 1): ``pi_c = 1/C``, ``mu_G`` the *unweighted* mean
+    of class means; identical to :func:`class_stats` for balanced counts, wrong (math §9 item 7) otherwise."""
     st = class_stats(data)
     C = data.num_classes
     mu_g = sum(st.means, sp.zeros(data.p, 1)) / C
@@ -170,12 +160,7 @@ def sample_loss(data: SymbolicData, Wt: sp.Matrix, lam: sp.Expr = LAMBDA, bias: 
 
 
 def quadratic_terms(st: SymbolicStats, lam: sp.Expr = LAMBDA, bias: bool = True) -> tuple[sp.Matrix, sp.Matrix]:
-    """``A`` and ``B`` of math §3.3 step 1 / 3.3b, built from the statistics.
-
-    With bias: ``A = [[Sigma_T + mu_G mu_G^T + lambda I, mu_G], [mu_G^T, 1 + lambda]]`` and
-    ``B = [pi_c mu~_c^T]_c`` (``= (1/C) M~^T`` when balanced). Without bias:
-    ``A = Sigma_T + mu_G mu_G^T + lambda I`` and ``B = [pi_c mu_c^T]_c``.
-    """
+    """``A`` and ``B`` of math §3.3 step 1 / 3.3b, built from the statistics (with or without the bias row)."""
     A = st.sigma_t + st.mu_g * st.mu_g.T + lam * sp.eye(st.p)  # (1/n) H H^T + lambda I
     B = sp.Matrix.vstack(*[pi * _embed(m, bias).T for pi, m in zip(st.pis, st.means)])
     if bias:
@@ -285,9 +270,7 @@ def decomposition_terms(
 
 def is_zero(expr: sp.Expr, rational: bool = True) -> bool:
     """Exact zero test: ``cancel(together(expr)) == 0`` (rational) or ``expand(expr) == 0`` (polynomial)."""
-    if rational:
-        return sp.cancel(sp.together(expr)) == 0
-    return sp.expand(expr) == 0
+    return sp.cancel(sp.together(expr)) == 0 if rational else sp.expand(expr) == 0
 
 
 def matrix_is_zero(M: sp.Matrix, rational: bool = True) -> bool:
@@ -295,9 +278,7 @@ def matrix_is_zero(M: sp.Matrix, rational: bool = True) -> bool:
     return all(is_zero(x, rational) for x in M)
 
 
-# ---------------------------------------------------------------------------------------------
 # Fast exact polynomial arithmetic (SymPy DomainMatrix over QQ[symbols]).
-# ---------------------------------------------------------------------------------------------
 
 
 def cleared_decomposition_residual(
@@ -333,9 +314,7 @@ def poly_ring(*mats: sp.Matrix, extra: Sequence[sp.Symbol] = ()):
     """The exact polynomial ring ``QQ[free symbols of mats + extra]`` and a converter Matrix -> DomainMatrix."""
     from sympy.polys.matrices import DomainMatrix
 
-    syms: set = set(extra)
-    for m in mats:
-        syms |= m.free_symbols
+    syms = set(extra).union(*(m.free_symbols for m in mats))
     gens = tuple(sorted(syms, key=str)) or (sp.Symbol("_unused"),)
     K = sp.QQ[gens]
 

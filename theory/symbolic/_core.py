@@ -12,9 +12,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 
+import sympy as sp
+
 from .report import render_markdown
 
-__all__ = ["Outcome", "CheckSpec", "Certificate", "run_specs", "KINDS", "verdict", "Checks"]
+__all__ = ["Outcome", "CheckSpec", "Certificate", "run_specs", "KINDS", "verdict", "vanishes", "Checks"]
 
 #: How general a check is: proved for all sizes, proved at one concrete size with fully symbolic
 #: entries, proved at one size with exact random rational data, or a numeric comparison.
@@ -28,6 +30,11 @@ class Outcome:
     passed: bool
     detail: str
     latex: str = ""
+
+
+def vanishes(*exprs, how: Callable = sp.simplify) -> bool:
+    """Every entry of each scalar or matrix in ``exprs`` is 0 after ``how`` (``sp.simplify``, ``sp.expand``, ...)."""
+    return all(how(e) == 0 for x in exprs for e in (x if isinstance(x, sp.MatrixBase) else (x,)))
 
 
 def verdict(steps: dict[str, bool], latex: str = "", head: str = "") -> Outcome:

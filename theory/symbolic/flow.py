@@ -15,7 +15,7 @@ import sympy as sp
 
 from theory import laws
 
-from ._core import Checks, CheckSpec, Outcome, verdict
+from ._core import Checks, CheckSpec, Outcome, vanishes, verdict
 from .central_path import central_path_terms, closed_forms, helmert, omegas, renormalised_stats
 from .model import (
     SymbolicData,
@@ -55,7 +55,7 @@ def envelope() -> Outcome:
     W, b = V[:, :2], V[:, 2]
     h = data.features[1][0]
     partial = (W.T * (W * h + b - sp.eye(3)[:, 1]))[0] / data.n
-    ok = sp.cancel(sp.together(total - partial)) == 0
+    ok = vanishes(total - partial, how=lambda e: sp.cancel(sp.together(e)))
     return Outcome(ok, f"C=3,p=2 rational features with one symbolic entry x: d/dx L(W_LS(x), b_LS(x), H(x)) "
                        f"== (1/n)[W_LS^T(W_LS h + b_LS - e_c)]_x exactly: {ok}",
                    r"\nabla_{h_{i,c}} L_{central} = \tfrac1n W_{LS}^T\big(W_{LS}h_{i,c} + b_{LS} - e_c\big)")
@@ -86,15 +86,14 @@ def normal_space() -> Outcome:
     lhs = sum(((S * (xh - st.means[c])).T * dh)[0] for c, (col, dcol) in enumerate(zip(data.features, delt.features))
               for xh, dh in zip(col, dcol))
     rhs = sp.Rational(n, 2) * (S * dsigma(delt.features, dbar)).trace()
-    ok_normal = sp.expand(lhs - rhs) == 0
+    ok_normal = vanishes(lhs - rhs, how=sp.expand)
     g = [sp.Matrix([sp.Symbol(f"g_{c}{k}", real=True) for k in range(p)]) for c in range(C)]
     gfeats = [[g[c]] * len(col) for c, col in enumerate(data.features)]
-    ok_tangent = all(sp.expand(x) == 0 for x in dsigma(gfeats, g))
+    ok_tangent = vanishes(dsigma(gfeats, g), how=sp.expand)
     # within-class deviations are orthogonal to the mu_G-normal direction (constant shift v)
     v = sp.Matrix([sp.Symbol(f"v_{k}", real=True) for k in range(p)])
-    ok_shift = (
-        sp.expand(sum(((S * (xh - st.means[c])).T * v)[0] for c, col in enumerate(data.features) for xh in col)) == 0
-    )
+    ok_shift = vanishes(sum(((S * (xh - st.means[c])).T * v)[0] for c, col in enumerate(data.features) for xh in col),
+                        how=sp.expand)
     return verdict({"<S(x-mu), Delta> == (n/2) tr(S DSigma_W[Delta]) (normal)": ok_normal,
                     "class-constant Delta has DSigma_W = 0 (tangent)": ok_tangent,
                     "within part orthogonal to mean shifts": ok_shift},
@@ -116,8 +115,7 @@ def gradient_split() -> Outcome:
     def grad(h, c):  # the envelope gradient (1/n) W^T (W h + b - e_c)
         return W.T * (W * h + b - sp.eye(3)[:, c]) / data.n
 
-    ok_split = all(sp.simplify(x) == 0 for c, h in data.samples()
-                   for x in grad(h, c) - (grad(st.means[c], c) + S * (h - st.means[c])))
+    ok_split = vanishes(*(grad(h, c) - grad(st.means[c], c) - S * (h - st.means[c]) for c, h in data.samples()))
     ok_sum = all(x == 0 for x in sum((st.counts[c] * grad(st.means[c], c) for c in range(3)), sp.zeros(2, 1)))
     steps = {"grad = g_c + S(x - mu_c)": ok_split, "S symmetric": S == S.T, "sum_c n_c g_c = 0": ok_sum}
     return verdict(steps, head="Proj grad = class-mean part, within-class deviations (and Sigma_W = I) frozen, as ")
@@ -146,7 +144,7 @@ def svd_form_holds(C: int) -> bool:
 @cache
 def _svd_form_holds(C: int, omega_rhs: sp.Expr) -> bool:
     f = sp.diag(*[omega_rhs.subs({C_SYM: C, W_SYM: w}) for w in omegas(C)])
-    return all(sp.simplify(x) == 0 for x in (means_rhs(C) - f * helmert(C).T))
+    return vanishes(means_rhs(C) - f * helmert(C).T)
 
 
 @CHECKS.add("6.1", "dM/dt on the manifold, symbolic omegas", statement="dM/dt = (kappa/N)(CI + MM^T)^-2 M",
@@ -156,7 +154,7 @@ def dmdt_svd(C: int) -> Outcome:
     ok_svd = svd_form_holds(C)
     M = renormalised_stats(C).means_matrix()
     K = C * sp.eye(C - 1) + M * M.T
-    ok_mat = all(sp.simplify(x) == 0 for x in (rhs - KAPPA_SYM / N_SYM * K.inv() ** 2 * M))
+    ok_mat = vanishes(rhs - KAPPA_SYM / N_SYM * K.inv() ** 2 * M)
     return verdict({"dM/dt == (kappa/N)(C I + M M^T)^-2 M": ok_mat,
                     "== U diag(theory.laws omega_rhs(w_j)) V^T (singular vectors fixed)": ok_svd},
                    r"\frac{dM}{dt} = -\frac{\kappa}{n}W_{LS}^T(W_{LS}M + b_{LS}1^T - I) = "
@@ -177,7 +175,7 @@ def dmdt_generic() -> Outcome:
     rhs = -KAPPA_SYM / (C * N_SYM) * W.T * (W * M + b * sp.ones(1, C) - sp.eye(C))
     K = C * sp.eye(p) + M * M.T
     target = KAPPA_SYM / N_SYM * K.inv() * K.inv() * M
-    ok = all(sp.cancel(sp.together(x)) == 0 for x in (rhs - target))
+    ok = vanishes(rhs - target, how=lambda e: sp.cancel(sp.together(e)))
     return Outcome(ok, f"generic means with M1 = 0, W_LS = (1/C) M^T (I + MM^T/C)^-1, b_LS = 1/C: "
                        f"-(kappa/n) W^T(WM + b1^T - I) == (kappa/N)(CI + MM^T)^-2 M: {ok}")
 
@@ -193,7 +191,7 @@ def singular_value_ode(C: int) -> Outcome:
             svd_form_holds(C),
         "V^T V = I": (H.T * H).applyfunc(sp.simplify) == sp.eye(C - 1),
         f"so d omega_j/dt = {_law('omega_rhs')} == -(kappa/N) d/d omega_j sum_k theory.laws.L_CENTRAL(omega_k)":
-            all(sp.simplify(_law("omega_rhs", C, w) + KAPPA_SYM / N_SYM * sp.diff(lc, w)) == 0 for w in om),
+            vanishes(*(_law("omega_rhs", C, w) + KAPPA_SYM / N_SYM * sp.diff(lc, w) for w in om)),
     }
     return verdict(steps, r"\frac{d\omega_j}{dt} = \frac{\kappa}{N}\frac{\omega_j}{(C+\omega_j^2)^2} = "
                           r"-\frac{\kappa}{N}\frac{\partial L_{central}}{\partial\omega_j}", f"C={C}: ")
@@ -209,12 +207,12 @@ def closed_form() -> Outcome:
     lhs = ex["closed_form_lhs"]
     steps = {  # differentiation along omega(t): d/dt lhs = lhs'(omega) omega' = 1
         "theory.laws closed form: d/dt[closed_form_lhs(omega(t))] == 1 along its omega_rhs":
-            sp.simplify(sp.diff(lhs, w) * ex["omega_rhs"] - 1) == 0,
+            vanishes(sp.diff(lhs, w) * ex["omega_rhs"] - 1),
         f"(c1,c2,c3) = ({c1}, {c2}, {c3}) == math §6.3's (N/kappa)(C^2, C, 1/4)":
-            all(sp.simplify(x - y) == 0 for x, y in zip((c1, c2, c3), (N * C**2 / k, N * C / k, N / (4 * k)))),
+            vanishes(c1 - N * C**2 / k, c2 - N * C / k, c3 - N / (4 * k)),
         "entries consistent (closed_form_lhs = c1 log w + c2 w^2 + c3 w^4, residual = lhs - a - t)":
-            sp.simplify(lhs - (c1 * sp.log(w) + c2 * w**2 + c3 * w**4)) == 0
-            and sp.simplify(ex["closed_form_residual"] - (lhs - A_SYM - T_SYM)) == 0,
+            vanishes(lhs - (c1 * sp.log(w) + c2 * w**2 + c3 * w**4),
+                     ex["closed_form_residual"] - (lhs - A_SYM - T_SYM)),
     }
     latex = (rf"\int\frac{{N}}{{\kappa}}\frac{{(C+\omega^2)^2}}{{\omega}}\,d\omega:\quad {sp.latex(lhs)} = a_j + t,"
              rf"\quad (c_1,c_2,c_3) = \Big({sp.latex(c1)}, {sp.latex(c2)}, {sp.latex(c3)}\Big)")
@@ -235,7 +233,7 @@ def convention_table() -> Outcome:
     ok = True
     for name, (kap, want) in table.items():
         got = tuple(sp.simplify(ex[c].subs(k, kap)) for c in ("c1", "c2", "c3"))
-        good = all(sp.simplify(g - w_) == 0 for g, w_ in zip(got, want))
+        good = vanishes(*(g - w_ for g, w_ in zip(got, want)))
         num_want = [float(sp.sympify(x).subs({N: 6, C: 4})) for x in want]
         num_ok = all(abs(g - w_) <= 1e-14 * abs(w_) for g, w_ in zip(laws.constants(6, 4, name), num_want))
         ok &= good and num_ok
@@ -256,8 +254,8 @@ def snr_scaling() -> Outcome:
     d = [sp.simplify(x) for x in (lhs.coeff(sp.log(wp)), lhs.coeff(wp, 2), lhs.coeff(wp, 4))]
     const = sp.simplify(lhs - d[0] * sp.log(wp) - d[1] * wp**2 - d[2] * wp**4)
     pc = laws.per_class_constants()
-    ok_laws = all(sp.simplify(x - y) == 0 for x, y in zip(d, pc)) and not const.has(wp)
-    ok_spec = all(sp.simplify(x - y) == 0 for x, y in zip(d, (C**2 * N / k, C**2 * N / k, C**2 * N / (4 * k))))
+    ok_laws = vanishes(*(x - y for x, y in zip(d, pc))) and not const.has(wp)
+    ok_spec = vanishes(d[0] - C**2 * N / k, d[1] - C**2 * N / k, d[2] - C**2 * N / (4 * k))
     num = laws.constants(6, 4, 1.0, snr_scale="per_class")
     num_want = [float(x.subs({N: 6, C: 4, k: 1})) for x in d]
     ok_num = all(abs(g - w_) <= 1e-14 * abs(w_) for g, w_ in zip(num, num_want))
@@ -286,10 +284,9 @@ def retraction(C: int) -> Outcome:
     steps = {
         "S = W^TW/n diagonal in the SVD basis": S.is_diagonal(),
         f"first-order re-whitened step gives d omega/dt == theory.laws retraction_rhs = {law}":
-            all(sp.simplify(x) == 0 for x in (dOm - want)),
+            vanishes(dOm - want),
         "theory.laws retraction_lhs == n(C log w + w^2/2) (no quartic term) and integrates retraction_rhs":
-            sp.simplify(lhs - C_SYM * N_SYM * (C_SYM * sp.log(W_SYM) + W_SYM**2 / 2)) == 0
-            and sp.simplify(sp.diff(lhs, W_SYM) * law - 1) == 0,
+            vanishes(lhs - C_SYM * N_SYM * (C_SYM * sp.log(W_SYM) + W_SYM**2 / 2), sp.diff(lhs, W_SYM) * law - 1),
     }
     return verdict(steps, r"\frac{d\omega}{dt} = \frac1n\frac{\omega}{C+\omega^2}\ \Rightarrow\ n\Big(C\log\omega + "
                           r"\frac{\omega^2}{2}\Big) = a + t", f"C={C}: ")
@@ -324,14 +321,14 @@ def asymptotics() -> Outcome:
     # ratio: t (w_i/w_j - 1) -> Da/4 with t = F(w_j) - a_j, w_i^2 = w_j^2 + Da/(2 c3 w_j^2)
     wi = sp.sqrt(w**2 + Da / (2 * c3 * w**2))
     ratio_lim = sp.limit((F - a) * (wi / w - 1), w, sp.oo)
-    ok_ratio = sp.simplify(ratio_lim - Da / 4) == 0
+    ok_ratio = vanishes(ratio_lim - Da / 4)
     # theory.laws' own closed form, growth law and NC1: t = closed_form_lhs(w) - a
     Cs, Ns, Ks = C_SYM, N_SYM, KAPPA_SYM
     t_of_w = ex["closed_form_lhs"] - A_SYM
     growth_laws = sp.limit(ex["growth"].subs(T_SYM, t_of_w) / w, w, sp.oo)
     # NC1 = sum_j nc1_renormalized(w_j) with all w_j ~ the same: sqrt(t) NC1 -> (C-1) sqrt(c3)
     nc1_lim = sp.simplify(sp.limit(sp.sqrt(t_of_w) * (Cs - 1) * ex["nc1_renormalized"], w, sp.oo))
-    ok_nc1 = sp.simplify(nc1_lim - (Cs - 1) * sp.sqrt(ex["c3"])) == 0
+    ok_nc1 = vanishes(nc1_lim - (Cs - 1) * sp.sqrt(ex["c3"]))
     C_, N_, k_, quoted = _SPEC_NC1_RATE
     val = float(nc1_lim.subs({Cs: C_, Ns: N_, Ks: k_}))
     want = (C_ - 1) * float(laws.constants(N_, C_, k_)[2]) ** 0.5  # (C-1) sqrt(c3) from theory.laws.constants

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy import MatrixSymbol
 
-from ._core import Checks, CheckSpec, Outcome, verdict
+from ._core import Checks, CheckSpec, Outcome, vanishes, verdict
 from .model import (
     LAMBDA,
     SymbolicData,
@@ -124,7 +124,7 @@ def rotation_lambda() -> Outcome:
     """lambda > 0 symbolic, rotation Q(s) = ((1-s^2) I + 2 s J)/(1+s^2) (every rotation but pi), p = 2."""
     s = sp.Symbol("s", real=True)
     Q = sp.Matrix([[1 - s**2, -2 * s], [2 * s, 1 - s**2]]) / (1 + s**2)
-    ok_orth = all(sp.cancel(x) == 0 for x in (Q * Q.T - sp.eye(2)))
+    ok_orth = vanishes(Q * Q.T - sp.eye(2), how=sp.cancel)
     data = rational_data((2, 1, 2), 2, seed=22)
     F = sp.QQ.frac_field(s, LAMBDA)
     V, l1, l23, outs = ls_fit(data, LAMBDA, F)
@@ -168,7 +168,7 @@ def snr_gram_invariance() -> Outcome:
         return Mbar.T * st.sigma_w.adjugate() * Mbar / st.sigma_w.det()
 
     G1, G2 = gram(data), gram(transform(data, Amat, c))
-    ok = all(sp.cancel(x) == 0 for x in (G2 - G1))
+    ok = vanishes(G2 - G1, how=sp.cancel)
     return Outcome(ok, f"Mbar'^T Sigma_W'^-1 Mbar' == Mbar^T Sigma_W^-1 Mbar for symbolic A, c: {ok} "
                        "(so SNR' = Q SNR with Q orthogonal on the range, and the omega_j are invariant)",
                    r"\bar M'^T\Sigma_W'^{-1}\bar M' = \bar M^T A^T A^{-T}\Sigma_W^{-1}A^{-1}A\bar M = \bar "

@@ -30,30 +30,20 @@ def omegas(C: int) -> tuple[sp.Symbol, ...]:
     return tuple(sp.Symbol(f"omega_{j + 1}", positive=True) for j in range(C - 1))
 
 
-def renormalised_stats(C: int, V: sp.Matrix | None = None, om=None) -> SymbolicStats:
+def renormalised_stats(C: int, V: sp.Matrix | None = None) -> SymbolicStats:
     """Statistics on the renormalised manifold: ``p = C-1``, ``Sigma_W = I``, ``mu_G = 0``, ``Mbar = Omega V^T``."""
-    om = omegas(C) if om is None else om
-    V = helmert(C) if V is None else V
-    M = sp.diag(*om) * V.T
+    M = sp.diag(*omegas(C)) * (helmert(C) if V is None else V).T
     sw, sb = sp.eye(C - 1), M * M.T / C
     means = tuple(M[:, c] for c in range(C))
     return SymbolicStats((1,) * C, (sp.Rational(1, C),) * C, means, sp.zeros(C - 1, 1), sw, sb, sw + sb)
 
 
-def closed_forms(C: int, om=None) -> dict[str, sp.Expr]:
+def closed_forms(C: int) -> dict[str, sp.Expr]:
     """``theory.laws``' per-singular-value terms summed over ``j = 1..C-1`` at concrete ``C`` (the expressions
     certified here): ``L_NC1``, ``L_NC2/3``, ``L_central`` and ``NC1 = sum_j omega_j^-2``."""
-    om = omegas(C) if om is None else om
-
-    def total(expr: sp.Expr) -> sp.Expr:
-        return sum(expr.subs({laws.w: w, laws.C: C}) for w in om)
-
-    return {
-        "l_nc1": total(laws.L_NC1),
-        "l_nc23": total(laws.L_NC23),
-        "l_central": total(laws.L_CENTRAL),
-        "nc1_renormalized": total(laws.NC1_RENORMALIZED),
-    }
+    laws_terms = {"l_nc1": laws.L_NC1, "l_nc23": laws.L_NC23, "l_central": laws.L_CENTRAL,
+                  "nc1_renormalized": laws.NC1_RENORMALIZED}
+    return {k: sum(e.subs({laws.w: w, laws.C: C}) for w in omegas(C)) for k, e in laws_terms.items()}
 
 
 @cache

@@ -15,6 +15,7 @@ from sympy import MatrixSymbol
 from ._core import CheckSpec, Outcome, verdict
 from .model import (
     LAMBDA,
+    augment,
     class_stats,
     classifier_symbols,
     ls_non_augmented,
@@ -72,13 +73,11 @@ def _check_quadratic(C, p, counts, bias) -> Outcome:
     data, st, W, loss, A, B = context(C, p, counts, bias)
     quad = (W * A * W.T).trace() / 2 - (W * B.T).trace() + sp.Rational(1, 2)
     ok_quad = sp.expand(loss - quad) == 0
-    # (1/n) H~ H~^T = Sigma~_T + mu~_G mu~_G^T  (the data part of A)
-    emb = (lambda h: h.col_join(sp.Matrix([[1]]))) if bias else (lambda h: h)
-    gram = sum((emb(h) * emb(h).T for _, h in data.samples()), sp.zeros(A.shape[0], A.shape[0])) / data.n
-    ok_gram = matrix_is_zero(gram + LAMBDA * sp.eye(A.shape[0]) - A, rational=False)
-    # (1/n) Y H~^T = B
-    eye = sp.eye(C)
-    yh = sum((eye[:, c] * emb(h).T for c, h in data.samples()), sp.zeros(C, A.shape[0])) / data.n
+    q = A.shape[0]
+    Ht = [(c, augment(h) if bias else h) for c, h in data.samples()]
+    gram = sum((h * h.T for _, h in Ht), sp.zeros(q, q)) / data.n  # (1/n) H~ H~^T: the data part of A
+    ok_gram = matrix_is_zero(gram + LAMBDA * sp.eye(q) - A, rational=False)
+    yh = sum((sp.eye(C)[:, c] * h.T for c, h in Ht), sp.zeros(C, q)) / data.n  # (1/n) Y H~^T = B
     return verdict({"expand(L_samples - [tr(WAW^T)/2 - tr(WB^T) + 1/2]) == 0": ok_quad,
                     "(1/n)H~H~^T + lambda I == A": ok_gram, "(1/n)Y H~^T == B": matrix_is_zero(yh - B, rational=False)})
 

@@ -62,43 +62,28 @@ def general_decomposition() -> Outcome:
     A_def = Mt * Pi * Mt.T + SW + lam * Iq
     B_def = Pi * Mt.T
 
-    # step 1: (1/n) H~ H~^T + lambda I = A_def, (1/n) Y H~^T = B_def, and L = quadratic
-    s1a = alg.matrix(H * H.T / n + lam * Iq - A_def)
-    s1b = alg.matrix(Y * H.T / n - B_def)
+    def quad(X, AA):  # step 1's quadratic form
+        return sp.trace(X * AA * X.T) / 2 - sp.trace(X * B_def.T) + sp.Rational(1, 2)
 
-    def quad(X, AA, BB):
-        return sp.trace(X * AA * X.T) / 2 - sp.trace(X * BB.T) + sp.Rational(1, 2)
-
-    s1c = alg.scalar(loss(W) - quad(W, A_def, B_def))
-
-    # step 4: Huygens split for any W
     def nc1(X):
         return sp.trace(X * (SW + lam * Iq) * X.T) / 2
 
     def nc23(X):
         return sp.trace((X * Mt - I) * Pi * (X * Mt - I).T) / 2
 
-    s4 = alg.scalar(loss(W) - nc1(W) - nc23(W))
-
-    # step 3: completing the square with a symmetric A (letter), any V
-    s3 = alg.scalar(quad(W, A, B_def) - quad(V, A, B_def) - sp.trace((W - V) * A * (W - V).T) / 2
-                    - sp.trace((W - V) * (V * A - B_def).T))
-
-    # step 5: everything together, with A written out: L(W) - (L_NC1(V) + L_NC2/3(V) + L_perp) = tr((W-V)(VA-B)^T)
     perp = sp.trace((W - V) * A_def * (W - V).T) / 2
-    s5 = alg.scalar(loss(W) - nc1(V) - nc23(V) - perp - sp.trace((W - V) * (V * A_def - B_def).T))
-
-    # normal equations: V = B A^{-1} makes V A - B vanish
-    s2 = alg.matrix(B_def * A.I * A - B_def)
-
     parts = {
-        "step1 A": s1a,
-        "step1 B": s1b,
-        "step1 L": s1c,
-        "step4": s4,
-        "step3": s3,
-        "step5": s5,
-        "VA-B at V=BA^-1": s2,
+        # step 1: (1/n) H~ H~^T + lambda I = A_def, (1/n) Y H~^T = B_def, and L = quadratic
+        "step1 A": alg.matrix(H * H.T / n + lam * Iq - A_def),
+        "step1 B": alg.matrix(Y * H.T / n - B_def),
+        "step1 L": alg.scalar(loss(W) - quad(W, A_def)),
+        "step4": alg.scalar(loss(W) - nc1(W) - nc23(W)),  # Huygens split for any W
+        # step 3: completing the square with a symmetric A (letter), any V
+        "step3": alg.scalar(quad(W, A) - quad(V, A) - sp.trace((W - V) * A * (W - V).T) / 2
+                            - sp.trace((W - V) * (V * A - B_def).T)),
+        # step 5, with A written out: L(W) - (L_NC1(V) + L_NC2/3(V) + L_perp) = tr((W-V)(VA-B)^T)
+        "step5": alg.scalar(loss(W) - nc1(V) - nc23(V) - perp - sp.trace((W - V) * (V * A_def - B_def).T)),
+        "VA-B at V=BA^-1": alg.matrix(B_def * A.I * A - B_def),  # the normal equations at V = B A^{-1}
     }
     bad = {k: MatrixAlgebra.show(v) for k, v in parts.items() if v}
     latex = (

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import product
 
 import sympy as sp
 from sympy.matrices.expressions import (
@@ -59,10 +60,7 @@ class MatrixAlgebra:
 
     # ------------------------------------------------------------------ letters and words
     def letter(self, name: str, transposed: bool = False) -> Letter:
-        base = name[:-3] if name.endswith("^-1") else name
-        if base in self.symmetric:
-            transposed = False
-        return (name, transposed)
+        return (name, transposed and name.removesuffix("^-1") not in self.symmetric)
 
     def parse(self, s: str) -> Word:
         """``"E Y'"`` -> ``(("E", False), ("Y", True))``; ``"I"`` or ``""`` -> empty word."""
@@ -84,12 +82,9 @@ class MatrixAlgebra:
 
     def _pair_rules(self) -> dict[tuple[Letter, Letter], Poly]:
         rules = dict(self.rules)
-        for name in self.inverses:
-            inv = name + "^-1"
-            for t in (False, True):
-                x, xi = self.letter(name, t), self.letter(inv, t)
-                rules[(x, xi)] = {(): sp.Integer(1)}
-                rules[(xi, x)] = {(): sp.Integer(1)}
+        for name, t in product(self.inverses, (False, True)):
+            x, xi = self.letter(name, t), self.letter(name + "^-1", t)
+            rules[(x, xi)] = rules[(xi, x)] = {(): sp.Integer(1)}
         return rules
 
     # ------------------------------------------------------------------ from SymPy

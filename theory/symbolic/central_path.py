@@ -125,7 +125,7 @@ def _check_from_data() -> Outcome:
                        f"= Webb-Lowe form = 1/2 sum 1/(C+w_j^2): {ok}")
 
 
-def specs(quick: bool = False) -> list[CheckSpec]:
+def specs() -> list[CheckSpec]:
     out = []
     for C in (3, 4):
         out += [

@@ -8,20 +8,13 @@ __all__ = ["all_specs", "run_certificate"]
 
 
 def all_specs(quick: bool = False, exhaustive: bool = False) -> list[CheckSpec]:
-    """Every check, in report order. ``exhaustive`` adds the slow fully symbolic single-shot certificates."""
+    """Every check, in report order (``quick`` ones marked, see :func:`run_specs`). ``exhaustive`` adds the slow
+    fully symbolic single-shot certificates."""
     from . import central_path, decomposition, flow, invariance, laws_check, least_squares, probe, rank_deficient
 
-    out: list[CheckSpec] = []
-    out += least_squares.specs(quick)
-    out += decomposition.specs(quick)
-    if exhaustive:
-        out += decomposition.exhaustive_specs()
-    out += invariance.specs(quick)
-    out += central_path.specs(quick)
-    out += probe.specs(quick)
-    out += rank_deficient.specs(quick)
-    out += flow.specs(quick)
-    out += laws_check.specs(quick)
+    out = least_squares.specs() + decomposition.specs() + (decomposition.exhaustive_specs() if exhaustive else [])
+    for module in (invariance, central_path, probe, rank_deficient, flow, laws_check):
+        out += module.specs()
     return out
 
 

@@ -161,7 +161,7 @@ _DIRECT_SYMBOLIC = tuple(
 )
 
 
-def specs(quick: bool = False) -> list[CheckSpec]:
+def specs() -> list[CheckSpec]:
     out = [CheckSpec("3.3", "steps 1,3,4,5 + normal equations, all sizes (matrix symbols)", general_decomposition,
                      "general", "L - (L_NC1 + L_NC2/3 + L_perp) = tr((W~-V)(VA-B)^T) = 0 at V = B A^-1")]
     for C, p, counts in SYMBOLIC_SIZES:

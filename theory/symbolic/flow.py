@@ -347,5 +347,5 @@ def asymptotics() -> Outcome:
                    r"t\sum_j\omega_j^{-2}\to (C-1)\sqrt{c_3}")
 
 
-def specs(quick: bool = False) -> list[CheckSpec]:
+def specs() -> list[CheckSpec]:
     return list(CHECKS)

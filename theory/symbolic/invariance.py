@@ -175,5 +175,5 @@ def snr_gram_invariance() -> Outcome:
                    r"M^T\Sigma_W^{-1}\bar M")
 
 
-def specs(quick: bool = False) -> list[CheckSpec]:
+def specs() -> list[CheckSpec]:
     return list(CHECKS)

@@ -90,5 +90,5 @@ for _backend in ("numpy", "jax"):
                             partial(numeric_agreement, _backend), "numeric", f"{_backend} backend"))
 
 
-def specs(quick: bool = False) -> list[CheckSpec]:
+def specs() -> list[CheckSpec]:
     return list(CHECKS)

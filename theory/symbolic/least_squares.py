@@ -209,7 +209,7 @@ def lambda0_general() -> Outcome:
                    r"M^T\Sigma_T^{-1},\quad 1^TW_{LS} = 0")
 
 
-def specs(quick: bool = False) -> list[CheckSpec]:
+def specs() -> list[CheckSpec]:
     out: list[CheckSpec] = []
     for C, p, counts in SYMBOLIC_SIZES:
         for bias in (True, False):

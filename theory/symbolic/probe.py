@@ -33,7 +33,7 @@ def general_probe() -> Outcome:
                    else f"nonzero: {MatrixAlgebra.show(residual)}", latex)
 
 
-def specs(quick: bool = False) -> list[CheckSpec]:
+def specs() -> list[CheckSpec]:
     return [
         CheckSpec("3.5", "probe at any layer: its loss 1/2 - tr(B A^-1 B^T)/2, all sizes (matrix symbols)",
                   general_probe, "general", "V = B A^-1: L(V) = L_NC1 + L_NC2/3 = 1/2 - tr(B A^-1 B^T)/2"),

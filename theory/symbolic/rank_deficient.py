@@ -141,7 +141,7 @@ def _normal_and_identity(data: SymbolicData, bias: bool, label: str) -> Outcome:
     return verdict(steps, head=f"{label}: ")
 
 
-def specs(quick: bool = False) -> list[CheckSpec]:
+def specs() -> list[CheckSpec]:
     out = [
         CheckSpec(SECTION, "support SNR = reduced SNR: Sigma_W = Q diag(Lambda_r, 0) Q^T, Mbar "
                            "in its range [p=3,r=2,C=3]",

@@ -39,9 +39,8 @@ def transform(data: SymbolicData, Amat: sp.Matrix, c: sp.Matrix) -> SymbolicData
 def ls_fit(data: SymbolicData, lam, field=None):
     """Least-squares classifier ``V = B A^{-1}`` (augmented, math §3.1), ``L_NC1``, ``L_NC2/3`` and fitted outputs.
 
-    With ``field`` (a SymPy rational-function field such as ``QQ.frac_field(s, lambda)``) everything is
-    computed exactly in that field with ``DomainMatrix`` (canonical form, so ``==`` is an exact test);
-    otherwise with plain SymPy matrices. The two terms are :func:`~theory.symbolic.model.nc_terms`.
+    With ``field`` (e.g. ``QQ.frac_field(s, lambda)``) computed in that field with ``DomainMatrix`` (canonical form,
+    so ``==`` is an exact test); otherwise with plain SymPy matrices.
     """
     st = class_stats(data)
     lift = lifter(field)[0]

@@ -149,13 +149,8 @@ def _check_lambda0(C, p, counts, rational_seed) -> Outcome:
 
 # ----------------------------------------------------------------------------- step 6 general
 def schur_general() -> Outcome:
-    """Math §3.3 step 6 for all sizes: the non-augmented pair solves the augmented normal equations.
-
-    Blocks: ``A = [[S, mu], [mu^T, s]]`` with ``S = Sigma_T + mu mu^T + lambda I``, ``s = 1 + lambda``;
-    ``B = [Pi M^T, pi]``. With ``K = S - mu mu^T/s`` (Schur complement of ``s``;
-    ``K = Sigma_T + (lambda/(1+lambda)) mu mu^T + lambda I``) and
-    ``W = (Pi M^T - pi mu^T/s) K^{-1}``, ``b = (pi - W mu)/s``: ``[W b] A = B`` blockwise.
-    """
+    """Math §3.3 step 6 for all sizes: the non-augmented pair solves the augmented normal equations blockwise,
+    with ``K = S - mu mu^T/s`` the Schur complement of ``s = 1 + lambda`` in ``A = [[S, mu], [mu^T, s]]``."""
     p, C = sp.symbols("p C", positive=True, integer=True)
     s = 1 + LAMBDA
     K = MatrixSymbol("K", p, p)

@@ -225,9 +225,7 @@ def ls_non_augmented(st: SymbolicStats, lam: sp.Expr = LAMBDA, cleared: bool = F
 
 
 def nc_terms(st: SymbolicStats, V, lam: sp.Expr = LAMBDA, bias: bool = True, domain=None, scale=None):
-    """``(L_NC1, L_NC2/3)`` of math §3.2 / 3.3b at classifier ``V`` -- the one place these are written:
-
-    ``L_NC1 = (1/2) tr(V (Sigma~_W + lambda I) V^T)``, ``L_NC2/3 = (1/2) sum_c pi_c ||V mu~_c - e_c||^2``.
+    """``(L_NC1, L_NC2/3)`` of math §3.2 / 3.3b at classifier ``V`` (the one place these are written).
 
     ``V`` is a SymPy matrix (``domain=None``) or a ``DomainMatrix`` over ``domain``. With ``scale = d``
     (a scalar of ``V``'s type), ``V`` stands for ``d`` times the classifier: the targets are scaled too and

@@ -73,18 +73,13 @@ def normal_space() -> Outcome:
     n = data.n
     S = sp.Matrix(p, p, lambda i, j: sp.Symbol(f"s_{min(i, j)}{max(i, j)}", real=True))
     dbar = [sum(col, sp.zeros(p, 1)) / len(col) for col in delt.features]
+    devs = [xh - st.means[c] for c, xh in data.samples()]  # within-class deviations, in sample order
 
-    def dsigma(dfeats, dmeans):
-        out = sp.zeros(p, p)
-        for c, (col, dcol) in enumerate(zip(data.features, dfeats)):
-            for xh, dh in zip(col, dcol):
-                dev = xh - st.means[c]
-                dd = dh - dmeans[c]
-                out += dd * dev.T + dev * dd.T
-        return out / n
+    def dsigma(dfeats, dmeans):  # D Sigma_W[Delta] = (1/n) sum_{c,i} (dd dev^T + dev dd^T), dd = delta_ic - mean_c
+        dds = [dh - dmeans[c] for c, col in enumerate(dfeats) for dh in col]
+        return sum((dd * dev.T + dev * dd.T for dev, dd in zip(devs, dds)), sp.zeros(p, p)) / n
 
-    lhs = sum(((S * (xh - st.means[c])).T * dh)[0] for c, (col, dcol) in enumerate(zip(data.features, delt.features))
-              for xh, dh in zip(col, dcol))
+    lhs = sum(((S * dev).T * dh)[0] for dev, (_, dh) in zip(devs, delt.samples()))
     rhs = sp.Rational(n, 2) * (S * dsigma(delt.features, dbar)).trace()
     ok_normal = vanishes(lhs - rhs, how=sp.expand)
     g = [sp.Matrix([sp.Symbol(f"g_{c}{k}", real=True) for k in range(p)]) for c in range(C)]
@@ -92,8 +87,7 @@ def normal_space() -> Outcome:
     ok_tangent = vanishes(dsigma(gfeats, g), how=sp.expand)
     # within-class deviations are orthogonal to the mu_G-normal direction (constant shift v)
     v = sp.Matrix([sp.Symbol(f"v_{k}", real=True) for k in range(p)])
-    ok_shift = vanishes(sum(((S * (xh - st.means[c])).T * v)[0] for c, col in enumerate(data.features) for xh in col),
-                        how=sp.expand)
+    ok_shift = vanishes(sum(((S * dev).T * v)[0] for dev in devs), how=sp.expand)
     return verdict({"<S(x-mu), Delta> == (n/2) tr(S DSigma_W[Delta]) (normal)": ok_normal,
                     "class-constant Delta has DSigma_W = 0 (tangent)": ok_tangent,
                     "within part orthogonal to mean shifts": ok_shift},

@@ -54,6 +54,7 @@ class CheckSpec:
     quick: bool = True
 
     def run(self) -> dict:
+        """The check's record: ``name, passed, section, detail, seconds, kind, statement, latex``."""
         t0 = time.perf_counter()
         try:
             out = self.fn()
@@ -93,11 +94,8 @@ class Checks(list[CheckSpec]):
 
 @dataclass
 class Certificate:
-    """Result of :func:`theory.symbolic.run_certificate`.
-
-    ``checks`` is a list of dicts with keys ``name, passed, section, detail, seconds`` (plus ``kind``,
-    ``statement``, ``latex`` used by the Markdown report); ``passed`` is true iff every check passed.
-    """
+    """Result of :func:`theory.symbolic.run_certificate`: ``checks`` are the records of :meth:`CheckSpec.run`
+    (``name, passed, section, detail, seconds, kind, statement, latex``); ``passed`` iff every check passed."""
 
     checks: list[dict] = field(default_factory=list)
     quick: bool = False

@@ -114,9 +114,9 @@ def test_wrong_flow_constant_fails_differentiation():
 
 def test_wrong_theory_laws_term_fails_the_central_path_check(monkeypatch):
     """The math §3.4 check certifies theory.laws' own L_NC1: a wrong one makes it fail."""
-    assert central_path._check_terms(3)().passed
+    assert central_path._check_terms(3).passed
     monkeypatch.setattr(laws, "L_NC1", laws.w**2 / (2 * (laws.C + laws.w**2)))
-    assert not central_path._check_terms(3)().passed
+    assert not central_path._check_terms(3).passed
 
 
 def test_wrong_theory_laws_flow_fails_the_flow_checks(monkeypatch):
@@ -124,8 +124,8 @@ def test_wrong_theory_laws_flow_fails_the_flow_checks(monkeypatch):
     good = dict(laws.expressions())
     wrong_rhs = dict(good, omega_rhs=good["omega_rhs"] * 2)
     monkeypatch.setattr(laws, "expressions", lambda: wrong_rhs)
-    assert not flow.singular_value_ode(3)().passed
-    assert not flow.dmdt_svd(3)().passed
+    assert not flow.singular_value_ode(3).passed
+    assert not flow.dmdt_svd(3).passed
     assert not flow.closed_form().passed
     wrong_c3 = dict(good, c3=good["c3"] * 2)
     monkeypatch.setattr(laws, "expressions", lambda: wrong_c3)
@@ -141,7 +141,7 @@ def test_wrong_lambdified_law_fails_numeric_check(monkeypatch):
         return (lambda *xs: 1.001 * f(*xs)) if name == "l_nc23" else f
 
     monkeypatch.setattr(laws, "numeric", numeric)
-    assert not laws_check.numeric_agreement("numpy")().passed
+    assert not laws_check.numeric_agreement("numpy").passed
 
 
 def test_wrong_non_augmented_formula_fails_step6(monkeypatch):
@@ -152,10 +152,9 @@ def test_wrong_non_augmented_formula_fails_step6(monkeypatch):
         W_num, b_num, den, dm = real(st, lam, cleared=True)
         return W_num, b_num + dm(sp.ones(*b_num.shape)), den, dm
 
-    check = least_squares._check_augmented(2, 1, (1, 3), None)
-    assert check().passed
+    assert least_squares._check_augmented(2, 1, (1, 3), None).passed
     monkeypatch.setattr(least_squares, "ls_non_augmented", wrong)
-    assert not check().passed
+    assert not least_squares._check_augmented(2, 1, (1, 3), None).passed
 
 
 def test_runner_turns_failures_and_exceptions_into_fail():

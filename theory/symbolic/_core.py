@@ -1,9 +1,7 @@
 """Check records, the certificate container and the runner shared by all derivation modules.
 
-A *check* is one SymPy computation whose outcome is visible: it returns an :class:`Outcome`
-(passed or not, a one-line detail, and optionally the LaTeX of the derived result). The runner
-times each check and turns exceptions into failures, so a broken derivation can never pass
-silently.
+A check returns an :class:`Outcome`; the runner times it and turns an exception into a failure, so a broken
+derivation can never pass silently.
 """
 
 from __future__ import annotations
@@ -12,10 +10,13 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
+
+import sympy as sp
 
 from .report import render_markdown
 
-__all__ = ["Outcome", "CheckSpec", "Certificate", "run_specs", "KINDS"]
+__all__ = ["Outcome", "CheckSpec", "Certificate", "run_specs", "KINDS", "verdict", "vanishes", "Checks"]
 
 #: How general a check is: proved for all sizes, proved at one concrete size with fully symbolic
 #: entries, proved at one size with exact random rational data, or a numeric comparison.
@@ -31,6 +32,16 @@ class Outcome:
     latex: str = ""
 
 
+def vanishes(*exprs, how: Callable = sp.simplify) -> bool:
+    """Every entry of each scalar or matrix in ``exprs`` is 0 after ``how`` (``sp.simplify``, ``sp.expand``, ...)."""
+    return all(how(e) == 0 for x in exprs for e in (x if isinstance(x, sp.MatrixBase) else (x,)))
+
+
+def verdict(steps: dict[str, bool], latex: str = "", head: str = "") -> Outcome:
+    """Passes iff every step does; the detail is ``head`` then ``step: result`` for each step."""
+    return Outcome(all(steps.values()), head + "; ".join(f"{k}: {bool(v)}" for k, v in steps.items()), latex)
+
+
 @dataclass
 class CheckSpec:
     """A named check: ``fn()`` performs the SymPy computation and returns an :class:`Outcome`."""
@@ -43,16 +54,14 @@ class CheckSpec:
     quick: bool = True
 
     def run(self) -> dict:
+        """The check's record: ``name, passed, section, detail, seconds, kind, statement, latex``."""
         t0 = time.perf_counter()
         try:
             out = self.fn()
             passed, detail, latex = bool(out.passed), str(out.detail), str(out.latex)
         except Exception as exc:  # noqa: BLE001 - a crashing derivation is a failed derivation
-            passed = False
-            detail = f"exception {type(exc).__name__}: {exc}"
-            latex = ""
-            tb = traceback.format_exc(limit=3)
-            detail += " | " + " ".join(tb.split())[-400:]
+            tb = " ".join(traceback.format_exc(limit=3).split())[-400:]
+            passed, detail, latex = False, f"exception {type(exc).__name__}: {exc} | {tb}", ""
         return {
             "name": self.name,
             "passed": passed,
@@ -65,13 +74,28 @@ class CheckSpec:
         }
 
 
+class Checks(list[CheckSpec]):
+    """A module's checks in report order, registered by decorating each check function."""
+
+    def add(self, section: str, name: str, kind: str = "symbolic size", statement: str = "",
+            sizes: tuple[int, ...] = ()):
+        """Register ``fn`` as the check ``name``, or ``partial(fn, C)`` as ``"name [C=C]"`` for each ``C`` in
+        ``sizes`` (only the smallest in the quick certificate)."""
+
+        def deco(fn: Callable) -> Callable:
+            if not sizes:
+                self.append(CheckSpec(section, name, fn, kind, statement))
+            for C in sizes:
+                self.append(CheckSpec(section, f"{name} [C={C}]", partial(fn, C), kind, statement, C == min(sizes)))
+            return fn
+
+        return deco
+
+
 @dataclass
 class Certificate:
-    """Result of :func:`theory.symbolic.run_certificate`.
-
-    ``checks`` is a list of dicts with keys ``name, passed, section, detail, seconds`` (plus ``kind``,
-    ``statement``, ``latex`` used by the Markdown report); ``passed`` is true iff every check passed.
-    """
+    """Result of :func:`theory.symbolic.run_certificate`: ``checks`` are the records of :meth:`CheckSpec.run`
+    (``name, passed, section, detail, seconds, kind, statement, latex``); ``passed`` iff every check passed."""
 
     checks: list[dict] = field(default_factory=list)
     quick: bool = False
@@ -102,10 +126,6 @@ class Certificate:
 def run_specs(specs: Iterable[CheckSpec], quick: bool = False) -> Certificate:
     """Run the checks in order (those with ``quick=False`` are skipped when ``quick``)."""
     t0 = time.perf_counter()
-    cert = Certificate(quick=quick)
-    for spec in specs:
-        if quick and not spec.quick:
-            continue
-        cert.checks.append(spec.run())
+    cert = Certificate([spec.run() for spec in specs if spec.quick or not quick], quick=quick)
     cert.seconds = time.perf_counter() - t0
     return cert

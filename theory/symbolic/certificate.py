@@ -8,31 +8,20 @@ __all__ = ["all_specs", "run_certificate"]
 
 
 def all_specs(quick: bool = False, exhaustive: bool = False) -> list[CheckSpec]:
-    """Every check, in report order. ``exhaustive`` adds the slow fully symbolic single-shot certificates."""
+    """Every check, in report order (``quick`` ones marked, see :func:`run_specs`). ``exhaustive`` adds the slow
+    fully symbolic single-shot certificates."""
     from . import central_path, decomposition, flow, invariance, laws_check, least_squares, probe, rank_deficient
 
-    out: list[CheckSpec] = []
-    out += least_squares.specs(quick)
-    out += decomposition.specs(quick)
-    if exhaustive:
-        out += decomposition.exhaustive_specs()
-    out += invariance.specs(quick)
-    out += central_path.specs(quick)
-    out += probe.specs(quick)
-    out += rank_deficient.specs(quick)
-    out += flow.specs(quick)
-    out += laws_check.specs(quick)
+    out = least_squares.specs() + decomposition.specs() + (decomposition.exhaustive_specs() if exhaustive else [])
+    for module in (invariance, central_path, probe, rank_deficient, flow, laws_check):
+        out += module.specs()
     return out
 
 
 def run_certificate(quick: bool = False, exhaustive: bool = False) -> Certificate:
     """Run every derivation check and return the :class:`~theory.symbolic.Certificate`.
 
-    ``quick`` skips the ``C = 4`` checks: the rational-feature certificate and notebook control at
-    ``C = 4, p = 3`` (math §3.3), the central-path terms at ``C = 4`` (math §3.4) and the ``C = 4`` flow and
-    singular-value ODE (math §6.1, §6.2); ``exhaustive`` adds single-shot fully symbolic certificates
-    that take tens of seconds each. ``Certificate.checks`` is a list of dicts
-    ``{name, passed, section, detail, seconds, kind, statement, latex}``; ``Certificate.passed`` is true
-    iff all passed.
+    ``quick`` skips the ``C = 4`` checks (math §3.3, §3.4, §6.1, §6.2); ``exhaustive`` adds single-shot fully
+    symbolic certificates that take tens of seconds each.
     """
     return run_specs(all_specs(quick, exhaustive), quick=quick)

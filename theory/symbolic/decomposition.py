@@ -1,22 +1,9 @@
 """Math §3.2, §3.3 (steps 3-5) and 3.3b: the certificate ``L = L_NC1 + L_NC2/3 + L_perp``.
 
-Three kinds of evidence, all exact:
-
-* **general** (any C, p, n, class counts): with the size-free matrix algebra of
-  :mod:`theory.symbolic.traces`, writing the augmented features as ``H~ = M~ Y + E`` (class means
-  times labels plus within-class deviations, ``E Y^T = 0``, ``E E^T = n Sigma~_W``, ``Y Y^T = n Pi``):
-  step 1 (the loss is the quadratic with ``A = M~ Pi M~^T + Sigma~_W + lambda I``, ``B = Pi M~^T``),
-  step 4 (Huygens split), step 3 (completing the square, ``A`` symmetric) and step 5, combined into
-  ``L(W~) - L_NC1 - L_NC2/3 - L_perp = tr((W~ - V)(V A - B)^T)`` for *every* ``V``, which vanishes at
-  ``V = B A^{-1}``.
-* **symbolic size**: the same facts at concrete sizes with every feature entry a symbol
-  (per-sample loss, no statistics assumed), plus the single-shot certificate with the least-squares
-  classifier substituted in closed form (Cramer's rule), where it is fast enough.
-* **rational size**: the single-shot certificate at larger sizes with exact random rational features,
-  symbolic classifier and symbolic ``lambda``.
-
-And one *negative* control (math §9 item 7): the notebook's unweighted mean of class means gives a
-nonzero residual on imbalanced classes (and zero on balanced ones).
+In general (size-free, :mod:`theory.symbolic.traces`, with ``H~ = M~ Y + E``, ``E Y^T = 0``): steps 1, 3, 4 and 5
+combine into ``L(W~) - L_NC1 - L_NC2/3 - L_perp = tr((W~ - V)(V A - B)^T)`` for every ``V``; by size with symbolic
+or rational features, including the single-shot certificate at the least-squares classifier in closed form; and
+the negative control of math §9 item 7 (the notebook's unweighted mean of class means).
 """
 
 from __future__ import annotations
@@ -58,20 +45,11 @@ def _algebra() -> MatrixAlgebra:
 
 def general_decomposition() -> Outcome:
     """Steps 1, 3, 4, 5 of math §3.3 (with 3.3b weights) for all sizes."""
-    C, q, n = (
-        sp.Symbol("C", positive=True, integer=True),
-        sp.Symbol("q", positive=True, integer=True),
-        sp.Symbol("n", positive=True),
-    )
-    lam = LAMBDA
-    W = MatrixSymbol("W", C, q)
-    V = MatrixSymbol("V", C, q)
-    Mt = MatrixSymbol("Mt", q, C)
-    Y = MatrixSymbol("Y", C, n)
-    E = MatrixSymbol("E", q, n)
-    Pi = MatrixSymbol("Pi", C, C)
-    SW = MatrixSymbol("SW", q, q)
-    A = MatrixSymbol("A", q, q)
+    C, q = sp.symbols("C q", positive=True, integer=True)
+    n, lam = sp.Symbol("n", positive=True), LAMBDA
+    W, V, Mt = MatrixSymbol("W", C, q), MatrixSymbol("V", C, q), MatrixSymbol("Mt", q, C)
+    Y, E, Pi = MatrixSymbol("Y", C, n), MatrixSymbol("E", q, n), MatrixSymbol("Pi", C, C)
+    SW, A = MatrixSymbol("SW", q, q), MatrixSymbol("A", q, q)
     I = sp.Identity(C)  # noqa: E741 - the identity, in the write-up's notation
     Iq = sp.Identity(q)
     alg = _algebra()
@@ -84,42 +62,28 @@ def general_decomposition() -> Outcome:
     A_def = Mt * Pi * Mt.T + SW + lam * Iq
     B_def = Pi * Mt.T
 
-    # step 1: (1/n) H~ H~^T + lambda I = A_def, (1/n) Y H~^T = B_def, and L = quadratic
-    s1a = alg.matrix(H * H.T / n + lam * Iq - A_def)
-    s1b = alg.matrix(Y * H.T / n - B_def)
-    def quad(X, AA, BB):
-        return sp.trace(X * AA * X.T) / 2 - sp.trace(X * BB.T) + sp.Rational(1, 2)
+    def quad(X, AA):  # step 1's quadratic form
+        return sp.trace(X * AA * X.T) / 2 - sp.trace(X * B_def.T) + sp.Rational(1, 2)
 
-    s1c = alg.scalar(loss(W) - quad(W, A_def, B_def))
-
-    # step 4: Huygens split for any W
     def nc1(X):
         return sp.trace(X * (SW + lam * Iq) * X.T) / 2
 
     def nc23(X):
         return sp.trace((X * Mt - I) * Pi * (X * Mt - I).T) / 2
 
-    s4 = alg.scalar(loss(W) - nc1(W) - nc23(W))
-
-    # step 3: completing the square with a symmetric A (letter), any V
-    s3 = alg.scalar(quad(W, A, B_def) - quad(V, A, B_def) - sp.trace((W - V) * A * (W - V).T) / 2
-                    - sp.trace((W - V) * (V * A - B_def).T))
-
-    # step 5: everything together, with A written out: L(W) - (L_NC1(V) + L_NC2/3(V) + L_perp) = tr((W-V)(VA-B)^T)
     perp = sp.trace((W - V) * A_def * (W - V).T) / 2
-    s5 = alg.scalar(loss(W) - nc1(V) - nc23(V) - perp - sp.trace((W - V) * (V * A_def - B_def).T))
-
-    # normal equations: V = B A^{-1} makes V A - B vanish
-    s2 = alg.matrix(B_def * A.I * A - B_def)
-
     parts = {
-        "step1 A": s1a,
-        "step1 B": s1b,
-        "step1 L": s1c,
-        "step4": s4,
-        "step3": s3,
-        "step5": s5,
-        "VA-B at V=BA^-1": s2,
+        # step 1: (1/n) H~ H~^T + lambda I = A_def, (1/n) Y H~^T = B_def, and L = quadratic
+        "step1 A": alg.matrix(H * H.T / n + lam * Iq - A_def),
+        "step1 B": alg.matrix(Y * H.T / n - B_def),
+        "step1 L": alg.scalar(loss(W) - quad(W, A_def)),
+        "step4": alg.scalar(loss(W) - nc1(W) - nc23(W)),  # Huygens split for any W
+        # step 3: completing the square with a symmetric A (letter), any V
+        "step3": alg.scalar(quad(W, A) - quad(V, A) - sp.trace((W - V) * A * (W - V).T) / 2
+                            - sp.trace((W - V) * (V * A - B_def).T)),
+        # step 5, with A written out: L(W) - (L_NC1(V) + L_NC2/3(V) + L_perp) = tr((W-V)(VA-B)^T)
+        "step5": alg.scalar(loss(W) - nc1(V) - nc23(V) - perp - sp.trace((W - V) * (V * A_def - B_def).T)),
+        "VA-B at V=BA^-1": alg.matrix(B_def * A.I * A - B_def),  # the normal equations at V = B A^{-1}
     }
     bad = {k: MatrixAlgebra.show(v) for k, v in parts.items() if v}
     latex = (
@@ -134,28 +98,21 @@ def general_decomposition() -> Outcome:
 
 
 # ----------------------------------------------------------------------------- by size
-def _check_huygens(C, p, counts, bias):
-    def fn() -> Outcome:
-        data, st, W, loss, A, B = context(C, p, counts, bias)
-        nc1, nc23 = nc_terms(st, W, LAMBDA, bias)  # the math §3.2 terms evaluated at the generic W~
-        ok = sp.expand(loss - nc1 - nc23) == 0
-        return Outcome(ok, f"expand(L_samples(W~) - tr(W~(Sigma~_W + lambda I)W~^T)/2 - sum_c pi_c||W~ mu~_c - "
-                           f"e_c||^2/2) == 0: {ok}")
-
-    return fn
+def _check_huygens(C, p, counts, bias) -> Outcome:
+    data, st, W, loss, A, B = context(C, p, counts, bias)
+    nc1, nc23 = nc_terms(st, W, LAMBDA, bias)  # the math §3.2 terms evaluated at the generic W~
+    ok = sp.expand(loss - nc1 - nc23) == 0
+    return Outcome(ok, f"expand(L_samples(W~) - tr(W~(Sigma~_W + lambda I)W~^T)/2 - sum_c pi_c||W~ mu~_c - "
+                       f"e_c||^2/2) == 0: {ok}")
 
 
-def _check_factorisation(C, p, counts, bias):
-    def fn() -> Outcome:
-        data, st, W, loss, A, B = context(C, p, counts, bias)
-        V = classifier_symbols(C, W.shape[1], "v")
-        n1, n23, perp = decomposition_terms(st, W, V, LAMBDA, bias, A)
-        ok = sp.expand(loss - n1 - n23 - perp - ((W - V) * (V * A - B).T).trace()) == 0
-        return Outcome(ok, f"expand(L(W~) - L_NC1(V) - L_NC2/3(V) - L_perp(W~,V) - tr((W~-V)(VA-B)^T)) == 0 for "
-                           f"symbolic V: {ok} "
-                           "(so the residual vanishes exactly on the normal equations VA = B)")
-
-    return fn
+def _check_factorisation(C, p, counts, bias) -> Outcome:
+    data, st, W, loss, A, B = context(C, p, counts, bias)
+    V = classifier_symbols(C, W.shape[1], "v")
+    n1, n23, perp = decomposition_terms(st, W, V, LAMBDA, bias, A)
+    ok = sp.expand(loss - n1 - n23 - perp - ((W - V) * (V * A - B).T).trace()) == 0
+    return Outcome(ok, f"expand(L(W~) - L_NC1(V) - L_NC2/3(V) - L_perp(W~,V) - tr((W~-V)(VA-B)^T)) == 0 for "
+                       f"symbolic V: {ok} (so the residual vanishes exactly on the normal equations VA = B)")
 
 
 def direct_certificate(C, p, counts, bias, rational_seed=None) -> Outcome:
@@ -164,21 +121,14 @@ def direct_certificate(C, p, counts, bias, rational_seed=None) -> Outcome:
     data, st, W, loss, A, B = context(C, p, counts, bias, rational_seed)
     R, K = cleared_decomposition_residual(data, st, W, LAMBDA, bias, A, B)
     ok = R == K.zero
-    nvars = len(K.symbols)
-    return Outcome(ok, f"det(A)^2 * (L - L_NC1 - L_NC2/3 - L_perp) at W~_LS = B adj(A)/det(A) "
-                       f"is the zero polynomial in "
-                       f"{nvars} variables (features, classifier, lambda): {ok}")
+    return Outcome(ok, f"det(A)^2 * (L - L_NC1 - L_NC2/3 - L_perp) at W~_LS = B adj(A)/det(A) is the zero polynomial "
+                       f"in {len(K.symbols)} variables (features, classifier, lambda): {ok}")
 
 
 def notebook_residual(C, p, counts, seed: int = 3, lam=sp.Integer(0)) -> sp.Expr:
-    """Residual ``L - (L_NC1 + L_NC2/3 + L_perp)`` with the notebook's formulas (math §2.2 / 8 caveat 1).
-
-    Notebook: ``mu_G`` = unweighted mean of class means, ``Sigma_B = (1/C) sum (mu_c-mu_G)(...)^T``,
-    ``Sigma_T = Sigma_W + Sigma_B``, ``W_LS, b_LS`` by the non-augmented formula with ``1/C`` weights,
-    ``L_NC2/3 = (1/(2C)) ||W_LS M + b_LS 1^T - I||^2``, ``A`` from the notebook ``Sigma_T, mu_G``.
-    Evaluated at the notebook's own least-squares classifier (so ``L_perp = 0``), with exact rational
-    features and an exact (rational) ``lambda``: returns the residual, an exact rational number.
-    """
+    """Residual ``L - (L_NC1 + L_NC2/3 + L_perp)`` with the notebook's statistics (math §2.2, §8 caveat 1:
+    :func:`~theory.symbolic.model.notebook_stats`) at the notebook's own least-squares classifier, with exact
+    rational features and ``lambda``: an exact rational number."""
     data = rational_data(counts, p, seed)
     nb = notebook_stats(data)
     Wn, bn = ls_non_augmented(nb, lam)
@@ -189,25 +139,17 @@ def notebook_residual(C, p, counts, seed: int = 3, lam=sp.Integer(0)) -> sp.Expr
     return sp.cancel(sp.together(loss - l1 - l23 - lp))
 
 
-def _check_notebook(C, p, counts):
-    def fn() -> Outcome:
-        r0 = notebook_residual(C, p, counts, lam=sp.Integer(0))
-        r1 = notebook_residual(C, p, counts, lam=sp.Rational(1, 10))
-        balanced = len(set(counts)) == 1
-        if balanced:
-            ok = r0 == 0 and r1 == 0
-            return Outcome(ok, f"balanced: notebook formulas coincide with the weighted ones, residual = {r0} "
-                               f"(lambda=0), {r1} (lambda=1/10)")
-        ok = r0 != 0 and r1 != 0
-        return Outcome(
-            ok,
-            f"imbalanced: notebook residual L - (L_NC1 + L_NC2/3 + L_perp) at its own W_LS is NOT zero "
-            f"(math §9 item 7): {float(r0):.4g} at lambda=0, {float(r1):.4g} at "
-            f"lambda=1/10 (exact rationals)",
-            r"\Big[L - (L_{NC1}+L_{NC2/3}+L^\perp)\Big]_{\text{notebook},\,\lambda=0} = " + sp.latex(r0) + r" \ne 0",
-        )
-
-    return fn
+def _check_notebook(C, p, counts) -> Outcome:
+    r0 = notebook_residual(C, p, counts, lam=sp.Integer(0))
+    r1 = notebook_residual(C, p, counts, lam=sp.Rational(1, 10))
+    if len(set(counts)) == 1:  # balanced
+        return Outcome(r0 == 0 and r1 == 0, f"balanced: notebook formulas coincide with the weighted ones, "
+                                            f"residual = {r0} (lambda=0), {r1} (lambda=1/10)")
+    return Outcome(r0 != 0 and r1 != 0,
+                   f"imbalanced: notebook residual L - (L_NC1 + L_NC2/3 + L_perp) at its own W_LS is NOT zero "
+                   f"(math §9 item 7): {float(r0):.4g} at lambda=0, {float(r1):.4g} at lambda=1/10 (exact rationals)",
+                   r"\Big[L - (L_{NC1}+L_{NC2/3}+L^\perp)\Big]_{\text{notebook},\,\lambda=0} = "
+                   + sp.latex(r0) + r" \ne 0")
 
 
 #: fully symbolic single-shot certificates that run in about a second or less
@@ -219,56 +161,32 @@ _DIRECT_SYMBOLIC = tuple(
 )
 
 
-def specs(quick: bool = False) -> list[CheckSpec]:
-    out = [
-        CheckSpec(
-            "3.3",
-            "steps 1,3,4,5 + normal equations, all sizes (matrix symbols)",
-            general_decomposition,
-            "general",
-            "L - (L_NC1 + L_NC2/3 + L_perp) = tr((W~-V)(VA-B)^T) = 0 at V = B A^-1",
-        )
-    ]
+def specs() -> list[CheckSpec]:
+    out = [CheckSpec("3.3", "steps 1,3,4,5 + normal equations, all sizes (matrix symbols)", general_decomposition,
+                     "general", "L - (L_NC1 + L_NC2/3 + L_perp) = tr((W~-V)(VA-B)^T) = 0 at V = B A^-1")]
     for C, p, counts in SYMBOLIC_SIZES:
         for bias in (True, False):
             lab = size_label(C, p, counts, bias)
-            out.append(
-                CheckSpec(
-                    "3.3",
-                    f"step 4: Huygens split [{lab}]",
-                    _check_huygens(C, p, counts, bias),
-                    "symbolic size",
-                    "L(W~) = tr(W~(Sigma~_W+lambda I)W~^T)/2 + sum_c pi_c||W~mu~_c - e_c||^2/2",
-                )
-            )
-            out.append(
-                CheckSpec(
-                    "3.3",
-                    f"steps 3+5: residual = tr((W~-V)(VA-B)^T) [{lab}]",
-                    _check_factorisation(C, p, counts, bias),
-                    "symbolic size",
-                    "L - (L_NC1 + L_NC2/3 + L_perp) vanishes on V A = B",
-                )
-            )
+            out += [
+                CheckSpec("3.3", f"step 4: Huygens split [{lab}]", partial(_check_huygens, C, p, counts, bias),
+                          "symbolic size", "L(W~) = tr(W~(Sigma~_W+lambda I)W~^T)/2 + sum_c pi_c||W~mu~_c - e_c||^2/2"),
+                CheckSpec("3.3", f"steps 3+5: residual = tr((W~-V)(VA-B)^T) [{lab}]",
+                          partial(_check_factorisation, C, p, counts, bias), "symbolic size",
+                          "L - (L_NC1 + L_NC2/3 + L_perp) vanishes on V A = B"),
+            ]
     for C, p, counts, bias in _DIRECT_SYMBOLIC:
         out.append(CheckSpec("3.3", f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}]",
                              partial(direct_certificate, C, p, counts, bias), "symbolic size",
                              "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS"))
     for C, p, counts in RATIONAL_SIZES:
         for bias in (True, False):
-            out.append(
-                CheckSpec(
-                    "3.3",
-                    f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}, rational features]",
-                    partial(direct_certificate, C, p, counts, bias, rational_seed=5),
-                    "rational size",
-                    "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS",
-                    quick=C < 4,
-                )
-            )
+            out.append(CheckSpec("3.3", f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}, "
+                                        "rational features]",
+                                 partial(direct_certificate, C, p, counts, bias, rational_seed=5), "rational size",
+                                 "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS", quick=C < 4))
     for C, p, counts in ((3, 2, (2, 2, 2)), (3, 2, (1, 2, 3)), (4, 3, (1, 2, 3, 2))):
         out.append(CheckSpec("3.3", f"negative control: notebook formulas [{size_label(C, p, counts, True)}]",
-                             _check_notebook(C, p, counts), "rational size",
+                             partial(_check_notebook, C, p, counts), "rational size",
                              "notebook residual = 0 if balanced, != 0 if imbalanced (math §9 item 7)", quick=C < 4))
     return out
 

@@ -1,16 +1,9 @@
 """Math §5.1: invariance of the least-squares fit under maps of feature space.
 
-* ``lambda = 0`` (general, size-free): with ``T = [[A, c], [0, 1]]`` acting on augmented features
-  ``H~' = T H~``, the normal-equation data transform as ``A' = T A T^T``, ``B' = B T^T``; hence
-  ``V' = V T^{-1}`` solves them (``V'A' - B' = (VA - B) T^T``) and the fitted outputs
-  ``V' H~' = V H~`` are unchanged. ``T^{-1} = [[A^{-1}, -A^{-1}c],[0, 1]]`` gives
-  ``W_LS' = W_LS A^{-1}``, ``b_LS' = b_LS - W_LS A^{-1} c``.
-* ``lambda > 0``: ``A' = T (A - lambda I) T^T + lambda I``, which equals ``T A T^T`` when ``T T^T = I``
-  (an orthogonal ``Q`` with no translation), so orthogonal maps keep everything; generic ``A`` or a
-  translation change the fit (a nonzero exact difference is exhibited).
-* By size: the same with exact rational features and *symbolic* ``A`` (2x2), ``c``; a rotation with a
-  symbolic (rational Cayley) parameter at symbolic ``lambda``; the SNR Gram matrix
-  ``Mbar^T Sigma_W^{-1} Mbar`` (whose eigenvalues are the ``omega_j^2``) is invariant under ``A H + c 1^T``.
+In general (size-free): ``H~' = T H~`` with ``T = [[A, c], [0, 1]]`` keeps the fit at ``lambda = 0``
+(``V' = V T^{-1}``), and at ``lambda > 0`` only when ``T T^T = I``. By size: symbolic ``A``, ``c`` on rational
+features, a rotation with a symbolic parameter at symbolic ``lambda``, an exact counterexample at ``lambda > 0``,
+and the invariance of the SNR Gram matrix ``Mbar^T Sigma_W^{-1} Mbar`` (eigenvalues ``omega_j^2``).
 """
 
 from __future__ import annotations
@@ -18,7 +11,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy import MatrixSymbol
 
-from ._core import CheckSpec, Outcome
+from ._core import Checks, CheckSpec, Outcome, vanishes, verdict
 from .model import (
     LAMBDA,
     SymbolicData,
@@ -34,6 +27,8 @@ from .traces import MatrixAlgebra
 
 __all__ = ["specs", "transform", "ls_fit"]
 
+CHECKS = Checks()
+
 
 def transform(data: SymbolicData, Amat: sp.Matrix, c: sp.Matrix) -> SymbolicData:
     """Features ``h -> A h + c`` (math §5.1)."""
@@ -44,9 +39,8 @@ def transform(data: SymbolicData, Amat: sp.Matrix, c: sp.Matrix) -> SymbolicData
 def ls_fit(data: SymbolicData, lam, field=None):
     """Least-squares classifier ``V = B A^{-1}`` (augmented, math §3.1), ``L_NC1``, ``L_NC2/3`` and fitted outputs.
 
-    With ``field`` (a SymPy rational-function field such as ``QQ.frac_field(s, lambda)``) everything is
-    computed exactly in that field with ``DomainMatrix`` (canonical form, so ``==`` is an exact test);
-    otherwise with plain SymPy matrices. The two terms are :func:`~theory.symbolic.model.nc_terms`.
+    With ``field`` (e.g. ``QQ.frac_field(s, lambda)``) computed in that field with ``DomainMatrix`` (canonical form,
+    so ``==`` is an exact test); otherwise with plain SymPy matrices.
     """
     st = class_stats(data)
     lift = lifter(field)[0]
@@ -63,13 +57,12 @@ def ls_fit(data: SymbolicData, lam, field=None):
     return V, l1, l23, outs
 
 
+@CHECKS.add("5.1", "invariance: lambda=0 affine maps, lambda>0 orthogonal maps (matrix symbols)", "general",
+             "W_LS' = W_LS A^-1, b' = b - W A^-1 c, outputs unchanged")
 def general_invariance() -> Outcome:
-    q, C, n = (sp.Symbol(s, positive=True, integer=True) for s in ("q", "C", "n"))
-    T = MatrixSymbol("T", q, q)
-    A = MatrixSymbol("A", q, q)  # data part (1/n) H~H~^T at lambda = 0 (symmetric)
-    B = MatrixSymbol("B", C, q)
-    V = MatrixSymbol("V", C, q)
-    H = MatrixSymbol("H", q, n)
+    q, C, n = sp.symbols("q C n", positive=True, integer=True)
+    T, A = MatrixSymbol("T", q, q), MatrixSymbol("A", q, q)  # A: data part (1/n) H~H~^T at lambda = 0 (symmetric)
+    B, V, H = MatrixSymbol("B", C, q), MatrixSymbol("V", C, q), MatrixSymbol("H", q, n)
     alg = MatrixAlgebra(symmetric={"A"}, inverses={"T"})
     # lambda = 0: A' = T A T^T, B' = B T^T
     r1 = alg.matrix(V * T.I * (T * A * T.T) - B * T.T - (V * A - B) * T.T)
@@ -99,6 +92,8 @@ def _generic_affine(p: int):
     return Amat, c
 
 
+@CHECKS.add("5.1", "lambda=0: H -> AH + c1^T with symbolic A, c [C=3,p=2, imbalanced, rational features]",
+             "rational size", "W_LS' = W_LS A^-1, b' = b - W A^-1 c, outputs and L terms unchanged")
 def affine_lambda0() -> Outcome:
     """lambda = 0, C = 3, p = 2, imbalanced rational features, symbolic A (2x2) and c.
 
@@ -114,32 +109,33 @@ def affine_lambda0() -> Outcome:
     rows = list(range(3))
     W, b = V.extract(rows, [0, 1]), V.extract(rows, [2])
     WAinv = W * dm(Amat).inv()
-    ok_w = V2.extract(rows, [0, 1]) == WAinv
-    ok_b = V2.extract(rows, [2]) == b - WAinv * dm(c)
-    ok_o = all(o == o2 for o, o2 in zip(outs, outs2))
-    ok_l = l1 == l1b and l23 == l23b
-    ok = ok_w and ok_b and ok_o and ok_l
-    return Outcome(ok, f"H -> AH + c1^T (symbolic A, c), transformed data fitted from their own normal equations: "
-                       f"W_LS' == W_LS A^-1: {ok_w}; b_LS' == b_LS - W_LS A^-1 c: {ok_b}; outputs unchanged: {ok_o}; "
-                       f"L_NC1, L_NC2/3 unchanged: {ok_l}")
+    steps = {"W_LS' == W_LS A^-1": V2.extract(rows, [0, 1]) == WAinv,
+             "b_LS' == b_LS - W_LS A^-1 c": V2.extract(rows, [2]) == b - WAinv * dm(c),
+             "outputs unchanged": all(o == o2 for o, o2 in zip(outs, outs2)),
+             "L_NC1, L_NC2/3 unchanged": l1 == l1b and l23 == l23b}
+    return verdict(steps, head="H -> AH + c1^T (symbolic A, c), transformed data fitted from their own normal "
+                               "equations: ")
 
 
+@CHECKS.add("5.1", "lambda>0 symbolic: rotation with symbolic parameter keeps the fit [C=3,p=2, rational features]",
+             "rational size", "orthogonal invariance at lambda > 0")
 def rotation_lambda() -> Outcome:
     """lambda > 0 symbolic, rotation Q(s) = ((1-s^2) I + 2 s J)/(1+s^2) (every rotation but pi), p = 2."""
     s = sp.Symbol("s", real=True)
     Q = sp.Matrix([[1 - s**2, -2 * s], [2 * s, 1 - s**2]]) / (1 + s**2)
-    ok_orth = all(sp.cancel(x) == 0 for x in (Q * Q.T - sp.eye(2)))
+    ok_orth = vanishes(Q * Q.T - sp.eye(2), how=sp.cancel)
     data = rational_data((2, 1, 2), 2, seed=22)
     F = sp.QQ.frac_field(s, LAMBDA)
     V, l1, l23, outs = ls_fit(data, LAMBDA, F)
     V2, l1b, l23b, outs2 = ls_fit(transform(data, Q, sp.zeros(2, 1)), LAMBDA, F)
-    ok_o = all(o == o2 for o, o2 in zip(outs, outs2))
-    ok_l = l1 == l1b and l23 == l23b
-    return Outcome(ok_orth and ok_o and ok_l,
-                   f"Q Q^T = I: {ok_orth}; symbolic lambda, symbolic rotation parameter s: outputs unchanged: {ok_o}; "
-                   f"L_NC1, L_NC2/3 unchanged: {ok_l}")
+    return verdict({"Q Q^T = I": ok_orth,
+                    "symbolic lambda, symbolic rotation parameter s: outputs unchanged":
+                        all(o == o2 for o, o2 in zip(outs, outs2)),
+                    "L_NC1, L_NC2/3 unchanged": l1 == l1b and l23 == l23b})
 
 
+@CHECKS.add("5.1", "lambda>0: generic linear map / translation change the fit [C=3,p=2]", "rational size",
+             "no invariance beyond orthogonal maps at lambda > 0")
 def non_invariance_lambda() -> Outcome:
     """lambda = 1/2: a generic linear map and a translation change L_NC1 and the outputs (exact nonzero differences)."""
     lam = sp.Rational(1, 2)
@@ -158,6 +154,8 @@ def non_invariance_lambda() -> Outcome:
                        f"max output change {oa:.3g}, {ot:.3g} -- not invariant, as math §5.1 says")
 
 
+@CHECKS.add("5.1", "SNR singular values invariant under AH + c1^T (symbolic A, c)", "rational size",
+             "omega_j invariant")
 def snr_gram_invariance() -> Outcome:
     """``G = Mbar^T Sigma_W^{-1} Mbar`` (C x C, eigenvalues omega_j^2 and 0) is invariant under A H + c 1^T."""
     data = rational_data((2, 2, 2), 2, seed=24)
@@ -169,48 +167,12 @@ def snr_gram_invariance() -> Outcome:
         return Mbar.T * st.sigma_w.adjugate() * Mbar / st.sigma_w.det()
 
     G1, G2 = gram(data), gram(transform(data, Amat, c))
-    ok = all(sp.cancel(x) == 0 for x in (G2 - G1))
+    ok = vanishes(G2 - G1, how=sp.cancel)
     return Outcome(ok, f"Mbar'^T Sigma_W'^-1 Mbar' == Mbar^T Sigma_W^-1 Mbar for symbolic A, c: {ok} "
                        "(so SNR' = Q SNR with Q orthogonal on the range, and the omega_j are invariant)",
                    r"\bar M'^T\Sigma_W'^{-1}\bar M' = \bar M^T A^T A^{-T}\Sigma_W^{-1}A^{-1}A\bar M = \bar "
                    r"M^T\Sigma_W^{-1}\bar M")
 
 
-def specs(quick: bool = False) -> list[CheckSpec]:
-    return [
-        CheckSpec(
-            "5.1",
-            "invariance: lambda=0 affine maps, lambda>0 orthogonal maps (matrix symbols)",
-            general_invariance,
-            "general",
-            "W_LS' = W_LS A^-1, b' = b - W A^-1 c, outputs unchanged",
-        ),
-        CheckSpec(
-            "5.1",
-            "lambda=0: H -> AH + c1^T with symbolic A, c [C=3,p=2, imbalanced, rational features]",
-            affine_lambda0,
-            "rational size",
-            "W_LS' = W_LS A^-1, b' = b - W A^-1 c, outputs and L terms unchanged",
-        ),
-        CheckSpec(
-            "5.1",
-            "lambda>0 symbolic: rotation with symbolic parameter keeps the fit [C=3,p=2, rational features]",
-            rotation_lambda,
-            "rational size",
-            "orthogonal invariance at lambda > 0",
-        ),
-        CheckSpec(
-            "5.1",
-            "lambda>0: generic linear map / translation change the fit [C=3,p=2]",
-            non_invariance_lambda,
-            "rational size",
-            "no invariance beyond orthogonal maps at lambda > 0",
-        ),
-        CheckSpec(
-            "5.1",
-            "SNR singular values invariant under AH + c1^T (symbolic A, c)",
-            snr_gram_invariance,
-            "rational size",
-            "omega_j invariant",
-        ),
-    ]
+def specs() -> list[CheckSpec]:
+    return list(CHECKS)

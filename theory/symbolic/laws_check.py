@@ -1,32 +1,25 @@
-"""The numeric side of :mod:`theory.laws`: its lambdified functions and its bookkeeping.
+"""The numeric side of :mod:`theory.laws` (its expressions are certified in :mod:`.central_path` and :mod:`.flow`).
 
-The SymPy expressions of :mod:`theory.laws` are certified where they are derived from the model:
-the per-singular-value loss terms against the normal equations on the renormalised manifold
-(:mod:`.central_path`, ``C = 3, 4``), the singular-value flow against the manifold projection and the
-SVD (:mod:`.flow`, ``C = 3, 4``), the closed form, constants, conventions, SNR scaling, retraction
-law and asymptotics in :mod:`.flow` (symbolic ``N, C, kappa``). What the simulator actually calls
-are the *lambdified* functions ``theory.laws.numeric(name, backend)`` and ``theory.laws.constants``;
-this module checks those:
-
-* every ``SIGNATURES`` entry lists all free symbols of its expression (else lambdify would silently
-  produce a function of the wrong arguments), and ``constants(N, C, kappa)`` (both SNR scales) equals
-  the certified expressions at those values;
-* ``numeric(name, "numpy")`` and ``numeric(name, "jax")`` equal the certified expressions evaluated in
-  multiprecision (mpmath) at sample points, for every law.
+Every ``SIGNATURES`` entry lists all free symbols of its expression (else lambdify would silently build a function
+of the wrong arguments), ``constants(N, C, kappa)`` (both SNR scales) equals the expressions, and
+``numeric(name, "numpy" | "jax")`` equals them evaluated in multiprecision (mpmath) at sample points.
 """
 
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 
 import numpy as np
 import sympy as sp
 
 from theory import laws
 
-from ._core import CheckSpec, Outcome
+from ._core import Checks, CheckSpec, Outcome
 
 __all__ = ["specs"]
+
+CHECKS = Checks()
 
 #: sample points, by symbol of :mod:`theory.laws`
 _POINTS = [
@@ -37,6 +30,8 @@ _POINTS = [
 _CONSTANT_POINTS = ((6, 4, 1), (5, 10, 50), (2, 3, 2.5))
 
 
+@CHECKS.add("laws", "theory.laws bookkeeping: SIGNATURES and constants() match its expressions", "numeric",
+             "lambdify arguments, constants(N, C, kappa)")
 def bookkeeping() -> Outcome:
     ex = laws.expressions()
     bad = []
@@ -52,30 +47,26 @@ def bookkeeping() -> Outcome:
             want = [float(e.subs(subs)) for e in exprs]
             if not np.allclose(got, want, rtol=1e-14, atol=0):
                 bad.append(f"constants{(N_, C_, k_)} {scale}: {got} vs {want}")
-    return Outcome(not bad, f"SIGNATURES cover the free symbols of all {len(laws.SIGNATURES)} "
-                            f"laws; constants(N, C, kappa) "
-                            f"== c1..c3 and per_class_constants() at {len(_CONSTANT_POINTS)} points (both SNR scales)"
-                   if not bad else f"inconsistent: {bad}")
+    return Outcome(not bad, f"SIGNATURES cover the free symbols of all {len(laws.SIGNATURES)} laws; constants(N, C, "
+                            f"kappa) == c1..c3 and per_class_constants() at {len(_CONSTANT_POINTS)} points (both SNR "
+                            "scales)" if not bad else f"inconsistent: {bad}")
 
 
-def numeric_agreement(backend: str):
-    def fn() -> Outcome:
-        ctx = contextlib.nullcontext()
-        tol = 1e-12
-        if backend == "jax":
-            import jax
+def numeric_agreement(backend: str) -> Outcome:
+    ctx = contextlib.nullcontext()
+    tol = 1e-12
+    if backend == "jax":
+        import jax
 
-            if hasattr(jax, "enable_x64"):
-                ctx = jax.enable_x64(True)  # float64 locally, global config untouched
-            elif not jax.config.jax_enable_x64:  # type: ignore[attr-defined]  # a flag JAX's stubs do not declare
-                tol = 1e-5  # float32 evaluation
-        with ctx:
-            worst, where = _worst(backend)
-        return Outcome(worst < tol, f"{backend}: max relative difference of theory.laws.numeric(name) vs its SymPy "
-                                    f"expression (mpmath) over {len(laws.SIGNATURES)} laws x {len(_POINTS)} points "
-                                    f"= {worst:.2e}{f' ({where})' if worst > 0 else ''} (tolerance {tol:g})")
-
-    return fn
+        if hasattr(jax, "enable_x64"):
+            ctx = jax.enable_x64(True)  # float64 locally, global config untouched
+        elif not jax.config.jax_enable_x64:  # type: ignore[attr-defined]  # a flag JAX's stubs do not declare
+            tol = 1e-5  # float32 evaluation
+    with ctx:
+        worst, where = _worst(backend)
+    return Outcome(worst < tol, f"{backend}: max relative difference of theory.laws.numeric(name) vs its SymPy "
+                                f"expression (mpmath) over {len(laws.SIGNATURES)} laws x {len(_POINTS)} points "
+                                f"= {worst:.2e}{f' ({where})' if worst > 0 else ''} (tolerance {tol:g})")
 
 
 def _worst(backend: str) -> tuple[float, str]:
@@ -94,27 +85,10 @@ def _worst(backend: str) -> tuple[float, str]:
     return worst, where
 
 
-def specs(quick: bool = False) -> list[CheckSpec]:
-    return [
-        CheckSpec(
-            "laws",
-            "theory.laws bookkeeping: SIGNATURES and constants() match its expressions",
-            bookkeeping,
-            "numeric",
-            "lambdify arguments, constants(N, C, kappa)",
-        ),
-        CheckSpec(
-            "laws",
-            "theory.laws numpy lambdified == its SymPy expressions (sample points)",
-            numeric_agreement("numpy"),
-            "numeric",
-            "numpy backend",
-        ),
-        CheckSpec(
-            "laws",
-            "theory.laws jax lambdified == its SymPy expressions (sample points)",
-            numeric_agreement("jax"),
-            "numeric",
-            "jax backend",
-        ),
-    ]
+for _backend in ("numpy", "jax"):
+    CHECKS.append(CheckSpec("laws", f"theory.laws {_backend} lambdified == its SymPy expressions (sample points)",
+                            partial(numeric_agreement, _backend), "numeric", f"{_backend} backend"))
+
+
+def specs() -> list[CheckSpec]:
+    return list(CHECKS)

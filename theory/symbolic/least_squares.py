@@ -1,30 +1,21 @@
 """Math §3.1 and §3.3 steps 1, 2, 6: the least-squares classifier derived from the normal equations.
 
-Derivation (each line is a check below):
-
-1. The paper's loss computed sample by sample equals the quadratic
-   ``L(W~) = (1/2) tr(W~ A W~^T) - tr(W~ B^T) + 1/2`` with ``A = Sigma~_T + mu~_G mu~_G^T + lambda I``
-   and ``B = [pi_c mu~_c^T]_c`` (math §3.3 step 1, 3.3b) -- fully symbolic features, by size.
-2. Its gradient (``sympy.diff`` entry by entry) is ``W~ A - B`` and its Hessian per output row is
-   ``A``; setting the gradient to zero gives the normal equations ``W~ A = B``.
-3. Solving them symbolically gives ``W~_LS = B A^{-1}`` (math §3.1).
-4. The non-augmented form (``W_LS``, ``b_LS`` of math §3.1, with ``pi_c`` weights for 3.3b)
-   equals the augmented solution: by size, and in general via the Schur complement of ``1+lambda``
-   (math §3.3 step 6) in the size-free matrix algebra of :mod:`theory.symbolic.traces`.
-5. At ``lambda = 0``: ``W_LS = Pi Mbar^T Sigma_T^{-1}``, ``b_LS = pi - W_LS mu_G`` and ``1^T W_LS = 0``
-   (``Pi = I/C``, ``pi = 1/C`` when balanced).
+The sample loss is the quadratic in ``W~`` (step 1), its gradient ``W~ A - B`` (step 2) gives
+``W~_LS = B A^{-1}``, which equals the non-augmented ``(W_LS, b_LS)`` (step 6, by size and in general via the
+Schur complement of ``1 + lambda``) and at ``lambda = 0`` is ``W_LS = Pi Mbar^T Sigma_T^{-1}``, ``1^T W_LS = 0``.
 """
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 
 import sympy as sp
 from sympy import MatrixSymbol
 
-from ._core import CheckSpec, Outcome
+from ._core import CheckSpec, Outcome, verdict
 from .model import (
     LAMBDA,
+    augment,
     class_stats,
     classifier_symbols,
     ls_non_augmented,
@@ -78,130 +69,88 @@ def context(C: int, p: int, counts: tuple[int, ...], bias: bool, rational_seed: 
 
 
 # ----------------------------------------------------------------------------- step 1 + 2
-def _check_quadratic(C, p, counts, bias):
-    def fn() -> Outcome:
-        data, st, W, loss, A, B = context(C, p, counts, bias)
-        quad = (W * A * W.T).trace() / 2 - (W * B.T).trace() + sp.Rational(1, 2)
-        ok_quad = sp.expand(loss - quad) == 0
-        # (1/n) H~ H~^T = Sigma~_T + mu~_G mu~_G^T  (the data part of A)
-        emb = (lambda h: h.col_join(sp.Matrix([[1]]))) if bias else (lambda h: h)
-        gram = sum((emb(h) * emb(h).T for _, h in data.samples()), sp.zeros(A.shape[0], A.shape[0])) / data.n
-        ok_gram = matrix_is_zero(gram + LAMBDA * sp.eye(A.shape[0]) - A, rational=False)
-        # (1/n) Y H~^T = B
-        eye = sp.eye(C)
-        yh = sum((eye[:, c] * emb(h).T for c, h in data.samples()), sp.zeros(C, A.shape[0])) / data.n
-        ok_b = matrix_is_zero(yh - B, rational=False)
-        ok = ok_quad and ok_gram and ok_b
-        return Outcome(
-            ok,
-            f"expand(L_samples - [tr(WAW^T)/2 - tr(WB^T) + 1/2]) == 0: {ok_quad}; "
-            f"(1/n)H~H~^T + lambda I == A: {ok_gram}; (1/n)Y H~^T == B: {ok_b}",
-        )
-
-    return fn
+def _check_quadratic(C, p, counts, bias) -> Outcome:
+    data, st, W, loss, A, B = context(C, p, counts, bias)
+    quad = (W * A * W.T).trace() / 2 - (W * B.T).trace() + sp.Rational(1, 2)
+    ok_quad = sp.expand(loss - quad) == 0
+    q = A.shape[0]
+    Ht = [(c, augment(h) if bias else h) for c, h in data.samples()]
+    gram = sum((h * h.T for _, h in Ht), sp.zeros(q, q)) / data.n  # (1/n) H~ H~^T: the data part of A
+    ok_gram = matrix_is_zero(gram + LAMBDA * sp.eye(q) - A, rational=False)
+    yh = sum((sp.eye(C)[:, c] * h.T for c, h in Ht), sp.zeros(C, q)) / data.n  # (1/n) Y H~^T = B
+    return verdict({"expand(L_samples - [tr(WAW^T)/2 - tr(WB^T) + 1/2]) == 0": ok_quad,
+                    "(1/n)H~H~^T + lambda I == A": ok_gram, "(1/n)Y H~^T == B": matrix_is_zero(yh - B, rational=False)})
 
 
-def _check_gradient(C, p, counts, bias):
-    def fn() -> Outcome:
-        data, st, W, loss, A, B = context(C, p, counts, bias)
-        grad = sp.Matrix(W.shape[0], W.shape[1], lambda i, j: sp.diff(loss, W[i, j]))
-        ok_grad = matrix_is_zero(grad - (W * A - B), rational=False)
-        q = W.shape[1]
-        ok_hess = True
-        for r in range(C):
-            hess = sp.Matrix(q, q, lambda i, j, r=r: sp.diff(grad[r, i], W[r, j]))
-            ok_hess &= matrix_is_zero(hess - A, rational=False)
-            other = (r + 1) % C
-            if other != r:
-                ok_hess &= all(sp.diff(grad[r, i], W[other, j]) == 0 for i in range(q) for j in range(q))
-        ok = ok_grad and ok_hess
-        return Outcome(ok, f"dL/dW~ == W~A - B: {ok_grad}; Hessian of each output row == A, rows decoupled: {ok_hess}")
-
-    return fn
+def _check_gradient(C, p, counts, bias) -> Outcome:
+    data, st, W, loss, A, B = context(C, p, counts, bias)
+    grad = sp.Matrix(W.shape[0], W.shape[1], lambda i, j: sp.diff(loss, W[i, j]))
+    ok_grad = matrix_is_zero(grad - (W * A - B), rational=False)
+    q = W.shape[1]
+    ok_hess = True
+    for r in range(C):
+        hess = sp.Matrix(q, q, lambda i, j, r=r: sp.diff(grad[r, i], W[r, j]))
+        ok_hess &= matrix_is_zero(hess - A, rational=False)
+        other = (r + 1) % C
+        if other != r:
+            ok_hess &= all(sp.diff(grad[r, i], W[other, j]) == 0 for i in range(q) for j in range(q))
+    return verdict({"dL/dW~ == W~A - B": ok_grad, "Hessian of each output row == A, rows decoupled": ok_hess})
 
 
 # ----------------------------------------------------------------------------- step 3 (solve)
-def _check_solve(q: int):
-    def fn() -> Outcome:
-        C = 2
-        a = sp.Matrix(q, q, lambda i, j: sp.Symbol(f"a_{min(i, j)}{max(i, j)}", real=True))
-        b = sp.Matrix(C, q, lambda i, j: sp.Symbol(f"b_{i}{j}", real=True))
-        V = classifier_symbols(C, q, "v")
-        eqs = list(V * a - b)
-        (sol,) = sp.linsolve(eqs, list(V))
-        Vsol = sp.Matrix(C, q, list(sol))
-        ok_eq = matrix_is_zero(Vsol * a - b)
-        ok_form = matrix_is_zero(Vsol - b * a.inv())
-        unique = sp.expand(a.det()) != 0
-        latex = r"\nabla_{\tilde W} L = \tilde W A - B = 0 \;\Longrightarrow\; \tilde W_{LS} = B A^{-1}"
-        if q == 2:
-            latex += r",\qquad \text{e.g. } (q=2):\ \tilde W_{LS} = " + sp.latex(Vsol.applyfunc(sp.factor))
-        return Outcome(
-            ok_eq and ok_form and unique,
-            f"linsolve(V A = B) for generic symmetric {q}x{q} A: unique solution (det A != 0 generically: {unique}); "
-            f"solves the equations: {ok_eq}; equals B A^-1: {ok_form}",
-            latex,
-        )
-
-    return fn
+def _check_solve(q: int) -> Outcome:
+    C = 2
+    a = sp.Matrix(q, q, lambda i, j: sp.Symbol(f"a_{min(i, j)}{max(i, j)}", real=True))
+    b = sp.Matrix(C, q, lambda i, j: sp.Symbol(f"b_{i}{j}", real=True))
+    V = classifier_symbols(C, q, "v")
+    eqs = list(V * a - b)
+    (sol,) = sp.linsolve(eqs, list(V))
+    Vsol = sp.Matrix(C, q, list(sol))
+    latex = r"\nabla_{\tilde W} L = \tilde W A - B = 0 \;\Longrightarrow\; \tilde W_{LS} = B A^{-1}"
+    if q == 2:
+        latex += r",\qquad \text{e.g. } (q=2):\ \tilde W_{LS} = " + sp.latex(Vsol.applyfunc(sp.factor))
+    steps = {"unique solution (det A != 0 generically)": sp.expand(a.det()) != 0,
+             "solves the equations": matrix_is_zero(Vsol * a - b), "equals B A^-1": matrix_is_zero(Vsol - b * a.inv())}
+    return verdict(steps, latex, f"linsolve(V A = B) for generic symmetric {q}x{q} A: ")
 
 
 # ----------------------------------------------------------------------------- step 6 by size
-def _check_augmented(C, p, counts, rational_seed):
+def _check_augmented(C, p, counts, rational_seed) -> Outcome:
     """The non-augmented ``(W_LS, b_LS)`` of :func:`~theory.symbolic.model.ls_non_augmented` solve the
     augmented normal equations, checked division-free: ``W_LS = W_num/den``, ``b_LS = b_num/den`` and
     ``[W_num b_num] A - den B`` must be the zero polynomial matrix (symbolic lambda)."""
-
-    def fn() -> Outcome:
-        data, st, W, loss, A, B = context(C, p, counts, True, rational_seed)
-        W_num, b_num, den, dm = ls_non_augmented(st, LAMBDA, cleared=True)
-        Ad = dm(A)
-        ok = (W_num.hstack(b_num) * Ad - dm(B) * den).is_zero_matrix
-        zero = Ad.domain.zero
-        unique = Ad.det() != zero and den != zero
-        return Outcome(
-            ok and unique,
-            f"den ([W_LS b_LS] A - B) == 0 for the non-augmented formula (polynomial, symbolic lambda): {ok}; "
-            f"det A and den not identically 0: {unique}",
-        )
-
-    return fn
+    data, st, W, loss, A, B = context(C, p, counts, True, rational_seed)
+    W_num, b_num, den, dm = ls_non_augmented(st, LAMBDA, cleared=True)
+    Ad = dm(A)
+    return verdict({
+        "den ([W_LS b_LS] A - B) == 0 for the non-augmented formula (polynomial, symbolic lambda)":
+            (W_num.hstack(b_num) * Ad - dm(B) * den).is_zero_matrix,
+        "det A and den not identically 0": Ad.det() != Ad.domain.zero and den != Ad.domain.zero,
+    })
 
 
-def _check_lambda0(C, p, counts, rational_seed):
+def _check_lambda0(C, p, counts, rational_seed) -> Outcome:
     """At lambda = 0: [Pi Mbar^T Sigma_T^{-1}, pi - W mu_G] solves the normal equations, and 1^T W_LS = 0."""
-
-    def fn() -> Outcome:
-        data, st, W, loss, A, B = context(C, p, counts, True, rational_seed)
-        A0 = A.subs(LAMBDA, 0)
-        M = st.means_matrix()
-        Mbar = st.centred_means()
-        Pi = sp.diag(*st.pis)
-        pi = sp.Matrix(st.pis)
-        R, dm = poly_ring(A0, B, M, st.sigma_t)
-        adj, det = dm(st.sigma_t).adj_det()
-        Wnum = dm(Pi * Mbar.T) * adj  # W_LS * det(Sigma_T)
-        bnum = dm(pi) * det - Wnum * dm(st.mu_g)
-        ok_ne = (Wnum.hstack(bnum) * dm(A0) - dm(B) * det).is_zero_matrix
-        ok_1 = matrix_is_zero(sp.ones(1, C) * Pi * Mbar.T, rational=False)
-        return Outcome(
-            ok_ne and ok_1 and det != R.zero,
-            f"lambda=0: det(Sigma_T)([Pi Mbar^T Sigma_T^-1, pi - W mu_G] A - B) == 0: {ok_ne}; 1^T Pi Mbar^T == 0 (so "
-            f"1^T W_LS = 0): {ok_1}",
-        )
-
-    return fn
+    data, st, W, loss, A, B = context(C, p, counts, True, rational_seed)
+    A0 = A.subs(LAMBDA, 0)
+    M = st.means_matrix()
+    Mbar = st.centred_means()
+    Pi = sp.diag(*st.pis)
+    pi = sp.Matrix(st.pis)
+    R, dm = poly_ring(A0, B, M, st.sigma_t)
+    adj, det = dm(st.sigma_t).adj_det()
+    Wnum = dm(Pi * Mbar.T) * adj  # W_LS * det(Sigma_T)
+    bnum = dm(pi) * det - Wnum * dm(st.mu_g)
+    ok_ne = (Wnum.hstack(bnum) * dm(A0) - dm(B) * det).is_zero_matrix
+    return verdict({"lambda=0: det(Sigma_T)([Pi Mbar^T Sigma_T^-1, pi - W mu_G] A - B) == 0": ok_ne,
+                    "1^T Pi Mbar^T == 0 (so 1^T W_LS = 0)": matrix_is_zero(sp.ones(1, C) * Pi * Mbar.T, rational=False),
+                    "det(Sigma_T) != 0": det != R.zero})
 
 
 # ----------------------------------------------------------------------------- step 6 general
 def schur_general() -> Outcome:
-    """Math §3.3 step 6 for all sizes: the non-augmented pair solves the augmented normal equations.
-
-    Blocks: ``A = [[S, mu], [mu^T, s]]`` with ``S = Sigma_T + mu mu^T + lambda I``, ``s = 1 + lambda``;
-    ``B = [Pi M^T, pi]``. With ``K = S - mu mu^T/s`` (Schur complement of ``s``;
-    ``K = Sigma_T + (lambda/(1+lambda)) mu mu^T + lambda I``) and
-    ``W = (Pi M^T - pi mu^T/s) K^{-1}``, ``b = (pi - W mu)/s``: ``[W b] A = B`` blockwise.
-    """
+    """Math §3.3 step 6 for all sizes: the non-augmented pair solves the augmented normal equations blockwise,
+    with ``K = S - mu mu^T/s`` the Schur complement of ``s = 1 + lambda`` in ``A = [[S, mu], [mu^T, s]]``."""
     p, C = sp.symbols("p C", positive=True, integer=True)
     s = 1 + LAMBDA
     K = MatrixSymbol("K", p, p)
@@ -255,43 +204,33 @@ def lambda0_general() -> Outcome:
                    r"M^T\Sigma_T^{-1},\quad 1^TW_{LS} = 0")
 
 
-def specs(quick: bool = False) -> list[CheckSpec]:
+def specs() -> list[CheckSpec]:
     out: list[CheckSpec] = []
     for C, p, counts in SYMBOLIC_SIZES:
         for bias in (True, False):
             lab = size_label(C, p, counts, bias)
-            out.append(
-                CheckSpec("3.1", f"step 1: sample loss = quadratic in W~ [{lab}]", _check_quadratic(C, p, counts, bias),
-                          "symbolic size", "L = tr(W~AW~^T)/2 - tr(W~B^T) + 1/2, A = (1/n)H~H~^T "
-                                           "+ lambda I, B = (1/n)YH~^T")
-            )
-            out.append(
-                CheckSpec(
-                    "3.1",
-                    f"step 2: gradient = W~A - B, Hessian = A [{lab}]",
-                    _check_gradient(C, p, counts, bias),
-                    "symbolic size",
-                    "normal equations W~ A = B",
-                )
-            )
+            out += [
+                CheckSpec("3.1", f"step 1: sample loss = quadratic in W~ [{lab}]",
+                          partial(_check_quadratic, C, p, counts, bias), "symbolic size",
+                          "L = tr(W~AW~^T)/2 - tr(W~B^T) + 1/2, A = (1/n)H~H~^T + lambda I, B = (1/n)YH~^T"),
+                CheckSpec("3.1", f"step 2: gradient = W~A - B, Hessian = A [{lab}]",
+                          partial(_check_gradient, C, p, counts, bias), "symbolic size", "normal equations W~ A = B"),
+            ]
     for q in (2, 3):
-        out.append(CheckSpec("3.1", f"solve the normal equations, generic symmetric A ({q}x{q})", _check_solve(q),
-                             "symbolic size", "W~_LS = B A^{-1}"))
-    out.append(CheckSpec("3.1", "step 6: augmented = non-augmented (Schur complement), all sizes", schur_general,
-                         "general", "W~_LS = [W_LS, b_LS]"))
-    for C, p, counts in SYMBOLIC_SIZES:
-        out.append(CheckSpec("3.1", f"step 6: augmented = non-augmented [{size_label(C, p, counts, True)}]",
-                             _check_augmented(C, p, counts, None), "symbolic size", "W~_LS = [W_LS, b_LS]"))
-    for C, p, counts in RATIONAL_SIZES:
-        out.append(CheckSpec("3.1", f"step 6: augmented = non-augmented "
-                                    f"[{size_label(C, p, counts, True)}, rational features]",
-                             _check_augmented(C, p, counts, 11), "rational size", "W~_LS = [W_LS, b_LS]"))
-    out.append(CheckSpec("3.1", "lambda=0 closed form, all sizes (matrix symbols)", lambda0_general, "general",
-                         "W_LS = Pi Mbar^T Sigma_T^-1, 1^T W_LS = 0"))
-    for C, p, counts in SYMBOLIC_SIZES:
-        out.append(CheckSpec("3.1", f"lambda=0 closed form [{size_label(C, p, counts, True)}]",
-                             _check_lambda0(C, p, counts, None), "symbolic size", "W_LS = Pi Mbar^T Sigma_T^-1"))
-    for C, p, counts in RATIONAL_SIZES:
-        out.append(CheckSpec("3.1", f"lambda=0 closed form [{size_label(C, p, counts, True)}, rational features]",
-                             _check_lambda0(C, p, counts, 12), "rational size", "W_LS = Pi Mbar^T Sigma_T^-1"))
+        out.append(CheckSpec("3.1", f"solve the normal equations, generic symmetric A ({q}x{q})",
+                             partial(_check_solve, q), "symbolic size", "W~_LS = B A^{-1}"))
+    six = "step 6: augmented = non-augmented"
+    for general, title, check, statement, seed in (
+        (CheckSpec("3.1", f"{six} (Schur complement), all sizes", schur_general, "general", "W~_LS = [W_LS, b_LS]"),
+         six, _check_augmented, "W~_LS = [W_LS, b_LS]", 11),
+        (CheckSpec("3.1", "lambda=0 closed form, all sizes (matrix symbols)", lambda0_general, "general",
+                   "W_LS = Pi Mbar^T Sigma_T^-1, 1^T W_LS = 0"),
+         "lambda=0 closed form", _check_lambda0, "W_LS = Pi Mbar^T Sigma_T^-1", 12),
+    ):
+        out.append(general)
+        for sizes, rseed, kind, tag in ((SYMBOLIC_SIZES, None, "symbolic size", ""),
+                                        (RATIONAL_SIZES, seed, "rational size", ", rational features")):
+            for C, p, counts in sizes:
+                out.append(CheckSpec("3.1", f"{title} [{size_label(C, p, counts, True)}{tag}]",
+                                     partial(check, C, p, counts, rseed), kind, statement))
     return out

@@ -1,12 +1,7 @@
 """Symbolic building blocks: per-sample features, class statistics, the paper's loss and its terms.
 
-Everything here is a direct transcription of the formulas of ``docs/math.md`` into SymPy
-matrices, at a concrete (small) number of classes ``C``, feature dimension ``p`` and class
-counts ``n_c``.  The checks in the sibling modules combine these pieces and ask SymPy to
-prove identities between them.
-
-Notation (spec Section 1): features ``h_{i,c}`` (``p x 1``), augmented ``h~ = [h; 1]``,
-classifier ``W~ = [W, b]`` (``C x (p+1)``), one-hot targets ``e_c``, ridge ``lambda``.
+The formulas of ``docs/math.md`` as SymPy matrices at a concrete number of classes ``C``, feature dimension
+``p`` and class counts ``n_c`` (math §1 notation: ``h~ = [h; 1]``, ``W~ = [W, b]``, one-hot ``e_c``, ridge ``lambda``).
 """
 
 from __future__ import annotations
@@ -38,7 +33,7 @@ __all__ = [
     "lifter",
 ]
 
-#: The ridge coefficient ``lambda`` of the paper's loss (spec Section 1), kept symbolic.
+#: The ridge coefficient ``lambda`` of the paper's loss (math §1), kept symbolic.
 LAMBDA = sp.Symbol("lambda", nonnegative=True)
 
 
@@ -59,21 +54,16 @@ class SymbolicData:
         return sum(self.counts)
 
     def samples(self):
-        """Yield ``(c, h_{i,c})`` over all samples."""
-        for c, col in enumerate(self.features):
-            for h in col:
-                yield c, h
+        """``(c, h_{i,c})`` over all samples."""
+        return ((c, h) for c, col in enumerate(self.features) for h in col)
 
     def free_symbols(self) -> set:
-        out: set = set()
-        for _, h in self.samples():
-            out |= h.free_symbols
-        return out
+        return set().union(*(h.free_symbols for _, h in self.samples()))
 
 
 @dataclass(frozen=True)
 class SymbolicStats:
-    """Class statistics of spec Section 1 / 3.3b (count-weighted unless built by ``notebook_stats``)."""
+    """Class statistics of math §1, §3.3b (count-weighted unless built by ``notebook_stats``)."""
 
     counts: tuple[int, ...]
     pis: tuple[sp.Expr, ...]
@@ -91,17 +81,12 @@ class SymbolicStats:
     def p(self) -> int:
         return self.mu_g.shape[0]
 
-    @property
-    def n(self) -> int:
-        return sum(self.counts)
-
     def means_matrix(self) -> sp.Matrix:
         """``M = [mu_1 ... mu_C]`` (``p x C``)."""
         return sp.Matrix.hstack(*self.means)
 
     def centred_means(self) -> sp.Matrix:
-        """``Mbar = M - mu_G 1^T`` (``p x C``):
-        the class means centred at the global mean ``mu_G`` of these statistics."""
+        """``Mbar = M - mu_G 1^T`` (``p x C``): the class means centred at these statistics' ``mu_G``."""
         return self.means_matrix() - self.mu_g * sp.ones(1, self.num_classes)
 
 
@@ -129,31 +114,20 @@ def _outer(x: sp.Matrix) -> sp.Matrix:
 
 
 def class_stats(data: SymbolicData) -> SymbolicStats:
-    """Count-weighted class statistics (math §3.3b).
-
-    ``pi_c = n_c/n``, ``mu_c = (1/n_c) sum_i h_{i,c}``, ``mu_G = sum_c pi_c mu_c`` (the sample mean),
-    ``Sigma_W = (1/n) sum_{c,i} (h_{i,c}-mu_c)(h_{i,c}-mu_c)^T``,
-    ``Sigma_B = sum_c pi_c (mu_c-mu_G)(mu_c-mu_G)^T``, ``Sigma_T = Sigma_W + Sigma_B``.
-    """
+    """Count-weighted class statistics (math §3.3b): ``pi_c = n_c/n``, ``mu_G`` the sample mean."""
     n = data.n
     p = data.p
     pis = tuple(sp.Rational(k, n) for k in data.counts)
     means = tuple(sum(col, sp.zeros(p, 1)) / len(col) for col in data.features)
     mu_g = sum((pi * m for pi, m in zip(pis, means)), sp.zeros(p, 1))
-    sw = sp.zeros(p, p)
-    for c, h in data.samples():
-        sw += _outer(h - means[c])
-    sw = sw / n
+    sw = sum((_outer(h - means[c]) for c, h in data.samples()), sp.zeros(p, p)) / n
     sb = sum((pi * _outer(m - mu_g) for pi, m in zip(pis, means)), sp.zeros(p, p))
     return SymbolicStats(data.counts, pis, means, mu_g, sw, sb, sw + sb)
 
 
 def notebook_stats(data: SymbolicData) -> SymbolicStats:
-    """The authors' notebook statistics (math §2.2, §8 caveat 1): *unweighted* mean of class means.
-
-    ``mu_G = (1/C) sum_c mu_c``, ``Sigma_B = (1/C) sum_c (mu_c-mu_G)(mu_c-mu_G)^T``, ``pi_c = 1/C``.
-    Identical to :func:`class_stats` for balanced counts; wrong (math §9 item 7) otherwise.
-    """
+    """The authors' notebook statistics (math §2.2, §8 caveat 1): ``pi_c = 1/C``, ``mu_G`` the *unweighted* mean
+    of class means; identical to :func:`class_stats` for balanced counts, wrong (math §9 item 7) otherwise."""
     st = class_stats(data)
     C = data.num_classes
     mu_g = sum(st.means, sp.zeros(data.p, 1)) / C
@@ -163,7 +137,7 @@ def notebook_stats(data: SymbolicData) -> SymbolicStats:
 
 
 def augment(x: sp.Matrix) -> sp.Matrix:
-    """``x~ = [x; 1]`` (spec Section 1, bias augmentation)."""
+    """``x~ = [x; 1]`` (math §1, bias augmentation)."""
     return sp.Matrix.vstack(x, sp.Matrix([[1]]))
 
 
@@ -177,38 +151,20 @@ def _embed(x: sp.Matrix, bias: bool) -> sp.Matrix:
 
 
 def sample_loss(data: SymbolicData, Wt: sp.Matrix, lam: sp.Expr = LAMBDA, bias: bool = True) -> sp.Expr:
-    """Paper loss from the samples (spec Section 1):
+    """Paper loss from the samples (math §1):
     ``L = (1/(2n)) sum_{c,i} ||W~ h~_{i,c} - e_c||^2 + (lambda/2) ||W~||_F^2``."""
-    C = data.num_classes
-    eye = sp.eye(C)
-    total = sp.Integer(0)
-    for c, h in data.samples():
-        r = Wt * _embed(h, bias) - eye[:, c]
-        total += (r.T * r)[0, 0]
+    eye = sp.eye(data.num_classes)
+    residuals = (Wt * _embed(h, bias) - eye[:, c] for c, h in data.samples())
+    total = sum(((r.T * r)[0, 0] for r in residuals), sp.Integer(0))
     return total / (2 * data.n) + lam / 2 * sum(x**2 for x in Wt)
 
 
-def _second_moment(st: SymbolicStats) -> sp.Matrix:
-    """``Sigma_T + mu_G mu_G^T`` = ``(1/n) H H^T``."""
-    return st.sigma_t + st.mu_g * st.mu_g.T
-
-
 def quadratic_terms(st: SymbolicStats, lam: sp.Expr = LAMBDA, bias: bool = True) -> tuple[sp.Matrix, sp.Matrix]:
-    """``A`` and ``B`` of math §3.3 step 1 / 3.3b, built from the statistics.
-
-    With bias: ``A = [[Sigma_T + mu_G mu_G^T + lambda I, mu_G], [mu_G^T, 1 + lambda]]`` and
-    ``B = [pi_c mu~_c^T]_c`` (``= (1/C) M~^T`` when balanced). Without bias:
-    ``A = Sigma_T + mu_G mu_G^T + lambda I`` and ``B = [pi_c mu_c^T]_c``.
-    """
-    p = st.p
+    """``A`` and ``B`` of math §3.3 step 1 / 3.3b, built from the statistics (with or without the bias row)."""
+    A = st.sigma_t + st.mu_g * st.mu_g.T + lam * sp.eye(st.p)  # (1/n) H H^T + lambda I
+    B = sp.Matrix.vstack(*[pi * _embed(m, bias).T for pi, m in zip(st.pis, st.means)])
     if bias:
-        top = sp.Matrix.hstack(_second_moment(st) + lam * sp.eye(p), st.mu_g)
-        bottom = sp.Matrix.hstack(st.mu_g.T, sp.Matrix([[1 + lam]]))
-        A = sp.Matrix.vstack(top, bottom)
-        B = sp.Matrix.vstack(*[pi * augment(m).T for pi, m in zip(st.pis, st.means)])
-    else:
-        A = _second_moment(st) + lam * sp.eye(p)
-        B = sp.Matrix.vstack(*[pi * m.T for pi, m in zip(st.pis, st.means)])
+        A = sp.Matrix.vstack(A.row_join(st.mu_g), st.mu_g.T.row_join(sp.Matrix([[1 + lam]])))
     return A, B
 
 
@@ -242,15 +198,11 @@ def _entry(M):
 
 
 def ls_non_augmented(st: SymbolicStats, lam: sp.Expr = LAMBDA, cleared: bool = False):
-    """Non-augmented least-squares classifier (math §3.1, written for weights ``pi_c``; math §3.3b):
+    """Non-augmented least-squares classifier ``(W_LS, b_LS)`` (math §3.1 with weights ``pi_c``, math §3.3b).
 
-    ``W_LS = (Pi M^T - (1/(1+lambda)) pi mu_G^T) K^{-1}``, ``K = Sigma_T + (lambda/(1+lambda)) mu_G mu_G^T + lambda I``,
-    ``b_LS = (pi - W_LS mu_G)/(1 + lambda)``; with ``pi = (1/C) 1`` this is the write-up's formula.
-
-    Solved by Cramer's rule in exact polynomial arithmetic (``DomainMatrix``): with ``s = 1 + lambda``,
-    ``K' = s K`` and ``X' = s (Pi M^T - pi mu_G^T/s)`` are polynomial, ``W_LS = X' adj(K') / det(K')``.
-    Returns SymPy matrices ``(W, b)`` (``C x p``, ``C x 1``), or with ``cleared=True`` the division-free
-    form ``(W_num, b_num, den, dm)``: ``W_LS = W_num/den``, ``b_LS = b_num/den`` as ``DomainMatrix`` over a
+    Solved by Cramer's rule in polynomial arithmetic (``K' = (1 + lambda) K``, ``W_LS = X' adj(K') / det(K')``).
+    Returns SymPy matrices ``(W, b)`` (``C x p``, ``C x 1``), or with ``cleared=True`` the division-free form
+    ``(W_num, b_num, den, dm)``: ``W_LS = W_num/den``, ``b_LS = b_num/den`` as ``DomainMatrix`` over a
     polynomial ring, and ``dm`` converting SymPy matrices into that ring.
     """
     p = st.p
@@ -273,9 +225,7 @@ def ls_non_augmented(st: SymbolicStats, lam: sp.Expr = LAMBDA, cleared: bool = F
 
 
 def nc_terms(st: SymbolicStats, V, lam: sp.Expr = LAMBDA, bias: bool = True, domain=None, scale=None):
-    """``(L_NC1, L_NC2/3)`` of math §3.2 / 3.3b at classifier ``V`` -- the one place these are written:
-
-    ``L_NC1 = (1/2) tr(V (Sigma~_W + lambda I) V^T)``, ``L_NC2/3 = (1/2) sum_c pi_c ||V mu~_c - e_c||^2``.
+    """``(L_NC1, L_NC2/3)`` of math §3.2 / 3.3b at classifier ``V`` (the one place these are written).
 
     ``V`` is a SymPy matrix (``domain=None``) or a ``DomainMatrix`` over ``domain``. With ``scale = d``
     (a scalar of ``V``'s type), ``V`` stands for ``d`` times the classifier: the targets are scaled too and
@@ -318,9 +268,7 @@ def decomposition_terms(
 
 def is_zero(expr: sp.Expr, rational: bool = True) -> bool:
     """Exact zero test: ``cancel(together(expr)) == 0`` (rational) or ``expand(expr) == 0`` (polynomial)."""
-    if rational:
-        return sp.cancel(sp.together(expr)) == 0
-    return sp.expand(expr) == 0
+    return sp.cancel(sp.together(expr)) == 0 if rational else sp.expand(expr) == 0
 
 
 def matrix_is_zero(M: sp.Matrix, rational: bool = True) -> bool:
@@ -328,9 +276,7 @@ def matrix_is_zero(M: sp.Matrix, rational: bool = True) -> bool:
     return all(is_zero(x, rational) for x in M)
 
 
-# ---------------------------------------------------------------------------------------------
 # Fast exact polynomial arithmetic (SymPy DomainMatrix over QQ[symbols]).
-# ---------------------------------------------------------------------------------------------
 
 
 def cleared_decomposition_residual(
@@ -342,15 +288,11 @@ def cleared_decomposition_residual(
     A: sp.Matrix | None = None,
     B: sp.Matrix | None = None,
 ):
-    """``det(A)^2 (L - L_NC1 - L_NC2/3 - L_perp)`` at ``V = W~_LS = B A^{-1}``, as an exact polynomial.
+    """``(R, K)``: ``R = det(A)^2 (L - L_NC1 - L_NC2/3 - L_perp)`` at ``V = W~_LS = B adj(A)/det(A)`` (Cramer's
+    rule), a polynomial in the ring ``K = QQ[features, classifier, lambda]``, zero iff the identity holds exactly.
 
-    The least-squares classifier is substituted *in closed form* as ``V = P/d`` with
-    ``P = B adj(A)`` and ``d = det(A)`` (Cramer's rule for the normal equations ``V A = B``), so
-    the residual of the decomposition is the rational function ``R/d^2``; this returns the
-    polynomial ``R`` in ``QQ[features, classifier, lambda]`` (``R == 0`` iff the identity holds
-    exactly). ``L`` is computed from the individual samples, the three terms from the statistics
-    (math §3.2/3.3b). Computed with SymPy's ``DomainMatrix`` (sparse polynomial arithmetic), which is
-    orders of magnitude faster than expanding ``Expr`` trees.
+    ``L`` is computed from the samples, the three terms from the statistics (math §3.2, §3.3b), in SymPy's
+    ``DomainMatrix`` (sparse polynomial arithmetic, far faster than expanding ``Expr`` trees).
     """
     if A is None or B is None:
         A, B = quadratic_terms(st, lam, bias)
@@ -370,9 +312,7 @@ def poly_ring(*mats: sp.Matrix, extra: Sequence[sp.Symbol] = ()):
     """The exact polynomial ring ``QQ[free symbols of mats + extra]`` and a converter Matrix -> DomainMatrix."""
     from sympy.polys.matrices import DomainMatrix
 
-    syms: set = set(extra)
-    for m in mats:
-        syms |= m.free_symbols
+    syms = set(extra).union(*(m.free_symbols for m in mats))
     gens = tuple(sorted(syms, key=str)) or (sp.Symbol("_unused"),)
     K = sp.QQ[gens]
 

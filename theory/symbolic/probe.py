@@ -1,15 +1,8 @@
-"""Math §3.5: the decomposition of a least-squares linear probe at any layer.
+"""Math §3.5: the decomposition of a least-squares linear probe ``V = B A^{-1}`` at any layer.
 
-A probe is the least-squares (ridge) readout ``V = B A^{-1}`` of one layer's features, so the decomposition of
-math §3.2 is taken at ``W~ = V`` itself, where ``L_perp = 0`` by its definition and ``L = L_NC1 + L_NC2/3`` is
-step 4 of math §3.3 (certified in :mod:`theory.symbolic.decomposition`).  What is new here:
-
-* **general** (any C, p, n, class counts, symbolic ``lambda``), in the size-free matrix algebra of
-  :mod:`theory.symbolic.traces`: at ``V = B A^{-1}`` the probe's loss (step 1's quadratic form) is
-  ``L(V) = 1/2 - tr(B A^{-1} B^T) / 2``, the number the layer records as ``probe_loss``.
-* **rational size**: the certificate of math §3.3 (:func:`theory.symbolic.decomposition.direct_certificate`) at
-  ``C = 3`` classes and ``p = 1`` feature, fewer features than ``C - 1``, the case a layer may be in: the probe
-  is measured on the rank it has.
+At ``W~ = V``, ``L_perp = 0`` and ``L = L_NC1 + L_NC2/3`` (math §3.3 step 4, :mod:`.decomposition`). New here: in
+general, the probe's loss is ``L(V) = 1/2 - tr(B A^{-1} B^T) / 2`` (the layer's ``probe_loss``), and the math §3.3
+certificate holds with fewer features than ``C - 1`` (``C = 3``, ``p = 1``), the case a layer may be in.
 """
 
 from __future__ import annotations
@@ -40,7 +33,7 @@ def general_probe() -> Outcome:
                    else f"nonzero: {MatrixAlgebra.show(residual)}", latex)
 
 
-def specs(quick: bool = False) -> list[CheckSpec]:
+def specs() -> list[CheckSpec]:
     return [
         CheckSpec("3.5", "probe at any layer: its loss 1/2 - tr(B A^-1 B^T)/2, all sizes (matrix symbols)",
                   general_probe, "general", "V = B A^-1: L(V) = L_NC1 + L_NC2/3 = 1/2 - tr(B A^-1 B^T)/2"),

@@ -1,20 +1,18 @@
-"""Rank-deficient features (``docs/rank_deficient.md``): the SNR on the support of ``Sigma_W`` and the
-minimum-norm least-squares classifier, certified in exact arithmetic at small concrete sizes.
-
-* **Support SNR = reduced SNR** (rank-deficient §2, §3): symbolic ``Sigma_W = Q diag(Lambda_r, 0) Q^T`` with
-  ``Mbar`` in its range, and rational features in an affine plane of ``R^3``, where the ``lambda = 0``
-  central-path loss at the minimum-norm classifier is math §3.4's ``(1/2) sum_j 1/(C + omega_j^2)``.
-* **Minimum-norm least squares with a singular ``A``** (rank-deficient §5): ``W~ = B A^+`` solves ``W~ A = B``
-  and ``L = L_NC1 + L_NC2/3 + L_perp`` holds for a symbolic classifier (math §3.2, §3.3b).
+"""Rank-deficient features (``docs/rank_deficient.md``), exactly at small sizes: the SNR on the support of
+``Sigma_W`` equals the reduced SNR (its §2, §3; with math §3.4's central-path loss at the minimum-norm classifier),
+and with a singular ``A`` the minimum-norm ``W~ = B A^+`` solves ``W~ A = B`` and keeps the three-term identity
+(its §5; math §3.2, §3.3b).
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import sympy as sp
 
 from theory import laws
 
-from ._core import CheckSpec, Outcome
+from ._core import CheckSpec, Outcome, verdict
 from .central_path import central_loss_from_gram
 from .model import (
     SymbolicData,
@@ -22,6 +20,8 @@ from .model import (
     classifier_symbols,
     decomposition_terms,
     is_zero,
+    matrix_is_zero,
+    nc_terms,
     quadratic_terms,
     rational_data,
     sample_loss,
@@ -59,7 +59,7 @@ def min_norm_classifier(st, bias: bool = True, lam=sp.Integer(0)) -> tuple[sp.Ma
 def _penrose(X: sp.Matrix, Xp: sp.Matrix) -> bool:
     """The four Moore-Penrose conditions: ``X Xp X = X``, ``Xp X Xp = Xp``, ``(X Xp)^T = X Xp``, ``(Xp X)^T = Xp X``."""
     conds = (X * Xp * X - X, Xp * X * Xp - Xp, (X * Xp).T - X * Xp, (Xp * X).T - Xp * X)
-    return all(is_zero(e) for M in conds for e in M)
+    return all(matrix_is_zero(M) for M in conds)
 
 
 def support_snr_symbolic() -> Outcome:
@@ -72,18 +72,15 @@ def support_snr_symbolic() -> Outcome:
     Sw = Q * sp.diag(l1, l2, 0) * Q.T
     Swp = Q * sp.diag(1 / l1, 1 / l2, 0) * Q.T
     Mbar = Q * sp.Matrix.vstack(A, sp.zeros(1, 3))
-    ok_pinv = _penrose(Sw, Swp)
-    in_range = all(is_zero(e) for e in (Mbar - Sw * Swp * Mbar))
-    G = Mbar.T * Swp * Mbar
-    G_red = A.T * sp.diag(1 / l1, 1 / l2) * A
-    ok = all(is_zero(e) for e in (G - G_red))
-    # the support SNR itself: U_r = Q[:, :2], Lambda_r^{-1/2} U_r^T Mbar = Lambda_r^{-1/2} A (the reduced SNR)
-    snr = sp.diag(1 / sp.sqrt(l1), 1 / sp.sqrt(l2)) * Q[:, :2].T * Mbar
-    ok_snr = all(is_zero(e) for e in (snr - sp.diag(1 / sp.sqrt(l1), 1 / sp.sqrt(l2)) * A))
-    return Outcome(ok_pinv and in_range and ok and ok_snr,
-                   f"Q diag(1/l1, 1/l2, 0) Q^T is the Moore-Penrose inverse of Sigma_W: {ok_pinv}; "
-                   f"Mbar in range(Sigma_W): {in_range}; Lambda_r^(-1/2) U_r^T Mbar = Lambda_r^(-1/2) A: {ok_snr}; "
-                   f"Mbar^T Sigma_W^+ Mbar = A^T Lambda_r^-1 A (same omega_j^2): {ok}",
+    root = sp.diag(1 / sp.sqrt(l1), 1 / sp.sqrt(l2))  # Lambda_r^{-1/2}; U_r = Q[:, :2]
+    steps = {
+        "Q diag(1/l1, 1/l2, 0) Q^T is the Moore-Penrose inverse of Sigma_W": _penrose(Sw, Swp),
+        "Mbar in range(Sigma_W)": matrix_is_zero(Mbar - Sw * Swp * Mbar),
+        "Lambda_r^(-1/2) U_r^T Mbar = Lambda_r^(-1/2) A": matrix_is_zero(root * Q[:, :2].T * Mbar - root * A),
+        "Mbar^T Sigma_W^+ Mbar = A^T Lambda_r^-1 A (same omega_j^2)":
+            matrix_is_zero(Mbar.T * Swp * Mbar - A.T * sp.diag(1 / l1, 1 / l2) * A),
+    }
+    return verdict(steps,
                    r"\bar M^\top \Sigma_W^{+} \bar M = A^\top \Lambda_r^{-1} A,\quad "
                    r"\Sigma_W^{+} = Q\,\mathrm{diag}(\Lambda_r^{-1}, 0)\,Q^\top")
 
@@ -96,8 +93,8 @@ def support_snr_plane() -> Outcome:
     Mh, Mz = sh.centred_means(), sz.centred_means()
     Swp = sh.sigma_w.pinv()
     rank = sh.sigma_w.rank()
-    in_range = all(is_zero(e) for e in (Mh - sh.sigma_w * Swp * Mh))
-    ok = all(is_zero(e) for e in (Mh.T * Swp * Mh - Mz.T * sz.sigma_w.inv() * Mz))
+    in_range = matrix_is_zero(Mh - sh.sigma_w * Swp * Mh)
+    ok = matrix_is_zero(Mh.T * Swp * Mh - Mz.T * sz.sigma_w.inv() * Mz)
     return Outcome(rank == 2 and in_range and ok,
                    f"rank Sigma_W = {rank} (p = 3); Mbar in range(Sigma_W): {in_range}; "
                    f"G = Mbar^T Sigma_W^+ Mbar equals the plane coordinates' Mbar^T Sigma_W^-1 Mbar: {ok}")
@@ -113,12 +110,11 @@ def central_path_plane() -> Outcome:
     sh, sz = class_stats(H), class_stats(Z)
     V, A, B = min_norm_classifier(sh)
     rank_a = A.rank()
-    l1, l23, _ = decomposition_terms(sh, V, V, 0, True, A)
+    l1, l23 = nc_terms(sh, V, 0)
     Mh = sh.centred_means()
     via_g = central_loss_from_gram(Mh.T * sh.sigma_w.pinv() * Mh)
     law_ok = is_zero(laws.L_CENTRAL.subs(laws.C, C) - 1 / (2 * (C + laws.w**2)))
-    Vz, Az = min_norm_classifier(sz)[:2]
-    z1, z23, _ = decomposition_terms(sz, Vz, Vz, 0, True, Az)
+    z1, z23 = nc_terms(sz, min_norm_classifier(sz)[0], 0)
     ok = is_zero(l1 + l23 - via_g) and is_zero(l1 + l23 - z1 - z23)
     return Outcome(rank_a == 3 and law_ok and ok,
                    f"C=3, p=3 (plane), 3 per class: rank A = {rank_a} of 4; L_NC1 + L_NC2/3 at B A^+ = "
@@ -127,28 +123,25 @@ def central_path_plane() -> Outcome:
                    r"L_{NC1} + L_{NC2/3}\big|_{\tilde W = BA^{+}} = \frac12\sum_{j=1}^{C-1}\frac{1}{C+\omega_j^2}")
 
 
-def _normal_and_identity(data: SymbolicData, bias: bool, label: str):
-    def fn() -> Outcome:
-        st = class_stats(data)
-        V, A, B = min_norm_classifier(st, bias)
-        q = A.shape[0]
-        rank_a = A.rank()
-        normal = all(is_zero(e) for e in (V * A - B))
-        in_range = all(is_zero(e) for e in (B - B * A.pinv() * A))
-        Wt = classifier_symbols(st.num_classes, q)
-        l1, l23, lp = decomposition_terms(st, Wt, V, 0, bias, A)
-        loss = sample_loss(data, Wt, sp.Integer(0), bias)
-        # polynomial identity in the symbolic classifier: compare as polynomials over QQ
-        gens = list(Wt)
-        ident = sp.Poly(sp.expand(loss - l1 - l23 - lp), *gens).is_zero
-        return Outcome(rank_a < q and normal and in_range and ident,
-                       f"{label}: rank A = {rank_a} < {q}; rows of B in range(A): {in_range}; "
-                       f"B A^+ solves W~ A = B: {normal}; L(W~) = L_NC1 + L_NC2/3 + L_perp for symbolic W~: {ident}")
-
-    return fn
+def _normal_and_identity(data: SymbolicData, bias: bool, label: str) -> Outcome:
+    st = class_stats(data)
+    V, A, B = min_norm_classifier(st, bias)
+    q = A.shape[0]
+    rank_a = A.rank()
+    Wt = classifier_symbols(st.num_classes, q)
+    l1, l23, lp = decomposition_terms(st, Wt, V, 0, bias, A)
+    loss = sample_loss(data, Wt, sp.Integer(0), bias)
+    steps = {
+        f"rank A = {rank_a} < {q}": rank_a < q,
+        "rows of B in range(A)": matrix_is_zero(B - B * A.pinv() * A),
+        "B A^+ solves W~ A = B": matrix_is_zero(V * A - B),
+        # a polynomial identity in the symbolic classifier: compared as polynomials over QQ
+        "L(W~) = L_NC1 + L_NC2/3 + L_perp for symbolic W~": sp.Poly(sp.expand(loss - l1 - l23 - lp), *Wt).is_zero,
+    }
+    return verdict(steps, head=f"{label}: ")
 
 
-def specs(quick: bool = False) -> list[CheckSpec]:
+def specs() -> list[CheckSpec]:
     out = [
         CheckSpec(SECTION, "support SNR = reduced SNR: Sigma_W = Q diag(Lambda_r, 0) Q^T, Mbar "
                            "in its range [p=3,r=2,C=3]",
@@ -168,6 +161,6 @@ def specs(quick: bool = False) -> list[CheckSpec]:
     for data, bias, label in cases:
         out.append(CheckSpec(SECTION, f"minimum-norm LS with singular A: normal equations and "
                                       f"three-term identity [{label}]",
-                             _normal_and_identity(data, bias, label), "rational size",
+                             partial(_normal_and_identity, data, bias, label), "rational size",
                              "W~_LS = B A^+ satisfies W~_LS A = B; L = L_NC1 + L_NC2/3 + L_perp"))
     return out

@@ -1,14 +1,10 @@
-"""Markdown rendering of the symbolic certificate (``python -m theory``), beside the certificate it renders.
-
-The report lists, per section of the mathematical write-up ``docs/math.md`` (cited as ``math §X.Y``),
-every derivation step with its result (LaTeX where the step produces a formula) and PASS/FAIL, says
-which steps are proved for all sizes and which at concrete sizes, and ends with a table of every identity.
+"""Markdown rendering of the symbolic certificate (``python -m theory``): per section of ``docs/math.md``, every
+derivation step with its result (LaTeX where it derives a formula) and PASS/FAIL, then a table of every identity.
 """
 
 from __future__ import annotations
 
 import platform
-from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover - the certificate container calls this module (no import cycle at run time)
@@ -60,13 +56,8 @@ SCOPE = """\
   SymPy expressions, at sample points.
 
 **What certifies `theory.laws`.** The scalar laws the simulator integrates are the SymPy expressions of
-`theory/laws.py`; the certificate does not retype them. The check of math §3.4 compares its per-singular-value terms
-(`L_NC1`, `L_NC23`, `L_CENTRAL`, `NC1_RENORMALIZED`, summed over `j`) with the terms computed from the
-normal equations on the renormalised manifold (`C = 3, 4`, symbolic `omega_j`); math §6.1 and §6.2 compare its
-`omega_rhs` with the flow derived from the normal equations, the manifold projection and the SVD
-(`C = 3, 4`); math §6.3 and §6.4 check its closed form by differentiation, its constants, conventions,
-per-class scaling, retraction law and growth/NC1 rates (symbolic `N`, `C`, `kappa`) against the
-statements of ``docs/math.md``.
+`theory/laws.py`, not retyped here: math §3.4 and §6.1-§6.4 below check them against the normal equations, the
+manifold projection, the SVD and the statements of ``docs/math.md``; the last section checks its numerics.
 """
 
 
@@ -165,7 +156,7 @@ def render_markdown(cert: Certificate) -> str:
         "",
         SCOPE,
     ]
-    groups: OrderedDict[str, list[dict]] = OrderedDict()
+    groups: dict[str, list[dict]] = {}
     for c in cert.checks:
         groups.setdefault(c["section"], []).append(c)
     for sec, checks in groups.items():

@@ -1,25 +1,17 @@
 """Size-free matrix algebra for the general (any C, p, n) arguments.
 
-SymPy's matrix-expression algebra (``MatrixSymbol``, ``MatMul``, ``Transpose``, ``Inverse``,
-``Trace``) builds and expands the expressions; it does not know that a trace is cyclic, that a
-symmetric symbol equals its transpose, or problem-specific facts such as "within-class deviations
-sum to zero in every class". This module adds exactly those facts, and nothing else:
-
-* a matrix product is a *word* of letters ``(name, transposed)``; a polynomial is a dict
-  ``word -> scalar coefficient`` (coefficients are SymPy scalars such as ``lambda``, ``1/n``);
-* ``Tr`` of a word is put in canonical form under rotation and under ``Tr(X) = Tr(X^T)``;
-* symmetric letters lose their transpose flag;
-* rewriting rules replace adjacent letter pairs (e.g. ``E Y^T -> 0``, ``X X^{-1} -> I``); the
-  transposed rule is added automatically; inside a trace rules also apply across the wrap-around.
-
-An identity is *proved in general* when the difference of both sides reduces to the zero
-polynomial: every step is a rule stated in the report, valid for all sizes.
+SymPy's ``MatrixSymbol`` expressions are expanded into polynomials over *words* of letters ``(name, transposed)``
+(``word -> scalar coefficient``); this module adds only what SymPy does not know: a trace is canonical under
+rotation and ``Tr(X) = Tr(X^T)``, symmetric letters lose their transpose flag, and rewriting rules replace
+adjacent letter pairs (``E Y^T -> 0``, ``X X^{-1} -> I``; the transposed rule is added, and inside a trace rules
+apply across the wrap-around). An identity is proved in general when both sides' difference reduces to zero.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import product
 
 import sympy as sp
 from sympy.matrices.expressions import (
@@ -68,20 +60,11 @@ class MatrixAlgebra:
 
     # ------------------------------------------------------------------ letters and words
     def letter(self, name: str, transposed: bool = False) -> Letter:
-        base = name[:-3] if name.endswith("^-1") else name
-        if base in self.symmetric:
-            transposed = False
-        return (name, transposed)
+        return (name, transposed and name.removesuffix("^-1") not in self.symmetric)
 
     def parse(self, s: str) -> Word:
         """``"E Y'"`` -> ``(("E", False), ("Y", True))``; ``"I"`` or ``""`` -> empty word."""
-        out = []
-        for tok in s.split():
-            if tok == "I":
-                continue
-            t = tok.endswith("'")
-            out.append(self.letter(tok.rstrip("'"), t))
-        return tuple(out)
+        return tuple(self.letter(tok.rstrip("'"), tok.endswith("'")) for tok in s.split() if tok != "I")
 
     def transpose_word(self, w: Word) -> Word:
         return tuple(self.letter(n, not t) for n, t in reversed(w))
@@ -99,12 +82,9 @@ class MatrixAlgebra:
 
     def _pair_rules(self) -> dict[tuple[Letter, Letter], Poly]:
         rules = dict(self.rules)
-        for name in self.inverses:
-            inv = name + "^-1"
-            for t in (False, True):
-                x, xi = self.letter(name, t), self.letter(inv, t)
-                rules[(x, xi)] = {(): sp.Integer(1)}
-                rules[(xi, x)] = {(): sp.Integer(1)}
+        for name, t in product(self.inverses, (False, True)):
+            x, xi = self.letter(name, t), self.letter(name + "^-1", t)
+            rules[(x, xi)] = rules[(xi, x)] = {(): sp.Integer(1)}
         return rules
 
     # ------------------------------------------------------------------ from SymPy
@@ -150,64 +130,40 @@ class MatrixAlgebra:
         rules = self._pair_rules()
         out: Poly = {}
         todo = list(poly.items())
-        guard = 0
-        while todo:
-            guard += 1
-            if guard > 200000:
-                raise RuntimeError("rewriting did not terminate")
+        for _ in range(200000):
+            if not todo:
+                return out
             w, c = todo.pop()
-            hit = None
             L = len(w)
             pairs = range(L if (cyclic and L > 1) else max(L - 1, 0))
-            for i in pairs:
-                j = (i + 1) % L
-                if (w[i], w[j]) in rules:
-                    hit = (i, j)
-                    break
-            if hit is None:
+            i = next((i for i in pairs if (w[i], w[(i + 1) % L]) in rules), None)
+            if i is None:
                 _add(out, w, c)
-                continue
-            i, j = hit
-            repl = rules[(w[i], w[j])]
-            if j == i + 1:
-                pre, post = w[:i], w[j + 1 :]
+            elif i + 1 < L:
+                todo += [(w[:i] + rw + w[i + 2 :], c * rc) for rw, rc in rules[(w[i], w[i + 1])].items()]
             else:  # wrap-around pair (last, first): rotate so they are adjacent
-                pre, post = (), w[1:i]
-            for rw, rc in repl.items():
-                todo.append((pre + rw + post, c * rc))
-        return out
+                todo += [(rw + w[1:i], c * rc) for rw, rc in rules[(w[i], w[0])].items()]
+        raise RuntimeError("rewriting did not terminate")
 
     def canonical_trace_word(self, w: Word) -> Word:
-        cands = []
-        for base in (w, self.transpose_word(w)):
-            for k in range(max(len(base), 1)):
-                cands.append(base[k:] + base[:k])
-        return min(cands, key=lambda x: tuple((n, t) for n, t in x))
+        return min(base[k:] + base[:k] for base in (w, self.transpose_word(w)) for k in range(max(len(base), 1)))
 
     def trace(self, poly: Poly) -> Poly:
         """``Tr`` of a word polynomial in canonical (rotation/transpose-reduced) form."""
-        reduced = self.reduce(poly, cyclic=True)
         out: Poly = {}
-        for w, c in reduced.items():
+        for w, c in self.reduce(poly, cyclic=True).items():
             cw = self.canonical_trace_word(w)
             if cw in self.trace_values:
-                _add(out, CONST, c * self.trace_values[cw])
-            else:
-                _add(out, cw, c)
+                cw, c = CONST, c * self.trace_values[cw]
+            _add(out, cw, c)
         return out
 
     def scalar(self, expr) -> Poly:
         """A scalar SymPy expression built from ``Trace(...)`` terms and scalars -> canonical trace polynomial."""
-        expr = sp.expand(expr)
         out: Poly = {}
-        for term in sp.Add.make_args(expr):
-            coef = sp.Integer(1)
-            traces = []
-            for f in sp.Mul.make_args(term):
-                if isinstance(f, Trace):
-                    traces.append(f)
-                else:
-                    coef *= f
+        for term in sp.Add.make_args(sp.expand(expr)):
+            traces = [f for f in sp.Mul.make_args(term) if isinstance(f, Trace)]
+            coef = sp.Mul(*[f for f in sp.Mul.make_args(term) if not isinstance(f, Trace)])
             if not traces:
                 _add(out, CONST, coef)
                 continue

@@ -186,39 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "grid":
         return grid_main(argv[1:])
     ns = _main_parser().parse_args(argv)
-    opts = MainOptions(
-        out=ns.out,
-        run_dir=ns.run_dir,
-        preset=ns.preset,
-        dataset=ns.dataset,
-        model=ns.model,
-        epochs=ns.epochs,
-        per_class=ns.per_class,
-        lr=ns.lr,
-        batch_size=ns.batch_size,
-        weight_decay=ns.weight_decay,
-        data_root=ns.data_root,
-        device=ns.device,
-        seed=ns.seed,
-        resume=ns.resume,
-        t_max=ns.t_max,
-        sim_classes=ns.sim_classes,
-        sim_per_class=ns.sim_per_class,
-        sim_dim=ns.sim_dim,
-        sim_flow=ns.sim_flow,
-        retraction_t_max=ns.retraction_t_max,
-        time=ns.time,
-        early_epoch=ns.early_epoch,
-        fit_from=ns.fit_from,
-        quick=ns.quick,
-        certificate=ns.certificate,
-        skip_simulation=ns.skip_simulation,
-        skip_training=ns.skip_training,
-        progress=not ns.no_progress,
-        strict=ns.strict,
-        tpt_threshold=ns.tpt_threshold,
-        ladder=ns.ladder,
-    )
+    # every option of the main parser is a MainOptions field of the same name, but --no-progress
+    options = vars(ns)
+    opts = MainOptions(progress=not options.pop("no_progress"), **options)
     try:
         return run_main(opts)
     except UsageError as exc:

@@ -42,14 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from empirical.runs import (
-    TPT_THRESHOLD_DEFAULT,
-    check_tpt_threshold,
-    misfit_count,
-    read_config,
-    read_metrics,
-    terminal_phase_start,
-)
+from empirical.runs import TPT_THRESHOLD_DEFAULT, misfit_count, terminal_phase_start
 from theory.jsonio import dumps
 
 from . import _plot
@@ -62,11 +55,12 @@ from .ladder import ladder_beside
 from .main import (
     MainOptions,
     UsageError,
+    check_common_options,
     check_dataset_available,
     check_model_known,
     check_run,
     publish_report,
-    stored_differences,
+    stored_run_finished,
     train_config,
 )
 from .report import claims_page_view, claims_table, setup_view, write_claims_json, write_report
@@ -161,10 +155,6 @@ def plan_grid(opts: GridOptions) -> list[GridRunPlan]:
     """Validate every option and name and decide, per run, train / resume / finished / skip (raises UsageError)."""
     from empirical.data import get_spec  # torch: imported when a grid is planned
 
-    try:
-        check_tpt_threshold(opts.tpt_threshold)
-    except ValueError as exc:
-        raise UsageError(f"--tpt-threshold: {exc}") from None
     for loss in opts.losses:
         if loss not in LOSSES:
             raise UsageError(f"--losses: unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
@@ -182,8 +172,7 @@ def plan_grid(opts: GridOptions) -> list[GridRunPlan]:
     if opts.jobs is not None and opts.jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {opts.jobs}")
     out = Path(opts.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder")
+    check_common_options(opts.tpt_threshold, out)
 
     plans: list[GridRunPlan] = []
     for d in opts.datasets:
@@ -202,14 +191,9 @@ def plan_grid(opts: GridOptions) -> list[GridRunPlan]:
                     p.action, p.message = "skip", missing
                     continue
                 p.config = _run_config(opts, spec.name, m, loss, run_dir)
-                if (run_dir / "config.json").is_file():
-                    stored = read_config(run_dir).get("config", {})
-                    diff = stored_differences(stored, p.config.to_dict())
-                    if diff:
-                        raise UsageError(f"{run_dir} holds a run with other options ({'; '.join(diff)}): choose "
-                                         "another --out or remove that run")
-                    done = {int(r["epoch"]) for r in read_metrics(run_dir) if "epoch" in r}
-                    p.action = "finished" if int(stored.get("epochs", -1)) in done else "resume"
+                finished = stored_run_finished(run_dir, p.config.to_dict(), "choose another --out or remove that run")
+                if finished is not None:
+                    p.action = "finished" if finished else "resume"
     return plans
 
 
@@ -570,13 +554,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> int:
     ns = _parser().parse_args(list(argv))
     try:
-        opts = GridOptions(
-            datasets=_split(ns.datasets, "datasets"), models=_split(ns.models, "models"),
-            losses=_split(ns.losses, "losses"), out=ns.out, epochs=ns.epochs, per_class=ns.per_class, lr=ns.lr,
-            device=ns.device, data_root=ns.data_root, seed=ns.seed, tpt_threshold=ns.tpt_threshold,
-            executor=ns.executor, jobs=ns.jobs, slurm_partition=ns.slurm_partition, timeout_min=ns.timeout_min,
-            slurm_array_parallelism=ns.slurm_array_parallelism, ladder=ns.ladder,
-            mse_scale=_mse_scale(ns.mse_scale))
+        lists = {k: _split(getattr(ns, k), k) for k in ("datasets", "models", "losses")}
+        opts = GridOptions(**{**vars(ns), **lists, "mse_scale": _mse_scale(ns.mse_scale)})
         return run_grid(opts)
     except UsageError as exc:
         print(f"python -m paper_checks grid: error: {exc}", file=sys.stderr)

@@ -166,12 +166,6 @@ def train_config(opts: MainOptions, run_dir: Path):
     return merge_preset(preset, **explicit, seed=opts.seed, out=str(run_dir), progress=opts.progress, **opts.extra)
 
 
-def _certificate_mode(opts: MainOptions) -> str:
-    if opts.certificate != "auto":
-        return opts.certificate
-    return "quick" if opts.quick else "full"
-
-
 class UsageError(ValueError):
     """Bad options or input, found before any stage runs (one line; exit code 2)."""
 
@@ -215,6 +209,34 @@ def stored_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[s
             if k in stored and k in wanted and stored.get(k) != wanted.get(k)]
 
 
+def check_common_options(tpt_threshold: float, out: Path) -> None:
+    """The checks the main job and the grid share: ``--tpt-threshold`` and ``--out`` (a one-line UsageError)."""
+    try:
+        check_tpt_threshold(tpt_threshold)
+    except ValueError as exc:
+        raise UsageError(f"--tpt-threshold: {exc}") from None
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+
+
+def stored_run_finished(target: Path, wanted: dict[str, Any], remedy: str) -> bool | None:
+    """Whether the training run in ``target`` is finished (None: no run there), after checking that it was run
+    with the options ``wanted`` (else a UsageError ending with ``remedy``)."""
+    if not (target / "config.json").is_file():
+        if (target / "metrics.jsonl").exists():
+            raise UsageError(f"{target} holds a metrics log without config.json: choose another --out")
+        return None
+    try:
+        stored = read_config(target).get("config", {})
+    except Exception as exc:  # noqa: BLE001 - a corrupt config is the user's folder, not a toolkit bug
+        raise UsageError(f"{target}: {exc}") from None
+    diff = stored_differences(stored, wanted)
+    if diff:
+        raise UsageError(f"{target} holds a training run with other options ({'; '.join(diff)}): {remedy}")
+    done = {int(r["epoch"]) for r in read_metrics(target) if "epoch" in r}
+    return int(stored.get("epochs", -1)) in done
+
+
 @dataclass
 class Plan:
     """What :func:`validate` decided: the training config (None without training) and what to do with OUT/run."""
@@ -226,13 +248,8 @@ class Plan:
 
 def validate(opts: MainOptions) -> Plan:
     """Check every option, name and data file before any stage runs; raise :class:`UsageError` (one line)."""
-    try:
-        check_tpt_threshold(opts.tpt_threshold)
-    except ValueError as exc:
-        raise UsageError(f"--tpt-threshold: {exc}") from None
     out = Path(opts.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder")
+    check_common_options(opts.tpt_threshold, out)
     for name in ("t_max", "retraction_t_max"):
         v = getattr(opts, name)
         if v is not None and not (v > 0):
@@ -258,24 +275,11 @@ def validate(opts: MainOptions) -> Plan:
     check_model_known(cfg.model)
     check_dataset_available(cfg.dataset, cfg.data_root)
     target = out / "run"
-    if not (target / "config.json").is_file():
-        if opts.resume:
-            raise UsageError(f"--resume: {target} holds no training run to continue")
-        if (target / "metrics.jsonl").exists():
-            raise UsageError(f"{target} holds a metrics log without config.json: choose another --out")
-        return Plan(cfg, "new")
-    try:
-        stored = read_config(target).get("config", {})
-    except Exception as exc:  # noqa: BLE001 - a corrupt config is the user's folder, not a toolkit bug
-        raise UsageError(f"{target}: {exc}") from None
-    diff = stored_differences(stored, cfg.to_dict())
-    if diff:
-        raise UsageError(f"{target} holds a training run with other options ({'; '.join(diff)}): choose another "
-                         "--out, or pass --run-dir to check that run as it is")
-    done = {int(r["epoch"]) for r in read_metrics(target) if "epoch" in r}
-    if int(stored.get("epochs", -1)) in done:
-        return Plan(cfg, "reuse-finished")
-    return Plan(cfg, "resume")
+    if opts.resume and not (target / "config.json").is_file():
+        raise UsageError(f"--resume: {target} holds no training run to continue")
+    finished = stored_run_finished(target, cfg.to_dict(), "choose another --out, or pass --run-dir to check that "
+                                                          "run as it is")
+    return Plan(cfg, "new" if finished is None else "reuse-finished" if finished else "resume")
 
 
 @dataclass
@@ -306,18 +310,6 @@ def check_run(run_dir: Path, records: list[dict[str, Any]], config: dict[str, An
     figures = training_figures(records, Path(out) / "figures", tpt_threshold=tpt_threshold)
     figures += [Path(f) for f in (comparison.figures if comparison is not None else [])]
     return RunCheck(claims, comparison, comparison_error, figures)
-
-
-def run_ladder_stage(run_dir: Path | None, out: Path, opts: MainOptions, stages: Stages,
-                     checked: Any = None) -> dict[str, Any] | None:
-    """Rungs (a)-(d) of the run's ladder into ``OUT/ladder`` and their verdicts beside the run's
-    (:func:`paper_checks.ladder.ladder_beside`); None when skipped, with the reason logged."""
-    if opts.ladder == "off" or run_dir is None:
-        stages.log("    skipped (" + ("--ladder off" if opts.ladder == "off" else "no training run") + ")")
-        return None
-    return ladder_beside(
-        run_dir, out / "ladder", tpt_threshold=opts.tpt_threshold, log=lambda m: stages.log("    " + m),
-        checked=checked)
 
 
 @dataclass
@@ -367,7 +359,7 @@ def run_main(opts: MainOptions) -> int:
 
 def certificate_stage(job: _Job) -> None:
     """1. The symbolic certificate (math §3-§6): its claims, ``certificate.json`` and ``certificate.md``."""
-    mode = _certificate_mode(job.opts)
+    mode = job.opts.certificate if job.opts.certificate != "auto" else "quick" if job.opts.quick else "full"
     with job.stages(f"symbolic certificate ({mode})", job.errors):
         if mode == "skip":
             job.stages.log("    skipped (--certificate skip)")
@@ -482,10 +474,15 @@ def stage_error_claims(errors: list[tuple[str, BaseException]], stages: Stages) 
 
 
 def ladder_stage(job: _Job, run_dir: Path | None, out: Path) -> dict[str, Any] | None:
-    """5. The calibration ladder beside the run (math §7.4, :func:`run_ladder_stage`); None when skipped or failed."""
-    ladder = None
-    with job.stages("calibration ladder", job.errors):
-        ladder = run_ladder_stage(run_dir, out, job.opts, job.stages, job.checked)
+    """5. Rungs (a)-(d) of the run's calibration ladder (math §7.4) into ``OUT/ladder`` and their verdicts beside the
+    run's (:func:`paper_checks.ladder.ladder_beside`); None when skipped (the reason logged) or failed."""
+    ladder, opts, stages = None, job.opts, job.stages
+    with stages("calibration ladder", job.errors):
+        if opts.ladder == "off" or run_dir is None:
+            stages.log("    skipped (" + ("--ladder off" if opts.ladder == "off" else "no training run") + ")")
+            return None
+        ladder = ladder_beside(run_dir, out / "ladder", tpt_threshold=opts.tpt_threshold,
+                               log=lambda m: stages.log("    " + m), checked=job.checked)
         if ladder is not None:
             job.context["calibration ladder"] = ladder["sentence"]
     return ladder

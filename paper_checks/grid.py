@@ -342,7 +342,6 @@ def _row(p: GridRunPlan, opts: GridOptions, records: Sequence[dict[str, Any]] | 
 def grid_figures(runs: list[GridRun], out_dir: Path) -> list[Path]:
     """The paper's layout, one figure per loss: a row per dataset, a column per quantity, a line per network."""
     plt = _plot.plt()
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     datasets = list(dict.fromkeys(r.dataset for r in runs))
     for loss in dict.fromkeys(r.loss for r in runs):

@@ -104,22 +104,6 @@ def claims_table(claims: Sequence[Claim], *, width: int = 160) -> str:
 # ----------------------------------------------------------------------------- figures
 
 
-def _plot_positive(ax, x: np.ndarray, y: np.ndarray, fmt: str, label: str) -> None:
-    """Plot ``y`` against ``x`` where both are positive and ``y`` finite (what a log-log panel can show)."""
-    ok = np.isfinite(y) & (y > 0) & (x > 0)
-    if np.any(ok):
-        ax.plot(x[ok], y[ok], fmt, ms=3, lw=1, label=label)
-
-
-def _log_axes(ax, xlabel: str, title: str, legend_size: int = 8) -> None:
-    """Log-log axes with ``xlabel``, ``title`` and the legend."""
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=legend_size)
-
-
 def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path, *,
                      tpt_threshold: float = 0.0) -> list[Path]:
     """Math §7.2 figures of a run: NC1-NC4 and training error vs epoch; the four-curve MSE decomposition.
@@ -130,7 +114,6 @@ def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path, *,
     """
     plt = _plot.plt()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     ep = column(records, "epoch")
     paths: list[Path] = []
     tpt = terminal_phase_start(list(records), tpt_threshold)
@@ -147,27 +130,27 @@ def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path, *,
     fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
     for ax, (title, keys) in zip(axes.ravel(), panels):
         for key in keys:
-            _plot_positive(ax, ep, column(records, key), "o-", key)
+            _plot.plot_positive(ax, ep, column(records, key), "o-", key)
         if tpt is not None:
             ax.axvline(ep[tpt], color="gray", ls=":", lw=1)
-        _log_axes(ax, "epoch", title, legend_size=7)
+        _plot.log_axes(ax, "epoch", title=title, legend=7)
     fig.suptitle(f"Neural collapse metrics (dotted line: start of the terminal phase, {tpt_words} from "
                  "there on)", fontsize=10)
     paths.append(_plot.save(fig, out_dir / "training_nc_metrics.png"))
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for key, label in [("loss", "L (MSE + ridge)"), ("l_nc1", "L_NC1"), ("l_nc23", "L_NC2/3"), ("l_perp", "L_LS^perp")]:
-        _plot_positive(axes[0], ep, column(records, key), "o-", label)
-    _log_axes(axes[0], "epoch", "MSE decomposition L = L_NC1 + L_NC2/3 + L_perp (math §3.2, §4)")
+        _plot.plot_positive(axes[0], ep, column(records, key), "o-", label)
+    _plot.log_axes(axes[0], "epoch", title="MSE decomposition L = L_NC1 + L_NC2/3 + L_perp (math §3.2, §4)")
     l_perp = column(records, "l_perp")
     l_nc = column(records, "l_nc1") + column(records, "l_nc23")
-    _plot_positive(axes[1], ep, l_perp / l_nc, "o-", "L_perp / (L_NC1 + L_NC2/3)")  # the terms are >= 0
-    _plot_positive(axes[1], ep, column(records, "central_path_distance"), "s-",
+    _plot.plot_positive(axes[1], ep, l_perp / l_nc, "o-", "L_perp / (L_NC1 + L_NC2/3)")  # the terms are >= 0
+    _plot.plot_positive(axes[1], ep, column(records, "central_path_distance"), "s-",
                    "||[W b] - [W_LS b_LS]|| / ||[W_LS b_LS]||")
     if tpt is not None:
         for a in axes:
             a.axvline(ep[tpt], color="gray", ls=":", lw=1)
-    _log_axes(axes[1], "epoch", "Proximity to the central path")
+    _plot.log_axes(axes[1], "epoch", title="Proximity to the central path")
     paths.append(_plot.save(fig, out_dir / "training_decomposition.png"))
     return paths
 
@@ -180,7 +163,6 @@ def simulation_figures(projected: Any, retraction: Any | None, out_dir: str | Pa
     """
     plt = _plot.plt()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     t = np.asarray(projected.times, dtype=np.float64)
     w = np.asarray(projected.omega, dtype=np.float64)
     cf = np.asarray(projected.closed_form_omega, dtype=np.float64)
@@ -199,12 +181,11 @@ def simulation_figures(projected: Any, retraction: Any | None, out_dir: str | Pa
         wr = np.asarray(retraction.omega, dtype=np.float64)
         pr = tr > 0
         ax.plot(tr[pr], wr[pr].min(axis=1), "g-.", lw=1, label="retraction flow (min_j)")
-    ax.set_ylabel("omega_j")
-    _log_axes(ax, "flow time t", f"SNR singular values (C={C}, N={per_class})")
+    _plot.log_axes(ax, "flow time t", ylabel="omega_j", title=f"SNR singular values (C={C}, N={per_class})")
     r = w.max(axis=1) / w.min(axis=1) - 1
     axes[1].plot(t[pos], r[pos], label="max/min - 1")
     axes[1].plot(t[pos], r[pos] * t[pos], ":", label="(max/min - 1) * t  (levels off => O(1/t))")
-    _log_axes(axes[1], "flow time t", "max_j omega_j / min_j omega_j -> 1")
+    _plot.log_axes(axes[1], "flow time t", title="max_j omega_j / min_j omega_j -> 1")
     return [_plot.save(fig, out_dir / "simulation_snr.png")]
 
 

@@ -1,28 +1,7 @@
-"""Command line: ``python -m paper_checks [options]`` (main job) or ``python -m paper_checks compare RUN``.
-
-Main job (all claims, end to end; see :mod:`paper_checks.main`)::
-
-    python -m paper_checks --out reports/default                   # digits MLP, < 10 min on 2 CPU cores
-    python -m paper_checks --quick --out reports/quick             # smaller everything (integration test)
-    python -m paper_checks --dataset fashion-mnist --model resnet18 --epochs 350 --device cuda --out reports/fm
-    python -m paper_checks --run-dir runs/fm --out reports/fm      # reuse a finished training run
-
-Predicted against observed for one run::
-
-    python -m paper_checks compare runs/NAME [--time epoch|lr_steps] [--early-epoch E] [--out DIR]
-
-A grid of runs (datasets x networks x losses, math §7.3; see :mod:`paper_checks.grid`)::
-
-    python -m paper_checks grid --datasets fashion-mnist,mnist --models vgg11,resnet18 --losses mse,ce \\
-        --out reports/grid
-
-Exit code (main job and grid): 0, or 1 when a claim is ``error`` (a toolkit bug: a stage raised or a check
-hit an unexpected exception) or a verification claim fails (symbolic, dynamics, and the exact identities
-empirical.decomposition_identity / empirical.central_path_closed_forms); the other empirical claims are
-observations of the run, reported but not gated unless ``--strict``; ``n/a`` claims never gate; ``grid`` also
-exits 1 when no run was trained or evaluated (every dataset missing).  2 for
-usage errors (one line, before any stage runs).  ``compare``: 0 on success, 2 when the run cannot be read
-or fitted.
+"""Command line: ``python -m paper_checks [options]`` (the main job, :mod:`paper_checks.main`),
+``python -m paper_checks compare LOG`` (one run against the theory, :mod:`paper_checks.compare`) and
+``python -m paper_checks grid`` (:mod:`paper_checks.grid`); each one's options and exit status are in its
+``--help``.  ``compare`` exits 0 on success, 2 when the log cannot be read.
 """
 
 from __future__ import annotations

@@ -1,31 +1,12 @@
 """A grid of training runs, (dataset x network x loss), every claim checked on each, and the paper's numbers
 across the grid (math §7.2, §7.3).
 
-``python -m paper_checks grid --datasets fashion-mnist,mnist,cifar10,svhn,stl10 --models vgg11,resnet18,densenet40
---losses mse,ce --epochs 350 --out reports/grid`` trains every run into ``OUT/runs/<dataset>-<model>-<loss>/``
-(a normal run directory of :func:`empirical.training.train`), skips finished runs and resumes killed ones, checks
-the empirical claims on each (:mod:`paper_checks.claims.empirical`) and the grid claims across them
-(:mod:`paper_checks.claims.grid`), and writes
-
-* ``OUT/grid.json``: a list, one object per run (dataset, model, loss, lr, epochs, per_class, status, final
-  train and test error, terminal-phase start, misfit samples, claims passed / failed / n/a / error);
-* ``OUT/claims.json``: the grid claims; ``OUT/runs/<name>/report/``: each run's claims, comparison and figures;
-* ``OUT/report.md`` and a self-contained ``OUT/report.html`` in the paper's figure layout: a row per dataset,
-  a column per quantity, a line per network, MSE beside CE; the paper's numbers with ours.
-
-A dataset whose files are missing on this machine is reported as skipped with the loader's message.
-
-Execution (no home-made scheduler): ``--executor inline`` trains the runs one after another in this process;
-``--executor local`` uses submitit's local executor, one job per worker (``--jobs``, default one per visible
-GPU), each worker on its own GPU and training its share of the runs in turn; ``--executor slurm`` submits one
-SLURM job per run through submitit (``--slurm-partition``, ``--timeout-min``, ``--slurm-array-parallelism``).
-Evaluation and the report always run in this process, after the training.  Defaults: epochs 350 (the paper's)
-for the image datasets and 60 for the embedded CPU datasets (digits, gaussian); ``per_class`` the paper's
-balanced subset size; the learning rate of the paper preset of the pair when there is one (else the notebook's
-tuned MSE rate 0.0184), and the notebook's tuned CE rate 0.0679 for cross-entropy (math §7.1), unless ``--lr``.
-
-Exit status: 0; 1 when a claim is an error, a run failed, or no run was trained or evaluated (every dataset
-missing: a grid of no run is no result); 2 for usage errors.
+Each run trains into ``OUT/runs/<dataset>-<model>-<loss>/`` (finished runs skipped, killed ones resumed) and gets
+its own report (``OUT/runs-reports/<name>/``); ``OUT`` gets ``grid.json`` (a row per run), ``claims.json`` (the grid
+claims of :mod:`paper_checks.claims.grid`) and ``report.md`` / ``report.html`` in the paper's figure layout.  A
+dataset whose files are missing is reported as skipped with the loader's message.  Training runs inline, or
+through submitit's local executor (a worker per GPU) or SLURM; evaluation and the report run in this process.
+The defaults (epochs, ``per_class``, learning rates, math §7.1) and the exit status are in ``grid --help``.
 """
 
 from __future__ import annotations

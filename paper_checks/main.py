@@ -1,28 +1,14 @@
 """The project's main job: every checkable claim of the paper, run end to end, with a report.
 
-Stages (each printed as it starts and ends, with its wall time):
+Stages, each a function below (printed as it starts and ends, with its wall time): the symbolic certificate,
+the simulation, the training run, theory against the run, the calibration ladder, the report.  Every option,
+name and data file is checked first (:func:`validate`: a one-line :class:`UsageError`, exit code 2).  A stage
+that raises does not stop the job: it becomes an ``error`` claim with its traceback.  The report is staged and
+replaces the one in ``OUT`` only when complete (:func:`publish_report`); a rerun into ``OUT`` continues its
+training run (``OUT/run``) when the options are the same, and refuses with one line when they differ.
 
-1. symbolic certificate (``theory.symbolic.run_certificate``), math §3.3, §3.4, §5, §6;
-2. simulation of the projected flow and of the retraction contrast (``simulate.simulate``), math §6;
-3. training (``empirical.training.train``) on the embedded digits data by default, or reuse
-   ``--run-dir``; math §7;
-4. predicted against observed (:func:`check_run`: :mod:`paper_checks.compare`, math §3.4 / §6.3, the
-   empirical claims of :mod:`paper_checks.claims` and the run's figures; shared with the grid);
-5. report: ``claims.json``, ``report.md``, self-contained ``report.html``.
-
-Every option, name and data file is checked before the first stage (:func:`validate`: a
-:class:`UsageError`, one line, exit code 2).  A stage that raises does not stop the job: it is
-reported as an ``error`` claim with its traceback.  The report is written to a staging folder and
-replaces the previous report in ``OUT`` only when it is complete; when a stage failed and ``OUT``
-already holds a report, that report is kept and the new one goes to ``OUT/failed-report/`` with a
-``FAILED.txt`` naming the stage and the cause.  Re-running into ``OUT`` continues its training run
-(``OUT/run``: reused when finished, resumed when killed) when the options are the same, and refuses
-with one line when they differ.
-
-Exit code: 0, or 1 when a claim is ``error`` (a stage raised, or a check hit a bug) or a
-verification claim (symbolic, dynamics, exact identities on the run) fails; the other empirical
-claims are observations of a training run, reported with their numbers, and gate the exit code
-only with ``--strict``.  ``n/a`` claims (not evaluable on this input) never change it.  2: usage.
+Exit code: 1 when a claim is ``error`` or a verification claim fails (with ``--strict``, any failed claim), else
+0; ``n/a`` never changes it (:func:`paper_checks.claims.exit_code`).
 """
 
 from __future__ import annotations

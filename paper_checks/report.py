@@ -1,16 +1,6 @@
-"""Write the claims and figures as ``claims.json``, ``report.md`` and a self-contained ``report.html``.
-
-``claims.json`` is a list of ``{"id", "statement", "source", "status", "measured",
-"tolerance", "check", "group", "detail", "verification"}`` objects (status "pass", "fail", "n/a" or
-"error"; ``detail`` holds the reason of an n/a and the traceback of an error).  ``report.html``
-inlines every figure as a base64 PNG, so the single file can be mailed or archived.  Both pages are rendered
-from the templates of :mod:`paper_checks._page` (``run.html.j2``, ``run.md.j2``) out of one view
-(:func:`claims_page_view` and the figures, ladder and set-up): the verdict, the calibration ladder, the key
-figures with their captions, the claims not supported, the rest by group, the set-up.
-Training-run figures (NC metrics and the MSE decomposition against epoch, math §7.2 / 4)
-and simulation figures (SNR singular values and the ETF approach, math §6.4) are drawn here
-from the logged numbers; the predicted-against-observed figures come from
-:mod:`paper_checks.compare`.
+"""Write the claims and figures as ``claims.json`` (a list of :meth:`Claim.to_dict`), ``report.md`` and a
+self-contained ``report.html`` (figures inlined), both rendered from the templates of :mod:`paper_checks._page`
+out of one view; and draw the training-run (math §4, §7.2) and simulation (math §6.4) figures.
 """
 
 from __future__ import annotations

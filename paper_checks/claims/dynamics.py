@@ -1,10 +1,8 @@
 """Dynamics claims: the theorem-level statements of math §6.4 on ``simulate`` trajectories.
 
-The projected (continually renormalised) flow of math §6.1 must follow the closed form of §6.3 and
-the limits of §6.4; the retraction flow (math §6.1 "Contrast", §9 item 19) must follow its own law
-instead.  Every claim here verifies mathematics and numerics (``verification``): a failure is a
-toolkit error.  A trajectory without the numbers a claim needs (its flow speed ``kappa``, a metric
-series, the half-step retraction run) makes that claim ``n/a`` with the reason.
+The projected flow (math §6.1) must follow the closed form of §6.3 and the limits of §6.4; the retraction flow
+(math §6.1 "Contrast", §9 item 19) its own law instead.  All are ``verification`` claims; a trajectory without
+the numbers a claim needs makes it ``n/a`` with the reason.
 """
 
 from __future__ import annotations

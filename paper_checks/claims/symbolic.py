@@ -1,10 +1,6 @@
-"""Symbolic claims: one per section of the SymPy certificate (``theory.symbolic.run_certificate``).
-
-A section passes iff every one of its checks passed (math §3.3, §3.4, §5, §6: exact SymPy verification);
-``measured`` lists the number of checks, their kinds (general proof, symbolic size, rational size,
-numeric), the failures with their detail, and the seconds spent.  The per-check record is the
-certificate itself (``certificate.json`` / ``certificate.md`` beside the report).  The sections are
-only known once the certificate has run, so their claims are registered then.
+"""Symbolic claims: one per section of the SymPy certificate (``theory.symbolic.run_certificate``; math §3.3,
+§3.4, §5, §6).  A section passes iff every one of its checks passed; the sections are only known once the
+certificate has run, so their claims are built then.
 """
 
 from __future__ import annotations

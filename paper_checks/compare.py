@@ -574,14 +574,41 @@ def compare_records(
 
 def _law_notes(records, quantities: dict[str, Any], ranks, lam, balanced: bool | None, config: dict[str, Any],
                unavailable: dict[str, str], missing: list[str]) -> list[str]:
-    """The notes on the predicted laws; a law whose key the log lacks goes into ``unavailable`` and ``missing``."""
+    """The notes on the comparison (first, the laws whose key the log lacks: these also go into ``unavailable`` and
+    ``missing``)."""
     for key in PREDICTED_QUANTITIES:
         if key not in quantities:
             unavailable[f"the math §3.4 law of {key}"] = f"needs {key} (or {key}_lam0)" if key != "nc1" else "needs nc1"
             missing.append(key)
-    notes = _notes(records, quantities, ranks, lam, balanced, config)
-    if missing:
-        notes.insert(0, _missing_message({k: v for k, v in unavailable.items() if "law of" in k}, missing))
+    notes = [_missing_message({k: v for k, v in unavailable.items() if "law of" in k}, missing)] if missing else []
+    loss = run_loss(config)
+    if loss != "mse":
+        notes.append(f"The run's loss is {loss}: the central-path theory compared here is for the MSE loss, so this "
+                     "comparison is descriptive only (the MSE-theory claims are n/a).")
+    if balanced is False:
+        counts = class_counts(records) or []
+        notes.append(f"Imbalanced classes (counts {min(counts)}..{max(counts)}): the 'at_measured_snr' columns are the "
+                     "math §3.4 closed forms, exact identities only for balanced classes, so on this log they are not "
+                     "exact; the flow's N is the mean class count.")
+    if np.any(np.isfinite(ranks)) and np.nanmin(ranks) != np.nanmax(ranks):
+        notes.append("The SNR was measured on the range of a singular Sigma_W whose rank changes within the fit window "
+                     f"({int(np.nanmin(ranks))}..{int(np.nanmax(ranks))}: ReLU units dying or reviving); the SNR "
+                     "singular values can jump where it changes (docs/rank_deficient.md).")
+    notes += [
+        "Columns: 'fit' = laws at the fitted omega_j(T); 'at_measured_snr' = laws at the measured omega_j "
+        "(the math §3.4 identity, exact for the lambda = 0 terms of balanced classes); 'forward' = laws along the "
+        "forward ODE.",
+        "nc1 is (1/C) Tr(Sigma_W Sigma_B^+) in raw feature coordinates, which is not affine invariant; "
+        "sum_j omega_j^-2 equals it only in renormalised coordinates (math §5.1), so a gap is expected on a network.",
+    ]
+    off_zero = [k for k, q in quantities.items() if not q.at_lambda_zero]
+    if quantities and not off_zero:
+        notes.append("Decomposition terms are the run's lambda = 0 terms (l_*_lam0), the central path of math §3.4.")
+    elif off_zero:
+        lam_txt = f"{np.nanmax(lam):.3g}" if np.any(np.isfinite(lam)) else "unknown"
+        notes.append(f"The log has no lambda = 0 terms for {', '.join(off_zero)}: they are at the run's ridge "
+                     f"lambda = {lam_txt}, while the math §3.4 laws are the lambda = 0 central path, so their "
+                     "'at_measured_snr' errors measure the ridge's effect, not the identity.")
     return notes
 
 
@@ -632,39 +659,6 @@ def _forward_stage(snr, k0, later, T, idx, epochs, C, N, clock: Clock, fit: SNRF
         map_text=f"t = derived flow time ({clock.flow_how}); N = {N:g}, kappa = {clock.kappa:g}: no fitted time "
                  "parameter (math §6.5)")
     return forward, omega_fwd, derived, None
-
-
-def _notes(records, quantities, ranks, lam, balanced, config) -> list[str]:
-    notes = []
-    loss = run_loss(config)
-    if loss != "mse":
-        notes.append(f"The run's loss is {loss}: the central-path theory compared here is for the MSE loss, so this "
-                     "comparison is descriptive only (the MSE-theory claims are n/a).")
-    if balanced is False:
-        counts = class_counts(records) or []
-        notes.append(f"Imbalanced classes (counts {min(counts)}..{max(counts)}): the 'at_measured_snr' columns are the "
-                     "math §3.4 closed forms, exact identities only for balanced classes, so on this log they are not "
-                     "exact; the flow's N is the mean class count.")
-    if np.any(np.isfinite(ranks)) and np.nanmin(ranks) != np.nanmax(ranks):
-        notes.append("The SNR was measured on the range of a singular Sigma_W whose rank changes within the fit window "
-                     f"({int(np.nanmin(ranks))}..{int(np.nanmax(ranks))}: ReLU units dying or reviving); the SNR "
-                     "singular values can jump where it changes (docs/rank_deficient.md).")
-    notes += [
-        "Columns: 'fit' = laws at the fitted omega_j(T); 'at_measured_snr' = laws at the measured omega_j "
-        "(the math §3.4 identity, exact for the lambda = 0 terms of balanced classes); 'forward' = laws along the "
-        "forward ODE.",
-        "nc1 is (1/C) Tr(Sigma_W Sigma_B^+) in raw feature coordinates, which is not affine invariant; "
-        "sum_j omega_j^-2 equals it only in renormalised coordinates (math §5.1), so a gap is expected on a network.",
-    ]
-    off_zero = [k for k, q in quantities.items() if not q.at_lambda_zero]
-    if quantities and not off_zero:
-        notes.append("Decomposition terms are the run's lambda = 0 terms (l_*_lam0), the central path of math §3.4.")
-    elif off_zero:
-        lam_txt = f"{np.nanmax(lam):.3g}" if np.any(np.isfinite(lam)) else "unknown"
-        notes.append(f"The log has no lambda = 0 terms for {', '.join(off_zero)}: they are at the run's ridge "
-                     f"lambda = {lam_txt}, while the math §3.4 laws are the lambda = 0 central path, so their "
-                     "'at_measured_snr' errors measure the ridge's effect, not the identity.")
-    return notes
 
 
 def measured_key_at_lambda_zero(records: Sequence[dict[str, Any]], key: str,

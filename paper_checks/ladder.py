@@ -1,6 +1,9 @@
 """The calibration ladder (math §6.5, §7.4): the same comparison with the theory on systems between the exact flow
 and a network, so that a verdict on the network says whose gap it is (the theory's idealisations or the
-comparison's).  The rungs are :data:`RUNGS`, each a run directory in the run format, read by
+comparison's).  The rungs (:data:`RUNGS`): (a) the exact projected flow; (b) the free gradient flow of
+``(W, b, H)`` with the run's ridges, the continuous-time limit of (c) (math §6.5 items 1-2); (c) the UFM trained
+full batch with the run's optimiser, as many steps as (d); (d) the UFM at the run's batch size, schedule and
+measured epochs; (e) the run itself.  Each is a run directory in the run format, read by
 :func:`paper_checks.compare.compare_records` and :func:`paper_checks.claims.empirical_claims` unchanged;
 :func:`ladder_rows` puts their verdicts in one table.  The UFM and flow rungs are scaled to at most
 ``max_samples`` training samples (the run's class proportions kept) and the table says so.

@@ -259,10 +259,8 @@ def execute(plans: list[GridRunPlan], opts: GridOptions, log) -> dict[str, dict[
         if executor == "local":
             workers = opts.jobs or max(1, gpus)
             shares = []
-            for w in range(workers):
+            for w in range(min(workers, len(todo))):
                 share = list(range(w, len(todo), workers))  # a fixed round-robin share: no queue of our own
-                if not share:
-                    continue
                 local = submitit.LocalExecutor(folder=folder)
                 params: dict[str, Any] = {"timeout_min": opts.timeout_min}
                 if gpus:
@@ -359,10 +357,6 @@ def grid_figures(runs: list[GridRun], out_dir: Path) -> list[Path]:
     return paths
 
 
-def _table(header: list[str], rows: list[list[str]]) -> dict[str, Any]:
-    return {"header": header, "rows": rows}
-
-
 def paper_numbers(claims: list[Claim]) -> list[dict[str, Any]]:
     """The paper's numbers across the grid beside ours (math §7.3), as blocks ``{"text", "table"?}`` for the
     report's templates."""
@@ -384,7 +378,8 @@ def paper_numbers(claims: list[Claim]) -> list[dict[str, Any]]:
         rows = [[k, f"{v['mse']:.2f}", f"{v['ce']:.2f}", f"{m['mse_minus_ce_pp'][k]:+.2f}"]
                 for k, v in m["test_accuracy_pct"].items()]
         blocks.append({"text": "Test accuracy at the last epoch, MSE against cross-entropy:",
-                       "table": _table(["pair", "MSE test acc. (%)", "CE test acc. (%)", "MSE - CE (pp)"], rows)})
+                       "table": {"header": ["pair", "MSE test acc. (%)", "CE test acc. (%)", "MSE - CE (pp)"],
+                                 "rows": rows}})
     elif c is not None:
         blocks.append({"text": f"MSE against CE: n/a ({c.detail})."})
     c = by.get("grid.l_perp_negligible_across_runs")
@@ -396,7 +391,7 @@ def paper_numbers(claims: list[Claim]) -> list[dict[str, Any]]:
                 for name, phases in m["per_run"].items() for phase, vals in phases.items()]
         blocks.append({"text": ("L_perp / (L_NC1 + L_NC2/3) (max over epochs) at the three lambdas: \"negligible\" "
                                 "depends on lambda and on the phase of training."),
-                       "table": _table(["run", "phase", *labels], rows)})
+                       "table": {"header": ["run", "phase", *labels], "rows": rows}})
     return blocks
 
 
@@ -420,8 +415,8 @@ def write_grid_report(out: Path, rows: list[dict[str, Any]], claims: list[Claim]
     verdict."""
     (out / "grid.json").write_text(dumps(rows) + "\n")
     write_claims_json(claims, out / "claims.json")
-    runs = _table(["dataset", "model", "loss", "lr", "status", "final train err", "final test err", "TPT start",
-                   "misfit", "claims pass/fail/n-a/error"], [_run_cells(r) for r in rows])
+    runs = {"header": ["dataset", "model", "loss", "lr", "status", "final train err", "final test err", "TPT start",
+                       "misfit", "claims pass/fail/n-a/error"], "rows": [_run_cells(r) for r in rows]}
     view = {"title": "NC-MSE grid of runs", **claims_page_view(claims), "runs": runs,
             "paper_numbers": paper_numbers(claims), "figures": figure_views(figures, out),
             "setup": setup_view(context)}

@@ -387,11 +387,8 @@ def simulation_stage(job: _Job) -> None:
             job.claims += retraction_claims(retr, retr_half, proj, per_class=N)
         finally:
             job.figures += simulation_figures(proj, retr, job.staging / "figures", per_class=N)
-            summaries = {"projected": proj.summary()}
-            if retr is not None:
-                summaries["retraction"] = retr.summary()
-            if retr_half is not None:
-                summaries["retraction_half_step"] = retr_half.summary()
+            runs = {"projected": proj, "retraction": retr, "retraction_half_step": retr_half}
+            summaries = {name: traj.summary() for name, traj in runs.items() if traj is not None}
             (job.staging / "simulation.json").write_text(dumps(summaries))
         job.context["simulation"] = (f"{flow} flow and retraction, C={opts.sim_classes}, N={N}, p={opts.sim_dim}, "
                                      f"t_max={t_max:g} (retraction {r_tmax:g})")

@@ -41,8 +41,8 @@ def write_claims_json(claims: Sequence[Claim], path: str | Path) -> Path:
     return path
 
 
-def _short(measured: Any, limit: int = 110) -> str:
-    """One-line rendering of a claim's measured numbers."""
+def _short(measured: Any) -> str:
+    """One-line rendering of a claim's measured numbers (:func:`headline` shortens it)."""
     if isinstance(measured, dict):
         parts = []
         for k, v in measured.items():
@@ -57,10 +57,8 @@ def _short(measured: Any, limit: int = 110) -> str:
             elif isinstance(v, list):
                 parts.append(f"{k}=[" + ", ".join(f"{x:.3g}" if isinstance(x, float) else str(x) for x in v[:4])
                              + (", ..." if len(v) > 4 else "") + "]")
-        text = "; ".join(parts)
-    else:
-        text = str(measured)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+        return "; ".join(parts)
+    return str(measured)
 
 
 def headline(claim: Claim, limit: int = 200) -> str:
@@ -71,7 +69,7 @@ def headline(claim: Claim, limit: int = 200) -> str:
     elif claim.status == "error":
         text = f"ERROR {m.get('error') if isinstance(m, dict) else m}"
     else:
-        text = headline_of(claim) or _short(m, limit)
+        text = headline_of(claim) or _short(m)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

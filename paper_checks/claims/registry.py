@@ -169,10 +169,7 @@ def all_passed(claims: Sequence[Claim]) -> bool:
 
 def counts(claims: Sequence[Claim]) -> dict[str, int]:
     """Number of claims per status (every status present, zeros included)."""
-    out = {s: 0 for s in STATUSES}
-    for c in claims:
-        out[c.status] += 1
-    return out
+    return {s: sum(c.status == s for c in claims) for s in STATUSES}
 
 
 def exit_code(claims: Sequence[Claim], *, strict: bool = False) -> int:

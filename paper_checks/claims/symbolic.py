@@ -5,6 +5,7 @@ certificate has run, so their claims are built then.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from .registry import GROUP_HEADLINES, Claim
@@ -25,9 +26,7 @@ def _section_claim(section: str, cs: list[dict]) -> Claim:
     from theory.symbolic import SECTION_TITLES  # SymPy, imported when the certificate ran
 
     failed = [c for c in cs if not c.get("passed")]
-    kinds: dict[str, int] = {}
-    for c in cs:
-        kinds[str(c.get("kind", "symbolic"))] = kinds.get(str(c.get("kind", "symbolic")), 0) + 1
+    kinds = dict(Counter(str(c.get("kind", "symbolic")) for c in cs))
     return Claim(
         id=f"symbolic.{section}", statement=SECTION_TITLES.get(section, "") or f"identities of math §{section}",
         source=(f"math §{section}" if section[:1].isdigit()

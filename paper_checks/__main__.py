@@ -56,9 +56,8 @@ def _main_parser() -> argparse.ArgumentParser:
     g.add_argument("--sim-classes", type=int, default=4, help="classes C of the simulation (default: %(default)s)")
     g.add_argument("--sim-per-class", type=int, default=6,
                    help="examples per class N of the simulation (default: %(default)s)")
-    g.add_argument(
-        "--sim-dim", type=int, default=9, help="feature dimension p of the simulation (default: %(default)s)"
-    )
+    g.add_argument("--sim-dim", type=int, default=9,
+                   help="feature dimension p of the simulation (default: %(default)s)")
     g.add_argument("--skip-simulation", action="store_true", help="no simulation: the dynamics claims are n/a")
     g = p.add_argument_group("comparison")
     g.add_argument("--time", default="auto", choices=list(TIME_CHOICES),
@@ -69,9 +68,8 @@ def _main_parser() -> argparse.ArgumentParser:
     g.add_argument("--fit-from", type=int, help="first epoch of the fit window (default: start of the terminal phase)")
     add_tpt_threshold(g)
     g.add_argument("--ladder", default="on", choices=["on", "off"],
-                   help="run the calibration ladder beside the run (math §7.4: exact flow, free "
-                        "flow, UFM full batch and "
-                        "at the run's batch size) and report its verdicts beside the run's (default: %(default)s)")
+                   help="run the calibration ladder beside the run (math §7.4: exact flow, free flow, UFM full batch "
+                        "and at the run's batch size) and report its verdicts beside the run's (default: %(default)s)")
     g = p.add_argument_group("general")
     g.add_argument("--quick", action="store_true",
                    help=f"small sizes: the first {QUICK_EPOCHS} epochs of the full schedule (same learning-rate "

@@ -41,13 +41,8 @@ def _constants(C: int) -> tuple[float, float, float]:
 
 
 def closed_form_G(w: np.ndarray | float, C: int) -> np.ndarray:
-    """``G(w) = C^2 log w + C w^2 + w^4/4`` (math §6.3, ``closed_form_lhs`` with ``N = kappa = 1``).
-
-    Parameters
-    ----------
-    w : array of positive SNR singular values.
-    C : number of classes.
-    """
+    """``G(w) = C^2 log w + C w^2 + w^4/4`` at positive SNR singular values ``w`` for ``C`` classes (math §6.3,
+    ``closed_form_lhs`` with ``N = kappa = 1``)."""
     w = np.asarray(w, dtype=np.float64)
     return np.asarray(law("closed_form_lhs")(w, 1.0, float(C), 1.0), dtype=np.float64)
 
@@ -78,8 +73,7 @@ def invert_closed_form(y: np.ndarray, C: int, *, rtol: float = 1e-14, max_iter: 
     c1, c2, c3 = _constants(int(C))
     # Values below G(1e-300) would need omega under the float64 range: clip them there.
     y = np.maximum(y, closed_form_G(np.float64(1e-300), C))
-    # Any candidate u > 0 below has g(u0) >= y (g exceeds each of its non-negative terms there);
-    # the smallest valid one is the tightest start.  For y <= 0, u0 = y / c1.
+    # the start point of the docstring: the smallest valid candidate is the tightest
     with np.errstate(divide="ignore", invalid="ignore"):
         u_lin = y / c1
         u_quart = np.where(y > c3, np.log(np.maximum(y / c3, 1.0)) / 4.0, np.inf)

@@ -190,11 +190,6 @@ def check_model_known(name: str) -> None:
         raise UsageError(f"unknown model {name!r}; available: {model_names()}")
 
 
-def stored_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
-    return [f"{k} {stored.get(k)!r} (stored) != {wanted.get(k)!r} (asked)" for k in SCIENCE_OPTIONS
-            if k in stored and k in wanted and stored.get(k) != wanted.get(k)]
-
-
 def check_common_options(tpt_threshold: float, out: Path) -> None:
     """The checks the main job and the grid share: ``--tpt-threshold`` and ``--out`` (a one-line UsageError)."""
     try:
@@ -216,7 +211,8 @@ def stored_run_finished(target: Path, wanted: dict[str, Any], remedy: str) -> bo
         stored = read_config(target).get("config", {})
     except Exception as exc:  # noqa: BLE001 - a corrupt config is the user's folder, not a toolkit bug
         raise UsageError(f"{target}: {exc}") from None
-    diff = stored_differences(stored, wanted)
+    diff = [f"{k} {stored.get(k)!r} (stored) != {wanted.get(k)!r} (asked)" for k in SCIENCE_OPTIONS
+            if k in stored and k in wanted and stored.get(k) != wanted.get(k)]
     if diff:
         raise UsageError(f"{target} holds a training run with other options ({'; '.join(diff)}): {remedy}")
     done = {int(r["epoch"]) for r in read_metrics(target) if "epoch" in r}

@@ -326,14 +326,9 @@ class Comparison:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (the fits through ``SNRFit.to_dict``; NaN as null; without the arrays)."""
-        skip = ("fit", "fits", "arrays", "clock", "quantities")
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip}
-        out = {k: asdict(v) if hasattr(v, "__dataclass_fields__") else v for k, v in out.items()}
-        out["time"] = self.clock.describe()
-        out["quantities"] = {k: asdict(q) for k, q in self.quantities.items()}
-        out["fit"] = self.fit.to_dict() if self.fit is not None else None
-        out["fits"] = {name: f.to_dict() for name, f in self.fits.items()}
-        out["clock_ratio"] = self.clock_ratio()
+        out = {k: v for k, v in asdict(self).items() if k not in ("arrays", "clock")}
+        out.update(time=self.clock.describe(), fit=self.fit.to_dict() if self.fit is not None else None,
+                   fits={name: f.to_dict() for name, f in self.fits.items()}, clock_ratio=self.clock_ratio())
         return jsonable(out)
 
 

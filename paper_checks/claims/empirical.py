@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
@@ -200,13 +201,6 @@ def _decrease(ev: RunEvidence, key: str, *, strict: bool):
     return ok, info
 
 
-def _register_decrease(cid: str, key: str, statement: str, strict: bool) -> None:
-    claim(cid, statement, "math §2.1, §7.2", "final < start" if strict else "final <= start",
-          check="value at the last measured epoch vs at the start of the terminal phase (threshold stated; Spearman "
-                "correlation with epoch reported)",
-          headline=_nc_headline)(lambda ev: _decrease(ev, key, strict=strict))
-
-
 for _cid, _key, _statement, _strict in [
     ("empirical.nc1_decreases", "nc1", "NC1 (within-class variability, (1/C)Tr(Sigma_W Sigma_B^+)) decreases "
      "through the terminal phase", True),
@@ -221,7 +215,10 @@ for _cid, _key, _statement, _strict in [
     ("empirical.nc3_decreases", "nc3", "NC3 (self-duality distance) decreases through the terminal phase", True),
     ("empirical.nc4_decreases", "nc4", "NC4 (NCC disagreement) does not increase through the terminal phase", False),
 ]:
-    _register_decrease(_cid, _key, _statement, _strict)
+    claim(_cid, _statement, "math §2.1, §7.2", "final < start" if _strict else "final <= start",
+          check="value at the last measured epoch vs at the start of the terminal phase (threshold stated; Spearman "
+                "correlation with epoch reported)",
+          headline=_nc_headline)(partial(_decrease, key=_key, strict=_strict))
 
 
 # ----------------------------------------------------------------------------- proximity to the central path

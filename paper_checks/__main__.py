@@ -1,28 +1,7 @@
-"""Command line: ``python -m paper_checks [options]`` (main job) or ``python -m paper_checks compare RUN``.
-
-Main job (all claims, end to end; see :mod:`paper_checks.main`)::
-
-    python -m paper_checks --out reports/default                   # digits MLP, < 10 min on 2 CPU cores
-    python -m paper_checks --quick --out reports/quick             # smaller everything (integration test)
-    python -m paper_checks --dataset fashion-mnist --model resnet18 --epochs 350 --device cuda --out reports/fm
-    python -m paper_checks --run-dir runs/fm --out reports/fm      # reuse a finished training run
-
-Predicted against observed for one run::
-
-    python -m paper_checks compare runs/NAME [--time epoch|lr_steps] [--early-epoch E] [--out DIR]
-
-A grid of runs (datasets x networks x losses, math §7.3; see :mod:`paper_checks.grid`)::
-
-    python -m paper_checks grid --datasets fashion-mnist,mnist --models vgg11,resnet18 --losses mse,ce \\
-        --out reports/grid
-
-Exit code (main job and grid): 0, or 1 when a claim is ``error`` (a toolkit bug: a stage raised or a check
-hit an unexpected exception) or a verification claim fails (symbolic, dynamics, and the exact identities
-empirical.decomposition_identity / empirical.central_path_closed_forms); the other empirical claims are
-observations of the run, reported but not gated unless ``--strict``; ``n/a`` claims never gate; ``grid`` also
-exits 1 when no run was trained or evaluated (every dataset missing).  2 for
-usage errors (one line, before any stage runs).  ``compare``: 0 on success, 2 when the run cannot be read
-or fitted.
+"""Command line: ``python -m paper_checks [options]`` (the main job, :mod:`paper_checks.main`),
+``python -m paper_checks compare LOG`` (one run against the theory, :mod:`paper_checks.compare`) and
+``python -m paper_checks grid`` (:mod:`paper_checks.grid`); each one's options and exit status are in its
+``--help``.  ``compare`` exits 0 on success, 2 when the log cannot be read.
 """
 
 from __future__ import annotations
@@ -77,9 +56,8 @@ def _main_parser() -> argparse.ArgumentParser:
     g.add_argument("--sim-classes", type=int, default=4, help="classes C of the simulation (default: %(default)s)")
     g.add_argument("--sim-per-class", type=int, default=6,
                    help="examples per class N of the simulation (default: %(default)s)")
-    g.add_argument(
-        "--sim-dim", type=int, default=9, help="feature dimension p of the simulation (default: %(default)s)"
-    )
+    g.add_argument("--sim-dim", type=int, default=9,
+                   help="feature dimension p of the simulation (default: %(default)s)")
     g.add_argument("--skip-simulation", action="store_true", help="no simulation: the dynamics claims are n/a")
     g = p.add_argument_group("comparison")
     g.add_argument("--time", default="auto", choices=list(TIME_CHOICES),
@@ -90,9 +68,8 @@ def _main_parser() -> argparse.ArgumentParser:
     g.add_argument("--fit-from", type=int, help="first epoch of the fit window (default: start of the terminal phase)")
     add_tpt_threshold(g)
     g.add_argument("--ladder", default="on", choices=["on", "off"],
-                   help="run the calibration ladder beside the run (math §7.4: exact flow, free "
-                        "flow, UFM full batch and "
-                        "at the run's batch size) and report its verdicts beside the run's (default: %(default)s)")
+                   help="run the calibration ladder beside the run (math §7.4: exact flow, free flow, UFM full batch "
+                        "and at the run's batch size) and report its verdicts beside the run's (default: %(default)s)")
     g = p.add_argument_group("general")
     g.add_argument("--quick", action="store_true",
                    help=f"small sizes: the first {QUICK_EPOCHS} epochs of the full schedule (same learning-rate "
@@ -186,39 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "grid":
         return grid_main(argv[1:])
     ns = _main_parser().parse_args(argv)
-    opts = MainOptions(
-        out=ns.out,
-        run_dir=ns.run_dir,
-        preset=ns.preset,
-        dataset=ns.dataset,
-        model=ns.model,
-        epochs=ns.epochs,
-        per_class=ns.per_class,
-        lr=ns.lr,
-        batch_size=ns.batch_size,
-        weight_decay=ns.weight_decay,
-        data_root=ns.data_root,
-        device=ns.device,
-        seed=ns.seed,
-        resume=ns.resume,
-        t_max=ns.t_max,
-        sim_classes=ns.sim_classes,
-        sim_per_class=ns.sim_per_class,
-        sim_dim=ns.sim_dim,
-        sim_flow=ns.sim_flow,
-        retraction_t_max=ns.retraction_t_max,
-        time=ns.time,
-        early_epoch=ns.early_epoch,
-        fit_from=ns.fit_from,
-        quick=ns.quick,
-        certificate=ns.certificate,
-        skip_simulation=ns.skip_simulation,
-        skip_training=ns.skip_training,
-        progress=not ns.no_progress,
-        strict=ns.strict,
-        tpt_threshold=ns.tpt_threshold,
-        ladder=ns.ladder,
-    )
+    # every option of the main parser is a MainOptions field of the same name, but --no-progress
+    options = vars(ns)
+    opts = MainOptions(progress=not options.pop("no_progress"), **options)
     try:
         return run_main(opts)
     except UsageError as exc:

@@ -1,24 +1,14 @@
-"""Predicted against observed: the central-path theory set beside any training log.
+"""Predicted against observed: the central-path theory set beside any training log (math §6.5, §7.2).
 
-Reads a run's log (a run directory, a ``metrics.jsonl`` or a CSV file; docs/run_format.md) and, with
-whatever keys the log holds (only ``epoch`` is required):
+Reads a run's log (a run directory, a ``metrics.jsonl`` or a CSV file; docs/run_format.md), chooses the clock
+(:func:`resolve_clock`, math §6.5), fits the math §6.3 closed form with a monotone time map
+(:func:`paper_checks.fit.fit_snr_dynamics`), integrates ``simulate``'s reduced ODE (math §6.2) forward from an
+early epoch (on the fitted map and, where the flow time is known, on the derived clock alone), predicts the
+math §3.4 laws (``theory.laws``, summed over ``j``) and writes ``compare.json`` and figures.
 
-1. chooses the clock (:func:`resolve_clock`): the flow time of math §6.5 when the log allows (``flow_time``
-   written by a flow, or ``lr_weighted_steps`` with the run's loss reduction and momentum), else the
-   learning-rate weighted step count, else the epoch; the choice is stated;
-2. fits the math §6.3 closed-form SNR dynamics with a monotone time map
-   (:func:`paper_checks.fit.fit_snr_dynamics`, the fallback of math §6.5 item 3), per singular value R^2;
-3. integrates ``simulate``'s reduced ODE (math §6.2) forward from the SNR measured at an early epoch, once
-   with the fitted time map and once, where the flow time is known, on the derived clock alone
-   (``t`` of math §6.5 with the run's ``N`` and ``kappa``: no fitted time parameter);
-4. predicts ``L_NC1``, ``L_NC2/3``, ``L_central`` and the renormalised NC1 from the math §3.4 laws
-   (``theory.laws``, each summed over ``j``), at the fitted, the measured and the forward-integrated SNR;
-5. writes ``compare.json`` and figures (observed vs predicted, log axes).
-
-A part that needs a key the log lacks is absent from the result and named in ``unavailable`` (one reason
-per part, all the missing keys in one message), never an error.  The theory is stated at ``lambda = 0`` for
-the unconstrained-features model under MSE; a network trained with weight decay has ``lambda > 0`` and
-moving features, so disagreement is a measured outcome, reported with its numbers, not an error.
+Only ``epoch`` is required: a part that needs a key the log lacks is absent and named in ``unavailable``, never
+an error.  The theory is stated at ``lambda = 0`` for unconstrained features; a network's disagreement is a
+measured outcome, not an error.
 """
 
 from __future__ import annotations
@@ -326,10 +316,6 @@ class Comparison:
     figures: list[str] = field(default_factory=list)
     arrays: dict[str, Any] = field(default_factory=dict, repr=False)  # for the figures, not written
 
-    @property
-    def time(self) -> str:
-        return self.clock.axis
-
     def clock_ratio(self) -> float | None:
         """``s N / kappa`` of the linear fit on the flow-time axis: 1 when the run keeps the projected flow's clock
         (math §6.5 item 3); None when the axis is not flow time or N is unknown."""
@@ -340,14 +326,9 @@ class Comparison:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (the fits through ``SNRFit.to_dict``; NaN as null; without the arrays)."""
-        skip = ("fit", "fits", "arrays", "clock", "quantities")
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip}
-        out = {k: asdict(v) if hasattr(v, "__dataclass_fields__") else v for k, v in out.items()}
-        out["time"] = self.clock.describe()
-        out["quantities"] = {k: asdict(q) for k, q in self.quantities.items()}
-        out["fit"] = self.fit.to_dict() if self.fit is not None else None
-        out["fits"] = {name: f.to_dict() for name, f in self.fits.items()}
-        out["clock_ratio"] = self.clock_ratio()
+        out = {k: v for k, v in asdict(self).items() if k not in ("arrays", "clock")}
+        out.update(time=self.clock.describe(), fit=self.fit.to_dict() if self.fit is not None else None,
+                   fits={name: f.to_dict() for name, f in self.fits.items()}, clock_ratio=self.clock_ratio())
         return jsonable(out)
 
 
@@ -556,8 +537,13 @@ def compare_records(
 
     T = clock.values
     assert C is not None  # the log has SNR values, so C - 1 of them
-    fits, omega_fit = _fit_stage(T[idx], snr[idx], C, clock.axis, fit_exponent)
-    fit = fits["power" if fit_exponent else "linear"]
+    # the linear-map fit and, with fit_exponent, the power-map fit (math §6.3): the latter is then the primary one
+    fits = {"linear": fit_snr_dynamics(T[idx], snr[idx], num_classes=C, time_key=clock.axis, fit_exponent=False)}
+    if fit_exponent:
+        fits["power"] = fit_snr_dynamics(T[idx], snr[idx], num_classes=C, time_key=clock.axis, fit_exponent=True)
+    primary = "power" if fit_exponent else "linear"
+    fit = fits[primary]
+    omega_fit = fit.predict(T[idx])
     ratio, obs_ratio, fit_ratio = _ratio(T[idx], snr[idx], omega_fit)
     k0, later = _start_row(valid, epochs, idx, early_epoch)
     forward, omega_fwd, forward_derived, why_not = _forward_stage(snr, k0, later, T, idx, epochs, C, N, clock, fit,
@@ -575,7 +561,7 @@ def compare_records(
         fit_window={"reason": reason, "epochs": [int(e) for e in epochs[idx]],
                     "snr_rank_range": ([int(np.nanmin(ranks)), int(np.nanmax(ranks))]
                                        if np.any(np.isfinite(ranks)) else None)},
-        fit=fit, fits=fits, primary_fit="power" if fit_exponent else "linear", snr_ratio=ratio, forward=forward,
+        fit=fit, fits=fits, primary_fit=primary, snr_ratio=ratio, forward=forward,
         forward_derived=forward_derived, quantities=quantities, unavailable=unavailable,
         missing_keys=sorted(set(missing)), notes=notes, arrays=arrays,
     )
@@ -583,14 +569,41 @@ def compare_records(
 
 def _law_notes(records, quantities: dict[str, Any], ranks, lam, balanced: bool | None, config: dict[str, Any],
                unavailable: dict[str, str], missing: list[str]) -> list[str]:
-    """The notes on the predicted laws; a law whose key the log lacks goes into ``unavailable`` and ``missing``."""
+    """The notes on the comparison (first, the laws whose key the log lacks: these also go into ``unavailable`` and
+    ``missing``)."""
     for key in PREDICTED_QUANTITIES:
         if key not in quantities:
             unavailable[f"the math §3.4 law of {key}"] = f"needs {key} (or {key}_lam0)" if key != "nc1" else "needs nc1"
             missing.append(key)
-    notes = _notes(records, quantities, ranks, lam, balanced, config)
-    if missing:
-        notes.insert(0, _missing_message({k: v for k, v in unavailable.items() if "law of" in k}, missing))
+    notes = [_missing_message({k: v for k, v in unavailable.items() if "law of" in k}, missing)] if missing else []
+    loss = run_loss(config)
+    if loss != "mse":
+        notes.append(f"The run's loss is {loss}: the central-path theory compared here is for the MSE loss, so this "
+                     "comparison is descriptive only (the MSE-theory claims are n/a).")
+    if balanced is False:
+        counts = class_counts(records) or []
+        notes.append(f"Imbalanced classes (counts {min(counts)}..{max(counts)}): the 'at_measured_snr' columns are the "
+                     "math §3.4 closed forms, exact identities only for balanced classes, so on this log they are not "
+                     "exact; the flow's N is the mean class count.")
+    if np.any(np.isfinite(ranks)) and np.nanmin(ranks) != np.nanmax(ranks):
+        notes.append("The SNR was measured on the range of a singular Sigma_W whose rank changes within the fit window "
+                     f"({int(np.nanmin(ranks))}..{int(np.nanmax(ranks))}: ReLU units dying or reviving); the SNR "
+                     "singular values can jump where it changes (docs/rank_deficient.md).")
+    notes += [
+        "Columns: 'fit' = laws at the fitted omega_j(T); 'at_measured_snr' = laws at the measured omega_j "
+        "(the math §3.4 identity, exact for the lambda = 0 terms of balanced classes); 'forward' = laws along the "
+        "forward ODE.",
+        "nc1 is (1/C) Tr(Sigma_W Sigma_B^+) in raw feature coordinates, which is not affine invariant; "
+        "sum_j omega_j^-2 equals it only in renormalised coordinates (math §5.1), so a gap is expected on a network.",
+    ]
+    off_zero = [k for k, q in quantities.items() if not q.at_lambda_zero]
+    if quantities and not off_zero:
+        notes.append("Decomposition terms are the run's lambda = 0 terms (l_*_lam0), the central path of math §3.4.")
+    elif off_zero:
+        lam_txt = f"{np.nanmax(lam):.3g}" if np.any(np.isfinite(lam)) else "unknown"
+        notes.append(f"The log has no lambda = 0 terms for {', '.join(off_zero)}: they are at the run's ridge "
+                     f"lambda = {lam_txt}, while the math §3.4 laws are the lambda = 0 central path, so their "
+                     "'at_measured_snr' errors measure the ridge's effect, not the identity.")
     return notes
 
 
@@ -607,14 +620,6 @@ def _without_fit(base, records, clock: Clock, snr, idx, reason: str, tpt, lackin
                       primary_fit=None, snr_ratio=None, forward=None, forward_derived=None, quantities={},
                       unavailable=unavailable, missing_keys=sorted(set(lacking)), notes=notes,
                       arrays={"epochs": epochs, "T": clock.values, "snr": snr})
-
-
-def _fit_stage(T, snr, C: int, axis: str, fit_exponent: bool) -> tuple[dict[str, SNRFit], np.ndarray]:
-    """The linear-map fit and, with ``fit_exponent``, the power-map fit (math §6.3); the primary one's omega."""
-    fits = {"linear": fit_snr_dynamics(T, snr, num_classes=C, time_key=axis, fit_exponent=False)}
-    if fit_exponent:
-        fits["power"] = fit_snr_dynamics(T, snr, num_classes=C, time_key=axis, fit_exponent=True)
-    return fits, fits["power" if fit_exponent else "linear"].predict(T)
 
 
 def _start_row(valid, epochs, idx, early_epoch) -> tuple[int, np.ndarray]:
@@ -651,39 +656,6 @@ def _forward_stage(snr, k0, later, T, idx, epochs, C, N, clock: Clock, fit: SNRF
     return forward, omega_fwd, derived, None
 
 
-def _notes(records, quantities, ranks, lam, balanced, config) -> list[str]:
-    notes = []
-    loss = run_loss(config)
-    if loss != "mse":
-        notes.append(f"The run's loss is {loss}: the central-path theory compared here is for the MSE loss, so this "
-                     "comparison is descriptive only (the MSE-theory claims are n/a).")
-    if balanced is False:
-        counts = class_counts(records) or []
-        notes.append(f"Imbalanced classes (counts {min(counts)}..{max(counts)}): the 'at_measured_snr' columns are the "
-                     "math §3.4 closed forms, exact identities only for balanced classes, so on this log they are not "
-                     "exact; the flow's N is the mean class count.")
-    if np.any(np.isfinite(ranks)) and np.nanmin(ranks) != np.nanmax(ranks):
-        notes.append("The SNR was measured on the range of a singular Sigma_W whose rank changes within the fit window "
-                     f"({int(np.nanmin(ranks))}..{int(np.nanmax(ranks))}: ReLU units dying or reviving); the SNR "
-                     "singular values can jump where it changes (docs/rank_deficient.md).")
-    notes += [
-        "Columns: 'fit' = laws at the fitted omega_j(T); 'at_measured_snr' = laws at the measured omega_j "
-        "(the math §3.4 identity, exact for the lambda = 0 terms of balanced classes); 'forward' = laws along the "
-        "forward ODE.",
-        "nc1 is (1/C) Tr(Sigma_W Sigma_B^+) in raw feature coordinates, which is not affine invariant; "
-        "sum_j omega_j^-2 equals it only in renormalised coordinates (math §5.1), so a gap is expected on a network.",
-    ]
-    off_zero = [k for k, q in quantities.items() if not q.at_lambda_zero]
-    if quantities and not off_zero:
-        notes.append("Decomposition terms are the run's lambda = 0 terms (l_*_lam0), the central path of math §3.4.")
-    elif off_zero:
-        lam_txt = f"{np.nanmax(lam):.3g}" if np.any(np.isfinite(lam)) else "unknown"
-        notes.append(f"The log has no lambda = 0 terms for {', '.join(off_zero)}: they are at the run's ridge "
-                     f"lambda = {lam_txt}, while the math §3.4 laws are the lambda = 0 central path, so their "
-                     "'at_measured_snr' errors measure the ridge's effect, not the identity.")
-    return notes
-
-
 def measured_key_at_lambda_zero(records: Sequence[dict[str, Any]], key: str,
                                 config: dict[str, Any] | None = None) -> tuple[str, bool]:
     """The log's key for quantity ``key`` at lambda = 0, and whether it is at lambda = 0.
@@ -713,10 +685,9 @@ def write_compare_figures(result: Comparison, out_dir: str | Path) -> list[Path]
         return []
     plt = _plot.plt()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     a = result.arrays
     T, idx, fwd = a["T"], a["fit_idx"], a["fwd_idx"]
-    xlabel = result.time
+    xlabel = result.clock.axis
     paths: list[Path] = []
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
@@ -727,14 +698,10 @@ def write_compare_figures(result: Comparison, out_dir: str | Path) -> list[Path]
         ax.plot(T[ok], a["snr"][ok, j], "o", ms=3, color=colors[j], alpha=0.7)
         ax.plot(T[idx], a["omega_fit"][:, j], "-", color=colors[j], lw=1.2)
         ax.plot(T[fwd], a["omega_fwd"][:, j], "--", color=colors[j], lw=1.0)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("SNR singular values omega_j")
     f = result.fit.to_dict()
-    ax.set_title(f"SNR: observed (o), closed-form fit (-), forward ODE (--)\n"
-                 f"s={f['scale_s']:.3g}, beta={f['beta']:.3g}, min R^2(log omega)={f['r2_log_omega_min']:.3f}",
-                 fontsize=9)
+    _plot.log_axes(ax, xlabel, ylabel="SNR singular values omega_j", legend=None, title_size=9,
+                   title=f"SNR: observed (o), closed-form fit (-), forward ODE (--)\ns={f['scale_s']:.3g}, "
+                         f"beta={f['beta']:.3g}, min R^2(log omega)={f['r2_log_omega_min']:.3f}")
     paths.append(_plot.save(fig, out_dir / "compare_snr.png", dpi=110))
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
@@ -742,31 +709,19 @@ def write_compare_figures(result: Comparison, out_dir: str | Path) -> list[Path]
     ax.plot(T[idx], a["fit_ratio"] - 1.0, "-", label="closed-form fit")
     fr = np.nanmax(a["omega_fwd"], axis=1) / np.nanmin(a["omega_fwd"], axis=1)
     ax.plot(T[fwd], fr - 1.0, "--", label="forward ODE")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("max_j omega_j / min_j omega_j - 1")
-    ax.legend(fontsize=8)
+    _plot.log_axes(ax, xlabel, ylabel="max_j omega_j / min_j omega_j - 1")
     paths.append(_plot.save(fig, out_dir / "compare_snr_ratio.png", dpi=110))
 
     for key, q in a["quantities"].items():
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
-        meas = q["measured"]
-        okm = ok & np.isfinite(meas) & (meas > 0)
         lam_label = "lambda = 0" if q.get("measured_key", "").endswith("_lam0") else "run's lambda"
-        ax.plot(T[okm], meas[okm], "o", ms=3, label=f"measured {key} ({lam_label})")
-        nb = q.get("measured_notebook")
-        if nb is not None and np.any(np.isfinite(nb) & (nb > 0)):
-            okn = ok & np.isfinite(nb) & (nb > 0)
-            ax.plot(T[okn], nb[okn], "x", ms=3, label=f"measured {key} at the notebook's lambda = wd/2")
+        _plot.plot_positive(ax, T, q["measured"], "o", f"measured {key} ({lam_label})")
+        if q.get("measured_notebook") is not None:
+            _plot.plot_positive(ax, T, q["measured_notebook"], "x", f"measured {key} at the notebook's lambda = wd/2")
         ax.plot(T[idx], q["fit"], "-", label="theory at fitted omega(T)")
         ax.plot(T[idx], q["at_snr"], ":", label="theory at measured omega")
         ax.plot(T[fwd], q["forward"], "--", label="forward ODE from early epoch")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(key)
-        ax.legend(fontsize=8)
+        _plot.log_axes(ax, xlabel, ylabel=key)
         paths.append(_plot.save(fig, out_dir / f"compare_{key}.png", dpi=110))
     return paths
 

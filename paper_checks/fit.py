@@ -1,26 +1,14 @@
-"""Fit the closed-form SNR dynamics of the central path to measured SNR singular values.
+"""Fit the closed-form SNR dynamics of the central path (math §6.3) to measured SNR singular values.
 
-The theory (math §6.3) says that along the continually renormalised
-gradient flow each SNR singular value ``omega_j`` obeys
-
-    (N / kappa) * G(omega_j(t)) = a_j + t,      G(w) = C^2 log w + C w^2 + w^4 / 4,
-
-with ``t`` the flow time and ``kappa`` the speed convention of the flow (math §6.3 table).
-A trained network has no flow time: training time ``T`` (epoch, or the learning-rate
-weighted step count ``sum_k lr_k``) is an unknown monotone reparametrisation of it, and
-``N/kappa`` is not identifiable separately from that map.  We therefore fit
+A trained network has no flow time: its training time ``T`` (epoch, or ``sum_k lr_k``) is an unknown monotone
+reparametrisation of it, and ``N/kappa`` is not identifiable apart from that map.  We therefore fit
 
     G(omega_j(T)) = b_j + s * T**beta,      s > 0,   j = 1..C-1,                  (*)
 
-i.e. the flow time is ``t = (N/kappa) * s * T**beta`` and ``a_j = (N/kappa) * b_j``.
-``beta`` is 1 (a linear time map) unless the fit frees it.  The constants ``b_j`` are
-per singular value, the time map is shared by all of them: that sharing is what makes
-(*) a test of the theory and not a curve fit per value.
-
-``G`` and its derivative come from the SymPy-derived laws of :mod:`theory.laws`
-(``closed_form_lhs`` with ``N = kappa = 1``; ``dG/dw = 1 / omega_rhs``), so this module
-retypes no formula.  The residuals are taken on ``log omega`` (relative errors), since
-``G`` spans many orders of magnitude.
+with ``G(w) = C^2 log w + C w^2 + w^4 / 4`` (flow time ``t = (N/kappa) s T**beta``; ``beta = 1`` unless the fit
+frees it).  The time map is shared by all ``j``: that sharing makes (*) a test of the theory, not a curve fit per
+value.  ``G`` and its derivative come from :mod:`theory.laws` (no formula retyped); the residuals are on
+``log omega``, since ``G`` spans many orders of magnitude.
 """
 
 from __future__ import annotations
@@ -53,13 +41,8 @@ def _constants(C: int) -> tuple[float, float, float]:
 
 
 def closed_form_G(w: np.ndarray | float, C: int) -> np.ndarray:
-    """``G(w) = C^2 log w + C w^2 + w^4/4`` (math §6.3, ``closed_form_lhs`` with ``N = kappa = 1``).
-
-    Parameters
-    ----------
-    w : array of positive SNR singular values.
-    C : number of classes.
-    """
+    """``G(w) = C^2 log w + C w^2 + w^4/4`` at positive SNR singular values ``w`` for ``C`` classes (math §6.3,
+    ``closed_form_lhs`` with ``N = kappa = 1``)."""
     w = np.asarray(w, dtype=np.float64)
     return np.asarray(law("closed_form_lhs")(w, 1.0, float(C), 1.0), dtype=np.float64)
 
@@ -90,8 +73,7 @@ def invert_closed_form(y: np.ndarray, C: int, *, rtol: float = 1e-14, max_iter: 
     c1, c2, c3 = _constants(int(C))
     # Values below G(1e-300) would need omega under the float64 range: clip them there.
     y = np.maximum(y, closed_form_G(np.float64(1e-300), C))
-    # Any candidate u > 0 below has g(u0) >= y (g exceeds each of its non-negative terms there);
-    # the smallest valid one is the tightest start.  For y <= 0, u0 = y / c1.
+    # the start point of the docstring: the smallest valid candidate is the tightest
     with np.errstate(divide="ignore", invalid="ignore"):
         u_lin = y / c1
         u_quart = np.where(y > c3, np.log(np.maximum(y / c3, 1.0)) / 4.0, np.inf)

@@ -1,31 +1,12 @@
 """A grid of training runs, (dataset x network x loss), every claim checked on each, and the paper's numbers
 across the grid (math §7.2, §7.3).
 
-``python -m paper_checks grid --datasets fashion-mnist,mnist,cifar10,svhn,stl10 --models vgg11,resnet18,densenet40
---losses mse,ce --epochs 350 --out reports/grid`` trains every run into ``OUT/runs/<dataset>-<model>-<loss>/``
-(a normal run directory of :func:`empirical.training.train`), skips finished runs and resumes killed ones, checks
-the empirical claims on each (:mod:`paper_checks.claims.empirical`) and the grid claims across them
-(:mod:`paper_checks.claims.grid`), and writes
-
-* ``OUT/grid.json``: a list, one object per run (dataset, model, loss, lr, epochs, per_class, status, final
-  train and test error, terminal-phase start, misfit samples, claims passed / failed / n/a / error);
-* ``OUT/claims.json``: the grid claims; ``OUT/runs/<name>/report/``: each run's claims, comparison and figures;
-* ``OUT/report.md`` and a self-contained ``OUT/report.html`` in the paper's figure layout: a row per dataset,
-  a column per quantity, a line per network, MSE beside CE; the paper's numbers with ours.
-
-A dataset whose files are missing on this machine is reported as skipped with the loader's message.
-
-Execution (no home-made scheduler): ``--executor inline`` trains the runs one after another in this process;
-``--executor local`` uses submitit's local executor, one job per worker (``--jobs``, default one per visible
-GPU), each worker on its own GPU and training its share of the runs in turn; ``--executor slurm`` submits one
-SLURM job per run through submitit (``--slurm-partition``, ``--timeout-min``, ``--slurm-array-parallelism``).
-Evaluation and the report always run in this process, after the training.  Defaults: epochs 350 (the paper's)
-for the image datasets and 60 for the embedded CPU datasets (digits, gaussian); ``per_class`` the paper's
-balanced subset size; the learning rate of the paper preset of the pair when there is one (else the notebook's
-tuned MSE rate 0.0184), and the notebook's tuned CE rate 0.0679 for cross-entropy (math §7.1), unless ``--lr``.
-
-Exit status: 0; 1 when a claim is an error, a run failed, or no run was trained or evaluated (every dataset
-missing: a grid of no run is no result); 2 for usage errors.
+Each run trains into ``OUT/runs/<dataset>-<model>-<loss>/`` (finished runs skipped, killed ones resumed) and gets
+its own report (``OUT/runs-reports/<name>/``); ``OUT`` gets ``grid.json`` (a row per run), ``claims.json`` (the grid
+claims of :mod:`paper_checks.claims.grid`) and ``report.md`` / ``report.html`` in the paper's figure layout.  A
+dataset whose files are missing is reported as skipped with the loader's message.  Training runs inline, or
+through submitit's local executor (a worker per GPU) or SLURM; evaluation and the report run in this process.
+The defaults (epochs, ``per_class``, learning rates, math §7.1) and the exit status are in ``grid --help``.
 """
 
 from __future__ import annotations
@@ -42,14 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from empirical.runs import (
-    TPT_THRESHOLD_DEFAULT,
-    check_tpt_threshold,
-    misfit_count,
-    read_config,
-    read_metrics,
-    terminal_phase_start,
-)
+from empirical.runs import TPT_THRESHOLD_DEFAULT, misfit_count, terminal_phase_start
 from theory.jsonio import dumps
 
 from . import _plot
@@ -62,11 +36,12 @@ from .ladder import ladder_beside
 from .main import (
     MainOptions,
     UsageError,
+    check_common_options,
     check_dataset_available,
     check_model_known,
     check_run,
     publish_report,
-    stored_differences,
+    stored_run_finished,
     train_config,
 )
 from .report import claims_page_view, claims_table, setup_view, write_claims_json, write_report
@@ -161,10 +136,6 @@ def plan_grid(opts: GridOptions) -> list[GridRunPlan]:
     """Validate every option and name and decide, per run, train / resume / finished / skip (raises UsageError)."""
     from empirical.data import get_spec  # torch: imported when a grid is planned
 
-    try:
-        check_tpt_threshold(opts.tpt_threshold)
-    except ValueError as exc:
-        raise UsageError(f"--tpt-threshold: {exc}") from None
     for loss in opts.losses:
         if loss not in LOSSES:
             raise UsageError(f"--losses: unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
@@ -182,8 +153,7 @@ def plan_grid(opts: GridOptions) -> list[GridRunPlan]:
     if opts.jobs is not None and opts.jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {opts.jobs}")
     out = Path(opts.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder")
+    check_common_options(opts.tpt_threshold, out)
 
     plans: list[GridRunPlan] = []
     for d in opts.datasets:
@@ -202,14 +172,9 @@ def plan_grid(opts: GridOptions) -> list[GridRunPlan]:
                     p.action, p.message = "skip", missing
                     continue
                 p.config = _run_config(opts, spec.name, m, loss, run_dir)
-                if (run_dir / "config.json").is_file():
-                    stored = read_config(run_dir).get("config", {})
-                    diff = stored_differences(stored, p.config.to_dict())
-                    if diff:
-                        raise UsageError(f"{run_dir} holds a run with other options ({'; '.join(diff)}): choose "
-                                         "another --out or remove that run")
-                    done = {int(r["epoch"]) for r in read_metrics(run_dir) if "epoch" in r}
-                    p.action = "finished" if int(stored.get("epochs", -1)) in done else "resume"
+                finished = stored_run_finished(run_dir, p.config.to_dict(), "choose another --out or remove that run")
+                if finished is not None:
+                    p.action = "finished" if finished else "resume"
     return plans
 
 
@@ -294,10 +259,8 @@ def execute(plans: list[GridRunPlan], opts: GridOptions, log) -> dict[str, dict[
         if executor == "local":
             workers = opts.jobs or max(1, gpus)
             shares = []
-            for w in range(workers):
+            for w in range(min(workers, len(todo))):
                 share = list(range(w, len(todo), workers))  # a fixed round-robin share: no queue of our own
-                if not share:
-                    continue
                 local = submitit.LocalExecutor(folder=folder)
                 params: dict[str, Any] = {"timeout_min": opts.timeout_min}
                 if gpus:
@@ -358,7 +321,6 @@ def _row(p: GridRunPlan, opts: GridOptions, records: Sequence[dict[str, Any]] | 
 def grid_figures(runs: list[GridRun], out_dir: Path) -> list[Path]:
     """The paper's layout, one figure per loss: a row per dataset, a column per quantity, a line per network."""
     plt = _plot.plt()
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     datasets = list(dict.fromkeys(r.dataset for r in runs))
     for loss in dict.fromkeys(r.loss for r in runs):
@@ -395,10 +357,6 @@ def grid_figures(runs: list[GridRun], out_dir: Path) -> list[Path]:
     return paths
 
 
-def _table(header: list[str], rows: list[list[str]]) -> dict[str, Any]:
-    return {"header": header, "rows": rows}
-
-
 def paper_numbers(claims: list[Claim]) -> list[dict[str, Any]]:
     """The paper's numbers across the grid beside ours (math §7.3), as blocks ``{"text", "table"?}`` for the
     report's templates."""
@@ -420,7 +378,8 @@ def paper_numbers(claims: list[Claim]) -> list[dict[str, Any]]:
         rows = [[k, f"{v['mse']:.2f}", f"{v['ce']:.2f}", f"{m['mse_minus_ce_pp'][k]:+.2f}"]
                 for k, v in m["test_accuracy_pct"].items()]
         blocks.append({"text": "Test accuracy at the last epoch, MSE against cross-entropy:",
-                       "table": _table(["pair", "MSE test acc. (%)", "CE test acc. (%)", "MSE - CE (pp)"], rows)})
+                       "table": {"header": ["pair", "MSE test acc. (%)", "CE test acc. (%)", "MSE - CE (pp)"],
+                                 "rows": rows}})
     elif c is not None:
         blocks.append({"text": f"MSE against CE: n/a ({c.detail})."})
     c = by.get("grid.l_perp_negligible_across_runs")
@@ -432,7 +391,7 @@ def paper_numbers(claims: list[Claim]) -> list[dict[str, Any]]:
                 for name, phases in m["per_run"].items() for phase, vals in phases.items()]
         blocks.append({"text": ("L_perp / (L_NC1 + L_NC2/3) (max over epochs) at the three lambdas: \"negligible\" "
                                 "depends on lambda and on the phase of training."),
-                       "table": _table(["run", "phase", *labels], rows)})
+                       "table": {"header": ["run", "phase", *labels], "rows": rows}})
     return blocks
 
 
@@ -456,8 +415,8 @@ def write_grid_report(out: Path, rows: list[dict[str, Any]], claims: list[Claim]
     verdict."""
     (out / "grid.json").write_text(dumps(rows) + "\n")
     write_claims_json(claims, out / "claims.json")
-    runs = _table(["dataset", "model", "loss", "lr", "status", "final train err", "final test err", "TPT start",
-                   "misfit", "claims pass/fail/n-a/error"], [_run_cells(r) for r in rows])
+    runs = {"header": ["dataset", "model", "loss", "lr", "status", "final train err", "final test err", "TPT start",
+                       "misfit", "claims pass/fail/n-a/error"], "rows": [_run_cells(r) for r in rows]}
     view = {"title": "NC-MSE grid of runs", **claims_page_view(claims), "runs": runs,
             "paper_numbers": paper_numbers(claims), "figures": figure_views(figures, out),
             "setup": setup_view(context)}
@@ -570,13 +529,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> int:
     ns = _parser().parse_args(list(argv))
     try:
-        opts = GridOptions(
-            datasets=_split(ns.datasets, "datasets"), models=_split(ns.models, "models"),
-            losses=_split(ns.losses, "losses"), out=ns.out, epochs=ns.epochs, per_class=ns.per_class, lr=ns.lr,
-            device=ns.device, data_root=ns.data_root, seed=ns.seed, tpt_threshold=ns.tpt_threshold,
-            executor=ns.executor, jobs=ns.jobs, slurm_partition=ns.slurm_partition, timeout_min=ns.timeout_min,
-            slurm_array_parallelism=ns.slurm_array_parallelism, ladder=ns.ladder,
-            mse_scale=_mse_scale(ns.mse_scale))
+        lists = {k: _split(getattr(ns, k), k) for k in ("datasets", "models", "losses")}
+        opts = GridOptions(**{**vars(ns), **lists, "mse_scale": _mse_scale(ns.mse_scale)})
         return run_grid(opts)
     except UsageError as exc:
         print(f"python -m paper_checks grid: error: {exc}", file=sys.stderr)

@@ -1,21 +1,12 @@
-"""The calibration ladder: the same comparison with the theory on systems between the exact flow and a network.
-
-A verdict on a network ("the forward prediction misses by 31%") says little alone: is the gap the theory's (SGD,
-finite steps, weight decay, minibatch noise, a feature map that is not free) or the comparison's (clock, fit
-window)?  The ladder answers it by running the same ``compare`` and the same claims on (math §6.5, §7.4)
-
-* (a) the exact projected central-path flow (``simulate``, the theory itself);
-* (b) the free gradient flow of ``(W, b, H)`` with the run's ridge on ``W, b`` and on the features: the
-  continuous-time limit of (c) (math §6.5 items 1-2: ``lambda = lambda_H / n = wd / alpha``);
-* (c) the unconstrained-features model (``empirical --model ufm``) trained full batch with the run's optimiser,
-  for as many steps as (d) takes (so both reach the same flow time);
-* (d) the UFM at the run's batch size: the same optimiser, schedule, batch order and measured epochs;
-* (e) the run itself.
-
-Every rung is a run directory in the run format, read by :func:`paper_checks.compare.compare_records` and
-:func:`paper_checks.claims.empirical_claims` unchanged; :func:`ladder_rows` puts their verdicts in one table.
-The UFM and flow rungs are scaled to at most ``max_samples`` training samples (the run's class proportions kept)
-so that the ladder of a paper-scale run stays within about 30 s on two CPU cores; the table says so.
+"""The calibration ladder (math §6.5, §7.4): the same comparison with the theory on systems between the exact flow
+and a network, so that a verdict on the network says whose gap it is (the theory's idealisations or the
+comparison's).  The rungs (:data:`RUNGS`): (a) the exact projected flow; (b) the free gradient flow of
+``(W, b, H)`` with the run's ridges, the continuous-time limit of (c) (math §6.5 items 1-2); (c) the UFM trained
+full batch with the run's optimiser, as many steps as (d); (d) the UFM at the run's batch size, schedule and
+measured epochs; (e) the run itself.  Each is a run directory in the run format, read by
+:func:`paper_checks.compare.compare_records` and :func:`paper_checks.claims.empirical_claims` unchanged;
+:func:`ladder_rows` puts their verdicts in one table.  The UFM and flow rungs are scaled to at most
+``max_samples`` training samples (the run's class proportions kept) and the table says so.
 """
 
 from __future__ import annotations

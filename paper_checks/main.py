@@ -1,28 +1,14 @@
 """The project's main job: every checkable claim of the paper, run end to end, with a report.
 
-Stages (each printed as it starts and ends, with its wall time):
+Stages, each a function below (printed as it starts and ends, with its wall time): the symbolic certificate,
+the simulation, the training run, theory against the run, the calibration ladder, the report.  Every option,
+name and data file is checked first (:func:`validate`: a one-line :class:`UsageError`, exit code 2).  A stage
+that raises does not stop the job: it becomes an ``error`` claim with its traceback.  The report is staged and
+replaces the one in ``OUT`` only when complete (:func:`publish_report`); a rerun into ``OUT`` continues its
+training run (``OUT/run``) when the options are the same, and refuses with one line when they differ.
 
-1. symbolic certificate (``theory.symbolic.run_certificate``), math §3.3, §3.4, §5, §6;
-2. simulation of the projected flow and of the retraction contrast (``simulate.simulate``), math §6;
-3. training (``empirical.training.train``) on the embedded digits data by default, or reuse
-   ``--run-dir``; math §7;
-4. predicted against observed (:func:`check_run`: :mod:`paper_checks.compare`, math §3.4 / §6.3, the
-   empirical claims of :mod:`paper_checks.claims` and the run's figures; shared with the grid);
-5. report: ``claims.json``, ``report.md``, self-contained ``report.html``.
-
-Every option, name and data file is checked before the first stage (:func:`validate`: a
-:class:`UsageError`, one line, exit code 2).  A stage that raises does not stop the job: it is
-reported as an ``error`` claim with its traceback.  The report is written to a staging folder and
-replaces the previous report in ``OUT`` only when it is complete; when a stage failed and ``OUT``
-already holds a report, that report is kept and the new one goes to ``OUT/failed-report/`` with a
-``FAILED.txt`` naming the stage and the cause.  Re-running into ``OUT`` continues its training run
-(``OUT/run``: reused when finished, resumed when killed) when the options are the same, and refuses
-with one line when they differ.
-
-Exit code: 0, or 1 when a claim is ``error`` (a stage raised, or a check hit a bug) or a
-verification claim (symbolic, dynamics, exact identities on the run) fails; the other empirical
-claims are observations of a training run, reported with their numbers, and gate the exit code
-only with ``--strict``.  ``n/a`` claims (not evaluable on this input) never change it.  2: usage.
+Exit code: 1 when a claim is ``error`` or a verification claim fails (with ``--strict``, any failed claim), else
+0; ``n/a`` never changes it (:func:`paper_checks.claims.exit_code`).
 """
 
 from __future__ import annotations
@@ -166,12 +152,6 @@ def train_config(opts: MainOptions, run_dir: Path):
     return merge_preset(preset, **explicit, seed=opts.seed, out=str(run_dir), progress=opts.progress, **opts.extra)
 
 
-def _certificate_mode(opts: MainOptions) -> str:
-    if opts.certificate != "auto":
-        return opts.certificate
-    return "quick" if opts.quick else "full"
-
-
 class UsageError(ValueError):
     """Bad options or input, found before any stage runs (one line; exit code 2)."""
 
@@ -210,9 +190,33 @@ def check_model_known(name: str) -> None:
         raise UsageError(f"unknown model {name!r}; available: {model_names()}")
 
 
-def stored_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
-    return [f"{k} {stored.get(k)!r} (stored) != {wanted.get(k)!r} (asked)" for k in SCIENCE_OPTIONS
+def check_common_options(tpt_threshold: float, out: Path) -> None:
+    """The checks the main job and the grid share: ``--tpt-threshold`` and ``--out`` (a one-line UsageError)."""
+    try:
+        check_tpt_threshold(tpt_threshold)
+    except ValueError as exc:
+        raise UsageError(f"--tpt-threshold: {exc}") from None
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+
+
+def stored_run_finished(target: Path, wanted: dict[str, Any], remedy: str) -> bool | None:
+    """Whether the training run in ``target`` is finished (None: no run there), after checking that it was run
+    with the options ``wanted`` (else a UsageError ending with ``remedy``)."""
+    if not (target / "config.json").is_file():
+        if (target / "metrics.jsonl").exists():
+            raise UsageError(f"{target} holds a metrics log without config.json: choose another --out")
+        return None
+    try:
+        stored = read_config(target).get("config", {})
+    except Exception as exc:  # noqa: BLE001 - a corrupt config is the user's folder, not a toolkit bug
+        raise UsageError(f"{target}: {exc}") from None
+    diff = [f"{k} {stored.get(k)!r} (stored) != {wanted.get(k)!r} (asked)" for k in SCIENCE_OPTIONS
             if k in stored and k in wanted and stored.get(k) != wanted.get(k)]
+    if diff:
+        raise UsageError(f"{target} holds a training run with other options ({'; '.join(diff)}): {remedy}")
+    done = {int(r["epoch"]) for r in read_metrics(target) if "epoch" in r}
+    return int(stored.get("epochs", -1)) in done
 
 
 @dataclass
@@ -226,13 +230,8 @@ class Plan:
 
 def validate(opts: MainOptions) -> Plan:
     """Check every option, name and data file before any stage runs; raise :class:`UsageError` (one line)."""
-    try:
-        check_tpt_threshold(opts.tpt_threshold)
-    except ValueError as exc:
-        raise UsageError(f"--tpt-threshold: {exc}") from None
     out = Path(opts.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder")
+    check_common_options(opts.tpt_threshold, out)
     for name in ("t_max", "retraction_t_max"):
         v = getattr(opts, name)
         if v is not None and not (v > 0):
@@ -258,24 +257,11 @@ def validate(opts: MainOptions) -> Plan:
     check_model_known(cfg.model)
     check_dataset_available(cfg.dataset, cfg.data_root)
     target = out / "run"
-    if not (target / "config.json").is_file():
-        if opts.resume:
-            raise UsageError(f"--resume: {target} holds no training run to continue")
-        if (target / "metrics.jsonl").exists():
-            raise UsageError(f"{target} holds a metrics log without config.json: choose another --out")
-        return Plan(cfg, "new")
-    try:
-        stored = read_config(target).get("config", {})
-    except Exception as exc:  # noqa: BLE001 - a corrupt config is the user's folder, not a toolkit bug
-        raise UsageError(f"{target}: {exc}") from None
-    diff = stored_differences(stored, cfg.to_dict())
-    if diff:
-        raise UsageError(f"{target} holds a training run with other options ({'; '.join(diff)}): choose another "
-                         "--out, or pass --run-dir to check that run as it is")
-    done = {int(r["epoch"]) for r in read_metrics(target) if "epoch" in r}
-    if int(stored.get("epochs", -1)) in done:
-        return Plan(cfg, "reuse-finished")
-    return Plan(cfg, "resume")
+    if opts.resume and not (target / "config.json").is_file():
+        raise UsageError(f"--resume: {target} holds no training run to continue")
+    finished = stored_run_finished(target, cfg.to_dict(), "choose another --out, or pass --run-dir to check that "
+                                                          "run as it is")
+    return Plan(cfg, "new" if finished is None else "reuse-finished" if finished else "resume")
 
 
 @dataclass
@@ -306,18 +292,6 @@ def check_run(run_dir: Path, records: list[dict[str, Any]], config: dict[str, An
     figures = training_figures(records, Path(out) / "figures", tpt_threshold=tpt_threshold)
     figures += [Path(f) for f in (comparison.figures if comparison is not None else [])]
     return RunCheck(claims, comparison, comparison_error, figures)
-
-
-def run_ladder_stage(run_dir: Path | None, out: Path, opts: MainOptions, stages: Stages,
-                     checked: Any = None) -> dict[str, Any] | None:
-    """Rungs (a)-(d) of the run's ladder into ``OUT/ladder`` and their verdicts beside the run's
-    (:func:`paper_checks.ladder.ladder_beside`); None when skipped, with the reason logged."""
-    if opts.ladder == "off" or run_dir is None:
-        stages.log("    skipped (" + ("--ladder off" if opts.ladder == "off" else "no training run") + ")")
-        return None
-    return ladder_beside(
-        run_dir, out / "ladder", tpt_threshold=opts.tpt_threshold, log=lambda m: stages.log("    " + m),
-        checked=checked)
 
 
 @dataclass
@@ -367,7 +341,7 @@ def run_main(opts: MainOptions) -> int:
 
 def certificate_stage(job: _Job) -> None:
     """1. The symbolic certificate (math §3-§6): its claims, ``certificate.json`` and ``certificate.md``."""
-    mode = _certificate_mode(job.opts)
+    mode = job.opts.certificate if job.opts.certificate != "auto" else "quick" if job.opts.quick else "full"
     with job.stages(f"symbolic certificate ({mode})", job.errors):
         if mode == "skip":
             job.stages.log("    skipped (--certificate skip)")
@@ -409,11 +383,8 @@ def simulation_stage(job: _Job) -> None:
             job.claims += retraction_claims(retr, retr_half, proj, per_class=N)
         finally:
             job.figures += simulation_figures(proj, retr, job.staging / "figures", per_class=N)
-            summaries = {"projected": proj.summary()}
-            if retr is not None:
-                summaries["retraction"] = retr.summary()
-            if retr_half is not None:
-                summaries["retraction_half_step"] = retr_half.summary()
+            runs = {"projected": proj, "retraction": retr, "retraction_half_step": retr_half}
+            summaries = {name: traj.summary() for name, traj in runs.items() if traj is not None}
             (job.staging / "simulation.json").write_text(dumps(summaries))
         job.context["simulation"] = (f"{flow} flow and retraction, C={opts.sim_classes}, N={N}, p={opts.sim_dim}, "
                                      f"t_max={t_max:g} (retraction {r_tmax:g})")
@@ -482,10 +453,15 @@ def stage_error_claims(errors: list[tuple[str, BaseException]], stages: Stages) 
 
 
 def ladder_stage(job: _Job, run_dir: Path | None, out: Path) -> dict[str, Any] | None:
-    """5. The calibration ladder beside the run (math §7.4, :func:`run_ladder_stage`); None when skipped or failed."""
-    ladder = None
-    with job.stages("calibration ladder", job.errors):
-        ladder = run_ladder_stage(run_dir, out, job.opts, job.stages, job.checked)
+    """5. Rungs (a)-(d) of the run's calibration ladder (math §7.4) into ``OUT/ladder`` and their verdicts beside the
+    run's (:func:`paper_checks.ladder.ladder_beside`); None when skipped (the reason logged) or failed."""
+    ladder, opts, stages = None, job.opts, job.stages
+    with stages("calibration ladder", job.errors):
+        if opts.ladder == "off" or run_dir is None:
+            stages.log("    skipped (" + ("--ladder off" if opts.ladder == "off" else "no training run") + ")")
+            return None
+        ladder = ladder_beside(run_dir, out / "ladder", tpt_threshold=opts.tpt_threshold,
+                               log=lambda m: stages.log("    " + m), checked=job.checked)
         if ladder is not None:
             job.context["calibration ladder"] = ladder["sentence"]
     return ladder

@@ -1,16 +1,6 @@
-"""Write the claims and figures as ``claims.json``, ``report.md`` and a self-contained ``report.html``.
-
-``claims.json`` is a list of ``{"id", "statement", "source", "status", "measured",
-"tolerance", "check", "group", "detail", "verification"}`` objects (status "pass", "fail", "n/a" or
-"error"; ``detail`` holds the reason of an n/a and the traceback of an error).  ``report.html``
-inlines every figure as a base64 PNG, so the single file can be mailed or archived.  Both pages are rendered
-from the templates of :mod:`paper_checks._page` (``run.html.j2``, ``run.md.j2``) out of one view
-(:func:`claims_page_view` and the figures, ladder and set-up): the verdict, the calibration ladder, the key
-figures with their captions, the claims not supported, the rest by group, the set-up.
-Training-run figures (NC metrics and the MSE decomposition against epoch, math §7.2 / 4)
-and simulation figures (SNR singular values and the ETF approach, math §6.4) are drawn here
-from the logged numbers; the predicted-against-observed figures come from
-:mod:`paper_checks.compare`.
+"""Write the claims and figures as ``claims.json`` (a list of :meth:`Claim.to_dict`), ``report.md`` and a
+self-contained ``report.html`` (figures inlined), both rendered from the templates of :mod:`paper_checks._page`
+out of one view; and draw the training-run (math §4, §7.2) and simulation (math §6.4) figures.
 """
 
 from __future__ import annotations
@@ -51,8 +41,8 @@ def write_claims_json(claims: Sequence[Claim], path: str | Path) -> Path:
     return path
 
 
-def _short(measured: Any, limit: int = 110) -> str:
-    """One-line rendering of a claim's measured numbers."""
+def _short(measured: Any) -> str:
+    """One-line rendering of a claim's measured numbers (:func:`headline` shortens it)."""
     if isinstance(measured, dict):
         parts = []
         for k, v in measured.items():
@@ -67,10 +57,8 @@ def _short(measured: Any, limit: int = 110) -> str:
             elif isinstance(v, list):
                 parts.append(f"{k}=[" + ", ".join(f"{x:.3g}" if isinstance(x, float) else str(x) for x in v[:4])
                              + (", ..." if len(v) > 4 else "") + "]")
-        text = "; ".join(parts)
-    else:
-        text = str(measured)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+        return "; ".join(parts)
+    return str(measured)
 
 
 def headline(claim: Claim, limit: int = 200) -> str:
@@ -81,7 +69,7 @@ def headline(claim: Claim, limit: int = 200) -> str:
     elif claim.status == "error":
         text = f"ERROR {m.get('error') if isinstance(m, dict) else m}"
     else:
-        text = headline_of(claim) or _short(m, limit)
+        text = headline_of(claim) or _short(m)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -104,22 +92,6 @@ def claims_table(claims: Sequence[Claim], *, width: int = 160) -> str:
 # ----------------------------------------------------------------------------- figures
 
 
-def _plot_positive(ax, x: np.ndarray, y: np.ndarray, fmt: str, label: str) -> None:
-    """Plot ``y`` against ``x`` where both are positive and ``y`` finite (what a log-log panel can show)."""
-    ok = np.isfinite(y) & (y > 0) & (x > 0)
-    if np.any(ok):
-        ax.plot(x[ok], y[ok], fmt, ms=3, lw=1, label=label)
-
-
-def _log_axes(ax, xlabel: str, title: str, legend_size: int = 8) -> None:
-    """Log-log axes with ``xlabel``, ``title`` and the legend."""
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=legend_size)
-
-
 def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path, *,
                      tpt_threshold: float = 0.0) -> list[Path]:
     """Math §7.2 figures of a run: NC1-NC4 and training error vs epoch; the four-curve MSE decomposition.
@@ -130,7 +102,6 @@ def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path, *,
     """
     plt = _plot.plt()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     ep = column(records, "epoch")
     paths: list[Path] = []
     tpt = terminal_phase_start(list(records), tpt_threshold)
@@ -147,27 +118,27 @@ def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path, *,
     fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
     for ax, (title, keys) in zip(axes.ravel(), panels):
         for key in keys:
-            _plot_positive(ax, ep, column(records, key), "o-", key)
+            _plot.plot_positive(ax, ep, column(records, key), "o-", key)
         if tpt is not None:
             ax.axvline(ep[tpt], color="gray", ls=":", lw=1)
-        _log_axes(ax, "epoch", title, legend_size=7)
+        _plot.log_axes(ax, "epoch", title=title, legend=7)
     fig.suptitle(f"Neural collapse metrics (dotted line: start of the terminal phase, {tpt_words} from "
                  "there on)", fontsize=10)
     paths.append(_plot.save(fig, out_dir / "training_nc_metrics.png"))
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for key, label in [("loss", "L (MSE + ridge)"), ("l_nc1", "L_NC1"), ("l_nc23", "L_NC2/3"), ("l_perp", "L_LS^perp")]:
-        _plot_positive(axes[0], ep, column(records, key), "o-", label)
-    _log_axes(axes[0], "epoch", "MSE decomposition L = L_NC1 + L_NC2/3 + L_perp (math §3.2, §4)")
+        _plot.plot_positive(axes[0], ep, column(records, key), "o-", label)
+    _plot.log_axes(axes[0], "epoch", title="MSE decomposition L = L_NC1 + L_NC2/3 + L_perp (math §3.2, §4)")
     l_perp = column(records, "l_perp")
     l_nc = column(records, "l_nc1") + column(records, "l_nc23")
-    _plot_positive(axes[1], ep, l_perp / l_nc, "o-", "L_perp / (L_NC1 + L_NC2/3)")  # the terms are >= 0
-    _plot_positive(axes[1], ep, column(records, "central_path_distance"), "s-",
+    _plot.plot_positive(axes[1], ep, l_perp / l_nc, "o-", "L_perp / (L_NC1 + L_NC2/3)")  # the terms are >= 0
+    _plot.plot_positive(axes[1], ep, column(records, "central_path_distance"), "s-",
                    "||[W b] - [W_LS b_LS]|| / ||[W_LS b_LS]||")
     if tpt is not None:
         for a in axes:
             a.axvline(ep[tpt], color="gray", ls=":", lw=1)
-    _log_axes(axes[1], "epoch", "Proximity to the central path")
+    _plot.log_axes(axes[1], "epoch", title="Proximity to the central path")
     paths.append(_plot.save(fig, out_dir / "training_decomposition.png"))
     return paths
 
@@ -180,7 +151,6 @@ def simulation_figures(projected: Any, retraction: Any | None, out_dir: str | Pa
     """
     plt = _plot.plt()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     t = np.asarray(projected.times, dtype=np.float64)
     w = np.asarray(projected.omega, dtype=np.float64)
     cf = np.asarray(projected.closed_form_omega, dtype=np.float64)
@@ -199,12 +169,11 @@ def simulation_figures(projected: Any, retraction: Any | None, out_dir: str | Pa
         wr = np.asarray(retraction.omega, dtype=np.float64)
         pr = tr > 0
         ax.plot(tr[pr], wr[pr].min(axis=1), "g-.", lw=1, label="retraction flow (min_j)")
-    ax.set_ylabel("omega_j")
-    _log_axes(ax, "flow time t", f"SNR singular values (C={C}, N={per_class})")
+    _plot.log_axes(ax, "flow time t", ylabel="omega_j", title=f"SNR singular values (C={C}, N={per_class})")
     r = w.max(axis=1) / w.min(axis=1) - 1
     axes[1].plot(t[pos], r[pos], label="max/min - 1")
     axes[1].plot(t[pos], r[pos] * t[pos], ":", label="(max/min - 1) * t  (levels off => O(1/t))")
-    _log_axes(axes[1], "flow time t", "max_j omega_j / min_j omega_j -> 1")
+    _plot.log_axes(axes[1], "flow time t", title="max_j omega_j / min_j omega_j -> 1")
     return [_plot.save(fig, out_dir / "simulation_snr.png")]
 
 

@@ -1,11 +1,6 @@
-"""Synthetic metrics logs with known ground truth, for testing the fit and the claim checks.
-
-A log is a list of dicts with the keys of ``empirical``'s ``metrics.jsonl`` (docs/run_format.md).
-The SNR singular values follow the math §6.3 closed form under a
-known time map ``G(omega_j(T)) = b_j + s T^beta`` (see :mod:`paper_checks.fit`); the
-central-path quantities are the math §3.4 laws of :mod:`theory.laws` evaluated at those
-values, and ``l_perp = perp_fraction * (l_nc1 + l_nc23)``.  Multiplicative log-normal
-noise of relative size ``noise`` is added to the SNR values.
+"""Synthetic metrics logs with known ground truth, for testing the fit and the claim checks: the SNR follows the
+math §6.3 closed form under a known time map (:mod:`paper_checks.fit`'s (*)), the central-path terms are the
+math §3.4 laws at it, ``l_perp = perp_fraction * (l_nc1 + l_nc23)``, with optional log-normal noise on the SNR.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """Dynamics claims: the theorem-level statements of math §6.4 on ``simulate`` trajectories.
 
-The projected (continually renormalised) flow of math §6.1 must follow the closed form of §6.3 and
-the limits of §6.4; the retraction flow (math §6.1 "Contrast", §9 item 19) must follow its own law
-instead.  Every claim here verifies mathematics and numerics (``verification``): a failure is a
-toolkit error.  A trajectory without the numbers a claim needs (its flow speed ``kappa``, a metric
-series, the half-step retraction run) makes that claim ``n/a`` with the reason.
+The projected flow (math §6.1) must follow the closed form of §6.3 and the limits of §6.4; the retraction flow
+(math §6.1 "Contrast", §9 item 19) its own law instead.  All are ``verification`` claims; a trajectory without
+the numbers a claim needs makes it ``n/a`` with the reason.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ import numpy as np
 import theory
 
 from .._laws import law, law_sum
-from .registry import Claim, NotApplicable, claim, evaluate
+from .registry import REGISTRY, Claim, NotApplicable, claim, evaluate
 from .tolerances import TOLERANCES as tol
 
 __all__ = ["DynamicsEvidence", "dynamics_claims", "retraction_claims", "closed_form_tail_slopes", "NC_SERIES"]
@@ -263,11 +261,6 @@ def _invariants(ev: DynamicsEvidence):
     return all(v <= tol["invariant_abs"] for v in out.values()), out
 
 
-PROJECTED_IDS = ("dynamics.closed_form", "dynamics.omega_to_infinity", "dynamics.max_min_ratio_to_1",
-                 "dynamics.simplex_etf_limit", "dynamics.nc1_rate", "dynamics.tail_rates",
-                 "dynamics.nc_metrics_decrease", "dynamics.invariants")
-
-
 # ----------------------------------------------------------------------------- retraction contrast
 
 
@@ -348,10 +341,8 @@ def dynamics_claims(projected: Any, retraction: Any | None = None, retraction_ha
                     per_class: int) -> list[Claim]:
     """The math §6.4 claims on the projected flow (and the retraction contrast when ``retraction`` is given)."""
     ev = DynamicsEvidence(projected, per_class, retraction, retraction_half)
-    claims = evaluate("dynamics", ev, ids=PROJECTED_IDS)
-    if retraction is not None:
-        claims += evaluate("dynamics", ev, ids=["dynamics.retraction_differs"])
-    return claims
+    projected_ids = [i for i in REGISTRY if i.startswith("dynamics.") and i != "dynamics.retraction_differs"]
+    return evaluate("dynamics", ev, ids=None if retraction is not None else projected_ids)
 
 
 def retraction_claims(retraction: Any, retraction_half: Any | None, projected: Any | None, *,

@@ -2,26 +2,24 @@
 predicted-against-observed comparison of :mod:`paper_checks.compare`.
 
 The terminal phase starts at the first measured epoch from which the training error stays at or below
-the run's threshold (``tpt_threshold``, math §7.2; 0 = exactly zero, the paper's definition): real
-datasets carry label noise, so a few training samples may never be fitted.  Every claim that needs the
-terminal phase states the threshold and the number of training samples still misfit, and is ``n/a``
-(with that reason) when the run never enters it.  Two claims are exact identities on the run's numbers
-(``verification``): the decomposition ``L = L_NC1 + L_NC2/3 + L_perp`` (math §3.2, exact for any class
-counts by §3.3b) and the math §3.4 closed forms in the SNR singular values, which assume balanced
-classes and are ``n/a`` on imbalanced ones (no generalisation in the SNR singular values alone).
+``tpt_threshold`` (math §7.2; 0 = exactly zero, the paper's definition); a claim that needs it states the
+threshold and the samples still misfit, and is ``n/a`` when the run never enters it.  Two claims are exact
+identities on the run's numbers (``verification``): the decomposition (math §3.2, §3.3b) and the math §3.4
+closed forms (balanced classes only; ``n/a`` on imbalanced ones).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
 
 from empirical.runs import TPT_THRESHOLD_DEFAULT, misfit_count, terminal_phase_start
 
-from ..compare import Comparison, _spearman, balance, class_counts, column, run_loss, run_mse_scale
+from ..compare import Comparison, QuantityComparison, _spearman, balance, class_counts, column, run_loss, run_mse_scale
 from .registry import Claim, NotApplicable, claim, evaluate
 from .tolerances import TOLERANCES as tol
 
@@ -56,11 +54,10 @@ class RunEvidence:
         for r in self.records:
             if isinstance(r.get("train_count"), int):
                 return int(r["train_count"])
-        cfg = (self.config or {}).get("config", {})
-        counts = self.class_counts
+        counts = class_counts(self.records)
         if counts is not None:
             return int(sum(counts))
-        per_class, C = cfg.get("per_class"), self.num_classes
+        per_class, C = (self.config or {}).get("config", {}).get("per_class"), self.num_classes
         return int(per_class) * C if per_class and C else None
 
     @property
@@ -72,21 +69,8 @@ class RunEvidence:
         n = (self.config or {}).get("config", {}).get("num_classes")
         return int(n) if n else None
 
-    @property
-    def class_counts(self) -> list[int] | None:
-        return class_counts(self.records)
-
-    @property
-    def balanced(self) -> bool | None:
-        """True / False from the logged class counts (or a balanced subset in the config); None when unknown."""
-        return balance(self.records, self.config or {})
-
     def tpt(self) -> int | None:
         return terminal_phase_start(list(self.records), self.tpt_threshold)
-
-    def tpt_words(self) -> str:
-        return ("training error zero" if self.tpt_threshold == 0
-                else f"training error <= {self.tpt_threshold:g}")
 
     def tpt_slice(self) -> slice:
         """The records of the terminal phase; :class:`NotApplicable` when the run has none (or one epoch of it)."""
@@ -99,7 +83,8 @@ class RunEvidence:
                 f"(final {fin[-1]:.3g}, {self._misfit_words(-1)})" if fin.size else
                 "no terminal phase: the log has no training error")
         if k >= len(self.records) - 1:
-            raise NotApplicable(f"{self.tpt_words()} only at the last measured epoch: terminal phase too short")
+            words = "training error zero" if self.tpt_threshold == 0 else f"training error <= {self.tpt_threshold:g}"
+            raise NotApplicable(f"{words} only at the last measured epoch: terminal phase too short")
         return slice(k, None)
 
     def misfit(self, i: int) -> int | None:
@@ -117,26 +102,17 @@ class RunEvidence:
                 "misfit_at_tpt_start": self.misfit(sl.start), "misfit_final": self.misfit(-1),
                 "train_count": self.train_count}
 
-    @property
-    def loss(self) -> str:
-        """The run's loss from its config (``"mse"``, ``"ce"``, ...; ``"unknown"`` when not recorded)."""
-        return run_loss(self.config or {})
-
-    @property
-    def mse_scale(self) -> tuple[float, float]:
-        """``(k, M)`` of Hui & Belkin's rescaled MSE from the config (``(1, 1)``, the plain MSE, when absent)."""
-        return run_mse_scale(self.config or {})
-
     def need_mse(self) -> None:
         """:class:`NotApplicable` unless the run was trained with the plain MSE loss, which the theory is about
         (a rescaled MSE, ``mse_scale != (1, 1)``, is outside it: math §3.6)."""
-        if self.loss != "mse":
+        loss = run_loss(self.config or {})
+        if loss != "mse":
             raise NotApplicable(
-                f"the run's loss is {self.loss}: this claim comes from the MSE theory (math §4, §6), which says "
-                "nothing about it (the NC1-NC4 claims still apply)" if self.loss != "unknown" else
+                f"the run's loss is {loss}: this claim comes from the MSE theory (math §4, §6), which says "
+                "nothing about it (the NC1-NC4 claims still apply)" if loss != "unknown" else
                 "the run's loss is unknown (not recorded: pass NCMonitor(..., loss='mse')): this claim comes from the "
                 "MSE theory (math §4, §6)")
-        k, M = self.mse_scale
+        k, M = run_mse_scale(self.config or {})
         if k != 1.0:
             raise NotApplicable(
                 f"the run's MSE is rescaled with k = {k:g} (mse_scale {k:g},{M:g}): a weighted least squares whose "
@@ -225,13 +201,6 @@ def _decrease(ev: RunEvidence, key: str, *, strict: bool):
     return ok, info
 
 
-def _register_decrease(cid: str, key: str, statement: str, strict: bool) -> None:
-    claim(cid, statement, "math §2.1, §7.2", "final < start" if strict else "final <= start",
-          check="value at the last measured epoch vs at the start of the terminal phase (threshold stated; Spearman "
-                "correlation with epoch reported)",
-          headline=_nc_headline)(lambda ev: _decrease(ev, key, strict=strict))
-
-
 for _cid, _key, _statement, _strict in [
     ("empirical.nc1_decreases", "nc1", "NC1 (within-class variability, (1/C)Tr(Sigma_W Sigma_B^+)) decreases "
      "through the terminal phase", True),
@@ -246,7 +215,10 @@ for _cid, _key, _statement, _strict in [
     ("empirical.nc3_decreases", "nc3", "NC3 (self-duality distance) decreases through the terminal phase", True),
     ("empirical.nc4_decreases", "nc4", "NC4 (NCC disagreement) does not increase through the terminal phase", False),
 ]:
-    _register_decrease(_cid, _key, _statement, _strict)
+    claim(_cid, _statement, "math §2.1, §7.2", "final < start" if _strict else "final <= start",
+          check="value at the last measured epoch vs at the start of the terminal phase (threshold stated; Spearman "
+                "correlation with epoch reported)",
+          headline=_nc_headline)(partial(_decrease, key=_key, strict=_strict))
 
 
 # ----------------------------------------------------------------------------- proximity to the central path
@@ -383,8 +355,8 @@ def _ratio(ev: RunEvidence):
        verification=True,
        headline=lambda m: ", ".join(f"{k} {v['max_rel_error']:.2e}" for k, v in m.items() if isinstance(v, dict)))
 def _closed_forms(ev: RunEvidence):
-    if ev.balanced is False:
-        counts = ev.class_counts
+    if balance(ev.records, ev.config or {}) is False:
+        counts = class_counts(ev.records)
         raise NotApplicable(
             "imbalanced classes (counts " + (f"{min(counts)}..{max(counts)}" if counts else "unequal") + "): the "
             "math §3.4 closed forms assume balanced classes; on imbalanced ones the lambda = 0 terms depend on the "
@@ -393,10 +365,7 @@ def _closed_forms(ev: RunEvidence):
     cmp = ev.need_comparison()
     out, ok = {}, True
     for key in ("l_nc1", "l_nc23", "l_central"):
-        q = cmp.quantities.get(key)
-        if q is None or not q.at_lambda_zero:
-            raise NotApplicable(f"the log has no lambda = 0 term for {key} (l_*_lam0, or l_* with lam = 0)")
-        worst = q.rel_error_at_measured_snr.max
+        worst = _at_lambda_zero(cmp, key).rel_error_at_measured_snr.max
         out[key] = {"max_rel_error": worst}
         ok &= worst is not None and worst <= tol["closed_form_on_features_rel"]
     return ok, out
@@ -420,12 +389,7 @@ def _decomposition_fit(ev: RunEvidence):
     out: dict[str, Any] = {}
     ok = True
     for key in ("l_nc1", "l_nc23"):
-        q = cmp.quantities.get(key)
-        if q is None:
-            raise NotApplicable(f"the log has no {key}")
-        if not q.at_lambda_zero:
-            raise NotApplicable(f"the log's {key} is at the run's ridge, not at lambda = 0: the math §3.4 laws hold at "
-                                "lambda = 0 only, so they are not held against it")
+        q = _at_lambda_zero(cmp, key)
         med = q.rel_error_fit.median
         out[key] = {"median_rel_error_fit": med, "median_rel_error_at_measured_snr": q.rel_error_at_measured_snr.median,
                     "max_rel_error_fit": q.rel_error_fit.max}
@@ -440,6 +404,18 @@ def _decomposition_fit(ev: RunEvidence):
         ok = False
         out["why_not"] = "the fit's min R^2 is negative: its predictions are no evidence"
     return ok, out
+
+
+def _at_lambda_zero(cmp: Comparison, key: str) -> QuantityComparison:
+    """The comparison of the measured ``key`` with its law; n/a when the log lacks it or has it only at the run's
+    ridge (no ``key_lam0``, ``lam > 0``): the math §3.4 laws hold at lambda = 0 only."""
+    q = cmp.quantities.get(key)
+    if q is None:
+        raise NotApplicable(f"the log has no {key} (l_*_lam0, or l_* with lam = 0)")
+    if not q.at_lambda_zero:
+        raise NotApplicable(f"the log's {key} is at the run's ridge, not at lambda = 0: the math §3.4 laws hold at "
+                            "lambda = 0 only, so they are not held against it")
+    return q
 
 
 def _given(value: T | None, what: str) -> T:

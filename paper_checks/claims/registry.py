@@ -1,25 +1,11 @@
 """The claim registry: ``@claim(...)`` declares a checkable claim, :func:`evaluate` runs a group of them.
 
-A claim is a statement of the paper (or of the toolkit's reconstruction of it, ``docs/math.md``) with a
-``source``, a ``check`` (how the toolkit tests it) and a ``tolerance`` fixed before looking at any run.
-Its check function takes the group's evidence and returns ``(ok, measured)``.  The result has one of
-four statuses:
-
-``pass``
-    the evidence supports the claim within its tolerance;
-``fail``
-    the evidence does not support it; ``measured`` holds the numbers that say so;
-``n/a``
-    the claim cannot be evaluated on this input: the check raised :class:`NotApplicable` with the reason
-    (no terminal phase in the run, a balanced-only law on imbalanced classes, a quantity the log does not
-    have).  Only this exception is expected from a check;
-``error``
-    any other exception: a bug of the toolkit.  The traceback is kept in ``detail`` (and in the report)
-    and the main job exits with code 1.
-
-``verification`` claims (symbolic identities, simulated dynamics, exact identities on a run's numbers)
-test the toolkit itself: their failure is a toolkit error too.  The other empirical claims are
-observations of a training run; their failure is a scientific result.
+A claim has a ``source``, a ``check`` and a ``tolerance`` fixed before looking at any run; its check function
+takes the group's evidence and returns ``(ok, measured)``.  Its status is ``pass`` or ``fail`` (``measured``
+holds the numbers), ``n/a`` (the check raised :class:`NotApplicable` with the reason: not evaluable on this
+input) or ``error`` (any other exception: a toolkit bug, its traceback in ``detail``, exit code 1).
+``verification`` claims (symbolic identities, simulated dynamics, exact identities on a run) test the toolkit
+itself, so their failure is a toolkit error too; the other empirical claims are observations of a run.
 """
 
 from __future__ import annotations
@@ -183,10 +169,7 @@ def all_passed(claims: Sequence[Claim]) -> bool:
 
 def counts(claims: Sequence[Claim]) -> dict[str, int]:
     """Number of claims per status (every status present, zeros included)."""
-    out = {s: 0 for s in STATUSES}
-    for c in claims:
-        out[c.status] += 1
-    return out
+    return {s: sum(c.status == s for c in claims) for s in STATUSES}
 
 
 def exit_code(claims: Sequence[Claim], *, strict: bool = False) -> int:

@@ -1,14 +1,11 @@
-"""Symbolic claims: one per section of the SymPy certificate (``theory.symbolic.run_certificate``).
-
-A section passes iff every one of its checks passed (math §3.3, §3.4, §5, §6: exact SymPy verification);
-``measured`` lists the number of checks, their kinds (general proof, symbolic size, rational size,
-numeric), the failures with their detail, and the seconds spent.  The per-check record is the
-certificate itself (``certificate.json`` / ``certificate.md`` beside the report).  The sections are
-only known once the certificate has run, so their claims are registered then.
+"""Symbolic claims: one per section of the SymPy certificate (``theory.symbolic.run_certificate``; math §3.3,
+§3.4, §5, §6).  A section passes iff every one of its checks passed; the sections are only known once the
+certificate has run, so their claims are built then.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from .registry import GROUP_HEADLINES, Claim
@@ -29,9 +26,7 @@ def _section_claim(section: str, cs: list[dict]) -> Claim:
     from theory.symbolic import SECTION_TITLES  # SymPy, imported when the certificate ran
 
     failed = [c for c in cs if not c.get("passed")]
-    kinds: dict[str, int] = {}
-    for c in cs:
-        kinds[str(c.get("kind", "symbolic"))] = kinds.get(str(c.get("kind", "symbolic")), 0) + 1
+    kinds = dict(Counter(str(c.get("kind", "symbolic")) for c in cs))
     return Claim(
         id=f"symbolic.{section}", statement=SECTION_TITLES.get(section, "") or f"identities of math §{section}",
         source=(f"math §{section}" if section[:1].isdigit()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 __all__ = ["TOLERANCES"]
 
-#: Pass criteria, fixed a priori (not tuned to any run).  Change them here, visibly.
 TOLERANCES: dict[str, float] = {
     # dynamics (simulation, float64)
     "ode_vs_closed_form_rel": 1e-6,

@@ -184,23 +184,20 @@ _NOT_OPTIONS = ("command", "resume", "model_args", "data_args", "preset", "confi
 
 def explicit_options(ns: argparse.Namespace) -> dict[str, Any]:
     """The TrainConfig options given on the command line, parsed (lists, epochs, kwargs)."""
-    from .config import TrainConfig, parse_keep_checkpoints
+    from .config import TrainConfig, merged_options, parse_keep_checkpoints
     from .loss import parse_mse_scale
     from .schedule import parse_epoch_list
+    from .sweep.spec import parse_ints
 
     opts = {k: v for k, v in vars(ns).items() if k not in _NOT_OPTIONS}
     if "milestones" in opts:
-        text = opts.pop("milestones")
-        try:
-            opts["lr_milestones"] = sorted(int(t) for t in text.split(",") if t.strip())
-        except ValueError:
-            raise ValueError(f"cannot parse --milestones {text!r}: expected comma-separated integers") from None
+        opts["lr_milestones"] = sorted(parse_ints(opts.pop("milestones"), "--milestones"))
     if "measure_epochs" in opts:
         epochs = opts.get("epochs")
         if epochs is None and getattr(ns, "resume", False):
             epochs = stored_epochs(ns)  # 'paper' / 'all' of the run being resumed, not of its preset
         if epochs is None:
-            base = options_merged(ns, with_explicit=False)
+            base = merged_options(getattr(ns, "preset", None), getattr(ns, "config_file", None))
             epochs = int(base.get("epochs", TrainConfig.epochs))
         opts["measure_epochs"] = parse_epoch_list(opts["measure_epochs"], int(epochs))
     if "keep_checkpoints" in opts:
@@ -230,14 +227,6 @@ def stored_epochs(ns: argparse.Namespace) -> int | None:
     return None
 
 
-def options_merged(ns: argparse.Namespace, with_explicit: bool = True) -> dict[str, Any]:
-    """The options set by ``--preset`` < ``--config`` < explicit options (:func:`empirical.config.merged_options`)."""
-    from .config import merged_options
-
-    explicit = explicit_options(ns) if with_explicit else {}
-    return merged_options(getattr(ns, "preset", None), getattr(ns, "config_file", None), **explicit)
-
-
 def resume_options(ns: argparse.Namespace) -> dict[str, Any]:
     """The options given with ``--resume``, to compare with the stored ones: ``--config``, explicit options and
     the preset's *name* only (``--preset P --resume`` continues a run started as ``--preset P --epochs 30``)."""
@@ -256,13 +245,14 @@ def resume_options(ns: argparse.Namespace) -> dict[str, Any]:
 
 def config_from_args(ns: argparse.Namespace):
     """The :class:`TrainConfig` of the options (:func:`empirical.config.merge_preset`); a new run needs a dataset."""
-    from .config import merge_preset
+    from .config import merge_preset, merged_options
 
+    preset, config_file, explicit = getattr(ns, "preset", None), getattr(ns, "config_file", None), explicit_options(ns)
     # TrainConfig's digits/MLP at the paper's lr is no run anyone asked for
-    if not getattr(ns, "resume", False) and "dataset" not in options_merged(ns):
+    if not getattr(ns, "resume", False) and "dataset" not in merged_options(preset, config_file, **explicit):
         raise ValueError("no dataset: give --preset (e.g. digits-mlp; `python -m empirical presets` lists them), "
                          "--dataset, or a --config file that names one")
-    return merge_preset(getattr(ns, "preset", None), getattr(ns, "config_file", None), **explicit_options(ns))
+    return merge_preset(preset, config_file, **explicit)
 
 
 def _cmd_train(ns: argparse.Namespace) -> int:

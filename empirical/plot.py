@@ -69,16 +69,6 @@ LAYER_PANELS: dict[str, tuple[str, bool]] = {
 }
 
 
-def _layer_names(records: list[dict[str, Any]]) -> list[str]:
-    """The measured modules in forward order (first-seen order over the lines)."""
-    names: list[str] = []
-    for r in records:
-        for name in r.get("layers") or {}:
-            if name not in names:
-                names.append(name)
-    return names
-
-
 def _draw_layer_metric(ax, records, names: list[str], key: str) -> bool:
     """``key`` against depth, one line per measured epoch (colour from early to late)."""
     import matplotlib
@@ -113,7 +103,7 @@ def _draw_layer_metric(ax, records, names: list[str], key: str) -> bool:
 
 def plot_layers(records: list[dict[str, Any]], out: Path, tag: str) -> list[Path]:
     """The layer-wise panels of a run whose lines carry ``layers`` (none otherwise); returns the PNG paths."""
-    names = _layer_names(records)
+    names = list(dict.fromkeys(name for r in records for name in r.get("layers") or {}))  # forward order
     if not names:
         return []
     drawers = [(f"layers_{key}", (lambda ax, k=key: _draw_layer_metric(ax, records, names, k))) for key in LAYER_PANELS]

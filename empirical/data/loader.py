@@ -257,19 +257,15 @@ def load_train_test(
     unless ``test_per_class`` is given (``gaussian``: ``test_per_class`` defaults to
     ``per_class``).  ``with_test=False`` returns ``(train, None)``.
     """
-    train = load_dataset(
-        name, split="train", data_root=data_root, per_class=per_class, seed=seed, device=device,
-        image_size=image_size, standardize=standardize, **options,
-    )
+    common = dict(data_root=data_root, seed=seed, device=device, image_size=image_size, standardize=standardize,
+                  **options)
+    train = load_dataset(name, split="train", per_class=per_class, **common)
     if not with_test:
         return train, None
     if sources.get_spec(name).kind == "synthetic" and test_per_class is None:
         test_per_class = per_class
-    test = load_dataset(
-        name, split="test", data_root=data_root, per_class=test_per_class, seed=seed,
-        device=device, image_size=image_size, standardize=standardize,
-        standardize_with=(train.mean, train.std), **options,
-    )
+    test = load_dataset(name, split="test", per_class=test_per_class, standardize_with=(train.mean, train.std),
+                        **common)
     return train, test
 
 

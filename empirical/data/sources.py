@@ -98,15 +98,6 @@ def _cifar_reader(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def _svhn_reader(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    return formats.read_svhn_mat(paths[0])
-
-
-def _stl10_reader(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    x_path, y_path = paths
-    return formats.read_stl10_images(x_path), formats.read_stl10_labels(y_path)
-
-
 def _idx_files() -> dict[str, tuple[tuple[str, ...], ...]]:
     def alts(stem: str) -> tuple[str, ...]:
         # Accept the canonical name, its .gz, and the dotted variant some mirrors use.
@@ -125,14 +116,6 @@ def _idx_spec(name: str, aliases: tuple[str, ...], how: str, paper_n: int | None
         aliases=aliases, files=_idx_files(), reader=_idx_reader, raw_label_range=(0, 9),
         how_to_get=how, paper_per_class=paper_n,
     )
-
-
-def _svhn_map(y: np.ndarray) -> np.ndarray:
-    return np.where(y == 10, 0, y)
-
-
-def _stl_map(y: np.ndarray) -> np.ndarray:
-    return y - 1
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -172,7 +155,8 @@ DATASETS: dict[str, DatasetSpec] = {
         name="svhn", kind="files", num_classes=10, channels=3, default_size=32,
         aliases=("svhn", "SVHN"),
         files={"train": (("train_32x32.mat",),), "test": (("test_32x32.mat",),)},
-        reader=_svhn_reader, raw_label_range=(1, 10), label_map=_svhn_map,
+        reader=lambda paths: formats.read_svhn_mat(paths[0]),
+        raw_label_range=(1, 10), label_map=lambda y: np.where(y == 10, 0, y),
         how_to_get="Download train_32x32.mat and test_32x32.mat (format 2, cropped digits) from "
         "http://ufldl.stanford.edu/housenumbers/ into <data_root>/svhn/.",
         paper_per_class=4600,
@@ -184,7 +168,8 @@ DATASETS: dict[str, DatasetSpec] = {
             "train": (("train_X.bin",), ("train_y.bin",)),
             "test": (("test_X.bin",), ("test_y.bin",)),
         },
-        reader=_stl10_reader, raw_label_range=(1, 10), label_map=_stl_map,
+        reader=lambda paths: (formats.read_stl10_images(paths[0]), formats.read_stl10_labels(paths[1])),
+        raw_label_range=(1, 10), label_map=lambda y: y - 1,
         how_to_get="Download stl10_binary.tar.gz from https://cs.stanford.edu/~acoates/stl10/ and "
         "extract it in <data_root> (it creates stl10_binary/).",
         paper_per_class=500,

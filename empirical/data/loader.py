@@ -134,17 +134,13 @@ def load_dataset(
     standardize: bool | None = None,
     **options: Any,
 ) -> Dataset:
-    """Load one split of a registered dataset as device tensors.
+    """Load one split (``"train"`` or ``"test"``) of a dataset of ``DATASETS`` as tensors on ``device``.
 
     Args:
-        name: a key of ``DATASETS`` (``fashion-mnist``, ``mnist``, ``kmnist``, ``cifar10``,
-            ``svhn``, ``stl10``, ``digits``, ``gaussian``).
-        split: ``"train"`` or ``"test"``.
         data_root: folder holding the data (else ``$NC_DATA_ROOT``, else system folders).
         per_class: keep a balanced subset of ``N`` per class chosen by ``seed`` (``None``: all).
             For ``gaussian`` it is the number of samples generated per class (default 100).
         seed: subset seed; for ``gaussian`` the mixture seed (means and samples).
-        device: where the tensors live.
         image_size: output side length; ``None`` means the dataset's default (28x28 sets are
             padded to 32, others kept native).  ``digits`` is 8x8 by default; pass 32 for
             conv nets (bilinear interpolation).

@@ -78,16 +78,12 @@ def _draw_layer_metric(ax, records, names: list[str], key: str) -> bool:
     cmap = matplotlib.colormaps["viridis"]
     drawn = False
     for i, r in enumerate(lined):
-        depth, vals = [], []
-        for j, name in enumerate(names):
-            v = (r["layers"].get(name) or {}).get(key)
-            if v is not None and np.isfinite(v) and not (log and v <= 0):
-                depth.append(j)
-                vals.append(v)
-        if depth:
+        values = [(r["layers"].get(name) or {}).get(key) for name in names]
+        pts = [(j, v) for j, v in enumerate(values) if _plottable(v, log)]  # (depth, value)
+        if pts:
             # every epoch in the legend up to 8 lines, else the first and the last (the colours run between them)
             named = len(lined) <= 8 or i in (0, len(lined) - 1)
-            ax.plot(depth, vals, marker=".", color=cmap(i / max(len(lined) - 1, 1)),
+            ax.plot(*zip(*pts), marker=".", color=cmap(i / max(len(lined) - 1, 1)),
                     label=f"epoch {r['epoch']}" if named else None)
             drawn = True
     if not drawn:
@@ -136,24 +132,18 @@ def _save_panels(drawers: list[tuple[str, Callable]], out: Path, tag: str, size:
     return paths
 
 
-def _series(records: list[dict[str, Any]], key: str, log: bool) -> tuple[np.ndarray, np.ndarray]:
-    ep, val = [], []
-    for r in records:
-        v = r.get(key)
-        if v is None or not np.isfinite(v) or (log and v <= 0):
-            continue
-        ep.append(r["epoch"])
-        val.append(v)
-    return np.asarray(ep), np.asarray(val)
+def _plottable(v: Any, log: bool) -> bool:
+    """A value a (log) axis can draw: present, finite (and positive on a log axis)."""
+    return v is not None and bool(np.isfinite(v)) and not (log and v <= 0)
 
 
 def _draw_panel(ax, records, spec, tpt) -> bool:
     title, ylabel, log, curves = spec
     drawn = False
     for key, label in curves:
-        ep, val = _series(records, key, log)
-        if ep.size:
-            ax.plot(ep, val, marker=".", label=label)
+        pts = [(r["epoch"], r[key]) for r in records if _plottable(r.get(key), log)]
+        if pts:
+            ax.plot(*zip(*pts), marker=".", label=label)
             drawn = True
     if log and drawn:
         ax.set_yscale("log")

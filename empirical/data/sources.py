@@ -46,7 +46,6 @@ class DatasetSpec:
         kind: ``"files"`` (read from disk), ``"builtin"`` (ships with a dependency) or
             ``"synthetic"`` (generated from a seed).
         num_classes: number of classes ``C``; labels are mapped to ``0..C-1``.
-        channels: image channels (``None`` for feature-vector datasets).
         default_size: side length returned when ``image_size=None`` (28x28 sets are padded
             to 32x32 as in the paper's protocol, math §7.1).
         pixel_scale: raw pixel maximum (255 for ``uint8`` images, 16 for sklearn digits).
@@ -64,7 +63,6 @@ class DatasetSpec:
     name: str
     kind: str
     num_classes: int
-    channels: int | None
     default_size: int | None
     pixel_scale: float = 255.0
     aliases: tuple[str, ...] = ()
@@ -112,7 +110,7 @@ def _idx_files() -> dict[str, tuple[tuple[str, ...], ...]]:
 
 def _idx_spec(name: str, aliases: tuple[str, ...], how: str, paper_n: int | None) -> DatasetSpec:
     return DatasetSpec(
-        name=name, kind="files", num_classes=10, channels=1, default_size=32,
+        name=name, kind="files", num_classes=10, default_size=32,
         aliases=aliases, files=_idx_files(), reader=_idx_reader, raw_label_range=(0, 9),
         how_to_get=how, paper_per_class=paper_n,
     )
@@ -140,7 +138,7 @@ DATASETS: dict[str, DatasetSpec] = {
         None,
     ),
     "cifar10": DatasetSpec(
-        name="cifar10", kind="files", num_classes=10, channels=3, default_size=32,
+        name="cifar10", kind="files", num_classes=10, default_size=32,
         aliases=("cifar10", "cifar-10", "CIFAR10"), inner_dirs=("cifar-10-batches-py",),
         files={
             "train": tuple((f"data_batch_{i}",) for i in range(1, 6)),
@@ -152,7 +150,7 @@ DATASETS: dict[str, DatasetSpec] = {
         paper_per_class=5000,
     ),
     "svhn": DatasetSpec(
-        name="svhn", kind="files", num_classes=10, channels=3, default_size=32,
+        name="svhn", kind="files", num_classes=10, default_size=32,
         aliases=("svhn", "SVHN"),
         files={"train": (("train_32x32.mat",),), "test": (("test_32x32.mat",),)},
         reader=lambda paths: formats.read_svhn_mat(paths[0]),
@@ -162,7 +160,7 @@ DATASETS: dict[str, DatasetSpec] = {
         paper_per_class=4600,
     ),
     "stl10": DatasetSpec(
-        name="stl10", kind="files", num_classes=10, channels=3, default_size=96,
+        name="stl10", kind="files", num_classes=10, default_size=96,
         aliases=("stl10", "stl-10", "STL10"), inner_dirs=("stl10_binary",),
         files={
             "train": (("train_X.bin",), ("train_y.bin",)),
@@ -175,12 +173,12 @@ DATASETS: dict[str, DatasetSpec] = {
         paper_per_class=500,
     ),
     "digits": DatasetSpec(
-        name="digits", kind="builtin", num_classes=10, channels=1, default_size=8,
+        name="digits", kind="builtin", num_classes=10, default_size=8,
         pixel_scale=16.0, how_to_get="Ships with scikit-learn (sklearn.datasets.load_digits).",
     ),
     "gaussian": DatasetSpec(
-        name="gaussian", kind="synthetic", num_classes=10, channels=None,
-        default_size=None, pixel_scale=1.0, how_to_get="Generated from a seed.",
+        name="gaussian", kind="synthetic", num_classes=10, default_size=None, pixel_scale=1.0,
+        how_to_get="Generated from a seed.",
     ),
 }
 

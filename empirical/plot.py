@@ -1,11 +1,9 @@
 """The paper's panels for one run (math §7.2), drawn with matplotlib (Agg) from ``metrics.jsonl``.
 
-Per run, against the epoch: training (and test) error; NC1; NC2 equinorm of means and
-classifiers; NC2 equiangularity and maximal-angle of means and classifiers; NC3; NC4; the
-MSE decomposition ``L``, ``L_NC1``, ``L_NC2/3``, ``L_LS^perp`` on a log axis (math §4: the
-notebook's four curves); the SNR singular values.  A dotted vertical line marks the start of the
-terminal phase (:func:`empirical.runs.terminal_phase_start`: training error zero from there on).  Each panel is
-``figures/<name>.png``; ``figures/summary.png`` holds them all.
+Per run, against the epoch: each panel of :data:`PANELS` (the MSE decomposition on a log axis: math §4, the
+notebook's four curves) and the SNR singular values.  A dotted vertical line marks the start of the terminal
+phase (:func:`empirical.runs.terminal_phase_start`).  Each panel is ``figures/<name>.png``;
+``figures/summary.png`` holds them all.
 
 A run with layer records (``layers`` in its lines: :mod:`empirical.layers`, math §3.5) also gets the layer-wise
 "progressive collapse" picture: each layer metric of :data:`LAYER_PANELS` against depth (the measured modules in
@@ -23,7 +21,7 @@ import numpy as np
 
 from .runs import FIGURES_DIR, read_config, read_metrics, terminal_phase_start
 
-# name -> (title, y label, log y, [(key, label), ...])
+#: name -> (title, y label, log y, [(key, label), ...])
 PANELS: dict[str, tuple[str, str, bool, list[tuple[str, str]]]] = {
     "train_error": ("Training error", "error", False, [("train_error", "train"), ("test_error", "test")]),
     "nc1": ("NC1: within-class variability", "Tr(Sigma_W Sigma_B^+)/C", True, [("nc1", "NC1")]),

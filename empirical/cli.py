@@ -46,105 +46,96 @@ def _default(name: str) -> str:
     return f"default: {value}"
 
 
-def add_layer_options(t: argparse.ArgumentParser, S: str) -> None:
-    """The layer-wise measurement options (:mod:`empirical.layers`, math §3.5)."""
-    t.add_argument("--measure-layers", metavar="NAMES|all-blocks", default=S,
-                   help="also measure the outputs of these modules (comma-separated names, or all-blocks: each block "
-                        "of the model) in the same pass: NC1, NC2, NC4, CDNV and a least-squares probe per layer")
-    t.add_argument("--layer-reduce", metavar="{gap,flatten}", default=S,
-                   help=f"how a layer's (n, C, H, W) map becomes features ({_default('layer_reduce')}: global "
-                        "average pooling)")
-    t.add_argument("--layer-ridge", type=float, default=S,
-                   help=f"ridge lambda of the layer probes ({_default('layer_ridge')})")
-    t.add_argument("--tile", type=int, default=S,
-                   help=f"rows per tile of the measurement's C x C computations, memory O(tile^2) ({_default('tile')})")
-
-
 def add_train_options(t: argparse.ArgumentParser) -> None:
-    """Every :class:`TrainConfig` option (``train`` and ``sweep``); unset options stay unset."""
-    S = argparse.SUPPRESS  # unset options do not override preset / config values
-    t.add_argument("--preset", default=S, help="named defaults (see `presets`); train and sweep need --preset, "
-                                               "--dataset or a --config file that names the dataset")
-    t.add_argument("--config", dest="config_file", default=S, help="JSON file of TrainConfig options")
-    t.add_argument("--dataset", default=S,
+    """Every :class:`TrainConfig` option (``train`` and ``sweep``); unset options stay unset (the parser's
+    ``argument_default=SUPPRESS``), so they do not override preset / config values."""
+    t.add_argument("--preset", help="named defaults (see `presets`); train and sweep need --preset, "
+                                    "--dataset or a --config file that names the dataset")
+    t.add_argument("--config", dest="config_file", help="JSON file of TrainConfig options")
+    t.add_argument("--dataset",
                    help="a dataset of empirical.data.DATASETS: digits, gaussian, mnist, fashion-mnist, kmnist, "
                         "cifar10, svhn, stl10 (required unless --preset or --config sets it)")
-    t.add_argument("--model", default=S, help=f"a network of empirical.models.MODELS ({_default('model')})")
-    t.add_argument("--out", default=S, help="run directory (default: runs/<preset or dataset-model>)")
-    t.add_argument("--per-class", type=int, default=S,
-                   help="balanced subset size N (default: the whole training split)")
-    t.add_argument("--epochs", type=int, default=S, help=f"training epochs ({_default('epochs')})")
-    t.add_argument("--lr", type=float, default=S, help=f"SGD learning rate ({_default('lr')}, the paper's MSE rate)")
-    t.add_argument("--momentum", type=float, default=S, help=f"SGD momentum ({_default('momentum')})")
-    t.add_argument("--weight-decay", type=float, default=S, help=f"SGD weight decay ({_default('weight_decay')})")
-    t.add_argument("--batch-size", type=int, default=S, help=f"training batch size ({_default('batch_size')})")
-    t.add_argument("--keep-last-batch", dest="drop_last", action="store_false", default=S,
+    t.add_argument("--model", help=f"a network of empirical.models.MODELS ({_default('model')})")
+    t.add_argument("--out", help="run directory (default: runs/<preset or dataset-model>)")
+    t.add_argument("--per-class", type=int, help="balanced subset size N (default: the whole training split)")
+    t.add_argument("--epochs", type=int, help=f"training epochs ({_default('epochs')})")
+    t.add_argument("--lr", type=float, help=f"SGD learning rate ({_default('lr')}, the paper's MSE rate)")
+    t.add_argument("--momentum", type=float, help=f"SGD momentum ({_default('momentum')})")
+    t.add_argument("--weight-decay", type=float, help=f"SGD weight decay ({_default('weight_decay')})")
+    t.add_argument("--batch-size", type=int, help=f"training batch size ({_default('batch_size')})")
+    t.add_argument("--keep-last-batch", dest="drop_last", action="store_false",
                    help="train on the incomplete last batch too (default: skipped, as in the notebook)")
-    t.add_argument("--loss", choices=["mse", "ce"], default=S, help=f"training loss ({_default('loss')})")
-    t.add_argument("--mse-scale", metavar="k,M", default=S,
+    t.add_argument("--loss", choices=["mse", "ce"], help=f"training loss ({_default('loss')})")
+    t.add_argument("--mse-scale", metavar="k,M",
                    help="Hui & Belkin's rescaled MSE: k weights the true class's output, M is its target "
                         f"(math §3.6; {_default('mse_scale')}, the plain nn.MSELoss(); --loss mse only)")
-    t.add_argument("--lr-gamma", type=float, default=S,
-                   help=f"learning-rate factor at each milestone ({_default('lr_gamma')})")
-    t.add_argument("--milestones", default=S, help="comma-separated epochs (default: epochs//3, 2*epochs//3)")
-    t.add_argument("--measure-epochs", default=S,
-                   help="'paper' (default: log-spaced, rescaled), 'all', or comma-separated epochs")
-    t.add_argument("--no-test", dest="measure_test", action="store_false", default=S,
+    t.add_argument("--lr-gamma", type=float, help=f"learning-rate factor at each milestone ({_default('lr_gamma')})")
+    t.add_argument("--milestones", help="comma-separated epochs (default: epochs//3, 2*epochs//3)")
+    t.add_argument("--measure-epochs", help="'paper' (default: log-spaced, rescaled), 'all', or comma-separated epochs")
+    t.add_argument("--no-test", dest="measure_test", action="store_false",
                    help="do not load / evaluate the test split (default: evaluated)")
-    t.add_argument("--eval-batch-size", type=int, default=S,
+    t.add_argument("--eval-batch-size", type=int,
                    help=f"batch size of the measurement passes ({_default('eval_batch_size')})")
-    t.add_argument("--data-root", default=S,
-                   help="folder of the dataset files (default: $NC_DATA_ROOT, else the system folders)")
-    t.add_argument("--image-size", type=int, default=S,
+    t.add_argument("--data-root", help="folder of the dataset files (default: $NC_DATA_ROOT, else the system folders)")
+    t.add_argument("--image-size", type=int,
                    help="image side length (default: the dataset's: 28x28 sets padded to 32, "
                         "digits 8x8, others native)")
     t.add_argument("--model-arg", dest="model_args", type=_kv, action="append", default=[],
                    help="KEY=VALUE passed to build_model (VALUE parsed as JSON when possible; default: none)")
     t.add_argument("--data-arg", dest="data_args", type=_kv, action="append", default=[],
                    help="KEY=VALUE passed to load_train_test (e.g. dim=64 for gaussian; default: none)")
-    t.add_argument("--seed", type=int, default=S,
+    t.add_argument("--seed", type=int,
                    help=f"seed of the subset, the initialisation and the batch order ({_default('seed')})")
-    t.add_argument("--deterministic", action="store_true", default=S,
+    t.add_argument("--deterministic", action="store_true",
                    help="deterministic algorithms (torch.use_deterministic_algorithms; default: off)")
-    t.add_argument("--device", default=S,
-                   help=f"auto (CUDA when present), cpu, cuda, cuda:1 ... ({_default('device')})")
-    t.add_argument("--amp", choices=["auto", "bf16", "none"], default=S,
+    t.add_argument("--device", help=f"auto (CUDA when present), cpu, cuda, cuda:1 ... ({_default('device')})")
+    t.add_argument("--amp", choices=["auto", "bf16", "none"],
                    help=f"autocast of the training step (auto: bf16 on CUDA; {_default('amp')})")
     # values are validated by TrainConfig (empirical.step.COMPILE_MODES), so --help needs no torch import
-    t.add_argument("--compile", metavar="MODE", default=S,
+    t.add_argument("--compile", metavar="MODE",
                    help="torch.compile the training step: auto (reduce-overhead on CUDA in one process, "
                         "else none), none, default, reduce-overhead, max-autotune-no-cudagraphs; a failed compile "
                         f"warns and trains eagerly ({_default('compile')})")
-    t.add_argument("--channels-last", metavar="{auto,on,off}", default=S,
+    t.add_argument("--channels-last", metavar="{auto,on,off}",
                    help=f"NHWC layout for conv models (auto: on CUDA; {_default('channels_last')})")
-    t.add_argument("--measure-precision", metavar="{auto,tf32,fp32}", default=S,
+    t.add_argument("--measure-precision", metavar="{auto,tf32,fp32}",
                    help="float32 arithmetic of the measurement's forward passes on CUDA (auto: tf32, PyTorch's "
                         "default for convolutions, ~5x faster; fp32: IEEE float32); statistics are float64 "
                         f"({_default('measure_precision')})")
-    add_layer_options(t, S)
-    t.add_argument("--checkpoint-every", type=int, default=S,
-                   help="also checkpoint every N epochs (default: by time only)")
-    t.add_argument("--checkpoint-every-s", type=float, default=S,
+    # the layer-wise measurement (empirical.layers, math §3.5)
+    t.add_argument("--measure-layers", metavar="NAMES|all-blocks",
+                   help="also measure the outputs of these modules (comma-separated names, or all-blocks: each block "
+                        "of the model) in the same pass: NC1, NC2, NC4, CDNV and a least-squares probe per layer")
+    t.add_argument("--layer-reduce", metavar="{gap,flatten}",
+                   help=f"how a layer's (n, C, H, W) map becomes features ({_default('layer_reduce')}: global "
+                        "average pooling)")
+    t.add_argument("--layer-ridge", type=float, help=f"ridge lambda of the layer probes ({_default('layer_ridge')})")
+    t.add_argument("--tile", type=int,
+                   help=f"rows per tile of the measurement's C x C computations, memory O(tile^2) ({_default('tile')})")
+    t.add_argument("--checkpoint-every", type=int, help="also checkpoint every N epochs (default: by time only)")
+    t.add_argument("--checkpoint-every-s", type=float,
                    help=f"checkpoint every S seconds of wall time (0: only by epoch and at the end; "
                         f"{_default('checkpoint_every_s')})")
-    t.add_argument("--keep-checkpoints", default=S,
+    t.add_argument("--keep-checkpoints",
                    help="keep the weights of these epochs for load_run: 'measured' or comma-separated epochs "
                         "(default: only the last state)")
-    t.add_argument("--threads", dest="num_threads", type=int, default=S,
-                   help="CPU threads of torch (default: torch's own choice)")
-    t.add_argument("--no-progress", dest="progress", action="store_false", default=S,
+    t.add_argument("--threads", dest="num_threads", type=int, help="CPU threads of torch (default: torch's own choice)")
+    t.add_argument("--no-progress", dest="progress", action="store_false",
                    help="no progress bar (default: a bar on a terminal, a line per measurement otherwise)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--resume", action="store_true", default=False,
+                   help="continue the run in --out from its last checkpoint")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m empirical", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a network and measure neural collapse")
+    t = sub.add_parser("train", help="train a network and measure neural collapse",
+                       argument_default=argparse.SUPPRESS)
     add_train_options(t)
 
-    sw = sub.add_parser("sweep", help="train K configurations (lr x weight decay x seed) at once on one device")
+    sw = sub.add_parser("sweep", help="train K configurations (lr x weight decay x seed) at once on one device",
+                        argument_default=argparse.SUPPRESS)
     add_train_options(sw)
     sw.add_argument("--lrs", default=None, help="'paper' (25 values, logspace 1e-4 .. 0.25) or comma-separated "
                                                 "(no default: a new sweep needs it; on --resume the stored ones)")
@@ -159,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "as many at a time as the cores hold at --threads each; --threads 1: one member per core) "
                          "or 'interleaved' (each member's own step in turn; on CUDA each on its own stream). "
                          "Default: threaded on the CPU, interleaved on CUDA. On --resume: switch the stored strategy")
-    sw.add_argument("--no-figures", dest="figures", action="store_false",
+    sw.add_argument("--no-figures", dest="figures", action="store_false", default=True,
                     help="skip the figures (default: accuracy_vs_lr.png and each member's panels)")
 
     pl = sub.add_parser("plot", help="draw the paper's panels into RUN/figures")
@@ -184,23 +175,20 @@ _NOT_OPTIONS = ("command", "resume", "model_args", "data_args", "preset", "confi
 
 def explicit_options(ns: argparse.Namespace) -> dict[str, Any]:
     """The TrainConfig options given on the command line, parsed (lists, epochs, kwargs)."""
-    from .config import TrainConfig, parse_keep_checkpoints
+    from .config import TrainConfig, merged_options, parse_keep_checkpoints
     from .loss import parse_mse_scale
     from .schedule import parse_epoch_list
+    from .sweep.spec import parse_ints
 
     opts = {k: v for k, v in vars(ns).items() if k not in _NOT_OPTIONS}
     if "milestones" in opts:
-        text = opts.pop("milestones")
-        try:
-            opts["lr_milestones"] = sorted(int(t) for t in text.split(",") if t.strip())
-        except ValueError:
-            raise ValueError(f"cannot parse --milestones {text!r}: expected comma-separated integers") from None
+        opts["lr_milestones"] = sorted(parse_ints(opts.pop("milestones"), "--milestones"))
     if "measure_epochs" in opts:
         epochs = opts.get("epochs")
         if epochs is None and getattr(ns, "resume", False):
             epochs = stored_epochs(ns)  # 'paper' / 'all' of the run being resumed, not of its preset
         if epochs is None:
-            base = options_merged(ns, with_explicit=False)
+            base = merged_options(getattr(ns, "preset", None), getattr(ns, "config_file", None))
             epochs = int(base.get("epochs", TrainConfig.epochs))
         opts["measure_epochs"] = parse_epoch_list(opts["measure_epochs"], int(epochs))
     if "keep_checkpoints" in opts:
@@ -230,14 +218,6 @@ def stored_epochs(ns: argparse.Namespace) -> int | None:
     return None
 
 
-def options_merged(ns: argparse.Namespace, with_explicit: bool = True) -> dict[str, Any]:
-    """The options set by ``--preset`` < ``--config`` < explicit options (:func:`empirical.config.merged_options`)."""
-    from .config import merged_options
-
-    explicit = explicit_options(ns) if with_explicit else {}
-    return merged_options(getattr(ns, "preset", None), getattr(ns, "config_file", None), **explicit)
-
-
 def resume_options(ns: argparse.Namespace) -> dict[str, Any]:
     """The options given with ``--resume``, to compare with the stored ones: ``--config``, explicit options and
     the preset's *name* only (``--preset P --resume`` continues a run started as ``--preset P --epochs 30``)."""
@@ -256,13 +236,14 @@ def resume_options(ns: argparse.Namespace) -> dict[str, Any]:
 
 def config_from_args(ns: argparse.Namespace):
     """The :class:`TrainConfig` of the options (:func:`empirical.config.merge_preset`); a new run needs a dataset."""
-    from .config import merge_preset
+    from .config import merge_preset, merged_options
 
+    preset, config_file, explicit = getattr(ns, "preset", None), getattr(ns, "config_file", None), explicit_options(ns)
     # TrainConfig's digits/MLP at the paper's lr is no run anyone asked for
-    if not getattr(ns, "resume", False) and "dataset" not in options_merged(ns):
+    if not getattr(ns, "resume", False) and "dataset" not in merged_options(preset, config_file, **explicit):
         raise ValueError("no dataset: give --preset (e.g. digits-mlp; `python -m empirical presets` lists them), "
                          "--dataset, or a --config file that names one")
-    return merge_preset(getattr(ns, "preset", None), getattr(ns, "config_file", None), **explicit_options(ns))
+    return merge_preset(preset, config_file, **explicit)
 
 
 def _cmd_train(ns: argparse.Namespace) -> int:

@@ -92,6 +92,7 @@ class TrainConfig:
 
     def resolved(self) -> TrainConfig:
         """A copy with the schedule defaults filled in and the options validated (``ValueError`` naming the option)."""
+        from .layers import check_reduce, check_ridge
         from .loss import check_mse_scale
         from .measurement import MEASURE_PRECISIONS
         from .models import takes_sample_indices
@@ -115,7 +116,13 @@ class TrainConfig:
         if cfg.measure_precision not in MEASURE_PRECISIONS:
             raise ValueError(f"unknown measure_precision {cfg.measure_precision!r}: "
                              f"expected one of {list(MEASURE_PRECISIONS)}")
-        check_layer_options(cfg)
+        layers = cfg.measure_layers  # module names are checked against the model (empirical.layers)
+        names = isinstance(layers, list) and layers and all(isinstance(n, str) and n for n in layers)
+        if not (layers is None or isinstance(layers, str) or names):
+            raise ValueError(f"measure_layers must be 'all-blocks' or module names, got {layers!r}")
+        check_reduce(cfg.layer_reduce)
+        check_ridge(cfg.layer_ridge)
+        check_tile(cfg.tile)
         if cfg.checkpoint_every is not None and cfg.checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be >= 1 epoch, got {cfg.checkpoint_every}")
         if not (cfg.checkpoint_every_s >= 0 and math.isfinite(cfg.checkpoint_every_s)):
@@ -162,19 +169,6 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         check_option_names(d)
         return cls(**d)
-
-
-def check_layer_options(cfg: TrainConfig) -> None:
-    """``measure_layers``, ``layer_reduce``, ``layer_ridge`` and ``tile`` (names are checked against the model)."""
-    from .layers import check_reduce, check_ridge
-
-    layers = cfg.measure_layers
-    names = isinstance(layers, list) and layers and all(isinstance(n, str) and n for n in layers)
-    if not (layers is None or isinstance(layers, str) or names):
-        raise ValueError(f"measure_layers must be 'all-blocks' or module names, got {layers!r}")
-    check_reduce(cfg.layer_reduce)
-    check_ridge(cfg.layer_ridge)
-    check_tile(cfg.tile)
 
 
 def check_option_names(options: dict[str, Any], where: str = "") -> None:
@@ -244,9 +238,8 @@ def merge_preset(preset: str | None = None, config_file: str | os.PathLike | Non
 
 def changed_options(stored: dict[str, Any], given: dict[str, Any]) -> list[str]:
     """The keys of ``given`` whose value differs from ``stored`` (compared as JSON values)."""
-    def norm(v: Any) -> str:
-        return json.dumps(v, sort_keys=True)
-    return sorted(k for k, v in given.items() if norm(stored.get(k)) != norm(v))
+    return sorted(k for k, v in given.items()
+                  if json.dumps(stored.get(k), sort_keys=True) != json.dumps(v, sort_keys=True))
 
 
 #: Named defaults for ``--preset`` (explicit options override them).

@@ -17,10 +17,6 @@ from typing import Any
 from .runs import read_metrics
 
 
-def _is_number_list(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and not all(isinstance(v, str) for v in value)
-
-
 def flatten_record(record: dict[str, Any], list_keys: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
     """Expand list values into ``key_i`` columns (a list of strings stays one JSON cell); ``list_keys``: keys that
     are lists of numbers in some record (their ``None`` gives no column)."""
@@ -45,7 +41,8 @@ def flatten_record(record: dict[str, Any], list_keys: frozenset[str] | set[str] 
 
 def metrics_to_csv(records: list[dict[str, Any]]) -> str:
     """CSV text of ``records`` (header = union of flattened keys, first-seen order)."""
-    list_keys = {k for r in records for k, v in r.items() if _is_number_list(v)}
+    list_keys = {k for r in records for k, v in r.items()  # lists of numbers
+                 if isinstance(v, (list, tuple)) and not all(isinstance(x, str) for x in v)}
     rows = [flatten_record(r, list_keys) for r in records]
     columns = list(dict.fromkeys(key for row in rows for key in row))
     buf = io.StringIO()

@@ -67,19 +67,15 @@ def load_run(run_dir: str | os.PathLike, epoch: int | None = None, *, device: st
     if data_root is not None:
         cfg.data_root = data_root
     cfg = cfg.resolved()
-    state: dict[str, Any] | None
-    if epoch is None:
+    kept = None if epoch is None else runs.kept_checkpoint_path(run_dir, epoch)
+    state: dict[str, Any] = {}
+    if kept is not None and kept.is_file():
+        state = runs.read_checkpoint(kept, map_location=device)
+    elif epoch is None or runs.checkpoint_path(run_dir).is_file():  # the last state (RunError when there is none)
         state = runs.load_checkpoint(run_dir, map_location=device)
-    else:
-        path = runs.kept_checkpoint_path(run_dir, epoch)
-        if path.is_file():
-            state = runs.read_checkpoint(path, map_location=device)
-        else:
-            last = runs.checkpoint_path(run_dir)
-            state = runs.load_checkpoint(run_dir, map_location=device) if last.is_file() else None
-            if state is None or state.get("epoch") != epoch:
-                raise runs.RunError(f"no weights of epoch {epoch} in {run_dir}: kept epochs {kept_epochs(run_dir)} "
-                                    "(train with --keep-checkpoints measured|EPOCHS to keep more)")
+    if epoch is not None and state.get("epoch") != epoch:
+        raise runs.RunError(f"no weights of epoch {epoch} in {run_dir}: kept epochs {kept_epochs(run_dir)} "
+                            "(train with --keep-checkpoints measured|EPOCHS to keep more)")
     train_set, test_set = load_data(cfg, device)
     model, _ = build_train_model(cfg, train_set, device, channels_last_ok=False)
     model.load_state_dict(state["model"])

@@ -1,11 +1,9 @@
 """The paper's panels for one run (math §7.2), drawn with matplotlib (Agg) from ``metrics.jsonl``.
 
-Per run, against the epoch: training (and test) error; NC1; NC2 equinorm of means and
-classifiers; NC2 equiangularity and maximal-angle of means and classifiers; NC3; NC4; the
-MSE decomposition ``L``, ``L_NC1``, ``L_NC2/3``, ``L_LS^perp`` on a log axis (math §4: the
-notebook's four curves); the SNR singular values.  A dotted vertical line marks the start of the
-terminal phase (:func:`empirical.runs.terminal_phase_start`: training error zero from there on).  Each panel is
-``figures/<name>.png``; ``figures/summary.png`` holds them all.
+Per run, against the epoch: each panel of :data:`PANELS` (the MSE decomposition on a log axis: math §4, the
+notebook's four curves) and the SNR singular values.  A dotted vertical line marks the start of the terminal
+phase (:func:`empirical.runs.terminal_phase_start`).  Each panel is ``figures/<name>.png``;
+``figures/summary.png`` holds them all.
 
 A run with layer records (``layers`` in its lines: :mod:`empirical.layers`, math §3.5) also gets the layer-wise
 "progressive collapse" picture: each layer metric of :data:`LAYER_PANELS` against depth (the measured modules in
@@ -23,7 +21,7 @@ import numpy as np
 
 from .runs import FIGURES_DIR, read_config, read_metrics, terminal_phase_start
 
-# name -> (title, y label, log y, [(key, label), ...])
+#: name -> (title, y label, log y, [(key, label), ...])
 PANELS: dict[str, tuple[str, str, bool, list[tuple[str, str]]]] = {
     "train_error": ("Training error", "error", False, [("train_error", "train"), ("test_error", "test")]),
     "nc1": ("NC1: within-class variability", "Tr(Sigma_W Sigma_B^+)/C", True, [("nc1", "NC1")]),
@@ -69,16 +67,6 @@ LAYER_PANELS: dict[str, tuple[str, bool]] = {
 }
 
 
-def _layer_names(records: list[dict[str, Any]]) -> list[str]:
-    """The measured modules in forward order (first-seen order over the lines)."""
-    names: list[str] = []
-    for r in records:
-        for name in r.get("layers") or {}:
-            if name not in names:
-                names.append(name)
-    return names
-
-
 def _draw_layer_metric(ax, records, names: list[str], key: str) -> bool:
     """``key`` against depth, one line per measured epoch (colour from early to late)."""
     import matplotlib
@@ -88,16 +76,12 @@ def _draw_layer_metric(ax, records, names: list[str], key: str) -> bool:
     cmap = matplotlib.colormaps["viridis"]
     drawn = False
     for i, r in enumerate(lined):
-        depth, vals = [], []
-        for j, name in enumerate(names):
-            v = (r["layers"].get(name) or {}).get(key)
-            if v is not None and np.isfinite(v) and not (log and v <= 0):
-                depth.append(j)
-                vals.append(v)
-        if depth:
+        values = [(r["layers"].get(name) or {}).get(key) for name in names]
+        pts = [(j, v) for j, v in enumerate(values) if _plottable(v, log)]  # (depth, value)
+        if pts:
             # every epoch in the legend up to 8 lines, else the first and the last (the colours run between them)
             named = len(lined) <= 8 or i in (0, len(lined) - 1)
-            ax.plot(depth, vals, marker=".", color=cmap(i / max(len(lined) - 1, 1)),
+            ax.plot(*zip(*pts), marker=".", color=cmap(i / max(len(lined) - 1, 1)),
                     label=f"epoch {r['epoch']}" if named else None)
             drawn = True
     if not drawn:
@@ -113,7 +97,7 @@ def _draw_layer_metric(ax, records, names: list[str], key: str) -> bool:
 
 def plot_layers(records: list[dict[str, Any]], out: Path, tag: str) -> list[Path]:
     """The layer-wise panels of a run whose lines carry ``layers`` (none otherwise); returns the PNG paths."""
-    names = _layer_names(records)
+    names = list(dict.fromkeys(name for r in records for name in r.get("layers") or {}))  # forward order
     if not names:
         return []
     drawers = [(f"layers_{key}", (lambda ax, k=key: _draw_layer_metric(ax, records, names, k))) for key in LAYER_PANELS]
@@ -146,24 +130,18 @@ def _save_panels(drawers: list[tuple[str, Callable]], out: Path, tag: str, size:
     return paths
 
 
-def _series(records: list[dict[str, Any]], key: str, log: bool) -> tuple[np.ndarray, np.ndarray]:
-    ep, val = [], []
-    for r in records:
-        v = r.get(key)
-        if v is None or not np.isfinite(v) or (log and v <= 0):
-            continue
-        ep.append(r["epoch"])
-        val.append(v)
-    return np.asarray(ep), np.asarray(val)
+def _plottable(v: Any, log: bool) -> bool:
+    """A value a (log) axis can draw: present, finite (and positive on a log axis)."""
+    return v is not None and bool(np.isfinite(v)) and not (log and v <= 0)
 
 
 def _draw_panel(ax, records, spec, tpt) -> bool:
     title, ylabel, log, curves = spec
     drawn = False
     for key, label in curves:
-        ep, val = _series(records, key, log)
-        if ep.size:
-            ax.plot(ep, val, marker=".", label=label)
+        pts = [(r["epoch"], r[key]) for r in records if _plottable(r.get(key), log)]
+        if pts:
+            ax.plot(*zip(*pts), marker=".", label=label)
             drawn = True
     if log and drawn:
         ax.set_yscale("log")

@@ -125,9 +125,6 @@ def _fast_line_check():
     return check
 
 
-_JSON_TYPE = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null",
-              int: "a number", float: "a number"}
-
 #: JSON Schema type name -> the words of the problem messages
 _SCHEMA_TYPE_WORDS: dict[str, str] = {"object": "an object", "array": "an array", "string": "a string",
                                       "boolean": "a boolean", "null": "null", "number": "a number",
@@ -138,7 +135,8 @@ def _describe(value: Any) -> str:
     text = json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else str(value)
     if len(text) > 40:
         text = text[:37] + "..."
-    return f"{_JSON_TYPE.get(type(value), type(value).__name__)} ({text})"
+    kind = next((t for t, test in _FAST_TYPES.items() if test(value)), None)  # an int: "number", listed first
+    return f"{_SCHEMA_TYPE_WORDS[kind] if kind else type(value).__name__} ({text})"
 
 
 def _problem(value: Any, name: str) -> str | None:
@@ -284,14 +282,6 @@ def _csv_row(header: list[str], row: list[str], in_list: set[int],
     return rec
 
 
-def _jsonl_records(path: Path, notes: list[str]) -> list[Row]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    rows, truncated = parse_jsonl(lines)
-    if truncated:
-        notes.append(f"{path}:{len(lines)}: truncated last line ignored")
-    return rows
-
-
 def _read_config(path: Path) -> dict[str, Any]:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
@@ -373,7 +363,13 @@ def read_run_log(path: str | os.PathLike, *, tolerant: bool = False) -> RunLog:
     else:
         config = {}
         notes.append(f"no {CONFIG_FILE} beside {metrics}: settings unknown")
-    rows = _csv_records(metrics) if fmt == "csv" else _jsonl_records(metrics, notes)
+    if fmt == "csv":
+        rows = _csv_records(metrics)
+    else:
+        lines = metrics.read_text(encoding="utf-8").splitlines()
+        rows, truncated = parse_jsonl(lines)
+        if truncated:
+            notes.append(f"{metrics}:{len(lines)}: truncated last line ignored")
     records: list[dict[str, Any]] = []
     first_line: dict[int, int] = {}
     for lineno, rec, problem in rows:

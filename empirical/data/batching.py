@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import KW_ONLY, dataclass, field
 
 import torch
 
@@ -11,6 +12,7 @@ from .loader import Dataset
 __all__ = ["BatchIterator", "batches"]
 
 
+@dataclass(eq=False)  # compared (and hashed) by identity, as before
 class BatchIterator:
     """Re-iterable batches over ``(x, y)`` tensors; each pass is one epoch.
 
@@ -24,25 +26,19 @@ class BatchIterator:
     generator) and splits each batch with ``empirical.distributed.shard``.
     """
 
-    def __init__(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        batch_size: int,
-        *,
-        shuffle: bool,
-        generator: torch.Generator | None = None,
-        drop_last: bool = False,
-    ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if x.shape[0] != y.shape[0]:
-            raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0]}")
-        self.x, self.y = x, y
-        self.batch_size = int(batch_size)
-        self.shuffle = bool(shuffle)
-        self.generator = generator
-        self.drop_last = bool(drop_last)
+    x: torch.Tensor = field(repr=False)
+    y: torch.Tensor = field(repr=False)
+    batch_size: int
+    _: KW_ONLY
+    shuffle: bool
+    generator: torch.Generator | None = None
+    drop_last: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.x.shape[0] != self.y.shape[0]:
+            raise ValueError(f"x has {self.x.shape[0]} samples but y has {self.y.shape[0]}")
 
     def __len__(self) -> int:
         n, b = int(self.x.shape[0]), self.batch_size
@@ -76,6 +72,4 @@ def batches(
     drop_last=True): ...`` (the authors' notebook skips the incomplete last batch, math §8).
     """
     x, y = (dataset.x, dataset.y) if isinstance(dataset, Dataset) else dataset
-    return BatchIterator(
-        x, y, batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last,
-    )
+    return BatchIterator(x, y, batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last)

@@ -134,17 +134,13 @@ def load_dataset(
     standardize: bool | None = None,
     **options: Any,
 ) -> Dataset:
-    """Load one split of a registered dataset as device tensors.
+    """Load one split (``"train"`` or ``"test"``) of a dataset of ``DATASETS`` as tensors on ``device``.
 
     Args:
-        name: a key of ``DATASETS`` (``fashion-mnist``, ``mnist``, ``kmnist``, ``cifar10``,
-            ``svhn``, ``stl10``, ``digits``, ``gaussian``).
-        split: ``"train"`` or ``"test"``.
         data_root: folder holding the data (else ``$NC_DATA_ROOT``, else system folders).
         per_class: keep a balanced subset of ``N`` per class chosen by ``seed`` (``None``: all).
             For ``gaussian`` it is the number of samples generated per class (default 100).
         seed: subset seed; for ``gaussian`` the mixture seed (means and samples).
-        device: where the tensors live.
         image_size: output side length; ``None`` means the dataset's default (28x28 sets are
             padded to 32, others kept native).  ``digits`` is 8x8 by default; pass 32 for
             conv nets (bilinear interpolation).
@@ -257,19 +253,15 @@ def load_train_test(
     unless ``test_per_class`` is given (``gaussian``: ``test_per_class`` defaults to
     ``per_class``).  ``with_test=False`` returns ``(train, None)``.
     """
-    train = load_dataset(
-        name, split="train", data_root=data_root, per_class=per_class, seed=seed, device=device,
-        image_size=image_size, standardize=standardize, **options,
-    )
+    common = dict(data_root=data_root, seed=seed, device=device, image_size=image_size, standardize=standardize,
+                  **options)
+    train = load_dataset(name, split="train", per_class=per_class, **common)
     if not with_test:
         return train, None
     if sources.get_spec(name).kind == "synthetic" and test_per_class is None:
         test_per_class = per_class
-    test = load_dataset(
-        name, split="test", data_root=data_root, per_class=test_per_class, seed=seed,
-        device=device, image_size=image_size, standardize=standardize,
-        standardize_with=(train.mean, train.std), **options,
-    )
+    test = load_dataset(name, split="test", per_class=test_per_class, standardize_with=(train.mean, train.std),
+                        **common)
     return train, test
 
 

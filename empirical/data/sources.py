@@ -46,7 +46,6 @@ class DatasetSpec:
         kind: ``"files"`` (read from disk), ``"builtin"`` (ships with a dependency) or
             ``"synthetic"`` (generated from a seed).
         num_classes: number of classes ``C``; labels are mapped to ``0..C-1``.
-        channels: image channels (``None`` for feature-vector datasets).
         default_size: side length returned when ``image_size=None`` (28x28 sets are padded
             to 32x32 as in the paper's protocol, math §7.1).
         pixel_scale: raw pixel maximum (255 for ``uint8`` images, 16 for sklearn digits).
@@ -64,7 +63,6 @@ class DatasetSpec:
     name: str
     kind: str
     num_classes: int
-    channels: int | None
     default_size: int | None
     pixel_scale: float = 255.0
     aliases: tuple[str, ...] = ()
@@ -98,15 +96,6 @@ def _cifar_reader(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def _svhn_reader(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    return formats.read_svhn_mat(paths[0])
-
-
-def _stl10_reader(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    x_path, y_path = paths
-    return formats.read_stl10_images(x_path), formats.read_stl10_labels(y_path)
-
-
 def _idx_files() -> dict[str, tuple[tuple[str, ...], ...]]:
     def alts(stem: str) -> tuple[str, ...]:
         # Accept the canonical name, its .gz, and the dotted variant some mirrors use.
@@ -121,18 +110,10 @@ def _idx_files() -> dict[str, tuple[tuple[str, ...], ...]]:
 
 def _idx_spec(name: str, aliases: tuple[str, ...], how: str, paper_n: int | None) -> DatasetSpec:
     return DatasetSpec(
-        name=name, kind="files", num_classes=10, channels=1, default_size=32,
+        name=name, kind="files", num_classes=10, default_size=32,
         aliases=aliases, files=_idx_files(), reader=_idx_reader, raw_label_range=(0, 9),
         how_to_get=how, paper_per_class=paper_n,
     )
-
-
-def _svhn_map(y: np.ndarray) -> np.ndarray:
-    return np.where(y == 10, 0, y)
-
-
-def _stl_map(y: np.ndarray) -> np.ndarray:
-    return y - 1
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -157,7 +138,7 @@ DATASETS: dict[str, DatasetSpec] = {
         None,
     ),
     "cifar10": DatasetSpec(
-        name="cifar10", kind="files", num_classes=10, channels=3, default_size=32,
+        name="cifar10", kind="files", num_classes=10, default_size=32,
         aliases=("cifar10", "cifar-10", "CIFAR10"), inner_dirs=("cifar-10-batches-py",),
         files={
             "train": tuple((f"data_batch_{i}",) for i in range(1, 6)),
@@ -169,33 +150,35 @@ DATASETS: dict[str, DatasetSpec] = {
         paper_per_class=5000,
     ),
     "svhn": DatasetSpec(
-        name="svhn", kind="files", num_classes=10, channels=3, default_size=32,
+        name="svhn", kind="files", num_classes=10, default_size=32,
         aliases=("svhn", "SVHN"),
         files={"train": (("train_32x32.mat",),), "test": (("test_32x32.mat",),)},
-        reader=_svhn_reader, raw_label_range=(1, 10), label_map=_svhn_map,
+        reader=lambda paths: formats.read_svhn_mat(paths[0]),
+        raw_label_range=(1, 10), label_map=lambda y: np.where(y == 10, 0, y),
         how_to_get="Download train_32x32.mat and test_32x32.mat (format 2, cropped digits) from "
         "http://ufldl.stanford.edu/housenumbers/ into <data_root>/svhn/.",
         paper_per_class=4600,
     ),
     "stl10": DatasetSpec(
-        name="stl10", kind="files", num_classes=10, channels=3, default_size=96,
+        name="stl10", kind="files", num_classes=10, default_size=96,
         aliases=("stl10", "stl-10", "STL10"), inner_dirs=("stl10_binary",),
         files={
             "train": (("train_X.bin",), ("train_y.bin",)),
             "test": (("test_X.bin",), ("test_y.bin",)),
         },
-        reader=_stl10_reader, raw_label_range=(1, 10), label_map=_stl_map,
+        reader=lambda paths: (formats.read_stl10_images(paths[0]), formats.read_stl10_labels(paths[1])),
+        raw_label_range=(1, 10), label_map=lambda y: y - 1,
         how_to_get="Download stl10_binary.tar.gz from https://cs.stanford.edu/~acoates/stl10/ and "
         "extract it in <data_root> (it creates stl10_binary/).",
         paper_per_class=500,
     ),
     "digits": DatasetSpec(
-        name="digits", kind="builtin", num_classes=10, channels=1, default_size=8,
+        name="digits", kind="builtin", num_classes=10, default_size=8,
         pixel_scale=16.0, how_to_get="Ships with scikit-learn (sklearn.datasets.load_digits).",
     ),
     "gaussian": DatasetSpec(
-        name="gaussian", kind="synthetic", num_classes=10, channels=None,
-        default_size=None, pixel_scale=1.0, how_to_get="Generated from a seed.",
+        name="gaussian", kind="synthetic", num_classes=10, default_size=None, pixel_scale=1.0,
+        how_to_get="Generated from a seed.",
     ),
 }
 

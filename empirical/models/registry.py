@@ -92,12 +92,11 @@ def build_model(
     num_samples: int | None = None,
     **kwargs: Any,
 ) -> FeatureClassifier:
-    """Build a registered network ``x -> W h(x) + b``.
+    """Build a registered network ``x -> W h(x) + b`` (the interface of :mod:`empirical.models`).
 
     Args:
         name: a key of ``MODELS`` (case-insensitive; ``-`` and ``_`` are ignored, so
             ``"ResNet-18"`` is ``resnet18``).
-        num_classes: ``C``.
         in_channels: input channels; may be omitted when ``input_shape`` is given.
         input_shape: one sample's shape, ``(c, h, w)`` or ``(d,)`` (``Dataset.input_shape``).
             Required for the MLP; for conv nets it defaults to ``(in_channels, 32, 32)``.
@@ -106,10 +105,6 @@ def build_model(
             ignored by the networks.
         **kwargs: passed to the network (e.g. ``widths`` for the MLP, ``depth`` and
             ``growth_rate`` for ``densenet``, ``base_width`` for ResNets).
-
-    Returns:
-        The model, with ``feature_dim`` (``p``), ``num_classes``, ``input_shape``,
-        ``features(x)``, ``forward_with_features(x)`` and ``fc = nn.Linear(p, C)``.
 
     Raises:
         ValueError: unknown name (the message lists the models), inconsistent shapes.

@@ -94,11 +94,8 @@ def _resumed_spec(out: Path, spec: SweepSpec | None, overrides: dict[str, Any] |
     stored = SweepSpec.from_dict(json.loads(sweep_file.read_text())["spec"])
     overrides = {k: v for k, v in (overrides or {}).items() if k != "out"}
     refused = [k for k in changed_options(stored.base.to_dict(), overrides) if k not in RESUME_OVERRIDES]
-    if spec is not None:
-        given = {"lrs": spec.lrs, "weight_decays": spec.weight_decays, "seeds": spec.seeds}
-        refused += changed_options(
-            {"lrs": stored.lrs, "weight_decays": stored.weight_decays, "seeds": stored.seeds}, given
-        )
+    if spec is not None:  # the members
+        refused += changed_options(stored.to_dict(), {k: getattr(spec, k) for k in ("lrs", "weight_decays", "seeds")})
     if refused:
         raise ValueError(f"a resumed sweep keeps its stored configuration; changed option(s) {sorted(refused)} "
                          f"(only {list(RESUME_OVERRIDES)} may change)")

@@ -105,8 +105,7 @@ class SweepSpec:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"base": self.base.to_dict(), "lrs": self.lrs, "weight_decays": self.weight_decays, "seeds": self.seeds,
-                "max_members_per_chunk": self.max_members_per_chunk, "strategy": self.strategy}
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SweepSpec:

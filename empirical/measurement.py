@@ -152,15 +152,6 @@ def classifier_of(model: FeatureModel) -> tuple[torch.Tensor, torch.Tensor | Non
     return W, b
 
 
-def _local_slices(n: int, batch_size: int, info: DistInfo):
-    """Contiguous eval batches over ``range(n)``; each rank gets its share of every batch."""
-    for start in range(0, n, batch_size):
-        idx = torch.arange(start, min(start + batch_size, n))
-        idx = shard(idx, info)
-        if idx.numel():
-            yield int(idx[0]), int(idx[-1]) + 1
-
-
 @torch.no_grad()
 def feature_pass(
     model: FeatureModel,
@@ -176,8 +167,11 @@ def feature_pass(
 
     ``statistics=False``: only errors and features (the test set).
     """
-    slices = ((x[lo:hi], y[lo:hi]) for lo, hi in _local_slices(int(x.shape[0]), batch_size, info))
-    return batches_pass(model, slices, num_classes, device=x.device, info=info, statistics=statistics)
+    # contiguous eval batches; each rank takes its share of every batch
+    shares = ((shard(x[lo:lo + batch_size], info), shard(y[lo:lo + batch_size], info))
+              for lo in range(0, int(x.shape[0]), batch_size))
+    return batches_pass(model, ((xb, yb) for xb, yb in shares if yb.numel()), num_classes, device=x.device,
+                        info=info, statistics=statistics)
 
 
 @torch.no_grad()

@@ -16,8 +16,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import timing
-
 __all__ = ["Clock", "RunState", "rng_states", "set_rng_states"]
 
 
@@ -57,16 +55,13 @@ class Clock:
     """Wall time of a run by activity, kept in checkpoints so that ``--resume`` continues it.
 
     ``train_s``: time in trained epochs; ``epoch_s``: the last epoch's (``None`` before the first);
-    ``measure_s``: time in measurements.  :meth:`start` / :meth:`stop` synchronise the device
-    (:mod:`empirical.timing`).  In a sweep every member's clock counts the whole batched epoch.
+    ``measure_s``: time in measurements, timed by :mod:`empirical.timing`.  In a sweep every member's clock
+    counts the whole batched epoch.
     """
 
     train_s: float = 0.0
     measure_s: float = 0.0
     epoch_s: float | None = None
-
-    start = staticmethod(timing.start)
-    stop = staticmethod(timing.stop)
 
     def record(self) -> dict[str, float | None]:
         return {"train_time_s": self.train_s, "epoch_time_s": self.epoch_s, "measure_time_total_s": self.measure_s}

@@ -167,6 +167,11 @@ class Member:
             runs.append_jsonl(self.run_dir / runs.METRICS_FILE, record, writer)
         self.done.add(int(record["epoch"]))
 
+    def stop(self, what: str, lr: float) -> None:
+        """Stop training this member: ``what`` became non-finite (the reason :func:`train` raises)."""
+        self.stopped = (f"non-finite {what}, by step {self.state.step}, lr {lr:g}; training stopped. "
+                        f"{len(self.done)} measured epoch(s) are kept in {self.run_dir / runs.METRICS_FILE}")
+
 
 class Progress:
     """A tqdm bar on a terminal; otherwise one line per measurement on stderr."""
@@ -214,8 +219,8 @@ def measure_member(
     if epoch not in _resolved(m.cfg.measure_epochs) or epoch in m.done:
         return
     model, (train_set, test_set) = engine.model_of(k), engine.data_of(k)
-    clock = m.state.clock
-    t0 = clock.start(engine.device)
+    lr = running.get("lr", m.cfg.lr)
+    t0 = timing.start(engine.device)
     try:
         res = measure(model, train_set.x, train_set.y, int(train_set.num_classes),
                       weight_decay=m.cfg.weight_decay, loss_reduction="mean",
@@ -224,14 +229,12 @@ def measure_member(
                       layers=layer_tap(m.cfg, model), tile=m.cfg.tile)
     except theory.NonFiniteError as exc:
         # e.g. BatchNorm's running statistics blew up at a high learning rate: the run has diverged
-        clock.measure_s += clock.stop(engine.device, t0)
-        m.stopped = (f"non-finite network outputs in the eval-mode measurement of epoch {epoch} ({exc}; "
-                     f"by step {m.state.step}, lr {running.get('lr', m.cfg.lr):g}); training stopped. "
-                     f"{len(m.done)} measured epoch(s) are kept in {m.run_dir / runs.METRICS_FILE}")
+        m.stop(f"network outputs in the eval-mode measurement of epoch {epoch} ({exc})", lr)
         return
-    clock.measure_s += clock.stop(engine.device, t0)
-    rec = {"epoch": epoch, "step": m.state.step, "lr": running.get("lr", m.cfg.lr),
-           "lr_weighted_steps": m.state.lr_weighted_steps, "time_s": m.state.elapsed(), **clock.record()}
+    finally:
+        m.state.clock.measure_s += timing.stop(engine.device, t0)
+    rec = {"epoch": epoch, "step": m.state.step, "lr": lr, "lr_weighted_steps": m.state.lr_weighted_steps,
+           "time_s": m.state.elapsed(), **m.state.clock.record()}
     rec.update({key: res[key] for key in RECORD_ORDER if key in res})
     rec.update(running)
     rec.update({key: v for key, v in res.items() if key not in rec})
@@ -420,9 +423,7 @@ def fit(engine: Engine, name: str) -> None:
             running = {"lr": lrs[k], "train_loss_running": loss_sum / seen + penalties[k],
                        "train_error_running": wrong / seen}
             if not math.isfinite(running["train_loss_running"]):
-                m.stopped = (f"non-finite training loss in epoch {epoch} (by step {m.state.step}, lr {lrs[k]:g}); "
-                             f"training stopped. {len(m.done)} measured epoch(s) are kept in "
-                             f"{m.run_dir / runs.METRICS_FILE}")
+                m.stop(f"training loss in epoch {epoch}", lrs[k])
                 continue
             if k == active[0]:
                 progress.epoch(running["train_loss_running"], running["train_error_running"])

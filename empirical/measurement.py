@@ -75,14 +75,10 @@ class FeaturePass:
     @property
     def features(self) -> torch.Tensor:
         """This rank's ``(n_local, p)`` features, concatenated (a copy)."""
-        if not self.batches:
-            return torch.zeros((0, 0))
         return torch.cat([h for h, _ in self.batches])
 
     @property
     def labels(self) -> torch.Tensor:
-        if not self.batches:
-            return torch.zeros((0,), dtype=torch.int64)
         return torch.cat([y for _, y in self.batches])
 
     def totals(self, W: torch.Tensor, b: torch.Tensor | None, num_classes: int, means=None,
@@ -277,9 +273,8 @@ def measure(
         return lambda: feature_pass(model, x, y, C, batch_size=batch_size, info=info, statistics=statistics)
 
     test = passes(test_x, test_y, False) if test_x is not None and test_y is not None else None
-    with float32_precision(resolve_precision(precision, train_x.device)):
-        return measure_passes(model, passes(train_x, train_y, True), test, C, weight_decay=weight_decay,
-                              loss_reduction=loss_reduction, info=info, layers=layers, tile=tile)
+    return measure_passes(model, passes(train_x, train_y, True), test, C, weight_decay=weight_decay,
+                          loss_reduction=loss_reduction, info=info, precision=precision, layers=layers, tile=tile)
 
 
 def measure_passes(
@@ -291,6 +286,7 @@ def measure_passes(
     weight_decay: float,
     loss_reduction: str,
     info: DistInfo = SINGLE,
+    precision: str | None = None,
     layers: Any = None,
     tile: int = theory.DEFAULT_TILE,
 ) -> dict[str, Any]:
@@ -301,18 +297,19 @@ def measure_passes(
     """
     t0 = time.perf_counter()
     C = int(num_classes)
-    with layers.attached() if layers is not None else nullcontext():
-        fp = train_pass()
     W, b = classifier_of(model)
-    out = metrics_from_pass(fp, W, b, C, weight_decay=weight_decay, loss_reduction=loss_reduction, info=info,
-                            tile=tile)
-    warnings = out.pop("warnings", [])
-    if layers is not None:
-        out["layers"] = layers.records([y for _, y in fp.batches], C, info=info, tile=tile)
-    if test_pass is not None:
-        tp = test_pass()
-        out["test_error"] = tp.errors / tp.count
-        out["test_loss_nowd"] = float(theory.loss_from_totals(tp.totals(W, b, C, info=info), W, b, lam=0.0))
+    with float32_precision(resolve_precision(precision, W.device)):
+        with layers.attached() if layers is not None else nullcontext():
+            fp = train_pass()
+        out = metrics_from_pass(fp, W, b, C, weight_decay=weight_decay, loss_reduction=loss_reduction, info=info,
+                                tile=tile)
+        warnings = out.pop("warnings", [])
+        if layers is not None:
+            out["layers"] = layers.records([y for _, y in fp.batches], C, info=info, tile=tile)
+        if test_pass is not None:
+            tp = test_pass()
+            out["test_error"] = tp.errors / tp.count
+            out["test_loss_nowd"] = float(theory.loss_from_totals(tp.totals(W, b, C, info=info), W, b, lam=0.0))
     out["measure_time_s"] = time.perf_counter() - t0
     if warnings:
         out["warnings"] = warnings

@@ -110,13 +110,10 @@ def reduce_output(output: Any, reduce: str, name: str) -> torch.Tensor:
                          "whose output is a tensor")
     if output.ndim == 0:
         raise ValueError(f"layers: module {name!r} returns a scalar, not per-sample features")
-    if output.ndim == 1:
-        return output.detach().reshape(-1, 1).clone()
-    if output.ndim == 2:
-        return output.detach().clone()  # later in-place modules (ReLU(inplace=True)) must not change it
-    if reduce == "gap":
-        return output.detach().mean(dim=tuple(range(2, output.ndim)))
-    return output.detach().reshape(output.shape[0], -1).clone()
+    h = output.detach()
+    if h.ndim > 2 and reduce == "gap":
+        h = h.mean(dim=tuple(range(2, h.ndim)))
+    return h.reshape(h.shape[0], -1).clone()  # a copy: later in-place modules (ReLU(inplace=True)) must not change it
 
 
 def check_reduce(reduce: str) -> str:

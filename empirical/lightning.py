@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - the older package name
 
 from torch import nn
 
-from .monitor import LOSSES, NCMonitor
+from .monitor import LOSSES, NCMonitor, _is_tensor_pair
 
 __all__ = ["NCMonitorCallback"]
 
@@ -158,7 +158,7 @@ class NCMonitorCallback(pl.Callback):
             if data != "val":
                 raise ValueError(f"test must be data or 'val', got {data!r}")
             data = trainer.val_dataloaders
-            if isinstance(data, (list, tuple)) and data and not _is_pair(data):
+            if isinstance(data, (list, tuple)) and data and not _is_tensor_pair(data, "test"):
                 data = data[0]
             if data is None:
                 raise ValueError("test='val' but the Trainer has no validation dataloader (and a validation_step)")
@@ -174,8 +174,3 @@ class NCMonitorCallback(pl.Callback):
         self.monitor.measure(epoch, train, test, step=int(trainer.global_step), lr=self._lr(trainer),
                              lr_weighted_steps=self.lr_weighted_steps)
 
-
-def _is_pair(data) -> bool:
-    import torch
-
-    return len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)

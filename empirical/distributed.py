@@ -76,12 +76,12 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def broadcast_object(obj, info: DistInfo, src: int = 0):
-    """Rank ``src``'s Python object on every rank."""
+def broadcast_object(obj, info: DistInfo):
+    """Rank 0's Python object on every rank."""
     if not info.enabled:
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=src)
+    dist.broadcast_object_list(box, src=0)
     return box[0]
 
 

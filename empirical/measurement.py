@@ -199,14 +199,13 @@ def batches_pass(
         acc, kept = stream_features(forward_batches(), num_classes, statistics=statistics)
     finally:
         model.train(was_training)
-    count = torch.tensor(sum(int(yb.shape[0]) for _, yb in kept), dtype=torch.int64, device=device)
-    all_reduce_sum(errors, info)
-    all_reduce_sum(count, info)
-    if int(count) == 0:
+    local = torch.stack([errors, torch.tensor(sum(int(yb.shape[0]) for _, yb in kept), device=device)])
+    wrong, count = (int(v) for v in all_reduce_sum(local, info))  # summed over ranks in one collective
+    if count == 0:
         raise ValueError("the data gave no samples")
     if acc is not None:
         acc = merge_accumulator(acc, info)
-    return FeaturePass(acc, kept, int(errors), int(count))
+    return FeaturePass(acc, kept, wrong, count)
 
 
 def stream_features(batches, num_classes: int, *, statistics: bool = True):

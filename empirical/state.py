@@ -104,9 +104,8 @@ class RunState:
                 "time_s": self.elapsed(), "clock": dataclasses.asdict(self.clock), "rng": rng_states(generator)}
 
     @classmethod
-    def from_dict(cls, ckpt: dict[str, Any], generator: torch.Generator | None = None) -> RunState:
-        """The state saved by :meth:`to_dict`; restores the random states when ``generator`` is given."""
-        if generator is not None:
-            set_rng_states(ckpt["rng"], generator)
+    def from_dict(cls, ckpt: dict[str, Any], generator: torch.Generator) -> RunState:
+        """The state saved by :meth:`to_dict`; restores every random state (``generator``: batch order)."""
+        set_rng_states(ckpt["rng"], generator)
         return cls(epoch=int(ckpt["epoch"]), step=int(ckpt["step"]), lr_weighted_steps=float(ckpt["lr_weighted_steps"]),
                    time_s=float(ckpt["time_s"]), clock=Clock(**ckpt.get("clock") or {}))  # older checkpoints: zero

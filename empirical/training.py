@@ -375,9 +375,9 @@ class SingleEngine:
         with torch.no_grad():
             return [float(weight_penalty(self.params, self.members[0].cfg.weight_decay))]
 
-    def checkpoint_state(self, k: int = 0) -> dict[str, Any]:
-        """Member ``k``'s checkpoint: run state, model and optimiser (the format of ``checkpoints/last.pt``)."""
-        return {**self.members[k].state.to_dict(self.generator),
+    def checkpoint_state(self) -> dict[str, Any]:
+        """The checkpoint: run state, model and optimiser (the format of ``checkpoints/last.pt``)."""
+        return {**self.members[0].state.to_dict(self.generator),
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
 
     def save_checkpoint(self) -> None:

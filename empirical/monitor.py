@@ -71,8 +71,6 @@ class _FeatureTap:
 
     def __init__(self, model: nn.Module, classifier: nn.Linear, output: Any = None):
         self.model, self.fc, self.output = model, classifier, output
-        self._features: torch.Tensor | None = None
-        self._fc_output: torch.Tensor | None = None
 
     @property
     def training(self) -> bool:
@@ -84,21 +82,17 @@ class _FeatureTap:
     def train(self, mode: bool = True) -> None:
         self.model.train(mode)
 
-    def _hook(self, module, inputs, output) -> None:
-        self._features, self._fc_output = inputs[0], output
-
     def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self._features = None
-        handle = self.fc.register_forward_hook(self._hook)
+        calls: list[tuple[torch.Tensor, Any]] = []  # (the classifier's input, its output) per call
+        handle = self.fc.register_forward_hook(lambda module, inputs, output: calls.append((inputs[0], output)))
         try:
-            logits = self.model(x)
+            out = self.model(x)
         finally:
             handle.remove()
-        if self._features is None:
+        if not calls:
             raise RuntimeError("the classifier was not called by the model's forward: pass the layer that computes "
                                "the model's output")
-        h, fc_out, self._features, self._fc_output = self._features, self._fc_output, None, None
-        out = logits
+        h, fc_out = calls[-1]
         logits = select_logits(out, self.output)
         if self.output is None and isinstance(out, (tuple, list)) and logits is not fc_out:
             at = [i for i, t in enumerate(out) if t is fc_out]

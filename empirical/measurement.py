@@ -159,10 +159,8 @@ def feature_pass(
     info: DistInfo = SINGLE,
     statistics: bool = True,
 ) -> FeaturePass:
-    """One eval-mode pass (mode restored): float64 class statistics, network errors and cached features.
-
-    ``statistics=False``: only errors and features (the test set).
-    """
+    """One eval-mode pass (mode restored): network errors, cached features and, with ``statistics`` (not for
+    the test set), float64 class statistics."""
     # contiguous eval batches; each rank takes its share of every batch
     shares = ((shard(x[lo:lo + batch_size], info), shard(y[lo:lo + batch_size], info))
               for lo in range(0, int(x.shape[0]), batch_size))
@@ -180,10 +178,8 @@ def batches_pass(
     info: DistInfo = SINGLE,
     statistics: bool = True,
 ) -> FeaturePass:
-    """:func:`feature_pass` over this rank's ``(x, y)`` batches, as given (each already on ``device``).
-
-    ``ValueError`` when no rank had a sample.
-    """
+    """:func:`feature_pass` over this rank's ``(x, y)`` batches, as given (each already on ``device``);
+    ``ValueError`` when no rank had a sample."""
     was_training = model.training
     model.eval()
     errors = torch.zeros((), dtype=torch.int64, device=device)

@@ -33,7 +33,7 @@ import theory
 from theory.tiling import check_tile
 
 from . import runs
-from .distributed import SINGLE, DistInfo
+from .distributed import DistInfo, current_dist_info
 from .layers import LayerTap
 from .measurement import (
     METRIC_KEYS,
@@ -53,17 +53,6 @@ LOSSES: tuple[str, ...] = ("mse", "ce", "unknown")
 RESERVED_KEYS: frozenset[str] = frozenset(
     ("epoch", "test_error", "test_loss_nowd", "measure_time_s", "warnings", "layers") + METRIC_KEYS
 )
-
-
-def current_dist_info() -> DistInfo:
-    """Rank and world size of the default ``torch.distributed`` process group (:data:`SINGLE` without one)."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() <= 1:
-        return SINGLE
-    rank = dist.get_rank()
-    return DistInfo(rank=rank, world_size=dist.get_world_size(),
-                    local_rank=int(os.environ.get("LOCAL_RANK", rank)), backend=dist.get_backend())
 
 
 class _FeatureTap:

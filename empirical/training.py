@@ -209,9 +209,7 @@ def _resolved(epochs: list[int] | None) -> list[int]:
     return epochs
 
 
-def measure_member(
-    engine: Engine, k: int, epoch: int, running: dict[str, Any], progress: Progress | None = None
-) -> None:
+def measure_member(engine: Engine, k: int, epoch: int, running: dict[str, Any], progress: Progress) -> None:
     """Measure member ``k`` at ``epoch`` if scheduled and not logged yet, and append the record.
 
     Non-finite eval-mode features: no record, and the member stops (``member.stopped``)."""
@@ -239,8 +237,7 @@ def measure_member(
     rec.update(running)
     rec.update({key: v for key, v in res.items() if key not in rec})
     m.write(rec, engine.writer)
-    if progress is not None:
-        progress.measured(m.run_dir.name, rec)
+    progress.measured(m.run_dir.name, rec)
 
 
 def layer_tap(cfg: TrainConfig, model: torch.nn.Module) -> LayerTap | None:

@@ -88,20 +88,15 @@ class FeaturePass:
         On CUDA the batches are concatenated first so the label / ``W`` validation (a host synchronisation)
         runs once, not per batch; on the CPU they stay separate (no synchronisation, no copy).
         """
-        sq = torch.zeros((), dtype=torch.float64, device=W.device)
-        mism = torch.zeros((), dtype=torch.float64, device=W.device)
-        count = torch.zeros((), dtype=torch.float64, device=W.device)
+        keys = ["sq_residual", "count"] + (["ncc_mismatches"] if means is not None else [])
+        total = torch.zeros(len(keys), dtype=torch.float64, device=W.device)
         batches = self.batches
         if len(batches) > 1 and batches[0][0].device.type != "cpu":
             batches = [(self.features, self.labels)]
         for h, y in batches:
             t = theory.sample_totals(h, y, W, b, means, num_classes=num_classes)
-            sq, count = sq + t["sq_residual"], count + t["count"]
-            if means is not None:
-                mism = mism + t["ncc_mismatches"]
-        summed = all_reduce_sum(torch.stack([sq, mism, count]), info)
-        return {"sq_residual": summed[0], "ncc_mismatches": summed[1] if means is not None else None,
-                "count": summed[2]}
+            total = total + torch.stack([t[k] for k in keys])
+        return {"ncc_mismatches": None, **dict(zip(keys, all_reduce_sum(total, info)))}
 
 
 #: Values of ``measure(..., precision=)`` / ``TrainConfig.measure_precision``.

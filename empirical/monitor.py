@@ -34,7 +34,7 @@ from theory.tiling import check_tile
 
 from . import runs
 from .distributed import DistInfo, current_dist_info
-from .layers import LayerTap
+from .layers import LayerTap, _unwrapped
 from .measurement import (
     METRIC_KEYS,
     FeaturePass,
@@ -260,10 +260,9 @@ class NCMonitor:
         """The ``config.json`` this monitor writes (``config`` + ``environment``, as :func:`empirical.train`)."""
         from .schema import SCHEMA_VERSION
 
-        model = self.model.module if hasattr(self.model, "module") else self.model
         cfg = {"num_classes": self.num_classes, "weight_decay": self.weight_decay, "loss": self.loss,
                "loss_reduction": self.reduction, "lam": self.lam, "lam_notebook": self.lam_notebook,
-               "model": type(model).__name__,
+               "model": type(_unwrapped(self.model)).__name__,
                "feature_dim": self.classifier.in_features, "per_class": per_class}
         out = {"schema_version": SCHEMA_VERSION, "source": "empirical.NCMonitor", "config": cfg,
                "environment": {**runs.environment_info(str(self.device)), "world_size": self.info.world_size}}

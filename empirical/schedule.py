@@ -33,7 +33,7 @@ def measurement_epochs(epochs: int) -> list[int]:
 
 
 def parse_epoch_list(text: str, epochs: int) -> list[int]:
-    """Parse ``"0,1,2,5,10"``, ``"all"`` or ``"paper"`` into a sorted list of epochs (:meth:`TrainConfig.resolved`
+    """Parse ``"0,1,2,5,10"``, ``"all"`` or ``"paper"`` into a sorted list of epochs (``TrainConfig.resolved()``
     checks that they lie in ``[0, epochs]``)."""
     text = text.strip().lower()
     if text == "all":

@@ -361,11 +361,8 @@ class SingleEngine:
                 loss_sum += loss.double() * yb.shape[0]
                 wrong += wrong_b
                 seen += int(yb.shape[0])
-        stats = torch.stack(
-            [loss_sum, wrong.double(), torch.tensor(float(seen), dtype=torch.float64, device=self.device)]
-        )
-        all_reduce_sum(stats, info)
-        return stats[None], steps
+        seen_t = torch.tensor(float(seen), dtype=torch.float64, device=self.device)
+        return all_reduce_sum(torch.stack([loss_sum, wrong.double(), seen_t]), info)[None], steps
 
     def weight_penalties(self) -> list[float]:
         """``(wd/2)||theta||^2`` at the end of the epoch, the penalty part of the running objective."""

@@ -36,19 +36,24 @@ class DistInfo:
 SINGLE = DistInfo()
 
 
+def current_dist_info() -> DistInfo:
+    """Rank and world size of the default ``torch.distributed`` process group (:data:`SINGLE` without one)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() <= 1:
+        return SINGLE
+    rank = dist.get_rank()
+    return DistInfo(rank=rank, world_size=dist.get_world_size(),
+                    local_rank=int(os.environ.get("LOCAL_RANK", rank)), backend=dist.get_backend())
+
+
 def init_from_env(device_type: str) -> DistInfo:
     """Initialise the default process group from torchrun's environment (:data:`SINGLE` without one)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return SINGLE
-    rank = int(os.environ["RANK"])
-    local_rank = int(os.environ.get("LOCAL_RANK", rank))
-    backend = "nccl" if device_type == "cuda" else "gloo"
     if device_type == "cuda":
-        torch.cuda.set_device(local_rank)
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", os.environ["RANK"])))
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, init_method="env://")
-    return DistInfo(rank=rank, world_size=world, local_rank=local_rank, backend=backend)
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo", init_method="env://")
+    return current_dist_info()
 
 
 def shutdown(info: DistInfo) -> None:
@@ -76,12 +81,12 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def broadcast_object(obj, info: DistInfo, src: int = 0):
-    """Rank ``src``'s Python object on every rank."""
+def broadcast_object(obj, info: DistInfo):
+    """Rank 0's Python object on every rank."""
     if not info.enabled:
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=src)
+    dist.broadcast_object_list(box, src=0)
     return box[0]
 
 

@@ -110,13 +110,10 @@ def reduce_output(output: Any, reduce: str, name: str) -> torch.Tensor:
                          "whose output is a tensor")
     if output.ndim == 0:
         raise ValueError(f"layers: module {name!r} returns a scalar, not per-sample features")
-    if output.ndim == 1:
-        return output.detach().reshape(-1, 1).clone()
-    if output.ndim == 2:
-        return output.detach().clone()  # later in-place modules (ReLU(inplace=True)) must not change it
-    if reduce == "gap":
-        return output.detach().mean(dim=tuple(range(2, output.ndim)))
-    return output.detach().reshape(output.shape[0], -1).clone()
+    h = output.detach()
+    if h.ndim > 2 and reduce == "gap":
+        h = h.mean(dim=tuple(range(2, h.ndim)))
+    return h.reshape(h.shape[0], -1).clone()  # a copy: later in-place modules (ReLU(inplace=True)) must not change it
 
 
 def check_reduce(reduce: str) -> str:
@@ -169,24 +166,23 @@ class LayerTap:
         try:
             with self.attached():
                 model(x)
-                for name, outs in self.outputs.items():
-                    if len(outs) != 1:
-                        raise ValueError(f"layers: module {name!r} ran {len(outs)} times in one forward: name a "
-                                         "module that runs once per forward")
+            self._check_ran(1)
         finally:
             model.train(was_training)
             self.outputs = {n: [] for n in self.names}
 
+    def _check_ran(self, forwards: int) -> None:
+        for name, outs in self.outputs.items():
+            if len(outs) != forwards:
+                raise ValueError(f"layers: module {name!r} ran {len(outs)} times in {forwards} forward pass(es): "
+                                 "name a module that runs once per forward")
+
     def records(self, labels: Sequence[torch.Tensor], num_classes: int, info: DistInfo = SINGLE,
                 tile: int = theory.DEFAULT_TILE) -> dict[str, dict[str, Any]]:
         """``{name: layer_record}`` of the last attached pass; ``labels``: that pass's label batches, in order."""
-        out = {}
-        for name in self.names:
-            batches = self.outputs[name]
-            if len(batches) != len(labels):
-                raise ValueError(f"layers: module {name!r} ran {len(batches)} times in {len(labels)} batches: name "
-                                 "a module that runs once per forward")
-            out[name] = layer_record(list(zip(batches, labels)), num_classes, ridge=self.ridge, info=info, tile=tile)
+        self._check_ran(len(labels))
+        out = {name: layer_record(list(zip(self.outputs[name], labels)), num_classes, ridge=self.ridge, info=info,
+                                  tile=tile) for name in self.names}
         self.outputs = {n: [] for n in self.names}  # free the features
         return out
 

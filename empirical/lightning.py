@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - the older package name
 
 from torch import nn
 
-from .monitor import LOSSES, NCMonitor
+from .monitor import LOSSES, NCMonitor, _is_tensor_pair
 
 __all__ = ["NCMonitorCallback"]
 
@@ -82,9 +82,9 @@ class NCMonitorCallback(pl.Callback):
             raise ValueError(f"classifier_attr must name a submodule (e.g. 'net.fc'), got {classifier_attr!r}")
         self.classifier_attr, self.out = classifier_attr, out
         self.train_data, self.test_data = train, test
-        self.num_classes, self.weight_decay, self.reduction = num_classes, weight_decay, reduction
-        self.batch_size, self.precision = batch_size, precision
-        self.loss, self.output = loss, output
+        self.num_classes, self.weight_decay = num_classes, weight_decay
+        self.monitor_options = {"reduction": reduction, "loss": loss, "output": output, "batch_size": batch_size,
+                                "precision": precision}  # passed to NCMonitor as they are
         self.monitor: NCMonitor | None = None
         self.lr_weighted_steps = 0.0
         self._seen_step = 0
@@ -114,8 +114,7 @@ class NCMonitorCallback(pl.Callback):
             wd = float(trainer.optimizers[0].param_groups[0].get("weight_decay", 0.0)) if trainer.optimizers else 0.0
         C = self.num_classes if self.num_classes is not None else self._classifier.out_features
         self.monitor = NCMonitor(pl_module, self._classifier, num_classes=C, out=self.out, weight_decay=wd,
-                                 reduction=self.reduction, loss=self.loss, output=self.output,
-                                 batch_size=self.batch_size, precision=self.precision)
+                                 **self.monitor_options)
         done = trainer.current_epoch
         again = sorted(e for e in self.monitor.logged_epochs
                        if self.due(e) and (e > done or (e == 0 and done == 0)))
@@ -158,7 +157,7 @@ class NCMonitorCallback(pl.Callback):
             if data != "val":
                 raise ValueError(f"test must be data or 'val', got {data!r}")
             data = trainer.val_dataloaders
-            if isinstance(data, (list, tuple)) and data and not _is_pair(data):
+            if isinstance(data, (list, tuple)) and data and not _is_tensor_pair(data, "test"):
                 data = data[0]
             if data is None:
                 raise ValueError("test='val' but the Trainer has no validation dataloader (and a validation_step)")
@@ -174,8 +173,3 @@ class NCMonitorCallback(pl.Callback):
         self.monitor.measure(epoch, train, test, step=int(trainer.global_step), lr=self._lr(trainer),
                              lr_weighted_steps=self.lr_weighted_steps)
 
-
-def _is_pair(data) -> bool:
-    import torch
-
-    return len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)

@@ -75,14 +75,10 @@ class FeaturePass:
     @property
     def features(self) -> torch.Tensor:
         """This rank's ``(n_local, p)`` features, concatenated (a copy)."""
-        if not self.batches:
-            return torch.zeros((0, 0))
         return torch.cat([h for h, _ in self.batches])
 
     @property
     def labels(self) -> torch.Tensor:
-        if not self.batches:
-            return torch.zeros((0,), dtype=torch.int64)
         return torch.cat([y for _, y in self.batches])
 
     def totals(self, W: torch.Tensor, b: torch.Tensor | None, num_classes: int, means=None,
@@ -92,20 +88,15 @@ class FeaturePass:
         On CUDA the batches are concatenated first so the label / ``W`` validation (a host synchronisation)
         runs once, not per batch; on the CPU they stay separate (no synchronisation, no copy).
         """
-        sq = torch.zeros((), dtype=torch.float64, device=W.device)
-        mism = torch.zeros((), dtype=torch.float64, device=W.device)
-        count = torch.zeros((), dtype=torch.float64, device=W.device)
+        keys = ["sq_residual", "count"] + (["ncc_mismatches"] if means is not None else [])
+        total = torch.zeros(len(keys), dtype=torch.float64, device=W.device)
         batches = self.batches
         if len(batches) > 1 and batches[0][0].device.type != "cpu":
             batches = [(self.features, self.labels)]
         for h, y in batches:
             t = theory.sample_totals(h, y, W, b, means, num_classes=num_classes)
-            sq, count = sq + t["sq_residual"], count + t["count"]
-            if means is not None:
-                mism = mism + t["ncc_mismatches"]
-        summed = all_reduce_sum(torch.stack([sq, mism, count]), info)
-        return {"sq_residual": summed[0], "ncc_mismatches": summed[1] if means is not None else None,
-                "count": summed[2]}
+            total = total + torch.stack([t[k] for k in keys])
+        return {"ncc_mismatches": None, **dict(zip(keys, all_reduce_sum(total, info)))}
 
 
 #: Values of ``measure(..., precision=)`` / ``TrainConfig.measure_precision``.
@@ -152,15 +143,6 @@ def classifier_of(model: FeatureModel) -> tuple[torch.Tensor, torch.Tensor | Non
     return W, b
 
 
-def _local_slices(n: int, batch_size: int, info: DistInfo):
-    """Contiguous eval batches over ``range(n)``; each rank gets its share of every batch."""
-    for start in range(0, n, batch_size):
-        idx = torch.arange(start, min(start + batch_size, n))
-        idx = shard(idx, info)
-        if idx.numel():
-            yield int(idx[0]), int(idx[-1]) + 1
-
-
 @torch.no_grad()
 def feature_pass(
     model: FeatureModel,
@@ -172,12 +154,13 @@ def feature_pass(
     info: DistInfo = SINGLE,
     statistics: bool = True,
 ) -> FeaturePass:
-    """One eval-mode pass (mode restored): float64 class statistics, network errors and cached features.
-
-    ``statistics=False``: only errors and features (the test set).
-    """
-    slices = ((x[lo:hi], y[lo:hi]) for lo, hi in _local_slices(int(x.shape[0]), batch_size, info))
-    return batches_pass(model, slices, num_classes, device=x.device, info=info, statistics=statistics)
+    """One eval-mode pass (mode restored): network errors, cached features and, with ``statistics`` (not for
+    the test set), float64 class statistics."""
+    # contiguous eval batches; each rank takes its share of every batch
+    shares = ((shard(x[lo:lo + batch_size], info), shard(y[lo:lo + batch_size], info))
+              for lo in range(0, int(x.shape[0]), batch_size))
+    return batches_pass(model, ((xb, yb) for xb, yb in shares if yb.numel()), num_classes, device=x.device,
+                        info=info, statistics=statistics)
 
 
 @torch.no_grad()
@@ -190,10 +173,8 @@ def batches_pass(
     info: DistInfo = SINGLE,
     statistics: bool = True,
 ) -> FeaturePass:
-    """:func:`feature_pass` over this rank's ``(x, y)`` batches, as given (each already on ``device``).
-
-    ``ValueError`` when no rank had a sample.
-    """
+    """:func:`feature_pass` over this rank's ``(x, y)`` batches, as given (each already on ``device``);
+    ``ValueError`` when no rank had a sample."""
     was_training = model.training
     model.eval()
     errors = torch.zeros((), dtype=torch.int64, device=device)
@@ -209,14 +190,13 @@ def batches_pass(
         acc, kept = stream_features(forward_batches(), num_classes, statistics=statistics)
     finally:
         model.train(was_training)
-    count = torch.tensor(sum(int(yb.shape[0]) for _, yb in kept), dtype=torch.int64, device=device)
-    all_reduce_sum(errors, info)
-    all_reduce_sum(count, info)
-    if int(count) == 0:
+    local = torch.stack([errors, torch.tensor(sum(int(yb.shape[0]) for _, yb in kept), device=device)])
+    wrong, count = (int(v) for v in all_reduce_sum(local, info))  # summed over ranks in one collective
+    if count == 0:
         raise ValueError("the data gave no samples")
     if acc is not None:
         acc = merge_accumulator(acc, info)
-    return FeaturePass(acc, kept, int(errors), int(count))
+    return FeaturePass(acc, kept, wrong, count)
 
 
 def stream_features(batches, num_classes: int, *, statistics: bool = True):
@@ -283,9 +263,8 @@ def measure(
         return lambda: feature_pass(model, x, y, C, batch_size=batch_size, info=info, statistics=statistics)
 
     test = passes(test_x, test_y, False) if test_x is not None and test_y is not None else None
-    with float32_precision(resolve_precision(precision, train_x.device)):
-        return measure_passes(model, passes(train_x, train_y, True), test, C, weight_decay=weight_decay,
-                              loss_reduction=loss_reduction, info=info, layers=layers, tile=tile)
+    return measure_passes(model, passes(train_x, train_y, True), test, C, weight_decay=weight_decay,
+                          loss_reduction=loss_reduction, info=info, precision=precision, layers=layers, tile=tile)
 
 
 def measure_passes(
@@ -297,6 +276,7 @@ def measure_passes(
     weight_decay: float,
     loss_reduction: str,
     info: DistInfo = SINGLE,
+    precision: str | None = None,
     layers: Any = None,
     tile: int = theory.DEFAULT_TILE,
 ) -> dict[str, Any]:
@@ -307,18 +287,19 @@ def measure_passes(
     """
     t0 = time.perf_counter()
     C = int(num_classes)
-    with layers.attached() if layers is not None else nullcontext():
-        fp = train_pass()
     W, b = classifier_of(model)
-    out = metrics_from_pass(fp, W, b, C, weight_decay=weight_decay, loss_reduction=loss_reduction, info=info,
-                            tile=tile)
-    warnings = out.pop("warnings", [])
-    if layers is not None:
-        out["layers"] = layers.records([y for _, y in fp.batches], C, info=info, tile=tile)
-    if test_pass is not None:
-        tp = test_pass()
-        out["test_error"] = tp.errors / tp.count
-        out["test_loss_nowd"] = float(theory.loss_from_totals(tp.totals(W, b, C, info=info), W, b, lam=0.0))
+    with float32_precision(resolve_precision(precision, W.device)):
+        with layers.attached() if layers is not None else nullcontext():
+            fp = train_pass()
+        out = metrics_from_pass(fp, W, b, C, weight_decay=weight_decay, loss_reduction=loss_reduction, info=info,
+                                tile=tile)
+        warnings = out.pop("warnings", [])
+        if layers is not None:
+            out["layers"] = layers.records([y for _, y in fp.batches], C, info=info, tile=tile)
+        if test_pass is not None:
+            tp = test_pass()
+            out["test_error"] = tp.errors / tp.count
+            out["test_loss_nowd"] = float(theory.loss_from_totals(tp.totals(W, b, C, info=info), W, b, lam=0.0))
     out["measure_time_s"] = time.perf_counter() - t0
     if warnings:
         out["warnings"] = warnings

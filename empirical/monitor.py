@@ -33,14 +33,13 @@ import theory
 from theory.tiling import check_tile
 
 from . import runs
-from .distributed import SINGLE, DistInfo
-from .layers import LayerTap
+from .distributed import DistInfo, current_dist_info
+from .layers import LayerTap, _unwrapped
 from .measurement import (
     METRIC_KEYS,
     FeaturePass,
     batches_pass,
     feature_pass,
-    float32_precision,
     measure_passes,
     resolve_precision,
 )
@@ -56,24 +55,11 @@ RESERVED_KEYS: frozenset[str] = frozenset(
 )
 
 
-def current_dist_info() -> DistInfo:
-    """Rank and world size of the default ``torch.distributed`` process group (:data:`SINGLE` without one)."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() <= 1:
-        return SINGLE
-    rank = dist.get_rank()
-    return DistInfo(rank=rank, world_size=dist.get_world_size(),
-                    local_rank=int(os.environ.get("LOCAL_RANK", rank)), backend=dist.get_backend())
-
-
 class _FeatureTap:
     """Any module as a :class:`empirical.measurement.FeatureModel`: ``forward_with_features(x) -> (logits, h)``."""
 
     def __init__(self, model: nn.Module, classifier: nn.Linear, output: Any = None):
         self.model, self.fc, self.output = model, classifier, output
-        self._features: torch.Tensor | None = None
-        self._fc_output: torch.Tensor | None = None
 
     @property
     def training(self) -> bool:
@@ -85,21 +71,17 @@ class _FeatureTap:
     def train(self, mode: bool = True) -> None:
         self.model.train(mode)
 
-    def _hook(self, module, inputs, output) -> None:
-        self._features, self._fc_output = inputs[0], output
-
     def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self._features = None
-        handle = self.fc.register_forward_hook(self._hook)
+        calls: list[tuple[torch.Tensor, Any]] = []  # (the classifier's input, its output) per call
+        handle = self.fc.register_forward_hook(lambda module, inputs, output: calls.append((inputs[0], output)))
         try:
-            logits = self.model(x)
+            out = self.model(x)
         finally:
             handle.remove()
-        if self._features is None:
+        if not calls:
             raise RuntimeError("the classifier was not called by the model's forward: pass the layer that computes "
                                "the model's output")
-        h, fc_out, self._features, self._fc_output = self._features, self._fc_output, None, None
-        out = logits
+        h, fc_out = calls[-1]
         logits = select_logits(out, self.output)
         if self.output is None and isinstance(out, (tuple, list)) and logits is not fc_out:
             at = [i for i, t in enumerate(out) if t is fc_out]
@@ -173,7 +155,7 @@ def check_labels(y: torch.Tensor, what: str) -> None:
 
 
 def _is_tensor_pair(data: Any, what: str) -> bool:
-    """True for ``(x, y)`` tensors, checked: ``x`` of shape ``(n, ...)``, integer labels ``(n,)``, ``n > 0``."""
+    """True for ``(x, y)`` tensors, checked: ``x`` of shape ``(n, ...)``, integer labels ``(n,)``."""
     if not (isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)):
         return False
     x, y = data
@@ -181,8 +163,6 @@ def _is_tensor_pair(data: Any, what: str) -> bool:
     if x.ndim < 1 or x.shape[0] != y.shape[0]:
         raise ValueError(f"{what}: x of shape {tuple(x.shape)} and y of shape {tuple(y.shape)} do not match "
                          "(expected x (n, ...) and labels y (n,))")
-    if y.shape[0] == 0:
-        raise ValueError(f"{what}: the data gave no samples")
     return True
 
 
@@ -280,10 +260,9 @@ class NCMonitor:
         """The ``config.json`` this monitor writes (``config`` + ``environment``, as :func:`empirical.train`)."""
         from .schema import SCHEMA_VERSION
 
-        model = self.model.module if hasattr(self.model, "module") else self.model
         cfg = {"num_classes": self.num_classes, "weight_decay": self.weight_decay, "loss": self.loss,
                "loss_reduction": self.reduction, "lam": self.lam, "lam_notebook": self.lam_notebook,
-               "model": type(model).__name__,
+               "model": type(_unwrapped(self.model)).__name__,
                "feature_dim": self.classifier.in_features, "per_class": per_class}
         out = {"schema_version": SCHEMA_VERSION, "source": "empirical.NCMonitor", "config": cfg,
                "environment": {**runs.environment_info(str(self.device)), "world_size": self.info.world_size}}
@@ -305,14 +284,31 @@ class NCMonitor:
                                     f"has {key}={mine!r}: use another out directory")
 
     def _pass(self, data: Any, what: str, statistics: bool) -> FeaturePass:
+        """One :class:`FeaturePass` over ``(x, y)`` tensors or over ``(x, y)`` batches, each checked and moved to
+        the model's device."""
         device, C = self.device, self.num_classes
-        if _is_tensor_pair(data, what):
-            x, y = (t.to(device) for t in data)
-            return feature_pass(self._tap, x, y, C, batch_size=self.batch_size, info=self.info, statistics=statistics)
-        if isinstance(data, (str, bytes, torch.Tensor)) or not isinstance(data, Iterable):
-            raise TypeError(f"{what} must be a pair of tensors (x, y) with y of shape (n,), or an iterable of (x, y) "
-                            f"batches, got {type(data).__name__}")
-        return _iterable_pass(self._tap, data, C, device, self.info, statistics, what)
+
+        def checked():
+            for i, item in enumerate(data):
+                if not (isinstance(item, (tuple, list)) and len(item) >= 2 and isinstance(item[0], torch.Tensor)
+                        and isinstance(item[1], torch.Tensor)):
+                    raise TypeError(f"{what}: batch {i} is not an (x, y) pair of tensors (got {type(item).__name__})")
+                check_labels(item[1], f"{what}: batch {i}")
+                yield item[0].to(device), item[1].to(device)
+
+        try:
+            if _is_tensor_pair(data, what):
+                x, y = (t.to(device) for t in data)
+                return feature_pass(self._tap, x, y, C, batch_size=self.batch_size, info=self.info,
+                                    statistics=statistics)
+            if isinstance(data, (str, bytes, torch.Tensor)) or not isinstance(data, Iterable):
+                raise TypeError(f"{what} must be a pair of tensors (x, y) with y of shape (n,), or an iterable of "
+                                f"(x, y) batches, got {type(data).__name__}")
+            return batches_pass(self._tap, checked(), C, device=device, info=self.info, statistics=statistics)
+        except ValueError as exc:
+            if "gave no samples" in str(exc):
+                raise ValueError(f"{what}: the data gave no samples") from None
+            raise
 
     @torch.no_grad()
     def measure(self, epoch: int, train: Any, test: Any = None, **extra: Any) -> dict[str, Any]:
@@ -333,10 +329,9 @@ class NCMonitor:
             raise ValueError(f"extra key(s) {clash} would overwrite measured keys; rename them")
         test_pass = None if test is None else (lambda: self._pass(test, "test", statistics=False))
         try:
-            with float32_precision(resolve_precision(self.precision, self.device)):
-                m = measure_passes(self._tap, lambda: self._pass(train, "train", statistics=True), test_pass,
-                                   self.num_classes, weight_decay=self.weight_decay, loss_reduction=self.reduction,
-                                   info=self.info, layers=self._layers, tile=self.tile)
+            m = measure_passes(self._tap, lambda: self._pass(train, "train", statistics=True), test_pass,
+                               self.num_classes, weight_decay=self.weight_decay, loss_reduction=self.reduction,
+                               info=self.info, precision=self.precision, layers=self._layers, tile=self.tile)
         except theory.NonFiniteError as exc:
             earlier = (f"the earlier lines are kept in {self.metrics_path}" if self.metrics_path.is_file()
                        else "none written before")
@@ -356,21 +351,3 @@ class NCMonitor:
         self.logged_epochs.add(int(epoch))
         return record
 
-
-def _iterable_pass(tap: _FeatureTap, data: Iterable, num_classes: int, device: torch.device, info: DistInfo,
-                   statistics: bool, what: str) -> FeaturePass:
-    """:func:`empirical.measurement.batches_pass` over ``(x, y)`` batches, each checked and moved to ``device``."""
-    def checked():
-        for i, item in enumerate(data):
-            if not (isinstance(item, (tuple, list)) and len(item) >= 2 and isinstance(item[0], torch.Tensor)
-                    and isinstance(item[1], torch.Tensor)):
-                raise TypeError(f"{what}: batch {i} is not an (x, y) pair of tensors (got {type(item).__name__})")
-            check_labels(item[1], f"{what}: batch {i}")
-            yield item[0].to(device), item[1].to(device)
-
-    try:
-        return batches_pass(tap, checked(), num_classes, device=device, info=info, statistics=statistics)
-    except ValueError as exc:
-        if "gave no samples" in str(exc):
-            raise ValueError(f"{what}: the data gave no samples") from None
-        raise

@@ -20,40 +20,30 @@ PAPER_MEASUREMENT_EPOCHS: tuple[int, ...] = (
 
 def lr_milestones(epochs: int) -> list[int]:
     """Milestones ``[epochs // 3, 2 * epochs // 3]`` of the paper's step schedule, zeros dropped (math §7.1)."""
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
     return sorted({m for m in (epochs // 3, 2 * epochs // 3) if m >= 1})
 
 
-def measurement_epochs(epochs: int, *, include_zero: bool = True) -> list[int]:
+def measurement_epochs(epochs: int) -> list[int]:
     """The notebook's log-spaced measurement epochs (math §7.1) rescaled to ``epochs``: each paper epoch ``e``
-    maps to ``round(e * epochs / 350)`` clipped to ``[1, epochs]``, plus the last epoch and (``include_zero``) 0.
+    maps to ``round(e * epochs / 350)`` clipped to ``[1, epochs]``, plus epoch 0 and the last epoch.
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
     scale = epochs / PAPER_EPOCHS
     out = {min(max(int(math.floor(e * scale + 0.5)), 1), epochs) for e in PAPER_MEASUREMENT_EPOCHS}
-    out.add(epochs)
-    if include_zero:
-        out.add(0)
-    return sorted(out)
+    return sorted(out | {0, epochs})
 
 
 def parse_epoch_list(text: str, epochs: int) -> list[int]:
-    """Parse ``"0,1,2,5,10"`` (or ``"all"``) into a sorted list of epochs within ``[0, epochs]``."""
+    """Parse ``"0,1,2,5,10"``, ``"all"`` or ``"paper"`` into a sorted list of epochs (``TrainConfig.resolved()``
+    checks that they lie in ``[0, epochs]``)."""
     text = text.strip().lower()
     if text == "all":
         return list(range(0, epochs + 1))
     if text in ("paper", "log", "default"):
         return measurement_epochs(epochs)
     try:
-        values = sorted({int(t) for t in text.split(",") if t.strip()})
+        return sorted({int(t) for t in text.split(",") if t.strip()})
     except ValueError:
         raise ValueError(f"cannot parse measurement epochs {text!r}: expected comma-separated integers") from None
-    bad = [v for v in values if v < 0 or v > epochs]
-    if bad:
-        raise ValueError(f"measurement epochs {bad} are outside [0, {epochs}]")
-    return values
 
 
 def lr_grid(num: int = 25, low: float = 1e-4, high: float = 0.25) -> np.ndarray:

@@ -16,8 +16,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import timing
-
 __all__ = ["Clock", "RunState", "rng_states", "set_rng_states"]
 
 
@@ -57,16 +55,13 @@ class Clock:
     """Wall time of a run by activity, kept in checkpoints so that ``--resume`` continues it.
 
     ``train_s``: time in trained epochs; ``epoch_s``: the last epoch's (``None`` before the first);
-    ``measure_s``: time in measurements.  :meth:`start` / :meth:`stop` synchronise the device
-    (:mod:`empirical.timing`).  In a sweep every member's clock counts the whole batched epoch.
+    ``measure_s``: time in measurements, timed by :mod:`empirical.timing`.  In a sweep every member's clock
+    counts the whole batched epoch.
     """
 
     train_s: float = 0.0
     measure_s: float = 0.0
     epoch_s: float | None = None
-
-    start = staticmethod(timing.start)
-    stop = staticmethod(timing.stop)
 
     def record(self) -> dict[str, float | None]:
         return {"train_time_s": self.train_s, "epoch_time_s": self.epoch_s, "measure_time_total_s": self.measure_s}
@@ -109,9 +104,8 @@ class RunState:
                 "time_s": self.elapsed(), "clock": dataclasses.asdict(self.clock), "rng": rng_states(generator)}
 
     @classmethod
-    def from_dict(cls, ckpt: dict[str, Any], generator: torch.Generator | None = None) -> RunState:
-        """The state saved by :meth:`to_dict`; restores the random states when ``generator`` is given."""
-        if generator is not None:
-            set_rng_states(ckpt["rng"], generator)
+    def from_dict(cls, ckpt: dict[str, Any], generator: torch.Generator) -> RunState:
+        """The state saved by :meth:`to_dict`; restores every random state (``generator``: batch order)."""
+        set_rng_states(ckpt["rng"], generator)
         return cls(epoch=int(ckpt["epoch"]), step=int(ckpt["step"]), lr_weighted_steps=float(ckpt["lr_weighted_steps"]),
                    time_s=float(ckpt["time_s"]), clock=Clock(**ckpt.get("clock") or {}))  # older checkpoints: zero

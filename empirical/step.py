@@ -136,17 +136,13 @@ class TrainStep:
         self.model = model if model is not None else net
         self.num_classes, self.loss_kind = int(num_classes), loss
         self.autocast, self.channels_last = autocast, bool(channels_last)
-        self.requested_mode = compile_mode
-        self.mode = "none"  # what runs now
-        self.fallback_reason: str | None = None
+        self.compile_mode = compile_mode
         self._compiled = None
         self._seen: set = set()
-        self._cudagraphs = compile_mode == "reduce-overhead"
         if compile_mode != "none":
             try:
                 kwargs: dict[str, Any] = {} if compile_mode == "default" else {"mode": compile_mode}
                 self._compiled = torch.compile(self._step_fn, **kwargs)
-                self.mode = compile_mode
             except Exception as exc:  # noqa: BLE001 - torch.compile itself refused (e.g. unsupported platform)
                 self._fall_back(exc)
 
@@ -160,18 +156,13 @@ class TrainStep:
 
     def _fall_back(self, exc: BaseException) -> None:
         first = (str(exc).strip().splitlines() or [""])[0][:300]
-        self.fallback_reason = f"{type(exc).__name__}: {first}"
         warnings.warn(
-            f"torch.compile (compile={self.requested_mode!r}) failed: {self.fallback_reason}. "
+            f"torch.compile (compile={self.compile_mode!r}) failed: {type(exc).__name__}: {first}. "
             "Training continues in eager mode for the rest of this run "
             "(set compile='none', or pass --compile none, to skip compiling).",
             CompileFallbackWarning, stacklevel=3,
         )
         self._compiled = None
-        self.mode = "none"
-
-    def _backward(self, loss: torch.Tensor, scale: float | None) -> None:
-        (loss if scale is None else loss * scale).backward()
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, scale: float | None = None):
         self.optimizer.zero_grad(set_to_none=True)
@@ -181,10 +172,11 @@ class TrainStep:
             # in the forward, to restore them if compiling fails after the forward ran
             saved = None if signature in self._seen else [b.detach().clone() for b in self.model.buffers()]
             try:
-                if self._cudagraphs:
+                if self.compile_mode == "reduce-overhead":  # CUDA graphs
                     torch.compiler.cudagraph_mark_step_begin()
                 loss, wrong = self._compiled(x, y)
-                self._backward(loss, scale)
+                (loss if scale is None else loss * scale).backward()
+                self._seen.add(signature)
             except Exception as exc:  # noqa: BLE001 - any failure of the compiled step: the eager step reruns it
                 self._fall_back(exc)
                 if saved is not None:
@@ -192,11 +184,8 @@ class TrainStep:
                         for b, s in zip(self.model.buffers(), saved):
                             b.copy_(s)
                 self.optimizer.zero_grad(set_to_none=True)
-            else:
-                self._seen.add(signature)
-                self.optimizer.step()
-                return loss.detach(), wrong
-        loss, wrong = self._step_fn(x, y)
-        self._backward(loss, scale)
+        if self._compiled is None:  # eager, or the compiled step has just failed
+            loss, wrong = self._step_fn(x, y)
+            (loss if scale is None else loss * scale).backward()
         self.optimizer.step()
         return loss.detach(), wrong

@@ -167,6 +167,11 @@ class Member:
             runs.append_jsonl(self.run_dir / runs.METRICS_FILE, record, writer)
         self.done.add(int(record["epoch"]))
 
+    def stop(self, what: str, lr: float) -> None:
+        """Stop training this member: ``what`` became non-finite (the reason :func:`train` raises)."""
+        self.stopped = (f"non-finite {what}, by step {self.state.step}, lr {lr:g}; training stopped. "
+                        f"{len(self.done)} measured epoch(s) are kept in {self.run_dir / runs.METRICS_FILE}")
+
 
 class Progress:
     """A tqdm bar on a terminal; otherwise one line per measurement on stderr."""
@@ -204,9 +209,7 @@ def _resolved(epochs: list[int] | None) -> list[int]:
     return epochs
 
 
-def measure_member(
-    engine: Engine, k: int, epoch: int, running: dict[str, Any], progress: Progress | None = None
-) -> None:
+def measure_member(engine: Engine, k: int, epoch: int, running: dict[str, Any], progress: Progress) -> None:
     """Measure member ``k`` at ``epoch`` if scheduled and not logged yet, and append the record.
 
     Non-finite eval-mode features: no record, and the member stops (``member.stopped``)."""
@@ -214,8 +217,8 @@ def measure_member(
     if epoch not in _resolved(m.cfg.measure_epochs) or epoch in m.done:
         return
     model, (train_set, test_set) = engine.model_of(k), engine.data_of(k)
-    clock = m.state.clock
-    t0 = clock.start(engine.device)
+    lr = running.get("lr", m.cfg.lr)
+    t0 = timing.start(engine.device)
     try:
         res = measure(model, train_set.x, train_set.y, int(train_set.num_classes),
                       weight_decay=m.cfg.weight_decay, loss_reduction="mean",
@@ -224,20 +227,17 @@ def measure_member(
                       layers=layer_tap(m.cfg, model), tile=m.cfg.tile)
     except theory.NonFiniteError as exc:
         # e.g. BatchNorm's running statistics blew up at a high learning rate: the run has diverged
-        clock.measure_s += clock.stop(engine.device, t0)
-        m.stopped = (f"non-finite network outputs in the eval-mode measurement of epoch {epoch} ({exc}; "
-                     f"by step {m.state.step}, lr {running.get('lr', m.cfg.lr):g}); training stopped. "
-                     f"{len(m.done)} measured epoch(s) are kept in {m.run_dir / runs.METRICS_FILE}")
+        m.stop(f"network outputs in the eval-mode measurement of epoch {epoch} ({exc})", lr)
         return
-    clock.measure_s += clock.stop(engine.device, t0)
-    rec = {"epoch": epoch, "step": m.state.step, "lr": running.get("lr", m.cfg.lr),
-           "lr_weighted_steps": m.state.lr_weighted_steps, "time_s": m.state.elapsed(), **clock.record()}
+    finally:
+        m.state.clock.measure_s += timing.stop(engine.device, t0)
+    rec = {"epoch": epoch, "step": m.state.step, "lr": lr, "lr_weighted_steps": m.state.lr_weighted_steps,
+           "time_s": m.state.elapsed(), **m.state.clock.record()}
     rec.update({key: res[key] for key in RECORD_ORDER if key in res})
     rec.update(running)
     rec.update({key: v for key, v in res.items() if key not in rec})
     m.write(rec, engine.writer)
-    if progress is not None:
-        progress.measured(m.run_dir.name, rec)
+    progress.measured(m.run_dir.name, rec)
 
 
 def layer_tap(cfg: TrainConfig, model: torch.nn.Module) -> LayerTap | None:
@@ -361,20 +361,17 @@ class SingleEngine:
                 loss_sum += loss.double() * yb.shape[0]
                 wrong += wrong_b
                 seen += int(yb.shape[0])
-        stats = torch.stack(
-            [loss_sum, wrong.double(), torch.tensor(float(seen), dtype=torch.float64, device=self.device)]
-        )
-        all_reduce_sum(stats, info)
-        return stats[None], steps
+        seen_t = torch.tensor(float(seen), dtype=torch.float64, device=self.device)
+        return all_reduce_sum(torch.stack([loss_sum, wrong.double(), seen_t]), info)[None], steps
 
     def weight_penalties(self) -> list[float]:
         """``(wd/2)||theta||^2`` at the end of the epoch, the penalty part of the running objective."""
         with torch.no_grad():
             return [float(weight_penalty(self.params, self.members[0].cfg.weight_decay))]
 
-    def checkpoint_state(self, k: int = 0) -> dict[str, Any]:
-        """Member ``k``'s checkpoint: run state, model and optimiser (the format of ``checkpoints/last.pt``)."""
-        return {**self.members[k].state.to_dict(self.generator),
+    def checkpoint_state(self) -> dict[str, Any]:
+        """The checkpoint: run state, model and optimiser (the format of ``checkpoints/last.pt``)."""
+        return {**self.members[0].state.to_dict(self.generator),
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
 
     def save_checkpoint(self) -> None:
@@ -420,9 +417,7 @@ def fit(engine: Engine, name: str) -> None:
             running = {"lr": lrs[k], "train_loss_running": loss_sum / seen + penalties[k],
                        "train_error_running": wrong / seen}
             if not math.isfinite(running["train_loss_running"]):
-                m.stopped = (f"non-finite training loss in epoch {epoch} (by step {m.state.step}, lr {lrs[k]:g}); "
-                             f"training stopped. {len(m.done)} measured epoch(s) are kept in "
-                             f"{m.run_dir / runs.METRICS_FILE}")
+                m.stop(f"training loss in epoch {epoch}", lrs[k])
                 continue
             if k == active[0]:
                 progress.epoch(running["train_loss_running"], running["train_error_running"])

@@ -283,55 +283,6 @@ def simulate(
     Times: 0 and num_times-1 log-spaced values up to t_max. For the features-based flows the features at each
     time are reconstructed (reduced, matrix: Z + S(t)^T per class, with Z the frozen within-class deviations).
     """
-    counts, options = _checked_arguments(flow, num_classes, per_class, dim, ensemble, num_times, options,
-                                         class_counts, flow_options)
-    balanced = len(set(counts)) == 1
-    C, p = int(num_classes), int(dim)
-    N = counts[0] if balanced else sum(counts) / C  # imbalanced (free flow): N enters a named kappa and references
-    kap = kappa_value(kappa, N, C)
-    times = log_times(float(t_max), int(num_times), flow_options.get("t_min"))
-    labels = class_labels(C, counts[0]) if balanced else labels_from_counts(counts)
-    UVs, runs = _integrate(flow, counts, p, labels, times, N, kap, seed, int(ensemble), options, flow_options)
-    members, notes = [], []
-    for (U0, V0), run in zip(UVs, runs):
-        member, member_notes = _member_record(flow, run, labels, times, C, N, kap, U0, V0)
-        members.append(member)
-        notes += member_notes
-    params = dict(
-        num_classes=C,
-        per_class=N if balanced else None,
-        class_counts=list(counts),
-        dim=p,
-        t_max=float(t_max),
-        seed=seed,
-        num_times=int(num_times),
-        ensemble=int(ensemble),
-        kappa=kappa,
-        kappa_value=kap,
-        **options.as_kwargs(),
-        solver_steps=[m[5] for m in members],
-        **flow_options,
-    )
-
-    def pick(i):
-        arrs = [m[i] for m in members]
-        return arrs[0] if ensemble == 1 else np.stack(arrs)
-
-    metrics = {k: (members[0][2][k] if ensemble == 1 else np.stack([m[2][k] for m in members]))
-               for k in members[0][2]}
-    states = None
-    if ensemble == 1:
-        Xs, Ws, bs, lam, _ = runs[0]
-        states = FlowStates(np.asarray(labels), np.asarray(Xs), None if Ws is None else np.asarray(Ws),
-                            None if bs is None else np.asarray(bs), float(lam))
-    return Trajectory(flow=flow, times=np.asarray(times), omega=pick(0), closed_form_omega=pick(1), metrics=metrics,
-                      gram_start=pick(3), gram_end=pick(4), params=params, notes=sorted(set(notes)), states=states)
-
-
-def _checked_arguments(flow: str, num_classes: int, per_class: int | None, dim: int, ensemble: int, num_times: int,
-                       options: SolverOptions | None, class_counts: Any,
-                       flow_options: dict[str, Any]) -> tuple[tuple[int, ...], SolverOptions]:
-    """``(class counts, solver options)`` of :func:`simulate`'s arguments, each checked (``ValueError`` naming it)."""
     if flow not in FLOWS:
         raise ValueError(f"unknown flow {flow!r}; choose one of {FLOWS}")
     counts = class_counts_of(flow, num_classes, per_class, class_counts)
@@ -352,41 +303,59 @@ def _checked_arguments(flow: str, num_classes: int, per_class: int | None, dim: 
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
                               or v < 0 or (name == "step" and v == 0)):
             raise ValueError(f"{name} must be a finite number {'> 0' if name == 'step' else '>= 0'}, got {v!r}")
-    return counts, options
-
-
-def _integrate(flow: str, counts: tuple[int, ...], p: int, labels: jax.Array, times: jax.Array, N: float,
-               kap: float, seed: int, ensemble: int, options: SolverOptions,
-               flow_options: dict[str, Any]) -> tuple[list[Any], list[Any]]:
-    """``(initial SNR singular vectors, runs)``, one of each per member: its random initial point on X_set
-    integrated along ``flow``; a run is ``(Xs, Ws, bs, lam, steps)``."""
-    C = len(counts)
-    balanced = len(set(counts)) == 1
-    keys = jax.random.split(jax.random.PRNGKey(seed), ensemble)
-    X0s = [random_initial_features(jax.random.split(k)[0], C, counts[0], p, rank=flow_options.get("rank"),
-                                   mean_scale=float(flow_options.get("mean_scale", 1.0)),
-                                   class_counts=None if balanced else counts) for k in keys]
-    UVs: list[Any] = [(None, None)] * len(X0s)
+    C, p, K = int(num_classes), int(dim), int(ensemble)
+    N = counts[0] if balanced else sum(counts) / C  # imbalanced (free flow): N enters a named kappa and references
+    kap = kappa_value(kappa, N, C)
+    times = log_times(float(t_max), int(num_times), flow_options.get("t_min"))
+    labels = class_labels(C, counts[0]) if balanced else labels_from_counts(counts)
+    # one random initial point on X_set per member, integrated along the flow; a run is (Xs, Ws, bs, lam, steps)
+    keys = jax.random.split(jax.random.PRNGKey(seed), K)
+    X0s = jnp.stack([random_initial_features(jax.random.split(k)[0], C, counts[0], p, rank=flow_options.get("rank"),
+                                             mean_scale=float(flow_options.get("mean_scale", 1.0)),
+                                             class_counts=None if balanced else counts) for k in keys])
+    UVs: list[Any] = [(None, None)] * K
     if flow in ENSEMBLE_FLOWS:
         # initial SNR singular vectors, once: the reduced route rebuilds features on them, metrics measure drift
-        inits = jax.vmap(lambda X: _initial_snr(X, labels, C))(jnp.stack(X0s))
+        inits = jax.vmap(lambda X: _initial_snr(X, labels, C))(X0s)
         UVs = list(zip(inits.U, inits.V))
         # all members at once: vmap over the initial conditions (each keeps its own adaptive steps)
-        Xs_all, steps_all = _ensemble(jnp.stack(X0s), inits, labels, times, flow, C, N, kap, options)
-        runs = [(Xs_all[i], None, None, 0.0, steps_all[i]) for i in range(len(X0s))]
+        Xs_all, steps_all = _ensemble(X0s, inits, labels, times, flow, C, N, kap, options)
+        runs = [(Xs_all[i], None, None, 0.0, steps_all[i]) for i in range(K)]
     else:
         runs = [_single(flow, X0, labels, times, C, N, kap, options, flow_options, jax.random.split(k)[1])
                 for X0, k in zip(X0s, keys)]
-    return UVs, runs
+    notes: list[str] = []
+    members = [_member_record(flow, run, labels, times, C, N, kap, U0, V0, notes) for (U0, V0), run in zip(UVs, runs)]
+    params = dict(
+        num_classes=C,
+        per_class=N if balanced else None,
+        class_counts=list(counts),
+        dim=p,
+        t_max=float(t_max),
+        seed=seed,
+        num_times=int(num_times),
+        ensemble=K,
+        kappa=kappa,
+        kappa_value=kap,
+        **dataclasses.asdict(options),
+        solver_steps=[None if run[4] is None else int(run[4]) for run in runs],
+        **flow_options,
+    )
+    fields = members[0] if K == 1 else jax.tree_util.tree_map(lambda *xs: np.stack(xs), *members)
+    states = None
+    if K == 1:
+        host = jax.tree_util.tree_map(np.asarray, runs[0][:4])  # Xs, Ws, bs (None stays None)
+        states = FlowStates(np.asarray(labels), host[0], host[1], host[2], float(runs[0][3]))
+    return Trajectory(flow=flow, times=np.asarray(times), **fields, params=params, notes=sorted(set(notes)),
+                      states=states)
 
 
 def _member_record(flow: str, run: Any, labels: jax.Array, times: jax.Array, C: int, N: float, kap: float,
-                   U0: Any, V0: Any) -> tuple[tuple[Any, ...], list[str]]:
-    """``((omega, closed-form omega, metrics, Gram at the start, Gram at the end, solver steps), notes)`` of one
-    member's run: the metrics along it, the closed form (math §6.3) and asymptote (math §6.4) from its initial
-    omega, the drift of both flows' invariants, and NaN where the free flow leaves the SNR undefined."""
-    Xs, Ws, bs, lam, steps = run
-    notes = []
+                   U0: Any, V0: Any, notes: list[str]) -> dict[str, Any]:
+    """The :class:`Trajectory` fields of one member's run (omega, closed_form_omega, metrics, gram_start, gram_end):
+    the metrics along it, the closed form (math §6.3) and asymptote (math §6.4) from its initial omega, the drift
+    of both flows' invariants, and NaN where the free flow leaves the SNR undefined (said in ``notes``)."""
+    Xs, Ws, bs, lam, _ = run
     jax_mets, grams = trajectory_metrics(Xs, labels, C, Ws, bs, lam, U0, V0)
     # Wait with the GIL released first (np.asarray on a pending JAX array holds it while it waits).
     mets = {k: np.asarray(v) for k, v in jax.block_until_ready(jax_mets).items()}
@@ -414,5 +383,5 @@ def _member_record(flow: str, run: Any, labels: jax.Array, times: jax.Array, C: 
             first = float(t[np.argmax(undefined)])
             notes.append(f"the SNR singular values are undefined from t = {first:g} on: {reason}; "
                          "omega and what is computed from it are NaN there")
-    member = (omega, cf, mets, np.asarray(grams[0]), np.asarray(grams[-1]), None if steps is None else int(steps))
-    return member, notes
+    return dict(omega=omega, closed_form_omega=cf, metrics=mets, gram_start=np.asarray(grams[0]),
+                gram_end=np.asarray(grams[-1]))

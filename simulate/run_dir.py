@@ -17,7 +17,6 @@ in the optimiser's sense is ``lam`` (``loss_reduction = "half_batch_mean"``, the
 
 from __future__ import annotations
 
-import json
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -136,4 +135,4 @@ def _environment() -> dict[str, Any]:
             env[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             env[name] = None
-    return json.loads(dumps(env))
+    return env

@@ -88,18 +88,6 @@ def to_list(v: Array) -> list:
     return np.asarray(v).reshape(-1).tolist()
 
 
-def gram(D: Array) -> Array:
-    """``D^T D``.  NumPy's matmul already runs BLAS ``syrk`` for ``a.T @ a`` (half a GEMM's flops);
-    torch on the CPU does a full GEMM, so CPU tensors without autograd are routed through NumPy
-    (zero-copy views both ways).  Everything else (GPU tensors, JAX) is a plain product."""
-    if array_api_compat.is_torch_array(D) and D.device.type == "cpu" and not D.requires_grad and D.shape[0] > 0:
-        import torch
-
-        view = D.contiguous().numpy()
-        return torch.from_numpy(view.T @ view)
-    return D.T @ D
-
-
 def _host_view(x: Array):
     """A zero-copy NumPy view of a NumPy array or a CPU torch tensor without autograd, else ``None``."""
     import numpy as np

@@ -209,20 +209,24 @@ class SingularMatrixError(ValueError):
     the SNR on the support) catch exactly this."""
 
 
-def check_nonsingular(low: float, top: float, dim: int, what: str, detail: str) -> None:
-    """Raise :class:`SingularMatrixError` naming ``what`` unless :func:`is_nonsingular`; ``detail`` is formatted
-    with ``low`` and ``top`` (e.g. ``"smallest eigenvalue {low:.3e}"``)."""
+def check_nonsingular(low: float, top: float, dim: int, what: str, detail: str, advice: str = "") -> None:
+    """Raise :class:`SingularMatrixError` naming ``what`` (and giving ``advice``) unless :func:`is_nonsingular`;
+    ``detail`` is formatted with ``low`` and ``top`` (e.g. ``"smallest eigenvalue {low:.3e}"``)."""
     if not is_nonsingular(low, top, dim):
-        raise SingularMatrixError(f"{what} is singular or not positive definite ({detail.format(low=low, top=top)})")
+        tail = f"; {advice}" if advice else ""
+        raise SingularMatrixError(
+            f"{what} is singular or not positive definite ({detail.format(low=low, top=top)}){tail}"
+        )
 
 
-def spd_eigh(K: Array, xp, what: str) -> tuple[Array, Array]:
+def spd_eigh(K: Array, xp, what: str, advice: str = "") -> tuple[Array, Array]:
     """``eigh`` of a symmetric matrix that must be positive definite: :func:`check_nonsingular` on its eigenvalues
     (skipped inside JAX traces)."""
     evals, evecs = xp.linalg.eigh(K)
     if is_concrete(evals):
         top = to_float(xp.max(xp.abs(evals)))
-        check_nonsingular(to_float(evals[0]), top, K.shape[0], what, "smallest eigenvalue {low:.3e}, largest {top:.3e}")
+        check_nonsingular(to_float(evals[0]), top, K.shape[0], what, "smallest eigenvalue {low:.3e}, largest {top:.3e}",
+                          advice)
     return evals, evecs
 
 

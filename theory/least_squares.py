@@ -202,10 +202,6 @@ def _unique_least_squares(
         K = stats.sigma_t + lam * eye(stats.dim, xp, M) + c * (mu[:, None] * mu[None, :])
         what = ("Sigma_T + lam I (the least-squares normal matrix)" if bias
                 else "Sigma_T + mu_G mu_G^T + lam I (no-bias normal matrix)")
-        try:
-            evals, evecs = spd_eigh(K, xp, what)
-        except SingularMatrixError as exc:
-            advice = "use a ridge coefficient lam > 0 or more samples than dimensions"
-            raise SingularMatrixError(f"{exc}; {advice}") from None
+        evals, evecs = spd_eigh(K, xp, what, "use a ridge coefficient lam > 0 or more samples than dimensions")
         W = ((rhs @ evecs) / evals[None, :]) @ evecs.T
     return W, ((pi - W @ mu) / (1.0 + lam) if bias else None)

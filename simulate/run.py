@@ -85,9 +85,9 @@ class Trajectory:
         third of the saved times, at least three): omega_min (theory: 1/4), nc1 (-1/2), max/min - 1 (-1),
         gram_etf_distance (-1).
         """
-        K = self.omega.shape[0] if self.ensemble else 1
-        om = self.omega.reshape(K, *self.omega.shape[-2:])
-        mets = {k: v.reshape(K, *v.shape[-(v.ndim - (1 if self.ensemble else 0)):]) for k, v in self.metrics.items()}
+        om = self.omega if self.ensemble else self.omega[None]  # (K, T, C-1), K = 1 for a single run
+        mets = {k: v if self.ensemble else v[None] for k, v in self.metrics.items()}
+        K = om.shape[0]
         t = self.times
         out: dict[str, Any] = {"flow": self.flow, "params": self.params, "ensemble_size": K, "notes": self.notes}
         out["final_time"] = float(t[-1])
@@ -101,16 +101,10 @@ class Trajectory:
         out["closed_form_max_rel_error"] = float(np.max(mets["closed_form_rel_error"]))
         out["omega_min_over_asymptote_final"] = float(np.median(mets["omega_min_over_asymptote"][:, -1]))
         out["omega_max_over_asymptote_final"] = float(np.median(mets["omega_max_over_asymptote"][:, -1]))
-        rates = {}
-        for name, series in (
-            ("omega_min", om[:, :, -1]),
-            ("nc1", mets["nc1"]),
-            ("max_min_ratio_minus_1", mets["omega_ratio"] - 1.0),
-            ("gram_etf_distance", mets["gram_etf_distance"]),
-            ("l_central", mets["l_central"]),
-        ):
-            rates[name] = float(np.median([tail_loglog_slope(t, s) for s in series]))
-        out["tail_loglog_slopes"] = rates
+        series = {"omega_min": om[:, :, -1], "nc1": mets["nc1"], "max_min_ratio_minus_1": mets["omega_ratio"] - 1.0,
+                  "gram_etf_distance": mets["gram_etf_distance"], "l_central": mets["l_central"]}
+        out["tail_loglog_slopes"] = {name: float(np.median([tail_loglog_slope(t, y) for y in ys]))
+                                     for name, ys in series.items()}
         out["tail_loglog_slopes_theory"] = {"omega_min": 0.25, "nc1": -0.5, "max_min_ratio_minus_1": -1.0,
                                             "gram_etf_distance": -1.0, "l_central": -0.5}
         for k in ("sigma_w_deviation", "global_mean_norm", "singular_vector_drift", "rho_perp",

@@ -82,18 +82,14 @@ def check_omega0(omega0) -> None:
 
 def check_features(stats, *, balanced: bool = True) -> None:
     """Simulate-specific conditions on ``theory.class_stats`` output (which already rejected bad shapes, non-finite
-    features and out-of-range labels): N >= 2 examples per class, balanced classes (unless ``balanced`` is false:
-    the free flow takes any counts), p >= C-1, and an invertible Sigma_W (``theory.inverse_sqrt_within`` raises on
-    a singular one)."""
+    features and out-of-range labels): balanced classes (unless ``balanced`` is false: the free flow takes any
+    counts), :func:`check_sizes` of its counts and dimension, and an invertible Sigma_W
+    (``theory.inverse_sqrt_within`` raises on a singular one)."""
     if not is_concrete(stats.counts):
         return
-    counts = np.asarray(stats.counts)
-    C = stats.num_classes
-    if np.any(counts < 2):
-        raise ValueError(f"every class needs >= 2 examples (N >= 2); class counts {counts.tolist()}")
-    if balanced and np.any(counts != counts[0]):
-        raise ValueError(f"the central-path dynamics assume balanced classes; class counts {counts.tolist()}")
-    if stats.dim < C - 1:
-        raise ValueError(f"feature dimension p={stats.dim} < C-1={C - 1}")
+    counts = [int(c) for c in np.asarray(stats.counts)]
+    if balanced and len(set(counts)) != 1:
+        raise ValueError(f"the central-path dynamics assume balanced classes; class counts {counts}")
+    check_sizes(stats.num_classes, counts[0], stats.dim, counts)
     if is_concrete(stats.sigma_w):
         theory.inverse_sqrt_within(stats)

@@ -1,4 +1,5 @@
-"""One Diffrax solve shared by every flow (reduced, matrix, feature-level, free) and its argument preparation.
+"""One Diffrax solve shared by every flow (reduced, matrix, feature-level, free), its argument preparation and
+the flows' access to ``theory.laws`` (math §6.1-§6.3).
 
 ``solve`` is ``equinox.filter_jit`` of ``solve_ode`` (the un-jitted solve, for other traced code): array leaves (y0,
 times, the arrays in ``args``) are traced, everything else (the right-hand side, the fields of the frozen
@@ -17,8 +18,24 @@ import equinox as eqx
 import jax.numpy as jnp
 import optimistix as optx
 
-from ._checks import check_times
-from ._laws import kappa_value
+import theory.laws
+
+from ._checks import check_times, is_concrete
+
+
+def law(name: str):
+    """The lambdified JAX function ``theory.laws.numeric(name, backend="jax")`` (cached there): every scalar law
+    the flows integrate or compare with comes from ``theory.laws``, nothing is retyped."""
+    return theory.laws.numeric(name, backend="jax")
+
+
+def kappa_value(kappa, N: float, C: int) -> float:
+    """Time-scale factor kappa of the flow dX/dt = -kappa Proj grad L (math §6.3 table): a positive number, or a
+    convention name "projected" (1), "sum" (C N), "means" (N); ``theory.laws.kappa``."""
+    if not isinstance(kappa, str) and not is_concrete(kappa):
+        return kappa  # traced (inside jit/vmap): used as is
+    return float(theory.laws.kappa(kappa, N, C))
+
 
 SOLVERS = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5, "dopri8": diffrax.Dopri8}
 NORMS = {"rms": optx.rms_norm, "max": optx.max_norm}

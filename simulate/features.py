@@ -15,8 +15,7 @@ import jax.numpy as jnp
 import theory
 
 from ._checks import check_features, check_times, is_concrete
-from ._laws import kappa_value
-from ._solve import SolverOptions, integrate
+from ._solve import SolverOptions, integrate, kappa_value
 from .initial import class_means
 
 

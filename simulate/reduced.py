@@ -21,8 +21,7 @@ import theory
 import theory.laws
 
 from ._checks import check_omega0, check_times
-from ._laws import kappa_value, law
-from ._solve import SolverOptions, integrate, prepare, solve_ode
+from ._solve import SolverOptions, integrate, kappa_value, law, prepare, solve_ode
 
 
 def reduced_rhs(t, omega: jax.Array, args) -> jax.Array:

@@ -17,8 +17,7 @@ import theory
 from theory.jsonio import dumps, jsonable
 
 from ._checks import check_sizes
-from ._laws import kappa_value, law
-from ._solve import SolverOptions, check_options
+from ._solve import SolverOptions, check_options, kappa_value, law
 from .features import integrate_features, integrate_free, integrate_retraction
 from .initial import class_labels, labels_from_counts, random_initial_features
 from .matrix import integrate_matrix

@@ -15,6 +15,7 @@ import math
 import sys
 from pathlib import Path
 
+from theory._validation import OneLineParser
 from theory.laws import KAPPA
 
 from ._checks import SizeError, check_sizes
@@ -22,13 +23,6 @@ from ._solve import NORMS, SOLVERS, SolverOptions
 from .plots import make_figures
 from .run import ENSEMBLE_FLOWS, FLOWS, class_counts_of, simulate
 from .run_dir import write_run_dir
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: ``python -m simulate: error: argument --dim: ...`` and exit status 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _number(kind, low, *, strict: bool = False):
@@ -70,7 +64,8 @@ def _kappa(text: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="python -m simulate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(prog="python -m simulate", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--num-classes", "--classes", dest="num_classes", type=_number(int, 2), required=True,
                     help="number of classes C (>= 2)")
     ap.add_argument("--per-class", type=_number(int, 2), default=None,

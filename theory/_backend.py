@@ -22,8 +22,7 @@ def namespace(*arrays: Array):
     return array_api_compat.array_namespace(*[a for a in arrays if a is not None])
 
 
-def device_of(x: Array):
-    return array_api_compat.device(x)
+device_of = array_api_compat.device  #: the device of an array of any backend
 
 
 def as_float64(x: Array, xp=None, like: Array | None = None) -> Array:

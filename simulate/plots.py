@@ -12,15 +12,6 @@ import theory
 from .reduced import asymptotic_omega
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _band(ax, t, y, label, color=None, style="-"):
     """Plot y (T,) or median and 10-90% band of y (K, T) against t (t > 0 only)."""
     ok = t > 0
@@ -40,7 +31,11 @@ def _positive(y):
 
 def make_figures(traj, out_dir) -> list[Path]:
     """Write the five standard figures of ``traj`` to ``out_dir`` (created); returns their paths."""
-    plt = _plt()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t = traj.times

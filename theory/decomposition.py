@@ -69,15 +69,6 @@ def means_residual(stats: ClassStats, W: Array, b: Array | None, *, tile: int = 
     return total
 
 
-def _perp(stats: ClassStats, dW: Array, db: Array | None, dist2: Array, lam: float, xp) -> Array:
-    """``(1/2) tr(D A D^T)`` for ``D = [dW db]`` without forming ``A`` (math §3.2);
-    ``dist2 = ||dW||_F^2 + ||db||^2`` (the ``lam I`` part of ``A``)."""
-    shift = dW @ stats.global_mean
-    if db is not None:
-        shift = shift + db
-    return 0.5 * (xp.sum((dW @ stats.sigma_t) * dW) + lam * dist2 + xp.sum(shift * shift))
-
-
 def _unscaled(W: Array, b: Array | None, target_scale: float) -> tuple[float, Array, Array | None]:
     """``(M, W / M, b / M)`` for targets ``M e_c`` (math §3.6); ``ValueError`` naming ``target_scale = M`` unless
     it is a finite number > 0."""
@@ -132,7 +123,9 @@ def decompose(
     dW = W - W_ls
     db = None if b is None else b - b_ls
     dist2 = _sq_norm(dW, db, xp)
-    l_perp = _perp(stats, dW, db, dist2, lam, xp)
+    # l_perp = (1/2) tr(D A D^T) for D = [dW db] without forming A (math §3.2); dist2 is its lam I part
+    shift = dW @ stats.global_mean if db is None else dW @ stats.global_mean + db
+    l_perp = 0.5 * (xp.sum((dW @ stats.sigma_t) * dW) + lam * dist2 + xp.sum(shift * shift))
     loss = within + means_part
     norm2 = _sq_norm(W_ls, b_ls, xp)
     s2 = scale * scale

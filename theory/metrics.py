@@ -206,9 +206,24 @@ def nc_metrics(
     xp = namespace(stats.means)
     centered, _ = _centered(stats, convention, xp)
     C = stats.num_classes
-    W, b, tile = _checked_arguments(stats, W, b, lam, tile, cosine_ddof, on_singular, xp)
+    check_lam(lam)  # bad arguments raise here, never end up under "unavailable"
+    tile = check_tile(tile)
+    check_ddof(cosine_ddof, "cosine_ddof")
+    if on_singular not in ON_SINGULAR:
+        raise ValueError(f"unknown on_singular {on_singular!r}; choose one of {ON_SINGULAR}")
+    if W is not None:
+        W = as_float64(W, xp, like=stats.means)
+        b = None if b is None else as_float64(b, xp, like=stats.means)
+        check_classifier(W, b, C, stats.dim, xp)
     put = _Collector(xp)
-    _put_nc1(put, stats, convention)
+
+    def nc1():  # NC1 under the convention, the notebook's trace and the pseudo-inverse's rank (math §2.1, §2.2)
+        trace_value, rank = nc1_trace(stats, convention)
+        if is_concrete(rank) and to_float(rank) == 0:
+            raise ValueError("Sigma_B = 0 (all class means are equal): NC1 = Tr(Sigma_W Sigma_B^+) has no support")
+        return (trace_value / C if convention == "paper" else trace_value), trace_value, rank
+
+    put(("nc1", "nc1_notebook", "nc1_rank"), nc1, "non-finite NC1")
     # a centred mean is zero to round-off when its norm is below p eps times the largest uncentred norm
     # (the size of the centring's cancellation error)
     zero_means = _zero_rows(centered, stats.means, xp)
@@ -228,23 +243,6 @@ def nc_metrics(
                 lambda: (decompose(stats, W, b, lam=lam, on_singular=on_singular, tile=tile)["central_path_distance"],),
                 "the least-squares classifier is zero")
     return put.result()
-
-
-def _checked_arguments(
-    stats: ClassStats, W: Array | None, b: Array | None, lam: float, tile: int, cosine_ddof: int, on_singular: str, xp
-) -> tuple[Array | None, Array | None, int]:
-    """:func:`nc_metrics`'s arguments checked (bad ones raise here, never end up under "unavailable"); ``W`` and
-    ``b`` as float64 on the statistics' device, and the checked tile."""
-    check_lam(lam)
-    tile = check_tile(tile)
-    check_ddof(cosine_ddof, "cosine_ddof")
-    if on_singular not in ON_SINGULAR:
-        raise ValueError(f"unknown on_singular {on_singular!r}; choose one of {ON_SINGULAR}")
-    if W is not None:
-        W = as_float64(W, xp, like=stats.means)
-        b = None if b is None else as_float64(b, xp, like=stats.means)
-        check_classifier(W, b, stats.num_classes, stats.dim, xp)
-    return W, b, tile
 
 
 class _Collector:
@@ -276,19 +274,6 @@ class _Collector:
         if self.unavailable:
             self.out["unavailable"] = self.unavailable
         return self.out
-
-
-def _put_nc1(put: _Collector, stats: ClassStats, convention: str) -> None:
-    """NC1 under ``convention``, the notebook's trace and the pseudo-inverse's rank (math §2.1, §2.2)."""
-    C = stats.num_classes
-
-    def nc1():
-        trace_value, rank = nc1_trace(stats, convention)
-        if is_concrete(rank) and to_float(rank) == 0:
-            raise ValueError("Sigma_B = 0 (all class means are equal): NC1 = Tr(Sigma_W Sigma_B^+) has no support")
-        return (trace_value / C if convention == "paper" else trace_value), trace_value, rank
-
-    put(("nc1", "nc1_notebook", "nc1_rank"), nc1, "non-finite NC1")
 
 
 def _put_rows(

@@ -140,19 +140,6 @@ def _batch_moments(features: Array, labels: Array, num_classes: int, xp):
     return counts, means, scatter
 
 
-def _merge_moments(a, b, xp):
-    """Exact pairwise merge (Chan et al.) of ``(counts, means, scatter)`` triples."""
-    n_a, m_a, s_a = a
-    n_b, m_b, s_b = b
-    n = n_a + n_b
-    safe = xp.where(n > 0, n, xp.ones_like(n))
-    delta = m_b - m_a
-    means = m_a + delta * (n_b / safe)[:, None]
-    w = n_a * n_b / safe
-    scatter = s_a + s_b + (delta * w[:, None]).T @ delta
-    return n, means, scatter
-
-
 def _finalize(counts: Array, means: Array, scatter: Array, xp) -> ClassStats:
     """Turn counts, means and pooled scatter into :class:`ClassStats` (math §3.3b)."""
     if is_concrete(counts):
@@ -320,8 +307,14 @@ class ClassStatsAccumulator:
             return self
         if other.dim != self.dim:
             raise ValueError("shape mismatch: cannot merge accumulators of different feature dimensions")
-        merged = _merge_moments(self._moments(), other._moments(), self._xp)
-        self._set_moments(*merged, self._xp)
+        # exact pairwise merge of (counts, means, scatter) (Chan et al.)
+        xp = self._xp
+        (n_a, m_a, s_a), (n_b, m_b, s_b) = self._moments(), other._moments()
+        n = n_a + n_b
+        safe = xp.where(n > 0, n, xp.ones_like(n))
+        delta = m_b - m_a
+        w = n_a * n_b / safe
+        self._set_moments(n, m_a + delta * (n_b / safe)[:, None], s_a + s_b + (delta * w[:, None]).T @ delta, xp)
         return self
 
     def finalize(self) -> ClassStats:

@@ -19,7 +19,7 @@ from theory.jsonio import dumps, jsonable
 from ._checks import check_sizes
 from ._solve import SolverOptions, check_options, kappa_value, law
 from .features import integrate_features, integrate_free, integrate_retraction
-from .initial import class_labels, labels_from_counts, random_initial_features
+from .initial import labels_from_counts, random_initial_features
 from .matrix import integrate_matrix
 from .metrics import snr_undefined, trajectory_metrics
 from .reduced import asymptotic_omega, closed_form_omega, integrate_reduced
@@ -300,7 +300,7 @@ def simulate(
     N = counts[0] if balanced else sum(counts) / C  # imbalanced (free flow): N enters a named kappa and references
     kap = kappa_value(kappa, N, C)
     times = log_times(float(t_max), int(num_times), flow_options.get("t_min"))
-    labels = class_labels(C, counts[0]) if balanced else labels_from_counts(counts)
+    labels = labels_from_counts(counts)
     # one random initial point on X_set per member, integrated along the flow; a run is (Xs, Ws, bs, lam, steps)
     keys = jax.random.split(jax.random.PRNGKey(seed), K)
     X0s = jnp.stack([random_initial_features(jax.random.split(k)[0], C, counts[0], p, rank=flow_options.get("rank"),

@@ -79,12 +79,11 @@ def run_config(traj) -> dict[str, Any]:
     """``config.json`` of ``traj``'s run directory: ``{"schema_version", "source", "config", "environment"}``."""
     p = traj.params
     states = _states_of(traj)
-    counts = np.bincount(states.labels, minlength=int(p["num_classes"]))
     lam = float(states.lam)
     cfg: dict[str, Any] = {
         "model": f"flow:{traj.flow}", "num_classes": int(p["num_classes"]),
         "per_class": None if p["per_class"] is None else int(p["per_class"]),
-        "class_counts": counts.tolist(), "dim": int(p["dim"]), "loss": "mse", "loss_reduction": PAPER_REDUCTION,
+        "class_counts": list(p["class_counts"]), "dim": int(p["dim"]), "loss": "mse", "loss_reduction": PAPER_REDUCTION,
         "weight_decay": lam, "lam": lam, "lam_notebook": theory.lam_from_weight_decay(lam, reduction="notebook"),
         "lam_h": float(p.get("lam_h", 0.0)) if traj.flow == "free" else 0.0,
         "kappa": float(p["kappa_value"]), "kappa_convention": p["kappa"], "time_unit": "flow time t of math §6",

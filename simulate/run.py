@@ -117,15 +117,12 @@ class Trajectory:
 
 
 def tail_loglog_slope(t, y) -> float:
-    """Least-squares slope of log(y) against log(t) over the tail of a trajectory.
+    """Least-squares slope of log(y) against log(t) over the last ``max(3, len(t) // 3)`` saved times.
 
-    Window: the last ``max(3, len(t) // 3)`` saved times, i.e. the last third, and at least
-    three points. Why: the central-path laws are power laws only asymptotically (omega_min ~ t^{1/4},
-    nc1 ~ t^{-1/2}, max/min - 1 ~ t^{-1}, gram_etf_distance ~ t^{-1}, math §6.3); on the log-spaced times of
-    ``log_times`` the last third spans the latest decades, where the transient from the initial condition has
-    died out, while three points are the fewest that make a fitted slope more than a two-point difference.
-    Within the window, points with t <= 0, y <= 0 or non-finite y are dropped; fewer than two left gives NaN.
-
+    The central-path laws are power laws only asymptotically (math §6.3: omega_min ~ t^{1/4}, nc1 ~ t^{-1/2},
+    max/min - 1 ~ t^{-1}, gram_etf_distance ~ t^{-1}); on ``log_times``' grid the last third spans the latest
+    decades, past the initial transient, and three points are the fewest that fit more than a two-point difference.
+    Points with t <= 0, y <= 0 or non-finite y are dropped; fewer than two left give NaN.
     t, y: 1-d sequences of equal length (the saved times and one scalar series). Returns a Python float.
     """
     t = np.asarray(t, float)

@@ -47,10 +47,9 @@ _nonnegative_float = _number(float, 0)
 
 def _class_counts(text: str) -> list[int]:
     try:
-        counts = [int(c) for c in text.split(",")]
+        return [int(c) for c in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    return counts
 
 
 def _kappa(text: str):

@@ -161,13 +161,6 @@ def _zero_rows(rows: Array, scale_rows: Array, xp) -> list[int] | None:
     return small or None
 
 
-def _finite(value: Array, xp) -> bool:
-    """True unless ``value`` is concrete and not finite (unknown inside a JAX trace: True)."""
-    if not is_concrete(value):
-        return True
-    return bool(to_bool(xp.all(xp.isfinite(value))))
-
-
 def nc_metrics(
     stats: ClassStats,
     W: Array | None = None,
@@ -264,7 +257,7 @@ class _Collector:
         except _UNAVAILABLE_ERRORS as exc:
             self.unavailable.update({k: f"{type(exc).__name__}: {exc}" for k in names})
             return
-        if not all(_finite(v, self.xp) for v in values):
+        if any(is_concrete(v) and not to_bool(self.xp.all(self.xp.isfinite(v))) for v in values):  # traced: unknown
             self.unavailable.update({k: reason for k in names})
             return
         self.out.update(zip(names, values))

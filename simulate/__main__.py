@@ -77,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="reduced: the singular-value ODE (math §6.2); matrix: the SNR-matrix ODE and features: the "
                          "projected feature flow (math §6.1); retraction: Euler steps re-whitened (math §6.1 "
                          "'Contrast'); free: W, b and features trained jointly (math §4) (default: %(default)s)")
-    ap.add_argument("--seed", type=_number(int, 0), default=0, help="seed of the initial "
-                                                                     "condition (default: %(default)s)")
+    ap.add_argument("--seed", type=_number(int, 0), default=0,
+                    help="seed of the initial condition (default: %(default)s)")
     ap.add_argument("--out", type=Path, required=True, help="output directory")
     ap.add_argument("--ensemble", type=_number(int, 1), default=1,
                     help=f"K initial conditions at once (flows {ENSEMBLE_FLOWS}) (default: %(default)s)")

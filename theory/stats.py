@@ -252,14 +252,12 @@ class ClassStatsAccumulator:
         counts = _class_counts(y, C, xp)
         ref, new = self._ref, []
         if not all(self._has_ref):
-            present = [float(v) > 0 for v in to_list(counts)]
-            new = [c for c in range(C) if present[c] and not self._has_ref[c]]
+            fresh = [float(v) > 0 and not had for v, had in zip(to_list(counts), self._has_ref)]  # first seen here
+            new = [c for c in range(C) if fresh[c]]
             if new:
                 safe = xp.where(counts > 0, counts, xp.ones_like(counts))
                 means = _class_sums(as_float64(X, xp), y, C, xp) / safe[:, None]
-                fresh = set(new)
-                mask = xp.asarray([c in fresh for c in range(C)], device=device_of(counts))
-                ref = xp.where(mask[:, None], means, ref)
+                ref = xp.where(xp.asarray(fresh, device=device_of(counts))[:, None], means, ref)
         shift = xp.take(ref, y, axis=0)
         if X.dtype == xp.float64:
             D = X - shift  # never modify the caller's array

@@ -15,99 +15,85 @@ import math
 import sys
 from pathlib import Path
 
-from ._solve import NORMS, SOLVERS
-from .run import ENSEMBLE_FLOWS, FLOWS
+from theory._validation import OneLineParser
+from theory.laws import KAPPA
 
-KAPPA_NAMES = ("projected", "sum", "means")
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: ``python -m simulate: error: argument --dim: ...`` and exit status 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+from ._checks import SizeError, check_sizes
+from ._solve import NORMS, SOLVERS, SolverOptions
+from .plots import make_figures
+from .run import ENSEMBLE_FLOWS, FLOWS, class_counts_of, simulate
+from .run_dir import write_run_dir
 
 
-def _int_at_least(low: int):
-    def parse(text: str) -> int:
+def _number(kind, low, *, strict: bool = False):
+    """A parser of ``kind`` (int or float) values ``>= low`` (``> low`` when ``strict``), floats finite."""
+    word = "an integer" if kind is int else "a number"
+    bound = f">= {low}" if kind is int else f"a finite number {'>' if strict else '>='} {low}"
+
+    def parse(text: str):
         try:
-            value = int(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+            raise argparse.ArgumentTypeError(f"expected {word}, got {text!r}") from None
+        if not (math.isfinite(value) and (value > low if strict else value >= low)):
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
         return value
     return parse
 
 
-def _finite_float(*, strict: bool):
-    """A parser of finite numbers ``> 0`` (``strict``) or ``>= 0``."""
-    bound = "> 0" if strict else ">= 0"
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not (math.isfinite(value) and (value > 0 if strict else value >= 0)):
-            raise argparse.ArgumentTypeError(f"must be a finite number {bound}, got {text}")
-        return value
-    return parse
-
-
-_positive_float = _finite_float(strict=True)
-_nonnegative_float = _finite_float(strict=False)
+_positive_float = _number(float, 0, strict=True)
+_nonnegative_float = _number(float, 0)
 
 
 def _class_counts(text: str) -> list[int]:
     try:
-        counts = [int(c) for c in text.split(",")]
+        return [int(c) for c in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    return counts
 
 
 def _kappa(text: str):
-    if text in KAPPA_NAMES:
+    if text in KAPPA:
         return text
     try:
         return _positive_float(text)
     except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected one of {list(KAPPA_NAMES)} or a finite number > 0, "
+        raise argparse.ArgumentTypeError(f"expected one of {list(KAPPA)} or a finite number > 0, "
                                          f"got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="python -m simulate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--num-classes", "--classes", dest="num_classes", type=_int_at_least(2), required=True,
+    ap = OneLineParser(prog="python -m simulate", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--num-classes", "--classes", dest="num_classes", type=_number(int, 2), required=True,
                     help="number of classes C (>= 2)")
-    ap.add_argument("--per-class", type=_int_at_least(2), default=None,
+    ap.add_argument("--per-class", type=_number(int, 2), default=None,
                     help="examples per class N (>= 2); or --class-counts")
     ap.add_argument("--class-counts", type=_class_counts, default=None,
                     help="a run's class counts, comma-separated (C integers; unequal ones with --flow free only)")
-    ap.add_argument("--dim", type=_int_at_least(1), required=True, help="feature dimension p, C-1 <= p <= C(N-1)")
+    ap.add_argument("--dim", type=_number(int, 1), required=True, help="feature dimension p, C-1 <= p <= C(N-1)")
     ap.add_argument("--t-max", type=_positive_float, required=True, help="final time (> 0)")
     ap.add_argument("--flow", choices=FLOWS, default="reduced",
                     help="reduced: the singular-value ODE (math §6.2); matrix: the SNR-matrix ODE and features: the "
                          "projected feature flow (math §6.1); retraction: Euler steps re-whitened (math §6.1 "
                          "'Contrast'); free: W, b and features trained jointly (math §4) (default: %(default)s)")
-    ap.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the initial "
-                                                                     "condition (default: %(default)s)")
+    ap.add_argument("--seed", type=_number(int, 0), default=0,
+                    help="seed of the initial condition (default: %(default)s)")
     ap.add_argument("--out", type=Path, required=True, help="output directory")
-    ap.add_argument("--ensemble", type=_int_at_least(1), default=1,
+    ap.add_argument("--ensemble", type=_number(int, 1), default=1,
                     help=f"K initial conditions at once (flows {ENSEMBLE_FLOWS}) (default: %(default)s)")
     ap.add_argument("--kappa", type=_kappa, default="projected",
                     help="time scale: projected | sum | means | a number > 0 (math §6.3) (default: %(default)s)")
-    ap.add_argument("--num-times", type=_int_at_least(3), default=60, help="saved times (>= 3) (default: %(default)s)")
+    ap.add_argument("--num-times", type=_number(int, 3), default=60, help="saved times (>= 3) (default: %(default)s)")
     ap.add_argument("--rtol", type=_positive_float, default=1e-8,
                     help="solver's relative tolerance (default: %(default)s)")
     ap.add_argument("--atol", type=_positive_float, default=1e-10,
                     help="solver's absolute tolerance (default: %(default)s)")
-    ap.add_argument("--max-steps", type=_int_at_least(1), default=1_000_000,
+    ap.add_argument("--max-steps", type=_number(int, 1), default=1_000_000,
                     help="solver step budget (default: %(default)s)")
     ap.add_argument("--error-norm", choices=sorted(NORMS), default="rms",
                     help="norm of the solver's error estimate (default: %(default)s)")
-    ap.add_argument("--rank", type=_int_at_least(0), default=None,
+    ap.add_argument("--rank", type=_number(int, 0), default=None,
                     help="initial rank of the centred class means (<= C-1; default: full rank)")
     ap.add_argument("--solver", choices=sorted(SOLVERS), default="tsit5",
                     help="Runge-Kutta method of the ODE solver (default: %(default)s)")
@@ -128,26 +114,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     C = args.num_classes
     if args.class_counts is None and args.per_class is None:
         ap.error("one of the arguments --per-class --class-counts is required")
-    if args.class_counts is not None:
-        from .run import class_counts_of
-
-        try:
-            counts = class_counts_of(args.flow, C, args.per_class, args.class_counts)
-        except ValueError as exc:
-            ap.error(f"argument --class-counts: {exc}")
-        if min(counts) < 2:
-            ap.error(f"argument --class-counts: every class needs >= 2 samples, got {list(counts)}")
-    else:
-        counts = (args.per_class,) * C
-    p = args.dim
-    if p < C - 1:
-        ap.error(f"argument --dim: must be >= C-1 = {C - 1} (the SNR matrix has C-1 singular values), got {p}")
-    room = sum(counts) - C
-    if p > room:
-        bound = "C(N-1)" if args.class_counts is None else "n - C"
-        ap.error(f"argument --dim: must be <= {bound} = {room}, got {p}: every flow starts on X_set "
-                 f"(Sigma_W = I_p, math §5.2, §6.1), and the within-class deviations of n samples in C classes span "
-                 f"at most n - C dimensions (raise --per-class or lower --dim)")
+    try:
+        counts = class_counts_of(args.flow, C, args.per_class, args.class_counts)
+        check_sizes(C, counts[0], args.dim, None if args.class_counts is None else counts)
+    except SizeError as exc:
+        ap.error(f"argument --{exc.argument}: {exc.requirement}")
+    except ValueError as exc:
+        ap.error(f"argument --class-counts: {exc}")
     if args.rank is not None and args.rank > C - 1:
         ap.error(f"argument --rank: must be <= C-1 = {C - 1}, got {args.rank}")
     if args.out.exists() and not args.out.is_dir():
@@ -173,9 +146,6 @@ def summary_line(flow: str, s: dict, out: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from ._solve import SolverOptions
-    from .run import simulate
-
     if args.ensemble > 1 and args.flow not in ENSEMBLE_FLOWS:
         print(f"note: --ensemble with flow {args.flow!r} runs the members one after another", file=sys.stderr)
     opts = {}
@@ -201,15 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     summary = traj.summary()
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     if not args.no_figures:
-        from .plots import make_figures
-
         make_figures(traj, out / "figures")
     if traj.ensemble:
         print("note: no run directory (config.json, metrics.jsonl) for an ensemble: one run per directory",
               file=sys.stderr)
     else:
-        from .run_dir import write_run_dir
-
         write_run_dir(traj, out)
     print(summary_line(args.flow, summary, out))
     for note in traj.notes:

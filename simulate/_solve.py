@@ -1,4 +1,5 @@
-"""One Diffrax solve shared by every flow (reduced, matrix, feature-level, free) and its argument preparation.
+"""One Diffrax solve shared by every flow (reduced, matrix, feature-level, free), its argument preparation and
+the flows' access to ``theory.laws`` (math §6.1-§6.3).
 
 ``solve`` is ``equinox.filter_jit`` of ``solve_ode`` (the un-jitted solve, for other traced code): array leaves (y0,
 times, the arrays in ``args``) are traced, everything else (the right-hand side, the fields of the frozen
@@ -17,8 +18,24 @@ import equinox as eqx
 import jax.numpy as jnp
 import optimistix as optx
 
-from ._checks import check_times
-from ._laws import kappa_value
+import theory.laws
+
+from ._checks import check_times, is_concrete
+
+
+def law(name: str):
+    """The lambdified JAX function ``theory.laws.numeric(name, backend="jax")`` (cached there): every scalar law
+    the flows integrate or compare with comes from ``theory.laws``, nothing is retyped."""
+    return theory.laws.numeric(name, backend="jax")
+
+
+def kappa_value(kappa, N: float, C: int) -> float:
+    """Time-scale factor kappa of the flow dX/dt = -kappa Proj grad L (math §6.3 table): a positive number, or a
+    convention name "projected" (1), "sum" (C N), "means" (N); ``theory.laws.kappa``."""
+    if not isinstance(kappa, str) and not is_concrete(kappa):
+        return kappa  # traced (inside jit/vmap): used as is
+    return float(theory.laws.kappa(kappa, N, C))
+
 
 SOLVERS = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5, "dopri8": diffrax.Dopri8}
 NORMS = {"rms": optx.rms_norm, "max": optx.max_norm}
@@ -56,35 +73,29 @@ class SolverOptions:
         """A copy with ``changes`` (validated again)."""
         return dataclasses.replace(self, **changes)
 
-    def as_kwargs(self) -> dict:
-        """The keyword arguments of ``solve`` / ``solve_ode``."""
-        return dataclasses.asdict(self)
 
-
-def solve_ode(rhs, y0, times, args, *, rtol, atol, solver="tsit5", max_steps=1_000_000, error_norm="rms"):
-    """Integrate dy/dt = rhs(t, y, args) from times[0] with Diffrax and a PID controller, saving at ``times``.
-
-    ``error_norm``: "rms" (Diffrax's default) or "max" (every component's local error within atol + rtol |y|);
-    the names are validated by :class:`SolverOptions`.
-    Returns ``(ys, num_steps)``; ``ys`` has a leading axis of length len(times) on every leaf.
+def solve_ode(rhs, y0, times, args, options: SolverOptions):
+    """Integrate dy/dt = rhs(t, y, args) from times[0] with Diffrax and a PID controller set by ``options``,
+    saving at ``times``.  Returns ``(ys, num_steps)``; ``ys`` has a leading axis of length len(times) on every leaf.
     """
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(rhs),
-        SOLVERS[solver](),
+        SOLVERS[options.solver](),
         t0=times[0],
         t1=times[-1],
         dt0=None,
         y0=y0,
         args=args,
         saveat=diffrax.SaveAt(ts=times),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, norm=NORMS[error_norm]),
-        max_steps=max_steps,
+        stepsize_controller=diffrax.PIDController(rtol=options.rtol, atol=options.atol,
+                                                  norm=NORMS[options.error_norm]),
+        max_steps=options.max_steps,
     )
     return sol.ys, sol.stats["num_steps"]
 
 
 solve = eqx.filter_jit(solve_ode)
-"""``solve_ode`` compiled: arrays traced; rhs, tolerances, solver, max_steps, error_norm and Python scalars static."""
+"""``solve_ode`` compiled: arrays traced; rhs, the (hashable) options and Python scalars static."""
 
 
 def check_options(options) -> SolverOptions:
@@ -95,16 +106,11 @@ def check_options(options) -> SolverOptions:
 
 
 def prepare(times, kappa, N, C, options: SolverOptions):
-    """Validate and convert the arguments every flow shares: returns ``(times, kappa, options)``.
-
-    times: float64 array (checked finite, strictly increasing); kappa: ``kappa_value(kappa, N, C)`` as a 0-d
-    float64 array (traced by ``solve``); options: the static keyword arguments of ``solve`` (a dict of hashable
-    Python scalars from the validated ``SolverOptions``).
-    """
+    """Check the arguments every flow shares (``options`` too); returns ``(times, kappa)``: float64 times (finite,
+    strictly increasing) and ``kappa_value(kappa, N, C)`` as a 0-d float64 array (traced by ``solve``)."""
     check_times(times)
-    opts = check_options(options).as_kwargs()
-    k = jnp.asarray(kappa_value(kappa, N, C), dtype=jnp.float64)
-    return jnp.asarray(times, dtype=jnp.float64), k, opts
+    check_options(options)
+    return jnp.asarray(times, dtype=jnp.float64), jnp.asarray(kappa_value(kappa, N, C), dtype=jnp.float64)
 
 
 def integrate(rhs, y0, times, kappa, N, C, *, labels=None, extra=(), options: SolverOptions,
@@ -118,12 +124,12 @@ def integrate(rhs, y0, times, kappa, N, C, *, labels=None, extra=(), options: So
     ``extra`` values (e.g. weight decays) become float64 arrays, traced for the same reason.
     Returns ys at ``times`` (leading axis len(times)), or ``(ys, num_steps)`` if ``return_steps``.
     """
-    times, k, opts = prepare(times, kappa, N, C, options)
+    times, k = prepare(times, kappa, N, C, options)
     if labels is None:
         NC = jnp.asarray([N, C], dtype=jnp.float64)  # arrays: traced, no recompilation per size
         head = (NC[0], NC[1])
     else:
         head = (labels, C)
     tail = tuple(jnp.asarray(v, dtype=jnp.float64) for v in extra)
-    ys, steps = solve(rhs, y0, times, (*head, k, *tail), **opts)
+    ys, steps = solve(rhs, y0, times, (*head, k, *tail), options)
     return (ys, steps) if return_steps else ys

@@ -15,28 +15,24 @@ import jax.numpy as jnp
 import theory
 
 from ._checks import check_features, check_times, is_concrete
-from ._laws import kappa_value
-from ._solve import SolverOptions, integrate
+from ._solve import SolverOptions, integrate, kappa_value
 from .initial import class_means
 
 
-def central_path_gradient(X: jax.Array, labels: jax.Array, num_classes: int, stats=None) -> jax.Array:
+def central_path_gradient(X: jax.Array, labels: jax.Array, num_classes: int) -> jax.Array:
     """Euclidean gradient of the central-path loss at X (n, p):  (1/n) W_LS^T (W_LS x_{i,c} + b_LS - e_c) per row.
 
     Computed as ``jax.grad`` of ``theory.mse_loss(X, labels, W, b)`` at the least-squares classifier
     ``theory.least_squares_classifier(theory.class_stats(X))`` held fixed: by the envelope theorem (math §6.1,
-    math §9 item 12) this is the full derivative of X -> L(W_LS(X), b_LS(X), X). ``stats``: class_stats(X) if
-    already computed.
+    math §9 item 12) this is the full derivative of X -> L(W_LS(X), b_LS(X), X).
     """
     C = num_classes
-    if stats is None:
-        stats = theory.class_stats(X, labels, C)
-    W, b = theory.least_squares_classifier(stats)
+    W, b = theory.least_squares_classifier(theory.class_stats(X, labels, C))
     W, b = jax.lax.stop_gradient((W, b))
     return jax.grad(lambda x: theory.mse_loss(x, labels, W, b, num_classes=C))(X)
 
 
-def project_tangent(X: jax.Array, labels: jax.Array, num_classes: int, D: jax.Array, stats=None) -> jax.Array:
+def project_tangent(X: jax.Array, labels: jax.Array, num_classes: int, D: jax.Array) -> jax.Array:
     """Orthogonal projection of a direction D (n, p) onto the tangent space at X of {Sigma_W = const, mu_G = const}.
 
     Split D = D_mean (rows replaced by their class means) + D_w (within-class part). The constraint
@@ -45,11 +41,10 @@ def project_tangent(X: jax.Array, labels: jax.Array, num_classes: int, D: jax.Ar
     Sigma_W S + S Sigma_W = (2/n) sym(Z^T D_w) (a Lyapunov equation, solved in the eigenbasis of Sigma_W).
     At Sigma_W = I this is S = sym(Z^T D_w)/n. For the central-path gradient D_w is itself of the form Z S
     (math §6.1), so within-class deviations are frozen and only class means move (``projected_rhs`` uses that
-    shortcut). ``stats``: class_stats(X).
+    shortcut).
     """
     C, n = num_classes, X.shape[0]
-    if stats is None:
-        stats = theory.class_stats(X, labels, C)
+    stats = theory.class_stats(X, labels, C)
     Z = X - stats.means[labels]
     Dm = class_means(D, labels, C)
     Dw = D - Dm[labels]

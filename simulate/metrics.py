@@ -18,7 +18,7 @@ import numpy as np
 import theory
 from theory.record import sigma_w_is_zero
 
-from ._laws import law
+from ._solve import law
 
 
 def feature_metrics(

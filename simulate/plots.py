@@ -12,15 +12,6 @@ import theory
 from .reduced import asymptotic_omega
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _band(ax, t, y, label, color=None, style="-"):
     """Plot y (T,) or median and 10-90% band of y (K, T) against t (t > 0 only)."""
     ok = t > 0
@@ -40,23 +31,24 @@ def _positive(y):
 
 def make_figures(traj, out_dir) -> list[Path]:
     """Write the five standard figures of ``traj`` to ``out_dir`` (created); returns their paths."""
-    plt = _plt()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t = traj.times
     paths = []
     C = traj.params["num_classes"]
     ens = traj.ensemble
-    om = traj.omega if ens else traj.omega[None]
-    cf = traj.closed_form_omega if ens else traj.closed_form_omega[None]
-    K = om.shape[0]
 
-    # 1. omega_j(t) vs closed form and asymptote
+    # 1. omega_j(t) vs closed form and asymptote; omega[..., j] is (K, T) for an ensemble, (T,) for one run
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    for j in range(om.shape[-1]):
-        line = _band(ax, t, _positive(om[:, :, j] if K > 1 else om[0, :, j]), f"omega_{j + 1}")
-        _band(ax, t, _positive(cf[:, :, j] if K > 1 else cf[0, :, j]), f"closed form {j + 1}",
-              color=line.get_color(), style="--")
+    for j in range(traj.omega.shape[-1]):
+        line = _band(ax, t, _positive(traj.omega[..., j]), f"omega_{j + 1}")
+        _band(ax, t, _positive(traj.closed_form_omega[..., j]), f"closed form {j + 1}", color=line.get_color(),
+              style="--")
     ok = t > 0
     asym = np.asarray(asymptotic_omega(t[ok], traj.params["per_class"], C, traj.params["kappa_value"]))
     ax.plot(t[ok], asym, "k:", label="(t/c3)^(1/4)")
@@ -74,24 +66,19 @@ def make_figures(traj, out_dir) -> list[Path]:
     axes[1].set(xscale="log", xlabel="t", title="(max/min - 1) t (bounded)")
     paths.append(_save(fig, out / "max_min_ratio.png", plt))
 
-    # 3. NC metrics
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    for k in ("nc1", "nc2_equinorm_means", "nc2_maxangle_means", "nc2_equiangular_means", "nc3", "nc4",
-              "gram_etf_distance", "central_path_distance"):
-        if k in traj.metrics:
-            _band(ax, t, _positive(traj.metrics[k]), k)
-    ax.set(xscale="log", yscale="log", xlabel="t", title=f"{traj.flow} flow: NC metrics")
-    ax.legend(fontsize=7)
-    paths.append(_save(fig, out / "nc_metrics.png", plt))
-
-    # 4. decomposition
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    for k in ("loss", "l_nc1", "l_nc23", "l_perp"):
-        if k in traj.metrics:
-            _band(ax, t, _positive(traj.metrics[k]), k)
-    ax.set(xscale="log", yscale="log", xlabel="t", title="L = L_NC1 + L_NC2/3 + L_perp (math §3.2)")
-    ax.legend(fontsize=8)
-    paths.append(_save(fig, out / "decomposition.png", plt))
+    # 3. NC metrics, 4. decomposition
+    for name, keys, title, fontsize in (
+        ("nc_metrics.png", ("nc1", "nc2_equinorm_means", "nc2_maxangle_means", "nc2_equiangular_means", "nc3", "nc4",
+                            "gram_etf_distance", "central_path_distance"), f"{traj.flow} flow: NC metrics", 7),
+        ("decomposition.png", ("loss", "l_nc1", "l_nc23", "l_perp"), "L = L_NC1 + L_NC2/3 + L_perp (math §3.2)", 8),
+    ):
+        fig, ax = plt.subplots(figsize=(6.4, 4.8))
+        for k in keys:
+            if k in traj.metrics:
+                _band(ax, t, _positive(traj.metrics[k]), k)
+        ax.set(xscale="log", yscale="log", xlabel="t", title=title)
+        ax.legend(fontsize=fontsize)
+        paths.append(_save(fig, out / name, plt))
 
     # 5. Gram matrices
     g0 = traj.gram_start if not ens else traj.gram_start[0]

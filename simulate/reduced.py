@@ -21,8 +21,7 @@ import theory
 import theory.laws
 
 from ._checks import check_omega0, check_times
-from ._laws import kappa_value, law
-from ._solve import SolverOptions, integrate, prepare, solve_ode
+from ._solve import SolverOptions, integrate, kappa_value, law, prepare, solve_ode
 
 
 def reduced_rhs(t, omega: jax.Array, args) -> jax.Array:
@@ -127,13 +126,12 @@ def asymptotic_omega(times: jax.Array, per_class: float, num_classes: int, kappa
     return law("growth")(jnp.asarray(times, dtype=jnp.float64), N, C, float(kappa_value(kappa, N, C)))
 
 
-@functools.partial(jax.jit, static_argnames=("rtol", "atol", "solver", "max_steps", "error_norm", "batch_size"))
-def _integrate_ensemble(omega0, times, N, C, kappa, rtol, atol, solver, max_steps, error_norm, batch_size):
+@functools.partial(jax.jit, static_argnames=("options", "batch_size"))
+def _integrate_ensemble(omega0, times, N, C, kappa, options, batch_size):
     """lax.map over chunks of ``batch_size`` vmapped reduced solves; one compiled program per shape/settings."""
 
     def one(w):
-        return solve_ode(reduced_rhs, w, times, (N, C, kappa), rtol=rtol, atol=atol, solver=solver,
-                         max_steps=max_steps, error_norm=error_norm)
+        return solve_ode(reduced_rhs, w, times, (N, C, kappa), options)
 
     return jax.lax.map(one, omega0, batch_size=min(batch_size, omega0.shape[0]))
 
@@ -160,9 +158,9 @@ def integrate_reduced_ensemble(
     check_omega0(omega0)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    times, k, opts = prepare(times, kappa, N, C, options)
+    times, k = prepare(times, kappa, N, C, options)
     omega0 = jnp.asarray(omega0, dtype=jnp.float64)
     if omega0.ndim != 2:
         raise ValueError(f"omega0 must have shape (K, C-1), got {omega0.shape}")
-    ys, steps = _integrate_ensemble(omega0, times, float(N), float(C), k, batch_size=int(batch_size), **opts)
+    ys, steps = _integrate_ensemble(omega0, times, float(N), float(C), k, options, int(batch_size))
     return (ys, steps) if return_steps else ys

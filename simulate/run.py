@@ -17,10 +17,9 @@ import theory
 from theory.jsonio import dumps, jsonable
 
 from ._checks import check_sizes
-from ._laws import kappa_value, law
-from ._solve import SolverOptions, check_options
+from ._solve import SolverOptions, check_options, kappa_value, law
 from .features import integrate_features, integrate_free, integrate_retraction
-from .initial import class_labels, labels_from_counts, random_initial_features
+from .initial import labels_from_counts, random_initial_features
 from .matrix import integrate_matrix
 from .metrics import snr_undefined, trajectory_metrics
 from .reduced import asymptotic_omega, closed_form_omega, integrate_reduced
@@ -85,9 +84,9 @@ class Trajectory:
         third of the saved times, at least three): omega_min (theory: 1/4), nc1 (-1/2), max/min - 1 (-1),
         gram_etf_distance (-1).
         """
-        K = self.omega.shape[0] if self.ensemble else 1
-        om = self.omega.reshape(K, *self.omega.shape[-2:])
-        mets = {k: v.reshape(K, *v.shape[-(v.ndim - (1 if self.ensemble else 0)):]) for k, v in self.metrics.items()}
+        om = self.omega if self.ensemble else self.omega[None]  # (K, T, C-1), K = 1 for a single run
+        mets = {k: v if self.ensemble else v[None] for k, v in self.metrics.items()}
+        K = om.shape[0]
         t = self.times
         out: dict[str, Any] = {"flow": self.flow, "params": self.params, "ensemble_size": K, "notes": self.notes}
         out["final_time"] = float(t[-1])
@@ -101,16 +100,10 @@ class Trajectory:
         out["closed_form_max_rel_error"] = float(np.max(mets["closed_form_rel_error"]))
         out["omega_min_over_asymptote_final"] = float(np.median(mets["omega_min_over_asymptote"][:, -1]))
         out["omega_max_over_asymptote_final"] = float(np.median(mets["omega_max_over_asymptote"][:, -1]))
-        rates = {}
-        for name, series in (
-            ("omega_min", om[:, :, -1]),
-            ("nc1", mets["nc1"]),
-            ("max_min_ratio_minus_1", mets["omega_ratio"] - 1.0),
-            ("gram_etf_distance", mets["gram_etf_distance"]),
-            ("l_central", mets["l_central"]),
-        ):
-            rates[name] = float(np.median([tail_loglog_slope(t, s) for s in series]))
-        out["tail_loglog_slopes"] = rates
+        series = {"omega_min": om[:, :, -1], "nc1": mets["nc1"], "max_min_ratio_minus_1": mets["omega_ratio"] - 1.0,
+                  "gram_etf_distance": mets["gram_etf_distance"], "l_central": mets["l_central"]}
+        out["tail_loglog_slopes"] = {name: float(np.median([tail_loglog_slope(t, y) for y in ys]))
+                                     for name, ys in series.items()}
         out["tail_loglog_slopes_theory"] = {"omega_min": 0.25, "nc1": -0.5, "max_min_ratio_minus_1": -1.0,
                                             "gram_etf_distance": -1.0, "l_central": -0.5}
         for k in ("sigma_w_deviation", "global_mean_norm", "singular_vector_drift", "rho_perp",
@@ -124,15 +117,12 @@ class Trajectory:
 
 
 def tail_loglog_slope(t, y) -> float:
-    """Least-squares slope of log(y) against log(t) over the tail of a trajectory.
+    """Least-squares slope of log(y) against log(t) over the last ``max(3, len(t) // 3)`` saved times.
 
-    Window: the last ``max(3, len(t) // 3)`` saved times, i.e. the last third, and at least
-    three points. Why: the central-path laws are power laws only asymptotically (omega_min ~ t^{1/4},
-    nc1 ~ t^{-1/2}, max/min - 1 ~ t^{-1}, gram_etf_distance ~ t^{-1}, math §6.3); on the log-spaced times of
-    ``log_times`` the last third spans the latest decades, where the transient from the initial condition has
-    died out, while three points are the fewest that make a fitted slope more than a two-point difference.
-    Within the window, points with t <= 0, y <= 0 or non-finite y are dropped; fewer than two left gives NaN.
-
+    The central-path laws are power laws only asymptotically (math §6.3: omega_min ~ t^{1/4}, nc1 ~ t^{-1/2},
+    max/min - 1 ~ t^{-1}, gram_etf_distance ~ t^{-1}); on ``log_times``' grid the last third spans the latest
+    decades, past the initial transient, and three points are the fewest that fit more than a two-point difference.
+    Points with t <= 0, y <= 0 or non-finite y are dropped; fewer than two left give NaN.
     t, y: 1-d sequences of equal length (the saved times and one scalar series). Returns a Python float.
     """
     t = np.asarray(t, float)
@@ -283,55 +273,6 @@ def simulate(
     Times: 0 and num_times-1 log-spaced values up to t_max. For the features-based flows the features at each
     time are reconstructed (reduced, matrix: Z + S(t)^T per class, with Z the frozen within-class deviations).
     """
-    counts, options = _checked_arguments(flow, num_classes, per_class, dim, ensemble, num_times, options,
-                                         class_counts, flow_options)
-    balanced = len(set(counts)) == 1
-    C, p = int(num_classes), int(dim)
-    N = counts[0] if balanced else sum(counts) / C  # imbalanced (free flow): N enters a named kappa and references
-    kap = kappa_value(kappa, N, C)
-    times = log_times(float(t_max), int(num_times), flow_options.get("t_min"))
-    labels = class_labels(C, counts[0]) if balanced else labels_from_counts(counts)
-    UVs, runs = _integrate(flow, counts, p, labels, times, N, kap, seed, int(ensemble), options, flow_options)
-    members, notes = [], []
-    for (U0, V0), run in zip(UVs, runs):
-        member, member_notes = _member_record(flow, run, labels, times, C, N, kap, U0, V0)
-        members.append(member)
-        notes += member_notes
-    params = dict(
-        num_classes=C,
-        per_class=N if balanced else None,
-        class_counts=list(counts),
-        dim=p,
-        t_max=float(t_max),
-        seed=seed,
-        num_times=int(num_times),
-        ensemble=int(ensemble),
-        kappa=kappa,
-        kappa_value=kap,
-        **options.as_kwargs(),
-        solver_steps=[m[5] for m in members],
-        **flow_options,
-    )
-
-    def pick(i):
-        arrs = [m[i] for m in members]
-        return arrs[0] if ensemble == 1 else np.stack(arrs)
-
-    metrics = {k: (members[0][2][k] if ensemble == 1 else np.stack([m[2][k] for m in members]))
-               for k in members[0][2]}
-    states = None
-    if ensemble == 1:
-        Xs, Ws, bs, lam, _ = runs[0]
-        states = FlowStates(np.asarray(labels), np.asarray(Xs), None if Ws is None else np.asarray(Ws),
-                            None if bs is None else np.asarray(bs), float(lam))
-    return Trajectory(flow=flow, times=np.asarray(times), omega=pick(0), closed_form_omega=pick(1), metrics=metrics,
-                      gram_start=pick(3), gram_end=pick(4), params=params, notes=sorted(set(notes)), states=states)
-
-
-def _checked_arguments(flow: str, num_classes: int, per_class: int | None, dim: int, ensemble: int, num_times: int,
-                       options: SolverOptions | None, class_counts: Any,
-                       flow_options: dict[str, Any]) -> tuple[tuple[int, ...], SolverOptions]:
-    """``(class counts, solver options)`` of :func:`simulate`'s arguments, each checked (``ValueError`` naming it)."""
     if flow not in FLOWS:
         raise ValueError(f"unknown flow {flow!r}; choose one of {FLOWS}")
     counts = class_counts_of(flow, num_classes, per_class, class_counts)
@@ -352,41 +293,59 @@ def _checked_arguments(flow: str, num_classes: int, per_class: int | None, dim: 
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
                               or v < 0 or (name == "step" and v == 0)):
             raise ValueError(f"{name} must be a finite number {'> 0' if name == 'step' else '>= 0'}, got {v!r}")
-    return counts, options
-
-
-def _integrate(flow: str, counts: tuple[int, ...], p: int, labels: jax.Array, times: jax.Array, N: float,
-               kap: float, seed: int, ensemble: int, options: SolverOptions,
-               flow_options: dict[str, Any]) -> tuple[list[Any], list[Any]]:
-    """``(initial SNR singular vectors, runs)``, one of each per member: its random initial point on X_set
-    integrated along ``flow``; a run is ``(Xs, Ws, bs, lam, steps)``."""
-    C = len(counts)
-    balanced = len(set(counts)) == 1
-    keys = jax.random.split(jax.random.PRNGKey(seed), ensemble)
-    X0s = [random_initial_features(jax.random.split(k)[0], C, counts[0], p, rank=flow_options.get("rank"),
-                                   mean_scale=float(flow_options.get("mean_scale", 1.0)),
-                                   class_counts=None if balanced else counts) for k in keys]
-    UVs: list[Any] = [(None, None)] * len(X0s)
+    C, p, K = int(num_classes), int(dim), int(ensemble)
+    N = counts[0] if balanced else sum(counts) / C  # imbalanced (free flow): N enters a named kappa and references
+    kap = kappa_value(kappa, N, C)
+    times = log_times(float(t_max), int(num_times), flow_options.get("t_min"))
+    labels = labels_from_counts(counts)
+    # one random initial point on X_set per member, integrated along the flow; a run is (Xs, Ws, bs, lam, steps)
+    keys = jax.random.split(jax.random.PRNGKey(seed), K)
+    X0s = jnp.stack([random_initial_features(jax.random.split(k)[0], C, counts[0], p, rank=flow_options.get("rank"),
+                                             mean_scale=float(flow_options.get("mean_scale", 1.0)),
+                                             class_counts=None if balanced else counts) for k in keys])
+    UVs: list[Any] = [(None, None)] * K
     if flow in ENSEMBLE_FLOWS:
         # initial SNR singular vectors, once: the reduced route rebuilds features on them, metrics measure drift
-        inits = jax.vmap(lambda X: _initial_snr(X, labels, C))(jnp.stack(X0s))
+        inits = jax.vmap(lambda X: _initial_snr(X, labels, C))(X0s)
         UVs = list(zip(inits.U, inits.V))
         # all members at once: vmap over the initial conditions (each keeps its own adaptive steps)
-        Xs_all, steps_all = _ensemble(jnp.stack(X0s), inits, labels, times, flow, C, N, kap, options)
-        runs = [(Xs_all[i], None, None, 0.0, steps_all[i]) for i in range(len(X0s))]
+        Xs_all, steps_all = _ensemble(X0s, inits, labels, times, flow, C, N, kap, options)
+        runs = [(Xs_all[i], None, None, 0.0, steps_all[i]) for i in range(K)]
     else:
         runs = [_single(flow, X0, labels, times, C, N, kap, options, flow_options, jax.random.split(k)[1])
                 for X0, k in zip(X0s, keys)]
-    return UVs, runs
+    notes: list[str] = []
+    members = [_member_record(flow, run, labels, times, C, N, kap, U0, V0, notes) for (U0, V0), run in zip(UVs, runs)]
+    params = dict(
+        num_classes=C,
+        per_class=N if balanced else None,
+        class_counts=list(counts),
+        dim=p,
+        t_max=float(t_max),
+        seed=seed,
+        num_times=int(num_times),
+        ensemble=K,
+        kappa=kappa,
+        kappa_value=kap,
+        **dataclasses.asdict(options),
+        solver_steps=[None if run[4] is None else int(run[4]) for run in runs],
+        **flow_options,
+    )
+    fields = members[0] if K == 1 else jax.tree_util.tree_map(lambda *xs: np.stack(xs), *members)
+    states = None
+    if K == 1:
+        host = jax.tree_util.tree_map(np.asarray, runs[0][:4])  # Xs, Ws, bs (None stays None)
+        states = FlowStates(np.asarray(labels), host[0], host[1], host[2], float(runs[0][3]))
+    return Trajectory(flow=flow, times=np.asarray(times), **fields, params=params, notes=sorted(set(notes)),
+                      states=states)
 
 
 def _member_record(flow: str, run: Any, labels: jax.Array, times: jax.Array, C: int, N: float, kap: float,
-                   U0: Any, V0: Any) -> tuple[tuple[Any, ...], list[str]]:
-    """``((omega, closed-form omega, metrics, Gram at the start, Gram at the end, solver steps), notes)`` of one
-    member's run: the metrics along it, the closed form (math §6.3) and asymptote (math §6.4) from its initial
-    omega, the drift of both flows' invariants, and NaN where the free flow leaves the SNR undefined."""
-    Xs, Ws, bs, lam, steps = run
-    notes = []
+                   U0: Any, V0: Any, notes: list[str]) -> dict[str, Any]:
+    """The :class:`Trajectory` fields of one member's run (omega, closed_form_omega, metrics, gram_start, gram_end):
+    the metrics along it, the closed form (math §6.3) and asymptote (math §6.4) from its initial omega, the drift
+    of both flows' invariants, and NaN where the free flow leaves the SNR undefined (said in ``notes``)."""
+    Xs, Ws, bs, lam, _ = run
     jax_mets, grams = trajectory_metrics(Xs, labels, C, Ws, bs, lam, U0, V0)
     # Wait with the GIL released first (np.asarray on a pending JAX array holds it while it waits).
     mets = {k: np.asarray(v) for k, v in jax.block_until_ready(jax_mets).items()}
@@ -414,5 +373,5 @@ def _member_record(flow: str, run: Any, labels: jax.Array, times: jax.Array, C: 
             first = float(t[np.argmax(undefined)])
             notes.append(f"the SNR singular values are undefined from t = {first:g} on: {reason}; "
                          "omega and what is computed from it are NaN there")
-    member = (omega, cf, mets, np.asarray(grams[0]), np.asarray(grams[-1]), None if steps is None else int(steps))
-    return member, notes
+    return dict(omega=omega, closed_form_omega=cf, metrics=mets, gram_start=np.asarray(grams[0]),
+                gram_end=np.asarray(grams[-1]))

@@ -17,7 +17,6 @@ in the optimiser's sense is ``lam`` (``loss_reduction = "half_batch_mean"``, the
 
 from __future__ import annotations
 
-import json
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -55,35 +54,23 @@ class FlowStates(NamedTuple):
     lam: float
 
 
-def time_record(X, labels, num_classes: int, W=None, b=None, lam: float = 0.0) -> dict[str, Any]:
-    """:func:`theory.metrics_record` of features ``X (n, p)``: with ``W = None`` at the least-squares classifier
-    at ``lambda = 0`` (math §3.1) and ``lam = 0``, else at ``(W, b)`` and ridge ``lam``; ``lam_notebook = lam / 2``
-    (math §8, see the module docstring)."""
-    C = int(num_classes)
-    X = np.asarray(X, dtype=np.float64)
-    labels = np.asarray(labels)
-    stats = theory.class_stats(X, labels, C)
-    if W is None:
-        W, b = theory.least_squares_classifier(stats, lam=0.0)
-        lam = 0.0
-    W = np.asarray(W, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    totals = theory.sample_totals(X, labels, W, b, stats.means, num_classes=C)
-    errors = int(round(float(totals["errors"])))  # argmax_c (W h + b)_c != y, from the same pass as NC4
-    return theory.metrics_record(stats, W, b, totals, errors, lam=float(lam),
-                                 lam_notebook=theory.lam_from_weight_decay(lam, reduction="notebook"))
-
-
 def flow_records(traj) -> list[dict[str, Any]]:
     """One metrics line per saved time of ``traj`` (a single :class:`simulate.Trajectory`), see the module
     docstring.  ``ValueError`` for an ensemble (a run directory holds one run)."""
     states = _states_of(traj)
     C = int(traj.params["num_classes"])
+    lam_notebook = theory.lam_from_weight_decay(states.lam, reduction="notebook")  # math §8, module docstring
     lines = []
     for k, t in enumerate(np.asarray(traj.times, dtype=np.float64)):
-        W = None if states.W is None else states.W[k]
-        b = None if states.b is None else states.b[k]
-        rec = time_record(states.features[k], states.labels, C, W, b, states.lam)
+        X = states.features[k]
+        stats = theory.class_stats(X, states.labels, C)
+        if states.W is None or states.b is None:  # central-path flows (lam = 0): W_LS at lambda = 0, math §3.1
+            W, b = theory.least_squares_classifier(stats, lam=0.0)
+        else:
+            W, b = states.W[k], states.b[k]
+        totals = theory.sample_totals(X, states.labels, W, b, stats.means, num_classes=C)
+        errors = int(round(float(totals["errors"])))  # argmax_c (W h + b)_c != y, from the same pass as NC4
+        rec = theory.metrics_record(stats, W, b, totals, errors, lam=states.lam, lam_notebook=lam_notebook)
         lines.append({"epoch": k, "lr_weighted_steps": float(t), "flow_time": float(t), **rec})
     return lines
 
@@ -92,12 +79,11 @@ def run_config(traj) -> dict[str, Any]:
     """``config.json`` of ``traj``'s run directory: ``{"schema_version", "source", "config", "environment"}``."""
     p = traj.params
     states = _states_of(traj)
-    counts = np.bincount(states.labels, minlength=int(p["num_classes"]))
     lam = float(states.lam)
     cfg: dict[str, Any] = {
         "model": f"flow:{traj.flow}", "num_classes": int(p["num_classes"]),
         "per_class": None if p["per_class"] is None else int(p["per_class"]),
-        "class_counts": counts.tolist(), "dim": int(p["dim"]), "loss": "mse", "loss_reduction": PAPER_REDUCTION,
+        "class_counts": list(p["class_counts"]), "dim": int(p["dim"]), "loss": "mse", "loss_reduction": PAPER_REDUCTION,
         "weight_decay": lam, "lam": lam, "lam_notebook": theory.lam_from_weight_decay(lam, reduction="notebook"),
         "lam_h": float(p.get("lam_h", 0.0)) if traj.flow == "free" else 0.0,
         "kappa": float(p["kappa_value"]), "kappa_convention": p["kappa"], "time_unit": "flow time t of math §6",
@@ -136,4 +122,4 @@ def _environment() -> dict[str, Any]:
             env[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             env[name] = None
-    return json.loads(dumps(env))
+    return env

@@ -13,17 +13,12 @@ import json
 import sys
 from pathlib import Path
 
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (``python -m theory: error: argument --out: ...``), exit status 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+from theory._validation import OneLineParser
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line's parser (its options are in the module doc)."""
-    parser = _Parser(
+    parser = OneLineParser(
         prog="python -m theory",
         description="Symbolic certificate of the MSE neural-collapse identities (math §3.1, "
                     "§3.3, §3.4, §5.1, §6.1-6.4): "

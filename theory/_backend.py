@@ -22,8 +22,7 @@ def namespace(*arrays: Array):
     return array_api_compat.array_namespace(*[a for a in arrays if a is not None])
 
 
-def device_of(x: Array):
-    return array_api_compat.device(x)
+device_of = array_api_compat.device  #: the device of an array of any backend
 
 
 def as_float64(x: Array, xp=None, like: Array | None = None) -> Array:
@@ -86,18 +85,6 @@ def to_list(v: Array) -> list:
     import numpy as np
 
     return np.asarray(v).reshape(-1).tolist()
-
-
-def gram(D: Array) -> Array:
-    """``D^T D``.  NumPy's matmul already runs BLAS ``syrk`` for ``a.T @ a`` (half a GEMM's flops);
-    torch on the CPU does a full GEMM, so CPU tensors without autograd are routed through NumPy
-    (zero-copy views both ways).  Everything else (GPU tensors, JAX) is a plain product."""
-    if array_api_compat.is_torch_array(D) and D.device.type == "cpu" and not D.requires_grad and D.shape[0] > 0:
-        import torch
-
-        view = D.contiguous().numpy()
-        return torch.from_numpy(view.T @ view)
-    return D.T @ D
 
 
 def _host_view(x: Array):
@@ -221,20 +208,24 @@ class SingularMatrixError(ValueError):
     the SNR on the support) catch exactly this."""
 
 
-def check_nonsingular(low: float, top: float, dim: int, what: str, detail: str) -> None:
-    """Raise :class:`SingularMatrixError` naming ``what`` unless :func:`is_nonsingular`; ``detail`` is formatted
-    with ``low`` and ``top`` (e.g. ``"smallest eigenvalue {low:.3e}"``)."""
+def check_nonsingular(low: float, top: float, dim: int, what: str, detail: str, advice: str = "") -> None:
+    """Raise :class:`SingularMatrixError` naming ``what`` (and giving ``advice``) unless :func:`is_nonsingular`;
+    ``detail`` is formatted with ``low`` and ``top`` (e.g. ``"smallest eigenvalue {low:.3e}"``)."""
     if not is_nonsingular(low, top, dim):
-        raise SingularMatrixError(f"{what} is singular or not positive definite ({detail.format(low=low, top=top)})")
+        tail = f"; {advice}" if advice else ""
+        raise SingularMatrixError(
+            f"{what} is singular or not positive definite ({detail.format(low=low, top=top)}){tail}"
+        )
 
 
-def spd_eigh(K: Array, xp, what: str) -> tuple[Array, Array]:
+def spd_eigh(K: Array, xp, what: str, advice: str = "") -> tuple[Array, Array]:
     """``eigh`` of a symmetric matrix that must be positive definite: :func:`check_nonsingular` on its eigenvalues
     (skipped inside JAX traces)."""
     evals, evecs = xp.linalg.eigh(K)
     if is_concrete(evals):
         top = to_float(xp.max(xp.abs(evals)))
-        check_nonsingular(to_float(evals[0]), top, K.shape[0], what, "smallest eigenvalue {low:.3e}, largest {top:.3e}")
+        check_nonsingular(to_float(evals[0]), top, K.shape[0], what, "smallest eigenvalue {low:.3e}, largest {top:.3e}",
+                          advice)
     return evals, evecs
 
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
+
 from ._backend import Array, is_concrete, to_bool
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line, ``PROG: error: argument --dim: ...``, and exit status 2 (the CLIs')."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 class NonFiniteError(ValueError):

@@ -69,21 +69,14 @@ def means_residual(stats: ClassStats, W: Array, b: Array | None, *, tile: int = 
     return total
 
 
-def _perp(stats: ClassStats, dW: Array, db: Array | None, dist2: Array, lam: float, xp) -> Array:
-    """``(1/2) tr(D A D^T)`` for ``D = [dW db]`` without forming ``A`` (math §3.2);
-    ``dist2 = ||dW||_F^2 + ||db||^2`` (the ``lam I`` part of ``A``)."""
-    shift = dW @ stats.global_mean
-    if db is not None:
-        shift = shift + db
-    return 0.5 * (xp.sum((dW @ stats.sigma_t) * dW) + lam * dist2 + xp.sum(shift * shift))
-
-
-def check_target_scale(target_scale: float) -> float:
-    """``target_scale`` as a float, or a ``ValueError`` naming it unless it is a finite number > 0."""
+def _unscaled(W: Array, b: Array | None, target_scale: float) -> tuple[float, Array, Array | None]:
+    """``(M, W / M, b / M)`` for targets ``M e_c`` (math §3.6); ``ValueError`` naming ``target_scale = M`` unless
+    it is a finite number > 0."""
     if (isinstance(target_scale, bool) or not isinstance(target_scale, (int, float))
             or not (math.isfinite(target_scale) and target_scale > 0)):
         raise ValueError(f"target_scale must be a finite number > 0, got {target_scale!r}")
-    return float(target_scale)
+    M = float(target_scale)
+    return M, W / M, None if b is None else b / M
 
 
 def decompose(
@@ -117,15 +110,12 @@ def decompose(
     plain terms at ``W~ / M``, and ``rho_perp``, ``central_path_distance`` and ``ls_rank`` do not change.
     """
     check_lam(lam)
-    scale = check_target_scale(target_scale)
     tile = check_tile(tile)
     xp = namespace(stats.means)
     W = as_float64(W, xp, like=stats.means)
     b = None if b is None else as_float64(b, xp, like=stats.means)
     check_classifier(W, b, stats.num_classes, stats.dim, xp)
-    if scale != 1.0:  # math §3.6: decompose W~ / M against e_c, then scale the energies by M^2
-        W = W / scale
-        b = None if b is None else b / scale
+    scale, W, b = _unscaled(W, b, target_scale)  # math §3.6: decompose W~ / M against e_c, energies times M^2
     sol = least_squares_solution(stats, lam=lam, bias=b is not None, spectrum=spectrum, on_singular=on_singular)
     W_ls, b_ls = sol.W, sol.b
     within, means_part = huygens_split(stats, W, b, lam, tile=tile)
@@ -133,7 +123,9 @@ def decompose(
     dW = W - W_ls
     db = None if b is None else b - b_ls
     dist2 = _sq_norm(dW, db, xp)
-    l_perp = _perp(stats, dW, db, dist2, lam, xp)
+    # l_perp = (1/2) tr(D A D^T) for D = [dW db] without forming A (math §3.2); dist2 is its lam I part
+    shift = dW @ stats.global_mean if db is None else dW @ stats.global_mean + db
+    l_perp = 0.5 * (xp.sum((dW @ stats.sigma_t) * dW) + lam * dist2 + xp.sum(shift * shift))
     loss = within + means_part
     norm2 = _sq_norm(W_ls, b_ls, xp)
     s2 = scale * scale
@@ -160,9 +152,6 @@ def mse_loss(
     ``target_scale = M``: the targets are ``M e_{y_i}`` (math §3.6), computed as ``M^2 L(W / M, b / M)``.
     """
     check_lam(lam)
-    scale = check_target_scale(target_scale)
-    if scale != 1.0:
-        W = W / scale
-        b = None if b is None else b / scale
+    scale, W, b = _unscaled(W, b, target_scale)
     loss = loss_from_totals(sample_totals(features, labels, W, b, num_classes=num_classes), W, b, lam)
-    return loss if scale == 1.0 else (scale * scale) * loss
+    return (scale * scale) * loss

@@ -49,15 +49,17 @@ def kappa_value(convention: str | float, N_: float, C_: float) -> float:
 kappa = kappa_value  # public name in the API contract: theory.laws.kappa(convention, N, C)
 
 
+def _closed_form_constants(rhs: sp.Expr, x: sp.Symbol) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
+    """The coefficients of ``log x``, ``x^2`` and ``x^4`` in the antiderivative of ``1 / rhs`` (math §6.3)."""
+    lhs = sp.expand(sp.integrate(sp.apart(1 / rhs, x), x))
+    return sp.simplify(lhs.coeff(sp.log(x))), sp.simplify(lhs.coeff(x, 2)), sp.simplify(lhs.coeff(x, 4))
+
+
 def _derive() -> dict[str, sp.Expr]:
     """Derive the flow, closed form and retraction law from the loss (math §6.2, §6.3, §6.1)."""
     rate = K / N
     omega_rhs = sp.simplify(-rate * sp.diff(L_CENTRAL, w))
-    lhs = sp.expand(sp.integrate(sp.apart(1 / omega_rhs, w), w))
-    # Constants: the coefficients of log(w), w^2 and w^4 in the antiderivative.
-    c1 = sp.simplify(lhs.coeff(sp.log(w)))
-    c2 = sp.simplify(sp.expand(lhs).coeff(w, 2))
-    c3 = sp.simplify(sp.expand(lhs).coeff(w, 4))
+    c1, c2, c3 = _closed_form_constants(omega_rhs, w)
     closed = c1 * sp.log(w) + c2 * w**2 + c3 * w**4
     if sp.simplify(sp.diff(closed, w) * omega_rhs - 1) != 0:  # d/dt closed(w(t)) = 1
         raise AssertionError("closed form does not integrate the flow")
@@ -120,16 +122,13 @@ def constants(N_: float, C_: float, kappa_: float | str = 1.0, snr_scale: str = 
     ``snr_scale="per_class"``: the SNR divided by ``sqrt(C)`` (``w' = w/sqrt(C)``), for which the
     derived constants are ``(C^2 N/kappa)(1, 1, 1/4)`` (math §6.3, [AMB]).
     """
-    k = kappa_value(kappa_, N_, C_)
+    if snr_scale not in ("paper", "per_class"):
+        raise ValueError(f"unknown snr_scale {snr_scale!r}; use 'paper' or 'per_class'")
     ex = expressions()
-    subs = {N: N_, C: C_, K: k}
-    if snr_scale == "paper":
-        c1, c2, c3 = (float(ex[c].subs(subs)) for c in ("c1", "c2", "c3"))
-        return c1, c2, c3
-    if snr_scale == "per_class":
-        c1, c2, c3 = (float(v.subs(subs)) for v in per_class_constants())
-        return c1, c2, c3
-    raise ValueError(f"unknown snr_scale {snr_scale!r}; use 'paper' or 'per_class'")
+    exprs = (ex["c1"], ex["c2"], ex["c3"]) if snr_scale == "paper" else per_class_constants()
+    subs = {N: N_, C: C_, K: kappa_value(kappa_, N_, C_)}
+    c1, c2, c3 = (float(e.subs(subs)) for e in exprs)
+    return c1, c2, c3
 
 
 @functools.cache
@@ -138,9 +137,4 @@ def per_class_constants() -> tuple[sp.Expr, sp.Expr, sp.Expr]:
     wp = sp.Symbol("omega_prime", positive=True)
     rhs = expressions()["omega_rhs"]
     rhs_prime = sp.simplify(rhs.subs(w, sp.sqrt(C) * wp) / sp.sqrt(C))  # dw'/dt
-    lhs = sp.expand(sp.integrate(sp.apart(1 / rhs_prime, wp), wp))
-    return (
-        sp.simplify(lhs.coeff(sp.log(wp))),
-        sp.simplify(lhs.coeff(wp, 2)),
-        sp.simplify(lhs.coeff(wp, 4)),
-    )
+    return _closed_form_constants(rhs_prime, wp)

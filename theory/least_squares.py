@@ -91,22 +91,6 @@ class LeastSquaresSolution(NamedTuple):
     dim: int
 
 
-def _normal_system(stats: ClassStats, lam: float, bias: bool, xp) -> tuple[Array, Array]:
-    """``(A, B)`` of math §3.3 step 1 / 3.3b: ``A = [[Sigma_T + mu_G mu_G^T + lam I, mu_G], [mu_G^T, 1 + lam]]``,
-    ``B = [pi_c mu~_c^T]_c`` (``C x (p+1)``); without bias the top-left block and ``[pi_c mu_c^T]_c``."""
-    pi, M, mu = stats.weights, stats.means, stats.global_mean
-    p = stats.dim
-    second = stats.sigma_t + mu[:, None] * mu[None, :] + lam * eye(p, xp, M)
-    if not bias:
-        return second, pi[:, None] * M
-    top = xp.concat([second, mu[:, None]], axis=1)
-    corner = xp.full((1, 1), 1.0 + lam, dtype=xp.float64, device=device_of(M))
-    bottom = xp.concat([mu[None, :], corner], axis=1)
-    A = xp.concat([top, bottom], axis=0)
-    B = xp.concat([pi[:, None] * M, pi[:, None]], axis=1)
-    return A, B
-
-
 def min_norm_least_squares(stats: ClassStats, lam: float = 0.0, bias: bool = True) -> LeastSquaresSolution:
     """The minimum-norm solution ``W~ = B A^+`` of the normal equations ``W~ A = B`` (math §3.1; rank_deficient.md §5).
 
@@ -118,7 +102,15 @@ def min_norm_least_squares(stats: ClassStats, lam: float = 0.0, bias: bool = Tru
     """
     check_lam(lam)
     xp = namespace(stats.means)
-    A, B = _normal_system(stats, lam, bias, xp)
+    pi, M, mu = stats.weights, stats.means, stats.global_mean
+    # math §3.3 step 1 / §3.3b: A = [[Sigma_T + mu_G mu_G^T + lam I, mu_G], [mu_G^T, 1 + lam]], B = [pi_c mu~_c^T]_c
+    # (C x (p+1)); without bias the top-left block and [pi_c mu_c^T]_c
+    A = stats.sigma_t + mu[:, None] * mu[None, :] + lam * eye(stats.dim, xp, M)
+    B = pi[:, None] * M
+    if bias:
+        corner = xp.full((1, 1), 1.0 + lam, dtype=xp.float64, device=device_of(M))
+        A = xp.concat([xp.concat([A, mu[:, None]], axis=1), xp.concat([mu[None, :], corner], axis=1)], axis=0)
+        B = xp.concat([B, pi[:, None]], axis=1)
     evals, evecs = xp.linalg.eigh(A)
     q = int(A.shape[0])
     if not is_concrete(evals):
@@ -127,9 +119,7 @@ def min_norm_least_squares(stats: ClassStats, lam: float = 0.0, bias: bool = Tru
     keep = evals > tol
     inv = xp.where(keep, 1.0 / xp.where(keep, evals, xp.ones_like(evals)), xp.zeros_like(evals))
     Wt = ((B @ evecs) * inv[None, :]) @ evecs.T
-    if bias:
-        return LeastSquaresSolution(Wt[:, :-1], Wt[:, -1], rank, q)
-    return LeastSquaresSolution(Wt, None, rank, q)
+    return LeastSquaresSolution(Wt[:, :-1], Wt[:, -1], rank, q) if bias else LeastSquaresSolution(Wt, None, rank, q)
 
 
 def least_squares_solution(
@@ -202,10 +192,6 @@ def _unique_least_squares(
         K = stats.sigma_t + lam * eye(stats.dim, xp, M) + c * (mu[:, None] * mu[None, :])
         what = ("Sigma_T + lam I (the least-squares normal matrix)" if bias
                 else "Sigma_T + mu_G mu_G^T + lam I (no-bias normal matrix)")
-        try:
-            evals, evecs = spd_eigh(K, xp, what)
-        except SingularMatrixError as exc:
-            advice = "use a ridge coefficient lam > 0 or more samples than dimensions"
-            raise SingularMatrixError(f"{exc}; {advice}") from None
+        evals, evecs = spd_eigh(K, xp, what, "use a ridge coefficient lam > 0 or more samples than dimensions")
         W = ((rhs @ evecs) / evals[None, :]) @ evecs.T
     return W, ((pi - W @ mu) / (1.0 + lam) if bias else None)

@@ -161,13 +161,6 @@ def _zero_rows(rows: Array, scale_rows: Array, xp) -> list[int] | None:
     return small or None
 
 
-def _finite(value: Array, xp) -> bool:
-    """True unless ``value`` is concrete and not finite (unknown inside a JAX trace: True)."""
-    if not is_concrete(value):
-        return True
-    return bool(to_bool(xp.all(xp.isfinite(value))))
-
-
 def nc_metrics(
     stats: ClassStats,
     W: Array | None = None,
@@ -206,25 +199,7 @@ def nc_metrics(
     xp = namespace(stats.means)
     centered, _ = _centered(stats, convention, xp)
     C = stats.num_classes
-    W, b, tile = _checked_arguments(stats, W, b, lam, tile, cosine_ddof, on_singular, xp)
-    put = _Collector(xp)
-    _put_nc1(put, stats, convention)
-    no_means = _put_means(put, stats, centered, tile, cosine_ddof)
-    if W is not None:
-        _put_classifiers(put, W, centered, C, no_means, tile, cosine_ddof)
-        if central_path:
-            put(("central_path_distance",),
-                lambda: (decompose(stats, W, b, lam=lam, on_singular=on_singular, tile=tile)["central_path_distance"],),
-                "the least-squares classifier is zero")
-    return put.result()
-
-
-def _checked_arguments(
-    stats: ClassStats, W: Array | None, b: Array | None, lam: float, tile: int, cosine_ddof: int, on_singular: str, xp
-) -> tuple[Array | None, Array | None, int]:
-    """:func:`nc_metrics`'s arguments checked (bad ones raise here, never end up under "unavailable"); ``W`` and
-    ``b`` as float64 on the statistics' device, and the checked tile."""
-    check_lam(lam)
+    check_lam(lam)  # bad arguments raise here, never end up under "unavailable"
     tile = check_tile(tile)
     check_ddof(cosine_ddof, "cosine_ddof")
     if on_singular not in ON_SINGULAR:
@@ -232,8 +207,35 @@ def _checked_arguments(
     if W is not None:
         W = as_float64(W, xp, like=stats.means)
         b = None if b is None else as_float64(b, xp, like=stats.means)
-        check_classifier(W, b, stats.num_classes, stats.dim, xp)
-    return W, b, tile
+        check_classifier(W, b, C, stats.dim, xp)
+    put = _Collector(xp)
+
+    def nc1():  # NC1 under the convention, the notebook's trace and the pseudo-inverse's rank (math §2.1, §2.2)
+        trace_value, rank = nc1_trace(stats, convention)
+        if is_concrete(rank) and to_float(rank) == 0:
+            raise ValueError("Sigma_B = 0 (all class means are equal): NC1 = Tr(Sigma_W Sigma_B^+) has no support")
+        return (trace_value / C if convention == "paper" else trace_value), trace_value, rank
+
+    put(("nc1", "nc1_notebook", "nc1_rank"), nc1, "non-finite NC1")
+    # a centred mean is zero to round-off when its norm is below p eps times the largest uncentred norm
+    # (the size of the centring's cancellation error)
+    zero_means = _zero_rows(centered, stats.means, xp)
+    no_means = zero_means is not None and len(zero_means) == C
+    means_pass = _put_rows(put, centered, "means", zero_means, tile, cosine_ddof, etf=not no_means,
+                           reason=f"the centred mean of class(es) {zero_means} is zero")
+    put(("nc2_etf_distance",), lambda: (means_pass()["etf_distance"],),
+        "the centred class means are all zero (to round-off): no between-class structure", no_means)
+    if W is not None:
+        zero_rows = _zero_rows(W, W, xp)
+        _put_rows(put, W, "classifiers", zero_rows, tile, cosine_ddof, reason=f"row(s) {zero_rows} of W are zero")
+        degenerate = no_means or (zero_rows is not None and len(zero_rows) == C)
+        put(("nc3",), lambda: (self_duality(W, centered, xp),), "W = 0 or Mbar = 0: NC3 normalises by both norms",
+            degenerate)
+        if central_path:
+            put(("central_path_distance",),
+                lambda: (decompose(stats, W, b, lam=lam, on_singular=on_singular, tile=tile)["central_path_distance"],),
+                "the least-squares classifier is zero")
+    return put.result()
 
 
 class _Collector:
@@ -255,7 +257,7 @@ class _Collector:
         except _UNAVAILABLE_ERRORS as exc:
             self.unavailable.update({k: f"{type(exc).__name__}: {exc}" for k in names})
             return
-        if not all(_finite(v, self.xp) for v in values):
+        if any(is_concrete(v) and not to_bool(self.xp.all(self.xp.isfinite(v))) for v in values):  # traced: unknown
             self.unavailable.update({k: reason for k in names})
             return
         self.out.update(zip(names, values))
@@ -267,64 +269,25 @@ class _Collector:
         return self.out
 
 
-def _put_nc1(put: _Collector, stats: ClassStats, convention: str) -> None:
-    """NC1 under ``convention``, the notebook's trace and the pseudo-inverse's rank (math §2.1, §2.2)."""
-    C = stats.num_classes
-
-    def nc1():
-        trace_value, rank = nc1_trace(stats, convention)
-        if is_concrete(rank) and to_float(rank) == 0:
-            raise ValueError("Sigma_B = 0 (all class means are equal): NC1 = Tr(Sigma_W Sigma_B^+) has no support")
-        return (trace_value / C if convention == "paper" else trace_value), trace_value, rank
-
-    put(("nc1", "nc1_notebook", "nc1_rank"), nc1, "non-finite NC1")
-
-
-def _put_means(put: _Collector, stats: ClassStats, centered: Array, tile: int, cosine_ddof: int) -> bool:
-    """NC2 on the centred means (math §2.1); True when they are all zero to round-off."""
-    xp, C = put.xp, stats.num_classes
-    # a centred mean is zero to round-off when its norm is below p eps times the largest uncentred norm
-    # (the size of the centring's cancellation error)
-    zero_means = _zero_rows(centered, stats.means, xp)
-    zero_mean = f"the centred mean of class(es) {zero_means} is zero: norm ratios and cosines are undefined"
-    all_zero = "the centred class means are all zero (to round-off): no between-class structure"
-    no_means = zero_means is not None and len(zero_means) == C
-    passes: dict = {}
-
-    def means_pass() -> dict:  # cosines and ETF distance of the means share one tiled pass
-        if "means" not in passes:
-            passes["means"] = pair_statistics(
-                centered, xp, cosines=not zero_means, etf=not no_means, tile=tile, ddof=cosine_ddof
-            )
-        return passes["means"]
-
-    put(("nc2_equinorm_means",), lambda: (equinorm(centered, xp),), zero_mean, zero_means)
-    for name, key in (("nc2_equiangular_means", "equiangular"), ("nc2_maxangle_means", "maxangle")):
-        put((name,), lambda key=key: (means_pass()[key],), zero_mean, zero_means)
-    put(("nc2_etf_distance",), lambda: (means_pass()["etf_distance"],), all_zero, no_means)
-    return no_means
-
-
-def _put_classifiers(
-    put: _Collector, W: Array, centered: Array, C: int, no_means: bool, tile: int, cosine_ddof: int
-) -> None:
-    """NC2 on the rows of ``W`` and NC3 (math §2.1)."""
+def _put_rows(
+    put: _Collector, rows: Array, kind: str, zero: list[int] | None, tile: int, ddof: int, *, reason: str,
+    etf: bool = False,
+):
+    """NC2's ``nc2_{equinorm,equiangular,maxangle}_{kind}`` of ``rows`` (math §2.1), refused with ``reason`` when
+    some row is ``zero``; returns the getter of their one tiled pass (:func:`pair_statistics`, with ``etf``)."""
     xp = put.xp
-    zero_rows = _zero_rows(W, W, xp)
-    zero_row = f"row(s) {zero_rows} of W are zero: norm ratios and cosines are undefined"
     passes: dict = {}
+    reason = f"{reason}: norm ratios and cosines are undefined"
 
-    def rows_pass() -> dict:
-        if "W" not in passes:
-            passes["W"] = pair_statistics(W, xp, tile=tile, ddof=cosine_ddof)
-        return passes["W"]
+    def pair_pass() -> dict:
+        if not passes:
+            passes.update(pair_statistics(rows, xp, cosines=not zero, etf=etf, tile=tile, ddof=ddof))
+        return passes
 
-    put(("nc2_equinorm_classifiers",), lambda: (equinorm(W, xp),), zero_row, zero_rows)
-    for name, key in (("nc2_equiangular_classifiers", "equiangular"), ("nc2_maxangle_classifiers", "maxangle")):
-        put((name,), lambda key=key: (rows_pass()[key],), zero_row, zero_rows)
-    nc3_reason = "W = 0 or Mbar = 0: NC3 normalises by both norms"
-    degenerate = no_means or (zero_rows is not None and len(zero_rows) == C)
-    put(("nc3",), lambda: (self_duality(W, centered, xp),), nc3_reason, degenerate)
+    put((f"nc2_equinorm_{kind}",), lambda: (equinorm(rows, xp),), reason, zero)
+    for key in ("equiangular", "maxangle"):
+        put((f"nc2_{key}_{kind}",), lambda key=key: (pair_pass()[key],), reason, zero)
+    return pair_pass
 
 
 def ncc_mismatch_count(

@@ -80,10 +80,7 @@ def sample_totals(
             raise ValueError(f"shape mismatch: means must have shape (C, p) = ({C}, {p}), got {tuple(means.shape)}")
         V = xp.concat([W, means], axis=0)
         mean_sq = xp.sum(means * means, axis=1)
-    sq = xp.zeros((), dtype=xp.float64, device=device_of(features))
-    mism = xp.zeros((), dtype=xp.float64, device=device_of(features))
-    ncc_err = xp.zeros((), dtype=xp.float64, device=device_of(features))
-    err = xp.zeros((), dtype=xp.float64, device=device_of(features))
+    sq = mism = ncc_err = err = xp.zeros((), dtype=xp.float64, device=device_of(features))  # sums, never in place
     step = host_block_rows(features) or max(n, 1)
     if C > tile:
         step = min(step, tile)

@@ -128,10 +128,7 @@ def inverse_sqrt_within(stats: ClassStats, *, support: str = "full") -> Array:
         rng = within_range(stats)
         U = rng.basis
         return (U * rng.inv_sqrt_evals[None, :]) @ U.T
-    try:
-        evals, evecs = spd_eigh(stats.sigma_w, xp, _WITHIN)
-    except SingularMatrixError as exc:
-        raise SingularMatrixError(f"{exc}; {_ADVICE}") from None
+    evals, evecs = spd_eigh(stats.sigma_w, xp, _WITHIN, _ADVICE)
     return (evecs / xp.sqrt(evals)[None, :]) @ evecs.T
 
 
@@ -152,16 +149,14 @@ def _within_cholesky(stats: ClassStats) -> Array:
     xp = namespace(stats.sigma_w)
     try:
         L = xp.linalg.cholesky(stats.sigma_w)
-        if is_concrete(L):  # a NaN pivot (JAX's failed factorisation) is singular too
-            pivots = xp.linalg.diagonal(L)
-            low = to_float(xp.min(pivots * pivots))
-            top = to_float(xp.max(xp.linalg.diagonal(stats.sigma_w)))
-            check_nonsingular(low, top, stats.dim, _WITHIN,
-                              "smallest Cholesky pivot {low:.3e}, largest variance {top:.3e}")
-    except SingularMatrixError as exc:
-        raise SingularMatrixError(f"{exc}; {_ADVICE}") from None
     except (ValueError, RuntimeError, ArithmeticError) as exc:  # numpy's and torch's LinAlgError
         raise SingularMatrixError(f"{_WITHIN} is not positive definite ({exc}); {_ADVICE}") from None
+    if is_concrete(L):  # a NaN pivot (JAX's failed factorisation) is singular too
+        pivots = xp.linalg.diagonal(L)
+        low = to_float(xp.min(pivots * pivots))
+        top = to_float(xp.max(xp.linalg.diagonal(stats.sigma_w)))
+        check_nonsingular(low, top, stats.dim, _WITHIN, "smallest Cholesky pivot {low:.3e}, largest variance {top:.3e}",
+                          _ADVICE)
     return L
 
 

@@ -15,7 +15,6 @@ from ._backend import (
     Array,
     as_float64,
     device_of,
-    gram,
     gram_accumulate,
     host_block_rows,
     host_threads_for_blas,
@@ -128,7 +127,8 @@ def _batch_moments(features: Array, labels: Array, num_classes: int, xp):
     """Per-class counts, means (0 for absent classes) and pooled scatter of one batch.
 
     ``scatter = sum_{c,i} (h_{i,c} - m_c)(h_{i,c} - m_c)^T`` with the batch's own class means,
-    computed as ``D^T D`` with ``D = H - M[y]`` (one GEMM; no ``n x C`` indicator).
+    computed as ``D^T D`` with ``D = H - M[y]`` (one BLAS ``syrk`` on the host, :func:`theory._backend.gram_accumulate`;
+    no ``n x C`` indicator).
     """
     X = as_float64(features, xp)
     counts = _class_counts(labels, num_classes, xp)
@@ -136,21 +136,8 @@ def _batch_moments(features: Array, labels: Array, num_classes: int, xp):
     safe = xp.where(counts > 0, counts, xp.ones_like(counts))
     means = sums / safe[:, None]
     D = X - xp.take(means, labels, axis=0)
-    scatter = gram(D)
+    scatter = symmetric_from_upper(gram_accumulate(zeros_gram(int(X.shape[1]), xp, X), D), xp)
     return counts, means, scatter
-
-
-def _merge_moments(a, b, xp):
-    """Exact pairwise merge (Chan et al.) of ``(counts, means, scatter)`` triples."""
-    n_a, m_a, s_a = a
-    n_b, m_b, s_b = b
-    n = n_a + n_b
-    safe = xp.where(n > 0, n, xp.ones_like(n))
-    delta = m_b - m_a
-    means = m_a + delta * (n_b / safe)[:, None]
-    w = n_a * n_b / safe
-    scatter = s_a + s_b + (delta * w[:, None]).T @ delta
-    return n, means, scatter
 
 
 def _finalize(counts: Array, means: Array, scatter: Array, xp) -> ClassStats:
@@ -265,14 +252,12 @@ class ClassStatsAccumulator:
         counts = _class_counts(y, C, xp)
         ref, new = self._ref, []
         if not all(self._has_ref):
-            present = [float(v) > 0 for v in to_list(counts)]
-            new = [c for c in range(C) if present[c] and not self._has_ref[c]]
+            fresh = [float(v) > 0 and not had for v, had in zip(to_list(counts), self._has_ref)]  # first seen here
+            new = [c for c in range(C) if fresh[c]]
             if new:
                 safe = xp.where(counts > 0, counts, xp.ones_like(counts))
                 means = _class_sums(as_float64(X, xp), y, C, xp) / safe[:, None]
-                fresh = set(new)
-                mask = xp.asarray([c in fresh for c in range(C)], device=device_of(counts))
-                ref = xp.where(mask[:, None], means, ref)
+                ref = xp.where(xp.asarray(fresh, device=device_of(counts))[:, None], means, ref)
         shift = xp.take(ref, y, axis=0)
         if X.dtype == xp.float64:
             D = X - shift  # never modify the caller's array
@@ -320,8 +305,14 @@ class ClassStatsAccumulator:
             return self
         if other.dim != self.dim:
             raise ValueError("shape mismatch: cannot merge accumulators of different feature dimensions")
-        merged = _merge_moments(self._moments(), other._moments(), self._xp)
-        self._set_moments(*merged, self._xp)
+        # exact pairwise merge of (counts, means, scatter) (Chan et al.)
+        xp = self._xp
+        (n_a, m_a, s_a), (n_b, m_b, s_b) = self._moments(), other._moments()
+        n = n_a + n_b
+        safe = xp.where(n > 0, n, xp.ones_like(n))
+        delta = m_b - m_a
+        w = n_a * n_b / safe
+        self._set_moments(n, m_a + delta * (n_b / safe)[:, None], s_a + s_b + (delta * w[:, None]).T @ delta, xp)
         return self
 
     def finalize(self) -> ClassStats:

@@ -132,7 +132,6 @@ def _steps_per_epoch(n: int, batch: int, drop_last: bool) -> int:
     return n // batch if drop_last else math.ceil(n / batch)
 
 
-
 # ----------------------------------------------------------------------------- running the rungs
 
 
@@ -200,16 +199,13 @@ def run_rungs(plan: LadderPlan, out: str | Path, *, rungs: str = "abcd", progres
     return dirs
 
 
-def run_ladder(run_dir: str | Path, out: str | Path, *, rungs: str = "abcd", progress: bool = False,
-               max_samples: int = MAX_SAMPLES, skipped: dict[str, str] | None = None
-               ) -> tuple[LadderPlan, dict[str, Path]]:
+def run_ladder(run_dir: str | Path, out: str | Path, *, max_samples: int = MAX_SAMPLES,
+               skipped: dict[str, str] | None = None) -> tuple[LadderPlan, dict[str, Path]]:
     """The ladder of ``run_dir`` (:func:`plan_ladder`, :func:`run_rungs`) into ``out``; returns the plan and
     ``{rung: run directory}`` with ``"e"`` the run itself."""
     records, config = read_log(run_dir)
     plan = plan_ladder(config, records, max_samples=max_samples)
-    dirs = run_rungs(plan, out, rungs=rungs, progress=progress, skipped=skipped)
-    dirs["e"] = Path(run_dir)
-    return plan, dirs
+    return plan, {**run_rungs(plan, out, skipped=skipped), "e": Path(run_dir)}
 
 
 def _finished(target: Path, rung: str, plan: LadderPlan) -> bool:
@@ -326,7 +322,8 @@ def ladder_beside(run_dir: str | Path, out: str | Path, *, tpt_threshold: float 
         return None
     skipped: dict[str, str] = {}
     try:
-        plan, dirs = run_ladder(run_dir, out, skipped=skipped)
+        plan = plan_ladder(config, records)  # the records at hand: the log is not read a second time
+        dirs = {**run_rungs(plan, out, skipped=skipped), "e": Path(run_dir)}
     except ValueError as exc:  # a log without a trainer's config (NCMonitor, another tool)
         log(f"skipped: {exc}")
         return None

@@ -89,16 +89,15 @@ class MainOptions:
 class Stages:
     """Plain stage lines on stderr: ``[k/n] name ...`` then ``done in X s`` (or ``FAILED``)."""
 
-    def __init__(self, total: int, stream=None):
+    def __init__(self, total: int):
         self.total = total
         self.k = 0
-        self.stream = stream or sys.stderr
         self.t0 = time.perf_counter()
         self.times: dict[str, float] = {}
         self.tracebacks: dict[str, str] = {}
 
     def log(self, msg: str) -> None:
-        print(msg, file=self.stream, flush=True)
+        print(msg, file=sys.stderr, flush=True)
 
     @contextmanager
     def __call__(self, name: str, errors: list[tuple[str, BaseException]]) -> Iterator[None]:

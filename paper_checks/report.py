@@ -79,12 +79,12 @@ def summary_line(claims: Sequence[Claim]) -> str:
     return f"{n['pass']}/{len(claims)} claims pass ({n['fail']} fail, {n['n/a']} n/a, {n['error']} error)"
 
 
-def claims_table(claims: Sequence[Claim], *, width: int = 160) -> str:
+def claims_table(claims: Sequence[Claim]) -> str:
     """Plain-text summary table (id, status, measured) for the terminal."""
     idw = max([len(c.id) for c in claims] + [5])
     lines = [f"{'claim':<{idw}}  status  measured", f"{'-' * idw}  ------  {'-' * 40}"]
     for c in claims:
-        lines.append(f"{c.id:<{idw}}  {c.status.upper():<6}  {headline(c, max(60, width - idw - 10))}")
+        lines.append(f"{c.id:<{idw}}  {c.status.upper():<6}  {headline(c, max(60, 150 - idw))}")
     lines.append(summary_line(claims))
     return "\n".join(lines)
 

@@ -22,6 +22,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from theory import laws
+from theory.jsonio import jsonable
 
 from ._laws import law
 
@@ -149,20 +150,15 @@ class SNRFit:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (lists of floats, NaN as None)."""
-
-        def clean(x):
-            arr = np.asarray(x, dtype=np.float64)
-            return [None if not np.isfinite(v) else float(v) for v in arr.ravel()]
-
-        return {
+        return jsonable({
             "model": "G(omega_j(T)) = b_j + s * T**beta,  G(w) = C^2 log w + C w^2 + w^4/4  (math §6.3)",
             "num_classes": self.num_classes,
             "time_key": self.time_key,
             "scale_s": self.scale,
             "beta": self.beta,
             "fit_exponent": self.fit_exponent,
-            "offsets_b": clean(self.offsets),
-            "r2_log_omega": clean(self.r2_log),
+            "offsets_b": self.offsets,
+            "r2_log_omega": self.r2_log,
             "r2_log_omega_min": float(np.nanmin(self.r2_log)) if np.any(np.isfinite(self.r2_log)) else None,
             "r2_log_omega_median": float(np.nanmedian(self.r2_log)) if np.any(np.isfinite(self.r2_log)) else None,
             "rmse_log_omega": self.rmse_log,
@@ -172,7 +168,7 @@ class SNRFit:
             "success": self.success,
             "message": self.message,
             **self.extra,
-        }
+        })
 
 
 def fit_snr_dynamics(
@@ -195,18 +191,6 @@ def fit_snr_dynamics(
     num_classes : C (default ``omega.shape[1] + 1``).
     fit_exponent : free ``beta`` (bounded to [0.05, 5]) instead of ``beta = 1``.
     """
-    T, W, C, used = _checked_inputs(times, omega, num_classes)
-    Wu = W[:, used]
-    model = _TimeMap(C=C, Tn=T / float(np.max(T)), logW=np.log(Wu), Gobs=closed_form_G(Wu, C),
-                     fit_exponent=fit_exponent)
-    sol, starts = _multistart(model)
-    return _snr_fit(model, sol, T, W, used, time_key=time_key, starts=starts)
-
-
-def _checked_inputs(times: Sequence[float] | np.ndarray, omega: Sequence[Sequence[float]] | np.ndarray,
-                    num_classes: int | None) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
-    """``(T (K,), omega (K, C-1), C, used)``: the inputs as float64 arrays, checked (``ValueError`` naming the
-    problem); ``used`` marks the singular values positive and finite at every time, the ones fitted."""
     T = np.asarray(times, dtype=np.float64).ravel()
     W = np.asarray(omega, dtype=np.float64)
     if W.ndim != 2 or W.shape[0] != T.size:
@@ -221,7 +205,11 @@ def _checked_inputs(times: Sequence[float] | np.ndarray, omega: Sequence[Sequenc
     used = np.all(np.isfinite(W) & (W > 0), axis=0)
     if not np.any(used):
         raise ValueError("fit_snr_dynamics: no singular value is positive at every time")
-    return T, W, C, used
+    Wu = W[:, used]
+    model = _TimeMap(C=C, Tn=T / float(np.max(T)), logW=np.log(Wu), Gobs=closed_form_G(Wu, C),
+                     fit_exponent=fit_exponent)
+    sol, starts = _multistart(model)
+    return _snr_fit(model, sol, T, W, used, time_key=time_key, starts=starts)
 
 
 @dataclass

@@ -28,7 +28,6 @@ from theory.jsonio import dumps
 
 from . import _plot
 from ._cli import OneLineParser, add_tpt_threshold
-from ._page import figure_views, render
 from .claims import Claim, counts, exit_code, grid_claims
 from .claims.grid import PAPER_TPT_IMPROVEMENT_PP, GridRun
 from .compare import column, read_log
@@ -44,7 +43,7 @@ from .main import (
     stored_run_finished,
     train_config,
 )
-from .report import claims_page_view, claims_table, setup_view, write_claims_json, write_report
+from .report import claims_table, setup_view, write_pages, write_report
 
 __all__ = ["GridOptions", "GridRunPlan", "plan_grid", "run_grid", "main", "LOSSES", "CE_LR", "SMALL_DATASET_EPOCHS"]
 
@@ -414,14 +413,10 @@ def write_grid_report(out: Path, rows: list[dict[str, Any]], claims: list[Claim]
     report's base template (:mod:`paper_checks._page`) with the runs table and the paper's numbers after the
     verdict."""
     (out / "grid.json").write_text(dumps(rows) + "\n")
-    write_claims_json(claims, out / "claims.json")
     runs = {"header": ["dataset", "model", "loss", "lr", "status", "final train err", "final test err", "TPT start",
                        "misfit", "claims pass/fail/n-a/error"], "rows": [_run_cells(r) for r in rows]}
-    view = {"title": "NC-MSE grid of runs", **claims_page_view(claims), "runs": runs,
-            "paper_numbers": paper_numbers(claims), "figures": figure_views(figures, out),
-            "setup": setup_view(context)}
-    (out / "report.md").write_text(render("grid.md.j2", **view))
-    (out / "report.html").write_text(render("grid.html.j2", **view))
+    write_pages(out, claims, "grid", {"title": "NC-MSE grid of runs", "runs": runs,
+                                      "paper_numbers": paper_numbers(claims), "setup": setup_view(context)}, figures)
 
 
 def run_grid(opts: GridOptions) -> int:

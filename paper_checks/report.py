@@ -25,6 +25,7 @@ __all__ = [
     "claims_page_view",
     "claims_table",
     "setup_view",
+    "write_pages",
     "write_report",
     "headline",
     "summary_line",
@@ -303,6 +304,18 @@ def claims_page_view(claims: Sequence[Claim]) -> dict[str, Any]:
             "groups": group_views(claims, views), "checks": [views[c.id] for c in claims]}
 
 
+def write_pages(out_dir: Path, claims: Sequence[Claim], page: str, view: dict[str, Any],
+                figures: Sequence[str | Path] = ()) -> dict[str, Path]:
+    """``claims.json``, and ``report.md`` / ``report.html`` rendered from ``<page>.md.j2`` / ``<page>.html.j2``
+    with ``view``, the claims' part (:func:`claims_page_view`) and the figures (inlined in HTML)."""
+    view = {**view, **claims_page_view(claims), "figures": figure_views(figures, out_dir)}
+    paths = {"claims": write_claims_json(claims, out_dir / "claims.json"), "md": out_dir / "report.md",
+             "html": out_dir / "report.html"}
+    paths["md"].write_text(render(f"{page}.md.j2", **view))
+    paths["html"].write_text(render(f"{page}.html.j2", **view))
+    return paths
+
+
 def write_report(
     out_dir: str | Path,
     claims: Sequence[Claim],
@@ -319,13 +332,6 @@ def write_report(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    context = context or {}
-    paths = {"claims": write_claims_json(claims, out_dir / "claims.json")}
-    view = {"title": title, "summary": summary_line(claims), **claims_page_view(claims),
-            "ladder": ladder_view(ladder) if ladder else None, "figures": figure_views(figures, out_dir),
-            "setup": setup_view(context, skip=[ladder["sentence"]] if ladder else [])}
-    paths["md"] = out_dir / "report.md"
-    paths["md"].write_text(render("run.md.j2", **view))
-    paths["html"] = out_dir / "report.html"
-    paths["html"].write_text(render("run.html.j2", **view))
-    return paths
+    view = {"title": title, "summary": summary_line(claims), "ladder": ladder_view(ladder) if ladder else None,
+            "setup": setup_view(context or {}, skip=[ladder["sentence"]] if ladder else [])}
+    return write_pages(out_dir, claims, "run", view, figures)

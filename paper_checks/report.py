@@ -190,25 +190,16 @@ def _count_words(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-class _Tolerances:
-    """Each distinct tolerance text gets a label (T1, T2, ...) and is printed once, where it first appears."""
-
-    def __init__(self) -> None:
-        self.labels: dict[str, int] = {}
-
-    def ref(self, text: str) -> dict[str, Any]:
-        first = text not in self.labels
-        if first:
-            self.labels[text] = len(self.labels) + 1
-        return {"tol_label": f"T{self.labels[text]}", "tol_anchor": f"tol-{self.labels[text]}", "tol_first": first}
-
-
-def claim_view(c: Claim, tolerances: _Tolerances) -> dict[str, Any]:
-    """What the templates show of one claim (the tolerance by reference after its first appearance)."""
+def claim_view(c: Claim, tolerances: dict[str, int]) -> dict[str, Any]:
+    """What the templates show of one claim.  Each distinct tolerance text gets a label (T1, T2, ... numbered in
+    ``tolerances``) and is printed once, where it first appears; later claims refer to it."""
+    first = c.tolerance not in tolerances
+    n = tolerances.setdefault(c.tolerance, len(tolerances) + 1)
     return {"id": c.id, "anchor": "claim-" + c.id.replace(".", "-"), "status": c.status, "statement": c.statement,
             "source": c.source, "tolerance": c.tolerance, "headline": headline(c, 400), "check": c.check,
             "detail": c.detail, "verification": c.verification,
-            "measured_json": json.dumps(c.to_dict()["measured"], indent=1), **tolerances.ref(c.tolerance)}
+            "measured_json": json.dumps(c.to_dict()["measured"], indent=1), "tol_label": f"T{n}",
+            "tol_anchor": f"tol-{n}", "tol_first": first}
 
 
 def verdict_view(claims: Sequence[Claim], views: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -294,7 +285,7 @@ def ladder_view(ladder: dict[str, Any]) -> dict[str, Any]:
 def claims_page_view(claims: Sequence[Claim]) -> dict[str, Any]:
     """The claims' part of a page: ``verdict``, ``not_supported`` (fail), ``errors``, ``groups`` (the rest),
     ``checks`` (every claim's check) and ``legend``; tolerances numbered in page order."""
-    tolerances = _Tolerances()
+    tolerances: dict[str, int] = {}
     ordered = ([c for c in claims if c.status == "fail"] + [c for c in claims if c.status == "error"]
                + [c for c in claims if c.status in ("pass", "n/a")])
     views = {c.id: claim_view(c, tolerances) for c in ordered}

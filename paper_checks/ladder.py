@@ -183,7 +183,8 @@ def run_rungs(plan: LadderPlan, out: str | Path, *, rungs: str = "abcd", progres
         if rung not in "abcd":
             raise ValueError(f"unknown ladder rung {rung!r}; choose from a, b, c, d")
         target = out / rung
-        if (target / "metrics.jsonl").is_file() and _finished(target, rung, plan):
+        stored = target / "ladder_plan.json"
+        if (target / "metrics.jsonl").is_file() and stored.is_file() and stored.read_text() == _plan_json(plan, rung):
             dirs[rung] = target
             continue
         shutil.rmtree(target, ignore_errors=True)
@@ -195,7 +196,7 @@ def run_rungs(plan: LadderPlan, out: str | Path, *, rungs: str = "abcd", progres
                 continue
         else:
             dirs[rung] = _train_ufm(plan, target, full_batch=(rung == "c"), progress=progress)
-        (target / "ladder_plan.json").write_text(_plan_json(plan, rung))
+        stored.write_text(_plan_json(plan, rung))
     return dirs
 
 
@@ -206,12 +207,6 @@ def run_ladder(run_dir: str | Path, out: str | Path, *, max_samples: int = MAX_S
     records, config = read_log(run_dir)
     plan = plan_ladder(config, records, max_samples=max_samples)
     return plan, {**run_rungs(plan, out, skipped=skipped), "e": Path(run_dir)}
-
-
-def _finished(target: Path, rung: str, plan: LadderPlan) -> bool:
-    """A rung directory written by the same plan (its stored plan equals this one)."""
-    stored = target / "ladder_plan.json"
-    return stored.is_file() and stored.read_text() == _plan_json(plan, rung)
 
 
 def _plan_json(plan: LadderPlan, rung: str) -> str:

@@ -261,14 +261,11 @@ def setup_view(context: dict[str, Any], *, skip: Sequence[Any] = ()) -> list[dic
         if v in skip:
             continue
         if isinstance(v, dict):
-            items.append({"term": str(k), "rows": [(str(ik), _cell(iv)) for ik, iv in v.items()]})
+            items.append({"term": str(k), "rows": [(str(ik), f"{iv:.3g}" if isinstance(iv, float) else str(iv))
+                                                   for ik, iv in v.items()]})
         else:
             items.append({"term": str(k), "text": str(v)})
     return items
-
-
-def _cell(v: Any) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
 def ladder_view(ladder: dict[str, Any]) -> dict[str, Any]:

@@ -90,10 +90,6 @@ class GridOptions:
     ladder: str = "on"  # "off": no calibration ladder beside each MSE run (math §7.4)
     mse_scale: list[float] | None = None  # Hui & Belkin's [k, M] of the MSE runs (math §3.6); None: the plain MSE
 
-    def scale_of(self, loss: str) -> tuple[float, float]:
-        """``(k, M)`` of a run of ``loss``: ``mse_scale`` for MSE runs, ``(1, 1)`` otherwise."""
-        return (float(self.mse_scale[0]), float(self.mse_scale[1])) if loss == "mse" and self.mse_scale else (1.0, 1.0)
-
 
 @dataclass
 class GridRunPlan:
@@ -183,8 +179,8 @@ def _run_config(opts: GridOptions, dataset: str, model: str, loss: str, run_dir:
     lr = opts.lr if opts.lr is not None else (CE_LR if loss == "ce" else None)
     extra = dict(opts.extra or {})
     extra["loss"] = loss
-    if opts.scale_of(loss) != (1.0, 1.0):
-        extra["mse_scale"] = list(opts.scale_of(loss))
+    if loss == "mse" and opts.mse_scale:
+        extra["mse_scale"] = list(opts.mse_scale)
     mo = MainOptions(dataset=dataset, model=model, epochs=epochs, per_class=opts.per_class, lr=lr,
                      device=opts.device, data_root=opts.data_root, seed=opts.seed, progress=opts.progress, extra=extra)
     try:
@@ -447,7 +443,7 @@ def run_grid(opts: GridOptions) -> int:
         if p.action != "skip" and (p.run_dir / "metrics.jsonl").is_file():
             try:
                 claims, records, ladder = _evaluate_run(p, opts, staging / "runs-reports" / p.name)
-                runs.append(GridRun(p.dataset, p.model, p.loss, records, opts.scale_of(p.loss)))
+                runs.append(GridRun(p.dataset, p.model, p.loss, records, p.config.mse_scale))
             except Exception as exc:  # noqa: BLE001 - reported as this run's error; the other runs go on
                 errors.append((f"evaluate {p.name}", exc))
                 status, message = "error", f"evaluation: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"

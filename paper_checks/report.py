@@ -104,43 +104,36 @@ def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path, *,
     plt = _plot.plt()
     out_dir = Path(out_dir)
     ep = column(records, "epoch")
-    paths: list[Path] = []
     tpt = terminal_phase_start(list(records), tpt_threshold)
     tpt_words = "training error zero" if tpt_threshold == 0 else f"training error <= {tpt_threshold:g}"
 
-    panels = [
-        ("training / test error", ["train_error", "test_error"]),
-        ("NC1", ["nc1"]),
-        ("NC2 equinorm", ["nc2_equinorm_means", "nc2_equinorm_classifiers"]),
-        ("NC2 max-angle", ["nc2_maxangle_means", "nc2_maxangle_classifiers"]),
-        ("NC3 self-duality", ["nc3"]),
-        ("NC4 NCC disagreement", ["nc4"]),
-    ]
+    def draw(fig, axes, panels, name: str, legend: int) -> Path:
+        """Each panel ``(title, [(values, label, fmt), ...])`` on log-log axes, the terminal phase's start dotted."""
+        for ax, (title, curves) in zip(axes, panels):
+            for values, label, fmt in curves:
+                _plot.plot_positive(ax, ep, values, fmt, label)
+            if tpt is not None:
+                ax.axvline(ep[tpt], color="gray", ls=":", lw=1)
+            _plot.log_axes(ax, "epoch", title=title, legend=legend)
+        return _plot.save(fig, out_dir / name)
+
+    nc = [("training / test error", ["train_error", "test_error"]), ("NC1", ["nc1"]),
+          ("NC2 equinorm", ["nc2_equinorm_means", "nc2_equinorm_classifiers"]),
+          ("NC2 max-angle", ["nc2_maxangle_means", "nc2_maxangle_classifiers"]),
+          ("NC3 self-duality", ["nc3"]), ("NC4 NCC disagreement", ["nc4"])]
     fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
-    for ax, (title, keys) in zip(axes.ravel(), panels):
-        for key in keys:
-            _plot.plot_positive(ax, ep, column(records, key), "o-", key)
-        if tpt is not None:
-            ax.axvline(ep[tpt], color="gray", ls=":", lw=1)
-        _plot.log_axes(ax, "epoch", title=title, legend=7)
     fig.suptitle(f"Neural collapse metrics (dotted line: start of the terminal phase, {tpt_words} from "
                  "there on)", fontsize=10)
-    paths.append(_plot.save(fig, out_dir / "training_nc_metrics.png"))
-
+    paths = [draw(fig, axes.ravel(), [(title, [(column(records, k), k, "o-") for k in keys]) for title, keys in nc],
+                  "training_nc_metrics.png", 7)]
+    terms = [("loss", "L (MSE + ridge)"), ("l_nc1", "L_NC1"), ("l_nc23", "L_NC2/3"), ("l_perp", "L_LS^perp")]
+    l_perp, l_nc = column(records, "l_perp"), column(records, "l_nc1") + column(records, "l_nc23")  # terms >= 0
+    proximity = [(l_perp / l_nc, "L_perp / (L_NC1 + L_NC2/3)", "o-"),
+                 (column(records, "central_path_distance"), "||[W b] - [W_LS b_LS]|| / ||[W_LS b_LS]||", "s-")]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    for key, label in [("loss", "L (MSE + ridge)"), ("l_nc1", "L_NC1"), ("l_nc23", "L_NC2/3"), ("l_perp", "L_LS^perp")]:
-        _plot.plot_positive(axes[0], ep, column(records, key), "o-", label)
-    _plot.log_axes(axes[0], "epoch", title="MSE decomposition L = L_NC1 + L_NC2/3 + L_perp (math §3.2, §4)")
-    l_perp = column(records, "l_perp")
-    l_nc = column(records, "l_nc1") + column(records, "l_nc23")
-    _plot.plot_positive(axes[1], ep, l_perp / l_nc, "o-", "L_perp / (L_NC1 + L_NC2/3)")  # the terms are >= 0
-    _plot.plot_positive(axes[1], ep, column(records, "central_path_distance"), "s-",
-                   "||[W b] - [W_LS b_LS]|| / ||[W_LS b_LS]||")
-    if tpt is not None:
-        for a in axes:
-            a.axvline(ep[tpt], color="gray", ls=":", lw=1)
-    _plot.log_axes(axes[1], "epoch", title="Proximity to the central path")
-    paths.append(_plot.save(fig, out_dir / "training_decomposition.png"))
+    paths.append(draw(fig, axes, [("MSE decomposition L = L_NC1 + L_NC2/3 + L_perp (math §3.2, §4)",
+                                   [(column(records, k), label, "o-") for k, label in terms]),
+                                  ("Proximity to the central path", proximity)], "training_decomposition.png", 8))
     return paths
 
 

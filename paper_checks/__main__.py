@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from empirical.runs import RunError
 
-from ._cli import OneLineParser, add_tpt_threshold
+from ._cli import OneLineParser, add_comparison_options
 from .compare import TIME_CHOICES, compare_output_dir, compare_run
 from .grid import main as grid_main
 from .main import QUICK_EPOCHS, MainOptions, UsageError, run_main
@@ -60,13 +60,7 @@ def _main_parser() -> argparse.ArgumentParser:
                    help="feature dimension p of the simulation (default: %(default)s)")
     g.add_argument("--skip-simulation", action="store_true", help="no simulation: the dynamics claims are n/a")
     g = p.add_argument_group("comparison")
-    g.add_argument("--time", default="auto", choices=list(TIME_CHOICES),
-                   help="clock of the comparison (default: %(default)s, the flow time of math §6.5 when the log "
-                        "allows, else lr_weighted_steps, else epoch)")
-    g.add_argument("--early-epoch", type=int,
-                   help="start epoch of the forward ODE prediction (default: the fit window's first)")
-    g.add_argument("--fit-from", type=int, help="first epoch of the fit window (default: start of the terminal phase)")
-    add_tpt_threshold(g)
+    add_comparison_options(g, TIME_CHOICES)
     g.add_argument("--ladder", default="on", choices=["on", "off"],
                    help="run the calibration ladder beside the run (math §7.4: exact flow, free flow, UFM full batch "
                         "and at the run's batch size) and report its verdicts beside the run's (default: %(default)s)")
@@ -88,14 +82,7 @@ def _compare_parser() -> argparse.ArgumentParser:
                                   "writes compare.json and figures.  Works with whatever the log holds (only 'epoch' "
                                   "is required): a part that needs a missing key is n/a, named in the output.")
     p.add_argument("log", metavar="LOG", help="a run directory, a metrics.jsonl file or a CSV file (one row per epoch)")
-    p.add_argument("--time", default="auto", choices=list(TIME_CHOICES),
-                   help="clock of the fit: auto = the flow time of math §6.5 when the log allows (flow_time, or "
-                        "lr_weighted_steps with the run's momentum and loss reduction), else lr_weighted_steps, else "
-                        "epoch; flow, lr_steps and epoch force one (default: %(default)s)")
-    p.add_argument("--early-epoch", type=int, help="start epoch of the forward ODE prediction "
-                                                   "(default: the fit window's first)")
-    p.add_argument("--fit-from", type=int, help="first epoch of the fit window (default: start of the terminal phase)")
-    add_tpt_threshold(p)
+    add_comparison_options(p, TIME_CHOICES)
     p.add_argument("--linear", action="store_true", help="linear time map (beta = 1) as the primary fit")
     p.add_argument("--out", help="output directory (default: the run directory, or for a file LOG a folder "
                                  "LOG-STEM-compare beside it)")

@@ -10,13 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from theory import laws
+from theory.laws import numeric as law  # law(name): the NumPy function of law ``name`` (theory.laws.SIGNATURES)
 
 __all__ = ["law", "law_sum"]
-
-
-def law(name: str):
-    """``theory.laws.numeric(name, backend="numpy")`` (arguments: ``theory.laws.SIGNATURES[name]``)."""
-    return laws.numeric(name, backend="numpy")
 
 
 def law_sum(name: str, omega: np.ndarray, C: int) -> np.ndarray:

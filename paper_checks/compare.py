@@ -532,8 +532,17 @@ def compare_records(
     needs = [("snr_singular_values", snr.shape[1] > 0), (clock.axis, bool(np.any(np.isfinite(clock.values))))]
     lacking = [k for k, ok in needs if not ok]
     valid, idx, reason, tpt = _window(records, clock.values, snr, tpt_threshold, fit_from_epoch)
-    if lacking or idx.size < MIN_WINDOW:
-        return _without_fit(base, records, clock, snr, idx, reason, tpt, lacking, notes)
+    base["terminal_phase_start_epoch"] = int(epochs[tpt]) if tpt is not None else None
+    window: dict[str, Any] = {"reason": reason, "epochs": [int(e) for e in epochs[idx]]}
+    if lacking or idx.size < MIN_WINDOW:  # every part n/a, naming what the log lacks in one message
+        why = (f"needs {' and '.join(lacking)}" if lacking else
+               f"only {idx.size} usable measured epochs in the fit window ({reason}); at least {MIN_WINDOW} needed")
+        unavailable = dict.fromkeys(("SNR fit", "max/min ratio", "forward prediction", "the math §3.4 laws"), why)
+        notes.append(_missing_message(unavailable, lacking) or f"no comparison with the flow: {why}")
+        return Comparison(**base, fit_window=window, fit=None, fits={}, primary_fit=None, snr_ratio=None, forward=None,
+                          forward_derived=None, quantities={}, unavailable=unavailable,
+                          missing_keys=sorted(set(lacking)), notes=notes,
+                          arrays={"epochs": epochs, "T": clock.values, "snr": snr})
 
     T = clock.values
     assert C is not None  # the log has SNR values, so C - 1 of them
@@ -545,26 +554,43 @@ def compare_records(
     fit = fits[primary]
     omega_fit = fit.predict(T[idx])
     ratio, obs_ratio, fit_ratio = _ratio(T[idx], snr[idx], omega_fit)
-    k0, later = _start_row(valid, epochs, idx, early_epoch)
-    forward, omega_fwd, forward_derived, why_not = _forward_stage(snr, k0, later, T, idx, epochs, C, N, clock, fit,
-                                                                  fit_exponent)
-    if why_not:
-        unavailable["forward prediction on the derived clock"] = why_not
+
+    # the forward prediction (math §6.2) from the row k0, over the usable rows from it on
+    start = idx if early_epoch is None else np.flatnonzero(valid & (epochs >= early_epoch))
+    if start.size == 0:
+        raise ValueError(f"compare: no usable measured epoch at or after --early-epoch {early_epoch}")
+    k0 = int(start[0])
+    later = np.flatnonzero(valid & (np.arange(valid.size) >= k0))
+    fitted_flow = np.where(np.isfinite(T) & (T > 0), fit.flow_time(np.where(T > 0, T, 1.0)), np.nan)
+    forward, omega_fwd = _forward(
+        snr, k0, later, fitted_flow, C, epochs,
+        map_text=f"t = s * (T**beta - T0**beta), s = {fit.scale:.6g}, beta = {fit.beta:.6g} (fitted; N = kappa = 1)",
+        holdout=_holdout_forecast(T[idx], snr[idx], C, clock.axis, fit_exponent, epochs[idx]),
+        note="the time map is fitted on the whole window (in-sample); 'holdout' fits it on the first half only and "
+             "forecasts the second half")
+    # and on the derived clock (math §6.5), where the flow time is known: no fitted time parameter
+    forward_derived, flow = None, clock.flow
+    if flow is None or not N or not np.all(np.isfinite(flow[later])):
+        unavailable["forward prediction on the derived clock"] = (
+            clock.flow_how if flow is None else "the samples per class N are unknown" if not N else
+            "the flow time is missing at some compared epochs")
+    else:
+        forward_derived, _ = _forward(
+            snr, k0, later, flow, C, epochs, per_class=N, kappa=clock.kappa,
+            map_text=f"t = derived flow time ({clock.flow_how}); N = {N:g}, kappa = {clock.kappa:g}: no fitted time "
+                     "parameter (math §6.5)")
+
     arrays: dict[str, Any] = {"epochs": epochs, "T": T, "snr": snr, "fit_idx": idx, "omega_fit": omega_fit,
                               "fwd_idx": later, "omega_fwd": omega_fwd, "obs_ratio": obs_ratio, "fit_ratio": fit_ratio,
                               "quantities": {}}
     quantities = _quantities(records, config, idx, later, snr, omega_fit, omega_fwd, C, arrays)
     ranks = column(records, "snr_rank")[idx]
     notes += _law_notes(records, quantities, ranks, lam, balanced, config, unavailable, missing)
-    return Comparison(
-        **base, terminal_phase_start_epoch=int(epochs[tpt]) if tpt is not None else None,
-        fit_window={"reason": reason, "epochs": [int(e) for e in epochs[idx]],
-                    "snr_rank_range": ([int(np.nanmin(ranks)), int(np.nanmax(ranks))]
-                                       if np.any(np.isfinite(ranks)) else None)},
-        fit=fit, fits=fits, primary_fit=primary, snr_ratio=ratio, forward=forward,
-        forward_derived=forward_derived, quantities=quantities, unavailable=unavailable,
-        missing_keys=sorted(set(missing)), notes=notes, arrays=arrays,
-    )
+    window["snr_rank_range"] = ([int(np.nanmin(ranks)), int(np.nanmax(ranks))] if np.any(np.isfinite(ranks))
+                                else None)
+    return Comparison(**base, fit_window=window, fit=fit, fits=fits, primary_fit=primary, snr_ratio=ratio,
+                      forward=forward, forward_derived=forward_derived, quantities=quantities, unavailable=unavailable,
+                      missing_keys=sorted(set(missing)), notes=notes, arrays=arrays)
 
 
 def _law_notes(records, quantities: dict[str, Any], ranks, lam, balanced: bool | None, config: dict[str, Any],
@@ -605,55 +631,6 @@ def _law_notes(records, quantities: dict[str, Any], ranks, lam, balanced: bool |
                      f"lambda = {lam_txt}, while the math §3.4 laws are the lambda = 0 central path, so their "
                      "'at_measured_snr' errors measure the ridge's effect, not the identity.")
     return notes
-
-
-def _without_fit(base, records, clock: Clock, snr, idx, reason: str, tpt, lacking: list[str],
-                 notes: list[str]) -> Comparison:
-    """The comparison of a log that cannot be fitted: every part n/a, naming what it lacks in one message."""
-    epochs = column(records, "epoch")
-    why = (f"needs {' and '.join(lacking)}" if lacking else
-           f"only {idx.size} usable measured epochs in the fit window ({reason}); at least {MIN_WINDOW} needed")
-    unavailable = dict.fromkeys(("SNR fit", "max/min ratio", "forward prediction", "the math §3.4 laws"), why)
-    notes.append(_missing_message(unavailable, lacking) or f"no comparison with the flow: {why}")
-    return Comparison(**base, terminal_phase_start_epoch=int(epochs[tpt]) if tpt is not None else None,
-                      fit_window={"reason": reason, "epochs": [int(e) for e in epochs[idx]]}, fit=None, fits={},
-                      primary_fit=None, snr_ratio=None, forward=None, forward_derived=None, quantities={},
-                      unavailable=unavailable, missing_keys=sorted(set(lacking)), notes=notes,
-                      arrays={"epochs": epochs, "T": clock.values, "snr": snr})
-
-
-def _start_row(valid, epochs, idx, early_epoch) -> tuple[int, np.ndarray]:
-    """The row whose SNR starts the forward integration, and the usable rows from it on."""
-    if early_epoch is None:
-        k0 = int(idx[0])
-    else:
-        cand = np.flatnonzero(valid & (epochs >= early_epoch))
-        if cand.size == 0:
-            raise ValueError(f"compare: no usable measured epoch at or after --early-epoch {early_epoch}")
-        k0 = int(cand[0])
-    return k0, np.flatnonzero(valid & (np.arange(valid.size) >= k0))
-
-
-def _forward_stage(snr, k0, later, T, idx, epochs, C, N, clock: Clock, fit: SNRFit, fit_exponent: bool):
-    """Forward predictions (math §6.2) on the fitted time map and, where the flow time is known, on the derived
-    clock (math §6.5); returns them, the fitted one's omega, and why the derived one is missing (or None)."""
-    fitted_flow = np.where(np.isfinite(T) & (T > 0), fit.flow_time(np.where(T > 0, T, 1.0)), np.nan)
-    forward, omega_fwd = _forward(
-        snr, k0, later, fitted_flow, C, epochs,
-        map_text=f"t = s * (T**beta - T0**beta), s = {fit.scale:.6g}, beta = {fit.beta:.6g} (fitted; N = kappa = 1)",
-        holdout=_holdout_forecast(T[idx], snr[idx], C, clock.axis, fit_exponent, epochs[idx]),
-        note="the time map is fitted on the whole window (in-sample); 'holdout' fits it on the first half only and "
-             "forecasts the second half")
-    flow = clock.flow
-    if flow is None or not N:
-        return forward, omega_fwd, None, clock.flow_how if flow is None else "the samples per class N are unknown"
-    if not np.all(np.isfinite(flow[later])):
-        return forward, omega_fwd, None, "the flow time is missing at some compared epochs"
-    derived, _ = _forward(
-        snr, k0, later, flow, C, epochs, per_class=N, kappa=clock.kappa,
-        map_text=f"t = derived flow time ({clock.flow_how}); N = {N:g}, kappa = {clock.kappa:g}: no fitted time "
-                 "parameter (math §6.5)")
-    return forward, omega_fwd, derived, None
 
 
 def measured_key_at_lambda_zero(records: Sequence[dict[str, Any]], key: str,

@@ -22,6 +22,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from theory import laws
+from theory.jsonio import jsonable
 
 from ._laws import law
 
@@ -56,7 +57,7 @@ def _dG_dlogw(w: np.ndarray, C: int) -> np.ndarray:
     return np.where(np.isfinite(d) & (d > 0), d, _constants(int(C))[0])
 
 
-def invert_closed_form(y: np.ndarray, C: int, *, rtol: float = 1e-14, max_iter: int = 200) -> np.ndarray:
+def invert_closed_form(y: np.ndarray, C: int) -> np.ndarray:
     """Solve ``G(w) = y`` for ``w > 0`` elementwise (math §6.3 closed form, inverted).
 
     ``g(u) = G(e^u) = c1 u + c2 e^{2u} + c3 e^{4u}`` with ``(c1, c2, c3) = (C^2, C, 1/4)``
@@ -79,12 +80,12 @@ def invert_closed_form(y: np.ndarray, C: int, *, rtol: float = 1e-14, max_iter: 
         u_quart = np.where(y > c3, np.log(np.maximum(y / c3, 1.0)) / 4.0, np.inf)
         u_quad = np.where(y > c2, np.log(np.maximum(y / c2, 1.0)) / 2.0, np.inf)
     u = np.where(y > 0, np.minimum(u_lin, np.minimum(u_quart, u_quad)), u_lin)
-    for _ in range(max_iter):
+    for _ in range(200):
         w = np.exp(u)
         g = closed_form_G(w, C)
         du = (g - y) / _dG_dlogw(w, C)
         u = u - du
-        if np.all(np.abs(du) <= rtol * (1.0 + np.abs(u))):
+        if np.all(np.abs(du) <= 1e-14 * (1.0 + np.abs(u))):
             break
     else:  # pragma: no cover - Newton on a convex monotone function always converges
         raise RuntimeError("invert_closed_form: Newton iteration did not converge")
@@ -135,10 +136,9 @@ class SNRFit:
     message: str
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def flow_time(self, T: np.ndarray | float, *, per_class: int | None = None, kappa: float = 1.0) -> np.ndarray:
-        """Flow time of the math §6.3 law: ``t = (N/kappa) s T^beta`` (``N/kappa = 1`` if N unknown)."""
-        factor = (per_class / kappa) if per_class else 1.0
-        return factor * self.scale * np.asarray(T, dtype=np.float64) ** self.beta
+    def flow_time(self, T: np.ndarray | float) -> np.ndarray:
+        """Flow time of the math §6.3 law at ``N = kappa = 1``: ``t = s T^beta``."""
+        return self.scale * np.asarray(T, dtype=np.float64) ** self.beta
 
     def predict(self, T: np.ndarray | float) -> np.ndarray:
         """Fitted ``omega_j(T) = G^{-1}(b_j + s T^beta)``, shape (len(T), C-1); NaN where not fitted."""
@@ -150,20 +150,15 @@ class SNRFit:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (lists of floats, NaN as None)."""
-
-        def clean(x):
-            arr = np.asarray(x, dtype=np.float64)
-            return [None if not np.isfinite(v) else float(v) for v in arr.ravel()]
-
-        return {
+        return jsonable({
             "model": "G(omega_j(T)) = b_j + s * T**beta,  G(w) = C^2 log w + C w^2 + w^4/4  (math §6.3)",
             "num_classes": self.num_classes,
             "time_key": self.time_key,
             "scale_s": self.scale,
             "beta": self.beta,
             "fit_exponent": self.fit_exponent,
-            "offsets_b": clean(self.offsets),
-            "r2_log_omega": clean(self.r2_log),
+            "offsets_b": self.offsets,
+            "r2_log_omega": self.r2_log,
             "r2_log_omega_min": float(np.nanmin(self.r2_log)) if np.any(np.isfinite(self.r2_log)) else None,
             "r2_log_omega_median": float(np.nanmedian(self.r2_log)) if np.any(np.isfinite(self.r2_log)) else None,
             "rmse_log_omega": self.rmse_log,
@@ -173,7 +168,7 @@ class SNRFit:
             "success": self.success,
             "message": self.message,
             **self.extra,
-        }
+        })
 
 
 def fit_snr_dynamics(
@@ -183,7 +178,6 @@ def fit_snr_dynamics(
     num_classes: int | None = None,
     time_key: str = "T",
     fit_exponent: bool = False,
-    beta_bounds: tuple[float, float] = (0.05, 5.0),
 ) -> SNRFit:
     """Least-squares fit of the math §6.3 closed form with a monotone time map.
 
@@ -195,20 +189,8 @@ def fit_snr_dynamics(
     times : training times ``T_k > 0`` (K,), increasing.
     omega : measured SNR singular values (K, C-1), descending per row.
     num_classes : C (default ``omega.shape[1] + 1``).
-    fit_exponent : free ``beta`` (bounded by ``beta_bounds``) instead of ``beta = 1``.
+    fit_exponent : free ``beta`` (bounded to [0.05, 5]) instead of ``beta = 1``.
     """
-    T, W, C, used = _checked_inputs(times, omega, num_classes)
-    Wu = W[:, used]
-    model = _TimeMap(C=C, Tn=T / float(np.max(T)), logW=np.log(Wu), Gobs=closed_form_G(Wu, C),
-                     fit_exponent=fit_exponent)
-    sol, starts = _multistart(model, beta_bounds)
-    return _snr_fit(model, sol, T, W, used, time_key=time_key, starts=starts)
-
-
-def _checked_inputs(times: Sequence[float] | np.ndarray, omega: Sequence[Sequence[float]] | np.ndarray,
-                    num_classes: int | None) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
-    """``(T (K,), omega (K, C-1), C, used)``: the inputs as float64 arrays, checked (``ValueError`` naming the
-    problem); ``used`` marks the singular values positive and finite at every time, the ones fitted."""
     T = np.asarray(times, dtype=np.float64).ravel()
     W = np.asarray(omega, dtype=np.float64)
     if W.ndim != 2 or W.shape[0] != T.size:
@@ -223,7 +205,11 @@ def _checked_inputs(times: Sequence[float] | np.ndarray, omega: Sequence[Sequenc
     used = np.all(np.isfinite(W) & (W > 0), axis=0)
     if not np.any(used):
         raise ValueError("fit_snr_dynamics: no singular value is positive at every time")
-    return T, W, C, used
+    Wu = W[:, used]
+    model = _TimeMap(C=C, Tn=T / float(np.max(T)), logW=np.log(Wu), Gobs=closed_form_G(Wu, C),
+                     fit_exponent=fit_exponent)
+    sol, starts = _multistart(model)
+    return _snr_fit(model, sol, T, W, used, time_key=time_key, starts=starts)
 
 
 @dataclass
@@ -266,7 +252,7 @@ class _TimeMap:
         return float(np.median(pos)) if pos.size else 1e-6 * float(np.max(np.abs(self.Gobs)) + 1.0)
 
 
-def _multistart(model: _TimeMap, beta_bounds: tuple[float, float]) -> tuple[Any, int]:
+def _multistart(model: _TimeMap) -> tuple[Any, int]:
     """``(solution, starts)``: SciPy's trust-region least squares from every start (the scale at 1, 0.1 and 10
     times :meth:`_TimeMap.start_scale`, each at beta 0.5, 1, 2, 4 when beta is free); the lowest cost wins (the
     first on a tie)."""
@@ -274,8 +260,8 @@ def _multistart(model: _TimeMap, beta_bounds: tuple[float, float]) -> tuple[Any,
     u0 = model.logW[0]
     fit_exponent = model.fit_exponent
     betas = (0.5, 1.0, 2.0, 4.0) if fit_exponent else (1.0,)
-    lower = [-np.inf] + ([beta_bounds[0]] if fit_exponent else []) + [-np.inf] * J
-    upper = [np.inf] + ([beta_bounds[1]] if fit_exponent else []) + [np.inf] * J
+    lower = [-np.inf] + ([0.05] if fit_exponent else []) + [-np.inf] * J
+    upper = [np.inf] + ([5.0] if fit_exponent else []) + [np.inf] * J
     solutions = []
     for beta0 in betas:
         s0 = model.start_scale(beta0)

@@ -28,7 +28,6 @@ from theory.jsonio import dumps
 
 from . import _plot
 from ._cli import OneLineParser, add_tpt_threshold
-from ._page import figure_views, render
 from .claims import Claim, counts, exit_code, grid_claims
 from .claims.grid import PAPER_TPT_IMPROVEMENT_PP, GridRun
 from .compare import column, read_log
@@ -44,7 +43,7 @@ from .main import (
     stored_run_finished,
     train_config,
 )
-from .report import claims_page_view, claims_table, setup_view, write_claims_json, write_report
+from .report import claims_table, setup_view, write_pages, write_report
 
 __all__ = ["GridOptions", "GridRunPlan", "plan_grid", "run_grid", "main", "LOSSES", "CE_LR", "SMALL_DATASET_EPOCHS"]
 
@@ -90,10 +89,6 @@ class GridOptions:
     progress: bool = False
     ladder: str = "on"  # "off": no calibration ladder beside each MSE run (math §7.4)
     mse_scale: list[float] | None = None  # Hui & Belkin's [k, M] of the MSE runs (math §3.6); None: the plain MSE
-
-    def scale_of(self, loss: str) -> tuple[float, float]:
-        """``(k, M)`` of a run of ``loss``: ``mse_scale`` for MSE runs, ``(1, 1)`` otherwise."""
-        return (float(self.mse_scale[0]), float(self.mse_scale[1])) if loss == "mse" and self.mse_scale else (1.0, 1.0)
 
 
 @dataclass
@@ -184,8 +179,8 @@ def _run_config(opts: GridOptions, dataset: str, model: str, loss: str, run_dir:
     lr = opts.lr if opts.lr is not None else (CE_LR if loss == "ce" else None)
     extra = dict(opts.extra or {})
     extra["loss"] = loss
-    if opts.scale_of(loss) != (1.0, 1.0):
-        extra["mse_scale"] = list(opts.scale_of(loss))
+    if loss == "mse" and opts.mse_scale:
+        extra["mse_scale"] = list(opts.mse_scale)
     mo = MainOptions(dataset=dataset, model=model, epochs=epochs, per_class=opts.per_class, lr=lr,
                      device=opts.device, data_root=opts.data_root, seed=opts.seed, progress=opts.progress, extra=extra)
     try:
@@ -414,14 +409,10 @@ def write_grid_report(out: Path, rows: list[dict[str, Any]], claims: list[Claim]
     report's base template (:mod:`paper_checks._page`) with the runs table and the paper's numbers after the
     verdict."""
     (out / "grid.json").write_text(dumps(rows) + "\n")
-    write_claims_json(claims, out / "claims.json")
     runs = {"header": ["dataset", "model", "loss", "lr", "status", "final train err", "final test err", "TPT start",
                        "misfit", "claims pass/fail/n-a/error"], "rows": [_run_cells(r) for r in rows]}
-    view = {"title": "NC-MSE grid of runs", **claims_page_view(claims), "runs": runs,
-            "paper_numbers": paper_numbers(claims), "figures": figure_views(figures, out),
-            "setup": setup_view(context)}
-    (out / "report.md").write_text(render("grid.md.j2", **view))
-    (out / "report.html").write_text(render("grid.html.j2", **view))
+    write_pages(out, claims, "grid", {"title": "NC-MSE grid of runs", "runs": runs,
+                                      "paper_numbers": paper_numbers(claims), "setup": setup_view(context)}, figures)
 
 
 def run_grid(opts: GridOptions) -> int:
@@ -452,7 +443,7 @@ def run_grid(opts: GridOptions) -> int:
         if p.action != "skip" and (p.run_dir / "metrics.jsonl").is_file():
             try:
                 claims, records, ladder = _evaluate_run(p, opts, staging / "runs-reports" / p.name)
-                runs.append(GridRun(p.dataset, p.model, p.loss, records, opts.scale_of(p.loss)))
+                runs.append(GridRun(p.dataset, p.model, p.loss, records, p.config.mse_scale))
             except Exception as exc:  # noqa: BLE001 - reported as this run's error; the other runs go on
                 errors.append((f"evaluate {p.name}", exc))
                 status, message = "error", f"evaluation: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"

@@ -132,7 +132,6 @@ def _steps_per_epoch(n: int, batch: int, drop_last: bool) -> int:
     return n // batch if drop_last else math.ceil(n / batch)
 
 
-
 # ----------------------------------------------------------------------------- running the rungs
 
 
@@ -184,7 +183,8 @@ def run_rungs(plan: LadderPlan, out: str | Path, *, rungs: str = "abcd", progres
         if rung not in "abcd":
             raise ValueError(f"unknown ladder rung {rung!r}; choose from a, b, c, d")
         target = out / rung
-        if (target / "metrics.jsonl").is_file() and _finished(target, rung, plan):
+        stored = target / "ladder_plan.json"
+        if (target / "metrics.jsonl").is_file() and stored.is_file() and stored.read_text() == _plan_json(plan, rung):
             dirs[rung] = target
             continue
         shutil.rmtree(target, ignore_errors=True)
@@ -196,26 +196,17 @@ def run_rungs(plan: LadderPlan, out: str | Path, *, rungs: str = "abcd", progres
                 continue
         else:
             dirs[rung] = _train_ufm(plan, target, full_batch=(rung == "c"), progress=progress)
-        (target / "ladder_plan.json").write_text(_plan_json(plan, rung))
+        stored.write_text(_plan_json(plan, rung))
     return dirs
 
 
-def run_ladder(run_dir: str | Path, out: str | Path, *, rungs: str = "abcd", progress: bool = False,
-               max_samples: int = MAX_SAMPLES, skipped: dict[str, str] | None = None
-               ) -> tuple[LadderPlan, dict[str, Path]]:
+def run_ladder(run_dir: str | Path, out: str | Path, *, max_samples: int = MAX_SAMPLES,
+               skipped: dict[str, str] | None = None) -> tuple[LadderPlan, dict[str, Path]]:
     """The ladder of ``run_dir`` (:func:`plan_ladder`, :func:`run_rungs`) into ``out``; returns the plan and
     ``{rung: run directory}`` with ``"e"`` the run itself."""
     records, config = read_log(run_dir)
     plan = plan_ladder(config, records, max_samples=max_samples)
-    dirs = run_rungs(plan, out, rungs=rungs, progress=progress, skipped=skipped)
-    dirs["e"] = Path(run_dir)
-    return plan, dirs
-
-
-def _finished(target: Path, rung: str, plan: LadderPlan) -> bool:
-    """A rung directory written by the same plan (its stored plan equals this one)."""
-    stored = target / "ladder_plan.json"
-    return stored.is_file() and stored.read_text() == _plan_json(plan, rung)
+    return plan, {**run_rungs(plan, out, skipped=skipped), "e": Path(run_dir)}
 
 
 def _plan_json(plan: LadderPlan, rung: str) -> str:
@@ -326,7 +317,8 @@ def ladder_beside(run_dir: str | Path, out: str | Path, *, tpt_threshold: float 
         return None
     skipped: dict[str, str] = {}
     try:
-        plan, dirs = run_ladder(run_dir, out, skipped=skipped)
+        plan = plan_ladder(config, records)  # the records at hand: the log is not read a second time
+        dirs = {**run_rungs(plan, out, skipped=skipped), "e": Path(run_dir)}
     except ValueError as exc:  # a log without a trainer's config (NCMonitor, another tool)
         log(f"skipped: {exc}")
         return None

@@ -87,28 +87,28 @@ class MainOptions:
 
 
 class Stages:
-    """Plain stage lines on stderr: ``[k/n] name ...`` then ``done in X s`` (or ``FAILED``)."""
+    """Stage lines on stderr, ``[k/n] name ...`` then ``done in X s`` or ``FAILED`` (kept in ``errors``)."""
 
-    def __init__(self, total: int, stream=None):
+    def __init__(self, total: int):
         self.total = total
         self.k = 0
-        self.stream = stream or sys.stderr
         self.t0 = time.perf_counter()
         self.times: dict[str, float] = {}
+        self.errors: list[tuple[str, BaseException]] = []
         self.tracebacks: dict[str, str] = {}
 
     def log(self, msg: str) -> None:
-        print(msg, file=self.stream, flush=True)
+        print(msg, file=sys.stderr, flush=True)
 
     @contextmanager
-    def __call__(self, name: str, errors: list[tuple[str, BaseException]]) -> Iterator[None]:
+    def __call__(self, name: str) -> Iterator[None]:
         self.k += 1
         start = time.perf_counter()
         self.log(f"[{self.k}/{self.total}] {name} ...")
         try:
             yield
         except Exception as exc:  # noqa: BLE001 - reported as a failed claim, the job goes on
-            errors.append((name, exc))
+            self.errors.append((name, exc))
             self.tracebacks[name] = traceback.format_exc()
             self.log(f"[{self.k}/{self.total}] {name} FAILED after {time.perf_counter() - start:.1f} s: "
                      f"{type(exc).__name__}: {exc}")
@@ -297,12 +297,11 @@ def check_run(run_dir: Path, records: list[dict[str, Any]], config: dict[str, An
 @dataclass
 class _Job:
     """What the stages of one main job share: the options, the staging folder, the stage log, and what the stages
-    add up (stage errors, claims, figures, the report's context lines)."""
+    add up (claims, figures, the report's context lines)."""
 
     opts: MainOptions
     staging: Path
     stages: Stages
-    errors: list[tuple[str, BaseException]] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
     context: dict[str, Any] = field(default_factory=dict)
@@ -326,11 +325,11 @@ def run_main(opts: MainOptions) -> int:
     simulation_stage(job)  # 2.
     run_dir = training_stage(job, plan, out)  # 3.
     comparison_stage(job, run_dir)  # 4.
-    job.claims += stage_error_claims(job.errors, job.stages)
+    job.claims += stage_error_claims(job.stages)
     ladder = ladder_stage(job, run_dir, out)  # 5.
     report_stage(job, ladder, t_start)  # 6.
     print(claims_table(job.claims))
-    where = publish_report(out, staging, job.errors)
+    where = publish_report(out, staging, job.stages.errors)
     print(f"report: {where / 'report.html'}  (wall time {time.perf_counter() - t_start:.1f} s)")
     observed = [c.id for c in job.claims if c.status == "fail" and not c.verification]
     if observed and not opts.strict:
@@ -342,7 +341,7 @@ def run_main(opts: MainOptions) -> int:
 def certificate_stage(job: _Job) -> None:
     """1. The symbolic certificate (math §3-§6): its claims, ``certificate.json`` and ``certificate.md``."""
     mode = job.opts.certificate if job.opts.certificate != "auto" else "quick" if job.opts.quick else "full"
-    with job.stages(f"symbolic certificate ({mode})", job.errors):
+    with job.stages(f"symbolic certificate ({mode})"):
         if mode == "skip":
             job.stages.log("    skipped (--certificate skip)")
             return
@@ -359,7 +358,7 @@ def simulation_stage(job: _Job) -> None:
     ``simulation.json``."""
     opts, stages = job.opts, job.stages
     N = opts.sim_per_class
-    with stages("simulation (projected flow + retraction contrast)", job.errors):
+    with stages("simulation (projected flow + retraction contrast)"):
         if opts.skip_simulation:
             stages.log("    skipped (--skip-simulation)")
             return
@@ -394,7 +393,7 @@ def training_stage(job: _Job, plan: Plan, out: Path) -> Path | None:
     """3. The training run as :func:`validate` planned it (train, resume, or reuse); its directory, or None."""
     stages = job.stages
     run_dir: Path | None = None
-    with stages("training" if job.opts.run_dir is None else "training (reusing --run-dir)", job.errors):
+    with stages("training" if job.opts.run_dir is None else "training (reusing --run-dir)"):
         if plan.training == "reuse-run-dir":
             run_dir = plan.run_dir
         elif plan.training == "none":
@@ -418,7 +417,7 @@ def training_stage(job: _Job, plan: Plan, out: Path) -> Path | None:
 def comparison_stage(job: _Job, run_dir: Path | None) -> None:
     """4. Theory against the run (:func:`check_run`): the comparison, the empirical claims, the run's figures."""
     opts, stages = job.opts, job.stages
-    with stages("predicted against observed", job.errors):
+    with stages("predicted against observed"):
         if run_dir is None:
             stages.log("    no training run: skipped")
             return
@@ -443,20 +442,20 @@ def comparison_stage(job: _Job, run_dir: Path | None) -> None:
                                   f"min R^2(log omega)={f['r2_log_omega_min']:.3f} over {c.fit_window['reason']}")
 
 
-def stage_error_claims(errors: list[tuple[str, BaseException]], stages: Stages) -> list[Claim]:
+def stage_error_claims(stages: Stages) -> list[Claim]:
     """An ``error`` claim (``stage.NAME``, with the traceback) for every stage that raised."""
     return [Claim(id=f"stage.{name.split(' ')[0]}", statement=f"the stage '{name}' ran",
                   source="main job", check="stage completed without an exception", tolerance="no error",
                   status="error", measured={"error": f"{type(exc).__name__}: {exc}"}, group="stages",
                   detail=stages.tracebacks.get(name, ""), verification=True)
-            for name, exc in errors]
+            for name, exc in stages.errors]
 
 
 def ladder_stage(job: _Job, run_dir: Path | None, out: Path) -> dict[str, Any] | None:
     """5. Rungs (a)-(d) of the run's calibration ladder (math §7.4) into ``OUT/ladder`` and their verdicts beside the
     run's (:func:`paper_checks.ladder.ladder_beside`); None when skipped (the reason logged) or failed."""
     ladder, opts, stages = None, job.opts, job.stages
-    with stages("calibration ladder", job.errors):
+    with stages("calibration ladder"):
         if opts.ladder == "off" or run_dir is None:
             stages.log("    skipped (" + ("--ladder off" if opts.ladder == "off" else "no training run") + ")")
             return None
@@ -469,7 +468,7 @@ def ladder_stage(job: _Job, run_dir: Path | None, out: Path) -> dict[str, Any] |
 
 def report_stage(job: _Job, ladder: dict[str, Any] | None, t_start: float) -> None:
     """6. The report in the staging folder: ``claims.json``, ``report.md``, ``report.html`` (and ``ladder.json``)."""
-    with job.stages("report", job.errors):
+    with job.stages("report"):
         job.context["wall time (s)"] = round(time.perf_counter() - t_start, 1)
         job.context["stage times (s)"] = dict(job.stages.times)
         paths = write_report(job.staging, job.claims, figures=job.figures, context=job.context, ladder=ladder)

@@ -25,6 +25,7 @@ __all__ = [
     "claims_page_view",
     "claims_table",
     "setup_view",
+    "write_pages",
     "write_report",
     "headline",
     "summary_line",
@@ -79,12 +80,12 @@ def summary_line(claims: Sequence[Claim]) -> str:
     return f"{n['pass']}/{len(claims)} claims pass ({n['fail']} fail, {n['n/a']} n/a, {n['error']} error)"
 
 
-def claims_table(claims: Sequence[Claim], *, width: int = 160) -> str:
+def claims_table(claims: Sequence[Claim]) -> str:
     """Plain-text summary table (id, status, measured) for the terminal."""
     idw = max([len(c.id) for c in claims] + [5])
     lines = [f"{'claim':<{idw}}  status  measured", f"{'-' * idw}  ------  {'-' * 40}"]
     for c in claims:
-        lines.append(f"{c.id:<{idw}}  {c.status.upper():<6}  {headline(c, max(60, width - idw - 10))}")
+        lines.append(f"{c.id:<{idw}}  {c.status.upper():<6}  {headline(c, max(60, 150 - idw))}")
     lines.append(summary_line(claims))
     return "\n".join(lines)
 
@@ -103,43 +104,36 @@ def training_figures(records: Sequence[dict[str, Any]], out_dir: str | Path, *,
     plt = _plot.plt()
     out_dir = Path(out_dir)
     ep = column(records, "epoch")
-    paths: list[Path] = []
     tpt = terminal_phase_start(list(records), tpt_threshold)
     tpt_words = "training error zero" if tpt_threshold == 0 else f"training error <= {tpt_threshold:g}"
 
-    panels = [
-        ("training / test error", ["train_error", "test_error"]),
-        ("NC1", ["nc1"]),
-        ("NC2 equinorm", ["nc2_equinorm_means", "nc2_equinorm_classifiers"]),
-        ("NC2 max-angle", ["nc2_maxangle_means", "nc2_maxangle_classifiers"]),
-        ("NC3 self-duality", ["nc3"]),
-        ("NC4 NCC disagreement", ["nc4"]),
-    ]
+    def draw(fig, axes, panels, name: str, legend: int) -> Path:
+        """Each panel ``(title, [(values, label, fmt), ...])`` on log-log axes, the terminal phase's start dotted."""
+        for ax, (title, curves) in zip(axes, panels):
+            for values, label, fmt in curves:
+                _plot.plot_positive(ax, ep, values, fmt, label)
+            if tpt is not None:
+                ax.axvline(ep[tpt], color="gray", ls=":", lw=1)
+            _plot.log_axes(ax, "epoch", title=title, legend=legend)
+        return _plot.save(fig, out_dir / name)
+
+    nc = [("training / test error", ["train_error", "test_error"]), ("NC1", ["nc1"]),
+          ("NC2 equinorm", ["nc2_equinorm_means", "nc2_equinorm_classifiers"]),
+          ("NC2 max-angle", ["nc2_maxangle_means", "nc2_maxangle_classifiers"]),
+          ("NC3 self-duality", ["nc3"]), ("NC4 NCC disagreement", ["nc4"])]
     fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
-    for ax, (title, keys) in zip(axes.ravel(), panels):
-        for key in keys:
-            _plot.plot_positive(ax, ep, column(records, key), "o-", key)
-        if tpt is not None:
-            ax.axvline(ep[tpt], color="gray", ls=":", lw=1)
-        _plot.log_axes(ax, "epoch", title=title, legend=7)
     fig.suptitle(f"Neural collapse metrics (dotted line: start of the terminal phase, {tpt_words} from "
                  "there on)", fontsize=10)
-    paths.append(_plot.save(fig, out_dir / "training_nc_metrics.png"))
-
+    paths = [draw(fig, axes.ravel(), [(title, [(column(records, k), k, "o-") for k in keys]) for title, keys in nc],
+                  "training_nc_metrics.png", 7)]
+    terms = [("loss", "L (MSE + ridge)"), ("l_nc1", "L_NC1"), ("l_nc23", "L_NC2/3"), ("l_perp", "L_LS^perp")]
+    l_perp, l_nc = column(records, "l_perp"), column(records, "l_nc1") + column(records, "l_nc23")  # terms >= 0
+    proximity = [(l_perp / l_nc, "L_perp / (L_NC1 + L_NC2/3)", "o-"),
+                 (column(records, "central_path_distance"), "||[W b] - [W_LS b_LS]|| / ||[W_LS b_LS]||", "s-")]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    for key, label in [("loss", "L (MSE + ridge)"), ("l_nc1", "L_NC1"), ("l_nc23", "L_NC2/3"), ("l_perp", "L_LS^perp")]:
-        _plot.plot_positive(axes[0], ep, column(records, key), "o-", label)
-    _plot.log_axes(axes[0], "epoch", title="MSE decomposition L = L_NC1 + L_NC2/3 + L_perp (math §3.2, §4)")
-    l_perp = column(records, "l_perp")
-    l_nc = column(records, "l_nc1") + column(records, "l_nc23")
-    _plot.plot_positive(axes[1], ep, l_perp / l_nc, "o-", "L_perp / (L_NC1 + L_NC2/3)")  # the terms are >= 0
-    _plot.plot_positive(axes[1], ep, column(records, "central_path_distance"), "s-",
-                   "||[W b] - [W_LS b_LS]|| / ||[W_LS b_LS]||")
-    if tpt is not None:
-        for a in axes:
-            a.axvline(ep[tpt], color="gray", ls=":", lw=1)
-    _plot.log_axes(axes[1], "epoch", title="Proximity to the central path")
-    paths.append(_plot.save(fig, out_dir / "training_decomposition.png"))
+    paths.append(draw(fig, axes, [("MSE decomposition L = L_NC1 + L_NC2/3 + L_perp (math §3.2, §4)",
+                                   [(column(records, k), label, "o-") for k, label in terms]),
+                                  ("Proximity to the central path", proximity)], "training_decomposition.png", 8))
     return paths
 
 
@@ -189,25 +183,16 @@ def _count_words(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-class _Tolerances:
-    """Each distinct tolerance text gets a label (T1, T2, ...) and is printed once, where it first appears."""
-
-    def __init__(self) -> None:
-        self.labels: dict[str, int] = {}
-
-    def ref(self, text: str) -> dict[str, Any]:
-        first = text not in self.labels
-        if first:
-            self.labels[text] = len(self.labels) + 1
-        return {"tol_label": f"T{self.labels[text]}", "tol_anchor": f"tol-{self.labels[text]}", "tol_first": first}
-
-
-def claim_view(c: Claim, tolerances: _Tolerances) -> dict[str, Any]:
-    """What the templates show of one claim (the tolerance by reference after its first appearance)."""
+def claim_view(c: Claim, tolerances: dict[str, int]) -> dict[str, Any]:
+    """What the templates show of one claim.  Each distinct tolerance text gets a label (T1, T2, ... numbered in
+    ``tolerances``) and is printed once, where it first appears; later claims refer to it."""
+    first = c.tolerance not in tolerances
+    n = tolerances.setdefault(c.tolerance, len(tolerances) + 1)
     return {"id": c.id, "anchor": "claim-" + c.id.replace(".", "-"), "status": c.status, "statement": c.statement,
             "source": c.source, "tolerance": c.tolerance, "headline": headline(c, 400), "check": c.check,
             "detail": c.detail, "verification": c.verification,
-            "measured_json": json.dumps(c.to_dict()["measured"], indent=1), **tolerances.ref(c.tolerance)}
+            "measured_json": json.dumps(c.to_dict()["measured"], indent=1), "tol_label": f"T{n}",
+            "tol_anchor": f"tol-{n}", "tol_first": first}
 
 
 def verdict_view(claims: Sequence[Claim], views: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -269,14 +254,11 @@ def setup_view(context: dict[str, Any], *, skip: Sequence[Any] = ()) -> list[dic
         if v in skip:
             continue
         if isinstance(v, dict):
-            items.append({"term": str(k), "rows": [(str(ik), _cell(iv)) for ik, iv in v.items()]})
+            items.append({"term": str(k), "rows": [(str(ik), f"{iv:.3g}" if isinstance(iv, float) else str(iv))
+                                                   for ik, iv in v.items()]})
         else:
             items.append({"term": str(k), "text": str(v)})
     return items
-
-
-def _cell(v: Any) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
 def ladder_view(ladder: dict[str, Any]) -> dict[str, Any]:
@@ -293,7 +275,7 @@ def ladder_view(ladder: dict[str, Any]) -> dict[str, Any]:
 def claims_page_view(claims: Sequence[Claim]) -> dict[str, Any]:
     """The claims' part of a page: ``verdict``, ``not_supported`` (fail), ``errors``, ``groups`` (the rest),
     ``checks`` (every claim's check) and ``legend``; tolerances numbered in page order."""
-    tolerances = _Tolerances()
+    tolerances: dict[str, int] = {}
     ordered = ([c for c in claims if c.status == "fail"] + [c for c in claims if c.status == "error"]
                + [c for c in claims if c.status in ("pass", "n/a")])
     views = {c.id: claim_view(c, tolerances) for c in ordered}
@@ -301,6 +283,18 @@ def claims_page_view(claims: Sequence[Claim]) -> dict[str, Any]:
             "not_supported": [views[c.id] for c in claims if c.status == "fail"],
             "errors": [views[c.id] for c in claims if c.status == "error"],
             "groups": group_views(claims, views), "checks": [views[c.id] for c in claims]}
+
+
+def write_pages(out_dir: Path, claims: Sequence[Claim], page: str, view: dict[str, Any],
+                figures: Sequence[str | Path] = ()) -> dict[str, Path]:
+    """``claims.json``, and ``report.md`` / ``report.html`` rendered from ``<page>.md.j2`` / ``<page>.html.j2``
+    with ``view``, the claims' part (:func:`claims_page_view`) and the figures (inlined in HTML)."""
+    view = {**view, **claims_page_view(claims), "figures": figure_views(figures, out_dir)}
+    paths = {"claims": write_claims_json(claims, out_dir / "claims.json"), "md": out_dir / "report.md",
+             "html": out_dir / "report.html"}
+    paths["md"].write_text(render(f"{page}.md.j2", **view))
+    paths["html"].write_text(render(f"{page}.html.j2", **view))
+    return paths
 
 
 def write_report(
@@ -319,13 +313,6 @@ def write_report(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    context = context or {}
-    paths = {"claims": write_claims_json(claims, out_dir / "claims.json")}
-    view = {"title": title, "summary": summary_line(claims), **claims_page_view(claims),
-            "ladder": ladder_view(ladder) if ladder else None, "figures": figure_views(figures, out_dir),
-            "setup": setup_view(context, skip=[ladder["sentence"]] if ladder else [])}
-    paths["md"] = out_dir / "report.md"
-    paths["md"].write_text(render("run.md.j2", **view))
-    paths["html"] = out_dir / "report.html"
-    paths["html"].write_text(render("run.html.j2", **view))
-    return paths
+    view = {"title": title, "summary": summary_line(claims), "ladder": ladder_view(ladder) if ladder else None,
+            "setup": setup_view(context or {}, skip=[ladder["sentence"]] if ladder else [])}
+    return write_pages(out_dir, claims, "run", view, figures)

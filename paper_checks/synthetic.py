@@ -79,8 +79,10 @@ def _record(k: int, e: int, lr: float, lr_steps: float, terms: dict[str, np.ndar
     """The metrics record of epoch ``e`` (row ``k`` of ``terms``): the laws' terms, a training error that reaches
     zero at ``zero_error_epoch``, the other metrics on the decreasing scale ``inv``."""
     train_error = 0.0 if e >= zero_error_epoch else 0.5 * (1.0 - e / zero_error_epoch)
-    l_nc1, l_nc23, l_perp = float(terms["l_nc1"][k]), float(terms["l_nc23"][k]), float(terms["l_perp"][k])
-    l_central, loss, nc1 = float(terms["l_central"][k]), float(terms["loss"][k]), float(terms["nc1"][k])
+    t = {key: float(v[k]) for key, v in terms.items()}
+    decomposition = ("l_nc1", "l_nc23", "l_perp", "l_central")
+    nc2 = {"equinorm_means": 0.3, "equinorm_classifiers": 0.2, "equiangular_means": 0.1,
+           "equiangular_classifiers": 0.1, "maxangle_means": 0.1, "maxangle_classifiers": 0.1}
     return {
         "epoch": e,
         "step": 10 * e,
@@ -89,29 +91,18 @@ def _record(k: int, e: int, lr: float, lr_steps: float, terms: dict[str, np.ndar
         "time_s": 0.01 * e,
         "train_error": train_error,
         "test_error": 0.05 + train_error,
-        "loss": loss,
-        "loss_nowd": loss,
+        "loss": t["loss"],
+        "loss_nowd": t["loss"],
         "lam": 0.0,
-        "l_nc1": l_nc1,
-        "l_nc23": l_nc23,
-        "l_perp": l_perp,
-        "l_central": l_central,
+        **{key: t[key] for key in decomposition},
         # lam = 0 here, so the run's terms are also its lambda = 0 terms (as empirical.measure logs them)
-        "l_nc1_lam0": l_nc1,
-        "l_nc23_lam0": l_nc23,
-        "l_perp_lam0": l_perp,
-        "l_central_lam0": l_central,
-        "rho_perp": float(terms["l_perp"][k] / terms["loss"][k]),
+        **{f"{key}_lam0": t[key] for key in decomposition},
+        "rho_perp": t["l_perp"] / t["loss"],
         "identity_residual": 0.0,
         "central_path_distance": float(np.sqrt(perp_fraction)),
-        "nc1": nc1,
-        "nc1_notebook": float(C * terms["nc1"][k]),
-        "nc2_equinorm_means": float(0.3 * inv),
-        "nc2_equinorm_classifiers": float(0.2 * inv),
-        "nc2_equiangular_means": float(0.1 * inv),
-        "nc2_equiangular_classifiers": float(0.1 * inv),
-        "nc2_maxangle_means": float(0.1 * inv),
-        "nc2_maxangle_classifiers": float(0.1 * inv),
+        "nc1": t["nc1"],
+        "nc1_notebook": C * t["nc1"],
+        **{f"nc2_{key}": scale * inv for key, scale in nc2.items()},
         "nc3": float(0.5 * inv**2),
         "nc4": float(max(0.0, 0.02 * (1.0 - e / (2.0 * zero_error_epoch)))),
         "snr_singular_values": [float(v) for v in omega],

@@ -66,14 +66,9 @@ class DynamicsEvidence:
     def kappa(self) -> float:
         return _kappa_of(self.projected)
 
-    def constants(self) -> tuple[float, float, float]:
-        return theory.laws.constants(float(self.per_class), self.num_classes, self.kappa)
-
-    def metric(self, key: str) -> np.ndarray:
-        series = (getattr(self.projected, "metrics", None) or {}).get(key)
-        if series is None:
-            raise NotApplicable(f"the trajectory has no {key} metric (simulate logs it along every flow)")
-        return np.asarray(series, dtype=np.float64)
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return getattr(self.projected, "metrics", None) or {}
 
 
 def _max_rel_residual(resid: np.ndarray, lhs: np.ndarray) -> float:
@@ -134,7 +129,7 @@ def _to_infinity(ev: DynamicsEvidence):
         "min_growth_factor_w(t_max)/w(0)": growth,
         "omega/(t/c3)^(1/4) at t_mid": [float(v) for v in rate[mid]],
         "omega/(t/c3)^(1/4) at t_max": [float(v) for v in rate[-1]],
-        "(c1, c2, c3)": list(ev.constants()),
+        "(c1, c2, c3)": list(theory.laws.constants(float(ev.per_class), ev.num_classes, kappa)),
     }
 
 
@@ -168,8 +163,9 @@ def _ratio_to_one(ev: DynamicsEvidence):
        verification=True,
        headline=lambda m: f"ETF distance {m['etf_distance_start']:.3g} -> {m['etf_distance_end']:.3g}")
 def _etf_limit(ev: DynamicsEvidence):
-    series = ev.metric("gram_etf_distance")
-    d0, d1 = float(series[0]), float(series[-1])
+    if "gram_etf_distance" not in ev.metrics:
+        raise NotApplicable("the trajectory has no gram_etf_distance metric (simulate logs it along every flow)")
+    d0, d1 = float(ev.metrics["gram_etf_distance"][0]), float(ev.metrics["gram_etf_distance"][-1])
     return d1 < d0 and d1 <= tol["etf_gram_rel"], {"etf_distance_start": d0, "etf_distance_end": d1,
                                                     "from": "simulate metric gram_etf_distance (theory)"}
 
@@ -229,7 +225,7 @@ def _tail_rates(ev: DynamicsEvidence):
        headline=lambda m: f"nc1 {m['nc1']['start']:.3g} -> {m['nc1']['end']:.3g}, nc3 {m['nc3']['start']:.3g} -> "
                           f"{m['nc3']['end']:.3g}")
 def _nc_decrease(ev: DynamicsEvidence):
-    metrics = getattr(ev.projected, "metrics", None) or {}
+    metrics = ev.metrics
     if "nc1" not in metrics:
         raise NotApplicable(f"no NC metric series among the trajectory's metrics {sorted(metrics)}")
     out, ok = {}, True
@@ -253,7 +249,7 @@ def _nc_decrease(ev: DynamicsEvidence):
        check="max over saved times of |Sigma_W - I|, ||mu_G||, singular-vector drift (simulate metrics)",
        verification=True, headline=lambda m: ", ".join(f"{k} {v:.1e}" for k, v in m.items()))
 def _invariants(ev: DynamicsEvidence):
-    metrics = getattr(ev.projected, "metrics", None) or {}
+    metrics = ev.metrics
     out = {f"max_{key}": float(np.max(np.abs(np.asarray(metrics[key]))))
            for key in ("sigma_w_deviation", "global_mean_norm", "singular_vector_drift") if key in metrics}
     if not out:

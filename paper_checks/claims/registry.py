@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -72,7 +72,7 @@ class Claim:
             self.group = self.id.split(".", 1)[0]
         if not self.verification:  # registered claims know; symbolic and dynamics claims verify the toolkit
             spec = REGISTRY.get(self.id)
-            self.verification = spec.verification if spec is not None else self.group in ("symbolic", "dynamics")
+            self.verification = spec.template.verification if spec else self.group in ("symbolic", "dynamics")
 
     @property
     def passed(self) -> bool:
@@ -87,21 +87,15 @@ Check = Callable[[Any], "tuple[bool, Any]"]
 
 @dataclass(frozen=True)
 class ClaimSpec:
-    """A registered claim: its text, its check and the one-line headline of its measured numbers."""
+    """A registered claim: the claim before any result (``template``: its text, group and ``verification``), its
+    check and the one-line headline of its measured numbers."""
 
-    id: str
-    statement: str
-    source: str
-    tolerance: str
-    check: str
+    template: Claim
     fn: Check
-    group: str
-    verification: bool = False
     headline: Callable[[dict], str] | None = None
 
     def new(self, **result: Any) -> Claim:
-        return Claim(id=self.id, statement=self.statement, source=self.source, check=self.check,
-                     tolerance=self.tolerance, group=self.group, verification=self.verification, **result)
+        return replace(self.template, **result)
 
 
 #: Every registered claim, by id, in registration order (the order of the report).
@@ -120,8 +114,9 @@ def claim(id: str, statement: str, source: str, tolerance: str, *, check: str, v
     def register(fn: Check) -> Check:
         if id in REGISTRY:
             raise ValueError(f"claim {id!r} is registered twice")
-        REGISTRY[id] = ClaimSpec(id=id, statement=statement, source=source, tolerance=tolerance, check=check,
-                                 fn=fn, group=id.split(".", 1)[0], verification=verification, headline=headline)
+        template = Claim(id=id, statement=statement, source=source, check=check, tolerance=tolerance,
+                         verification=verification)
+        REGISTRY[id] = ClaimSpec(template, fn, headline)
         return fn
 
     return register
@@ -143,7 +138,7 @@ def run_check(spec: ClaimSpec, fn: Callable[[], tuple[bool, Any]]) -> Claim:
 def evaluate(group: str, evidence: Any, *, ids: Iterable[str] | None = None) -> list[Claim]:
     """Evaluate every registered claim of ``group`` (or only ``ids``) on ``evidence``, in registration order."""
     wanted = None if ids is None else set(ids)
-    specs = [s for s in REGISTRY.values() if s.group == group and (wanted is None or s.id in wanted)]
+    specs = [s for s in REGISTRY.values() if s.template.group == group and (wanted is None or s.template.id in wanted)]
     if not specs:
         raise ValueError(f"no registered claims in group {group!r}")
     return [run_check(s, partial(s.fn, evidence)) for s in specs]

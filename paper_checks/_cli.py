@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
-from typing import NoReturn
+
+from theory._validation import OneLineParser  # the one-line-error parser every command line of the toolkit uses
 
 __all__ = ["OneLineParser", "add_comparison_options", "add_tpt_threshold"]
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse with its errors on one line (``PROG: error: ...``, exit code 2) instead of usage + error."""
-
-    def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        sys.exit(2)
 
 
 def add_tpt_threshold(group: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

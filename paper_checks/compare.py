@@ -534,51 +534,18 @@ def compare_records(
     valid, idx, reason, tpt = _window(records, clock.values, snr, tpt_threshold, fit_from_epoch)
     base["terminal_phase_start_epoch"] = int(epochs[tpt]) if tpt is not None else None
     window: dict[str, Any] = {"reason": reason, "epochs": [int(e) for e in epochs[idx]]}
-    if lacking or idx.size < MIN_WINDOW:  # every part n/a, naming what the log lacks in one message
-        why = (f"needs {' and '.join(lacking)}" if lacking else
-               f"only {idx.size} usable measured epochs in the fit window ({reason}); at least {MIN_WINDOW} needed")
-        unavailable = dict.fromkeys(("SNR fit", "max/min ratio", "forward prediction", "the math §3.4 laws"), why)
-        notes.append(_missing_message(unavailable, lacking) or f"no comparison with the flow: {why}")
-        return Comparison(**base, fit_window=window, fit=None, fits={}, primary_fit=None, snr_ratio=None, forward=None,
-                          forward_derived=None, quantities={}, unavailable=unavailable,
-                          missing_keys=sorted(set(lacking)), notes=notes,
-                          arrays={"epochs": epochs, "T": clock.values, "snr": snr})
+    if lacking or idx.size < MIN_WINDOW:
+        return _without_fit(base, window, lacking, idx.size, reason, notes, {"epochs": epochs, "T": clock.values,
+                                                                            "snr": snr})
 
     T = clock.values
     assert C is not None  # the log has SNR values, so C - 1 of them
-    # the linear-map fit and, with fit_exponent, the power-map fit (math §6.3): the latter is then the primary one
-    fits = {"linear": fit_snr_dynamics(T[idx], snr[idx], num_classes=C, time_key=clock.axis, fit_exponent=False)}
-    if fit_exponent:
-        fits["power"] = fit_snr_dynamics(T[idx], snr[idx], num_classes=C, time_key=clock.axis, fit_exponent=True)
-    primary = "power" if fit_exponent else "linear"
+    fits, primary = _fits(T[idx], snr[idx], C, clock.axis, fit_exponent)
     fit = fits[primary]
     omega_fit = fit.predict(T[idx])
     ratio, obs_ratio, fit_ratio = _ratio(T[idx], snr[idx], omega_fit)
-
-    # the forward prediction (math §6.2) from the row k0, over the usable rows from it on
-    start = idx if early_epoch is None else np.flatnonzero(valid & (epochs >= early_epoch))
-    if start.size == 0:
-        raise ValueError(f"compare: no usable measured epoch at or after --early-epoch {early_epoch}")
-    k0 = int(start[0])
-    later = np.flatnonzero(valid & (np.arange(valid.size) >= k0))
-    fitted_flow = np.where(np.isfinite(T) & (T > 0), fit.flow_time(np.where(T > 0, T, 1.0)), np.nan)
-    forward, omega_fwd = _forward(
-        snr, k0, later, fitted_flow, C, epochs,
-        map_text=f"t = s * (T**beta - T0**beta), s = {fit.scale:.6g}, beta = {fit.beta:.6g} (fitted; N = kappa = 1)",
-        holdout=_holdout_forecast(T[idx], snr[idx], C, clock.axis, fit_exponent, epochs[idx]),
-        note="the time map is fitted on the whole window (in-sample); 'holdout' fits it on the first half only and "
-             "forecasts the second half")
-    # and on the derived clock (math §6.5), where the flow time is known: no fitted time parameter
-    forward_derived, flow = None, clock.flow
-    if flow is None or not N or not np.all(np.isfinite(flow[later])):
-        unavailable["forward prediction on the derived clock"] = (
-            clock.flow_how if flow is None else "the samples per class N are unknown" if not N else
-            "the flow time is missing at some compared epochs")
-    else:
-        forward_derived, _ = _forward(
-            snr, k0, later, flow, C, epochs, per_class=N, kappa=clock.kappa,
-            map_text=f"t = derived flow time ({clock.flow_how}); N = {N:g}, kappa = {clock.kappa:g}: no fitted time "
-                     "parameter (math §6.5)")
+    later, forward, omega_fwd, forward_derived = _forward_predictions(snr, valid, idx, epochs, early_epoch, C, N, clock,
+                                                                      fit, fit_exponent, unavailable)
 
     arrays: dict[str, Any] = {"epochs": epochs, "T": T, "snr": snr, "fit_idx": idx, "omega_fit": omega_fit,
                               "fwd_idx": later, "omega_fwd": omega_fwd, "obs_ratio": obs_ratio, "fit_ratio": fit_ratio,
@@ -591,6 +558,58 @@ def compare_records(
     return Comparison(**base, fit_window=window, fit=fit, fits=fits, primary_fit=primary, snr_ratio=ratio,
                       forward=forward, forward_derived=forward_derived, quantities=quantities, unavailable=unavailable,
                       missing_keys=sorted(set(missing)), notes=notes, arrays=arrays)
+
+
+def _without_fit(base: dict[str, Any], window: dict[str, Any], lacking: list[str], usable: int, reason: str,
+                 notes: list[str], arrays: dict[str, Any]) -> Comparison:
+    """The comparison when the log lacks a key or the fit window has too few epochs: every part n/a, naming what the
+    log lacks in one message."""
+    why = (f"needs {' and '.join(lacking)}" if lacking else
+           f"only {usable} usable measured epochs in the fit window ({reason}); at least {MIN_WINDOW} needed")
+    unavailable = dict.fromkeys(("SNR fit", "max/min ratio", "forward prediction", "the math §3.4 laws"), why)
+    notes.append(_missing_message(unavailable, lacking) or f"no comparison with the flow: {why}")
+    return Comparison(**base, fit_window=window, fit=None, fits={}, primary_fit=None, snr_ratio=None, forward=None,
+                      forward_derived=None, quantities={}, unavailable=unavailable, missing_keys=sorted(set(lacking)),
+                      notes=notes, arrays=arrays)
+
+
+def _fits(T: np.ndarray, snr: np.ndarray, C: int, axis: str, fit_exponent: bool) -> tuple[dict[str, SNRFit], str]:
+    """The linear-map fit and, with ``fit_exponent``, the power-map fit (math §6.3), the latter then the primary."""
+    fits = {"linear": fit_snr_dynamics(T, snr, num_classes=C, time_key=axis, fit_exponent=False)}
+    if fit_exponent:
+        fits["power"] = fit_snr_dynamics(T, snr, num_classes=C, time_key=axis, fit_exponent=True)
+    return fits, "power" if fit_exponent else "linear"
+
+
+def _forward_predictions(snr, valid, idx, epochs, early_epoch: int | None, C: int, N, clock: Clock, fit: SNRFit,
+                         fit_exponent: bool, unavailable: dict[str, str]
+                         ) -> tuple[np.ndarray, ForwardPrediction, np.ndarray, ForwardPrediction | None]:
+    """The rows compared (``later``: the usable rows from the start row ``k0`` on, the fit window's first or the first
+    at ``early_epoch``), the forward prediction (math §6.2) on the fitted time map, its SNR, and the one on the derived
+    clock (math §6.5, no fitted time parameter) where the flow time is known (else said in ``unavailable``)."""
+    start = idx if early_epoch is None else np.flatnonzero(valid & (epochs >= early_epoch))
+    if start.size == 0:
+        raise ValueError(f"compare: no usable measured epoch at or after --early-epoch {early_epoch}")
+    T, k0 = clock.values, int(start[0])
+    later = np.flatnonzero(valid & (np.arange(valid.size) >= k0))
+    fitted_flow = np.where(np.isfinite(T) & (T > 0), fit.flow_time(np.where(T > 0, T, 1.0)), np.nan)
+    forward, omega_fwd = _forward(
+        snr, k0, later, fitted_flow, C, epochs,
+        map_text=f"t = s * (T**beta - T0**beta), s = {fit.scale:.6g}, beta = {fit.beta:.6g} (fitted; N = kappa = 1)",
+        holdout=_holdout_forecast(T[idx], snr[idx], C, clock.axis, fit_exponent, epochs[idx]),
+        note="the time map is fitted on the whole window (in-sample); 'holdout' fits it on the first half only and "
+             "forecasts the second half")
+    flow = clock.flow
+    if flow is None or not N or not np.all(np.isfinite(flow[later])):
+        unavailable["forward prediction on the derived clock"] = (
+            clock.flow_how if flow is None else "the samples per class N are unknown" if not N else
+            "the flow time is missing at some compared epochs")
+        return later, forward, omega_fwd, None
+    forward_derived, _ = _forward(
+        snr, k0, later, flow, C, epochs, per_class=N, kappa=clock.kappa,
+        map_text=f"t = derived flow time ({clock.flow_how}); N = {N:g}, kappa = {clock.kappa:g}: no fitted time "
+                 "parameter (math §6.5)")
+    return later, forward, omega_fwd, forward_derived
 
 
 def _law_notes(records, quantities: dict[str, Any], ranks, lam, balanced: bool | None, config: dict[str, Any],

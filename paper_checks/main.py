@@ -184,10 +184,12 @@ def check_dataset_available(name: str, data_root: str | None) -> None:
 
 
 def check_model_known(name: str) -> None:
-    from empirical.models.registry import MODELS, _normalise, model_names  # torch: imported when a model is checked
+    from empirical.models import check_model  # torch: imported when a model is checked
 
-    if _normalise(name) not in MODELS:
-        raise UsageError(f"unknown model {name!r}; available: {model_names()}")
+    try:
+        check_model(name)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def check_common_options(tpt_threshold: float, out: Path) -> None:
@@ -237,7 +239,7 @@ def validate(opts: MainOptions) -> Plan:
         if v is not None and not (v > 0):
             raise UsageError(f"--{name.replace('_', '-')} must be > 0, got {v}")
     if not opts.skip_simulation:  # the simulator's own size rules (C >= 2, N >= 2, C-1 <= p <= C(N-1))
-        from simulate._checks import check_sizes  # imports JAX, which the stage needs anyway
+        from simulate import check_sizes  # imports JAX, which the stage needs anyway
 
         try:
             check_sizes(opts.sim_classes, opts.sim_per_class, opts.sim_dim)

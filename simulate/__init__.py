@@ -28,6 +28,7 @@ import jax as _jax
 # in pyproject.toml)
 _jax.config.update("jax_enable_x64", True)
 
+from ._checks import check_sizes
 from ._solve import SolverOptions
 from .features import (
     FREE_OPTIONS,
@@ -59,6 +60,7 @@ __all__ = [
     "Trajectory",
     "asymptotic_omega",
     "central_path_gradient",
+    "check_sizes",
     "class_labels",
     "class_means",
     "closed_form_omega",

@@ -241,6 +241,30 @@ def class_counts_of(flow: str, num_classes: int, per_class: int | None, class_co
     return tuple(counts)
 
 
+def _checked_arguments(flow: str, num_classes: int, per_class: int | None, dim: int, num_times: int, ensemble: int,
+                       class_counts, flow_options: dict[str, Any]) -> tuple[int, ...]:
+    """The class counts of :func:`simulate`'s arguments, each argument checked (a one-line ``ValueError``)."""
+    if flow not in FLOWS:
+        raise ValueError(f"unknown flow {flow!r}; choose one of {FLOWS}")
+    counts = class_counts_of(flow, num_classes, per_class, class_counts)
+    check_sizes(num_classes, counts[0], dim, None if len(set(counts)) == 1 else counts)
+    if isinstance(ensemble, bool) or int(ensemble) != ensemble or ensemble < 1:
+        raise ValueError(f"ensemble must be a positive integer, got {ensemble}")
+    if isinstance(num_times, bool) or int(num_times) != num_times:
+        raise ValueError(f"num_times must be an integer, got {num_times!r}")
+    unknown = set(flow_options) - set(FLOW_OPTIONS)
+    if unknown:
+        moved = sorted(unknown & {"rtol", "atol", "solver", "max_steps", "error_norm"})
+        hint = f" (pass {moved} as options=simulate.SolverOptions(...))" if moved else ""
+        raise ValueError(f"unknown flow options {sorted(unknown)}{hint}; known: {sorted(FLOW_OPTIONS)}")
+    for name in ("step", "lam", "lam_h", "mean_scale"):
+        v = flow_options.get(name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                              or v < 0 or (name == "step" and v == 0)):
+            raise ValueError(f"{name} must be a finite number {'> 0' if name == 'step' else '>= 0'}, got {v!r}")
+    return counts
+
+
 def simulate(
     flow: str,
     *,
@@ -273,26 +297,9 @@ def simulate(
     Times: 0 and num_times-1 log-spaced values up to t_max. For the features-based flows the features at each
     time are reconstructed (reduced, matrix: Z + S(t)^T per class, with Z the frozen within-class deviations).
     """
-    if flow not in FLOWS:
-        raise ValueError(f"unknown flow {flow!r}; choose one of {FLOWS}")
-    counts = class_counts_of(flow, num_classes, per_class, class_counts)
+    counts = _checked_arguments(flow, num_classes, per_class, dim, num_times, ensemble, class_counts, flow_options)
     balanced = len(set(counts)) == 1
-    check_sizes(num_classes, counts[0], dim, None if balanced else counts)
-    if isinstance(ensemble, bool) or int(ensemble) != ensemble or ensemble < 1:
-        raise ValueError(f"ensemble must be a positive integer, got {ensemble}")
-    if isinstance(num_times, bool) or int(num_times) != num_times:
-        raise ValueError(f"num_times must be an integer, got {num_times!r}")
-    unknown = set(flow_options) - set(FLOW_OPTIONS)
-    if unknown:
-        moved = sorted(unknown & {"rtol", "atol", "solver", "max_steps", "error_norm"})
-        hint = f" (pass {moved} as options=simulate.SolverOptions(...))" if moved else ""
-        raise ValueError(f"unknown flow options {sorted(unknown)}{hint}; known: {sorted(FLOW_OPTIONS)}")
     options = DEFAULT_OPTIONS if options is None else check_options(options)
-    for name in ("step", "lam", "lam_h", "mean_scale"):
-        v = flow_options.get(name)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
-                              or v < 0 or (name == "step" and v == 0)):
-            raise ValueError(f"{name} must be a finite number {'> 0' if name == 'step' else '>= 0'}, got {v!r}")
     C, p, K = int(num_classes), int(dim), int(ensemble)
     N = counts[0] if balanced else sum(counts) / C  # imbalanced (free flow): N enters a named kappa and references
     kap = kappa_value(kappa, N, C)

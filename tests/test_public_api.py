@@ -1,4 +1,5 @@
-"""One public API pattern in the four packages: explicit re-exports and a sorted ``__all__`` of names that resolve."""
+"""One public API pattern in the four packages and their subpackages: explicit re-exports and a sorted ``__all__``
+of names that resolve."""
 
 from __future__ import annotations
 
@@ -17,9 +18,16 @@ PACKAGES = [
     "empirical",
     "paper_checks",
 ]
+SUBPACKAGES = [
+    "theory.symbolic",
+    "empirical.data",
+    "empirical.models",
+    "empirical.sweep",
+    "paper_checks.claims",
+]
 
 
-@pytest.mark.parametrize("name", PACKAGES)
+@pytest.mark.parametrize("name", PACKAGES + SUBPACKAGES)
 def test_all_is_sorted_and_every_name_resolves(name):
     pkg = importlib.import_module(name)
     assert list(pkg.__all__) == sorted(pkg.__all__), f"{name}.__all__ is not sorted"
@@ -28,11 +36,11 @@ def test_all_is_sorted_and_every_name_resolves(name):
     assert not missing, f"{name}.__all__ names what the package does not define: {missing}"
 
 
-@pytest.mark.parametrize("name", ["simulate", "empirical", "paper_checks"])
+@pytest.mark.parametrize("name", ["simulate", "empirical", "paper_checks", *SUBPACKAGES])
 def test_all_names_exactly_the_explicit_re_exports(name):
     """``__all__`` is the set of names of the ``from .x import a, b`` statements of ``__init__.py`` (empirical's
     under ``if TYPE_CHECKING:``, loaded on first use at run time)."""
-    tree = ast.parse((ROOT / name / "__init__.py").read_text())
+    tree = ast.parse((ROOT / name.replace(".", "/") / "__init__.py").read_text())
     imported = {alias.asname or alias.name for node in ast.walk(tree)
                 if isinstance(node, ast.ImportFrom) and node.level == 1 for alias in node.names}
     assert set(importlib.import_module(name).__all__) == imported

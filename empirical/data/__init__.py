@@ -8,14 +8,14 @@ from .loader import Dataset, index_dataset, load_dataset, load_train_test
 from .sources import DATASETS, SYSTEM_ROOTS, DatasetSpec, get_spec
 
 __all__ = [
-    "DATASETS",
-    "SYSTEM_ROOTS",
-    "DatasetSpec",
-    "Dataset",
     "BatchIterator",
+    "DATASETS",
+    "Dataset",
+    "DatasetSpec",
+    "SYSTEM_ROOTS",
     "batches",
     "get_spec",
+    "index_dataset",
     "load_dataset",
     "load_train_test",
-    "index_dataset",
 ]

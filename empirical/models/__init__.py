@@ -7,21 +7,22 @@ Every model maps ``x -> W h(x) + b`` and exposes ``features(x)`` (``h``, shape `
 from .base import FeatureClassifier, count_parameters
 from .densenet import DenseNet
 from .mlp import MLP
-from .registry import MODELS, ModelSpec, build_model, takes_sample_indices
+from .registry import MODELS, ModelSpec, build_model, check_model, takes_sample_indices
 from .resnet import ResNet
 from .ufm import UFM
 from .vgg import VGG
 
 __all__ = [
-    "MODELS",
-    "ModelSpec",
-    "build_model",
-    "takes_sample_indices",
-    "count_parameters",
+    "DenseNet",
     "FeatureClassifier",
     "MLP",
-    "VGG",
+    "MODELS",
+    "ModelSpec",
     "ResNet",
-    "DenseNet",
     "UFM",
+    "VGG",
+    "build_model",
+    "check_model",
+    "count_parameters",
+    "takes_sample_indices",
 ]

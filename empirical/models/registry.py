@@ -77,6 +77,14 @@ def _normalise(name: str) -> str:
     return next((k for k in MODELS if k.replace("_", "") == squash), str(name))
 
 
+def check_model(name: str) -> str:
+    """The registered key of model ``name`` (case, ``-`` and ``_`` ignored), else a one-line ``ValueError``."""
+    key = _normalise(name)
+    if key not in MODELS:
+        raise ValueError(f"unknown model {name!r}; available: {model_names()}")
+    return key
+
+
 def takes_sample_indices(name: str) -> bool:
     """Whether model ``name``'s input is the training sample's index (the UFM); False for unknown names."""
     spec = MODELS.get(_normalise(name))
@@ -109,9 +117,7 @@ def build_model(
     Raises:
         ValueError: unknown name (the message lists the models), inconsistent shapes.
     """
-    key = _normalise(name)
-    if key not in MODELS:
-        raise ValueError(f"unknown model {name!r}; available: {model_names()}")
+    key = check_model(name)
     spec = MODELS[key]
     if int(num_classes) < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")

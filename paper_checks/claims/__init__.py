@@ -28,13 +28,13 @@ from .symbolic import symbolic_claims
 from .tolerances import TOLERANCES
 
 __all__ = [
-    "REGISTRY",
-    "STATUSES",
-    "TOLERANCES",
     "Claim",
     "GridEvidence",
     "NotApplicable",
+    "REGISTRY",
     "RunEvidence",
+    "STATUSES",
+    "TOLERANCES",
     "all_passed",
     "claim",
     "closed_form_tail_slopes",

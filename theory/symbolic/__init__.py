@@ -13,11 +13,11 @@ from .certificate import all_specs, run_certificate
 from .report import SECTION_TITLES
 
 __all__ = [
-    "KINDS",
-    "SECTION_TITLES",
     "Certificate",
     "CheckSpec",
+    "KINDS",
     "Outcome",
+    "SECTION_TITLES",
     "all_specs",
     "run_certificate",
     "run_specs",

@@ -136,14 +136,20 @@ def _installed(module: str) -> bool:
         return False
 
 
-def test_strict_mkdocs_build(tmp_path):
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The documentation site, built once with ``mkdocs build --strict`` (skips without the docs extra)."""
     missing = [m for m in ("mkdocs", "mkdocstrings", "mkdocstrings_handlers.python", "pymdownx") if not _installed(m)]
     if missing:
         pytest.skip(f"documentation tools not installed ({', '.join(missing)}): pip install -e '.[docs]'")
-    site = tmp_path / "site"
+    site = tmp_path_factory.mktemp("docs") / "site"
     proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return site
+
+
+def test_strict_mkdocs_build(site):
     # the pages hold what they promise: the write-up's section anchors and the API objects from docstrings
     math_html = (site / "math" / "index.html").read_text(encoding="utf-8")
     for sec in ("3.3b", "3.4", "6.3", "8"):
@@ -158,8 +164,6 @@ def test_strict_mkdocs_build(tmp_path):
     css = (site / "vendor" / "katex" / "katex.min.css").read_text(encoding="utf-8")
     fonts = set(re.findall(r"url\((fonts/[\w-]+\.woff2)\)", css))
     assert len(fonts) == 20 and all((site / "vendor" / "katex" / f).is_file() for f in fonts)
-    for page in ("math", "rank_deficient"):
-        assert_katex_typesets(site / page / "index.html")
     api = {name: (site / "api" / name / "index.html").read_text(encoding="utf-8")
            for name in ("theory", "simulate", "empirical", "paper_checks")}
     for page, objects in {"theory": ("theory.decompose", "theory.class_stats", "theory.laws.numeric"),
@@ -177,12 +181,14 @@ def test_strict_mkdocs_build(tmp_path):
         assert "is not in this checkout" in run_format
 
 
-def assert_katex_typesets(page: Path) -> None:
-    """Open ``page`` in headless Chromium (when installed): KaTeX typesets every formula and rejects none (a TeX
-    error would show as a red ``katex-error`` span)."""
+@pytest.mark.parametrize("page", ["math", "rank_deficient"])
+def test_katex_typesets_every_formula(site, page):
+    """Opened in headless Chromium, KaTeX typesets every formula of the page and rejects none (a TeX error would show
+    as a red ``katex-error`` span)."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
-        return
+        pytest.skip("chromium is not installed (Debian package `chromium`): the formulas' typesetting is not checked")
+    page = site / page / "index.html"
     dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
                           "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
     formulas = dom.count('class="arithmatex"')

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy import MatrixSymbol
 
-from ._core import Checks, CheckSpec, Outcome, vanishes, verdict
+from ._core import Checks, CheckSpec, Outcome, reduced, vanishes, verdict
 from .model import (
     LAMBDA,
     SymbolicData,
@@ -65,21 +65,17 @@ def general_invariance() -> Outcome:
     B, V, H = MatrixSymbol("B", C, q), MatrixSymbol("V", C, q), MatrixSymbol("H", q, n)
     alg = MatrixAlgebra(symmetric={"A"}, inverses={"T"})
     # lambda = 0: A' = T A T^T, B' = B T^T
-    r1 = alg.matrix(V * T.I * (T * A * T.T) - B * T.T - (V * A - B) * T.T)
-    r2 = alg.matrix(V * T.I * (T * H) - V * H)
     # lambda > 0 with T T^T = I (orthogonal, no translation): A'+lam I = T (A + lam I) T^T
     algq = MatrixAlgebra(symmetric={"A"}, inverses={"T"})
     algq.add_rule("T", "T'", {"I": 1})
     algq.add_rule("T'", "T", {"I": 1})
-    Iq = sp.Identity(q)
-    r3 = algq.matrix(T * A * T.T + LAMBDA * Iq - T * (A + LAMBDA * Iq) * T.T)
-    r4 = algq.matrix(V * T.T * (T * (A + LAMBDA * Iq) * T.T) - B * T.T - (V * (A + LAMBDA * Iq) - B) * T.T)
+    Aq = A + LAMBDA * sp.Identity(q)
     # (that invariance fails without T T^T = I is shown by an exact counterexample: non_invariance_lambda)
-    ok = not r1 and not r2 and not r3 and not r4
-    return Outcome(
-        ok,
-        f"lambda=0: V'A'-B' - (VA-B)T^T -> {MatrixAlgebra.show(r1)}; V'H~' - VH~ -> {MatrixAlgebra.show(r2)}; "
-        f"lambda>0, TT^T=I: A'-T(A+lam I)T^T -> {MatrixAlgebra.show(r3)}, normal eqs -> {MatrixAlgebra.show(r4)}",
+    return reduced(
+        {"lambda=0: V'A'-B' - (VA-B)T^T": alg.matrix(V * T.I * (T * A * T.T) - B * T.T - (V * A - B) * T.T),
+         "V'H~' - VH~": alg.matrix(V * T.I * (T * H) - V * H),
+         "lambda>0, TT^T=I: A'-T(A+lam I)T^T": algq.matrix(T * A * T.T + LAMBDA * sp.Identity(q) - T * Aq * T.T),
+         "normal eqs": algq.matrix(V * T.T * (T * Aq * T.T) - B * T.T - (V * Aq - B) * T.T)},
         r"\tilde H' = T\tilde H:\ A' = TAT^T,\ B' = BT^T \Rightarrow \tilde W_{LS}' = \tilde W_{LS}T^{-1},\ "
         r"\tilde W_{LS}'\tilde H' = \tilde W_{LS}\tilde H\ (\lambda=0);\quad \lambda>0:\ "
         r"A' = T(A-\lambda I)T^T + \lambda I = TAT^T\ \text{if}\ TT^T = I",

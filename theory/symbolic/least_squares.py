@@ -12,7 +12,7 @@ from functools import cache, partial
 import sympy as sp
 from sympy import MatrixSymbol
 
-from ._core import CheckSpec, Outcome, verdict
+from ._core import CheckSpec, Outcome, reduced, verdict
 from .model import (
     LAMBDA,
     augment,
@@ -84,16 +84,9 @@ def _check_quadratic(C, p, counts, bias) -> Outcome:
 
 def _check_gradient(C, p, counts, bias) -> Outcome:
     data, st, W, loss, A, B = context(C, p, counts, bias)
-    grad = sp.Matrix(W.shape[0], W.shape[1], lambda i, j: sp.diff(loss, W[i, j]))
-    ok_grad = matrix_is_zero(grad - (W * A - B), rational=False)
-    q = W.shape[1]
-    ok_hess = True
-    for r in range(C):
-        hess = sp.Matrix(q, q, lambda i, j, r=r: sp.diff(grad[r, i], W[r, j]))
-        ok_hess &= matrix_is_zero(hess - A, rational=False)
-        other = (r + 1) % C
-        if other != r:
-            ok_hess &= all(sp.diff(grad[r, i], W[other, j]) == 0 for i in range(q) for j in range(q))
+    ok_grad = matrix_is_zero(W.applyfunc(loss.diff) - (W * A - B), rational=False)
+    # over the row-major entries of W~, the Hessian is A on each output row's block and 0 between rows
+    ok_hess = matrix_is_zero(sp.hessian(loss, list(W)) - sp.kronecker_product(sp.eye(C), A), rational=False)
     return verdict({"dL/dW~ == W~A - B": ok_grad, "Hessian of each output row == A, rows decoupled": ok_hess})
 
 
@@ -163,16 +156,14 @@ def schur_general() -> Outcome:
     X = Pi * M.T - pi * mu.T / s
     W = X * K.I
     b = (pi - W * mu) / s
-    block1 = alg.matrix(W * S + b * mu.T - Pi * M.T)  # first block column of [W b] A - B
-    block2 = alg.matrix(W * mu + b * s - pi)  # last column
-    # and the Schur complement is the write-up's matrix:
-    # S - mu mu^T/s - (Sigma_T + lambda/(1+lambda) mu mu^T + lambda I) = 0
-    lam_frac = sp.simplify(1 - 1 / s - LAMBDA / s)
-    ok = not block1 and not block2 and lam_frac == 0
-    return Outcome(
-        ok,
-        f"[W b] A - B reduces to 0 in both block columns ({MatrixAlgebra.show(block1)}; {MatrixAlgebra.show(block2)}); "
-        f"1 - 1/(1+lambda) - lambda/(1+lambda) = {lam_frac}",
+    parts = {
+        "[W b] A - B, first block column": alg.matrix(W * S + b * mu.T - Pi * M.T),
+        "last column": alg.matrix(W * mu + b * s - pi),
+        # the Schur complement is the write-up's matrix: S - mu mu^T/s - (Sigma_T + lambda/s mu mu^T + lambda I) = 0
+        "1 - 1/(1+lambda) - lambda/(1+lambda)": alg.scalar(sp.cancel(1 - 1 / s - LAMBDA / s)),
+    }
+    return reduced(
+        parts,
         r"\begin{bmatrix}W & b\end{bmatrix}\begin{bmatrix} K + \tfrac{\mu\mu^T}{1+\lambda} & \mu \\ \mu^T & "
         r"1+\lambda\end{bmatrix}"
         r" = \begin{bmatrix}\Pi M^T & \pi\end{bmatrix},\quad W = \Big(\Pi M^T - \tfrac{\pi\mu^T}{1+\lambda}\Big)K^{-1},"
@@ -195,11 +186,9 @@ def lambda0_general() -> Outcome:
     alg.add_rule("M", "pi", {"mu": 1})  # mu_G = sum_c pi_c mu_c
     alg.add_rule("one'", "pi", {"I": 1})  # sum_c pi_c = 1
     Mbar = M - mu * one.T
-    r1 = alg.matrix(Pi * M.T - pi * mu.T - Pi * Mbar.T)
-    r2 = alg.matrix(one.T * Pi * Mbar.T * Sinv)
-    ok = not r1 and not r2
-    return Outcome(ok, f"Pi M^T - pi mu_G^T - Pi Mbar^T -> {MatrixAlgebra.show(r1)}; 1^T Pi Mbar^T Sigma_T^-1 -> "
-                       f"{MatrixAlgebra.show(r2)} (with pi = Pi 1, mu_G = M pi, 1^T pi = 1)",
+    return reduced({"Pi M^T - pi mu_G^T - Pi Mbar^T": alg.matrix(Pi * M.T - pi * mu.T - Pi * Mbar.T),
+                    "1^T Pi Mbar^T Sigma_T^-1 (with pi = Pi 1, mu_G = M pi, 1^T pi = 1)":
+                        alg.matrix(one.T * Pi * Mbar.T * Sinv)},
                    r"\lambda = 0:\ W_{LS} = (\Pi M^T - \pi\mu_G^T)\Sigma_T^{-1} = \Pi\bar "
                    r"M^T\Sigma_T^{-1},\quad 1^TW_{LS} = 0")
 

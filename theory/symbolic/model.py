@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from ._core import vanishes
+
 __all__ = [
     "LAMBDA",
     "SymbolicData",
@@ -266,14 +268,13 @@ def decomposition_terms(
     return l_nc1, l_nc23, l_perp
 
 
-def is_zero(expr: sp.Expr, rational: bool = True) -> bool:
-    """Exact zero test: ``cancel(together(expr)) == 0`` (rational) or ``expand(expr) == 0`` (polynomial)."""
-    return sp.cancel(sp.together(expr)) == 0 if rational else sp.expand(expr) == 0
+def is_zero(x, rational: bool = True) -> bool:
+    """Exact zero test of a scalar or (entrywise) a matrix: ``cancel(together(x)) == 0`` (rational) or
+    ``expand(x) == 0`` (polynomial)."""
+    return vanishes(x, how=(lambda e: sp.cancel(sp.together(e))) if rational else sp.expand)
 
 
-def matrix_is_zero(M: sp.Matrix, rational: bool = True) -> bool:
-    """Entrywise :func:`is_zero`."""
-    return all(is_zero(x, rational) for x in M)
+matrix_is_zero = is_zero
 
 
 # Fast exact polynomial arithmetic (SymPy DomainMatrix over QQ[symbols]).

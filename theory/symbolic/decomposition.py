@@ -23,7 +23,6 @@ from .model import (
     ls_non_augmented,
     nc_terms,
     notebook_stats,
-    quadratic_terms,
     rational_data,
     sample_loss,
 )
@@ -32,7 +31,6 @@ from .traces import MatrixAlgebra
 __all__ = ["specs", "general_decomposition", "notebook_residual", "direct_certificate"]
 
 
-# ----------------------------------------------------------------------------- general
 def _algebra() -> MatrixAlgebra:
     n = sp.Symbol("n", positive=True)
     alg = MatrixAlgebra(symmetric={"Pi", "SW", "A"}, inverses={"A"})
@@ -91,7 +89,6 @@ def general_decomposition() -> Outcome:
     ))
 
 
-# ----------------------------------------------------------------------------- by size
 def _check_huygens(C, p, counts, bias) -> Outcome:
     data, st, W, loss, A, B = context(C, p, counts, bias)
     nc1, nc23 = nc_terms(st, W, LAMBDA, bias)  # the math §3.2 terms evaluated at the generic W~
@@ -128,8 +125,7 @@ def notebook_residual(C, p, counts, seed: int = 3, lam=sp.Integer(0)) -> sp.Expr
     Wn, bn = ls_non_augmented(nb, lam)
     V = Wn.row_join(bn)
     loss = sample_loss(data, V, lam, True)
-    A, _ = quadratic_terms(nb, lam, True)
-    l1, l23, lp = decomposition_terms(nb, V, V, lam, True, A)
+    l1, l23, lp = decomposition_terms(nb, V, V, lam, True)
     return sp.cancel(sp.together(loss - l1 - l23 - lp))
 
 
@@ -154,8 +150,12 @@ _DIRECT_SYMBOLIC = tuple(
     if (p + int(bias)) <= 2 and not (C == 3 and p == 2)
 )
 
+#: fully symbolic single-shot certificates that take 10-60 s each (run with ``--exhaustive``)
+_DIRECT_SYMBOLIC_SLOW = ((2, 2, (2, 2), True), (2, 2, (1, 3), True), (3, 2, (2, 2, 2), False), (3, 2, (1, 2, 3), False))
 
-def specs() -> list[CheckSpec]:
+
+def specs(exhaustive: bool = False) -> list[CheckSpec]:
+    """The section's checks; ``exhaustive`` adds the fully symbolic single-shot certificates that take 10-60 s each."""
     out = [CheckSpec("3.3", "steps 1,3,4,5 + normal equations, all sizes (matrix symbols)", general_decomposition,
                      "general", "L - (L_NC1 + L_NC2/3 + L_perp) = tr((W~-V)(VA-B)^T) = 0 at V = B A^-1")]
     for C, p, counts in SYMBOLIC_SIZES:
@@ -182,17 +182,10 @@ def specs() -> list[CheckSpec]:
         out.append(CheckSpec("3.3", f"negative control: notebook formulas [{size_label(C, p, counts, True)}]",
                              partial(_check_notebook, C, p, counts), "rational size",
                              "notebook residual = 0 if balanced, != 0 if imbalanced (math §9 item 7)", quick=C < 4))
-    return out
-
-
-#: fully symbolic single-shot certificates that take 10-60 s each (run with ``--exhaustive``)
-_DIRECT_SYMBOLIC_SLOW = ((2, 2, (2, 2), True), (2, 2, (1, 3), True), (3, 2, (2, 2, 2), False), (3, 2, (1, 2, 3), False))
-
-
-def exhaustive_specs() -> list[CheckSpec]:
-    return [
+    return out + [
         CheckSpec("3.3", f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}] (exhaustive)",
                   partial(direct_certificate, C, p, counts, bias), "symbolic size",
                   "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS", quick=False)
-        for C, p, counts, bias in _DIRECT_SYMBOLIC_SLOW
+        for C, p, counts, bias in _DIRECT_SYMBOLIC_SLOW if exhaustive
     ]
+

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from functools import cache
 
+import numpy as np
 import sympy as sp
 
 from theory import laws
@@ -33,6 +34,11 @@ __all__ = ["specs", "W_SYM", "N_SYM", "C_SYM", "KAPPA_SYM", "T_SYM", "A_SYM"]
 #: The symbols of :mod:`theory.laws` (its expressions are the ones certified here).
 W_SYM, N_SYM, C_SYM, KAPPA_SYM, T_SYM, A_SYM = laws.w, laws.N, laws.C, laws.K, laws.t, laws.a
 CHECKS = Checks()
+
+
+def _close(got, want) -> bool:
+    """Floats ``got`` equal ``want`` to a relative ``1e-14`` (theory.laws' numeric constants against SymPy's)."""
+    return bool(np.allclose(got, want, rtol=1e-14, atol=0))
 
 
 def _law(name: str, C=None, w=None) -> sp.Expr:
@@ -220,17 +226,13 @@ def convention_table() -> Outcome:
         "sum": (C * N, (C, 1, 1 / (4 * C))),
         "means": (N, (C**2, C, sp.Rational(1, 4))),
     }
-    rows = []
-    ok = True
+    steps = {}
     for name, (kap, want) in table.items():
         got = tuple(sp.simplify(ex[c].subs(k, kap)) for c in ("c1", "c2", "c3"))
-        good = vanishes(*(g - w_ for g, w_ in zip(got, want)))
+        steps[f"{name} (kappa={kap}): {got}"] = vanishes(*(g - w_ for g, w_ in zip(got, want)))
         num_want = [float(sp.sympify(x).subs({N: 6, C: 4})) for x in want]
-        num_ok = all(abs(g - w_) <= 1e-14 * abs(w_) for g, w_ in zip(laws.constants(6, 4, name), num_want))
-        ok &= good and num_ok
-        rows.append(f"{name} (kappa={kap}): {got} {'ok' if good else 'MISMATCH'}, "
-                    f"theory.laws.constants(N=6, C=4, {name!r}) {'ok' if num_ok else 'MISMATCH'}")
-    return Outcome(ok, "; ".join(rows),
+        steps[f"theory.laws.constants(N=6, C=4, {name!r})"] = _close(laws.constants(6, 4, name), num_want)
+    return verdict(steps,
                    r"\kappa=1: (NC^2, NC, N/4);\ \kappa=n=CN: (C, 1, \tfrac{1}{4C});\ \kappa=N: (C^2, C, \tfrac14)")
 
 
@@ -245,18 +247,18 @@ def snr_scaling() -> Outcome:
     d = [sp.simplify(x) for x in (lhs.coeff(sp.log(wp)), lhs.coeff(wp, 2), lhs.coeff(wp, 4))]
     const = sp.simplify(lhs - d[0] * sp.log(wp) - d[1] * wp**2 - d[2] * wp**4)
     pc = laws.per_class_constants()
-    ok_laws = vanishes(*(x - y for x, y in zip(d, pc))) and not const.has(wp)
-    ok_spec = vanishes(d[0] - C**2 * N / k, d[1] - C**2 * N / k, d[2] - C**2 * N / (4 * k))
-    num = laws.constants(6, 4, 1.0, snr_scale="per_class")
     num_want = [float(x.subs({N: 6, C: 4, k: 1})) for x in d]
-    ok_num = all(abs(g - w_) <= 1e-14 * abs(w_) for g, w_ in zip(num, num_want))
-    return Outcome(ok_laws and ok_spec and ok_num,
-                   f"closed form in w' = w/sqrt(C): coefficients ({d[0]}, {d[1]}, {d[2]}), constant "
-                   f"{const} absorbed into a_j; "
-                   f"== theory.laws.per_class_constants() {pc}: {ok_laws}; == (C^2 N/kappa)(1, 1, 1/4): {ok_spec}; "
-                   f"theory.laws.constants(6, 4, 1, snr_scale='per_class') agrees: {ok_num}",
+    steps = {
+        f"== theory.laws.per_class_constants() {pc}": vanishes(*(x - y for x, y in zip(d, pc))) and not const.has(wp),
+        "== (C^2 N/kappa)(1, 1, 1/4)": vanishes(d[0] - C**2 * N / k, d[1] - C**2 * N / k, d[2] - C**2 * N / (4 * k)),
+        "theory.laws.constants(6, 4, 1, snr_scale='per_class') agrees":
+            _close(laws.constants(6, 4, 1.0, snr_scale="per_class"), num_want),
+    }
+    return verdict(steps,
                    r"\omega = \sqrt C\,\omega':\ \frac{C^2N}{\kappa}\Big(\log\omega' + \omega'^2 + "
-                   r"\tfrac14\omega'^4\Big) = a_j' + t")
+                   r"\tfrac14\omega'^4\Big) = a_j' + t",
+                   f"closed form in w' = w/sqrt(C): coefficients ({d[0]}, {d[1]}, {d[2]}), constant {const} absorbed "
+                   "into a_j; ")
 
 
 @CHECKS.add("6.3", "retraction variant (Euler step + re-whitening)",

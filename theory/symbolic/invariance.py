@@ -31,9 +31,8 @@ CHECKS = Checks()
 
 
 def transform(data: SymbolicData, Amat: sp.Matrix, c: sp.Matrix) -> SymbolicData:
-    """Features ``h -> A h + c`` (math §5.1)."""
-    feats = tuple(tuple(Amat * h + c for h in col) for col in data.features)
-    return SymbolicData(data.counts, data.p, feats)
+    """Features ``h -> A h + c`` (math §5.1; ``A`` may be rectangular)."""
+    return SymbolicData(data.counts, Amat.rows, tuple(tuple(Amat * h + c for h in col) for col in data.features))
 
 
 def ls_fit(data: SymbolicData, lam, field=None):

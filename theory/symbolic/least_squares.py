@@ -68,7 +68,6 @@ def context(C: int, p: int, counts: tuple[int, ...], bias: bool, rational_seed: 
     return data, st, W, loss, A, B
 
 
-# ----------------------------------------------------------------------------- step 1 + 2
 def _check_quadratic(C, p, counts, bias) -> Outcome:
     data, st, W, loss, A, B = context(C, p, counts, bias)
     quad = (W * A * W.T).trace() / 2 - (W * B.T).trace() + sp.Rational(1, 2)
@@ -90,7 +89,6 @@ def _check_gradient(C, p, counts, bias) -> Outcome:
     return verdict({"dL/dW~ == W~A - B": ok_grad, "Hessian of each output row == A, rows decoupled": ok_hess})
 
 
-# ----------------------------------------------------------------------------- step 3 (solve)
 def _check_solve(q: int) -> Outcome:
     C = 2
     a = sp.Matrix(q, q, lambda i, j: sp.Symbol(f"a_{min(i, j)}{max(i, j)}", real=True))
@@ -107,7 +105,6 @@ def _check_solve(q: int) -> Outcome:
     return verdict(steps, latex, f"linsolve(V A = B) for generic symmetric {q}x{q} A: ")
 
 
-# ----------------------------------------------------------------------------- step 6 by size
 def _check_augmented(C, p, counts, rational_seed) -> Outcome:
     """The non-augmented ``(W_LS, b_LS)`` of :func:`~theory.symbolic.model.ls_non_augmented` solve the
     augmented normal equations, checked division-free: ``W_LS = W_num/den``, ``b_LS = b_num/den`` and
@@ -140,7 +137,6 @@ def _check_lambda0(C, p, counts, rational_seed) -> Outcome:
                     "det(Sigma_T) != 0": det != R.zero})
 
 
-# ----------------------------------------------------------------------------- step 6 general
 def schur_general() -> Outcome:
     """Math §3.3 step 6 for all sizes: the non-augmented pair solves the augmented normal equations blockwise,
     with ``K = S - mu mu^T/s`` the Schur complement of ``s = 1 + lambda`` in ``A = [[S, mu], [mu^T, s]]``."""

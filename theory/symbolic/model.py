@@ -194,11 +194,6 @@ def _trace(M, zero):
     return sum(M.diagonal(), zero)
 
 
-def _entry(M):
-    """The single entry of a ``1 x 1`` SymPy matrix or DomainMatrix."""
-    return M[0, 0] if isinstance(M, sp.MatrixBase) else M.to_list()[0][0]
-
-
 def ls_non_augmented(st: SymbolicStats, lam: sp.Expr = LAMBDA, cleared: bool = False):
     """Non-augmented least-squares classifier ``(W_LS, b_LS)`` (math §3.1 with weights ``pi_c``, math §3.3b).
 
@@ -245,7 +240,7 @@ def nc_terms(st: SymbolicStats, V, lam: sp.Expr = LAMBDA, bias: bool = True, dom
     for c, (pi, m) in enumerate(zip(st.pis, st.means)):
         target = lift(eye[:, c]) if scale is None else lift(eye[:, c]) * scale
         r = V * lift(_embed(m, bias)) - target
-        l_nc23 += num(pi) * _entry(r.transpose() * r)
+        l_nc23 += num(pi) * _trace(r.transpose() * r, zero)
     return l_nc1, half * l_nc23
 
 

@@ -14,6 +14,7 @@ from theory import laws
 
 from ._core import CheckSpec, Outcome, verdict
 from .central_path import central_loss_from_gram
+from .invariance import transform
 from .model import (
     SymbolicData,
     class_stats,
@@ -44,9 +45,7 @@ def plane_data(counts: tuple[int, ...], seed: int) -> tuple[SymbolicData, Symbol
     ``c`` a rational offset) and their plane coordinates ``z`` (``R^2``): ``(data_h, data_z, Q_2)``."""
     Z = rational_data(counts, 2, seed=seed)
     Q2 = rational_rotation()[:, :2]
-    c = sp.Matrix([sp.Rational(1, 3), -2, sp.Rational(5, 2)])
-    feats = tuple(tuple(Q2 * z + c for z in col) for col in Z.features)
-    return SymbolicData(Z.counts, 3, feats), Z, Q2
+    return transform(Z, Q2, sp.Matrix([sp.Rational(1, 3), -2, sp.Rational(5, 2)])), Z, Q2
 
 
 def min_norm_classifier(st, bias: bool = True, lam=sp.Integer(0)) -> tuple[sp.Matrix, sp.Matrix, sp.Matrix]:

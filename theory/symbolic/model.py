@@ -251,16 +251,19 @@ def decomposition_terms(
     lam: sp.Expr = LAMBDA,
     bias: bool = True,
     A: sp.Matrix | None = None,
-) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
+    domain=None,
+    scale=None,
+):
     """The three terms of math §3.2 / 3.3b at classifier ``Wt`` with least-squares classifier ``V``:
-    ``L_NC1``, ``L_NC2/3`` (:func:`nc_terms` at ``V``) and ``L_perp = (1/2) tr((W~ - V) A (W~ - V)^T)``.
+    ``L_NC1``, ``L_NC2/3`` (:func:`nc_terms` at ``V``) and ``L_perp = (1/2) tr((W~ - V) A (W~ - V)^T)``;
+    ``domain`` and ``scale`` as in :func:`nc_terms` (``Wt``, ``A`` stay SymPy matrices; all three terms times ``d^2``).
     """
+    lift, num, zero = lifter(domain)
     if A is None:
         A, _ = quadratic_terms(st, lam, bias)
-    l_nc1, l_nc23 = nc_terms(st, V, lam, bias)
-    D = Wt - V
-    l_perp = (D * A * D.T).trace() / 2
-    return l_nc1, l_nc23, l_perp
+    l_nc1, l_nc23 = nc_terms(st, V, lam, bias, domain, scale)
+    D = lift(Wt) - V if scale is None else lift(Wt) * scale - V
+    return l_nc1, l_nc23, num(sp.Rational(1, 2)) * _trace(D * lift(A) * D.transpose(), zero)
 
 
 def is_zero(x, rational: bool = True) -> bool:
@@ -293,15 +296,9 @@ def cleared_decomposition_residual(
     if A is None or B is None:
         A, B = quadratic_terms(st, lam, bias)
     K, dm = poly_ring(Wt, extra=(lam, *data.free_symbols()))
-    Ad, Bd, Wd = dm(A), dm(B), dm(Wt)
-    adj, d = Ad.adj_det()
-    P = Bd * adj  # d * W~_LS
-    loss = K.from_sympy(sp.expand(sample_loss(data, Wt, lam, bias)))
-    nc1, nc23 = nc_terms(st, P, lam, bias, domain=K, scale=d)  # d^2 L_NC1, d^2 L_NC2/3
-    D = Wd * d - P
-    perp = _trace(D * Ad * D.transpose(), K.zero)
-    half = K.from_sympy(sp.Rational(1, 2))
-    return d**2 * loss - (nc1 + nc23 + half * perp), K
+    adj, d = dm(A).adj_det()
+    terms = decomposition_terms(st, Wt, dm(B) * adj, lam, bias, A, domain=K, scale=d)  # at d W~_LS: d^2 times each
+    return d**2 * K.from_sympy(sp.expand(sample_loss(data, Wt, lam, bias))) - sum(terms, K.zero), K
 
 
 def poly_ring(*mats: sp.Matrix, extra: Sequence[sp.Symbol] = ()):

@@ -168,24 +168,19 @@ def specs(exhaustive: bool = False) -> list[CheckSpec]:
                           partial(_check_factorisation, C, p, counts, bias), "symbolic size",
                           "L - (L_NC1 + L_NC2/3 + L_perp) vanishes on V A = B"),
             ]
-    for C, p, counts, bias in _DIRECT_SYMBOLIC:
-        out.append(CheckSpec("3.3", f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}]",
-                             partial(direct_certificate, C, p, counts, bias), "symbolic size",
-                             "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS"))
-    for C, p, counts in RATIONAL_SIZES:
-        for bias in (True, False):
-            out.append(CheckSpec("3.3", f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}, "
-                                        "rational features]",
-                                 partial(direct_certificate, C, p, counts, bias, rational_seed=5), "rational size",
-                                 "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS", quick=C < 4))
+
+    def certificate(C, p, counts, bias, end="]", kind="symbolic size", quick=True, seed=None) -> CheckSpec:
+        return CheckSpec("3.3", f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}{end}",
+                         partial(direct_certificate, C, p, counts, bias, rational_seed=seed), kind,
+                         "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS", quick)
+
+    out += [certificate(*size) for size in _DIRECT_SYMBOLIC]
+    out += [certificate(C, p, counts, bias, ", rational features]", "rational size", C < 4, 5)
+            for C, p, counts in RATIONAL_SIZES for bias in (True, False)]
     for C, p, counts in ((3, 2, (2, 2, 2)), (3, 2, (1, 2, 3)), (4, 3, (1, 2, 3, 2))):
         out.append(CheckSpec("3.3", f"negative control: notebook formulas [{size_label(C, p, counts, True)}]",
                              partial(_check_notebook, C, p, counts), "rational size",
                              "notebook residual = 0 if balanced, != 0 if imbalanced (math §9 item 7)", quick=C < 4))
-    return out + [
-        CheckSpec("3.3", f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}] (exhaustive)",
-                  partial(direct_certificate, C, p, counts, bias), "symbolic size",
-                  "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS", quick=False)
-        for C, p, counts, bias in _DIRECT_SYMBOLIC_SLOW if exhaustive
-    ]
+    return out + [certificate(C, p, counts, bias, "] (exhaustive)", quick=False)
+                  for C, p, counts, bias in _DIRECT_SYMBOLIC_SLOW if exhaustive]
 

@@ -17,6 +17,7 @@ from .model import (
     SymbolicData,
     augment,
     class_stats,
+    classifier_symbols,
     lifter,
     ls_augmented,
     nc_terms,
@@ -81,12 +82,6 @@ def general_invariance() -> Outcome:
     )
 
 
-def _generic_affine(p: int):
-    Amat = sp.Matrix(p, p, lambda i, j: sp.Symbol(f"a_{i}{j}", real=True))
-    c = sp.Matrix([sp.Symbol(f"c_{i}", real=True) for i in range(p)])
-    return Amat, c
-
-
 @CHECKS.add("5.1", "lambda=0: H -> AH + c1^T with symbolic A, c [C=3,p=2, imbalanced, rational features]",
              "rational size", "W_LS' = W_LS A^-1, b' = b - W A^-1 c, outputs and L terms unchanged")
 def affine_lambda0() -> Outcome:
@@ -96,7 +91,7 @@ def affine_lambda0() -> Outcome:
     result is compared with math §5.1's prediction ``W' = W A^{-1}``, ``b' = b - W A^{-1} c``.
     """
     data = rational_data((1, 2, 3), 2, seed=21)
-    Amat, c = _generic_affine(2)
+    Amat, c = classifier_symbols(2, 2, "a"), classifier_symbols(2, 1, "c")
     F = sp.QQ.frac_field(*sorted(Amat.free_symbols | c.free_symbols, key=str))
     dm = lifter(F)[0]
     V, l1, l23, outs = ls_fit(data, 0, F)
@@ -154,7 +149,7 @@ def non_invariance_lambda() -> Outcome:
 def snr_gram_invariance() -> Outcome:
     """``G = Mbar^T Sigma_W^{-1} Mbar`` (C x C, eigenvalues omega_j^2 and 0) is invariant under A H + c 1^T."""
     data = rational_data((2, 2, 2), 2, seed=24)
-    Amat, c = _generic_affine(2)
+    Amat, c = classifier_symbols(2, 2, "a"), classifier_symbols(2, 1, "c")
 
     def gram(d):
         st = class_stats(d)

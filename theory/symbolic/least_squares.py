@@ -92,7 +92,7 @@ def _check_gradient(C, p, counts, bias) -> Outcome:
 def _check_solve(q: int) -> Outcome:
     C = 2
     a = sp.Matrix(q, q, lambda i, j: sp.Symbol(f"a_{min(i, j)}{max(i, j)}", real=True))
-    b = sp.Matrix(C, q, lambda i, j: sp.Symbol(f"b_{i}{j}", real=True))
+    b = classifier_symbols(C, q, "b")
     V = classifier_symbols(C, q, "v")
     eqs = list(V * a - b)
     (sol,) = sp.linsolve(eqs, list(V))

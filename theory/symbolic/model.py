@@ -144,7 +144,7 @@ def augment(x: sp.Matrix) -> sp.Matrix:
 
 
 def classifier_symbols(C: int, q: int, prefix: str = "w") -> sp.Matrix:
-    """A ``C x q`` matrix of independent symbols (a generic classifier ``W~`` or ``W``)."""
+    """A ``C x q`` matrix of independent real symbols ``prefix_ij`` (a generic classifier ``W~`` or ``W``, or map)."""
     return sp.Matrix(C, q, lambda i, j: sp.Symbol(f"{prefix}_{i}{j}", real=True))
 
 

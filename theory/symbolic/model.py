@@ -302,14 +302,8 @@ def cleared_decomposition_residual(
 
 
 def poly_ring(*mats: sp.Matrix, extra: Sequence[sp.Symbol] = ()):
-    """The exact polynomial ring ``QQ[free symbols of mats + extra]`` and a converter Matrix -> DomainMatrix."""
-    from sympy.polys.matrices import DomainMatrix
-
+    """The exact polynomial ring ``QQ[free symbols of mats + extra]`` and its converter Matrix -> DomainMatrix
+    (:func:`lifter`)."""
     syms = set(extra).union(*(m.free_symbols for m in mats))
-    gens = tuple(sorted(syms, key=str)) or (sp.Symbol("_unused"),)
-    K = sp.QQ[gens]
-
-    def dm(M: sp.Matrix):
-        return DomainMatrix.from_Matrix(sp.Matrix(M).applyfunc(sp.expand)).convert_to(K)
-
-    return K, dm
+    K = sp.QQ[tuple(sorted(syms, key=str)) or (sp.Symbol("_unused"),)]
+    return K, lifter(K)[0]

@@ -101,7 +101,7 @@ def affine_lambda0() -> Outcome:
     WAinv = W * dm(Amat).inv()
     steps = {"W_LS' == W_LS A^-1": V2.extract(rows, [0, 1]) == WAinv,
              "b_LS' == b_LS - W_LS A^-1 c": V2.extract(rows, [2]) == b - WAinv * dm(c),
-             "outputs unchanged": all(o == o2 for o, o2 in zip(outs, outs2)),
+             "outputs unchanged": outs == outs2,
              "L_NC1, L_NC2/3 unchanged": l1 == l1b and l23 == l23b}
     return verdict(steps, head="H -> AH + c1^T (symbolic A, c), transformed data fitted from their own normal "
                                "equations: ")
@@ -119,8 +119,7 @@ def rotation_lambda() -> Outcome:
     V, l1, l23, outs = ls_fit(data, LAMBDA, F)
     V2, l1b, l23b, outs2 = ls_fit(transform(data, Q, sp.zeros(2, 1)), LAMBDA, F)
     return verdict({"Q Q^T = I": ok_orth,
-                    "symbolic lambda, symbolic rotation parameter s: outputs unchanged":
-                        all(o == o2 for o, o2 in zip(outs, outs2)),
+                    "symbolic lambda, symbolic rotation parameter s: outputs unchanged": outs == outs2,
                     "L_NC1, L_NC2/3 unchanged": l1 == l1b and l23 == l23b})
 
 

@@ -71,14 +71,12 @@ def context(C: int, p: int, counts: tuple[int, ...], bias: bool, rational_seed: 
 def _check_quadratic(C, p, counts, bias) -> Outcome:
     data, st, W, loss, A, B = context(C, p, counts, bias)
     quad = (W * A * W.T).trace() / 2 - (W * B.T).trace() + sp.Rational(1, 2)
-    ok_quad = sp.expand(loss - quad) == 0
-    q = A.shape[0]
-    Ht = [(c, augment(h) if bias else h) for c, h in data.samples()]
-    gram = sum((h * h.T for _, h in Ht), sp.zeros(q, q)) / data.n  # (1/n) H~ H~^T: the data part of A
-    ok_gram = matrix_is_zero(gram + LAMBDA * sp.eye(q) - A, rational=False)
-    yh = sum((sp.eye(C)[:, c] * h.T for c, h in Ht), sp.zeros(C, q)) / data.n  # (1/n) Y H~^T = B
-    return verdict({"expand(L_samples - [tr(WAW^T)/2 - tr(WB^T) + 1/2]) == 0": ok_quad,
-                    "(1/n)H~H~^T + lambda I == A": ok_gram, "(1/n)Y H~^T == B": matrix_is_zero(yh - B, rational=False)})
+    Ht = sp.Matrix.hstack(*(augment(h) if bias else h for _, h in data.samples()))  # H~, one column per sample
+    Y = sp.Matrix.hstack(*(sp.eye(C)[:, c] for c, _ in data.samples()))  # one-hot targets
+    return verdict({"expand(L_samples - [tr(WAW^T)/2 - tr(WB^T) + 1/2]) == 0": sp.expand(loss - quad) == 0,
+                    "(1/n)H~H~^T + lambda I == A":
+                        matrix_is_zero(Ht * Ht.T / data.n + LAMBDA * sp.eye(A.rows) - A, rational=False),
+                    "(1/n)Y H~^T == B": matrix_is_zero(Y * Ht.T / data.n - B, rational=False)})
 
 
 def _check_gradient(C, p, counts, bias) -> Outcome:

@@ -15,8 +15,9 @@ from functools import partial
 import sympy as sp
 
 from .report import render_markdown
+from .traces import MatrixAlgebra
 
-__all__ = ["Outcome", "CheckSpec", "Certificate", "run_specs", "KINDS", "verdict", "vanishes", "Checks"]
+__all__ = ["Outcome", "CheckSpec", "Certificate", "run_specs", "KINDS", "verdict", "reduced", "vanishes", "Checks"]
 
 #: How general a check is: proved for all sizes, proved at one concrete size with fully symbolic
 #: entries, proved at one size with exact random rational data, or a numeric comparison.
@@ -40,6 +41,13 @@ def vanishes(*exprs, how: Callable = sp.simplify) -> bool:
 def verdict(steps: dict[str, bool], latex: str = "", head: str = "") -> Outcome:
     """Passes iff every step does; the detail is ``head`` then ``step: result`` for each step."""
     return Outcome(all(steps.values()), head + "; ".join(f"{k}: {bool(v)}" for k, v in steps.items()), latex)
+
+
+def reduced(parts: dict[str, dict], latex: str = "") -> Outcome:
+    """Passes iff every word polynomial of :class:`~.traces.MatrixAlgebra` in ``parts`` reduced to 0 (``{}``);
+    the detail shows each one's reduced form."""
+    return Outcome(not any(parts.values()), "; ".join(f"{k} -> {MatrixAlgebra.show(v)}" for k, v in parts.items()),
+                   latex)
 
 
 @dataclass

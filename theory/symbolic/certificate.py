@@ -12,7 +12,7 @@ def all_specs(quick: bool = False, exhaustive: bool = False) -> list[CheckSpec]:
     fully symbolic single-shot certificates."""
     from . import central_path, decomposition, flow, invariance, laws_check, least_squares, probe, rank_deficient
 
-    out = least_squares.specs() + decomposition.specs() + (decomposition.exhaustive_specs() if exhaustive else [])
+    out = least_squares.specs() + decomposition.specs(exhaustive)
     for module in (invariance, central_path, probe, rank_deficient, flow, laws_check):
         out += module.specs()
     return out

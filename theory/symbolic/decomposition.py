@@ -13,7 +13,7 @@ from functools import partial
 import sympy as sp
 from sympy import MatrixSymbol
 
-from ._core import CheckSpec, Outcome
+from ._core import CheckSpec, Outcome, reduced
 from .least_squares import RATIONAL_SIZES, SYMBOLIC_SIZES, context, size_label
 from .model import (
     LAMBDA,
@@ -23,7 +23,6 @@ from .model import (
     ls_non_augmented,
     nc_terms,
     notebook_stats,
-    quadratic_terms,
     rational_data,
     sample_loss,
 )
@@ -32,7 +31,6 @@ from .traces import MatrixAlgebra
 __all__ = ["specs", "general_decomposition", "notebook_residual", "direct_certificate"]
 
 
-# ----------------------------------------------------------------------------- general
 def _algebra() -> MatrixAlgebra:
     n = sp.Symbol("n", positive=True)
     alg = MatrixAlgebra(symmetric={"Pi", "SW", "A"}, inverses={"A"})
@@ -73,31 +71,24 @@ def general_decomposition() -> Outcome:
 
     perp = sp.trace((W - V) * A_def * (W - V).T) / 2
     parts = {
-        # step 1: (1/n) H~ H~^T + lambda I = A_def, (1/n) Y H~^T = B_def, and L = quadratic
-        "step1 A": alg.matrix(H * H.T / n + lam * Iq - A_def),
-        "step1 B": alg.matrix(Y * H.T / n - B_def),
-        "step1 L": alg.scalar(loss(W) - quad(W, A_def)),
-        "step4": alg.scalar(loss(W) - nc1(W) - nc23(W)),  # Huygens split for any W
-        # step 3: completing the square with a symmetric A (letter), any V
-        "step3": alg.scalar(quad(W, A) - quad(V, A) - sp.trace((W - V) * A * (W - V).T) / 2
-                            - sp.trace((W - V) * (V * A - B_def).T)),
-        # step 5, with A written out: L(W) - (L_NC1(V) + L_NC2/3(V) + L_perp) = tr((W-V)(VA-B)^T)
-        "step5": alg.scalar(loss(W) - nc1(V) - nc23(V) - perp - sp.trace((W - V) * (V * A_def - B_def).T)),
-        "VA-B at V=BA^-1": alg.matrix(B_def * A.I * A - B_def),  # the normal equations at V = B A^{-1}
+        "step 1: (1/n)H~H~^T + lambda I - A": alg.matrix(H * H.T / n + lam * Iq - A_def),
+        "(1/n)YH~^T - B": alg.matrix(Y * H.T / n - B_def),
+        "L(W~) - quadratic": alg.scalar(loss(W) - quad(W, A_def)),
+        "step 4 (Huygens): L(W~) - L_NC1(W~) - L_NC2/3(W~)": alg.scalar(loss(W) - nc1(W) - nc23(W)),
+        "step 3 (complete the square, symmetric A), any V": alg.scalar(
+            quad(W, A) - quad(V, A) - sp.trace((W - V) * A * (W - V).T) / 2 - sp.trace((W - V) * (V * A - B_def).T)),
+        "step 5: L(W~) - L_NC1(V) - L_NC2/3(V) - L_perp - tr((W~-V)(VA-B)^T)":
+            alg.scalar(loss(W) - nc1(V) - nc23(V) - perp - sp.trace((W - V) * (V * A_def - B_def).T)),
+        "normal equations at V = B A^-1": alg.matrix(B_def * A.I * A - B_def),
     }
-    bad = {k: MatrixAlgebra.show(v) for k, v in parts.items() if v}
-    latex = (
+    return reduced(parts, (
         r"\tilde H = \tilde M Y + E,\ EY^T = 0,\ EE^T = n\tilde\Sigma_W,\ YY^T = n\Pi:\quad "
         r"L(\tilde W) - L_{NC1}(V) - L_{NC2/3}(V) - L^\perp_{LS}(\tilde W, V) = "
         r"\operatorname{tr}\big((\tilde W - V)(VA - B)^T\big) \;\; \forall V,"
         r"\quad A = \tilde M\Pi\tilde M^T + \tilde\Sigma_W + \lambda I,\ B = \Pi\tilde M^T"
-    )
-    return Outcome(not bad, "all reduce to 0: steps 1 (A, B, quadratic), 4 (Huygens), 3 (complete the square), 5, "
-                            "normal equations"
-                   if not bad else f"nonzero: {bad}", latex)
+    ))
 
 
-# ----------------------------------------------------------------------------- by size
 def _check_huygens(C, p, counts, bias) -> Outcome:
     data, st, W, loss, A, B = context(C, p, counts, bias)
     nc1, nc23 = nc_terms(st, W, LAMBDA, bias)  # the math §3.2 terms evaluated at the generic W~
@@ -134,8 +125,7 @@ def notebook_residual(C, p, counts, seed: int = 3, lam=sp.Integer(0)) -> sp.Expr
     Wn, bn = ls_non_augmented(nb, lam)
     V = Wn.row_join(bn)
     loss = sample_loss(data, V, lam, True)
-    A, _ = quadratic_terms(nb, lam, True)
-    l1, l23, lp = decomposition_terms(nb, V, V, lam, True, A)
+    l1, l23, lp = decomposition_terms(nb, V, V, lam, True)
     return sp.cancel(sp.together(loss - l1 - l23 - lp))
 
 
@@ -160,8 +150,12 @@ _DIRECT_SYMBOLIC = tuple(
     if (p + int(bias)) <= 2 and not (C == 3 and p == 2)
 )
 
+#: fully symbolic single-shot certificates that take 10-60 s each (run with ``--exhaustive``)
+_DIRECT_SYMBOLIC_SLOW = ((2, 2, (2, 2), True), (2, 2, (1, 3), True), (3, 2, (2, 2, 2), False), (3, 2, (1, 2, 3), False))
 
-def specs() -> list[CheckSpec]:
+
+def specs(exhaustive: bool = False) -> list[CheckSpec]:
+    """The section's checks; ``exhaustive`` adds the fully symbolic single-shot certificates that take 10-60 s each."""
     out = [CheckSpec("3.3", "steps 1,3,4,5 + normal equations, all sizes (matrix symbols)", general_decomposition,
                      "general", "L - (L_NC1 + L_NC2/3 + L_perp) = tr((W~-V)(VA-B)^T) = 0 at V = B A^-1")]
     for C, p, counts in SYMBOLIC_SIZES:
@@ -174,31 +168,19 @@ def specs() -> list[CheckSpec]:
                           partial(_check_factorisation, C, p, counts, bias), "symbolic size",
                           "L - (L_NC1 + L_NC2/3 + L_perp) vanishes on V A = B"),
             ]
-    for C, p, counts, bias in _DIRECT_SYMBOLIC:
-        out.append(CheckSpec("3.3", f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}]",
-                             partial(direct_certificate, C, p, counts, bias), "symbolic size",
-                             "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS"))
-    for C, p, counts in RATIONAL_SIZES:
-        for bias in (True, False):
-            out.append(CheckSpec("3.3", f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}, "
-                                        "rational features]",
-                                 partial(direct_certificate, C, p, counts, bias, rational_seed=5), "rational size",
-                                 "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS", quick=C < 4))
+
+    def certificate(C, p, counts, bias, end="]", kind="symbolic size", quick=True, seed=None) -> CheckSpec:
+        return CheckSpec("3.3", f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}{end}",
+                         partial(direct_certificate, C, p, counts, bias, rational_seed=seed), kind,
+                         "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS", quick)
+
+    out += [certificate(*size) for size in _DIRECT_SYMBOLIC]
+    out += [certificate(C, p, counts, bias, ", rational features]", "rational size", C < 4, 5)
+            for C, p, counts in RATIONAL_SIZES for bias in (True, False)]
     for C, p, counts in ((3, 2, (2, 2, 2)), (3, 2, (1, 2, 3)), (4, 3, (1, 2, 3, 2))):
         out.append(CheckSpec("3.3", f"negative control: notebook formulas [{size_label(C, p, counts, True)}]",
                              partial(_check_notebook, C, p, counts), "rational size",
                              "notebook residual = 0 if balanced, != 0 if imbalanced (math §9 item 7)", quick=C < 4))
-    return out
+    return out + [certificate(C, p, counts, bias, "] (exhaustive)", quick=False)
+                  for C, p, counts, bias in _DIRECT_SYMBOLIC_SLOW if exhaustive]
 
-
-#: fully symbolic single-shot certificates that take 10-60 s each (run with ``--exhaustive``)
-_DIRECT_SYMBOLIC_SLOW = ((2, 2, (2, 2), True), (2, 2, (1, 3), True), (3, 2, (2, 2, 2), False), (3, 2, (1, 2, 3), False))
-
-
-def exhaustive_specs() -> list[CheckSpec]:
-    return [
-        CheckSpec("3.3", f"certificate L = L_NC1 + L_NC2/3 + L_perp [{size_label(C, p, counts, bias)}] (exhaustive)",
-                  partial(direct_certificate, C, p, counts, bias), "symbolic size",
-                  "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS", quick=False)
-        for C, p, counts, bias in _DIRECT_SYMBOLIC_SLOW
-    ]

@@ -12,7 +12,7 @@ from functools import cache, partial
 import sympy as sp
 from sympy import MatrixSymbol
 
-from ._core import CheckSpec, Outcome, verdict
+from ._core import CheckSpec, Outcome, reduced, verdict
 from .model import (
     LAMBDA,
     augment,
@@ -68,40 +68,29 @@ def context(C: int, p: int, counts: tuple[int, ...], bias: bool, rational_seed: 
     return data, st, W, loss, A, B
 
 
-# ----------------------------------------------------------------------------- step 1 + 2
 def _check_quadratic(C, p, counts, bias) -> Outcome:
     data, st, W, loss, A, B = context(C, p, counts, bias)
     quad = (W * A * W.T).trace() / 2 - (W * B.T).trace() + sp.Rational(1, 2)
-    ok_quad = sp.expand(loss - quad) == 0
-    q = A.shape[0]
-    Ht = [(c, augment(h) if bias else h) for c, h in data.samples()]
-    gram = sum((h * h.T for _, h in Ht), sp.zeros(q, q)) / data.n  # (1/n) H~ H~^T: the data part of A
-    ok_gram = matrix_is_zero(gram + LAMBDA * sp.eye(q) - A, rational=False)
-    yh = sum((sp.eye(C)[:, c] * h.T for c, h in Ht), sp.zeros(C, q)) / data.n  # (1/n) Y H~^T = B
-    return verdict({"expand(L_samples - [tr(WAW^T)/2 - tr(WB^T) + 1/2]) == 0": ok_quad,
-                    "(1/n)H~H~^T + lambda I == A": ok_gram, "(1/n)Y H~^T == B": matrix_is_zero(yh - B, rational=False)})
+    Ht = sp.Matrix.hstack(*(augment(h) if bias else h for _, h in data.samples()))  # H~, one column per sample
+    Y = sp.Matrix.hstack(*(sp.eye(C)[:, c] for c, _ in data.samples()))  # one-hot targets
+    return verdict({"expand(L_samples - [tr(WAW^T)/2 - tr(WB^T) + 1/2]) == 0": sp.expand(loss - quad) == 0,
+                    "(1/n)H~H~^T + lambda I == A":
+                        matrix_is_zero(Ht * Ht.T / data.n + LAMBDA * sp.eye(A.rows) - A, rational=False),
+                    "(1/n)Y H~^T == B": matrix_is_zero(Y * Ht.T / data.n - B, rational=False)})
 
 
 def _check_gradient(C, p, counts, bias) -> Outcome:
     data, st, W, loss, A, B = context(C, p, counts, bias)
-    grad = sp.Matrix(W.shape[0], W.shape[1], lambda i, j: sp.diff(loss, W[i, j]))
-    ok_grad = matrix_is_zero(grad - (W * A - B), rational=False)
-    q = W.shape[1]
-    ok_hess = True
-    for r in range(C):
-        hess = sp.Matrix(q, q, lambda i, j, r=r: sp.diff(grad[r, i], W[r, j]))
-        ok_hess &= matrix_is_zero(hess - A, rational=False)
-        other = (r + 1) % C
-        if other != r:
-            ok_hess &= all(sp.diff(grad[r, i], W[other, j]) == 0 for i in range(q) for j in range(q))
+    ok_grad = matrix_is_zero(W.applyfunc(loss.diff) - (W * A - B), rational=False)
+    # over the row-major entries of W~, the Hessian is A on each output row's block and 0 between rows
+    ok_hess = matrix_is_zero(sp.hessian(loss, list(W)) - sp.kronecker_product(sp.eye(C), A), rational=False)
     return verdict({"dL/dW~ == W~A - B": ok_grad, "Hessian of each output row == A, rows decoupled": ok_hess})
 
 
-# ----------------------------------------------------------------------------- step 3 (solve)
 def _check_solve(q: int) -> Outcome:
     C = 2
     a = sp.Matrix(q, q, lambda i, j: sp.Symbol(f"a_{min(i, j)}{max(i, j)}", real=True))
-    b = sp.Matrix(C, q, lambda i, j: sp.Symbol(f"b_{i}{j}", real=True))
+    b = classifier_symbols(C, q, "b")
     V = classifier_symbols(C, q, "v")
     eqs = list(V * a - b)
     (sol,) = sp.linsolve(eqs, list(V))
@@ -114,7 +103,6 @@ def _check_solve(q: int) -> Outcome:
     return verdict(steps, latex, f"linsolve(V A = B) for generic symmetric {q}x{q} A: ")
 
 
-# ----------------------------------------------------------------------------- step 6 by size
 def _check_augmented(C, p, counts, rational_seed) -> Outcome:
     """The non-augmented ``(W_LS, b_LS)`` of :func:`~theory.symbolic.model.ls_non_augmented` solve the
     augmented normal equations, checked division-free: ``W_LS = W_num/den``, ``b_LS = b_num/den`` and
@@ -147,7 +135,6 @@ def _check_lambda0(C, p, counts, rational_seed) -> Outcome:
                     "det(Sigma_T) != 0": det != R.zero})
 
 
-# ----------------------------------------------------------------------------- step 6 general
 def schur_general() -> Outcome:
     """Math §3.3 step 6 for all sizes: the non-augmented pair solves the augmented normal equations blockwise,
     with ``K = S - mu mu^T/s`` the Schur complement of ``s = 1 + lambda`` in ``A = [[S, mu], [mu^T, s]]``."""
@@ -163,16 +150,14 @@ def schur_general() -> Outcome:
     X = Pi * M.T - pi * mu.T / s
     W = X * K.I
     b = (pi - W * mu) / s
-    block1 = alg.matrix(W * S + b * mu.T - Pi * M.T)  # first block column of [W b] A - B
-    block2 = alg.matrix(W * mu + b * s - pi)  # last column
-    # and the Schur complement is the write-up's matrix:
-    # S - mu mu^T/s - (Sigma_T + lambda/(1+lambda) mu mu^T + lambda I) = 0
-    lam_frac = sp.simplify(1 - 1 / s - LAMBDA / s)
-    ok = not block1 and not block2 and lam_frac == 0
-    return Outcome(
-        ok,
-        f"[W b] A - B reduces to 0 in both block columns ({MatrixAlgebra.show(block1)}; {MatrixAlgebra.show(block2)}); "
-        f"1 - 1/(1+lambda) - lambda/(1+lambda) = {lam_frac}",
+    parts = {
+        "[W b] A - B, first block column": alg.matrix(W * S + b * mu.T - Pi * M.T),
+        "last column": alg.matrix(W * mu + b * s - pi),
+        # the Schur complement is the write-up's matrix: S - mu mu^T/s - (Sigma_T + lambda/s mu mu^T + lambda I) = 0
+        "1 - 1/(1+lambda) - lambda/(1+lambda)": alg.scalar(sp.cancel(1 - 1 / s - LAMBDA / s)),
+    }
+    return reduced(
+        parts,
         r"\begin{bmatrix}W & b\end{bmatrix}\begin{bmatrix} K + \tfrac{\mu\mu^T}{1+\lambda} & \mu \\ \mu^T & "
         r"1+\lambda\end{bmatrix}"
         r" = \begin{bmatrix}\Pi M^T & \pi\end{bmatrix},\quad W = \Big(\Pi M^T - \tfrac{\pi\mu^T}{1+\lambda}\Big)K^{-1},"
@@ -195,11 +180,9 @@ def lambda0_general() -> Outcome:
     alg.add_rule("M", "pi", {"mu": 1})  # mu_G = sum_c pi_c mu_c
     alg.add_rule("one'", "pi", {"I": 1})  # sum_c pi_c = 1
     Mbar = M - mu * one.T
-    r1 = alg.matrix(Pi * M.T - pi * mu.T - Pi * Mbar.T)
-    r2 = alg.matrix(one.T * Pi * Mbar.T * Sinv)
-    ok = not r1 and not r2
-    return Outcome(ok, f"Pi M^T - pi mu_G^T - Pi Mbar^T -> {MatrixAlgebra.show(r1)}; 1^T Pi Mbar^T Sigma_T^-1 -> "
-                       f"{MatrixAlgebra.show(r2)} (with pi = Pi 1, mu_G = M pi, 1^T pi = 1)",
+    return reduced({"Pi M^T - pi mu_G^T - Pi Mbar^T": alg.matrix(Pi * M.T - pi * mu.T - Pi * Mbar.T),
+                    "1^T Pi Mbar^T Sigma_T^-1 (with pi = Pi 1, mu_G = M pi, 1^T pi = 1)":
+                        alg.matrix(one.T * Pi * Mbar.T * Sinv)},
                    r"\lambda = 0:\ W_{LS} = (\Pi M^T - \pi\mu_G^T)\Sigma_T^{-1} = \Pi\bar "
                    r"M^T\Sigma_T^{-1},\quad 1^TW_{LS} = 0")
 

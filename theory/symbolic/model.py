@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from ._core import vanishes
+
 __all__ = [
     "LAMBDA",
     "SymbolicData",
@@ -142,7 +144,7 @@ def augment(x: sp.Matrix) -> sp.Matrix:
 
 
 def classifier_symbols(C: int, q: int, prefix: str = "w") -> sp.Matrix:
-    """A ``C x q`` matrix of independent symbols (a generic classifier ``W~`` or ``W``)."""
+    """A ``C x q`` matrix of independent real symbols ``prefix_ij`` (a generic classifier ``W~`` or ``W``, or map)."""
     return sp.Matrix(C, q, lambda i, j: sp.Symbol(f"{prefix}_{i}{j}", real=True))
 
 
@@ -192,11 +194,6 @@ def _trace(M, zero):
     return sum(M.diagonal(), zero)
 
 
-def _entry(M):
-    """The single entry of a ``1 x 1`` SymPy matrix or DomainMatrix."""
-    return M[0, 0] if isinstance(M, sp.MatrixBase) else M.to_list()[0][0]
-
-
 def ls_non_augmented(st: SymbolicStats, lam: sp.Expr = LAMBDA, cleared: bool = False):
     """Non-augmented least-squares classifier ``(W_LS, b_LS)`` (math §3.1 with weights ``pi_c``, math §3.3b).
 
@@ -243,7 +240,7 @@ def nc_terms(st: SymbolicStats, V, lam: sp.Expr = LAMBDA, bias: bool = True, dom
     for c, (pi, m) in enumerate(zip(st.pis, st.means)):
         target = lift(eye[:, c]) if scale is None else lift(eye[:, c]) * scale
         r = V * lift(_embed(m, bias)) - target
-        l_nc23 += num(pi) * _entry(r.transpose() * r)
+        l_nc23 += num(pi) * _trace(r.transpose() * r, zero)
     return l_nc1, half * l_nc23
 
 
@@ -254,26 +251,28 @@ def decomposition_terms(
     lam: sp.Expr = LAMBDA,
     bias: bool = True,
     A: sp.Matrix | None = None,
-) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
+    domain=None,
+    scale=None,
+):
     """The three terms of math §3.2 / 3.3b at classifier ``Wt`` with least-squares classifier ``V``:
-    ``L_NC1``, ``L_NC2/3`` (:func:`nc_terms` at ``V``) and ``L_perp = (1/2) tr((W~ - V) A (W~ - V)^T)``.
+    ``L_NC1``, ``L_NC2/3`` (:func:`nc_terms` at ``V``) and ``L_perp = (1/2) tr((W~ - V) A (W~ - V)^T)``;
+    ``domain`` and ``scale`` as in :func:`nc_terms` (``Wt``, ``A`` stay SymPy matrices; all three terms times ``d^2``).
     """
+    lift, num, zero = lifter(domain)
     if A is None:
         A, _ = quadratic_terms(st, lam, bias)
-    l_nc1, l_nc23 = nc_terms(st, V, lam, bias)
-    D = Wt - V
-    l_perp = (D * A * D.T).trace() / 2
-    return l_nc1, l_nc23, l_perp
+    l_nc1, l_nc23 = nc_terms(st, V, lam, bias, domain, scale)
+    D = lift(Wt) - V if scale is None else lift(Wt) * scale - V
+    return l_nc1, l_nc23, num(sp.Rational(1, 2)) * _trace(D * lift(A) * D.transpose(), zero)
 
 
-def is_zero(expr: sp.Expr, rational: bool = True) -> bool:
-    """Exact zero test: ``cancel(together(expr)) == 0`` (rational) or ``expand(expr) == 0`` (polynomial)."""
-    return sp.cancel(sp.together(expr)) == 0 if rational else sp.expand(expr) == 0
+def is_zero(x, rational: bool = True) -> bool:
+    """Exact zero test of a scalar or (entrywise) a matrix: ``cancel(together(x)) == 0`` (rational) or
+    ``expand(x) == 0`` (polynomial)."""
+    return vanishes(x, how=(lambda e: sp.cancel(sp.together(e))) if rational else sp.expand)
 
 
-def matrix_is_zero(M: sp.Matrix, rational: bool = True) -> bool:
-    """Entrywise :func:`is_zero`."""
-    return all(is_zero(x, rational) for x in M)
+matrix_is_zero = is_zero
 
 
 # Fast exact polynomial arithmetic (SymPy DomainMatrix over QQ[symbols]).
@@ -297,26 +296,14 @@ def cleared_decomposition_residual(
     if A is None or B is None:
         A, B = quadratic_terms(st, lam, bias)
     K, dm = poly_ring(Wt, extra=(lam, *data.free_symbols()))
-    Ad, Bd, Wd = dm(A), dm(B), dm(Wt)
-    adj, d = Ad.adj_det()
-    P = Bd * adj  # d * W~_LS
-    loss = K.from_sympy(sp.expand(sample_loss(data, Wt, lam, bias)))
-    nc1, nc23 = nc_terms(st, P, lam, bias, domain=K, scale=d)  # d^2 L_NC1, d^2 L_NC2/3
-    D = Wd * d - P
-    perp = _trace(D * Ad * D.transpose(), K.zero)
-    half = K.from_sympy(sp.Rational(1, 2))
-    return d**2 * loss - (nc1 + nc23 + half * perp), K
+    adj, d = dm(A).adj_det()
+    terms = decomposition_terms(st, Wt, dm(B) * adj, lam, bias, A, domain=K, scale=d)  # at d W~_LS: d^2 times each
+    return d**2 * K.from_sympy(sp.expand(sample_loss(data, Wt, lam, bias))) - sum(terms, K.zero), K
 
 
 def poly_ring(*mats: sp.Matrix, extra: Sequence[sp.Symbol] = ()):
-    """The exact polynomial ring ``QQ[free symbols of mats + extra]`` and a converter Matrix -> DomainMatrix."""
-    from sympy.polys.matrices import DomainMatrix
-
+    """The exact polynomial ring ``QQ[free symbols of mats + extra]`` and its converter Matrix -> DomainMatrix
+    (:func:`lifter`)."""
     syms = set(extra).union(*(m.free_symbols for m in mats))
-    gens = tuple(sorted(syms, key=str)) or (sp.Symbol("_unused"),)
-    K = sp.QQ[gens]
-
-    def dm(M: sp.Matrix):
-        return DomainMatrix.from_Matrix(sp.Matrix(M).applyfunc(sp.expand)).convert_to(K)
-
-    return K, dm
+    K = sp.QQ[tuple(sorted(syms, key=str)) or (sp.Symbol("_unused"),)]
+    return K, lifter(K)[0]

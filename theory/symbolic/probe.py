@@ -12,9 +12,8 @@ from functools import partial
 import sympy as sp
 from sympy import MatrixSymbol
 
-from ._core import CheckSpec, Outcome
+from ._core import CheckSpec, Outcome, reduced
 from .decomposition import _algebra, direct_certificate
-from .traces import MatrixAlgebra
 
 __all__ = ["general_probe", "specs"]
 
@@ -28,9 +27,8 @@ def general_probe() -> Outcome:
     # step 1 of math §3.3: L(W~) = tr(W~ A W~^T)/2 - tr(W~ B^T) + 1/2
     loss = sp.trace(V * A * Vt) / 2 - sp.trace(V * B.T) + sp.Rational(1, 2)
     residual = _algebra().scalar(loss - sp.Rational(1, 2) + sp.trace(B * A.I * B.T) / 2)
-    latex = r"V = BA^{-1}:\quad L(V) = L_{NC1} + L_{NC2/3} = \tfrac12 - \tfrac12\operatorname{tr}(BA^{-1}B^T)"
-    return Outcome(not residual, "L(V) - 1/2 + tr(B A^-1 B^T)/2 reduces to 0" if not residual
-                   else f"nonzero: {MatrixAlgebra.show(residual)}", latex)
+    return reduced({"L(V) - 1/2 + tr(B A^-1 B^T)/2": residual},
+                   r"V = BA^{-1}:\quad L(V) = L_{NC1} + L_{NC2/3} = \tfrac12 - \tfrac12\operatorname{tr}(BA^{-1}B^T)")
 
 
 def specs() -> list[CheckSpec]:

@@ -12,8 +12,9 @@ import sympy as sp
 
 from theory import laws
 
-from ._core import CheckSpec, Outcome, verdict
+from ._core import Checks, CheckSpec, Outcome, verdict
 from .central_path import central_loss_from_gram
+from .invariance import transform
 from .model import (
     SymbolicData,
     class_stats,
@@ -30,6 +31,7 @@ from .model import (
 __all__ = ["specs", "rational_rotation", "plane_data", "min_norm_classifier"]
 
 SECTION = "rank"
+CHECKS = Checks()
 
 
 def rational_rotation() -> sp.Matrix:
@@ -44,9 +46,7 @@ def plane_data(counts: tuple[int, ...], seed: int) -> tuple[SymbolicData, Symbol
     ``c`` a rational offset) and their plane coordinates ``z`` (``R^2``): ``(data_h, data_z, Q_2)``."""
     Z = rational_data(counts, 2, seed=seed)
     Q2 = rational_rotation()[:, :2]
-    c = sp.Matrix([sp.Rational(1, 3), -2, sp.Rational(5, 2)])
-    feats = tuple(tuple(Q2 * z + c for z in col) for col in Z.features)
-    return SymbolicData(Z.counts, 3, feats), Z, Q2
+    return transform(Z, Q2, sp.Matrix([sp.Rational(1, 3), -2, sp.Rational(5, 2)])), Z, Q2
 
 
 def min_norm_classifier(st, bias: bool = True, lam=sp.Integer(0)) -> tuple[sp.Matrix, sp.Matrix, sp.Matrix]:
@@ -62,6 +62,8 @@ def _penrose(X: sp.Matrix, Xp: sp.Matrix) -> bool:
     return all(matrix_is_zero(M) for M in conds)
 
 
+@CHECKS.add(SECTION, "support SNR = reduced SNR: Sigma_W = Q diag(Lambda_r, 0) Q^T, Mbar in its range [p=3,r=2,C=3]",
+            "symbolic size", "Mbar^T Sigma_W^+ Mbar = A^T Lambda_r^-1 A")
 def support_snr_symbolic() -> Outcome:
     """``p = 3``, ``r = 2``, ``C = 3``: ``Sigma_W = Q diag(l1, l2, 0) Q^T`` with symbolic ``l1, l2 > 0`` and
     ``Mbar = Q [A; 0]`` with symbolic ``A`` (``2 x 3``, columns summing to zero)."""
@@ -85,6 +87,8 @@ def support_snr_symbolic() -> Outcome:
                    r"\Sigma_W^{+} = Q\,\mathrm{diag}(\Lambda_r^{-1}, 0)\,Q^\top")
 
 
+@CHECKS.add(SECTION, "support SNR of features in an affine plane = SNR of its coordinates [C=3,p=3, rational]",
+            "rational size", "affine invariance on the support (math §5.1)")
 def support_snr_plane() -> Outcome:
     """Rational features in an affine plane of ``R^3`` (3 classes of 3): ``Mbar^T Sigma_W^+ Mbar`` of the
     3-d features equals ``Mbar^T Sigma_W^{-1} Mbar`` of the plane coordinates, and ``Mbar`` is in the range."""
@@ -100,6 +104,8 @@ def support_snr_plane() -> Outcome:
                    f"G = Mbar^T Sigma_W^+ Mbar equals the plane coordinates' Mbar^T Sigma_W^-1 Mbar: {ok}")
 
 
+@CHECKS.add(SECTION, "lambda = 0 central-path loss via pseudo-inverses = 1/2 sum 1/(C+w^2) [C=3,p=3 plane, rational]",
+            "rational size", "math §3.4 closed form on the support")
 def central_path_plane() -> Outcome:
     """Balanced rational features in an affine plane of ``R^3`` (``A`` singular at ``lambda = 0``): the
     central-path loss ``L_NC1 + L_NC2/3`` at the minimum-norm ``W~ = B A^+`` equals
@@ -142,16 +148,7 @@ def _normal_and_identity(data: SymbolicData, bias: bool, label: str) -> Outcome:
 
 
 def specs() -> list[CheckSpec]:
-    out = [
-        CheckSpec(SECTION, "support SNR = reduced SNR: Sigma_W = Q diag(Lambda_r, 0) Q^T, Mbar "
-                           "in its range [p=3,r=2,C=3]",
-                  support_snr_symbolic, "symbolic size", "Mbar^T Sigma_W^+ Mbar = A^T Lambda_r^-1 A"),
-        CheckSpec(SECTION, "support SNR of features in an affine plane = SNR of its coordinates [C=3,p=3, rational]",
-                  support_snr_plane, "rational size", "affine invariance on the support (math §5.1)"),
-        CheckSpec(SECTION, "lambda = 0 central-path loss via pseudo-inverses = 1/2 sum 1/(C+w^2) "
-                           "[C=3,p=3 plane, rational]",
-                  central_path_plane, "rational size", "math §3.4 closed form on the support"),
-    ]
+    out = list(CHECKS)
     cases = [
         (plane_data((3, 3, 3), seed=11)[0], True, "features in an affine plane, C=3,p=3,n_c=3/3/3,bias"),
         (plane_data((2, 3, 4), seed=5)[0], True, "features in an affine plane, C=3,p=3,n_c=2/3/4 (imbalanced),bias"),

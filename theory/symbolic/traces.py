@@ -43,6 +43,14 @@ def _add(into: Poly, word: Word, coef: sp.Expr) -> None:
         into[word] = val
 
 
+def _poly(terms) -> Poly:
+    """The word polynomial summing ``(word, coefficient)`` pairs (zero coefficients dropped)."""
+    out: Poly = {}
+    for w, c in terms:
+        _add(out, w, c)
+    return out
+
+
 @dataclass
 class MatrixAlgebra:
     """Words in matrix letters with symmetric letters, inverse pairs and pair-rewriting rules.
@@ -58,7 +66,6 @@ class MatrixAlgebra:
     rules: dict[tuple[Letter, Letter], Poly] = field(default_factory=dict)
     trace_values: dict[Word, sp.Expr] = field(default_factory=dict)
 
-    # ------------------------------------------------------------------ letters and words
     def letter(self, name: str, transposed: bool = False) -> Letter:
         return (name, transposed and name.removesuffix("^-1") not in self.symmetric)
 
@@ -73,9 +80,7 @@ class MatrixAlgebra:
         """Add ``left right -> result`` and its transpose (``result`` maps word strings to coefficients)."""
         (a,) = self.parse(left)
         (b,) = self.parse(right)
-        poly: Poly = {}
-        for ws, c in (result or {}).items():
-            _add(poly, self.parse(ws), sp.sympify(c))
+        poly = _poly((self.parse(ws), sp.sympify(c)) for ws, c in (result or {}).items())
         self.rules[(a, b)] = poly
         ta, tb = self.transpose_word((a, b))
         self.rules[(ta, tb)] = {self.transpose_word(w): c for w, c in poly.items()}
@@ -87,7 +92,6 @@ class MatrixAlgebra:
             rules[(x, xi)] = rules[(xi, x)] = {(): sp.Integer(1)}
         return rules
 
-    # ------------------------------------------------------------------ from SymPy
     def from_expr(self, expr) -> Poly:
         """Convert a SymPy matrix expression (built from MatrixSymbols) to a word polynomial."""
         if isinstance(expr, MatrixSymbol):
@@ -104,27 +108,15 @@ class MatrixAlgebra:
         if isinstance(expr, Transpose):
             return {self.transpose_word(w): c for w, c in self.from_expr(expr.arg).items()}
         if isinstance(expr, MatAdd):
-            out: Poly = {}
-            for a in expr.args:
-                for w, c in self.from_expr(a).items():
-                    _add(out, w, c)
-            return out
+            return _poly((w, c) for a in expr.args for w, c in self.from_expr(a).items())
         if isinstance(expr, MatMul):
-            out = {(): sp.Integer(1)}
-            for a in expr.args:
-                if not getattr(a, "is_Matrix", False):
-                    out = {w: c * a for w, c in out.items()}
-                    continue
-                rhs = self.from_expr(a)
-                new: Poly = {}
-                for w1, c1 in out.items():
-                    for w2, c2 in rhs.items():
-                        _add(new, w1 + w2, c1 * c2)
-                out = new
+            out: Poly = {(): sp.Integer(1)}
+            for a in expr.args:  # scalar factors multiply the coefficients
+                rhs = self.from_expr(a) if getattr(a, "is_Matrix", False) else {(): a}
+                out = _poly((w1 + w2, c1 * c2) for w1, c1 in out.items() for w2, c2 in rhs.items())
             return out
         raise TypeError(f"unsupported matrix expression {type(expr).__name__}: {expr}")
 
-    # ------------------------------------------------------------------ reduction
     def reduce(self, poly: Poly, cyclic: bool = False) -> Poly:
         """Apply pair rules until none applies (``cyclic``: also across the wrap-around of a trace)."""
         rules = self._pair_rules()
@@ -150,13 +142,8 @@ class MatrixAlgebra:
 
     def trace(self, poly: Poly) -> Poly:
         """``Tr`` of a word polynomial in canonical (rotation/transpose-reduced) form."""
-        out: Poly = {}
-        for w, c in self.reduce(poly, cyclic=True).items():
-            cw = self.canonical_trace_word(w)
-            if cw in self.trace_values:
-                cw, c = CONST, c * self.trace_values[cw]
-            _add(out, cw, c)
-        return out
+        words = ((self.canonical_trace_word(w), c) for w, c in self.reduce(poly, cyclic=True).items())
+        return _poly((CONST, c * self.trace_values[w]) if w in self.trace_values else (w, c) for w, c in words)
 
     def scalar(self, expr) -> Poly:
         """A scalar SymPy expression built from ``Trace(...)`` terms and scalars -> canonical trace polynomial."""

@@ -141,12 +141,6 @@ def weight_penalty(params: Sequence[torch.Tensor], weight_decay: float) -> torch
     return theory.ridge_penalty(flat, lam=weight_decay)
 
 
-def _batches(dataset, batch_size: int, generator: torch.Generator, drop_last: bool):
-    from .data import batches
-
-    return batches(dataset, batch_size, shuffle=True, generator=generator, drop_last=drop_last)
-
-
 @dataclass
 class Member:
     """One run directory being trained: a single run, or one member of a sweep."""
@@ -343,6 +337,8 @@ class SingleEngine:
 
     def train_one_epoch(self, lrs: list[float]) -> tuple[torch.Tensor, int]:
         """One epoch of SGD at ``lrs[0]``; returns ``((1, 3) float64 [loss sum, wrong, seen] over ranks, steps)``."""
+        from .data import batches
+
         cfg, info = self.members[0].cfg, self.info
         for group in self.optimizer.param_groups:
             group["lr"] = lrs[0]
@@ -350,7 +346,8 @@ class SingleEngine:
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         wrong = torch.zeros((), dtype=torch.int64, device=self.device)
         seen = steps = 0
-        for xb, yb in _batches(self.train_set, cfg.batch_size, self.generator, cfg.drop_last):
+        for xb, yb in batches(self.train_set, cfg.batch_size, shuffle=True, generator=self.generator,
+                              drop_last=cfg.drop_last):
             global_b = int(yb.shape[0])  # shapes are host values: no synchronisation in the step
             xb, yb = shard(xb, info), shard(yb, info)
             # each rank's mean is reweighted so DDP's gradient average is the global-batch mean

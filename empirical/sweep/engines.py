@@ -13,9 +13,10 @@ import torch
 
 from .. import runs
 from ..config import TrainConfig
+from ..data import batches
 from ..distributed import SINGLE
 from ..models import FeatureClassifier
-from ..training import Member, SingleEngine, _batches, load_data, seed_everything
+from ..training import Member, SingleEngine, load_data, seed_everything
 
 __all__ = ["ENGINES", "InterleavedEngine", "ThreadedEngine", "cpu_workers"]
 
@@ -99,7 +100,7 @@ class InterleavedEngine:
         seen = steps = 0
         main = torch.cuda.current_stream(self.device) if self.streams else None
         cfg = self.members[0].cfg  # per step, one batch (x, y) of each seed, drawn as its single runs draw it
-        for batch in zip(*[_batches(train, cfg.batch_size, generator, cfg.drop_last)
+        for batch in zip(*[batches(train, cfg.batch_size, shuffle=True, generator=generator, drop_last=cfg.drop_last)
                            for generator, train, _ in self.groups.values()]):
             by_seed = dict(zip(self.groups, batch))
             work = [(k, *by_seed[self.members[k].cfg.seed]) for k in active]

@@ -335,16 +335,27 @@ class SingleEngine:
     def data_of(self, k: int):
         return self.train_set, self.test_set
 
+    def start_epoch(self, lr: float) -> None:
+        """Set the learning rate and train mode; zero this epoch's running sums (``loss_sum``, ``wrong``)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.net.train()
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        self.wrong = torch.zeros((), dtype=torch.int64, device=self.device)
+
+    def train_batch(self, xb: torch.Tensor, yb: torch.Tensor, scale: float | None = None) -> None:
+        """One SGD step on a batch, added to the running sums (no host synchronisation)."""
+        loss, wrong_b = self.step(xb, yb, scale)
+        with torch.no_grad():
+            self.loss_sum += loss.double() * yb.shape[0]
+            self.wrong += wrong_b
+
     def train_one_epoch(self, lrs: list[float]) -> tuple[torch.Tensor, int]:
         """One epoch of SGD at ``lrs[0]``; returns ``((1, 3) float64 [loss sum, wrong, seen] over ranks, steps)``."""
         from .data import batches
 
         cfg, info = self.members[0].cfg, self.info
-        for group in self.optimizer.param_groups:
-            group["lr"] = lrs[0]
-        self.net.train()
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        wrong = torch.zeros((), dtype=torch.int64, device=self.device)
+        self.start_epoch(lrs[0])
         seen = steps = 0
         for xb, yb in batches(self.train_set, cfg.batch_size, shuffle=True, generator=self.generator,
                               drop_last=cfg.drop_last):
@@ -352,14 +363,11 @@ class SingleEngine:
             xb, yb = shard(xb, info), shard(yb, info)
             # each rank's mean is reweighted so DDP's gradient average is the global-batch mean
             scale = yb.shape[0] * info.world_size / global_b if info.enabled else None
-            loss, wrong_b = self.step(xb, yb, scale)
+            self.train_batch(xb, yb, scale)
             steps += 1
-            with torch.no_grad():
-                loss_sum += loss.double() * yb.shape[0]
-                wrong += wrong_b
-                seen += int(yb.shape[0])
+            seen += int(yb.shape[0])
         seen_t = torch.tensor(float(seen), dtype=torch.float64, device=self.device)
-        return all_reduce_sum(torch.stack([loss_sum, wrong.double(), seen_t]), info)[None], steps
+        return all_reduce_sum(torch.stack([self.loss_sum, self.wrong.double(), seen_t]), info)[None], steps
 
     def weight_penalties(self) -> list[float]:
         """``(wd/2)||theta||^2`` at the end of the epoch, the penalty part of the running objective."""

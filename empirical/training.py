@@ -99,12 +99,10 @@ def load_data(cfg: TrainConfig, device: torch.device):
 
 def check_all_classes_present(y: torch.Tensor, num_classes: int) -> None:
     """Every class must have a training sample (else the NC statistics are undefined)."""
-    from .data.transforms import class_counts
-
     if y.numel() == 0:
         raise ValueError("the training set is empty")
-    counts = class_counts(y.cpu().numpy(), num_classes)
-    empty = [int(c) for c in np.flatnonzero(counts == 0)]
+    counts = torch.bincount(y.cpu(), minlength=num_classes)[:num_classes]
+    empty = (counts == 0).nonzero().flatten().tolist()
     if empty:
         raise ValueError(f"empty class: no training samples for class(es) {empty}")
 

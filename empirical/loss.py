@@ -24,11 +24,10 @@ def check_mse_scale(value: Any, loss: str = "mse") -> tuple[float, float]:
     if (isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
         raise ValueError(f"mse_scale must be two numbers k,M, got {value!r}")
+    for name, v in zip("kM", value):
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(f"mse_scale: {name} must be a finite number > 0, got {v!r}")
     k, M = float(value[0]), float(value[1])
-    if not (math.isfinite(k) and k > 0):
-        raise ValueError(f"mse_scale: k must be a finite number > 0, got {value[0]!r}")
-    if not (math.isfinite(M) and M > 0):
-        raise ValueError(f"mse_scale: M must be a finite number > 0, got {value[1]!r}")
     if loss != "mse" and (k, M) != PLAIN_MSE_SCALE:
         raise ValueError(f"mse_scale {k:g},{M:g} applies to loss 'mse' only, not {loss!r}")
     return k, M

@@ -99,12 +99,10 @@ def load_data(cfg: TrainConfig, device: torch.device):
 
 def check_all_classes_present(y: torch.Tensor, num_classes: int) -> None:
     """Every class must have a training sample (else the NC statistics are undefined)."""
-    from .data.transforms import class_counts
-
     if y.numel() == 0:
         raise ValueError("the training set is empty")
-    counts = class_counts(y.cpu().numpy(), num_classes)
-    empty = [int(c) for c in np.flatnonzero(counts == 0)]
+    counts = torch.bincount(y.cpu(), minlength=num_classes)[:num_classes]
+    empty = (counts == 0).nonzero().flatten().tolist()
     if empty:
         raise ValueError(f"empty class: no training samples for class(es) {empty}")
 
@@ -139,12 +137,6 @@ def weight_penalty(params: Sequence[torch.Tensor], weight_decay: float) -> torch
     """``(wd / 2) sum ||theta||^2`` (float64), the penalty SGD's weight decay differentiates (math §1)."""
     flat = torch.cat([p.detach().reshape(-1) for p in params])
     return theory.ridge_penalty(flat, lam=weight_decay)
-
-
-def _batches(dataset, batch_size: int, generator: torch.Generator, drop_last: bool):
-    from .data import batches
-
-    return batches(dataset, batch_size, shuffle=True, generator=generator, drop_last=drop_last)
 
 
 @dataclass
@@ -341,28 +333,39 @@ class SingleEngine:
     def data_of(self, k: int):
         return self.train_set, self.test_set
 
+    def start_epoch(self, lr: float) -> None:
+        """Set the learning rate and train mode; zero this epoch's running sums (``loss_sum``, ``wrong``)."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.net.train()
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        self.wrong = torch.zeros((), dtype=torch.int64, device=self.device)
+
+    def train_batch(self, xb: torch.Tensor, yb: torch.Tensor, scale: float | None = None) -> None:
+        """One SGD step on a batch, added to the running sums (no host synchronisation)."""
+        loss, wrong_b = self.step(xb, yb, scale)
+        with torch.no_grad():
+            self.loss_sum += loss.double() * yb.shape[0]
+            self.wrong += wrong_b
+
     def train_one_epoch(self, lrs: list[float]) -> tuple[torch.Tensor, int]:
         """One epoch of SGD at ``lrs[0]``; returns ``((1, 3) float64 [loss sum, wrong, seen] over ranks, steps)``."""
+        from .data import batches
+
         cfg, info = self.members[0].cfg, self.info
-        for group in self.optimizer.param_groups:
-            group["lr"] = lrs[0]
-        self.net.train()
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        wrong = torch.zeros((), dtype=torch.int64, device=self.device)
+        self.start_epoch(lrs[0])
         seen = steps = 0
-        for xb, yb in _batches(self.train_set, cfg.batch_size, self.generator, cfg.drop_last):
+        for xb, yb in batches(self.train_set, cfg.batch_size, shuffle=True, generator=self.generator,
+                              drop_last=cfg.drop_last):
             global_b = int(yb.shape[0])  # shapes are host values: no synchronisation in the step
             xb, yb = shard(xb, info), shard(yb, info)
             # each rank's mean is reweighted so DDP's gradient average is the global-batch mean
             scale = yb.shape[0] * info.world_size / global_b if info.enabled else None
-            loss, wrong_b = self.step(xb, yb, scale)
+            self.train_batch(xb, yb, scale)
             steps += 1
-            with torch.no_grad():
-                loss_sum += loss.double() * yb.shape[0]
-                wrong += wrong_b
-                seen += int(yb.shape[0])
+            seen += int(yb.shape[0])
         seen_t = torch.tensor(float(seen), dtype=torch.float64, device=self.device)
-        return all_reduce_sum(torch.stack([loss_sum, wrong.double(), seen_t]), info)[None], steps
+        return all_reduce_sum(torch.stack([self.loss_sum, self.wrong.double(), seen_t]), info)[None], steps
 
     def weight_penalties(self) -> list[float]:
         """``(wd/2)||theta||^2`` at the end of the epoch, the penalty part of the running objective."""

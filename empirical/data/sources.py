@@ -28,9 +28,6 @@ SYSTEM_ROOTS: tuple[str, ...] = (
     "~/data",
 )
 
-def _identity(y: np.ndarray) -> np.ndarray:
-    return y
-
 
 #: Reads a split from its files, in the order of ``DatasetSpec.files[split]`` (the loader checks that the images
 #: and labels agree in number).
@@ -70,7 +67,7 @@ class DatasetSpec:
     files: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
     reader: Reader | None = None
     raw_label_range: tuple[int, int] = (0, 9)
-    label_map: Callable[[np.ndarray], np.ndarray] = _identity
+    label_map: Callable[[np.ndarray], np.ndarray] = np.asarray
     how_to_get: str = ""
     paper_per_class: int | None = None
 
@@ -111,8 +108,7 @@ def _idx_files() -> dict[str, tuple[tuple[str, ...], ...]]:
 def _idx_spec(name: str, aliases: tuple[str, ...], how: str, paper_n: int | None) -> DatasetSpec:
     return DatasetSpec(
         name=name, kind="files", num_classes=10, default_size=32,
-        aliases=aliases, files=_idx_files(), reader=_idx_reader, raw_label_range=(0, 9),
-        how_to_get=how, paper_per_class=paper_n,
+        aliases=aliases, files=_idx_files(), reader=_idx_reader, how_to_get=how, paper_per_class=paper_n,
     )
 
 
@@ -144,7 +140,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "train": tuple((f"data_batch_{i}",) for i in range(1, 6)),
             "test": (("test_batch",),),
         },
-        reader=_cifar_reader, raw_label_range=(0, 9),
+        reader=_cifar_reader,
         how_to_get="Download cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html "
         "and extract it in <data_root> (it creates cifar-10-batches-py/).",
         paper_per_class=5000,

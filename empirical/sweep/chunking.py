@@ -25,11 +25,8 @@ def device_fit(spec: SweepSpec, strategy: str, device: torch.device) -> tuple[in
     worker thread (:func:`empirical.sweep.engines.cpu_workers`; one when interleaved), on CUDA up to one per
     member (each on its own stream).  Every seed's data set is fixed.  The model is first built on the meta
     device (no memory): its parameters, gradients and momentum alone may not fit.  What is built here is freed
-    before training.
+    before training.  Bad data or model options raise their one-line ``ValueError`` here, memory readable or not.
     """
-    available = available_bytes(device)
-    if available is None:
-        return None
     members = spec.member_configs()
     cfg = members[0].resolved()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the members' seeding is untouched
@@ -37,6 +34,9 @@ def device_fit(spec: SweepSpec, strategy: str, device: torch.device) -> tuple[in
         train_set, test_set = load_data(cfg, device)
         with torch.device("meta"):  # parameters created without storage
             meta = build_train_model(cfg, train_set, torch.device("meta"), channels_last_ok=False)[0]
+        available = available_bytes(device)
+        if available is None:
+            return None
         lower = sum(p.nelement() * p.element_size() for p in meta.parameters()) * (3 if cfg.momentum else 2)
         if members_that_fit(lower, available) < 1:
             return 0, lower, available

@@ -13,9 +13,10 @@ import torch
 
 from .. import runs
 from ..config import TrainConfig
+from ..data import batches
 from ..distributed import SINGLE
 from ..models import FeatureClassifier
-from ..training import Member, SingleEngine, _batches, load_data, seed_everything
+from ..training import Member, SingleEngine, load_data, seed_everything
 
 __all__ = ["ENGINES", "InterleavedEngine", "ThreadedEngine", "cpu_workers"]
 
@@ -88,49 +89,39 @@ class InterleavedEngine:
         """One epoch of every running member; returns ``((K, 3) float64 [loss sum, wrong, seen], steps)``; the
         rows of stopped members are zeros.  Per member, the arithmetic of
         :meth:`empirical.training.SingleEngine.train_one_epoch`."""
-        K = len(self.members)
         active = [k for k, m in enumerate(self.members) if m.stopped is None]
-        for k in active:
-            for group in self.engines[k].optimizer.param_groups:
-                group["lr"] = lrs[k]
-            self.engines[k].net.train()
-        loss_sum = [torch.zeros((), dtype=torch.float64, device=self.device) for _ in range(K)]
-        wrong = [torch.zeros((), dtype=torch.int64, device=self.device) for _ in range(K)]
+        for e, lr in zip(self.engines, lrs):
+            e.start_epoch(lr)
         seen = steps = 0
         main = torch.cuda.current_stream(self.device) if self.streams else None
         cfg = self.members[0].cfg  # per step, one batch (x, y) of each seed, drawn as its single runs draw it
-        for batch in zip(*[_batches(train, cfg.batch_size, generator, cfg.drop_last)
+        for batch in zip(*[batches(train, cfg.batch_size, shuffle=True, generator=generator, drop_last=cfg.drop_last)
                            for generator, train, _ in self.groups.values()]):
             by_seed = dict(zip(self.groups, batch))
             work = [(k, *by_seed[self.members[k].cfg.seed]) for k in active]
             if self.pool is not None:  # CPU: the members' steps run at the same time, one per worker thread
-                for f in [self.pool.submit(self._member_step, k, xb, yb, loss_sum, wrong) for k, xb, yb in work]:
+                for f in [self.pool.submit(self.engines[k].train_batch, xb, yb) for k, xb, yb in work]:
                     f.result()  # waits; re-raises a member's error here
             elif self.streams is not None and main is not None:  # CUDA: each member's kernels on its own stream
                 for k, xb, yb in work:
                     self.streams[k].wait_stream(main)  # the batch was made on the default stream
                     with torch.cuda.stream(self.streams[k]):
-                        self._member_step(k, xb, yb, loss_sum, wrong)
+                        self.engines[k].train_batch(xb, yb)
                     # the allocator must not reuse the batch before this stream is done
                     xb.record_stream(self.streams[k])
                     yb.record_stream(self.streams[k])
             else:
                 for k, xb, yb in work:
-                    self._member_step(k, xb, yb, loss_sum, wrong)
+                    self.engines[k].train_batch(xb, yb)
             steps += 1
             seen += int(batch[0][1].shape[0])
         if self.streams is not None and main is not None:
             for stream in self.streams:
                 main.wait_stream(stream)
         seen_t = torch.tensor(float(seen), dtype=torch.float64, device=self.device)
-        rows = [torch.stack([loss_sum[k], wrong[k].double(), seen_t if k in active else seen_t * 0]) for k in range(K)]
+        rows = [torch.stack([e.loss_sum, e.wrong.double(), seen_t if k in active else seen_t * 0])
+                for k, e in enumerate(self.engines)]
         return torch.stack(rows), steps
-
-    def _member_step(self, k: int, xb: torch.Tensor, yb: torch.Tensor, loss_sum: list, wrong: list) -> None:
-        loss, wrong_b = self.engines[k].step(xb, yb, None)
-        with torch.no_grad():
-            loss_sum[k] += loss.double() * yb.shape[0]
-            wrong[k] += wrong_b
 
     def weight_penalties(self) -> list[float]:
         return [e.weight_penalties()[0] for e in self.engines]

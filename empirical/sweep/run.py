@@ -15,12 +15,9 @@ from .. import runs
 from ..config import RESUME_OVERRIDES, TrainConfig, changed_options
 from ..training import (
     Member,
-    build_train_model,
     fit,
     layers_entry,
-    load_data,
     resolve_device,
-    seed_everything,
     start_run_dir,
     torch_settings,
 )
@@ -66,8 +63,9 @@ def run_sweep(spec: SweepSpec | None, out: str | Path, *, resume: bool = False,
     ENGINES[spec.strategy].worker_count([Member(cfgs[0])], device)  # 'threaded' off the CPU: a one-line error
     with torch_settings(base, device):
         if not resume:
-            spec.max_members_per_chunk = chunk_size(spec, spec.strategy, device)  # first: the model on the meta device
-            _check_new(base, cfgs, device)
+            # first: the data, and the model on the meta device (unknown dataset / model / arguments, missing files)
+            spec.max_members_per_chunk = chunk_size(spec, spec.strategy, device)
+            _check_new(cfgs)
             out.mkdir(parents=True, exist_ok=True)
             write_sweep_file(out, spec, cfgs, status="running")
         size = spec.max_members_per_chunk or len(cfgs)  # set by chunk_size (new) or the sweep file (resumed)
@@ -103,11 +101,8 @@ def _resumed_spec(out: Path, spec: SweepSpec | None, overrides: dict[str, Any] |
     return stored
 
 
-def _check_new(base: TrainConfig, cfgs: list[TrainConfig], device: torch.device) -> None:
-    """Refuse before writing anything: unknown dataset / model / arguments, missing files, member
-    directories that already hold a run."""
-    seed_everything(base.seed)
-    build_train_model(base, load_data(base, device)[0], device, channels_last_ok=False)
+def _check_new(cfgs: list[TrainConfig]) -> None:
+    """Refuse member directories that already hold a run, before writing anything."""
     for c in cfgs:
         if (Path(c.out) / runs.METRICS_FILE).exists() or runs.checkpoint_path(Path(c.out)).exists():
             raise runs.RunError(f"member directory {c.out} already holds a run; choose another --out")

@@ -241,13 +241,12 @@ def perp_ratios(records: Sequence[dict[str, Any]], rows: slice | np.ndarray) -> 
     return out
 
 
-def _before_first_decay(records: Sequence[dict[str, Any]]) -> np.ndarray:
-    """Rows measured while the learning rate is still its initial (largest) value, after epoch 0."""
+def _perp_ratios_before_first_decay(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float] | None]:
+    """:func:`perp_ratios` over the rows measured after epoch 0 while the learning rate is still its initial
+    (largest) value; ``{}`` when there are none (or no learning rate is logged)."""
     lr = column(records, "lr")
-    ep = column(records, "epoch")
-    if not np.any(np.isfinite(lr)):
-        return np.zeros(len(records), dtype=bool)
-    return (lr == np.nanmax(lr)) & (ep > 0)
+    pre = (lr == np.nanmax(lr)) & (column(records, "epoch") > 0) if np.any(np.isfinite(lr)) else np.array([])
+    return perp_ratios(records, pre) if np.any(pre) else {}
 
 
 def _perp_headline(m: dict) -> str:
@@ -275,11 +274,10 @@ def _perp(ev: RunEvidence):
     main = tp["optimiser C*wd/2"]
     if main is None:
         raise NotApplicable("l_perp / l_nc1 / l_nc23 missing in the terminal phase")
-    pre = _before_first_decay(ev.records)
     return main["max"] <= tol["perp_ratio_max"], {
         **info,
         "terminal_phase": tp,
-        "before_first_lr_decay": perp_ratios(ev.records, pre) if np.any(pre) else {},
+        "before_first_lr_decay": _perp_ratios_before_first_decay(ev.records),
         # the keys of earlier reports, at the optimiser's lambda
         "max_ratio_terminal_phase": main["max"], "median_ratio_terminal_phase": main["median"],
         "final_ratio": main["final"],

@@ -732,28 +732,18 @@ def compare_output_dir(path: str | Path) -> Path:
     return path if path.is_dir() else path.parent / f"{path.stem}-compare"
 
 
-def compare_run(
-    run_dir: str | Path,
-    *,
-    out: str | Path | None = None,
-    time: str = "auto",
-    early_epoch: int | None = None,
-    fit_from_epoch: int | None = None,
-    fit_exponent: bool = True,
-    figures: bool = True,
-    loaded: tuple[list[dict[str, Any]], dict[str, Any]] | None = None,
-    tpt_threshold: float = TPT_THRESHOLD_DEFAULT,
-) -> Comparison:
+def compare_run(run_dir: str | Path, *, out: str | Path | None = None, figures: bool = True,
+                loaded: tuple[list[dict[str, Any]], dict[str, Any]] | None = None, **options: Any) -> Comparison:
     """:func:`compare_records` on a log (a run directory, a ``.jsonl`` or a ``.csv`` file) and write
     ``compare.json`` + figures to ``out`` (default :func:`compare_output_dir`).  Nothing is written when the log
     cannot be read.
 
-    ``loaded``: the log's ``(records, config)`` as :func:`read_log` returned them, when the caller has read it
-    already (it is then not read again).
+    ``options``: those of :func:`compare_records` (``time``, ``early_epoch``, ``fit_from_epoch``, ``fit_exponent``,
+    ``tpt_threshold``), its config the log's.  ``loaded``: the log's ``(records, config)`` as :func:`read_log`
+    returned them, when the caller has read it already (it is then not read again).
     """
     records, config = loaded if loaded is not None else read_log(run_dir)
-    result = compare_records(records, time=time, early_epoch=early_epoch, fit_from_epoch=fit_from_epoch,
-                             fit_exponent=fit_exponent, tpt_threshold=tpt_threshold, config=config)
+    result = compare_records(records, config=config, **options)
     result.run_dir = str(run_dir)
     out_dir = Path(out) if out is not None else compare_output_dir(run_dir)
     if out_dir.exists() and not out_dir.is_dir():

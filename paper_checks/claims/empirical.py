@@ -396,7 +396,7 @@ def _decomposition_fit(ev: RunEvidence):
                 q.rel_error_at_measured_snr_notebook_lambda.median
         ok &= med is not None and med <= tol["decomposition_fit_rel_median"]
     out["lambda_range"] = cmp.lambda_range
-    r2 = _fit_r2_min(cmp)
+    r2 = _given(cmp.fit, "fit").to_dict()["r2_log_omega_min"]
     out["fit_r2_log_omega_min"] = r2
     if r2 is None or r2 < 0:  # predictions from a fit worse than a constant are no evidence
         ok = False
@@ -423,10 +423,6 @@ def _given(value: T | None, what: str) -> T:
     return value
 
 
-def _fit_r2_min(cmp: Comparison) -> float | None:
-    return cmp.fit.to_dict()["r2_log_omega_min"] if cmp.fit is not None else None
-
-
 @claim("empirical.forward_prediction",
        "Integrating the reduced SNR ODE forward from an early terminal-phase epoch (fitted time map) "
        "predicts the later SNR singular values",
@@ -448,7 +444,7 @@ def _forward(ev: RunEvidence):
     if fw.epochs < tol["min_fit_epochs"] - 1:
         raise NotApplicable(f"the forward prediction covers {fw.epochs} later measured epochs, fewer than "
                             f"{tol['min_fit_epochs'] - 1}")
-    r2 = _fit_r2_min(cmp)
+    r2 = _given(cmp.fit, "fit").to_dict()["r2_log_omega_min"]
     measured = {**asdict(fw), "fit_r2_log_omega_min": r2,
                 "derived_clock": asdict(cmp.forward_derived) if cmp.forward_derived is not None else
                 cmp.unavailable.get("forward prediction on the derived clock"),

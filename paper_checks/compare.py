@@ -431,7 +431,6 @@ def _quantities(records, config, idx, later, snr, omega_fit, omega_fwd, C, array
         pred_fit, pred_obs = law_sum(law, omega_fit, C), law_sum(law, snr[idx], C)
         pred_fwd = law_sum(law, omega_fwd, C)
         nb = column(records, f"{key}_notebook") if key in ("l_nc1", "l_nc23") else None
-        has_nb = nb is not None and np.any(np.isfinite(nb[idx]))
         out[key] = QuantityComparison(
             law=f"sum_j theory.laws.{law}(omega_j)", measured_key=measured_key, at_lambda_zero=at_zero,
             measured_first=float(meas[idx][0]), measured_last=float(meas[idx][-1]),
@@ -441,7 +440,7 @@ def _quantities(records, config, idx, later, snr, omega_fit, omega_fwd, C, array
             # The same terms at the notebook's smaller ridge (lambda = wd/2): the gap to the lambda = 0
             # laws should shrink with lambda if it is the ridge's effect.
             rel_error_at_measured_snr_notebook_lambda=(ErrorStats.of(_rel_err(pred_obs, nb[idx]))
-                                                       if nb is not None and has_nb else None),
+                                                       if nb is not None and np.any(np.isfinite(nb[idx])) else None),
         )
         arrays["quantities"][key] = {"measured": meas, "fit": pred_fit, "at_snr": pred_obs, "forward": pred_fwd,
                                      "measured_notebook": nb, "measured_key": measured_key}

@@ -431,7 +431,6 @@ def _quantities(records, config, idx, later, snr, omega_fit, omega_fwd, C, array
         pred_fit, pred_obs = law_sum(law, omega_fit, C), law_sum(law, snr[idx], C)
         pred_fwd = law_sum(law, omega_fwd, C)
         nb = column(records, f"{key}_notebook") if key in ("l_nc1", "l_nc23") else None
-        has_nb = nb is not None and np.any(np.isfinite(nb[idx]))
         out[key] = QuantityComparison(
             law=f"sum_j theory.laws.{law}(omega_j)", measured_key=measured_key, at_lambda_zero=at_zero,
             measured_first=float(meas[idx][0]), measured_last=float(meas[idx][-1]),
@@ -441,7 +440,7 @@ def _quantities(records, config, idx, later, snr, omega_fit, omega_fwd, C, array
             # The same terms at the notebook's smaller ridge (lambda = wd/2): the gap to the lambda = 0
             # laws should shrink with lambda if it is the ridge's effect.
             rel_error_at_measured_snr_notebook_lambda=(ErrorStats.of(_rel_err(pred_obs, nb[idx]))
-                                                       if nb is not None and has_nb else None),
+                                                       if nb is not None and np.any(np.isfinite(nb[idx])) else None),
         )
         arrays["quantities"][key] = {"measured": meas, "fit": pred_fit, "at_snr": pred_obs, "forward": pred_fwd,
                                      "measured_notebook": nb, "measured_key": measured_key}
@@ -732,28 +731,18 @@ def compare_output_dir(path: str | Path) -> Path:
     return path if path.is_dir() else path.parent / f"{path.stem}-compare"
 
 
-def compare_run(
-    run_dir: str | Path,
-    *,
-    out: str | Path | None = None,
-    time: str = "auto",
-    early_epoch: int | None = None,
-    fit_from_epoch: int | None = None,
-    fit_exponent: bool = True,
-    figures: bool = True,
-    loaded: tuple[list[dict[str, Any]], dict[str, Any]] | None = None,
-    tpt_threshold: float = TPT_THRESHOLD_DEFAULT,
-) -> Comparison:
+def compare_run(run_dir: str | Path, *, out: str | Path | None = None, figures: bool = True,
+                loaded: tuple[list[dict[str, Any]], dict[str, Any]] | None = None, **options: Any) -> Comparison:
     """:func:`compare_records` on a log (a run directory, a ``.jsonl`` or a ``.csv`` file) and write
     ``compare.json`` + figures to ``out`` (default :func:`compare_output_dir`).  Nothing is written when the log
     cannot be read.
 
-    ``loaded``: the log's ``(records, config)`` as :func:`read_log` returned them, when the caller has read it
-    already (it is then not read again).
+    ``options``: those of :func:`compare_records` (``time``, ``early_epoch``, ``fit_from_epoch``, ``fit_exponent``,
+    ``tpt_threshold``), its config the log's.  ``loaded``: the log's ``(records, config)`` as :func:`read_log`
+    returned them, when the caller has read it already (it is then not read again).
     """
     records, config = loaded if loaded is not None else read_log(run_dir)
-    result = compare_records(records, time=time, early_epoch=early_epoch, fit_from_epoch=fit_from_epoch,
-                             fit_exponent=fit_exponent, tpt_threshold=tpt_threshold, config=config)
+    result = compare_records(records, config=config, **options)
     result.run_dir = str(run_dir)
     out_dir = Path(out) if out is not None else compare_output_dir(run_dir)
     if out_dir.exists() and not out_dir.is_dir():

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -113,11 +113,11 @@ class SNRFit:
     beta : exponent of the time map (1.0 when fixed).
     offsets : ``b_j``, shape (C-1,) (NaN for excluded values).
     times : the ``T`` used in the fit, shape (K,).
-    observed, fitted : omega at those times, shape (K, C-1).
     r2_log : R^2 of ``log omega_j`` per singular value.
     rmse_log : root mean squared residual of ``log omega`` over all fitted points.
     used : which singular values entered the fit (positive at every fitted time).
     success, message : from :func:`scipy.optimize.least_squares`.
+    starts : how many starts the multistart fit tried.
     """
 
     num_classes: int
@@ -126,15 +126,13 @@ class SNRFit:
     beta: float
     offsets: np.ndarray
     times: np.ndarray
-    observed: np.ndarray
-    fitted: np.ndarray
     r2_log: np.ndarray
     rmse_log: float
     used: np.ndarray
     fit_exponent: bool
     success: bool
     message: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    starts: int
 
     def flow_time(self, T: np.ndarray | float) -> np.ndarray:
         """Flow time of the math §6.3 law at ``N = kappa = 1``: ``t = s T^beta``."""
@@ -167,7 +165,7 @@ class SNRFit:
             "used_singular_values": [int(i) for i in np.flatnonzero(self.used)],
             "success": self.success,
             "message": self.message,
-            **self.extra,
+            "multistart_starts": self.starts,
         })
 
 
@@ -209,7 +207,7 @@ def fit_snr_dynamics(
     model = _TimeMap(C=C, Tn=T / float(np.max(T)), logW=np.log(Wu), Gobs=closed_form_G(Wu, C),
                      fit_exponent=fit_exponent)
     sol, starts = _multistart(model)
-    return _snr_fit(model, sol, T, W, used, time_key=time_key, starts=starts)
+    return _snr_fit(model, sol, T, used, time_key=time_key, starts=starts)
 
 
 @dataclass
@@ -272,10 +270,9 @@ def _multistart(model: _TimeMap) -> tuple[Any, int]:
     return min(solutions, key=lambda sol: sol.cost), len(solutions)
 
 
-def _snr_fit(model: _TimeMap, sol: Any, T: np.ndarray, W: np.ndarray, used: np.ndarray, *, time_key: str,
-             starts: int) -> SNRFit:
-    """The :class:`SNRFit` of solution ``sol``: (*)'s ``s`` and ``b_j`` back in the units of ``T``, the fitted
-    values, R^2 of log omega per singular value (NaN for those not fitted) and the RMSE."""
+def _snr_fit(model: _TimeMap, sol: Any, T: np.ndarray, used: np.ndarray, *, time_key: str, starts: int) -> SNRFit:
+    """The :class:`SNRFit` of solution ``sol``: (*)'s ``s`` and ``b_j`` back in the units of ``T``, R^2 of log
+    omega per singular value (NaN for those not fitted) and the RMSE."""
     C, logW = model.C, model.logW
     log_s_n, beta, u = model.unpack(sol.x)
     scale = float(np.exp(log_s_n) / float(np.max(T)) ** beta)
@@ -283,8 +280,6 @@ def _snr_fit(model: _TimeMap, sol: Any, T: np.ndarray, W: np.ndarray, used: np.n
     fitted_u = np.exp(model.log_omega(sol.x))
     offsets = np.full(C - 1, np.nan)
     offsets[used] = b
-    fitted = np.full_like(W, np.nan)
-    fitted[:, used] = fitted_u
     r2 = np.full(C - 1, np.nan)
     for k, j in enumerate(np.flatnonzero(used)):
         r2[j] = r_squared(logW[:, k], np.log(fitted_u[:, k]))
@@ -296,13 +291,11 @@ def _snr_fit(model: _TimeMap, sol: Any, T: np.ndarray, W: np.ndarray, used: np.n
         beta=float(beta),
         offsets=offsets,
         times=T,
-        observed=W,
-        fitted=fitted,
         r2_log=r2,
         rmse_log=rmse,
         used=used,
         fit_exponent=model.fit_exponent,
         success=bool(sol.success),
         message=str(sol.message),
-        extra={"multistart_starts": starts},
+        starts=starts,
     )

@@ -278,15 +278,13 @@ class RunCheck:
 
 
 def check_run(run_dir: Path, records: list[dict[str, Any]], config: dict[str, Any], out: Path, *,
-              time: str = "auto", early_epoch: int | None = None, fit_from: int | None = None,
-              tpt_threshold: float = TPT_THRESHOLD_DEFAULT) -> RunCheck:
+              tpt_threshold: float = TPT_THRESHOLD_DEFAULT, **options: Any) -> RunCheck:
     """Theory against one run (the main job's and the grid's): :func:`paper_checks.compare.compare_run` into
-    ``out`` (a log that cannot be compared makes the comparison claims n/a), every ``empirical.*`` claim, and the
-    run's figures in ``out/figures``."""
+    ``out`` with ``options`` (a log that cannot be compared makes the comparison claims n/a), every ``empirical.*``
+    claim, and the run's figures in ``out/figures``."""
     comparison, comparison_error = None, None
     try:
-        comparison = compare_run(run_dir, out=out, time=time, early_epoch=early_epoch, fit_from_epoch=fit_from,
-                                 loaded=(records, config), tpt_threshold=tpt_threshold)
+        comparison = compare_run(run_dir, out=out, loaded=(records, config), tpt_threshold=tpt_threshold, **options)
     except ValueError as exc:  # no SNR values, too few usable epochs, ...
         comparison_error = str(exc)
     claims = empirical_claims(records, comparison, config=config, tpt_threshold=tpt_threshold,
@@ -429,7 +427,7 @@ def comparison_stage(job: _Job, run_dir: Path | None) -> None:
                                                         "per_class", "batch_size", "seed")]
             + [f"device={config.get('environment', {}).get('device')}"])
         checked = check_run(run_dir, records, config, job.staging, time=opts.time, early_epoch=opts.early_epoch,
-                            fit_from=opts.fit_from, tpt_threshold=opts.tpt_threshold)
+                            fit_from_epoch=opts.fit_from, tpt_threshold=opts.tpt_threshold)
         job.claims += checked.claims
         job.figures = checked.figures + job.figures
         job.checked = (records, config, checked.comparison, checked.claims)

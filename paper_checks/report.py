@@ -311,8 +311,6 @@ def write_report(
     Both pages read top to bottom: the verdict, the calibration ladder (when given), the key figures with what
     to look at, the claims not supported with their numbers, the rest by group (folded in HTML), the set-up.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     view = {"title": title, "summary": summary_line(claims), "ladder": ladder_view(ladder) if ladder else None,
             "setup": setup_view(context or {}, skip=[ladder["sentence"]] if ladder else [])}
-    return write_pages(out_dir, claims, "run", view, figures)
+    return write_pages(Path(out_dir), claims, "run", view, figures)  # claims.json first: its folder made

@@ -241,13 +241,12 @@ def perp_ratios(records: Sequence[dict[str, Any]], rows: slice | np.ndarray) -> 
     return out
 
 
-def _before_first_decay(records: Sequence[dict[str, Any]]) -> np.ndarray:
-    """Rows measured while the learning rate is still its initial (largest) value, after epoch 0."""
+def _perp_ratios_before_first_decay(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float] | None]:
+    """:func:`perp_ratios` over the rows measured after epoch 0 while the learning rate is still its initial
+    (largest) value; ``{}`` when there are none (or no learning rate is logged)."""
     lr = column(records, "lr")
-    ep = column(records, "epoch")
-    if not np.any(np.isfinite(lr)):
-        return np.zeros(len(records), dtype=bool)
-    return (lr == np.nanmax(lr)) & (ep > 0)
+    pre = (lr == np.nanmax(lr)) & (column(records, "epoch") > 0) if np.any(np.isfinite(lr)) else np.array([])
+    return perp_ratios(records, pre) if np.any(pre) else {}
 
 
 def _perp_headline(m: dict) -> str:
@@ -275,11 +274,10 @@ def _perp(ev: RunEvidence):
     main = tp["optimiser C*wd/2"]
     if main is None:
         raise NotApplicable("l_perp / l_nc1 / l_nc23 missing in the terminal phase")
-    pre = _before_first_decay(ev.records)
     return main["max"] <= tol["perp_ratio_max"], {
         **info,
         "terminal_phase": tp,
-        "before_first_lr_decay": perp_ratios(ev.records, pre) if np.any(pre) else {},
+        "before_first_lr_decay": _perp_ratios_before_first_decay(ev.records),
         # the keys of earlier reports, at the optimiser's lambda
         "max_ratio_terminal_phase": main["max"], "median_ratio_terminal_phase": main["median"],
         "final_ratio": main["final"],
@@ -398,7 +396,7 @@ def _decomposition_fit(ev: RunEvidence):
                 q.rel_error_at_measured_snr_notebook_lambda.median
         ok &= med is not None and med <= tol["decomposition_fit_rel_median"]
     out["lambda_range"] = cmp.lambda_range
-    r2 = _fit_r2_min(cmp)
+    r2 = _given(cmp.fit, "fit").to_dict()["r2_log_omega_min"]
     out["fit_r2_log_omega_min"] = r2
     if r2 is None or r2 < 0:  # predictions from a fit worse than a constant are no evidence
         ok = False
@@ -425,10 +423,6 @@ def _given(value: T | None, what: str) -> T:
     return value
 
 
-def _fit_r2_min(cmp: Comparison) -> float | None:
-    return cmp.fit.to_dict()["r2_log_omega_min"] if cmp.fit is not None else None
-
-
 @claim("empirical.forward_prediction",
        "Integrating the reduced SNR ODE forward from an early terminal-phase epoch (fitted time map) "
        "predicts the later SNR singular values",
@@ -450,7 +444,7 @@ def _forward(ev: RunEvidence):
     if fw.epochs < tol["min_fit_epochs"] - 1:
         raise NotApplicable(f"the forward prediction covers {fw.epochs} later measured epochs, fewer than "
                             f"{tol['min_fit_epochs'] - 1}")
-    r2 = _fit_r2_min(cmp)
+    r2 = _given(cmp.fit, "fit").to_dict()["r2_log_omega_min"]
     measured = {**asdict(fw), "fit_r2_log_omega_min": r2,
                 "derived_clock": asdict(cmp.forward_derived) if cmp.forward_derived is not None else
                 cmp.unavailable.get("forward prediction on the derived clock"),

@@ -15,7 +15,7 @@ import numpy as np
 from empirical.runs import terminal_phase_start
 
 from ..compare import column
-from .empirical import _before_first_decay, perp_ratios
+from .empirical import _perp_ratios_before_first_decay, perp_ratios
 from .registry import Claim, NotApplicable, claim, evaluate
 from .tolerances import TOLERANCES as tol
 
@@ -45,22 +45,14 @@ class GridEvidence:
     runs: list[GridRun] = field(default_factory=list)
     tpt_threshold: float = 0.0
 
-    def tpt_improvements(self, loss: str | None = "mse") -> tuple[dict[str, float], dict[str, str]]:
-        """Test-accuracy gain (percentage points) from the first terminal-phase epoch to the last, per run of
-        ``loss`` (every loss when None); and the runs left out, with the reason."""
-        gains, skipped = {}, {}
-        for r in self.runs:
-            if loss is not None and r.loss != loss:
-                continue
-            k = terminal_phase_start(list(r.records), self.tpt_threshold)
-            err = column(r.records, "test_error")
-            if k is None or k >= len(r.records) - 1:
-                skipped[r.name] = f"no terminal phase at threshold {self.tpt_threshold:g}"
-            elif not (np.isfinite(err[k]) and np.isfinite(err[-1])):
-                skipped[r.name] = "no test error logged"
-            else:
-                gains[r.name] = 100.0 * float(err[k] - err[-1])
-        return gains, skipped
+    def tpt_start(self, run: GridRun, skipped: dict[str, str]) -> int | None:
+        """The first row of ``run``'s terminal phase; None, with the reason put in ``skipped``, when it has none
+        before its last measured epoch."""
+        k = terminal_phase_start(list(run.records), self.tpt_threshold)
+        if k is None or k >= len(run.records) - 1:
+            skipped[run.name] = f"no terminal phase at threshold {self.tpt_threshold:g}"
+            return None
+        return k
 
 
 @claim("grid.test_accuracy_improves_in_tpt",
@@ -71,7 +63,16 @@ class GridEvidence:
        headline=lambda m: (f"median {m['median_pp']:.3g} pp, mean {m['mean_pp']:.3g} pp over {m['runs']} runs "
                            f"(paper {m['paper']['median']} / {m['paper']['mean']} over {m['paper']['pairs']})"))
 def _tpt_improvement(ev: GridEvidence):
-    gains, skipped = ev.tpt_improvements("mse")
+    gains: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    for r in ev.runs:
+        if r.loss != "mse" or (k := ev.tpt_start(r, skipped)) is None:
+            continue
+        err = column(r.records, "test_error")
+        if np.isfinite(err[k]) and np.isfinite(err[-1]):
+            gains[r.name] = 100.0 * float(err[k] - err[-1])
+        else:
+            skipped[r.name] = "no test error logged"
     if not gains:
         raise NotApplicable("no MSE run of the grid has a terminal phase" + (f" ({skipped})" if skipped else ""))
     v = np.array(list(gains.values()))
@@ -122,13 +123,9 @@ def _perp_across(ev: GridEvidence):
             skipped[r.name] = (f"rescaled MSE (mse_scale {r.mse_scale[0]:g},{r.mse_scale[1]:g}): outside the "
                                "plain-MSE decomposition this claim reads (math §3.6)")
             continue
-        k = terminal_phase_start(list(r.records), ev.tpt_threshold)
-        if k is None or k >= len(r.records) - 1:
-            skipped[r.name] = f"no terminal phase at threshold {ev.tpt_threshold:g}"
-            continue
-        pre = _before_first_decay(r.records)
-        per_run[r.name] = {"terminal_phase": perp_ratios(r.records, slice(k, None)),
-                           "before_first_lr_decay": perp_ratios(r.records, pre) if np.any(pre) else {}}
+        if (k := ev.tpt_start(r, skipped)) is not None:
+            per_run[r.name] = {"terminal_phase": perp_ratios(r.records, slice(k, None)),
+                               "before_first_lr_decay": _perp_ratios_before_first_decay(r.records)}
     if not per_run:
         raise NotApplicable("no MSE run of the grid has a terminal phase" + (f" ({skipped})" if skipped else ""))
 

@@ -94,9 +94,6 @@ class ClaimSpec:
     fn: Check
     headline: Callable[[dict], str] | None = None
 
-    def new(self, **result: Any) -> Claim:
-        return replace(self.template, **result)
-
 
 #: Every registered claim, by id, in registration order (the order of the report).
 REGISTRY: dict[str, ClaimSpec] = {}
@@ -127,12 +124,12 @@ def run_check(spec: ClaimSpec, fn: Callable[[], tuple[bool, Any]]) -> Claim:
     try:
         ok, measured = fn()
     except NotApplicable as exc:
-        return spec.new(status="n/a", measured=exc.measured if exc.measured is not None else {"reason": exc.reason},
-                        detail=exc.reason)
+        return replace(spec.template, status="n/a", detail=exc.reason,
+                       measured=exc.measured if exc.measured is not None else {"reason": exc.reason})
     except Exception as exc:  # noqa: BLE001 - not expected by the check: a toolkit bug, reported with its traceback
-        return spec.new(status="error", measured={"error": f"{type(exc).__name__}: {exc}"},
-                        detail=traceback.format_exc())
-    return spec.new(status="pass" if bool(ok) else "fail", measured=measured)
+        return replace(spec.template, status="error", measured={"error": f"{type(exc).__name__}: {exc}"},
+                       detail=traceback.format_exc())
+    return replace(spec.template, status="pass" if bool(ok) else "fail", measured=measured)
 
 
 def evaluate(group: str, evidence: Any, *, ids: Iterable[str] | None = None) -> list[Claim]:

@@ -507,11 +507,10 @@ def _print_speed(args) -> int:
     print("|---|---|---|---|---|---|---|---|---|---|")
     totals: dict[str, float] = {}
     for r in speed(args.reference, args.speed, args.tile, args.ref_tile, args.which.split(","), args.timeout):
-        if "error" not in r:
-            totals[r["which"]] = r["total_s"]
         if "error" in r:
             print(f"| {r['which']} | failed: {r['error']} |")
         else:
+            totals[r["which"]] = r["total_s"]
             print(f"| {r['which']} | {r['tile']} | {r['stats_s']:.1f} s | {r['nc_s']:.1f} s | {r['field_s']:.1f} s | "
                   f"**{r['total_s']:.1f} s** | {r.get('cpu_s', float('nan')):.1f} s | {r['data_rss']:.2f} GiB | "
                   f"{r['VmHWM']:.2f} GiB{'' if r['peak_reset'] else ' (not reset)'} | {r['VmPeak']:.2f} GiB |",

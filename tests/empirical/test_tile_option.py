@@ -23,8 +23,8 @@ def _net_and_data(C=7, p=16, n=140):
 def test_monitor_tile_reaches_theory_and_records_agree_across_tiles(tmp_path, monkeypatch):
     """The monitor's tile is the one theory's pair passes run with, at the last layer and at a measured layer (a
     recording wrapper around theory.tiling.upper_pairs, which every tiled C x C pass calls, and the decomposition's
-    means_residual); tiles of 2 rows (four
-    tiles for C = 7, every block path taken) give the untiled record to rounding: the tiled sums merge pairwise
+    means_residual); tiles of 2 rows (four tiles for
+    C = 7, every block path taken) give the untiled record to rounding: the tiled sums merge pairwise
     (Chan's update), so only the summation order differs (relative 1e-12)."""
     import theory.decomposition
     import theory.field_metrics

@@ -174,6 +174,15 @@ def host_threads_for_blas(x: Array):
         torch.set_num_threads(previous)
 
 
+def gram(D: Array, xp) -> Array:
+    """``D^T D``, symmetric.  CPU torch: :func:`gram_accumulate`'s in-place ``dsyrk`` (torch's CPU matmul runs a
+    full GEMM), then the upper triangle mirrored; elsewhere the plain product (NumPy's matmul already runs
+    ``syrk`` for ``D.T @ D`` and fills both triangles; JAX and GPU tensors need no triangle pass on a hot path)."""
+    if array_api_compat.is_torch_array(D) and _host_view(D) is not None and D.shape[0] > 0:
+        return symmetric_from_upper(gram_accumulate(zeros_gram(int(D.shape[1]), xp, D), D), xp)
+    return D.T @ D
+
+
 def symmetric_from_upper(S: Array, xp) -> Array:
     """The symmetric matrix whose upper triangle is that of ``S``."""
     upper = xp.triu(S)

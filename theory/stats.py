@@ -15,6 +15,7 @@ from ._backend import (
     Array,
     as_float64,
     device_of,
+    gram,
     gram_accumulate,
     host_block_rows,
     host_threads_for_blas,
@@ -127,8 +128,8 @@ def _batch_moments(features: Array, labels: Array, num_classes: int, xp):
     """Per-class counts, means (0 for absent classes) and pooled scatter of one batch.
 
     ``scatter = sum_{c,i} (h_{i,c} - m_c)(h_{i,c} - m_c)^T`` with the batch's own class means,
-    computed as ``D^T D`` with ``D = H - M[y]`` (one BLAS ``syrk`` on the host, :func:`theory._backend.gram_accumulate`;
-    no ``n x C`` indicator).
+    computed as ``D^T D`` with ``D = H - M[y]`` (:func:`theory._backend.gram`: BLAS ``syrk`` on the host; no ``n x C``
+    indicator).
     """
     X = as_float64(features, xp)
     counts = _class_counts(labels, num_classes, xp)
@@ -136,7 +137,7 @@ def _batch_moments(features: Array, labels: Array, num_classes: int, xp):
     safe = xp.where(counts > 0, counts, xp.ones_like(counts))
     means = sums / safe[:, None]
     D = X - xp.take(means, labels, axis=0)
-    scatter = symmetric_from_upper(gram_accumulate(zeros_gram(int(X.shape[1]), xp, X), D), xp)
+    scatter = gram(D, xp)
     return counts, means, scatter
 
 

@@ -76,6 +76,8 @@ def _unscaled(W: Array, b: Array | None, target_scale: float) -> tuple[float, Ar
             or not (math.isfinite(target_scale) and target_scale > 0)):
         raise ValueError(f"target_scale must be a finite number > 0, got {target_scale!r}")
     M = float(target_scale)
+    if M == 1.0:  # the plain MSE: no rescaling (mse_loss is differentiated on the flows' right-hand side)
+        return M, W, b
     return M, W / M, None if b is None else b / M
 
 
@@ -154,4 +156,4 @@ def mse_loss(
     check_lam(lam)
     scale, W, b = _unscaled(W, b, target_scale)
     loss = loss_from_totals(sample_totals(features, labels, W, b, num_classes=num_classes), W, b, lam)
-    return (scale * scale) * loss
+    return loss if scale == 1.0 else (scale * scale) * loss

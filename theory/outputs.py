@@ -80,7 +80,7 @@ def sample_totals(
             raise ValueError(f"shape mismatch: means must have shape (C, p) = ({C}, {p}), got {tuple(means.shape)}")
         V = xp.concat([W, means], axis=0)
         mean_sq = xp.sum(means * means, axis=1)
-    sq = mism = ncc_err = err = xp.zeros((), dtype=xp.float64, device=device_of(features))  # sums, never in place
+    sq, mism, ncc_err, err = (xp.zeros((), dtype=xp.float64, device=device_of(features)) for _ in range(4))
     step = host_block_rows(features) or max(n, 1)
     if C > tile:
         step = min(step, tile)

@@ -82,7 +82,7 @@ class FeaturePass:
         return torch.cat([y for _, y in self.batches])
 
     def totals(self, W: torch.Tensor, b: torch.Tensor | None, num_classes: int, means=None,
-               info: DistInfo = SINGLE) -> dict:
+               tile: int = theory.DEFAULT_TILE, info: DistInfo = SINGLE) -> dict:
         """``theory.sample_totals`` over this rank's batches, summed over ranks (float64 tensors).
 
         On CUDA the batches are concatenated first so the label / ``W`` validation (a host synchronisation)
@@ -94,7 +94,7 @@ class FeaturePass:
         if len(batches) > 1 and batches[0][0].device.type != "cpu":
             batches = [(self.features, self.labels)]
         for h, y in batches:
-            t = theory.sample_totals(h, y, W, b, means, num_classes=num_classes)
+            t = theory.sample_totals(h, y, W, b, means, num_classes=num_classes, tile=tile)
             total = total + torch.stack([t[k] for k in keys])
         return {"ncc_mismatches": None, **dict(zip(keys, all_reduce_sum(total, info)))}
 
@@ -228,7 +228,7 @@ def metrics_from_pass(
     stats = fp.accumulator.finalize()
     lam = float(theory.lam_from_weight_decay(weight_decay, reduction=loss_reduction, num_classes=C))
     lam_nb = float(theory.lam_from_weight_decay(weight_decay, reduction="notebook"))
-    totals = fp.totals(W, b, C, means=stats.means, info=info)
+    totals = fp.totals(W, b, C, means=stats.means, tile=tile, info=info)
     return theory.metrics_record(stats, W, b, totals, fp.errors, lam=lam, lam_notebook=lam_nb, tile=tile)
 
 
@@ -299,7 +299,8 @@ def measure_passes(
         if test_pass is not None:
             tp = test_pass()
             out["test_error"] = tp.errors / tp.count
-            out["test_loss_nowd"] = float(theory.loss_from_totals(tp.totals(W, b, C, info=info), W, b, lam=0.0))
+            test_totals = tp.totals(W, b, C, tile=tile, info=info)
+            out["test_loss_nowd"] = float(theory.loss_from_totals(test_totals, W, b, lam=0.0))
     out["measure_time_s"] = time.perf_counter() - t0
     if warnings:
         out["warnings"] = warnings

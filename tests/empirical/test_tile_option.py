@@ -22,8 +22,8 @@ def _net_and_data(C=7, p=16, n=140):
 
 def test_monitor_tile_reaches_theory_and_records_agree_across_tiles(tmp_path, monkeypatch):
     """The monitor's tile is the one theory's pair passes run with, at the last layer and at a measured layer (a
-    recording wrapper around theory.tiling.upper_pairs, which every tiled C x C pass calls, and the decomposition's
-    means_residual); tiles of 2 rows (four tiles for
+    recording wrapper around theory.tiling.upper_pairs, which every tiled C x C pass calls, the decomposition's
+    means_residual and the samples' pass theory.sample_totals); tiles of 2 rows (four tiles for
     C = 7, every block path taken) give the untiled record to rounding: the tiled sums merge pairwise
     (Chan's update), so only the summation order differs (relative 1e-12)."""
     import theory.decomposition
@@ -46,6 +46,13 @@ def test_monitor_tile_reaches_theory_and_records_agree_across_tiles(tmp_path, mo
         return residual(stats, W, b, tile=tile)
 
     monkeypatch.setattr(theory.decomposition, "means_residual", recording_residual)
+    totals = theory.sample_totals  # the nearest-class-centre / loss pass over the samples (2C x block temporaries)
+
+    def recording_totals(*args, tile, **kwargs):
+        seen.append(tile)
+        return totals(*args, tile=tile, **kwargs)
+
+    monkeypatch.setattr(theory, "sample_totals", recording_totals)
     net, x, y = _net_and_data()
     recs = {}
     for tile in (2, 1024):

@@ -228,18 +228,23 @@ Checked = tuple[Sequence[dict[str, Any]], dict[str, Any], Any, Sequence[Any]]
 def rung_row(rung: str, run_dir: Path, *, tpt_threshold: float = 0.0, checked: Checked | None = None
              ) -> dict[str, Any]:
     """One rung's verdicts: the comparison's numbers and the MSE-theory claims' statuses (math §7.4)."""
-    if checked is not None and checked[2] is not None:
+    own = checked is not None and checked[2] is not None
+    if checked is not None:  # the run's own log and claims; its comparison unless that failed (said in "clock")
         records, config, cmp, claim_list = checked
     else:
         records, config = read_log(run_dir)
+    if not own:
         cmp = compare_records(records, time="auto", tpt_threshold=tpt_threshold, config=config)
+    if checked is None:
         claim_list = empirical_claims(records, cmp, config=config, tpt_threshold=tpt_threshold)
-    claims = {c.id.split(".", 1)[1]: c for c in claim_list if "." in c.id}
+    claims = {c.id.split(".", 1)[1]: c for c in claim_list}
     start = terminal_phase_start(list(records), tpt_threshold)  # the terminal phase, else every epoch (said so)
     tp = perp_ratios(records, slice(start if start is not None else 0, None))
     row: dict[str, Any] = {"rung": rung, "what": RUNGS[rung], "run_dir": str(run_dir), "loss": run_loss(config),
                            "terminal_phase": start is not None,
-                           "clock": cmp.clock.axis, "fit_epochs": len((cmp.fit_window or {}).get("epochs", []))}
+                           "clock": cmp.clock.axis if own or checked is None else
+                           f"{cmp.clock.axis} (default options: the run's own comparison failed)",
+                           "fit_epochs": len((cmp.fit_window or {}).get("epochs", []))}
     if cmp.fit is not None and cmp.forward is not None and cmp.snr_ratio is not None:
         f = cmp.fit.to_dict()
         row.update(fit_r2_min=f["r2_log_omega_min"], beta=f["beta"], clock_ratio=cmp.clock_ratio(),

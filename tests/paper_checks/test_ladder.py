@@ -174,3 +174,19 @@ def test_ladder_beside_a_real_run_fills_the_report(tmp_path):
     again = ladder_beside(run, tmp_path / "ladder")  # reused: same plan, same numbers
     first, second = ({r["rung"]: r for r in lad["rows"]} for lad in (ladder, again))
     assert second["c"]["forward_fitted"] == first["c"]["forward_fitted"]
+
+
+def test_row_e_keeps_the_run_own_claims_when_its_comparison_failed(tmp_path):
+    """When the run's own comparison raised (checked with comparison None), row (e) shows the run's own claim statuses
+    and says that its numbers come from a comparison at default options, never silently a different verdict."""
+    from paper_checks.claims import Claim
+    from paper_checks.ladder import rung_row
+    from paper_checks.synthetic import synthetic_metrics_log
+
+    recs, _ = synthetic_metrics_log(C=4, epochs=30, scale=10.0, noise=0.0, zero_error_epoch=4, seed=1)
+    own = [Claim(id="empirical.forward_prediction", statement="s", source="p", check="c", tolerance="-", status="n/a")]
+    row = rung_row("e", tmp_path, checked=(recs, {}, None, own))
+    assert row["claims"] == {"forward_prediction": "n/a"}
+    assert "the run's own comparison failed" in row["clock"]
+    mine = rung_row("e", tmp_path, checked=(recs, {}, compare_records(recs, time="epoch"), own))
+    assert mine["clock"] == "epoch" and mine["claims"] == {"forward_prediction": "n/a"}

@@ -112,7 +112,7 @@ def reduce_output(output: Any, reduce: str, name: str) -> torch.Tensor:
         raise ValueError(f"layers: module {name!r} returns a scalar, not per-sample features")
     h = output.detach()
     if h.ndim > 2 and reduce == "gap":
-        h = h.mean(dim=tuple(range(2, h.ndim)))
+        return h.mean(dim=tuple(range(2, h.ndim)))  # a new tensor already
     return h.reshape(h.shape[0], -1).clone()  # a copy: later in-place modules (ReLU(inplace=True)) must not change it
 
 

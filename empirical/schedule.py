@@ -20,6 +20,8 @@ PAPER_MEASUREMENT_EPOCHS: tuple[int, ...] = (
 
 def lr_milestones(epochs: int) -> list[int]:
     """Milestones ``[epochs // 3, 2 * epochs // 3]`` of the paper's step schedule, zeros dropped (math §7.1)."""
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
     return sorted({m for m in (epochs // 3, 2 * epochs // 3) if m >= 1})
 
 
@@ -27,6 +29,8 @@ def measurement_epochs(epochs: int) -> list[int]:
     """The notebook's log-spaced measurement epochs (math §7.1) rescaled to ``epochs``: each paper epoch ``e``
     maps to ``round(e * epochs / 350)`` clipped to ``[1, epochs]``, plus epoch 0 and the last epoch.
     """
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
     scale = epochs / PAPER_EPOCHS
     out = {min(max(int(math.floor(e * scale + 0.5)), 1), epochs) for e in PAPER_MEASUREMENT_EPOCHS}
     return sorted(out | {0, epochs})

@@ -101,8 +101,9 @@ def check_all_classes_present(y: torch.Tensor, num_classes: int) -> None:
     """Every class must have a training sample (else the NC statistics are undefined)."""
     if y.numel() == 0:
         raise ValueError("the training set is empty")
-    counts = torch.bincount(y.cpu(), minlength=num_classes)[:num_classes]
-    empty = (counts == 0).nonzero().flatten().tolist()
+    from .data.transforms import class_counts
+
+    empty = np.flatnonzero(class_counts(y.cpu().numpy(), num_classes) == 0).tolist()
     if empty:
         raise ValueError(f"empty class: no training samples for class(es) {empty}")
 
@@ -322,6 +323,7 @@ class SingleEngine:
         self.step = TrainStep(self.net, self.optimizer, self.num_classes, cfg.loss, autocast=autocast,
                               channels_last=channels_last, compile_mode=self.compile_mode, model=self.model,
                               mse_scale=cfg.mse_scale)
+        self.start_epoch(cfg.lr)  # train mode and zero running sums: train_batch works before any epoch starts
 
     def environment(self) -> dict[str, Any]:
         return {"world_size": self.info.world_size, "amp_bf16": self.use_amp, "compile_mode": self.compile_mode,

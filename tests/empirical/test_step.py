@@ -272,7 +272,9 @@ def test_channels_last_on_cpu_conv_model(tmp_path):
             f"train(TrainConfig(**{base!r}, out=sys.argv[1], channels_last='on'))")
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "on")], capture_output=True, text=True,
                           timeout=600)
-    if proc.returncode in (-signal.SIGABRT, -signal.SIGSEGV):
+    torch_crash = proc.returncode == -signal.SIGABRT or (proc.returncode == -signal.SIGSEGV
+                                                         and "data is not allocated yet" in proc.stderr)
+    if torch_crash:  # a SIGSEGV without torch's message is not skipped: it may be ours
         pytest.skip(f"torch's CPU channels-last backward crashes on this processor (signal {-proc.returncode})")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert read_config(tmp_path / "on")["environment"]["channels_last"] is True

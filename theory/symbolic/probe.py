@@ -28,13 +28,14 @@ def general_probe() -> Outcome:
     loss = sp.trace(V * A * Vt) / 2 - sp.trace(V * B.T) + sp.Rational(1, 2)
     residual = _algebra().scalar(loss - sp.Rational(1, 2) + sp.trace(B * A.I * B.T) / 2)
     return reduced({"L(V) - 1/2 + tr(B A^-1 B^T)/2": residual},
-                   r"V = BA^{-1}:\quad L(V) = L_{NC1} + L_{NC2/3} = \tfrac12 - \tfrac12\operatorname{tr}(BA^{-1}B^T)")
+                   r"V = BA^{-1}:\quad L(V) = \tfrac12 - \tfrac12\operatorname{tr}(BA^{-1}B^T)")
 
 
 def specs() -> list[CheckSpec]:
     return [
         CheckSpec("3.5", "probe at any layer: its loss 1/2 - tr(B A^-1 B^T)/2, all sizes (matrix symbols)",
-                  general_probe, "general", "V = B A^-1: L(V) = L_NC1 + L_NC2/3 = 1/2 - tr(B A^-1 B^T)/2"),
+                  general_probe, "general",
+                  "V = B A^-1: L(V) = 1/2 - tr(B A^-1 B^T)/2 (its split L_NC1 + L_NC2/3: math §3.3 steps 3-5)"),
         CheckSpec("3.5", "probe with fewer features than C - 1 [C=3,p=1 (imbalanced),bias]",
                   partial(direct_certificate, 3, 1, (2, 3, 2), True, rational_seed=5), "rational size",
                   "L - (L_NC1 + L_NC2/3 + L_perp) == 0 at W~_LS with symbolic lambda"),

@@ -310,3 +310,13 @@ def test_sweep_members_measure_layers_as_their_single_runs(tmp_path):
     assert read_config(member)["layers"]["names"]  # the MLP's hidden layers were picked
     got, want = read_metrics(member), read_metrics(tmp_path / "one")
     assert [r["layers"] for r in got] == [r["layers"] for r in want]
+
+
+def test_sweep_refuses_unknown_layer_names_before_writing(tmp_path):
+    """A --measure-layers name that is not a module stops the sweep in one line before sweep.json is written, so the
+    same command with the name fixed runs (no folder left to delete)."""
+    out = tmp_path / "s"
+    with pytest.raises(ValueError, match="nope"):
+        run_sweep(SweepSpec(base(out, measure_layers=["nope"]), lrs=[0.05], weight_decays=[5e-4], seeds=[0]), out,
+                  figures=False)
+    assert not out.exists()

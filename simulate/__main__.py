@@ -116,7 +116,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error("one of the arguments --per-class --class-counts is required")
     try:
         counts = class_counts_of(args.flow, C, args.per_class, args.class_counts)
-        check_sizes(C, counts[0], args.dim, None if args.class_counts is None else counts)
+        check_sizes(C, counts[0], args.dim, None if len(set(counts)) == 1 else counts)  # as simulate() checks
     except SizeError as exc:
         ap.error(f"argument --{exc.argument}: {exc.requirement}")
     except ValueError as exc:

@@ -341,7 +341,7 @@ def simulate(
     fields = members[0] if K == 1 else jax.tree_util.tree_map(lambda *xs: np.stack(xs), *members)
     states = None
     if K == 1:
-        host = jax.tree_util.tree_map(np.asarray, runs[0][:4])  # Xs, Ws, bs (None stays None)
+        host = jax.tree_util.tree_map(np.asarray, runs[0][:3])  # Xs, Ws, bs (None stays None)
         states = FlowStates(np.asarray(labels), host[0], host[1], host[2], float(runs[0][3]))
     return Trajectory(flow=flow, times=np.asarray(times), **fields, params=params, notes=sorted(set(notes)),
                       states=states)

@@ -7,7 +7,7 @@ from ._core import Certificate, CheckSpec, run_specs
 __all__ = ["all_specs", "run_certificate"]
 
 
-def all_specs(quick: bool = False, exhaustive: bool = False) -> list[CheckSpec]:
+def all_specs(exhaustive: bool = False) -> list[CheckSpec]:
     """Every check, in report order (``quick`` ones marked, see :func:`run_specs`). ``exhaustive`` adds the slow
     fully symbolic single-shot certificates."""
     from . import central_path, decomposition, flow, invariance, laws_check, least_squares, probe, rank_deficient
@@ -24,4 +24,4 @@ def run_certificate(quick: bool = False, exhaustive: bool = False) -> Certificat
     ``quick`` skips the ``C = 4`` checks (math §3.3, §3.4, §6.1, §6.2); ``exhaustive`` adds single-shot fully
     symbolic certificates that take tens of seconds each.
     """
-    return run_specs(all_specs(quick, exhaustive), quick=quick)
+    return run_specs(all_specs(exhaustive), quick=quick)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..layers import resolve_layers
-from ..training import build_train_model, load_data, seed_everything, uses_bf16
+from ..training import build_train_model, layer_tap, load_data, seed_everything, uses_bf16
 from .available import available_bytes
 from .engines import cpu_workers
 from .memory import member_training_bytes, members_that_fit
@@ -35,7 +34,7 @@ def device_fit(spec: SweepSpec, strategy: str, device: torch.device) -> tuple[in
         train_set, test_set = load_data(cfg, device)
         with torch.device("meta"):  # parameters created without storage
             meta = build_train_model(cfg, train_set, torch.device("meta"), channels_last_ok=False)[0]
-        resolve_layers(meta, cfg.measure_layers)  # --measure-layers names checked before the sweep writes anything
+        layer_tap(cfg, meta)  # --measure-layers checked (by single runs' rule) before the sweep writes anything
         available = available_bytes(device)
         if available is None:
             return None

@@ -320,3 +320,13 @@ def test_sweep_refuses_unknown_layer_names_before_writing(tmp_path):
         run_sweep(SweepSpec(base(out, measure_layers=["nope"]), lrs=[0.05], weight_decays=[5e-4], seeds=[0]), out,
                   figures=False)
     assert not out.exists()
+
+
+def test_sweep_without_layers_runs_as_a_single_run_does(tmp_path):
+    """An empty --measure-layers means "no layers" for a sweep as for a single run (the sweep's early check once
+    refused it)."""
+    out = tmp_path / "s"
+    run_sweep(SweepSpec(base(out, measure_layers="", epochs=1, measure_epochs=[1]), lrs=[0.05], weight_decays=[5e-4],
+                        seeds=[0]), out, figures=False)
+    member = out / "lr0.05-wd0.0005-seed0"
+    assert read_config(member).get("layers") is None and "layers" not in read_metrics(member)[-1]

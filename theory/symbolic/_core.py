@@ -12,12 +12,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 
+import numpy as np
 import sympy as sp
 
 from .report import render_markdown
 from .traces import MatrixAlgebra
 
-__all__ = ["Outcome", "CheckSpec", "Certificate", "run_specs", "KINDS", "verdict", "reduced", "vanishes", "Checks"]
+__all__ = [
+    "Outcome", "CheckSpec", "Certificate", "run_specs", "KINDS", "verdict", "reduced", "vanishes", "close", "Checks",
+]
 
 #: How general a check is: proved for all sizes, proved at one concrete size with fully symbolic
 #: entries, proved at one size with exact random rational data, or a numeric comparison.
@@ -36,6 +39,11 @@ class Outcome:
 def vanishes(*exprs, how: Callable = sp.simplify) -> bool:
     """Every entry of each scalar or matrix in ``exprs`` is 0 after ``how`` (``sp.simplify``, ``sp.expand``, ...)."""
     return all(how(e) == 0 for x in exprs for e in (x if isinstance(x, sp.MatrixBase) else (x,)))
+
+
+def close(got, want) -> bool:
+    """Floats ``got`` equal ``want`` to a relative ``1e-14`` (theory.laws' numeric constants against SymPy's)."""
+    return bool(np.allclose(got, want, rtol=1e-14, atol=0))
 
 
 def verdict(steps: dict[str, bool], latex: str = "", head: str = "") -> Outcome:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from functools import cache
 
-import numpy as np
 import sympy as sp
 
 from theory import laws
 
-from ._core import Checks, CheckSpec, Outcome, vanishes, verdict
+from ._core import Checks, CheckSpec, Outcome, close, vanishes, verdict
 from .central_path import central_path_terms, closed_forms, helmert, omegas, renormalised_stats
 from .model import (
     SymbolicData,
@@ -34,11 +33,6 @@ __all__ = ["specs", "W_SYM", "N_SYM", "C_SYM", "KAPPA_SYM", "T_SYM", "A_SYM"]
 #: The symbols of :mod:`theory.laws` (its expressions are the ones certified here).
 W_SYM, N_SYM, C_SYM, KAPPA_SYM, T_SYM, A_SYM = laws.w, laws.N, laws.C, laws.K, laws.t, laws.a
 CHECKS = Checks()
-
-
-def _close(got, want) -> bool:
-    """Floats ``got`` equal ``want`` to a relative ``1e-14`` (theory.laws' numeric constants against SymPy's)."""
-    return bool(np.allclose(got, want, rtol=1e-14, atol=0))
 
 
 def _law(name: str, C=None, w=None) -> sp.Expr:
@@ -231,7 +225,7 @@ def convention_table() -> Outcome:
         got = tuple(sp.simplify(ex[c].subs(k, kap)) for c in ("c1", "c2", "c3"))
         steps[f"{name} (kappa={kap}): {got}"] = vanishes(*(g - w_ for g, w_ in zip(got, want)))
         num_want = [float(sp.sympify(x).subs({N: 6, C: 4})) for x in want]
-        steps[f"theory.laws.constants(N=6, C=4, {name!r})"] = _close(laws.constants(6, 4, name), num_want)
+        steps[f"theory.laws.constants(N=6, C=4, {name!r})"] = close(laws.constants(6, 4, name), num_want)
     return verdict(steps,
                    r"\kappa=1: (NC^2, NC, N/4);\ \kappa=n=CN: (C, 1, \tfrac{1}{4C});\ \kappa=N: (C^2, C, \tfrac14)")
 
@@ -252,7 +246,7 @@ def snr_scaling() -> Outcome:
         f"== theory.laws.per_class_constants() {pc}": vanishes(*(x - y for x, y in zip(d, pc))) and not const.has(wp),
         "== (C^2 N/kappa)(1, 1, 1/4)": vanishes(d[0] - C**2 * N / k, d[1] - C**2 * N / k, d[2] - C**2 * N / (4 * k)),
         "theory.laws.constants(6, 4, 1, snr_scale='per_class') agrees":
-            _close(laws.constants(6, 4, 1.0, snr_scale="per_class"), num_want),
+            close(laws.constants(6, 4, 1.0, snr_scale="per_class"), num_want),
     }
     return verdict(steps,
                    r"\omega = \sqrt C\,\omega':\ \frac{C^2N}{\kappa}\Big(\log\omega' + \omega'^2 + "

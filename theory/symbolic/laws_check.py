@@ -15,7 +15,7 @@ import sympy as sp
 
 from theory import laws
 
-from ._core import Checks, CheckSpec, Outcome
+from ._core import Checks, CheckSpec, Outcome, close
 
 __all__ = ["specs"]
 
@@ -45,7 +45,7 @@ def bookkeeping() -> Outcome:
         for scale, exprs in (("paper", [ex[c] for c in ("c1", "c2", "c3")]), ("per_class", pc)):
             got = laws.constants(N_, C_, k_, snr_scale=scale)
             want = [float(e.subs(subs)) for e in exprs]
-            if not np.allclose(got, want, rtol=1e-14, atol=0):
+            if not close(got, want):
                 bad.append(f"constants{(N_, C_, k_)} {scale}: {got} vs {want}")
     return Outcome(not bad, f"SIGNATURES cover the free symbols of all {len(laws.SIGNATURES)} laws; constants(N, C, "
                             f"kappa) == c1..c3 and per_class_constants() at {len(_CONSTANT_POINTS)} points (both SNR "

@@ -18,7 +18,7 @@ SECTION_TITLES: dict[str, str] = {
     "3.3": "Decomposition L = L_NC1 + L_NC2/3 + L_perp (balanced and imbalanced, 3.3b)",
     "5.1": "Invariance of the least-squares fit",
     "3.4": "Central-path loss as a function of the SNR singular values",
-    "3.5": "The decomposition of a least-squares linear probe at any layer (L_perp = 0 at W_LS)",
+    "3.5": "The decomposition of a least-squares linear probe at any layer",
     "6.1": "Renormalised (projected) gradient flow on the manifold {Sigma_W = I, mu_G = 0}",
     "6.2": "Reduction of the flow to the SNR singular values",
     "6.3": "Closed-form solution and time-scale conventions",

@@ -1,19 +1,14 @@
 """``python -m empirical ...``: see :mod:`empirical.cli`."""
 
-import os
 import sys
 
 from .cli import main
+from .runs import launched_world_size
 
 if __name__ == "__main__":
     status = main()
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        # Under torchrun, end without interpreter finalisation. DDP keeps the gloo process group alive past
-        # destroy_process_group (torch 2.13: its worker threads still run), and a worker that frees its last
-        # collective's tensors while the interpreter finalises needs the GIL and aborts the rank (SIGABRT,
-        # "terminate called without an active exception"; measured in 2 of 16 runs on a loaded machine).
-        # Every run file is closed and the checkpoint writer joined by the time main() returns.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
+    if launched_world_size() > 1:  # a torchrun rank: see empirical.distributed.end_rank
+        from .distributed import end_rank
+
+        end_rank(status)
     sys.exit(status)

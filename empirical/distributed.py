@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from .runs import launched_world_size
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ def current_dist_info() -> DistInfo:
 
 def init_from_env(device_type: str) -> DistInfo:
     """Initialise the default process group from torchrun's environment (:data:`SINGLE` without one)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if launched_world_size() <= 1:
         return SINGLE
     if device_type == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", os.environ["RANK"])))
@@ -60,6 +63,20 @@ def shutdown(info: DistInfo) -> None:
     """Destroy the process group created by :func:`init_from_env` (no-op for one process)."""
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def end_rank(status: int) -> None:
+    """End this ``torchrun`` rank with ``status`` without interpreter finalisation (stdout and stderr flushed).
+
+    DDP keeps the gloo process group alive past ``destroy_process_group`` (torch 2.13: its worker threads still
+    run), and a worker that frees its last collective's tensors while the interpreter finalises needs the GIL and
+    aborts the rank (SIGABRT, "terminate called without an active exception"; 2 of 16 runs on a loaded machine).
+    Call it once the run is written: :func:`empirical.train` returns with every run file closed and the
+    checkpoint writer joined.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def shard(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:

@@ -35,6 +35,11 @@ class RunError(RuntimeError):
     """A run directory is missing, inconsistent, or would be overwritten."""
 
 
+def launched_world_size() -> int:
+    """The number of processes ``torchrun`` launched (its ``WORLD_SIZE``; 1 without it)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def environment_info(device: str | None = None) -> dict[str, Any]:
     """Versions and machine facts recorded in ``config.json``."""
     import numpy as np

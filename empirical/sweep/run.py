@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,7 @@ def run_sweep(spec: SweepSpec | None, out: str | Path, *, resume: bool = False,
     :class:`empirical.runs.RunError` before anything is written.
     """
     out = Path(out)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if runs.launched_world_size() > 1:
         raise ValueError("a sweep trains its members in one process on one device; run it without torchrun")
     if resume:
         spec = _resumed_spec(out, spec, overrides)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from benchmarks.bench_schema import full_line  # the benchmark times the line the tests check
 from empirical import runs
 from empirical.export import export_csv, metrics_to_csv
 from empirical.monitor import NCMonitor
@@ -258,16 +259,6 @@ def test_real_rank_deficient_log_has_c_minus_1_values(tmp_path):
     assert read_run_log(tmp_path).records[0]["snr_singular_values"] == line["snr_singular_values"]
 
 
-def _full_line(epoch: int) -> dict:
-    from empirical.measurement import METRIC_KEYS
-
-    line = {k: 0.5 for k in METRIC_KEYS}
-    line.update(epoch=epoch, snr_singular_values=[float(9 - i) for i in range(9)], class_counts=[50] * 10,
-                snr_support="full", snr_rank=64, snr_dim=64, ls_rank_lam0=64, train_count=500, warnings=[],
-                flow_time=0.5, tr_sigma_w=1.0)
-    return line
-
-
 def test_fast_line_check_never_accepts_what_jsonschema_refuses():
     """The reader's plain-Python line check (schema._fast_line_check) is a fast path only: on valid and broken
     lines alike it accepts a line only when jsonschema does."""
@@ -275,7 +266,7 @@ def test_fast_line_check_never_accepts_what_jsonschema_refuses():
 
     fast, slow = _fast_line_check(), _validator("metrics_line")
     assert fast is not None  # the run format uses only keywords the fast path handles
-    good = _full_line(3)
+    good = full_line(3)
     variants = [good, {**good, "epoch": 2.0}, {**good, "snr_support": "partial"}, {**good, "snr_rank": True}]
     for key in good:
         for bad in (None, -1, 2, -0.5, 1.5, "x", [1.0, "x"], [-1], True, {"a": 1}):
@@ -296,7 +287,7 @@ def test_full_log_is_read_as_jsonschema_accepts_it(tmp_path):
     checked).  Its speed against jsonschema (why the reader has a fast path) is a benchmark: benchmarks.bench_schema."""
     from empirical.schema import _validator
 
-    lines = [_full_line(e) for e in range(2000)]
+    lines = [full_line(e) for e in range(2000)]
     (tmp_path / "metrics.jsonl").write_text("".join(runs.json_line(r) + "\n" for r in lines))
     records = read_run_log(tmp_path).records
     assert len(records) == 2000 and records[1234]["epoch"] == 1234

@@ -95,10 +95,10 @@ class InterleavedEngine:
         seen = steps = 0
         main = torch.cuda.current_stream(self.device) if self.streams else None
         cfg = self.members[0].cfg  # per step, one batch (x, y) of each seed, drawn as its single runs draw it
+        group_of = [list(self.groups).index(self.members[k].cfg.seed) for k in active]  # once per epoch
         for batch in zip(*[batches(train, cfg.batch_size, shuffle=True, generator=generator, drop_last=cfg.drop_last)
                            for generator, train, _ in self.groups.values()]):
-            by_seed = dict(zip(self.groups, batch))
-            work = [(k, *by_seed[self.members[k].cfg.seed]) for k in active]
+            work = [(k, *batch[g]) for k, g in zip(active, group_of)]
             if self.pool is not None:  # CPU: the members' steps run at the same time, one per worker thread
                 for f in [self.pool.submit(self.engines[k].train_batch, xb, yb) for k, xb, yb in work]:
                     f.result()  # waits; re-raises a member's error here

@@ -5,6 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 
+def _centering(C: int) -> np.ndarray:
+    """``J = I - (1/C) 1 1^T``, the projection onto ``1^perp`` (math §1)."""
+    return np.eye(C) - 1.0 / C
+
+
 def etf_gram(num_classes: int, normalize: str = "unit") -> np.ndarray:
     """Gram matrix of a Simplex ETF.
 
@@ -14,7 +19,7 @@ def etf_gram(num_classes: int, normalize: str = "unit") -> np.ndarray:
     C = int(num_classes)
     if C < 2:
         raise ValueError(f"a Simplex ETF needs at least 2 classes, got {C}")
-    J = np.eye(C) - 1.0 / C
+    J = _centering(C)
     if normalize == "unit":
         return J * C / (C - 1)
     if normalize == "trace":
@@ -31,7 +36,7 @@ def simplex_etf(num_classes: int, dim: int, seed: int | None = None) -> np.ndarr
     C, p = int(num_classes), int(dim)
     if p < C - 1:
         raise ValueError(f"a Simplex ETF of {C} classes needs dimension p >= C-1 = {C - 1}, got {p}")
-    J = np.eye(C) - 1.0 / C
+    J = _centering(C)
     evals, evecs = np.linalg.eigh(J)
     Q = evecs[:, 1:]  # eigenvalue 1 eigenvectors span 1^perp (eigenvalue 0 first)
     rows = np.sqrt(C / (C - 1)) * (J @ Q)  # (C, C-1)

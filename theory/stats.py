@@ -137,7 +137,7 @@ def _batch_moments(features: Array, labels: Array, num_classes: int, xp):
     safe = xp.where(counts > 0, counts, xp.ones_like(counts))
     means = sums / safe[:, None]
     D = X - xp.take(means, labels, axis=0)
-    scatter = gram(D, xp)
+    scatter = gram(D)
     return counts, means, scatter
 
 

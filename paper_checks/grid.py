@@ -278,21 +278,25 @@ def execute(plans: list[GridRunPlan], opts: GridOptions, log) -> dict[str, dict[
 
 
 def _evaluate_run(p: GridRunPlan, opts: GridOptions, report_dir: Path
-                  ) -> tuple[list[Claim], list[dict[str, Any]], dict[str, Any] | None]:
-    """The empirical claims of one run (:func:`paper_checks.main.check_run`) and its report in ``report_dir``."""
+                  ) -> tuple[list[Claim], list[dict[str, Any]], dict[str, Any] | None, Exception | None]:
+    """The empirical claims of one run (:func:`paper_checks.main.check_run`), its report in ``report_dir``, its
+    ladder, and the ladder's exception when it failed (the run's own claims stand, plus an ``error`` claim)."""
     records, config = read_log(p.run_dir)
     checked = check_run(p.run_dir, records, config, report_dir, tpt_threshold=opts.tpt_threshold)
-    ladder = None
+    claims, ladder, failed = list(checked.claims), None, None
     if opts.ladder == "on":  # the pair's ladder (math §7.4), kept beside the runs so a re-run reuses it
-        try:  # a ladder that fails leaves the run's own claims standing (the main job runs it as its own stage)
+        try:  # as the main job's calibration stage: a failure is an error claim, the run's claims stand
             ladder = ladder_beside(p.run_dir, Path(opts.out) / "ladders" / p.name, tpt_threshold=opts.tpt_threshold,
                                    checked=(records, config, checked.comparison, checked.claims))
-        except Exception as exc:  # noqa: BLE001 - reported on stderr; the run's evaluation goes on without it
-            print(f"    {p.name}: calibration ladder failed ({type(exc).__name__}: {exc}); the run's claims stand",
-                  file=sys.stderr, flush=True)
-    write_report(report_dir, checked.claims, figures=checked.figures, title=f"Claims on {p.name}",
+        except Exception as exc:  # noqa: BLE001 - an error claim of this run and a failed report, not a crash
+            failed = exc
+            claims.append(Claim(id=f"ladder.{p.name}", statement=f"the calibration ladder beside {p.name} ran",
+                                source="grid", check="no exception", tolerance="no error", status="error",
+                                measured={"error": f"{type(exc).__name__}: {exc}"}, detail=traceback.format_exc(),
+                                group="runs", verification=True))
+    write_report(report_dir, claims, figures=checked.figures, title=f"Claims on {p.name}",
                  context={"run": str(p.run_dir), "terminal phase threshold": opts.tpt_threshold}, ladder=ladder)
-    return checked.claims, records, ladder
+    return claims, records, ladder, failed
 
 
 def _row(p: GridRunPlan, opts: GridOptions, records: Sequence[dict[str, Any]] | None, claims: list[Claim],
@@ -442,8 +446,10 @@ def run_grid(opts: GridOptions) -> int:
         records, ladder = None, None
         if p.action != "skip" and (p.run_dir / "metrics.jsonl").is_file():
             try:
-                claims, records, ladder = _evaluate_run(p, opts, staging / "runs-reports" / p.name)
+                claims, records, ladder, failed = _evaluate_run(p, opts, staging / "runs-reports" / p.name)
                 runs.append(GridRun(p.dataset, p.model, p.loss, records, p.config.mse_scale))
+                if failed is not None:
+                    errors.append((f"ladder {p.name}", failed))
             except Exception as exc:  # noqa: BLE001 - reported as this run's error; the other runs go on
                 errors.append((f"evaluate {p.name}", exc))
                 status, message = "error", f"evaluation: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"

@@ -366,7 +366,7 @@ def closed_form_tail_slopes(traj: Any) -> dict[str, float]:
     t = np.asarray(traj.times, dtype=np.float64)
     w = np.asarray(traj.closed_form_omega, dtype=np.float64).reshape(-1, *np.shape(traj.closed_form_omega)[-2:])[0]
     C = int(traj.params["num_classes"])
-    V = np.linalg.eigh(np.eye(C) - 1.0 / C)[1][:, 1:]
+    V = np.linalg.eigh(theory.etf_gram(C))[1][:, 1:]  # eigenvalue 0 (the direction 1) first
     series = {
         "omega_min": w[:, -1],
         "nc1": law_sum("nc1_renormalized", w, C),

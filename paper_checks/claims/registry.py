@@ -111,8 +111,8 @@ def claim(id: str, statement: str, source: str, tolerance: str, *, check: str, v
     def register(fn: Check) -> Check:
         if id in REGISTRY:
             raise ValueError(f"claim {id!r} is registered twice")
-        template = Claim(id=id, statement=statement, source=source, check=check, tolerance=tolerance,
-                         verification=verification)
+        template = Claim(id=id, statement=statement, source=source, check=check, tolerance=tolerance)
+        template.verification = verification  # as registered (the group default is for unregistered claims only)
         REGISTRY[id] = ClaimSpec(template, fn, headline)
         return fn
 

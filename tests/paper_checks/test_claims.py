@@ -356,6 +356,23 @@ def test_a_bug_inside_a_claim_is_an_error_with_its_traceback_and_exit_code_1():
         claim("empirical.nc1_decreases", "s", "src", "tol", check="c")(lambda ev: (True, {}))
 
 
+def test_a_registered_claim_keeps_its_verification_flag_in_every_group():
+    """``verification=False`` at registration holds in the dynamics group too (whose unregistered claims default to
+    verification), on the template and on the evaluated claim; ``True`` holds in any group."""
+    from paper_checks.claims import REGISTRY, claim, evaluate
+
+    claim("dynamics.zz_observation", "s", "src", "tol", check="c", verification=False)(lambda ev: (True, {}))
+    claim("zzgroup.zz_verification", "s", "src", "tol", check="c", verification=True)(lambda ev: (True, {}))
+    try:
+        got = {c.id: c.verification for c in evaluate("dynamics", None) + evaluate("zzgroup", None)
+               if c.id.split(".")[1].startswith("zz_")}
+        templates = {cid: REGISTRY[cid].template.verification for cid in got}
+    finally:
+        REGISTRY.pop("dynamics.zz_observation")
+        REGISTRY.pop("zzgroup.zz_verification")
+    assert got == templates == {"dynamics.zz_observation": False, "zzgroup.zz_verification": True}
+
+
 def test_l_perp_claim_reports_the_three_lambdas_and_the_phase_before_the_first_decay(good_log):
     # a larger L_perp at the notebook's lambda and at 0, and while the learning rate is high
     recs = []

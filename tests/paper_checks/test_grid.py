@@ -82,6 +82,28 @@ def test_rerun_skips_finished_runs_and_plans_killed_ones_for_resumption(digits_g
         plan_grid(other)
 
 
+def test_a_failing_ladder_is_an_error_claim_and_a_failed_report(digits_grid, monkeypatch, capsys):
+    """A ladder that raises leaves the run's own claims standing, adds an ``error`` claim naming it and exits 1 with
+    the report kept aside, as the main job's calibration stage does (it was once only a line on stderr, exit 0)."""
+    import paper_checks.grid as grid
+
+    out, opts, _ = digits_grid
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("ladder broke")
+
+    monkeypatch.setattr(grid, "ladder_beside", broken)
+    only = GridOptions(**{**opts.__dict__, "datasets": ["digits"], "models": ["mlp"], "losses": ["mse"]})
+    assert grid.run_grid(only) == 1
+    claims = json.loads((out / "failed-report" / "claims.json").read_text())
+    errors = [c for c in claims if c["status"] == "error"]
+    assert [c["id"] for c in errors] == ["ladder.digits-mlp-mse"] and "ladder broke" in errors[0]["measured"]["error"]
+    run_claims = json.loads((out / "failed-report" / "runs-reports" / "digits-mlp-mse" / "claims.json").read_text())
+    assert "ladder.digits-mlp-mse" in {c["id"] for c in run_claims}
+    assert any(c["id"].startswith("empirical.") for c in run_claims)  # the run's own claims stand
+    assert (out / "claims.json").is_file()  # the earlier complete report is kept
+
+
 @pytest.mark.parametrize("argv, words", [
     (["--datasets", "digits,nope", "--models", "mlp"], "unknown dataset 'nope'"),
     (["--datasets", "digits", "--models", "mlp,resnet99"], "unknown model 'resnet99'"),

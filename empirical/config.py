@@ -25,6 +25,20 @@ RESUME_OVERRIDES: tuple[str, ...] = ("device", "progress", "num_threads", "check
                                      "keep_checkpoints")
 
 
+#: Options that count something: whole numbers (``None`` where the option allows it).
+WHOLE_NUMBER_OPTIONS = ("per_class", "epochs", "batch_size", "eval_batch_size", "seed", "tile", "checkpoint_every",
+                        "num_threads")
+
+
+def _whole_number(name: str, value: Any) -> Any:
+    """``value`` as an ``int`` when it is a whole number (``None`` kept), else a one-line ``ValueError``."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValueError(f"{name} must be a whole number, got {value!r}")
+
+
 @dataclass
 class TrainConfig:
     """Every option of a training run (JSON-serialisable; stored in ``config.json``; the ``--help`` of
@@ -99,6 +113,8 @@ class TrainConfig:
         from .step import check_options
 
         cfg = dataclasses.replace(self, model_kwargs=dict(self.model_kwargs), data_kwargs=dict(self.data_kwargs))
+        for name in WHOLE_NUMBER_OPTIONS:  # a config file's 128.0 reads as 128; 128.5 is refused here, not mid-run
+            setattr(cfg, name, _whole_number(name, getattr(cfg, name)))
         if cfg.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {cfg.epochs}")
         if cfg.batch_size < 1 or cfg.eval_batch_size < 1:

@@ -124,6 +124,13 @@ def test_bad_config_values(tmp_path):
         gaussian_config(tmp_path, measure_epochs=[99]).resolved()
     with pytest.raises(ValueError, match="unknown TrainConfig option"):
         TrainConfig.from_dict({"bogus": 1})
+    # counts from a JSON config: 128.0 reads as 128 (it trained before, as batch sizes were cast where used);
+    # 128.5 or True is a one-line error before anything is written (it once failed mid-run in the batch loop)
+    whole = gaussian_config(tmp_path, batch_size=50.0, epochs=2.0, per_class=40.0).resolved()
+    assert (whole.batch_size, whole.epochs, whole.per_class) == (50, 2, 40) and type(whole.batch_size) is int
+    for option, value in (("batch_size", 50.5), ("eval_batch_size", True), ("epochs", 2.5), ("seed", "1")):
+        with pytest.raises(ValueError, match=f"{option} must be a whole number"):
+            gaussian_config(tmp_path, **{option: value}).resolved()
 
 
 def test_fashion_mnist_real_files(tmp_path):

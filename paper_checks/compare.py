@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -327,8 +327,8 @@ class Comparison:
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (the fits through ``SNRFit.to_dict``; NaN as null; without the arrays)."""
         # field by field, not asdict(self): that would deep-copy the arrays only to drop them
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("arrays", "clock")}
-        out.update({k: asdict(v) for k, v in out.items() if isinstance(v, (RatioComparison, ForwardPrediction))},
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("arrays", "clock", "fit")}
+        out.update({k: asdict(v) for k, v in out.items() if is_dataclass(v) and not isinstance(v, type)},
                    quantities={k: asdict(q) for k, q in self.quantities.items()},
                    fit=self.fit.to_dict() if self.fit is not None else None,
                    fits={name: f.to_dict() for name, f in self.fits.items()},

@@ -201,10 +201,12 @@ def run_rungs(plan: LadderPlan, out: str | Path, *, rungs: str = "abcd", progres
 
 
 def run_ladder(run_dir: str | Path, out: str | Path, *, max_samples: int = MAX_SAMPLES,
-               skipped: dict[str, str] | None = None) -> tuple[LadderPlan, dict[str, Path]]:
+               skipped: dict[str, str] | None = None, loaded: tuple[Sequence[dict[str, Any]], dict[str, Any]] | None
+               = None) -> tuple[LadderPlan, dict[str, Path]]:
     """The ladder of ``run_dir`` (:func:`plan_ladder`, :func:`run_rungs`) into ``out``; returns the plan and
-    ``{rung: run directory}`` with ``"e"`` the run itself."""
-    records, config = read_log(run_dir)
+    ``{rung: run directory}`` with ``"e"`` the run itself.  ``loaded``: the run's ``(records, config)`` when the
+    caller has read them (the log is then not read a second time)."""
+    records, config = loaded if loaded is not None else read_log(run_dir)
     plan = plan_ladder(config, records, max_samples=max_samples)
     return plan, {**run_rungs(plan, out, skipped=skipped), "e": Path(run_dir)}
 
@@ -322,8 +324,7 @@ def ladder_beside(run_dir: str | Path, out: str | Path, *, tpt_threshold: float 
         return None
     skipped: dict[str, str] = {}
     try:
-        plan = plan_ladder(config, records)  # the records at hand: the log is not read a second time
-        dirs = {**run_rungs(plan, out, skipped=skipped), "e": Path(run_dir)}
+        plan, dirs = run_ladder(run_dir, out, skipped=skipped, loaded=(records, config))
     except ValueError as exc:  # a log without a trainer's config (NCMonitor, another tool)
         log(f"skipped: {exc}")
         return None

@@ -123,3 +123,22 @@ def test_shard_splits_batches_contiguously():
     parts = [shard(x, DistInfo(rank=r, world_size=3)) for r in range(3)]
     assert torch.equal(torch.cat(parts), x)
     assert shard(x, SINGLE) is x
+
+
+def test_a_torchrun_rank_that_raises_ends_without_finalisation(tmp_path):
+    """An exception ``empirical.cli.main`` does not catch, under torchrun (``WORLD_SIZE`` > 1): its traceback,
+    status 1, and no interpreter finalisation (an ``atexit`` handler does not run), which is what keeps gloo's
+    workers from aborting the rank (empirical.distributed.end_rank).  A usage error keeps argparse's status 2."""
+    code = ("import atexit, runpy, empirical.cli as cli\n"
+            "atexit.register(print, 'finalised')\n"
+            "def boom(argv=None):\n    raise RuntimeError('collective failed')\n"
+            "cli.main = boom\n"
+            "runpy.run_module('empirical', run_name='__main__')\n")
+    env = {**os.environ, "WORLD_SIZE": "2"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "RuntimeError: collective failed" in proc.stderr
+    assert "finalised" not in proc.stdout
+    usage = subprocess.run([sys.executable, "-m", "empirical", "train", "--no-such-option"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert usage.returncode == 2 and "--no-such-option" in usage.stderr

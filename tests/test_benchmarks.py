@@ -1,6 +1,14 @@
 """The measurement benchmark's two approaches compute the same numbers (its correctness half; the
 speed half is for `make bench`, never asserted in a test)."""
 
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
 from benchmarks import bench_measurement
 
 
@@ -54,3 +62,44 @@ def test_crash_after_checkpoint_restores_save_checkpoint(tmp_path):
             raise AssertionError("no crash at epoch 1")
     assert runs.save_checkpoint is original
     assert runs.load_checkpoint(tmp_path)["epoch"] == 0  # crashed before epoch 1's checkpoint was written
+
+
+# Every benchmark `make bench` runs, at toy size, as `make bench` runs it (its own process): it must run to its
+# result line after any change to the packages (speed is never asserted; the benchmarks' own correctness
+# numbers are, where they print one).
+BENCH_SMOKE = {
+    "bench_theory": (["--n", "2000", "--p", "32", "--classes", "5", "--baseline-samples", "200",
+                      "--skip-certificate"], "| theory.ClassStatsAccumulator"),
+    "bench_simulate": (["--trajectories", "2", "--baseline", "1", "--classes", "3", "--per-class", "10",
+                        "--t-max", "10", "--num-times", "5", "--reduced-per-class", "10", "--reduced-t-max", "10",
+                        "--dim", "8"], "compile (1st call - 2nd call)"),
+    "bench_schema": (["--lines", "50", "--repeats", "1"], "median ratio read / jsonschema"),
+    "bench_many_classes": (["--config", "20,16,500", "--field"], "| 20 | 16 | 500 | balanced |"),
+    "bench_layers": (["--dataset", "digits", "--per-class", "20", "--repeat", "1"],
+                     "max probe identity residual over the layers"),
+    "bench_sweep": (["--epochs", "1", "--resnet-epochs", "0", "--repeats", "1", "--no-gpu",
+                     "--out", "{tmp}/sweep.json"], "bookkeeping time, every epoch / by time"),
+    "bench_ladder": (["--lrs", "0.4", "--batch-sizes", "64", "--out", "{tmp}/ladder"], "| 0.4 | 64 | (a) |"),
+}
+
+
+def test_the_toy_runs_cover_make_bench():
+    make = (Path(__file__).parents[1] / "Makefile").read_text().split("\nbench:", 1)[1].split("\n\n", 1)[0]
+    assert set(re.findall(r"benchmarks\.(\w+)", make)) == {*BENCH_SMOKE, "bench_measurement"}
+
+
+@pytest.mark.parametrize("name", sorted(BENCH_SMOKE))
+def test_every_make_bench_benchmark_runs_at_toy_size(name, tmp_path):
+    args, marker = BENCH_SMOKE[name]
+    proc = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *[a.format(tmp=tmp_path) for a in args]],
+                          capture_output=True, text=True, timeout=600, cwd=Path(__file__).parents[1])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert marker in proc.stdout, proc.stdout[-2000:]
+    if name == "bench_layers":  # the probe decomposition's identity, at float64 rounding on every layer
+        assert float(re.search(r"identity residual over the layers: (\S+)", proc.stdout).group(1)) < 1e-12
+    if name == "bench_simulate":  # the solver at rtol 1e-10 against the closed form (math §6.3; measured 2e-13)
+        assert float(re.search(r"vmap vs closed form\s+(\S+)", proc.stdout).group(1)) < 1e-8
+    if name == "bench_sweep":  # every strategy's members are their single runs, bit for bit (CPU)
+        rows = json.loads((tmp_path / "sweep.json").read_text())["cpu_mlp"]
+        diffs = [row[s]["final_metrics_max_rel_diff"] for row in rows for s in ("threaded", "interleaved")]
+        assert diffs and all(d == 0.0 for d in diffs)

@@ -75,7 +75,10 @@ def resolve_compile(option: str, device: torch.device, *, distributed: bool = Fa
         return option
     if device.type != "cuda" or distributed or deterministic:
         return "none"
-    return "reduce-overhead" if compile_usable(device)[0] else "none"
+    usable, why = compile_usable(device)
+    if not usable:  # 3x slower steps on an H100 (benchmarks/RESULTS.md, "GPU"): said, as a failed compile is
+        warnings.warn(f"compile 'auto' trains eagerly on {device}: {why}", CompileFallbackWarning, stacklevel=2)
+    return "reduce-overhead" if usable else "none"
 
 
 def resolve_channels_last(option: str, device: torch.device, model: nn.Module) -> bool:

@@ -85,7 +85,8 @@ def test_resolution_of_auto(monkeypatch):
     monkeypatch.setattr(step, "compile_usable", lambda device: (True, ""))
     assert resolve_compile("auto", torch.device("cuda")) == "reduce-overhead"  # CUDA graphs: see empirical.step
     monkeypatch.setattr(step, "compile_usable", lambda device: (False, "Triton is not installed"))
-    assert resolve_compile("auto", torch.device("cuda")) == "none"
+    with pytest.warns(step.CompileFallbackWarning, match="compile 'auto' trains eagerly on cuda: Triton is not"):
+        assert resolve_compile("auto", torch.device("cuda")) == "none"
     monkeypatch.undo()
     mlp = torch.nn.Linear(3, 2)
     conv = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3))

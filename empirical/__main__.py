@@ -20,6 +20,6 @@ if __name__ == "__main__":
         status = main()
     except SystemExit as exc:  # argparse's usage error (2) or --help (0)
         status = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - printed as Python prints it; the rank still ends through end_rank
         traceback.print_exc()
     end_rank(status)

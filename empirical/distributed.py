@@ -10,7 +10,10 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -65,7 +68,7 @@ def shutdown(info: DistInfo) -> None:
         dist.destroy_process_group()
 
 
-def end_rank(status: int) -> None:
+def end_rank(status: int) -> NoReturn:
     """End this ``torchrun`` rank with ``status`` without interpreter finalisation (stdout and stderr flushed).
 
     DDP keeps the gloo process group alive past ``destroy_process_group`` (torch 2.13: its worker threads still
@@ -77,6 +80,23 @@ def end_rank(status: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)
+
+
+def run_rank(main: Callable[[], int | None]) -> NoReturn:
+    """Run ``main()`` as a ``torchrun`` rank and end it through :func:`end_rank` whatever happens: with ``main``'s
+    status (``None``: 0), a ``SystemExit``'s (argparse's usage error: 2), or 1 after printing the traceback of any
+    other exception, as Python would; finalisation, which :func:`end_rank` skips, could abort the rank then too."""
+    status: int = 1
+    try:
+        status = main() or 0
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            status = exc.code or 0
+        else:  # sys.exit("message"): Python prints the message and exits with 1
+            print(exc.code, file=sys.stderr)
+    except BaseException:  # noqa: BLE001 - printed as Python prints it; the rank still ends through end_rank
+        traceback.print_exc()
+    end_rank(status)
 
 
 def shard(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:

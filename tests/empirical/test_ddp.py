@@ -128,7 +128,8 @@ def test_shard_splits_batches_contiguously():
 def test_a_torchrun_rank_that_raises_ends_without_finalisation(tmp_path):
     """An exception ``empirical.cli.main`` does not catch, under torchrun (``WORLD_SIZE`` > 1): its traceback,
     status 1, and no interpreter finalisation (an ``atexit`` handler does not run), which is what keeps gloo's
-    workers from aborting the rank (empirical.distributed.end_rank).  A usage error keeps argparse's status 2."""
+    workers from aborting the rank (empirical.distributed.run_rank, end_rank).  ``run_rank`` keeps the status of a
+    script's own ``main`` and of ``sys.exit``; a usage error keeps argparse's status 2."""
     code = ("import atexit, runpy, empirical.cli as cli\n"
             "atexit.register(print, 'finalised')\n"
             "def boom(argv=None):\n    raise RuntimeError('collective failed')\n"
@@ -139,6 +140,12 @@ def test_a_torchrun_rank_that_raises_ends_without_finalisation(tmp_path):
     assert proc.returncode == 1, proc.stderr
     assert "RuntimeError: collective failed" in proc.stderr
     assert "finalised" not in proc.stdout
+    cases = (("return 3", 3, ""), ("return None", 0, ""), ("sys.exit('stopped: why')", 1, "stopped: why"))
+    for body, status, err in cases:
+        own = subprocess.run([sys.executable, "-c", "import atexit, sys\nfrom empirical.distributed import run_rank\n"
+                              f"atexit.register(print, 'finalised')\ndef main():\n    {body}\nrun_rank(main)\n"],
+                             capture_output=True, text=True, timeout=120)
+        assert (own.returncode, own.stdout) == (status, "") and err in own.stderr, (body, own.stderr)
     usage = subprocess.run([sys.executable, "-m", "empirical", "train", "--no-such-option"], env=env,
                            capture_output=True, text=True, timeout=120)
     assert usage.returncode == 2 and "--no-such-option" in usage.stderr

@@ -169,3 +169,14 @@ def test_runner_turns_failures_and_exceptions_into_fail():
     assert not cert.passed
     assert [c["passed"] for c in cert.checks] == [True, False, False]
     assert "RuntimeError" in cert.checks[2]["detail"]
+
+
+def test_probe_checks_fail_on_a_readout_that_is_not_least_squares():
+    """§3.5 at C = 3, p = 1: the Huygens split holds for any readout, so the rational check must also pin the
+    probe down as the minimiser; an arbitrary V fails it while its Huygens step still passes."""
+    from theory.symbolic import probe
+
+    assert probe.rational_probe().passed
+    wrong = probe.rational_probe(readout=sp.Matrix([[1, 2], [sp.Rational(-3, 7), 5], [0, 9]]))
+    assert not wrong.passed
+    assert "(V least squares): False" in wrong.detail and "L(V) = L_NC1 + L_NC2/3: True" in wrong.detail

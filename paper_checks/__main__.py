@@ -1,8 +1,9 @@
 """Command line: ``python -m paper_checks [options]`` (the main job, :mod:`paper_checks.main`),
 ``python -m paper_checks compare LOG`` (one run against the theory, :mod:`paper_checks.compare`) and
 ``python -m paper_checks grid`` (:mod:`paper_checks.grid`); each one's options are in its ``--help`` (the grid's
-exit status too).  The main job exits 1 when a claim is ``error`` or a verification claim fails (``--strict``: any
-claim), 2 for usage errors; ``compare`` exits 0 on success, 2 when the log cannot be read.
+exit status too).  The main job exits 1 when a stage raised, a claim is ``error`` or a verification claim fails
+(``--strict``: any claim), 2 for usage errors; ``compare`` exits 0 on success, 2 when the log cannot be read or an
+option does not fit it.
 """
 
 from __future__ import annotations

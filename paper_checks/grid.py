@@ -28,7 +28,7 @@ from theory.jsonio import dumps
 
 from . import _plot
 from ._cli import OneLineParser, add_tpt_threshold
-from .claims import Claim, counts, exit_code, grid_claims
+from .claims import Claim, counts, error_claim, exit_code, grid_claims
 from .claims.grid import PAPER_TPT_IMPROVEMENT_PP, GridRun
 from .compare import column, read_log
 from .ladder import ladder_beside
@@ -290,10 +290,8 @@ def _evaluate_run(p: GridRunPlan, opts: GridOptions, report_dir: Path
                                    checked=(records, config, checked.comparison, checked.claims))
         except Exception as exc:  # noqa: BLE001 - an error claim of this run and a failed report, not a crash
             failed = exc
-            claims.append(Claim(id=f"ladder.{p.name}", statement=f"the calibration ladder beside {p.name} ran",
-                                source="grid", check="no exception", tolerance="no error", status="error",
-                                measured={"error": f"{type(exc).__name__}: {exc}"}, detail=traceback.format_exc(),
-                                group="runs", verification=True))
+            claims.append(error_claim(f"ladder.{p.name}", f"the calibration ladder beside {p.name} ran", "grid",
+                                      f"{type(exc).__name__}: {exc}", traceback.format_exc(), "runs"))
     write_report(report_dir, claims, figures=checked.figures, title=f"Claims on {p.name}",
                  context={"run": str(p.run_dir), "terminal phase threshold": opts.tpt_threshold}, ladder=ladder)
     return claims, records, ladder, failed
@@ -454,10 +452,8 @@ def run_grid(opts: GridOptions) -> int:
                 errors.append((f"evaluate {p.name}", exc))
                 status, message = "error", f"evaluation: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"
         if status == "error" and not any(c.status == "error" for c in claims):
-            claims.append(Claim(id=f"run.{p.name}", statement=f"the run {p.name} trained and was evaluated",
-                                source="grid", check="no exception", tolerance="no error", status="error",
-                                measured={"error": message.splitlines()[0] if message else "error"}, detail=message,
-                                group="runs", verification=True))
+            claims.append(error_claim(f"run.{p.name}", f"the run {p.name} trained and was evaluated", "grid",
+                                      message.splitlines()[0] if message else "error", message, "runs"))
         rows.append(_row(p, opts, records, claims, status, message))
         if ladder is not None:  # the pair's calibrated verdict: forward error per rung (math §7.4)
             rows[-1]["ladder"] = {"sentence": ladder["sentence"],

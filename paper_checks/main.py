@@ -3,12 +3,13 @@
 Stages, each a function below (printed as it starts and ends, with its wall time): the symbolic certificate,
 the simulation, the training run, theory against the run, the calibration ladder, the report.  Every option,
 name and data file is checked first (:func:`validate`: a one-line :class:`UsageError`, exit code 2).  A stage
-that raises does not stop the job: it becomes an ``error`` claim with its traceback.  The report is staged and
+that raises does not stop the job: it becomes an ``error`` claim with its traceback (the report stage, which writes
+the claims, only sets the exit code).  The report is staged and
 replaces the one in ``OUT`` only when complete (:func:`publish_report`); a rerun into ``OUT`` continues its
 training run (``OUT/run``) when the options are the same, and refuses with one line when they differ.
 
-Exit code: 1 when a claim is ``error`` or a verification claim fails (with ``--strict``, any failed claim), else
-0; ``n/a`` never changes it (:func:`paper_checks.claims.exit_code`).
+Exit code: 1 when a stage raised, a claim is ``error`` or a verification claim fails (with ``--strict``, any failed
+claim), else 0; ``n/a`` never changes it (:func:`paper_checks.claims.exit_code`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from empirical.schedule import lr_milestones
 from theory.jsonio import dumps
 from theory.symbolic import run_certificate
 
-from .claims import Claim, dynamics_claims, empirical_claims, exit_code, retraction_claims, symbolic_claims
+from .claims import Claim, dynamics_claims, empirical_claims, error_claim, exit_code, retraction_claims, symbolic_claims
 from .compare import compare_run, config_value, read_log
 from .ladder import ladder_beside
 from .report import claims_table, simulation_figures, training_figures, write_report
@@ -325,8 +326,8 @@ def run_main(opts: MainOptions) -> int:
     simulation_stage(job)  # 2.
     run_dir = training_stage(job, plan, out)  # 3.
     comparison_stage(job, run_dir)  # 4.
-    job.claims += stage_error_claims(job.stages)
     ladder = ladder_stage(job, run_dir, out)  # 5.
+    job.claims += stage_error_claims(job.stages)  # stages 1-5; the report's own failure sets the exit code below
     report_stage(job, ladder, t_start)  # 6.
     print(claims_table(job.claims))
     where = publish_report(out, staging, job.stages.errors)
@@ -335,7 +336,7 @@ def run_main(opts: MainOptions) -> int:
     if observed and not opts.strict:
         print(f"note: {len(observed)} empirical claim(s) not supported by this run (see the report): "
               + ", ".join(observed))
-    return exit_code(job.claims, strict=opts.strict)
+    return max(exit_code(job.claims, strict=opts.strict), int(bool(job.stages.errors)))
 
 
 def certificate_stage(job: _Job) -> None:
@@ -444,10 +445,8 @@ def comparison_stage(job: _Job, run_dir: Path | None) -> None:
 
 def stage_error_claims(stages: Stages) -> list[Claim]:
     """An ``error`` claim (``stage.NAME``, with the traceback) for every stage that raised."""
-    return [Claim(id=f"stage.{name.split(' ')[0]}", statement=f"the stage '{name}' ran",
-                  source="main job", check="stage completed without an exception", tolerance="no error",
-                  status="error", measured={"error": f"{type(exc).__name__}: {exc}"}, group="stages",
-                  detail=stages.tracebacks.get(name, ""), verification=True)
+    return [error_claim(f"stage.{name.split(' ')[0]}", f"the stage '{name}' ran", "main job",
+                        f"{type(exc).__name__}: {exc}", stages.tracebacks.get(name, ""), "stages")
             for name, exc in stages.errors]
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "all_passed",
     "claim",
     "counts",
+    "error_claim",
     "evaluate",
     "exit_code",
     "headline_of",
@@ -152,6 +153,13 @@ def headline_of(claim: Claim) -> str | None:
         return fn(m)
     except (KeyError, TypeError, ValueError, IndexError):
         return None
+
+
+def error_claim(id: str, statement: str, source: str, error: str, detail: str, group: str) -> Claim:
+    """An ``error`` claim: a stage, run or ladder that raised (``error``: its one line, ``detail``: its traceback),
+    a verification claim so that it sets the exit code (:func:`exit_code`)."""
+    return Claim(id=id, statement=statement, source=source, check="no exception", tolerance="no error",
+                 status="error", measured={"error": error}, detail=detail, group=group, verification=True)
 
 
 def all_passed(claims: Sequence[Claim]) -> bool:

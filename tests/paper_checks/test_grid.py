@@ -82,7 +82,7 @@ def test_rerun_skips_finished_runs_and_plans_killed_ones_for_resumption(digits_g
         plan_grid(other)
 
 
-def test_a_failing_ladder_is_an_error_claim_and_a_failed_report(digits_grid, monkeypatch, capsys):
+def test_a_failing_ladder_is_an_error_claim_and_a_failed_report(digits_grid, monkeypatch):
     """A ladder that raises leaves the run's own claims standing, adds an ``error`` claim naming it and exits 1 with
     the report kept aside, as the main job's calibration stage does (it was once only a line on stderr, exit 0)."""
     import paper_checks.grid as grid

@@ -68,6 +68,29 @@ def test_a_failing_stage_keeps_the_previous_report(tmp_path, capsys):
     assert "training error <= 0.01" in (out / "report.md").read_text()
 
 
+@pytest.mark.parametrize("stage", ["ladder_beside", "write_report"])
+def test_a_failing_ladder_or_report_stage_exits_1(tmp_path, capsys, monkeypatch, stage):
+    """A raising calibration ladder is an ``error`` claim in the (failed) report and exit 1, as in the grid; a raising
+    report stage cannot write a claim but exits 1 too (both were exit 0)."""
+    import paper_checks.main as main_module
+
+    recs, _ = synthetic_metrics_log(C=5, epochs=30, scale=10.0, noise=0.0, zero_error_epoch=4, seed=5)
+    run, out = tmp_path / "run", tmp_path / "report"
+    _write_run(run, recs)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"{stage} broke")
+
+    monkeypatch.setattr(main_module, stage, broken)
+    assert main(FAST + ["--run-dir", str(run), "--out", str(out), "--time", "epoch"]) == 1
+    assert f"{stage} broke" in (out / "FAILED.txt").read_text()  # no earlier report to keep: published, marked
+    if stage == "ladder_beside":
+        claims = json.loads((out / "claims.json").read_text())
+        errors = [c for c in claims if c["status"] == "error"]
+        assert [c["id"] for c in errors] == ["stage.calibration"] and f"{stage} broke" in errors[0]["measured"]["error"]
+        assert any(c["id"].startswith("empirical.") for c in claims)  # the run's own claims stand
+
+
 def test_rerun_into_an_existing_folder_continues_or_refuses(tmp_path):
     out = tmp_path / "out"
     opts = MainOptions(out=str(out))

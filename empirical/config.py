@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,13 +28,16 @@ RESUME_OVERRIDES: tuple[str, ...] = ("device", "progress", "num_threads", "check
 
 #: Options that count something: whole numbers (``None`` where the option allows it).
 WHOLE_NUMBER_OPTIONS = ("per_class", "epochs", "batch_size", "eval_batch_size", "seed", "tile", "checkpoint_every",
-                        "num_threads")
+                        "num_threads", "image_size")
 
 
 def _whole_number(name: str, value: Any) -> Any:
-    """``value`` as an ``int`` when it is a whole number (``None`` kept), else a one-line ``ValueError``."""
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+    """``value`` as an ``int`` when it is a whole number (any integer type, or a float such as a config file's
+    ``128.0``; ``None`` kept), else a one-line ``ValueError``."""
+    if value is None:
         return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
     if isinstance(value, float) and value.is_integer():
         return int(value)
     raise ValueError(f"{name} must be a whole number, got {value!r}")
@@ -97,12 +101,13 @@ class TrainConfig:
         self.data_kwargs = dict(self.data_kwargs or {})
         if isinstance(self.mse_scale, list):  # read back from config.json
             self.mse_scale = tuple(self.mse_scale)
+        # epoch lists: whole numbers (10.0 reads as 10; 10.7 is refused, it was cut to 10)
         if self.lr_milestones is not None:
-            self.lr_milestones = [int(m) for m in self.lr_milestones]
+            self.lr_milestones = [_whole_number("lr_milestones", m) for m in self.lr_milestones]
         if self.measure_epochs is not None:
-            self.measure_epochs = [int(e) for e in self.measure_epochs]
+            self.measure_epochs = [_whole_number("measure_epochs", e) for e in self.measure_epochs]
         if isinstance(self.keep_checkpoints, (list, tuple)):
-            self.keep_checkpoints = sorted({int(e) for e in self.keep_checkpoints})
+            self.keep_checkpoints = sorted({_whole_number("keep_checkpoints", e) for e in self.keep_checkpoints})
 
     def resolved(self) -> TrainConfig:
         """A copy with the schedule defaults filled in and the options validated (``ValueError`` naming the option)."""

@@ -79,7 +79,8 @@ BENCH_SMOKE = {
                      "max probe identity residual over the layers"),
     "bench_sweep": (["--epochs", "1", "--resnet-epochs", "0", "--repeats", "1", "--no-gpu",
                      "--out", "{tmp}/sweep.json"], "bookkeeping time, every epoch / by time"),
-    "bench_ladder": (["--lrs", "0.4", "--batch-sizes", "64", "--out", "{tmp}/ladder"], "| 0.4 | 64 | (a) |"),
+    # rung (a) is the exact flow: its closed-form fit has R^2 = 1 (a rung that did not run prints "not run")
+    "bench_ladder": (["--lrs", "0.4", "--batch-sizes", "64", "--out", "{tmp}/ladder"], "| 0.4 | 64 | (a) | 1.0000 |"),
 }
 
 
@@ -95,6 +96,10 @@ def test_every_make_bench_benchmark_runs_at_toy_size(name, tmp_path):
                           capture_output=True, text=True, timeout=600, cwd=Path(__file__).parents[1])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert marker in proc.stdout, proc.stdout[-2000:]
+    if name == "bench_theory":  # every route's Sigma_W against float64 references: float64 rounding, measured 1.6e-15
+        diffs = re.findall(r"\| (\S+) vs (?:theory|float64)", proc.stdout)
+        scale = float(re.search(r"max \|Sigma_W\| = (\S+);", proc.stdout).group(1))
+        assert len(diffs) == 3 and all(float(d) <= 1e-12 * scale for d in diffs), diffs
     if name == "bench_layers":  # the probe decomposition's identity, at float64 rounding on every layer
         assert float(re.search(r"identity residual over the layers: (\S+)", proc.stdout).group(1)) < 1e-12
     if name == "bench_simulate":  # the solver at rtol 1e-10 against the closed form (math §6.3; measured 2e-13)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator
 from dataclasses import KW_ONLY, dataclass, field
 
@@ -35,6 +36,10 @@ class BatchIterator:
     drop_last: bool = False
 
     def __post_init__(self) -> None:
+        try:  # any integer type; a float is refused here, not at the first slice
+            self.batch_size = operator.index(self.batch_size)
+        except TypeError:
+            raise ValueError(f"batch_size must be an integer, got {self.batch_size!r}") from None
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.x.shape[0] != self.y.shape[0]:

@@ -327,6 +327,9 @@ def test_batches_cover_shuffle_and_drop_last():
         assert torch.equal(xb[:, 0].long(), yb)  # pairs stay aligned
     with pytest.raises(ValueError, match="batch_size"):
         batches((x, y), 0, shuffle=False)
+    with pytest.raises(ValueError, match="batch_size must be an integer, got 4.0"):  # at construction, not mid-pass
+        batches((x, y), 4.0, shuffle=False)  # type: ignore[arg-type]
+    assert len(batches((x, y), torch.tensor(4), shuffle=False)) == 3  # any integer type
 
 
 # ----------------------------------------------------------------------------- builtin data

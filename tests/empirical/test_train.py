@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -128,9 +129,18 @@ def test_bad_config_values(tmp_path):
     # 128.5 or True is a one-line error before anything is written (it once failed mid-run in the batch loop)
     whole = gaussian_config(tmp_path, batch_size=50.0, epochs=2.0, per_class=40.0).resolved()
     assert (whole.batch_size, whole.epochs, whole.per_class) == (50, 2, 40) and type(whole.batch_size) is int
-    for option, value in (("batch_size", 50.5), ("eval_batch_size", True), ("epochs", 2.5), ("seed", "1")):
+    for option, value in (("batch_size", 50.5), ("eval_batch_size", True), ("epochs", 2.5), ("seed", "1"),
+                          ("image_size", 32.5)):
         with pytest.raises(ValueError, match=f"{option} must be a whole number"):
             gaussian_config(tmp_path, **{option: value}).resolved()
+    # any integer type (NumPy's, from a script), as theory.tiling.check_tile accepts for the tile
+    numpy_ints = gaussian_config(tmp_path, seed=np.int64(3), tile=np.int32(64)).resolved()
+    assert (numpy_ints.seed, numpy_ints.tile) == (3, 64) and type(numpy_ints.seed) is int
+    # epoch lists: 10.0 reads as 10, 10.7 is refused (it was cut to 10)
+    assert gaussian_config(tmp_path, lr_milestones=[1.0], measure_epochs=[0.0, 2]).resolved().lr_milestones == [1]
+    for option in ("lr_milestones", "measure_epochs", "keep_checkpoints"):
+        with pytest.raises(ValueError, match=f"{option} must be a whole number, got 1.7"):
+            gaussian_config(tmp_path, **{option: [1.7]})
 
 
 def test_fashion_mnist_real_files(tmp_path):

@@ -226,7 +226,7 @@ def class_counts_of(flow: str, num_classes: int, per_class: int | None, class_co
     if class_counts is None:
         if per_class is None:
             raise ValueError("per_class (or class_counts) is required")
-        return (per_class,) * int(num_classes)
+        return (int(per_class),) * int(num_classes)  # check_sizes has refused a fractional per_class
     counts = list(class_counts) if isinstance(class_counts, (list, tuple)) else None
     if (counts is None or any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) for c in counts)
             or len(counts) != num_classes):
@@ -338,7 +338,10 @@ def simulate(
         solver_steps=[None if run[4] is None else int(run[4]) for run in runs],
         **flow_options,
     )
-    fields = members[0] if K == 1 else jax.tree_util.tree_map(lambda *xs: np.stack(xs), *members)
+    fields = members[0]
+    if K > 1:  # stacked; the metrics back in a single run's order (tree_map sorts a dict's keys)
+        fields = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *members)
+        fields["metrics"] = {k: fields["metrics"][k] for k in members[0]["metrics"]}
     states = None
     if K == 1:
         host = jax.tree_util.tree_map(np.asarray, runs[0][:3])  # Xs, Ws, bs (None stays None)

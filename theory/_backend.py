@@ -180,10 +180,10 @@ def gram(D: Array) -> Array:
     both ways).  Measured against ``dsyrk`` into a zeroed matrix plus a torch mirror of the triangle, best of 30 on
     2 cores: 0.14 vs 8.0 ms at 2000 x 64, 1.0 vs 2.8 ms at 1024 x 256, 12.8 vs 20.1 ms at 4096 x 512.  Everything
     else (GPU tensors, JAX under ``jit``) is the plain product."""
-    if array_api_compat.is_torch_array(D) and _host_view(D) is not None and D.shape[0] > 0:
+    view = _host_view(D) if array_api_compat.is_torch_array(D) else None
+    if view is not None and D.shape[0] > 0:
         import torch
 
-        view = _host_view(D)
         return torch.from_numpy(view.T @ view)
     return D.T @ D
 

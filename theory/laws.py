@@ -49,9 +49,14 @@ def kappa_value(convention: str | float, N_: float, C_: float) -> float:
 kappa = kappa_value  # public name in the API contract: theory.laws.kappa(convention, N, C)
 
 
+def _antiderivative(rhs: sp.Expr, x: sp.Symbol) -> sp.Expr:
+    """``int dx / rhs(x)``: the time a scalar flow ``dx/dt = rhs(x)`` takes, up to a constant (math §6.3, §6.1)."""
+    return sp.expand(sp.integrate(sp.apart(1 / rhs, x), x))
+
+
 def _closed_form_constants(rhs: sp.Expr, x: sp.Symbol) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
     """The coefficients of ``log x``, ``x^2`` and ``x^4`` in the antiderivative of ``1 / rhs`` (math §6.3)."""
-    lhs = sp.expand(sp.integrate(sp.apart(1 / rhs, x), x))
+    lhs = _antiderivative(rhs, x)
     return sp.simplify(lhs.coeff(sp.log(x))), sp.simplify(lhs.coeff(x, 2)), sp.simplify(lhs.coeff(x, 4))
 
 
@@ -64,7 +69,7 @@ def _derive() -> dict[str, sp.Expr]:
     if sp.simplify(sp.diff(closed, w) * omega_rhs - 1) != 0:  # d/dt closed(w(t)) = 1
         raise AssertionError("closed form does not integrate the flow")
     retraction_rhs = w / (n * (C + w**2))
-    retraction_lhs = sp.expand(sp.integrate(sp.apart(1 / retraction_rhs, w), w))
+    retraction_lhs = _antiderivative(retraction_rhs, w)
     if sp.simplify(sp.diff(retraction_lhs, w) * retraction_rhs - 1) != 0:
         raise AssertionError("retraction closed form does not integrate its flow")
     return {

@@ -137,6 +137,8 @@ def test_equal_class_counts_are_per_class(rung_a):
     (["--class-counts", "6,6,5,6", "--dim", "9"], "argument --class-counts: class_counts [6, 6, 5, 6] are unequal"),
     (["--class-counts", "6,x", "--dim", "9"], "argument --class-counts: expected comma-separated integers"),
     (["--dim", "9"], "one of the arguments --per-class --class-counts is required"),
+    # equal counts are per_class: the balanced bound C(N-1), not n - C's wording
+    (["--class-counts", "2,2,2,2", "--dim", "9"], "argument --dim: must be <= C(N-1) = 4, got 9"),
 ])
 def test_cli_bad_sizes_one_line_exit_2(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as exc:
@@ -154,6 +156,15 @@ def test_ensemble_has_no_run_dir(tmp_path):
     with pytest.raises(ValueError, match="traj: a run directory holds one trajectory"):
         simulate.write_run_dir(traj, tmp_path / "e")
     assert not (tmp_path / "e").exists()
+    assert traj.metrics["nc1"].shape == (2, 25)
+    one = simulate.simulate("features", num_classes=C, per_class=N, dim=P, t_max=10.0, num_times=3)
+    assert list(traj.metrics) == list(one.metrics)  # an ensemble's metrics in a single run's order
+
+
+def test_a_whole_float_per_class_is_an_integer_count(tmp_path):
+    traj = simulate.simulate("reduced", num_classes=3, per_class=4.0, dim=2, t_max=10.0, num_times=3)
+    config = json.loads((simulate.write_run_dir(traj, tmp_path / "r") / "config.json").read_text())["config"]
+    assert config["class_counts"] == [4, 4, 4] and all(type(c) is int for c in traj.params["class_counts"])
 
 
 def test_free_flow_takes_unequal_class_counts(tmp_path):

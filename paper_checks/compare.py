@@ -327,12 +327,12 @@ class Comparison:
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (the fits through ``SNRFit.to_dict``; NaN as null; without the arrays)."""
         # field by field, not asdict(self): that would deep-copy the arrays only to drop them
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("arrays", "clock", "fit")}
-        out.update({k: asdict(v) for k, v in out.items() if is_dataclass(v) and not isinstance(v, type)},
-                   quantities={k: asdict(q) for k, q in self.quantities.items()},
+        skip = ("arrays", "clock", "quantities", "fit", "fits")
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+        out = {k: asdict(v) if is_dataclass(v) and not isinstance(v, type) else v for k, v in out.items()}
+        out.update(time=self.clock.describe(), quantities={k: asdict(q) for k, q in self.quantities.items()},
                    fit=self.fit.to_dict() if self.fit is not None else None,
-                   fits={name: f.to_dict() for name, f in self.fits.items()},
-                   time=self.clock.describe(), clock_ratio=self.clock_ratio())
+                   fits={name: f.to_dict() for name, f in self.fits.items()}, clock_ratio=self.clock_ratio())
         return jsonable(out)
 
 

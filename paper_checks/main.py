@@ -208,7 +208,7 @@ def stored_run_finished(target: Path, wanted: dict[str, Any], remedy: str) -> bo
     with the options ``wanted`` (else a UsageError ending with ``remedy``)."""
     if not (target / "config.json").is_file():
         if (target / "metrics.jsonl").exists():
-            raise UsageError(f"{target} holds a metrics log without config.json: choose another --out")
+            raise UsageError(f"{target} holds a metrics log without config.json: {remedy}")
         return None
     try:
         stored = read_config(target).get("config", {})

@@ -117,3 +117,15 @@ def test_argument_errors_are_one_line(argv, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "error:" in err and "Traceback" not in err
+
+
+def test_a_log_without_its_config_is_refused_with_the_callers_remedy(tmp_path):
+    from paper_checks.main import stored_run_finished
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"epoch": 0}\n')
+    with pytest.raises(UsageError, match="without config.json: choose another --out, or pass --run-dir"):
+        validate(MainOptions(out=str(tmp_path)))
+    with pytest.raises(UsageError, match="without config.json: or remove that run"):
+        stored_run_finished(run, {}, "or remove that run")

@@ -338,16 +338,21 @@ def simulate(
         solver_steps=[None if run[4] is None else int(run[4]) for run in runs],
         **flow_options,
     )
-    fields = members[0]
-    if K > 1:  # stacked; the metrics back in a single run's order (tree_map sorts a dict's keys)
-        fields = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *members)
-        fields["metrics"] = {k: fields["metrics"][k] for k in members[0]["metrics"]}
+    fields = members[0] if K == 1 else _stacked(members)
     states = None
     if K == 1:
         host = jax.tree_util.tree_map(np.asarray, runs[0][:3])  # Xs, Ws, bs (None stays None)
         states = FlowStates(np.asarray(labels), host[0], host[1], host[2], float(runs[0][3]))
     return Trajectory(flow=flow, times=np.asarray(times), **fields, params=params, notes=sorted(set(notes)),
                       states=states)
+
+
+def _stacked(members: list[dict[str, Any]]) -> dict[str, Any]:
+    """The members' :class:`Trajectory` fields stacked on a leading axis, the metrics in a single run's order
+    (``tree_map`` sorts a dict's keys)."""
+    fields = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *members)
+    fields["metrics"] = {k: fields["metrics"][k] for k in members[0]["metrics"]}
+    return fields
 
 
 def _member_record(flow: str, run: Any, labels: jax.Array, times: jax.Array, C: int, N: float, kap: float,
